@@ -1,0 +1,127 @@
+/**
+ * The one place that reads the environment. Entry points call `loadConfig(process.env)` once and
+ * pass the result down; nothing else touches `process.env`. Every missing or bad key is named in
+ * one ConfigError, so a misconfigured deployment fails at start with the whole list.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { ConfigError } from './errors.js';
+
+const Int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => Type.Integer({ default: def, minimum: min, maximum: max });
+const Str = (def: string) => Type.String({ default: def });
+
+export const ROLES = ['registry', 'ingest', 'raw-store', 'business', 'qoe', 'churn', 'safety', 'production', 'alerts', 'api'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const EnvSchema = Type.Object({
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  /** Comma-separated roles this process runs; `all` runs every role. */
+  ROLES: Str('all'),
+  DATA_DIR: Str('.data'),
+
+  KAFKA_BROKERS: Str('127.0.0.1:9092'),
+  /** Prefix of every topic name: `sp.` gives `sp.playback`, `sp.dlq`. Tests use a unique prefix. */
+  TOPIC_PREFIX: Type.String({ default: 'sp.', pattern: '^[a-zA-Z0-9._-]*$' }),
+  KAFKA_CLIENT_ID: Str('streampulse'),
+  /** Prefix of consumer group ids (`<prefix><processor>`). */
+  GROUP_PREFIX: Type.String({ default: 'sp-', pattern: '^[a-zA-Z0-9._-]*$' }),
+
+  SCHEMA_REGISTRY_URL: Str('http://127.0.0.1:8081'),
+  REGISTRY_HOST: Str('127.0.0.1'),
+  REGISTRY_PORT: Int(8081, 0, 65535),
+  /** Topic the built-in registry persists schemas in (compacted). */
+  REGISTRY_TOPIC: Str('_schemas'),
+
+  /** When set, ClickHouse is a server reached over HTTP; otherwise embedded chdb in CHDB_PATH. */
+  CLICKHOUSE_URL: Str(''),
+  CLICKHOUSE_USER: Str('default'),
+  CLICKHOUSE_PASSWORD: Str(''),
+  CLICKHOUSE_DATABASE: Type.String({ default: 'streampulse', pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$' }),
+  CHDB_PATH: Str(''),
+
+  REDIS_URL: Str('redis://127.0.0.1:6379'),
+  REDIS_PREFIX: Str('sp:'),
+
+  HTTP_HOST: Str('127.0.0.1'),
+  HTTP_PORT: Int(8080, 0, 65535),
+  METRICS_PORT: Int(9464, 0, 65535),
+  /** Comma-separated `key:role` pairs seeded at start (ingest, viewer, analyst, admin). */
+  API_KEYS: Str(''),
+  INGEST_MAX_BODY_BYTES: Int(5 * 1024 * 1024, 1024),
+  INGEST_MAX_EVENTS: Int(10_000, 1),
+  JIRA_WEBHOOK_SECRET: Str(''),
+  /** JSON object mapping our names (severity, show_name, cost_impact_usd, delay_days) to Jira custom field ids. */
+  JIRA_FIELD_MAP: Str('{"severity":"customfield_10040","show_name":"customfield_10041","cost_impact_usd":"customfield_10042","delay_days":"customfield_10043"}'),
+
+  BATCH_MAX_ROWS: Int(20_000, 1),
+  BATCH_MAX_BYTES: Int(16 * 1024 * 1024, 1024),
+  BATCH_MAX_MS: Int(1_000, 10),
+  CHECKPOINT_INTERVAL_MS: Int(2_000, 10),
+  /** A partition with no events for this long (processing time) stops holding windows open. */
+  IDLE_PARTITION_MS: Int(30_000, 100),
+
+  ALERT_RULES_FILE: Str('alerts/rules.default.yaml'),
+  ALERT_WEBHOOK_SECRET: Str(''),
+});
+
+export type Env = Static<typeof EnvSchema>;
+
+export interface Config {
+  env: Env;
+  roles: Set<Role>;
+  kafkaBrokers: string;
+  topicPrefix: string;
+  clickhouse: { url: string | null; user: string; password: string; database: string; chdbPath: string };
+  jiraFieldMap: Record<string, string>;
+}
+
+const INTEGER_KEYS = Object.entries(EnvSchema.properties)
+  .filter(([, s]) => (s as { type?: string }).type === 'integer')
+  .map(([k]) => k);
+
+/** Reads the environment once, validates every StreamPulse key and names each bad one. */
+export function loadConfig(source: Record<string, string | undefined>): Config {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const v = source[key];
+    if (v === undefined || v === '') continue;
+    raw[key] = INTEGER_KEYS.includes(key) && /^-?\d+$/.test(v.trim()) ? Number(v.trim()) : v;
+  }
+  const withDefaults = Value.Default(EnvSchema, raw) as Record<string, unknown>;
+  const problems: string[] = [];
+  for (const e of Value.Errors(EnvSchema, withDefaults)) {
+    const key = e.path.replace(/^\//, '');
+    problems.push(`${key}: ${e.message} (got ${JSON.stringify(source[key])})`);
+  }
+  const env = withDefaults as Env;
+  const roles = new Set<Role>();
+  if (problems.length === 0) {
+    for (const r of env.ROLES.split(',').map((s) => s.trim()).filter(Boolean)) {
+      if (r === 'all') ROLES.forEach((x) => roles.add(x));
+      else if ((ROLES as readonly string[]).includes(r)) roles.add(r as Role);
+      else problems.push(`ROLES: unknown role "${r}" (known: all, ${ROLES.join(', ')})`);
+    }
+  }
+  let jiraFieldMap: Record<string, string> = {};
+  try {
+    jiraFieldMap = JSON.parse(env.JIRA_FIELD_MAP ?? '{}');
+    if (typeof jiraFieldMap !== 'object' || jiraFieldMap === null || Array.isArray(jiraFieldMap)) throw new Error('not an object');
+  } catch (err) {
+    problems.push(`JIRA_FIELD_MAP: must be a JSON object of field ids (${(err as Error).message})`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    env,
+    roles,
+    kafkaBrokers: env.KAFKA_BROKERS,
+    topicPrefix: env.TOPIC_PREFIX,
+    clickhouse: {
+      url: env.CLICKHOUSE_URL || null,
+      user: env.CLICKHOUSE_USER,
+      password: env.CLICKHOUSE_PASSWORD,
+      database: env.CLICKHOUSE_DATABASE,
+      chdbPath: env.CHDB_PATH || `${env.DATA_DIR}/chdb`,
+    },
+    jiraFieldMap,
+  };
+}

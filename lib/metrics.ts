@@ -1,0 +1,40 @@
+/**
+ * Every Prometheus metric StreamPulse exports, in one registry with help text and small label
+ * sets. Dashboards and alert rules depend on these names: treat them as a contract.
+ * A registry is built per process (or per test) by `createMetrics()`; nothing is global.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'streampulse_process_' });
+  const secondsBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+  return {
+    registry,
+    // ingest
+    ingestEvents: new Counter({ name: 'streampulse_ingest_events_total', help: 'Events received at ingest, by kind and result (accepted|rejected).', labelNames: ['kind', 'result'], registers: [registry] }),
+    ingestRequests: new Counter({ name: 'streampulse_ingest_requests_total', help: 'Ingest HTTP requests by route and status code.', labelNames: ['route', 'status'], registers: [registry] }),
+    producedMessages: new Counter({ name: 'streampulse_produced_messages_total', help: 'Messages acknowledged by Kafka, by topic.', labelNames: ['topic'], registers: [registry] }),
+    produceErrors: new Counter({ name: 'streampulse_produce_errors_total', help: 'Delivery reports with an error, by topic.', labelNames: ['topic'], registers: [registry] }),
+    // processing core
+    consumedEvents: new Counter({ name: 'streampulse_consumed_events_total', help: 'Records consumed, by processor and topic.', labelNames: ['processor', 'topic'], registers: [registry] }),
+    deadLetters: new Counter({ name: 'streampulse_dead_letters_total', help: 'Records sent to the dead-letter topic, by processor and error class.', labelNames: ['processor', 'error_class'], registers: [registry] }),
+    consumerLag: new Gauge({ name: 'streampulse_consumer_lag', help: 'High watermark minus next offset to process, per processor, topic and partition.', labelNames: ['processor', 'topic', 'partition'], registers: [registry] }),
+    windowEmissions: new Counter({ name: 'streampulse_window_emissions_total', help: 'Window rows emitted, by processor and kind (update|final).', labelNames: ['processor', 'kind'], registers: [registry] }),
+    lateEvents: new Counter({ name: 'streampulse_late_events_total', help: 'Events that arrived after their window closed (kept in late_events).', labelNames: ['processor'], registers: [registry] }),
+    dedupHits: new Counter({ name: 'streampulse_dedup_hits_total', help: 'Events dropped because their event_id was already counted.', labelNames: ['processor'], registers: [registry] }),
+    checkpointSeconds: new Histogram({ name: 'streampulse_checkpoint_duration_seconds', help: 'Time to write a state checkpoint to Redis.', labelNames: ['processor'], buckets: secondsBuckets, registers: [registry] }),
+    sinkSeconds: new Histogram({ name: 'streampulse_sink_duration_seconds', help: 'Time to write a batch to ClickHouse, by table.', labelNames: ['table'], buckets: secondsBuckets, registers: [registry] }),
+    sinkRows: new Counter({ name: 'streampulse_sink_rows_total', help: 'Rows written to ClickHouse, by table.', labelNames: ['table'], registers: [registry] }),
+    watermarkMs: new Gauge({ name: 'streampulse_watermark_ms', help: 'Current event-time watermark per processor and partition (ms since epoch).', labelNames: ['processor', 'topic', 'partition'], registers: [registry] }),
+    rebalances: new Counter({ name: 'streampulse_rebalances_total', help: 'Partition assignments and revocations, by processor and kind.', labelNames: ['processor', 'kind'], registers: [registry] }),
+    // alerting
+    alertTransitions: new Counter({ name: 'streampulse_alert_transitions_total', help: 'Alert state transitions, by rule and new state.', labelNames: ['rule', 'state'], registers: [registry] }),
+    notifications: new Counter({ name: 'streampulse_notifications_total', help: 'Notification delivery attempts, by receiver type and result.', labelNames: ['receiver', 'result'], registers: [registry] }),
+    outboxPending: new Gauge({ name: 'streampulse_outbox_pending', help: 'Notifications waiting in the durable outbox.', registers: [registry] }),
+    // api
+    httpSeconds: new Histogram({ name: 'streampulse_http_request_duration_seconds', help: 'API request duration by route and status.', labelNames: ['route', 'status'], buckets: secondsBuckets, registers: [registry] }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,98 @@
+/**
+ * One code path, two transports: the official @clickhouse/client talks either to embedded
+ * ClickHouse (chdb, in-process, the default) or to a ClickHouse server over HTTP when
+ * CLICKHOUSE_URL is set. chdb locks its data directory: exactly one process may own it.
+ */
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createClient, type ClickHouseClient } from '@clickhouse/client';
+import { ClickHouseError } from '../../lib/errors.js';
+
+export type { ClickHouseClient };
+
+export interface ClickHouseOptions {
+  /** http(s)://host:port of a server; null for embedded chdb. */
+  url: string | null;
+  user: string;
+  password: string;
+  database: string;
+  /** Data directory of embedded chdb (ignored with a URL). */
+  chdbPath: string;
+}
+
+export interface ClickHouse {
+  client: ClickHouseClient;
+  database: string;
+  transport: 'chdb' | 'http';
+  close(): Promise<void>;
+}
+
+export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHouse> {
+  let client: ClickHouseClient;
+  let transport: 'chdb' | 'http';
+  if (opts.url) {
+    client = createClient({
+      url: opts.url,
+      username: opts.user,
+      password: opts.password,
+      request_timeout: 60_000,
+      clickhouse_settings: { async_insert: 0 },
+    });
+    transport = 'http';
+  } else {
+    const path = resolve(opts.chdbPath);
+    mkdirSync(path, { recursive: true });
+    const { createChdbConnection } = await import('chdb/connection');
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      client = createClient({ connection: createChdbConnection({ path }) } as any);
+    } catch (err) {
+      throw new ClickHouseError(`cannot open embedded ClickHouse at ${path}: ${(err as Error).message} (only one process may own a chdb data directory)`, undefined, false, { cause: err });
+    }
+    transport = 'chdb';
+  }
+  await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${opts.database}` });
+  return {
+    client,
+    database: opts.database,
+    transport,
+    close: () => client.close(),
+  };
+}
+
+/** Maps a @clickhouse/client error to a typed ClickHouseError with the server's code. */
+export function toClickHouseError(err: unknown, what: string): ClickHouseError {
+  const e = err as { code?: string; message?: string; type?: string };
+  const code = e?.code;
+  // Network / timeout style failures are retriable; SQL and type errors are not.
+  const msg = e?.message ?? String(err);
+  const retriable = !code || /ECONNREFUSED|ECONNRESET|ETIMEDOUT|socket hang up|Timeout/i.test(msg) || ['159', '209', '210', '242', '252', '319'].includes(code);
+  return new ClickHouseError(`${what}: ${msg}`, code, retriable, { cause: err });
+}
+
+/** Runs a SELECT with {name:Type} parameters and returns rows as objects. */
+export async function queryRows<T = Record<string, unknown>>(ch: ClickHouse, query: string, params: Record<string, unknown> = {}): Promise<T[]> {
+  try {
+    const rs = await ch.client.query({ query, query_params: params, format: 'JSONEachRow' });
+    return (await rs.json()) as T[];
+  } catch (err) {
+    throw toClickHouseError(err, 'query failed');
+  }
+}
+
+export async function command(ch: ClickHouse, query: string, params: Record<string, unknown> = {}): Promise<void> {
+  try {
+    await ch.client.command({ query, query_params: params });
+  } catch (err) {
+    throw toClickHouseError(err, 'command failed');
+  }
+}
+
+export async function insertRows(ch: ClickHouse, table: string, rows: readonly object[]): Promise<void> {
+  if (rows.length === 0) return;
+  try {
+    await ch.client.insert({ table: `${ch.database}.${table}`, values: rows as object[], format: 'JSONEachRow' });
+  } catch (err) {
+    throw toClickHouseError(err, `insert into ${table} failed`);
+  }
+}
