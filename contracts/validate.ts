@@ -1,0 +1,87 @@
+/**
+ * Validation at the edge: an event is checked against its Avro schema and a few semantic rules
+ * the schema cannot express. The result is a value, never an exception: `{ ok: true, event }`
+ * or `{ ok: false, errorClass, reason }` with a reason the sender can act on.
+ */
+import type avro from 'avsc';
+import { avroType, schemaJson } from './schemas.js';
+import type { EventByKind } from './types.generated.js';
+import type { EventKind, RejectClass } from './topics.js';
+
+export type Validated<K extends EventKind> =
+  | { ok: true; event: EventByKind[K] }
+  | { ok: false; errorClass: RejectClass; reason: string };
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const MIN_TIME_MS = Date.UTC(2000, 0, 1);
+const MAX_TIME_MS = Date.UTC(2100, 0, 1);
+
+/** Fills absent optional fields with their Avro default so that JSON senders may omit them. */
+function withDefaults(kind: EventKind, input: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...input };
+  for (const f of schemaJson(kind).fields) {
+    if (out[f.name] === undefined && f.default !== undefined) out[f.name] = Array.isArray(f.default) ? [...f.default] : f.default;
+  }
+  return out;
+}
+
+function describe(t: avro.Type, v: unknown): string {
+  const name = (t as { typeName?: string }).typeName ?? 'value';
+  const sym = (t as { symbols?: string[] }).symbols;
+  if (sym) return `expected one of ${sym.join('|')}, got ${JSON.stringify(v)}`;
+  const types = (t as { types?: avro.Type[] }).types;
+  if (types) return `expected ${types.map((x) => (x as { typeName?: string }).typeName ?? '?').join(' or ')}, got ${JSON.stringify(v)}`;
+  return `expected ${name}, got ${v === undefined ? 'nothing (field is required)' : JSON.stringify(v)}`;
+}
+
+function semanticProblems(kind: EventKind, e: Record<string, unknown>): string[] {
+  const p: string[] = [];
+  if (typeof e.event_id === 'string' && !UUID_RE.test(e.event_id)) p.push('event_id: must be a UUID');
+  const t = e.event_time as number;
+  if (typeof t === 'number' && (t < MIN_TIME_MS || t > MAX_TIME_MS)) p.push('event_time: must be ms since epoch between 2000 and 2100');
+  switch (kind) {
+    case 'playback':
+      if ((e.seq as number) < 0) p.push('seq: must be >= 0');
+      if ((e.playhead_ms as number) < 0) p.push('playhead_ms: must be >= 0');
+      for (const f of ['cum_playing_ms', 'cum_rebuffer_ms', 'cum_rebuffer_count', 'cum_seek_ms', 'cum_bitrate_ms']) if (typeof e[f] === 'number' && (e[f] as number) < 0) p.push(`${f}: must be >= 0`);
+      if (e.event_type === 'error' && e.error_severity == null) p.push('error_severity: required on error events');
+      break;
+    case 'payments':
+      if (!/^[A-Z]{3}$/.test(String(e.currency))) p.push('currency: must be an ISO 4217 code such as USD');
+      if ((e.amount_minor as number) < 0) p.push('amount_minor: must be >= 0 (refunds and chargebacks are positive amounts of their kind)');
+      if ((e.og_tier as number) < 0 || (e.og_tier as number) > 5) p.push('og_tier: must be 0..5');
+      break;
+    case 'gifts':
+      if ((e.quantity as number) <= 0) p.push('quantity: must be > 0');
+      if ((e.unit_coins as number) < 0) p.push('unit_coins: must be >= 0');
+      if ((e.coin_value_usd_micros as number) < 0) p.push('coin_value_usd_micros: must be >= 0');
+      break;
+    case 'moderation':
+      if (e.event_type === 'action_taken' && e.action_type == null) p.push('action_type: required on action_taken');
+      if (e.event_type === 'appeal_decided' && e.outcome == null) p.push('outcome: required on appeal_decided');
+      break;
+    default:
+      break;
+  }
+  if ('country' in e && typeof e.country === 'string' && !/^[A-Z]{2}$/.test(e.country)) p.push('country: must be an ISO 3166-1 alpha-2 code such as NP');
+  return p;
+}
+
+export function validateEvent<K extends EventKind>(kind: K, input: unknown): Validated<K> {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    return { ok: false, errorClass: 'schema_violation', reason: 'event must be a JSON object' };
+  }
+  const candidate = withDefaults(kind, input as Record<string, unknown>);
+  const type = avroType(kind);
+  const problems: string[] = [];
+  const known = new Set(schemaJson(kind).fields.map((f) => f.name));
+  for (const k of Object.keys(candidate)) if (!known.has(k)) problems.push(`${k}: unknown field`);
+  type.isValid(candidate, {
+    errorHook: (path: string[], v: unknown, t: avro.Type) => {
+      if (problems.length < 10) problems.push(`${path.join('.') || '(event)'}: ${describe(t, v)}`);
+    },
+  });
+  if (problems.length === 0) problems.push(...semanticProblems(kind, candidate));
+  if (problems.length > 0) return { ok: false, errorClass: 'schema_violation', reason: problems.join('; ') };
+  return { ok: true, event: candidate as unknown as EventByKind[K] };
+}

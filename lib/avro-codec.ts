@@ -1,0 +1,119 @@
+/**
+ * Avro in the Confluent wire format against any Confluent-compatible schema registry.
+ * At start, `AvroCodec.connect` registers (or looks up) the schema of every topic subject and
+ * keeps the ids; encoding is then synchronous. Decoding resolves the writer's schema (by the id
+ * in the record) to our reader schema; unknown ids are fetched once per batch and cached.
+ */
+import avro from 'avsc';
+import { avroType, schemaText } from '../contracts/schemas.js';
+import { allTopicSpecs, type EventKind, type RejectClass } from '../contracts/topics.js';
+import { decodeWire, encodeWire, readWireHeader } from '../contracts/wire.js';
+import { RegistryError } from './errors.js';
+
+const CT = 'application/vnd.schemaregistry.v1+json';
+
+async function registryCall<T>(baseUrl: string, method: string, path: string, body?: unknown): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(`${baseUrl.replace(/\/$/, '')}${path}`, {
+      method,
+      headers: { 'content-type': CT, accept: CT },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    throw new RegistryError(`schema registry at ${baseUrl} unreachable: ${(err as Error).message}`, undefined, true, { cause: err });
+  }
+  const text = await res.text();
+  if (!res.ok) {
+    throw new RegistryError(`schema registry ${method} ${path} answered ${res.status}: ${text}`, res.status, res.status >= 500);
+  }
+  return JSON.parse(text) as T;
+}
+
+export function registerSchema(baseUrl: string, subject: string, schema: string): Promise<{ id: number }> {
+  return registryCall(baseUrl, 'POST', `/subjects/${encodeURIComponent(subject)}/versions`, { schema, schemaType: 'AVRO' });
+}
+
+export function fetchSchemaById(baseUrl: string, id: number): Promise<{ schema: string }> {
+  return registryCall(baseUrl, 'GET', `/schemas/ids/${id}`);
+}
+
+export type Decoded =
+  | { ok: true; value: Record<string, unknown> }
+  | { ok: false; errorClass: RejectClass; reason: string };
+
+export class AvroCodec {
+  private readonly writerIds = new Map<EventKind, number>();
+  private readonly readers = new Map<number, { kind: EventKind; type: avro.Type; resolver?: avro.Resolver }>();
+  private readonly writerTypes = new Map<number, avro.Type>();
+
+  private constructor(private readonly registryUrl: string, private readonly topicKind: Map<string, EventKind>) {}
+
+  /** Registers every kind's schema under `<prefix><kind>-value` and remembers the ids. */
+  static async connect(registryUrl: string, topicPrefix: string): Promise<AvroCodec> {
+    const specs = allTopicSpecs(topicPrefix);
+    const codec = new AvroCodec(registryUrl, new Map(specs.map((s) => [s.topic, s.kind])));
+    for (const spec of specs) {
+      const { id } = await registerSchema(registryUrl, spec.subject, schemaText(spec.kind));
+      codec.writerIds.set(spec.kind, id);
+      codec.writerTypes.set(id, avroType(spec.kind));
+    }
+    return codec;
+  }
+
+  schemaId(kind: EventKind): number {
+    const id = this.writerIds.get(kind);
+    if (id === undefined) throw new RegistryError(`no schema id for ${kind}`, undefined, false);
+    return id;
+  }
+
+  kindOfTopic(topic: string): EventKind | undefined {
+    return this.topicKind.get(topic);
+  }
+
+  /** Encodes a validated event of `kind` with our current schema. */
+  encode(kind: EventKind, event: unknown): Buffer {
+    return encodeWire(this.schemaId(kind), avroType(kind), event);
+  }
+
+  /** Fetches writer schemas for ids not seen yet (call once per batch before decode). */
+  async prepare(buffers: Iterable<Buffer | null | undefined>): Promise<void> {
+    const missing = new Set<number>();
+    for (const b of buffers) {
+      const h = readWireHeader(b);
+      if (h.ok && !this.writerTypes.has(h.schemaId)) missing.add(h.schemaId);
+    }
+    for (const id of missing) {
+      try {
+        const { schema } = await fetchSchemaById(this.registryUrl, id);
+        this.writerTypes.set(id, avro.Type.forSchema(JSON.parse(schema), { logicalTypes: {} }));
+      } catch (err) {
+        if (err instanceof RegistryError && err.status === 404) continue; // decode() reports unknown_schema
+        throw err;
+      }
+    }
+  }
+
+  /** Decodes a record of a topic of `kind`; bad bytes are a value, not an exception. */
+  decode(kind: EventKind, buf: Buffer | null | undefined): Decoded {
+    const h = readWireHeader(buf);
+    if (!h.ok) return { ok: false, errorClass: 'undecodable', reason: h.reason };
+    const writer = this.writerTypes.get(h.schemaId);
+    if (!writer) return { ok: false, errorClass: 'unknown_schema', reason: `schema id ${h.schemaId} is not in the registry` };
+    let entry = this.readers.get(h.schemaId);
+    if (!entry || entry.kind !== kind) {
+      const reader = avroType(kind);
+      try {
+        entry = { kind, type: reader, resolver: writer === reader ? undefined : reader.createResolver(writer) };
+      } catch (err) {
+        return { ok: false, errorClass: 'schema_violation', reason: `writer schema ${h.schemaId} cannot be read as ${kind}: ${(err as Error).message}` };
+      }
+      this.readers.set(h.schemaId, entry);
+    }
+    try {
+      return { ok: true, value: decodeWire(buf!, entry.type, entry.resolver) as Record<string, unknown> };
+    } catch (err) {
+      return { ok: false, errorClass: 'undecodable', reason: `Avro body does not match schema ${h.schemaId}: ${(err as Error).message}` };
+    }
+  }
+}
