@@ -1,0 +1,183 @@
+/**
+ * Business KPIs (DOMAIN §4) from payments, gifts and playback, in one-minute event-time windows
+ * (account activity in one-hour windows). See docs/metrics.md for every definition.
+ *
+ *  - payments → kpi_payments_1m by (method, plan, og_tier, country): attempts, succeeded, failed,
+ *    gross, refunds, chargebacks, net (USD micros), coin top-ups; account_activity_1h (paid, net)
+ *  - gifts    → kpi_gifts_1m by (creator, sender): gifts, quantity, coins, value;
+ *               account_activity_1h (gifted)
+ *  - playback → account_activity_1h (played)
+ *
+ * Lateness is decided on the one-minute window: an event whose minute closed (watermark ≥ end +
+ * grace) is late for every table and goes to late_events, so the tables always agree.
+ */
+import type { EventKind } from '../../contracts/topics.js';
+import type { PaymentEvent, GiftEvent, PlaybackEvent } from '../../contracts/types.generated.js';
+import { command, type ClickHouse } from '../../sinks/clickhouse/client.js';
+import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
+import { tumbling } from '../core/windows.js';
+import { FX_RATES, FX_SOURCE, toUsdMicros } from './fx-rates.js';
+
+export const MINUTE_MS = 60_000;
+export const HOUR_MS = 3_600_000;
+
+/** Charges: attempts of these kinds count in the payment failure rate and, if they succeed, in gross revenue. */
+export const CHARGE_KINDS = new Set(['subscription_start', 'renewal', 'upgrade', 'downgrade', 'coin_topup']);
+
+interface PayAcc { attempts: number; succeeded: number; failed: number; gross: number; refunds: number; chargebacks: number; topups: number; topup: number }
+interface GiftAcc { gifts: number; quantity: number; coins: number; value: number }
+interface ActAcc { played: number; paid: number; gifted: number; net: number; gift: number }
+
+export interface BusinessState {
+  pay: WindowStore<PayAcc>;
+  gifts: WindowStore<GiftAcc>;
+  activity: WindowStore<ActAcc>;
+}
+
+export interface BusinessOptions {
+  graceMs?: number;
+  allowedLatenessMs?: number;
+  dedupHorizonMs?: number;
+  /** Writes the fx_rates reference table at start. */
+  ch?: ClickHouse;
+}
+
+const SEP = '\u001f';
+
+export function businessProcessor(opts: BusinessOptions = {}): Processor<BusinessState> {
+  const graceMs = opts.graceMs ?? 60_000;
+  const minute = tumbling(MINUTE_MS, graceMs) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
+  const hour = tumbling(HOUR_MS, graceMs) as typeof minute;
+  const newState = (): BusinessState => ({
+    pay: new WindowStore<PayAcc>(minute, () => ({ attempts: 0, succeeded: 0, failed: 0, gross: 0, refunds: 0, chargebacks: 0, topups: 0, topup: 0 })),
+    gifts: new WindowStore<GiftAcc>(minute, () => ({ gifts: 0, quantity: 0, coins: 0, value: 0 })),
+    activity: new WindowStore<ActAcc>(hour, () => ({ played: 0, paid: 0, gifted: 0, net: 0, gift: 0 })),
+  });
+
+  const payRow = (ws: number, key: string, a: PayAcc, final: boolean) => {
+    const [method, plan, ogTier, country] = key.split(SEP);
+    return {
+      window_start: ws / 1000, method, plan, og_tier: Number(ogTier), country,
+      attempts: a.attempts, succeeded: a.succeeded, failed: a.failed,
+      gross_usd_micros: a.gross, refunds_usd_micros: a.refunds, chargebacks_usd_micros: a.chargebacks,
+      net_usd_micros: a.gross - a.refunds - a.chargebacks, topups: a.topups, topup_usd_micros: a.topup, is_final: final ? 1 : 0,
+    };
+  };
+  const giftRow = (ws: number, key: string, a: GiftAcc, final: boolean) => {
+    const [creatorId, senderId] = key.split(SEP);
+    return { window_start: ws / 1000, creator_id: creatorId, sender_account_id: senderId, gifts: a.gifts, quantity: a.quantity, coins: a.coins, value_usd_micros: a.value, is_final: final ? 1 : 0 };
+  };
+  const actRow = (ws: number, key: string, a: ActAcc, final: boolean) => ({
+    hour: ws / 1000, account_id: key, played: a.played, paid: a.paid, gifted: a.gifted, net_usd_micros: a.net, gift_usd_micros: a.gift, is_final: final ? 1 : 0,
+  });
+  const emitAll = (s: BusinessState, out: Emitter, how: 'close' | 'flush', wm = 0) => {
+    const e = (table: string) => (row: Record<string, unknown>) => out.emit(table, row);
+    if (how === 'close') {
+      s.pay.closeUpTo(wm, payRow, e('kpi_payments_1m'));
+      s.gifts.closeUpTo(wm, giftRow, e('kpi_gifts_1m'));
+      s.activity.closeUpTo(wm, actRow, e('account_activity_1h'));
+    } else {
+      s.pay.flushDirty(payRow, e('kpi_payments_1m'));
+      s.gifts.flushDirty(giftRow, e('kpi_gifts_1m'));
+      s.activity.flushDirty(actRow, e('account_activity_1h'));
+    }
+  };
+
+  return {
+    name: 'business',
+    kinds: ['payments', 'gifts', 'playback'],
+    tables: ['kpi_payments_1m', 'kpi_gifts_1m', 'account_activity_1h'],
+    allowedLatenessMs: opts.allowedLatenessMs ?? 5_000,
+    dedupHorizonMs: opts.dedupHorizonMs ?? 10 * MINUTE_MS,
+    // Playback only sets "played" flags (an OR): a duplicate cannot change it, so it skips dedup state.
+    needsDedup: (kind: EventKind) => kind !== 'playback',
+    init: newState,
+    async start() {
+      if (!opts.ch) return;
+      const rows = FX_RATES.map((r) => `('${r.currency}', ${r.usdPerUnit}, ${r.minorDigits}, '${r.validFrom}', '${FX_SOURCE.replace(/'/g, "''")}')`).join(', ');
+      await command(opts.ch, `INSERT INTO ${opts.ch.database}.fx_rates (currency, usd_per_unit, minor_digits, valid_from, source) VALUES ${rows}`);
+    },
+    process(s, ev, rec, ctx) {
+      const t = ev.event_time as number;
+      if (s.pay.isLate(t, ctx.watermarkMs)) {
+        ctx.late('window_closed', s.pay.windowStart(t) + MINUTE_MS);
+        return;
+      }
+      switch (rec.kind) {
+        case 'payments': {
+          const p = ev as unknown as PaymentEvent;
+          const usd = toUsdMicros(p.amount_minor, p.currency);
+          if (usd === null) {
+            ctx.late('unknown_currency');
+            return;
+          }
+          const ok = p.status === 'succeeded';
+          const charge = CHARGE_KINDS.has(p.kind);
+          let net = 0;
+          s.pay.update(t, [p.method, p.plan, p.og_tier, p.country].join(SEP), (a) => {
+            if (charge) {
+              a.attempts++;
+              if (ok) {
+                a.succeeded++;
+                a.gross += usd;
+                net = usd;
+                if (p.kind === 'coin_topup') {
+                  a.topups++;
+                  a.topup += usd;
+                }
+              } else a.failed++;
+            } else if (ok && p.kind === 'refund') {
+              a.refunds += usd;
+              net = -usd;
+            } else if (ok && p.kind === 'chargeback') {
+              a.chargebacks += usd;
+              net = -usd;
+            }
+          });
+          s.activity.update(t, p.account_id, (a) => {
+            if (charge && ok) a.paid = 1;
+            a.net += net;
+          });
+          break;
+        }
+        case 'gifts': {
+          const g = ev as unknown as GiftEvent;
+          const coins = g.quantity * g.unit_coins;
+          const value = coins * g.coin_value_usd_micros;
+          s.gifts.update(t, g.creator_id + SEP + g.sender_account_id, (a) => {
+            a.gifts++;
+            a.quantity += g.quantity;
+            a.coins += coins;
+            a.value += value;
+          });
+          s.activity.update(t, g.sender_account_id, (a) => {
+            a.gifted = 1;
+            a.gift += value;
+          });
+          break;
+        }
+        case 'playback': {
+          const v = ev as unknown as PlaybackEvent;
+          s.activity.update(t, v.account_id, (a) => {
+            if (a.played === 1) return false;
+            a.played = 1;
+          });
+          break;
+        }
+        default:
+          break;
+      }
+    },
+    onWatermark: (s, wm, out) => emitAll(s, out, 'close', wm),
+    onFlush: (s, out) => emitAll(s, out, 'flush'),
+    serialize: (s) => ({ pay: s.pay.toJSON(), gifts: s.gifts.toJSON(), activity: s.activity.toJSON() }),
+    deserialize: (j) => {
+      const json = j as { pay: WindowStoreJSON<PayAcc>; gifts: WindowStoreJSON<GiftAcc>; activity: WindowStoreJSON<ActAcc> };
+      const s = newState();
+      s.pay.load(json.pay);
+      s.gifts.load(json.gifts);
+      s.activity.load(json.activity);
+      return s;
+    },
+  };
+}

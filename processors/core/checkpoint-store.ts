@@ -1,0 +1,77 @@
+/**
+ * State and offsets checkpointed together, per topic-partition, in one Redis hash:
+ *   <prefix>ckpt:<processor>:<topic>:<partition> = { owner, offset, state, saved_at }
+ * A new owner claims the partition on assignment; a save is applied only while the caller is
+ * still the owner (a Lua compare-and-set), so a consumer that lost a partition in a rebalance
+ * can never overwrite the state of its successor.
+ */
+import type { Redis } from 'ioredis';
+import { StateError } from '../../lib/errors.js';
+
+const SAVE_LUA = `
+if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'state', ARGV[3], 'saved_at', ARGV[4])
+  return 1
+end
+return 0`;
+
+export interface Checkpoint {
+  /** Next offset to process. */
+  offset: number;
+  state: unknown;
+}
+
+export class CheckpointStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly processor: string,
+  ) {}
+
+  key(topic: string, partition: number): string {
+    return `${this.prefix}ckpt:${this.processor}:${topic}:${partition}`;
+  }
+
+  /** Takes ownership of a partition and returns its last checkpoint, if any. */
+  async claim(topic: string, partition: number, owner: string): Promise<Checkpoint | null> {
+    try {
+      const k = this.key(topic, partition);
+      const [, [, got]] = (await this.redis.multi().hset(k, 'owner', owner).hmget(k, 'offset', 'state').exec()) as [[null, unknown], [null, [string | null, string | null]]];
+      const [offset, state] = got;
+      if (offset === null || state === null) return null;
+      return { offset: Number(offset), state: JSON.parse(state) };
+    } catch (err) {
+      throw new StateError(`cannot claim checkpoint of ${topic}/${partition}: ${(err as Error).message}`, true, { cause: err });
+    }
+  }
+
+  /** Saves state + next offset of each partition; returns the partitions this owner no longer owns. */
+  async save(owner: string, entries: Array<{ topic: string; partition: number; offset: number; state: unknown }>, nowMs: number): Promise<Array<{ topic: string; partition: number }>> {
+    if (entries.length === 0) return [];
+    try {
+      const pipe = this.redis.pipeline();
+      for (const e of entries) pipe.eval(SAVE_LUA, 1, this.key(e.topic, e.partition), owner, String(e.offset), JSON.stringify(e.state), String(nowMs));
+      const res = (await pipe.exec()) ?? [];
+      const lost: Array<{ topic: string; partition: number }> = [];
+      res.forEach(([err, ok], i) => {
+        if (err) throw err;
+        if (ok !== 1) lost.push({ topic: entries[i]!.topic, partition: entries[i]!.partition });
+      });
+      return lost;
+    } catch (err) {
+      throw new StateError(`cannot save checkpoints: ${(err as Error).message}`, true, { cause: err });
+    }
+  }
+
+  /** Removes every checkpoint of this processor (replay from the beginning). */
+  async clear(): Promise<number> {
+    let n = 0;
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}ckpt:${this.processor}:*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length) n += await this.redis.del(...keys);
+    } while (cursor !== '0');
+    return n;
+  }
+}

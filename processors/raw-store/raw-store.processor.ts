@@ -1,0 +1,30 @@
+/**
+ * Raw event store: every event of every kind, as received, in raw_<kind>.
+ * No windows and no state: each record becomes one row keyed by event_id in a
+ * ReplacingMergeTree, so a redelivery or a replay of the same offsets adds no duplicate row.
+ * Undecodable or invalid records are dead-lettered by the runner (this processor owns the DLQ).
+ */
+import { EVENT_KINDS, type EventKind } from '../../contracts/topics.js';
+import type { Processor } from '../core/processor.js';
+import { rawTableName } from '../../sinks/clickhouse/raw-ddl.js';
+
+type RawState = Record<string, never>;
+
+export function rawStoreProcessor(): Processor<RawState> {
+  return {
+    name: 'raw-store',
+    kinds: EVENT_KINDS,
+    tables: EVENT_KINDS.map(rawTableName),
+    allowedLatenessMs: 0,
+    dedupHorizonMs: 0,
+    needsDedup: () => false,
+    init: () => ({}),
+    process(_state, event, rec, ctx) {
+      ctx.emit(rawTableName(rec.kind as EventKind), { ...event, src_offset: rec.offset });
+    },
+    onWatermark: () => undefined,
+    onFlush: () => undefined,
+    serialize: () => ({}),
+    deserialize: () => ({}),
+  };
+}
