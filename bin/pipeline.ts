@@ -1,0 +1,109 @@
+/**
+ * Builds and starts the StreamPulse roles of one process: config → logger → metrics → clients →
+ * components, each passed down (no import-time singletons). With embedded ClickHouse (chdb) only
+ * one process may own the data directory, so it hosts every role that touches ClickHouse; with
+ * CLICKHOUSE_URL each role can run as its own process.
+ */
+import { Redis } from 'ioredis';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Config } from '../lib/config.js';
+import { AvroCodec } from '../lib/avro-codec.js';
+import { ensureTopics, streamPulseTopics } from '../lib/kafka-admin.js';
+import type { Logger } from '../lib/logger.js';
+import type { Metrics } from '../lib/metrics.js';
+import { openClickHouse, type ClickHouse } from '../sinks/clickhouse/client.js';
+import { migrate } from '../sinks/clickhouse/migrate.js';
+import { ProcessorRunner } from '../processors/core/runner.js';
+import { EventProducer } from '../producers/sdk/event-producer.js';
+import { startRegistryServer, type RegistryServer } from '../stack/registry/server.js';
+import { PROCESSOR_FACTORIES, processorFor, type ProcessorRole } from './processors.js';
+
+export interface Pipeline {
+  ch: ClickHouse | null;
+  redis: Redis;
+  codec: AvroCodec;
+  producer: EventProducer;
+  runners: ProcessorRunner<unknown>[];
+  http: FastifyInstance | null;
+  registry: RegistryServer | null;
+  stop(): Promise<void>;
+}
+
+const CH_ROLES = new Set(['raw-store', 'business', 'qoe', 'churn', 'safety', 'production', 'alerts', 'api']);
+
+export async function startPipeline(config: Config, logger: Logger, metrics: Metrics, opts: { clock?: () => number; http?: boolean } = {}): Promise<Pipeline> {
+  const roles = config.roles;
+  const closers: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const c of closers.reverse()) await c().catch((err) => logger.warn({ event: 'shutdown_step_failed', err: (err as Error).message }, 'shutdown step failed'));
+    closers.length = 0;
+  };
+  try {
+    let registry: RegistryServer | null = null;
+    if (roles.has('registry')) {
+      registry = await startRegistryServer({ config, logger });
+      closers.push(() => registry!.close());
+    }
+    await ensureTopics(config.kafkaBrokers, streamPulseTopics(config.topicPrefix));
+    const registryUrl = registry && config.env.SCHEMA_REGISTRY_URL === `http://${config.env.REGISTRY_HOST}:${config.env.REGISTRY_PORT}` ? registry.url : config.env.SCHEMA_REGISTRY_URL;
+    const codec = await AvroCodec.connect(registryUrl, config.topicPrefix);
+
+    const redis = new Redis(config.env.REDIS_URL, { maxRetriesPerRequest: 3, lazyConnect: true });
+    await redis.connect();
+    closers.push(async () => void (await redis.quit()));
+
+    let ch: ClickHouse | null = null;
+    if ([...roles].some((r) => CH_ROLES.has(r))) {
+      ch = await openClickHouse(config.clickhouse);
+      closers.push(() => ch!.close());
+      await migrate(ch, logger);
+    }
+
+    const producer = await EventProducer.connect({ brokers: config.kafkaBrokers, clientId: `${config.env.KAFKA_CLIENT_ID}-producer`, topicPrefix: config.topicPrefix, codec, logger, metrics });
+    closers.push(() => producer.close());
+
+    const runners: ProcessorRunner<unknown>[] = [];
+    for (const role of Object.keys(PROCESSOR_FACTORIES) as ProcessorRole[]) {
+      if (!roles.has(role)) continue;
+      const processor = processorFor(role, ch!);
+      const runner = new ProcessorRunner(processor, {
+        brokers: config.kafkaBrokers,
+        groupId: `${config.env.GROUP_PREFIX}${processor.name}`,
+        topicPrefix: config.topicPrefix,
+        codec,
+        ch: ch!,
+        redis,
+        redisPrefix: config.env.REDIS_PREFIX,
+        logger: logger.child({ processor: processor.name }),
+        metrics,
+        clock: opts.clock,
+        deadLetters: role === 'raw-store' ? producer : undefined,
+      }, {
+        maxPendingRows: config.env.BATCH_MAX_ROWS,
+        maxPendingBytes: config.env.BATCH_MAX_BYTES,
+        checkpointIntervalMs: Math.min(config.env.BATCH_MAX_MS, config.env.CHECKPOINT_INTERVAL_MS),
+        idlePartitionMs: config.env.IDLE_PARTITION_MS,
+      });
+      await runner.start();
+      runners.push(runner as ProcessorRunner<unknown>);
+      closers.push(() => runner.stop());
+    }
+
+    let http: FastifyInstance | null = null;
+    if (opts.http !== false && (roles.has('ingest') || roles.has('api'))) {
+      http = Fastify({ logger: false, bodyLimit: config.env.INGEST_MAX_BODY_BYTES });
+      http.get('/healthz', async () => ({ status: 'ok' }));
+      http.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+      const { registerHttpRoles } = await import('./http-roles.js');
+      await registerHttpRoles(http, { config, logger, metrics, producer, redis, ch });
+      await http.listen({ host: config.env.HTTP_HOST, port: config.env.HTTP_PORT });
+      closers.push(() => http!.close());
+      logger.info({ event: 'http_listening', url: `http://${config.env.HTTP_HOST}:${(http.server.address() as { port: number }).port}` }, 'HTTP listening');
+    }
+
+    return { ch, redis, codec, producer, runners, http, registry, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}

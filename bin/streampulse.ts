@@ -1,0 +1,50 @@
+/**
+ * The one StreamPulse entry point. `ROLES` (default: all) selects what this process runs:
+ * registry, ingest, raw-store, business, qoe, churn, safety, production, alerts, api.
+ *   npx tsx bin/streampulse.ts                      # everything in one process (embedded ClickHouse)
+ *   ROLES=business CLICKHOUSE_URL=http://ch:8123 npx tsx bin/streampulse.ts   # one role per process
+ * Kafka and Redis must be running (npm run stack:up); SIGINT/SIGTERM stop it cleanly.
+ */
+import { loadConfig } from '../lib/config.js';
+import { ConfigError } from '../lib/errors.js';
+import { createLogger } from '../lib/logger.js';
+import { createMetrics } from '../lib/metrics.js';
+import { startPipeline } from './pipeline.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.env.LOG_LEVEL);
+  const metrics = createMetrics({ defaultMetrics: true });
+  const pipeline = await startPipeline(config, logger, metrics);
+  logger.info({ event: 'streampulse_started', roles: [...config.roles] }, 'StreamPulse started');
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ event: 'streampulse_stopping', signal }, 'stopping');
+    await pipeline.stop();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  // A processor that fails for a non-retriable reason stops the process with its message.
+  await Promise.all(pipeline.runners.map((r) => r.done())).catch(async (err) => {
+    logger.fatal({ event: 'streampulse_failed', err: (err as Error).message }, 'a processor failed');
+    await pipeline.stop();
+    process.exit(1);
+  });
+}
+
+main().catch((err) => {
+  console.error(err instanceof Error ? err.stack ?? err.message : err);
+  process.exit(1);
+});
