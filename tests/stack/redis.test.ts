@@ -1,0 +1,39 @@
+/** stack/redis.ts: the shared Redis answers; nothing is started for a remote URL. */
+import { describe, expect, it } from 'vitest';
+import { silentLogger } from '../../lib/logger.js';
+import { isAlive } from '../../stack/proc.js';
+import { ensureRedis, pingRedis, stopRedis } from '../../stack/redis.js';
+import { testEnv } from '../helpers/env.js';
+
+const t = testEnv('redis');
+
+describe('redis stack helper', () => {
+  it('uses the Redis that already answers and does not stop it', async () => {
+    expect(await pingRedis(t.redisUrl)).toBe(true);
+    const opts = { url: t.redisUrl, dataDir: `${t.dataDir}/redis`, logger: silentLogger() };
+    const h = await ensureRedis(opts);
+    expect(h.alreadyRunning).toBe(true);
+    expect(await stopRedis(opts)).toBe(false);
+    expect(await pingRedis(t.redisUrl)).toBe(true);
+  });
+
+  it('refuses to start a server for a non-local URL', async () => {
+    expect(await pingRedis('redis://127.0.0.1:1', 300)).toBe(false);
+    await expect(ensureRedis({ url: 'redis://10.255.255.1:6379', dataDir: `${t.dataDir}/redis`, logger: silentLogger() })).rejects.toThrow(/not a local address/);
+  });
+});
+
+describe('redis-server started by the stack', () => {
+  it('starts one on a free local port, then stops it and leaves no process', async () => {
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const opts = { url: `redis://127.0.0.1:${port}`, dataDir: `${t.dataDir}/redis-own`, logger: silentLogger() };
+    const h = await ensureRedis(opts);
+    expect(h.alreadyRunning).toBe(false);
+    expect(h.pid).toBeGreaterThan(0);
+    expect(await pingRedis(opts.url)).toBe(true);
+    expect((await ensureRedis(opts)).alreadyRunning).toBe(true);
+    expect(await stopRedis(opts)).toBe(true);
+    expect(await pingRedis(opts.url, 300)).toBe(false);
+    expect(isAlive(h.pid!)).toBe(false); // gone (or a zombie waiting for init to reap it)
+  });
+});
