@@ -1,0 +1,17 @@
+# The StreamPulse process (all roles, selectable with ROLES). Used by docker-compose.yml.
+FROM node:20-bookworm
+
+# Build and runtime libraries of node-rdkafka (librdkafka) and chdb.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libssl-dev zlib1g-dev libzstd-dev liblz4-dev libsasl2-dev build-essential python3 \
+ && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+COPY package.json package-lock.json ./
+# tsx (a dev dependency) runs the TypeScript entry point, so dev dependencies are installed too.
+RUN npm ci
+COPY . .
+
+ENV DATA_DIR=/data HTTP_HOST=0.0.0.0 HTTP_PORT=8080
+EXPOSE 8080 9464
+CMD ["npx", "tsx", "bin/streampulse.ts"]

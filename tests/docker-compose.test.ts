@@ -1,0 +1,87 @@
+/**
+ * docker-compose.yml and the Dockerfile, checked without Docker: the services exist, publish the
+ * documented ports, and the streampulse service is configured only with keys lib/config.ts knows,
+ * pointing at the other services by name.
+ */
+import { describe, expect, it } from 'vitest';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { EnvSchema, loadConfig } from '../lib/config.js';
+import { REPO_ROOT } from './helpers/env.js';
+
+interface Service {
+  image?: string;
+  build?: { context: string; dockerfile: string };
+  environment?: Record<string, string>;
+  ports?: string[];
+  volumes?: string[];
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
+}
+
+const compose = parse(readFileSync(join(REPO_ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Service> };
+const s = compose.services;
+const published = (svc: Service) => (svc.ports ?? []).map((p) => p.split(':')[0]);
+
+describe('docker-compose.yml', () => {
+  it('has every service, with the expected images', () => {
+    expect(Object.keys(s).sort()).toEqual(['clickhouse', 'grafana', 'kafka', 'redis', 'schema-registry', 'streampulse']);
+    expect(s.kafka!.image).toBe('apache/kafka:4.1.1');
+    expect(s['schema-registry']!.image).toMatch(/^confluentinc\/cp-schema-registry:/);
+    expect(s.clickhouse!.image).toMatch(/^clickhouse\/clickhouse-server:/);
+    expect(s.redis!.image).toMatch(/^redis:/);
+    expect(s.grafana!.image).toMatch(/^grafana\/grafana:/);
+    expect(s.streampulse!.build).toEqual({ context: '.', dockerfile: 'Dockerfile' });
+  });
+
+  it('runs Kafka as a single KRaft node without auto-created topics', () => {
+    const env = s.kafka!.environment!;
+    expect(env.KAFKA_PROCESS_ROLES).toBe('broker,controller');
+    expect(env.KAFKA_CONTROLLER_QUORUM_VOTERS).toBe('1@kafka:9093');
+    expect(env.KAFKA_ADVERTISED_LISTENERS).toContain('PLAINTEXT://kafka:9092');
+    expect(env.KAFKA_AUTO_CREATE_TOPICS_ENABLE).toBe('false');
+    expect(env.KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR).toBe('1');
+    expect(s['schema-registry']!.environment!.SCHEMA_REGISTRY_KAFKASTORE_BOOTSTRAP_SERVERS).toBe('PLAINTEXT://kafka:9092');
+  });
+
+  it('publishes the documented ports', () => {
+    expect(published(s.streampulse!)).toEqual(['8080', '9464']);
+    expect(published(s['schema-registry']!)).toEqual(['8081']);
+    expect(published(s.clickhouse!)).toEqual(['8123', '9000']);
+    expect(published(s.redis!)).toEqual(['6379']);
+    expect(published(s.grafana!)).toEqual(['3000']);
+    expect(published(s.kafka!)).toEqual(['29092']);
+  });
+
+  it('installs the ClickHouse plugin in Grafana and mounts the provisioning folder', () => {
+    expect(s.grafana!.environment!.GF_INSTALL_PLUGINS).toContain('grafana-clickhouse-datasource');
+    expect(s.grafana!.volumes).toContain('./grafana/provisioning:/etc/grafana/provisioning:ro');
+  });
+
+  it('configures streampulse with known config keys that point at the other services', () => {
+    const env = s.streampulse!.environment!;
+    const known = Object.keys(EnvSchema.properties);
+    expect(Object.keys(env).filter((k) => !known.includes(k))).toEqual([]);
+    const config = loadConfig(env);
+    expect(config.kafkaBrokers).toBe('kafka:9092');
+    expect(config.env.SCHEMA_REGISTRY_URL).toBe('http://schema-registry:8081');
+    expect(config.clickhouse.url).toBe('http://clickhouse:8123');
+    expect(config.env.REDIS_URL).toBe('redis://redis:6379');
+    expect(config.env.HTTP_PORT).toBe(8080);
+    expect(config.roles.has('registry')).toBe(false);
+    expect(config.roles.has('api')).toBe(true);
+    expect(Object.keys(s.streampulse!.depends_on!).sort()).toEqual(['clickhouse', 'kafka', 'redis', 'schema-registry']);
+    // Services streampulse depends on have health checks, so "service_healthy" can be met.
+    for (const dep of Object.keys(s.streampulse!.depends_on!)) expect({ dep, hc: Boolean(s[dep]!.healthcheck) }).toEqual({ dep, hc: true });
+  });
+
+  it('builds from a node:20-bookworm Dockerfile that runs bin/streampulse.ts', () => {
+    const df = readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8');
+    expect(df).toMatch(/^FROM node:20-bookworm$/m);
+    expect(df).toMatch(/npm ci/);
+    expect(df).toMatch(/librdkafka|libssl-dev/);
+    expect(df).toContain('"bin/streampulse.ts"');
+    expect(existsSync(join(REPO_ROOT, 'package-lock.json'))).toBe(true);
+  });
+});
