@@ -1,11 +1,13 @@
 /** stack/redis.ts: the shared Redis answers; nothing is started for a remote URL. */
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { rmSync } from 'node:fs';
 import { silentLogger } from '../../lib/logger.js';
 import { isAlive } from '../../stack/proc.js';
 import { ensureRedis, pingRedis, stopRedis } from '../../stack/redis.js';
 import { testEnv } from '../helpers/env.js';
 
 const t = testEnv('redis');
+afterAll(() => rmSync(t.dataDir, { recursive: true, force: true }));
 
 describe('redis stack helper', () => {
   it('uses the Redis that already answers and does not stop it', async () => {
