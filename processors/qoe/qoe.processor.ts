@@ -1,0 +1,313 @@
+/**
+ * QoE processor (DOMAIN §3). Reads playback (keyed by view_id, so a view lives in one partition).
+ *
+ *  - Per-view state, a merge that is order-insensitive and idempotent: cumulative counters by max,
+ *    first-frame / view-start / first-error times by min, flags by OR, dimensions from the event
+ *    with the lowest seq. A view is finalised when the watermark passes view_end + endGraceMs, or
+ *    after timeoutMs (60 min) of event-time inactivity (then dropped = 1), and emitted to
+ *    qoe_views (is_final = 1). Open views are emitted with is_final = 0 at every flush. A finalised
+ *    view stays in state for retainMs so that a straggler still corrects its row.
+ *  - qoe_minute: one-minute aggregates by (cdn, device_category, country, asn, content_id), from
+ *    heartbeat/view_end deltas against the view's max counters (a duplicate or older heartbeat
+ *    gives 0), concurrent viewers (each view at most once per minute), startup samples of views
+ *    whose first frame is in the minute, and outcomes of views whose view_end is in the minute.
+ *    An event whose minute closed is late for qoe_minute (late_events) but still merges into the
+ *    view. Every choice is written down in docs/qoe.md.
+ */
+import type { EventKind } from '../../contracts/topics.js';
+import type { PlaybackEvent } from '../../contracts/types.generated.js';
+import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
+import { tumbling } from '../core/windows.js';
+import { viewMetrics, viewOutcome, type ViewCounters } from './qoe-metrics.js';
+
+export const MINUTE_MS = 60_000;
+export const VIEW_TIMEOUT_MS = 60 * MINUTE_MS;
+
+export interface ViewDims {
+  viewer_id: string; account_id: string; content_id: string; stream_type: string; creator_id: string;
+  device_category: string; os: string; app_version: string; cdn: string; country: string; asn: number;
+}
+
+export interface ViewState {
+  viewId: string;
+  dims: ViewDims;
+  /** seq and event_id of the event the dims come from (lowest seq, then lowest event_id). */
+  dimsSeq: number;
+  dimsEventId: string;
+  viewStartMs: number | null;
+  minEventMs: number;
+  lastEventMs: number;
+  firstFrameMs: number | null;
+  fatalErrorMs: number | null;
+  businessErrorMs: number | null;
+  errorCode: string;
+  viewEndMs: number | null;
+  endReason: string;
+  counters: ViewCounters;
+  /** Minute-aggregate bookkeeping (each at most once per view). */
+  startupCounted: boolean;
+  endCounted: boolean;
+  fatalCounted: boolean;
+  /** Minute windows (start ms) in which this view was already counted as concurrent. */
+  ccvMinutes: number[];
+  finalized: boolean;
+  /** Event time at which the view was finalised (end + grace, or last event + timeout). */
+  finalizedAtMs: number;
+  dirty: boolean;
+}
+
+export interface MinuteAcc {
+  concurrent: number;
+  started: number;
+  startupSamples: number[];
+  playingMs: number;
+  rebufferMs: number;
+  rebufferCount: number;
+  seekMs: number;
+  bitrateKbpsMs: number;
+  ended: number;
+  plays: number;
+  vsf: number;
+  ebvs: number;
+  business: number;
+  failures: number;
+  fatalErrors: number;
+}
+
+export interface QoeState {
+  views: Map<string, ViewState>;
+  minute: WindowStore<MinuteAcc>;
+}
+
+export interface QoeOptions {
+  /** Grace of the one-minute windows (default 60 s). */
+  graceMs?: number;
+  allowedLatenessMs?: number;
+  /** A view with view_end is finalised when the watermark passes its end + endGraceMs. */
+  endGraceMs?: number;
+  timeoutMs?: number;
+  /** How long (event time) a finalised view is kept to absorb corrections. */
+  retainMs?: number;
+}
+
+const SEP = '\u001f';
+const CCV_STATES = new Set(['starting', 'playing', 'rebuffering']);
+const COUNTERS: Array<[keyof ViewCounters, keyof PlaybackEvent]> = [
+  ['playingMs', 'cum_playing_ms'], ['rebufferMs', 'cum_rebuffer_ms'], ['rebufferCount', 'cum_rebuffer_count'],
+  ['seekMs', 'cum_seek_ms'], ['bitrateKbpsMs', 'cum_bitrate_ms'],
+];
+
+const minOf = (a: number | null, b: number): number => (a === null ? b : Math.min(a, b));
+
+function dimsOf(e: PlaybackEvent): ViewDims {
+  return {
+    viewer_id: e.viewer_id, account_id: e.account_id, content_id: e.content_id, stream_type: e.stream_type, creator_id: e.creator_id ?? '',
+    device_category: e.device_category, os: e.os, app_version: e.app_version, cdn: e.cdn, country: e.country, asn: e.asn,
+  };
+}
+
+function newView(e: PlaybackEvent): ViewState {
+  return {
+    viewId: e.view_id, dims: dimsOf(e), dimsSeq: e.seq, dimsEventId: e.event_id,
+    viewStartMs: null, minEventMs: e.event_time, lastEventMs: e.event_time, firstFrameMs: null, fatalErrorMs: null, businessErrorMs: null,
+    errorCode: '', viewEndMs: null, endReason: '',
+    counters: { playingMs: 0, rebufferMs: 0, rebufferCount: 0, seekMs: 0, bitrateKbpsMs: 0 },
+    startupCounted: false, endCounted: false, fatalCounted: false, ccvMinutes: [], finalized: false, finalizedAtMs: 0, dirty: true,
+  };
+}
+
+const newMinute = (): MinuteAcc => ({
+  concurrent: 0, started: 0, startupSamples: [], playingMs: 0, rebufferMs: 0, rebufferCount: 0, seekMs: 0, bitrateKbpsMs: 0,
+  ended: 0, plays: 0, vsf: 0, ebvs: 0, business: 0, failures: 0, fatalErrors: 0,
+});
+
+/** Merges one event into a view (max / min / OR): the order of events does not matter. Returns counter deltas. */
+export function mergeEvent(v: ViewState, e: PlaybackEvent): ViewCounters {
+  const t = e.event_time;
+  if (e.seq < v.dimsSeq || (e.seq === v.dimsSeq && e.event_id < v.dimsEventId)) {
+    v.dims = dimsOf(e);
+    v.dimsSeq = e.seq;
+    v.dimsEventId = e.event_id;
+  }
+  v.minEventMs = Math.min(v.minEventMs, t);
+  v.lastEventMs = Math.max(v.lastEventMs, t);
+  switch (e.event_type) {
+    case 'view_start': v.viewStartMs = minOf(v.viewStartMs, t); break;
+    case 'first_frame': v.firstFrameMs = minOf(v.firstFrameMs, t); break;
+    case 'error':
+      if (e.error_business) v.businessErrorMs = minOf(v.businessErrorMs, t);
+      else if (e.error_severity === 'fatal') {
+        if (v.fatalErrorMs === null || t < v.fatalErrorMs) v.errorCode = e.error_code ?? '';
+        v.fatalErrorMs = minOf(v.fatalErrorMs, t);
+      }
+      break;
+    case 'view_end':
+      v.viewEndMs = v.viewEndMs === null ? t : Math.max(v.viewEndMs, t);
+      if (v.viewEndMs === t) v.endReason = e.end_reason ?? '';
+      break;
+    default: break;
+  }
+  const delta: ViewCounters = { playingMs: 0, rebufferMs: 0, rebufferCount: 0, seekMs: 0, bitrateKbpsMs: 0 };
+  for (const [k, f] of COUNTERS) {
+    const x = e[f];
+    if (typeof x === 'number' && x > v.counters[k]) {
+      delta[k] = x - v.counters[k];
+      v.counters[k] = x;
+    }
+  }
+  v.dirty = true;
+  return delta;
+}
+
+/** The qoe_views row of a view (without src_topic, src_partition, version: added by the task). */
+export function viewRow(v: ViewState, final: boolean): Record<string, unknown> {
+  const startMs = v.viewStartMs ?? v.minEventMs;
+  const endMs = v.viewEndMs ?? v.lastEventMs;
+  const m = viewMetrics({ ...v, startMs, endMs });
+  return {
+    view_id: v.viewId, ...v.dims,
+    view_start: startMs, view_end: endMs,
+    ended: v.viewEndMs !== null ? 1 : 0,
+    dropped: v.finalized && v.viewEndMs === null ? 1 : 0,
+    end_reason: v.endReason, error_code: v.errorCode,
+    outcome: m.outcome,
+    startup_ms: m.startupMs, watch_ms: m.watchMs, playing_ms: m.playingMs, seek_ms: m.seekMs,
+    rebuffer_ms: m.rebufferMs, rebuffer_count: m.rebufferCount, rebuffer_pct: m.rebufferPct, rebuffer_per_min: m.rebufferPerMin,
+    weighted_avg_bitrate_kbps: m.weightedAvgBitrateKbps,
+    startup_score: m.startupScore, smoothness_score: m.smoothnessScore, playback_success_score: m.playbackSuccessScore,
+    is_final: final ? 1 : 0,
+  };
+}
+
+function minuteRow(ws: number, key: string, a: MinuteAcc, final: boolean): Record<string, unknown> {
+  const [cdn, deviceCategory, country, asn, contentId] = key.split(SEP);
+  return {
+    window_start: ws / 1000, cdn, device_category: deviceCategory, country, asn: Number(asn), content_id: contentId,
+    concurrent_viewers: a.concurrent, views_started: a.started, startup_ms_samples: [...a.startupSamples].sort((x, y) => x - y),
+    playing_ms: a.playingMs, rebuffer_ms: a.rebufferMs, rebuffer_count: a.rebufferCount, seek_ms: a.seekMs, bitrate_kbps_ms: a.bitrateKbpsMs,
+    views_ended: a.ended, plays: a.plays, vsf_views: a.vsf, ebvs_views: a.ebvs, business_exception_views: a.business,
+    playback_failure_views: a.failures, fatal_errors: a.fatalErrors, is_final: final ? 1 : 0,
+  };
+}
+
+export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
+  const graceMs = opts.graceMs ?? 60_000;
+  const endGraceMs = opts.endGraceMs ?? 60_000;
+  const timeoutMs = opts.timeoutMs ?? VIEW_TIMEOUT_MS;
+  const retainMs = opts.retainMs ?? 2 * VIEW_TIMEOUT_MS;
+  const minuteSpec = tumbling(MINUTE_MS, graceMs) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
+  const newState = (): QoeState => ({ views: new Map(), minute: new WindowStore<MinuteAcc>(minuteSpec, newMinute) });
+
+  const emitViews = (s: QoeState, out: Emitter, wm: number | null) => {
+    for (const [id, v] of s.views) {
+      if (wm !== null && !v.finalized) {
+        if (v.viewEndMs !== null && wm >= v.viewEndMs + endGraceMs) {
+          v.finalized = true;
+          v.finalizedAtMs = v.viewEndMs + endGraceMs;
+          v.dirty = true;
+        } else if (v.viewEndMs === null && wm >= v.lastEventMs + timeoutMs) {
+          v.finalized = true;
+          v.finalizedAtMs = v.lastEventMs + timeoutMs;
+          v.dirty = true;
+        }
+      }
+      if (v.dirty) {
+        out.emit('qoe_views', viewRow(v, v.finalized));
+        v.dirty = false;
+      }
+      if (wm !== null && v.finalized && wm >= v.finalizedAtMs + retainMs) s.views.delete(id);
+    }
+  };
+
+  return {
+    name: 'qoe',
+    kinds: ['playback'],
+    tables: ['qoe_views', 'qoe_minute'],
+    allowedLatenessMs: opts.allowedLatenessMs ?? 5_000,
+    // Per-view state is a merge and minute deltas are taken against the view's max counters, so a
+    // duplicate changes nothing: no dedup state is needed.
+    dedupHorizonMs: 0,
+    needsDedup: (_kind: EventKind) => false,
+    init: newState,
+    process(s, ev, _rec, ctx) {
+      const e = ev as unknown as PlaybackEvent;
+      const t = e.event_time;
+      const wm = ctx.watermarkMs;
+      let v = s.views.get(e.view_id);
+      if (!v && t + timeoutMs <= wm) {
+        // A straggler of a view already finalised and forgotten (or one that would time out at
+        // once): merging it would replace the view's final row with a partial one.
+        ctx.late('view_expired', t + timeoutMs);
+        return;
+      }
+      if (!v) s.views.set(e.view_id, (v = newView(e)));
+      const wasEnded = v.endCounted;
+      const hadFatal = v.fatalCounted;
+      const hadStartup = v.startupCounted;
+      const delta = mergeEvent(v, e);
+      const minuteLate = s.minute.isLate(t, wm);
+      if (minuteLate) {
+        ctx.late('minute_closed', s.minute.windowStart(t) + MINUTE_MS);
+        return;
+      }
+      const ws = s.minute.windowStart(t);
+      const key = [e.cdn, e.device_category, e.country, e.asn, e.content_id].join(SEP);
+      const countCcv = CCV_STATES.has(e.player_state) && !v.ccvMinutes.includes(ws);
+      if (countCcv) v.ccvMinutes = [...v.ccvMinutes.filter((m) => !s.minute.isLate(m, wm)), ws];
+      // Startup sample: once per view, in the minute of its first frame, as soon as start and first frame are known.
+      const startupMs = !hadStartup && v.firstFrameMs !== null && v.viewStartMs !== null ? Math.max(0, v.firstFrameMs - v.viewStartMs) : null;
+      const sampleWs = v.firstFrameMs !== null ? s.minute.windowStart(v.firstFrameMs) : ws;
+      if (startupMs !== null) {
+        if (s.minute.isLate(v.firstFrameMs!, wm)) ctx.late('minute_closed_startup', sampleWs + MINUTE_MS);
+        else {
+          v.startupCounted = true;
+          const fk = [v.dims.cdn, v.dims.device_category, v.dims.country, v.dims.asn, v.dims.content_id].join(SEP);
+          s.minute.update(v.firstFrameMs!, fk, (a) => {
+            a.started++;
+            a.startupSamples.push(startupMs);
+          });
+        }
+      }
+      const endNow = e.event_type === 'view_end' && !wasEnded;
+      const fatalNow = e.event_type === 'error' && e.error_severity === 'fatal' && !e.error_business && !hadFatal;
+      if (endNow) v.endCounted = true;
+      if (fatalNow) v.fatalCounted = true;
+      const outcome = endNow ? viewOutcome(v) : null;
+      const anyDelta = delta.playingMs || delta.rebufferMs || delta.rebufferCount || delta.seekMs || delta.bitrateKbpsMs;
+      if (!countCcv && !anyDelta && !endNow && !fatalNow) return;
+      s.minute.update(t, key, (a) => {
+        if (countCcv) a.concurrent++;
+        a.playingMs += delta.playingMs;
+        a.rebufferMs += delta.rebufferMs;
+        a.rebufferCount += delta.rebufferCount;
+        a.seekMs += delta.seekMs;
+        a.bitrateKbpsMs += delta.bitrateKbpsMs;
+        if (fatalNow) a.fatalErrors++;
+        if (outcome) {
+          a.ended++;
+          if (outcome === 'play' || outcome === 'playback_failure') a.plays++;
+          if (outcome === 'playback_failure') a.failures++;
+          if (outcome === 'vsf') a.vsf++;
+          if (outcome === 'ebvs') a.ebvs++;
+          if (outcome === 'business_exception') a.business++;
+        }
+      });
+    },
+    onWatermark(s, wm, out) {
+      emitViews(s, out, wm);
+      s.minute.closeUpTo(wm, minuteRow, (row) => out.emit('qoe_minute', row));
+    },
+    onFlush(s, out) {
+      emitViews(s, out, null);
+      s.minute.flushDirty(minuteRow, (row) => out.emit('qoe_minute', row));
+    },
+    serialize: (s) => ({ views: [...s.views.values()], minute: s.minute.toJSON() }),
+    deserialize: (j) => {
+      const json = j as { views: ViewState[]; minute: WindowStoreJSON<MinuteAcc> };
+      const s = newState();
+      for (const v of json.views) s.views.set(v.viewId, { ...v, dirty: false });
+      s.minute.load(json.minute);
+      return s;
+    },
+  };
+}
