@@ -1,0 +1,125 @@
+/**
+ * Trust and safety (DOMAIN §6) from moderation events (key target_id, so every event of a case
+ * is in one partition). See docs/safety.md.
+ *
+ *  - safety_events_1m: moderation events per one-minute window by (event_type, policy, severity,
+ *    detection_source, action_type, outcome, target_type); hour/day roll-ups are views.
+ *  - safety_cases: one row per case, its latest state (ReplacingMergeTree on the runner's version):
+ *    first report / detection, action, time to action, proactive, appeal, outcome, decision time.
+ *    KPIs (median/p90 time to action, proactive, appeal and overturn rates, safety score) are views.
+ *
+ * Case state is bounded: a case is forgotten once its appeal is decided, or when it has seen no
+ * event for `caseHorizonMs` of event time (watermark). A tombstone (case id, last event time)
+ * remembers forgotten cases for another horizon, so a straggler for a forgotten case goes to
+ * late_events instead of overwriting its row with a partial one. Every accept/reject decision is
+ * a function of the event and the watermark at that event only, so checkpoints and batch
+ * boundaries never change the output.
+ */
+import type { EventKind } from '../../contracts/topics.js';
+import type { ModerationEvent } from '../../contracts/types.generated.js';
+import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
+import { tumbling } from '../core/windows.js';
+import { applyEvent, caseRow, isClosed, newCase, type CaseState } from './safety-model.js';
+
+export const MINUTE_MS = 60_000;
+export const DAY_MS = 86_400_000;
+const SEP = '\u001f';
+
+interface Entry { c: CaseState; dirty: boolean }
+
+export interface SafetyState {
+  counts: WindowStore<{ events: number }>;
+  cases: Map<string, Entry>;
+  /** Forgotten cases: case id → last event time (ms). */
+  tombstones: Map<string, number>;
+}
+
+export interface SafetyOptions {
+  graceMs?: number;
+  allowedLatenessMs?: number;
+  dedupHorizonMs?: number;
+  /** Event-time inactivity after which an undecided case is forgotten (default 30 days). */
+  caseHorizonMs?: number;
+}
+
+export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState> {
+  const graceMs = opts.graceMs ?? 60_000;
+  const horizonMs = opts.caseHorizonMs ?? 30 * DAY_MS;
+  const minute = tumbling(MINUTE_MS, graceMs) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
+  const newState = (): SafetyState => ({ counts: new WindowStore(minute, () => ({ events: 0 })), cases: new Map(), tombstones: new Map() });
+
+  const countRow = (ws: number, key: string, a: { events: number }, final: boolean) => {
+    const [eventType, policy, severity, source, actionType, outcome, targetType] = key.split(SEP);
+    return { window_start: ws / 1000, event_type: eventType, policy, severity, detection_source: source, action_type: actionType, outcome, target_type: targetType, events: a.events, is_final: final ? 1 : 0 };
+  };
+  /** A forgotten (expired) case: its last event is older than the horizon behind the watermark. */
+  const expired = (lastMs: number, wm: number) => lastMs < wm - horizonMs;
+  /** A tombstone is kept for a second horizon. */
+  const tombAlive = (lastMs: number, wm: number) => lastMs >= wm - 2 * horizonMs;
+
+  const emitCases = (s: SafetyState, out: Emitter) => {
+    for (const e of s.cases.values()) {
+      if (!e.dirty) continue;
+      out.emit('safety_cases', caseRow(e.c));
+      e.dirty = false;
+    }
+  };
+
+  return {
+    name: 'safety',
+    kinds: ['moderation'],
+    tables: ['safety_events_1m', 'safety_cases'],
+    allowedLatenessMs: opts.allowedLatenessMs ?? 5_000,
+    dedupHorizonMs: opts.dedupHorizonMs ?? 10 * MINUTE_MS,
+    needsDedup: (_kind: EventKind) => true,
+    init: newState,
+    process(s, ev, _rec, ctx) {
+      const m = ev as unknown as ModerationEvent;
+      const t = m.event_time;
+      const wm = ctx.watermarkMs;
+      // 1. The case. Rejected if the case is closed or forgotten (or the event is older than the horizon).
+      const live = s.cases.get(m.case_id);
+      const open = live && !isClosed(live.c) && !expired(live.c.lastEventMs, wm) ? live : undefined;
+      // A closed or expired live case is treated exactly as its tombstone (eviction timing never matters).
+      const forgottenAt = live && !open ? live.c.lastEventMs : s.tombstones.get(m.case_id);
+      if (!open && forgottenAt !== undefined && tombAlive(forgottenAt, wm)) return ctx.late('case_forgotten');
+      if (!open && expired(t, wm)) return ctx.late('case_expired');
+      let entry = open;
+      if (!entry) {
+        s.tombstones.delete(m.case_id);
+        entry = { c: newCase(m), dirty: true };
+        s.cases.set(m.case_id, entry);
+      }
+      if (applyEvent(entry.c, m)) entry.dirty = true;
+      // 2. The counts, unless the minute already closed (the case above still took the event).
+      if (s.counts.isLate(t, wm)) return ctx.late('window_closed', s.counts.windowStart(t) + MINUTE_MS);
+      const key = [m.event_type, m.policy, m.severity, m.detection_source, m.event_type === 'action_taken' ? m.action_type ?? 'none' : '', m.event_type === 'appeal_decided' ? m.outcome ?? '' : '', m.target_type].join(SEP);
+      s.counts.update(t, key, (a) => {
+        a.events++;
+      });
+    },
+    onWatermark(s, wm, out) {
+      s.counts.closeUpTo(wm, countRow, (r) => out.emit('safety_events_1m', r));
+      for (const [id, e] of s.cases) {
+        if (!isClosed(e.c) && !expired(e.c.lastEventMs, wm)) continue;
+        if (e.dirty) out.emit('safety_cases', caseRow(e.c));
+        s.cases.delete(id);
+        s.tombstones.set(id, e.c.lastEventMs);
+      }
+      for (const [id, last] of s.tombstones) if (!tombAlive(last, wm)) s.tombstones.delete(id);
+    },
+    onFlush(s, out) {
+      s.counts.flushDirty(countRow, (r) => out.emit('safety_events_1m', r));
+      emitCases(s, out);
+    },
+    serialize: (s) => ({ counts: s.counts.toJSON(), cases: [...s.cases].map(([k, e]) => [k, e.c, e.dirty]), tombstones: [...s.tombstones] }),
+    deserialize(j) {
+      const json = j as { counts: WindowStoreJSON<{ events: number }>; cases: Array<[string, CaseState, boolean]>; tombstones: Array<[string, number]> };
+      const s = newState();
+      s.counts.load(json.counts);
+      for (const [k, c, dirty] of json.cases) s.cases.set(k, { c, dirty });
+      for (const [k, t] of json.tombstones) s.tombstones.set(k, t);
+      return s;
+    },
+  };
+}
