@@ -77,23 +77,29 @@ ORDER BY (window_start, cdn, device_category, country, asn, content_id, src_topi
 -- Percentiles are nearest-rank: sorted[ceil(q * n)], the same rule as qoe-metrics.ts nearestRank.
 CREATE VIEW IF NOT EXISTS {db}.qoe_minute_all AS
 SELECT window_start, cdn, device_category, country, asn, content_id,
-  sum(concurrent_viewers) AS concurrent_viewers,
-  sum(views_started) AS views_started,
-  arraySort(groupArrayArray(startup_ms_samples)) AS startup_samples_sorted,
-  if(length(startup_samples_sorted) = 0, NULL, startup_samples_sorted[toUInt64(greatest(1, ceil(0.5 * length(startup_samples_sorted))))]) AS startup_p50_ms,
-  if(length(startup_samples_sorted) = 0, NULL, startup_samples_sorted[toUInt64(greatest(1, ceil(0.95 * length(startup_samples_sorted))))]) AS startup_p95_ms,
-  sum(playing_ms) AS playing_ms, sum(rebuffer_ms) AS rebuffer_ms, sum(rebuffer_count) AS rebuffer_count, sum(seek_ms) AS seek_ms,
-  sum(playing_ms) + sum(rebuffer_ms) + sum(seek_ms) AS watch_ms,
-  if(watch_ms = 0, NULL, 100 * sum(rebuffer_ms) / watch_ms) AS rebuffer_pct,
-  if(watch_ms = 0, NULL, sum(rebuffer_count) / (watch_ms / 60000)) AS rebuffer_per_min,
-  if(sum(playing_ms) = 0, NULL, sum(bitrate_kbps_ms) / sum(playing_ms)) AS avg_bitrate_kbps,
-  sum(views_ended) AS views_ended, sum(plays) AS plays, sum(vsf_views) AS vsf_views, sum(ebvs_views) AS ebvs_views,
-  sum(business_exception_views) AS business_exception_views, sum(playback_failure_views) AS playback_failure_views,
-  if(views_ended = 0, NULL, 100 * vsf_views / views_ended) AS vsf_pct,
-  if(views_ended = 0, NULL, 100 * ebvs_views / views_ended) AS ebvs_pct,
-  sum(fatal_errors) AS fatal_errors
-FROM {db}.qoe_minute FINAL
-GROUP BY window_start, cdn, device_category, country, asn, content_id;
+  s_concurrent AS concurrent_viewers, s_started AS views_started,
+  if(length(samples) = 0, NULL, samples[toUInt64(greatest(1, ceil(0.5 * length(samples))))]) AS startup_p50_ms,
+  if(length(samples) = 0, NULL, samples[toUInt64(greatest(1, ceil(0.95 * length(samples))))]) AS startup_p95_ms,
+  s_playing AS playing_ms, s_rebuffer AS rebuffer_ms, s_rebuffer_count AS rebuffer_count, s_seek AS seek_ms,
+  s_playing + s_rebuffer + s_seek AS watch_ms,
+  if(s_playing + s_rebuffer + s_seek = 0, NULL, 100 * s_rebuffer / (s_playing + s_rebuffer + s_seek)) AS rebuffer_pct,
+  if(s_playing + s_rebuffer + s_seek = 0, NULL, s_rebuffer_count / ((s_playing + s_rebuffer + s_seek) / 60000)) AS rebuffer_per_min,
+  if(s_playing = 0, NULL, s_bitrate / s_playing) AS avg_bitrate_kbps,
+  s_ended AS views_ended, s_plays AS plays, s_vsf AS vsf_views, s_ebvs AS ebvs_views,
+  s_business AS business_exception_views, s_failures AS playback_failure_views,
+  if(s_ended = 0, NULL, 100 * s_vsf / s_ended) AS vsf_pct,
+  if(s_ended = 0, NULL, 100 * s_ebvs / s_ended) AS ebvs_pct,
+  s_fatal AS fatal_errors
+FROM (
+  SELECT window_start, cdn, device_category, country, asn, content_id,
+    sum(concurrent_viewers) AS s_concurrent, sum(views_started) AS s_started,
+    arraySort(groupArrayArray(startup_ms_samples)) AS samples,
+    sum(playing_ms) AS s_playing, sum(rebuffer_ms) AS s_rebuffer, sum(rebuffer_count) AS s_rebuffer_count, sum(seek_ms) AS s_seek,
+    sum(bitrate_kbps_ms) AS s_bitrate, sum(views_ended) AS s_ended, sum(plays) AS s_plays, sum(vsf_views) AS s_vsf,
+    sum(ebvs_views) AS s_ebvs, sum(business_exception_views) AS s_business, sum(playback_failure_views) AS s_failures,
+    sum(fatal_errors) AS s_fatal
+  FROM {db}.qoe_minute FINAL
+  GROUP BY window_start, cdn, device_category, country, asn, content_id);
 
 -- QoE for reporting: views bucketed by their end (Mux), one hour, with the show from the catalog.
 -- Ratios are ratios of sums; startup percentiles over plays.
