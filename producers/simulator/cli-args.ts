@@ -13,7 +13,8 @@ export interface CliArgs {
   seed: number;
   fromMs?: number;
   toMs?: number;
-  accounts: number;
+  /** Undefined: the generator's default for the rate. */
+  accounts?: number;
   incidents: IncidentRequest[];
   diurnal: boolean;
   batchSize: number;
@@ -59,7 +60,7 @@ export const USAGE = `npm run simulate -- [options]
   --from T --to T        backfill event time [from, to) as fast as possible (ISO date/time or now);
                          --from alone: backfill from T up to now, then continue in real time
   --seed N               seed of a repeatable stream (default 42)
-  --accounts N           accounts in the simulated world (default 5000)
+  --accounts N           accounts in the simulated world (default 5000, or 100 per event/s above 50/s)
   --incident NAME[:TARGET][,NAME...]   inject anomalies (see --list-incidents); e.g. cdn-degradation:fastly
   --incident-start X     offset from the start (10m) or ISO time; default: the last 2 x duration of a
                          bounded run (incident, then recovery), or 1 min into an unbounded one
@@ -141,11 +142,11 @@ export function parseCliArgs(argv: readonly string[], nowMs: number): CliArgs {
     listIncidents: flags.has('list-incidents'),
     ratePerSec: num('rate', backfill ? DEFAULT_BACKFILL_RATE : DEFAULT_REALTIME_RATE, 0.001),
     seed: Math.floor(num('seed', 42, 0)),
-    accounts: Math.floor(num('accounts', 5000, 10)),
     incidents,
     diurnal: !flags.has('no-diurnal'),
     batchSize: Math.floor(num('batch-size', 2000, 1)),
   };
+  if (one('accounts') !== undefined) args.accounts = Math.floor(num('accounts', 5000, 10));
   if (durationMs !== undefined) args.durationMs = durationMs;
   if (fromMs !== undefined) args.fromMs = fromMs;
   if (toMs !== undefined) args.toMs = toMs;

@@ -13,6 +13,7 @@ import { createLogger } from '../../lib/logger.js';
 import { createMetrics } from '../../lib/metrics.js';
 import { EventProducer } from '../sdk/event-producer.js';
 import { USAGE, incidentList, parseCliArgs } from './cli-args.js';
+import { defaultAccounts } from './generator.js';
 import { formatProgress, runSimulation, type SimProgress } from './run.js';
 
 async function main(): Promise<number> {
@@ -65,7 +66,7 @@ async function main(): Promise<number> {
       mode,
       rate_per_sec: args.ratePerSec,
       seed: args.seed,
-      accounts: args.accounts,
+      accounts: args.accounts ?? defaultAccounts(args.ratePerSec),
       from: args.fromMs !== undefined ? new Date(args.fromMs).toISOString() : undefined,
       to: args.toMs !== undefined ? new Date(args.toMs).toISOString() : undefined,
       duration_ms: args.durationMs,
@@ -91,7 +92,7 @@ async function main(): Promise<number> {
       {
         seed: args.seed,
         ratePerSec: args.ratePerSec,
-        accounts: args.accounts,
+        ...(args.accounts !== undefined ? { accounts: args.accounts } : {}),
         ...(args.fromMs !== undefined ? { fromMs: args.fromMs } : {}),
         ...(args.toMs !== undefined ? { toMs: args.toMs } : {}),
         ...(args.durationMs !== undefined ? { durationMs: args.durationMs } : {}),

@@ -69,7 +69,7 @@ export interface GeneratorOptions {
   startMs: number;
   /** Mean events per second of event time, all kinds together. */
   ratePerSec: number;
-  /** Accounts in the world (default 5000). */
+  /** Accounts in the world (default `defaultAccounts(ratePerSec)`: 5000, or 100 per event/s above 50/s). */
   accounts?: number;
   creators?: number;
   incidents?: readonly IncidentSpec[];
@@ -235,7 +235,7 @@ export class TrafficGenerator {
       seed: options.seed,
       startMs: Math.floor(options.startMs),
       ratePerSec: options.ratePerSec,
-      accounts: options.accounts ?? 5000,
+      accounts: options.accounts ?? defaultAccounts(options.ratePerSec),
       diurnal: options.diurnal ?? true,
       warmStart: options.warmStart ?? true,
       emitCatalog: options.emitCatalog ?? true,
@@ -404,11 +404,16 @@ export class TrafficGenerator {
     this.at(this.now + this.rng.exp(1 / this.viewRate()) * SEC, () => this.viewArrival());
   }
 
-  private pickViewer(): Viewer {
-    return this.world.viewers[pickCumulative(this.world.viewerCumWeights, this.rng.float())]!;
+  /** A viewer not watching anything right now (null when a few tries find only busy ones). */
+  private pickViewer(): Viewer | null {
+    for (let i = 0; i < 4; i++) {
+      const v = this.world.viewers[pickCumulative(this.world.viewerCumWeights, this.rng.float())]!;
+      if (!v.busy) return v;
+    }
+    return null;
   }
 
-  private newView(viewer: Viewer): View | null {
+  private newView(viewer: Viewer): View {
     let title: Title;
     let stream: LiveStream | null = null;
     const creator = this.rng.chance(MODEL.liveShare) ? this.pickLiveCreator() : null;
@@ -447,10 +452,11 @@ export class TrafficGenerator {
 
   private startView(): void {
     const viewer = this.pickViewer();
+    if (!viewer) return;
     const fx = this.fx();
     if (fx.churnWave && this.churnCohort.has(viewer.account) && this.rng.chance(0.8)) return;
     const v = this.newView(viewer);
-    if (!v) return;
+    viewer.busy = true;
     this.activeViews++;
     if (v.stream) v.playheadMs = this.now - v.stream.startMs;
     else if (this.rng.chance(0.4)) v.playheadMs = Math.round((v.title.durationMs ?? 0) * this.rng.range(0.1, 0.8));
@@ -486,8 +492,10 @@ export class TrafficGenerator {
 
   /** A view already playing when the simulation starts (no view_start in this stream). */
   private startWarmView(): void {
-    const v = this.newView(this.pickViewer());
-    if (!v) return;
+    const viewer = this.pickViewer();
+    if (!viewer) return;
+    const v = this.newView(viewer);
+    viewer.busy = true;
     this.activeViews++;
     const maxAge = v.stream ? this.now - v.stream.startMs : Math.max(0, (v.title.durationMs ?? 0) - 2 * MIN);
     const ageMs = Math.min(maxAge * this.rng.float(), this.rng.exp((v.stream ? MODEL.exitMeanSecLive : MODEL.exitMeanSecVod) * SEC));
@@ -599,11 +607,13 @@ export class TrafficGenerator {
     e.end_reason = reason;
     this.emit('playback', e);
     v.state = 'ended';
+    v.viewer.busy = false;
     this.activeViews--;
   }
 
   private dropView(v: View): void {
     v.state = 'ended';
+    v.viewer.busy = false;
     this.activeViews--;
   }
 
@@ -1091,7 +1101,7 @@ export class TrafficGenerator {
     const project = this.rng.pick(JIRA_PROJECTS);
     const n = (this.nextIssueNumber.get(project.key) ?? 100 + this.rng.int(400)) + 1;
     this.nextIssueNumber.set(project.key, n);
-    const showName = this.rng.pick(this.world.showNames);
+    const showName = this.rng.pick(this.world.vodShowNames);
     const severity = o.severity ?? this.rng.weighted(['low', 'medium', 'high'], [0.4, 0.4, 0.2]);
     const cost = o.costUsd ?? (this.rng.chance(0.75) ? Math.round(Math.min(45_000, this.rng.logNormal(2500, 1.0)) * 100) / 100 : null);
     const issue: JiraIssue = {
@@ -1231,6 +1241,11 @@ export class TrafficGenerator {
     }
     return JSON.stringify(body);
   }
+}
+
+/** Enough accounts that viewers watch a realistic few views a day: 5000, or 100 per event/s. */
+export function defaultAccounts(ratePerSec: number): number {
+  return Math.max(5000, Math.round(ratePerSec * 100));
 }
 
 function jiraTime(ms: number): string {

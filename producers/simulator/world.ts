@@ -125,6 +125,8 @@ export interface Viewer {
   asn: number;
   /** Relative viewing activity (heavy viewers watch more). */
   activity: number;
+  /** A view of this viewer is in progress (one view at a time per viewer). */
+  busy: boolean;
   maxRung: number;
 }
 
@@ -166,6 +168,8 @@ export interface World {
   vodTitles: Title[];
   vodCumWeights: Float64Array;
   showNames: string[];
+  /** Shows of the VOD catalog (what production issues are about). */
+  vodShowNames: string[];
 }
 
 export interface WorldOptions {
@@ -261,6 +265,7 @@ export function createWorld(rng: Prng, opts: WorldOptions): World {
         appVersion: rng.weighted(APP_VERSIONS, APP_VERSION_WEIGHTS),
         asn: rng.weighted(asns, asnWeights),
         activity: rng.logNormal(1, 0.6) * (plan === 'free' ? 0.6 : 1),
+        busy: false,
         maxRung: MAX_RUNG[device],
       };
       account.viewerIds.push(viewer.id);
@@ -345,6 +350,7 @@ export function createWorld(rng: Prng, opts: WorldOptions): World {
     vodTitles,
     vodCumWeights: cumulative(vodTitles.map((t) => t.popularity)),
     showNames,
+    vodShowNames: showNames.filter((n) => vodTitles.some((t) => t.showName === n)),
   };
 }
 

@@ -110,7 +110,7 @@ describe('simulator generator', () => {
     let prev = 0;
     const ids = new Set<string>();
     for (const e of events) {
-      expect(e.event.event_time).toBeGreaterThanOrEqual(prev);
+      if (e.event.event_time < prev) throw new Error(`out of order: ${JSON.stringify(e.event)}`);
       prev = e.event.event_time;
       ids.add(e.event.event_id);
       const r = validateEvent(e.kind, e.event);
@@ -121,8 +121,6 @@ describe('simulator generator', () => {
     expect(ids.size).toBe(events.length);
     const types = new Set(ofKind(events, 'playback').map((e) => e.event_type));
     expect(types.size).toBe(12);
-    const payKinds = new Set(ofKind(events, 'payments').map((e) => e.kind));
-    for (const k of ['renewal', 'coin_topup', 'cancel', 'subscription_start', 'upgrade', 'downgrade'] as const) expect(payKinds).toContain(k);
     const jira = ofKind(events, 'jira');
     for (const j of jira) {
       const body = JSON.parse(j.raw_payload) as { webhookEvent: string; issue: { key: string; fields: Record<string, unknown> } };
@@ -130,6 +128,30 @@ describe('simulator generator', () => {
       expect(body.issue.key).toBe(j.issue_key);
       expect(body.issue.fields.customfield_10041).toBe(j.show_name);
       expect(['new', 'indeterminate', 'done']).toContain(j.status_category);
+    }
+  });
+
+  it('keeps accounts consistent across a day of payments', () => {
+    const events = gen({ minutes: 24 * 60, ratePerSec: 4 });
+    const payments = ofKind(events, 'payments');
+    const kinds = new Set(payments.map((e) => e.kind));
+    for (const k of ['renewal', 'coin_topup', 'cancel', 'subscription_start', 'upgrade', 'downgrade', 'refund'] as const) expect(kinds).toContain(k);
+    const failed = payments.filter((p) => p.status === 'failed');
+    expect(failed.length / payments.length).toBeGreaterThan(0.01);
+    expect(failed.length / payments.length).toBeLessThan(0.04);
+    for (const f of failed) expect(f.failure_code).toBeTruthy();
+    const state = new Map<string, { plan: string; autoRenew: boolean }>();
+    for (const p of payments) {
+      const before = state.get(p.account_id);
+      if (p.status === 'succeeded') {
+        if (p.kind === 'renewal' && before) expect(before.plan).not.toBe('free');
+        if (p.kind === 'upgrade' || p.kind === 'downgrade' || p.kind === 'cancel') expect(p.plan).not.toBe('free');
+        if (p.kind === 'subscription_start') expect(p.auto_renew).toBe(true);
+        if (p.kind === 'cancel') expect(p.auto_renew).toBe(false);
+        if (p.plan !== 'free') expect(p.period_end).toBeGreaterThan(p.event_time - 86_400_000);
+      }
+      expect(['USD', 'NPR', 'INR', 'GBP', 'EUR']).toContain(p.currency);
+      state.set(p.account_id, { plan: p.plan, autoRenew: p.auto_renew });
     }
   });
 
@@ -199,6 +221,18 @@ describe('simulator generator', () => {
       }
     }
     expect(heartbeatGaps).toBeGreaterThan(10_000);
+    // One view at a time per viewer.
+    const spans = new Map<string, Array<[number, number]>>();
+    for (const [, list] of byView) {
+      if (list.at(-1)!.event_type !== 'view_end') continue;
+      const s = spans.get(list[0]!.viewer_id) ?? [];
+      s.push([list[0]!.event_time, list.at(-1)!.event_time]);
+      spans.set(list[0]!.viewer_id, s);
+    }
+    for (const [, s] of spans) {
+      s.sort((a, b) => a[0] - b[0]);
+      for (let i = 1; i < s.length; i++) expect(s[i]![0]).toBeGreaterThanOrEqual(s[i - 1]![1]);
+    }
     expect(ended).toBeGreaterThan(500);
     // Gifts come from accounts watching that creator's live stream; one creator per stream.
     const gifts = ofKind(events, 'gifts');
