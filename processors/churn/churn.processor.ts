@@ -1,0 +1,149 @@
+/**
+ * Churn daily facts (DOMAIN §5) from payments, playback and gifts. Writes churn_account_daily:
+ * per (UTC day, account, source partition) additive facts that churn-model.ts turns into the
+ * 7/28-day features and the risk score (docs/churn.md). Days are tumbling one-day windows with a
+ * one-hour grace; events of a closed day go to late_events.
+ *
+ * Playback: per-view state (views are keyed by view_id, so a view is in one partition) turns the
+ * cumulative counters into deltas, credited to the day of the event that carries them; so a lost
+ * or duplicated heartbeat changes nothing. A view is forgotten at view_end or after a day idle.
+ */
+import type { EventKind } from '../../contracts/topics.js';
+import type { GiftEvent, PaymentEvent, PlaybackEvent } from '../../contracts/types.generated.js';
+import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
+import { tumbling } from '../core/windows.js';
+import { DAY_MS } from './churn-model.js';
+
+const CHARGE_KINDS = new Set(['subscription_start', 'renewal', 'upgrade', 'downgrade', 'coin_topup']);
+const CAP = 200;
+
+export interface DayAcc {
+  views: number; playing: number; rebuffer: number; vsf: number; failures: number; startup: number[]; titles: string[];
+  revenue: number; gift: number; payFailures: number; downgrades: number; lastViewMs: number; lastViewBad: number;
+  /** Payment state of the day's latest payment event (time, plan, auto_renew, period_end). */
+  payMs: number; plan: string; autoRenew: number; periodEnd: number; firstPayMs: number;
+}
+interface ViewState { account: string; startMs: number; firstFrame: boolean; playing: number; rebuffer: number; failed: boolean; lastMs: number }
+
+export interface ChurnState { days: WindowStore<DayAcc>; views: Map<string, ViewState> }
+
+export interface ChurnOptions {
+  graceMs?: number; allowedLatenessMs?: number; dedupHorizonMs?: number;
+  /**
+   * Currency conversion, injected by the entry point (the business processor's fx-rates table:
+   * a processor may not import another processor). Default: USD only; other currencies → late_events.
+   */
+  toUsdMicros?: (amountMinor: number, currency: string) => number | null;
+}
+const usdOnly = (amountMinor: number, currency: string) => (currency === 'USD' ? amountMinor * 10_000 : null);
+
+const newAcc = (): DayAcc => ({ views: 0, playing: 0, rebuffer: 0, vsf: 0, failures: 0, startup: [], titles: [], revenue: 0, gift: 0, payFailures: 0, downgrades: 0, lastViewMs: 0, lastViewBad: 0, payMs: 0, plan: '', autoRenew: 1, periodEnd: 0, firstPayMs: 0 });
+
+export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
+  const day = tumbling(DAY_MS, opts.graceMs ?? 3_600_000) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
+  const newState = (): ChurnState => ({ days: new WindowStore(day, newAcc), views: new Map() });
+  const row = (ws: number, account: string, a: DayAcc, final: boolean) => ({
+    day: ws / DAY_MS, account_id: account, views: a.views, playing_ms: a.playing, rebuffer_ms: a.rebuffer, vsf: a.vsf, playback_failures: a.failures,
+    startup_ms: [...a.startup].sort((x, y) => x - y), titles: [...a.titles].sort(), revenue_usd_micros: a.revenue, gift_usd_micros: a.gift,
+    payment_failures: a.payFailures, downgrades: a.downgrades, last_view_time: a.lastViewMs || null, last_view_bad: a.lastViewBad,
+    pay_state_time: a.payMs || null, plan: a.plan, auto_renew: a.autoRenew, period_end: a.periodEnd || null, first_payment_time: a.firstPayMs || null, is_final: final ? 1 : 0,
+  });
+  const emitAll = (s: ChurnState, out: Emitter, wm: number | null) => {
+    const e = (r: Record<string, unknown>) => out.emit('churn_account_daily', r);
+    if (wm === null) s.days.flushDirty(row, e);
+    else s.days.closeUpTo(wm, row, e);
+  };
+  return {
+    name: 'churn',
+    kinds: ['payments', 'playback', 'gifts'],
+    tables: ['churn_account_daily'],
+    allowedLatenessMs: opts.allowedLatenessMs ?? 5_000,
+    dedupHorizonMs: opts.dedupHorizonMs ?? 10 * 60_000,
+    // Playback is a merge of cumulative counters (duplicates harmless, except view counting, which is guarded by view state).
+    needsDedup: (kind: EventKind) => kind !== 'playback',
+    init: newState,
+    process(s, ev, rec, ctx) {
+      const t = ev.event_time as number;
+      if (s.days.isLate(t, ctx.watermarkMs)) return ctx.late('window_closed', s.days.windowStart(t) + DAY_MS);
+      if (rec.kind === 'payments') {
+        const p = ev as unknown as PaymentEvent;
+        const usd = (opts.toUsdMicros ?? usdOnly)(p.amount_minor, p.currency);
+        if (usd === null) return ctx.late('unknown_currency');
+        s.days.update(t, p.account_id, (a) => {
+          const ok = p.status === 'succeeded';
+          if (CHARGE_KINDS.has(p.kind)) {
+            if (ok) a.revenue += usd;
+            else a.payFailures++;
+          } else if (ok && (p.kind === 'refund' || p.kind === 'chargeback')) a.revenue -= usd;
+          if (ok && p.kind === 'downgrade') a.downgrades++;
+          if (ok && (a.firstPayMs === 0 || t < a.firstPayMs)) a.firstPayMs = t;
+          if (t >= a.payMs) {
+            a.payMs = t;
+            a.plan = p.plan;
+            a.autoRenew = p.auto_renew && p.kind !== 'cancel' ? 1 : 0;
+            a.periodEnd = p.period_end ?? 0;
+          }
+        });
+      } else if (rec.kind === 'gifts') {
+        const g = ev as unknown as GiftEvent;
+        s.days.update(t, g.sender_account_id, (a) => {
+          a.gift += g.quantity * g.unit_coins * g.coin_value_usd_micros;
+        });
+      } else {
+        const v = ev as unknown as PlaybackEvent;
+        let vs = s.views.get(v.view_id);
+        if (!vs) s.views.set(v.view_id, (vs = { account: v.account_id, startMs: 0, firstFrame: false, playing: 0, rebuffer: 0, failed: false, lastMs: t }));
+        vs.lastMs = Math.max(vs.lastMs, t);
+        const view = vs;
+        s.days.update(t, v.account_id, (a) => {
+          let changed = false;
+          if (v.event_type === 'view_start' && view.startMs === 0) {
+            view.startMs = t;
+            a.views++;
+            if (!a.titles.includes(v.content_id) && a.titles.length < CAP) a.titles.push(v.content_id);
+            if (t > a.lastViewMs) a.lastViewMs = t;
+            changed = true;
+          }
+          if (v.event_type === 'first_frame' && !view.firstFrame) {
+            view.firstFrame = true;
+            if (view.startMs > 0 && a.startup.length < CAP) a.startup.push(t - view.startMs);
+            changed = true;
+          }
+          if (v.event_type === 'error' && v.error_severity === 'fatal' && !v.error_business && !view.failed) {
+            view.failed = true;
+            if (view.firstFrame) a.failures++;
+            else a.vsf++;
+            changed = true;
+          }
+          const dp = Math.max(0, (v.cum_playing_ms ?? 0) - view.playing);
+          const dr = Math.max(0, (v.cum_rebuffer_ms ?? 0) - view.rebuffer);
+          if (dp > 0 || dr > 0) {
+            view.playing += dp;
+            view.rebuffer += dr;
+            a.playing += dp;
+            a.rebuffer += dr;
+            changed = true;
+          }
+          if (v.event_type === 'view_end' && view.startMs >= a.lastViewMs - 0 && view.startMs > 0) {
+            a.lastViewBad = view.failed || (view.playing + view.rebuffer > 0 && view.rebuffer / (view.playing + view.rebuffer) >= 0.02) ? 1 : 0;
+            changed = true;
+          }
+          return changed;
+        });
+      }
+    },
+    onWatermark(s, wm, out) {
+      emitAll(s, out, wm);
+      for (const [id, v] of s.views) if (v.lastMs < wm - DAY_MS) s.views.delete(id);
+    },
+    onFlush: (s, out) => emitAll(s, out, null),
+    serialize: (s) => ({ days: s.days.toJSON(), views: [...s.views] }),
+    deserialize(j) {
+      const json = j as { days: WindowStoreJSON<DayAcc>; views: Array<[string, ViewState]> };
+      const s = newState();
+      s.days.load(json.days);
+      for (const [k, v] of json.views) s.views.set(k, v);
+      return s;
+    },
+  };
+}
