@@ -13,6 +13,7 @@ import type { Logger } from '../lib/logger.js';
 import type { Metrics } from '../lib/metrics.js';
 import { openClickHouse, type ClickHouse } from '../sinks/clickhouse/client.js';
 import { migrate } from '../sinks/clickhouse/migrate.js';
+import { serveClickHouse } from '../sinks/clickhouse/http-facade.js';
 import { ProcessorRunner } from '../processors/core/runner.js';
 import { EventProducer } from '../producers/sdk/event-producer.js';
 import { startRegistryServer, type RegistryServer } from '../stack/registry/server.js';
@@ -29,7 +30,7 @@ export interface Pipeline {
   stop(): Promise<void>;
 }
 
-const CH_ROLES = new Set(['raw-store', 'business', 'qoe', 'churn', 'safety', 'production', 'alerts', 'api']);
+const CH_ROLES = new Set(['clickhouse', 'raw-store', 'business', 'qoe', 'churn', 'safety', 'production', 'alerts', 'api']);
 
 export async function startPipeline(config: Config, logger: Logger, metrics: Metrics, opts: { clock?: () => number; http?: boolean } = {}): Promise<Pipeline> {
   const roles = config.roles;
@@ -57,6 +58,10 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       ch = await openClickHouse(config.clickhouse);
       closers.push(() => ch!.close());
       await migrate(ch, logger);
+      if (roles.has('clickhouse') && ch.transport === 'chdb') {
+        const facade = await serveClickHouse(ch, { host: config.env.HTTP_HOST, port: config.env.CLICKHOUSE_HTTP_PORT, logger });
+        closers.push(() => facade.close());
+      }
     }
 
     const producer = await EventProducer.connect({ brokers: config.kafkaBrokers, clientId: `${config.env.KAFKA_CLIENT_ID}-producer`, topicPrefix: config.topicPrefix, codec, logger, metrics });
@@ -65,7 +70,7 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
     const runners: ProcessorRunner<unknown>[] = [];
     for (const role of Object.keys(PROCESSOR_FACTORIES) as ProcessorRole[]) {
       if (!roles.has(role)) continue;
-      const processor = processorFor(role, ch!);
+      const processor = processorFor(role, { ch: ch!, graceMs: config.env.WINDOW_GRACE_MS, allowedLatenessMs: config.env.ALLOWED_LATENESS_MS });
       const runner = new ProcessorRunner(processor, {
         brokers: config.kafkaBrokers,
         groupId: `${config.env.GROUP_PREFIX}${processor.name}`,

@@ -8,13 +8,19 @@ import { rawStoreProcessor } from '../processors/raw-store/raw-store.processor.j
 export type ProcessorRole = Extract<Role, 'raw-store' | 'business' | 'qoe' | 'churn' | 'safety' | 'production'>;
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export const PROCESSOR_FACTORIES: Partial<Record<ProcessorRole, (ch: ClickHouse) => Processor<any>>> = {
+export interface ProcessorSettings {
+  ch: ClickHouse;
+  graceMs: number;
+  allowedLatenessMs: number;
+}
+
+export const PROCESSOR_FACTORIES: Partial<Record<ProcessorRole, (s: ProcessorSettings) => Processor<any>>> = {
   'raw-store': () => rawStoreProcessor(),
-  business: (ch) => businessProcessor({ ch }),
+  business: (s) => businessProcessor({ ch: s.ch, graceMs: s.graceMs, allowedLatenessMs: s.allowedLatenessMs }),
 };
 
-export function processorFor(role: string, ch: ClickHouse): Processor<unknown> {
+export function processorFor(role: string, s: ProcessorSettings): Processor<unknown> {
   const f = PROCESSOR_FACTORIES[role as ProcessorRole];
   if (!f) throw new Error(`unknown processor "${role}" (known: ${Object.keys(PROCESSOR_FACTORIES).join(', ')})`);
-  return f(ch);
+  return f(s);
 }

@@ -10,7 +10,7 @@ import { ConfigError } from './errors.js';
 const Int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) => Type.Integer({ default: def, minimum: min, maximum: max });
 const Str = (def: string) => Type.String({ default: def });
 
-export const ROLES = ['registry', 'ingest', 'raw-store', 'business', 'qoe', 'churn', 'safety', 'production', 'alerts', 'api'] as const;
+export const ROLES = ['registry', 'clickhouse', 'ingest', 'raw-store', 'business', 'qoe', 'churn', 'safety', 'production', 'alerts', 'api'] as const;
 export type Role = (typeof ROLES)[number];
 
 export const EnvSchema = Type.Object({
@@ -38,6 +38,8 @@ export const EnvSchema = Type.Object({
   CLICKHOUSE_PASSWORD: Str(''),
   CLICKHOUSE_DATABASE: Type.String({ default: 'streampulse', pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$' }),
   CHDB_PATH: Str(''),
+  /** Port of the `clickhouse` role: serves the embedded ClickHouse over HTTP to other processes. */
+  CLICKHOUSE_HTTP_PORT: Int(8123, 0, 65535),
 
   REDIS_URL: Str('redis://127.0.0.1:6379'),
   REDIS_PREFIX: Str('sp:'),
@@ -59,6 +61,10 @@ export const EnvSchema = Type.Object({
   CHECKPOINT_INTERVAL_MS: Int(2_000, 10),
   /** A partition with no events for this long (processing time) stops holding windows open. */
   IDLE_PARTITION_MS: Int(30_000, 100),
+  /** Windows close at end + grace; later events go to late_events. */
+  WINDOW_GRACE_MS: Int(60_000, 0),
+  /** Watermark = max event time seen − allowed lateness (per partition). */
+  ALLOWED_LATENESS_MS: Int(5_000, 0),
 
   ALERT_RULES_FILE: Str('alerts/rules.default.yaml'),
   ALERT_WEBHOOK_SECRET: Str(''),

@@ -16,7 +16,7 @@ import type { PaymentEvent, GiftEvent, PlaybackEvent } from '../../contracts/typ
 import { command, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
-import { FX_RATES, FX_SOURCE, toUsdMicros } from './fx-rates.js';
+import { FX_RATES, FX_SOURCE, toUsdMicros } from '../../contracts/fx-rates.js';
 
 export const MINUTE_MS = 60_000;
 export const HOUR_MS = 3_600_000;

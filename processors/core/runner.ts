@@ -110,6 +110,8 @@ export class ProcessorRunner<S> {
   /** Connects, joins the group and starts the processing loop. */
   async start(): Promise<void> {
     await this.processor.start?.();
+    // The rebalance callback keeps its own reference: it also fires while stop() disconnects.
+    let self: Kafka.KafkaConsumer | null = null;
     const consumer = new Kafka.KafkaConsumer(
       {
         'group.id': this.deps.groupId,
@@ -124,10 +126,11 @@ export class ProcessorRunner<S> {
         'queued.max.messages.kbytes': 32_768,
         'fetch.wait.max.ms': 50,
         'socket.keepalive.enable': true,
-        rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.TopicPartition[]) => this.onRebalance(err, assignment),
+        rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.TopicPartition[]) => this.onRebalance(self!, err, assignment),
       } as Kafka.ConsumerGlobalConfig,
       { 'auto.offset.reset': 'earliest' },
     );
+    self = consumer;
     this.consumer = consumer;
     consumer.on('event.error', (err) => this.log.warn({ event: 'kafka_consumer_error', processor: this.processor.name, err: err.message }, 'consumer error'));
     await new Promise<void>((resolve, reject) =>
@@ -149,8 +152,8 @@ export class ProcessorRunner<S> {
     if (!this.fatal) await this.commitCycle().catch((err) => this.log.error({ event: 'final_commit_failed', err: (err as Error).message }, 'final commit failed'));
     await this.rebalanceChain.catch(() => undefined);
     const c = this.consumer;
-    this.consumer = null;
     await new Promise<void>((resolve) => c.disconnect(() => resolve()));
+    this.consumer = null;
     this.parts.clear();
     this.log.info({ event: 'processor_stopped', processor: this.processor.name, owner: this.owner }, 'processor stopped');
   }
@@ -171,8 +174,7 @@ export class ProcessorRunner<S> {
     return this.checkpoints.clear();
   }
 
-  private onRebalance(err: Kafka.LibrdKafkaError, assignment: Kafka.TopicPartition[]): void {
-    const consumer = this.consumer!;
+  private onRebalance(consumer: Kafka.KafkaConsumer, err: Kafka.LibrdKafkaError, assignment: Kafka.TopicPartition[]): void {
     if (err.code === Kafka.CODES.ERRORS.ERR__ASSIGN_PARTITIONS) {
       this.deps.metrics.rebalances.inc({ processor: this.processor.name, kind: 'assign' });
       this.rebalanceChain = this.rebalanceChain.then(async () => {

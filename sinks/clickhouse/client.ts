@@ -36,6 +36,7 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
       username: opts.user,
       password: opts.password,
       request_timeout: 60_000,
+      compression: { request: false, response: false },
       clickhouse_settings: { async_insert: 0 },
     });
     transport = 'http';

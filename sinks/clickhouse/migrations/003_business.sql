@@ -58,23 +58,23 @@ CREATE TABLE IF NOT EXISTS {db}.account_activity_1h (
 ORDER BY (hour, account_id, src_topic, src_partition);
 
 CREATE VIEW IF NOT EXISTS {db}.kpi_payments_1h AS
-SELECT toStartOfHour(window_start) AS hour, method, plan, og_tier, country,
-  sum(attempts) AS attempts, sum(succeeded) AS succeeded, sum(failed) AS failed,
-  sum(gross_usd_micros) / 1e6 AS gross_usd, sum(refunds_usd_micros) / 1e6 AS refunds_usd,
-  sum(chargebacks_usd_micros) / 1e6 AS chargebacks_usd, sum(net_usd_micros) / 1e6 AS net_usd,
-  sum(topups) AS topups, sum(topup_usd_micros) / 1e6 AS topup_usd,
-  if(sum(attempts) = 0, 0, sum(failed) / sum(attempts)) AS failure_rate
-FROM {db}.kpi_payments_1m FINAL
+SELECT toStartOfHour(m.window_start) AS hour, m.method AS method, m.plan AS plan, m.og_tier AS og_tier, m.country AS country,
+  sum(m.attempts) AS attempts, sum(m.succeeded) AS succeeded, sum(m.failed) AS failed,
+  sum(m.gross_usd_micros) / 1e6 AS gross_usd, sum(m.refunds_usd_micros) / 1e6 AS refunds_usd,
+  sum(m.chargebacks_usd_micros) / 1e6 AS chargebacks_usd, sum(m.net_usd_micros) / 1e6 AS net_usd,
+  sum(m.topups) AS topups, sum(m.topup_usd_micros) / 1e6 AS topup_usd,
+  if(sum(m.attempts) = 0, 0, sum(m.failed) / sum(m.attempts)) AS failure_rate
+FROM {db}.kpi_payments_1m AS m FINAL
 GROUP BY hour, method, plan, og_tier, country;
 
 CREATE VIEW IF NOT EXISTS {db}.kpi_payments_1d AS
-SELECT toDate(window_start) AS day, method, plan, og_tier, country,
-  sum(attempts) AS attempts, sum(succeeded) AS succeeded, sum(failed) AS failed,
-  sum(gross_usd_micros) / 1e6 AS gross_usd, sum(refunds_usd_micros) / 1e6 AS refunds_usd,
-  sum(chargebacks_usd_micros) / 1e6 AS chargebacks_usd, sum(net_usd_micros) / 1e6 AS net_usd,
-  sum(topups) AS topups, sum(topup_usd_micros) / 1e6 AS topup_usd,
-  if(sum(attempts) = 0, 0, sum(failed) / sum(attempts)) AS failure_rate
-FROM {db}.kpi_payments_1m FINAL
+SELECT toDate(m.window_start) AS day, m.method AS method, m.plan AS plan, m.og_tier AS og_tier, m.country AS country,
+  sum(m.attempts) AS attempts, sum(m.succeeded) AS succeeded, sum(m.failed) AS failed,
+  sum(m.gross_usd_micros) / 1e6 AS gross_usd, sum(m.refunds_usd_micros) / 1e6 AS refunds_usd,
+  sum(m.chargebacks_usd_micros) / 1e6 AS chargebacks_usd, sum(m.net_usd_micros) / 1e6 AS net_usd,
+  sum(m.topups) AS topups, sum(m.topup_usd_micros) / 1e6 AS topup_usd,
+  if(sum(m.attempts) = 0, 0, sum(m.failed) / sum(m.attempts)) AS failure_rate
+FROM {db}.kpi_payments_1m AS m FINAL
 GROUP BY day, method, plan, og_tier, country;
 
 -- One row per hour with every headline business KPI.
