@@ -25,7 +25,7 @@
  *
  * Rate: `ratePerSec` is the mean number of events per second of event time over a day
  * (a mild diurnal curve that repeats every day multiplies it by 0.7-1.3); playback is ~90 %,
- * gifts ~6.5 %, payments ~2.5 %; moderation (~10 cases an hour) and Jira (~1 issue an hour) are
+ * gifts ~6.5 %, payments ~2.5 %; moderation (~8 cases an hour) and Jira (~1 issue an hour) are
  * absolute rates because their alert thresholds are absolute.
  */
 import type { EventKind } from '../../contracts/topics.js';
@@ -119,7 +119,7 @@ export const MODEL = {
   /** Subscription lifecycle actions per account per day. */
   lifecyclePerAccountDay: 0.012,
   billingPeriodDays: 30,
-  moderationCasesPerHour: 10,
+  moderationCasesPerHour: 8,
   jiraIssuesPerHour: 1,
   jiraBacklog: 12,
   diurnalAmplitude: 0.3,
@@ -228,6 +228,7 @@ export class TrafficGenerator {
   private nextJiraId = 10_000;
   private caseCounter = 0;
   private activeViews = 0;
+  private readonly packDeck: number[] = [];
 
   constructor(options: GeneratorOptions) {
     if (!(options.ratePerSec > 0)) throw new Error('ratePerSec must be > 0');
@@ -306,13 +307,19 @@ export class TrafficGenerator {
   private bootstrap(): void {
     const start = this.now;
     if (this.opts.emitCatalog) this.at(start, () => this.emitCatalog());
-    // Live schedules.
+    // Live schedules: each creator streams in two fixed daily slots (like real creators), so
+    // the live audience at a given hour repeats from day to day.
+    const dayStart = Math.floor(start / DAY) * DAY;
     for (const c of this.world.creators) {
-      if (this.opts.warmStart && this.rng.chance(0.36)) {
-        const elapsed = this.rng.range(0, 2 * HOUR);
-        this.startStream(c, start - elapsed, start + this.rng.range(20 * MIN, 3 * HOUR));
-      } else {
-        this.at(start + this.rng.range(0, 6 * HOUR), () => this.startStream(c, this.now, this.now + this.rng.range(1 * HOUR, 4 * HOUR)));
+      const d1 = this.rng.range(2 * HOUR, 5 * HOUR);
+      const d2 = this.rng.range(2 * HOUR, 5 * HOUR);
+      const o1 = this.rng.range(0, DAY);
+      const o2 = o1 + d1 + this.rng.range(2 * HOUR, DAY - d1 - d2 - 2 * HOUR);
+      for (const [offset, duration] of [[o1, d1], [o2, d2]] as const) {
+        let base = dayStart + (offset % DAY) - DAY;
+        while (base + duration <= start) base += DAY;
+        if (base <= start && !this.opts.warmStart) base += DAY;
+        this.scheduleStream(c, Math.round(base), Math.round(duration));
       }
     }
     // Renewals at each subscriber's period end.
@@ -367,16 +374,20 @@ export class TrafficGenerator {
 
   // ─────────────────────────────── live streams ───────────────────────────────
 
-  private startStream(c: Creator, startMs: number, endMs: number): void {
-    const stream: LiveStream = { streamId: `st-${this.rng.uuid()}`, creator: c, startMs: Math.round(startMs), endMs: Math.round(endMs) };
-    c.live = stream;
-    this.liveCreators.push(c);
-    this.at(stream.endMs, () => {
-      c.live = null;
-      const i = this.liveCreators.indexOf(c);
-      if (i >= 0) this.liveCreators.splice(i, 1);
-      const next = this.now + this.rng.range(1 * HOUR, 8 * HOUR);
-      this.at(next, () => this.startStream(c, this.now, this.now + this.rng.range(1 * HOUR, 4 * HOUR)));
+  /** A broadcast of slot [baseMs, baseMs + durationMs) (a few minutes of jitter), then the next day's. */
+  private scheduleStream(c: Creator, baseMs: number, durationMs: number): void {
+    const begin = Math.max(this.now, baseMs + this.rng.range(0, 5 * MIN));
+    const end = baseMs + durationMs + this.rng.range(0, 5 * MIN);
+    this.at(begin, () => {
+      const stream: LiveStream = { streamId: `st-${this.rng.uuid()}`, creator: c, startMs: Math.round(begin), endMs: Math.round(end) };
+      c.live = stream;
+      this.liveCreators.push(c);
+      this.at(stream.endMs, () => {
+        if (c.live === stream) c.live = null;
+        const i = this.liveCreators.indexOf(c);
+        if (i >= 0) this.liveCreators.splice(i, 1);
+        this.scheduleStream(c, baseMs + DAY, durationMs);
+      });
     });
   }
 
@@ -399,9 +410,10 @@ export class TrafficGenerator {
     return this.viewsPerSec * this.diurnal(this.now) * this.fx().viewArrivalMult;
   }
 
+  /** Views arrive almost regularly (jittered gaps): hourly engagement varies little day to day. */
   private viewArrival(): void {
     this.startView();
-    this.at(this.now + this.rng.exp(1 / this.viewRate()) * SEC, () => this.viewArrival());
+    this.at(this.now + Math.max(1, (SEC / this.viewRate()) * this.rng.range(0.5, 1.5)), () => this.viewArrival());
   }
 
   /** A viewer not watching anything right now (null when a few tries find only busy ones). */
@@ -891,13 +903,28 @@ export class TrafficGenerator {
     if (this.spenders.length > 0) {
       const pool = Math.max(1, Math.floor(this.spenders.length * this.fx().spenderPoolFraction));
       const a = this.spenders[this.rng.int(pool)]!;
-      const pack = this.rng.weighted(COIN_PACKS, COIN_PACKS.map((p) => p.weight));
+      const pack = COIN_PACKS[this.drawPack()]!;
       const amount = coinPackMinor(a.currency, pack.usdCents);
       const failed = this.chargeFailure();
       this.emit('payments', this.payment(a, 'coin_topup', amount, failed));
       if (!failed) this.recordCharge(a, amount);
     }
     this.at(this.now + Math.max(1, this.topupGapMs() * this.rng.range(0.5, 1.5)), () => this.topupArrival());
+  }
+
+  /**
+   * Coin packs are dealt from a shuffled deck with the exact pack mix (sampling without
+   * replacement), so an hour's revenue does not swing with a few large packs more or less.
+   */
+  private drawPack(): number {
+    if (this.packDeck.length === 0) {
+      for (let i = 0; i < COIN_PACKS.length; i++) for (let n = Math.round(COIN_PACKS[i]!.weight * 100); n > 0; n--) this.packDeck.push(i);
+      for (let i = this.packDeck.length - 1; i > 0; i--) {
+        const j = this.rng.int(i + 1);
+        [this.packDeck[i], this.packDeck[j]] = [this.packDeck[j]!, this.packDeck[i]!];
+      }
+    }
+    return this.packDeck.pop()!;
   }
 
   private lifecycleGapMs(): number {

@@ -102,9 +102,8 @@ describe('simulator generator', () => {
 
   it('emits events in event-time order, every kind, all valid against the contracts', () => {
     // Every incident at once so their code paths are covered too.
-    const incidents = INCIDENT_NAMES.map((n) => incident(n, 20, 25));
-    const events = gen({ minutes: 60, ratePerSec: 60, incidents });
-    expect(events.length).toBeGreaterThan(100_000);
+    const events = gen({ minutes: 40, ratePerSec: 40, incidents: INCIDENT_NAMES.map((n) => incident(n, 10, 20)) });
+    expect(events.length).toBeGreaterThan(40_000);
     const kinds = new Set(events.map((e) => e.kind));
     expect([...kinds].sort()).toEqual(['catalog', 'gifts', 'jira', 'moderation', 'payments', 'playback']);
     let prev = 0;
@@ -156,7 +155,7 @@ describe('simulator generator', () => {
   });
 
   it('keeps each view consistent: seq +1, counters never decrease, first frame after start, 10 s heartbeats', () => {
-    const events = gen({ minutes: 45, warmStart: false });
+    const events = gen({ minutes: 30, ratePerSec: 40, warmStart: false });
     const catalog = new Map(ofKind(events, 'catalog').map((c) => [c.content_id, c]));
     const g = new TrafficGenerator({ seed: 42, startMs: START, ratePerSec: 50 });
     const accounts = new Set(g.world.accounts.map((a) => a.id));
@@ -166,7 +165,7 @@ describe('simulator generator', () => {
       if (!list) byView.set(e.view_id, (list = []));
       list.push(e);
     }
-    expect(byView.size).toBeGreaterThan(1000);
+    expect(byView.size).toBeGreaterThan(400);
     let heartbeatGaps = 0;
     let ended = 0;
     const liveViewers = new Set<string>();
@@ -220,7 +219,7 @@ describe('simulator generator', () => {
         }
       }
     }
-    expect(heartbeatGaps).toBeGreaterThan(10_000);
+    expect(heartbeatGaps).toBeGreaterThan(5_000);
     // One view at a time per viewer.
     const spans = new Map<string, Array<[number, number]>>();
     for (const [, list] of byView) {
@@ -233,7 +232,7 @@ describe('simulator generator', () => {
       s.sort((a, b) => a[0] - b[0]);
       for (let i = 1; i < s.length; i++) expect(s[i]![0]).toBeGreaterThanOrEqual(s[i - 1]![1]);
     }
-    expect(ended).toBeGreaterThan(500);
+    expect(ended).toBeGreaterThan(300);
     // Gifts come from accounts watching that creator's live stream; one creator per stream.
     const gifts = ofKind(events, 'gifts');
     expect(gifts.length).toBeGreaterThan(100);
