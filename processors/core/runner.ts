@@ -270,8 +270,9 @@ export class ProcessorRunner<S> {
       const decoded = this.deps.codec.decode(run.kind, msg.value);
       if (!decoded.ok) {
         run.skip(msg.offset);
-        m.deadLetters.inc({ processor: p.name, error_class: decoded.errorClass });
-        if (this.deps.deadLetters) {
+        // The dead-letter sink counts what it delivers; without one the record is skipped and counted here.
+        if (!this.deps.deadLetters) m.deadLetters.inc({ processor: p.name, error_class: decoded.errorClass });
+        else {
           this.deadLetterQueue.push({ originalTopic: msg.topic, partition: msg.partition, offset: msg.offset, key: msg.key ?? null, value: msg.value, errorClass: decoded.errorClass, message: decoded.reason, stage: p.name, kind: run.kind });
         }
         continue;

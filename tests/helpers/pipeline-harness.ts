@@ -155,3 +155,34 @@ export function spawnRoles(t: TestEnv, env: Record<string, string | undefined>, 
     },
   };
 }
+
+export interface ConsumedRecord {
+  partition: number;
+  offset: number;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: Record<string, string>;
+}
+
+/** Reads a topic from the beginning until `count` records arrived (or the timeout passes). */
+export async function readTopic(brokers: string, topic: string, count: number, timeoutMs = 30_000): Promise<ConsumedRecord[]> {
+  const Kafka = (await import('node-rdkafka')).default;
+  const consumer = new Kafka.KafkaConsumer({ 'group.id': `read-${topic}-${Date.now()}`, 'metadata.broker.list': brokers, 'enable.auto.commit': false }, { 'auto.offset.reset': 'earliest' });
+  await new Promise<void>((resolve, reject) => consumer.connect({ timeout: 10_000 }, (err) => (err ? reject(err) : resolve())));
+  consumer.subscribe([topic]);
+  const out: ConsumedRecord[] = [];
+  const deadline = Date.now() + timeoutMs;
+  try {
+    while (out.length < count && Date.now() < deadline) {
+      const msgs = await new Promise<import('node-rdkafka').Message[]>((resolve, reject) => consumer.consume(500, (err, m) => (err ? reject(err) : resolve(m))));
+      for (const m of msgs) {
+        const headers: Record<string, string> = {};
+        for (const h of m.headers ?? []) for (const [k, v] of Object.entries(h)) headers[k] = Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
+        out.push({ partition: m.partition, offset: m.offset, key: (m.key as Buffer | null | undefined) ?? null, value: m.value, headers });
+      }
+    }
+  } finally {
+    await new Promise<void>((resolve) => consumer.disconnect(() => resolve()));
+  }
+  return out;
+}

@@ -1,0 +1,88 @@
+/**
+ * The main job on the local stack: `npm run demo [-- --rate 2000 --incident cdn-degradation]`.
+ * Starts Kafka (KRaft, from the Maven jars) and Redis if they are not running, then one
+ * StreamPulse process with every role (registry, ingest + API on HTTP_PORT, all processors,
+ * embedded ClickHouse also served over HTTP on CLICKHOUSE_HTTP_PORT) and the simulator feeding
+ * it. Every 5 s it prints the row counts of the raw tables and the latest business KPIs.
+ * Ctrl-C stops the simulator, the pipeline, and the Kafka/Redis it started: nothing is left behind.
+ */
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../lib/config.js';
+import { createLogger } from '../lib/logger.js';
+import { createMetrics } from '../lib/metrics.js';
+import { queryRows } from '../sinks/clickhouse/client.js';
+import { kafkaOptionsFromConfig, startKafka, stopKafka } from '../stack/kafka.js';
+import { ensureRedis, redisOptionsFromConfig, stopRedis } from '../stack/redis.js';
+import { runSimulation } from '../producers/simulator/run.js';
+import type { IncidentName } from '../producers/simulator/incidents.js';
+import { startPipeline } from './pipeline.js';
+
+/** The query the README documents: rows per raw table. */
+export const ROW_COUNTS_SQL = (db: string) => ['playback', 'payments', 'gifts', 'moderation', 'jira', 'catalog']
+  .map((k) => `SELECT '${k}' AS kind, count() AS rows FROM ${db}.raw_${k}`)
+  .join(' UNION ALL ');
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { rate: { type: 'string', default: '2000' }, seed: { type: 'string', default: '42' }, incident: { type: 'string' }, 'incident-after': { type: 'string', default: '60' } } });
+  const config = loadConfig({ ...process.env, ROLES: process.env.ROLES ?? 'all' });
+  const logger = createLogger(process.env.LOG_LEVEL ?? 'warn');
+  const metrics = createMetrics({ defaultMetrics: true });
+  const say = (s: string) => process.stdout.write(`${s}\n`);
+
+  say('StreamPulse demo: starting the local stack (Kafka KRaft, Redis)…');
+  const kafkaOpts = kafkaOptionsFromConfig(config, logger);
+  const kafka = await startKafka(kafkaOpts);
+  const redisOpts = redisOptionsFromConfig(config, logger);
+  const redis = await ensureRedis(redisOpts);
+  say(`  kafka ${kafka.brokers} (${kafka.alreadyRunning ? 'already running' : `started, pid ${kafka.pid}`}), redis ${redis.url} (${redis.alreadyRunning ? 'already running' : 'started'})`);
+
+  const pipeline = await startPipeline(config, logger, metrics);
+  const http = pipeline.http ? `http://${config.env.HTTP_HOST}:${(pipeline.http.server.address() as { port: number }).port}` : '(no HTTP role)';
+  say(`  pipeline: roles ${[...config.roles].join(', ')}; HTTP ${http}; ClickHouse over HTTP on ${config.env.HTTP_HOST}:${config.env.CLICKHOUSE_HTTP_PORT}`);
+
+  const abort = new AbortController();
+  const incidents = values.incident ? values.incident.split(',').map((name) => ({ name: name as IncidentName, startOffsetMs: Number(values['incident-after']) * 1000, durationMs: 10 * 60_000 })) : [];
+  say(`  simulator: ${values.rate} events/s, seed ${values.seed}${incidents.length ? `, incident ${values.incident} after ${values['incident-after']} s` : ''}. Ctrl-C stops everything.`);
+  const sim = runSimulation(
+    { seed: Number(values.seed), ratePerSec: Number(values.rate), incidents, jiraFieldMap: config.jiraFieldMap },
+    { sink: pipeline.producer, signal: abort.signal, logger },
+  );
+
+  const db = config.clickhouse.database;
+  const ch = pipeline.ch!;
+  const timer = setInterval(async () => {
+    try {
+      const counts = await queryRows<{ kind: string; rows: string }>(ch, ROW_COUNTS_SQL(db));
+      const [kpi] = await queryRows<Record<string, string>>(ch, `SELECT hour, revenue_usd, active_accounts, payer_rate, payment_failure_rate, gift_value_usd FROM ${db}.kpi_business_1h ORDER BY hour DESC LIMIT 1`);
+      const [qoe] = await queryRows<Record<string, string>>(ch, `SELECT count() AS views, countIf(outcome = 'play') AS plays FROM ${db}.qoe_views FINAL`).catch(() => [undefined]);
+      say(`[${new Date().toISOString().slice(11, 19)}] raw rows: ${counts.map((c) => `${c.kind} ${c.rows}`).join(' | ')}`);
+      if (kpi) say(`           business ${kpi.hour}: revenue $${Number(kpi.revenue_usd).toFixed(2)}, active ${kpi.active_accounts}, payer rate ${Number(kpi.payer_rate).toFixed(3)}, failure rate ${Number(kpi.payment_failure_rate).toFixed(3)}, gifts $${Number(kpi.gift_value_usd).toFixed(2)}`);
+      if (qoe) say(`           qoe: ${qoe.views} views, ${qoe.plays} plays`);
+    } catch (err) {
+      say(`  (status query failed: ${(err as Error).message})`);
+    }
+  }, 5_000);
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    say('\nstopping: simulator, pipeline, then the stack it started…');
+    clearInterval(timer);
+    abort.abort();
+    await sim.catch(() => undefined);
+    await pipeline.stop();
+    if (!kafka.alreadyRunning) await stopKafka(kafkaOpts);
+    if (!redis.alreadyRunning) await stopRedis(redisOpts);
+    say('stopped.');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+  await sim.catch((err) => say(`simulator stopped: ${(err as Error).message}`));
+}
+
+main().catch((err) => {
+  console.error(err instanceof Error ? err.stack ?? err.message : err);
+  process.exit(1);
+});

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Everything StreamPulse needs on a fresh Debian machine, idempotent and quick when done before:
+# the Debian packages node-rdkafka builds against (and Redis, Java, Maven if missing), the npm
+# dependencies (`npm ci` when node_modules is missing or older than the lock), and the Kafka jars
+# from Maven Central. Used by the README's two commands and by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+
+SUDO=""
+if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+
+PKGS=(libssl-dev zlib1g-dev libzstd-dev liblz4-dev libsasl2-dev build-essential python3 redis-server)
+command -v java >/dev/null 2>&1 || PKGS+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || PKGS+=(maven)
+[ "${STREAMPULSE_BROWSER_TESTS:-on}" = "off" ] || command -v chromium >/dev/null 2>&1 || PKGS+=(chromium)
+MISSING=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || MISSING+=("$p")
+done
+if [ "${#MISSING[@]}" -gt 0 ]; then
+  echo "== apt-get install ${MISSING[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${MISSING[@]}"
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f node_modules/node-rdkafka/build/Release/node-librdkafka.node ]; then
+  echo "== npm ci (node-rdkafka builds librdkafka from source: a few minutes)"
+  npm ci --no-audit --no-fund
+fi
+
+if [ ! -f "$ROOT/.cache/kafka/libs/.complete" ]; then
+  echo "== Kafka jars (Maven Central)"
+  mvn -q -B -f stack/kafka/pom.xml dependency:copy-dependencies -DoutputDirectory="$ROOT/.cache/kafka/libs" -DincludeScope=runtime
+  npx tsx stack/cli.ts jars >/dev/null
+  touch "$ROOT/.cache/kafka/libs/.complete"
+fi
+echo "== setup done"
