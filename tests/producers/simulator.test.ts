@@ -6,7 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { avroType } from '../../contracts/schemas.js';
 import { validateEvent } from '../../contracts/validate.js';
 import type { EventByKind, PlaybackEvent } from '../../contracts/types.generated.js';
-import { TrafficGenerator, type GeneratorOptions, type SimEvent } from '../../producers/simulator/generator.js';
+import { normaliseJiraWebhook } from '../../producers/jira/jira-normalise.js';
+import { DEFAULT_JIRA_FIELD_MAP, TrafficGenerator, type GeneratorOptions, type SimEvent } from '../../producers/simulator/generator.js';
 import { INCIDENTS, INCIDENT_NAMES, type IncidentName, type IncidentSpec } from '../../producers/simulator/incidents.js';
 import { Prng } from '../../producers/simulator/prng.js';
 
@@ -127,6 +128,21 @@ describe('simulator generator', () => {
       expect(body.issue.key).toBe(j.issue_key);
       expect(body.issue.fields.customfield_10041).toBe(j.show_name);
       expect(['new', 'indeterminate', 'done']).toContain(j.status_category);
+    }
+  });
+
+  it('writes Jira raw payloads that the webhook normaliser maps to the same event', () => {
+    const events = gen({ minutes: 3 * 24 * 60, ratePerSec: 1, incidents: [incident('production-critical', 60, 10)] });
+    const jira = ofKind(events, 'jira');
+    expect(jira.length).toBeGreaterThan(50);
+    expect(new Set(jira.map((j) => j.webhook_event)).size).toBeGreaterThanOrEqual(2);
+    expect(jira.some((j) => j.status_category === 'done' && j.resolved !== null)).toBe(true);
+    for (const j of jira) {
+      const r = normaliseJiraWebhook(JSON.parse(j.raw_payload), j.raw_payload, undefined, { ...DEFAULT_JIRA_FIELD_MAP }, j.event_time);
+      if (r.outcome !== 'ok') throw new Error(`${j.issue_key}: ${JSON.stringify(r)}`);
+      const { event_id: _a, received_time: _b, ...mine } = j;
+      const { event_id: _c, received_time: _d, ...theirs } = r.event;
+      expect(theirs).toEqual(mine);
     }
   });
 
