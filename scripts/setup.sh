@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything StreamPulse needs on a fresh Debian machine, idempotent and quick when done before:
 # the Debian packages node-rdkafka builds against (and Redis, Java, Maven if missing), the npm
-# dependencies (`npm ci` when node_modules is missing or older than the lock), and the Kafka jars
+# dependencies (when node_modules is missing or older than the lock), and the Kafka jars
 # from Maven Central. Used by the README's two commands and by .ci/run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,8 +25,11 @@ if [ "${#MISSING[@]}" -gt 0 ]; then
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f node_modules/node-rdkafka/build/Release/node-librdkafka.node ]; then
-  echo "== npm ci (node-rdkafka builds librdkafka from source: a few minutes)"
-  npm ci --no-audit --no-fund
+  # `npm install` with the committed lock, not `npm ci`: chdb lists per-platform optional packages
+  # of which the registry serves only the Linux x64 one, so the lock cannot name the others and
+  # `npm ci` refuses it. With the lock present `npm install` installs the locked versions.
+  echo "== npm install (node-rdkafka builds librdkafka from source: a few minutes)"
+  npm install --no-audit --no-fund
 fi
 
 if [ ! -f "$ROOT/.cache/kafka/libs/.complete" ]; then
