@@ -1,0 +1,371 @@
+/**
+ * The typed producer every StreamPulse writer uses: validate at the edge, Avro-encode in the
+ * Confluent wire format, key by the topic's key field, and produce through one idempotent
+ * node-rdkafka producer (acks=all, lz4). Calls resolve only when Kafka has acknowledged every
+ * message they produced; a failed delivery rejects with a typed KafkaError.
+ *
+ * Delivery reports are counted per call, not per message: each call owns a `DeliveryBatch`
+ * passed as the opaque of all its messages, and the poll loop's reports count it down.
+ */
+import rdkafka from 'node-rdkafka';
+import type { LibrdKafkaError, DeliveryReport, MessageHeader } from 'node-rdkafka';
+import { dlqTopic, DLQ_HEADERS, topicSpec, type EventKind, type RejectClass } from '../../contracts/topics.js';
+import { validateEvent } from '../../contracts/validate.js';
+import type { EventByKind } from '../../contracts/types.generated.js';
+import type { AvroCodec } from '../../lib/avro-codec.js';
+import { KafkaError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/logger.js';
+import type { Metrics } from '../../lib/metrics.js';
+
+const { Producer, CODES } = rdkafka;
+type RdProducer = InstanceType<typeof Producer>;
+
+export interface EventProducerOptions {
+  brokers: string;
+  clientId: string;
+  topicPrefix: string;
+  codec: AvroCodec;
+  logger: Logger;
+  metrics?: Metrics;
+  /** librdkafka linger.ms, default 5. */
+  lingerMs?: number;
+  now?: () => number;
+}
+
+export interface SendResult {
+  accepted: number;
+  rejected: number;
+  errors: Array<{ index: number; reason: string }>;
+}
+
+export interface DeadLetter {
+  originalTopic: string;
+  partition: number;
+  offset: number;
+  key: Buffer | string | null;
+  value: Buffer | null;
+  errorClass: string;
+  message: string;
+  stage: string;
+  kind?: string;
+}
+
+/** How often the poll loop serves delivery reports. */
+const POLL_INTERVAL_MS = 5;
+/** How long librdkafka keeps retrying a message before its delivery report fails. */
+const MESSAGE_TIMEOUT_MS = 30_000;
+/** Largest message we hand to librdkafka (its message.max.bytes default is 1,000,000). */
+export const MAX_MESSAGE_BYTES = 1_000_000;
+/** Dead letters larger than this keep only their first bytes (and say so in the message). */
+export const MAX_DEAD_LETTER_VALUE_BYTES = 900_000;
+const QUEUE_FULL_BACKOFF_MS = 2;
+const CONNECT_TIMEOUT_MS = 15_000;
+
+/** Counts the delivery reports of one call down to zero, then settles its promise once. */
+class DeliveryBatch {
+  delivered = 0;
+  private pending = 1; // held open by the call until every message is handed over (see seal)
+  private failure: LibrdKafkaError | null = null;
+  private failedCount = 0;
+  readonly done: Promise<void>;
+  private resolve!: () => void;
+  private reject!: (err: unknown) => void;
+
+  constructor(readonly topic: string, private readonly onSettled: (batch: DeliveryBatch, failed: number) => void) {
+    this.done = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    // A batch whose failure nobody awaits (a call that threw while producing) must not crash the process.
+    this.done.catch(() => undefined);
+  }
+
+  added(): void {
+    this.pending++;
+  }
+
+  report(err: LibrdKafkaError | null): void {
+    if (err) {
+      this.failedCount++;
+      this.failure ??= err;
+    } else this.delivered++;
+    this.countDown();
+  }
+
+  /** The call has handed over every message: release the hold taken in the constructor. */
+  seal(): void {
+    this.countDown();
+  }
+
+  private countDown(): void {
+    if (--this.pending > 0) return;
+    this.onSettled(this, this.failedCount);
+    if (this.failure) {
+      const err = this.failure;
+      this.reject(new KafkaError(`${this.failedCount} message(s) to ${this.topic} were not delivered: ${err.message}`, isRetriable(err.code), { cause: err }));
+    } else this.resolve();
+  }
+}
+
+function isRetriable(code: number | undefined): boolean {
+  const E = CODES.ERRORS;
+  return (
+    code === E.ERR__MSG_TIMED_OUT ||
+    code === E.ERR__TRANSPORT ||
+    code === E.ERR__ALL_BROKERS_DOWN ||
+    code === E.ERR__TIMED_OUT ||
+    code === E.ERR_REQUEST_TIMED_OUT ||
+    code === E.ERR_NOT_LEADER_FOR_PARTITION ||
+    code === E.ERR_LEADER_NOT_AVAILABLE ||
+    code === E.ERR_NOT_ENOUGH_REPLICAS ||
+    code === E.ERR__QUEUE_FULL
+  );
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Dead-letter headers (contracts/topics.ts DLQ_HEADERS) for one rejected record. */
+export function deadLetterHeaders(d: Omit<DeadLetter, 'key' | 'value'>, timestampMs: number): MessageHeader[] {
+  const headers: MessageHeader[] = [
+    { [DLQ_HEADERS.topic]: d.originalTopic },
+    { [DLQ_HEADERS.partition]: String(d.partition) },
+    { [DLQ_HEADERS.offset]: String(d.offset) },
+    { [DLQ_HEADERS.errorClass]: d.errorClass },
+    { [DLQ_HEADERS.errorMessage]: d.message },
+    { [DLQ_HEADERS.stage]: d.stage },
+    { [DLQ_HEADERS.timestamp]: String(timestampMs) },
+  ];
+  if (d.kind !== undefined) headers.push({ [DLQ_HEADERS.kind]: d.kind });
+  return headers;
+}
+
+/** Keeps a dead letter under the broker's size limit; the message says when it was cut. */
+function boundedDeadLetterValue(value: Buffer | null, message: string): { value: Buffer | null; message: string } {
+  if (!value || value.length <= MAX_DEAD_LETTER_VALUE_BYTES) return { value, message };
+  return {
+    value: value.subarray(0, MAX_DEAD_LETTER_VALUE_BYTES),
+    message: `${message} (value truncated to its first ${MAX_DEAD_LETTER_VALUE_BYTES} of ${value.length} bytes)`,
+  };
+}
+
+function keyOf(event: unknown, keyField: string): string | null {
+  const k = (event as Record<string, unknown> | null)?.[keyField];
+  return k === undefined || k === null ? null : String(k);
+}
+
+function originalJson(event: unknown): Buffer {
+  return Buffer.from(JSON.stringify(event) ?? 'null', 'utf8');
+}
+
+export class EventProducer {
+  private closed = false;
+  private readonly dlq: string;
+  private readonly now: () => number;
+
+  private constructor(
+    private readonly producer: RdProducer,
+    private readonly opts: EventProducerOptions,
+  ) {
+    this.dlq = dlqTopic(opts.topicPrefix);
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** The prefix of every topic this producer writes (`<prefix><kind>`, `<prefix>dlq`). */
+  get topicPrefix(): string {
+    return this.opts.topicPrefix;
+  }
+
+  static async connect(opts: EventProducerOptions): Promise<EventProducer> {
+    const producer = new Producer(
+      {
+        'metadata.broker.list': opts.brokers,
+        'client.id': opts.clientId,
+        'enable.idempotence': true,
+        'compression.codec': 'lz4',
+        'linger.ms': opts.lingerMs ?? 5,
+        'queue.buffering.max.messages': 200_000,
+        'batch.num.messages': 10_000,
+        'socket.connection.setup.timeout.ms': CONNECT_TIMEOUT_MS,
+        'log.connection.close': false,
+        dr_cb: true,
+      },
+      {
+        acks: -1, // all in-sync replicas; idempotence requires it
+        'message.timeout.ms': MESSAGE_TIMEOUT_MS,
+        // murmur2 like the Java and kafkajs clients, so every producer puts a key on the same partition.
+        partitioner: 'murmur2_random',
+      },
+    );
+    const { logger } = opts;
+    producer.on('delivery-report', (err, report: DeliveryReport) => {
+      (report.opaque as DeliveryBatch | undefined)?.report(err ?? null);
+    });
+    producer.on('event.error', (err: LibrdKafkaError) => {
+      logger.error({ event: 'producer_error', code: err.code, err: err.message, fatal: err.isFatal ?? false }, 'kafka producer error');
+    });
+    await new Promise<void>((resolve, reject) => {
+      producer.connect({ timeout: CONNECT_TIMEOUT_MS }, (err) => {
+        if (err) reject(new KafkaError(`cannot connect producer to Kafka at ${opts.brokers}: ${err.message}`, true, { cause: err }));
+        else resolve();
+      });
+    });
+    producer.setPollInterval(POLL_INTERVAL_MS);
+    logger.info({ event: 'producer_connected', brokers: opts.brokers, client_id: opts.clientId }, 'kafka producer connected');
+    return new EventProducer(producer, opts);
+  }
+
+  /**
+   * Validates each event (contracts/validate.ts), sets received_time when 0 or absent,
+   * Avro-encodes it, keys it by the topic's key field and produces it to `<prefix><kind>`.
+   * Invalid events go to the DLQ with their JSON and the reason. Resolves when every message
+   * (events and dead letters) is acknowledged; rejects with a KafkaError when one is not.
+   */
+  async send<K extends EventKind>(kind: K, events: readonly unknown[]): Promise<SendResult> {
+    this.assertOpen();
+    const spec = topicSpec(this.opts.topicPrefix, kind);
+    const receivedTime = this.now();
+    const result: SendResult = { accepted: 0, rejected: 0, errors: [] };
+    const toTopic = this.newBatch(spec.topic);
+    const toDlq = this.newBatch(this.dlq);
+    const rejectedByClass = new Map<RejectClass, number>();
+    try {
+      for (let index = 0; index < events.length; index++) {
+        const input = events[index];
+        const prepared = this.prepare(kind, input, receivedTime);
+        if (prepared.ok) {
+          const queued = this.produceTracked(spec.topic, null, prepared.value, keyOf(input, spec.keyField), undefined, toTopic);
+          if (queued) await queued;
+          result.accepted++;
+          continue;
+        }
+        result.rejected++;
+        result.errors.push({ index, reason: `${prepared.errorClass}: ${prepared.reason}` });
+        const dead = boundedDeadLetterValue(originalJson(input), prepared.reason);
+        const headers = deadLetterHeaders({ originalTopic: spec.topic, partition: -1, offset: -1, errorClass: prepared.errorClass, message: dead.message, stage: 'ingest', kind }, receivedTime);
+        const queued = this.produceTracked(this.dlq, null, dead.value, keyOf(input, spec.keyField), headers, toDlq);
+        if (queued) await queued;
+        rejectedByClass.set(prepared.errorClass, (rejectedByClass.get(prepared.errorClass) ?? 0) + 1);
+      }
+    } finally {
+      toTopic.seal();
+      toDlq.seal();
+    }
+    await Promise.all([toTopic.done, toDlq.done]);
+    for (const [errorClass, count] of rejectedByClass) this.opts.metrics?.deadLetters.inc({ processor: 'ingest', error_class: errorClass }, count);
+    return result;
+  }
+
+  /** Pre-validated fast path (simulator, bench): encodes and produces, no validation. */
+  async sendValid<K extends EventKind>(kind: K, events: readonly EventByKind[K][]): Promise<void> {
+    this.assertOpen();
+    const spec = topicSpec(this.opts.topicPrefix, kind);
+    const { codec } = this.opts;
+    const receivedTime = this.now();
+    const batch = this.newBatch(spec.topic);
+    try {
+      for (const event of events) {
+        const stamped = event.received_time ? event : { ...event, received_time: receivedTime };
+        const queued = this.produceTracked(spec.topic, null, codec.encode(kind, stamped), keyOf(event, spec.keyField), undefined, batch);
+        if (queued) await queued;
+      }
+    } finally {
+      batch.seal();
+    }
+    await batch.done;
+  }
+
+  /** Produces raw bytes (dead letters from any stage use this); resolves on delivery. */
+  async produceRaw(topic: string, key: Buffer | string | null, value: Buffer | null, headers?: Array<Record<string, Buffer | string>>, partition?: number): Promise<void> {
+    this.assertOpen();
+    const batch = this.newBatch(topic);
+    try {
+      await this.produceTracked(topic, partition ?? null, value, key, headers, batch);
+    } finally {
+      batch.seal();
+    }
+    await batch.done;
+  }
+
+  /** A dead letter for any stage: original bytes and headers naming topic, partition, offset, class, message. */
+  async sendDeadLetter(d: DeadLetter): Promise<void> {
+    const dead = boundedDeadLetterValue(d.value, d.message);
+    await this.produceRaw(this.dlq, d.key, dead.value, deadLetterHeaders({ ...d, message: dead.message }, this.now()));
+    this.opts.metrics?.deadLetters.inc({ processor: d.stage, error_class: d.errorClass });
+  }
+
+  async flush(timeoutMs = 10_000): Promise<void> {
+    if (this.closed) return;
+    await new Promise<void>((resolve, reject) => {
+      this.producer.flush(timeoutMs, (err) => (err ? reject(new KafkaError(`flush did not finish in ${timeoutMs} ms: ${err.message}`, true, { cause: err })) : resolve()));
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.flush();
+    } catch (err) {
+      this.opts.logger.warn({ event: 'producer_flush_failed', err: (err as Error).message }, 'producer closed with undelivered messages');
+    }
+    this.closed = true;
+    await new Promise<void>((resolve) => this.producer.disconnect(5_000, () => resolve()));
+    this.opts.logger.info({ event: 'producer_closed' }, 'kafka producer closed');
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new KafkaError('producer is closed', false);
+  }
+
+  private newBatch(topic: string): DeliveryBatch {
+    const metrics = this.opts.metrics;
+    return new DeliveryBatch(topic, (batch, failed) => {
+      if (!metrics) return;
+      if (batch.delivered > 0) metrics.producedMessages.inc({ topic }, batch.delivered);
+      if (failed > 0) metrics.produceErrors.inc({ topic }, failed);
+    });
+  }
+
+  /** Validates, stamps and encodes one event, or says why it is rejected. */
+  private prepare(kind: EventKind, input: unknown, receivedTime: number): { ok: true; value: Buffer } | { ok: false; errorClass: RejectClass; reason: string } {
+    const checked = validateEvent(kind, input);
+    if (!checked.ok) return checked;
+    const event = checked.event as { received_time?: number };
+    if (!event.received_time) event.received_time = receivedTime; // validateEvent returned a copy
+    const value = this.opts.codec.encode(kind, event);
+    if (value.length > MAX_MESSAGE_BYTES) {
+      return { ok: false, errorClass: 'oversize', reason: `encoded event is ${value.length} bytes; the limit is ${MAX_MESSAGE_BYTES}` };
+    }
+    return { ok: true, value };
+  }
+
+  /**
+   * Hands one message to librdkafka with `batch` as its opaque. Synchronous while the local
+   * queue has room (the returned promise is already settled); when the queue is full it polls,
+   * yields so delivery reports can drain it, and tries again.
+   */
+  private produceTracked(topic: string, partition: number | null, value: Buffer | null, key: Buffer | string | null, headers: MessageHeader[] | undefined, batch: DeliveryBatch): Promise<void> | void {
+    if (this.tryProduce(topic, partition, value, key, headers, batch)) return;
+    return this.produceWhenQueueHasRoom(topic, partition, value, key, headers, batch);
+  }
+
+  private async produceWhenQueueHasRoom(topic: string, partition: number | null, value: Buffer | null, key: Buffer | string | null, headers: MessageHeader[] | undefined, batch: DeliveryBatch): Promise<void> {
+    this.opts.logger.debug({ event: 'producer_queue_full', topic }, 'producer queue full; waiting for deliveries');
+    do {
+      this.producer.poll();
+      await sleep(QUEUE_FULL_BACKOFF_MS);
+    } while (!this.tryProduce(topic, partition, value, key, headers, batch));
+  }
+
+  /** True when queued, false when the local queue is full; throws a KafkaError otherwise. */
+  private tryProduce(topic: string, partition: number | null, value: Buffer | null, key: Buffer | string | null, headers: MessageHeader[] | undefined, batch: DeliveryBatch): boolean {
+    try {
+      this.producer.produce(topic, partition, value, key, null, batch, headers);
+    } catch (err) {
+      const code = (err as LibrdKafkaError).code;
+      if (code === CODES.ERRORS.ERR__QUEUE_FULL) return false;
+      throw new KafkaError(`cannot produce to ${topic}: ${(err as Error).message}`, isRetriable(code), { cause: err });
+    }
+    batch.added();
+    return true;
+  }
+}
