@@ -8,6 +8,7 @@
  * cumulative counters into deltas, credited to the day of the event that carries them; so a lost
  * or duplicated heartbeat changes nothing. A view is forgotten at view_end or after a day idle.
  */
+import { toUsdMicros } from '../../contracts/fx-rates.js';
 import type { EventKind } from '../../contracts/topics.js';
 import type { GiftEvent, PaymentEvent, PlaybackEvent } from '../../contracts/types.generated.js';
 import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
@@ -29,13 +30,7 @@ export interface ChurnState { days: WindowStore<DayAcc>; views: Map<string, View
 
 export interface ChurnOptions {
   graceMs?: number; allowedLatenessMs?: number; dedupHorizonMs?: number;
-  /**
-   * Currency conversion, injected by the entry point (the business processor's fx-rates table:
-   * a processor may not import another processor). Default: USD only; other currencies → late_events.
-   */
-  toUsdMicros?: (amountMinor: number, currency: string) => number | null;
 }
-const usdOnly = (amountMinor: number, currency: string) => (currency === 'USD' ? amountMinor * 10_000 : null);
 
 const newAcc = (): DayAcc => ({ views: 0, playing: 0, rebuffer: 0, vsf: 0, failures: 0, startup: [], titles: [], revenue: 0, gift: 0, payFailures: 0, downgrades: 0, lastViewMs: 0, lastViewBad: 0, payMs: 0, plan: '', autoRenew: 1, periodEnd: 0, firstPayMs: 0 });
 
@@ -67,7 +62,8 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
       if (s.days.isLate(t, ctx.watermarkMs)) return ctx.late('window_closed', s.days.windowStart(t) + DAY_MS);
       if (rec.kind === 'payments') {
         const p = ev as unknown as PaymentEvent;
-        const usd = (opts.toUsdMicros ?? usdOnly)(p.amount_minor, p.currency);
+        // The shared reference rates (contracts/fx-rates.ts), as the business processor uses.
+        const usd = toUsdMicros(p.amount_minor, p.currency);
         if (usd === null) return ctx.late('unknown_currency');
         s.days.update(t, p.account_id, (a) => {
           const ok = p.status === 'succeeded';

@@ -1,13 +1,13 @@
 /** Churn processor: daily facts straight = crash/restore = more partitions; 007 on embedded ClickHouse. */
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { validateEvent } from '../../contracts/validate.js';
 import { churnProcessor } from '../../processors/churn/churn.processor.js';
 import { ProcessorTestDriver, type DriverRecord } from '../../processors/core/test-driver.js';
 import { insertRows, openClickHouse, queryRows } from '../../sinks/clickhouse/client.js';
-import { migrate, MIGRATIONS_DIR } from '../../sinks/clickhouse/migrate.js';
+import { migrate } from '../../sinks/clickhouse/migrate.js';
 import { REPO_ROOT } from '../helpers/env.js';
 
 const T0 = Date.UTC(2024, 4, 1, 10);
@@ -73,13 +73,10 @@ describe('churn daily facts', () => {
   });
   const chdbPath = join(REPO_ROOT, '.data/test', `churn-${process.pid}-${Date.now()}`);
   afterAll(() => rmSync(chdbPath, { recursive: true, force: true }));
-  it('007 migrates and holds the rows on embedded ClickHouse', async () => {
+  it('all migrations apply; 007 holds the rows on embedded ClickHouse', async () => {
     const ch = await openClickHouse({ url: null, chdbPath, database: `churn_${process.pid}`, user: 'default', password: '' });
     try {
-      const dir = join(chdbPath, 'migrations');
-      mkdirSync(dir, { recursive: true });
-      for (const f of ['001_raw_events.sql', '002_core.sql', '007_churn.sql']) copyFileSync(join(MIGRATIONS_DIR, f), join(dir, f));
-      await migrate(ch, undefined, dir);
+      await migrate(ch);
       await insertRows(ch, 'churn_account_daily', run(3, 5).emitted.get('churn_account_daily')!);
       const rows = await queryRows<Record<string, unknown>>(ch, `SELECT toString(day) AS day, sum(views) AS views, sum(playing_ms) AS playing, sum(payment_failures) AS pf FROM ${ch.database}.churn_account_daily FINAL GROUP BY day ORDER BY day`);
       expect(rows.map((r) => [r.day, Number(r.views), Number(r.playing), Number(r.pf)])).toEqual([['2024-05-01', 2, 30_000, 1], ['2024-05-02', 1, 58_000, 0]]);
