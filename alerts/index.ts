@@ -30,6 +30,8 @@ export interface AlertingDeps {
   /** Overrides for tests: a parsed rule set instead of ALERT_RULES_FILE, and loop periods. */
   ruleSet?: RuleSet;
   deliveryIntervalMs?: number;
+  /** No background loops: the caller drives `runOnce()` (deterministic tests). */
+  manual?: boolean;
 }
 
 export interface AlertView extends AlertState { acknowledgedBy: string | null; silencedBy: string | null }
@@ -108,9 +110,11 @@ export async function startAlerting(deps: AlertingDeps): Promise<AlertingHandle>
     })());
   };
   const wake = new Set<() => void>();
+  if (!deps.manual) {
   loop('evaluator', ruleSet.settings.evaluationIntervalMs, () => evaluator.tick());
   loop('delivery', deps.deliveryIntervalMs ?? Math.min(1000, ruleSet.settings.retryBaseMs), () => deliverDue(delivery));
   loop('history', Math.max(1000, ruleSet.settings.evaluationIntervalMs), copyHistory);
+  }
 
   const api = createAlertingApi({ redis, redisPrefix: config.env.REDIS_PREFIX, clock });
   return {

@@ -82,7 +82,8 @@ const list: MetricDef[] = [
   {
     name: 'business_payer_rate_pct', description: 'Paying accounts (net revenue > 0) as % of active accounts in the hour; volume = active accounts.',
     unit: '%', labels: [], defaultWindowMs: 3_600_000, align: 'hour', baseline: true,
-    frontierSql: frontier('account_activity_1h', 'hour', 3600),
+    // An hour is evaluated once the business processor's minute stream has passed its end.
+    frontierSql: frontier('kpi_payments_1m', 'window_start', 60),
     sql: (db) => `SELECT k, 100 * countIf(net > 0) / count() AS value, toFloat64(count()) AS volume FROM (
       SELECT ${kOf('hour')}, account_id, sum(net_usd_micros) AS net FROM ${db}.account_activity_1h FINAL
       WHERE ${inWindows('hour')} GROUP BY k, account_id) GROUP BY k`,
