@@ -1,6 +1,7 @@
 /** Churn model (pure): features by hand, score monotonicity and the acceptance criterion. */
 import { describe, expect, it } from 'vitest';
 import { churnFeatures, churnScore, p95, riskLevel, tenureBand, type DailyFacts, type PaymentState } from '../../processors/churn/churn-model.js';
+import { accountInputs, churnScoreRows, NO_PLAN, topGenre, type ChurnDailyRow } from '../../processors/churn/churn-scores.js';
 
 const DAY0 = 19_844; // 2024-05-01
 const day = (d: number, f: Partial<DailyFacts> = {}): DailyFacts => ({
@@ -65,5 +66,36 @@ describe('churn score', () => {
     expect(worst.risk).toBeLessThanOrEqual(1);
     expect(worst.level).toBe('high');
     expect(worst.reasons.length).toBe(3);
+  });
+});
+
+describe('day-close scoring inputs (churn-scores.ts, pure)', () => {
+  const row = (d: number, account: string, f: Partial<ChurnDailyRow> = {}): ChurnDailyRow => ({
+    day: d, account_id: account, views: 0, playing_ms: 0, rebuffer_ms: 0, vsf: 0, playback_failures: 0, startup_ms: [], titles: [], revenue_usd_micros: 0,
+    gift_usd_micros: 0, payment_failures: 0, downgrades: 0, last_view_time: null, last_view_bad: 0, pay_state_time: null, plan: '', auto_renew: 1, period_end: null, first_payment_time: null, ...f,
+  });
+  it('sums partial rows of source partitions; the last view and the latest payment state win', () => {
+    const ms = DAY0 * 86_400_000;
+    const rows = [
+      row(DAY0, 'a', { views: 1, playing_ms: 10, startup_ms: [5], titles: ['t1'], last_view_time: ms + 100, last_view_bad: 0 }),
+      row(DAY0, 'a', { views: 2, playing_ms: 20, startup_ms: [3], titles: ['t1', 't2'], last_view_time: ms + 200, last_view_bad: 1 }),
+      row(DAY0 - 40, 'a', { pay_state_time: ms - 40 * 86_400_000, plan: 'premium', first_payment_time: ms - 40 * 86_400_000, period_end: ms }),
+      row(DAY0 - 5, 'a', { pay_state_time: ms - 5 * 86_400_000, plan: 'basic', auto_renew: 0, period_end: ms + 9 * 86_400_000 }),
+    ];
+    const a = accountInputs(DAY0, rows).get('a')!;
+    const d = a.days.find((x) => x.day === DAY0)!;
+    expect([d.views, d.playingMs, d.startupMs, d.titles, d.lastViewMs, d.lastViewBad]).toEqual([3, 30, [3, 5], ['t1', 't2'], ms + 200, true]);
+    expect(a.pay).toEqual({ plan: 'basic', autoRenew: false, periodEndMs: ms + 9 * 86_400_000, firstDay: DAY0 - 40 });
+  });
+  it('scores accounts active in 28 days or with a running period; top genre by title-days', () => {
+    const ms = DAY0 * 86_400_000;
+    const rows = [
+      row(DAY0 - 1, 'active', { views: 2, titles: ['x', 'y'] }), row(DAY0, 'active', { views: 1, titles: ['y'] }),
+      row(DAY0 - 60, 'paid-idle', { pay_state_time: ms - 60 * 86_400_000, plan: 'standard', period_end: ms + 5 * 86_400_000 }),
+      row(DAY0 - 60, 'gone', { views: 1, pay_state_time: ms - 60 * 86_400_000, plan: 'standard', period_end: ms - 30 * 86_400_000 }),
+    ];
+    const out = churnScoreRows(DAY0, rows, new Map([['x', 'news'], ['y', 'drama']]));
+    expect(out.map((r) => [r.account_id, r.top_genre, r.plan])).toEqual([['active', 'drama', NO_PLAN], ['paid-idle', 'none', 'standard']]);
+    expect(topGenre(DAY0, accountInputs(DAY0, [row(DAY0, 'b', { titles: ['q', 'x'] })]).get('b')!.days, new Map([['x', 'news']]))).toBe('news'); // tie 1–1: 'news' < 'unknown'
   });
 });
