@@ -176,7 +176,7 @@ describe('POST /v1/events/:kind', () => {
   });
 
   it('is documented in the OpenAPI spec', async () => {
-    const spec = app.swagger() as { paths: Record<string, Record<string, { requestBody?: { content: Record<string, unknown> }; responses: Record<string, unknown> }>> };
+    const spec = app.swagger() as unknown as { paths: Record<string, Record<string, { requestBody?: { content: Record<string, unknown> }; responses: Record<string, unknown> }>> };
     const op = spec.paths['/v1/events/{kind}']!.post!;
     expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '404', '413']));
   });
