@@ -18,6 +18,8 @@ import { ProcessorRunner } from '../processors/core/runner.js';
 import { EventProducer } from '../producers/sdk/event-producer.js';
 import { startRegistryServer, type RegistryServer } from '../stack/registry/server.js';
 import { PROCESSOR_FACTORIES, processorFor, type ProcessorRole } from './processors.js';
+import { scoreClosedChurnDays } from '../processors/churn/churn-scores.js';
+import { queryRows } from '../sinks/clickhouse/client.js';
 
 export interface Pipeline {
   ch: ClickHouse | null;
@@ -92,6 +94,33 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       await runner.start();
       runners.push(runner as ProcessorRunner<unknown>);
       closers.push(() => runner.stop());
+    }
+
+    if (roles.has('churn') && ch) {
+      // Daily churn scores: each closed day (end + grace + lateness + a flush) is scored once all
+      // partitions' facts are in; the first run starts at the earliest day with facts.
+      const clock = opts.clock ?? Date.now;
+      const closeDelayMs = config.env.WINDOW_GRACE_MS + config.env.ALLOWED_LATENESS_MS + config.env.CHECKPOINT_INTERVAL_MS;
+      let running = false;
+      const job = async () => {
+        if (running) return;
+        running = true;
+        try {
+          const [first] = await queryRows<{ d: number | null }>(ch!, `SELECT if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), min(day)))) AS d FROM ${ch!.database}.churn_account_daily`);
+          const days = await scoreClosedChurnDays(ch!, { nowMs: clock(), closeDelayMs, fromDay: first?.d === null || first?.d === undefined ? undefined : Number(first.d) });
+          if (days.length) logger.info({ event: 'churn_days_scored', days: days.length }, 'churn days scored');
+        } catch (err) {
+          logger.warn({ event: 'churn_scoring_failed', err: (err as Error).message }, 'churn scoring failed; will retry');
+        } finally {
+          running = false;
+        }
+      };
+      const timer = setInterval(() => void job(), 60_000);
+      const firstRun = setTimeout(() => void job(), 15_000);
+      closers.push(async () => {
+        clearInterval(timer);
+        clearTimeout(firstRun);
+      });
     }
 
     let http: FastifyInstance | null = null;

@@ -72,7 +72,8 @@ export class PartitionTask<S> {
     const src = { src_topic: this.topic, src_partition: this.partition, version };
     const ctx: ProcessContext = {
       watermarkMs: wm,
-      emit: (table, row) => push(table, { ...row, ...src }),
+      // Rows are fresh objects owned by the caller's emit: tag them in place (hot path).
+      emit: (table, row) => push(table, Object.assign(row, src)),
       late: (reason, windowEndMs) => {
         this.metrics?.lateEvents.inc({ processor: p.name });
         push('late_events', {
@@ -92,7 +93,7 @@ export class PartitionTask<S> {
 
   private out(push: Push): Emitter {
     const src = { src_topic: this.topic, src_partition: this.partition, version: this.next };
-    return { emit: (table, row) => push(table, { ...row, ...src }) };
+    return { emit: (table, row) => push(table, Object.assign(row, src)) };
   }
 
   /** Closes windows at the current watermark (after a batch, or when the idle rule advanced it). */

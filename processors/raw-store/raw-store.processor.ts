@@ -20,7 +20,9 @@ export function rawStoreProcessor(): Processor<RawState> {
     needsDedup: () => false,
     init: () => ({}),
     process(_state, event, rec, ctx) {
-      ctx.emit(rawTableName(rec.kind as EventKind), { ...event, src_offset: rec.offset });
+      // The decoded record is ours: it becomes the row as it is.
+      event.src_offset = rec.offset;
+      ctx.emit(rawTableName(rec.kind as EventKind), event);
     },
     onWatermark: () => undefined,
     onFlush: () => undefined,
