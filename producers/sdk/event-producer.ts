@@ -153,6 +153,24 @@ function keyOf(event: unknown, keyField: string): string | null {
   return k === undefined || k === null ? null : String(k);
 }
 
+/**
+ * Encodes `event` with received_time set to `receivedTime` when it is 0 or absent, without
+ * changing the caller's object. When the field exists (the usual `received_time: 0`), it is set
+ * for the synchronous encode and restored: copying each event instead changes its shape and
+ * makes the Avro writer about 1.5x slower.
+ */
+function encodeStamped(codec: AvroCodec, kind: EventKind, event: { received_time?: number }, receivedTime: number): Buffer {
+  if (event.received_time) return codec.encode(kind, event);
+  if (!('received_time' in event)) return codec.encode(kind, { ...event, received_time: receivedTime });
+  const original = event.received_time;
+  event.received_time = receivedTime;
+  try {
+    return codec.encode(kind, event);
+  } finally {
+    event.received_time = original;
+  }
+}
+
 function originalJson(event: unknown): Buffer {
   return Buffer.from(JSON.stringify(event) ?? 'null', 'utf8');
 }
@@ -264,8 +282,7 @@ export class EventProducer {
     const batch = this.newBatch(spec.topic);
     try {
       for (const event of events) {
-        const stamped = event.received_time ? event : { ...event, received_time: receivedTime };
-        const queued = this.produceTracked(spec.topic, null, codec.encode(kind, stamped), keyOf(event, spec.keyField), undefined, batch);
+        const queued = this.produceTracked(spec.topic, null, encodeStamped(codec, kind, event, receivedTime), keyOf(event, spec.keyField), undefined, batch);
         if (queued) await queued;
       }
     } finally {

@@ -97,6 +97,22 @@ describe('EventProducer.sendDeadLetter and produceRaw', () => {
 });
 
 describe('EventProducer.sendValid', () => {
+  it('stamps received_time in the encoded record without changing the caller\'s events', async () => {
+    const zero = giftEvent(50, { received_time: 0, stream_id: 'stream-stamp' });
+    const absent = giftEvent(51, { stream_id: 'stream-stamp' });
+    const kept = giftEvent(52, { received_time: 1_700_000_000_000, stream_id: 'stream-stamp' });
+    await env.producer.sendValid('gifts', [zero, absent, kept]);
+    expect(zero.received_time).toBe(0);
+    expect('received_time' in absent).toBe(false);
+    const messages = (await consumeMessages(env.brokers, topicSpec(env.topicPrefix, 'gifts').topic, 6)).filter((m) => m.key?.toString() === 'stream-stamp');
+    const stamps = Object.fromEntries(messages.map((m) => {
+      const d = env.codec.decode('gifts', m.value);
+      if (!d.ok) throw new Error(d.reason);
+      return [d.value.event_id as string, d.value.received_time];
+    }));
+    expect(stamps).toEqual({ [zero.event_id]: NOW, [absent.event_id]: NOW, [kept.event_id]: 1_700_000_000_000 });
+  });
+
   it('produces every event of large batches, keyed, and measures throughput', async () => {
     const total = 60_000;
     const batchSize = 2_000;
