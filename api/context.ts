@@ -1,0 +1,52 @@
+/** What every route module receives: clients and settings, injected by the plugin's caller. */
+import type { Redis } from 'ioredis';
+import type { Logger } from '../lib/logger.js';
+import type { Metrics } from '../lib/metrics.js';
+import type { ClickHouse } from '../sinks/clickhouse/client.js';
+import type { AlertsService } from './alerts-service.js';
+import type { ApiKeyStore } from '../producers/ingest/api-keys.js';
+import type { ApiRole } from './api-keys.js';
+import type { RedisRateLimiter } from './rate-limit.js';
+import type { SqlLimits } from './sql-guard.js';
+
+export interface ApiOptions {
+  logger: Logger;
+  metrics: Metrics;
+  redis: Redis;
+  ch: ClickHouse;
+  keys: ApiKeyStore;
+  limiter: RedisRateLimiter;
+  /** Requests per key per limiter window, by role. */
+  rateLimits?: Partial<Record<ApiRole, number>>;
+  /** Cost of one /v1/sql call in rate-limit units (default 10). */
+  sqlCost?: number;
+  alerts?: AlertsService | null;
+  /** Named readiness checks for /readyz (each rejects when its dependency is down). */
+  readiness?: Record<string, () => Promise<void>>;
+  sqlLimits?: SqlLimits;
+  /** Server-sent events period of the live dashboard stream. */
+  liveIntervalMs?: number;
+  now?: () => number;
+  /** Serve OpenAPI + Swagger UI at /docs (default true). */
+  docs?: boolean;
+}
+
+export interface ApiContext extends Required<Omit<ApiOptions, 'alerts' | 'rateLimits'>> {
+  alerts: AlertsService | null;
+  rateLimits: Record<ApiRole, number>;
+  db: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    apiRole?: ApiRole;
+    /** Non-secret id of the key (`key_` + 12 hex digits of its digest). */
+    apiKeyId?: string;
+  }
+  interface FastifyContextConfig {
+    /** Role a route needs; routes without it are public. */
+    role?: ApiRole;
+    /** Rate-limit units a call costs (default 1). */
+    cost?: number;
+  }
+}

@@ -1,0 +1,115 @@
+/**
+ * Live dashboard data: one snapshot (JSON) and the same snapshot pushed as server-sent events
+ * every liveIntervalMs. The page at / (api/dashboard/index.html) draws it.
+ */
+import type { FastifyInstance } from 'fastify';
+import { Type, type Static } from '@sinclair/typebox';
+import { queryRows } from '../../sinks/clickhouse/client.js';
+import type { ApiContext } from '../context.js';
+import { numeric } from '../params.js';
+import { qoeSeriesSql } from './qoe.js';
+
+const LiveQuery = Type.Object({
+  minutes: Type.Optional(Type.Integer({ minimum: 5, maximum: 1440, default: 60, description: 'Minutes of history in each series.' })),
+  api_key: Type.Optional(Type.String({ description: 'For EventSource clients, which cannot send headers.' })),
+});
+
+export interface LiveSnapshot {
+  generated_at: number;
+  from: number;
+  to: number;
+  qoe: Record<string, unknown>[];
+  payments: Record<string, unknown>[];
+  gifts: Record<string, unknown>[];
+  safety: Record<string, unknown>[];
+  production: { open_issues: number; open_critical: number; by_severity: Record<string, unknown>[] };
+  alerts: { available: boolean; items: Array<{ id: string; rule: string; state: string; severity: string; startsAt: string; summary?: string }> };
+}
+
+export async function liveSnapshot(ctx: ApiContext, minutes: number): Promise<LiveSnapshot> {
+  const now = ctx.now();
+  const toMs = Math.ceil(now / 60_000) * 60_000;
+  const fromMs = toMs - minutes * 60_000;
+  const p = { from: (fromMs / 1000).toFixed(3), to: (toMs / 1000).toFixed(3), step: 60 };
+  const db = ctx.db;
+  const [qoe, payments, gifts, safety, open, bySev, alerts] = await Promise.all([
+    queryRows<Record<string, unknown>>(ctx.ch, qoeSeriesSql(db, "'all'", ''), p),
+    queryRows<Record<string, unknown>>(ctx.ch,
+      `SELECT toUnixTimestamp(window_start) * 1000 AS t, sum(net_usd_micros) / 1e6 AS revenue_usd, sum(attempts) AS attempts, sum(failed) AS failed,
+         if(sum(attempts) = 0, 0, sum(failed) / sum(attempts)) AS failure_rate
+       FROM ${db}.kpi_payments_1m FINAL WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64}) GROUP BY t ORDER BY t SETTINGS prefer_column_name_to_alias = 1`, p),
+    queryRows<Record<string, unknown>>(ctx.ch,
+      `SELECT toUnixTimestamp(window_start) * 1000 AS t, sum(value_usd_micros) / 1e6 AS gift_value_usd, sum(gifts) AS gifts
+       FROM ${db}.kpi_gifts_1m FINAL WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64}) GROUP BY t ORDER BY t`, p),
+    queryRows<Record<string, unknown>>(ctx.ch,
+      `SELECT toUnixTimestamp(window_start) * 1000 AS t, sumIf(events, event_type = 'report_created') AS reports,
+         sumIf(events, event_type = 'action_taken' AND action_type != 'none') AS actions, sumIf(events, event_type = 'action_taken' AND severity = 'critical') AS critical_actions
+       FROM ${db}.safety_events_1m FINAL WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64}) GROUP BY t ORDER BY t`, p),
+    queryRows<Record<string, unknown>>(ctx.ch, `SELECT open_issues, open_critical FROM ${db}.production_open_critical`),
+    queryRows<Record<string, unknown>>(ctx.ch, `SELECT severity, sum(open_issues) AS open_issues FROM ${db}.production_open_by_severity_show GROUP BY severity ORDER BY open_issues DESC`),
+    ctx.alerts ? ctx.alerts.listAlerts({}).catch(() => null) : Promise.resolve(null),
+  ]);
+  return {
+    generated_at: now,
+    from: fromMs,
+    to: toMs,
+    qoe: numeric(qoe.map(({ samples: _s, series: _g, ...r }) => r), ['t', 'concurrent_viewers', 'views_started', 'plays', 'views_ended', 'startup_p50_ms', 'startup_p95_ms', 'watch_ms', 'fatal_errors']),
+    payments: numeric(payments, ['t', 'attempts', 'failed']),
+    gifts: numeric(gifts, ['t', 'gifts']),
+    safety: numeric(safety, ['t', 'reports', 'actions', 'critical_actions']),
+    production: { open_issues: Number(open[0]?.open_issues ?? 0), open_critical: Number(open[0]?.open_critical ?? 0), by_severity: numeric(bySev, ['open_issues']) },
+    alerts: {
+      available: alerts !== null,
+      items: (alerts ?? []).filter((a) => a.state !== 'resolved').slice(0, 50).map((a) => ({ id: a.id, rule: a.rule, state: String(a.state), severity: a.severity, startsAt: a.startsAt, summary: a.summary })),
+    },
+  };
+}
+
+export function liveRoutes(app: FastifyInstance, ctx: ApiContext): void {
+  const streams = new Set<() => void>();
+  app.addHook('onClose', async () => {
+    for (const close of [...streams]) close();
+  });
+
+  app.get<{ Querystring: Static<typeof LiveQuery> }>('/v1/live/snapshot', {
+    config: { role: 'viewer' },
+    schema: { tags: ['live'], querystring: LiveQuery, description: 'What the live dashboard shows: per-minute QoE, payments, gifts, moderation; open production issues; active alerts.' },
+  }, async (req) => liveSnapshot(ctx, req.query.minutes ?? 60));
+
+  app.get<{ Querystring: Static<typeof LiveQuery> }>('/v1/live/stream', {
+    config: { role: 'viewer' },
+    schema: { tags: ['live'], querystring: LiveQuery, description: `Server-sent events: a "snapshot" event (the /v1/live/snapshot body) every ${ctx.liveIntervalMs} ms.` },
+  }, async (req, reply) => {
+    const minutes = req.query.minutes ?? 60;
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.write(`retry: 3000\n\n`);
+    let busy = false;
+    let closed = false;
+    const push = async () => {
+      if (busy || closed) return;
+      busy = true;
+      try {
+        const snap = await liveSnapshot(ctx, minutes);
+        if (!closed) res.write(`event: snapshot\ndata: ${JSON.stringify(snap)}\n\n`);
+      } catch (err) {
+        ctx.logger.warn({ event: 'live_snapshot_failed', err: (err as Error).message }, 'live snapshot failed');
+        if (!closed) res.write(`event: error\ndata: ${JSON.stringify({ message: 'snapshot failed' })}\n\n`);
+      } finally {
+        busy = false;
+      }
+    };
+    const timer = setInterval(() => void push(), ctx.liveIntervalMs);
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      clearInterval(timer);
+      streams.delete(close);
+      res.end();
+    };
+    streams.add(close);
+    req.raw.on('close', close);
+    void push();
+  });
+}

@@ -1,0 +1,374 @@
+/**
+ * The API with inject(): every endpoint against embedded ClickHouse filled with simulator traffic
+ * run through the processors, keys and rate limits in the shared Redis. Also auth failures, wrong
+ * roles, bad parameters (the 400 names the parameter), rate limiting (429 + Retry-After) and SQL
+ * writes refused at both layers.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import { createLogger } from '../../lib/logger.js';
+import { createMetrics } from '../../lib/metrics.js';
+import { openClickHouse, queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
+import { apiPlugin, type ApiOptions } from '../../api/app.js';
+import { RedisApiKeyStore } from '../../api/api-keys.js';
+import { RedisRateLimiter } from '../../api/rate-limit.js';
+import type { AlertsService, AlertView, SilenceView } from '../../api/alerts-service.js';
+import { guardSql } from '../../api/sql-guard.js';
+import { cleanupTestEnv, testEnv } from '../helpers/env.js';
+import { fillWithSimulatedData, type SimFill } from './support/sim-data.js';
+
+const t = testEnv('api');
+const KEYS = { viewer: 'viewer-key-0123456789abcdef', analyst: 'analyst-key-0123456789abcdef', admin: 'admin-key-0123456789abcdef', ingest: 'ingest-key-0123456789abcdef' };
+const NOW = Date.UTC(2025, 4, 14, 12, 0, 0);
+let ch: ClickHouse;
+let redis: Redis;
+let app: FastifyInstance;
+let fill: SimFill;
+
+class FakeAlerts implements AlertsService {
+  alerts: AlertView[] = [{ id: 'a1', rule: 'qoe_rebuffer', state: 'firing', severity: 'critical', labels: { cdn: 'akamai' }, value: 3.2, startsAt: new Date(NOW - 600_000).toISOString(), summary: 'rebuffer 3.2 %' }];
+  silences: SilenceView[] = [];
+  async listAlerts(f: { state?: string }) { return this.alerts.filter((a) => !f.state || a.state === f.state); }
+  async acknowledge(id: string, by: string) {
+    const a = this.alerts.find((x) => x.id === id);
+    if (!a) return false;
+    a.acknowledgedBy = by;
+    return true;
+  }
+  async silence(i: { matchers: Record<string, string>; durationMs: number; createdBy: string; comment: string }) {
+    const s = { id: `s${this.silences.length + 1}`, matchers: i.matchers, startsAt: new Date(NOW).toISOString(), endsAt: new Date(NOW + i.durationMs).toISOString(), createdBy: i.createdBy, comment: i.comment };
+    this.silences.push(s);
+    return s;
+  }
+  async listSilences() { return this.silences; }
+}
+const alerts = new FakeAlerts();
+
+async function buildApp(over: Partial<ApiOptions> = {}, prefix = t.redisPrefix): Promise<FastifyInstance> {
+  const a = Fastify({ logger: false });
+  const keys = new RedisApiKeyStore(redis, prefix);
+  await keys.seed(Object.entries(KEYS).map(([role, key]) => `${key}:${role}`).join(','));
+  await a.register(apiPlugin, {
+    logger: createLogger(process.env.API_TEST_LOG ?? 'silent'), metrics: createMetrics(), redis, ch, keys,
+    limiter: new RedisRateLimiter(redis, prefix, 60_000), alerts, now: () => NOW, docs: true,
+    readiness: { redis: async () => void (await redis.ping()), clickhouse: async () => void (await queryRows(ch, 'SELECT 1')) },
+    ...over,
+  });
+  await a.ready();
+  return a;
+}
+
+const get = (url: string, key: string | null = KEYS.viewer) => app.inject({ method: 'GET', url, headers: key ? { 'x-api-key': key } : {} });
+const iso = (ms: number) => new Date(ms).toISOString();
+const RANGE = `from=${iso(NOW - 2 * 3_600_000)}&to=${iso(NOW)}`;
+
+beforeAll(async () => {
+  ch = await openClickHouse({ ...t.config.clickhouse, url: null });
+  redis = new Redis(t.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 3 });
+  await redis.connect();
+  fill = await fillWithSimulatedData(ch, { endMs: NOW, durationMs: 2 * 3_600_000, ratePerSec: 8 });
+  app = await buildApp();
+}, 300_000);
+
+afterAll(async () => {
+  await app?.close();
+  const keys = await redis.keys(`${t.redisPrefix}*`);
+  if (keys.length) await redis.del(...keys);
+  await redis?.quit();
+  await ch?.close();
+  await cleanupTestEnv(t);
+});
+
+describe('data filled through the processors', () => {
+  it('has rows in the tables the endpoints read', () => {
+    expect(fill.events).toBeGreaterThan(10_000);
+    for (const table of ['qoe_minute', 'qoe_views', 'kpi_payments_1m', 'kpi_gifts_1m', 'account_activity_1h', 'safety_events_1m', 'safety_cases', 'production_issues', 'churn_account_daily', 'raw_playback']) {
+      expect(fill.rowsByTable[table], table).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('public endpoints', () => {
+  it('/healthz, /readyz, /metrics, /docs and the dashboard page', async () => {
+    expect((await get('/healthz', null)).json()).toEqual({ status: 'ok' });
+    const ready = await get('/readyz', null);
+    expect(ready.statusCode).toBe(200);
+    expect(ready.json().checks).toEqual({ redis: 'ok', clickhouse: 'ok' });
+    await get('/v1/qoe/timeseries');
+    const m = await get('/metrics', null);
+    expect(m.headers['content-type']).toContain('text/plain');
+    expect(m.body).toContain('streampulse_http_request_duration_seconds_count{route="/v1/qoe/timeseries",status="200"}');
+    const spec = (await get('/docs/json', null)).json() as { paths: Record<string, unknown> };
+    for (const p of ['/v1/qoe/timeseries', '/v1/business/hourly', '/v1/sql', '/v1/alerts', '/v1/churn/accounts']) expect(Object.keys(spec.paths)).toContain(p);
+    const page = await get('/', null);
+    expect(page.headers['content-type']).toContain('text/html');
+    expect(page.body).toContain('EventSource');
+  });
+
+  it('/readyz answers 503 naming the dependency that is down', async () => {
+    const a = await buildApp({ readiness: { redis: async () => undefined, kafka: async () => { throw new Error('no broker'); } }, docs: false });
+    const r = await a.inject({ method: 'GET', url: '/readyz' });
+    expect(r.statusCode).toBe(503);
+    expect(r.json().checks).toEqual({ redis: 'ok', kafka: 'down: no broker' });
+    await a.close();
+  });
+});
+
+describe('auth and roles', () => {
+  it('401 without a key or with an unknown key; the key is kept hashed in Redis', async () => {
+    const none = await get('/v1/business/hourly', null);
+    expect(none.statusCode).toBe(401);
+    expect(none.json().error).toBe('unauthorized');
+    expect((await get('/v1/business/hourly', 'not-a-key-at-all-xxxxxxxx')).statusCode).toBe(401);
+    const stored = await redis.keys(`${t.redisPrefix}apikey:*`);
+    expect(stored.length).toBe(4);
+    for (const k of stored) expect(k).toMatch(/apikey:[0-9a-f]{64}$/);
+    const values = await Promise.all(stored.map((k) => redis.get(k)));
+    for (const key of Object.values(KEYS)) expect(JSON.stringify([stored, values])).not.toContain(key);
+  });
+
+  it('Bearer and api_key query parameter work too', async () => {
+    expect((await app.inject({ method: 'GET', url: '/v1/production/summary', headers: { authorization: `Bearer ${KEYS.viewer}` } })).statusCode).toBe(200);
+    expect((await app.inject({ method: 'GET', url: `/v1/production/summary?api_key=${KEYS.viewer}` })).statusCode).toBe(200);
+  });
+
+  it('403 for the wrong role', async () => {
+    const r = await get('/v1/qoe/timeseries', KEYS.ingest);
+    expect(r.statusCode).toBe(403);
+    expect(r.json().message).toContain('viewer');
+    expect((await app.inject({ method: 'POST', url: '/v1/sql', headers: { 'x-api-key': KEYS.viewer }, payload: { query: 'SELECT 1' } })).statusCode).toBe(403);
+    expect((await app.inject({ method: 'POST', url: '/v1/alerts/a1/ack', headers: { 'x-api-key': KEYS.analyst }, payload: {} })).statusCode).toBe(403);
+    expect((await app.inject({ method: 'POST', url: '/v1/silences', headers: { 'x-api-key': KEYS.viewer }, payload: { matchers: { rule: 'x' }, duration_minutes: 5, comment: 'c' } })).statusCode).toBe(403);
+  });
+});
+
+describe('bad parameters name the parameter', () => {
+  const cases: Array<[string, string]> = [
+    ['/v1/qoe/timeseries?step=7', 'step'],
+    ['/v1/qoe/timeseries?group_by=planet', 'group_by'],
+    ['/v1/qoe/timeseries?from=yesterday', 'from'],
+    [`/v1/qoe/timeseries?from=${iso(NOW)}&to=${iso(NOW - 1000)}`, 'from'],
+    [`/v1/qoe/timeseries?step=60&from=${iso(NOW - 30 * 86_400_000)}&to=${iso(NOW)}`, 'step'],
+    ['/v1/qoe/views?limit=0', 'limit'],
+    ['/v1/qoe/views?cursor=bogus', 'cursor'],
+    ['/v1/business/payments', 'by'],
+    ['/v1/business/payments?by=colour', 'by'],
+    ['/v1/creators/top?limit=5000', 'limit'],
+    ['/v1/safety/breakdown?by=x', 'by'],
+    ['/v1/churn/accounts?as_of=14/05/2025', 'as_of'],
+    ['/v1/production/issues?state=maybe', 'state'],
+  ];
+  for (const [url, param] of cases) {
+    it(`${url} → 400 naming ${param}`, async () => {
+      const r = await get(url);
+      expect(r.statusCode, r.body).toBe(400);
+      expect(r.json().param).toBe(param);
+    });
+  }
+});
+
+describe('endpoints return data', () => {
+  it('QoE time series, grouped and filtered', async () => {
+    const allR = await get(`/v1/qoe/timeseries?${RANGE}&step=300`);
+    expect(allR.statusCode, allR.body).toBe(200);
+    const all = allR.json();
+    expect(all.points.length).toBeGreaterThan(10);
+    const p = all.points.find((x: Record<string, number>) => (x.concurrent_viewers ?? 0) > 0);
+    expect(p.series).toBe('all');
+    expect(typeof p.startup_p95_ms).toBe('number');
+    const byCdn = (await get(`/v1/qoe/timeseries?${RANGE}&group_by=cdn`)).json();
+    const cdns = [...new Set(byCdn.points.map((x: { series: string }) => x.series))];
+    expect(cdns.length).toBeGreaterThan(1);
+    const one = (await get(`/v1/qoe/timeseries?${RANGE}&group_by=country&cdn=${encodeURIComponent(String(cdns[0]))}`)).json();
+    expect(one.points.length).toBeGreaterThan(0);
+  });
+
+  it('QoE per view, paged with a cursor, and one view', async () => {
+    const p1 = (await get(`/v1/qoe/views?${RANGE}&limit=5`)).json();
+    expect(p1.items.length).toBe(5);
+    expect(p1.next_cursor).toBeTruthy();
+    const p2 = (await get(`/v1/qoe/views?${RANGE}&limit=5&cursor=${p1.next_cursor}`)).json();
+    expect(p2.items.length).toBe(5);
+    expect(p2.items.map((v: { view_id: string }) => v.view_id)).not.toContain(p1.items[0].view_id);
+    const v = await get(`/v1/qoe/views/${p1.items[0].view_id}`);
+    expect(v.json().view_id).toBe(p1.items[0].view_id);
+    expect((await get('/v1/qoe/views/nope')).statusCode).toBe(404);
+    const plays = (await get(`/v1/qoe/views?${RANGE}&outcome=play&limit=3`)).json();
+    for (const x of plays.items) expect(x.outcome).toBe('play');
+  });
+
+  it('business hourly, growth and payments by dimension', async () => {
+    const h = (await get(`/v1/business/hourly?${RANGE}`)).json();
+    expect(h.hours.length).toBeGreaterThanOrEqual(2);
+    expect(h.hours.some((x: { revenue_usd: number }) => x.revenue_usd > 0)).toBe(true);
+    expect(h.hours[0].active_accounts).toBeGreaterThan(0);
+    const g = (await get(`/v1/business/growth?${RANGE}`)).json();
+    expect(g.hours.length).toBeGreaterThanOrEqual(2);
+    expect(g.hours[1].prev_hour_revenue_usd).toBeCloseTo(g.hours[0].revenue_usd, 6);
+    for (const by of ['method', 'plan', 'og_tier', 'country']) {
+      const rr = await get(`/v1/business/payments?${RANGE}&by=${by}`);
+      expect(rr.statusCode, rr.body).toBe(200);
+      const r = rr.json();
+      expect(r.rows.length, by).toBeGreaterThan(0);
+      expect(r.rows[0].attempts).toBeGreaterThan(0);
+    }
+    const hourly = (await get(`/v1/business/payments?${RANGE}&by=method&granularity=hour`)).json();
+    expect(new Set(hourly.rows.map((r: { t: number }) => r.t)).size).toBeGreaterThanOrEqual(2);
+  });
+
+  it('creators: top, gifters, concentration', async () => {
+    const top = (await get(`/v1/creators/top?${RANGE}&limit=3`)).json();
+    expect(top.items.length).toBe(3);
+    expect(top.items[0].gift_value_usd).toBeGreaterThanOrEqual(top.items[1].gift_value_usd);
+    expect(top.items[0].top20_gifter_share).toBeGreaterThan(0);
+    const gifters = (await get(`/v1/creators/${top.items[0].creator_id}/gifters?${RANGE}`)).json();
+    expect(gifters.items.length).toBe(top.items[0].gifters);
+    const c = (await get(`/v1/creators/concentration?${RANGE}`)).json();
+    expect(c.top20_gifter_share).toBeGreaterThan(0.2);
+    expect(c.top20_gifter_share).toBeLessThanOrEqual(1);
+  });
+
+  it('safety: summary, breakdown, creators', async () => {
+    const s = (await get(`/v1/safety/summary?${RANGE}`)).json();
+    expect(s.user_reports + s.detections).toBeGreaterThan(0);
+    expect(s.safety_score_overall).toBeGreaterThan(0);
+    const b = (await get(`/v1/safety/breakdown?${RANGE}&by=policy`)).json();
+    expect(b.rows.length).toBeGreaterThan(0);
+    const c = (await get('/v1/safety/creators?limit=5')).json();
+    expect(Array.isArray(c.items)).toBe(true);
+  });
+
+  it('production: summary, issues, shows', async () => {
+    const s = (await get('/v1/production/summary')).json();
+    expect(s.open_issues).toBeGreaterThan(0);
+    const i = (await get('/v1/production/issues?state=all&limit=2')).json();
+    expect(i.items.length).toBe(2);
+    const shows = (await get('/v1/production/shows')).json();
+    expect(shows.shows.length).toBeGreaterThan(0);
+  });
+
+  it('churn: accounts with reasons, cohorts', async () => {
+    const a = (await get('/v1/churn/accounts?as_of=2025-05-14&min_signals=0&limit=10')).json();
+    expect(a.items.length).toBe(10);
+    expect(a.items[0].signal_count).toBe(a.items[0].reasons.length);
+    const cr = await get('/v1/churn/cohorts?as_of=2025-05-14');
+    expect(cr.statusCode, cr.body).toBe(200);
+    const c = cr.json();
+    expect(c.cohorts.reduce((n: number, x: { accounts: number }) => n + x.accounts, 0)).toBeGreaterThan(0);
+  });
+
+  it('alerts: list, acknowledge (admin), silence (admin), 404 and 503', async () => {
+    expect((await get('/v1/alerts?state=firing')).json().alerts[0].id).toBe('a1');
+    const ack = await app.inject({ method: 'POST', url: '/v1/alerts/a1/ack', headers: { 'x-api-key': KEYS.admin }, payload: { comment: 'looking' } });
+    expect(ack.json()).toEqual({ acknowledged: true, id: 'a1' });
+    expect(alerts.alerts[0]!.acknowledgedBy).toMatch(/^key_[0-9a-f]{12}$/);
+    expect((await app.inject({ method: 'POST', url: '/v1/alerts/zzz/ack', headers: { 'x-api-key': KEYS.admin }, payload: {} })).statusCode).toBe(404);
+    const sil = await app.inject({ method: 'POST', url: '/v1/silences', headers: { 'x-api-key': KEYS.admin }, payload: { matchers: { rule: 'qoe_rebuffer' }, duration_minutes: 30, comment: 'maintenance' } });
+    expect(sil.statusCode).toBe(201);
+    expect((await get('/v1/silences')).json().silences).toHaveLength(1);
+    const bad = await app.inject({ method: 'POST', url: '/v1/silences', headers: { 'x-api-key': KEYS.admin }, payload: { matchers: { rule: 'x' }, duration_minutes: 0, comment: 'c' } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().param).toBe('duration_minutes');
+    const none = await buildApp({ alerts: null, docs: false });
+    expect((await none.inject({ method: 'GET', url: '/v1/alerts', headers: { 'x-api-key': KEYS.viewer } })).statusCode).toBe(503);
+    await none.close();
+  });
+
+  it('tables catalogue', async () => {
+    const r = (await get('/v1/tables')).json();
+    const names = r.tables.map((x: { name: string }) => x.name);
+    for (const n of ['raw_playback', 'qoe_minute_all', 'kpi_business_1h', 'churn_account_daily']) expect(names).toContain(n);
+  });
+
+  it('live snapshot and the server-sent events stream', async () => {
+    const sr = await get('/v1/live/snapshot?minutes=120');
+    expect(sr.statusCode, sr.body).toBe(200);
+    const s = sr.json();
+    expect(s.qoe.length).toBeGreaterThan(60);
+    expect(s.payments.length).toBeGreaterThan(0);
+    expect(s.alerts.items[0].rule).toBe('qoe_rebuffer');
+    const live = await buildApp({ liveIntervalMs: 200, docs: false });
+    const url = await live.listen({ port: 0, host: '127.0.0.1' });
+    const ctl = new AbortController();
+    const res = await fetch(`${url}/v1/live/stream?minutes=120&api_key=${KEYS.viewer}`, { signal: ctl.signal });
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const reader = res.body!.getReader();
+    let text = '';
+    while ((text.match(/event: snapshot/g) ?? []).length < 2) text += new TextDecoder().decode((await reader.read()).value);
+    ctl.abort();
+    const first = JSON.parse(text.split('event: snapshot\ndata: ')[1]!.split('\n')[0]!);
+    expect(first.qoe.length).toBeGreaterThan(60);
+    await live.close();
+  });
+});
+
+describe('SQL for analysts', () => {
+  const sql = (query: string, key = KEYS.analyst, params?: Record<string, unknown>) => app.inject({ method: 'POST', url: '/v1/sql', headers: { 'x-api-key': key }, payload: { query, params } });
+
+  it('runs a SELECT with parameters and returns columns and rows', async () => {
+    const r = await sql(`SELECT cdn, count() AS views FROM ${t.config.clickhouse.database}.qoe_views FINAL WHERE cdn != {skip:String} GROUP BY cdn ORDER BY cdn`, KEYS.analyst, { skip: '' });
+    expect(r.statusCode, r.body).toBe(200);
+    expect(r.json().columns.map((c: { name: string }) => c.name)).toEqual(['cdn', 'views']);
+    expect(r.json().row_count).toBeGreaterThan(1);
+    expect((await sql('SELECT 1 AS one', KEYS.admin)).json().rows).toEqual([{ one: 1 }]);
+  });
+
+  it('refuses writes, DDL, several statements, SETTINGS and external table functions', async () => {
+    const db = t.config.clickhouse.database;
+    for (const q of [
+      `INSERT INTO ${db}.fx_rates VALUES ('XXX', 1, 2, today(), 'x')`,
+      `DROP TABLE ${db}.qoe_views`,
+      `ALTER TABLE ${db}.qoe_views DELETE WHERE 1`,
+      `SELECT 1; DROP TABLE ${db}.qoe_views`,
+      `SELECT 1 SETTINGS readonly = 0`,
+      `SELECT * FROM file('/etc/passwd', 'LineAsString')`,
+      `SELECT * FROM url('http://example.com', 'CSV')`,
+      `WITH x AS (SELECT 1) INSERT INTO ${db}.fx_rates SELECT 'X', 1, 2, today(), 'x'`,
+    ]) {
+      const r = await sql(q);
+      expect(r.statusCode, q).toBe(403);
+      expect(r.json().error).toBe('read_only');
+    }
+    const [n] = await queryRows<{ c: string }>(ch, `SELECT count() AS c FROM ${db}.fx_rates WHERE currency = 'XXX' OR currency = 'X'`);
+    expect(Number(n!.c)).toBe(0);
+  });
+
+  it('the appended SETTINGS make ClickHouse itself refuse a write that got past the text check', async () => {
+    const g = guardSql('SELECT 1', { maxExecutionSeconds: 5, maxResultRows: 10 });
+    expect(g.ok).toBe(true);
+    const suffix = (g as { sql: string }).sql.slice('SELECT 1'.length);
+    await expect(queryRows(ch, `INSERT INTO ${t.config.clickhouse.database}.fx_rates SELECT 'YYY', 1, 2, today(), 'x' ${suffix}`)).rejects.toThrow(/readonly/i);
+  });
+
+  it('limits result rows and answers 400 on a bad query', async () => {
+    const big = await sql('SELECT number FROM numbers(1000000)');
+    expect(big.statusCode).toBe(200);
+    expect(big.json()).toMatchObject({ row_count: 100_000, truncated: true });
+    expect((await sql('SELECT 1 AS one')).json().truncated).toBe(false);
+    const bad = await sql('SELECT nope FROM nowhere_table');
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().param).toBe('query');
+  });
+});
+
+describe('rate limiting', () => {
+  it('429 with Retry-After once a key has used its window', async () => {
+    const prefix = `${t.redisPrefix}rl-test:`;
+    // A fixed clock 20 s into a window, so the test cannot straddle a window boundary.
+    const clock = () => 1_800_000_020_000;
+    const a = await buildApp({ rateLimits: { viewer: 3, analyst: 25 }, sqlCost: 10, docs: false, limiter: new RedisRateLimiter(redis, prefix, 60_000, clock) }, prefix);
+    const codes: number[] = [];
+    for (let i = 0; i < 4; i++) codes.push((await a.inject({ method: 'GET', url: '/v1/production/summary', headers: { 'x-api-key': KEYS.viewer } })).statusCode);
+    expect(codes).toEqual([200, 200, 200, 429]);
+    const r = await a.inject({ method: 'GET', url: '/v1/production/summary', headers: { 'x-api-key': KEYS.viewer } });
+    expect(r.statusCode).toBe(429);
+    expect(r.headers['retry-after']).toBe('40');
+    expect(r.json().error).toBe('rate_limited');
+    // Other keys have their own budget; SQL costs 10 units: 2 calls fit in 25, the third does not.
+    const sqlCodes: number[] = [];
+    for (let i = 0; i < 3; i++) sqlCodes.push((await a.inject({ method: 'POST', url: '/v1/sql', headers: { 'x-api-key': KEYS.analyst }, payload: { query: 'SELECT 1' } })).statusCode);
+    expect(sqlCodes).toEqual([200, 200, 429]);
+    await a.close();
+  });
+});
