@@ -1,0 +1,91 @@
+/**
+ * StreamPulse dashboards as code. Every panel's SQL is executed by tests/grafana/grafana.test.ts
+ * (macros expanded as the plugin does) against tables filled through the processors; `expect`
+ * lists the columns each panel needs.
+ */
+import { DashboardBuilder } from '@grafana/grafana-foundation-sdk/dashboard';
+import { PanelBuilder as TimeseriesPanel } from '@grafana/grafana-foundation-sdk/timeseries';
+import { PanelBuilder as StatPanel } from '@grafana/grafana-foundation-sdk/stat';
+import { PanelBuilder as TablePanel } from '@grafana/grafana-foundation-sdk/table';
+import { CH, ClickHouseQueryBuilder } from './clickhouse-query.js';
+
+export interface PanelSpec {
+  title: string;
+  kind: 'timeseries' | 'stat' | 'table';
+  sql: string;
+  /** Columns the panel reads. */
+  expect: string[];
+  unit?: string;
+}
+
+export interface DashboardSpec {
+  uid: string;
+  title: string;
+  panels: PanelSpec[];
+}
+
+const ts = (title: string, sql: string, expect: string[], unit?: string): PanelSpec => ({ title, kind: 'timeseries', sql, expect, unit });
+const stat = (title: string, sql: string, expect: string[], unit?: string): PanelSpec => ({ title, kind: 'stat', sql, expect, unit });
+const table = (title: string, sql: string, expect: string[]): PanelSpec => ({ title, kind: 'table', sql, expect });
+
+const QOE_BUCKET = `FROM qoe_minute FINAL WHERE $__timeFilter(window_start) GROUP BY time ORDER BY time`;
+
+export const DASHBOARDS: DashboardSpec[] = [
+  {
+    uid: 'streampulse-qoe', title: 'StreamPulse · QoE', panels: [
+      ts('Concurrent viewers', `SELECT $__timeInterval(window_start) AS time, sum(concurrent_viewers) / uniqExact(window_start) AS viewers ${QOE_BUCKET}`, ['time', 'viewers']),
+      ts('Rebuffer % by CDN', `SELECT $__timeInterval(window_start) AS time, cdn, 100 * sum(rebuffer_ms) / greatest(sum(playing_ms + rebuffer_ms + seek_ms), 1) AS rebuffer_pct FROM qoe_minute FINAL WHERE $__timeFilter(window_start) GROUP BY time, cdn ORDER BY time`, ['time', 'cdn', 'rebuffer_pct'], 'percent'),
+      ts('Startup p50 / p95 (ms)', `SELECT $__timeInterval(window_start) AS time, quantileExact(0.5)(s) AS p50_ms, quantileExact(0.95)(s) AS p95_ms FROM qoe_minute FINAL ARRAY JOIN startup_ms_samples AS s WHERE $__timeFilter(window_start) GROUP BY time ORDER BY time`, ['time', 'p50_ms', 'p95_ms'], 'ms'),
+      ts('VSF % and playback failures %', `SELECT $__timeInterval(window_start) AS time, 100 * sum(vsf_views) / greatest(sum(views_ended), 1) AS vsf_pct, 100 * sum(playback_failure_views) / greatest(sum(views_ended), 1) AS failure_pct ${QOE_BUCKET}`, ['time', 'vsf_pct', 'failure_pct'], 'percent'),
+      table('QoE by CDN and country (views ended in range)', `SELECT cdn, country, count() AS views, countIf(outcome = 'vsf') AS vsf, round(100 * sum(rebuffer_ms) / greatest(sum(watch_ms), 1), 3) AS rebuffer_pct, quantileExactIf(0.95)(startup_ms, startup_ms IS NOT NULL) AS startup_p95_ms FROM qoe_views FINAL WHERE is_final = 1 AND $__timeFilter(view_end) GROUP BY cdn, country ORDER BY views DESC LIMIT 50`, ['cdn', 'country', 'views', 'rebuffer_pct']),
+    ],
+  },
+  {
+    uid: 'streampulse-business', title: 'StreamPulse · Business', panels: [
+      ts('Net revenue (USD)', `SELECT $__timeInterval(window_start) AS time, sum(net_usd_micros) / 1e6 AS revenue_usd FROM kpi_payments_1m FINAL WHERE $__timeFilter(window_start) GROUP BY time ORDER BY time`, ['time', 'revenue_usd'], 'currencyUSD'),
+      ts('Revenue by method', `SELECT $__timeInterval(window_start) AS time, method, sum(net_usd_micros) / 1e6 AS revenue_usd FROM kpi_payments_1m FINAL WHERE $__timeFilter(window_start) GROUP BY time, method ORDER BY time`, ['time', 'method', 'revenue_usd'], 'currencyUSD'),
+      ts('Payment failure rate', `SELECT $__timeInterval(window_start) AS time, sum(failed) / greatest(sum(attempts), 1) AS failure_rate FROM kpi_payments_1m FINAL WHERE $__timeFilter(window_start) GROUP BY time ORDER BY time`, ['time', 'failure_rate'], 'percentunit'),
+      table('Hourly KPIs', `SELECT hour, revenue_usd, refunds_usd, active_accounts, paying_accounts, arpu_usd, arppu_usd, payer_rate FROM kpi_business_1h WHERE $__timeFilter(hour) ORDER BY hour DESC`, ['hour', 'revenue_usd', 'arpu_usd', 'payer_rate']),
+      stat('Active accounts (range)', `SELECT uniqExact(account_id) AS active_accounts FROM account_activity_1h FINAL WHERE $__timeFilter(hour)`, ['active_accounts']),
+    ],
+  },
+  {
+    uid: 'streampulse-creators', title: 'StreamPulse · Creators and gifts', panels: [
+      ts('Gift value (USD)', `SELECT $__timeInterval(window_start) AS time, sum(value_usd_micros) / 1e6 AS gift_value_usd FROM kpi_gifts_1m FINAL WHERE $__timeFilter(window_start) GROUP BY time ORDER BY time`, ['time', 'gift_value_usd'], 'currencyUSD'),
+      table('Top creators', `SELECT creator_id, sum(v) / 1e6 AS gift_value_usd, count() AS gifters, if(sum(v) = 0, 0, arraySum(arraySlice(arrayReverseSort(groupArray(v)), 1, toUInt32(ceil(count() * 0.2)))) / sum(v)) AS top20_gifter_share FROM (SELECT creator_id, sender_account_id, sum(value_usd_micros) AS v FROM kpi_gifts_1m FINAL WHERE $__timeFilter(window_start) GROUP BY creator_id, sender_account_id) GROUP BY creator_id ORDER BY gift_value_usd DESC LIMIT 20`, ['creator_id', 'gift_value_usd', 'gifters', 'top20_gifter_share']),
+    ],
+  },
+  {
+    uid: 'streampulse-safety', title: 'StreamPulse · Trust and safety', panels: [
+      ts('Reports and actions', `SELECT $__timeInterval(window_start) AS time, sumIf(events, event_type = 'report_created') AS reports, sumIf(events, event_type = 'action_taken' AND action_type != 'none') AS actions FROM safety_events_1m FINAL WHERE $__timeFilter(window_start) GROUP BY time ORDER BY time`, ['time', 'reports', 'actions']),
+      table('By policy', `SELECT policy, sumIf(events, event_type = 'report_created') AS reports, sumIf(events, event_type = 'action_taken') AS actions FROM safety_events_1m FINAL WHERE $__timeFilter(window_start) GROUP BY policy ORDER BY reports DESC`, ['policy', 'reports', 'actions']),
+      stat('Safety score (overall)', `SELECT safety_score FROM safety_score_overall`, ['safety_score']),
+    ],
+  },
+  {
+    uid: 'streampulse-production', title: 'StreamPulse · Production', panels: [
+      stat('Open issues / open critical', `SELECT open_issues, open_critical FROM production_open_critical`, ['open_issues', 'open_critical']),
+      table('Shows: issues beside engagement', `SELECT show_name, open_issues, open_critical, cost_impact_usd_total, delay_days_total, views, playing_hours, playback_failure_rate FROM production_show_overview ORDER BY open_critical DESC, cost_impact_usd_total DESC LIMIT 50`, ['show_name', 'open_issues', 'cost_impact_usd_total']),
+      table('Open issues', `SELECT issue_key, severity, show_name, status, cost_impact_usd, updated FROM production_issues_current WHERE is_open = 1 ORDER BY updated DESC LIMIT 100`, ['issue_key', 'severity', 'show_name']),
+    ],
+  },
+  {
+    uid: 'streampulse-pipeline', title: 'StreamPulse · Pipeline health', panels: [
+      ts('Raw events ingested per interval', `SELECT $__timeInterval(event_time) AS time, count() AS playback_events FROM raw_playback WHERE $__timeFilter(event_time) GROUP BY time ORDER BY time`, ['time', 'playback_events']),
+      ts('Ingest delay p95 (s)', `SELECT $__timeInterval(event_time) AS time, quantile(0.95)(dateDiff('millisecond', event_time, ingested_at)) / 1000 AS delay_p95_s FROM raw_playback WHERE $__timeFilter(event_time) GROUP BY time ORDER BY time`, ['time', 'delay_p95_s'], 's'),
+      table('Rows per table', `SELECT table, sum(rows) AS rows, max(modification_time) AS last_write FROM system.parts WHERE active AND database = currentDatabase() GROUP BY table ORDER BY table`, ['table', 'rows', 'last_write']),
+    ],
+  },
+];
+
+export function buildDashboard(spec: DashboardSpec): object {
+  const b = new DashboardBuilder(spec.title).uid(spec.uid).tags(['streampulse', 'generated']).refresh('30s').time({ from: 'now-6h', to: 'now' }).timezone('utc');
+  for (const p of spec.panels) {
+    const target = new ClickHouseQueryBuilder(p.sql, p.kind === 'timeseries' ? 'timeseries' : 'table');
+    const panel = p.kind === 'timeseries' ? new TimeseriesPanel() : p.kind === 'stat' ? new StatPanel() : new TablePanel();
+    panel.title(p.title).datasource(CH).withTarget(target).span(p.kind === 'table' ? 24 : 12).height(8);
+    if (p.unit) panel.unit(p.unit);
+    b.withPanel(panel);
+  }
+  return b.build();
+}
