@@ -140,8 +140,8 @@ export async function topicTotal(b: BenchEnv, kinds: readonly EventKind[]): Prom
 }
 
 /** Sum of checkpointed offsets of a processor (events it has made durable). */
-export async function checkpointedTotal(b: BenchEnv, processor: string): Promise<number> {
-  const keys = await b.redis.keys(`${b.config.env.REDIS_PREFIX}ckpt:${processor}:*`);
+export async function checkpointedTotal(b: BenchEnv, processor: string, redisPrefix = b.config.env.REDIS_PREFIX): Promise<number> {
+  const keys = await b.redis.keys(`${redisPrefix}ckpt:${processor}:*`);
   let n = 0;
   for (const k of keys) n += Number((await b.redis.hget(k, 'offset')) ?? 0);
   return n;

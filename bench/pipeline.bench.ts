@@ -1,0 +1,209 @@
+/**
+ * `npm run bench`: the processors on this machine, each figure beside the consume-and-decode-only
+ * rate of the same topics measured in the same run. The pipeline runs as a child process
+ * (`bin/streampulse.ts`, embedded ClickHouse, served over HTTP for the freshness probes), so its
+ * peak RSS (VmHWM) is its own.
+ *   1. business alone, from a preloaded topic: events/s, peak RSS
+ *   2. business at a steady 10,000 events/s in real time: p50/p99 freshness, i.e. event time to
+ *      the row being queryable, from probe payments of unique accounts
+ *   3. every processor together (raw-store, business, qoe, safety, production, churn) from
+ *      preloaded topics: events/s of the slowest, peak RSS
+ * Results go to bench/RESULTS.md ("Processors").
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import type { EventKind } from '../contracts/topics.js';
+import type { PaymentEvent } from '../contracts/types.generated.js';
+import { TrafficGenerator, type SimEvent } from '../producers/simulator/generator.js';
+import { REPO_ROOT } from '../stack/kafka.js';
+import { benchEnv, checkpointedTotal, consumeAll, generateEvents, machine, percentile, produceAll, recordResults, topicTotal, type BenchEnv } from './common.js';
+
+const N = Number(process.env.BENCH_EVENTS ?? 400_000);
+const STEADY_RATE = Number(process.env.BENCH_STEADY_RATE ?? 10_000);
+const STEADY_SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 40);
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+interface Child { proc: ChildProcess; chUrl: string; stop(): Promise<number> }
+
+async function startPipeline(b: BenchEnv, roles: string, label: string, extra: Record<string, string> = {}): Promise<Child> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'bin/streampulse.ts'], {
+    cwd: REPO_ROOT,
+    env: { ...b.env, ROLES: `clickhouse,${roles}`, CHDB_PATH: join(b.dataDir, `chdb-${label}`), CLICKHOUSE_HTTP_PORT: String(port), LOG_LEVEL: 'warn', ...extra },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const exited = new Promise<number>((r) => proc.on('exit', (c) => r(c ?? -1)));
+  return {
+    proc,
+    chUrl: `http://127.0.0.1:${port}`,
+    async stop() {
+      proc.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+function peakRssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /VmHWM:\s+(\d+) kB/.exec(status);
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/** Waits until the processors' checkpoints cover the topics; returns steady events/s. */
+async function timeCatchUp(b: BenchEnv, processors: Array<{ name: string; kinds: EventKind[] }>, redisPrefix = b.config.env.REDIS_PREFIX): Promise<{ rate: number; seconds: number }> {
+  const totals = await Promise.all(processors.map((p) => topicTotal(b, p.kinds)));
+  const grand = totals.reduce((a, x) => a + x, 0);
+  let first: { t: number; n: number } | null = null;
+  for (;;) {
+    const done = await Promise.all(processors.map((p) => checkpointedTotal(b, p.name, redisPrefix)));
+    const n = done.reduce((a, x) => a + x, 0);
+    if (!first && n > 0) first = { t: performance.now(), n };
+    if (done.every((d, i) => d >= totals[i]!)) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const seconds = (performance.now() - first!.t) / 1000;
+  return { rate: (grand - first!.n) / seconds, seconds };
+}
+
+async function query(chUrl: string, sql: string): Promise<string> {
+  const res = await fetch(chUrl, { method: 'POST', body: sql });
+  const text = await res.text();
+  if (!res.ok) throw new Error(text);
+  return text;
+}
+
+async function main(): Promise<void> {
+  const lines: string[] = [];
+  const BUSINESS_KINDS: EventKind[] = ['payments', 'gifts', 'playback'];
+  const ALL: EventKind[] = ['playback', 'payments', 'gifts', 'moderation', 'jira', 'catalog'];
+
+  // 1 and 3: preloaded topics
+  {
+    const b = await benchEnv('pipeline');
+    try {
+      const events = generateEvents(N, 21);
+      await produceAll(b.producer, events);
+      const ref = await consumeAll(b, BUSINESS_KINDS, true);
+      const refRate = ref.records / ref.seconds;
+      console.log(`consume + decode (business topics): ${fmt(refRate)} events/s`);
+      const child = await startPipeline(b, 'business', 'business');
+      const biz = await timeCatchUp(b, [{ name: 'business', kinds: BUSINESS_KINDS }]);
+      const bizRss = peakRssMb(child.proc.pid!);
+      await child.stop();
+      console.log(`business: ${fmt(biz.rate)} events/s, peak RSS ${bizRss.toFixed(0)} MiB`);
+
+      const refAll = await consumeAll(b, ALL, true);
+      const refAllRate = refAll.records / refAll.seconds;
+      const allPrefix = `${b.config.env.REDIS_PREFIX}all:`;
+      const all = await startPipeline(b, 'raw-store,business,qoe,safety,production,churn', 'all', { REDIS_PREFIX: allPrefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}all.` });
+      const procs = [
+        { name: 'raw-store', kinds: ALL }, { name: 'business', kinds: BUSINESS_KINDS }, { name: 'qoe', kinds: ['playback'] as EventKind[] },
+        { name: 'safety', kinds: ['moderation'] as EventKind[] }, { name: 'production', kinds: ['jira'] as EventKind[] }, { name: 'churn', kinds: ['payments', 'playback', 'gifts'] as EventKind[] },
+      ];
+      const t0 = performance.now();
+      const allRun = await timeCatchUp(b, procs, allPrefix);
+      const allSeconds = (performance.now() - t0) / 1000;
+      const allRss = peakRssMb(all.proc.pid!);
+      await all.stop();
+      const pipelineEvents = await topicTotal(b, ALL);
+      console.log(`all processors: ${fmt(pipelineEvents / allSeconds)} log events/s (${fmt(allRun.rate)} processor-events/s), peak RSS ${allRss.toFixed(0)} MiB`);
+      lines.push(
+        `| business alone, preloaded ${fmt(N)} events (${fmt(await topicTotal(b, BUSINESS_KINDS))} on its topics) | ${fmt(biz.rate)} | ${fmt(refRate)} | ${bizRss.toFixed(0)} MiB |`,
+        `| all six processors in one process (raw-store, business, qoe, safety, production, churn), preloaded, incl. start-up | ${fmt(pipelineEvents / allSeconds)} log events/s | ${fmt(refAllRate)} | ${allRss.toFixed(0)} MiB |`,
+      );
+    } finally {
+      await b.close();
+    }
+  }
+
+  // 2: freshness at a steady rate
+  let p50 = NaN;
+  let p99 = NaN;
+  let steadyRss = NaN;
+  {
+    const b = await benchEnv('fresh');
+    try {
+      const child = await startPipeline(b, 'business', 'fresh');
+      // Wait for the child to own its partitions.
+      for (;;) {
+        if ((await b.redis.keys(`${b.config.env.REDIS_PREFIX}ckpt:business:*`)).length >= 12) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const start = Date.now();
+      const gen = new TrafficGenerator({ seed: 5, startMs: start, ratePerSec: STEADY_RATE });
+      const probes = new Map<string, { eventMs: number; seenMs?: number }>();
+      let stop = false;
+      const poller = (async () => {
+        while (!stop || [...probes.values()].some((p) => p.seenMs === undefined)) {
+          const text = await query(child.chUrl, `SELECT DISTINCT account_id FROM ${b.config.clickhouse.database}.account_activity_1h WHERE account_id LIKE 'probe-%' FORMAT TSV`).catch(() => '');
+          const now = Date.now();
+          for (const id of text.split('\n').filter(Boolean)) {
+            const p = probes.get(id);
+            if (p && p.seenMs === undefined) p.seenMs = now;
+          }
+          await new Promise((r) => setTimeout(r, 50));
+          if (stop && Date.now() - start > (STEADY_SECONDS + 60) * 1000) break;
+        }
+      })();
+      let i = 0;
+      let lastProbe = 0;
+      while (Date.now() - start < STEADY_SECONDS * 1000) {
+        const now = Date.now();
+        const batch: SimEvent[] = [];
+        gen.advanceInto(now, batch);
+        const byKind = new Map<EventKind, unknown[]>();
+        for (const e of batch) (byKind.get(e.kind) ?? byKind.set(e.kind, []).get(e.kind)!).push({ ...e.event, received_time: now });
+        if (now - lastProbe >= 500) {
+          lastProbe = now;
+          const id = `probe-${i++}`;
+          probes.set(id, { eventMs: now });
+          const probe: PaymentEvent = {
+            event_id: crypto.randomUUID(), event_time: now, received_time: now, payment_id: `probe-pay-${i}`, account_id: id, kind: 'coin_topup', status: 'succeeded',
+            amount_minor: 100, currency: 'USD', method: 'card', plan: 'basic', og_tier: 0, auto_renew: true, period_end: null, failure_code: null, country: 'NP',
+          };
+          (byKind.get('payments') ?? byKind.set('payments', []).get('payments')!).push(probe);
+        }
+        await Promise.all([...byKind].map(([k, l]) => b.producer.sendValid(k, l as never)));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      stop = true;
+      await poller;
+      steadyRss = peakRssMb(child.proc.pid!);
+      await child.stop();
+      const fresh = [...probes.values()].filter((p) => p.seenMs !== undefined).map((p) => p.seenMs! - p.eventMs);
+      p50 = percentile(fresh, 0.5);
+      p99 = percentile(fresh, 0.99);
+      console.log(`freshness at ${STEADY_RATE}/s: p50 ${p50} ms, p99 ${p99} ms over ${fresh.length}/${probes.size} probes; peak RSS ${steadyRss.toFixed(0)} MiB`);
+      lines.push(`| business at a steady ${fmt(STEADY_RATE)} events/s for ${STEADY_SECONDS} s (real time) | freshness p50 ${fmt(p50)} ms, p99 ${fmt(p99)} ms (${fresh.length} probes) | – | ${steadyRss.toFixed(0)} MiB |`);
+    } finally {
+      await b.close();
+    }
+  }
+
+  recordResults('Processors (npm run bench)', `
+Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. Kafka 4.1.1 (KRaft, single node, same machine), Redis, embedded ClickHouse (chdb) in the pipeline process; simulated traffic of all kinds (≈90 % playback). Commit cycle: BATCH_MAX_ROWS ${process.env.BATCH_MAX_ROWS ?? 20000}, CHECKPOINT_INTERVAL_MS ${process.env.CHECKPOINT_INTERVAL_MS ?? 2000}, BATCH_MAX_MS ${process.env.BATCH_MAX_MS ?? 1000}.
+
+| run | events/s (or freshness) | reference: consume + decode only, same topics, same run | peak RSS of the pipeline process |
+|---|---|---|---|
+${lines.join('\n')}
+
+Events/s are measured from the first checkpoint to the last (start-up excluded) over Redis checkpoint offsets, i.e. events whose results are durable in ClickHouse. Freshness = time a probe payment's account becomes visible in \`account_activity_1h\` minus its event time (= send time).
+`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
