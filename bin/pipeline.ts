@@ -20,6 +20,7 @@ import { startRegistryServer, type RegistryServer } from '../stack/registry/serv
 import { PROCESSOR_FACTORIES, processorFor, type ProcessorRole } from './processors.js';
 import { scoreClosedChurnDays } from '../processors/churn/churn-scores.js';
 import { queryRows } from '../sinks/clickhouse/client.js';
+import { startAlerting } from '../alerts/index.js';
 
 export interface Pipeline {
   ch: ClickHouse | null;
@@ -121,6 +122,12 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
         clearInterval(timer);
         clearTimeout(firstRun);
       });
+    }
+
+    if (roles.has('alerts') && ch) {
+      // Rules are validated here: a bad rules file stops the start with the rule and field named.
+      const alerting = await startAlerting({ config, logger: logger.child({ role: 'alerts' }), metrics, ch, redis, clock: opts.clock });
+      closers.push(() => alerting.stop());
     }
 
     let http: FastifyInstance | null = null;
