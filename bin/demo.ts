@@ -24,7 +24,12 @@ export const ROW_COUNTS_SQL = (db: string) => ['playback', 'payments', 'gifts', 
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { rate: { type: 'string', default: '2000' }, seed: { type: 'string', default: '42' }, incident: { type: 'string' }, 'incident-after': { type: 'string', default: '60' } } });
-  const config = loadConfig({ ...process.env, ROLES: process.env.ROLES ?? 'all' });
+  let config = loadConfig({ ...process.env, ROLES: process.env.ROLES ?? 'all' });
+  // A registry already answering (e.g. from `npm run stack:up`) is used instead of starting one.
+  const registryUp = await fetch(`${config.env.SCHEMA_REGISTRY_URL}/subjects`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+  if (registryUp && config.roles.has('registry')) {
+    config = loadConfig({ ...process.env, ROLES: [...config.roles].filter((r) => r !== 'registry').join(',') });
+  }
   const logger = createLogger(process.env.LOG_LEVEL ?? 'warn');
   const metrics = createMetrics({ defaultMetrics: true });
   const say = (s: string) => process.stdout.write(`${s}\n`);
@@ -34,6 +39,7 @@ async function main(): Promise<void> {
   const kafka = await startKafka(kafkaOpts);
   const redisOpts = redisOptionsFromConfig(config, logger);
   const redis = await ensureRedis(redisOpts);
+  if (registryUp) say(`  schema registry: using the one already answering at ${config.env.SCHEMA_REGISTRY_URL}`);
   say(`  kafka ${kafka.brokers} (${kafka.alreadyRunning ? 'already running' : `started, pid ${kafka.pid}`}), redis ${redis.url} (${redis.alreadyRunning ? 'already running' : 'started'})`);
 
   const pipeline = await startPipeline(config, logger, metrics);
@@ -44,7 +50,9 @@ async function main(): Promise<void> {
   const incidents = values.incident ? values.incident.split(',').map((name) => ({ name: name as IncidentName, startOffsetMs: Number(values['incident-after']) * 1000, durationMs: 10 * 60_000 })) : [];
   say(`  simulator: ${values.rate} events/s, seed ${values.seed}${incidents.length ? `, incident ${values.incident} after ${values['incident-after']} s` : ''}. Ctrl-C stops everything.`);
   const sim = runSimulation(
-    { seed: Number(values.seed), ratePerSec: Number(values.rate), incidents, jiraFieldMap: config.jiraFieldMap },
+    // Moderation and Jira are rare in real traffic (8 cases, 1 issue an hour); the demo raises them
+    // so that every kind visibly flows within the first minute.
+    { seed: Number(values.seed), ratePerSec: Number(values.rate), incidents, jiraFieldMap: config.jiraFieldMap, moderationCasesPerHour: 900, jiraIssuesPerHour: 120 },
     { sink: pipeline.producer, signal: abort.signal, logger },
   );
 
@@ -55,6 +63,7 @@ async function main(): Promise<void> {
       const counts = await queryRows<{ kind: string; rows: string }>(ch, ROW_COUNTS_SQL(db));
       const [kpi] = await queryRows<Record<string, string>>(ch, `SELECT hour, revenue_usd, active_accounts, payer_rate, payment_failure_rate, gift_value_usd FROM ${db}.kpi_business_1h ORDER BY hour DESC LIMIT 1`);
       const [qoe] = await queryRows<Record<string, string>>(ch, `SELECT count() AS views, countIf(outcome = 'play') AS plays FROM ${db}.qoe_views FINAL`).catch(() => [undefined]);
+      counts.sort((a, b) => a.kind.localeCompare(b.kind));
       say(`[${new Date().toISOString().slice(11, 19)}] raw rows: ${counts.map((c) => `${c.kind} ${c.rows}`).join(' | ')}`);
       if (kpi) say(`           business ${kpi.hour}: revenue $${Number(kpi.revenue_usd).toFixed(2)}, active ${kpi.active_accounts}, payer rate ${Number(kpi.payer_rate).toFixed(3)}, failure rate ${Number(kpi.payment_failure_rate).toFixed(3)}, gifts $${Number(kpi.gift_value_usd).toFixed(2)}`);
       if (qoe) say(`           qoe: ${qoe.views} views, ${qoe.plays} plays`);

@@ -77,6 +77,12 @@ export interface GeneratorOptions {
   diurnal?: boolean;
   /** Start with views, live streams and a Jira backlog already in progress (default true). */
   warmStart?: boolean;
+  /**
+   * Moderation cases and Jira issues per hour (defaults MODEL: 8 and 1, fixed because the alert
+   * thresholds are fixed numbers). A demo raises them so every kind shows up within a minute.
+   */
+  moderationCasesPerHour?: number;
+  jiraIssuesPerHour?: number;
   /** Emit a catalog entry for every title at start (default true). */
   emitCatalog?: boolean;
   /** Our Jira field names → custom field ids used in raw_payload (config JIRA_FIELD_MAP). */
@@ -241,6 +247,8 @@ export class TrafficGenerator {
       warmStart: options.warmStart ?? true,
       emitCatalog: options.emitCatalog ?? true,
       jiraFieldMap: options.jiraFieldMap ?? DEFAULT_JIRA_FIELD_MAP,
+      moderationCasesPerHour: options.moderationCasesPerHour ?? MODEL.moderationCasesPerHour,
+      jiraIssuesPerHour: options.jiraIssuesPerHour ?? MODEL.jiraIssuesPerHour,
       ...(options.creators !== undefined ? { creators: options.creators } : {}),
     };
     this.now = this.opts.startMs;
@@ -336,7 +344,7 @@ export class TrafficGenerator {
     this.at(start + this.rng.range(0, 1) * this.topupGapMs(), () => this.topupArrival());
     this.at(start + this.rng.exp(this.lifecycleGapMs()), () => this.lifecycleArrival());
     this.at(start + this.rng.exp(this.moderationGapMs()), () => this.moderationArrival());
-    this.at(start + this.rng.exp(HOUR / MODEL.jiraIssuesPerHour), () => this.jiraArrival());
+    this.at(start + this.rng.exp(HOUR / this.opts.jiraIssuesPerHour), () => this.jiraArrival());
     // One-off incident events.
     for (const spec of this.timeline.specs) {
       if (spec.name === 'abuse-spike') {
@@ -1017,7 +1025,7 @@ export class TrafficGenerator {
 
   private moderationGapMs(): number {
     const fx = this.fx();
-    return HOUR / (MODEL.moderationCasesPerHour * fx.moderationRateMult * this.diurnal(this.now));
+    return HOUR / (this.opts.moderationCasesPerHour * fx.moderationRateMult * this.diurnal(this.now));
   }
 
   private moderationArrival(): void {
@@ -1106,7 +1114,7 @@ export class TrafficGenerator {
 
   private jiraArrival(): void {
     this.jiraCreate({});
-    this.at(this.now + this.rng.exp(HOUR / MODEL.jiraIssuesPerHour), () => this.jiraArrival());
+    this.at(this.now + this.rng.exp(HOUR / this.opts.jiraIssuesPerHour), () => this.jiraArrival());
   }
 
   private jiraBacklog(): void {

@@ -67,6 +67,9 @@ export interface SimulationOptions {
   durationMs?: number;
   incidents?: readonly IncidentRequest[];
   diurnal?: boolean;
+  /** Overrides of the generator's fixed moderation and Jira rates (per hour). */
+  moderationCasesPerHour?: number;
+  jiraIssuesPerHour?: number;
   jiraFieldMap?: Readonly<Record<string, string>>;
   /** Events per sendValid call (default 2000). */
   batchSize?: number;
@@ -149,6 +152,8 @@ export async function runSimulation(opts: SimulationOptions, deps: SimulationDep
     ratePerSec: opts.ratePerSec,
     ...(opts.accounts !== undefined ? { accounts: opts.accounts } : {}),
     ...(opts.diurnal !== undefined ? { diurnal: opts.diurnal } : {}),
+    ...(opts.moderationCasesPerHour !== undefined ? { moderationCasesPerHour: opts.moderationCasesPerHour } : {}),
+    ...(opts.jiraIssuesPerHour !== undefined ? { jiraIssuesPerHour: opts.jiraIssuesPerHour } : {}),
     ...(opts.jiraFieldMap ? { jiraFieldMap: opts.jiraFieldMap } : {}),
     incidents,
   });
