@@ -41,7 +41,7 @@ export async function benchEnv(name: string, extra: Record<string, string> = {})
   mkdirSync(dataDir, { recursive: true });
   const env: Record<string, string | undefined> = {
     ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', TOPIC_PREFIX: `bench.${id}.`, GROUP_PREFIX: `bench.${id}.`, REDIS_PREFIX: `bench:${id}:`,
-    REGISTRY_TOPIC: `bench.${id}._schemas`, REGISTRY_PORT: '0', HTTP_PORT: '0', CHDB_PATH: join(dataDir, 'chdb'), ...extra,
+    REGISTRY_TOPIC: `bench.${id}._schemas`, REGISTRY_PORT: '0', HTTP_PORT: '0', METRICS_PORT: '0', CHDB_PATH: join(dataDir, 'chdb'), ...extra,
   };
   const config = loadConfig(env);
   const logger = createLogger(config.env.LOG_LEVEL);

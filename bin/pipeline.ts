@@ -142,6 +142,16 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       logger.info({ event: 'http_listening', url: `http://${config.env.HTTP_HOST}:${(http.server.address() as { port: number }).port}` }, 'HTTP listening');
     }
 
+    if (!http && runners.length > 0) {
+      // Processes without an HTTP role still expose their pipeline metrics for Prometheus.
+      const metricsApp = Fastify({ logger: false });
+      metricsApp.get('/healthz', async () => ({ status: 'ok' }));
+      metricsApp.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+      await metricsApp.listen({ host: config.env.HTTP_HOST, port: config.env.METRICS_PORT });
+      closers.push(() => metricsApp.close());
+      logger.info({ event: 'metrics_listening', port: (metricsApp.server.address() as { port: number }).port }, 'metrics endpoint listening');
+    }
+
     return { ch, redis, codec, producer, runners, http, registry, stop: stopAll };
   } catch (err) {
     await stopAll();

@@ -64,11 +64,28 @@ describe('business golden run on Kafka, Redis and ClickHouse', () => {
   it('(a) straight, then (d) a full replay that drops and rebuilds the tables', async () => {
     const sc = await scenario(t, s, 'straight');
     await produceRecords(sc.producer, input);
-    const runner = new ProcessorRunner(processor(), inProcessDeps(sc, s.ch), { checkpointIntervalMs: 200 });
+    const deps = inProcessDeps(sc, s.ch);
+    const runner = new ProcessorRunner(processor(), deps, { checkpointIntervalMs: 200 });
     await runner.start();
     await waitCaughtUp(s.redis, t.kafkaBrokers, sc, 'business', KINDS);
     await runner.stop();
     await assertGolden(s.ch, sc.database);
+
+    // Pipeline metrics, as Prometheus scrapes them.
+    const text = await deps.metrics.registry.metrics();
+    const value = (name: string, labels = '') => {
+      const re = new RegExp(`^${name}\\{[^}]*${labels}[^}]*\\} (\\S+)$`, 'gm');
+      return [...text.matchAll(re)].reduce((a, m) => a + Number(m[1]), 0);
+    };
+    expect(value('streampulse_consumed_events_total', 'processor="business"')).toBe(input.length);
+    expect(value('streampulse_dedup_hits_total', 'processor="business"')).toBe(expected.dedup_hits);
+    expect(value('streampulse_late_events_total', 'processor="business"')).toBe(1);
+    expect(value('streampulse_window_emissions_total', 'kind="final"')).toBeGreaterThan(0);
+    expect(value('streampulse_window_emissions_total', 'kind="update"')).toBeGreaterThan(0);
+    expect(value('streampulse_checkpoint_duration_seconds_count', 'processor="business"')).toBeGreaterThan(0);
+    expect(value('streampulse_sink_duration_seconds_count', 'table="kpi_payments_1m"')).toBeGreaterThan(0);
+    expect(text).toMatch(/^streampulse_consumer_lag\{processor="business",topic="[^"]+payments",partition="\d"\} 0$/m);
+    expect(text).toMatch(/^streampulse_watermark_ms\{processor="business"/m);
 
     const r = await replayProcessor(processor(), inProcessDeps(sc, s.ch), { fromBeginning: true, checkpointIntervalMs: 200 });
     expect(r.events).toBe(input.length);
