@@ -110,15 +110,21 @@ const list: MetricDef[] = [
       WHERE deleted = 0 AND is_open = 1 AND updated < {t_end:DateTime} GROUP BY ${grp(g)}`,
   },
   {
-    name: 'churn_high_risk_entries', description: 'Accounts whose churn risk level became high on the day (needs churn_risk_daily(day, account_id, risk_level), not yet written by processors/churn).',
-    unit: 'accounts', labels: [], defaultWindowMs: 86_400_000, align: 'day', baseline: true, requiresTable: 'churn_risk_daily',
-    frontierSql: frontier('churn_risk_daily', 'toDateTime(day)', 86400),
-    sql: (db) => `SELECT k, toFloat64(countIf(lvl = 'high' AND prev != 'high')) AS value, toFloat64(count()) AS volume FROM (
-      SELECT ${kOf('toDateTime(a.day)')}, a.account_id, a.lvl AS lvl, ifNull(b.lvl, '') AS prev
-      FROM (SELECT day, account_id, argMax(risk_level, version) AS lvl FROM ${db}.churn_risk_daily GROUP BY day, account_id) AS a
-      LEFT JOIN (SELECT day, account_id, argMax(risk_level, version) AS lvl FROM ${db}.churn_risk_daily GROUP BY day, account_id) AS b
-        ON b.account_id = a.account_id AND b.day = a.day - 1
-      WHERE ${inWindows('toDateTime(a.day)')}) GROUP BY k`,
+    // Day D counts the accounts scored `high` on D that were not `high` on D − 1 (not scored on
+    // D − 1 = new to the scoring, also an entry). NULL (no observation, not in the baseline) when
+    // D − 1 was not scored: on the first scored day every high account would look like an entry.
+    // The frontier is the newest day in churn_score_days, so (after the settle delay and day
+    // alignment) day D is evaluated once D + 1 is scored — when the job no longer rescores D.
+    name: 'churn_high_risk_entries', description: 'Accounts whose churn risk level (churn_scores) became high on the day: high on D, not high (or not scored) on D − 1; volume = accounts scored on D.',
+    unit: 'accounts', labels: [], defaultWindowMs: 86_400_000, align: 'day', baseline: true, requiresTable: 'churn_scores',
+    frontierSql: frontier('churn_score_days', 'toDateTime(day)', 86400),
+    sql: (db) => `SELECT k, if(prev_day IN (SELECT day FROM ${db}.churn_score_days), toFloat64(entries), NULL) AS value, toFloat64(scored) AS volume FROM (
+      SELECT ${kOf('toDateTime(a.day)')}, min(a.day) - 1 AS prev_day, countIf(a.level = 'high' AND b.level != 'high') AS entries, count() AS scored
+      FROM (SELECT day, account_id, level FROM ${db}.churn_scores FINAL WHERE ${inWindows('toDateTime(day)')}) AS a
+      LEFT JOIN (SELECT day + 1 AS next_day, account_id, level FROM ${db}.churn_scores FINAL
+        WHERE toDateTime(day) >= {t_end:DateTime} - toIntervalSecond({window_s:UInt32} + 86400 * ({days:UInt16} + 1)) AND toDateTime(day) < {t_end:DateTime}) AS b
+        ON b.account_id = a.account_id AND b.next_day = a.day
+      GROUP BY k)`,
   },
 ];
 

@@ -15,6 +15,10 @@ import { ingestPlugin } from '../producers/ingest/ingest.plugin.js';
 import { jiraWebhookPlugin } from '../producers/jira/jira-webhook.plugin.js';
 import { apiPlugin } from '../api/app.js';
 import type { AlertsService } from '../api/alerts-service.js';
+import { createAlertsAdapter, type DescribeAlert } from '../api/alerts-adapter.js';
+import { createAlertingApi } from '../alerts/index.js';
+import { loadRulesFile, type RuleSet } from '../alerts/rules.js';
+import { renderTemplate } from '../alerts/evaluator.js';
 import { RedisApiKeyStore } from '../api/api-keys.js';
 import { RedisRateLimiter } from '../api/rate-limit.js';
 
@@ -25,8 +29,14 @@ export interface HttpDeps {
   producer: EventProducer;
   redis: Redis;
   ch: ClickHouse | null;
-  /** The alerting service, when this process runs it (alert routes answer 503 without one). */
+  /**
+   * The alert routes' service. Default (undefined) with the `api` role: built from `redis` and
+   * REDIS_PREFIX (alert state, silences and acks are in Redis; the evaluator runs in the `alerts`
+   * role, possibly in another process). `null` turns the alert routes off (503).
+   */
   alerts?: AlertsService | null;
+  /** Processing-time clock for silences (default Date.now). */
+  clock?: () => number;
   /** Period of the live dashboard's server-sent events (default 5 s). */
   liveIntervalMs?: number;
 }
@@ -54,7 +64,7 @@ export async function registerHttpRoles(app: FastifyInstance, deps: HttpDeps): P
       ch,
       keys,
       limiter: new RedisRateLimiter(redis, env.REDIS_PREFIX, 60_000),
-      alerts: deps.alerts ?? null,
+      alerts: deps.alerts !== undefined ? deps.alerts : alertsService(config, redis, logger, deps.clock),
       liveIntervalMs: deps.liveIntervalMs,
       readiness: {
         redis: async () => void (await redis.ping()),
@@ -65,4 +75,24 @@ export async function registerHttpRoles(app: FastifyInstance, deps: HttpDeps): P
       },
     });
   }
+}
+
+/**
+ * The AlertsService of the `api` role on the shared Redis state of the `alerts` role. Severity and
+ * summary come from the rules file (ALERT_RULES_FILE); if it cannot be read the alerts are still
+ * listed, with severity `unknown` and no summary.
+ */
+export function alertsService(config: Config, redis: Redis, logger: Logger, clock: () => number = Date.now): AlertsService {
+  let ruleSet: RuleSet | null = null;
+  try {
+    ruleSet = loadRulesFile(config.env.ALERT_RULES_FILE);
+  } catch (err) {
+    logger.warn({ event: 'api_alert_rules_unreadable', file: config.env.ALERT_RULES_FILE, err: (err as Error).message }, 'alert rules unreadable: alerts are listed without severity and summary');
+  }
+  const rules = new Map((ruleSet?.rules ?? []).map((r) => [r.name, r]));
+  const describe: DescribeAlert = (a) => {
+    const r = rules.get(a.rule);
+    return r ? { severity: r.severity, summary: renderTemplate(r.annotations.summary, a) } : null;
+  };
+  return createAlertsAdapter({ alerting: createAlertingApi({ redis, redisPrefix: config.env.REDIS_PREFIX, clock }), clock, describe });
 }

@@ -11,13 +11,14 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAlerting, type AlertingHandle } from '../../alerts/index.js';
+import { METRICS } from '../../alerts/metrics.js';
 import { parseRules } from '../../alerts/rules.js';
 import { createMetrics } from '../../lib/metrics.js';
 import { silentLogger } from '../../lib/logger.js';
 import { openClickHouse, queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
 import { cleanupTestEnv, pollUntil, testEnv } from '../helpers/env.js';
-import { DAY, HOUR, MIN, writeHours, writeIssue, writeMinutes, type Incident } from './support/data.js';
+import { DAY, HOUR, MIN, writeChurnDay, writeHours, writeIssue, writeMinutes, type Incident } from './support/data.js';
 import { TestReceiver } from './support/receiver.js';
 
 const t = testEnv('alerts', { ALERT_WEBHOOK_SECRET: 'test-secret' });
@@ -193,6 +194,37 @@ describe('alerting end to end on derived tables', () => {
     const failed = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM ${ch.database}.notification_log FINAL WHERE result = 'failed'`);
     expect(Number(failed[0]!.n)).toBeGreaterThan(0);
   }, 300_000);
+
+  it('churn: accounts entering high risk (churn_scores) above the 7-day average fire churn_high_risk_surge', async () => {
+    // Own days (after everything above), own Redis prefix, only the churn rule of the default file.
+    const C0 = Date.UTC(2024, 3, 1);
+    const dayNum = (ms: number) => Math.floor(ms / DAY);
+    // 200 accounts scored a day; 20 always high; 10 others enter high each day (a different 10
+    // every day), 40 on day 8.
+    for (let d = 0; d <= 9; d++) await writeChurnDay(ch, dayNum(C0) + d, d === 8 ? 40 : 10);
+    const m = METRICS.churn_high_risk_entries!;
+    const rows = await queryRows<{ k: string; value: number | null; volume: number }>(ch, `${m.sql(ch.database, [])} ORDER BY k`, { t_end: (C0 + 9 * DAY) / 1000, window_s: 86400, days: 8 });
+    // k = 0 is day 8; k = 8 is day 0, the first scored day: no previous day → NULL, not 20 + 10.
+    expect(rows.map((r) => [Number(r.k), r.value === null ? null : Number(r.value), Number(r.volume)])).toEqual([
+      [0, 40, 200], [1, 10, 200], [2, 10, 200], [3, 10, 200], [4, 10, 200], [5, 10, 200], [6, 10, 200], [7, 10, 200], [8, null, 200],
+    ]);
+    const churnOnly = rulesText().replace(/\nrules:\n[\s\S]*$/, `\nrules:\n${rulesText().match(/  - name: churn_high_risk_surge\n(?: {4}.*\n|  {6}.*\n)*/)![0]}`);
+    const ruleSet = parseRules(churnOnly, 'churn-only');
+    expect(ruleSet.rules.map((r) => r.name)).toEqual(['churn_high_risk_surge']);
+    const config = { ...t.config, env: { ...t.config.env, REDIS_PREFIX: `${t.redisPrefix}churn:` } };
+    const c = await startAlerting({ config, logger: silentLogger(), metrics: createMetrics(), ch, redis, clock, ruleSet, manual: true });
+    // Newest scored day is 9, so the evaluator's frontier is day 9's start: the window is day 8.
+    await c.runOnce();
+    const firing = await c.listAlerts();
+    expect(firing).toHaveLength(1);
+    expect(firing[0]).toMatchObject({ rule: 'churn_high_risk_surge', status: 'firing', value: 40, baseline: 10, volume: 200, firingAtMs: C0 + 9 * DAY });
+    // Day 10 scored: day 9 has no entries (its new high accounts were already high on day 8) → resolved.
+    await writeChurnDay(ch, dayNum(C0) + 10, 10);
+    await c.runOnce();
+    expect(await c.listAlerts()).toEqual([]);
+    expect((await c.listAlerts({ includeResolved: true }))[0]).toMatchObject({ rule: 'churn_high_risk_surge', status: 'resolved', value: 0 });
+    await c.stop();
+  });
 
   it('a bad rules file stops the start with the rule and field', async () => {
     const f = join(t.dataDir, 'bad-rules.yaml');

@@ -15,6 +15,13 @@ import { RedisApiKeyStore } from '../../api/api-keys.js';
 import { RedisRateLimiter } from '../../api/rate-limit.js';
 import type { AlertsService, AlertView, SilenceView } from '../../api/alerts-service.js';
 import { guardSql } from '../../api/sql-guard.js';
+import { createAlertsAdapter } from '../../api/alerts-adapter.js';
+import { createAlertingApi } from '../../alerts/index.js';
+import { AlertStore } from '../../alerts/store.js';
+import { alertKey, type AlertState } from '../../alerts/state-machine.js';
+import { registerHttpRoles } from '../../bin/http-roles.js';
+import { loadConfig } from '../../lib/config.js';
+import type { EventProducer } from '../../producers/sdk/event-producer.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
 import { fillWithSimulatedData, type SimFill } from './support/sim-data.js';
 
@@ -300,6 +307,76 @@ describe('endpoints return data', () => {
     const first = JSON.parse(text.split('event: snapshot\ndata: ')[1]!.split('\n')[0]!);
     expect(first.qoe.length).toBeGreaterThan(60);
     await live.close();
+  });
+});
+
+describe('alerts through the real adapter (alerts/ state in Redis, wired by bin/http-roles)', () => {
+  const prefix = `${t.redisPrefix}real:`;
+  let real: FastifyInstance;
+  const state = (rule: string, labels: Record<string, string>, over: Partial<AlertState>): AlertState => ({
+    key: alertKey(rule, labels), rule, labels, status: 'firing', activeAtMs: NOW - 600_000, firingAtMs: NOW - 420_000, resolvedAtMs: null, lastTrueMs: NOW - 60_000,
+    value: 3.2, baseline: null, volume: 180, notifiedStatus: 'firing', notifiedAtMs: NOW - 400_000, notifications: 1, ...over,
+  });
+  const reb = state('qoe_rebuffer_high', { cdn: 'akamai' }, {});
+  const vsf = state('qoe_vsf_high', {}, { status: 'pending', firingAtMs: null, value: 6.5, notifiedStatus: null, notifiedAtMs: null, notifications: 0 });
+  const old = state('business_payment_failures_high', {}, { status: 'resolved', activeAtMs: NOW - 7_200_000, firingAtMs: NOW - 7_000_000, resolvedAtMs: NOW - 3_600_000, value: 12 });
+  const as = (key: string) => ({ 'x-api-key': key });
+
+  beforeAll(async () => {
+    // What the alerts role leaves in Redis after some evaluation steps.
+    await new AlertStore(redis, prefix).commit({ rule: 'x', upserts: [reb, vsf], resolved: [old], removes: [], notifications: [], events: [], logs: [] }, NOW);
+    const config = loadConfig({ ...t.env, ROLES: 'api', REDIS_PREFIX: prefix, API_KEYS: Object.entries(KEYS).map(([role, key]) => `${key}:${role}`).join(',') });
+    real = Fastify({ logger: false });
+    await registerHttpRoles(real, { config, logger: createLogger('silent'), metrics: createMetrics(), producer: {} as EventProducer, redis, ch, clock: () => NOW });
+    await real.ready();
+  });
+  afterAll(async () => { await real?.close(); });
+
+  it('lists live alerts (firing first) with severity and summary from the rules file; state filters', async () => {
+    const r = await real.inject({ method: 'GET', url: '/v1/alerts', headers: as(KEYS.viewer) });
+    expect(r.statusCode, r.body).toBe(200);
+    const list = r.json().alerts;
+    expect(list.map((a: { id: string }) => a.id)).toEqual([reb.key, vsf.key]);
+    expect(list[0]).toMatchObject({ rule: 'qoe_rebuffer_high', state: 'firing', severity: 'critical', labels: { cdn: 'akamai' }, value: 3.2, startsAt: iso(NOW - 420_000), endsAt: null, acknowledgedBy: null, silenced: false,
+      summary: 'Rebuffering 3.20% of watch time on akamai (180 concurrent viewers)' });
+    expect(list[1]).toMatchObject({ state: 'pending', severity: 'critical', startsAt: iso(NOW - 600_000) });
+    expect((await real.inject({ method: 'GET', url: '/v1/alerts?state=pending', headers: as(KEYS.viewer) })).json().alerts.map((a: { id: string }) => a.id)).toEqual([vsf.key]);
+    const resolved = (await real.inject({ method: 'GET', url: '/v1/alerts?state=resolved', headers: as(KEYS.viewer) })).json().alerts;
+    expect(resolved).toHaveLength(1);
+    expect(resolved[0]).toMatchObject({ id: old.key, state: 'resolved', endsAt: iso(NOW - 3_600_000) });
+    const snap = (await real.inject({ method: 'GET', url: '/v1/live/snapshot?minutes=10', headers: as(KEYS.viewer) })).json();
+    expect(snap.alerts).toMatchObject({ available: true });
+    expect(snap.alerts.items.map((a: { id: string }) => a.id)).toEqual([reb.key, vsf.key]);
+  });
+
+  it('acknowledges by alert key (URL-encoded), 404 for unknown or resolved alerts', async () => {
+    const ack = await real.inject({ method: 'POST', url: `/v1/alerts/${encodeURIComponent(reb.key)}/ack`, headers: as(KEYS.admin), payload: { comment: 'on it' } });
+    expect(ack.statusCode, ack.body).toBe(200);
+    expect(ack.json()).toEqual({ acknowledged: true, id: reb.key });
+    const stored = JSON.parse((await redis.hget(`${prefix}alerts:acks`, reb.key))!);
+    expect(stored).toMatchObject({ alertKey: reb.key, atMs: NOW });
+    expect(stored.by).toMatch(/^key_[0-9a-f]{12}$/);
+    const a = (await real.inject({ method: 'GET', url: '/v1/alerts?state=firing', headers: as(KEYS.viewer) })).json().alerts[0];
+    expect(a.acknowledgedBy).toBe(stored.by);
+    expect((await real.inject({ method: 'POST', url: `/v1/alerts/${encodeURIComponent(old.key)}/ack`, headers: as(KEYS.admin), payload: {} })).statusCode).toBe(404);
+    expect((await real.inject({ method: 'POST', url: '/v1/alerts/nope%2F0000/ack', headers: as(KEYS.admin), payload: {} })).statusCode).toBe(404);
+  });
+
+  it('silences: rule → alertname matcher, end time from the injected clock, shown on matching alerts', async () => {
+    const s = await real.inject({ method: 'POST', url: '/v1/silences', headers: as(KEYS.admin), payload: { matchers: { rule: 'qoe_rebuffer_high', cdn: 'akamai' }, duration_minutes: 30, comment: 'CDN maintenance' } });
+    expect(s.statusCode, s.body).toBe(201);
+    const sil = s.json();
+    expect(sil).toMatchObject({ matchers: { rule: 'qoe_rebuffer_high', cdn: 'akamai' }, startsAt: iso(NOW), endsAt: iso(NOW + 30 * 60_000), comment: 'CDN maintenance' });
+    expect(sil.createdBy).toMatch(/^key_/);
+    const raw = JSON.parse((await redis.hget(`${prefix}alerts:silences`, sil.id))!);
+    expect(raw.matchers).toEqual([{ name: 'alertname', value: 'qoe_rebuffer_high' }, { name: 'cdn', value: 'akamai' }]);
+    expect((await real.inject({ method: 'GET', url: '/v1/silences', headers: as(KEYS.viewer) })).json().silences.map((x: { id: string }) => x.id)).toEqual([sil.id]);
+    const list = (await real.inject({ method: 'GET', url: '/v1/alerts', headers: as(KEYS.viewer) })).json().alerts;
+    expect(list.map((a: { silenced: boolean }) => a.silenced)).toEqual([true, false]);
+    // Once the silence has ended (clock past endsAt) it is no longer listed.
+    const later = createAlertsAdapter({ alerting: createAlertingApi({ redis, redisPrefix: prefix, clock: () => NOW + 31 * 60_000 }), clock: () => NOW + 31 * 60_000 });
+    expect(await later.listSilences()).toEqual([]);
+    expect((await later.listAlerts({}))[0]).toMatchObject({ id: reb.key, silenced: false, severity: 'unknown' });
   });
 });
 

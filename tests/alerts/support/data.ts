@@ -82,3 +82,19 @@ export async function writeIssue(ch: ClickHouse, i: { key: string; show: string;
     state_version: i.updatedMs, src_topic: 'jira', src_partition: 0, version: 1,
   }]);
 }
+
+/**
+ * churn_scores rows of day `day` (days since epoch) and its churn_score_days row: 200 accounts,
+ * acct-0..19 high every day, `entries` accounts among acct-100..179 high on this day only (a
+ * window of the 80 that moves by 10 a day), the others low.
+ */
+export async function writeChurnDay(ch: ClickHouse, day: number, entries: number): Promise<void> {
+  const date = new Date(day * DAY).toISOString().slice(0, 10);
+  const rotating = new Set(Array.from({ length: entries }, (_, i) => 100 + ((day * 10 + i) % 80)));
+  const rows = Array.from({ length: 200 }, (_, a) => {
+    const high = a < 20 || rotating.has(a);
+    return { day: date, account_id: `acct-${a}`, plan: 'premium', tenure_band: '90-364d', top_genre: 'drama', risk: high ? 0.7 : 0.05, level: high ? 'high' : 'low', reasons: high ? ['inactivity_weeks'] : [], version: 1 };
+  });
+  await insertRows(ch, 'churn_scores', rows);
+  await insertRows(ch, 'churn_score_days', [{ day: date, accounts: rows.length, version: 1 }]);
+}
