@@ -55,7 +55,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('installs the ClickHouse plugin in Grafana and mounts the provisioning folder', () => {
-    expect(s.grafana!.environment!.GF_INSTALL_PLUGINS).toContain('grafana-clickhouse-datasource');
+    expect(s.grafana!.environment!.GF_PLUGINS_PREINSTALL).toContain('grafana-clickhouse-datasource');
     expect(s.grafana!.volumes).toContain('./grafana/provisioning:/etc/grafana/provisioning:ro');
   });
 
