@@ -9,9 +9,10 @@ RUN apt-get update \
 WORKDIR /app
 COPY package.json package-lock.json ./
 # tsx (a dev dependency) runs the TypeScript entry point, so dev dependencies are installed too.
-RUN npm ci
+# `npm install` with the lock (see scripts/setup.sh for why not `npm ci`).
+RUN npm install --no-audit --no-fund
 COPY . .
 
 ENV DATA_DIR=/data HTTP_HOST=0.0.0.0 HTTP_PORT=8080
 EXPOSE 8080 9464
-CMD ["npx", "tsx", "bin/streampulse.ts"]
+CMD ["node", "--import", "tsx", "bin/streampulse.ts"]
