@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../lib/config.js';
+import { ConfigError } from '../../lib/errors.js';
+
+describe('config', () => {
+  it('defaults every key', () => {
+    const c = loadConfig({});
+    expect(c.kafkaBrokers).toBe('127.0.0.1:9092');
+    expect(c.topicPrefix).toBe('sp.');
+    expect(c.clickhouse).toMatchObject({ url: null, database: 'streampulse', chdbPath: '.data/chdb' });
+    expect(c.roles.size).toBeGreaterThan(8);
+    expect(c.env.WINDOW_GRACE_MS).toBe(60_000);
+  });
+
+  it('names every bad key in one error', () => {
+    let err: unknown;
+    try {
+      loadConfig({ HTTP_PORT: 'eighty', BATCH_MAX_ROWS: '0', LOG_LEVEL: 'loud', ROLES: 'business,nonsense', CLICKHOUSE_DATABASE: 'bad-name' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const msg = (err as Error).message;
+    for (const key of ['HTTP_PORT', 'BATCH_MAX_ROWS', 'LOG_LEVEL', 'CLICKHOUSE_DATABASE']) expect(msg).toContain(key);
+    expect((err as ConfigError).code).toBe('CONFIG_INVALID');
+  });
+
+  it('rejects unknown roles and a bad Jira field map, naming them', () => {
+    expect(() => loadConfig({ ROLES: 'business,nonsense' })).toThrow(/ROLES: unknown role "nonsense"/);
+    expect(() => loadConfig({ JIRA_FIELD_MAP: '[1,2]' })).toThrow(/JIRA_FIELD_MAP/);
+  });
+
+  it('selects roles and reads numbers', () => {
+    const c = loadConfig({ ROLES: 'business, qoe', BATCH_MAX_ROWS: '500', CLICKHOUSE_URL: 'http://ch:8123' });
+    expect([...c.roles]).toEqual(['business', 'qoe']);
+    expect(c.env.BATCH_MAX_ROWS).toBe(500);
+    expect(c.clickhouse.url).toBe('http://ch:8123');
+  });
+});
