@@ -91,6 +91,7 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
         maxPendingBytes: config.env.BATCH_MAX_BYTES,
         checkpointIntervalMs: Math.min(config.env.BATCH_MAX_MS, config.env.CHECKPOINT_INTERVAL_MS),
         idlePartitionMs: config.env.IDLE_PARTITION_MS,
+        emitUpdates: config.env.EMIT_WINDOW_UPDATES,
       });
       await runner.start();
       runners.push(runner as ProcessorRunner<unknown>);

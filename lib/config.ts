@@ -63,6 +63,8 @@ export const EnvSchema = Type.Object({
   IDLE_PARTITION_MS: Int(30_000, 100),
   /** Windows close at end + grace; later events go to late_events. */
   WINDOW_GRACE_MS: Int(60_000, 0),
+  /** Write rows of open windows at every commit cycle (is_final = 0); false: only closed windows. */
+  EMIT_WINDOW_UPDATES: Type.Boolean({ default: true }),
   /** Watermark = max event time seen − allowed lateness (per partition). */
   ALLOWED_LATENESS_MS: Int(5_000, 0),
 
@@ -85,13 +87,19 @@ const INTEGER_KEYS = Object.entries(EnvSchema.properties)
   .filter(([, s]) => (s as { type?: string }).type === 'integer')
   .map(([k]) => k);
 
+const BOOLEAN_KEYS = Object.entries(EnvSchema.properties)
+  .filter(([, s]) => (s as { type?: string }).type === 'boolean')
+  .map(([k]) => k);
+
 /** Reads the environment once, validates every StreamPulse key and names each bad one. */
 export function loadConfig(source: Record<string, string | undefined>): Config {
   const raw: Record<string, unknown> = {};
   for (const key of Object.keys(EnvSchema.properties)) {
     const v = source[key];
     if (v === undefined || v === '') continue;
-    raw[key] = INTEGER_KEYS.includes(key) && /^-?\d+$/.test(v.trim()) ? Number(v.trim()) : v;
+    if (INTEGER_KEYS.includes(key) && /^-?\d+$/.test(v.trim())) raw[key] = Number(v.trim());
+    else if (BOOLEAN_KEYS.includes(key) && /^(true|false|1|0)$/i.test(v.trim())) raw[key] = /^(true|1)$/i.test(v.trim());
+    else raw[key] = v;
   }
   const withDefaults = Value.Default(EnvSchema, raw) as Record<string, unknown>;
   const problems: string[] = [];

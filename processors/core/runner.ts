@@ -69,6 +69,11 @@ export interface RunnerOptions {
   checkpointIntervalMs?: number;
   idlePartitionMs?: number;
   instanceId?: string;
+  /**
+   * Emit rows of open windows at every commit cycle (is_final = 0), so results are queryable
+   * while a window is open (default true). When false, rows appear only when windows close.
+   */
+  emitUpdates?: boolean;
 }
 
 const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
@@ -303,6 +308,7 @@ export class ProcessorRunner<S> {
     const p = this.processor;
     const runs = [...this.parts.values()];
     for (const run of runs) {
+      if (this.opts.emitUpdates === false) break;
       const before = this.pendingRows;
       run.flush(this.pushFn);
       if (this.pendingRows > before) this.deps.metrics.windowEmissions.inc({ processor: p.name, kind: 'update' }, this.pendingRows - before);

@@ -30,6 +30,12 @@ describe('config', () => {
     expect(() => loadConfig({ JIRA_FIELD_MAP: '[1,2]' })).toThrow(/JIRA_FIELD_MAP/);
   });
 
+  it('reads booleans and rejects a bad one', () => {
+    expect(loadConfig({ EMIT_WINDOW_UPDATES: 'false' }).env.EMIT_WINDOW_UPDATES).toBe(false);
+    expect(loadConfig({}).env.EMIT_WINDOW_UPDATES).toBe(true);
+    expect(() => loadConfig({ EMIT_WINDOW_UPDATES: 'sometimes' })).toThrow(/EMIT_WINDOW_UPDATES/);
+  });
+
   it('selects roles and reads numbers', () => {
     const c = loadConfig({ ROLES: 'business, qoe', BATCH_MAX_ROWS: '500', CLICKHOUSE_URL: 'http://ch:8123' });
     expect([...c.roles]).toEqual(['business', 'qoe']);
