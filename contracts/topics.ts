@@ -58,6 +58,20 @@ export const DLQ_HEADERS = {
   timestamp: 'sp-dlq-timestamp',
 } as const;
 
+/** A rejected record on its way to the dead-letter topic (any stage: ingest or a processor). */
+export interface DeadLetter {
+  originalTopic: string;
+  /** -1 when the record never reached Kafka (rejected at ingest). */
+  partition: number;
+  offset: number;
+  key: Buffer | string | null;
+  value: Buffer | null;
+  errorClass: string;
+  message: string;
+  stage: string;
+  kind?: string;
+}
+
 /** Stable error classes of rejected input (documented in docs/errors.md). */
 export const REJECT_CLASSES = ['unknown_kind', 'schema_violation', 'undecodable', 'oversize', 'unknown_schema', 'invalid_json'] as const;
 export type RejectClass = (typeof REJECT_CLASSES)[number];

@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import type { AvroCodec } from '../../lib/avro-codec.js';
 import { KafkaError } from '../../lib/errors.js';
 import type { Metrics } from '../../lib/metrics.js';
-import { topicSpec, type EventKind } from '../../contracts/topics.js';
+import { topicSpec, type DeadLetter, type EventKind } from '../../contracts/topics.js';
 import type { ClickHouse } from '../../sinks/clickhouse/client.js';
 import { writeTables } from '../../sinks/clickhouse/table-writer.js';
 import { CheckpointStore } from './checkpoint-store.js';
@@ -29,17 +29,7 @@ import { PartitionTask, type PartitionSnapshot } from './partition-task.js';
 import type { Processor } from './processor.js';
 import { advanceIdle } from './watermark.js';
 
-export interface DeadLetter {
-  originalTopic: string;
-  partition: number;
-  offset: number;
-  key: Buffer | string | null;
-  value: Buffer | null;
-  errorClass: string;
-  message: string;
-  stage: string;
-  kind?: string;
-}
+export type { DeadLetter };
 
 export interface DeadLetterSink {
   sendDeadLetter(d: DeadLetter): Promise<void>;

@@ -9,7 +9,7 @@
  */
 import rdkafka from 'node-rdkafka';
 import type { LibrdKafkaError, DeliveryReport, MessageHeader } from 'node-rdkafka';
-import { dlqTopic, DLQ_HEADERS, topicSpec, type EventKind, type RejectClass } from '../../contracts/topics.js';
+import { dlqTopic, DLQ_HEADERS, topicSpec, type DeadLetter, type EventKind, type RejectClass } from '../../contracts/topics.js';
 import { validateEvent } from '../../contracts/validate.js';
 import type { EventByKind } from '../../contracts/types.generated.js';
 import type { AvroCodec } from '../../lib/avro-codec.js';
@@ -38,17 +38,7 @@ export interface SendResult {
   errors: Array<{ index: number; reason: string }>;
 }
 
-export interface DeadLetter {
-  originalTopic: string;
-  partition: number;
-  offset: number;
-  key: Buffer | string | null;
-  value: Buffer | null;
-  errorClass: string;
-  message: string;
-  stage: string;
-  kind?: string;
-}
+export type { DeadLetter };
 
 /** How often the poll loop serves delivery reports. */
 const POLL_INTERVAL_MS = 5;
