@@ -1,113 +1,109 @@
 /**
- * Churn: per-account 7/28-day features with the signals behind them, and cohorts.
- * Built on churn_account_daily (007); the processor does not write risk scores yet (docs/churn.md
- * "features+score rows and cohorts still to do"), so these endpoints return the documented
- * features and a count of risk signals, not the logistic score. When a score table lands, add its
- * score, level and top reasons here.
+ * Churn: per-account risk scores and cohorts, as the day-close job writes them
+ * (processors/churn/churn-scores.ts → churn_scores, churn_cohorts; 008_churn_scores.sql).
+ * A day is scored once it has closed, so `as_of` defaults to the newest scored day
+ * (churn_score_days), not today. The scores and reasons are not recomputed here: the formula
+ * lives in one place (churn-model.ts).
  */
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import type { ApiContext } from '../context.js';
-import { ErrorBody, PageBody, PageQuery, badParam, decodeCursor, numeric, page } from '../params.js';
+import { ErrorBody, PageQuery, badParam, decodeCursor, numeric, page } from '../params.js';
 
 const Num = Type.Union([Type.Number(), Type.Null()]);
-const AsOf = { as_of: Type.Optional(Type.String({ format: 'date', description: 'UTC day the features are computed at (default: today).' })) };
-
-/** Signals, each a documented churn driver (docs/churn.md), in the order they are listed. */
-const SIGNALS: Array<[string, string]> = [
-  ['inactive_7d', 'days_since_last_view >= 7'],
-  ['watch_decline', 'playing_hours_28d > 0 AND trend < 0.5'],
-  ['payment_failures', 'payment_failures_28d > 0'],
-  ['auto_renew_off', "auto_renew = 0 AND plan NOT IN ('', 'free')"],
-  ['downgrades', 'downgrades_28d > 0'],
-  ['rebuffering', 'rebuffer_pct_7d >= 2'],
-  ['playback_failures', 'failures_7d > 0'],
-];
-
-export const churnFeaturesSql = (db: string) => `
-SELECT account_id,
-  if(max(last_view_time) IS NULL, NULL, dateDiff('day', toDate(max(last_view_time)), d)) AS days_since_last_view,
-  sumIf(views, day > d - 7) AS views_7d, sum(views) AS views_28d,
-  uniqExactIf(day, views > 0 AND day > d - 7) AS active_days_7d, uniqExactIf(day, views > 0) AS active_days_28d,
-  sumIf(playing_ms, day > d - 7) / 3600000 AS playing_hours_7d, sum(playing_ms) / 3600000 AS playing_hours_28d,
-  if(sum(playing_ms) = 0, 0, sumIf(playing_ms, day > d - 7) / (sum(playing_ms) / 4)) AS trend,
-  length(arrayDistinct(groupArrayArray(titles))) AS distinct_titles_28d,
-  sum(revenue_usd_micros) / 1e6 AS revenue_28d_usd, sum(gift_usd_micros) / 1e6 AS gift_value_28d_usd,
-  sum(payment_failures) AS payment_failures_28d, sum(downgrades) AS downgrades_28d,
-  if(sumIf(playing_ms + rebuffer_ms, day > d - 7) = 0, 0, 100 * sumIf(rebuffer_ms, day > d - 7) / sumIf(playing_ms + rebuffer_ms, day > d - 7)) AS rebuffer_pct_7d,
-  sumIf(vsf + playback_failures, day > d - 7) AS failures_7d,
-  argMaxIf(plan, pay_state_time, pay_state_time IS NOT NULL) AS plan,
-  argMaxIf(auto_renew, pay_state_time, pay_state_time IS NOT NULL) AS auto_renew,
-  if(min(first_payment_time) IS NULL, NULL, dateDiff('day', toDate(min(first_payment_time)), d)) AS tenure_days,
-  ${SIGNALS.map(([, cond]) => `toUInt8(ifNull(${cond}, 0))`).join(' + ')} AS signal_count
-FROM ${db}.churn_account_daily FINAL
-WHERE day > d - 28 AND day <= d
-GROUP BY account_id`;
+const Level = Type.Union([Type.Literal('low'), Type.Literal('medium'), Type.Literal('high')]);
+const AsOf = { as_of: Type.Optional(Type.String({ format: 'date', description: 'UTC day of the scores (default: the newest scored day).' })) };
 
 const Account = Type.Object({
-  account_id: Type.String(), days_since_last_view: Num, views_7d: Type.Number(), views_28d: Type.Number(), active_days_7d: Type.Number(), active_days_28d: Type.Number(),
+  account_id: Type.String(), risk: Type.Number({ description: 'Churn probability in [0, 1] (logistic score, docs/churn.md).' }), level: Type.String(),
+  reasons: Type.Array(Type.String(), { description: 'Top factors by contribution (at most 3).' }),
+  contributions: Type.Record(Type.String(), Type.Number(), { description: 'Log-odds contribution of every factor.' }),
+  plan: Type.String(), tenure_band: Type.String(), top_genre: Type.String(), tenure_days: Num,
+  days_since_last_view: Num, views_7d: Type.Number(), views_28d: Type.Number(), active_days_7d: Type.Number(), active_days_28d: Type.Number(),
   playing_hours_7d: Type.Number(), playing_hours_28d: Type.Number(), trend: Type.Number(), distinct_titles_28d: Type.Number(),
-  revenue_28d_usd: Type.Number(), gift_value_28d_usd: Type.Number(), payment_failures_28d: Type.Number(), downgrades_28d: Type.Number(),
-  rebuffer_pct_7d: Type.Number(), failures_7d: Type.Number(), plan: Type.String(), auto_renew: Type.Number(), tenure_days: Num,
-  signal_count: Type.Number(), reasons: Type.Array(Type.String()),
+  revenue_usd_28d: Type.Number(), gift_value_usd_28d: Type.Number(), auto_renew_off: Type.Number(), days_to_period_end: Num,
+  payment_failures_28d: Type.Number(), downgrades_28d: Type.Number(), rebuffer_pct_7d: Type.Number(), vsf_7d: Type.Number(),
+  playback_failures_7d: Type.Number(), startup_p95_ms_7d: Num, last_session_bad: Type.Number(),
 });
-const AccountsQuery = Type.Object({ ...AsOf, ...PageQuery, min_signals: Type.Optional(Type.Integer({ minimum: 0, maximum: SIGNALS.length, default: 1 })) });
-const Cohort = Type.Object({ plan: Type.String(), tenure_band: Type.String(), accounts: Type.Number(), at_risk_accounts: Type.Number(), revenue_28d_usd: Type.Number(), revenue_at_risk_28d_usd: Type.Number() });
+const AccountsQuery = Type.Object({
+  ...AsOf, ...PageQuery,
+  level: Type.Optional(Level),
+  min_risk: Type.Optional(Type.Number({ minimum: 0, maximum: 1, default: 0 })),
+  plan: Type.Optional(Type.String({ maxLength: 100 })),
+});
+const Cohort = Type.Object({
+  plan: Type.String(), tenure_band: Type.String(), top_genre: Type.String(), accounts: Type.Number(), high_risk_accounts: Type.Number(),
+  medium_risk_accounts: Type.Number(), avg_risk: Type.Number(), revenue_28d_usd: Type.Number(),
+  revenue_at_risk_usd: Type.Number({ description: 'Σ risk × the account\'s net revenue of the last 28 days.' }),
+});
+const CohortQuery = Type.Object({ ...AsOf, by: Type.Optional(Type.String({ description: 'Comma-separated dimensions among plan, tenure_band, top_genre (default all three).' })) });
 
-function asOfDay(v: string | undefined, now: number): string {
-  if (v === undefined) return new Date(now).toISOString().slice(0, 10);
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(v) || Number.isNaN(Date.parse(v))) throw badParam('as_of', 'want a date YYYY-MM-DD');
-  return v;
+const COHORT_DIMS = ['plan', 'tenure_band', 'top_genre'] as const;
+const NUMS = ['views_7d', 'views_28d', 'active_days_7d', 'active_days_28d', 'distinct_titles_28d', 'payment_failures_28d', 'downgrades_28d',
+  'vsf_7d', 'playback_failures_7d', 'auto_renew_off', 'last_session_bad', 'days_since_last_view', 'tenure_days', 'days_to_period_end', 'startup_p95_ms_7d'];
+
+/** The scored day to read: as_of when given (YYYY-MM-DD), else the newest scored day; null when nothing is scored. */
+async function scoredDay(ctx: ApiContext, v: string | undefined): Promise<string | null> {
+  if (v !== undefined) {
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(v) || Number.isNaN(Date.parse(v))) throw badParam('as_of', 'want a date YYYY-MM-DD');
+    return v;
+  }
+  const [r] = await queryRows<{ d: string | null }>(ctx.ch, `SELECT if(count() = 0, NULL, toString(max(day))) AS d FROM ${ctx.db}.churn_score_days WHERE day <= toDate({today:String})`,
+    { today: new Date(ctx.now()).toISOString().slice(0, 10) });
+  return r?.d ?? null;
 }
-
-const NUMS = ['views_7d', 'views_28d', 'active_days_7d', 'active_days_28d', 'distinct_titles_28d', 'payment_failures_28d', 'downgrades_28d', 'failures_7d', 'auto_renew', 'signal_count', 'days_since_last_view', 'tenure_days'];
 
 export function churnRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get<{ Querystring: Static<typeof AccountsQuery> }>('/v1/churn/accounts', {
     config: { role: 'viewer' },
-    schema: { tags: ['churn'], querystring: AccountsQuery, description: 'Accounts with at least min_signals churn signals at as_of, most signals first, with their 7/28-day features and the signals as reasons.', response: { 200: PageBody(Account), 400: ErrorBody } },
+    schema: {
+      tags: ['churn'], querystring: AccountsQuery,
+      description: 'Scored accounts of day as_of (churn_scores), highest risk first, with level, top reasons, factor contributions and the 7/28-day features. Filters: level, min_risk, plan.',
+      response: { 200: Type.Object({ as_of: Type.Union([Type.String(), Type.Null()]), items: Type.Array(Account), next_cursor: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorBody },
+    },
   }, async (req) => {
     const q = req.query;
-    const d = asOfDay(q.as_of, ctx.now());
+    const d = await scoredDay(ctx, q.as_of);
     const limit = q.limit ?? 100;
     const offset = decodeCursor(q.cursor);
+    if (d === null) return { as_of: null, items: [], next_cursor: null };
     const rows = await queryRows<Record<string, unknown>>(ctx.ch,
-      `WITH toDate({d:String}) AS d SELECT * FROM (${churnFeaturesSql(ctx.db)}) WHERE signal_count >= {min:UInt8}
-       ORDER BY signal_count DESC, revenue_28d_usd DESC, account_id LIMIT {limit:UInt32} OFFSET {offset:UInt32}`,
-      { d, min: q.min_signals ?? 1, limit: limit + 1, offset });
+      `SELECT account_id, risk, level, reasons, contributions, plan, tenure_band, top_genre, tenure_days, days_since_last_view, views_7d, views_28d,
+         active_days_7d, active_days_28d, playing_hours_7d, playing_hours_28d, trend, distinct_titles_28d, revenue_usd_28d, gift_value_usd_28d,
+         auto_renew_off, days_to_period_end, payment_failures_28d, downgrades_28d, rebuffer_pct_7d, vsf_7d, playback_failures_7d, startup_p95_ms_7d, last_session_bad
+       FROM ${ctx.db}.churn_scores FINAL
+       WHERE day = toDate({d:String}) AND risk >= {min:Float64}
+         ${q.level ? 'AND level = {level:String}' : ''} ${q.plan !== undefined ? 'AND plan = {plan:String}' : ''}
+       ORDER BY risk DESC, account_id LIMIT {limit:UInt32} OFFSET {offset:UInt32}`,
+      { d, min: q.min_risk ?? 0, level: q.level ?? '', plan: q.plan ?? '', limit: limit + 1, offset });
     numeric(rows, NUMS);
-    for (const r of rows) {
-      const f = r as Record<string, number | null | string>;
-      const reasons: string[] = [];
-      if (f.days_since_last_view === null || (f.days_since_last_view as number) >= 7) reasons.push('inactive_7d');
-      if ((f.playing_hours_28d as number) > 0 && (f.trend as number) < 0.5) reasons.push('watch_decline');
-      if ((f.payment_failures_28d as number) > 0) reasons.push('payment_failures');
-      if (f.auto_renew === 0 && f.plan !== '' && f.plan !== 'free') reasons.push('auto_renew_off');
-      if ((f.downgrades_28d as number) > 0) reasons.push('downgrades');
-      if ((f.rebuffer_pct_7d as number) >= 2) reasons.push('rebuffering');
-      if ((f.failures_7d as number) > 0) reasons.push('playback_failures');
-      r.reasons = reasons;
-    }
-    return page(rows, offset, limit);
+    return { as_of: d, ...page(rows, offset, limit) };
   });
 
-  const CohortQuery = Type.Object({ ...AsOf, at_risk_signals: Type.Optional(Type.Integer({ minimum: 1, maximum: SIGNALS.length, default: 2 })) });
   app.get<{ Querystring: Static<typeof CohortQuery> }>('/v1/churn/cohorts', {
     config: { role: 'viewer' },
-    schema: { tags: ['churn'], querystring: CohortQuery, description: 'Cohorts (plan × tenure band) at as_of: accounts, accounts at risk (≥ at_risk_signals signals), 28-day revenue and revenue at risk.', response: { 200: Type.Object({ as_of: Type.String(), cohorts: Type.Array(Cohort) }), 400: ErrorBody } },
+    schema: {
+      tags: ['churn'], querystring: CohortQuery,
+      description: 'Cohorts of day as_of (churn_cohorts: plan × tenure band × top genre, or the dimensions in `by`): accounts, high/medium-risk accounts, average risk, 28-day revenue and revenue at risk, most revenue at risk first.',
+      response: { 200: Type.Object({ as_of: Type.Union([Type.String(), Type.Null()]), by: Type.Array(Type.String()), cohorts: Type.Array(Cohort) }), 400: ErrorBody },
+    },
   }, async (req) => {
-    const d = asOfDay(req.query.as_of, ctx.now());
+    const by = req.query.by === undefined ? [...COHORT_DIMS] : [...new Set(req.query.by.split(',').map((s) => s.trim()).filter(Boolean))];
+    for (const b of by) if (!(COHORT_DIMS as readonly string[]).includes(b)) throw badParam('by', `unknown dimension ${JSON.stringify(b)} (want plan, tenure_band, top_genre)`);
+    if (by.length === 0) throw badParam('by', 'at least one dimension');
+    const d = await scoredDay(ctx, req.query.as_of);
+    if (d === null) return { as_of: null, by, cohorts: [] };
+    // Dimensions left out are reported as 'all'; the sums and counts roll up exactly, the average
+    // risk is weighted by accounts.
+    const dims = COHORT_DIMS.map((x) => (by.includes(x) ? x : `'all' AS ${x}`)).join(', ');
     const rows = await queryRows<Record<string, unknown>>(ctx.ch,
-      `WITH toDate({d:String}) AS d
-       SELECT plan_name AS plan, tenure_band, accounts, at_risk_accounts, r28 AS revenue_28d_usd, r28_risk AS revenue_at_risk_28d_usd FROM (
-         SELECT if(plan = '', 'unknown', plan) AS plan_name,
-           multiIf(tenure_days IS NULL, 'unknown', tenure_days < 30, '0-29d', tenure_days < 90, '30-89d', tenure_days < 365, '90-364d', '365d+') AS tenure_band,
-           count() AS accounts, countIf(signal_count >= {k:UInt8}) AS at_risk_accounts,
-           sum(revenue_28d_usd) AS r28, sumIf(revenue_28d_usd, signal_count >= {k:UInt8}) AS r28_risk
-         FROM (${churnFeaturesSql(ctx.db)}) GROUP BY plan_name, tenure_band)
-       ORDER BY revenue_at_risk_28d_usd DESC, plan, tenure_band`,
-      { d, k: req.query.at_risk_signals ?? 2 });
-    return { as_of: d, cohorts: numeric(rows, ['accounts', 'at_risk_accounts']) };
+      `SELECT ${dims}, sum(n) AS accounts, sum(h) AS high_risk_accounts, sum(m) AS medium_risk_accounts,
+         sum(r * n) / sum(n) AS avg_risk, sum(rev) AS revenue_28d_usd, sum(rar) AS revenue_at_risk_usd
+       FROM (SELECT plan, tenure_band, top_genre, accounts AS n, high_risk_accounts AS h, medium_risk_accounts AS m, avg_risk AS r,
+               revenue_28d_usd AS rev, revenue_at_risk_usd AS rar FROM ${ctx.db}.churn_cohorts WHERE day = toDate({d:String}))
+       GROUP BY ${by.join(', ')} ORDER BY revenue_at_risk_usd DESC, ${by.join(', ')}`, { d });
+    return { as_of: d, by, cohorts: numeric(rows, ['accounts', 'high_risk_accounts', 'medium_risk_accounts']) };
   });
 }
+

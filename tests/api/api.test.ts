@@ -22,6 +22,7 @@ import { alertKey, type AlertState } from '../../alerts/state-machine.js';
 import { registerHttpRoles } from '../../bin/http-roles.js';
 import { loadConfig } from '../../lib/config.js';
 import type { EventProducer } from '../../producers/sdk/event-producer.js';
+import { scoreChurnDay } from '../../processors/churn/churn-scores.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
 import { fillWithSimulatedData, type SimFill } from './support/sim-data.js';
 
@@ -75,6 +76,8 @@ beforeAll(async () => {
   redis = new Redis(t.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 3 });
   await redis.connect();
   fill = await fillWithSimulatedData(ch, { endMs: NOW, durationMs: 2 * 3_600_000, ratePerSec: 8 });
+  // The churn day-close job (run by the churn role) scores the day of the simulated traffic.
+  await scoreChurnDay(ch, Math.floor(NOW / 86_400_000), NOW);
   app = await buildApp();
 }, 300_000);
 
@@ -164,6 +167,9 @@ describe('bad parameters name the parameter', () => {
     ['/v1/creators/top?limit=5000', 'limit'],
     ['/v1/safety/breakdown?by=x', 'by'],
     ['/v1/churn/accounts?as_of=14/05/2025', 'as_of'],
+    ['/v1/churn/accounts?level=extreme', 'level'],
+    ['/v1/churn/accounts?min_risk=2', 'min_risk'],
+    ['/v1/churn/cohorts?by=colour', 'by'],
     ['/v1/production/issues?state=maybe', 'state'],
   ];
   for (const [url, param] of cases) {
@@ -255,14 +261,49 @@ describe('endpoints return data', () => {
     expect(shows.shows.length).toBeGreaterThan(0);
   });
 
-  it('churn: accounts with reasons, cohorts', async () => {
-    const a = (await get('/v1/churn/accounts?as_of=2025-05-14&min_signals=0&limit=10')).json();
+  it('churn: scored accounts (risk, level, top reasons) and cohorts from churn_scores / churn_cohorts', async () => {
+    const db = t.config.clickhouse.database;
+    const ar = await get('/v1/churn/accounts?limit=10');
+    expect(ar.statusCode, ar.body).toBe(200);
+    const a = ar.json();
+    expect(a.as_of).toBe('2025-05-14'); // default: the newest scored day
     expect(a.items.length).toBe(10);
-    expect(a.items[0].signal_count).toBe(a.items[0].reasons.length);
-    const cr = await get('/v1/churn/cohorts?as_of=2025-05-14');
+    expect(a.next_cursor).toBeTruthy();
+    const risks = a.items.map((x: { risk: number }) => x.risk);
+    expect(risks).toEqual([...risks].sort((x, y) => y - x));
+    const top = a.items[0];
+    expect(['low', 'medium', 'high']).toContain(top.level);
+    expect(top.reasons.length).toBeGreaterThan(0);
+    expect(top.reasons.length).toBeLessThanOrEqual(3);
+    expect(top.contributions[top.reasons[0]]).toBeGreaterThan(0);
+    // the row is the one the day-close job wrote
+    const [row] = await queryRows<{ risk: number; level: string; reasons: string[] }>(ch, `SELECT risk, level, reasons FROM ${db}.churn_scores FINAL WHERE day = '2025-05-14' AND account_id = {a:String}`, { a: top.account_id });
+    expect(top).toMatchObject({ risk: row!.risk, level: row!.level, reasons: row!.reasons });
+    const p2 = (await get(`/v1/churn/accounts?as_of=2025-05-14&limit=10&cursor=${a.next_cursor}`)).json();
+    expect(p2.items[0].risk).toBeLessThanOrEqual(risks[9]);
+    const [lv] = await queryRows<{ level: string; n: string }>(ch, `SELECT level, count() AS n FROM ${db}.churn_scores FINAL WHERE day = '2025-05-14' GROUP BY level ORDER BY n DESC LIMIT 1`);
+    const byLevel = (await get(`/v1/churn/accounts?level=${lv!.level}&limit=1000`)).json();
+    expect(byLevel.items.length).toBe(Math.min(1000, Number(lv!.n)));
+    for (const x of byLevel.items) expect(x.level).toBe(lv!.level);
+    for (const x of (await get('/v1/churn/accounts?min_risk=0.2&limit=50')).json().items) expect(x.risk).toBeGreaterThanOrEqual(0.2);
+    expect((await get('/v1/churn/accounts?as_of=2020-01-01')).json()).toEqual({ as_of: '2020-01-01', items: [], next_cursor: null });
+
+    const cr = await get('/v1/churn/cohorts');
     expect(cr.statusCode, cr.body).toBe(200);
     const c = cr.json();
-    expect(c.cohorts.reduce((n: number, x: { accounts: number }) => n + x.accounts, 0)).toBeGreaterThan(0);
+    expect(c.as_of).toBe('2025-05-14');
+    expect(c.by).toEqual(['plan', 'tenure_band', 'top_genre']);
+    const [tot] = await queryRows<{ n: string; high: string; rar: number }>(ch, `SELECT count() AS n, countIf(level = 'high') AS high, sum(risk * revenue_usd_28d) AS rar FROM ${db}.churn_scores FINAL WHERE day = '2025-05-14'`);
+    const sum = (rows: Array<Record<string, number>>, k: string) => rows.reduce((n, x) => n + x[k]!, 0);
+    expect(sum(c.cohorts, 'accounts')).toBe(Number(tot!.n));
+    expect(sum(c.cohorts, 'high_risk_accounts')).toBe(Number(tot!.high));
+    expect(sum(c.cohorts, 'revenue_at_risk_usd')).toBeCloseTo(tot!.rar, 6);
+    const byPlan = (await get('/v1/churn/cohorts?by=plan')).json();
+    expect(byPlan.cohorts.every((x: { tenure_band: string; top_genre: string }) => x.tenure_band === 'all' && x.top_genre === 'all')).toBe(true);
+    expect(sum(byPlan.cohorts, 'accounts')).toBe(Number(tot!.n));
+    expect(new Set(byPlan.cohorts.map((x: { plan: string }) => x.plan)).size).toBe(byPlan.cohorts.length);
+    const rar = byPlan.cohorts.map((x: { revenue_at_risk_usd: number }) => x.revenue_at_risk_usd);
+    expect(rar).toEqual([...rar].sort((x, y) => y - x));
   });
 
   it('alerts: list, acknowledge (admin), silence (admin), 404 and 503', async () => {
