@@ -87,6 +87,9 @@ const MEANINGS: Record<string, Meaning> = {
   alert_events: { by: 'alerts/ (copied from Redis)', text: 'Every alert state transition (inactive → pending → firing → resolved) with value, baseline and volume; deterministic ids make a repeated copy harmless. Read with FINAL.',
     columns: { at: 'processing time of the transition', event_time: 'event time evaluated', alert_key: '<rule>/<sha256(labels)[:16]>' } },
   notification_log: { by: 'alerts/ (copied from Redis)', text: 'Every notification attempt (enqueued, delivered, failed, dropped) per receiver, with HTTP status and error. Read with FINAL.' },
+  playback_views_by_creator: { by: 'materialized view playback_views_by_creator_mv (every insert into raw_playback); backfilled by 010', text: 'Distinct playback views per creator as mergeable uniqExact states (\'\' = views without a creator, i.e. VOD). Read with uniqExactMerge(views) (GROUP BY creator_id); duplicates and replays never change a count. Feeds safety_creator_score and safety_score_overall without scanning raw_playback.',
+    columns: { views: 'uniqExact state of view_id' } },
+  playback_views_by_creator_mv: { by: 'ClickHouse, on each insert into raw_playback', text: 'Materialized view: aggregates each block inserted into raw_playback into playback_views_by_creator.' },
   schema_migrations: { by: 'sinks/clickhouse/migrate.ts', text: 'Applied migration versions.' },
 };
 
