@@ -137,7 +137,7 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       http.get('/healthz', async () => ({ status: 'ok' }));
       http.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
       const { registerHttpRoles } = await import('./http-roles.js');
-      await registerHttpRoles(http, { config, logger, metrics, producer, redis, ch });
+      await registerHttpRoles(http, { config, logger, metrics, producer, redis, ch, clock: opts.clock });
       await http.listen({ host: config.env.HTTP_HOST, port: config.env.HTTP_PORT });
       closers.push(() => http!.close());
       logger.info({ event: 'http_listening', url: `http://${config.env.HTTP_HOST}:${(http.server.address() as { port: number }).port}` }, 'HTTP listening');
