@@ -37,9 +37,9 @@ function freePort(): Promise<number> {
 
 interface Child { proc: ChildProcess; chUrl: string; stop(): Promise<number> }
 
-async function startPipeline(b: BenchEnv, roles: string, label: string, extra: Record<string, string> = {}): Promise<Child> {
+async function startPipeline(b: BenchEnv, roles: string, label: string, extra: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Child> {
   const port = await freePort();
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'bin/streampulse.ts'], {
+  const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'bin/streampulse.ts'], {
     cwd: REPO_ROOT,
     env: { ...b.env, ROLES: `clickhouse,${roles}`, CHDB_PATH: join(b.dataDir, `chdb-${label}`), CLICKHOUSE_HTTP_PORT: String(port), LOG_LEVEL: 'warn', ...extra },
     stdio: ['ignore', 'inherit', 'inherit'],
@@ -73,8 +73,9 @@ async function timeCatchUp(b: BenchEnv, processors: Array<{ name: string; kinds:
     if (done.every((d, i) => d >= totals[i]!)) break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  const seconds = (performance.now() - first!.t) / 1000;
-  return { rate: (grand - first!.n) / seconds, seconds };
+  if (!first) return { rate: NaN, seconds: 0 }; // nothing to do (empty topics)
+  const seconds = (performance.now() - first.t) / 1000;
+  return { rate: (grand - first.n) / seconds, seconds };
 }
 
 async function query(chUrl: string, sql: string): Promise<string> {
@@ -84,10 +85,42 @@ async function query(chUrl: string, sql: string): Promise<string> {
   return text;
 }
 
+const BUSINESS_KINDS: EventKind[] = ['payments', 'gifts', 'playback'];
+const ALL: EventKind[] = ['playback', 'payments', 'gifts', 'moderation', 'jira', 'catalog'];
+const PROCESSOR_KINDS: Record<string, EventKind[]> = {
+  'raw-store': ALL, business: BUSINESS_KINDS, qoe: ['playback'], safety: ['moderation'], production: ['jira'], churn: ['payments', 'playback', 'gifts'],
+};
+
+/**
+ * BENCH_ONLY=qoe,churn: each named processor alone (one child process each) from one preloaded
+ * set of topics, beside the consume + decode rate of its topics; prints, writes no results.
+ */
+async function only(names: string[]): Promise<void> {
+  const b = await benchEnv('only');
+  try {
+    await produceAll(b.producer, generateEvents(N, 21));
+    for (const name of names) {
+      const kinds = PROCESSOR_KINDS[name];
+      if (!kinds) throw new Error(`BENCH_ONLY: unknown processor ${name}`);
+      const ref = await consumeAll(b, kinds, true);
+      const prefix = `${b.config.env.REDIS_PREFIX}${name}:`;
+      const child = await startPipeline(b, name, name, { REDIS_PREFIX: prefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}${name}.` },
+        process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/${name}`] : []);
+      const t0 = performance.now();
+      const run = await timeCatchUp(b, [{ name, kinds }], prefix);
+      const total = (performance.now() - t0) / 1000;
+      const rss = peakRssMb(child.proc.pid!);
+      await child.stop();
+      console.log(`${name}: ${fmt(run.rate)} events/s steady (${fmt((await topicTotal(b, kinds)) / total)} incl. start-up; ref consume+decode ${fmt(ref.records / ref.seconds)}), peak RSS ${rss.toFixed(0)} MiB`);
+    }
+  } finally {
+    await b.close();
+  }
+}
+
 async function main(): Promise<void> {
+  if (process.env.BENCH_ONLY) return only(process.env.BENCH_ONLY.split(',').map((s) => s.trim()).filter(Boolean));
   const lines: string[] = [];
-  const BUSINESS_KINDS: EventKind[] = ['payments', 'gifts', 'playback'];
-  const ALL: EventKind[] = ['playback', 'payments', 'gifts', 'moderation', 'jira', 'catalog'];
 
   // 1 and 3: preloaded topics
   {

@@ -57,6 +57,17 @@ export interface RunnerOptions {
   /** A commit cycle also runs once this many bytes of records were consumed since the last. */
   maxPendingBytes?: number;
   checkpointIntervalMs?: number;
+  /**
+   * State checkpoints are spaced so that serializing and saving them takes at most about
+   * 1/checkpointCostRatio of the time (default 10, i.e. ≤ ~10 %): a commit cycle always writes
+   * its rows (freshness), but saves state + offsets only once max(checkpointIntervalMs,
+   * ratio × duration of the last save, capped at maxCheckpointIntervalMs) has passed. With small
+   * state that is every cycle; with large state (hundreds of thousands of views) it keeps the
+   * cost of whole-state snapshots from growing with state size × cycle rate.
+   */
+  checkpointCostRatio?: number;
+  /** Upper bound of the adaptive spacing of state checkpoints (default 30 s). */
+  maxCheckpointIntervalMs?: number;
   idlePartitionMs?: number;
   instanceId?: string;
   /**
@@ -82,6 +93,9 @@ export class ProcessorRunner<S> {
   private loopDone: Promise<void> | null = null;
   private rebalanceChain: Promise<void> = Promise.resolve();
   private lastCheckpointAt = 0;
+  /** When state + offsets were last saved, and how long that save took (ms). */
+  private lastSnapshotAt = 0;
+  private lastSnapshotCostMs = 0;
   private fatal: Error | null = null;
   private readonly kindByTopic: Map<string, EventKind>;
   readonly topics: string[];
@@ -135,6 +149,7 @@ export class ProcessorRunner<S> {
     consumer.subscribe(this.topics);
     this.running = true;
     this.lastCheckpointAt = this.clock();
+    this.lastSnapshotAt = this.lastCheckpointAt;
     this.log.info({ event: 'processor_started', processor: this.processor.name, group: this.deps.groupId, topics: this.topics, owner: this.owner }, 'processor started');
     this.loopDone = this.loop();
   }
@@ -144,7 +159,7 @@ export class ProcessorRunner<S> {
     if (!this.consumer) return;
     this.running = false;
     await this.loopDone?.catch(() => undefined);
-    if (!this.fatal) await this.commitCycle().catch((err) => this.log.error({ event: 'final_commit_failed', err: (err as Error).message }, 'final commit failed'));
+    if (!this.fatal) await this.commitCycle(true).catch((err) => this.log.error({ event: 'final_commit_failed', err: (err as Error).message }, 'final commit failed'));
     await this.rebalanceChain.catch(() => undefined);
     const c = this.consumer;
     await new Promise<void>((resolve) => c.disconnect(() => resolve()));
@@ -225,7 +240,8 @@ export class ProcessorRunner<S> {
         if (msgs.length > 0) await this.processBatch(msgs);
         const now = this.clock();
         this.applyIdleRule(now);
-        if (now - this.lastCheckpointAt >= interval || this.pendingRows >= maxPending || this.pendingBytes >= maxBytes) await this.commitCycle();
+        // Caught up (nothing fetched): spare time, so the cycle also checkpoints whatever it costs.
+        if (now - this.lastCheckpointAt >= interval || this.pendingRows >= maxPending || this.pendingBytes >= maxBytes) await this.commitCycle(msgs.length === 0);
       } catch (err) {
         const e = err as Error & { retriable?: boolean };
         if (e.retriable) {
@@ -293,8 +309,19 @@ export class ProcessorRunner<S> {
     }
   }
 
-  /** flush → sink (acked) → dead letters (acked) → checkpoint (fenced) → Kafka commit. */
-  async commitCycle(): Promise<void> {
+  /** Whether this cycle also saves state + offsets (see RunnerOptions.checkpointCostRatio). */
+  private snapshotDue(now: number): boolean {
+    const interval = this.opts.checkpointIntervalMs ?? 2_000;
+    const spacing = Math.max(interval, Math.min(this.opts.maxCheckpointIntervalMs ?? 30_000, (this.opts.checkpointCostRatio ?? 10) * this.lastSnapshotCostMs));
+    return now - this.lastSnapshotAt >= spacing;
+  }
+
+  /**
+   * flush → sink (acked) → dead letters (acked) → checkpoint (fenced) → Kafka commit. The last two
+   * run when a state checkpoint is due (always when `force`: on stop, or when caught up); rows written by a cycle
+   * without a checkpoint are rewritten identically if a crash makes the work repeat.
+   */
+  async commitCycle(force = false): Promise<void> {
     const p = this.processor;
     const runs = [...this.parts.values()];
     for (const run of runs) {
@@ -311,14 +338,21 @@ export class ProcessorRunner<S> {
     this.pendingBytes = 0;
     if (this.deadLetterQueue.length && this.deps.deadLetters) await Promise.all(this.deadLetterQueue.map((d) => this.deps.deadLetters!.sendDeadLetter(d)));
     this.deadLetterQueue = [];
+    if (!force && !this.snapshotDue(this.clock())) {
+      this.lastCheckpointAt = this.clock();
+      return;
+    }
     const dirty = runs.filter((r) => r.next !== r.checkpointed);
     const end = this.deps.metrics.checkpointSeconds.startTimer({ processor: p.name });
+    const t0 = performance.now();
     const lost = await this.checkpoints.save(
       this.owner,
       dirty.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.next, state: r.snapshot() })),
       this.clock(),
     );
     end();
+    this.lastSnapshotCostMs = performance.now() - t0;
+    this.lastSnapshotAt = this.clock();
     for (const l of lost) {
       this.parts.delete(tpKey(l.topic, l.partition));
       this.log.warn({ event: 'partition_fenced', processor: p.name, ...l }, 'another instance owns this partition now');

@@ -77,6 +77,8 @@ export interface MinuteAcc {
 export interface QoeState {
   views: Map<string, ViewState>;
   minute: WindowStore<MinuteAcc>;
+  /** Watermark of the last finalisation pass (not checkpointed: a restore scans once more). */
+  scannedWm?: number;
 }
 
 export interface QoeOptions {
@@ -190,6 +192,34 @@ function minuteRow(ws: number, key: string, a: MinuteAcc, final: boolean): Recor
   };
 }
 
+const DIM_KEYS = ['viewer_id', 'account_id', 'content_id', 'stream_type', 'creator_id', 'device_category', 'os', 'app_version', 'cdn', 'country', 'asn'] as const;
+type ViewTuple = unknown[];
+
+function viewToTuple(v: ViewState): ViewTuple {
+  const d = v.dims;
+  const c = v.counters;
+  return [
+    v.viewId, d.viewer_id, d.account_id, d.content_id, d.stream_type, d.creator_id, d.device_category, d.os, d.app_version, d.cdn, d.country, d.asn,
+    v.dimsSeq, v.dimsEventId, v.viewStartMs, v.minEventMs, v.lastEventMs, v.firstFrameMs, v.fatalErrorMs, v.businessErrorMs, v.errorCode, v.viewEndMs, v.endReason,
+    c.playingMs, c.rebufferMs, c.rebufferCount, c.seekMs, c.bitrateKbpsMs,
+    (v.startupCounted ? 1 : 0) | (v.endCounted ? 2 : 0) | (v.fatalCounted ? 4 : 0) | (v.finalized ? 8 : 0), v.ccvMinutes, v.finalizedAtMs,
+  ];
+}
+
+function viewFromTuple(t: ViewTuple): ViewState {
+  const dims = {} as Record<string, unknown>;
+  DIM_KEYS.forEach((k, i) => (dims[k] = t[1 + i]));
+  const flags = t[28] as number;
+  return {
+    viewId: t[0] as string, dims: dims as unknown as ViewDims, dimsSeq: t[12] as number, dimsEventId: t[13] as string,
+    viewStartMs: t[14] as number | null, minEventMs: t[15] as number, lastEventMs: t[16] as number, firstFrameMs: t[17] as number | null,
+    fatalErrorMs: t[18] as number | null, businessErrorMs: t[19] as number | null, errorCode: t[20] as string, viewEndMs: t[21] as number | null, endReason: t[22] as string,
+    counters: { playingMs: t[23] as number, rebufferMs: t[24] as number, rebufferCount: t[25] as number, seekMs: t[26] as number, bitrateKbpsMs: t[27] as number },
+    startupCounted: (flags & 1) !== 0, endCounted: (flags & 2) !== 0, fatalCounted: (flags & 4) !== 0, finalized: (flags & 8) !== 0,
+    ccvMinutes: t[29] as number[], finalizedAtMs: t[30] as number, dirty: false,
+  };
+}
+
 export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
   const graceMs = opts.graceMs ?? 60_000;
   const endGraceMs = opts.endGraceMs ?? 60_000;
@@ -198,7 +228,14 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
   const minuteSpec = tumbling(MINUTE_MS, graceMs) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
   const newState = (): QoeState => ({ views: new Map(), minute: new WindowStore<MinuteAcc>(minuteSpec, newMinute) });
 
+  // Open views changed since the last flush are written at the commit cycle (onFlush), not after
+  // every batch: the watermark pass only finalises, writes final rows and forgets. It is skipped
+  // when the watermark has not moved (nothing can finalise or expire then).
   const emitViews = (s: QoeState, out: Emitter, wm: number | null) => {
+    if (wm !== null) {
+      if (wm === s.scannedWm) return;
+      s.scannedWm = wm;
+    }
     for (const [id, v] of s.views) {
       if (wm !== null && !v.finalized) {
         if (v.viewEndMs !== null && wm >= v.viewEndMs + endGraceMs) {
@@ -211,7 +248,7 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
           v.dirty = true;
         }
       }
-      if (v.dirty) {
+      if (v.dirty && (wm === null || v.finalized)) {
         out.emit('qoe_views', viewRow(v, v.finalized));
         v.dirty = false;
       }
@@ -301,11 +338,15 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
       emitViews(s, out, null);
       s.minute.flushDirty(minuteRow, (row) => out.emit('qoe_minute', row));
     },
-    serialize: (s) => ({ views: [...s.views.values()], minute: s.minute.toJSON() }),
+    // Views as positional tuples (no key names): the checkpoint is less than half the size.
+    serialize: (s) => ({ v: 2, views: [...s.views.values()].map(viewToTuple), minute: s.minute.toJSON() }),
     deserialize: (j) => {
-      const json = j as { views: ViewState[]; minute: WindowStoreJSON<MinuteAcc> };
+      const json = j as { views: Array<ViewState | ViewTuple>; minute: WindowStoreJSON<MinuteAcc> };
       const s = newState();
-      for (const v of json.views) s.views.set(v.viewId, { ...v, dirty: false });
+      for (const x of json.views) {
+        const v = Array.isArray(x) ? viewFromTuple(x) : { ...x, dirty: false };
+        s.views.set(v.viewId, v);
+      }
       s.minute.load(json.minute);
       return s;
     },
