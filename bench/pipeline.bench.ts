@@ -92,7 +92,7 @@ const PROCESSOR_KINDS: Record<string, EventKind[]> = {
 };
 
 /**
- * BENCH_ONLY=qoe,churn: each named processor alone (one child process each) from one preloaded
+ * BENCH_ONLY=qoe,churn: each named processor alone (one child process each; `a+b` runs a and b in one child) from one preloaded
  * set of topics, beside the consume + decode rate of its topics; prints, writes no results.
  */
 async function only(names: string[]): Promise<void> {
@@ -100,14 +100,20 @@ async function only(names: string[]): Promise<void> {
   try {
     await produceAll(b.producer, generateEvents(N, 21));
     for (const name of names) {
-      const kinds = PROCESSOR_KINDS[name];
-      if (!kinds) throw new Error(`BENCH_ONLY: unknown processor ${name}`);
+      // `a+b` runs processors a and b together in one child.
+      const procs = name.split('+').map((n) => {
+        const k = PROCESSOR_KINDS[n];
+        if (!k) throw new Error(`BENCH_ONLY: unknown processor ${n}`);
+        return { name: n, kinds: k };
+      });
+      const kinds = [...new Set(procs.flatMap((p) => p.kinds))];
       const ref = await consumeAll(b, kinds, true);
-      const prefix = `${b.config.env.REDIS_PREFIX}${name}:`;
-      const child = await startPipeline(b, name, name, { REDIS_PREFIX: prefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}${name}.` },
-        process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/${name}`] : []);
+      const label = name.replace(/\+/g, '_');
+      const prefix = `${b.config.env.REDIS_PREFIX}${label}:`;
+      const child = await startPipeline(b, procs.map((p) => p.name).join(','), label, { REDIS_PREFIX: prefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}${label}.` },
+        process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/${label}`] : []);
       const t0 = performance.now();
-      const run = await timeCatchUp(b, [{ name, kinds }], prefix);
+      const run = await timeCatchUp(b, procs, prefix);
       const total = (performance.now() - t0) / 1000;
       const rss = peakRssMb(child.proc.pid!);
       await child.stop();
