@@ -46,11 +46,12 @@ export class CheckpointStore {
   }
 
   /** Saves state + next offset of each partition; returns the partitions this owner no longer owns. */
+  /** `state` may be given already serialized (a string), as the runner does to freeze it in time. */
   async save(owner: string, entries: Array<{ topic: string; partition: number; offset: number; state: unknown }>, nowMs: number): Promise<Array<{ topic: string; partition: number }>> {
     if (entries.length === 0) return [];
     try {
       const pipe = this.redis.pipeline();
-      for (const e of entries) pipe.eval(SAVE_LUA, 1, this.key(e.topic, e.partition), owner, String(e.offset), JSON.stringify(e.state), String(nowMs));
+      for (const e of entries) pipe.eval(SAVE_LUA, 1, this.key(e.topic, e.partition), owner, String(e.offset), typeof e.state === 'string' ? e.state : JSON.stringify(e.state), String(nowMs));
       const res = (await pipe.exec()) ?? [];
       const lost: Array<{ topic: string; partition: number }> = [];
       res.forEach(([err, ok], i) => {

@@ -82,7 +82,7 @@ const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`
 export class ProcessorRunner<S> {
   private consumer: Kafka.KafkaConsumer | null = null;
   private readonly parts = new Map<string, PartitionTask<S>>();
-  private readonly pending = new Map<string, Record<string, unknown>[]>();
+  private pending = new Map<string, Record<string, unknown>[]>();
   private pendingRows = 0;
   private pendingBytes = 0;
   private deadLetterQueue: DeadLetter[] = [];
@@ -96,6 +96,8 @@ export class ProcessorRunner<S> {
   /** When state + offsets were last saved, and how long that save took (ms). */
   private lastSnapshotAt = 0;
   private lastSnapshotCostMs = 0;
+  /** The previous cycle's write + checkpoint, still running while the loop consumes on. */
+  private inflight: Promise<void> = Promise.resolve();
   private fatal: Error | null = null;
   private readonly kindByTopic: Map<string, EventKind>;
   readonly topics: string[];
@@ -159,6 +161,7 @@ export class ProcessorRunner<S> {
     if (!this.consumer) return;
     this.running = false;
     await this.loopDone?.catch(() => undefined);
+    await this.inflight.catch(() => undefined);
     if (!this.fatal) await this.commitCycle(true).catch((err) => this.log.error({ event: 'final_commit_failed', err: (err as Error).message }, 'final commit failed'));
     await this.rebalanceChain.catch(() => undefined);
     const c = this.consumer;
@@ -317,9 +320,14 @@ export class ProcessorRunner<S> {
   }
 
   /**
-   * flush → sink (acked) → dead letters (acked) → checkpoint (fenced) → Kafka commit. The last two
-   * run when a state checkpoint is due (always when `force`: on stop, or when caught up); rows written by a cycle
-   * without a checkpoint are rewritten identically if a crash makes the work repeat.
+   * One commit cycle: flush → sink (acked) → dead letters (acked) → checkpoint (fenced) → Kafka
+   * commit. The rows, dead letters and (when a checkpoint is due) the state are taken now,
+   * frozen (state serialized), and made durable in that order by `completeCycle`, which runs
+   * while the loop goes on consuming: at most one cycle is in flight, the next one waits for it
+   * (bounded memory, backpressure). A checkpoint is only saved after the rows it covers are
+   * acknowledged; rows written by a cycle whose checkpoint never lands are rewritten identically
+   * when a crash makes the work repeat. A cycle that fails after its retries stops the processor
+   * (nothing after its last checkpoint is committed). `force`: on stop, or when caught up.
    */
   async commitCycle(force = false): Promise<void> {
     const p = this.processor;
@@ -330,46 +338,58 @@ export class ProcessorRunner<S> {
       run.flush(this.pushFn);
       if (this.pendingRows > before) this.deps.metrics.windowEmissions.inc({ processor: p.name, kind: 'update' }, this.pendingRows - before);
     }
-    // Rows and dead letters leave the pending lists only once they are durable, so a failed
-    // cycle is retried with the same content and nothing is lost.
-    await writeTables(this.deps.ch, this.pending, { metrics: this.deps.metrics, logger: this.log });
-    this.pending.clear();
+    // Wait for the previous cycle: its checkpoint must land before this one's.
+    await this.inflight;
+    const rows = this.pending;
+    this.pending = new Map();
     this.pendingRows = 0;
     this.pendingBytes = 0;
-    if (this.deadLetterQueue.length && this.deps.deadLetters) await Promise.all(this.deadLetterQueue.map((d) => this.deps.deadLetters!.sendDeadLetter(d)));
+    const letters = this.deadLetterQueue;
     this.deadLetterQueue = [];
-    if (!force && !this.snapshotDue(this.clock())) {
-      this.lastCheckpointAt = this.clock();
-      return;
+    let snaps: Array<{ run: PartitionTask<S>; topic: string; partition: number; offset: number; state: string }> | null = null;
+    if (force || this.snapshotDue(this.clock())) {
+      const t0 = performance.now();
+      snaps = runs.filter((r) => r.next !== r.checkpointed).map((r) => ({ run: r, topic: r.topic, partition: r.partition, offset: r.next, state: JSON.stringify(r.snapshot()) }));
+      this.lastSnapshotCostMs = performance.now() - t0;
+      this.lastSnapshotAt = this.clock();
     }
-    const dirty = runs.filter((r) => r.next !== r.checkpointed);
+    this.lastCheckpointAt = this.clock();
+    const cycle = this.completeCycle(rows, letters, snaps);
+    // A failure stops the processor: its pending work is redone from the last checkpoint.
+    this.inflight = cycle.catch((err) => this.fail(err as Error));
+    if (force) await cycle;
+  }
+
+  private async completeCycle(
+    rows: Map<string, Record<string, unknown>[]>,
+    letters: DeadLetter[],
+    snaps: Array<{ run: PartitionTask<S>; topic: string; partition: number; offset: number; state: string }> | null,
+  ): Promise<void> {
+    const p = this.processor;
+    await writeTables(this.deps.ch, rows, { metrics: this.deps.metrics, logger: this.log });
+    if (letters.length && this.deps.deadLetters) await Promise.all(letters.map((d) => this.deps.deadLetters!.sendDeadLetter(d)));
+    if (!snaps) return;
     const end = this.deps.metrics.checkpointSeconds.startTimer({ processor: p.name });
     const t0 = performance.now();
-    const lost = await this.checkpoints.save(
-      this.owner,
-      dirty.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.next, state: r.snapshot() })),
-      this.clock(),
-    );
+    const lost = await this.checkpoints.save(this.owner, snaps, this.clock());
     end();
-    this.lastSnapshotCostMs = performance.now() - t0;
-    this.lastSnapshotAt = this.clock();
+    this.lastSnapshotCostMs += performance.now() - t0;
     for (const l of lost) {
       this.parts.delete(tpKey(l.topic, l.partition));
       this.log.warn({ event: 'partition_fenced', processor: p.name, ...l }, 'another instance owns this partition now');
     }
     const lostKeys = new Set(lost.map((l) => tpKey(l.topic, l.partition)));
-    const toCommit = dirty.filter((r) => !lostKeys.has(tpKey(r.topic, r.partition)));
-    for (const r of toCommit) r.checkpointed = r.next;
-    if (toCommit.length && this.consumer) {
+    const saved = snaps.filter((x) => !lostKeys.has(tpKey(x.topic, x.partition)));
+    for (const x of saved) if (x.run.checkpointed < x.offset) x.run.checkpointed = x.offset;
+    if (saved.length && this.consumer) {
       try {
-        this.consumer.commitSync(toCommit.map((r) => ({ topic: r.topic, partition: r.partition, offset: r.next })));
+        this.consumer.commitSync(saved.map((x) => ({ topic: x.topic, partition: x.partition, offset: x.offset })));
       } catch (err) {
         // The checkpoint in Redis is authoritative; a failed Kafka commit only delays lag metrics.
         this.log.warn({ event: 'kafka_commit_failed', processor: p.name, err: (err as Error).message }, 'offset commit failed');
       }
-      this.updateLag(toCommit);
+      this.updateLag(saved.map((x) => x.run));
     }
-    this.lastCheckpointAt = this.clock();
   }
 
   private updateLag(runs: PartitionTask<S>[]): void {
