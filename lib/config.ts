@@ -55,7 +55,7 @@ export const EnvSchema = Type.Object({
   /** JSON object mapping our names (severity, show_name, cost_impact_usd, delay_days) to Jira custom field ids. */
   JIRA_FIELD_MAP: Str('{"severity":"customfield_10040","show_name":"customfield_10041","cost_impact_usd":"customfield_10042","delay_days":"customfield_10043"}'),
 
-  BATCH_MAX_ROWS: Int(20_000, 1),
+  BATCH_MAX_ROWS: Int(40_000, 1),
   BATCH_MAX_BYTES: Int(16 * 1024 * 1024, 1024),
   BATCH_MAX_MS: Int(1_000, 10),
   CHECKPOINT_INTERVAL_MS: Int(2_000, 10),
