@@ -104,8 +104,12 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       const clock = opts.clock ?? Date.now;
       const closeDelayMs = config.env.WINDOW_GRACE_MS + config.env.ALLOWED_LATENESS_MS + config.env.CHECKPOINT_INTERVAL_MS;
       let running = false;
-      const job = async () => {
+      let current: Promise<void> = Promise.resolve();
+      const job = () => {
         if (running) return;
+        current = scoreDays();
+      };
+      const scoreDays = async () => {
         running = true;
         try {
           const [first] = await queryRows<{ d: number | null }>(ch!, `SELECT if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), min(day)))) AS d FROM ${ch!.database}.churn_account_daily`);
@@ -117,11 +121,13 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
           running = false;
         }
       };
-      const timer = setInterval(() => void job(), 60_000);
-      const firstRun = setTimeout(() => void job(), 15_000);
+      const timer = setInterval(job, 60_000);
+      const firstRun = setTimeout(job, 15_000);
       closers.push(async () => {
         clearInterval(timer);
         clearTimeout(firstRun);
+        // Embedded ClickHouse aborts if it is closed under a running query: let the job finish.
+        await current;
       });
     }
 

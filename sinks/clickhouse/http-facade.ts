@@ -33,6 +33,14 @@ export async function serveClickHouse(ch: ClickHouse, opts: { host?: string; por
   if (ch.transport !== 'chdb') throw new Error('the ClickHouse HTTP facade serves embedded chdb only');
   // The chdb Connection behind @clickhouse/client: query/insert with the client's own parameters.
   const conn = (ch.client as unknown as { connection: { query(p: object): Promise<{ stream: Readable }>; insert(p: object): Promise<unknown> } }).connection;
+  // Queries still running when the facade closes are awaited: closing chdb under a running
+  // query aborts the engine.
+  const inflight = new Set<Promise<unknown>>();
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    inflight.add(p);
+    void p.finally(() => inflight.delete(p)).catch(() => undefined);
+    return p;
+  };
   const server: Server = createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname === '/ping' || (url.pathname === '/' && req.method === 'GET' && !url.searchParams.has('query'))) {
@@ -51,12 +59,12 @@ export async function serveClickHouse(ch: ClickHouse, opts: { host?: string; por
       const urlQuery = url.searchParams.get('query');
       const headers = { 'x-clickhouse-query-id': queryId, 'x-clickhouse-summary': '{}', 'content-type': 'text/plain; charset=UTF-8' };
       if (urlQuery && body.length > 0) {
-        await conn.insert({ query: urlQuery, values: Readable.from([body]), query_id: queryId });
+        await track(conn.insert({ query: urlQuery, values: Readable.from([body]), query_id: queryId }));
         res.writeHead(200, headers).end();
         return;
       }
       const sql = urlQuery ? `${urlQuery}\n${body}` : body;
-      const result = await conn.query({ query: sql, query_params: params, query_id: queryId, clickhouse_settings: settings });
+      const result = await track(conn.query({ query: sql, query_params: params, query_id: queryId, clickhouse_settings: settings }));
       res.writeHead(200, headers);
       result.stream.pipe(res);
     } catch (err) {
@@ -78,6 +86,13 @@ export async function serveClickHouse(ch: ClickHouse, opts: { host?: string; por
   opts.logger?.info({ event: 'clickhouse_facade_listening', url }, 'serving embedded ClickHouse over HTTP');
   return {
     url,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), 5_000).unref();
+      });
+      await Promise.allSettled([...inflight]);
+    },
   };
 }
