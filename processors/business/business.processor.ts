@@ -88,7 +88,10 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
     kinds: ['payments', 'gifts', 'playback'],
     tables: ['kpi_payments_1m', 'kpi_gifts_1m', 'account_activity_1h'],
     allowedLatenessMs: opts.allowedLatenessMs ?? 5_000,
-    dedupHorizonMs: opts.dedupHorizonMs ?? 10 * MINUTE_MS,
+    // A copy older than grace + a minute behind the watermark falls in a closed window: it is
+    // late (kept in late_events, keyed by position) and cannot be counted, so ids need not be
+    // kept longer. Smaller dedup state means cheaper checkpoints.
+    dedupHorizonMs: opts.dedupHorizonMs ?? graceMs + (opts.allowedLatenessMs ?? 5_000) + MINUTE_MS,
     // Playback only sets "played" flags (an OR): a duplicate cannot change it, so it skips dedup state.
     needsDedup: (kind: EventKind) => kind !== 'playback',
     init: newState,
