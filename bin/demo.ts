@@ -6,6 +6,8 @@
  * it. Every 5 s it prints the row counts of the raw tables and the latest business KPIs.
  * Ctrl-C stops the simulator, the pipeline, and the Kafka/Redis it started: nothing is left behind.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../lib/config.js';
 import { createLogger } from '../lib/logger.js';
@@ -16,6 +18,14 @@ import { ensureRedis, redisOptionsFromConfig, stopRedis } from '../stack/redis.j
 import { runSimulation } from '../producers/simulator/run.js';
 import type { IncidentName } from '../producers/simulator/incidents.js';
 import { startPipeline } from './pipeline.js';
+
+function readClusterId(kafkaDataDir: string): string | null {
+  try {
+    return /^cluster\.id=(.+)$/m.exec(readFileSync(join(kafkaDataDir, 'data', 'meta.properties'), 'utf8'))?.[1]?.trim() ?? null;
+  } catch {
+    return null;
+  }
+}
 
 /** The query the README documents: rows per raw table. */
 export const ROW_COUNTS_SQL = (db: string) => ['playback', 'payments', 'gifts', 'moderation', 'jira', 'catalog']
@@ -42,6 +52,12 @@ async function main(): Promise<void> {
   if (registryUp) say(`  schema registry: using the one already answering at ${config.env.SCHEMA_REGISTRY_URL}`);
   say(`  kafka ${kafka.brokers} (${kafka.alreadyRunning ? 'already running' : `started, pid ${kafka.pid}`}), redis ${redis.url} (${redis.alreadyRunning ? 'already running' : 'started'})`);
 
+  // The demo's Kafka lives in DATA_DIR: checkpoints in Redis belong to one Kafka cluster, so
+  // their keys carry its id (a re-formatted local Kafka starts with fresh checkpoints).
+  const clusterId = readClusterId(kafkaOpts.dataDir);
+  if (clusterId && !process.env.REDIS_PREFIX) {
+    config = loadConfig({ ...process.env, ROLES: [...config.roles].join(','), REDIS_PREFIX: `sp:${clusterId}:` });
+  }
   const pipeline = await startPipeline(config, logger, metrics);
   const http = pipeline.http ? `http://${config.env.HTTP_HOST}:${(pipeline.http.server.address() as { port: number }).port}` : '(no HTTP role)';
   say(`  pipeline: roles ${[...config.roles].join(', ')}; HTTP ${http}; ClickHouse over HTTP on ${config.env.HTTP_HOST}:${config.env.CLICKHOUSE_HTTP_PORT}`);

@@ -19,7 +19,7 @@ import type { Redis } from 'ioredis';
 import Kafka from 'node-rdkafka';
 import type { Logger } from 'pino';
 import type { AvroCodec } from '../../lib/avro-codec.js';
-import { KafkaError } from '../../lib/errors.js';
+import { KafkaError, StateError } from '../../lib/errors.js';
 import type { Metrics } from '../../lib/metrics.js';
 import { topicSpec, type DeadLetter, type EventKind } from '../../contracts/topics.js';
 import type { ClickHouse } from '../../sinks/clickhouse/client.js';
@@ -195,6 +195,7 @@ export class ProcessorRunner<S> {
         for (const tp of assignment) {
           const kind = this.kindByTopic.get(tp.topic)!;
           const ckpt = await this.checkpoints.claim(tp.topic, tp.partition, this.owner);
+          if (ckpt) await this.assertCheckpointInLog(consumer, tp.topic, tp.partition, ckpt.offset);
           const run = new PartitionTask(this.processor, tp.topic, kind, tp.partition, this.clock(),
             ckpt ? { offset: ckpt.offset, snapshot: ckpt.state as PartitionSnapshot } : undefined, this.deps.metrics);
           this.parts.set(tpKey(tp.topic, tp.partition), run);
@@ -215,6 +216,24 @@ export class ProcessorRunner<S> {
       }).catch((e) => this.fail(e as Error));
     } else {
       this.log.error({ event: 'rebalance_error', processor: this.processor.name, err: err.message }, 'rebalance error');
+    }
+  }
+
+  /**
+   * A checkpoint beyond the end of its partition means the log it was taken on is gone (the
+   * topic was recreated, or the broker's data lost): resuming would silently skip every record
+   * below it. Stop with a message that says how to rebuild instead.
+   */
+  private async assertCheckpointInLog(consumer: Kafka.KafkaConsumer, topic: string, partition: number, offset: number): Promise<void> {
+    const high = await new Promise<number>((resolve, reject) =>
+      consumer.queryWatermarkOffsets(topic, partition, 10_000, (err, o) => (err ? reject(new KafkaError(`cannot read the end of ${topic}/${partition}: ${err.message}`, true, { cause: err })) : resolve(o.highOffset))),
+    );
+    if (offset > high) {
+      throw new StateError(
+        `checkpoint of ${this.processor.name} for ${topic}/${partition} is at offset ${offset}, beyond the end of the log (${high}): ` +
+          `the topic was recreated or its data lost. Rebuild from the log with: npm run replay -- --processor ${this.processor.name} --from-beginning`,
+        false,
+      );
     }
   }
 
