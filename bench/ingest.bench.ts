@@ -97,7 +97,7 @@ Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. Kafka 4.1
 
 | path | events/s |
 |---|---|
-| SDK \`sendValid\` (batches of 5,000, acks=all, idempotent) | ${fmt(sdkRate)} |
+| SDK \`sendValid\` (windows of 10,000 events sent as one call per kind, 4 in flight, acks=all, idempotent) | ${fmt(sdkRate)} |
 | HTTP \`POST /v1/events/{kind}\` NDJSON, 2,000 per request, 4 clients | ${fmt(httpRate)} |
 | **reference**: plain consume of the same topics (no decode) | ${fmt(rawRate)} |
 | consume + Avro decode | ${fmt(decRate)} |
