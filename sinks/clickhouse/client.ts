@@ -89,10 +89,47 @@ export async function command(ch: ClickHouse, query: string, params: Record<stri
   }
 }
 
+/**
+ * The columns of a batch of rows: the keys of the first row, widened to the union of all rows'
+ * keys only when some row has a different key count (rows of one table normally share a shape).
+ * A key missing from a row is sent as null, which ClickHouse turns into the column's default
+ * (input_format_null_as_default), as JSONEachRow does for an absent key.
+ */
+export function rowColumns(rows: readonly object[]): string[] {
+  const first = Object.keys(rows[0]!);
+  for (const r of rows) {
+    let n = 0;
+    for (const _k in r) n++;
+    if (n !== first.length) {
+      const all = new Set(first);
+      for (const r2 of rows) for (const k of Object.keys(r2)) all.add(k);
+      return [...all];
+    }
+  }
+  return first;
+}
+
+/**
+ * Inserts rows as JSONCompactEachRow with an explicit column list: one JSON array per row
+ * instead of an object, so neither our encoder nor ClickHouse's parser handles a key per value
+ * (about half the bytes of JSONEachRow on the raw tables).
+ */
 export async function insertRows(ch: ClickHouse, table: string, rows: readonly object[]): Promise<void> {
   if (rows.length === 0) return;
   try {
-    await ch.client.insert({ table: `${ch.database}.${table}`, values: rows as object[], format: 'JSONEachRow' });
+    const columns = rowColumns(rows);
+    const n = columns.length;
+    const values = new Array<unknown[]>(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i] as Record<string, unknown>;
+      const v = new Array<unknown>(n);
+      for (let j = 0; j < n; j++) {
+        const x = r[columns[j]!];
+        v[j] = x === undefined ? null : x;
+      }
+      values[i] = v;
+    }
+    await ch.client.insert({ table: `${ch.database}.${table}`, values, columns: columns as [string, ...string[]], format: 'JSONCompactEachRow' });
   } catch (err) {
     throw toClickHouseError(err, `insert into ${table} failed`);
   }
