@@ -73,11 +73,26 @@ export class Evaluator {
 
   /** Observations of one rule at event time tMs, keyed by alert key. */
   async observe(rule: Rule, tMs: number): Promise<Map<string, Observation>> {
+    return (await this.observeRange(rule, tMs, tMs, 60_000))[0]!;
+  }
+
+  /**
+   * Observations of one rule at every evaluation time fromMs, fromMs + stepMs, …, toMs, with ONE
+   * query (metrics.ts): element j is the map (alert key → observation) at fromMs + j · stepMs.
+   */
+  async observeRange(rule: Rule, fromMs: number, toMs: number, stepMs: number): Promise<Map<string, Observation>[]> {
     const m = METRICS[rule.metric]!;
     const days = m.baseline && rule.condition.kind !== 'threshold' ? rule.condition.baselineDays : 0;
-    const rows = await queryRows<Record<string, unknown>>(this.d.ch, m.sql(this.d.ch.database, rule.groupBy), { t_end: Math.floor(tMs / 1000), window_s: rule.windowMs / 1000, days });
-    const groups = new Map<string, { labels: Record<string, string>; cur?: { value: number | null; volume: number }; base: number[] }>();
+    const n = Math.round((toMs - fromMs) / stepMs);
+    const rows = await queryRows<Record<string, unknown>>(this.d.ch, m.sql(this.d.ch.database, rule.groupBy), {
+      t_first: Math.floor(fromMs / 1000), step_s: stepMs / 1000, n, window_s: rule.windowMs / 1000, days,
+    });
+    type Group = { labels: Record<string, string>; cur?: { value: number | null; volume: number }; base: number[] };
+    const steps = Array.from({ length: n + 1 }, () => new Map<string, Group>());
     for (const r of rows) {
+      const i = Number(r.i);
+      const groups = steps[i];
+      if (!groups) continue;
       const labels = Object.fromEntries(rule.groupBy.map((g) => [g, String(r[g] ?? '')]));
       const key = alertKey(rule.name, labels);
       const g = groups.get(key) ?? { labels, base: [] };
@@ -87,23 +102,25 @@ export class Evaluator {
       if (k === 0) g.cur = { value, volume: Number(r.volume ?? 0) };
       else if (value !== null && k >= 1 && k <= days) g.base.push(value);
     }
-    const out = new Map<string, Observation>();
-    for (const [key, g] of groups) {
-      if (!g.cur) continue;
-      // A baseline needs at least half of its days with data; otherwise the condition cannot hold.
-      const baseline = days > 0 && g.base.length >= Math.ceil(days / 2) ? g.base.reduce((s, x) => s + x, 0) / g.base.length : null;
-      out.set(key, { labels: g.labels, value: g.cur.value, baseline, volume: g.cur.volume, active: conditionHolds(rule, g.cur.value, baseline, g.cur.volume) });
-    }
-    return out;
+    return steps.map((groups) => {
+      const out = new Map<string, Observation>();
+      for (const [key, g] of groups) {
+        if (!g.cur) continue;
+        // A baseline needs at least half of its days with data; otherwise the condition cannot hold.
+        const baseline = days > 0 && g.base.length >= Math.ceil(days / 2) ? g.base.reduce((s, x) => s + x, 0) / g.base.length : null;
+        out.set(key, { labels: g.labels, value: g.cur.value, baseline, volume: g.cur.volume, active: conditionHolds(rule, g.cur.value, baseline, g.cur.volume) });
+      }
+      return out;
+    });
   }
 
-  private notification(rule: Rule, a: AlertState, status: 'firing' | 'resolved', receiver: string, repeat: boolean, nowMs: number): Notification {
+  private notification(rule: Rule, a: AlertState, status: 'firing' | 'resolved', receiver: string, repeat: boolean, nowMs: number, seq: number): Notification {
     const labels = alertLabels(rule, a.labels);
     const annotations = Object.fromEntries(Object.entries(rule.annotations).filter(([, v]) => v !== undefined).map(([k, v]) => [k, renderTemplate(v!, a)]));
     return {
       id: `${hash(`${a.key}|${status}|${a.activeAtMs}|${a.notifications}`)}:${receiver}`, receiver, status, rule: rule.name, severity: rule.severity,
       dedupKey: `streampulse/${a.key}`, labels, annotations, value: a.value, baseline: a.baseline, volume: a.volume, condition: conditionText(rule),
-      startsAt: iso(a.firingAtMs ?? a.activeAtMs), endsAt: a.resolvedAtMs !== null ? iso(a.resolvedAtMs) : null, repeat, createdAtMs: nowMs,
+      startsAt: iso(a.firingAtMs ?? a.activeAtMs), endsAt: a.resolvedAtMs !== null ? iso(a.resolvedAtMs) : null, repeat, createdAtMs: nowMs, seq,
     };
   }
 
@@ -124,7 +141,7 @@ export class Evaluator {
     const status = kind === 'resolved' ? 'resolved' : 'firing';
     const receivers = this.d.ruleSet.receivers.filter((r) => rule.receivers.includes(r.name) && (status === 'firing' || r.sendResolved));
     for (const r of receivers) {
-      const n = this.notification(rule, a, status, r.name, kind === 'repeat', nowMs);
+      const n = this.notification(rule, a, status, r.name, kind === 'repeat', nowMs, w.notifications.length);
       w.notifications.push(n);
       w.logs.push({ id: `${n.id}:enqueued`, at: chTime(nowMs), notification_id: n.id, alert_key: a.key, rule: rule.name, receiver: r.name, status, result: 'enqueued', attempt: 0, http_status: null, error: '', repeat: kind === 'repeat' ? 1 : 0 });
     }
@@ -159,26 +176,37 @@ export class Evaluator {
         cursor = target - s.maxCatchUpSteps * stepMs;
       }
       let mine = new Map(live.filter((a) => a.rule === rule.name).map((a) => [a.key, a]));
-      for (let t = cursor + stepMs; t <= target; t += stepMs) {
-        const obs = await this.observe(rule, t);
-        const { next, transitions } = step(rule, t, mine, obs);
+      // Steps are evaluated in batches: one range query per batch, then the state machine step by
+      // step, and ONE atomic commit of the batch (states, cursor, notifications, history). A crash
+      // before the commit redoes the batch from ClickHouse with the same result.
+      for (let from = cursor + stepMs; from <= target; from += s.batchSteps * stepMs) {
+        const to = Math.min(target, from + (s.batchSteps - 1) * stepMs);
+        const observations = await this.observeRange(rule, from, to, stepMs);
         const now = this.d.clock();
-        const w: StepWrite = { rule: rule.name, cursorMs: t, upserts: [], resolved: [], removes: [], notifications: [], events: [], logs: [] };
-        for (const tr of transitions) {
-          w.events.push(this.eventRow(rule, tr, now));
-          this.d.metrics.alertTransitions.inc({ rule: rule.name, state: tr.to });
-          this.d.logger.info({ event: 'alert_transition', rule: rule.name, alert_key: tr.key, labels: tr.alert.labels, from: tr.from, to: tr.to, event_time: iso(t), value: tr.alert.value, baseline: tr.alert.baseline }, `${rule.name} ${tr.from} -> ${tr.to}`);
-        }
-        const kept = new Map<string, AlertState>();
-        for (const [key, a0] of next) {
-          const a = this.decide(rule, a0, now, silences, acks, w);
-          if (a.status === 'resolved') w.resolved.push(a);
-          else { w.upserts.push(a); kept.set(key, a); }
-        }
-        for (const key of mine.keys()) if (!next.has(key)) w.removes.push(key);
+        const w: StepWrite = { rule: rule.name, cursorMs: to, upserts: [], resolved: [], removes: [], notifications: [], events: [], logs: [] };
+        const before = new Set(mine.keys());
+        const resolved = new Map<string, AlertState>();
+        const ruleAcks = new Map(acks);
+        observations.forEach((obs, j) => {
+          const t = from + j * stepMs;
+          const { next, transitions } = step(rule, t, mine, obs);
+          for (const tr of transitions) {
+            w.events.push(this.eventRow(rule, tr, now));
+            this.d.metrics.alertTransitions.inc({ rule: rule.name, state: tr.to });
+            this.d.logger.info({ event: 'alert_transition', rule: rule.name, alert_key: tr.key, labels: tr.alert.labels, from: tr.from, to: tr.to, event_time: iso(t), value: tr.alert.value, baseline: tr.alert.baseline }, `${rule.name} ${tr.from} -> ${tr.to}`);
+          }
+          const kept = new Map<string, AlertState>();
+          for (const [key, a0] of next) {
+            const a = this.decide(rule, a0, now, silences, ruleAcks, w);
+            if (a.status === 'resolved') { resolved.set(key, a); ruleAcks.delete(key); } else kept.set(key, a);
+          }
+          mine = kept;
+          steps++;
+        });
+        w.resolved = [...resolved.values()];
+        w.upserts = [...mine.values()];
+        w.removes = [...before].filter((k) => !mine.has(k) && !resolved.has(k));
         await this.d.store.commit(w, now);
-        mine = kept;
-        steps++;
       }
     }
     // Notifications that do not wait for new data: repeats, silences that ended.

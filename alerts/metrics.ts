@@ -1,10 +1,18 @@
 /**
  * The catalogue of metrics rules can name. Each metric is parameterised SQL over the derived
- * tables that returns one row per (k, group labels...) with `value` and `volume`, for the
- * event-time window [t_end − window_s, t_end) shifted back k days, k = 0..{days}. k = 0 is the
- * current window; k = 1..7 are the same window on the previous days (the baseline), all in one
- * query. Parameters: {t_end:DateTime}, {window_s:UInt32}, {days:UInt16}. Group labels are
- * interpolated only from each metric's fixed `labels` list (validated by rules.ts).
+ * tables that evaluates a whole RANGE of evaluation times in one query (like Prometheus'
+ * query_range): times t_i = t_first + i · step_s for i = 0..n, each with its event-time window
+ * [t_i − window_s, t_i) and the same window shifted back k days, k = 0..days (k = 0 is the current
+ * window, k = 1..7 the baseline). It returns one row per (i, k, group labels...) with `value` and
+ * `volume`. A single evaluation is the range n = 0.
+ *
+ * How: the source rows are first aggregated per time bucket and group (partial sums, sample
+ * arrays), then each bucket row is fanned out to the (i, k) pairs whose window holds it
+ * (`pairs(ts)`), and the pairs are aggregated again. So a day of 1-minute steps costs one scan
+ * instead of 1,440 queries, and each window is computed exactly as its own query would.
+ * Parameters: {t_first:Int64} (unix s), {step_s:UInt32}, {n:UInt32}, {window_s:UInt32},
+ * {days:UInt16}. Group labels are interpolated only from each metric's fixed `labels` list
+ * (validated by rules.ts).
  */
 export type Align = 'minute' | 'hour' | 'day';
 
@@ -22,92 +30,125 @@ export interface MetricDef {
   frontierSql: ((db: string) => string) | null;
   /** Skip the metric (logged once) while this table does not exist. */
   requiresTable?: string;
+  /** Range SQL: rows (i, k, group labels..., value, volume). */
   sql(db: string, groupBy: readonly string[]): string;
 }
 
-/** Rows of `col` (DateTime) inside one of the k-shifted windows. */
-function inWindows(col: string): string {
-  return `${col} >= {t_end:DateTime} - toIntervalSecond({window_s:UInt32} + 86400 * {days:UInt16}) AND ${col} < {t_end:DateTime}
-    AND (toInt64(toUnixTimestamp({t_end:DateTime})) - toInt64(toUnixTimestamp(${col})) - 1) % 86400 < {window_s:UInt32}`;
+const F = '{t_first:Int64}';
+const S = '{step_s:UInt32}';
+const N = '{n:UInt32}';
+const W = '{window_s:UInt32}';
+const D = '{days:UInt16}';
+
+/** Rows of `col` (DateTime) that can fall in some window of the range (a pre-filter; pairs() is exact). */
+function inRange(col: string): string {
+  return `${col} >= toDateTime(${F} - ${W} - 86400 * ${D}) AND ${col} < toDateTime(${F} + ${S} * ${N})`;
 }
-function kOf(col: string): string {
-  return `intDiv(toInt64(toUnixTimestamp({t_end:DateTime})) - toInt64(toUnixTimestamp(${col})) - 1, 86400) AS k`;
+
+/**
+ * The (i, k) pairs whose window holds a bucket starting at `ts` (DateTime): t_i − k·day − window ≤ ts
+ * < t_i − k·day, i.e. i·step ∈ (u, u + window] with u = ts + k·day − t_first.
+ */
+function pairs(ts: string): string {
+  const u = `(toInt64(toUnixTimestamp(${ts})) + 86400 * toInt64(k) - ${F})`;
+  const lo = `greatest(toInt64(0), toInt64(floor(${u} / ${S})) + 1)`;
+  const hi = `least(toInt64(floor((${u} + ${W}) / ${S})), toInt64(${N}))`;
+  return `arrayJoin(arrayFlatten(arrayMap(k -> arrayMap(i -> (toUInt32(i), toUInt16(k)), range(toUInt64(${lo}), toUInt64(greatest(${hi} + 1, ${lo})))), range(toUInt32(${D}) + 1))))`;
 }
+
 const sel = (g: readonly string[]) => g.map((x) => `${x}, `).join('');
-const grp = (g: readonly string[]) => ['k', ...g].join(', ');
-const minutes = `({window_s:UInt32} / 60)`;
+const grp = (g: readonly string[]) => g.map((x) => `, ${x}`).join('');
+
+/**
+ * The generic range query: `inner` aggregates the source per (ts, group labels) into partial
+ * columns; `outer` computes value and volume from them per (i, k, group labels).
+ */
+function ranged(inner: string, g: readonly string[], outer: string, having = ''): string {
+  return `SELECT ik.1 AS i, ik.2 AS k, ${sel(g)}${outer}
+    FROM (SELECT *, ${pairs('ts')} AS ik FROM (${inner}))
+    GROUP BY i, k${grp(g)}${having ? ` HAVING ${having}` : ''}`;
+}
+
+const minutes = `(${W} / 60)`;
 const frontier = (table: string, col: string, sizeS: number) => (db: string) => `SELECT count() AS n, toUnixTimestamp(max(${col})) + ${sizeS} AS t FROM ${db}.${table}`;
 
 const QOE_LABELS = ['cdn', 'device_category', 'country'] as const;
-const qoe = (name: string, description: string, unit: string, windowMs: number, expr: string): MetricDef => ({
+const qoe = (name: string, description: string, unit: string, windowMs: number, partials: string, outer: string): MetricDef => ({
   name, description, unit, labels: QOE_LABELS, defaultWindowMs: windowMs, align: 'minute', baseline: true,
   frontierSql: frontier('qoe_minute', 'window_start', 60),
-  sql: (db, g) => `SELECT ${kOf('window_start')}, ${sel(g)}${expr}
-    FROM ${db}.qoe_minute FINAL WHERE ${inWindows('window_start')} GROUP BY ${grp(g)}`,
+  sql: (db, g) => ranged(`SELECT window_start AS ts, ${sel(g)}${partials} FROM ${db}.qoe_minute FINAL WHERE ${inRange('window_start')} GROUP BY ts${grp(g)}`, g, outer),
 });
-const watchMs = 'sum(playing_ms) + sum(rebuffer_ms) + sum(seek_ms)';
-const avgConcurrent = `sum(concurrent_viewers) / ${minutes}`;
+const avgConcurrent = `sum(cv) / ${minutes}`;
 
 const PAY_LABELS = ['method', 'plan', 'country'] as const;
-const pay = (name: string, description: string, unit: string, windowMs: number, expr: string): MetricDef => ({
+const pay = (name: string, description: string, unit: string, windowMs: number, outer: string): MetricDef => ({
   name, description, unit, labels: PAY_LABELS, defaultWindowMs: windowMs, align: 'minute', baseline: true,
   frontierSql: frontier('kpi_payments_1m', 'window_start', 60),
-  sql: (db, g) => `SELECT ${kOf('window_start')}, ${sel(g)}${expr}
-    FROM ${db}.kpi_payments_1m FINAL WHERE ${inWindows('window_start')} GROUP BY ${grp(g)}`,
+  sql: (db, g) => ranged(`SELECT window_start AS ts, ${sel(g)}sum(net_usd_micros) AS net, sum(attempts) AS att, sum(failed) AS fail
+    FROM ${db}.kpi_payments_1m FINAL WHERE ${inRange('window_start')} GROUP BY ts${grp(g)}`, g, outer),
 });
 
 const safety = (name: string, description: string, filter: string, windowMs: number): MetricDef => ({
   name, description, unit: 'events', labels: ['policy', 'severity'], defaultWindowMs: windowMs, align: 'minute', baseline: true,
   frontierSql: null,
-  sql: (db, g) => `SELECT ${kOf('window_start')}, ${sel(g)}toFloat64(sumIf(events, ${filter})) AS value, toFloat64(sumIf(events, ${filter})) AS volume
-    FROM ${db}.safety_events_1m FINAL WHERE ${inWindows('window_start')} GROUP BY ${grp(g)} HAVING value > 0`,
+  sql: (db, g) => ranged(`SELECT window_start AS ts, ${sel(g)}sumIf(events, ${filter}) AS ev
+    FROM ${db}.safety_events_1m FINAL WHERE ${inRange('window_start')} GROUP BY ts${grp(g)} HAVING ev > 0`, g, 'toFloat64(sum(ev)) AS value, toFloat64(sum(ev)) AS volume'),
 });
 
 const list: MetricDef[] = [
   qoe('qoe_rebuffer_pct', 'Rebuffer time as % of watch time (playing + rebuffer + seek); volume = average concurrent viewers.', '%', 60_000,
-    `if(${watchMs} = 0, NULL, 100 * sum(rebuffer_ms) / (${watchMs})) AS value, ${avgConcurrent} AS volume`),
+    'sum(playing_ms) AS play, sum(rebuffer_ms) AS reb, sum(seek_ms) AS seek, sum(concurrent_viewers) AS cv',
+    `if(sum(play) + sum(reb) + sum(seek) = 0, NULL, 100 * sum(reb) / (sum(play) + sum(reb) + sum(seek))) AS value, ${avgConcurrent} AS volume`),
   qoe('qoe_vsf_pct', 'Video start failures as % of views ended in the window; volume = views ended.', '%', 300_000,
-    `if(sum(views_ended) = 0, NULL, 100 * sum(vsf_views) / sum(views_ended)) AS value, toFloat64(sum(views_ended)) AS volume`),
-  qoe('qoe_startup_p95_s', 'Startup time p95 (nearest rank) in seconds over views started in the window; volume = startup samples.', 's',
-    300_000, `arraySort(groupArrayArray(startup_ms_samples)) AS samples,
-    if(length(samples) = 0, NULL, samples[toUInt64(greatest(1, ceil(0.95 * length(samples))))] / 1000) AS value, toFloat64(length(samples)) AS volume`),
+    'sum(vsf_views) AS vsf, sum(views_ended) AS ended',
+    'if(sum(ended) = 0, NULL, 100 * sum(vsf) / sum(ended)) AS value, toFloat64(sum(ended)) AS volume'),
+  qoe('qoe_startup_p95_s', 'Startup time p95 (nearest rank) in seconds over views started in the window; volume = startup samples.', 's', 300_000,
+    'groupArrayArray(startup_ms_samples) AS smp',
+    `sum(length(smp)) AS cnt, if(cnt = 0, NULL, arrayElement(arraySort(groupArrayArray(smp)), toUInt64(greatest(1, ceil(0.95 * cnt)))) / 1000) AS value, toFloat64(cnt) AS volume`),
   qoe('qoe_fatal_errors', 'Fatal playback errors in the window; volume = average concurrent viewers.', 'errors', 3_600_000,
-    `toFloat64(sum(fatal_errors)) AS value, ${avgConcurrent} AS volume`),
+    'sum(fatal_errors) AS fe, sum(concurrent_viewers) AS cv', `toFloat64(sum(fe)) AS value, ${avgConcurrent} AS volume`),
   qoe('engagement_playing_hours', 'Playing time in hours in the window; volume = average concurrent viewers.', 'h', 3_600_000,
-    `sum(playing_ms) / 3600000 AS value, ${avgConcurrent} AS volume`),
+    'sum(playing_ms) AS play, sum(concurrent_viewers) AS cv', `sum(play) / 3600000 AS value, ${avgConcurrent} AS volume`),
   pay('business_revenue_usd', 'Net revenue in USD (gross − refunds − chargebacks); volume = payment attempts.', 'USD', 3_600_000,
-    `sum(net_usd_micros) / 1e6 AS value, toFloat64(sum(attempts)) AS volume`),
+    'sum(net) / 1e6 AS value, toFloat64(sum(att)) AS volume'),
   pay('business_payment_failure_pct', 'Failed payment attempts as % of attempts; volume = attempts.', '%', 900_000,
-    `if(sum(attempts) = 0, NULL, 100 * sum(failed) / sum(attempts)) AS value, toFloat64(sum(attempts)) AS volume`),
+    'if(sum(att) = 0, NULL, 100 * sum(fail) / sum(att)) AS value, toFloat64(sum(att)) AS volume'),
   {
     name: 'business_payer_rate_pct', description: 'Paying accounts (net revenue > 0) as % of active accounts in the hour; volume = active accounts.',
     unit: '%', labels: [], defaultWindowMs: 3_600_000, align: 'hour', baseline: true,
     // An hour is evaluated once the business processor's minute stream has passed its end.
     frontierSql: frontier('kpi_payments_1m', 'window_start', 60),
-    sql: (db) => `SELECT k, 100 * countIf(net > 0) / count() AS value, toFloat64(count()) AS volume FROM (
-      SELECT ${kOf('hour')}, account_id, sum(net_usd_micros) AS net FROM ${db}.account_activity_1h FINAL
-      WHERE ${inWindows('hour')} GROUP BY k, account_id) GROUP BY k`,
+    sql: (db) => `SELECT i, k, 100 * countIf(net > 0) / count() AS value, toFloat64(count()) AS volume FROM (
+      SELECT ik.1 AS i, ik.2 AS k, account_id, sum(net) AS net FROM (
+        SELECT *, ${pairs('ts')} AS ik FROM (
+          SELECT hour AS ts, account_id, sum(net_usd_micros) AS net FROM ${db}.account_activity_1h FINAL WHERE ${inRange('hour')} GROUP BY ts, account_id))
+      GROUP BY i, k, account_id) GROUP BY i, k`,
   },
   safety('safety_reports_actions', 'User reports, detections and moderation actions in the window.', `event_type IN ('report_created', 'action_taken')`, 3_600_000),
   safety('safety_critical_actions', 'Moderation actions (other than none) with critical severity in the window.', `event_type = 'action_taken' AND severity = 'critical' AND action_type != 'none'`, 900_000),
   {
     name: 'pipeline_late_events', description: 'Events that arrived after their window closed (late_events), by the processor watermark at detection.',
     unit: 'events', labels: ['processor'], defaultWindowMs: 900_000, align: 'minute', baseline: true, frontierSql: null,
-    sql: (db, g) => `SELECT ${kOf('toDateTime(watermark)')}, ${sel(g)}toFloat64(count()) AS value, toFloat64(count()) AS volume
-      FROM ${db}.late_events FINAL WHERE ${inWindows('toDateTime(watermark)')} GROUP BY ${grp(g)}`,
+    sql: (db, g) => ranged(`SELECT toDateTime(watermark) AS ts, ${sel(g)}count() AS c FROM ${db}.late_events FINAL WHERE ${inRange('toDateTime(watermark)')} GROUP BY ts${grp(g)}`,
+      g, 'toFloat64(sum(c)) AS value, toFloat64(sum(c)) AS volume'),
   },
   {
     name: 'production_new_critical_issues', description: 'Open critical Jira issues created in the window (current issue state).',
     unit: 'issues', labels: ['issue_key', 'show_name', 'project_key'], defaultWindowMs: 3_600_000, align: 'minute', baseline: false, frontierSql: null,
-    sql: (db, g) => `SELECT 0 AS k, ${sel(g)}toFloat64(count()) AS value, toFloat64(count()) AS volume FROM ${db}.production_issues FINAL
-      WHERE deleted = 0 AND is_open = 1 AND is_critical = 1 AND created >= {t_end:DateTime} - toIntervalSecond({window_s:UInt32}) AND created < {t_end:DateTime}
-      GROUP BY ${grp(g)}`,
+    sql: (db, g) => ranged(`SELECT toDateTime(created) AS ts, ${sel(g)}count() AS c FROM ${db}.production_issues FINAL
+      WHERE deleted = 0 AND is_open = 1 AND is_critical = 1 AND ${inRange('toDateTime(created)')} GROUP BY ts${grp(g)}`, g, 'toFloat64(sum(c)) AS value, toFloat64(sum(c)) AS volume'),
   },
   {
-    name: 'production_issue_cost_usd', description: 'Largest cost impact (USD) of an open Jira issue updated before the evaluation time.',
+    // Every evaluation time after the issue's last update (`updated < t`) sees its current state.
+    name: 'production_issue_cost_usd', description: 'Largest cost impact (USD) of an open Jira issue updated before the evaluation time (current issue state).',
     unit: 'USD', labels: ['issue_key', 'show_name', 'project_key'], defaultWindowMs: 60_000, align: 'minute', baseline: false, frontierSql: null,
-    sql: (db, g) => `SELECT 0 AS k, ${sel(g)}max(cost_impact_usd) AS value, toFloat64(count()) AS volume FROM ${db}.production_issues FINAL
-      WHERE deleted = 0 AND is_open = 1 AND updated < {t_end:DateTime} GROUP BY ${grp(g)}`,
+    sql: (db, g) => {
+      const lo = `greatest(toInt64(0), toInt64(floor((toInt64(toUnixTimestamp(toDateTime(updated))) - ${F}) / ${S})) + 1)`;
+      return `SELECT i, toUInt16(0) AS k, ${sel(g)}max(cost_impact_usd) AS value, toFloat64(count()) AS volume FROM (
+        SELECT *, toUInt32(arrayJoin(range(toUInt64(${lo}), toUInt64(greatest(toInt64(${N}) + 1, ${lo}))))) AS i FROM ${db}.production_issues FINAL
+        WHERE deleted = 0 AND is_open = 1 AND updated < toDateTime(${F} + ${S} * ${N}))
+        GROUP BY i${grp(g)}`;
+    },
   },
   {
     // Day D counts the accounts scored `high` on D that were not `high` on D − 1 (not scored on
@@ -118,13 +159,16 @@ const list: MetricDef[] = [
     name: 'churn_high_risk_entries', description: 'Accounts whose churn risk level (churn_scores) became high on the day: high on D, not high (or not scored) on D − 1; volume = accounts scored on D.',
     unit: 'accounts', labels: [], defaultWindowMs: 86_400_000, align: 'day', baseline: true, requiresTable: 'churn_scores',
     frontierSql: frontier('churn_score_days', 'toDateTime(day)', 86400),
-    sql: (db) => `SELECT k, if(prev_day IN (SELECT day FROM ${db}.churn_score_days), toFloat64(entries), NULL) AS value, toFloat64(scored) AS volume FROM (
-      SELECT ${kOf('toDateTime(a.day)')}, min(a.day) - 1 AS prev_day, countIf(a.level = 'high' AND b.level != 'high') AS entries, count() AS scored
-      FROM (SELECT day, account_id, level FROM ${db}.churn_scores FINAL WHERE ${inWindows('toDateTime(day)')}) AS a
-      LEFT JOIN (SELECT day + 1 AS next_day, account_id, level FROM ${db}.churn_scores FINAL
-        WHERE toDateTime(day) >= {t_end:DateTime} - toIntervalSecond({window_s:UInt32} + 86400 * ({days:UInt16} + 1)) AND toDateTime(day) < {t_end:DateTime}) AS b
-        ON b.account_id = a.account_id AND b.next_day = a.day
-      GROUP BY k)`,
+    sql: (db) => `SELECT i, k, if(min(prev_day) IN (SELECT day FROM ${db}.churn_score_days), toFloat64(sum(entries)), NULL) AS value, toFloat64(sum(scored)) AS volume FROM (
+      SELECT ik.1 AS i, ik.2 AS k, prev_day, entries, scored FROM (
+        SELECT *, ${pairs('ts')} AS ik FROM (
+          SELECT toDateTime(a.day) AS ts, min(a.day) - 1 AS prev_day, countIf(a.level = 'high' AND b.level != 'high') AS entries, count() AS scored
+          FROM (SELECT day, account_id, level FROM ${db}.churn_scores FINAL WHERE ${inRange('toDateTime(day)')}) AS a
+          LEFT JOIN (SELECT day + 1 AS next_day, account_id, level FROM ${db}.churn_scores FINAL
+            WHERE toDateTime(day) >= toDateTime(${F} - ${W} - 86400 * (${D} + 1)) AND toDateTime(day) < toDateTime(${F} + ${S} * ${N})) AS b
+            ON b.account_id = a.account_id AND b.next_day = a.day
+          GROUP BY ts)))
+      GROUP BY i, k`,
   },
 ];
 

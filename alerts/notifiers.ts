@@ -31,6 +31,8 @@ export interface Notification {
   /** true for a repeat of an unchanged firing alert (repeat_interval). */
   repeat: boolean;
   createdAtMs: number;
+  /** Position among the notifications enqueued by the same commit: with createdAtMs, the order per alert and receiver. */
+  seq?: number;
 }
 
 export function webhookBody(n: Notification): Record<string, unknown> {

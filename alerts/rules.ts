@@ -58,6 +58,8 @@ export interface Settings {
   stepMs: number;
   /** At most this many steps per loop tick; further behind, the evaluator jumps (documented). */
   maxCatchUpSteps: number;
+  /** Steps evaluated by one range query and committed together (one Redis transaction). */
+  batchSteps: number;
   repeatIntervalMs: number;
   retryBaseMs: number;
   retryMaxMs: number;
@@ -97,10 +99,15 @@ export function parseRules(text: string, source = 'rules'): RuleSet {
     settleDelayMs: dur('settle_delay', '2m'),
     stepMs: dur('step', '1m'),
     maxCatchUpSteps: typeof s.max_catch_up_steps === 'number' ? s.max_catch_up_steps : 180,
+    batchSteps: typeof s.batch_steps === 'number' ? s.batch_steps : 60,
     repeatIntervalMs: dur('repeat_interval', '4h'),
     retryBaseMs: dur('retry_base', '1s'),
     retryMaxMs: dur('retry_max', '5m'),
   };
+  for (const k of ['max_catch_up_steps', 'batch_steps'] as const) {
+    const v = s[k];
+    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= 1)) p.push(`settings.${k}: must be a whole number ≥ 1 (got ${JSON.stringify(v)})`);
+  }
   if (settings.stepMs < 1000 || settings.stepMs % 60_000 !== 0) p.push('settings.step: must be a whole number of minutes (windows are minute-aligned)');
 
   const receivers: Receiver[] = [];

@@ -64,9 +64,11 @@ export class AlertStore {
   /** Atomically applies one evaluation step (or one notification decision). */
   async commit(w: StepWrite, nowMs: number): Promise<void> {
     const m = this.redis.multi();
-    for (const a of w.upserts) m.hset(`${this.p}live`, a.key, JSON.stringify(a));
+    // Resolves and removals first, upserts last: in a batch of steps an alert can resolve and a
+    // new instance of the same group start pending; the new instance is what stays live.
     for (const a of w.resolved) m.hdel(`${this.p}live`, a.key).hset(`${this.p}resolved`, a.key, JSON.stringify(a)).hdel(`${this.p}acks`, a.key);
     if (w.removes.length) m.hdel(`${this.p}live`, ...w.removes);
+    for (const a of w.upserts) m.hset(`${this.p}live`, a.key, JSON.stringify(a));
     if (w.cursorMs !== undefined) m.hset(`${this.p}cursor`, w.rule, String(w.cursorMs));
     for (const n of w.notifications) {
       const item: OutboxItem = { notification: n, attempts: 0, lastError: null };
@@ -80,11 +82,13 @@ export class AlertStore {
   }
 
   // ---- outbox ----
-  async due(nowMs: number, limit: number): Promise<{ id: string; item: OutboxItem }[]> {
-    const ids = await this.redis.zrangebyscore(`${this.p}outbox`, '-inf', nowMs, 'LIMIT', 0, limit);
-    if (ids.length === 0) return [];
+  /** Every pending notification with its due time (the delivery worker orders them per alert and receiver). */
+  async outbox(): Promise<{ id: string; item: OutboxItem; dueMs: number }[]> {
+    const flat = await this.redis.zrange(`${this.p}outbox`, 0, -1, 'WITHSCORES');
+    if (flat.length === 0) return [];
+    const ids = flat.filter((_, i) => i % 2 === 0);
     const items = await this.redis.hmget(`${this.p}outbox:items`, ...ids);
-    return ids.flatMap((id, i) => (items[i] ? [{ id, item: JSON.parse(items[i]!) as OutboxItem }] : []));
+    return ids.flatMap((id, i) => (items[i] ? [{ id, item: JSON.parse(items[i]!) as OutboxItem, dueMs: Number(flat[2 * i + 1]) }] : []));
   }
   async delivered(id: string, log: NotificationLogRow): Promise<void> {
     await this.redis.multi().zrem(`${this.p}outbox`, id).hdel(`${this.p}outbox:items`, id).rpush(`${this.p}history:notifications`, JSON.stringify(log)).exec();

@@ -203,7 +203,7 @@ describe('alerting end to end on derived tables', () => {
     // every day), 40 on day 8.
     for (let d = 0; d <= 9; d++) await writeChurnDay(ch, dayNum(C0) + d, d === 8 ? 40 : 10);
     const m = METRICS.churn_high_risk_entries!;
-    const rows = await queryRows<{ k: string; value: number | null; volume: number }>(ch, `${m.sql(ch.database, [])} ORDER BY k`, { t_end: (C0 + 9 * DAY) / 1000, window_s: 86400, days: 8 });
+    const rows = await queryRows<{ k: string; value: number | null; volume: number }>(ch, `${m.sql(ch.database, [])} ORDER BY k`, { t_first: (C0 + 9 * DAY) / 1000, step_s: 86400, n: 0, window_s: 86400, days: 8 });
     // k = 0 is day 8; k = 8 is day 0, the first scored day: no previous day → NULL, not 20 + 10.
     expect(rows.map((r) => [Number(r.k), r.value === null ? null : Number(r.value), Number(r.volume)])).toEqual([
       [0, 40, 200], [1, 10, 200], [2, 10, 200], [3, 10, 200], [4, 10, 200], [5, 10, 200], [6, 10, 200], [7, 10, 200], [8, null, 200],
