@@ -71,21 +71,26 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
     closers.push(() => producer.close());
 
     const runners: ProcessorRunner<unknown>[] = [];
-    for (const role of Object.keys(PROCESSOR_FACTORIES) as ProcessorRole[]) {
-      if (!roles.has(role)) continue;
-      const processor = processorFor(role, { ch: ch!, graceMs: config.env.WINDOW_GRACE_MS, allowedLatenessMs: config.env.ALLOWED_LATENESS_MS });
-      const runner = new ProcessorRunner(processor, {
+    const processors = (Object.keys(PROCESSOR_FACTORIES) as ProcessorRole[])
+      .filter((role) => roles.has(role))
+      .map((role) => processorFor(role, { ch: ch!, graceMs: config.env.WINDOW_GRACE_MS, allowedLatenessMs: config.env.ALLOWED_LATENESS_MS }));
+    // Fused (default): one runner, one consumer, each record decoded once for every processor.
+    const runnerSets = config.env.FUSE_PROCESSORS ? (processors.length ? [processors] : []) : processors.map((p) => [p]);
+    for (const set of runnerSets) {
+      const name = set.map((p) => p.name).join('+');
+      const runner = new ProcessorRunner(set, {
         brokers: config.kafkaBrokers,
-        groupId: `${config.env.GROUP_PREFIX}${processor.name}`,
+        groupId: `${config.env.GROUP_PREFIX}${name}`,
         topicPrefix: config.topicPrefix,
         codec,
         ch: ch!,
         redis,
         redisPrefix: config.env.REDIS_PREFIX,
-        logger: logger.child({ processor: processor.name }),
+        logger: logger.child({ processor: name }),
         metrics,
         clock: opts.clock,
-        deadLetters: role === 'raw-store' ? producer : undefined,
+        deadLetters: set.some((p) => p.name === 'raw-store') ? producer : undefined,
+        deadLetterStage: 'raw-store',
       }, {
         maxPendingRows: config.env.BATCH_MAX_ROWS,
         maxPendingBytes: config.env.BATCH_MAX_BYTES,
@@ -94,7 +99,7 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
         emitUpdates: config.env.EMIT_WINDOW_UPDATES,
       });
       await runner.start();
-      runners.push(runner as ProcessorRunner<unknown>);
+      runners.push(runner);
       closers.push(() => runner.stop());
     }
 

@@ -65,6 +65,12 @@ export const EnvSchema = Type.Object({
   WINDOW_GRACE_MS: Int(60_000, 0),
   /** Write rows of open windows at every commit cycle (is_final = 0); false: only closed windows. */
   EMIT_WINDOW_UPDATES: Type.Boolean({ default: true }),
+  /**
+   * Processors of one process share one consumer (each record fetched and decoded once; group
+   * `<GROUP_PREFIX><a>+<b>+…`); false: one consumer group per processor (`<GROUP_PREFIX><name>`).
+   * Checkpoints are per processor either way, so switching resumes where each processor stood.
+   */
+  FUSE_PROCESSORS: Type.Boolean({ default: true }),
   /** Watermark = max event time seen − allowed lateness (per partition). */
   ALLOWED_LATENESS_MS: Int(5_000, 0),
 

@@ -45,6 +45,11 @@ export interface Processor<S> {
   readonly allowedLatenessMs: number;
   /** Event-time horizon of duplicate detection; 0 disables it for this processor. */
   readonly dedupHorizonMs: number;
+  /**
+   * process() keeps or changes the decoded event object (the raw store turns it into its row).
+   * A fused runner hands the event to such a processor after every other one of the record.
+   */
+  readonly consumesEvent?: boolean;
   /** Whether duplicates of this kind must be dropped (additive metrics) or are harmless (merges). */
   needsDedup(kind: EventKind): boolean;
   init(ref: { topic: string; kind: EventKind; partition: number }): S;
@@ -63,6 +68,12 @@ export interface WindowEntry<A> {
   dirty: boolean;
 }
 
+/** An entry with its coordinates, so the dirty list can be flushed without a lookup. */
+interface KeyedEntry<A> extends WindowEntry<A> {
+  readonly ws: number;
+  readonly key: string;
+}
+
 export interface WindowStoreJSON<A> {
   windows: Array<[number, Array<[string, A]>]>;
 }
@@ -70,6 +81,12 @@ export interface WindowStoreJSON<A> {
 export class WindowStore<A> {
   /** window start -> key -> entry */
   readonly windows = new Map<number, Map<string, WindowEntry<A>>>();
+  /**
+   * Entries changed since the last flush, each once (an entry is listed when it turns dirty).
+   * So a flush costs O(changed entries), not O(all open entries). Entries of windows closed
+   * since are cleared by closeUpTo and skipped.
+   */
+  private dirtyList: KeyedEntry<A>[] = [];
 
   constructor(
     readonly spec: Extract<WindowSpec, { kind: 'tumbling' }>,
@@ -96,22 +113,28 @@ export class WindowStore<A> {
       byKey = new Map();
       this.windows.set(ws, byKey);
     }
-    let e = byKey.get(key);
+    let e = byKey.get(key) as KeyedEntry<A> | undefined;
     if (!e) {
-      e = { acc: this.init(), dirty: true };
+      e = { acc: this.init(), dirty: true, ws, key };
       byKey.set(key, e);
+      this.dirtyList.push(e);
     }
-    if (update(e.acc) !== false) e.dirty = true;
+    if (update(e.acc) !== false && !e.dirty) {
+      e.dirty = true;
+      this.dirtyList.push(e);
+    }
   }
 
   /** Emits final rows of windows closed at the watermark and forgets them. */
   closeUpTo(watermarkMs: number, toRow: (windowStartMs: number, key: string, acc: A, final: boolean) => Record<string, unknown> | null, emit: (row: Record<string, unknown>) => void): number {
     let n = 0;
+    // O(open windows) to find the closing ones (a handful), then O(entries) of those only.
     for (const [ws, byKey] of this.windows) {
       if (watermarkMs < ws + this.spec.sizeMs + this.spec.graceMs) continue;
       for (const [key, e] of byKey) {
         const row = toRow(ws, key, e.acc, true);
         if (row) emit(row);
+        e.dirty = false;
         n++;
       }
       this.windows.delete(ws);
@@ -122,14 +145,15 @@ export class WindowStore<A> {
   /** Emits update rows for open entries changed since the last flush. */
   flushDirty(toRow: (windowStartMs: number, key: string, acc: A, final: boolean) => Record<string, unknown> | null, emit: (row: Record<string, unknown>) => void): number {
     let n = 0;
-    for (const [ws, byKey] of this.windows) {
-      for (const [key, e] of byKey) {
-        if (!e.dirty) continue;
-        const row = toRow(ws, key, e.acc, false);
-        if (row) emit(row);
-        e.dirty = false;
-        n++;
-      }
+    const list = this.dirtyList;
+    this.dirtyList = [];
+    for (const e of list) {
+      // Not dirty any more: its window closed (final row written) since it was listed.
+      if (!e.dirty) continue;
+      const row = toRow(e.ws, e.key, e.acc, false);
+      if (row) emit(row);
+      e.dirty = false;
+      n++;
     }
     return n;
   }
@@ -140,7 +164,8 @@ export class WindowStore<A> {
 
   load(json: WindowStoreJSON<A>): this {
     this.windows.clear();
-    for (const [ws, entries] of json.windows) this.windows.set(ws, new Map(entries.map(([k, acc]) => [k, { acc, dirty: false }])));
+    this.dirtyList = [];
+    for (const [ws, entries] of json.windows) this.windows.set(ws, new Map(entries.map(([key, acc]) => [key, { acc, dirty: false, ws, key } as KeyedEntry<A>])));
     return this;
   }
 }

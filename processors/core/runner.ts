@@ -1,5 +1,11 @@
 /**
- * Runs one Processor as a member of a Kafka consumer group (node-rdkafka, manual commits).
+ * Runs one Processor, or several fused, as a member of a Kafka consumer group (node-rdkafka,
+ * manual commits). Fused processors share one consumer: each record is fetched and decoded once
+ * and handed to the partition task of every processor that reads its kind (as Kafka Streams runs
+ * several processors of a sub-topology in one task). Each processor keeps its own per-partition
+ * task, dedup, watermark and checkpoint key, so its rows and checkpoints are exactly those of a
+ * runner of its own; the consumer starts each partition at the lowest checkpoint among them and
+ * every task skips what its state already holds.
  *
  * Loop: consume a batch → decode → dedup → observe event time → process → (per batch) close
  * windows at the watermark. Every checkpoint interval (or when the pending rows reach the batch
@@ -49,6 +55,11 @@ export interface RunnerDeps {
   clock?: () => number;
   /** Where undecodable records go; only the raw store dead-letters (others skip and count). */
   deadLetters?: DeadLetterSink;
+  /**
+   * The processor whose progress governs dead-lettering in a fused runner (a record is
+   * dead-lettered once, when this processor passes it); default: the first processor.
+   */
+  deadLetterStage?: string;
 }
 
 export interface RunnerOptions {
@@ -79,39 +90,84 @@ export interface RunnerOptions {
 
 const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
-export class ProcessorRunner<S> {
+/** One assigned topic-partition: the tasks of the processors that read its kind. */
+interface TopicPartitionGroup {
+  topic: string;
+  partition: number;
+  kind: EventKind;
+  /** Processors that keep the decoded event (Processor.consumesEvent) come last. */
+  tasks: PartitionTask<unknown>[];
+}
+
+interface Snap {
+  run: PartitionTask<unknown>;
+  topic: string;
+  partition: number;
+  offset: number;
+  state: string;
+}
+
+export class ProcessorRunner<S = unknown> {
   private consumer: Kafka.KafkaConsumer | null = null;
-  private readonly parts = new Map<string, PartitionTask<S>>();
+  private readonly groups = new Map<string, TopicPartitionGroup>();
   private pending = new Map<string, Record<string, unknown>[]>();
   private pendingRows = 0;
   private pendingBytes = 0;
   private deadLetterQueue: DeadLetter[] = [];
-  private readonly checkpoints: CheckpointStore;
+  private readonly stores = new Map<string, CheckpointStore>();
   private readonly owner: string;
   private readonly clock: () => number;
   private running = false;
   private loopDone: Promise<void> | null = null;
   private rebalanceChain: Promise<void> = Promise.resolve();
   private lastCheckpointAt = 0;
-  /** When state + offsets were last saved, and how long that save took (ms). */
-  private lastSnapshotAt = 0;
-  private lastSnapshotCostMs = 0;
+  /** Per processor: when state + offsets were last saved, and how long that save took (ms). */
+  private readonly snapTiming = new Map<string, { at: number; costMs: number }>();
   /** The previous cycle's write + checkpoint, still running while the loop consumes on. */
   private inflight: Promise<void> = Promise.resolve();
   private fatal: Error | null = null;
   private readonly kindByTopic: Map<string, EventKind>;
+  private readonly readers = new Map<EventKind, Processor<unknown>[]>();
+  readonly processors: readonly Processor<unknown>[];
+  /** `business`, or `business+qoe+…` for fused processors (logs, metrics of the runner). */
+  readonly name: string;
   readonly topics: string[];
+  private readonly deadLetterStage: string;
 
   constructor(
-    readonly processor: Processor<S>,
+    processor: Processor<S> | readonly Processor<unknown>[],
     private readonly deps: RunnerDeps,
     private readonly opts: RunnerOptions = {},
   ) {
+    const list = (Array.isArray(processor) ? processor : [processor]) as Processor<unknown>[];
+    if (list.length === 0) throw new Error('a runner needs at least one processor');
+    const names = list.map((p) => p.name);
+    if (new Set(names).size !== names.length) throw new Error(`processor names must be unique in a runner: ${names.join(', ')}`);
+    this.processors = list;
+    this.name = names.join('+');
     this.clock = deps.clock ?? Date.now;
-    this.owner = opts.instanceId ?? `${processor.name}-${randomUUID()}`;
-    this.checkpoints = new CheckpointStore(deps.redis, deps.redisPrefix, processor.name);
-    this.kindByTopic = new Map(processor.kinds.map((k) => [topicSpec(deps.topicPrefix, k).topic, k]));
+    this.owner = opts.instanceId ?? `${this.name}-${randomUUID()}`;
+    for (const p of list) {
+      this.stores.set(p.name, new CheckpointStore(deps.redis, deps.redisPrefix, p.name));
+      this.snapTiming.set(p.name, { at: 0, costMs: 0 });
+      for (const k of p.kinds) {
+        const r = this.readers.get(k) ?? [];
+        r.push(p);
+        this.readers.set(k, r);
+      }
+    }
+    for (const [k, r] of this.readers) {
+      r.sort((a, b) => Number(a.consumesEvent ?? false) - Number(b.consumesEvent ?? false));
+      this.readers.set(k, r);
+    }
+    this.deadLetterStage = deps.deadLetterStage ?? list[0]!.name;
+    this.kindByTopic = new Map([...this.readers.keys()].map((k) => [topicSpec(deps.topicPrefix, k).topic, k]));
     this.topics = [...this.kindByTopic.keys()];
+  }
+
+  /** The single processor of an unfused runner (the first of a fused one). */
+  get processor(): Processor<unknown> {
+    return this.processors[0]!;
   }
 
   get log(): Logger {
@@ -120,7 +176,7 @@ export class ProcessorRunner<S> {
 
   /** Connects, joins the group and starts the processing loop. */
   async start(): Promise<void> {
-    await this.processor.start?.();
+    for (const p of this.processors) await p.start?.();
     // The rebalance callback keeps its own reference: it also fires while stop() disconnects.
     let self: Kafka.KafkaConsumer | null = null;
     const consumer = new Kafka.KafkaConsumer(
@@ -143,7 +199,7 @@ export class ProcessorRunner<S> {
     );
     self = consumer;
     this.consumer = consumer;
-    consumer.on('event.error', (err) => this.log.warn({ event: 'kafka_consumer_error', processor: this.processor.name, err: err.message }, 'consumer error'));
+    consumer.on('event.error', (err) => this.log.warn({ event: 'kafka_consumer_error', processor: this.name, err: err.message }, 'consumer error'));
     await new Promise<void>((resolve, reject) =>
       consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(new KafkaError(`consumer cannot connect to ${this.deps.brokers}: ${err.message}`, true, { cause: err })) : resolve())),
     );
@@ -151,8 +207,8 @@ export class ProcessorRunner<S> {
     consumer.subscribe(this.topics);
     this.running = true;
     this.lastCheckpointAt = this.clock();
-    this.lastSnapshotAt = this.lastCheckpointAt;
-    this.log.info({ event: 'processor_started', processor: this.processor.name, group: this.deps.groupId, topics: this.topics, owner: this.owner }, 'processor started');
+    for (const t of this.snapTiming.values()) t.at = this.lastCheckpointAt;
+    this.log.info({ event: 'processor_started', processor: this.name, processors: this.processors.map((p) => p.name), group: this.deps.groupId, topics: this.topics, owner: this.owner }, 'processor started');
     this.loopDone = this.loop();
   }
 
@@ -167,8 +223,8 @@ export class ProcessorRunner<S> {
     const c = this.consumer;
     await new Promise<void>((resolve) => c.disconnect(() => resolve()));
     this.consumer = null;
-    this.parts.clear();
-    this.log.info({ event: 'processor_stopped', processor: this.processor.name, owner: this.owner }, 'processor stopped');
+    this.groups.clear();
+    this.log.info({ event: 'processor_stopped', processor: this.name, owner: this.owner }, 'processor stopped');
   }
 
   /** Resolves when the loop ends (stop() or a fatal error, which it rethrows). */
@@ -177,45 +233,57 @@ export class ProcessorRunner<S> {
     if (this.fatal) throw this.fatal;
   }
 
-  /** Next offsets per assigned partition (for replay/catch-up checks and tests). */
-  positions(): Array<{ topic: string; partition: number; next: number; checkpointed: number }> {
-    return [...this.parts.values()].map((p) => ({ topic: p.topic, partition: p.partition, next: p.next, checkpointed: p.checkpointed }));
+  /** Next offsets per assigned partition and processor (for replay/catch-up checks and tests). */
+  positions(): Array<{ processor: string; topic: string; partition: number; next: number; checkpointed: number }> {
+    return [...this.groups.values()].flatMap((g) => g.tasks.map((t) => ({ processor: t.processor.name, topic: g.topic, partition: g.partition, next: t.next, checkpointed: t.checkpointed })));
   }
 
-  /** Clears this processor's checkpoints (replay from the beginning). */
-  clearCheckpoints(): Promise<number> {
-    return this.checkpoints.clear();
+  /** Clears the checkpoints of this runner's processors (replay from the beginning). */
+  async clearCheckpoints(): Promise<number> {
+    let n = 0;
+    for (const store of this.stores.values()) n += await store.clear();
+    return n;
+  }
+
+  private tasksOf(): PartitionTask<unknown>[] {
+    return [...this.groups.values()].flatMap((g) => g.tasks);
   }
 
   private onRebalance(consumer: Kafka.KafkaConsumer, err: Kafka.LibrdKafkaError, assignment: Kafka.TopicPartition[]): void {
     if (err.code === Kafka.CODES.ERRORS.ERR__ASSIGN_PARTITIONS) {
-      this.deps.metrics.rebalances.inc({ processor: this.processor.name, kind: 'assign' });
+      for (const p of this.processors) this.deps.metrics.rebalances.inc({ processor: p.name, kind: 'assign' });
       this.rebalanceChain = this.rebalanceChain.then(async () => {
         const withOffsets: Kafka.TopicPartitionOffset[] = [];
         for (const tp of assignment) {
           const kind = this.kindByTopic.get(tp.topic)!;
-          const ckpt = await this.checkpoints.claim(tp.topic, tp.partition, this.owner);
-          if (ckpt) await this.assertCheckpointInLog(consumer, tp.topic, tp.partition, ckpt.offset);
-          const run = new PartitionTask(this.processor, tp.topic, kind, tp.partition, this.clock(),
-            ckpt ? { offset: ckpt.offset, snapshot: ckpt.state as PartitionSnapshot } : undefined, this.deps.metrics);
-          this.parts.set(tpKey(tp.topic, tp.partition), run);
-          // Without a checkpoint, rebuild from the beginning of the log (OFFSET_BEGINNING = -2).
-          withOffsets.push({ topic: tp.topic, partition: tp.partition, offset: ckpt ? ckpt.offset : -2 });
-          this.log.info({ event: 'partition_assigned', processor: this.processor.name, topic: tp.topic, partition: tp.partition, offset: ckpt?.offset ?? 'beginning' }, 'partition assigned');
+          const group: TopicPartitionGroup = { topic: tp.topic, partition: tp.partition, kind, tasks: [] };
+          // Start at the lowest checkpoint among the processors (the beginning if one has none).
+          let from = Number.POSITIVE_INFINITY;
+          for (const p of this.readers.get(kind)!) {
+            const ckpt = await this.stores.get(p.name)!.claim(tp.topic, tp.partition, this.owner);
+            if (ckpt) await this.assertCheckpointInLog(consumer, p.name, tp.topic, tp.partition, ckpt.offset);
+            group.tasks.push(new PartitionTask(p, tp.topic, kind, tp.partition, this.clock(),
+              ckpt ? { offset: ckpt.offset, snapshot: ckpt.state as PartitionSnapshot } : undefined, this.deps.metrics));
+            // Without a checkpoint, rebuild from the beginning of the log (OFFSET_BEGINNING = -2).
+            from = Math.min(from, ckpt ? ckpt.offset : -2);
+            this.log.info({ event: 'partition_assigned', processor: p.name, topic: tp.topic, partition: tp.partition, offset: ckpt?.offset ?? 'beginning' }, 'partition assigned');
+          }
+          this.groups.set(tpKey(tp.topic, tp.partition), group);
+          withOffsets.push({ topic: tp.topic, partition: tp.partition, offset: from });
         }
         consumer.assign(withOffsets);
       }).catch((e) => this.fail(e as Error));
     } else if (err.code === Kafka.CODES.ERRORS.ERR__REVOKE_PARTITIONS) {
-      this.deps.metrics.rebalances.inc({ processor: this.processor.name, kind: 'revoke' });
+      for (const p of this.processors) this.deps.metrics.rebalances.inc({ processor: p.name, kind: 'revoke' });
       this.rebalanceChain = this.rebalanceChain.then(async () => {
         for (const tp of assignment) {
-          this.parts.delete(tpKey(tp.topic, tp.partition));
-          this.log.info({ event: 'partition_revoked', processor: this.processor.name, topic: tp.topic, partition: tp.partition }, 'partition revoked');
+          this.groups.delete(tpKey(tp.topic, tp.partition));
+          this.log.info({ event: 'partition_revoked', processor: this.name, topic: tp.topic, partition: tp.partition }, 'partition revoked');
         }
         consumer.unassign();
       }).catch((e) => this.fail(e as Error));
     } else {
-      this.log.error({ event: 'rebalance_error', processor: this.processor.name, err: err.message }, 'rebalance error');
+      this.log.error({ event: 'rebalance_error', processor: this.name, err: err.message }, 'rebalance error');
     }
   }
 
@@ -224,14 +292,14 @@ export class ProcessorRunner<S> {
    * topic was recreated, or the broker's data lost): resuming would silently skip every record
    * below it. Stop with a message that says how to rebuild instead.
    */
-  private async assertCheckpointInLog(consumer: Kafka.KafkaConsumer, topic: string, partition: number, offset: number): Promise<void> {
+  private async assertCheckpointInLog(consumer: Kafka.KafkaConsumer, processor: string, topic: string, partition: number, offset: number): Promise<void> {
     const high = await new Promise<number>((resolve, reject) =>
       consumer.queryWatermarkOffsets(topic, partition, 10_000, (err, o) => (err ? reject(new KafkaError(`cannot read the end of ${topic}/${partition}: ${err.message}`, true, { cause: err })) : resolve(o.highOffset))),
     );
     if (offset > high) {
       throw new StateError(
-        `checkpoint of ${this.processor.name} for ${topic}/${partition} is at offset ${offset}, beyond the end of the log (${high}): ` +
-          `the topic was recreated or its data lost. Rebuild from the log with: npm run replay -- --processor ${this.processor.name} --from-beginning`,
+        `checkpoint of ${processor} for ${topic}/${partition} is at offset ${offset}, beyond the end of the log (${high}): ` +
+          `the topic was recreated or its data lost. Rebuild from the log with: npm run replay -- --processor ${processor} --from-beginning`,
         false,
       );
     }
@@ -240,7 +308,7 @@ export class ProcessorRunner<S> {
   private fail(err: Error): void {
     if (!this.fatal) {
       this.fatal = err;
-      this.log.error({ event: 'processor_failed', processor: this.processor.name, err: err.message, code: (err as { code?: string }).code }, 'processor failed');
+      this.log.error({ event: 'processor_failed', processor: this.name, err: err.message, code: (err as { code?: string }).code }, 'processor failed');
     }
     this.running = false;
   }
@@ -267,7 +335,7 @@ export class ProcessorRunner<S> {
       } catch (err) {
         const e = err as Error & { retriable?: boolean };
         if (e.retriable) {
-          this.log.warn({ event: 'processor_retry', processor: this.processor.name, err: e.message }, 'retriable error; retrying');
+          this.log.warn({ event: 'processor_retry', processor: this.name, err: e.message }, 'retriable error; retrying');
           await new Promise((r) => setTimeout(r, 500));
           continue;
         }
@@ -289,53 +357,73 @@ export class ProcessorRunner<S> {
   private readonly pushFn = (table: string, row: Record<string, unknown>) => this.push(table, row);
 
   private async processBatch(msgs: Kafka.Message[]): Promise<void> {
-    const p = this.processor;
     const m = this.deps.metrics;
     await this.deps.codec.prepare(msgs.map((x) => x.value));
-    const touched = new Set<PartitionTask<S>>();
+    const touched = new Set<TopicPartitionGroup>();
+    /** Records handed to each task in this batch (metrics are counted once per batch). */
+    const handled = new Map<PartitionTask<unknown>, number>();
     const now = this.clock();
     for (const msg of msgs) {
-      const run = this.parts.get(tpKey(msg.topic, msg.partition));
-      if (!run || msg.offset < run.next) continue; // revoked, or already in the restored state
+      const g = this.groups.get(tpKey(msg.topic, msg.partition));
+      if (!g) continue; // revoked
+      const tasks = g.tasks;
+      let due = false;
+      for (let i = 0; i < tasks.length; i++) if (msg.offset >= tasks[i]!.next) due = true;
+      if (!due) continue; // already in every restored state
       this.pendingBytes += msg.size;
-      touched.add(run);
-      m.consumedEvents.inc({ processor: p.name, topic: msg.topic });
-      const decoded = this.deps.codec.decode(run.kind, msg.value);
+      touched.add(g);
+      const decoded = this.deps.codec.decode(g.kind, msg.value);
       if (!decoded.ok) {
-        run.skip(msg.offset);
-        // The dead-letter sink counts what it delivers; without one the record is skipped and counted here.
-        if (!this.deps.deadLetters) m.deadLetters.inc({ processor: p.name, error_class: decoded.errorClass });
-        else {
-          this.deadLetterQueue.push({ originalTopic: msg.topic, partition: msg.partition, offset: msg.offset, key: msg.key ?? null, value: msg.value, errorClass: decoded.errorClass, message: decoded.reason, stage: p.name, kind: run.kind });
+        for (const t of tasks) {
+          if (msg.offset < t.next) continue;
+          t.skip(msg.offset);
+          handled.set(t, (handled.get(t) ?? 0) + 1);
+          // The dead-letter sink counts what it delivers; without one the record is skipped and counted here.
+          if (this.deps.deadLetters && t.processor.name === this.deadLetterStage) {
+            this.deadLetterQueue.push({ originalTopic: msg.topic, partition: msg.partition, offset: msg.offset, key: msg.key ?? null, value: msg.value, errorClass: decoded.errorClass, message: decoded.reason, stage: t.processor.name, kind: g.kind });
+          } else m.deadLetters.inc({ processor: t.processor.name, error_class: decoded.errorClass });
         }
         continue;
       }
-      run.handle(decoded.value, { topic: msg.topic, kind: run.kind, partition: msg.partition, offset: msg.offset, timestampMs: msg.timestamp ?? 0 }, now, this.pushFn);
+      const rec = { topic: msg.topic, kind: g.kind, partition: msg.partition, offset: msg.offset, timestampMs: msg.timestamp ?? 0 };
+      const last = tasks.length - 1;
+      for (let i = 0; i <= last; i++) {
+        const t = tasks[i]!;
+        if (msg.offset < t.next) continue;
+        handled.set(t, (handled.get(t) ?? 0) + 1);
+        // A processor that keeps the event (it runs last) gets its own copy unless it is the last.
+        const ev = t.processor.consumesEvent && i < last ? { ...decoded.value } : decoded.value;
+        t.handle(ev, rec, now, this.pushFn);
+      }
     }
-    for (const run of touched) this.closeWindows(run);
+    for (const [t, n] of handled) m.consumedEvents.inc({ processor: t.processor.name, topic: t.topic }, n);
+    for (const g of touched) for (const t of g.tasks) this.closeWindows(t);
   }
 
-  private closeWindows(run: PartitionTask<S>): void {
+  private closeWindows(run: PartitionTask<unknown>): void {
     const before = this.pendingRows;
     run.closeWindows(this.pushFn);
-    if (this.pendingRows > before) this.deps.metrics.windowEmissions.inc({ processor: this.processor.name, kind: 'final' }, this.pendingRows - before);
-    this.deps.metrics.watermarkMs.set({ processor: this.processor.name, topic: run.topic, partition: String(run.partition) }, run.time.watermarkMs);
+    const name = run.processor.name;
+    if (this.pendingRows > before) this.deps.metrics.windowEmissions.inc({ processor: name, kind: 'final' }, this.pendingRows - before);
+    this.deps.metrics.watermarkMs.set({ processor: name, topic: run.topic, partition: String(run.partition) }, run.time.watermarkMs);
   }
 
+  /** The idle rule, per processor: among that processor's partitions only. */
   private applyIdleRule(now: number): void {
     const idleMs = this.opts.idlePartitionMs ?? 30_000;
-    const times = new Map([...this.parts].map(([k, r]) => [k, r.time] as const));
-    for (const k of advanceIdle(times, now, idleMs)) {
-      const run = this.parts.get(k);
-      if (run) this.closeWindows(run);
+    for (const p of this.processors) {
+      const tasks = new Map<PartitionTask<unknown>, PartitionTask<unknown>['time']>();
+      for (const g of this.groups.values()) for (const t of g.tasks) if (t.processor === p) tasks.set(t, t.time);
+      for (const t of advanceIdle(tasks, now, idleMs)) this.closeWindows(t);
     }
   }
 
-  /** Whether this cycle also saves state + offsets (see RunnerOptions.checkpointCostRatio). */
-  private snapshotDue(now: number): boolean {
+  /** Whether this cycle also saves `name`'s state + offsets (see RunnerOptions.checkpointCostRatio). */
+  private snapshotDue(name: string, now: number): boolean {
     const interval = this.opts.checkpointIntervalMs ?? 2_000;
-    const spacing = Math.max(interval, Math.min(this.opts.maxCheckpointIntervalMs ?? 30_000, (this.opts.checkpointCostRatio ?? 10) * this.lastSnapshotCostMs));
-    return now - this.lastSnapshotAt >= spacing;
+    const t = this.snapTiming.get(name)!;
+    const spacing = Math.max(interval, Math.min(this.opts.maxCheckpointIntervalMs ?? 30_000, (this.opts.checkpointCostRatio ?? 10) * t.costMs));
+    return now - t.at >= spacing;
   }
 
   /**
@@ -347,15 +435,15 @@ export class ProcessorRunner<S> {
    * acknowledged; rows written by a cycle whose checkpoint never lands are rewritten identically
    * when a crash makes the work repeat. A cycle that fails after its retries stops the processor
    * (nothing after its last checkpoint is committed). `force`: on stop, or when caught up.
+   * Each processor's checkpoints are spaced by their own cost.
    */
   async commitCycle(force = false): Promise<void> {
-    const p = this.processor;
-    const runs = [...this.parts.values()];
+    const runs = this.tasksOf();
     for (const run of runs) {
       if (this.opts.emitUpdates === false) break;
       const before = this.pendingRows;
       run.flush(this.pushFn);
-      if (this.pendingRows > before) this.deps.metrics.windowEmissions.inc({ processor: p.name, kind: 'update' }, this.pendingRows - before);
+      if (this.pendingRows > before) this.deps.metrics.windowEmissions.inc({ processor: run.processor.name, kind: 'update' }, this.pendingRows - before);
     }
     // Wait for the previous cycle: its checkpoint must land before this one's.
     await this.inflight;
@@ -365,12 +453,16 @@ export class ProcessorRunner<S> {
     this.pendingBytes = 0;
     const letters = this.deadLetterQueue;
     this.deadLetterQueue = [];
-    let snaps: Array<{ run: PartitionTask<S>; topic: string; partition: number; offset: number; state: string }> | null = null;
-    if (force || this.snapshotDue(this.clock())) {
+    const snaps = new Map<string, Snap[]>();
+    for (const p of this.processors) {
+      if (!force && !this.snapshotDue(p.name, this.clock())) continue;
       const t0 = performance.now();
-      snaps = runs.filter((r) => r.next !== r.checkpointed).map((r) => ({ run: r, topic: r.topic, partition: r.partition, offset: r.next, state: JSON.stringify(r.snapshot()) }));
-      this.lastSnapshotCostMs = performance.now() - t0;
-      this.lastSnapshotAt = this.clock();
+      const list: Snap[] = [];
+      for (const r of runs) if (r.processor === p && r.next !== r.checkpointed) list.push({ run: r, topic: r.topic, partition: r.partition, offset: r.next, state: JSON.stringify(r.snapshot()) });
+      const timing = this.snapTiming.get(p.name)!;
+      timing.costMs = performance.now() - t0;
+      timing.at = this.clock();
+      if (list.length) snaps.set(p.name, list);
     }
     this.lastCheckpointAt = this.clock();
     const cycle = this.completeCycle(rows, letters, snaps);
@@ -379,43 +471,50 @@ export class ProcessorRunner<S> {
     if (force) await cycle;
   }
 
-  private async completeCycle(
-    rows: Map<string, Record<string, unknown>[]>,
-    letters: DeadLetter[],
-    snaps: Array<{ run: PartitionTask<S>; topic: string; partition: number; offset: number; state: string }> | null,
-  ): Promise<void> {
-    const p = this.processor;
+  private async completeCycle(rows: Map<string, Record<string, unknown>[]>, letters: DeadLetter[], snaps: Map<string, Snap[]>): Promise<void> {
     await writeTables(this.deps.ch, rows, { metrics: this.deps.metrics, logger: this.log });
     if (letters.length && this.deps.deadLetters) await Promise.all(letters.map((d) => this.deps.deadLetters!.sendDeadLetter(d)));
-    if (!snaps) return;
-    const end = this.deps.metrics.checkpointSeconds.startTimer({ processor: p.name });
-    const t0 = performance.now();
-    const lost = await this.checkpoints.save(this.owner, snaps, this.clock());
-    end();
-    this.lastSnapshotCostMs += performance.now() - t0;
-    for (const l of lost) {
-      this.parts.delete(tpKey(l.topic, l.partition));
-      this.log.warn({ event: 'partition_fenced', processor: p.name, ...l }, 'another instance owns this partition now');
-    }
-    const lostKeys = new Set(lost.map((l) => tpKey(l.topic, l.partition)));
-    const saved = snaps.filter((x) => !lostKeys.has(tpKey(x.topic, x.partition)));
+    if (snaps.size === 0) return;
+    const saved: Snap[] = [];
+    await Promise.all([...snaps].map(async ([name, list]) => {
+      const end = this.deps.metrics.checkpointSeconds.startTimer({ processor: name });
+      const t0 = performance.now();
+      const lost = await this.stores.get(name)!.save(this.owner, list, this.clock());
+      end();
+      this.snapTiming.get(name)!.costMs += performance.now() - t0;
+      const lostKeys = new Set(lost.map((l) => tpKey(l.topic, l.partition)));
+      for (const l of lost) {
+        // Another instance owns the partition now (a rebalance this instance has not seen yet).
+        this.groups.delete(tpKey(l.topic, l.partition));
+        this.log.warn({ event: 'partition_fenced', processor: name, ...l }, 'another instance owns this partition now');
+      }
+      for (const x of list) if (!lostKeys.has(tpKey(x.topic, x.partition))) saved.push(x);
+    }));
     for (const x of saved) if (x.run.checkpointed < x.offset) x.run.checkpointed = x.offset;
     if (saved.length && this.consumer) {
+      // Kafka offsets (lag metrics only: the checkpoints in Redis are authoritative): the lowest
+      // checkpoint among the partition's processors.
+      const commits: Kafka.TopicPartitionOffset[] = [];
+      for (const key of new Set(saved.map((x) => tpKey(x.topic, x.partition)))) {
+        const g = this.groups.get(key);
+        if (!g) continue;
+        const low = Math.min(...g.tasks.map((t) => t.checkpointed));
+        if (low >= 0) commits.push({ topic: g.topic, partition: g.partition, offset: low });
+      }
       try {
-        this.consumer.commitSync(saved.map((x) => ({ topic: x.topic, partition: x.partition, offset: x.offset })));
+        if (commits.length) this.consumer.commitSync(commits);
       } catch (err) {
-        // The checkpoint in Redis is authoritative; a failed Kafka commit only delays lag metrics.
-        this.log.warn({ event: 'kafka_commit_failed', processor: p.name, err: (err as Error).message }, 'offset commit failed');
+        this.log.warn({ event: 'kafka_commit_failed', processor: this.name, err: (err as Error).message }, 'offset commit failed');
       }
       this.updateLag(saved.map((x) => x.run));
     }
   }
 
-  private updateLag(runs: PartitionTask<S>[]): void {
+  private updateLag(runs: PartitionTask<unknown>[]): void {
     for (const r of runs) {
       try {
         const wm = this.consumer!.getWatermarkOffsets(r.topic, r.partition);
-        if (wm && typeof wm.highOffset === 'number' && wm.highOffset >= 0) this.deps.metrics.consumerLag.set({ processor: this.processor.name, topic: r.topic, partition: String(r.partition) }, Math.max(0, wm.highOffset - r.next));
+        if (wm && typeof wm.highOffset === 'number' && wm.highOffset >= 0) this.deps.metrics.consumerLag.set({ processor: r.processor.name, topic: r.topic, partition: String(r.partition) }, Math.max(0, wm.highOffset - r.next));
       } catch {
         /* watermarks not known yet */
       }

@@ -18,6 +18,8 @@ export function rawStoreProcessor(): Processor<RawState> {
     allowedLatenessMs: 0,
     dedupHorizonMs: 0,
     needsDedup: () => false,
+    // The decoded record becomes the row (no copy): fused with other processors, it runs last.
+    consumesEvent: true,
     init: () => ({}),
     process(_state, event, rec, ctx) {
       // The decoded record is ours: it becomes the row as it is.

@@ -2,7 +2,8 @@
  * The QoE, safety, production and churn golden inputs through the real pipeline (Kafka, Redis,
  * embedded ClickHouse). For each processor: (a) a straight run in-process, (b) a child process
  * SIGKILLed in the middle of the stream and restarted, and (c) a full replay of (a)'s topics
- * after dropping the tables. All three must give exactly the same rows. (The hand-worked values
+ * after dropping the tables, and (d) every processor role fused in one child process (one shared
+ * consumer), SIGKILLed and restarted. All four must give exactly the same rows. (The hand-worked values
  * of the same inputs are checked by tests/processors/*-golden.test.ts; business has its own
  * Kafka golden test.) The idle-partition rule is pushed out of reach so that processing time
  * cannot influence any result.
@@ -76,8 +77,8 @@ afterAll(async () => {
   await cleanupTestEnv(t);
 });
 
-describe.each(CASES)('$name golden input on Kafka: straight = SIGKILL and restart = replay', (c) => {
-  it('gives exactly the same rows three ways', async () => {
+describe.each(CASES)('$name golden input on Kafka: straight = SIGKILL and restart = replay = fused', (c) => {
+  it('gives exactly the same rows four ways', async () => {
     const input = loadGoldenInput(c.name).filter((r) => c.make().kinds.includes(r.kind));
     const processor = c.make();
     const kinds = processor.kinds as readonly EventKind[];
@@ -116,11 +117,35 @@ describe.each(CASES)('$name golden input on Kafka: straight = SIGKILL and restar
     await c.after?.(chB);
     expect(await snapshot(chB, processor.name, tables)).toEqual(straight);
 
+    // (d) fused: every processor role in one child process sharing one consumer (the default),
+    // SIGKILLed in the middle and restarted; this processor's rows must be those it gives alone.
+    const f = await scenario(t, s, `${c.name}-fused`);
+    const fenv = f.childEnv({ WINDOW_GRACE_MS: String(c.graceMs), ALLOWED_LATENESS_MS: '5000', IDLE_PARTITION_MS: IDLE_OFF, FUSE_PROCESSORS: 'true' });
+    const allRoles = 'raw-store,business,qoe,safety,production,churn';
+    await produceRecords(f.producer, input.slice(0, cut1));
+    const f1 = spawnRoles(t, fenv, allRoles, `${c.name}-fused-1`);
+    await waitCaughtUp(s.redis, t.kafkaBrokers, f, processor.name, kinds);
+    await produceRecords(f.producer, input.slice(cut1, cut2));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await f1.kill('SIGKILL')).toBe(-1);
+    await produceRecords(f.producer, input.slice(cut2));
+    const f2 = spawnRoles(t, fenv, allRoles, `${c.name}-fused-2`);
+    await waitCaughtUp(s.redis, t.kafkaBrokers, f, processor.name, kinds);
+    await waitCaughtUp(s.redis, t.kafkaBrokers, f, 'raw-store', kinds);
+    expect(await f2.kill('SIGTERM')).toBe(0);
+    const chF = { ...s.ch, database: f.database };
+    await c.after?.(chF);
+    expect(await snapshot(chF, processor.name, tables)).toEqual(straight);
+    // The raw store saw every record once, beside the others.
+    const [raw] = await queryRows<{ n: number }>(chF, `SELECT ${kinds.map((k) => `(SELECT count() FROM ${chF.database}.raw_${k} FINAL)`).join(' + ')} AS n`);
+    expect(Number(raw!.n)).toBe(new Set(input.map((r) => String(r.event.event_id))).size);
+    await f.close();
+
     // (c) full replay of (a): drop, rebuild from the log
     await replayProcessor(c.make(), d, { fromBeginning: true, checkpointIntervalMs: 200, idlePartitionMs: Number(IDLE_OFF) });
     await c.after?.(chA);
     expect(await snapshot(chA, processor.name, tables)).toEqual(straight);
     await a.close();
     await b.close();
-  });
+  }, 300_000);
 });
