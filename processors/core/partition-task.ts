@@ -57,32 +57,55 @@ export class PartitionTask<S> {
     return this.processor.dedupHorizonMs > 0 ? newDedup(this.processor.dedupHorizonMs) : null;
   }
 
+  /** The record being handled (read by the reusable context below). */
+  private curEv: Record<string, unknown> = {};
+  private curRec: RecordRef | null = null;
+  private curWm = 0;
+  private curPush: Push = () => undefined;
+
+  /**
+   * One context object per task, reused for every record (no closures per event on the hot
+   * path): rows are fresh objects owned by the caller's emit, tagged in place with their source.
+   */
+  private readonly ctx: ProcessContext = (() => {
+    const task = this;
+    return {
+      get watermarkMs() {
+        return task.curWm;
+      },
+      emit(table: string, row: Record<string, unknown>) {
+        row.src_topic = task.topic;
+        row.src_partition = task.partition;
+        row.version = task.curRec!.offset + 1;
+        task.curPush(table, row);
+      },
+      late(reason: string, windowEndMs?: number) {
+        const ev = task.curEv;
+        const offset = task.curRec!.offset;
+        task.metrics?.lateEvents.inc({ processor: task.processor.name });
+        task.curPush('late_events', {
+          processor: task.processor.name, src_topic: task.topic, src_partition: task.partition, version: offset + 1, src_offset: offset,
+          event_id: ev.event_id as string, event_time: ev.event_time as number, watermark: task.curWm, window_end: windowEndMs ?? 0, reason, payload: JSON.stringify(ev),
+        });
+      },
+    };
+  })();
+
   /** Handles one decoded record at `rec.offset`; rows go to `push` with source and version. */
   handle(ev: Record<string, unknown>, rec: RecordRef, nowMs: number, push: Push): HandleResult {
     const p = this.processor;
     this.next = rec.offset + 1;
     const eventMs = ev.event_time as number;
-    const eventId = ev.event_id as string;
-    if (this.dedup && p.needsDedup(this.kind) && seenBefore(this.dedup, eventId, eventMs)) {
+    if (this.dedup && p.needsDedup(this.kind) && seenBefore(this.dedup, ev.event_id as string, eventMs)) {
       this.metrics?.dedupHits.inc({ processor: p.name });
       return 'duplicate';
     }
     const wm = observe(this.time, eventMs, p.allowedLatenessMs, nowMs);
-    const version = rec.offset + 1;
-    const src = { src_topic: this.topic, src_partition: this.partition, version };
-    const ctx: ProcessContext = {
-      watermarkMs: wm,
-      // Rows are fresh objects owned by the caller's emit: tag them in place (hot path).
-      emit: (table, row) => push(table, Object.assign(row, src)),
-      late: (reason, windowEndMs) => {
-        this.metrics?.lateEvents.inc({ processor: p.name });
-        push('late_events', {
-          processor: p.name, ...src, src_offset: rec.offset,
-          event_id: eventId, event_time: eventMs, watermark: wm, window_end: windowEndMs ?? 0, reason, payload: JSON.stringify(ev),
-        });
-      },
-    };
-    p.process(this.state, ev, rec, ctx);
+    this.curEv = ev;
+    this.curRec = rec;
+    this.curWm = wm;
+    this.curPush = push;
+    p.process(this.state, ev, rec, this.ctx);
     return 'processed';
   }
 
