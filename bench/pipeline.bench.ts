@@ -4,10 +4,12 @@
  * (`bin/streampulse.ts`, embedded ClickHouse, served over HTTP for the freshness probes), so its
  * peak RSS (VmHWM) is its own.
  *   1. business alone, from a preloaded topic: events/s, peak RSS
- *   2. business at a steady 10,000 events/s in real time: p50/p99 freshness, i.e. event time to
- *      the row being queryable, from probe payments of unique accounts
- *   3. every processor together (raw-store, business, qoe, safety, production, churn) from
- *      preloaded topics: events/s of the slowest, peak RSS
+ *   2. every processor together (raw-store, business, qoe, safety, production, churn) from the
+ *      same preloaded topics: fused (the default), unfused for comparison, and the raw store
+ *      alone; log events/s, process CPU time, peak RSS
+ *   3. the whole pipeline (all six, fused) at a steady 10,000 events/s in real time: p50/p99
+ *      freshness, i.e. event time to the row being queryable, from probe payments of unique
+ *      accounts (business's account_activity_1h)
  * Results go to bench/RESULTS.md ("Processors").
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -54,6 +56,12 @@ async function startPipeline(b: BenchEnv, roles: string, label: string, extra: R
       return exited;
     },
   };
+}
+
+/** CPU time (user + system, all threads) the process has used so far, in seconds. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
 }
 
 function peakRssMb(pid: number): number {
@@ -152,23 +160,33 @@ async function main(): Promise<void> {
 
       const refAll = await consumeAll(b, ALL, true);
       const refAllRate = refAll.records / refAll.seconds;
-      const allPrefix = `${b.config.env.REDIS_PREFIX}all:`;
-      const all = await startPipeline(b, 'raw-store,business,qoe,safety,production,churn', 'all', { REDIS_PREFIX: allPrefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}all.` });
+      const pipelineEvents = await topicTotal(b, ALL);
       const procs = [
         { name: 'raw-store', kinds: ALL }, { name: 'business', kinds: BUSINESS_KINDS }, { name: 'qoe', kinds: ['playback'] as EventKind[] },
         { name: 'safety', kinds: ['moderation'] as EventKind[] }, { name: 'production', kinds: ['jira'] as EventKind[] }, { name: 'churn', kinds: ['payments', 'playback', 'gifts'] as EventKind[] },
       ];
-      const t0 = performance.now();
-      const allRun = await timeCatchUp(b, procs, allPrefix);
-      const allSeconds = (performance.now() - t0) / 1000;
-      const allRss = peakRssMb(all.proc.pid!);
-      await all.stop();
-      const pipelineEvents = await topicTotal(b, ALL);
-      console.log(`all processors: ${fmt(pipelineEvents / allSeconds)} log events/s (${fmt(allRun.rate)} processor-events/s), peak RSS ${allRss.toFixed(0)} MiB`);
-      lines.push(
-        `| business alone, preloaded ${fmt(N)} events (${fmt(await topicTotal(b, BUSINESS_KINDS))} on its topics) | ${fmt(biz.rate)} | ${fmt(refRate)} | ${bizRss.toFixed(0)} MiB |`,
-        `| all six processors in one process (raw-store, business, qoe, safety, production, churn), preloaded, incl. start-up | ${fmt(pipelineEvents / allSeconds)} log events/s | ${fmt(refAllRate)} | ${allRss.toFixed(0)} MiB |`,
-      );
+      // The whole pipeline in one process: fused (the default: one consumer, each record decoded
+      // once), then one consumer per processor for comparison; and the raw store alone, the
+      // floor of any pipeline that archives every event.
+      const runs: Array<{ label: string; title: string; roles: string; extra: Record<string, string>; procs: typeof procs }> = [
+        { label: 'all', title: 'all six processors in one process, fused (default: one consumer, one decode per record)', roles: procs.map((x) => x.name).join(','), extra: {}, procs },
+        { label: 'unfused', title: 'all six in one process, a consumer per processor (`FUSE_PROCESSORS=false`)', roles: procs.map((x) => x.name).join(','), extra: { FUSE_PROCESSORS: 'false' }, procs },
+        { label: 'raw', title: 'raw-store alone (archive every event)', roles: 'raw-store', extra: {}, procs: procs.slice(0, 1) },
+      ];
+      for (const r of runs) {
+        const prefix = `${b.config.env.REDIS_PREFIX}${r.label}:`;
+        const child = await startPipeline(b, r.roles, r.label, { REDIS_PREFIX: prefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}${r.label}.`, ...r.extra });
+        const t0 = performance.now();
+        const run = await timeCatchUp(b, r.procs, prefix);
+        const withStart = (performance.now() - t0) / 1000;
+        const rss = peakRssMb(child.proc.pid!);
+        const cpu = cpuSeconds(child.proc.pid!);
+        await child.stop();
+        const rate = pipelineEvents / run.seconds;
+        console.log(`${r.label}: ${fmt(rate)} log events/s from first claim (${fmt(pipelineEvents / withStart)} incl. start-up), CPU ${cpu.toFixed(1)} s of the process, peak RSS ${rss.toFixed(0)} MiB`);
+        lines.push(`| ${r.title}: ${fmt(pipelineEvents)} log events (${fmt(pipelineEvents / withStart)}/s incl. process start-up; process CPU ${cpu.toFixed(0)} s in ${withStart.toFixed(0)} s) | ${fmt(rate)} log events/s | ${fmt(refAllRate)} | ${rss.toFixed(0)} MiB |`);
+      }
+      lines.unshift(`| business alone, preloaded ${fmt(N)} events (${fmt(await topicTotal(b, BUSINESS_KINDS))} on its topics) | ${fmt(biz.rate)} | ${fmt(refRate)} | ${bizRss.toFixed(0)} MiB |`);
     } finally {
       await b.close();
     }
@@ -181,7 +199,8 @@ async function main(): Promise<void> {
   {
     const b = await benchEnv('fresh');
     try {
-      const child = await startPipeline(b, 'business', 'fresh');
+      // The full pipeline (all six processors, fused), fed at a steady rate in real time.
+      const child = await startPipeline(b, 'raw-store,business,qoe,safety,production,churn', 'fresh');
       // Wait for the child to own its partitions.
       for (;;) {
         if ((await b.redis.keys(`${b.config.env.REDIS_PREFIX}ckpt:business:*`)).length >= 12) break;
@@ -232,7 +251,7 @@ async function main(): Promise<void> {
       p50 = percentile(fresh, 0.5);
       p99 = percentile(fresh, 0.99);
       console.log(`freshness at ${STEADY_RATE}/s: p50 ${p50} ms, p99 ${p99} ms over ${fresh.length}/${probes.size} probes; peak RSS ${steadyRss.toFixed(0)} MiB`);
-      lines.push(`| business at a steady ${fmt(STEADY_RATE)} events/s for ${STEADY_SECONDS} s (real time) | freshness p50 ${fmt(p50)} ms, p99 ${fmt(p99)} ms (${fresh.length} probes) | – | ${steadyRss.toFixed(0)} MiB |`);
+      lines.push(`| all six processors (fused) at a steady ${fmt(STEADY_RATE)} events/s for ${STEADY_SECONDS} s (real time) | freshness p50 ${fmt(p50)} ms, p99 ${fmt(p99)} ms (${fresh.length} probes) | – | ${steadyRss.toFixed(0)} MiB |`);
     } finally {
       await b.close();
     }
@@ -245,7 +264,7 @@ Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. Kafka 4.1
 |---|---|---|---|
 ${lines.join('\n')}
 
-Events/s = all events on the processor's topics ÷ the time from its first partition claim (process start-up excluded) until Redis checkpoints cover every offset, i.e. until every event's results are durable in ClickHouse. Freshness = time a probe payment's account becomes visible in \`account_activity_1h\` minus its event time (= send time).
+Events/s = all events on the processor's topics (log events: every record of every topic, each counted once however many processors read it) ÷ the time from the first partition claim (process start-up excluded) until Redis checkpoints of every processor cover every offset, i.e. until every event's results are durable in ClickHouse. Process CPU: user + system time of the pipeline process (all threads, including embedded ClickHouse) from start to the end of the run; the Kafka broker and Redis run beside it on the same 2 cores. Freshness = time a probe payment's account becomes visible in \`account_activity_1h\` minus its event time (= send time).
 `);
 }
 
