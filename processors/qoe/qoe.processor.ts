@@ -16,6 +16,7 @@
  */
 import type { EventKind } from '../../contracts/topics.js';
 import type { PlaybackEvent } from '../../contracts/types.generated.js';
+import { DeadlineQueue } from '../core/deadline-queue.js';
 import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
 import { viewMetrics, viewOutcome, type ViewCounters } from './qoe-metrics.js';
@@ -54,6 +55,11 @@ export interface ViewState {
   /** Event time at which the view was finalised (end + grace, or last event + timeout). */
   finalizedAtMs: number;
   dirty: boolean;
+  /**
+   * Earliest finalisation deadline of this (open) view in the deadline queue (not checkpointed:
+   * the queue is rebuilt on restore). Never later than the view's real deadline.
+   */
+  scheduledMs?: number;
 }
 
 export interface MinuteAcc {
@@ -79,6 +85,17 @@ export interface QoeState {
   minute: WindowStore<MinuteAcc>;
   /** Watermark of the last finalisation pass (not checkpointed: a restore scans once more). */
   scannedWm?: number;
+  /*
+   * Indices over `views`, derived (rebuilt by deserialize, never checkpointed), so that a watermark
+   * pass and a flush cost O(views that changed or are due), not O(all views):
+   */
+  /** Open views by finalisation deadline (lazy: re-checked when due, see `finalisationDeadline`). */
+  deadlines: DeadlineQueue<ViewState>;
+  /** Finalised views by the time they are forgotten (finalizedAtMs + retainMs). */
+  expiries: DeadlineQueue<ViewState>;
+  /** Views changed since their row was last written (v.dirty), and the finalised ones among them. */
+  dirty: Set<ViewState>;
+  dirtyFinal: Set<ViewState>;
 }
 
 export interface QoeOptions {
@@ -226,34 +243,76 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
   const timeoutMs = opts.timeoutMs ?? VIEW_TIMEOUT_MS;
   const retainMs = opts.retainMs ?? 2 * VIEW_TIMEOUT_MS;
   const minuteSpec = tumbling(MINUTE_MS, graceMs) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
-  const newState = (): QoeState => ({ views: new Map(), minute: new WindowStore<MinuteAcc>(minuteSpec, newMinute) });
+  const newState = (): QoeState => ({
+    views: new Map(), minute: new WindowStore<MinuteAcc>(minuteSpec, newMinute),
+    deadlines: new DeadlineQueue(), expiries: new DeadlineQueue(), dirty: new Set(), dirtyFinal: new Set(),
+  });
+
+  /**
+   * The watermark at which an open view is finalised: view_end + endGraceMs, else last event +
+   * timeoutMs. A later event only moves it later (lastEventMs, a later view_end), so the queue
+   * entry stays and is re-checked when due; the first view_end moves it earlier and is scheduled
+   * at once (`schedule`).
+   */
+  const finalisationDeadline = (v: ViewState) => (v.viewEndMs !== null ? v.viewEndMs + endGraceMs : v.lastEventMs + timeoutMs);
+  const schedule = (s: QoeState, v: ViewState) => {
+    const d = finalisationDeadline(v);
+    if (v.scheduledMs === undefined || d < v.scheduledMs) {
+      v.scheduledMs = d;
+      s.deadlines.push(d, v);
+    }
+  };
+  const markDirty = (s: QoeState, v: ViewState) => {
+    v.dirty = true;
+    s.dirty.add(v);
+    if (v.finalized) s.dirtyFinal.add(v);
+  };
+  const writeView = (s: QoeState, v: ViewState, out: Emitter) => {
+    out.emit('qoe_views', viewRow(v, v.finalized));
+    v.dirty = false;
+    s.dirty.delete(v);
+    s.dirtyFinal.delete(v);
+  };
+  /** The index entries of a restored state (views come back clean). */
+  const indexView = (s: QoeState, v: ViewState) => {
+    if (v.finalized) s.expiries.push(v.finalizedAtMs + retainMs, v);
+    else schedule(s, v);
+  };
 
   // Open views changed since the last flush are written at the commit cycle (onFlush), not after
   // every batch: the watermark pass only finalises, writes final rows and forgets. It is skipped
-  // when the watermark has not moved (nothing can finalise or expire then).
-  const emitViews = (s: QoeState, out: Emitter, wm: number | null) => {
-    if (wm !== null) {
-      if (wm === s.scannedWm) return;
-      s.scannedWm = wm;
-    }
-    for (const [id, v] of s.views) {
-      if (wm !== null && !v.finalized) {
-        if (v.viewEndMs !== null && wm >= v.viewEndMs + endGraceMs) {
-          v.finalized = true;
-          v.finalizedAtMs = v.viewEndMs + endGraceMs;
-          v.dirty = true;
-        } else if (v.viewEndMs === null && wm >= v.lastEventMs + timeoutMs) {
-          v.finalized = true;
-          v.finalizedAtMs = v.lastEventMs + timeoutMs;
-          v.dirty = true;
-        }
+  // when the watermark has not moved (nothing can finalise or expire then). Each step takes only
+  // the views that are due or changed, from the indices.
+  const finaliseViews = (s: QoeState, out: Emitter, wm: number) => {
+    if (wm === s.scannedWm) return;
+    s.scannedWm = wm;
+    // 1. Finalise open views whose deadline the watermark reached.
+    for (let v = s.deadlines.popDue(wm); v !== undefined; v = s.deadlines.popDue(wm)) {
+      // A stale entry: the view was finalised, or forgotten (and maybe replaced by a new one).
+      if (v.finalized || s.views.get(v.viewId) !== v) continue;
+      const d = finalisationDeadline(v);
+      if (wm >= d) {
+        v.finalized = true;
+        v.finalizedAtMs = d;
+        v.scheduledMs = undefined;
+        markDirty(s, v);
+        s.expiries.push(d + retainMs, v);
+      } else if (v.scheduledMs! <= wm) {
+        // The deadline moved later since it was scheduled (newer events): schedule the real one.
+        v.scheduledMs = d;
+        s.deadlines.push(d, v);
       }
-      if (v.dirty && (wm === null || v.finalized)) {
-        out.emit('qoe_views', viewRow(v, v.finalized));
-        v.dirty = false;
-      }
-      if (wm !== null && v.finalized && wm >= v.finalizedAtMs + retainMs) s.views.delete(id);
+      // else an earlier entry of an older deadline; the view's live entry is still queued.
     }
+    // 2. Final rows of finalised views that changed (just finalised, or corrected by a straggler).
+    for (const v of s.dirtyFinal) writeView(s, v, out);
+    // 3. Forget finalised views retained long enough.
+    for (let v = s.expiries.popDue(wm); v !== undefined; v = s.expiries.popDue(wm)) {
+      if (s.views.get(v.viewId) === v) s.views.delete(v.viewId);
+    }
+  };
+  const flushViews = (s: QoeState, out: Emitter) => {
+    for (const v of s.dirty) writeView(s, v, out);
   };
 
   return {
@@ -282,6 +341,8 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
       const hadFatal = v.fatalCounted;
       const hadStartup = v.startupCounted;
       const delta = mergeEvent(v, e);
+      markDirty(s, v);
+      if (!v.finalized) schedule(s, v);
       const minuteLate = s.minute.isLate(t, wm);
       if (minuteLate) {
         ctx.late('minute_closed', s.minute.windowStart(t) + MINUTE_MS);
@@ -331,11 +392,11 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
       });
     },
     onWatermark(s, wm, out) {
-      emitViews(s, out, wm);
+      finaliseViews(s, out, wm);
       s.minute.closeUpTo(wm, minuteRow, (row) => out.emit('qoe_minute', row));
     },
     onFlush(s, out) {
-      emitViews(s, out, null);
+      flushViews(s, out);
       s.minute.flushDirty(minuteRow, (row) => out.emit('qoe_minute', row));
     },
     // Views as positional tuples (no key names): the checkpoint is less than half the size.
@@ -346,6 +407,7 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
       for (const x of json.views) {
         const v = Array.isArray(x) ? viewFromTuple(x) : { ...x, dirty: false };
         s.views.set(v.viewId, v);
+        indexView(s, v);
       }
       s.minute.load(json.minute);
       return s;
