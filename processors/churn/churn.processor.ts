@@ -6,11 +6,14 @@
  *
  * Playback: per-view state (views are keyed by view_id, so a view is in one partition) turns the
  * cumulative counters into deltas, credited to the day of the event that carries them; so a lost
- * or duplicated heartbeat changes nothing. A view is forgotten at view_end or after a day idle.
+ * or duplicated heartbeat changes nothing. A view is forgotten after a day idle (event time: its
+ * last event older than watermark − 1 day); an index by last event time finds those views without
+ * scanning them all after every batch.
  */
 import { toUsdMicros } from '../../contracts/fx-rates.js';
 import type { EventKind } from '../../contracts/topics.js';
 import type { GiftEvent, PaymentEvent, PlaybackEvent } from '../../contracts/types.generated.js';
+import { DeadlineQueue } from '../core/deadline-queue.js';
 import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
 import { DAY_MS } from './churn-model.js';
@@ -26,7 +29,16 @@ export interface DayAcc {
 }
 interface ViewState { account: string; startMs: number; firstFrame: boolean; playing: number; rebuffer: number; failed: boolean; lastMs: number }
 
-export interface ChurnState { days: WindowStore<DayAcc>; views: Map<string, ViewState> }
+export interface ChurnState {
+  days: WindowStore<DayAcc>;
+  views: Map<string, ViewState>;
+  /**
+   * Views by the last event time they had when indexed (derived: rebuilt by deserialize, never
+   * checkpointed). lastMs only grows, so an entry is re-checked when due and re-queued at the
+   * view's current lastMs if it saw newer events.
+   */
+  idle: DeadlineQueue<[string, ViewState]>;
+}
 
 export interface ChurnOptions {
   graceMs?: number; allowedLatenessMs?: number; dedupHorizonMs?: number;
@@ -36,7 +48,7 @@ const newAcc = (): DayAcc => ({ views: 0, playing: 0, rebuffer: 0, vsf: 0, failu
 
 export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
   const day = tumbling(DAY_MS, opts.graceMs ?? 3_600_000) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
-  const newState = (): ChurnState => ({ days: new WindowStore(day, newAcc), views: new Map() });
+  const newState = (): ChurnState => ({ days: new WindowStore(day, newAcc), views: new Map(), idle: new DeadlineQueue() });
   const row = (ws: number, account: string, a: DayAcc, final: boolean) => ({
     day: ws / DAY_MS, account_id: account, views: a.views, playing_ms: a.playing, rebuffer_ms: a.rebuffer, vsf: a.vsf, playback_failures: a.failures,
     startup_ms: [...a.startup].sort((x, y) => x - y), titles: [...a.titles].sort(), revenue_usd_micros: a.revenue, gift_usd_micros: a.gift,
@@ -88,7 +100,10 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
       } else {
         const v = ev as unknown as PlaybackEvent;
         let vs = s.views.get(v.view_id);
-        if (!vs) s.views.set(v.view_id, (vs = { account: v.account_id, startMs: 0, firstFrame: false, playing: 0, rebuffer: 0, failed: false, lastMs: t }));
+        if (!vs) {
+          s.views.set(v.view_id, (vs = { account: v.account_id, startMs: 0, firstFrame: false, playing: 0, rebuffer: 0, failed: false, lastMs: t }));
+          s.idle.push(t, [v.view_id, vs]);
+        }
         vs.lastMs = Math.max(vs.lastMs, t);
         const view = vs;
         s.days.update(t, v.account_id, (a) => {
@@ -130,7 +145,14 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
     },
     onWatermark(s, wm, out) {
       emitAll(s, out, wm);
-      for (const [id, v] of s.views) if (v.lastMs < wm - DAY_MS) s.views.delete(id);
+      // Forget views idle for a day: entries due are those indexed at lastMs < wm − 1 day.
+      const limit = wm - DAY_MS;
+      for (let e = s.idle.popBefore(limit); e !== undefined; e = s.idle.popBefore(limit)) {
+        const [id, v] = e;
+        if (s.views.get(id) !== v) continue;
+        if (v.lastMs < limit) s.views.delete(id);
+        else s.idle.push(v.lastMs, e);
+      }
     },
     onFlush: (s, out) => emitAll(s, out, null),
     serialize: (s) => ({ days: s.days.toJSON(), views: [...s.views] }),
@@ -138,7 +160,10 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
       const json = j as { days: WindowStoreJSON<DayAcc>; views: Array<[string, ViewState]> };
       const s = newState();
       s.days.load(json.days);
-      for (const [k, v] of json.views) s.views.set(k, v);
+      for (const [k, v] of json.views) {
+        s.views.set(k, v);
+        s.idle.push(v.lastMs, [k, v]);
+      }
       return s;
     },
   };
