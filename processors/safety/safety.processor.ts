@@ -17,7 +17,8 @@
  */
 import type { EventKind } from '../../contracts/topics.js';
 import type { ModerationEvent } from '../../contracts/types.generated.js';
-import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
+import { DeadlineQueue } from '../core/deadline-queue.js';
+import { type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
 import { applyEvent, caseRow, isClosed, newCase, type CaseState } from './safety-model.js';
 
@@ -32,6 +33,18 @@ export interface SafetyState {
   cases: Map<string, Entry>;
   /** Forgotten cases: case id → last event time (ms). */
   tombstones: Map<string, number>;
+  /*
+   * Indices, derived (rebuilt by deserialize, never checkpointed), so that a watermark pass and a
+   * flush touch only the cases that are due or changed:
+   */
+  /** Live cases by the last event time they had when queued (re-queued when due if they moved on). */
+  idle: DeadlineQueue<Entry>;
+  /** Live cases closed since the last watermark pass (forgotten at the next one). */
+  closing: Entry[];
+  /** Tombstones by their last event time. */
+  tombstoneQueue: DeadlineQueue<[string, number]>;
+  /** Live cases whose row changed since it was last written. */
+  dirty: Set<Entry>;
 }
 
 export interface SafetyOptions {
@@ -46,7 +59,10 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
   const graceMs = opts.graceMs ?? 60_000;
   const horizonMs = opts.caseHorizonMs ?? 30 * DAY_MS;
   const minute = tumbling(MINUTE_MS, graceMs) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
-  const newState = (): SafetyState => ({ counts: new WindowStore(minute, () => ({ events: 0 })), cases: new Map(), tombstones: new Map() });
+  const newState = (): SafetyState => ({
+    counts: new WindowStore(minute, () => ({ events: 0 })), cases: new Map(), tombstones: new Map(),
+    idle: new DeadlineQueue(), closing: [], tombstoneQueue: new DeadlineQueue(), dirty: new Set(),
+  });
 
   const countRow = (ws: number, key: string, a: { events: number }, final: boolean) => {
     const [eventType, policy, severity, source, actionType, outcome, targetType] = key.split(SEP);
@@ -57,12 +73,17 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
   /** A tombstone is kept for a second horizon. */
   const tombAlive = (lastMs: number, wm: number) => lastMs >= wm - 2 * horizonMs;
 
-  const emitCases = (s: SafetyState, out: Emitter) => {
-    for (const e of s.cases.values()) {
-      if (!e.dirty) continue;
-      out.emit('safety_cases', caseRow(e.c));
-      e.dirty = false;
-    }
+  const setTombstone = (s: SafetyState, id: string, lastMs: number) => {
+    s.tombstones.set(id, lastMs);
+    s.tombstoneQueue.push(lastMs, [id, lastMs]);
+  };
+  /** Writes a forgotten case's row if it changed, and leaves a tombstone. */
+  const forget = (s: SafetyState, e: Entry, emit: (row: Record<string, unknown>) => void) => {
+    if (e.dirty) emit(caseRow(e.c));
+    e.dirty = false;
+    s.dirty.delete(e);
+    s.cases.delete(e.c.caseId);
+    setTombstone(s, e.c.caseId, e.c.lastEventMs);
   };
 
   return {
@@ -87,10 +108,18 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
       let entry = open;
       if (!entry) {
         s.tombstones.delete(m.case_id);
+        // A closed live case replaced before the pass that would forget it: its row is dropped.
+        if (live) s.dirty.delete(live);
         entry = { c: newCase(m), dirty: true };
         s.cases.set(m.case_id, entry);
+        s.dirty.add(entry);
+        s.idle.push(entry.c.lastEventMs, entry);
       }
-      if (applyEvent(entry.c, m)) entry.dirty = true;
+      if (applyEvent(entry.c, m)) {
+        entry.dirty = true;
+        s.dirty.add(entry);
+        if (isClosed(entry.c)) s.closing.push(entry);
+      }
       // 2. The counts, unless the minute already closed (the case above still took the event).
       if (s.counts.isLate(t, wm)) return ctx.late('window_closed', s.counts.windowStart(t) + MINUTE_MS);
       const key = [m.event_type, m.policy, m.severity, m.detection_source, m.event_type === 'action_taken' ? m.action_type ?? 'none' : '', m.event_type === 'appeal_decided' ? m.outcome ?? '' : '', m.target_type].join(SEP);
@@ -100,25 +129,41 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
     },
     onWatermark(s, wm, out) {
       s.counts.closeUpTo(wm, countRow, (r) => out.emit('safety_events_1m', r));
-      for (const [id, e] of s.cases) {
-        if (!isClosed(e.c) && !expired(e.c.lastEventMs, wm)) continue;
-        if (e.dirty) out.emit('safety_cases', caseRow(e.c));
-        s.cases.delete(id);
-        s.tombstones.set(id, e.c.lastEventMs);
+      const emit = (r: Record<string, unknown>) => out.emit('safety_cases', r);
+      // Forget closed cases and expired ones (the same set a scan of all cases would find).
+      for (const e of s.closing) if (s.cases.get(e.c.caseId) === e) forget(s, e, emit);
+      s.closing.length = 0;
+      for (let e = s.idle.popBefore(wm - horizonMs); e !== undefined; e = s.idle.popBefore(wm - horizonMs)) {
+        if (s.cases.get(e.c.caseId) !== e) continue;
+        if (expired(e.c.lastEventMs, wm)) forget(s, e, emit);
+        else s.idle.push(e.c.lastEventMs, e);
       }
-      for (const [id, last] of s.tombstones) if (!tombAlive(last, wm)) s.tombstones.delete(id);
+      for (let t = s.tombstoneQueue.popBefore(wm - 2 * horizonMs); t !== undefined; t = s.tombstoneQueue.popBefore(wm - 2 * horizonMs)) {
+        const [id, last] = t;
+        if (s.tombstones.get(id) === last && !tombAlive(last, wm)) s.tombstones.delete(id);
+      }
     },
     onFlush(s, out) {
       s.counts.flushDirty(countRow, (r) => out.emit('safety_events_1m', r));
-      emitCases(s, out);
+      for (const e of s.dirty) {
+        out.emit('safety_cases', caseRow(e.c));
+        e.dirty = false;
+      }
+      s.dirty.clear();
     },
     serialize: (s) => ({ counts: s.counts.toJSON(), cases: [...s.cases].map(([k, e]) => [k, e.c, e.dirty]), tombstones: [...s.tombstones] }),
     deserialize(j) {
       const json = j as { counts: WindowStoreJSON<{ events: number }>; cases: Array<[string, CaseState, boolean]>; tombstones: Array<[string, number]> };
       const s = newState();
       s.counts.load(json.counts);
-      for (const [k, c, dirty] of json.cases) s.cases.set(k, { c, dirty });
-      for (const [k, t] of json.tombstones) s.tombstones.set(k, t);
+      for (const [k, c, dirty] of json.cases) {
+        const e: Entry = { c, dirty };
+        s.cases.set(k, e);
+        s.idle.push(c.lastEventMs, e);
+        if (dirty) s.dirty.add(e);
+        if (isClosed(c)) s.closing.push(e);
+      }
+      for (const [k, t] of json.tombstones) setTombstone(s, k, t);
       return s;
     },
   };
