@@ -85,6 +85,13 @@ export interface GeneratorOptions {
   jiraIssuesPerHour?: number;
   /** Emit a catalog entry for every title at start (default true). */
   emitCatalog?: boolean;
+  /**
+   * Heartbeat interval of playing views (default MODEL.heartbeatMs, 10 s). The audience (views
+   * per second, concurrent viewers) follows `ratePerSec` as with 10 s heartbeats, so a longer
+   * interval gives the same audience and QoE volumes with fewer playback events (~0.45x the
+   * events at 30 s): cheaper multi-day backfills.
+   */
+  heartbeatMs?: number;
   /** Our Jira field names → custom field ids used in raw_payload (config JIRA_FIELD_MAP). */
   jiraFieldMap?: Readonly<Record<string, string>>;
 }
@@ -238,6 +245,7 @@ export class TrafficGenerator {
 
   constructor(options: GeneratorOptions) {
     if (!(options.ratePerSec > 0)) throw new Error('ratePerSec must be > 0');
+    if (options.heartbeatMs !== undefined && !(options.heartbeatMs >= 1000 && options.heartbeatMs <= 60_000)) throw new Error('heartbeatMs must be between 1000 and 60000');
     this.opts = {
       seed: options.seed,
       startMs: Math.floor(options.startMs),
@@ -246,6 +254,7 @@ export class TrafficGenerator {
       diurnal: options.diurnal ?? true,
       warmStart: options.warmStart ?? true,
       emitCatalog: options.emitCatalog ?? true,
+      heartbeatMs: options.heartbeatMs ?? MODEL.heartbeatMs,
       jiraFieldMap: options.jiraFieldMap ?? DEFAULT_JIRA_FIELD_MAP,
       moderationCasesPerHour: options.moderationCasesPerHour ?? MODEL.moderationCasesPerHour,
       jiraIssuesPerHour: options.jiraIssuesPerHour ?? MODEL.jiraIssuesPerHour,
@@ -351,9 +360,15 @@ export class TrafficGenerator {
         this.at(spec.startMs + MIN, () => this.moderationCase({ forceCritical: true }));
         this.at(spec.startMs + 7 * MIN, () => this.moderationCase({ forceCritical: true }));
       } else if (spec.name === 'production-critical') {
-        this.at(spec.startMs + 30 * SEC, () => this.jiraCreate({ severity: 'critical', issueType: 'Incident', summary: 'Master files corrupted for {show}: release at risk', costUsd: 18_000 }));
-        this.at(spec.startMs + 2 * MIN, () => this.jiraCreate({ severity: 'high', issueType: 'Bug', summary: 'Reshoot required for {show} after footage loss', costUsd: 72_500 }));
-        this.at(spec.startMs + 5 * MIN, () => this.jiraReestimate(64_000));
+        // The incident's issues are worked on during the incident and resolved when it ends (at
+        // least 6 min in, after the re-estimate), like every other incident recovers at its end.
+        const touched: JiraIssue[] = [];
+        this.at(spec.startMs + 30 * SEC, () => touched.push(this.jiraCreate({ severity: 'critical', issueType: 'Incident', summary: 'Master files corrupted for {show}: release at risk', costUsd: 18_000 })));
+        this.at(spec.startMs + 2 * MIN, () => touched.push(this.jiraCreate({ severity: 'high', issueType: 'Bug', summary: 'Reshoot required for {show} after footage loss', costUsd: 72_500 })));
+        this.at(spec.startMs + 5 * MIN, () => touched.push(this.jiraReestimate(64_000, touched)));
+        this.at(spec.startMs + Math.max(spec.durationMs, 6 * MIN), () => {
+          for (const issue of touched) this.jiraResolve(issue);
+        });
       } else if (spec.name === 'churn-wave') {
         this.at(spec.startMs, () => this.churnWave(spec.startMs, spec.durationMs));
       }
@@ -526,10 +541,10 @@ export class TrafficGenerator {
     v.cumPlaying = Math.max(0, Math.round(ageMs - v.cumRebuffer - v.cumSeek));
     v.cumBitrate = v.cumPlaying * rendition(v.rung).kbps;
     v.playheadMs = v.stream ? this.now - v.stream.startMs : Math.round(this.rng.range(0, Math.max(0, (v.title.durationMs ?? 0) - ageMs - MIN)) + ageMs);
-    v.seq = 2 + Math.floor(ageMs / MODEL.heartbeatMs) + 2 * rebuffers + Math.floor(ageMs / (120 * SEC));
+    v.seq = 2 + Math.floor(ageMs / this.opts.heartbeatMs) + 2 * rebuffers + Math.floor(ageMs / (120 * SEC));
     v.state = 'playing';
     v.lastMs = this.now;
-    v.nextHbMs = this.now + Math.round(this.rng.range(0, MODEL.heartbeatMs));
+    v.nextHbMs = this.now + Math.round(this.rng.range(0, this.opts.heartbeatMs));
     this.schedulePlaying(v);
   }
 
@@ -642,7 +657,7 @@ export class TrafficGenerator {
     v.state = 'playing';
     if (v.stream) v.playheadMs = this.now - v.stream.startMs;
     this.emit('playback', this.withRendition(this.pb(v, 'first_frame', 'playing'), v));
-    v.nextHbMs = this.now + MODEL.heartbeatMs;
+    v.nextHbMs = this.now + this.opts.heartbeatMs;
     this.schedulePlaying(v);
   }
 
@@ -684,7 +699,7 @@ export class TrafficGenerator {
   private heartbeat(v: View, next: () => void): void {
     this.accrue(v);
     this.emit('playback', this.withCounters(this.withRendition(this.pb(v, 'heartbeat', v.state), v), v));
-    v.nextHbMs = this.now + MODEL.heartbeatMs;
+    v.nextHbMs = this.now + this.opts.heartbeatMs;
     next();
   }
 
@@ -1164,10 +1179,22 @@ export class TrafficGenerator {
     return issue;
   }
 
-  private jiraCreate(o: { severity?: string; issueType?: string; summary?: string; costUsd?: number }): void {
+  private jiraCreate(o: { severity?: string; issueType?: string; summary?: string; costUsd?: number }): JiraIssue {
     const issue = this.newIssue(o);
     this.jiraEmit(issue, 'issue_created', null);
     this.scheduleJiraProgress(issue);
+    return issue;
+  }
+
+  /** Moves an open issue to Done now (the end of a production incident). */
+  private jiraResolve(issue: JiraIssue): void {
+    if (issue.deleted || issue.statusCategory === 'done') return;
+    const from = issue.status;
+    issue.status = 'Done';
+    issue.statusCategory = 'done';
+    issue.resolved = this.now;
+    issue.updated = this.now;
+    this.jiraEmit(issue, 'issue_updated', { from, to: issue.status, cost: null });
   }
 
   /** Moves an issue through its workflow over hours to days. */
@@ -1176,7 +1203,7 @@ export class TrafficGenerator {
     const urgent = issue.severity === 'critical' || issue.severity === 'high';
     const delay = issue.statusCategory === 'new' ? this.rng.logNormal(urgent ? 1 * HOUR : 5 * HOUR, 0.8) : this.rng.logNormal(urgent ? 10 * HOUR : 30 * HOUR, 0.8);
     this.at(this.now + delay, () => {
-      if (issue.deleted) return;
+      if (issue.deleted || issue.statusCategory === 'done') return; // resolved meanwhile (end of an incident)
       const from = issue.status;
       if (issue.statusCategory === 'new' && this.rng.chance(0.02)) {
         issue.deleted = true;
@@ -1197,8 +1224,13 @@ export class TrafficGenerator {
       let costChange: [number | null, number | null] | null = null;
       if (issue.statusCategory !== 'done' && issue.costUsd !== null && this.rng.chance(0.2)) {
         const before = issue.costUsd;
-        issue.costUsd = Math.round(Math.min(45_000, before * this.rng.range(1.05, 1.6)) * 100) / 100;
-        costChange = [before, issue.costUsd];
+        const estimate = Math.round(Math.min(45_000, before * this.rng.range(1.05, 1.6)) * 100) / 100;
+        // Routine re-estimates only raise costs (capped at $45,000 in normal traffic); an incident's
+        // issue above that keeps its cost instead of silently dropping below the alert threshold.
+        if (estimate > before) {
+          issue.costUsd = estimate;
+          costChange = [before, estimate];
+        }
       }
       issue.updated = this.now;
       this.jiraEmit(issue, 'issue_updated', { from, to: issue.status, cost: costChange });
@@ -1206,13 +1238,15 @@ export class TrafficGenerator {
     });
   }
 
-  private jiraReestimate(costUsd: number): void {
-    const open = this.jiraIssues.filter((i) => !i.deleted && i.statusCategory !== 'done');
+  /** Re-estimates an open issue (not one of `exclude`) to `costUsd`; returns it. */
+  private jiraReestimate(costUsd: number, exclude: readonly JiraIssue[] = []): JiraIssue {
+    const open = this.jiraIssues.filter((i) => !i.deleted && i.statusCategory !== 'done' && !exclude.includes(i));
     const issue = open.length > 0 ? this.rng.pick(open) : this.newIssue({});
     const before = issue.costUsd;
     issue.costUsd = costUsd;
     issue.updated = this.now;
     this.jiraEmit(issue, 'issue_updated', { from: issue.status, to: issue.status, cost: [before, costUsd] });
+    return issue;
   }
 
   private jiraEmit(issue: JiraIssue, webhookEvent: JiraIssueEvent['webhook_event'], change: { from: string; to: string; cost: [number | null, number | null] | null } | null): void {

@@ -45,7 +45,7 @@ export const INCIDENTS = {
     trips: 'more than 100 fatal playback errors in an hour',
   },
   'production-critical': {
-    description: 'A new critical-severity Jira issue is created 30 s into the incident, a new issue with cost_impact_usd 72,500 after 2 min, and an open issue is re-estimated to $64,000 after 5 min.',
+    description: 'A new critical-severity Jira issue is created 30 s into the incident, a new issue with cost_impact_usd 72,500 after 2 min, and an open issue is re-estimated to $64,000 after 5 min; the three are resolved (Done) when the incident ends (at least 6 min in).',
     trips: 'a new critical Jira issue; an issue cost impact above $50,000',
   },
   'payer-drop': {
