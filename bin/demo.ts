@@ -69,7 +69,7 @@ async function main(): Promise<void> {
     // Moderation and Jira are rare in real traffic (8 cases, 1 issue an hour); the demo raises them
     // so that every kind visibly flows within the first minute.
     { seed: Number(values.seed), ratePerSec: Number(values.rate), incidents, jiraFieldMap: config.jiraFieldMap, moderationCasesPerHour: 900, jiraIssuesPerHour: 600 },
-    { sink: pipeline.producer, signal: abort.signal, logger },
+    { sink: pipeline.producer!, signal: abort.signal, logger },
   );
 
   const db = config.clickhouse.database;

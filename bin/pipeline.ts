@@ -25,8 +25,9 @@ import { startAlerting } from '../alerts/index.js';
 export interface Pipeline {
   ch: ClickHouse | null;
   redis: Redis;
-  codec: AvroCodec;
-  producer: EventProducer;
+  /** Null when no role of the process uses Kafka (e.g. ROLES=alerts). */
+  codec: AvroCodec | null;
+  producer: EventProducer | null;
   runners: ProcessorRunner<unknown>[];
   http: FastifyInstance | null;
   registry: RegistryServer | null;
@@ -34,6 +35,8 @@ export interface Pipeline {
 }
 
 const CH_ROLES = new Set(['clickhouse', 'raw-store', 'business', 'qoe', 'churn', 'safety', 'production', 'alerts', 'api']);
+/** Roles that need neither Kafka nor the schema registry: only ClickHouse and Redis. */
+const KAFKA_FREE_ROLES = new Set(['clickhouse', 'alerts']);
 
 export async function startPipeline(config: Config, logger: Logger, metrics: Metrics, opts: { clock?: () => number; http?: boolean } = {}): Promise<Pipeline> {
   const roles = config.roles;
@@ -48,9 +51,15 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       registry = await startRegistryServer({ config, logger });
       closers.push(() => registry!.close());
     }
-    await ensureTopics(config.kafkaBrokers, streamPulseTopics(config.topicPrefix));
-    const registryUrl = registry && config.env.SCHEMA_REGISTRY_URL === `http://${config.env.REGISTRY_HOST}:${config.env.REGISTRY_PORT}` ? registry.url : config.env.SCHEMA_REGISTRY_URL;
-    const codec = await AvroCodec.connect(registryUrl, config.topicPrefix);
+    // An alerts-only (or clickhouse-only) process reads ClickHouse and Redis: it starts, and keeps
+    // alerting, while Kafka or the registry are down.
+    const usesKafka = [...roles].some((r) => !KAFKA_FREE_ROLES.has(r));
+    let codec: AvroCodec | null = null;
+    if (usesKafka) {
+      await ensureTopics(config.kafkaBrokers, streamPulseTopics(config.topicPrefix));
+      const registryUrl = registry && config.env.SCHEMA_REGISTRY_URL === `http://${config.env.REGISTRY_HOST}:${config.env.REGISTRY_PORT}` ? registry.url : config.env.SCHEMA_REGISTRY_URL;
+      codec = await AvroCodec.connect(registryUrl, config.topicPrefix);
+    }
 
     const redis = new Redis(config.env.REDIS_URL, { maxRetriesPerRequest: 3, lazyConnect: true });
     await redis.connect();
@@ -67,8 +76,12 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       }
     }
 
-    const producer = await EventProducer.connect({ brokers: config.kafkaBrokers, clientId: `${config.env.KAFKA_CLIENT_ID}-producer`, topicPrefix: config.topicPrefix, codec, logger, metrics });
-    closers.push(() => producer.close());
+    let producer: EventProducer | null = null;
+    if (codec) {
+      const p = await EventProducer.connect({ brokers: config.kafkaBrokers, clientId: `${config.env.KAFKA_CLIENT_ID}-producer`, topicPrefix: config.topicPrefix, codec, logger, metrics });
+      producer = p;
+      closers.push(() => p.close());
+    }
 
     const runners: ProcessorRunner<unknown>[] = [];
     const processors = (Object.keys(PROCESSOR_FACTORIES) as ProcessorRole[])
@@ -82,14 +95,14 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
         brokers: config.kafkaBrokers,
         groupId: `${config.env.GROUP_PREFIX}${name}`,
         topicPrefix: config.topicPrefix,
-        codec,
+        codec: codec!, // processor roles use Kafka
         ch: ch!,
         redis,
         redisPrefix: config.env.REDIS_PREFIX,
         logger: logger.child({ processor: name }),
         metrics,
         clock: opts.clock,
-        deadLetters: set.some((p) => p.name === 'raw-store') ? producer : undefined,
+        deadLetters: set.some((p) => p.name === 'raw-store') ? producer! : undefined,
         deadLetterStage: 'raw-store',
       }, {
         maxPendingRows: config.env.BATCH_MAX_ROWS,
@@ -148,7 +161,7 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       http.get('/healthz', async () => ({ status: 'ok' }));
       http.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
       const { registerHttpRoles } = await import('./http-roles.js');
-      await registerHttpRoles(http, { config, logger, metrics, producer, redis, ch, clock: opts.clock });
+      await registerHttpRoles(http, { config, logger, metrics, producer: producer!, redis, ch, clock: opts.clock }); // HTTP roles use Kafka
       await http.listen({ host: config.env.HTTP_HOST, port: config.env.HTTP_PORT });
       closers.push(() => http!.close());
       logger.info({ event: 'http_listening', url: `http://${config.env.HTTP_HOST}:${(http.server.address() as { port: number }).port}` }, 'HTTP listening');

@@ -40,7 +40,7 @@ beforeAll(async () => {
     l.push(e.event);
   }
   for (const [kind, list] of byKind) {
-    for (let i = 0; i < list.length; i += 2000) await pipeline.producer.sendValid(kind, list.slice(i, i + 2000) as never);
+    for (let i = 0; i < list.length; i += 2000) await pipeline.producer!.sendValid(kind, list.slice(i, i + 2000) as never);
   }
   const db = t.config.clickhouse.database;
   await pollUntil(async () => {
