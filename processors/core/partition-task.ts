@@ -125,9 +125,9 @@ export class PartitionTask<S> {
     if (this.dedup) expireDedup(this.dedup, this.time.watermarkMs);
   }
 
-  /** Emits rows of open windows changed since the last flush (before every checkpoint). */
-  flush(push: Push): void {
-    this.processor.onFlush(this.state, this.out(push));
+  /** Emits rows of open windows changed since the last flush (every commit cycle; see Processor.onFlush). */
+  flush(push: Push, full = true): void {
+    this.processor.onFlush(this.state, this.out(push), full);
   }
 
   snapshot(): PartitionSnapshot {

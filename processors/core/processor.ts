@@ -6,7 +6,7 @@
  *   init(partition)           new named state for a topic-partition (or deserialize(checkpoint))
  *   process(state, event, …)  one decoded, valid, not-duplicate event; may call ctx.late()
  *   onWatermark(state, wm, …) after a batch: close windows at or before wm, emit final rows
- *   onFlush(state, …)         before every checkpoint: emit rows of open windows that changed
+ *   onFlush(state, …, full)   at every commit cycle: emit rows of open windows that changed
  *   serialize(state)          the checkpoint, stored with the next offset in one Redis write
  *
  * Rows are deterministic functions of the partition's records up to an offset; the runner adds
@@ -55,7 +55,14 @@ export interface Processor<S> {
   init(ref: { topic: string; kind: EventKind; partition: number }): S;
   process(state: S, event: Record<string, unknown>, rec: RecordRef, ctx: ProcessContext): void;
   onWatermark(state: S, watermarkMs: number, out: Emitter): void;
-  onFlush(state: S, out: Emitter): void;
+  /**
+   * At every commit cycle, before its rows are written: emit the rows of open windows that
+   * changed. `full` is true when the consumer has caught up or is stopping: every pending row must
+   * be written then. Under load (`full` false) a processor may hold back rows it would otherwise
+   * rewrite many times (QoE writes changed open views once per watermark minute); held-back rows
+   * must survive a checkpoint (their dirty marks are part of the state).
+   */
+  onFlush(state: S, out: Emitter, full: boolean): void;
   serialize(state: S): unknown;
   deserialize(json: unknown): S;
   /** Optional one-time setup (e.g. reference tables) before consuming. */

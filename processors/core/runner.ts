@@ -442,7 +442,8 @@ export class ProcessorRunner<S = unknown> {
     for (const run of runs) {
       if (this.opts.emitUpdates === false) break;
       const before = this.pendingRows;
-      run.flush(this.pushFn);
+      // Caught up or stopping (force): every pending row; under load processors may hold some back.
+      run.flush(this.pushFn, force);
       if (this.pendingRows > before) this.deps.metrics.windowEmissions.inc({ processor: run.processor.name, kind: 'update' }, this.pendingRows - before);
     }
     // Wait for the previous cycle: its checkpoint must land before this one's.

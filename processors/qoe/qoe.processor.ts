@@ -5,8 +5,10 @@
  *    first-frame / view-start / first-error times by min, flags by OR, dimensions from the event
  *    with the lowest seq. A view is finalised when the watermark passes view_end + endGraceMs, or
  *    after timeoutMs (60 min) of event-time inactivity (then dropped = 1), and emitted to
- *    qoe_views (is_final = 1). Open views are emitted with is_final = 0 at every flush. A finalised
- *    view stays in state for retainMs so that a straggler still corrects its row.
+ *    qoe_views (is_final = 1). Open views that changed are written with is_final = 0 once per
+ *    minute of event time (when the watermark enters a new minute), not on every update: a view
+ *    heartbeating every 10 s would otherwise cost a row per heartbeat. A finalised view stays in
+ *    state for retainMs so that a straggler still corrects its row.
  *  - qoe_minute: one-minute aggregates by (cdn, device_category, country, asn, content_id), from
  *    heartbeat/view_end deltas against the view's max counters (a duplicate or older heartbeat
  *    gives 0), concurrent viewers (each view at most once per minute), startup samples of views
@@ -85,6 +87,13 @@ export interface QoeState {
   minute: WindowStore<MinuteAcc>;
   /** Watermark of the last finalisation pass (not checkpointed: a restore scans once more). */
   scannedWm?: number;
+  /**
+   * Event-time minute (watermark ÷ 60 s) of the last write of open views' rows (checkpointed).
+   * Open views are written once per watermark minute, at the first record that moves the
+   * watermark into a new minute, so how often they are rewritten does not depend on the event
+   * rate or on batching, and the rows are a function of the partition's records alone.
+   */
+  openMinute: number;
   /*
    * Indices over `views`, derived (rebuilt by deserialize, never checkpointed), so that a watermark
    * pass and a flush cost O(views that changed or are due), not O(all views):
@@ -223,7 +232,7 @@ function viewToTuple(v: ViewState): ViewTuple {
     v.viewId, d.viewer_id, d.account_id, d.content_id, d.stream_type, d.creator_id, d.device_category, d.os, d.app_version, d.cdn, d.country, d.asn,
     v.dimsSeq, v.dimsEventId, v.viewStartMs, v.minEventMs, v.lastEventMs, v.firstFrameMs, v.fatalErrorMs, v.businessErrorMs, v.errorCode, v.viewEndMs, v.endReason,
     c.playingMs, c.rebufferMs, c.rebufferCount, c.seekMs, c.bitrateKbpsMs,
-    (v.startupCounted ? 1 : 0) | (v.endCounted ? 2 : 0) | (v.fatalCounted ? 4 : 0) | (v.finalized ? 8 : 0), v.ccvMinutes, v.finalizedAtMs,
+    (v.startupCounted ? 1 : 0) | (v.endCounted ? 2 : 0) | (v.fatalCounted ? 4 : 0) | (v.finalized ? 8 : 0) | (v.dirty ? 16 : 0), v.ccvMinutes, v.finalizedAtMs,
   ];
 }
 
@@ -237,7 +246,8 @@ function viewFromTuple(t: ViewTuple): ViewState {
     fatalErrorMs: t[18] as number | null, businessErrorMs: t[19] as number | null, errorCode: t[20] as string, viewEndMs: t[21] as number | null, endReason: t[22] as string,
     counters: { playingMs: t[23] as number, rebufferMs: t[24] as number, rebufferCount: t[25] as number, seekMs: t[26] as number, bitrateKbpsMs: t[27] as number },
     startupCounted: (flags & 1) !== 0, endCounted: (flags & 2) !== 0, fatalCounted: (flags & 4) !== 0, finalized: (flags & 8) !== 0,
-    ccvMinutes: t[29] as number[], finalizedAtMs: t[30] as number, dirty: false,
+    // An open view changed since its last row stays to be written at the next watermark minute.
+    ccvMinutes: t[29] as number[], finalizedAtMs: t[30] as number, dirty: (flags & 16) !== 0,
   };
 }
 
@@ -248,7 +258,7 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
   const retainMs = opts.retainMs ?? 2 * VIEW_TIMEOUT_MS;
   const minuteSpec = tumbling(MINUTE_MS, graceMs) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
   const newState = (): QoeState => ({
-    views: new Map(), minute: new WindowStore<MinuteAcc>(minuteSpec, newMinute),
+    views: new Map(), minute: new WindowStore<MinuteAcc>(minuteSpec, newMinute), openMinute: -Infinity,
     deadlines: new DeadlineQueue(), expiries: new DeadlineQueue(), dirty: new Set(), dirtyFinal: new Set(),
   });
 
@@ -277,10 +287,11 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
     s.dirty.delete(v);
     s.dirtyFinal.delete(v);
   };
-  /** The index entries of a restored state (views come back clean). */
+  /** The index entries of a restored state (open views keep their pending row, see openMinute). */
   const indexView = (s: QoeState, v: ViewState) => {
     if (v.finalized) s.expiries.push(v.finalizedAtMs + retainMs, v);
     else schedule(s, v);
+    if (v.dirty) markDirty(s, v);
   };
 
   // Open views changed since the last flush are written at the commit cycle (onFlush), not after
@@ -315,8 +326,20 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
       if (s.views.get(v.viewId) === v) s.views.delete(v.viewId);
     }
   };
-  const flushViews = (s: QoeState, out: Emitter) => {
-    for (const v of s.dirty) writeView(s, v, out);
+  /**
+   * Every commit cycle: final rows of finalised views corrected since the last pass; when `full`
+   * (caught up, or stopping) also every changed open view. Under load open views wait for the
+   * next watermark minute (writeOpenViews).
+   */
+  const flushViews = (s: QoeState, out: Emitter, full: boolean) => {
+    for (const v of full ? s.dirty : s.dirtyFinal) writeView(s, v, out);
+  };
+  /** Rows of open views changed since their last row, once per watermark minute (openMinute). */
+  const writeOpenViews = (s: QoeState, out: Emitter, wm: number) => {
+    const minute = Math.floor(wm / MINUTE_MS);
+    if (minute <= s.openMinute) return;
+    s.openMinute = minute;
+    for (const v of s.dirty) if (!v.finalized) writeView(s, v, out);
   };
 
   return {
@@ -333,6 +356,8 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
       const e = ev as unknown as PlaybackEvent;
       const t = e.event_time;
       const wm = ctx.watermarkMs;
+      // The first record of a new watermark minute writes the open views changed before it.
+      writeOpenViews(s, ctx, wm);
       let v = s.views.get(e.view_id);
       if (!v && t + timeoutMs <= wm) {
         // A straggler of a view already finalised and forgotten (or one that would time out at
@@ -399,15 +424,16 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
       finaliseViews(s, out, wm);
       s.minute.closeUpTo(wm, minuteRow, (row) => out.emit('qoe_minute', row));
     },
-    onFlush(s, out) {
-      flushViews(s, out);
+    onFlush(s, out, full) {
+      flushViews(s, out, full);
       s.minute.flushDirty(minuteRow, (row) => out.emit('qoe_minute', row));
     },
     // Views as positional tuples (no key names): the checkpoint is less than half the size.
-    serialize: (s) => ({ v: 2, views: [...s.views.values()].map(viewToTuple), minute: s.minute.toJSON() }),
+    serialize: (s) => ({ v: 2, views: [...s.views.values()].map(viewToTuple), minute: s.minute.toJSON(), openMinute: Number.isFinite(s.openMinute) ? s.openMinute : null }),
     deserialize: (j) => {
-      const json = j as { views: Array<ViewState | ViewTuple>; minute: WindowStoreJSON<MinuteAcc> };
+      const json = j as { views: Array<ViewState | ViewTuple>; minute: WindowStoreJSON<MinuteAcc>; openMinute?: number | null };
       const s = newState();
+      if (typeof json.openMinute === 'number') s.openMinute = json.openMinute;
       for (const x of json.views) {
         const v = Array.isArray(x) ? viewFromTuple(x) : { ...x, dirty: false };
         s.views.set(v.viewId, v);

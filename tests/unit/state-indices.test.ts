@@ -34,8 +34,12 @@ class Harness<S> {
   watermark(wm: number): void {
     this.p.onWatermark(this.state, wm, this.out);
   }
-  flush(): void {
-    this.p.onFlush(this.state, this.out);
+  flush(full = true): void {
+    this.p.onFlush(this.state, this.out, full);
+  }
+  /** Final rows (is_final = 1) emitted since the last call, of one table (open rows are dropped). */
+  takeFinal(table: string): Row[] {
+    return this.take(table).filter((r) => r.is_final === 1);
   }
   /** Rows emitted since the last call, of one table. */
   take(table: string): Row[] {
@@ -93,15 +97,15 @@ describe('QoE view indices', () => {
     const end = T + 300_500;
     h.process(playback('v1', 'view_end', end, { cum_playing_ms: 300_000, end_reason: 'user_exit' }), end - 5_000);
     h.watermark(end + MIN - 1);
-    expect(h.take('qoe_views')).toEqual([]);
+    expect(h.takeFinal('qoe_views')).toEqual([]);
     h.watermark(end + MIN);
-    const final = h.take('qoe_views');
+    const final = h.takeFinal('qoe_views');
     expect(final).toHaveLength(1);
     expect(final[0]).toMatchObject({ view_id: 'v1', is_final: 1, ended: 1, dropped: 0, view_end: end });
     // The stale timeout entry (first event + 60 min) fires later and changes nothing.
     h.watermark(T + HOUR + MIN);
     h.flush();
-    expect(h.take('qoe_views')).toEqual([]);
+    expect(h.takeFinal('qoe_views')).toEqual([]);
   });
 
   it('a view without view_end times out at last event + 60 min (dropped), not at first event + 60 min', () => {
@@ -110,9 +114,9 @@ describe('QoE view indices', () => {
     h.process(playback('v2', 'heartbeat', T + 10 * MIN, { cum_playing_ms: 600_000 }), T + 10 * MIN);
     h.watermark(T + HOUR);
     h.watermark(T + 70 * MIN - 1);
-    expect(h.take('qoe_views')).toEqual([]);
+    expect(h.takeFinal('qoe_views')).toEqual([]);
     h.watermark(T + 70 * MIN);
-    expect(h.take('qoe_views')).toEqual([expect.objectContaining({ view_id: 'v2', is_final: 1, dropped: 1, ended: 0 })]);
+    expect(h.takeFinal('qoe_views')).toEqual([expect.objectContaining({ view_id: 'v2', is_final: 1, dropped: 1, ended: 0 })]);
   });
 
   it('a straggler after finalisation re-emits the final row (at the next pass, or at the flush)', () => {
@@ -141,7 +145,7 @@ describe('QoE view indices', () => {
     h.process(playback('v4', 'view_end', T + MIN), T + MIN);
     const finalisedAt = T + 2 * MIN;
     h.watermark(finalisedAt);
-    expect(h.take('qoe_views')).toHaveLength(1);
+    expect(h.takeFinal('qoe_views')).toHaveLength(1);
     h.watermark(finalisedAt + 2 * HOUR - 1);
     expect(h.state.views.has('v4')).toBe(true);
     h.watermark(finalisedAt + 2 * HOUR);
@@ -166,6 +170,32 @@ describe('QoE view indices', () => {
     expect(h.take('qoe_views')).toEqual([]);
   });
 
+  it('under load, changed open views are written once per watermark minute; a full flush writes the rest, a checkpoint keeps them pending', () => {
+    const h = harness();
+    h.process(playback('m1', 'view_start', T), T);
+    h.process(playback('m2', 'view_start', T + 1_000), T);
+    // Commit cycles under load (full = false) hold open views back.
+    h.flush(false);
+    expect(h.take('qoe_views')).toEqual([]);
+    for (let i = 1; i <= 5; i++) h.process(playback('m1', 'heartbeat', T + i * 10_000, { cum_playing_ms: i * 10_000 }), T + i * 10_000 - 5_000);
+    h.flush(false);
+    expect(h.take('qoe_views')).toEqual([]);
+    // The first record whose watermark enters the next minute writes both views once, as they
+    // were before it (m1 with 5 heartbeats, 50 s played).
+    h.process(playback('m1', 'heartbeat', T + 70_000, { cum_playing_ms: 70_000 }), T + MIN + 5_000);
+    expect(h.take('qoe_views').map((r) => [r.view_id, r.is_final, r.playing_ms])).toEqual([['m1', 0, 50_000], ['m2', 0, 0]]);
+    h.process(playback('m1', 'heartbeat', T + 80_000, { cum_playing_ms: 80_000 }), T + MIN + 15_000);
+    expect(h.take('qoe_views')).toEqual([]);
+    // A checkpoint and restore keep m1's pending row; a full flush (caught up) writes it.
+    h.restore();
+    h.flush(false);
+    expect(h.take('qoe_views')).toEqual([]);
+    h.flush(true);
+    expect(h.take('qoe_views').map((r) => [r.view_id, r.playing_ms])).toEqual([['m1', 80_000]]);
+    h.flush(true);
+    expect(h.take('qoe_views')).toEqual([]);
+  });
+
   it('the indices are rebuilt from a checkpoint (same finalisation and expiry points)', () => {
     const h = harness();
     h.process(playback('open', 'view_start', T), T);
@@ -175,12 +205,12 @@ describe('QoE view indices', () => {
     h.process(playback('done', 'view_start', T), T);
     h.process(playback('done', 'view_end', T + MIN), T + 21 * MIN);
     h.watermark(T + 21 * MIN);
-    expect(h.take('qoe_views').map((r) => r.view_id)).toEqual(['done']);
+    expect(h.takeFinal('qoe_views').map((r) => r.view_id)).toEqual(['done']);
     h.restore();
     h.watermark(T + 22 * MIN);
-    expect(h.take('qoe_views').map((r) => [r.view_id, r.is_final, r.dropped])).toEqual([['ending', 1, 0]]);
+    expect(h.takeFinal('qoe_views').map((r) => [r.view_id, r.is_final, r.dropped])).toEqual([['ending', 1, 0]]);
     h.watermark(T + 80 * MIN);
-    expect(h.take('qoe_views').map((r) => [r.view_id, r.is_final, r.dropped])).toEqual([['open', 1, 1]]);
+    expect(h.takeFinal('qoe_views').map((r) => [r.view_id, r.is_final, r.dropped])).toEqual([['open', 1, 1]]);
     // 'done' was finalised at T + 2 min: forgotten 2 h later.
     h.watermark(T + 2 * MIN + 2 * HOUR);
     expect([...h.state.views.keys()].sort()).toEqual(['ending', 'open']);
@@ -194,7 +224,7 @@ describe('QoE view indices', () => {
     const legacy = { views: [...h.state.views.values()].map(({ scheduledMs: _s, ...v }) => v), minute: (json as unknown as { minute: unknown }).minute };
     h.state = p.deserialize(JSON.parse(JSON.stringify(legacy)));
     h.watermark(T + 2 * MIN);
-    expect(h.take('qoe_views')).toEqual([expect.objectContaining({ view_id: 'old', is_final: 1, ended: 1 })]);
+    expect(h.takeFinal('qoe_views')).toEqual([expect.objectContaining({ view_id: 'old', is_final: 1, ended: 1 })]);
   });
 });
 
