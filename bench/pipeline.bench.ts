@@ -42,7 +42,8 @@ interface Child { proc: ChildProcess; chUrl: string; stop(): Promise<number> }
 
 async function startPipeline(b: BenchEnv, roles: string, label: string, extra: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Child> {
   const port = await freePort();
-  const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'bin/streampulse.ts'], {
+  // As `npm start` runs it (package.json): a 64 MiB young generation.
+  const proc = spawn(process.execPath, ['--max-semi-space-size=64', ...nodeArgs, '--import', 'tsx', 'bin/streampulse.ts'], {
     cwd: REPO_ROOT,
     env: { ...b.env, ROLES: `clickhouse,${roles}`, CHDB_PATH: join(b.dataDir, `chdb-${label}`), CLICKHOUSE_HTTP_PORT: String(port), LOG_LEVEL: 'warn', ...extra },
     stdio: ['ignore', 'inherit', 'inherit'],
