@@ -153,9 +153,16 @@ export function serverProperties(opts: KafkaStackOptions): string {
   ].join('\n');
 }
 
-/** A Kafka cluster id: 16 random bytes, base64url without padding (what `random-uuid` prints). */
-function newClusterId(): string {
-  return randomBytes(16).toString('base64url');
+/**
+ * A Kafka cluster id: 16 random bytes, base64url without padding (what `random-uuid` prints).
+ * Like Kafka's Uuid.randomUuid, never one starting with '-': the storage tool would read it as an
+ * option ("--cluster-id expected one argument"; 1 format in 64 failed before this).
+ */
+export function newClusterId(): string {
+  for (;;) {
+    const id = randomBytes(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
 }
 
 function java(): string {
