@@ -110,6 +110,7 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
         checkpointIntervalMs: Math.min(config.env.BATCH_MAX_MS, config.env.CHECKPOINT_INTERVAL_MS),
         idlePartitionMs: config.env.IDLE_PARTITION_MS,
         emitUpdates: config.env.EMIT_WINDOW_UPDATES,
+        sinkConcurrency: config.env.SINK_CONCURRENCY,
       });
       await runner.start();
       runners.push(runner);

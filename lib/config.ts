@@ -59,6 +59,8 @@ export const EnvSchema = Type.Object({
   BATCH_MAX_BYTES: Int(16 * 1024 * 1024, 1024),
   BATCH_MAX_MS: Int(1_000, 10),
   CHECKPOINT_INTERVAL_MS: Int(2_000, 10),
+  /** ClickHouse inserts of one commit cycle running at once (one per table). */
+  SINK_CONCURRENCY: Int(2, 1),
   /** A partition with no events for this long (processing time) stops holding windows open. */
   IDLE_PARTITION_MS: Int(30_000, 100),
   /** Windows close at end + grace; later events go to late_events. */

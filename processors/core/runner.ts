@@ -86,6 +86,8 @@ export interface RunnerOptions {
    * while a window is open (default true). When false, rows appear only when windows close.
    */
   emitUpdates?: boolean;
+  /** ClickHouse inserts of one commit cycle running at once (default 2). */
+  sinkConcurrency?: number;
 }
 
 const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
@@ -473,7 +475,7 @@ export class ProcessorRunner<S = unknown> {
   }
 
   private async completeCycle(rows: Map<string, Record<string, unknown>[]>, letters: DeadLetter[], snaps: Map<string, Snap[]>): Promise<void> {
-    await writeTables(this.deps.ch, rows, { metrics: this.deps.metrics, logger: this.log });
+    await writeTables(this.deps.ch, rows, { metrics: this.deps.metrics, logger: this.log, concurrency: this.opts.sinkConcurrency ?? 2 });
     if (letters.length && this.deps.deadLetters) await Promise.all(letters.map((d) => this.deps.deadLetters!.sendDeadLetter(d)));
     if (snaps.size === 0) return;
     const saved: Snap[] = [];

@@ -21,9 +21,9 @@ export async function writeTables(ch: ClickHouse, rowsByTable: Map<string, Recor
     total += rows.length;
   };
   // Tables are written concurrently (an INSERT parses its rows on one ClickHouse thread, so one
-  // insert at a time would leave the other cores idle), largest first, a few at a time.
+  // insert at a time would leave the other cores idle), largest first, `concurrency` at a time.
   const queue = [...rowsByTable].filter(([, rows]) => rows.length > 0).sort((a, b) => b[1].length - a[1].length);
-  const workers = Array.from({ length: Math.min(deps.concurrency ?? 4, queue.length) }, async () => {
+  const workers = Array.from({ length: Math.min(deps.concurrency ?? 2, queue.length) }, async () => {
     for (let next = queue.shift(); next; next = queue.shift()) await writeOne(next[0], next[1]);
   });
   await Promise.all(workers);

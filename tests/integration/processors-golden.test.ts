@@ -147,5 +147,5 @@ describe.each(CASES)('$name golden input on Kafka: straight = SIGKILL and restar
     expect(await snapshot(chA, processor.name, tables)).toEqual(straight);
     await a.close();
     await b.close();
-  }, 300_000);
+  }, 600_000);
 });
