@@ -101,7 +101,7 @@ beforeAll(async () => {
   await migrate(ch);
   redis = new Redis(t.redisUrl);
   ruleSet = parseRules(rulesText(), 'default rules + test webhook');
-  sim = await SimPipeline.create(ch, { generator: { seed: 11, startMs: D0, ratePerSec: 30, heartbeatMs: 30_000, incidents: specs }, chunkMs: HOUR });
+  sim = await SimPipeline.create(ch, { generator: { seed: 11, startMs: D0, ratePerSec: 30, heartbeatMs: 30_000, incidents: specs }, chunkMs: 15 * MIN });
 }, 60_000);
 
 afterAll(async () => {

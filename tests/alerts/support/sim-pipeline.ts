@@ -121,6 +121,9 @@ export class SimPipeline {
       this.closeWindows(end, end >= untilMs);
       if (this.pendingRows >= this.o.maxPendingRows) await this.writePending();
       await this.scoreChurn(end);
+      // Let the test worker's event loop breathe between chunks (vitest's worker RPC times out
+      // after 60 s without it).
+      await new Promise((r) => setImmediate(r));
     }
     await this.writePending();
   }
