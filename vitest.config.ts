@@ -7,7 +7,7 @@ export default defineConfig({
   test: {
     include: ['tests/**/*.test.ts'],
     pool: 'forks',
-    poolOptions: { forks: { isolate: true, minForks: 1, maxForks: 3 } },
+    poolOptions: { forks: { isolate: true, minForks: 1, maxForks: 2 } },
     fileParallelism: true,
     globalSetup: ['tests/setup/global-setup.ts'],
     testTimeout: 120_000,
