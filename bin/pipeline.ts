@@ -15,6 +15,8 @@ import { openClickHouse, type ClickHouse } from '../sinks/clickhouse/client.js';
 import { migrate } from '../sinks/clickhouse/migrate.js';
 import { serveClickHouse } from '../sinks/clickhouse/http-facade.js';
 import { ProcessorRunner } from '../processors/core/runner.js';
+import { CheckpointStore } from '../processors/core/checkpoint-store.js';
+import { topicSpec } from '../contracts/topics.js';
 import { EventProducer } from '../producers/sdk/event-producer.js';
 import { startRegistryServer, type RegistryServer } from '../stack/registry/server.js';
 import { PROCESSOR_FACTORIES, processorFor, type ProcessorRole } from './processors.js';
@@ -118,10 +120,14 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
     }
 
     if (roles.has('churn') && ch) {
-      // Daily churn scores: each closed day (end + grace + lateness + a flush) is scored once all
-      // partitions' facts are in; the first run starts at the earliest day with facts.
-      const clock = opts.clock ?? Date.now;
-      const closeDelayMs = config.env.WINDOW_GRACE_MS + config.env.ALLOWED_LATENESS_MS + config.env.CHECKPOINT_INTERVAL_MS;
+      // Daily churn scores. A day is closed in EVENT time: once the churn processor's checkpointed
+      // watermark on every partition of its topics (whichever instance owns them) has passed the
+      // day's end + window grace, its daily facts are final and durable, so each day is scored
+      // once, from complete facts, however fast the log is read (live, catch-up after an outage,
+      // or a replay). Wall-clock closing scored days of a backfill before their facts were in.
+      const progress = new CheckpointStore(redis, config.env.REDIS_PREFIX, 'churn');
+      const churnTopics = PROCESSOR_FACTORIES.churn!({ ch, graceMs: config.env.WINDOW_GRACE_MS, allowedLatenessMs: config.env.ALLOWED_LATENESS_MS }).kinds
+        .map((k) => topicSpec(config.topicPrefix, k));
       let running = false;
       let current: Promise<void> = Promise.resolve();
       const job = () => {
@@ -131,17 +137,21 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       const scoreDays = async () => {
         running = true;
         try {
+          const wm = await progress.progress(churnTopics);
+          if (wm === null) return; // a partition has no checkpoint yet
           const [first] = await queryRows<{ d: number | null }>(ch!, `SELECT if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), min(day)))) AS d FROM ${ch!.database}.churn_account_daily`);
-          const days = await scoreClosedChurnDays(ch!, { nowMs: clock(), closeDelayMs, fromDay: first?.d === null || first?.d === undefined ? undefined : Number(first.d) });
-          if (days.length) logger.info({ event: 'churn_days_scored', days: days.length }, 'churn days scored');
+          // Facts of a day closed in event time no longer change (later events are late): no rescoring.
+          const days = await scoreClosedChurnDays(ch!, { nowMs: wm, closeDelayMs: config.env.WINDOW_GRACE_MS, rescoreDays: 0, fromDay: first?.d === null || first?.d === undefined ? undefined : Number(first.d) });
+          if (days.length) logger.info({ event: 'churn_days_scored', days: days.map((d) => new Date(d * 86_400_000).toISOString().slice(0, 10)), watermark: new Date(wm).toISOString() }, 'churn days scored');
         } catch (err) {
           logger.warn({ event: 'churn_scoring_failed', err: (err as Error).message }, 'churn scoring failed; will retry');
         } finally {
           running = false;
         }
       };
-      const timer = setInterval(job, 60_000);
-      const firstRun = setTimeout(job, 15_000);
+      const every = config.env.CHURN_SCORING_INTERVAL_MS;
+      const timer = setInterval(job, every);
+      const firstRun = setTimeout(job, Math.min(every, 15_000));
       closers.push(async () => {
         clearInterval(timer);
         clearTimeout(firstRun);

@@ -63,6 +63,8 @@ export const EnvSchema = Type.Object({
   SINK_CONCURRENCY: Int(2, 1),
   /** A partition with no events for this long (processing time) stops holding windows open. */
   IDLE_PARTITION_MS: Int(30_000, 100),
+  /** How often the churn role looks for days closed in event time and scores them. */
+  CHURN_SCORING_INTERVAL_MS: Int(60_000, 100),
   /** Windows close at end + grace; later events go to late_events. */
   WINDOW_GRACE_MS: Int(60_000, 0),
   /** Write rows of open windows at every commit cycle (is_final = 0); false: only closed windows. */

@@ -1,6 +1,7 @@
 /**
  * Rebuilds a processor's derived tables from the Kafka log (the source of truth).
- *   from the beginning: truncate the processor's tables and its late events, delete its
+ *   from the beginning: truncate the processor's tables (and the tables its scheduled job derives
+ *   from them, rebuilt by that job as event time closes each day) and its late events, delete its
  *   checkpoints, consume every partition from offset 0 up to the end offsets taken at start,
  *   then stop with a final flush + checkpoint. The tables end with the same content as a run
  *   that saw the same log live (rows are deterministic per source partition and offset).
@@ -25,7 +26,7 @@ export async function replayProcessor<S>(processor: Processor<S>, deps: RunnerDe
   const runner = new ProcessorRunner(processor, deps, opts);
   const db = deps.ch.database;
   if (opts.fromBeginning) {
-    for (const table of processor.tables) await command(deps.ch, `TRUNCATE TABLE IF EXISTS ${db}.${table}`);
+    for (const table of [...processor.tables, ...(processor.jobTables ?? [])]) await command(deps.ch, `TRUNCATE TABLE IF EXISTS ${db}.${table}`);
     await command(deps.ch, `DELETE FROM ${db}.late_events WHERE processor = {p:String}`, { p: processor.name });
     await runner.clearCheckpoints();
   }

@@ -64,6 +64,7 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
     name: 'churn',
     kinds: ['payments', 'playback', 'gifts'],
     tables: ['churn_account_daily'],
+    jobTables: ['churn_scores', 'churn_score_days'],
     allowedLatenessMs: opts.allowedLatenessMs ?? 5_000,
     dedupHorizonMs: opts.dedupHorizonMs ?? 10 * 60_000,
     // Playback is a merge of cumulative counters (duplicates harmless, except view counting, which is guarded by view state).

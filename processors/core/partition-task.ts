@@ -27,6 +27,8 @@ export class PartitionTask<S> {
   next: number;
   /** Next offset at the last successful checkpoint (-1: none yet). */
   checkpointed: number;
+  /** Watermark at the last successful checkpoint (or progress-only save). */
+  checkpointedWm: number;
 
   constructor(
     readonly processor: Processor<S>,
@@ -44,12 +46,14 @@ export class PartitionTask<S> {
       this.dedup = s.dedup ? deserializeDedup(s.dedup) : this.newDedup();
       this.next = restored.offset;
       this.checkpointed = restored.offset;
+      this.checkpointedWm = this.time.watermarkMs;
     } else {
       this.state = processor.init({ topic, kind, partition });
       this.time = newPartitionTime(nowMs);
       this.dedup = this.newDedup();
       this.next = 0;
       this.checkpointed = -1;
+      this.checkpointedWm = this.time.watermarkMs;
     }
   }
 

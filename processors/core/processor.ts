@@ -41,6 +41,12 @@ export interface Processor<S> {
   readonly kinds: readonly EventKind[];
   /** Derived tables this processor owns (dropped/rebuilt by replay). */
   readonly tables: readonly string[];
+  /**
+   * Tables a scheduled job computes from this processor's tables (churn scores from the daily
+   * facts): a replay from the beginning empties them too, and the job rebuilds them as the
+   * replayed event time closes each day.
+   */
+  readonly jobTables?: readonly string[];
   /** Out-of-orderness bound: watermark = max event time − allowedLatenessMs. */
   readonly allowedLatenessMs: number;
   /** Event-time horizon of duplicate detection; 0 disables it for this processor. */

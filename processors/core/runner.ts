@@ -12,7 +12,8 @@
  * limit) a commit cycle runs, strictly in this order:
  *   1. onFlush: rows of open windows that changed;
  *   2. write all pending rows to ClickHouse and wait for the acks; deliver dead letters;
- *   3. save state + next offset per partition to Redis (fenced by ownership);
+ *   3. save state + next offset + watermark per partition to Redis (fenced by ownership; a
+ *      partition with no new record whose watermark moved saves the watermark alone);
  *   4. commit next offsets to Kafka.
  * The loop does not fetch while a cycle runs, so a slow sink pauses consumption instead of
  * buffering without bound. On assignment, a partition's checkpoint is restored before the
@@ -106,7 +107,9 @@ interface Snap {
   topic: string;
   partition: number;
   offset: number;
-  state: string;
+  /** Serialized state; null: only the watermark moved since the last checkpoint (progress only). */
+  state: string | null;
+  watermarkMs: number;
 }
 
 export class ProcessorRunner<S = unknown> {
@@ -461,7 +464,13 @@ export class ProcessorRunner<S = unknown> {
       if (!force && !this.snapshotDue(p.name, this.clock())) continue;
       const t0 = performance.now();
       const list: Snap[] = [];
-      for (const r of runs) if (r.processor === p && r.next !== r.checkpointed) list.push({ run: r, topic: r.topic, partition: r.partition, offset: r.next, state: JSON.stringify(r.snapshot()) });
+      for (const r of runs) {
+        if (r.processor !== p) continue;
+        const wm = r.time.watermarkMs;
+        if (r.next !== r.checkpointed) list.push({ run: r, topic: r.topic, partition: r.partition, offset: r.next, state: JSON.stringify(r.snapshot()), watermarkMs: wm });
+        // No new record, but the idle rule moved the watermark: record the progress alone.
+        else if (wm !== r.checkpointedWm) list.push({ run: r, topic: r.topic, partition: r.partition, offset: r.next, state: null, watermarkMs: wm });
+      }
       const timing = this.snapTiming.get(p.name)!;
       timing.costMs = performance.now() - t0;
       timing.at = this.clock();
@@ -493,7 +502,10 @@ export class ProcessorRunner<S = unknown> {
       }
       for (const x of list) if (!lostKeys.has(tpKey(x.topic, x.partition))) saved.push(x);
     }));
-    for (const x of saved) if (x.run.checkpointed < x.offset) x.run.checkpointed = x.offset;
+    for (const x of saved) {
+      if (x.run.checkpointed < x.offset) x.run.checkpointed = x.offset;
+      if (x.run.checkpointedWm < x.watermarkMs) x.run.checkpointedWm = x.watermarkMs;
+    }
     if (saved.length && this.consumer) {
       // Kafka offsets (lag metrics only: the checkpoints in Redis are authoritative): the lowest
       // checkpoint among the partition's processors.
