@@ -1,7 +1,9 @@
 /**
  * The traffic generator: a pure, deterministic discrete-event simulation of a video and
  * live-streaming platform. Given a seed, a start time and a rate, `advance(untilMs)` returns
- * every event whose event time falls before `untilMs`, in event-time order. There is no I/O and
+ * every event whose event time falls before `untilMs`, in event-time order (one exception: the
+ * late-delivery incident, whose queued playback beacons are emitted when they are delivered,
+ * after newer events; each view's events stay in order). There is no I/O and
  * no wall clock here: the caller owns time (real time, a backfill range or a test clock).
  * Calling `advance` in small or large steps yields the same stream.
  *
@@ -121,6 +123,10 @@ export const MODEL = {
   renditionHazard: 1 / 120,
   warningHazard: 1 / 7_200,
   midFatalHazard: 1 / (20 * 3_600),
+  /** late-delivery: share of mobile devices whose beacons are queued; upload 1-5 min after the end. */
+  lateDeliveryMobileShare: 0.3,
+  lateUploadMinMs: 60_000,
+  lateUploadMaxMs: 300_000,
   exitMeanSecVod: 20 * 60,
   exitMeanSecLive: 15 * 60,
   /** Gifts per second of live playing time of a gifting account. */
@@ -236,6 +242,8 @@ export class TrafficGenerator {
   private readonly spenders: Account[];
   private readonly churnCohort = new Set<Account>();
   private readonly renewalTokens = new Map<Account, number>();
+  /** late-delivery: playback events queued on a device (by viewer id) until its upload. */
+  private readonly beaconQueues = new Map<string, SimEvent[]>();
   private readonly jiraIssues: JiraIssue[] = [];
   private nextIssueNumber = new Map<string, number>();
   private nextJiraId = 10_000;
@@ -308,6 +316,13 @@ export class TrafficGenerator {
   }
 
   private emit<K extends EventKind>(kind: K, event: EventByKind[K]): void {
+    if (kind === 'playback' && this.beaconQueues.size > 0) {
+      const q = this.beaconQueues.get((event as PlaybackEvent).viewer_id);
+      if (q) {
+        q.push({ kind, event } as SimEvent);
+        return;
+      }
+    }
     this.out.push({ kind, event } as SimEvent);
   }
 
@@ -371,7 +386,31 @@ export class TrafficGenerator {
         });
       } else if (spec.name === 'churn-wave') {
         this.at(spec.startMs, () => this.churnWave(spec.startMs, spec.durationMs));
+      } else if (spec.name === 'late-delivery') {
+        const index = this.timeline.specs.indexOf(spec);
+        this.at(spec.startMs, () => this.lateDelivery(spec, index));
       }
+    }
+  }
+
+  /**
+   * late-delivery: from the incident's start, the playback beacons of ~30 % of mobile devices are
+   * queued on the device; each device uploads its queue (in order, at once) 1-5 min after the
+   * incident ends, then sends live again. The devices and upload times come from a PRNG of their
+   * own, so the events (and everything else in the stream) are exactly those without the
+   * incident: only the delivery of the queued ones moves.
+   */
+  private lateDelivery(spec: IncidentSpec, index: number): void {
+    const rng = new Prng((this.opts.seed ^ Math.imul(index + 1, 0x9e3779b1) ^ 0x1a7ede11) >>> 0);
+    const end = spec.startMs + spec.durationMs;
+    for (const v of this.world.viewers) {
+      if (v.device !== 'mobile' || !rng.chance(MODEL.lateDeliveryMobileShare) || this.beaconQueues.has(v.id)) continue;
+      const queue: SimEvent[] = [];
+      this.beaconQueues.set(v.id, queue);
+      this.at(end + rng.range(MODEL.lateUploadMinMs, MODEL.lateUploadMaxMs), () => {
+        this.beaconQueues.delete(v.id);
+        for (const e of queue) this.out.push(e);
+      });
     }
   }
 

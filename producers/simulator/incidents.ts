@@ -52,6 +52,11 @@ export const INCIDENTS = {
     description: 'Only ~35 % of the usual coin buyers pay and top-ups fall ~40 %, new subscriptions fall ~70 %: fewer paying accounts and less revenue.',
     trips: 'payer rate 10 % below its 7-day average (and hourly revenue when long enough)',
   },
+  'late-delivery': {
+    description:
+      'The beacon collector is unreachable from the mobile apps (e.g. a carrier route or certificate problem): ~30 % of mobile devices keep playing from the CDNs but queue their playback beacons on the device, and each uploads its queue at its first retry after the collector is back, 1-5 min after the incident ends. Their events arrive up to the duration + 5 min late (1-25 min for 20 min), far beyond the window grace; the events themselves are exactly those of normal traffic, only their delivery is delayed (so they are out of event-time order).',
+    trips: 'more than 500 late events in 15 min by processor: qoe and business (both read playback); churn only if the queued span crosses midnight (its windows are days)',
+  },
 } as const satisfies Record<string, IncidentInfo>;
 
 export type IncidentName = keyof typeof INCIDENTS;
@@ -144,6 +149,8 @@ function apply(e: Effects, spec: IncidentSpec): void {
       break;
     case 'production-critical':
       break; // one-off Jira events, scheduled by the generator
+    case 'late-delivery':
+      break; // delivery only: the generator queues the beacons of the affected devices
     case 'payer-drop':
       e.spenderPoolFraction *= 0.35;
       e.topupRateMult *= 0.6;

@@ -21,8 +21,11 @@
  * on days 1-7 (seed 11), so their 7-day average is no baseline; and a 6-hour churn-wave on day 8
  * gave 18 entries (its accounts mostly reach medium: auto-renew off adds 1.2 to a logit that needs
  * ~3 more to be high). The daily entries are logged below; churn_high_risk_surge is proven on
- * churn_scores rows in alerting.test.ts. Infrastructure is covered by fatal-errors;
- * infra_late_events_high has no simulator incident (the simulator delivers in event-time order).
+ * churn_scores rows in alerting.test.ts. Infrastructure is covered by fatal-errors and
+ * late-delivery (mobile devices queue their playback beacons during the incident and upload them
+ * 1-5 min after it: 1-25 min late, beyond the 1-min grace). Both qoe and business read playback,
+ * so infra_late_events_high fires once for processor=qoe and once for processor=business; churn
+ * (daily windows) gets none because the queued span does not cross midnight.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -50,6 +53,7 @@ const END = T8 + 23 * HOUR + 30 * MIN; // the last incident's hourly windows hav
 
 /** Incidents of day 8, each in its own slot with at least an hour of recovery before the next. */
 const INCIDENTS: Array<{ name: IncidentName; at: number; minutes: number; target?: string }> = [
+  { name: 'late-delivery', at: 4.5, minutes: 20 },
   { name: 'production-critical', at: 6.5, minutes: 30 },
   { name: 'abuse-spike', at: 8, minutes: 20 },
   { name: 'fatal-errors', at: 9.5, minutes: 30 },
@@ -209,6 +213,9 @@ describe('alerting on simulator traffic through the processors', () => {
       { rule: 'engagement_playing_time_drop', incident: 'engagement-drop', severity: 'warning', check: (v, b, vol) => b !== null && v < 0.85 * b && vol >= 20 },
       { rule: 'business_payer_rate_drop', incident: 'payer-drop', severity: 'warning', check: (v, b, vol) => b !== null && v < 0.9 * b && vol >= 20 },
       { rule: 'business_revenue_drop', incident: 'payer-drop', severity: 'warning', check: (v, b) => b !== null && v < 0.85 * b },
+      // Each processor that reads playback counts the late beacons in its own group.
+      { rule: 'infra_late_events_high', incident: 'late-delivery', severity: 'warning', labels: { processor: 'qoe' }, check: (v) => v > 500 },
+      { rule: 'infra_late_events_high', incident: 'late-delivery', severity: 'warning', labels: { processor: 'business' }, check: (v) => v > 500 },
     ];
     const window = (e: Expect) => {
       const s = slot(e.incident);
@@ -218,7 +225,8 @@ describe('alerting on simulator traffic through the processors', () => {
     const claimed = new Set<Received>();
     for (const e of expected) {
       const w = window(e);
-      const mine = firing.filter((r) => r.body.rule === e.rule && Date.parse(String(r.body.starts_at)) > w.from && Date.parse(String(r.body.starts_at)) <= w.to);
+      const labelled = (r: Received) => Object.entries(e.labels ?? {}).every(([k, v]) => (r.body.labels as Record<string, string>)[k] === v);
+      const mine = firing.filter((r) => r.body.rule === e.rule && labelled(r) && Date.parse(String(r.body.starts_at)) > w.from && Date.parse(String(r.body.starts_at)) <= w.to);
       if (!e.optional) expect(mine.length, `${e.rule} fires for ${e.incident}\n${log}`).toBeGreaterThanOrEqual(1);
       for (const g of new Set(mine.map((r) => r.body.dedup_key))) {
         const f = mine.filter((r) => r.body.dedup_key === g);
@@ -239,6 +247,8 @@ describe('alerting on simulator traffic through the processors', () => {
     const costs = firing.filter((r) => r.body.rule === 'production_cost_impact_high').map((r) => r.body.value).sort();
     expect(costs).toEqual([64_000, 72_500]);
     expect(firing.filter((r) => r.body.rule === 'production_new_critical_issue')).toHaveLength(1);
+    // late-delivery: exactly the two processors that read playback in (sub-daily) windows.
+    expect(firing.filter((r) => r.body.rule === 'infra_late_events_high').map((r) => (r.body.labels as Record<string, string>).processor).sort()).toEqual(['business', 'qoe']);
     // Nothing else fired: every notification is one of the above (no false positive between the
     // incidents, in their recovery or after them).
     expect(hook.received.filter((r) => !claimed.has(r)).map(summary), 'unexpected notifications').toEqual([]);

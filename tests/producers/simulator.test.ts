@@ -102,16 +102,20 @@ describe('simulator generator', () => {
   });
 
   it('emits events in event-time order, every kind, all valid against the contracts', () => {
-    // Every incident at once so their code paths are covered too.
+    // Every incident at once so their code paths are covered too. The one exception to the order:
+    // late-delivery's queued playback beacons (incident at minutes 10-30), delivered after it.
     const events = gen({ minutes: 40, ratePerSec: 40, incidents: INCIDENT_NAMES.map((n) => incident(n, 10, 20)) });
     expect(events.length).toBeGreaterThan(40_000);
     const kinds = new Set(events.map((e) => e.kind));
     expect([...kinds].sort()).toEqual(['catalog', 'gifts', 'jira', 'moderation', 'payments', 'playback']);
     let prev = 0;
+    let delayed = 0;
     const ids = new Set<string>();
     for (const e of events) {
-      if (e.event.event_time < prev) throw new Error(`out of order: ${JSON.stringify(e.event)}`);
-      prev = e.event.event_time;
+      const queued = e.kind === 'playback' && e.event.device_category === 'mobile' && e.event.event_time >= START + 10 * MIN && prev >= START + 31 * MIN;
+      if (e.event.event_time < prev && !queued) throw new Error(`out of order: ${JSON.stringify(e.event)}`);
+      if (e.event.event_time < prev) delayed++;
+      prev = Math.max(prev, e.event.event_time);
       ids.add(e.event.event_id);
       const r = validateEvent(e.kind, e.event);
       if (!r.ok) throw new Error(`${e.kind} invalid: ${r.reason} in ${JSON.stringify(e.event)}`);
@@ -119,6 +123,7 @@ describe('simulator generator', () => {
       if (!avroType(e.kind).isValid(e.event)) throw new Error(`${e.kind} not strictly encodable: ${JSON.stringify(e.event)}`);
     }
     expect(ids.size).toBe(events.length);
+    expect(delayed).toBeGreaterThan(500);
     const types = new Set(ofKind(events, 'playback').map((e) => e.event_type));
     expect(types.size).toBe(12);
     const jira = ofKind(events, 'jira');
@@ -360,6 +365,52 @@ describe('simulator incidents', () => {
     const ratio = playing(drop, START + 50 * MIN, START + 90 * MIN) / playing(base, START + 50 * MIN, START + 90 * MIN);
     expect(ratio).toBeGreaterThan(0.6);
     expect(ratio).toBeLessThan(0.8);
+  });
+
+  it('late-delivery delays the playback beacons of ~30 % of mobile devices past the incident and changes nothing else', () => {
+    const S = START + 10 * MIN;
+    const E = S + 20 * MIN;
+    const base = gen({ minutes: 45, ratePerSec: 30, seed: 3 });
+    const late = gen({ minutes: 45, ratePerSec: 30, seed: 3, incidents: [incident('late-delivery', 10, 20)] });
+    // Delivery position: the newest event time emitted so far (the generator's clock).
+    let pos = 0;
+    const delayed = new Map<string, { e: SimEvent; at: number }>();
+    for (const e of late) {
+      if (e.event.event_time < pos) delayed.set(e.event.event_id, { e, at: pos });
+      pos = Math.max(pos, e.event.event_time);
+    }
+    // The same events in the same order once the delayed ones are set aside: only delivery moved.
+    const rest = (events: SimEvent[]) => JSON.stringify(events.filter((e) => !delayed.has(e.event.event_id)));
+    expect(late.length).toBe(base.length);
+    expect(rest(late)).toBe(rest(base));
+    const baseIds = new Set(base.map((e) => e.event.event_id));
+    for (const id of delayed.keys()) expect(baseIds.has(id)).toBe(true);
+    // Delayed: playback of mobile devices from the incident, uploaded 1-5 min after its end, mostly
+    // far beyond a 1-min window grace.
+    const d = [...delayed.values()];
+    expect(d.length).toBeGreaterThan(1000);
+    const viewers = new Set<string>();
+    for (const { e, at } of d) {
+      if (e.kind !== 'playback') throw new Error(`delayed ${e.kind}`);
+      expect(e.event.device_category).toBe('mobile');
+      expect(e.event.event_time).toBeGreaterThanOrEqual(S);
+      expect(at).toBeGreaterThanOrEqual(E + MIN);
+      expect(at).toBeLessThan(E + 5 * MIN);
+      viewers.add(e.event.viewer_id);
+    }
+    const lateness = d.map(({ e, at }) => at - e.event.event_time).sort((a, b) => a - b);
+    expect(lateness.filter((l) => l > 2 * MIN).length / lateness.length).toBeGreaterThan(0.9);
+    expect(quantile(lateness, 0.5)).toBeGreaterThan(8 * MIN);
+    // About 30 % of the mobile viewers who played during the incident.
+    const mobile = new Set(ofKind(base, 'playback').filter((e) => e.device_category === 'mobile' && e.event_time >= S && e.event_time < E).map((e) => e.viewer_id));
+    expect(viewers.size / mobile.size).toBeGreaterThan(0.2);
+    expect(viewers.size / mobile.size).toBeLessThan(0.4);
+    // Each view's events stay in order.
+    const lastByView = new Map<string, number>();
+    for (const e of ofKind(late, 'playback')) {
+      expect(e.event_time).toBeGreaterThanOrEqual(lastByView.get(e.view_id) ?? 0);
+      lastByView.set(e.view_id, e.event_time);
+    }
   });
 
   it('churn-wave and payer-drop change the payment stream', () => {
