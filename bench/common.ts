@@ -3,7 +3,7 @@
  * its own topic, unique topics per run, generated traffic, child pipeline processes, and the
  * machine description written beside every figure in bench/RESULTS.md.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { execSync } from 'node:child_process';
@@ -11,7 +11,7 @@ import { Redis } from 'ioredis';
 import Kafka from 'node-rdkafka';
 import { loadConfig, type Config } from '../lib/config.js';
 import { AvroCodec } from '../lib/avro-codec.js';
-import { ensureTopics, streamPulseTopics, topicHighWatermarks } from '../lib/kafka-admin.js';
+import { deleteTopics, ensureTopics, listTopics, streamPulseTopics, topicHighWatermarks } from '../lib/kafka-admin.js';
 import { createLogger, type Logger } from '../lib/logger.js';
 import { createMetrics } from '../lib/metrics.js';
 import { allTopicSpecs, topicSpec, type EventKind } from '../contracts/topics.js';
@@ -56,11 +56,21 @@ export async function benchEnv(name: string, extra: Record<string, string> = {})
   const redis = new Redis(config.env.REDIS_URL);
   return {
     id, config, env, logger, registry, redis, codec, producer, dataDir,
+    /** Stops what it started and removes what the run left: its Redis keys, topics and data directory. */
     async close() {
       await producer.close();
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${config.env.REDIS_PREFIX}*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length) await redis.del(...keys);
+      } while (cursor !== '0');
       redis.disconnect();
       await registry.close();
+      const topics = (await listTopics(config.kafkaBrokers)).filter((t) => t.startsWith(config.topicPrefix));
+      if (topics.length) await deleteTopics(config.kafkaBrokers, topics).catch((err) => logger.warn({ err: (err as Error).message }, 'bench topics not deleted'));
       if (!kafka.alreadyRunning) await stopKafka(kafkaOpts);
+      if (!process.env.BENCH_KEEP_DATA) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

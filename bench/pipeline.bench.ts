@@ -108,6 +108,7 @@ const PROCESSOR_KINDS: Record<string, EventKind[]> = {
 };
 
 /**
+ * BENCH_NODE_ARGS='--heap-prof --heap-prof-dir=/tmp/h': extra node flags for the pipeline child of BENCH_ONLY runs.
  * BENCH_ONLY=qoe,churn: each named processor alone (one child process each; `a+b` runs a and b in one child) from one preloaded
  * set of topics, beside the consume + decode rate of its topics; prints, writes no results.
  */
@@ -115,8 +116,11 @@ async function only(names: string[]): Promise<void> {
   const b = await benchEnv('only');
   try {
     await produceAll(b.producer, generateEvents(N, 21));
-    for (const name of names) {
-      // `a+b` runs processors a and b together in one child.
+    let repeat = 0;
+    for (const spec of names) {
+      // `a+b` runs processors a and b together in one child; `a+b@KEY=v;KEY2=w` with extra env for that child.
+      const [name, envSpec = ''] = spec.split('@') as [string, string?];
+      const envExtra = Object.fromEntries(envSpec.split(';').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
       const procs = name.split('+').map((n) => {
         const k = PROCESSOR_KINDS[n];
         if (!k) throw new Error(`BENCH_ONLY: unknown processor ${n}`);
@@ -124,16 +128,17 @@ async function only(names: string[]): Promise<void> {
       });
       const kinds = [...new Set(procs.flatMap((p) => p.kinds))];
       const ref = await consumeAll(b, kinds, true);
-      const label = name.replace(/\+/g, '_');
+      const label = `${name.replace(/\+/g, '_')}${envSpec ? `_${Object.values(envExtra).join('_')}` : ''}_${names.indexOf(spec) === names.lastIndexOf(spec) ? '' : repeat++}`;
       const prefix = `${b.config.env.REDIS_PREFIX}${label}:`;
-      const child = await startPipeline(b, procs.map((p) => p.name).join(','), label, { REDIS_PREFIX: prefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}${label}.` },
-        process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/${label}`] : []);
+      const child = await startPipeline(b, procs.map((p) => p.name).join(','), label, { REDIS_PREFIX: prefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}${label}.`, ...envExtra },
+        [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/${label}`] : []), ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)]);
       const t0 = performance.now();
       const run = await timeCatchUp(b, procs, prefix);
       const total = (performance.now() - t0) / 1000;
       const rss = peakRssMb(child.proc.pid!);
       await child.stop();
-      console.log(`${name}: ${fmt(run.rate)} events/s from partition claim to durable (${fmt((await topicTotal(b, kinds)) / total)} incl. process start-up; ref consume+decode ${fmt(ref.records / ref.seconds)}), peak RSS ${rss.toFixed(0)} MiB`);
+      const logEvents = await topicTotal(b, kinds);
+      console.log(`${spec}: ${fmt(logEvents / run.seconds)} log events/s (${fmt(run.rate)} processor-events/s) from partition claim to durable (${fmt(logEvents / total)} incl. process start-up; ref consume+decode ${fmt(ref.records / ref.seconds)}), peak RSS ${rss.toFixed(0)} MiB`);
     }
   } finally {
     await b.close();
