@@ -16,12 +16,13 @@
  * needs 4 of its 7 days), so they are checked on days 4-7. Then the incidents of day 8, each in its
  * own slot, all evaluated too: nothing but the expected alerts may fire, before, between or after.
  *
- * Not here: the churn family. On simulator traffic the churn model (28-day features) is still
- * warming up during the 8 days: accounts entering high risk were 382, 402, 257, 170, 108, 79, 30
- * on days 1-7 (seed 11), so their 7-day average is no baseline; and a 6-hour churn-wave on day 8
- * gave 18 entries (its accounts mostly reach medium: auto-renew off adds 1.2 to a logit that needs
- * ~3 more to be high). The daily entries are logged below; churn_high_risk_surge is proven on
- * churn_scores rows in alerting.test.ts. Infrastructure is covered by fatal-errors and
+ * Not here: the churn family — see simulator-churn.test.ts (5 weeks of churn-only traffic, a warm
+ * model, a churn-wave). On simulator traffic the churn model (28-day features) is still warming
+ * up during these 8 days: accounts entering high risk were 382, 402, 257, 170, 108, 79, 30 on days
+ * 1-7 (seed 11), so their 7-day average is no baseline, and a 6-hour churn-wave on day 8 gave 18
+ * entries (its accounts watch ~5 views a day and mostly reach medium: auto-renew off adds 1.2 to a
+ * logit that needs ~3 more to be high).
+ * The daily entries are logged below, not asserted. Infrastructure is covered by fatal-errors and
  * late-delivery (mobile devices queue their playback beacons during the incident and upload them
  * 1-5 min after it: 1-25 min late, beyond the 1-min grace). Both qoe and business read playback,
  * so infra_late_events_high fires once for processor=qoe and once for processor=business; churn

@@ -15,7 +15,9 @@
  *
  * Processors: qoe, business, churn, safety, production (every table the alert metrics read), and
  * raw-store for the catalog only (churn scoring reads genres from raw_catalog; the other raw
- * tables are not read by alerts and would triple the cost).
+ * tables are not read by alerts and would triple the cost). `roles` picks a subset, e.g.
+ * ['churn', 'raw-store'] for a long churn-only backfill (events of other kinds are generated and
+ * dropped).
  */
 import { topicSpec, type EventKind } from '../../../contracts/topics.js';
 import { PROCESSOR_FACTORIES, type ProcessorRole } from '../../../bin/processors.js';
@@ -27,11 +29,13 @@ import { TrafficGenerator, type GeneratorOptions, type SimEvent } from '../../..
 import { queryRows, type ClickHouse } from '../../../sinks/clickhouse/client.js';
 import { writeTables } from '../../../sinks/clickhouse/table-writer.js';
 
-const ROLES: ProcessorRole[] = ['qoe', 'business', 'churn', 'safety', 'production', 'raw-store'];
+export const ALL_ROLES: readonly ProcessorRole[] = ['qoe', 'business', 'churn', 'safety', 'production', 'raw-store'];
 const RAW_KINDS: ReadonlySet<EventKind> = new Set(['catalog']);
 
 export interface SimPipelineOptions {
   generator: GeneratorOptions;
+  /** Processors to run (default ALL_ROLES); raw-store always stores the catalog only. */
+  roles?: readonly ProcessorRole[];
   /** Partitions per topic (records are assigned by a hash of their key). Default 3. */
   partitions?: number;
   graceMs?: number;
@@ -62,11 +66,12 @@ export class SimPipeline {
   private pendingRows = 0;
   private firstChurnDay: number | null = null;
   private lastScored = Number.NEGATIVE_INFINITY;
-  private readonly o: Required<Omit<SimPipelineOptions, 'generator'>>;
+  private readonly o: Required<Omit<SimPipelineOptions, 'generator' | 'roles'>>;
   private readonly buf: SimEvent[] = [];
 
   private constructor(private readonly ch: ClickHouse, opts: SimPipelineOptions, processors: Processor<unknown>[]) {
-    this.o = { partitions: 3, graceMs: 60_000, allowedLatenessMs: 5_000, idlePartitionMs: 30_000, chunkMs: 10 * 60_000, maxPendingRows: 200_000, ...opts };
+    const { generator: _g, roles: _r, ...rest } = opts;
+    this.o = { partitions: 3, graceMs: 60_000, allowedLatenessMs: 5_000, idlePartitionMs: 30_000, chunkMs: 10 * 60_000, maxPendingRows: 200_000, ...rest };
     this.generator = new TrafficGenerator(opts.generator);
     this.processors = processors;
     for (const p of processors) {
@@ -82,7 +87,7 @@ export class SimPipeline {
 
   static async create(ch: ClickHouse, opts: SimPipelineOptions): Promise<SimPipeline> {
     const settings = { ch, graceMs: opts.graceMs ?? 60_000, allowedLatenessMs: opts.allowedLatenessMs ?? 5_000 };
-    const processors = ROLES.map((r) => PROCESSOR_FACTORIES[r]!(settings) as Processor<unknown>);
+    const processors = (opts.roles ?? ALL_ROLES).map((r) => PROCESSOR_FACTORIES[r]!(settings) as Processor<unknown>);
     for (const p of processors) await p.start?.();
     return new SimPipeline(ch, opts, processors);
   }
