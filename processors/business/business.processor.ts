@@ -70,16 +70,16 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
   const actRow = (ws: number, key: string, a: ActAcc, final: boolean) => ({
     hour: ws / 1000, account_id: key, played: a.played, paid: a.paid, gifted: a.gifted, net_usd_micros: a.net, gift_usd_micros: a.gift, is_final: final ? 1 : 0,
   });
-  const emitAll = (s: BusinessState, out: Emitter, how: 'close' | 'flush', wm = 0) => {
+  const emitAll = (s: BusinessState, out: Emitter, how: 'close' | 'flush', wm = 0, full = true) => {
     const e = (table: string) => (row: Record<string, unknown>) => out.emit(table, row);
     if (how === 'close') {
       s.pay.closeUpTo(wm, payRow, e('kpi_payments_1m'));
       s.gifts.closeUpTo(wm, giftRow, e('kpi_gifts_1m'));
       s.activity.closeUpTo(wm, actRow, e('account_activity_1h'));
     } else {
-      s.pay.flushDirty(payRow, e('kpi_payments_1m'));
-      s.gifts.flushDirty(giftRow, e('kpi_gifts_1m'));
-      s.activity.flushDirty(actRow, e('account_activity_1h'));
+      s.pay.flushDue(full, payRow, e('kpi_payments_1m'));
+      s.gifts.flushDue(full, giftRow, e('kpi_gifts_1m'));
+      s.activity.flushDue(full, actRow, e('account_activity_1h'));
     }
   };
 
@@ -172,7 +172,7 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
       }
     },
     onWatermark: (s, wm, out) => emitAll(s, out, 'close', wm),
-    onFlush: (s, out) => emitAll(s, out, 'flush'),
+    onFlush: (s, out, full) => emitAll(s, out, 'flush', 0, full),
     serialize: (s) => ({ pay: s.pay.toJSON(), gifts: s.gifts.toJSON(), activity: s.activity.toJSON() }),
     deserialize: (j) => {
       const json = j as { pay: WindowStoreJSON<PayAcc>; gifts: WindowStoreJSON<GiftAcc>; activity: WindowStoreJSON<ActAcc> };

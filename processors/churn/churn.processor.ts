@@ -55,9 +55,9 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
     payment_failures: a.payFailures, downgrades: a.downgrades, last_view_time: a.lastViewMs || null, last_view_bad: a.lastViewBad,
     pay_state_time: a.payMs || null, plan: a.plan, auto_renew: a.autoRenew, period_end: a.periodEnd || null, first_payment_time: a.firstPayMs || null, is_final: final ? 1 : 0,
   });
-  const emitAll = (s: ChurnState, out: Emitter, wm: number | null) => {
+  const emitAll = (s: ChurnState, out: Emitter, wm: number | null, full = true) => {
     const e = (r: Record<string, unknown>) => out.emit('churn_account_daily', r);
-    if (wm === null) s.days.flushDirty(row, e);
+    if (wm === null) s.days.flushDue(full, row, e);
     else s.days.closeUpTo(wm, row, e);
   };
   return {
@@ -155,7 +155,7 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
         else s.idle.push(v.lastMs, e);
       }
     },
-    onFlush: (s, out) => emitAll(s, out, null),
+    onFlush: (s, out, full) => emitAll(s, out, null, full),
     serialize: (s) => ({ days: s.days.toJSON(), views: [...s.views] }),
     deserialize(j) {
       const json = j as { days: WindowStoreJSON<DayAcc>; views: Array<[string, ViewState]> };

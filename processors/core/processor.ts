@@ -88,8 +88,14 @@ interface KeyedEntry<A> extends WindowEntry<A> {
 }
 
 export interface WindowStoreJSON<A> {
-  windows: Array<[number, Array<[string, A]>]>;
+  /** Entries as [key, acc], or [key, acc, 1] when changed since their last row (held back under load). */
+  windows: Array<[number, Array<[string, A] | [string, A, 1]>]>;
+  /** Watermark minute of the last update flush under load (see `flushDue`). */
+  flushedMinute?: number | null;
 }
+
+/** Event time between update flushes of open windows while a consumer is behind (see WindowStore.flushDue). */
+export const UPDATE_INTERVAL_MS = 60_000;
 
 export class WindowStore<A> {
   /** window start -> key -> entry */
@@ -100,6 +106,10 @@ export class WindowStore<A> {
    * since are cleared by closeUpTo and skipped.
    */
   private dirtyList: KeyedEntry<A>[] = [];
+  /** Last watermark passed to closeUpTo. */
+  private watermarkMs = -Number.MAX_SAFE_INTEGER;
+  /** Watermark minute of the last flush (checkpointed). */
+  private flushedMinute = -Number.MAX_SAFE_INTEGER;
 
   constructor(
     readonly spec: Extract<WindowSpec, { kind: 'tumbling' }>,
@@ -141,6 +151,7 @@ export class WindowStore<A> {
   /** Emits final rows of windows closed at the watermark and forgets them. */
   closeUpTo(watermarkMs: number, toRow: (windowStartMs: number, key: string, acc: A, final: boolean) => Record<string, unknown> | null, emit: (row: Record<string, unknown>) => void): number {
     let n = 0;
+    if (watermarkMs > this.watermarkMs) this.watermarkMs = watermarkMs;
     // O(open windows) to find the closing ones (a handful), then O(entries) of those only.
     for (const [ws, byKey] of this.windows) {
       if (watermarkMs < ws + this.spec.sizeMs + this.spec.graceMs) continue;
@@ -171,14 +182,41 @@ export class WindowStore<A> {
     return n;
   }
 
+  /**
+   * The commit cycle's flush of open windows (Processor.onFlush). When `full` (the consumer has
+   * caught up, or is stopping) every changed entry is written, as flushDirty. While the consumer
+   * is behind, changed entries are written at most once per UPDATE_INTERVAL_MS of watermark
+   * time: a backlog of a minute of events rewrites each open row once, not once per commit
+   * cycle (as Kafka Streams' record cache folds a key's updates within a commit interval). Rows
+   * held back stay marked (the marks are checkpointed) and final rows are never held back.
+   */
+  flushDue(full: boolean, toRow: (windowStartMs: number, key: string, acc: A, final: boolean) => Record<string, unknown> | null, emit: (row: Record<string, unknown>) => void): number {
+    const minute = Math.floor(this.watermarkMs / UPDATE_INTERVAL_MS);
+    if (!full && minute <= this.flushedMinute) return 0;
+    if (minute > this.flushedMinute) this.flushedMinute = minute;
+    return this.flushDirty(toRow, emit);
+  }
+
   toJSON(): WindowStoreJSON<A> {
-    return { windows: [...this.windows].map(([ws, m]) => [ws, [...m].map(([k, e]) => [k, e.acc] as [string, A])]) };
+    return {
+      windows: [...this.windows].map(([ws, m]) => [ws, [...m].map(([k, e]) => (e.dirty ? [k, e.acc, 1] : [k, e.acc]) as [string, A] | [string, A, 1])]),
+      flushedMinute: this.flushedMinute > -Number.MAX_SAFE_INTEGER ? this.flushedMinute : null,
+    };
   }
 
   load(json: WindowStoreJSON<A>): this {
     this.windows.clear();
     this.dirtyList = [];
-    for (const [ws, entries] of json.windows) this.windows.set(ws, new Map(entries.map(([key, acc]) => [key, { acc, dirty: false, ws, key } as KeyedEntry<A>])));
+    for (const [ws, entries] of json.windows) {
+      const m = new Map<string, WindowEntry<A>>();
+      for (const [key, acc, dirty] of entries) {
+        const e: KeyedEntry<A> = { acc, dirty: dirty === 1, ws, key };
+        m.set(key, e);
+        if (e.dirty) this.dirtyList.push(e);
+      }
+      this.windows.set(ws, m);
+    }
+    this.flushedMinute = typeof json.flushedMinute === 'number' ? json.flushedMinute : -Number.MAX_SAFE_INTEGER;
     return this;
   }
 }

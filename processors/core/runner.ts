@@ -328,6 +328,7 @@ export class ProcessorRunner<S = unknown> {
     const interval = this.opts.checkpointIntervalMs ?? 2_000;
     const maxPending = this.opts.maxPendingRows ?? 50_000;
     const maxBytes = this.opts.maxPendingBytes ?? 16 * 1024 * 1024;
+    const batch = this.opts.consumeBatch ?? 2_000;
     while (this.running) {
       try {
         await this.rebalanceChain;
@@ -336,7 +337,10 @@ export class ProcessorRunner<S = unknown> {
         const now = this.clock();
         this.applyIdleRule(now);
         // Caught up (nothing fetched): spare time, so the cycle also checkpoints whatever it costs.
-        if (now - this.lastCheckpointAt >= interval || this.pendingRows >= maxPending || this.pendingBytes >= maxBytes) await this.commitCycle(msgs.length === 0);
+        // Caught up (a fetch that did not fill the batch: the loop reads as fast as records arrive):
+        // open windows' rows are all written at this cycle; while behind, processors may hold
+        // back rows they would rewrite at every cycle (Processor.onFlush).
+        if (now - this.lastCheckpointAt >= interval || this.pendingRows >= maxPending || this.pendingBytes >= maxBytes) await this.commitCycle(msgs.length === 0, msgs.length < batch);
       } catch (err) {
         const e = err as Error & { retriable?: boolean };
         if (e.retriable) {
@@ -439,16 +443,18 @@ export class ProcessorRunner<S = unknown> {
    * (bounded memory, backpressure). A checkpoint is only saved after the rows it covers are
    * acknowledged; rows written by a cycle whose checkpoint never lands are rewritten identically
    * when a crash makes the work repeat. A cycle that fails after its retries stops the processor
-   * (nothing after its last checkpoint is committed). `force`: on stop, or when caught up.
+   * (nothing after its last checkpoint is committed). `force` (on stop, or after an empty fetch):
+   * checkpoint whatever it costs; `caughtUp` (the last fetch did not fill the batch): write every
+   * held-back row of open windows.
    * Each processor's checkpoints are spaced by their own cost.
    */
-  async commitCycle(force = false): Promise<void> {
+  async commitCycle(force = false, caughtUp = force): Promise<void> {
     const runs = this.tasksOf();
     for (const run of runs) {
       if (this.opts.emitUpdates === false) break;
       const before = this.pendingRows;
-      // Caught up or stopping (force): every pending row; under load processors may hold some back.
-      run.flush(this.pushFn, force);
+      // Caught up or stopping: every pending row; while behind, processors may hold some back.
+      run.flush(this.pushFn, force || caughtUp);
       if (this.pendingRows > before) this.deps.metrics.windowEmissions.inc({ processor: run.processor.name, kind: 'update' }, this.pendingRows - before);
     }
     // Wait for the previous cycle: its checkpoint must land before this one's.

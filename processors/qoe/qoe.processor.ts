@@ -426,7 +426,7 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
     },
     onFlush(s, out, full) {
       flushViews(s, out, full);
-      s.minute.flushDirty(minuteRow, (row) => out.emit('qoe_minute', row));
+      s.minute.flushDue(full, minuteRow, (row) => out.emit('qoe_minute', row));
     },
     // Views as positional tuples (no key names): the checkpoint is less than half the size.
     serialize: (s) => ({ v: 2, views: [...s.views.values()].map(viewToTuple), minute: s.minute.toJSON(), openMinute: Number.isFinite(s.openMinute) ? s.openMinute : null }),

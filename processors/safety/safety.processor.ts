@@ -143,8 +143,8 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
         if (s.tombstones.get(id) === last && !tombAlive(last, wm)) s.tombstones.delete(id);
       }
     },
-    onFlush(s, out) {
-      s.counts.flushDirty(countRow, (r) => out.emit('safety_events_1m', r));
+    onFlush(s, out, full) {
+      s.counts.flushDue(full, countRow, (r) => out.emit('safety_events_1m', r));
       for (const e of s.dirty) {
         out.emit('safety_cases', caseRow(e.c));
         e.dirty = false;
