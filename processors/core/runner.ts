@@ -329,18 +329,26 @@ export class ProcessorRunner<S = unknown> {
     const maxPending = this.opts.maxPendingRows ?? 50_000;
     const maxBytes = this.opts.maxPendingBytes ?? 16 * 1024 * 1024;
     const batch = this.opts.consumeBatch ?? 2_000;
+    /** Records consumed since the last commit cycle. */
+    let consumed = 0;
     while (this.running) {
       try {
         await this.rebalanceChain;
         const msgs = await this.consumeBatch();
+        consumed += msgs.length;
         if (msgs.length > 0) await this.processBatch(msgs);
         const now = this.clock();
         this.applyIdleRule(now);
-        // Caught up (nothing fetched): spare time, so the cycle also checkpoints whatever it costs.
-        // Caught up (a fetch that did not fill the batch: the loop reads as fast as records arrive):
-        // open windows' rows are all written at this cycle; while behind, processors may hold
-        // back rows they would rewrite at every cycle (Processor.onFlush).
-        if (now - this.lastCheckpointAt >= interval || this.pendingRows >= maxPending || this.pendingBytes >= maxBytes) await this.commitCycle(msgs.length === 0, msgs.length < batch);
+        if (now - this.lastCheckpointAt >= interval || this.pendingRows >= maxPending || this.pendingBytes >= maxBytes) {
+          // Nothing fetched: spare time, so the cycle also checkpoints whatever it costs.
+          // Caught up (what is left in the log is no more than one cycle consumed, or one batch):
+          // every row of open windows is written at this cycle; while behind, processors may hold
+          // back rows they would rewrite at every cycle (Processor.onFlush).
+          const lag = this.lag();
+          const caughtUp = msgs.length === 0 || (lag === null ? msgs.length < batch : lag <= Math.max(batch, consumed));
+          consumed = 0;
+          await this.commitCycle(msgs.length === 0, caughtUp);
+        }
       } catch (err) {
         const e = err as Error & { retriable?: boolean };
         if (e.retriable) {
@@ -444,7 +452,7 @@ export class ProcessorRunner<S = unknown> {
    * acknowledged; rows written by a cycle whose checkpoint never lands are rewritten identically
    * when a crash makes the work repeat. A cycle that fails after its retries stops the processor
    * (nothing after its last checkpoint is committed). `force` (on stop, or after an empty fetch):
-   * checkpoint whatever it costs; `caughtUp` (the last fetch did not fill the batch): write every
+   * checkpoint whatever it costs; `caughtUp` (little left in the log, see loop()): write every
    * held-back row of open windows.
    * Each processor's checkpoints are spaced by their own cost.
    */
@@ -529,6 +537,27 @@ export class ProcessorRunner<S = unknown> {
       }
       this.updateLag(saved.map((x) => x.run));
     }
+  }
+
+  /**
+   * Records in the assigned partitions beyond the consumer's position, from the high watermarks
+   * librdkafka caches from its fetch responses (no broker call); null when not known yet.
+   */
+  private lag(): number | null {
+    if (!this.consumer) return null;
+    let lag = 0;
+    for (const g of this.groups.values()) {
+      let pos = 0;
+      for (const t of g.tasks) if (t.next > pos) pos = t.next;
+      try {
+        const wm = this.consumer.getWatermarkOffsets(g.topic, g.partition);
+        if (!wm || typeof wm.highOffset !== 'number' || wm.highOffset < 0) return null;
+        lag += Math.max(0, wm.highOffset - pos);
+      } catch {
+        return null;
+      }
+    }
+    return lag;
   }
 
   private updateLag(runs: PartitionTask<unknown>[]): void {
