@@ -26,6 +26,8 @@ import { benchEnv, checkpointedTotal, consumeAll, generateEvents, machine, perce
 const N = Number(process.env.BENCH_EVENTS ?? 400_000);
 /** Simulated events per second of event time: 20,000 puts the preloaded events in ~20 s of event time. */
 const EVENT_RATE = Number(process.env.BENCH_EVENT_RATE ?? 20_000);
+/** The sparser history replayed in run 1b (400: the same events span ~17 min of event time). */
+const HISTORY_RATE = Number(process.env.BENCH_HISTORY_RATE ?? 400);
 // A rate the whole pipeline sustains on this machine (freshness is meaningless beyond capacity).
 const STEADY_RATE = Number(process.env.BENCH_STEADY_RATE ?? 2_000);
 const STEADY_SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 40);
@@ -147,6 +149,26 @@ async function only(names: string[]): Promise<void> {
   }
 }
 
+const ALL_PROCS = [
+  { name: 'raw-store', kinds: ALL }, { name: 'business', kinds: BUSINESS_KINDS }, { name: 'qoe', kinds: ['playback'] as EventKind[] },
+  { name: 'safety', kinds: ['moderation'] as EventKind[] }, { name: 'production', kinds: ['jira'] as EventKind[] }, { name: 'churn', kinds: ['payments', 'playback', 'gifts'] as EventKind[] },
+];
+
+/** One pipeline child on the preloaded topics of `b`, timed to durable; returns its RESULTS.md row. */
+async function wholePipelineRun(b: BenchEnv, r: { label: string; title: string; roles: string; extra: Record<string, string>; procs: typeof ALL_PROCS }, pipelineEvents: number, refAllRate: number): Promise<string> {
+  const prefix = `${b.config.env.REDIS_PREFIX}${r.label}:`;
+  const child = await startPipeline(b, r.roles, r.label, { REDIS_PREFIX: prefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}${r.label}.`, ...r.extra });
+  const t0 = performance.now();
+  const run = await timeCatchUp(b, r.procs, prefix);
+  const withStart = (performance.now() - t0) / 1000;
+  const rss = peakRssMb(child.proc.pid!);
+  const cpu = cpuSeconds(child.proc.pid!);
+  await child.stop();
+  const rate = pipelineEvents / run.seconds;
+  console.log(`${r.label}: ${fmt(rate)} log events/s from first claim (${fmt(pipelineEvents / withStart)} incl. start-up), CPU ${cpu.toFixed(1)} s of the process, peak RSS ${rss.toFixed(0)} MiB`);
+  return `| ${r.title}: ${fmt(pipelineEvents)} log events (${fmt(pipelineEvents / withStart)}/s incl. process start-up; process CPU ${cpu.toFixed(0)} s in ${withStart.toFixed(0)} s) | ${fmt(rate)} log events/s | ${fmt(refAllRate)} | ${rss.toFixed(0)} MiB |`;
+}
+
 async function main(): Promise<void> {
   if (process.env.BENCH_ONLY) return only(process.env.BENCH_ONLY.split(',').map((s) => s.trim()).filter(Boolean));
   const lines: string[] = [];
@@ -170,10 +192,7 @@ async function main(): Promise<void> {
       const refAll = await consumeAll(b, ALL, true);
       const refAllRate = refAll.records / refAll.seconds;
       const pipelineEvents = await topicTotal(b, ALL);
-      const procs = [
-        { name: 'raw-store', kinds: ALL }, { name: 'business', kinds: BUSINESS_KINDS }, { name: 'qoe', kinds: ['playback'] as EventKind[] },
-        { name: 'safety', kinds: ['moderation'] as EventKind[] }, { name: 'production', kinds: ['jira'] as EventKind[] }, { name: 'churn', kinds: ['payments', 'playback', 'gifts'] as EventKind[] },
-      ];
+      const procs = ALL_PROCS;
       // The whole pipeline in one process: fused (the default: one consumer, each record decoded
       // once), then one consumer per processor for comparison; and the raw store alone, the
       // floor of any pipeline that archives every event.
@@ -182,20 +201,28 @@ async function main(): Promise<void> {
         { label: 'unfused', title: 'all six in one process, a consumer per processor (`FUSE_PROCESSORS=false`)', roles: procs.map((x) => x.name).join(','), extra: { FUSE_PROCESSORS: 'false' }, procs },
         { label: 'raw', title: 'raw-store alone (archive every event)', roles: 'raw-store', extra: {}, procs: procs.slice(0, 1) },
       ];
-      for (const r of runs) {
-        const prefix = `${b.config.env.REDIS_PREFIX}${r.label}:`;
-        const child = await startPipeline(b, r.roles, r.label, { REDIS_PREFIX: prefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}${r.label}.`, ...r.extra });
-        const t0 = performance.now();
-        const run = await timeCatchUp(b, r.procs, prefix);
-        const withStart = (performance.now() - t0) / 1000;
-        const rss = peakRssMb(child.proc.pid!);
-        const cpu = cpuSeconds(child.proc.pid!);
-        await child.stop();
-        const rate = pipelineEvents / run.seconds;
-        console.log(`${r.label}: ${fmt(rate)} log events/s from first claim (${fmt(pipelineEvents / withStart)} incl. start-up), CPU ${cpu.toFixed(1)} s of the process, peak RSS ${rss.toFixed(0)} MiB`);
-        lines.push(`| ${r.title}: ${fmt(pipelineEvents)} log events (${fmt(pipelineEvents / withStart)}/s incl. process start-up; process CPU ${cpu.toFixed(0)} s in ${withStart.toFixed(0)} s) | ${fmt(rate)} log events/s | ${fmt(refAllRate)} | ${rss.toFixed(0)} MiB |`);
-      }
+      for (const r of runs) lines.push(await wholePipelineRun(b, r, pipelineEvents, refAllRate));
       lines.unshift(`| business alone, preloaded ${fmt(N)} events (${fmt(await topicTotal(b, BUSINESS_KINDS))} on its topics) | ${fmt(biz.rate)} | ${fmt(refRate)} | ${bizRss.toFixed(0)} MiB |`);
+    } finally {
+      await b.close();
+    }
+  }
+
+  // 1b: the same number of events as a replay of a sparser history: HISTORY_RATE simulated
+  // events/s, so the log spans minutes of event time (windows close, views end, small state)
+  // instead of ~20 s of a platform 50× busier (hundreds of thousands of open views).
+  {
+    const b = await benchEnv('history');
+    try {
+      const events = generateEvents(N, 21, HISTORY_RATE);
+      const spanMin = (events.at(-1)!.event.event_time - events[0]!.event.event_time) / 60_000;
+      await produceAll(b.producer, events);
+      const refAll = await consumeAll(b, ALL, true);
+      const all = ALL_PROCS.map((x) => x.name).join(',');
+      lines.push(await wholePipelineRun(b, {
+        label: 'history', roles: all, extra: {}, procs: ALL_PROCS,
+        title: `all six, fused, replaying a sparser history: the same number of events at ${fmt(HISTORY_RATE)} simulated events/s (${spanMin.toFixed(0)} min of event time)`,
+      }, await topicTotal(b, ALL), refAll.records / refAll.seconds));
     } finally {
       await b.close();
     }
@@ -273,7 +300,7 @@ Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. Kafka 4.1
 |---|---|---|---|
 ${lines.join('\n')}
 
-Events/s = all events on the processor's topics (log events: every record of every topic, each counted once however many processors read it) ÷ the time from the first partition claim (process start-up excluded) until Redis checkpoints of every processor cover every offset, i.e. until every event's results are durable in ClickHouse. Process CPU: user + system time of the pipeline process (all threads, including embedded ClickHouse) from start to the end of the run; the Kafka broker and Redis run beside it on the same 2 cores. Freshness = time a probe payment's account becomes visible in \`account_activity_1h\` minus its event time (= send time). The preloaded events span about 20 s of event time (20,000 simulated events/s), so the runs catch up a backlog: open-window rows are written once per minute of watermark time while behind and every cycle once caught up (docs/processing.md), and no day closes, so the daily churn scoring (a per-day job, closed in event time) does not run inside the measured time.
+Events/s = all events on the processor's topics (log events: every record of every topic, each counted once however many processors read it) ÷ the time from the first partition claim (process start-up excluded) until Redis checkpoints of every processor cover every offset, i.e. until every event's results are durable in ClickHouse. Process CPU: user + system time of the pipeline process (all threads, including embedded ClickHouse) from start to the end of the run; the Kafka broker and Redis run beside it on the same 2 cores. Freshness = time a probe payment's account becomes visible in \`account_activity_1h\` minus its event time (= send time). The preloaded events span about 20 s of event time (20,000 simulated events/s: a platform busy enough to feed 20,000 events/s, with hundreds of thousands of open views in state), except the sparser-history row, where the same number of events spans minutes (windows close, views end, state stays small). Every run catches up a backlog: open-window rows are written once per minute of watermark time while behind and every cycle once caught up (docs/processing.md), and no day closes, so the daily churn scoring (a per-day job, closed in event time) does not run inside the measured time.
 `);
 }
 
