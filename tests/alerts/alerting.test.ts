@@ -6,7 +6,7 @@
  * alerting component is restarted gets every notification once; (5) a bad rules file stops the start.
  */
 import { createHmac } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -17,9 +17,10 @@ import { createMetrics } from '../../lib/metrics.js';
 import { silentLogger } from '../../lib/logger.js';
 import { openClickHouse, queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
-import { cleanupTestEnv, pollUntil, testEnv } from '../helpers/env.js';
+import { pollUntil, testEnv } from '../helpers/env.js';
 import { DAY, HOUR, MIN, writeChurnDay, writeHours, writeIssue, writeMinutes, type Incident } from './support/data.js';
 import { TestReceiver } from './support/receiver.js';
+import { closeAlertTest, defaultRulesText, defaultRulesWithHook } from './support/harness.js';
 
 const t = testEnv('alerts', { ALERT_WEBHOOK_SECRET: 'test-secret' });
 const D0 = Date.UTC(2024, 2, 1);
@@ -34,8 +35,7 @@ let fakeNow = Date.UTC(2024, 5, 1);
 const clock = () => fakeNow;
 
 function rulesText(): string {
-  return readFileSync(join(import.meta.dirname, '../../alerts/rules.default.yaml'), 'utf8')
-    .replace('receivers: []', `receivers:\n  - { name: hook, type: webhook, url: "${hook.url}" }`)
+  return defaultRulesWithHook(hook.url)
     .replace('evaluation_interval: 15s', 'evaluation_interval: 200ms')
     .replace('retry_base: 1s', 'retry_base: 200ms')
     .replace('retry_max: 5m', 'retry_max: 1s')
@@ -66,14 +66,7 @@ beforeAll(async () => {
   }
 }, 300_000);
 
-afterAll(async () => {
-  const keys = await redis.keys(`${t.redisPrefix}*`);
-  if (keys.length) await redis.del(...keys);
-  redis.disconnect();
-  await ch?.close();
-  await hook.down();
-  await cleanupTestEnv(t);
-});
+afterAll(() => closeAlertTest({ t, hook, redis, ch }));
 
 describe('alerting end to end on derived tables', () => {
   let a: AlertingHandle;
@@ -228,7 +221,7 @@ describe('alerting end to end on derived tables', () => {
 
   it('a bad rules file stops the start with the rule and field', async () => {
     const f = join(t.dataDir, 'bad-rules.yaml');
-    writeFileSync(f, readFileSync(join(import.meta.dirname, '../../alerts/rules.default.yaml'), 'utf8').replace('window: 5m\n    condition: "> 5"', 'window: 5 min\n    condition: "> 5"'));
+    writeFileSync(f, defaultRulesText().replace('window: 5m\n    condition: "> 5"', 'window: 5 min\n    condition: "> 5"'));
     const config = { ...t.config, env: { ...t.config.env, ALERT_RULES_FILE: f } };
     await expect(startAlerting({ config, logger: silentLogger(), metrics: createMetrics(), ch, redis, clock })).rejects.toThrow(/rules\[1\] \(qoe_vsf_high\)\.window: "5 min" is not a duration/);
   });

@@ -28,8 +28,6 @@
  * so infra_late_events_high fires once for processor=qoe and once for processor=business; churn
  * (daily windows) gets none because the queued span does not cross midnight.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAlerting, type AlertingHandle } from '../../alerts/index.js';
@@ -41,9 +39,10 @@ import { silentLogger } from '../../lib/logger.js';
 import { openClickHouse, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
 import type { IncidentName, IncidentSpec } from '../../producers/simulator/index.js';
-import { cleanupTestEnv, testEnv } from '../helpers/env.js';
+import { testEnv } from '../helpers/env.js';
 import { SimPipeline } from './support/sim-pipeline.js';
 import { TestReceiver, type Received } from './support/receiver.js';
+import { closeAlertTest, defaultRulesWithHook } from './support/harness.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -77,8 +76,7 @@ let ruleSet: RuleSet;
 const clock = () => sim.nowMs; // processing time follows the data, as in a live pipeline
 
 function rulesText(): string {
-  return readFileSync(join(import.meta.dirname, '../../alerts/rules.default.yaml'), 'utf8')
-    .replace('receivers: []', `receivers:\n  - { name: hook, type: webhook, url: "${hook.url}" }`)
+  return defaultRulesWithHook(hook.url)
     .replace('step: 1m', 'step: 1m\n  max_catch_up_steps: 1440\n  batch_steps: 720');
 }
 
@@ -110,13 +108,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await alerting?.stop();
-  const keys = await redis.keys(`${t.redisPrefix}*`);
-  if (keys.length) await redis.del(...keys);
-  redis.disconnect();
-  await ch?.close();
-  await hook.down();
-  await cleanupTestEnv(t);
+  await closeAlertTest({ t, hook, redis, ch, alerting });
   console.log(`simulator-alerts: ${JSON.stringify({ timings, events: sim?.stats.events, rows: sim?.stats.rows, churnDaysScored: sim?.stats.churnDaysScored })}`);
 });
 

@@ -32,8 +32,6 @@
  * 1,308 entries against a 660 baseline; day 37 was back to 655 (baseline 740) and resolved it.
  * Wall time alone on the 2-core machine: ~2 min 15 s (of which ~85 s the 29-day warm-up).
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAlerting, type AlertingHandle } from '../../alerts/index.js';
@@ -46,9 +44,10 @@ import { silentLogger } from '../../lib/logger.js';
 import { openClickHouse, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
 import type { IncidentSpec } from '../../producers/simulator/index.js';
-import { cleanupTestEnv, testEnv } from '../helpers/env.js';
+import { testEnv } from '../helpers/env.js';
 import { SimPipeline } from './support/sim-pipeline.js';
 import { TestReceiver, type Received } from './support/receiver.js';
+import { closeAlertTest, defaultRulesWithHook } from './support/harness.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -76,7 +75,7 @@ const wall0 = Date.now();
 const timings: Record<string, number> = {};
 
 function rulesText(): string {
-  return readFileSync(join(import.meta.dirname, '../../alerts/rules.default.yaml'), 'utf8').replace('receivers: []', `receivers:\n  - { name: hook, type: webhook, url: "${hook.url}" }`);
+  return defaultRulesWithHook(hook.url);
 }
 
 /** Backfills day by day to `untilMs`, one evaluator + delivery pass after each day (if started). */
@@ -112,13 +111,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   console.log(`simulator-churn: ${JSON.stringify({ timings, wallMs: Date.now() - wall0, events: sim?.stats.events, rows: sim?.stats.rows, churnDaysScored: sim?.stats.churnDaysScored })}`);
-  await alerting?.stop();
-  const keys = await redis.keys(`${t.redisPrefix}*`);
-  if (keys.length) await redis.del(...keys);
-  redis.disconnect();
-  await ch?.close();
-  await hook.down();
-  await cleanupTestEnv(t);
+  await closeAlertTest({ t, hook, redis, ch, alerting });
 });
 
 describe('churn alert on simulator traffic through the churn processor', () => {
