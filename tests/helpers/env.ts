@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { loadConfig, type Config } from '../../lib/config.js';
 import { deleteTopics, listTopics } from '../../lib/kafka-admin.js';
 
@@ -80,11 +81,27 @@ export function testEnv(name = 'test', overrides: Record<string, string> = {}): 
   };
 }
 
-/** Deletes the topics under the test's prefix and its data directory. Call in afterAll. */
+/**
+ * Deletes the topics and Redis keys under the test's prefixes and its data directory (the
+ * shared Kafka and Redis outlive the run: CI and later runs use the same services). Call in
+ * afterAll.
+ */
 export async function cleanupTestEnv(t: TestEnv, opts: { keepData?: boolean } = {}): Promise<void> {
   try {
     const mine = (await listTopics(t.kafkaBrokers, { timeoutMs: 10_000 })).filter((n) => n.startsWith(t.topicPrefix));
     if (mine.length > 0) await deleteTopics(t.kafkaBrokers, mine, { timeoutMs: 30_000 });
+    const redis = new Redis(t.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 3 });
+    try {
+      await redis.connect();
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${t.redisPrefix}*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length) await redis.del(...keys);
+      } while (cursor !== '0');
+    } finally {
+      redis.disconnect();
+    }
   } finally {
     if (!opts.keepData) rmSync(t.dataDir, { recursive: true, force: true });
   }

@@ -9,7 +9,7 @@ import { migrate } from '../../sinks/clickhouse/migrate.js';
 import { qoeProcessor } from '../../processors/qoe/qoe.processor.js';
 import { ProcessorTestDriver } from '../../processors/core/test-driver.js';
 import { TrafficGenerator } from '../../producers/simulator/generator.js';
-import { testEnv } from '../helpers/env.js';
+import { cleanupTestEnv, testEnv } from '../helpers/env.js';
 import { partitionOf } from '../helpers/golden.js';
 
 const t = testEnv('qoe-incident');
@@ -24,6 +24,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await ch?.close();
+  await cleanupTestEnv(t);
 });
 
 describe('cdn-degradation in the one-minute QoE table', () => {

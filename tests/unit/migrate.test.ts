@@ -2,11 +2,14 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { command, openClickHouse, queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { loadMigrations, migrate } from '../../sinks/clickhouse/migrate.js';
-import { testEnv } from '../helpers/env.js';
+import { cleanupTestEnv, testEnv } from '../helpers/env.js';
 
 const t = testEnv('migrate');
 let ch: ClickHouse;
-afterAll(async () => ch?.close());
+afterAll(async () => {
+  await ch?.close();
+  await cleanupTestEnv(t);
+});
 
 describe('migrations', () => {
   it('apply once, in order; a second run applies nothing; rerunning a file is harmless', async () => {
