@@ -126,8 +126,7 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       // once, from complete facts, however fast the log is read (live, catch-up after an outage,
       // or a replay). Wall-clock closing scored days of a backfill before their facts were in.
       const progress = new CheckpointStore(redis, config.env.REDIS_PREFIX, 'churn');
-      const churnTopics = PROCESSOR_FACTORIES.churn!({ ch, graceMs: config.env.WINDOW_GRACE_MS, allowedLatenessMs: config.env.ALLOWED_LATENESS_MS }).kinds
-        .map((k) => topicSpec(config.topicPrefix, k));
+      const churnTopics = processors.find((p) => p.name === 'churn')!.kinds.map((k) => topicSpec(config.topicPrefix, k));
       let running = false;
       let current: Promise<void> = Promise.resolve();
       const job = () => {

@@ -93,13 +93,16 @@ export class CheckpointStore {
    */
   async progress(topics: ReadonlyArray<{ topic: string; partitions: number }>): Promise<number | null> {
     const keys = new Set<string>();
-    for (const t of topics) for (let p = 0; p < t.partitions; p++) keys.add(this.key(t.topic, p));
-    let cursor = '0';
-    do {
-      const [next, found] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}ckpt:${this.processor}:*`, 'COUNT', 500);
-      cursor = next;
-      for (const k of found) if (topics.some((t) => k.startsWith(`${this.prefix}ckpt:${this.processor}:${t.topic}:`) && /^\d+$/.test(k.slice(`${this.prefix}ckpt:${this.processor}:${t.topic}:`.length)))) keys.add(k);
-    } while (cursor !== '0');
+    for (const t of topics) {
+      for (let p = 0; p < t.partitions; p++) keys.add(this.key(t.topic, p));
+      // Partitions added to the topic since it was created have checkpoints too.
+      let cursor = '0';
+      do {
+        const [next, found] = await this.redis.scan(cursor, 'MATCH', `${this.key(t.topic, 0).slice(0, -1)}[0-9]*`, 'COUNT', 500);
+        cursor = next;
+        for (const k of found) keys.add(k);
+      } while (cursor !== '0');
+    }
     const pipe = this.redis.pipeline();
     for (const k of keys) pipe.hget(k, 'wm');
     let min = Number.POSITIVE_INFINITY;
