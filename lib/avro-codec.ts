@@ -7,7 +7,7 @@
 import avro from 'avsc';
 import { avroType, schemaText } from '../contracts/schemas.js';
 import { allTopicSpecs, type EventKind, type RejectClass } from '../contracts/topics.js';
-import { decodeWire, encodeWire, readWireHeader } from '../contracts/wire.js';
+import { HEADER_BYTES, decodeWire, encodeWire, readWireHeader } from '../contracts/wire.js';
 import { RegistryError } from './errors.js';
 
 const CT = 'application/vnd.schemaregistry.v1+json';
@@ -39,7 +39,8 @@ export function fetchSchemaById(baseUrl: string, id: number): Promise<{ schema: 
 }
 
 export type Decoded =
-  | { ok: true; value: Record<string, unknown> }
+  /** `body`: the Avro body when the writer's schema is our own (reader) schema, so it can be stored as it is. */
+  | { ok: true; value: Record<string, unknown>; body?: Buffer }
   | { ok: false; errorClass: RejectClass; reason: string };
 
 export class AvroCodec {
@@ -111,7 +112,8 @@ export class AvroCodec {
       this.readers.set(h.schemaId, entry);
     }
     try {
-      return { ok: true, value: decodeWire(buf!, entry.type, entry.resolver) as Record<string, unknown> };
+      const value = decodeWire(buf!, entry.type, entry.resolver) as Record<string, unknown>;
+      return entry.resolver ? { ok: true, value } : { ok: true, value, body: buf!.subarray(HEADER_BYTES) };
     } catch (err) {
       return { ok: false, errorClass: 'undecodable', reason: `Avro body does not match schema ${h.schemaId}: ${(err as Error).message}` };
     }

@@ -23,10 +23,17 @@ export interface RecordRef {
   offset: number;
   /** Kafka record timestamp (ms). */
   timestampMs: number;
+  /**
+   * The record's Avro body, when it is in the schema of its kind (contracts/avro), i.e. written
+   * with our registered schema; absent when it was resolved from another writer schema (and in
+   * the in-memory driver). The raw store stores it as it is instead of encoding the event again.
+   */
+  body?: Buffer;
 }
 
 export interface Emitter {
-  emit(table: string, row: Record<string, unknown>): void;
+  /** A row: an object of column values (or an already encoded AvroBodyRow); the runner tags it with its source. */
+  emit(table: string, row: object): void;
 }
 
 export interface ProcessContext extends Emitter {
@@ -51,11 +58,6 @@ export interface Processor<S> {
   readonly allowedLatenessMs: number;
   /** Event-time horizon of duplicate detection; 0 disables it for this processor. */
   readonly dedupHorizonMs: number;
-  /**
-   * process() keeps or changes the decoded event object (the raw store turns it into its row).
-   * A fused runner hands the event to such a processor after every other one of the record.
-   */
-  readonly consumesEvent?: boolean;
   /** Whether duplicates of this kind must be dropped (additive metrics) or are harmless (merges). */
   needsDedup(kind: EventKind): boolean;
   init(ref: { topic: string; kind: EventKind; partition: number }): S;

@@ -98,7 +98,6 @@ interface TopicPartitionGroup {
   topic: string;
   partition: number;
   kind: EventKind;
-  /** Processors that keep the decoded event (Processor.consumesEvent) come last. */
   tasks: PartitionTask<unknown>[];
 }
 
@@ -160,10 +159,6 @@ export class ProcessorRunner<S = unknown> {
         r.push(p);
         this.readers.set(k, r);
       }
-    }
-    for (const [k, r] of this.readers) {
-      r.sort((a, b) => Number(a.consumesEvent ?? false) - Number(b.consumesEvent ?? false));
-      this.readers.set(k, r);
     }
     this.deadLetterStage = deps.deadLetterStage ?? list[0]!.name;
     this.kindByTopic = new Map([...this.readers.keys()].map((k) => [topicSpec(deps.topicPrefix, k).topic, k]));
@@ -402,15 +397,12 @@ export class ProcessorRunner<S = unknown> {
         }
         continue;
       }
-      const rec = { topic: msg.topic, kind: g.kind, partition: msg.partition, offset: msg.offset, timestampMs: msg.timestamp ?? 0 };
-      const last = tasks.length - 1;
-      for (let i = 0; i <= last; i++) {
+      const rec = { topic: msg.topic, kind: g.kind, partition: msg.partition, offset: msg.offset, timestampMs: msg.timestamp ?? 0, body: decoded.body };
+      for (let i = 0; i < tasks.length; i++) {
         const t = tasks[i]!;
         if (msg.offset < t.next) continue;
         handled.set(t, (handled.get(t) ?? 0) + 1);
-        // A processor that keeps the event (it runs last) gets its own copy unless it is the last.
-        const ev = t.processor.consumesEvent && i < last ? { ...decoded.value } : decoded.value;
-        t.handle(ev, rec, now, this.pushFn);
+        t.handle(decoded.value, rec, now, this.pushFn);
       }
     }
     for (const [t, n] of handled) m.consumedEvents.inc({ processor: t.processor.name, topic: t.topic }, n);

@@ -3,14 +3,22 @@
  * No windows and no state: each record becomes one row keyed by event_id in a
  * ReplacingMergeTree, so a redelivery or a replay of the same offsets adds no duplicate row.
  * Undecodable or invalid records are dead-lettered by the runner (this processor owns the DLQ).
+ *
+ * A row is the record's Avro body as Kafka holds it (the raw tables' columns are generated from
+ * the same schemas, sinks/clickhouse/raw-ddl.ts), so nothing is encoded again; only a record
+ * written with another schema version is encoded again in ours, from its resolved event.
  */
+import { avroType, schemaJson } from '../../contracts/schemas.js';
 import { EVENT_KINDS, type EventKind } from '../../contracts/topics.js';
 import type { Processor } from '../core/processor.js';
+import { AvroBodyRow } from '../../sinks/clickhouse/avro-rows.js';
 import { rawTableName } from '../../sinks/clickhouse/raw-ddl.js';
 
 type RawState = Record<string, never>;
 
 export function rawStoreProcessor(): Processor<RawState> {
+  const schemas = new Map(EVENT_KINDS.map((k) => [k, schemaJson(k)]));
+  const tables = new Map(EVENT_KINDS.map((k) => [k, rawTableName(k)]));
   return {
     name: 'raw-store',
     kinds: EVENT_KINDS,
@@ -18,13 +26,11 @@ export function rawStoreProcessor(): Processor<RawState> {
     allowedLatenessMs: 0,
     dedupHorizonMs: 0,
     needsDedup: () => false,
-    // The decoded record becomes the row (no copy): fused with other processors, it runs last.
-    consumesEvent: true,
     init: () => ({}),
     process(_state, event, rec, ctx) {
-      // The decoded record is ours: it becomes the row as it is.
-      event.src_offset = rec.offset;
-      ctx.emit(rawTableName(rec.kind as EventKind), event);
+      const kind = rec.kind as EventKind;
+      const body = rec.body ?? avroType(kind).toBuffer(event);
+      ctx.emit(tables.get(kind)!, new AvroBodyRow(body, schemas.get(kind)!, rec.offset));
     },
     onWatermark: () => undefined,
     onFlush: () => undefined,

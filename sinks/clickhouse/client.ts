@@ -3,10 +3,14 @@
  * ClickHouse (chdb, in-process, the default) or to a ClickHouse server over HTTP when
  * CLICKHOUSE_URL is set. chdb locks its data directory: exactly one process may own it.
  */
-import { mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import { open, unlink } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { ClickHouseError } from '../../lib/errors.js';
+import { containerFile, type EncodedRows } from './avro-rows.js';
 
 export type { ClickHouseClient };
 
@@ -24,12 +28,18 @@ export interface ClickHouse {
   client: ClickHouseClient;
   database: string;
   transport: 'chdb' | 'http';
+  /**
+   * Embedded ClickHouse only: where binary insert data is spooled (chdb takes statements as text,
+   * so a binary body is written to a file it reads with FROM INFILE). Owned by this process.
+   */
+  spoolDir: string | null;
   close(): Promise<void>;
 }
 
 export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHouse> {
   let client: ClickHouseClient;
   let transport: 'chdb' | 'http';
+  let spoolDir: string | null = null;
   if (opts.url) {
     client = createClient({
       url: opts.url,
@@ -51,12 +61,17 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
       throw new ClickHouseError(`cannot open embedded ClickHouse at ${path}: ${(err as Error).message} (only one process may own a chdb data directory)`, undefined, false, { cause: err });
     }
     transport = 'chdb';
+    // Files left by a process that died mid-insert: nothing reads them any more.
+    spoolDir = join(path, 'spool');
+    rmSync(spoolDir, { recursive: true, force: true });
+    mkdirSync(spoolDir, { recursive: true });
   }
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${opts.database}` });
   return {
     client,
     database: opts.database,
     transport,
+    spoolDir,
     close: () => client.close(),
   };
 }
@@ -133,4 +148,61 @@ export async function insertRows(ch: ClickHouse, table: string, rows: readonly o
   } catch (err) {
     throw toClickHouseError(err, `insert into ${table} failed`);
   }
+}
+
+const sqlString = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+
+/**
+ * Runs `INSERT … FORMAT <format>` (the statement without data) with its data read from a file in
+ * the spool directory: embedded ClickHouse only. chdb takes statements as text, so binary data
+ * (Avro) cannot follow the statement inline; FROM INFILE reads it as ClickHouse reads a body.
+ */
+export async function insertFromSpool(ch: ClickHouse, insert: string, parts: readonly Buffer[]): Promise<void> {
+  if (!ch.spoolDir) throw new ClickHouseError('insertFromSpool needs embedded ClickHouse (chdb)', undefined, false);
+  const m = /^([\s\S]*?)\s+(FORMAT\s+\w+)\s*$/i.exec(insert);
+  if (!m) throw new ClickHouseError(`not an INSERT … FORMAT statement: ${insert.slice(0, 200)}`, undefined, false);
+  const file = join(ch.spoolDir, `${randomUUID()}.bin`);
+  const fh = await open(file, 'w');
+  try {
+    try {
+      await fh.writev(parts as Buffer[]);
+    } finally {
+      await fh.close();
+    }
+    await ch.client.command({ query: `${m[1]} FROM INFILE ${sqlString(file)} ${m[2]}` });
+  } finally {
+    await unlink(file).catch(() => undefined);
+  }
+}
+
+/**
+ * Inserts rows encoded as Avro (avro-rows.ts) into `table`: over HTTP as the request body, into
+ * embedded ClickHouse through a spool file. Same statement, same data, either transport.
+ */
+export async function insertAvro(ch: ClickHouse, table: string, rows: EncodedRows): Promise<void> {
+  if (rows.count === 0) return;
+  const insert = `INSERT INTO ${ch.database}.${table} (${rows.columns.join(', ')}) FORMAT Avro`;
+  const parts = containerFile(rows);
+  try {
+    if (ch.spoolDir) await insertFromSpool(ch, insert, parts);
+    else {
+      const res = await ch.client.exec({ query: insert, values: Readable.from(parts) });
+      // The response body is empty for an INSERT; read it so the socket goes back to the pool.
+      for await (const _ of res.stream) void _;
+    }
+  } catch (err) {
+    throw err instanceof ClickHouseError ? err : toClickHouseError(err, `insert into ${table} failed`);
+  }
+}
+
+/** Column names and types of every table in the database (system.columns), by table. */
+export async function tableColumns(ch: ClickHouse): Promise<Map<string, Array<{ name: string; type: string }>>> {
+  const rows = await queryRows<{ table: string; name: string; type: string }>(ch, 'SELECT table, name, type FROM system.columns WHERE database = {db:String} ORDER BY table, position', { db: ch.database });
+  const out = new Map<string, Array<{ name: string; type: string }>>();
+  for (const r of rows) {
+    let l = out.get(r.table);
+    if (!l) out.set(r.table, (l = []));
+    l.push({ name: r.name, type: r.type });
+  }
+  return out;
 }

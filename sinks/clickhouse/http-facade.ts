@@ -3,7 +3,8 @@
  * other processes use the same @clickhouse/client code path with CLICKHOUSE_URL (chdb allows one
  * process per data directory: this process owns it and serves it). Covers what the client uses:
  * GET /ping; POST / with the statement in the body (or `query` in the URL); INSERT with the
- * statement in `query` and the rows in the body; `param_<name>` query parameters; errors as
+ * statement in `query` and the rows in the body, in any format, binary ones included (the body is
+ * spooled to a file chdb reads with FROM INFILE); `param_<name>` query parameters; errors as
  * `Code: N. DB::Exception: …` with X-ClickHouse-Exception-Code. Listens on loopback by default.
  * Table names must be qualified with their database (StreamPulse always does).
  */
@@ -11,19 +12,18 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { ClickHouse } from './client.js';
+import { insertFromSpool, type ClickHouse } from './client.js';
 
 export interface ClickHouseFacade {
   url: string;
   close(): Promise<void>;
 }
 
-async function readBody(req: IncomingMessage): Promise<string> {
+async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
-  let buf = Buffer.concat(chunks);
-  if (req.headers['content-encoding'] === 'gzip') buf = gunzipSync(buf);
-  return buf.toString('utf8');
+  const buf = Buffer.concat(chunks);
+  return req.headers['content-encoding'] === 'gzip' ? gunzipSync(buf) : buf;
 }
 
 /** Settings the HTTP interface takes in the URL that are not query settings. */
@@ -31,8 +31,8 @@ const NOT_SETTINGS = new Set(['query', 'database', 'query_id', 'default_format',
 
 export async function serveClickHouse(ch: ClickHouse, opts: { host?: string; port?: number; logger?: Logger }): Promise<ClickHouseFacade> {
   if (ch.transport !== 'chdb') throw new Error('the ClickHouse HTTP facade serves embedded chdb only');
-  // The chdb Connection behind @clickhouse/client: query/insert with the client's own parameters.
-  const conn = (ch.client as unknown as { connection: { query(p: object): Promise<{ stream: Readable }>; insert(p: object): Promise<unknown> } }).connection;
+  // The chdb Connection behind @clickhouse/client: queries with the client's own parameters.
+  const conn = (ch.client as unknown as { connection: { query(p: object): Promise<{ stream: Readable }> } }).connection;
   // Queries still running when the facade closes are awaited: closing chdb under a running
   // query aborts the engine.
   const inflight = new Set<Promise<unknown>>();
@@ -58,19 +58,21 @@ export async function serveClickHouse(ch: ClickHouse, opts: { host?: string; por
       }
       const urlQuery = url.searchParams.get('query');
       const headers = { 'x-clickhouse-query-id': queryId, 'x-clickhouse-summary': '{}', 'content-type': 'text/plain; charset=UTF-8' };
-      if (urlQuery && body.length > 0) {
-        await track(conn.insert({ query: urlQuery, values: Readable.from([body]), query_id: queryId }));
+      if (urlQuery && body.length > 0 && /^\s*INSERT\b[\s\S]*\bFORMAT\s+\w+\s*$/i.test(urlQuery)) {
+        await track(insertFromSpool(ch, urlQuery, [body]));
         res.writeHead(200, headers).end();
         return;
       }
-      const sql = urlQuery ? `${urlQuery}\n${body}` : body;
+      const text = body.toString('utf8');
+      const sql = urlQuery ? `${urlQuery}\n${text}` : text;
       const result = await track(conn.query({ query: sql, query_params: params, query_id: queryId, clickhouse_settings: settings }));
       res.writeHead(200, headers);
       result.stream.pipe(res);
     } catch (err) {
-      const e = err as { code?: string; message?: string };
+      const e = err as { code?: string; message?: string; type?: string };
       const code = /^\d+$/.test(String(e.code)) ? String(e.code) : '1001';
-      const msg = String(e.message ?? err);
+      // As a server writes it, with the error's name in parentheses: clients read code and type from it.
+      const msg = `${String(e.message ?? err).trim()}${e.type ? ` (${e.type})` : ''}`;
       opts.logger?.debug({ event: 'clickhouse_facade_error', code, err: msg }, 'query failed');
       if (!res.headersSent) res.writeHead(500, { 'x-clickhouse-exception-code': code, 'content-type': 'text/plain; charset=UTF-8' });
       res.end(msg.startsWith('Code:') ? msg : `Code: ${code}. DB::Exception: ${msg}`);
