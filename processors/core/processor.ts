@@ -90,8 +90,15 @@ interface KeyedEntry<A> extends WindowEntry<A> {
 }
 
 export interface WindowStoreJSON<A> {
-  /** Entries as [key, acc], or [key, acc, 1] when changed since their last row (held back under load). */
-  windows: Array<[number, Array<[string, A] | [string, A, 1]>]>;
+  /**
+   * Entries as [key, acc], or [key, acc, 1] when changed since their last row (held back under
+   * load). With `shape`, acc is the array of the accumulator's field values in that order
+   * (about half the bytes of objects, whose keys repeat in every entry); without it (checkpoints
+   * written before), acc is the object.
+   */
+  windows: Array<[number, Array<[string, A | unknown[]] | [string, A | unknown[], 1]>]>;
+  /** Field names of the accumulator, in the order of the value arrays. */
+  shape?: string[];
   /** Watermark minute of the last update flush under load (see `flushDue`). */
   flushedMinute?: number | null;
 }
@@ -199,19 +206,44 @@ export class WindowStore<A> {
     return this.flushDirty(toRow, emit);
   }
 
+  /** The accumulator's fields (those of a fresh `init()`), the order of the checkpoint's value arrays. */
+  private shape(): string[] {
+    return (this.fields ??= Object.keys(this.init() as object));
+  }
+
+  private fields: string[] | undefined;
+
   toJSON(): WindowStoreJSON<A> {
-    return {
-      windows: [...this.windows].map(([ws, m]) => [ws, [...m].map(([k, e]) => (e.dirty ? [k, e.acc, 1] : [k, e.acc]) as [string, A] | [string, A, 1])]),
-      flushedMinute: this.flushedMinute > -Number.MAX_SAFE_INTEGER ? this.flushedMinute : null,
-    };
+    const shape = this.shape();
+    const n = shape.length;
+    const windows: WindowStoreJSON<A>['windows'] = [];
+    for (const [ws, m] of this.windows) {
+      const entries: Array<[string, unknown[]] | [string, unknown[], 1]> = [];
+      for (const [k, e] of m) {
+        const acc = e.acc as Record<string, unknown>;
+        const values = new Array<unknown>(n);
+        for (let i = 0; i < n; i++) values[i] = acc[shape[i]!];
+        entries.push(e.dirty ? [k, values, 1] : [k, values]);
+      }
+      windows.push([ws, entries]);
+    }
+    return { windows, shape, flushedMinute: this.flushedMinute > -Number.MAX_SAFE_INTEGER ? this.flushedMinute : null };
   }
 
   load(json: WindowStoreJSON<A>): this {
     this.windows.clear();
     this.dirtyList = [];
+    const shape = json.shape;
+    // A field the code has added since the checkpoint keeps the value init() gives it.
+    const fromValues = (values: unknown[]): A => {
+      const acc = this.init() as Record<string, unknown>;
+      for (let i = 0; i < shape!.length; i++) acc[shape![i]!] = values[i];
+      return acc as A;
+    };
     for (const [ws, entries] of json.windows) {
       const m = new Map<string, WindowEntry<A>>();
-      for (const [key, acc, dirty] of entries) {
+      for (const [key, stored, dirty] of entries) {
+        const acc = shape ? fromValues(stored as unknown[]) : (stored as A);
         const e: KeyedEntry<A> = { acc, dirty: dirty === 1, ws, key };
         m.set(key, e);
         if (e.dirty) this.dirtyList.push(e);

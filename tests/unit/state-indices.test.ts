@@ -249,6 +249,22 @@ describe('churn idle-view expiry', () => {
   });
 });
 
+describe('churn checkpoints', () => {
+  const p = churnProcessor();
+  it('views are tuples; a checkpoint with [id, object] views (the format before) restores the same state', () => {
+    const h = new Harness<ChurnState>(p, p.init({ topic: 't.playback', kind: 'playback', partition: 0 }), 'playback');
+    h.process(playback('cv', 'view_start', T), T);
+    h.process(playback('cv', 'first_frame', T + 900), T + 900);
+    h.process(playback('cv', 'heartbeat', T + 10_000, { cum_playing_ms: 9_000, cum_rebuffer_ms: 100 }), T + 10_000);
+    const json = JSON.parse(JSON.stringify(p.serialize(h.state))) as { views: unknown[][]; days: unknown };
+    expect(json.views).toEqual([['cv', 'acct-1', T, 1, 9_000, 100, 0, T + 10_000]]);
+    const fromTuples = p.deserialize(json);
+    const legacy = p.deserialize({ days: json.days, views: [...h.state.views] });
+    expect([...fromTuples.views]).toEqual([...h.state.views]);
+    expect([...legacy.views]).toEqual([...h.state.views]);
+  });
+});
+
 describe('safety case expiry', () => {
   const p = safetyProcessor({ caseHorizonMs: HOUR });
   const mod = (caseId: string, t: number, extra: Row = {}): Row => ({

@@ -185,6 +185,37 @@ describe('WindowStore', () => {
     expect(rows).toEqual(['0/a=3F', '0/b=2F']);
     expect(flush(store, true)).toEqual([]);
   });
+  it('checkpoints accumulators as value arrays with their shape; reads the object form written before; new fields get init values', () => {
+    type Acc = { n: number; ids: string[]; sum: number };
+    const init = () => ({ n: 0, ids: [] as string[], sum: 0 });
+    const store = new WindowStore<Acc>(tumbling(MIN, 0) as never, init);
+    store.update(1, 'a', (x) => void ((x.n = 2), x.ids.push('i1'), (x.sum = 7.5)));
+    store.flushDirty(() => null, () => undefined);
+    store.update(MIN + 1, 'b', (x) => void (x.n = 1));
+    const json = JSON.parse(JSON.stringify(store.toJSON()));
+    expect(json.shape).toEqual(['n', 'ids', 'sum']);
+    expect(json.windows).toEqual([[0, [['a', [2, ['i1'], 7.5]]]], [MIN, [['b', [1, [], 0], 1]]]]);
+    const rows = (s: WindowStore<Acc>) => {
+      const out: string[] = [];
+      s.closeUpTo(10 * MIN, (ws, k, a, final) => ({ r: `${ws}/${k}=${JSON.stringify(a)}${final ? 'F' : ''}` }), (r) => out.push(r.r as string));
+      return out;
+    };
+    const want = rows(new WindowStore<Acc>(tumbling(MIN, 0) as never, init).load(json));
+    expect(want).toEqual(['0/a={"n":2,"ids":["i1"],"sum":7.5}F', `${MIN}/b={"n":1,"ids":[],"sum":0}F`]);
+    // The form before value arrays: [key, object].
+    const legacy = { windows: [[0, [['a', { n: 2, ids: ['i1'], sum: 7.5 }]]], [MIN, [['b', { n: 1, ids: [], sum: 0 }, 1]]]], flushedMinute: null };
+    const fromLegacy = new WindowStore<Acc>(tumbling(MIN, 0) as never, init).load(legacy as never);
+    const dirty: string[] = [];
+    fromLegacy.flushDirty((ws, k) => ({ k: `${ws}/${k}` }), (r) => dirty.push(r.k as string));
+    expect(dirty).toEqual([`${MIN}/b`]);
+    expect(rows(new WindowStore<Acc>(tumbling(MIN, 0) as never, init).load(legacy as never))).toEqual(want);
+    // A checkpoint from before a field existed: the field starts from init().
+    const grown = new WindowStore<Acc & { max: number }>(tumbling(MIN, 0) as never, () => ({ ...init(), max: -1 })).load(json);
+    const got: unknown[] = [];
+    grown.closeUpTo(10 * MIN, (_ws, k, a) => ({ k, a }), (r) => got.push(r));
+    expect(got).toEqual([{ k: 'a', a: { n: 2, ids: ['i1'], sum: 7.5, max: -1 } }, { k: 'b', a: { n: 1, ids: [], sum: 0, max: -1 } }]);
+  });
+
   it('an update that changes nothing leaves the entry clean', () => {
     const store = new WindowStore<{ f: number }>(tumbling(MIN, 0) as never, () => ({ f: 0 }));
     store.update(1, 'k', (a) => void (a.f = 1));
