@@ -19,7 +19,9 @@
  * buffering without bound. On assignment, a partition's checkpoint is restored before the
  * partition is assigned at the checkpoint's offset; without a checkpoint it starts from the
  * beginning of the log. On revocation, in-memory state is dropped: the new owner resumes from
- * the last checkpoint and recomputes identical rows.
+ * the last checkpoint and recomputes identical rows. A batch fetched across a rebalance is
+ * dropped and the fetcher sent back to the tasks' positions; a batch whose preparation failed
+ * retriably is handled again (never skipped).
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -73,9 +75,11 @@ export interface RunnerOptions {
    * State checkpoints are spaced so that serializing and saving them takes at most about
    * 1/checkpointCostRatio of the time (default 10, i.e. ≤ ~10 %): a commit cycle always writes
    * its rows (freshness), but saves state + offsets only once max(checkpointIntervalMs,
-   * ratio × duration of the last save, capped at maxCheckpointIntervalMs) has passed. With small
-   * state that is every cycle; with large state (hundreds of thousands of views) it keeps the
-   * cost of whole-state snapshots from growing with state size × cycle rate.
+   * ratio × duration of the last saves, capped at maxCheckpointIntervalMs) has passed. The
+   * duration is that of every processor of the runner together (their saves share one thread),
+   * so fused processors stay within one budget, not one each. With small state that is every
+   * cycle; with large state (hundreds of thousands of views) it keeps the cost of whole-state
+   * snapshots from growing with state size × cycle rate.
    */
   checkpointCostRatio?: number;
   /** Upper bound of the adaptive spacing of state checkpoints (default 30 s). */
@@ -92,6 +96,11 @@ export interface RunnerOptions {
 }
 
 const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+interface Fetch {
+  generation: number;
+  msgs: Promise<Kafka.Message[]>;
+}
 
 /** One assigned topic-partition: the tasks of the processors that read its kind. */
 interface TopicPartitionGroup {
@@ -124,6 +133,10 @@ export class ProcessorRunner<S = unknown> {
   private running = false;
   private loopDone: Promise<void> | null = null;
   private rebalanceChain: Promise<void> = Promise.resolve();
+  /** Rebalances so far: a batch fetched across one is dropped (see loop()). */
+  private generation = 0;
+  /** A batch was dropped: the fetcher must go back to the tasks' positions before the next fetch. */
+  private rewindPending = false;
   private lastCheckpointAt = 0;
   /** Per processor: when state + offsets were last saved, and how long that save took (ms). */
   private readonly snapTiming = new Map<string, { at: number; costMs: number }>();
@@ -250,6 +263,7 @@ export class ProcessorRunner<S = unknown> {
   }
 
   private onRebalance(consumer: Kafka.KafkaConsumer, err: Kafka.LibrdKafkaError, assignment: Kafka.TopicPartition[]): void {
+    this.generation++;
     if (err.code === Kafka.CODES.ERRORS.ERR__ASSIGN_PARTITIONS) {
       for (const p of this.processors) this.deps.metrics.rebalances.inc({ processor: p.name, kind: 'assign' });
       this.rebalanceChain = this.rebalanceChain.then(async () => {
@@ -319,6 +333,27 @@ export class ProcessorRunner<S = unknown> {
     });
   }
 
+  /** Seeks every assigned partition to the lowest next offset of its tasks (no batch is in flight). */
+  private async rewind(): Promise<void> {
+    const consumer = this.consumer!;
+    await Promise.all([...this.groups.values()].map((g) => {
+      let offset = Number.POSITIVE_INFINITY;
+      for (const t of g.tasks) offset = Math.min(offset, t.next);
+      // Nothing in the state yet: the beginning of the log (offset 0 may be gone to retention).
+      const to = offset === 0 ? -2 : offset;
+      return new Promise<void>((resolve, reject) =>
+        consumer.seek({ topic: g.topic, partition: g.partition, offset: to }, 5_000, (err) => (err ? reject(new KafkaError(`cannot seek ${g.topic}/${g.partition} to ${to}: ${err.message}`, true, { cause: err })) : resolve())),
+      );
+    }));
+  }
+
+  /** A batch being fetched, with the rebalance generation it was asked for in. */
+  private fetch(): Fetch {
+    const msgs = this.consumeBatch();
+    msgs.catch(() => undefined); // awaited in loop()
+    return { generation: this.generation, msgs };
+  }
+
   private async loop(): Promise<void> {
     const interval = this.opts.checkpointIntervalMs ?? 2_000;
     const maxPending = this.opts.maxPendingRows ?? 50_000;
@@ -326,33 +361,63 @@ export class ProcessorRunner<S = unknown> {
     const batch = this.opts.consumeBatch ?? 2_000;
     /** Records consumed since the last commit cycle. */
     let consumed = 0;
-    while (this.running) {
-      try {
-        await this.rebalanceChain;
-        const msgs = await this.consumeBatch();
-        consumed += msgs.length;
-        if (msgs.length > 0) await this.processBatch(msgs);
-        const now = this.clock();
-        this.applyIdleRule(now);
-        if (now - this.lastCheckpointAt >= interval || this.pendingRows >= maxPending || this.pendingBytes >= maxBytes) {
-          // Nothing fetched: spare time, so the cycle also checkpoints whatever it costs.
-          // Caught up (what is left in the log is no more than one cycle consumed, or one batch):
-          // every row of open windows is written at this cycle; while behind, processors may hold
-          // back rows they would rewrite at every cycle (Processor.onFlush).
-          const lag = this.lag();
-          const caughtUp = msgs.length === 0 || (lag === null ? msgs.length < batch : lag <= Math.max(batch, consumed));
-          consumed = 0;
-          await this.commitCycle(msgs.length === 0, caughtUp);
+    /** The batch in hand; kept when handling it failed with a retriable error, to be handled again. */
+    let current: Fetch | null = null;
+    try {
+      while (this.running) {
+        try {
+          await this.rebalanceChain;
+          if (this.rewindPending) {
+            await this.rewind();
+            this.rewindPending = false;
+          }
+          current ??= this.fetch();
+          const msgs = await current.msgs.catch((err) => {
+            current = null; // a failed fetch is asked again
+            throw err;
+          });
+          if (current.generation !== this.generation) {
+            // Fetched across a rebalance: the batch may hold records taken before the revocation
+            // (ahead of where the new assignment starts, its checkpoints) as well as records of
+            // the new assignment. Drop it, and once the assignment is done send the fetcher back to
+            // where the tasks stand, so every record comes again, in order.
+            current = null;
+            this.rewindPending = true;
+            continue;
+          }
+          // Only preparing the batch (fetching unknown writer schemas) can fail, retriably, and it
+          // fails before any record is handled: then the same batch is handled again. Moving on
+          // to the next batch would skip its records.
+          if (msgs.length > 0) await this.processBatch(msgs);
+          current = null;
+          consumed += msgs.length;
+          const now = this.clock();
+          this.applyIdleRule(now);
+          if (now - this.lastCheckpointAt >= interval || this.pendingRows >= maxPending || this.pendingBytes >= maxBytes) {
+            // Caught up: what is left in the log is no more than one cycle consumed (or one batch),
+            // by the high watermarks librdkafka caches; while they are not known yet, a short
+            // fetch. Then every row of open windows is written at this cycle; while behind,
+            // processors may hold back rows they would rewrite at every cycle (Processor.onFlush).
+            // An empty fetch while the log still holds a backlog (a slow fetch) is not caught up.
+            const lag = this.lag();
+            const caughtUp = lag === null ? msgs.length < batch : lag <= Math.max(batch, consumed);
+            consumed = 0;
+            // Caught up with nothing fetched: spare time, so the cycle also checkpoints whatever it costs.
+            await this.commitCycle(caughtUp && msgs.length === 0, caughtUp);
+          }
+        } catch (err) {
+          const e = err as Error & { retriable?: boolean };
+          if (e.retriable) {
+            this.log.warn({ event: 'processor_retry', processor: this.name, err: e.message }, 'retriable error; retrying');
+            await new Promise((r) => setTimeout(r, 500));
+            continue;
+          }
+          this.fail(e);
         }
-      } catch (err) {
-        const e = err as Error & { retriable?: boolean };
-        if (e.retriable) {
-          this.log.warn({ event: 'processor_retry', processor: this.name, err: e.message }, 'retriable error; retrying');
-          await new Promise((r) => setTimeout(r, 500));
-          continue;
-        }
-        this.fail(e);
       }
+    } finally {
+      // A fetch still in flight ends before the consumer disconnects; its records are not handled.
+      await current?.msgs.catch(() => undefined);
     }
   }
 
@@ -430,9 +495,10 @@ export class ProcessorRunner<S = unknown> {
   /** Whether this cycle also saves `name`'s state + offsets (see RunnerOptions.checkpointCostRatio). */
   private snapshotDue(name: string, now: number): boolean {
     const interval = this.opts.checkpointIntervalMs ?? 2_000;
-    const t = this.snapTiming.get(name)!;
-    const spacing = Math.max(interval, Math.min(this.opts.maxCheckpointIntervalMs ?? 30_000, (this.opts.checkpointCostRatio ?? 10) * t.costMs));
-    return now - t.at >= spacing;
+    let costMs = 0;
+    for (const t of this.snapTiming.values()) costMs += t.costMs;
+    const spacing = Math.max(interval, Math.min(this.opts.maxCheckpointIntervalMs ?? 30_000, (this.opts.checkpointCostRatio ?? 10) * costMs));
+    return now - this.snapTiming.get(name)!.at >= spacing;
   }
 
   /**

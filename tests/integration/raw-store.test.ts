@@ -9,6 +9,7 @@ import { DLQ_HEADERS, dlqTopic, topicSpec, type EventKind } from '../../contract
 import { silentLogger } from '../../lib/logger.js';
 import { createMetrics } from '../../lib/metrics.js';
 import { queryRows } from '../../sinks/clickhouse/client.js';
+import { RegistryError } from '../../lib/errors.js';
 import { rawStoreProcessor } from '../../processors/raw-store/raw-store.processor.js';
 import { ProcessorRunner } from '../../processors/core/runner.js';
 import { runSimulation } from '../../producers/simulator/run.js';
@@ -92,6 +93,66 @@ describe('raw event store', () => {
     }
     expect(new Set(dead.map((d) => `${d.headers[DLQ_HEADERS.topic]}/${d.headers[DLQ_HEADERS.partition]}/${d.headers[DLQ_HEADERS.offset]}`)).size).toBe(bad.length);
     await sc.close();
+  });
+
+  it('a batch whose preparation fails retriably (registry unreachable) is handled again, not skipped', async () => {
+    const sc = await scenario(t, s, 'flaky');
+    const valid = loadGoldenInput('business');
+    await produceRecords(sc.producer, valid);
+    // The first two attempts to prepare a batch fail as an unreachable registry does.
+    let failures = 2;
+    const flaky = Object.create(sc.codec) as typeof sc.codec;
+    flaky.prepare = async (buffers) => {
+      if (failures-- > 0) throw new RegistryError('schema registry at http://127.0.0.1:1 unreachable: connect ECONNREFUSED', undefined, true);
+      return sc.codec.prepare(buffers);
+    };
+    const runner = new ProcessorRunner(rawStoreProcessor(), {
+      brokers: t.kafkaBrokers, groupId: `${sc.groupPrefix}raw-store`, topicPrefix: sc.topicPrefix, codec: flaky, ch: { ...s.ch, database: sc.database },
+      redis: s.redis, redisPrefix: sc.redisPrefix, logger: silentLogger(), metrics: createMetrics(), deadLetters: sc.producer,
+    }, { checkpointIntervalMs: 200, consumeBatch: 50 });
+    await runner.start();
+    // Skipped records would never reach a task (their partitions would not catch up) or be
+    // jumped over: either way rows are missing below.
+    await waitCaughtUp(s.redis, t.kafkaBrokers, sc, 'raw-store', KINDS, 30_000).catch(() => undefined);
+    await runner.stop();
+    expect(failures).toBeLessThan(0);
+    for (const kind of ['payments', 'gifts', 'playback'] as const) {
+      const want = [...new Set(valid.filter((r) => r.kind === kind).map((r) => r.event.event_id as string))].sort();
+      const rows = await queryRows<{ event_id: string; n: number }>(s.ch, `SELECT event_id, count() AS n FROM ${sc.database}.raw_${kind} FINAL GROUP BY event_id ORDER BY event_id`);
+      expect(rows.map((r) => r.event_id), kind).toEqual(want);
+    }
+  });
+
+  it('two members of one group, one joining and then one leaving while records stream in, store every record', async () => {
+    const sc = await scenario(t, s, 'rebalance');
+    const startMs = Date.UTC(2026, 10, 20, 9);
+    const records: GoldenRecord[] = Array.from({ length: 6_000 }, (_, i) => ({
+      kind: 'playback',
+      event: {
+        event_id: `30000000-0000-4000-8000-${String(i).padStart(12, '0')}`, event_time: startMs + i * 10, received_time: startMs + i * 10, view_id: `view-${i % 97}`, seq: i,
+        event_type: 'heartbeat', player_state: 'playing', playhead_ms: i, viewer_id: 'v', account_id: 'a', content_id: 'c', stream_type: 'vod', creator_id: null,
+        device_category: 'tv', os: 'tizen', app_version: '1.0', cdn: 'akamai', country: 'NP', asn: 1, bitrate_kbps: 800, width: 640, height: 360,
+        error_code: null, error_severity: null, error_business: null, end_reason: null, cum_playing_ms: i, cum_rebuffer_ms: 0, cum_rebuffer_count: 0, cum_seek_ms: 0, cum_bitrate_ms: i * 800,
+      },
+    }));
+    // Small batches and frequent checkpoints: many fetches in flight when the group rebalances.
+    const member = (id: string) => new ProcessorRunner(rawStoreProcessor(), {
+      brokers: t.kafkaBrokers, groupId: `${sc.groupPrefix}raw-store`, topicPrefix: sc.topicPrefix, codec: sc.codec, ch: { ...s.ch, database: sc.database },
+      redis: s.redis, redisPrefix: sc.redisPrefix, logger: silentLogger(), metrics: createMetrics(), deadLetters: sc.producer,
+    }, { checkpointIntervalMs: 100, consumeBatch: 20, instanceId: id });
+    const a = member('member-a');
+    await a.start();
+    const b = member('member-b');
+    for (let i = 0; i < records.length; i += 200) {
+      await produceRecords(sc.producer, records.slice(i, i + 200));
+      if (i === 1_600) await b.start(); // b joins: every partition is revoked and assigned again
+      if (i === 3_800) await a.stop(); // a leaves: b takes its partitions from their checkpoints
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await waitCaughtUp(s.redis, t.kafkaBrokers, sc, 'raw-store', ['playback'], 60_000).catch(() => undefined);
+    await b.stop();
+    const rows = await queryRows<{ n: number; ids: number }>(s.ch, `SELECT count() AS n, uniqExact(event_id) AS ids FROM ${sc.database}.raw_playback FINAL`);
+    expect(rows.map((r) => [Number(r.n), Number(r.ids)])).toEqual([[records.length, records.length]]);
   });
 
   it('a raw-store process SIGKILLed in the middle of a stream and restarted leaves no gaps and no duplicates', async () => {
