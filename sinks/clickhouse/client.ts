@@ -4,7 +4,7 @@
  * CLICKHOUSE_URL is set. chdb locks its data directory: exactly one process may own it.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { open, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
@@ -30,7 +30,8 @@ export interface ClickHouse {
   transport: 'chdb' | 'http';
   /**
    * Embedded ClickHouse only: where binary insert data is spooled (chdb takes statements as text,
-   * so a binary body is written to a file it reads with FROM INFILE). Owned by this process.
+   * so a binary body is written to a file it reads with FROM INFILE). One per handle:
+   * `<chdb path>/spool/<pid>-<id>`, removed when the handle closes.
    */
   spoolDir: string | null;
   close(): Promise<void>;
@@ -61,10 +62,12 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
       throw new ClickHouseError(`cannot open embedded ClickHouse at ${path}: ${(err as Error).message} (only one process may own a chdb data directory)`, undefined, false, { cause: err });
     }
     transport = 'chdb';
-    // Files left by a process that died mid-insert: nothing reads them any more.
-    spoolDir = join(path, 'spool');
-    rmSync(spoolDir, { recursive: true, force: true });
-    mkdirSync(spoolDir, { recursive: true });
+    const spoolRoot = join(path, 'spool');
+    mkdirSync(spoolRoot, { recursive: true });
+    // Spools of processes that died mid-insert: nothing reads them any more.
+    for (const d of readdirSync(spoolRoot)) if (!processAlive(Number(d.split('-')[0]))) rmSync(join(spoolRoot, d), { recursive: true, force: true });
+    spoolDir = join(spoolRoot, `${process.pid}-${randomUUID().slice(0, 8)}`);
+    mkdirSync(spoolDir);
   }
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${opts.database}` });
   return {
@@ -72,8 +75,22 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
     database: opts.database,
     transport,
     spoolDir,
-    close: () => client.close(),
+    close: async () => {
+      await client.close();
+      if (spoolDir) rmSync(spoolDir, { recursive: true, force: true });
+    },
   };
+}
+
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, owned by another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Maps a @clickhouse/client error to a typed ClickHouseError with the server's code. */

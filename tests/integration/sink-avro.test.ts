@@ -6,7 +6,8 @@
  * as a ClickHouse server receives it). The three databases must hold exactly the same tables.
  * Raw rows go as the events' Avro bodies (AvroBodyRow), as the raw store writes them.
  */
-import { readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { avroType, schemaJson } from '../../contracts/schemas.js';
 import { topicSpec, type EventKind } from '../../contracts/topics.js';
@@ -142,6 +143,23 @@ describe('processor tables written as Avro', () => {
     // The good row goes in.
     await writeTables(avroChdb, new Map([['raw_payments', [good]]]), {});
     expect(await queryRows(json, `SELECT kind, src_topic FROM sink_avro.raw_payments FINAL WHERE event_id = {id:String}`, { id: '20000000-0000-4000-8000-000000000001' })).toEqual([{ kind: 'renewal', src_topic: 'x' }]);
+  });
+
+  it('spools: one per handle, removed when it closes; a dead process\'s spool is cleared at open', async () => {
+    const root = join(t.chdbPath, 'spool');
+    const dead = join(root, '999999999-deadbeef');
+    mkdirSync(dead, { recursive: true });
+    writeFileSync(join(dead, 'left-behind.bin'), 'x');
+    const second = await openClickHouse({ ...base, url: null, database: 'sink_avro' });
+    expect(existsSync(dead)).toBe(false);
+    expect(second.spoolDir).not.toBe(json.spoolDir);
+    expect(existsSync(json.spoolDir!)).toBe(true);
+    await writeTables(second, new Map([['raw_payments', [paymentRow()]]]), {});
+    await second.close();
+    expect(existsSync(second.spoolDir!)).toBe(false);
+    // The first handle goes on working.
+    await writeTables(avroChdb, new Map([['raw_payments', [paymentRow()]]]), {});
+    expect(readdirSync(root).sort()).toEqual([basename(json.spoolDir!)]);
   });
 });
 
