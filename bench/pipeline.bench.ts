@@ -28,6 +28,13 @@ const N = Number(process.env.BENCH_EVENTS ?? 400_000);
 const EVENT_RATE = Number(process.env.BENCH_EVENT_RATE ?? 20_000);
 /** The sparser history replayed in run 1b (400: the same events span ~17 min of event time). */
 const HISTORY_RATE = Number(process.env.BENCH_HISTORY_RATE ?? 400);
+/**
+ * The longer dense backlog of run 1c: the same traffic as the preloaded runs (EVENT_RATE), for
+ * SUSTAINED_EVENTS events (2,000,000: 100 s of event time). A 400,000-event replay of 20 s is
+ * mostly start-up and end: every view, account-day and account-hour is new, and at the end every
+ * open row is written at once. Over minutes, open rows are written once per minute of event time.
+ */
+const SUSTAINED_EVENTS = Number(process.env.BENCH_SUSTAINED_EVENTS ?? 2_000_000);
 // A rate the whole pipeline sustains on this machine (freshness is meaningless beyond capacity).
 const STEADY_RATE = Number(process.env.BENCH_STEADY_RATE ?? 2_000);
 const STEADY_SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 40);
@@ -228,6 +235,25 @@ async function main(): Promise<void> {
     }
   }
 
+  // 1c: the dense traffic as a longer backlog (steady state rather than start-up and end).
+  {
+    const b = await benchEnv('sustained');
+    try {
+      const events = generateEvents(SUSTAINED_EVENTS, 21, EVENT_RATE);
+      const spanS = (events.at(-1)!.event.event_time - events[0]!.event.event_time) / 1000;
+      await produceAll(b.producer, events);
+      events.length = 0;
+      const refAll = await consumeAll(b, ALL, true);
+      const all = ALL_PROCS.map((x) => x.name).join(',');
+      lines.push(await wholePipelineRun(b, {
+        label: 'sustained', roles: all, extra: {}, procs: ALL_PROCS,
+        title: `all six, fused, the preloaded runs' dense traffic as a longer backlog: ${fmt(SUSTAINED_EVENTS)} events (${spanS.toFixed(0)} s of event time)`,
+      }, await topicTotal(b, ALL), refAll.records / refAll.seconds));
+    } finally {
+      await b.close();
+    }
+  }
+
   // 2: freshness at a steady rate
   let p50 = NaN;
   let p99 = NaN;
@@ -300,7 +326,7 @@ Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. Kafka 4.1
 |---|---|---|---|
 ${lines.join('\n')}
 
-Events/s = all events on the processor's topics (log events: every record of every topic, each counted once however many processors read it) ÷ the time from the first partition claim (process start-up excluded) until Redis checkpoints of every processor cover every offset, i.e. until every event's results are durable in ClickHouse. Process CPU: user + system time of the pipeline process (all threads, including embedded ClickHouse) from start to the end of the run; the Kafka broker and Redis run beside it on the same 2 cores. Freshness = time a probe payment's account becomes visible in \`account_activity_1h\` minus its event time (= send time). The preloaded events span about 20 s of event time (20,000 simulated events/s: a platform busy enough to feed 20,000 events/s, with large state: QoE's per-view state checkpoints at 67 MB, churn's at 61 MB, measured by bench/processors.micro.ts on the same traffic), except the sparser-history row, where the same number of events spans minutes (windows close, views end, state stays small). Every run catches up a backlog: open-window rows are written once per minute of watermark time while behind and every cycle once caught up (docs/processing.md), and no day closes, so the daily churn scoring (a per-day job, closed in event time) does not run inside the measured time.
+Events/s = all events on the processor's topics (log events: every record of every topic, each counted once however many processors read it) ÷ the time from the first partition claim (process start-up excluded) until Redis checkpoints of every processor cover every offset, i.e. until every event's results are durable in ClickHouse. Process CPU: user + system time of the pipeline process (all threads, including embedded ClickHouse) from start to the end of the run; the Kafka broker and Redis run beside it on the same 2 cores. Freshness = time a probe payment's account becomes visible in \`account_activity_1h\` minus its event time (= send time). The preloaded events span about 20 s of event time (20,000 simulated events/s: a platform busy enough to feed 20,000 events/s, with large state: QoE's per-view state checkpoints at 49 MB, churn's at 22 MB, measured by bench/processors.micro.ts on the same traffic): nearly every view, account-day and account-hour is new, and at the end every open row is written at once, so these rows measure a burst. The longer-backlog row is the same traffic for ${fmt(SUSTAINED_EVENTS)} events, where open rows are written once per minute of event time (the steady state of a catch-up); in the sparser-history row the same 400,000 events span minutes (windows close, views end, state stays small). Every run catches up a backlog: open-window rows are written once per minute of watermark time while behind and every cycle once caught up (docs/processing.md), and no day closes, so the daily churn scoring (a per-day job, closed in event time) does not run inside the measured time. Rows go to ClickHouse as Avro (raw rows as the records' own bytes; docs/processing.md, "Writing to ClickHouse").
 `);
 }
 
