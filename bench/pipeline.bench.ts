@@ -13,7 +13,7 @@
  * Results go to bench/RESULTS.md ("Processors").
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { EventKind } from '../contracts/topics.js';
@@ -75,6 +75,31 @@ async function startPipeline(b: BenchEnv, roles: string, label: string, extra: R
 function cpuSeconds(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/**
+ * The process's CPU time (s) split by thread: the main (JavaScript) thread; Node's other threads,
+ * named "node" (V8's platform workers: parallel and concurrent GC, compilers; libuv's pool: file
+ * writes); all the rest (embedded ClickHouse's insert, merge and query threads, librdkafka's).
+ */
+function threadCpu(pid: number): { main: number; v8: number; other: number } {
+  const out = { main: 0, v8: 0, other: 0 };
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    let comm: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    const f = stat.split(') ')[1]!.split(' ');
+    const s = (Number(f[11]) + Number(f[12])) / 100;
+    if (Number(tid) === pid) out.main += s;
+    else if (comm === 'node') out.v8 += s;
+    else out.other += s;
+  }
+  return out;
 }
 
 function peakRssMb(pid: number): number {
@@ -170,10 +195,12 @@ async function wholePipelineRun(b: BenchEnv, r: { label: string; title: string; 
   const withStart = (performance.now() - t0) / 1000;
   const rss = peakRssMb(child.proc.pid!);
   const cpu = cpuSeconds(child.proc.pid!);
+  const th = threadCpu(child.proc.pid!);
   await child.stop();
   const rate = pipelineEvents / run.seconds;
-  console.log(`${r.label}: ${fmt(rate)} log events/s from first claim (${fmt(pipelineEvents / withStart)} incl. start-up), CPU ${cpu.toFixed(1)} s of the process, peak RSS ${rss.toFixed(0)} MiB`);
-  return `| ${r.title}: ${fmt(pipelineEvents)} log events (${fmt(pipelineEvents / withStart)}/s incl. process start-up; process CPU ${cpu.toFixed(0)} s in ${withStart.toFixed(0)} s) | ${fmt(rate)} log events/s | ${fmt(refAllRate)} | ${rss.toFixed(0)} MiB |`;
+  const split = `main thread ${th.main.toFixed(0)} s, Node's V8/libuv threads ${th.v8.toFixed(0)} s, ClickHouse and other native threads ${th.other.toFixed(0)} s`;
+  console.log(`${r.label}: ${fmt(rate)} log events/s from first claim (${fmt(pipelineEvents / withStart)} incl. start-up), CPU ${cpu.toFixed(1)} s of the process (${split}), peak RSS ${rss.toFixed(0)} MiB`);
+  return `| ${r.title}: ${fmt(pipelineEvents)} log events (${fmt(pipelineEvents / withStart)}/s incl. process start-up; process CPU ${cpu.toFixed(0)} s in ${withStart.toFixed(0)} s: ${split}) | ${fmt(rate)} log events/s | ${fmt(refAllRate)} | ${rss.toFixed(0)} MiB |`;
 }
 
 async function main(): Promise<void> {
@@ -326,7 +353,7 @@ Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. Kafka 4.1
 |---|---|---|---|
 ${lines.join('\n')}
 
-Events/s = all events on the processor's topics (log events: every record of every topic, each counted once however many processors read it) ÷ the time from the first partition claim (process start-up excluded) until Redis checkpoints of every processor cover every offset, i.e. until every event's results are durable in ClickHouse. Process CPU: user + system time of the pipeline process (all threads, including embedded ClickHouse) from start to the end of the run; the Kafka broker and Redis run beside it on the same 2 cores. Freshness = time a probe payment's account becomes visible in \`account_activity_1h\` minus its event time (= send time). The preloaded events span about 20 s of event time (20,000 simulated events/s: a platform busy enough to feed 20,000 events/s, with large state: QoE's per-view state checkpoints at 49 MB, churn's at 22 MB, measured by bench/processors.micro.ts on the same traffic): nearly every view, account-day and account-hour is new, and at the end every open row is written at once, so these rows measure a burst. The longer-backlog row is the same traffic for ${fmt(SUSTAINED_EVENTS)} events, where open rows are written once per minute of event time (the steady state of a catch-up); in the sparser-history row the same 400,000 events span minutes (windows close, views end, state stays small). Every run catches up a backlog: open-window rows are written once per minute of watermark time while behind and every cycle once caught up (docs/processing.md), and no day closes, so the daily churn scoring (a per-day job, closed in event time) does not run inside the measured time. Rows go to ClickHouse as Avro (raw rows as the records' own bytes; docs/processing.md, "Writing to ClickHouse").
+Events/s = all events on the processor's topics (log events: every record of every topic, each counted once however many processors read it) ÷ the time from the first partition claim (process start-up excluded) until Redis checkpoints of every processor cover every offset, i.e. until every event's results are durable in ClickHouse. Process CPU: user + system time of the pipeline process (all threads, including embedded ClickHouse) from start to the end of the run, split by thread: the main thread runs the JavaScript (processors, decoding, row encoding); Node's V8/libuv threads are its other threads (named \`node\`: V8's parallel and concurrent garbage collection and compilers, libuv's pool for file writes); the rest are embedded ClickHouse's (inserts, merges) and librdkafka's; the Kafka broker and Redis run beside it on the same 2 cores. Freshness = time a probe payment's account becomes visible in \`account_activity_1h\` minus its event time (= send time). The preloaded events span about 20 s of event time (20,000 simulated events/s: a platform busy enough to feed 20,000 events/s, with large state: QoE's per-view state checkpoints at 49 MB, churn's at 22 MB, measured by bench/processors.micro.ts on the same traffic): nearly every view, account-day and account-hour is new, and at the end every open row is written at once, so these rows measure a burst. The longer-backlog row is the same traffic for ${fmt(SUSTAINED_EVENTS)} events, where open rows are written once per minute of event time (the steady state of a catch-up); in the sparser-history row the same 400,000 events span minutes (windows close, views end, state stays small). Every run catches up a backlog: open-window rows are written once per minute of watermark time while behind and every cycle once caught up (docs/processing.md), and no day closes, so the daily churn scoring (a per-day job, closed in event time) does not run inside the measured time. Rows go to ClickHouse as Avro (raw rows as the records' own bytes; docs/processing.md, "Writing to ClickHouse").
 `);
 }
 
