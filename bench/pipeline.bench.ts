@@ -71,10 +71,15 @@ async function startPipeline(b: BenchEnv, roles: string, label: string, extra: R
   };
 }
 
+/** user + system time (s) of a /proc `stat` file (a process's: all its threads; a task's: that thread). */
+function statCpuSeconds(path: string): number {
+  const f = readFileSync(path, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
 /** CPU time (user + system, all threads) the process has used so far, in seconds. */
 function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
+  return statCpuSeconds(`/proc/${pid}/stat`);
 }
 
 /**
@@ -85,16 +90,14 @@ function cpuSeconds(pid: number): number {
 function threadCpu(pid: number): { main: number; v8: number; other: number } {
   const out = { main: 0, v8: 0, other: 0 };
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    let stat: string;
+    let s: number;
     let comm: string;
     try {
-      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      s = statCpuSeconds(`/proc/${pid}/task/${tid}/stat`);
       comm = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
     } catch {
       continue; // the thread ended meanwhile
     }
-    const f = stat.split(') ')[1]!.split(' ');
-    const s = (Number(f[11]) + Number(f[12])) / 100;
     if (Number(tid) === pid) out.main += s;
     else if (comm === 'node') out.v8 += s;
     else out.other += s;

@@ -1,23 +1,16 @@
 /** A local webhook receiver on 127.0.0.1 that records requests and can refuse connections (closed) for a while. */
-import { readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /**
- * Lowest port of the kernel's ephemeral range (outgoing connections' local ports and `listen(0)`
- * come from it). A receiver that is taken down and started again on its port must not hold an
- * ephemeral one: while it is closed, any connection of any process may take that port as its
- * local port, and listening on it again fails with EADDRINUSE (seen in CI).
+ * Ports a receiver picks on its first start: below the ephemeral ranges (Linux 32768+, IANA
+ * 49152+), where outgoing connections take their local ports and `listen(0)` its ports, and
+ * below the ports tests/stack/kafka-lifecycle.test.ts picks (21000+). A receiver taken down and
+ * started again on its port must not hold an ephemeral one: while it is closed, any connection
+ * of any process may take that port as its local port, and listening on it again fails with
+ * EADDRINUSE (seen in CI).
  */
-function ephemeralLow(): number {
-  try {
-    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
-    if (Number.isInteger(low) && low > 11_000) return low;
-  } catch {
-    // not Linux: the IANA range
-  }
-  return 49_152;
-}
+const PORTS = { low: 10_000, high: 21_000 };
 
 export interface Received { body: Record<string, unknown>; raw: string; headers: IncomingHttpHeaders }
 
@@ -27,15 +20,13 @@ export class TestReceiver {
   private server: Server | null = null;
 
   /**
-   * Listens on `port`, or (first start) on a free port below the ephemeral range, so that
+   * Listens on `port`, or (first start) on a free port of PORTS, so that
    * `down()` and `start(this.port)` get the same port back.
    */
   async start(port?: number): Promise<void> {
     if (port !== undefined) return this.listen(port);
-    // Below the ephemeral range, and below the ports tests/stack/kafka-lifecycle.test.ts picks (21000+).
-    const high = Math.min(ephemeralLow(), 21_000);
     for (let attempt = 0; ; attempt++) {
-      const candidate = 10_000 + Math.floor(Math.random() * (high - 10_000));
+      const candidate = PORTS.low + Math.floor(Math.random() * (PORTS.high - PORTS.low));
       try {
         return await this.listen(candidate);
       } catch (err) {
