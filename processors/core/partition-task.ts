@@ -29,6 +29,13 @@ export class PartitionTask<S> {
   checkpointed: number;
   /** Watermark at the last successful checkpoint (or progress-only save). */
   checkpointedWm: number;
+  /**
+   * Next offset and watermark of the last checkpoint taken (serialized), which may still be in
+   * flight behind its rows; equal to the checkpointed ones once it lands. The runner compares
+   * against these to decide whether a partition has anything new to checkpoint.
+   */
+  frozen: number;
+  frozenWm: number;
 
   constructor(
     readonly processor: Processor<S>,
@@ -47,6 +54,8 @@ export class PartitionTask<S> {
       this.next = restored.offset;
       this.checkpointed = restored.offset;
       this.checkpointedWm = this.time.watermarkMs;
+      this.frozen = this.checkpointed;
+      this.frozenWm = this.checkpointedWm;
     } else {
       this.state = processor.init({ topic, kind, partition });
       this.time = newPartitionTime(nowMs);
@@ -54,6 +63,8 @@ export class PartitionTask<S> {
       this.next = 0;
       this.checkpointed = -1;
       this.checkpointedWm = this.time.watermarkMs;
+      this.frozen = this.checkpointed;
+      this.frozenWm = this.checkpointedWm;
     }
   }
 

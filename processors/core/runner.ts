@@ -138,6 +138,8 @@ export class ProcessorRunner<S = unknown> {
   /** A batch was dropped: the fetcher must go back to the tasks' positions before the next fetch. */
   private rewindPending = false;
   private lastCheckpointAt = 0;
+  /** When the last commit cycle that checkpointed state (of any processor) was taken. */
+  private lastSnapshotAt = 0;
   /** Per processor: when state + offsets were last saved, and how long that save took (ms). */
   private readonly snapTiming = new Map<string, { at: number; costMs: number }>();
   /** The previous cycle's write + checkpoint, still running while the loop consumes on. */
@@ -393,7 +395,12 @@ export class ProcessorRunner<S = unknown> {
           consumed += msgs.length;
           const now = this.clock();
           this.applyIdleRule(now);
-          if (now - this.lastCheckpointAt >= interval || this.pendingRows >= maxPending || this.pendingBytes >= maxBytes) {
+          // Nothing fetched while results are still unsaved (the end of the log was just reached):
+          // spare time, so commit and checkpoint now rather than an interval after the last cycle,
+          // but checkpoint state at most once per interval (a trickle of records means a short
+          // idle spell after each one).
+          const idleUnsaved = msgs.length === 0 && now - this.lastSnapshotAt >= interval && this.hasUnsaved();
+          if (idleUnsaved || now - this.lastCheckpointAt >= interval || this.pendingRows >= maxPending || this.pendingBytes >= maxBytes) {
             // Caught up: what is left in the log is no more than one cycle consumed (or one batch),
             // by the high watermarks librdkafka caches; while they are not known yet, a short
             // fetch. Then every row of open windows is written at this cycle; while behind,
@@ -419,6 +426,13 @@ export class ProcessorRunner<S = unknown> {
       // A fetch still in flight ends before the consumer disconnects; its records are not handled.
       await current?.msgs.catch(() => undefined);
     }
+  }
+
+  /** Rows, dead letters or records not covered by the last checkpoint taken. */
+  private hasUnsaved(): boolean {
+    if (this.pendingRows > 0 || this.deadLetterQueue.length > 0) return true;
+    for (const g of this.groups.values()) for (const t of g.tasks) if (t.next !== t.frozen) return true;
+    return false;
   }
 
   private push(table: string, row: Record<string, unknown>): void {
@@ -505,8 +519,8 @@ export class ProcessorRunner<S = unknown> {
    * One commit cycle: flush → sink (acked) → dead letters (acked) → checkpoint (fenced) → Kafka
    * commit. The rows, dead letters and (when a checkpoint is due) the state are taken now,
    * frozen (state serialized), and made durable in that order by `completeCycle`, which runs
-   * while the loop goes on consuming: at most one cycle is in flight, the next one waits for it
-   * (bounded memory, backpressure). A checkpoint is only saved after the rows it covers are
+   * while the loop goes on consuming: at most one cycle is in flight and one frozen behind it;
+   * the loop waits for the one in flight (bounded memory, backpressure). A checkpoint is only saved after the rows it covers are
    * acknowledged; rows written by a cycle whose checkpoint never lands are rewritten identically
    * when a crash makes the work repeat. A cycle that fails after its retries stops the processor
    * (nothing after its last checkpoint is committed). `force` (on stop, or after an empty fetch):
@@ -523,8 +537,6 @@ export class ProcessorRunner<S = unknown> {
       run.flush(this.pushFn, force || caughtUp);
       if (this.pendingRows > before) this.deps.metrics.windowEmissions.inc({ processor: run.processor.name, kind: 'update' }, this.pendingRows - before);
     }
-    // Wait for the previous cycle: its checkpoint must land before this one's.
-    await this.inflight;
     const rows = this.pending;
     this.pending = new Map();
     this.pendingRows = 0;
@@ -539,9 +551,13 @@ export class ProcessorRunner<S = unknown> {
       for (const r of runs) {
         if (r.processor !== p) continue;
         const wm = r.time.watermarkMs;
-        if (r.next !== r.checkpointed) list.push({ run: r, topic: r.topic, partition: r.partition, offset: r.next, state: JSON.stringify(r.snapshot()), watermarkMs: wm });
+        // Compared with the last checkpoint taken (r.frozen), which may still be in flight.
+        if (r.next !== r.frozen) list.push({ run: r, topic: r.topic, partition: r.partition, offset: r.next, state: JSON.stringify(r.snapshot()), watermarkMs: wm });
         // No new record, but the idle rule moved the watermark: record the progress alone.
-        else if (wm !== r.checkpointedWm) list.push({ run: r, topic: r.topic, partition: r.partition, offset: r.next, state: null, watermarkMs: wm });
+        else if (wm !== r.frozenWm) list.push({ run: r, topic: r.topic, partition: r.partition, offset: r.next, state: null, watermarkMs: wm });
+        else continue;
+        r.frozen = r.next;
+        r.frozenWm = wm;
       }
       const timing = this.snapTiming.get(p.name)!;
       timing.costMs = performance.now() - t0;
@@ -549,9 +565,20 @@ export class ProcessorRunner<S = unknown> {
       if (list.length) snaps.set(p.name, list);
     }
     this.lastCheckpointAt = this.clock();
-    const cycle = this.completeCycle(rows, letters, snaps);
+    if (snaps.size > 0) this.lastSnapshotAt = this.lastCheckpointAt;
+    // The previous cycle completes first: its checkpoint must land before this one's. Everything
+    // above is frozen already, so the state was serialized while ClickHouse was still writing the
+    // previous cycle's rows. When the previous cycle failed, this one is not applied: its
+    // checkpoint would cover the failed cycle's rows, which were never written.
+    const previous = this.inflight;
+    const cycle = previous.then(() => {
+      if (this.fatal) throw new StateError(`commit cycle of ${this.name} not applied: an earlier cycle failed (${this.fatal.message})`, false);
+      return this.completeCycle(rows, letters, snaps);
+    });
     // A failure stops the processor: its pending work is redone from the last checkpoint.
     this.inflight = cycle.catch((err) => this.fail(err as Error));
+    // At most one cycle in flight and one frozen behind it: the loop waits here (backpressure).
+    await previous;
     if (force) await cycle;
   }
 

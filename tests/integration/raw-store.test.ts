@@ -155,6 +155,60 @@ describe('raw event store', () => {
     expect(rows.map((r) => [Number(r.n), Number(r.ids)])).toEqual([[records.length, records.length]]);
   });
 
+  it('a commit cycle that fails while the next one waits behind it stops the processor before the next checkpoint lands, so a restart writes the failed rows', async () => {
+    const sc = await scenario(t, s, 'failedcycle');
+    const startMs = Date.UTC(2026, 10, 20, 11);
+    const records: GoldenRecord[] = Array.from({ length: 3_000 }, (_, i) => ({
+      kind: 'playback',
+      event: {
+        event_id: `40000000-0000-4000-8000-${String(i).padStart(12, '0')}`, event_time: startMs + i * 10, received_time: startMs + i * 10, view_id: `view-${i % 89}`, seq: i,
+        event_type: 'heartbeat', player_state: 'playing', playhead_ms: i, viewer_id: 'v', account_id: 'a', content_id: 'c', stream_type: 'vod', creator_id: null,
+        device_category: 'tv', os: 'tizen', app_version: '1.0', cdn: 'akamai', country: 'NP', asn: 1, bitrate_kbps: 800, width: 640, height: 360,
+        error_code: null, error_severity: null, error_business: null, end_reason: null, cum_playing_ms: i, cum_rebuffer_ms: 0, cum_rebuffer_count: 0, cum_seek_ms: 0, cum_bitrate_ms: i * 800,
+      },
+    }));
+    // Fault injection on the real ClickHouse: the first INSERT into raw_playback is held for 1.5 s
+    // (records keep coming; the loop consumes on and freezes the next cycle behind it) and then sent to a
+    // table that does not exist, so ClickHouse itself rejects it (UNKNOWN_TABLE, not retriable).
+    const target = `INSERT INTO ${sc.database}.raw_playback `;
+    let injected = 0;
+    const client = new Proxy(s.ch.client, {
+      get(c, prop, receiver) {
+        if (prop !== 'command') return Reflect.get(c, prop, receiver);
+        return async (params: { query: string }) => {
+          if (injected === 0 && params.query.startsWith(target)) {
+            injected++;
+            await new Promise((r) => setTimeout(r, 1_500));
+            return c.command({ ...params, query: params.query.replace(target, `INSERT INTO ${sc.database}.raw_playback_missing `) });
+          }
+          return c.command(params);
+        };
+      },
+    });
+    const deps = (ch: typeof s.ch) => ({
+      brokers: t.kafkaBrokers, groupId: `${sc.groupPrefix}raw-store`, topicPrefix: sc.topicPrefix, codec: sc.codec, ch: { ...ch, database: sc.database },
+      redis: s.redis, redisPrefix: sc.redisPrefix, logger: silentLogger(), metrics: createMetrics(), deadLetters: sc.producer,
+    });
+    const failing = new ProcessorRunner(rawStoreProcessor(), deps({ ...s.ch, client }), { checkpointIntervalMs: 100, consumeBatch: 50 });
+    await failing.start();
+    for (let i = 0; i < records.length; i += 200) {
+      await produceRecords(sc.producer, records.slice(i, i + 200));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await expect(failing.done()).rejects.toThrow(/raw_playback_missing|UNKNOWN_TABLE/);
+    await failing.stop();
+    expect(injected).toBe(1);
+    // Whatever checkpoint landed covers only rows that were written: a new instance resumes from
+    // it and every record ends up stored exactly once.
+    const again = new ProcessorRunner(rawStoreProcessor(), deps(s.ch), { checkpointIntervalMs: 100, consumeBatch: 50 });
+    await again.start();
+    await waitCaughtUp(s.redis, t.kafkaBrokers, sc, 'raw-store', ['playback'], 60_000);
+    await again.stop();
+    const rows = await queryRows<{ n: number; ids: number }>(s.ch, `SELECT count() AS n, uniqExact(event_id) AS ids FROM ${sc.database}.raw_playback FINAL`);
+    expect(rows.map((r) => [Number(r.n), Number(r.ids)])).toEqual([[records.length, records.length]]);
+    await sc.close();
+  });
+
   it('a raw-store process SIGKILLed in the middle of a stream and restarted leaves no gaps and no duplicates', async () => {
     const sc = await scenario(t, s, 'restart');
     const from = Date.UTC(2026, 10, 20, 10);
