@@ -29,6 +29,19 @@ const catalog: GoldenRecord[] = [1, 2, 3].map((i) => ({
   },
 }));
 
+/** `n` heartbeats of `views` views, 10 ms apart from `startMs`, with event ids `<idPrefix>-0000-4000-8000-<i>`. */
+function heartbeats(n: number, idPrefix: string, startMs: number, views: number): GoldenRecord[] {
+  return Array.from({ length: n }, (_, i) => ({
+    kind: 'playback',
+    event: {
+      event_id: `${idPrefix}-0000-4000-8000-${String(i).padStart(12, '0')}`, event_time: startMs + i * 10, received_time: startMs + i * 10, view_id: `view-${i % views}`, seq: i,
+      event_type: 'heartbeat', player_state: 'playing', playhead_ms: i, viewer_id: 'v', account_id: 'a', content_id: 'c', stream_type: 'vod', creator_id: null,
+      device_category: 'tv', os: 'tizen', app_version: '1.0', cdn: 'akamai', country: 'NP', asn: 1, bitrate_kbps: 800, width: 640, height: 360,
+      error_code: null, error_severity: null, error_business: null, end_reason: null, cum_playing_ms: i, cum_rebuffer_ms: 0, cum_rebuffer_count: 0, cum_seek_ms: 0, cum_bitrate_ms: i * 800,
+    },
+  }));
+}
+
 beforeAll(async () => {
   s = await startServices(t);
 });
@@ -125,16 +138,7 @@ describe('raw event store', () => {
 
   it('two members of one group, one joining and then one leaving while records stream in, store every record', async () => {
     const sc = await scenario(t, s, 'rebalance');
-    const startMs = Date.UTC(2026, 10, 20, 9);
-    const records: GoldenRecord[] = Array.from({ length: 6_000 }, (_, i) => ({
-      kind: 'playback',
-      event: {
-        event_id: `30000000-0000-4000-8000-${String(i).padStart(12, '0')}`, event_time: startMs + i * 10, received_time: startMs + i * 10, view_id: `view-${i % 97}`, seq: i,
-        event_type: 'heartbeat', player_state: 'playing', playhead_ms: i, viewer_id: 'v', account_id: 'a', content_id: 'c', stream_type: 'vod', creator_id: null,
-        device_category: 'tv', os: 'tizen', app_version: '1.0', cdn: 'akamai', country: 'NP', asn: 1, bitrate_kbps: 800, width: 640, height: 360,
-        error_code: null, error_severity: null, error_business: null, end_reason: null, cum_playing_ms: i, cum_rebuffer_ms: 0, cum_rebuffer_count: 0, cum_seek_ms: 0, cum_bitrate_ms: i * 800,
-      },
-    }));
+    const records = heartbeats(6_000, '30000000', Date.UTC(2026, 10, 20, 9), 97);
     // Small batches and frequent checkpoints: many fetches in flight when the group rebalances.
     const member = (id: string) => new ProcessorRunner(rawStoreProcessor(), {
       brokers: t.kafkaBrokers, groupId: `${sc.groupPrefix}raw-store`, topicPrefix: sc.topicPrefix, codec: sc.codec, ch: { ...s.ch, database: sc.database },
@@ -157,16 +161,7 @@ describe('raw event store', () => {
 
   it('a commit cycle that fails while the next one waits behind it stops the processor before the next checkpoint lands, so a restart writes the failed rows', async () => {
     const sc = await scenario(t, s, 'failedcycle');
-    const startMs = Date.UTC(2026, 10, 20, 11);
-    const records: GoldenRecord[] = Array.from({ length: 3_000 }, (_, i) => ({
-      kind: 'playback',
-      event: {
-        event_id: `40000000-0000-4000-8000-${String(i).padStart(12, '0')}`, event_time: startMs + i * 10, received_time: startMs + i * 10, view_id: `view-${i % 89}`, seq: i,
-        event_type: 'heartbeat', player_state: 'playing', playhead_ms: i, viewer_id: 'v', account_id: 'a', content_id: 'c', stream_type: 'vod', creator_id: null,
-        device_category: 'tv', os: 'tizen', app_version: '1.0', cdn: 'akamai', country: 'NP', asn: 1, bitrate_kbps: 800, width: 640, height: 360,
-        error_code: null, error_severity: null, error_business: null, end_reason: null, cum_playing_ms: i, cum_rebuffer_ms: 0, cum_rebuffer_count: 0, cum_seek_ms: 0, cum_bitrate_ms: i * 800,
-      },
-    }));
+    const records = heartbeats(3_000, '40000000', Date.UTC(2026, 10, 20, 11), 89);
     // Fault injection on the real ClickHouse: the first INSERT into raw_playback is held for 1.5 s
     // (records keep coming; the loop consumes on and freezes the next cycle behind it) and then sent to a
     // table that does not exist, so ClickHouse itself rejects it (UNKNOWN_TABLE, not retriable).
