@@ -5,8 +5,9 @@
  * peak RSS (VmHWM) is its own.
  *   1. business alone, from a preloaded topic: events/s, peak RSS
  *   2. every processor together (raw-store, business, qoe, safety, production, churn) from the
- *      same preloaded topics: fused (the default), unfused for comparison, and the raw store
- *      alone; log events/s, process CPU time, peak RSS
+ *      same preloaded topics: fused (the default), unfused and split over two processes for
+ *      comparison, and the raw store alone; log events/s, the machine's and the processes' CPU
+ *      time over the measured span, peak RSS
  *   3. the whole pipeline (all six, fused) at a steady 2,000 events/s in real time: p50/p99
  *      freshness, i.e. event time to the row being queryable, from probe payments of unique
  *      accounts (business's account_activity_1h)
@@ -57,7 +58,8 @@ async function startPipeline(b: BenchEnv, roles: string, label: string, extra: R
   // As `npm start` runs it (package.json): a 64 MiB young generation.
   const proc = spawn(process.execPath, ['--max-semi-space-size=64', ...nodeArgs, '--import', 'tsx', 'bin/streampulse.ts'], {
     cwd: REPO_ROOT,
-    env: { ...b.env, ROLES: `clickhouse,${roles}`, CHDB_PATH: join(b.dataDir, `chdb-${label}`), CLICKHOUSE_HTTP_PORT: String(port), LOG_LEVEL: 'warn', ...extra },
+    // With CLICKHOUSE_URL in `extra` the child writes to another child's embedded ClickHouse over HTTP.
+    env: { ...b.env, ROLES: extra.CLICKHOUSE_URL ? roles : ['clickhouse', roles].filter(Boolean).join(','), CHDB_PATH: join(b.dataDir, `chdb-${label}`), CLICKHOUSE_HTTP_PORT: String(port), LOG_LEVEL: 'warn', ...extra },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const exited = new Promise<number>((r) => proc.on('exit', (c) => r(c ?? -1)));
@@ -71,15 +73,40 @@ async function startPipeline(b: BenchEnv, roles: string, label: string, extra: R
   };
 }
 
+/**
+ * The pipeline children of one run, a list of processor names per process. One process hosts the
+ * embedded ClickHouse; with more, the first hosts it (an empty first list: a process that only
+ * hosts it) and the others, started together once it answers, write to it over HTTP.
+ */
+async function startChildren(b: BenchEnv, groups: readonly string[][], label: string, extra: Record<string, string>, nodeArgs: (childLabel: string) => string[] = () => []): Promise<Child[]> {
+  const start = (g: readonly string[], i: number, host?: Child) => {
+    const childLabel = groups.length > 1 ? `${label}${i}` : label;
+    return startPipeline(b, g.join(','), childLabel, { ...(host ? { CLICKHOUSE_URL: host.chUrl } : {}), ...extra }, nodeArgs(childLabel));
+  };
+  const host = await start(groups[0]!, 0);
+  if (groups.length === 1) return [host];
+  await clickHouseUp(host.chUrl);
+  return [host, ...(await Promise.all(groups.slice(1).map((g, i) => start(g, i + 1, host))))];
+}
+
+/** Resolves once the child's ClickHouse answers over HTTP (after its migrations). */
+async function clickHouseUp(chUrl: string, timeoutMs = 120_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if ((await query(chUrl, 'SELECT 1')).trim() === '1') return;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > until) throw new Error(`ClickHouse at ${chUrl} did not answer within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** user + system time (s) of a /proc `stat` file (a process's: all its threads; a task's: that thread). */
 function statCpuSeconds(path: string): number {
   const f = readFileSync(path, 'utf8').split(') ')[1]!.split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
-}
-
-/** CPU time (user + system, all threads) the process has used so far, in seconds. */
-function cpuSeconds(pid: number): number {
-  return statCpuSeconds(`/proc/${pid}/stat`);
 }
 
 /**
@@ -105,6 +132,35 @@ function threadCpu(pid: number): { main: number; v8: number; other: number } {
   return out;
 }
 
+/** Busy and total CPU time (s, all cores) of the machine so far, from /proc/stat (busy: not idle or iowait). */
+function machineCpuSeconds(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = f.reduce((a, x) => a + x, 0);
+  return { busy: (total - f[3]! - f[4]!) / 100, total: total / 100 };
+}
+
+/** CPU used by the machine and by the pipeline processes' threads between two marks. */
+interface CpuMark { machine: ReturnType<typeof machineCpuSeconds>; threads: ReturnType<typeof threadCpu> }
+
+function cpuMark(pids: readonly number[]): CpuMark {
+  const threads = { main: 0, v8: 0, other: 0 };
+  for (const pid of pids) {
+    const t = threadCpu(pid);
+    threads.main += t.main;
+    threads.v8 += t.v8;
+    threads.other += t.other;
+  }
+  return { machine: machineCpuSeconds(), threads };
+}
+
+function cpuSince(a: CpuMark, pids: readonly number[]): CpuMark {
+  const b = cpuMark(pids);
+  return {
+    machine: { busy: b.machine.busy - a.machine.busy, total: b.machine.total - a.machine.total },
+    threads: { main: b.threads.main - a.threads.main, v8: b.threads.v8 - a.threads.v8, other: b.threads.other - a.threads.other },
+  };
+}
+
 function peakRssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const m = /VmHWM:\s+(\d+) kB/.exec(status);
@@ -116,21 +172,32 @@ function peakRssMb(pid: number): number {
  * partition is claimed (the consumer has joined its group; process start-up excluded) and stops
  * when every event's results are durable: rate = all events / that time.
  */
-async function timeCatchUp(b: BenchEnv, processors: Array<{ name: string; kinds: EventKind[] }>, redisPrefix = b.config.env.REDIS_PREFIX): Promise<{ rate: number; seconds: number }> {
+async function timeCatchUp(b: BenchEnv, processors: Array<{ name: string; kinds: EventKind[] }>, redisPrefix = b.config.env.REDIS_PREFIX, pids: readonly number[] = []): Promise<{ rate: number; seconds: number; cpu: CpuMark }> {
   const totals = await Promise.all(processors.map((p) => topicTotal(b, p.kinds)));
   const grand = totals.reduce((a, x) => a + x, 0);
   let start: number | null = null;
+  let mark: CpuMark | null = null;
   for (;;) {
     if (start === null) {
       const claimed = (await Promise.all(processors.map((p) => b.redis.keys(`${redisPrefix}ckpt:${p.name}:*`)))).some((k) => k.length > 0);
-      if (claimed) start = performance.now();
+      if (claimed) {
+        start = performance.now();
+        mark = cpuMark(pids);
+      }
     }
     const done = await Promise.all(processors.map((p) => checkpointedTotal(b, p.name, redisPrefix)));
     if (start !== null && done.every((d, i) => d >= totals[i]!)) break;
     await new Promise((r) => setTimeout(r, 20));
   }
   const seconds = (performance.now() - start) / 1000;
-  return { rate: grand / seconds, seconds };
+  return { rate: grand / seconds, seconds, cpu: cpuSince(mark!, pids) };
+}
+
+/** The CPU of a measured run, as RESULTS.md prints it. */
+function cpuText(c: CpuMark, seconds: number, processes: number): string {
+  const cores = c.machine.total / seconds;
+  const t = c.threads;
+  return `in the measured ${seconds.toFixed(1)} s the machine's ${cores.toFixed(0)} cores were ${Math.round((100 * c.machine.busy) / c.machine.total)} % busy (${c.machine.busy.toFixed(1)} core-s, Kafka broker and Redis included); ${processes > 1 ? `the ${processes} pipeline processes` : 'the pipeline process'} used ${(t.main + t.v8 + t.other).toFixed(1)} s: main thread${processes > 1 ? 's' : ''} ${t.main.toFixed(1)} s, Node's V8/libuv threads ${t.v8.toFixed(1)} s, ClickHouse and other native threads ${t.other.toFixed(1)} s`;
 }
 
 async function query(chUrl: string, sql: string): Promise<string> {
@@ -160,24 +227,27 @@ async function only(names: string[]): Promise<void> {
       // `a+b` runs processors a and b together in one child; `a+b@KEY=v;KEY2=w` with extra env for that child.
       const [name, envSpec = ''] = spec.split('@') as [string, string?];
       const envExtra = Object.fromEntries(envSpec.split(';').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
-      const procs = name.split('+').map((n) => {
+      // `a+b|c+d`: a and b in one child (which hosts ClickHouse), c and d in another that writes to
+      // it over HTTP; `|a+b|c+d`: a child that only hosts ClickHouse, and a+b and c+d beside it.
+      const groups = name.split('|').map((g) => g.split('+').filter(Boolean).map((n) => {
         const k = PROCESSOR_KINDS[n];
         if (!k) throw new Error(`BENCH_ONLY: unknown processor ${n}`);
         return { name: n, kinds: k };
-      });
+      }));
+      const procs = groups.flat();
       const kinds = [...new Set(procs.flatMap((p) => p.kinds))];
       const ref = await consumeAll(b, kinds, true);
-      const label = `${name.replace(/\+/g, '_')}${envSpec ? `_${Object.values(envExtra).join('_')}` : ''}_${names.indexOf(spec) === names.lastIndexOf(spec) ? '' : repeat++}`;
+      const label = `${name.replace(/[+|]/g, '_')}${envSpec ? `_${Object.values(envExtra).join('_')}` : ''}_${names.indexOf(spec) === names.lastIndexOf(spec) ? '' : repeat++}`;
       const prefix = `${b.config.env.REDIS_PREFIX}${label}:`;
-      const child = await startPipeline(b, procs.map((p) => p.name).join(','), label, { REDIS_PREFIX: prefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}${label}.`, ...envExtra },
-        [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/${label}`] : []), ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)]);
+      const children = await startChildren(b, groups.map((g) => g.map((p) => p.name)), label, { REDIS_PREFIX: prefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}${label}.`, ...envExtra },
+        (childLabel) => [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/${childLabel}`] : []), ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)]);
       const t0 = performance.now();
-      const run = await timeCatchUp(b, procs, prefix);
+      const run = await timeCatchUp(b, procs, prefix, children.map((c) => c.proc.pid!));
       const total = (performance.now() - t0) / 1000;
-      const rss = peakRssMb(child.proc.pid!);
-      await child.stop();
+      const rss = children.map((c) => peakRssMb(c.proc.pid!));
+      for (const c of children.reverse()) await c.stop();
       const logEvents = await topicTotal(b, kinds);
-      console.log(`${spec}: ${fmt(logEvents / run.seconds)} log events/s (${fmt(run.rate)} processor-events/s) from partition claim to durable (${fmt(logEvents / total)} incl. process start-up; ref consume+decode ${fmt(ref.records / ref.seconds)}), peak RSS ${rss.toFixed(0)} MiB`);
+      console.log(`${spec}: ${fmt(logEvents / run.seconds)} log events/s (${fmt(run.rate)} processor-events/s) from partition claim to durable (${fmt(logEvents / total)} incl. process start-up; ref consume+decode ${fmt(ref.records / ref.seconds)}), peak RSS ${rss.map((r) => r.toFixed(0)).join(' + ')} MiB; ${cpuText(run.cpu, run.seconds, children.length)}`);
     }
   } finally {
     await b.close();
@@ -189,21 +259,29 @@ const ALL_PROCS = [
   { name: 'safety', kinds: ['moderation'] as EventKind[] }, { name: 'production', kinds: ['jira'] as EventKind[] }, { name: 'churn', kinds: ['payments', 'playback', 'gifts'] as EventKind[] },
 ];
 
-/** One pipeline child on the preloaded topics of `b`, timed to durable; returns its RESULTS.md row. */
-async function wholePipelineRun(b: BenchEnv, r: { label: string; title: string; roles: string; extra: Record<string, string>; procs: typeof ALL_PROCS }, pipelineEvents: number, refAllRate: number): Promise<string> {
+interface WholeRun {
+  label: string;
+  title: string;
+  /** Processor names per pipeline process (see startChildren). */
+  groups: string[][];
+  extra: Record<string, string>;
+  procs: typeof ALL_PROCS;
+}
+
+/** The pipeline children of a run on the preloaded topics of `b`, timed to durable; returns its RESULTS.md row. */
+async function wholePipelineRun(b: BenchEnv, r: WholeRun, pipelineEvents: number, refAllRate: number): Promise<string> {
   const prefix = `${b.config.env.REDIS_PREFIX}${r.label}:`;
-  const child = await startPipeline(b, r.roles, r.label, { REDIS_PREFIX: prefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}${r.label}.`, ...r.extra });
+  const children = await startChildren(b, r.groups, r.label, { REDIS_PREFIX: prefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}${r.label}.`, ...r.extra });
   const t0 = performance.now();
-  const run = await timeCatchUp(b, r.procs, prefix);
+  const run = await timeCatchUp(b, r.procs, prefix, children.map((c) => c.proc.pid!));
   const withStart = (performance.now() - t0) / 1000;
-  const rss = peakRssMb(child.proc.pid!);
-  const cpu = cpuSeconds(child.proc.pid!);
-  const th = threadCpu(child.proc.pid!);
-  await child.stop();
+  const rss = children.map((c) => peakRssMb(c.proc.pid!));
+  for (const c of [...children].reverse()) await c.stop();
   const rate = pipelineEvents / run.seconds;
-  const split = `main thread ${th.main.toFixed(0)} s, Node's V8/libuv threads ${th.v8.toFixed(0)} s, ClickHouse and other native threads ${th.other.toFixed(0)} s`;
-  console.log(`${r.label}: ${fmt(rate)} log events/s from first claim (${fmt(pipelineEvents / withStart)} incl. start-up), CPU ${cpu.toFixed(1)} s of the process (${split}), peak RSS ${rss.toFixed(0)} MiB`);
-  return `| ${r.title}: ${fmt(pipelineEvents)} log events (${fmt(pipelineEvents / withStart)}/s incl. process start-up; process CPU ${cpu.toFixed(0)} s in ${withStart.toFixed(0)} s: ${split}) | ${fmt(rate)} log events/s | ${fmt(refAllRate)} | ${rss.toFixed(0)} MiB |`;
+  const cpu = cpuText(run.cpu, run.seconds, children.length);
+  const rssText = `${rss.map((x) => x.toFixed(0)).join(' + ')} MiB`;
+  console.log(`${r.label}: ${fmt(rate)} log events/s from first claim (${fmt(pipelineEvents / withStart)} incl. start-up); ${cpu}; peak RSS ${rssText}`);
+  return `| ${r.title}: ${fmt(pipelineEvents)} log events (${fmt(pipelineEvents / withStart)}/s incl. process start-up; ${cpu}) | ${fmt(rate)} log events/s | ${fmt(refAllRate)} | ${rssText} |`;
 }
 
 async function main(): Promise<void> {
@@ -233,10 +311,15 @@ async function main(): Promise<void> {
       // The whole pipeline in one process: fused (the default: one consumer, each record decoded
       // once), then one consumer per processor for comparison; and the raw store alone, the
       // floor of any pipeline that archives every event.
-      const runs: Array<{ label: string; title: string; roles: string; extra: Record<string, string>; procs: typeof procs }> = [
-        { label: 'all', title: 'all six processors in one process, fused (default: one consumer, one decode per record)', roles: procs.map((x) => x.name).join(','), extra: {}, procs },
-        { label: 'unfused', title: 'all six in one process, a consumer per processor (`FUSE_PROCESSORS=false`)', roles: procs.map((x) => x.name).join(','), extra: { FUSE_PROCESSORS: 'false' }, procs },
-        { label: 'raw', title: 'raw-store alone (archive every event)', roles: 'raw-store', extra: {}, procs: procs.slice(0, 1) },
+      const names = procs.map((x) => x.name);
+      const runs: WholeRun[] = [
+        { label: 'all', title: 'all six processors in one process, fused (default: one consumer, one decode per record)', groups: [names], extra: {}, procs },
+        { label: 'unfused', title: 'all six in one process, a consumer per processor (`FUSE_PROCESSORS=false`)', groups: [names], extra: { FUSE_PROCESSORS: 'false' }, procs },
+        {
+          label: 'split', title: 'all six in two processes, fused in each: raw-store, business, safety and production in the one that hosts ClickHouse, QoE and churn in the other, writing to it over HTTP',
+          groups: [['raw-store', 'business', 'safety', 'production'], ['qoe', 'churn']], extra: {}, procs,
+        },
+        { label: 'raw', title: 'raw-store alone (archive every event)', groups: [['raw-store']], extra: {}, procs: procs.slice(0, 1) },
       ];
       for (const r of runs) lines.push(await wholePipelineRun(b, r, pipelineEvents, refAllRate));
       lines.unshift(`| business alone, preloaded ${fmt(N)} events (${fmt(await topicTotal(b, BUSINESS_KINDS))} on its topics) | ${fmt(biz.rate)} | ${fmt(refRate)} | ${bizRss.toFixed(0)} MiB |`);
@@ -255,9 +338,9 @@ async function main(): Promise<void> {
       const spanMin = (events.at(-1)!.event.event_time - events[0]!.event.event_time) / 60_000;
       await produceAll(b.producer, events);
       const refAll = await consumeAll(b, ALL, true);
-      const all = ALL_PROCS.map((x) => x.name).join(',');
+      const all = ALL_PROCS.map((x) => x.name);
       lines.push(await wholePipelineRun(b, {
-        label: 'history', roles: all, extra: {}, procs: ALL_PROCS,
+        label: 'history', groups: [all], extra: {}, procs: ALL_PROCS,
         title: `all six, fused, replaying a sparser history: the same number of events at ${fmt(HISTORY_RATE)} simulated events/s (${spanMin.toFixed(0)} min of event time)`,
       }, await topicTotal(b, ALL), refAll.records / refAll.seconds));
     } finally {
@@ -274,9 +357,9 @@ async function main(): Promise<void> {
       await produceAll(b.producer, events);
       events.length = 0;
       const refAll = await consumeAll(b, ALL, true);
-      const all = ALL_PROCS.map((x) => x.name).join(',');
+      const all = ALL_PROCS.map((x) => x.name);
       lines.push(await wholePipelineRun(b, {
-        label: 'sustained', roles: all, extra: {}, procs: ALL_PROCS,
+        label: 'sustained', groups: [all], extra: {}, procs: ALL_PROCS,
         title: `all six, fused, the preloaded runs' dense traffic as a longer backlog: ${fmt(SUSTAINED_EVENTS)} events (${spanS.toFixed(0)} s of event time)`,
       }, await topicTotal(b, ALL), refAll.records / refAll.seconds));
     } finally {
@@ -352,11 +435,11 @@ async function main(): Promise<void> {
   recordResults('Processors (npm run bench)', `
 Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. Kafka 4.1.1 (KRaft, single node, same machine), Redis, embedded ClickHouse (chdb) in the pipeline process; simulated traffic of all kinds (≈90 % playback). Commit cycle: BATCH_MAX_ROWS ${b0.config.env.BATCH_MAX_ROWS}, BATCH_MAX_MS ${b0.config.env.BATCH_MAX_MS}; state checkpoints at least CHECKPOINT_INTERVAL_MS ${b0.config.env.CHECKPOINT_INTERVAL_MS} apart and spaced by their cost.
 
-| run | events/s (or freshness) | reference: consume + decode only, same topics, same run | peak RSS of the pipeline process |
+| run | events/s (or freshness) | reference: consume + decode only, same topics, same run | peak RSS of each pipeline process |
 |---|---|---|---|
 ${lines.join('\n')}
 
-Events/s = all events on the processor's topics (log events: every record of every topic, each counted once however many processors read it) ÷ the time from the first partition claim (process start-up excluded) until Redis checkpoints of every processor cover every offset, i.e. until every event's results are durable in ClickHouse. Process CPU: user + system time of the pipeline process (all threads, including embedded ClickHouse) from start to the end of the run, split by thread: the main thread runs the JavaScript (processors, decoding, row encoding); Node's V8/libuv threads are its other threads (named \`node\`: V8's parallel and concurrent garbage collection and compilers, libuv's pool for file writes); the rest are embedded ClickHouse's (inserts, merges) and librdkafka's; the Kafka broker and Redis run beside it on the same 2 cores. Freshness = time a probe payment's account becomes visible in \`account_activity_1h\` minus its event time (= send time). The preloaded events span about 20 s of event time (20,000 simulated events/s: a platform busy enough to feed 20,000 events/s, with large state: QoE's per-view state checkpoints at 49 MB, churn's at 22 MB, measured by bench/processors.micro.ts on the same traffic): nearly every view, account-day and account-hour is new, and at the end every open row is written at once, so these rows measure a burst. The longer-backlog row is the same traffic for ${fmt(SUSTAINED_EVENTS)} events, where open rows are written once per minute of event time (the steady state of a catch-up); in the sparser-history row the same 400,000 events span minutes (windows close, views end, state stays small). Every run catches up a backlog: open-window rows are written once per minute of watermark time while behind and every cycle once caught up (docs/processing.md), and no day closes, so the daily churn scoring (a per-day job, closed in event time) does not run inside the measured time. Rows go to ClickHouse as Avro (raw rows as the records' own bytes; docs/processing.md, "Writing to ClickHouse").
+Events/s = all events on the processor's topics (log events: every record of every topic, each counted once however many processors read it) ÷ the time from the first partition claim (process start-up excluded) until Redis checkpoints of every processor cover every offset, i.e. until every event's results are durable in ClickHouse. CPU, over the measured time only: the machine's busy time from /proc/stat (every process: the pipeline, the Kafka broker, Redis, the benchmark's own polling), and the user + system time of the pipeline process (all threads, including embedded ClickHouse) split by thread: the main thread runs the JavaScript (consuming, decoding, processors, row encoding, checkpoint serialization); Node's V8/libuv threads are its other threads (named \`node\`: V8's parallel and concurrent garbage collection and compilers, libuv's pool for file writes); the rest are embedded ClickHouse's (inserts, merges) and librdkafka's. At 50,000 events/s the 400,000-event runs would have 8 s, 16 core-s of the 2 cores, and at most 8 s of one main thread. Freshness = time a probe payment's account becomes visible in \`account_activity_1h\` minus its event time (= send time). The preloaded events span about 20 s of event time (20,000 simulated events/s: a platform busy enough to feed 20,000 events/s, with large state: QoE's per-view state checkpoints at 49 MB, churn's at 22 MB, measured by bench/processors.micro.ts on the same traffic): nearly every view, account-day and account-hour is new, and at the end every open row is written at once, so these rows measure a burst. The longer-backlog row is the same traffic for ${fmt(SUSTAINED_EVENTS)} events, where open rows are written once per minute of event time (the steady state of a catch-up); in the sparser-history row the same 400,000 events span minutes (windows close, views end, state stays small). Every run catches up a backlog: open-window rows are written once per minute of watermark time while behind and every cycle once caught up (docs/processing.md), and no day closes, so the daily churn scoring (a per-day job, closed in event time) does not run inside the measured time. Rows go to ClickHouse as Avro (raw rows as the records' own bytes; docs/processing.md, "Writing to ClickHouse").
 `);
 }
 
