@@ -1,27 +1,43 @@
 /**
- * State and offsets checkpointed together, per topic-partition, in one Redis hash:
- *   <prefix>ckpt:<processor>:<topic>:<partition> = { owner, offset, state, saved_at, wm }
+ * State and offsets checkpointed together, per topic-partition:
+ *   <prefix>ckpt:<processor>:<topic>:<partition>       hash { owner, offset, saved_at, wm }
+ *   <prefix>ckptstate:<processor>:<topic>:<partition>  the state (JSON) the hash's offset goes with
  * `wm` is the partition's watermark when the checkpoint was taken: every row up to it is durable
  * in ClickHouse. It is also refreshed alone (without state) when only the watermark moved (an
  * idle partition advanced by the idle rule), so jobs that need a processor's event-time progress
  * across all its partitions (the daily churn scoring) can read it here (`progress`).
- * A new owner claims the partition on assignment; a save is applied only while the caller is
- * still the owner (a Lua compare-and-set), so a consumer that lost a partition in a rebalance
- * can never overwrite the state of its successor.
+ *
+ * A save is two steps, so that the bulk of it (megabytes of state) travels to Redis while the
+ * rows the checkpoint covers are still being written to ClickHouse (runner.ts):
+ *   stage   the state to <prefix>ckptstage:<processor>:<topic>:<partition>:<owner>, with a TTL:
+ *           not a checkpoint yet, a restore never reads it;
+ *   commit  once the rows are acknowledged, a Lua script that, only while the caller is still
+ *           the owner, renames the staged state over the state key and sets offset, saved_at and
+ *           wm: state and offset change together, atomically.
+ * A new owner claims the partition on assignment, so a consumer that lost a partition in a
+ * rebalance can never overwrite the state of its successor (its staged state, under its own
+ * name, expires). Checkpoints written before the state key existed (the state in the hash's
+ * `state` field) are still restored; the first commit moves the state to its key.
  */
 import type { Redis } from 'ioredis';
 import { StateError } from '../../lib/errors.js';
 
-const SAVE_LUA = `
-if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
-  if ARGV[3] == '' then
-    redis.call('HSET', KEYS[1], 'saved_at', ARGV[4], 'wm', ARGV[5])
-  else
-    redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'state', ARGV[3], 'saved_at', ARGV[4], 'wm', ARGV[5])
-  end
-  return 1
+/** How long a staged state waits for its commit (the rows' write, retries included). */
+const STAGE_TTL_MS = 15 * 60_000;
+
+/** KEYS: hash, state key, staged key. ARGV: owner, offset, has state ('1'/''), saved_at, wm. */
+const COMMIT_LUA = `
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+if ARGV[3] == '1' then
+  if redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
+  redis.call('RENAME', KEYS[3], KEYS[2])
+  redis.call('PERSIST', KEYS[2])
+  redis.call('HDEL', KEYS[1], 'state')
+  redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'saved_at', ARGV[4], 'wm', ARGV[5])
+else
+  redis.call('HSET', KEYS[1], 'saved_at', ARGV[4], 'wm', ARGV[5])
 end
-return 0`;
+return 1`;
 
 export interface CheckpointEntry {
   topic: string;
@@ -50,12 +66,22 @@ export class CheckpointStore {
     return `${this.prefix}ckpt:${this.processor}:${topic}:${partition}`;
   }
 
+  stateKey(topic: string, partition: number): string {
+    return `${this.prefix}ckptstate:${this.processor}:${topic}:${partition}`;
+  }
+
+  stageKey(topic: string, partition: number, owner: string): string {
+    return `${this.prefix}ckptstage:${this.processor}:${topic}:${partition}:${owner}`;
+  }
+
   /** Takes ownership of a partition and returns its last checkpoint, if any. */
   async claim(topic: string, partition: number, owner: string): Promise<Checkpoint | null> {
     try {
       const k = this.key(topic, partition);
-      const [, [, got]] = (await this.redis.multi().hset(k, 'owner', owner).hmget(k, 'offset', 'state').exec()) as [[null, unknown], [null, [string | null, string | null]]];
-      const [offset, state] = got;
+      const res = (await this.redis.multi().hset(k, 'owner', owner).hmget(k, 'offset', 'state').get(this.stateKey(topic, partition)).exec()) as [[null, unknown], [null, [string | null, string | null]], [null, string | null]];
+      const [offset, inHash] = res[1][1];
+      // The state key; a checkpoint written before it existed has the state in the hash.
+      const state = res[2][1] ?? inHash;
       if (offset === null || state === null) return null;
       return { offset: Number(offset), state: JSON.parse(state) };
     } catch (err) {
@@ -63,21 +89,52 @@ export class CheckpointStore {
     }
   }
 
-  /** Saves state + next offset of each partition; returns the partitions this owner no longer owns. */
-  /** `state` may be given already serialized (a string), as the runner does to freeze it in time. */
-  async save(owner: string, entries: readonly CheckpointEntry[], nowMs: number): Promise<Array<{ topic: string; partition: number }>> {
+  private static serialized(e: CheckpointEntry): string | null {
+    return e.state === null ? null : typeof e.state === 'string' ? e.state : JSON.stringify(e.state);
+  }
+
+  /**
+   * Sends the states of `entries` to Redis, staged under this owner's name (not a checkpoint until
+   * `save` commits them). `state` may be given already serialized (a string), as the runner does to
+   * freeze it in time.
+   */
+  async stage(owner: string, entries: readonly CheckpointEntry[]): Promise<void> {
+    const pipe = this.redis.pipeline();
+    let n = 0;
+    for (const e of entries) {
+      const state = CheckpointStore.serialized(e);
+      if (state === null) continue;
+      pipe.set(this.stageKey(e.topic, e.partition, owner), state, 'PX', STAGE_TTL_MS);
+      n++;
+    }
+    if (n === 0) return;
+    try {
+      for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
+    } catch (err) {
+      throw new StateError(`cannot stage checkpoints: ${(err as Error).message}`, true, { cause: err });
+    }
+  }
+
+  /**
+   * Commits state + next offset of each partition (staging the states first unless `staged`: they
+   * were staged by `stage` with the same entries); returns the partitions this owner no longer owns.
+   */
+  async save(owner: string, entries: readonly CheckpointEntry[], nowMs: number, staged = false): Promise<Array<{ topic: string; partition: number }>> {
     if (entries.length === 0) return [];
+    if (!staged) await this.stage(owner, entries);
     try {
       const pipe = this.redis.pipeline();
       for (const e of entries) {
-        const state = e.state === null ? '' : typeof e.state === 'string' ? e.state : JSON.stringify(e.state);
-        pipe.eval(SAVE_LUA, 1, this.key(e.topic, e.partition), owner, String(e.offset), state, String(nowMs), String(e.watermarkMs ?? ''));
+        pipe.eval(COMMIT_LUA, 3, this.key(e.topic, e.partition), this.stateKey(e.topic, e.partition), this.stageKey(e.topic, e.partition, owner),
+          owner, String(e.offset), e.state === null ? '' : '1', String(nowMs), String(e.watermarkMs ?? ''));
       }
       const res = (await pipe.exec()) ?? [];
       const lost: Array<{ topic: string; partition: number }> = [];
       res.forEach(([err, ok], i) => {
         if (err) throw err;
-        if (ok !== 1) lost.push({ topic: entries[i]!.topic, partition: entries[i]!.partition });
+        const e = entries[i]!;
+        if (ok === -1) throw new Error(`the staged state of ${e.topic}/${e.partition} is gone (not staged, or expired before its commit)`);
+        if (ok !== 1) lost.push({ topic: e.topic, partition: e.partition });
       });
       return lost;
     } catch (err) {
@@ -114,15 +171,20 @@ export class CheckpointStore {
     return Number.isFinite(min) ? min : null;
   }
 
-  /** Removes every checkpoint of this processor (replay from the beginning). */
+  /** Removes every checkpoint of this processor, states and staged states included (replay from the beginning); returns the partitions' count. */
   async clear(): Promise<number> {
     let n = 0;
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}ckpt:${this.processor}:*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length) n += await this.redis.del(...keys);
-    } while (cursor !== '0');
+    for (const kind of ['ckpt', 'ckptstate', 'ckptstage']) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}${kind}:${this.processor}:*`, 'COUNT', 500);
+        cursor = next;
+        if (keys.length) {
+          const removed = await this.redis.del(...keys);
+          if (kind === 'ckpt') n += removed;
+        }
+      } while (cursor !== '0');
+    }
     return n;
   }
 }

@@ -1,0 +1,99 @@
+/**
+ * The checkpoint store on the real Redis: a state is staged (sent) first and committed with its
+ * offset later, atomically and only by the partition's owner (processors/core/checkpoint-store.ts).
+ */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CheckpointStore } from '../../processors/core/checkpoint-store.js';
+import { cleanupTestEnv, testEnv } from '../helpers/env.js';
+
+const t = testEnv('checkpoint-store');
+let redis: Redis;
+beforeAll(async () => {
+  redis = new Redis(t.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 3 });
+  await redis.connect();
+});
+afterAll(async () => {
+  redis?.disconnect();
+  await cleanupTestEnv(t);
+});
+
+let n = 0;
+/** A store of its own processor name per test. */
+const store = () => new CheckpointStore(redis, t.redisPrefix, `p${n++}`);
+/** A checkpoint entry with its state serialized, as the runner gives it. */
+const entry = (offset: number, state: unknown, partition = 0, watermarkMs = offset * 10) => ({ topic: 'sp.playback', partition, offset, state: JSON.stringify(state), watermarkMs });
+
+describe('checkpoint store', () => {
+  it('restores what a save committed; the state has its own key and nothing staged is left', async () => {
+    const s = store();
+    expect(await s.claim('sp.playback', 0, 'a')).toBeNull();
+    expect(await s.save('a', [entry(42, { views: [1, 2] })], 1_000)).toEqual([]);
+    expect(await s.claim('sp.playback', 0, 'b')).toEqual({ offset: 42, state: { views: [1, 2] } });
+    expect(await redis.hgetall(s.key('sp.playback', 0))).toEqual({ owner: 'b', offset: '42', saved_at: '1000', wm: '420' });
+    expect(await redis.get(s.stateKey('sp.playback', 0))).toBe('{"views":[1,2]}');
+    expect(await redis.pttl(s.stateKey('sp.playback', 0))).toBe(-1);
+    expect(await redis.exists(s.stageKey('sp.playback', 0, 'a'))).toBe(0);
+  });
+
+  it('a staged state is not a checkpoint until it is committed', async () => {
+    const s = store();
+    await s.claim('sp.playback', 0, 'a');
+    await s.save('a', [entry(10, 'first')], 1_000);
+    await s.stage('a', [entry(20, 'second')]);
+    expect(await redis.pttl(s.stageKey('sp.playback', 0, 'a'))).toBeGreaterThan(0);
+    expect(await s.claim('sp.playback', 0, 'a')).toEqual({ offset: 10, state: 'first' });
+    expect(await s.save('a', [entry(20, 'second')], 2_000, true)).toEqual([]);
+    expect(await s.claim('sp.playback', 0, 'a')).toEqual({ offset: 20, state: 'second' });
+  });
+
+  it('a former owner cannot commit what it staged: its successor keeps its state, the stale one expires', async () => {
+    const s = store();
+    await s.claim('sp.playback', 0, 'old');
+    await s.save('old', [entry(10, 'old-10')], 1_000);
+    await s.stage('old', [entry(30, 'old-30')]);
+    // A rebalance: the partition has a new owner, which restores and checkpoints on its own.
+    expect(await s.claim('sp.playback', 0, 'new')).toEqual({ offset: 10, state: 'old-10' });
+    await s.save('new', [entry(15, 'new-15')], 2_000);
+    expect(await s.save('old', [entry(30, 'old-30')], 3_000, true)).toEqual([{ topic: 'sp.playback', partition: 0 }]);
+    expect(await s.claim('sp.playback', 0, 'new')).toEqual({ offset: 15, state: 'new-15' });
+    expect(await redis.pttl(s.stageKey('sp.playback', 0, 'old'))).toBeGreaterThan(0);
+  });
+
+  it('a commit whose staged state is missing fails and changes nothing', async () => {
+    const s = store();
+    await s.claim('sp.playback', 0, 'a');
+    await s.save('a', [entry(5, 'five')], 1_000);
+    await expect(s.save('a', [entry(9, 'nine')], 2_000, true)).rejects.toThrow(/staged state of sp.playback\/0 is gone/);
+    expect(await s.claim('sp.playback', 0, 'a')).toEqual({ offset: 5, state: 'five' });
+  });
+
+  it('a watermark-only save keeps state and offset', async () => {
+    const s = store();
+    await s.claim('sp.playback', 0, 'a');
+    await s.save('a', [entry(7, 'seven')], 1_000);
+    await s.save('a', [{ topic: 'sp.playback', partition: 0, offset: 7, state: null, watermarkMs: 99 }], 2_000);
+    expect(await s.claim('sp.playback', 0, 'a')).toEqual({ offset: 7, state: 'seven' });
+    expect(await redis.hget(s.key('sp.playback', 0), 'wm')).toBe('99');
+  });
+
+  it('restores a checkpoint written with the state in its hash, and the next commit moves it to the state key', async () => {
+    const s = store();
+    await redis.hset(s.key('sp.playback', 0), 'owner', 'x', 'offset', '3', 'state', '"in-hash"', 'wm', '30');
+    expect(await s.claim('sp.playback', 0, 'a')).toEqual({ offset: 3, state: 'in-hash' });
+    await s.save('a', [entry(4, 'moved')], 1_000);
+    expect(await redis.hexists(s.key('sp.playback', 0), 'state')).toBe(0);
+    expect(await s.claim('sp.playback', 0, 'a')).toEqual({ offset: 4, state: 'moved' });
+  });
+
+  it('progress reads the hashes only, and clear removes checkpoints, states and staged states', async () => {
+    const s = new CheckpointStore(redis, t.redisPrefix, 'cleared');
+    for (const p of [0, 1]) await s.claim('sp.playback', p, 'a');
+    await s.save('a', [entry(10, 's0', 0, 500), entry(10, 's1', 1, 300)], 1_000);
+    await s.stage('a', [entry(11, 's0b', 0)]);
+    expect(await s.progress([{ topic: 'sp.playback', partitions: 2 }])).toBe(300);
+    expect(await s.clear()).toBe(2);
+    expect(await redis.keys(`${t.redisPrefix}ckpt*:cleared:*`)).toEqual([]);
+    expect(await s.claim('sp.playback', 0, 'a')).toBeNull();
+  });
+});
