@@ -39,6 +39,11 @@ const SUSTAINED_EVENTS = Number(process.env.BENCH_SUSTAINED_EVENTS ?? 2_000_000)
 // A rate the whole pipeline sustains on this machine (freshness is meaningless beyond capacity).
 const STEADY_RATE = Number(process.env.BENCH_STEADY_RATE ?? 2_000);
 const STEADY_SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 40);
+/**
+ * Runs of each 400,000-event whole-pipeline configuration (interleaved; RESULTS.md gives the
+ * median and the range): on this 2-core machine the same code varies by ±10 % between runs.
+ */
+const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 function freePort(): Promise<number> {
@@ -268,20 +273,37 @@ interface WholeRun {
   procs: typeof ALL_PROCS;
 }
 
-/** The pipeline children of a run on the preloaded topics of `b`, timed to durable; returns its RESULTS.md row. */
-async function wholePipelineRun(b: BenchEnv, r: WholeRun, pipelineEvents: number, refAllRate: number): Promise<string> {
-  const prefix = `${b.config.env.REDIS_PREFIX}${r.label}:`;
-  const children = await startChildren(b, r.groups, r.label, { REDIS_PREFIX: prefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}${r.label}.`, ...r.extra });
+interface RunResult { rate: number; withStartRate: number; cpu: string; rss: string }
+
+/** One run of the pipeline children of `r` on the preloaded topics of `b`, timed to durable. */
+async function wholePipelineOnce(b: BenchEnv, r: WholeRun, label: string, pipelineEvents: number): Promise<RunResult> {
+  const prefix = `${b.config.env.REDIS_PREFIX}${label}:`;
+  const children = await startChildren(b, r.groups, label, { REDIS_PREFIX: prefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}${label}.`, ...r.extra });
   const t0 = performance.now();
   const run = await timeCatchUp(b, r.procs, prefix, children.map((c) => c.proc.pid!));
   const withStart = (performance.now() - t0) / 1000;
   const rss = children.map((c) => peakRssMb(c.proc.pid!));
   for (const c of [...children].reverse()) await c.stop();
-  const rate = pipelineEvents / run.seconds;
-  const cpu = cpuText(run.cpu, run.seconds, children.length);
-  const rssText = `${rss.map((x) => x.toFixed(0)).join(' + ')} MiB`;
-  console.log(`${r.label}: ${fmt(rate)} log events/s from first claim (${fmt(pipelineEvents / withStart)} incl. start-up); ${cpu}; peak RSS ${rssText}`);
-  return `| ${r.title}: ${fmt(pipelineEvents)} log events (${fmt(pipelineEvents / withStart)}/s incl. process start-up; ${cpu}) | ${fmt(rate)} log events/s | ${fmt(refAllRate)} | ${rssText} |`;
+  const out = { rate: pipelineEvents / run.seconds, withStartRate: pipelineEvents / withStart, cpu: cpuText(run.cpu, run.seconds, children.length), rss: `${rss.map((x) => x.toFixed(0)).join(' + ')} MiB` };
+  console.log(`${label}: ${fmt(out.rate)} log events/s from first claim (${fmt(out.withStartRate)} incl. start-up); ${out.cpu}; peak RSS ${out.rss}`);
+  return out;
+}
+
+/**
+ * Runs each of `runs` `repeats` times, interleaved (a, b, a, b, …: the machine's drift spreads
+ * over all of them), and returns their RESULTS.md rows: the median run by events/s, with the range.
+ */
+async function wholePipelineRuns(b: BenchEnv, runs: readonly WholeRun[], pipelineEvents: number, refAllRate: number, repeats: number): Promise<string[]> {
+  const results = runs.map(() => [] as RunResult[]);
+  for (let i = 0; i < repeats; i++) {
+    for (const [j, r] of runs.entries()) results[j]!.push(await wholePipelineOnce(b, r, i ? `${r.label}${i}` : r.label, pipelineEvents));
+  }
+  return runs.map((r, j) => {
+    const sorted = [...results[j]!].sort((x, y) => x.rate - y.rate);
+    const med = sorted[Math.floor((sorted.length - 1) / 2)]!;
+    const spread = sorted.length > 1 ? `median of ${sorted.length} runs, ${sorted.map((x) => fmt(x.rate)).join(' · ')}; median run: ` : 'one run: ';
+    return `| ${r.title}: ${fmt(pipelineEvents)} log events (${spread}${fmt(med.withStartRate)}/s incl. process start-up; ${med.cpu}) | ${fmt(med.rate)} log events/s | ${fmt(refAllRate)} | ${med.rss} |`;
+  });
 }
 
 async function main(): Promise<void> {
@@ -321,7 +343,7 @@ async function main(): Promise<void> {
         },
         { label: 'raw', title: 'raw-store alone (archive every event)', groups: [['raw-store']], extra: {}, procs: procs.slice(0, 1) },
       ];
-      for (const r of runs) lines.push(await wholePipelineRun(b, r, pipelineEvents, refAllRate));
+      lines.push(...(await wholePipelineRuns(b, runs, pipelineEvents, refAllRate, REPEATS)));
       lines.unshift(`| business alone, preloaded ${fmt(N)} events (${fmt(await topicTotal(b, BUSINESS_KINDS))} on its topics) | ${fmt(biz.rate)} | ${fmt(refRate)} | ${bizRss.toFixed(0)} MiB |`);
     } finally {
       await b.close();
@@ -339,10 +361,10 @@ async function main(): Promise<void> {
       await produceAll(b.producer, events);
       const refAll = await consumeAll(b, ALL, true);
       const all = ALL_PROCS.map((x) => x.name);
-      lines.push(await wholePipelineRun(b, {
+      lines.push(...(await wholePipelineRuns(b, [{
         label: 'history', groups: [all], extra: {}, procs: ALL_PROCS,
         title: `all six, fused, replaying a sparser history: the same number of events at ${fmt(HISTORY_RATE)} simulated events/s (${spanMin.toFixed(0)} min of event time)`,
-      }, await topicTotal(b, ALL), refAll.records / refAll.seconds));
+      }], await topicTotal(b, ALL), refAll.records / refAll.seconds, REPEATS)));
     } finally {
       await b.close();
     }
@@ -358,10 +380,10 @@ async function main(): Promise<void> {
       events.length = 0;
       const refAll = await consumeAll(b, ALL, true);
       const all = ALL_PROCS.map((x) => x.name);
-      lines.push(await wholePipelineRun(b, {
+      lines.push(...(await wholePipelineRuns(b, [{
         label: 'sustained', groups: [all], extra: {}, procs: ALL_PROCS,
         title: `all six, fused, the preloaded runs' dense traffic as a longer backlog: ${fmt(SUSTAINED_EVENTS)} events (${spanS.toFixed(0)} s of event time)`,
-      }, await topicTotal(b, ALL), refAll.records / refAll.seconds));
+      }], await topicTotal(b, ALL), refAll.records / refAll.seconds, 1)));
     } finally {
       await b.close();
     }
@@ -439,7 +461,7 @@ Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. Kafka 4.1
 |---|---|---|---|
 ${lines.join('\n')}
 
-Events/s = all events on the processor's topics (log events: every record of every topic, each counted once however many processors read it) ÷ the time from the first partition claim (process start-up excluded) until Redis checkpoints of every processor cover every offset, i.e. until every event's results are durable in ClickHouse. CPU, over the measured time only: the machine's busy time from /proc/stat (every process: the pipeline, the Kafka broker, Redis, the benchmark's own polling), and the user + system time of the pipeline process (all threads, including embedded ClickHouse) split by thread: the main thread runs the JavaScript (consuming, decoding, processors, row encoding, checkpoint serialization); Node's V8/libuv threads are its other threads (named \`node\`: V8's parallel and concurrent garbage collection and compilers, libuv's pool for file writes); the rest are embedded ClickHouse's (inserts, merges) and librdkafka's. At 50,000 events/s the 400,000-event runs would have 8 s, 16 core-s of the 2 cores, and at most 8 s of one main thread. Freshness = time a probe payment's account becomes visible in \`account_activity_1h\` minus its event time (= send time). The preloaded events span about 20 s of event time (20,000 simulated events/s: a platform busy enough to feed 20,000 events/s, with large state: QoE's per-view state checkpoints at 49 MB, churn's at 22 MB, measured by bench/processors.micro.ts on the same traffic): nearly every view, account-day and account-hour is new, and at the end every open row is written at once, so these rows measure a burst. The longer-backlog row is the same traffic for ${fmt(SUSTAINED_EVENTS)} events, where open rows are written once per minute of event time (the steady state of a catch-up); in the sparser-history row the same 400,000 events span minutes (windows close, views end, state stays small). Every run catches up a backlog: open-window rows are written once per minute of watermark time while behind and every cycle once caught up (docs/processing.md), and no day closes, so the daily churn scoring (a per-day job, closed in event time) does not run inside the measured time. Rows go to ClickHouse as Avro (raw rows as the records' own bytes; docs/processing.md, "Writing to ClickHouse").
+Events/s = all events on the processor's topics (log events: every record of every topic, each counted once however many processors read it) ÷ the time from the first partition claim (process start-up excluded) until Redis checkpoints of every processor cover every offset, i.e. until every event's results are durable in ClickHouse. Each 400,000-event configuration runs ${REPEATS} times, interleaved with the others of its topics (\`BENCH_REPEATS\`), and its row gives the median run and every run's figure: on this machine the same code varies by about ±10 % between runs. CPU, over the measured time only: the machine's busy time from /proc/stat (every process: the pipeline, the Kafka broker, Redis, the benchmark's own polling), and the user + system time of the pipeline process (all threads, including embedded ClickHouse) split by thread: the main thread runs the JavaScript (consuming, decoding, processors, row encoding, checkpoint serialization); Node's V8/libuv threads are its other threads (named \`node\`: V8's parallel and concurrent garbage collection and compilers, libuv's pool for file writes); the rest are embedded ClickHouse's (inserts, merges) and librdkafka's. At 50,000 events/s the 400,000-event runs would have 8 s, 16 core-s of the 2 cores, and at most 8 s of one main thread. Freshness = time a probe payment's account becomes visible in \`account_activity_1h\` minus its event time (= send time). The preloaded events span about 20 s of event time (20,000 simulated events/s: a platform busy enough to feed 20,000 events/s, with large state: QoE's per-view state checkpoints at 49 MB, churn's at 22 MB, measured by bench/processors.micro.ts on the same traffic): nearly every view, account-day and account-hour is new, and at the end every open row is written at once, so these rows measure a burst. The longer-backlog row is the same traffic for ${fmt(SUSTAINED_EVENTS)} events, where open rows are written once per minute of event time (the steady state of a catch-up); in the sparser-history row the same 400,000 events span minutes (windows close, views end, state stays small). Every run catches up a backlog: open-window rows are written once per minute of watermark time while behind and every cycle once caught up (docs/processing.md), and no day closes, so the daily churn scoring (a per-day job, closed in event time) does not run inside the measured time. Rows go to ClickHouse as Avro (raw rows as the records' own bytes; docs/processing.md, "Writing to ClickHouse").
 `);
 }
 
