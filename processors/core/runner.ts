@@ -517,7 +517,8 @@ export class ProcessorRunner<S = unknown> {
 
   /**
    * One commit cycle: flush → sink (acked) → dead letters (acked) → checkpoint commit (fenced) →
-   * Kafka commit; the checkpoint's state is staged in Redis while the sink writes. The rows, dead letters and (when a checkpoint is due) the state are taken now,
+   * Kafka commit; the checkpoint's state is staged in Redis while the sink writes. The rows, dead
+   * letters and (when a checkpoint is due) the state are taken now,
    * frozen (state serialized), and made durable in that order by `completeCycle`, which runs
    * while the loop goes on consuming: at most one cycle is in flight and one frozen behind it;
    * the loop waits for the one in flight (bounded memory, backpressure). A checkpoint is only
