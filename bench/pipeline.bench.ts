@@ -219,7 +219,7 @@ const PROCESSOR_KINDS: Record<string, EventKind[]> = {
 };
 
 /**
- * BENCH_NODE_ARGS='--heap-prof --heap-prof-dir=/tmp/h': extra node flags for the pipeline child of BENCH_ONLY runs.
+ * BENCH_NODE_ARGS='--heap-prof --heap-prof-dir=/tmp/h', BENCH_CPU_PROF=<dir>: extra node flags for the pipeline children of whole-pipeline runs.
  * BENCH_ONLY=qoe,churn: each named processor alone (one child process each; `a+b` runs a and b in one child) from one preloaded
  * set of topics, beside the consume + decode rate of its topics; prints, writes no results.
  */
@@ -243,16 +243,8 @@ async function only(names: string[]): Promise<void> {
       const kinds = [...new Set(procs.flatMap((p) => p.kinds))];
       const ref = await consumeAll(b, kinds, true);
       const label = `${name.replace(/[+|]/g, '_')}${envSpec ? `_${Object.values(envExtra).join('_')}` : ''}_${names.indexOf(spec) === names.lastIndexOf(spec) ? '' : repeat++}`;
-      const prefix = `${b.config.env.REDIS_PREFIX}${label}:`;
-      const children = await startChildren(b, groups.map((g) => g.map((p) => p.name)), label, { REDIS_PREFIX: prefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}${label}.`, ...envExtra },
-        (childLabel) => [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/${childLabel}`] : []), ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)]);
-      const t0 = performance.now();
-      const run = await timeCatchUp(b, procs, prefix, children.map((c) => c.proc.pid!));
-      const total = (performance.now() - t0) / 1000;
-      const rss = children.map((c) => peakRssMb(c.proc.pid!));
-      for (const c of children.reverse()) await c.stop();
-      const logEvents = await topicTotal(b, kinds);
-      console.log(`${spec}: ${fmt(logEvents / run.seconds)} log events/s (${fmt(run.rate)} processor-events/s) from partition claim to durable (${fmt(logEvents / total)} incl. process start-up; ref consume+decode ${fmt(ref.records / ref.seconds)}), peak RSS ${rss.map((r) => r.toFixed(0)).join(' + ')} MiB; ${cpuText(run.cpu, run.seconds, children.length)}`);
+      const run = await wholePipelineOnce(b, { label, title: spec, groups: groups.map((g) => g.map((p) => p.name)), extra: envExtra, procs }, label, await topicTotal(b, kinds));
+      console.log(`${spec}: ${fmt(run.rate)} log events/s (${fmt(run.processorRate)} processor-events/s) from partition claim to durable; ref consume+decode ${fmt(ref.records / ref.seconds)}`);
     }
   } finally {
     await b.close();
@@ -273,18 +265,32 @@ interface WholeRun {
   procs: typeof ALL_PROCS;
 }
 
-interface RunResult { rate: number; withStartRate: number; cpu: string; rss: string }
+interface RunResult {
+  /** Log events (every record once) per second. */
+  rate: number;
+  /** Events per second summed over the processors (a record read by four counts four times). */
+  processorRate: number;
+  withStartRate: number;
+  cpu: string;
+  rss: string;
+}
 
-/** One run of the pipeline children of `r` on the preloaded topics of `b`, timed to durable. */
+/** Node flags for the pipeline children: BENCH_CPU_PROF=<dir> (a CPU profile per child), BENCH_NODE_ARGS. */
+const childNodeArgs = (childLabel: string) => [
+  ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}/${childLabel}`] : []),
+  ...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
+];
+
+/** One run of the pipeline children of `r` on the preloaded topics of `b` (`pipelineEvents` log events), timed to durable. */
 async function wholePipelineOnce(b: BenchEnv, r: WholeRun, label: string, pipelineEvents: number): Promise<RunResult> {
   const prefix = `${b.config.env.REDIS_PREFIX}${label}:`;
-  const children = await startChildren(b, r.groups, label, { REDIS_PREFIX: prefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}${label}.`, ...r.extra });
+  const children = await startChildren(b, r.groups, label, { REDIS_PREFIX: prefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}${label}.`, ...r.extra }, childNodeArgs);
   const t0 = performance.now();
   const run = await timeCatchUp(b, r.procs, prefix, children.map((c) => c.proc.pid!));
   const withStart = (performance.now() - t0) / 1000;
   const rss = children.map((c) => peakRssMb(c.proc.pid!));
   for (const c of [...children].reverse()) await c.stop();
-  const out = { rate: pipelineEvents / run.seconds, withStartRate: pipelineEvents / withStart, cpu: cpuText(run.cpu, run.seconds, children.length), rss: `${rss.map((x) => x.toFixed(0)).join(' + ')} MiB` };
+  const out = { rate: pipelineEvents / run.seconds, processorRate: run.rate, withStartRate: pipelineEvents / withStart, cpu: cpuText(run.cpu, run.seconds, children.length), rss: `${rss.map((x) => x.toFixed(0)).join(' + ')} MiB` };
   console.log(`${label}: ${fmt(out.rate)} log events/s from first claim (${fmt(out.withStartRate)} incl. start-up); ${out.cpu}; peak RSS ${out.rss}`);
   return out;
 }
