@@ -518,11 +518,11 @@ export class ProcessorRunner<S = unknown> {
   /**
    * One commit cycle: flush → sink (acked) → dead letters (acked) → checkpoint commit (fenced) →
    * Kafka commit; the checkpoint's state is staged in Redis while the sink writes. The rows, dead
-   * letters and (when a checkpoint is due) the state are taken now,
-   * frozen (state serialized), and made durable in that order by `completeCycle`, which runs
-   * while the loop goes on consuming: at most one cycle is in flight and one frozen behind it;
-   * the loop waits for the one in flight (bounded memory, backpressure). A checkpoint is only
-   * saved after the rows it covers are acknowledged; rows written by a cycle whose checkpoint never lands are rewritten identically
+   * letters and (when a checkpoint is due) the state are taken now, frozen (state serialized), and
+   * made durable in that order by `completeCycle`, which runs while the loop goes on consuming: at
+   * most one cycle is in flight and one frozen behind it; the loop waits for the one in flight
+   * (bounded memory, backpressure). A checkpoint is only saved after the rows it covers are
+   * acknowledged; rows written by a cycle whose checkpoint never lands are rewritten identically
    * when a crash makes the work repeat. A cycle that fails after its retries stops the processor
    * (nothing after its last checkpoint is committed). `force` (on stop, or after an empty fetch):
    * checkpoint whatever it costs; `caughtUp` (little left in the log, see loop()): write every
