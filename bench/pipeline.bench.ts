@@ -22,6 +22,7 @@ import { loadConfig } from '../lib/config.js';
 import type { PaymentEvent } from '../contracts/types.generated.js';
 import { TrafficGenerator, type SimEvent } from '../producers/simulator/generator.js';
 import { REPO_ROOT } from '../stack/kafka.js';
+import { probeMachine, probeText } from './machine-probe.js';
 import { benchEnv, checkpointedTotal, consumeAll, generateEvents, machine, percentile, produceAll, recordResults, topicTotal, type BenchEnv } from './common.js';
 
 const N = Number(process.env.BENCH_EVENTS ?? 400_000);
@@ -144,18 +145,25 @@ function machineCpuSeconds(): { busy: number; total: number } {
   return { busy: (total - f[3]! - f[4]!) / 100, total: total / 100 };
 }
 
-/** CPU used by the machine and by the pipeline processes' threads between two marks. */
-interface CpuMark { machine: ReturnType<typeof machineCpuSeconds>; threads: ReturnType<typeof threadCpu> }
+/** Minor page faults of a process so far (all its threads): each first touch of a page the kernel hands it. */
+function minorFaults(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[7]);
+}
+
+/** CPU used by the machine and by the pipeline processes' threads between two marks, and their minor page faults. */
+interface CpuMark { machine: ReturnType<typeof machineCpuSeconds>; threads: ReturnType<typeof threadCpu>; faults: number }
 
 function cpuMark(pids: readonly number[]): CpuMark {
   const threads = { main: 0, v8: 0, other: 0 };
+  let faults = 0;
   for (const pid of pids) {
     const t = threadCpu(pid);
     threads.main += t.main;
     threads.v8 += t.v8;
     threads.other += t.other;
+    faults += minorFaults(pid);
   }
-  return { machine: machineCpuSeconds(), threads };
+  return { machine: machineCpuSeconds(), threads, faults };
 }
 
 function cpuSince(a: CpuMark, pids: readonly number[]): CpuMark {
@@ -163,6 +171,7 @@ function cpuSince(a: CpuMark, pids: readonly number[]): CpuMark {
   return {
     machine: { busy: b.machine.busy - a.machine.busy, total: b.machine.total - a.machine.total },
     threads: { main: b.threads.main - a.threads.main, v8: b.threads.v8 - a.threads.v8, other: b.threads.other - a.threads.other },
+    faults: b.faults - a.faults,
   };
 }
 
@@ -202,7 +211,7 @@ async function timeCatchUp(b: BenchEnv, processors: Array<{ name: string; kinds:
 function cpuText(c: CpuMark, seconds: number, processes: number): string {
   const cores = c.machine.total / seconds;
   const t = c.threads;
-  return `in the measured ${seconds.toFixed(1)} s the machine's ${cores.toFixed(0)} cores were ${Math.round((100 * c.machine.busy) / c.machine.total)} % busy (${c.machine.busy.toFixed(1)} core-s, Kafka broker and Redis included); ${processes > 1 ? `the ${processes} pipeline processes` : 'the pipeline process'} used ${(t.main + t.v8 + t.other).toFixed(1)} s: main thread${processes > 1 ? 's' : ''} ${t.main.toFixed(1)} s, Node's V8/libuv threads ${t.v8.toFixed(1)} s, ClickHouse and other native threads ${t.other.toFixed(1)} s`;
+  return `in the measured ${seconds.toFixed(1)} s the machine's ${cores.toFixed(0)} cores were ${Math.round((100 * c.machine.busy) / c.machine.total)} % busy (${c.machine.busy.toFixed(1)} core-s, Kafka broker and Redis included); ${processes > 1 ? `the ${processes} pipeline processes` : 'the pipeline process'} used ${(t.main + t.v8 + t.other).toFixed(1)} s: main thread${processes > 1 ? 's' : ''} ${t.main.toFixed(1)} s, Node's V8/libuv threads ${t.v8.toFixed(1)} s, ClickHouse and other native threads ${t.other.toFixed(1)} s; ${(c.faults / 1e6).toFixed(2)} M minor page faults`;
 }
 
 async function query(chUrl: string, sql: string): Promise<string> {
@@ -224,6 +233,7 @@ const PROCESSOR_KINDS: Record<string, EventKind[]> = {
  * set of topics, beside the consume + decode rate of its topics; prints, writes no results.
  */
 async function only(names: string[]): Promise<void> {
+  console.log(`machine probe: ${probeText(probeMachine())}`);
   const b = await benchEnv('only');
   try {
     await produceAll(b.producer, generateEvents(N, 21, EVENT_RATE));
@@ -316,6 +326,8 @@ async function main(): Promise<void> {
   if (process.env.BENCH_ONLY) return only(process.env.BENCH_ONLY.split(',').map((s) => s.trim()).filter(Boolean));
   const lines: string[] = [];
   const b0 = { config: loadConfig(process.env) };
+  const probeStart = probeMachine();
+  console.log(`machine probe: ${probeText(probeStart)}`);
 
   // 1 and 3: preloaded topics
   {
@@ -460,14 +472,16 @@ async function main(): Promise<void> {
     }
   }
 
+  const probeEnd = probeMachine();
+  console.log(`machine probe: ${probeText(probeEnd)}`);
   recordResults('Processors (npm run bench)', `
-Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. Kafka 4.1.1 (KRaft, single node, same machine), Redis, embedded ClickHouse (chdb) in the pipeline process; simulated traffic of all kinds (≈90 % playback). Commit cycle: BATCH_MAX_ROWS ${b0.config.env.BATCH_MAX_ROWS}, BATCH_MAX_MS ${b0.config.env.BATCH_MAX_MS}; state checkpoints at least CHECKPOINT_INTERVAL_MS ${b0.config.env.CHECKPOINT_INTERVAL_MS} apart and spaced by their cost.
+Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. Machine probe (bench/machine-probe.ts) before → after the runs: ${probeText(probeStart)} → ${probeText(probeEnd)}. Kafka 4.1.1 (KRaft, single node, same machine), Redis, embedded ClickHouse (chdb) in the pipeline process; simulated traffic of all kinds (≈90 % playback). Commit cycle: BATCH_MAX_ROWS ${b0.config.env.BATCH_MAX_ROWS}, BATCH_MAX_MS ${b0.config.env.BATCH_MAX_MS}; state checkpoints at least CHECKPOINT_INTERVAL_MS ${b0.config.env.CHECKPOINT_INTERVAL_MS} apart and spaced by their cost.
 
 | run | events/s (or freshness) | reference: consume + decode only, same topics, same run | peak RSS of each pipeline process |
 |---|---|---|---|
 ${lines.join('\n')}
 
-Events/s = all events on the processor's topics (log events: every record of every topic, each counted once however many processors read it) ÷ the time from the first partition claim (process start-up excluded) until Redis checkpoints of every processor cover every offset, i.e. until every event's results are durable in ClickHouse. Each 400,000-event configuration runs ${REPEATS} times, interleaved with the others of its topics (\`BENCH_REPEATS\`), and its row gives the median run and every run's figure: on this machine the same code varies by 10 % and more between runs. CPU, over the measured time only: the machine's busy time from /proc/stat (every process: the pipeline, the Kafka broker, Redis, the benchmark's own polling), and the user + system time of the pipeline process (all threads, including embedded ClickHouse) split by thread: the main thread runs the JavaScript (consuming, decoding, processors, row encoding, checkpoint serialization); Node's V8/libuv threads are its other threads (named \`node\`: V8's parallel and concurrent garbage collection and compilers, libuv's pool for file writes); the rest are embedded ClickHouse's (inserts, merges) and librdkafka's. At 50,000 events/s the 400,000-event runs would have 8 s, 16 core-s of the 2 cores, and at most 8 s of one main thread. Freshness = time a probe payment's account becomes visible in \`account_activity_1h\` minus its event time (= send time). The preloaded events span about 20 s of event time (20,000 simulated events/s: a platform busy enough to feed 20,000 events/s, with large state: QoE's per-view state checkpoints at 49 MB, churn's at 22 MB, measured by bench/processors.micro.ts on the same traffic): nearly every view, account-day and account-hour is new, and at the end every open row is written at once, so these rows measure a burst. The longer-backlog row is the same traffic for ${fmt(SUSTAINED_EVENTS)} events, where open rows are written once per minute of event time (the steady state of a catch-up); in the sparser-history row the same 400,000 events span minutes (windows close, views end, state stays small). Every run catches up a backlog: open-window rows are written once per minute of watermark time while behind and every cycle once caught up (docs/processing.md), and no day closes, so the daily churn scoring (a per-day job, closed in event time) does not run inside the measured time. Rows go to ClickHouse as Avro (raw rows as the records' own bytes; docs/processing.md, "Writing to ClickHouse").
+Events/s = all events on the processor's topics (log events: every record of every topic, each counted once however many processors read it) ÷ the time from the first partition claim (process start-up excluded) until Redis checkpoints of every processor cover every offset, i.e. until every event's results are durable in ClickHouse. Each 400,000-event configuration runs ${REPEATS} times, interleaved with the others of its topics (\`BENCH_REPEATS\`), and its row gives the median run and every run's figure: on this machine the same code varies by 10 % and more between runs. CPU, over the measured time only: the machine's busy time from /proc/stat (every process: the pipeline, the Kafka broker, Redis, the benchmark's own polling), and the user + system time of the pipeline process (all threads, including embedded ClickHouse) split by thread: the main thread runs the JavaScript (consuming, decoding, processors, row encoding, checkpoint serialization); Node's V8/libuv threads are its other threads (named \`node\`: V8's parallel and concurrent garbage collection and compilers, libuv's pool for file writes); the rest are embedded ClickHouse's (inserts, merges) and librdkafka's. At 50,000 events/s the 400,000-event runs would have 8 s, 16 core-s of the 2 cores, and at most 8 s of one main thread. Freshness = time a probe payment's account becomes visible in \`account_activity_1h\` minus its event time (= send time). The preloaded events span about 20 s of event time (20,000 simulated events/s: a platform busy enough to feed 20,000 events/s, with large state: QoE's per-view state checkpoints at 49 MB, churn's at 22 MB, measured by bench/processors.micro.ts on the same traffic): nearly every view, account-day and account-hour is new, and at the end every open row is written at once, so these rows measure a burst. The longer-backlog row is the same traffic for ${fmt(SUSTAINED_EVENTS)} events, where open rows are written once per minute of event time (the steady state of a catch-up); in the sparser-history row the same 400,000 events span minutes (windows close, views end, state stays small). Every run catches up a backlog: open-window rows are written once per minute of watermark time while behind and every cycle once caught up (docs/processing.md), and no day closes, so the daily churn scoring (a per-day job, closed in event time) does not run inside the measured time. Rows go to ClickHouse as Avro (raw rows as the records' own bytes; docs/processing.md, "Writing to ClickHouse"). The machine probe says how fast the machine was during the runs: the processors look up state far larger than the caches (per view, per account, per window), so their speed follows the random-load time, and runs on different days compare only beside their probes. Minor page faults: first touches of memory the kernel hands the pipeline process (heap growth), over the measured time.
 `);
 }
 
