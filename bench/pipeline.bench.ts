@@ -109,9 +109,14 @@ async function clickHouseUp(chUrl: string, timeoutMs = 120_000): Promise<void> {
   }
 }
 
+/** The fields of a /proc `stat` file after the command name: [0] is field 3 (state) of proc(5). */
+function statFields(path: string): string[] {
+  return readFileSync(path, 'utf8').split(') ')[1]!.split(' ');
+}
+
 /** user + system time (s) of a /proc `stat` file (a process's: all its threads; a task's: that thread). */
 function statCpuSeconds(path: string): number {
-  const f = readFileSync(path, 'utf8').split(') ')[1]!.split(' ');
+  const f = statFields(path);
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
@@ -147,7 +152,7 @@ function machineCpuSeconds(): { busy: number; total: number } {
 
 /** Minor page faults of a process so far (all its threads): each first touch of a page the kernel hands it. */
 function minorFaults(pid: number): number {
-  return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[7]);
+  return Number(statFields(`/proc/${pid}/stat`)[7]);
 }
 
 /** CPU used by the machine and by the pipeline processes' threads between two marks, and their minor page faults. */
