@@ -25,6 +25,7 @@ import { productionRoutes } from './routes/production.js';
 import { churnRoutes } from './routes/churn.js';
 import { alertRoutes } from './routes/alerts.js';
 import { sqlRoutes } from './routes/sql.js';
+import { DEFAULT_ANALYST_LIMITS, openAnalyst } from '../sinks/clickhouse/analyst.js';
 import { liveRoutes } from './routes/live.js';
 
 export type { ApiOptions } from './context.js';
@@ -49,6 +50,12 @@ function validationParam(err: FastifyError): string | undefined {
 }
 
 export async function apiPlugin(app: FastifyInstance, opts: ApiOptions): Promise<void> {
+  let analyst = opts.analyst;
+  if (!analyst) {
+    const own = await openAnalyst(opts.ch, { limits: opts.sqlLimits ?? DEFAULT_ANALYST_LIMITS, user: opts.analystUser ?? null });
+    app.addHook('onClose', async () => own.close());
+    analyst = own;
+  }
   const ctx: ApiContext = {
     logger: opts.logger,
     metrics: opts.metrics,
@@ -60,7 +67,7 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiOptions): Promise
     sqlCost: opts.sqlCost ?? 10,
     alerts: opts.alerts ?? null,
     readiness: opts.readiness ?? {},
-    sqlLimits: opts.sqlLimits ?? { maxExecutionSeconds: 10, maxResultRows: 100_000 },
+    analyst,
     liveIntervalMs: opts.liveIntervalMs ?? 5000,
     now: opts.now ?? Date.now,
     docs: opts.docs ?? true,

@@ -7,7 +7,7 @@ import type { AlertsService } from './alerts-service.js';
 import type { ApiKeyStore } from '../producers/ingest/api-keys.js';
 import type { ApiRole } from './api-keys.js';
 import type { RedisRateLimiter } from './rate-limit.js';
-import type { SqlLimits } from './sql-guard.js';
+import type { AnalystLimits, AnalystSql } from '../sinks/clickhouse/analyst.js';
 
 export interface ApiOptions {
   logger: Logger;
@@ -23,7 +23,15 @@ export interface ApiOptions {
   alerts?: AlertsService | null;
   /** Named readiness checks for /readyz (each rejects when its dependency is down). */
   readiness?: Record<string, () => Promise<void>>;
-  sqlLimits?: SqlLimits;
+  /**
+   * Where analyst SQL runs (POST /v1/sql): a read-only session or user. Default: opened on `ch`
+   * with `sqlLimits` when the plugin starts, closed with it.
+   */
+  analyst?: AnalystSql;
+  /** Limits of analyst SQL when the plugin opens `analyst` itself (defaults in analyst.ts). */
+  sqlLimits?: AnalystLimits;
+  /** ClickHouse server only: the read-only analyst user the plugin's own `analyst` logs in as. */
+  analystUser?: { name: string; password: string } | null;
   /** Server-sent events period of the live dashboard stream. */
   liveIntervalMs?: number;
   now?: () => number;
@@ -31,7 +39,7 @@ export interface ApiOptions {
   docs?: boolean;
 }
 
-export interface ApiContext extends Required<Omit<ApiOptions, 'alerts' | 'rateLimits'>> {
+export interface ApiContext extends Required<Omit<ApiOptions, 'alerts' | 'rateLimits' | 'sqlLimits' | 'analystUser'>> {
   alerts: AlertsService | null;
   rateLimits: Record<ApiRole, number>;
   db: string;

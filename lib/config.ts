@@ -40,6 +40,19 @@ export const EnvSchema = Type.Object({
   CHDB_PATH: Str(''),
   /** Port of the `clickhouse` role: serves the embedded ClickHouse over HTTP to other processes. */
   CLICKHOUSE_HTTP_PORT: Int(8123, 0, 65535),
+  /** Where the `clickhouse` role listens, whatever HTTP_HOST is. Not loopback: passwords required. */
+  CLICKHOUSE_HTTP_HOST: Str('127.0.0.1'),
+  /**
+   * The read-only analyst ClickHouse user: on the `clickhouse` role's port, and on a ClickHouse
+   * server (a user with a readonly settings profile) for POST /v1/sql. Enabled when the password is set.
+   */
+  CLICKHOUSE_ANALYST_USER: Type.String({ default: 'analyst', pattern: '^[a-zA-Z_][a-zA-Z0-9_.-]*$' }),
+  CLICKHOUSE_ANALYST_PASSWORD: Str(''),
+  /** Limits of every analyst query (POST /v1/sql and the analyst user of the `clickhouse` role). */
+  SQL_MAX_EXECUTION_SECONDS: Int(10, 1, 3600),
+  SQL_MAX_MEMORY_BYTES: Int(1024 ** 3, 16 * 1024 ** 2),
+  SQL_MAX_RESULT_ROWS: Int(100_000, 1),
+  SQL_MAX_RESULT_BYTES: Int(64 * 1024 ** 2, 1024),
 
   REDIS_URL: Str('redis://127.0.0.1:6379'),
   REDIS_PREFIX: Str('sp:'),
@@ -90,6 +103,10 @@ export interface Config {
   kafkaBrokers: string;
   topicPrefix: string;
   clickhouse: { url: string | null; user: string; password: string; database: string; chdbPath: string };
+  /** The read-only analyst user (null when CLICKHOUSE_ANALYST_PASSWORD is empty: analyst login off). */
+  clickhouseAnalyst: { name: string; password: string } | null;
+  /** Limits of analyst SQL (names as in sinks/clickhouse/analyst.ts). */
+  sqlLimits: { maxExecutionSeconds: number; maxMemoryBytes: number; maxResultRows: number; maxResultBytes: number };
   jiraFieldMap: Record<string, string>;
 }
 
@@ -133,6 +150,9 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
   } catch (err) {
     problems.push(`JIRA_FIELD_MAP: must be a JSON object of field ids (${(err as Error).message})`);
   }
+  if (problems.length === 0 && env.CLICKHOUSE_ANALYST_PASSWORD && env.CLICKHOUSE_ANALYST_USER === env.CLICKHOUSE_USER) {
+    problems.push(`CLICKHOUSE_ANALYST_USER: must differ from CLICKHOUSE_USER (both "${env.CLICKHOUSE_USER}"): the analyst user is the read-only one`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     env,
@@ -146,6 +166,8 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
       database: env.CLICKHOUSE_DATABASE,
       chdbPath: env.CHDB_PATH || `${env.DATA_DIR}/chdb`,
     },
+    clickhouseAnalyst: env.CLICKHOUSE_ANALYST_PASSWORD ? { name: env.CLICKHOUSE_ANALYST_USER, password: env.CLICKHOUSE_ANALYST_PASSWORD } : null,
+    sqlLimits: { maxExecutionSeconds: env.SQL_MAX_EXECUTION_SECONDS, maxMemoryBytes: env.SQL_MAX_MEMORY_BYTES, maxResultRows: env.SQL_MAX_RESULT_ROWS, maxResultBytes: env.SQL_MAX_RESULT_BYTES },
     jiraFieldMap,
   };
 }

@@ -34,6 +34,10 @@ export interface ClickHouse {
    * `<chdb path>/spool/<pid>-<id>`, removed when the handle closes.
    */
   spoolDir: string | null;
+  /** Embedded ClickHouse only: its data directory (other sessions, e.g. the analyst's, open it too). */
+  chdbPath: string | null;
+  /** ClickHouse server only: where it is and who this handle logs in as (the analyst handle reuses it). */
+  server: { url: string; user: string; password: string } | null;
   close(): Promise<void>;
 }
 
@@ -41,6 +45,7 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
   let client: ClickHouseClient;
   let transport: 'chdb' | 'http';
   let spoolDir: string | null = null;
+  let chdbPath: string | null = null;
   if (opts.url) {
     client = createClient({
       url: opts.url,
@@ -62,6 +67,7 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
       throw new ClickHouseError(`cannot open embedded ClickHouse at ${path}: ${(err as Error).message} (only one process may own a chdb data directory)`, undefined, false, { cause: err });
     }
     transport = 'chdb';
+    chdbPath = path;
     const spoolRoot = join(path, 'spool');
     mkdirSync(spoolRoot, { recursive: true });
     // Spools of processes that died mid-insert: nothing reads them any more.
@@ -75,6 +81,8 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
     database: opts.database,
     transport,
     spoolDir,
+    chdbPath,
+    server: opts.url ? { url: opts.url, user: opts.user, password: opts.password } : null,
     close: async () => {
       await client.close();
       if (spoolDir) rmSync(spoolDir, { recursive: true, force: true });
