@@ -3,6 +3,7 @@
  * its own topic, unique topics per run, generated traffic, child pipeline processes, and the
  * machine description written beside every figure in bench/RESULTS.md.
  */
+import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +42,8 @@ export async function benchEnv(name: string, extra: Record<string, string> = {})
   mkdirSync(dataDir, { recursive: true });
   const env: Record<string, string | undefined> = {
     ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', TOPIC_PREFIX: `bench.${id}.`, GROUP_PREFIX: `bench.${id}.`, REDIS_PREFIX: `bench:${id}:`,
+    // The writer login of the ClickHouse port a bench child serves to the others (http-facade.ts).
+    CLICKHOUSE_USER: process.env.CLICKHOUSE_USER || 'default', CLICKHOUSE_PASSWORD: process.env.CLICKHOUSE_PASSWORD || randomBytes(18).toString('base64url'),
     REGISTRY_TOPIC: `bench.${id}._schemas`, REGISTRY_PORT: '0', HTTP_PORT: '0', METRICS_PORT: '0', CHDB_PATH: join(dataDir, 'chdb'), ...extra,
   };
   const config = loadConfig(env);

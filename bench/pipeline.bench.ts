@@ -57,7 +57,8 @@ function freePort(): Promise<number> {
   });
 }
 
-interface Child { proc: ChildProcess; chUrl: string; stop(): Promise<number> }
+/** `auth`: the writer login of the child's ClickHouse port (CLICKHOUSE_USER / CLICKHOUSE_PASSWORD of the bench env). */
+interface Child { proc: ChildProcess; chUrl: string; auth: Record<string, string>; stop(): Promise<number> }
 
 async function startPipeline(b: BenchEnv, roles: string, label: string, extra: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Child> {
   const port = await freePort();
@@ -72,6 +73,7 @@ async function startPipeline(b: BenchEnv, roles: string, label: string, extra: R
   return {
     proc,
     chUrl: `http://127.0.0.1:${port}`,
+    auth: { 'x-clickhouse-user': b.env.CLICKHOUSE_USER ?? 'default', 'x-clickhouse-key': b.env.CLICKHOUSE_PASSWORD ?? '' },
     async stop() {
       proc.kill('SIGTERM');
       return exited;
@@ -91,16 +93,17 @@ async function startChildren(b: BenchEnv, groups: readonly string[][], label: st
   };
   const host = await start(groups[0]!, 0);
   if (groups.length === 1) return [host];
-  await clickHouseUp(host.chUrl);
+  await clickHouseUp(host);
   return [host, ...(await Promise.all(groups.slice(1).map((g, i) => start(g, i + 1, host))))];
 }
 
 /** Resolves once the child's ClickHouse answers over HTTP (after its migrations). */
-async function clickHouseUp(chUrl: string, timeoutMs = 120_000): Promise<void> {
+async function clickHouseUp(child: Child, timeoutMs = 120_000): Promise<void> {
+  const chUrl = child.chUrl;
   const until = Date.now() + timeoutMs;
   for (;;) {
     try {
-      if ((await query(chUrl, 'SELECT 1')).trim() === '1') return;
+      if ((await query(child, 'SELECT 1')).trim() === '1') return;
     } catch {
       /* not listening yet */
     }
@@ -219,8 +222,8 @@ function cpuText(c: CpuMark, seconds: number, processes: number): string {
   return `in the measured ${seconds.toFixed(1)} s the machine's ${cores.toFixed(0)} cores were ${Math.round((100 * c.machine.busy) / c.machine.total)} % busy (${c.machine.busy.toFixed(1)} core-s, Kafka broker and Redis included); ${processes > 1 ? `the ${processes} pipeline processes` : 'the pipeline process'} used ${(t.main + t.v8 + t.other).toFixed(1)} s: main thread${processes > 1 ? 's' : ''} ${t.main.toFixed(1)} s, Node's V8/libuv threads ${t.v8.toFixed(1)} s, ClickHouse and other native threads ${t.other.toFixed(1)} s; ${(c.faults / 1e6).toFixed(2)} M minor page faults`;
 }
 
-async function query(chUrl: string, sql: string): Promise<string> {
-  const res = await fetch(chUrl, { method: 'POST', body: sql });
+async function query(child: Child, sql: string): Promise<string> {
+  const res = await fetch(child.chUrl, { method: 'POST', body: sql, headers: child.auth });
   const text = await res.text();
   if (!res.ok) throw new Error(text);
   return text;
@@ -432,7 +435,7 @@ async function main(): Promise<void> {
       let stop = false;
       const poller = (async () => {
         while (!stop || [...probes.values()].some((p) => p.seenMs === undefined)) {
-          const text = await query(child.chUrl, `SELECT DISTINCT account_id FROM ${b.config.clickhouse.database}.account_activity_1h WHERE account_id LIKE 'probe-%' FORMAT TSV`).catch(() => '');
+          const text = await query(child, `SELECT DISTINCT account_id FROM ${b.config.clickhouse.database}.account_activity_1h WHERE account_id LIKE 'probe-%' FORMAT TSV`).catch(() => '');
           const now = Date.now();
           for (const id of text.split('\n').filter(Boolean)) {
             const p = probes.get(id);

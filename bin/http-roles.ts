@@ -21,6 +21,7 @@ import { loadRulesFile, type RuleSet } from '../alerts/rules.js';
 import { renderTemplate } from '../alerts/evaluator.js';
 import { RedisApiKeyStore } from '../api/api-keys.js';
 import { RedisRateLimiter } from '../api/rate-limit.js';
+import type { AnalystSql } from '../sinks/clickhouse/analyst.js';
 
 export interface HttpDeps {
   config: Config;
@@ -39,6 +40,8 @@ export interface HttpDeps {
   clock?: () => number;
   /** Period of the live dashboard's server-sent events (default 5 s). */
   liveIntervalMs?: number;
+  /** Where analyst SQL runs (default: the API plugin opens one on `ch` with the configured limits). */
+  analyst?: AnalystSql;
 }
 
 export async function registerHttpRoles(app: FastifyInstance, deps: HttpDeps): Promise<void> {
@@ -66,6 +69,9 @@ export async function registerHttpRoles(app: FastifyInstance, deps: HttpDeps): P
       limiter: new RedisRateLimiter(redis, env.REDIS_PREFIX, 60_000),
       alerts: deps.alerts !== undefined ? deps.alerts : alertsService(config, redis, logger, deps.clock),
       liveIntervalMs: deps.liveIntervalMs,
+      analyst: deps.analyst,
+      sqlLimits: config.sqlLimits,
+      analystUser: ch.transport === 'http' ? config.clickhouseAnalyst : null,
       readiness: {
         redis: async () => void (await redis.ping()),
         clickhouse: async () => void (await queryRows(ch, 'SELECT 1 AS ok')),

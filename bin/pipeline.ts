@@ -13,7 +13,10 @@ import type { Logger } from '../lib/logger.js';
 import type { Metrics } from '../lib/metrics.js';
 import { openClickHouse, type ClickHouse } from '../sinks/clickhouse/client.js';
 import { migrate } from '../sinks/clickhouse/migrate.js';
-import { serveClickHouse } from '../sinks/clickhouse/http-facade.js';
+import { serveClickHouse, type FacadeUser } from '../sinks/clickhouse/http-facade.js';
+import { openAnalyst, type AnalystSql } from '../sinks/clickhouse/analyst.js';
+import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { ProcessorRunner } from '../processors/core/runner.js';
 import { CheckpointStore } from '../processors/core/checkpoint-store.js';
 import { topicSpec } from '../contracts/topics.js';
@@ -68,12 +71,20 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
     closers.push(async () => void (await redis.quit()));
 
     let ch: ClickHouse | null = null;
+    let analyst: AnalystSql | undefined;
     if ([...roles].some((r) => CH_ROLES.has(r))) {
       ch = await openClickHouse(config.clickhouse);
       closers.push(() => ch!.close());
       await migrate(ch, logger);
+      // Analyst SQL (POST /v1/sql and the analyst user of the ClickHouse port) shares one read-only
+      // session or user; opened before the doors that use it, so it closes after them.
+      if (roles.has('api') || (roles.has('clickhouse') && ch.transport === 'chdb')) {
+        const a = await openAnalyst(ch, { limits: config.sqlLimits, user: ch.transport === 'http' ? config.clickhouseAnalyst : null });
+        closers.push(() => a.close());
+        analyst = a;
+      }
       if (roles.has('clickhouse') && ch.transport === 'chdb') {
-        const facade = await serveClickHouse(ch, { host: config.env.HTTP_HOST, port: config.env.CLICKHOUSE_HTTP_PORT, logger });
+        const facade = await serveClickHouse(ch, { host: config.env.CLICKHOUSE_HTTP_HOST, port: config.env.CLICKHOUSE_HTTP_PORT, logger, ...facadeUsers(config, logger), analystUser: config.clickhouseAnalyst, analystSql: analyst });
         closers.push(() => facade.close());
       }
     }
@@ -171,7 +182,7 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       http.get('/healthz', async () => ({ status: 'ok' }));
       http.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
       const { registerHttpRoles } = await import('./http-roles.js');
-      await registerHttpRoles(http, { config, logger, metrics, producer: producer!, redis, ch, clock: opts.clock }); // HTTP roles use Kafka
+      await registerHttpRoles(http, { config, logger, metrics, producer: producer!, redis, ch, clock: opts.clock, analyst }); // HTTP roles use Kafka
       await http.listen({ host: config.env.HTTP_HOST, port: config.env.HTTP_PORT });
       closers.push(() => http!.close());
       logger.info({ event: 'http_listening', url: `http://${config.env.HTTP_HOST}:${(http.server.address() as { port: number }).port}` }, 'HTTP listening');
@@ -192,4 +203,25 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
     await stopAll();
     throw err;
   }
+}
+
+/** True for addresses only this machine reaches. */
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
+}
+
+/**
+ * The writer user of the ClickHouse port: CLICKHOUSE_USER / CLICKHOUSE_PASSWORD, the credentials
+ * the pipeline's processes send with CLICKHOUSE_URL. Without a password the port refuses to listen
+ * beyond loopback; on loopback the writer gets a random password nobody knows (writer login off:
+ * a fresh clone's port only serves the analyst user, and only once its password is set).
+ */
+export function facadeUsers(config: Config, logger: Logger): { writer: FacadeUser } {
+  const host = config.env.CLICKHOUSE_HTTP_HOST;
+  if (config.env.CLICKHOUSE_PASSWORD) return { writer: { name: config.env.CLICKHOUSE_USER, password: config.env.CLICKHOUSE_PASSWORD } };
+  if (!isLoopbackHost(host)) throw new Error(`CLICKHOUSE_HTTP_HOST is ${host}, not loopback: set CLICKHOUSE_PASSWORD (the writer's password) before serving ClickHouse beyond this machine`);
+  logger.warn({ event: 'clickhouse_facade_writer_disabled', user: config.env.CLICKHOUSE_USER }, 'CLICKHOUSE_PASSWORD is empty: the ClickHouse port accepts no writer login (set it for processes that use CLICKHOUSE_URL)');
+  return { writer: { name: config.env.CLICKHOUSE_USER, password: randomBytes(24).toString('base64url') } };
 }

@@ -7,16 +7,83 @@
  * spooled to a file chdb reads with FROM INFILE); `param_<name>` query parameters; errors as
  * `Code: N. DB::Exception: …` with X-ClickHouse-Exception-Code. Listens on loopback by default.
  * Table names must be qualified with their database (StreamPulse always does).
+ *
+ * Authentication as a ClickHouse server does it: X-ClickHouse-User / X-ClickHouse-Key headers,
+ * HTTP basic auth, or `user` / `password` URL parameters; none means user `default` with an empty
+ * password. Unknown user or wrong password: 403 with `Code: 516 … (AUTHENTICATION_FAILED)`.
+ * Passwords are compared in constant time (SHA-256 digests, timingSafeEqual). Two users:
+ * - the writer (the pipeline's own processes, CLICKHOUSE_USER/PASSWORD): everything, as before;
+ * - the analyst (CLICKHOUSE_ANALYST_USER/PASSWORD, optional): statements checked like POST /v1/sql
+ *   (analyst.ts: one statement by ClickHouse's parser, no INTO OUTFILE, no external table functions,
+ *   dictionaries or other databases; FORMAT allowed) and run on the read-only analyst session,
+ *   whose limits are fixed: settings sent in the URL pass to ClickHouse, which accepts one that
+ *   keeps the session's value and refuses any change with Code 164 (READONLY), as a server does
+ *   for a user with a readonly = 1 profile.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { insertFromSpool, type ClickHouse } from './client.js';
+import type { AnalystSql } from './analyst.js';
 
 export interface ClickHouseFacade {
   url: string;
   close(): Promise<void>;
+}
+
+export interface FacadeUser {
+  name: string;
+  password: string;
+}
+
+export interface FacadeOptions {
+  host?: string;
+  port?: number;
+  logger?: Logger;
+  /** The pipeline's own processes: full access. */
+  writer: FacadeUser;
+  /** SQL tools and Grafana: read-only (absent: no analyst login). */
+  analystUser?: FacadeUser | null;
+  /**
+   * The read-only session analyst statements run on; also runs a writer's request that asks for
+   * `readonly` (a setting sent in the URL becomes a SET of the session it runs on, and readonly = 1
+   * cannot be undone: on the writers' session it would stop every later write).
+   */
+  analystSql?: AnalystSql | null;
+}
+
+const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
+/** The credentials of a request, read as ClickHouse's HTTP handler reads them. */
+export function requestCredentials(req: IncomingMessage, url: URL): { user: string; password: string } {
+  const hUser = req.headers['x-clickhouse-user'];
+  if (typeof hUser === 'string') return { user: hUser, password: String(req.headers['x-clickhouse-key'] ?? '') };
+  const auth = req.headers.authorization;
+  if (typeof auth === 'string' && /^basic /i.test(auth)) {
+    const decoded = Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8');
+    const i = decoded.indexOf(':');
+    return i < 0 ? { user: decoded, password: '' } : { user: decoded.slice(0, i), password: decoded.slice(i + 1) };
+  }
+  return { user: url.searchParams.get('user') ?? 'default', password: url.searchParams.get('password') ?? '' };
+}
+
+function authenticate(users: Array<{ role: 'writer' | 'analyst'; user: FacadeUser }>, creds: { user: string; password: string }): 'writer' | 'analyst' | null {
+  const given = digest(creds.password);
+  let role: 'writer' | 'analyst' | null = null;
+  // Every configured user is compared, so the time does not tell which names exist.
+  for (const u of users) {
+    const ok = timingSafeEqual(digest(u.user.password), given);
+    if (ok && u.user.name === creds.user) role = u.role;
+  }
+  return role;
+}
+
+class FacadeError extends Error {
+  constructor(readonly code: string, readonly status: number, message: string) {
+    super(message);
+  }
 }
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {
@@ -29,8 +96,14 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 /** Settings the HTTP interface takes in the URL that are not query settings. */
 const NOT_SETTINGS = new Set(['query', 'database', 'query_id', 'default_format', 'session_id', 'session_timeout', 'user', 'password', 'enable_http_compression', 'wait_end_of_query', 'send_progress_in_http_headers', 'http_headers_progress_interval_ms']);
 
-export async function serveClickHouse(ch: ClickHouse, opts: { host?: string; port?: number; logger?: Logger }): Promise<ClickHouseFacade> {
+export async function serveClickHouse(ch: ClickHouse, opts: FacadeOptions): Promise<ClickHouseFacade> {
   if (ch.transport !== 'chdb') throw new Error('the ClickHouse HTTP facade serves embedded chdb only');
+  if (!opts.writer.password) throw new Error('the ClickHouse HTTP facade needs a writer password');
+  if (opts.analystUser && !opts.analystUser.password) throw new Error('the ClickHouse HTTP facade needs an analyst password (or no analyst user)');
+  if (opts.analystUser && opts.analystUser.name === opts.writer.name) throw new Error('the analyst and writer users of the ClickHouse HTTP facade must differ');
+  if (opts.analystUser && !opts.analystSql) throw new Error('the analyst user of the ClickHouse HTTP facade needs the read-only session');
+  const users: Array<{ role: 'writer' | 'analyst'; user: FacadeUser }> = [{ role: 'writer', user: opts.writer }];
+  if (opts.analystUser) users.push({ role: 'analyst', user: opts.analystUser });
   // The chdb Connection behind @clickhouse/client: queries with the client's own parameters.
   const conn = (ch.client as unknown as { connection: { query(p: object): Promise<{ stream: Readable }> } }).connection;
   // Queries still running when the facade closes are awaited: closing chdb under a running
@@ -49,6 +122,13 @@ export async function serveClickHouse(ch: ClickHouse, opts: { host?: string; por
     }
     const queryId = url.searchParams.get('query_id') ?? crypto.randomUUID();
     try {
+      const creds = requestCredentials(req, url);
+      const role = authenticate(users, creds);
+      if (!role) {
+        opts.logger?.warn({ event: 'clickhouse_facade_auth_failed', user: creds.user.slice(0, 64), remote: req.socket.remoteAddress }, 'ClickHouse port: authentication failed');
+        req.resume();
+        throw new FacadeError('516', 403, `Code: 516. DB::Exception: ${creds.user}: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)`);
+      }
       const body = await readBody(req);
       const params: Record<string, string> = {};
       const settings: Record<string, string> = {};
@@ -58,6 +138,24 @@ export async function serveClickHouse(ch: ClickHouse, opts: { host?: string; por
       }
       const urlQuery = url.searchParams.get('query');
       const headers = { 'x-clickhouse-query-id': queryId, 'x-clickhouse-summary': '{}', 'content-type': 'text/plain; charset=UTF-8' };
+      const wantsReadonly = settings.readonly !== undefined && settings.readonly !== '0';
+      if (role === 'writer' && wantsReadonly && !opts.analystSql) throw new FacadeError('164', 500, `Code: 164. DB::Exception: ${creds.user}: readonly was asked for and this port has no read-only session. (READONLY)`);
+      if (role === 'analyst' || wantsReadonly) {
+        const analyst = opts.analystSql!;
+        const text = body.toString('utf8');
+        const sql = urlQuery ? (text ? `${urlQuery}\n${text}` : urlQuery) : text;
+        const p = await analyst.prepare(sql, params, { allowFormat: true });
+        if (!p.ok) {
+          opts.logger?.info({ event: 'clickhouse_facade_analyst_refused', reason: p.reason }, 'ClickHouse port: analyst statement refused');
+          // As ClickHouse words a refusal of its read-only mode (or its parser's error).
+          throw new FacadeError(p.code ?? '164', p.status === 403 ? 403 : 400, `Code: ${p.code ?? '164'}. DB::Exception: ${creds.user}: ${p.reason}. (${p.code === '62' ? 'SYNTAX_ERROR' : 'READONLY'})`);
+        }
+        const analystConn = (analyst.client as unknown as { connection: { query(p: object): Promise<{ stream: Readable }> } }).connection;
+        const result = await track(analyst.run(() => analystConn.query({ query: p.sql, query_params: params, query_id: queryId, clickhouse_settings: settings })));
+        res.writeHead(200, headers);
+        result.stream.pipe(res);
+        return;
+      }
       if (urlQuery && body.length > 0 && /^\s*INSERT\b[\s\S]*\bFORMAT\s+\w+\s*$/i.test(urlQuery)) {
         await track(insertFromSpool(ch, urlQuery, [body]));
         res.writeHead(200, headers).end();
@@ -69,6 +167,11 @@ export async function serveClickHouse(ch: ClickHouse, opts: { host?: string; por
       res.writeHead(200, headers);
       result.stream.pipe(res);
     } catch (err) {
+      if (err instanceof FacadeError) {
+        if (!res.headersSent) res.writeHead(err.status, { 'x-clickhouse-exception-code': err.code, 'content-type': 'text/plain; charset=UTF-8' });
+        res.end(`${err.message}\n`);
+        return;
+      }
       const e = err as { code?: string; message?: string; type?: string };
       const code = /^\d+$/.test(String(e.code)) ? String(e.code) : '1001';
       // As a server writes it, with the error's name in parentheses: clients read code and type from it.
@@ -85,7 +188,7 @@ export async function serveClickHouse(ch: ClickHouse, opts: { host?: string; por
   });
   const port = (server.address() as { port: number }).port;
   const url = `http://${opts.host ?? '127.0.0.1'}:${port}`;
-  opts.logger?.info({ event: 'clickhouse_facade_listening', url }, 'serving embedded ClickHouse over HTTP');
+  opts.logger?.info({ event: 'clickhouse_facade_listening', url, writer: opts.writer.name, analyst: opts.analystUser?.name ?? null }, 'serving embedded ClickHouse over HTTP');
   return {
     url,
     close: async () => {

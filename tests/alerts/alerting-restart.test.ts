@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openClickHouse, queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
 import { serveClickHouse, type ClickHouseFacade } from '../../sinks/clickhouse/http-facade.js';
-import { cleanupTestEnv, pollUntil, testEnv } from '../helpers/env.js';
+import { TEST_CH_WRITER, cleanupTestEnv, pollUntil, testEnv, testWriterEnv } from '../helpers/env.js';
 import { spawnRoles, type RoleProcess } from '../helpers/pipeline-harness.js';
 import { DAY, MIN, writeMinutes, type Incident } from './support/data.js';
 import { TestReceiver } from './support/receiver.js';
@@ -40,6 +40,7 @@ function startAlertsProcess(label: string): RoleProcess {
   return spawnRoles(t, {
     ...t.env,
     CLICKHOUSE_URL: facade.url,
+    ...testWriterEnv(),
     KAFKA_BROKERS: '127.0.0.1:1', // nothing listens: the alerts role must not need Kafka
     SCHEMA_REGISTRY_URL: 'http://127.0.0.1:1',
     ALERT_RULES_FILE: rulesFile,
@@ -63,7 +64,7 @@ beforeAll(async () => {
   await hook.down(); // refuse connections from the start; the port is reused when it comes back
   ch = await openClickHouse({ ...t.config.clickhouse, url: null });
   await migrate(ch);
-  facade = await serveClickHouse(ch, { port: 0 });
+  facade = await serveClickHouse(ch, { port: 0, writer: TEST_CH_WRITER });
   redis = new Redis(t.redisUrl);
   writeFileSync(join(t.dataDir, 'rules.yaml'), readFileSync(join(import.meta.dirname, '../../alerts/rules.default.yaml'), 'utf8')
     .replace('receivers: []', `receivers:\n  - { name: hook, type: webhook, url: "${hook.url}" }`)

@@ -17,6 +17,13 @@ import { deleteTopics, listTopics } from '../../lib/kafka-admin.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
+/**
+ * The writer user of ClickHouse ports (http-facade.ts) that tests serve, and the credentials their
+ * child processes send with CLICKHOUSE_URL (one random password per test process).
+ */
+export const TEST_CH_WRITER = { name: 'sp_test_writer', password: randomBytes(18).toString('base64url') };
+export const testWriterEnv = () => ({ CLICKHOUSE_USER: TEST_CH_WRITER.name, CLICKHOUSE_PASSWORD: TEST_CH_WRITER.password });
+
 export interface TestEnv {
   /** Unique id of this test environment, e.g. `qoe.k3x9q2`. */
   id: string;

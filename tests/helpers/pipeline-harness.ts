@@ -20,7 +20,7 @@ import { migrate } from '../../sinks/clickhouse/migrate.js';
 import { serveClickHouse, type ClickHouseFacade } from '../../sinks/clickhouse/http-facade.js';
 import { EventProducer } from '../../producers/sdk/event-producer.js';
 import { startRegistryServer, type RegistryServer } from '../../stack/registry/server.js';
-import { REPO_ROOT, pollUntil, type TestEnv } from './env.js';
+import { REPO_ROOT, TEST_CH_WRITER, pollUntil, testWriterEnv, type TestEnv } from './env.js';
 import type { GoldenRecord } from './golden.js';
 
 export interface Services {
@@ -38,7 +38,7 @@ export async function startServices(t: TestEnv): Promise<Services> {
   const redis = new Redis(t.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 3 });
   await redis.connect();
   const ch = await openClickHouse({ ...t.config.clickhouse, url: null });
-  const facade = await serveClickHouse(ch, { port: 0 });
+  const facade = await serveClickHouse(ch, { port: 0, writer: TEST_CH_WRITER });
   return {
     registry,
     redis,
@@ -91,6 +91,7 @@ export async function scenario(t: TestEnv, s: Services, name: string): Promise<S
       GROUP_PREFIX: `${t.groupPrefix}${safe}.`,
       REDIS_PREFIX: `${t.redisPrefix}${safe}:`,
       CLICKHOUSE_URL: s.facade.url,
+      ...testWriterEnv(),
       CLICKHOUSE_DATABASE: database,
       SCHEMA_REGISTRY_URL: s.registry.url,
       LOG_LEVEL: 'info',

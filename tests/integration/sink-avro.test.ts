@@ -19,7 +19,7 @@ import { insertRows, openClickHouse, queryRows, tableColumns, type ClickHouse } 
 import { serveClickHouse, type ClickHouseFacade } from '../../sinks/clickhouse/http-facade.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
 import { writeTables } from '../../sinks/clickhouse/table-writer.js';
-import { cleanupTestEnv, testEnv } from '../helpers/env.js';
+import { TEST_CH_WRITER, cleanupTestEnv, testEnv } from '../helpers/env.js';
 
 const t = testEnv('sink-avro');
 const base = { user: 'default', password: '', chdbPath: t.chdbPath };
@@ -78,8 +78,8 @@ function plain(row: object, table: string): object {
 beforeAll(async () => {
   json = await openClickHouse({ ...base, url: null, database: 'sink_json' });
   avroChdb = { ...json, database: 'sink_avro' };
-  facade = await serveClickHouse(json, { port: 0 });
-  avroHttp = await openClickHouse({ ...base, url: facade.url, database: 'sink_http' });
+  facade = await serveClickHouse(json, { port: 0, writer: TEST_CH_WRITER });
+  avroHttp = await openClickHouse({ ...base, url: facade.url, user: TEST_CH_WRITER.name, password: TEST_CH_WRITER.password, database: 'sink_http' });
   for (const db of ['sink_avro']) await json.client.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` });
   for (const ch of [json, avroChdb, avroHttp]) await migrate(ch);
 });
