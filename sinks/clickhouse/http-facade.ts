@@ -94,7 +94,7 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
 }
 
 /** Settings the HTTP interface takes in the URL that are not query settings. */
-const NOT_SETTINGS = new Set(['query', 'database', 'query_id', 'default_format', 'session_id', 'session_timeout', 'user', 'password', 'enable_http_compression', 'wait_end_of_query', 'send_progress_in_http_headers', 'http_headers_progress_interval_ms']);
+const NOT_SETTINGS = new Set(['query', 'database', 'query_id', 'session_id', 'session_timeout', 'user', 'password', 'enable_http_compression', 'wait_end_of_query', 'send_progress_in_http_headers', 'http_headers_progress_interval_ms']);
 
 export async function serveClickHouse(ch: ClickHouse, opts: FacadeOptions): Promise<ClickHouseFacade> {
   if (ch.transport !== 'chdb') throw new Error('the ClickHouse HTTP facade serves embedded chdb only');
@@ -136,6 +136,8 @@ export async function serveClickHouse(ch: ClickHouse, opts: FacadeOptions): Prom
         if (k.startsWith('param_')) params[k.slice(6)] = v;
         else if (!NOT_SETTINGS.has(k)) settings[k] = v;
       }
+      // A server answers TabSeparated when neither the statement nor the URL names a format.
+      settings.default_format ??= url.searchParams.get('default_format') ?? 'TabSeparated';
       const urlQuery = url.searchParams.get('query');
       const headers = { 'x-clickhouse-query-id': queryId, 'x-clickhouse-summary': '{}', 'content-type': 'text/plain; charset=UTF-8' };
       const wantsReadonly = settings.readonly !== undefined && settings.readonly !== '0';
