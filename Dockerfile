@@ -13,6 +13,9 @@ COPY package.json package-lock.json ./
 RUN npm install --no-audit --no-fund
 COPY . .
 
+# HTTP_HOST serves the ingest endpoints and the API (API keys) to the network. The ClickHouse port of
+# the `clickhouse` role (CLICKHOUSE_HTTP_PORT) stays on CLICKHOUSE_HTTP_HOST=127.0.0.1 inside the
+# container and is not exposed; it refuses a non-loopback host unless CLICKHOUSE_PASSWORD is set.
 ENV DATA_DIR=/data HTTP_HOST=0.0.0.0 HTTP_PORT=8080
 EXPOSE 8080 9464
 # A larger young generation: the processors allocate a short-lived object per event and row.

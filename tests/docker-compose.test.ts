@@ -22,7 +22,8 @@ interface Service {
 
 const compose = parse(readFileSync(join(REPO_ROOT, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Service> };
 const s = compose.services;
-const published = (svc: Service) => (svc.ports ?? []).map((p) => p.split(':')[0]);
+/** Host ports a service publishes (`[ip:]host:container`). */
+const published = (svc: Service) => (svc.ports ?? []).map((p) => p.split(':').slice(-2)[0]);
 
 describe('docker-compose.yml', () => {
   it('has every service, with the expected images', () => {
@@ -52,6 +53,20 @@ describe('docker-compose.yml', () => {
     expect(published(s.redis!)).toEqual(['6379']);
     expect(published(s.grafana!)).toEqual(['3000']);
     expect(published(s.kafka!)).toEqual(['29092']);
+  });
+
+  it('publishes ClickHouse on the host loopback only, with the analyst user and its profile mounted; Grafana reads as the analyst', () => {
+    for (const p of s.clickhouse!.ports!) expect(p).toMatch(/^127\.0\.0\.1:/);
+    expect(s.clickhouse!.volumes).toContain('./stack/clickhouse/users.d/streampulse-analyst.xml:/etc/clickhouse-server/users.d/streampulse-analyst.xml:ro');
+    const usersXml = readFileSync(join(REPO_ROOT, 'stack/clickhouse/users.d/streampulse-analyst.xml'), 'utf8');
+    expect(usersXml).toMatch(/<readonly>1<\/readonly>/);
+    expect(usersXml).toMatch(/<analyst>[\s\S]*<password from_env="CLICKHOUSE_ANALYST_PASSWORD"\/>[\s\S]*<profile>streampulse_analyst<\/profile>/);
+    expect(s.clickhouse!.environment!.CLICKHOUSE_ANALYST_PASSWORD).toBeTruthy();
+    expect(s.grafana!.environment!.CLICKHOUSE_USER).toBe('analyst');
+    expect(s.grafana!.environment!.CLICKHOUSE_PASSWORD).toBe(s.clickhouse!.environment!.CLICKHOUSE_ANALYST_PASSWORD);
+    const sp = loadConfig(s.streampulse!.environment!);
+    expect(sp.clickhouseAnalyst).toEqual({ name: 'analyst', password: s.clickhouse!.environment!.CLICKHOUSE_ANALYST_PASSWORD });
+    expect(sp.clickhouse.user).not.toBe('analyst');
   });
 
   it('installs the ClickHouse plugin in Grafana and mounts the provisioning folder', () => {

@@ -144,6 +144,12 @@ export async function serveClickHouse(ch: ClickHouse, opts: FacadeOptions): Prom
       if (role === 'writer' && wantsReadonly && !opts.analystSql) throw new FacadeError('164', 500, `Code: 164. DB::Exception: ${creds.user}: readonly was asked for and this port has no read-only session. (READONLY)`);
       if (role === 'analyst' || wantsReadonly) {
         const analyst = opts.analystSql!;
+        // Grafana's ClickHouse data source sends its query timeout as max_execution_time with every
+        // query; a server lets a readonly profile allow that (constraints: changeable_in_readonly
+        // with a max). Here: a timeout within the analyst's limit is dropped (the session's limit,
+        // never above it, applies); a larger one is passed on and ClickHouse refuses it (164).
+        const timeout = Number(settings.max_execution_time);
+        if (settings.max_execution_time !== undefined && timeout > 0 && timeout <= analyst.limits.maxExecutionSeconds) delete settings.max_execution_time;
         const text = body.toString('utf8');
         const sql = urlQuery ? (text ? `${urlQuery}\n${text}` : urlQuery) : text;
         const p = await analyst.prepare(sql, params, { allowFormat: true });

@@ -118,6 +118,8 @@ describe('the analyst (SQL tools, Grafana)', () => {
     }
     expect((await post('SELECT number FROM numbers(3) FORMAT CSV', asAnalyst)).body).toBe('0\n1\n2\n');
     expect((await post('SELECT 1', asAnalyst, `?max_result_rows=${DEFAULT_ANALYST_LIMITS.maxResultRows}`)).body).toBe('1\n');
+    // Grafana sends its query timeout with every query: one within the limit is accepted.
+    expect((await post('SELECT 1', asAnalyst, `?max_execution_time=${DEFAULT_ANALYST_LIMITS.maxExecutionSeconds}`)).body).toBe('1\n');
   });
 
   it('cannot write, drop, use file() or url(), write files, run two statements or read system tables', async () => {
