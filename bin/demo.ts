@@ -60,7 +60,7 @@ async function main(): Promise<void> {
   }
   const pipeline = await startPipeline(config, logger, metrics);
   const http = pipeline.http ? `http://${config.env.HTTP_HOST}:${(pipeline.http.server.address() as { port: number }).port}` : '(no HTTP role)';
-  say(`  pipeline: roles ${[...config.roles].join(', ')}; HTTP ${http}; ClickHouse over HTTP on ${config.env.HTTP_HOST}:${config.env.CLICKHOUSE_HTTP_PORT}`);
+  say(`  pipeline: roles ${[...config.roles].join(', ')}; HTTP ${http}; ClickHouse over HTTP on ${config.env.CLICKHOUSE_HTTP_HOST}:${config.env.CLICKHOUSE_HTTP_PORT} (${config.clickhouseAnalyst ? `analyst user ${config.clickhouseAnalyst.name}` : 'no analyst login: set CLICKHOUSE_ANALYST_PASSWORD'})`);
 
   const abort = new AbortController();
   const incidents = values.incident ? values.incident.split(',').map((name) => ({ name: name as IncidentName, startOffsetMs: Number(values['incident-after']) * 1000, durationMs: 10 * 60_000 })) : [];
