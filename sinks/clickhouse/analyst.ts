@@ -94,13 +94,14 @@ export async function openAnalyst(ch: ClickHouse, opts: AnalystOptions): Promise
     const server = ch.server;
     if (!server) throw new Error('analyst SQL over HTTP needs the server URL');
     if (opts.user) {
-      client = createClient({ url: server.url, username: opts.user.name, password: opts.user.password, database: ch.database, request_timeout: (limits.maxExecutionSeconds + 30) * 1000 });
+      // No setting at all in the URL: a readonly = 1 profile refuses any change (compression too).
+      client = createClient({ url: server.url, username: opts.user.name, password: opts.user.password, database: ch.database, request_timeout: (limits.maxExecutionSeconds + 30) * 1000, compression: { request: false, response: false } });
       mode = 'server-analyst-user';
     } else {
       // readonly last: settings of one request are checked together before any applies.
       client = createClient({
         url: server.url, username: server.user, password: server.password, database: ch.database,
-        request_timeout: (limits.maxExecutionSeconds + 30) * 1000,
+        request_timeout: (limits.maxExecutionSeconds + 30) * 1000, compression: { request: false, response: false },
         clickhouse_settings: { ...(limitSettings(limits) as Record<string, never>), readonly: '1' as never },
       });
       mode = 'server-readonly-settings';
@@ -135,7 +136,7 @@ export async function openAnalyst(ch: ClickHouse, opts: AnalystOptions): Promise
       let explain: string;
       let databases: string[];
       try {
-        explain = await text(client, `EXPLAIN AST ${formatted}`, params);
+        explain = await text(client, `EXPLAIN AST ${formatted}`, params, ch.transport === 'chdb');
         databases = (await queryRows<{ name: string }>(ch, 'SELECT name FROM system.databases')).map((r) => r.name);
       } catch (err) {
         const e = toClickHouseError(err, 'explain');
@@ -181,10 +182,13 @@ async function rows<T>(client: ClickHouseClient, query: string, params: Record<s
 
 /**
  * A statement's output as text, with nothing appended to the statement: `query()` would add
- * `FORMAT …`, which EXPLAIN AST would take as part of the statement it explains.
+ * `FORMAT …`, which EXPLAIN AST would take as part of the statement it explains. A server answers
+ * TabSeparated (escaped; the policy reads node types and names, which escaping leaves alone, and a
+ * readonly = 1 user may not send default_format); chdb's default would be CSV, so it gets
+ * TabSeparatedRaw as its format option (the chdb connection does not SET default_format).
  */
-async function text(client: ClickHouseClient, query: string, params: Record<string, unknown>): Promise<string> {
-  const r = await client.exec({ query, query_params: params, clickhouse_settings: { default_format: 'TabSeparatedRaw' } });
+async function text(client: ClickHouseClient, query: string, params: Record<string, unknown>, chdb: boolean): Promise<string> {
+  const r = await client.exec({ query, query_params: params, ...(chdb ? { clickhouse_settings: { default_format: 'TabSeparatedRaw' } } : {}) });
   const chunks: Buffer[] = [];
   for await (const c of r.stream) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c as Uint8Array));
   return Buffer.concat(chunks).toString('utf8');

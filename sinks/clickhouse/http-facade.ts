@@ -54,6 +54,15 @@ export interface FacadeOptions {
   analystSql?: AnalystSql | null;
 }
 
+const ESCAPES: Record<string, string> = { b: '\b', f: '\f', r: '\r', n: '\n', t: '\t', '0': '\0', a: '\x07', v: '\v' };
+/**
+ * A `param_<name>` value as ClickHouse's HTTP interface reads it: backslash escapes (clients write
+ * `it\'s` for it's); chdb binds the value it is given as is.
+ */
+export function unescapeParam(v: string): string {
+  return v.includes('\\') ? v.replace(/\\(.)/gs, (_m, c: string) => ESCAPES[c] ?? c) : v;
+}
+
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
 /** The credentials of a request, read as ClickHouse's HTTP handler reads them. */
@@ -133,7 +142,7 @@ export async function serveClickHouse(ch: ClickHouse, opts: FacadeOptions): Prom
       const params: Record<string, string> = {};
       const settings: Record<string, string> = {};
       for (const [k, v] of url.searchParams) {
-        if (k.startsWith('param_')) params[k.slice(6)] = v;
+        if (k.startsWith('param_')) params[k.slice(6)] = unescapeParam(v);
         else if (!NOT_SETTINGS.has(k)) settings[k] = v;
       }
       // A server answers TabSeparated when neither the statement nor the URL names a format.

@@ -160,6 +160,37 @@ describe('the analyst (SQL tools, Grafana)', () => {
   });
 });
 
+describe('analyst SQL over HTTP (a process with CLICKHOUSE_URL: the API role of a split deployment)', () => {
+  it('works as the analyst user and as the writer with readonly settings, refusing what the endpoint refuses', async () => {
+    const remote = await openClickHouse({ ...t.config.clickhouse, url: facade.url, user: TEST_CH_WRITER.name, password: TEST_CH_WRITER.password });
+    try {
+      for (const user of [ANALYST, null]) {
+        const a = await openAnalyst(remote, { limits: DEFAULT_ANALYST_LIMITS, user });
+        try {
+          expect(a.mode).toBe(user ? 'server-analyst-user' : 'server-readonly-settings');
+          const p = await a.prepare(`SELECT {a:String} AS a, count() AS c FROM port_writer WHERE x > {min:UInt32}`, { a: "it's", min: 0 });
+          expect(p).toMatchObject({ ok: true, kind: 'select' });
+          const rows = await a.run(async (c) => (await c.query({ query: (p as { sql: string }).sql, query_params: { a: "it's", min: 0 }, format: 'JSONEachRow' })).json());
+          expect(rows).toEqual([{ a: "it's", c: 3 }]);
+          // (Through this port the EXPLAIN itself is checked too: the port's refusal, as ClickHouse words it, carries the reason.)
+          expect(await a.prepare("SELECT * FROM `file`('/etc/passwd', 'LineAsString')", {})).toMatchObject({ ok: false, status: 403, reason: expect.stringMatching(/function file\(\) is not allowed/) });
+          expect(await a.prepare(`SELECT 1; DROP TABLE ${db}.port_writer`, {})).toMatchObject({ ok: false, status: 403, reason: expect.stringMatching(/exactly one statement/) });
+          expect(await a.prepare(`SELECT 1 INTO OUTFILE '${join(t.dataDir, 'x.txt')}'`, {})).toMatchObject({ ok: false, reason: expect.stringMatching(/INTO OUTFILE is not allowed/) });
+          expect(await a.prepare('SELECT * FROM system.processes', {})).toMatchObject({ ok: false, reason: expect.stringMatching(new RegExp(`database system is not allowed: only ${db}`)) });
+          // Bypassing the check: ClickHouse's read-only mode still refuses the write.
+          const write = await a.run((c) => c.command({ query: `INSERT INTO ${db}.port_writer VALUES (1000)` })).then(() => 'ran', (e: Error) => e.message);
+          expect(write).toMatch(/got INSERT|readonly/i);
+        } finally {
+          await a.close();
+        }
+      }
+    } finally {
+      await remote.close();
+    }
+    expect((await post(`SELECT sum(x) FROM ${db}.port_writer`, asWriter)).body).toBe('7\n');
+  });
+});
+
 describe('where the port listens and with which writer', () => {
   it('is loopback by default whatever HTTP_HOST is, and refuses a non-loopback host without a writer password', () => {
     const c = loadConfig({ HTTP_HOST: '0.0.0.0' });
