@@ -39,7 +39,7 @@ export function sqlRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const params = req.body.params ?? {};
     const p = await ctx.analyst.prepare(req.body.query, params);
     if (!p.ok) {
-      req.log.info({ event: 'analyst_sql_refused', reason: p.reason, key: req.apiKeyId }, 'analyst SQL refused');
+      ctx.logger.info({ event: 'analyst_sql_refused', reason: p.reason, key: req.apiKeyId }, 'analyst SQL refused');
       if (p.status === 403) throw new ApiError(403, 'read_only', `refused: ${p.reason}`, 'query');
       throw new ApiError(400, 'query_failed', p.reason, 'query');
     }

@@ -112,6 +112,8 @@ export async function serveClickHouse(ch: ClickHouse, opts: FacadeOptions): Prom
   if (opts.analystUser && opts.analystUser.name === opts.writer.name) throw new Error('the analyst and writer users of the ClickHouse HTTP facade must differ');
   if (opts.analystUser && !opts.analystSql) throw new Error('the analyst user of the ClickHouse HTTP facade needs the read-only session');
   const users: Array<{ role: 'writer' | 'analyst'; user: FacadeUser }> = [{ role: 'writer', user: opts.writer }];
+  let authFailures = 0;
+  let lastAuthWarnMs = 0;
   if (opts.analystUser) users.push({ role: 'analyst', user: opts.analystUser });
   // The chdb Connection behind @clickhouse/client: queries with the client's own parameters.
   const conn = (ch.client as unknown as { connection: { query(p: object): Promise<{ stream: Readable }> } }).connection;
@@ -134,7 +136,14 @@ export async function serveClickHouse(ch: ClickHouse, opts: FacadeOptions): Prom
       const creds = requestCredentials(req, url);
       const role = authenticate(users, creds);
       if (!role) {
-        opts.logger?.warn({ event: 'clickhouse_facade_auth_failed', user: creds.user.slice(0, 64), remote: req.socket.remoteAddress }, 'ClickHouse port: authentication failed');
+        // At most one warning per 10 s, with the number of failures since the last one.
+        authFailures++;
+        const now = Date.now();
+        if (now - lastAuthWarnMs >= 10_000) {
+          opts.logger?.warn({ event: 'clickhouse_facade_auth_failed', user: creds.user.slice(0, 64), remote: req.socket.remoteAddress, failures: authFailures }, 'ClickHouse port: authentication failed');
+          lastAuthWarnMs = now;
+          authFailures = 0;
+        }
         req.resume();
         throw new FacadeError('516', 403, `Code: 516. DB::Exception: ${creds.user}: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)`);
       }
