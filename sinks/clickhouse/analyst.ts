@@ -111,7 +111,16 @@ export async function openAnalyst(ch: ClickHouse, opts: AnalystOptions): Promise
   // Table functions and databases the policy refuses by name, read from ClickHouse itself.
   // (Through the main handle: the analyst itself may not read system tables.)
   const tableFunctions = (await queryRows<{ name: string }>(ch, 'SELECT name FROM system.table_functions')).map((r) => r.name);
+  // Embedded: the analyst session runs one thing at a time (a check or a query with its release),
+  // so the analyst's memory is bounded by one query's limit and released before the next starts,
+  // and nothing runs between a failed query and its release. A server schedules its own queries.
   let chain: Promise<unknown> = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    if (ch.transport !== 'chdb') return fn();
+    const mine = chain.then(fn);
+    chain = mine.catch(() => undefined);
+    return mine;
+  };
   const release = async () => {
     if (ch.transport !== 'chdb') return;
     // The session frees its previous query's state when it runs the next one.
@@ -122,7 +131,7 @@ export async function openAnalyst(ch: ClickHouse, opts: AnalystOptions): Promise
     limits,
     mode,
     client,
-    async prepare(query, params, o = {}) {
+    prepare: (query, params, o = {}) => serial(async (): Promise<Prepared> => {
       let formatted: string;
       try {
         const [r] = await rows<{ f: string }>(client, 'SELECT formatQuerySingleLine({q:String}) AS f', { q: query });
@@ -146,11 +155,9 @@ export async function openAnalyst(ch: ClickHouse, opts: AnalystOptions): Promise
       const v = checkAnalystAst(explain, { database: ch.database, databases, tableFunctions, allowFormat: o.allowFormat ?? false });
       if (!v.ok) return { ok: false, status: 403, reason: v.reason };
       return { ok: true, sql: formatted, kind: v.kind };
-    },
-    async run(fn) {
-      // Embedded: one analyst query at a time on the session (the analyst's memory is bounded by one
-      // query's limit, and released before the next starts). A server schedules its own queries.
-      const mine = (ch.transport === 'chdb' ? chain : Promise.resolve()).then(async () => {
+    }),
+    run: (fn) =>
+      serial(async () => {
         try {
           return await fn(client);
         } catch (err) {
@@ -163,10 +170,7 @@ export async function openAnalyst(ch: ClickHouse, opts: AnalystOptions): Promise
         } finally {
           await release();
         }
-      });
-      if (ch.transport === 'chdb') chain = mine.catch(() => undefined);
-      return mine;
-    },
+      }),
     close: async () => {
       await chain;
       await client.close();
