@@ -2,8 +2,8 @@
  * POST /v1/sql against every escape family of issue 16, on real embedded ClickHouse with the
  * project's tables: each case asserts the exact refusal (the status, the error and the reason,
  * or ClickHouse's own error code). After the suite the server state is checked unchanged: the
- * tables of every database, the files of the chdb data directory and of the working directory,
- * and no file where an INTO OUTFILE pointed. Also: ClickHouse's own layer refuses writes and
+ * tables of every database with their row counts, the files of the chdb data directory (outside
+ * the table parts) and of the working directory, and no file where an INTO OUTFILE pointed. Also: ClickHouse's own layer refuses writes and
  * setting changes on the analyst session even when the check is bypassed, the memory limit
  * refuses a query that would need gigabytes and the process gives the memory back, and legitimate
  * analyst queries (parameters, WITH, JOIN, DESCRIBE, EXPLAIN) keep working.
@@ -57,12 +57,14 @@ function listFiles(dir: string, skip: (rel: string) => boolean): string[] {
 }
 
 async function serverState(): Promise<ServerState> {
-  const tables = (await queryRows<{ t: string }>(ch, "SELECT concat(database, '.', name) AS t FROM system.tables WHERE database NOT IN ('system', 'information_schema', 'INFORMATION_SCHEMA') ORDER BY t")).map((r) => r.t);
+  // Every table with its row count (exact for MergeTree tables, null for views).
+  const tables = (await queryRows<{ t: string }>(ch, "SELECT concat(database, '.', name, ' ', toString(total_rows)) AS t FROM system.tables WHERE database NOT IN ('system', 'information_schema', 'INFORMATION_SCHEMA') ORDER BY t")).map((r) => r.t);
   const [fx] = await queryRows<{ c: string }>(ch, `SELECT count() AS c FROM ${db}.fx_rates`);
   return {
     tables,
-    // Spool files come and go with inserts (there are none here); the analyst session writes nothing.
-    chdbFiles: listFiles(t.chdbPath, (rel) => rel.startsWith('spool') || rel.startsWith('tmp') || rel.startsWith('status')),
+    // Outside the table parts (background merges may rename those; rows are counted above) and the
+    // insert spool: metadata, user files, anything a statement could have written.
+    chdbFiles: listFiles(t.chdbPath, (rel) => rel.startsWith('store') || rel.startsWith('spool') || rel.startsWith('tmp') || rel.startsWith('status')),
     cwd: readdirSync(process.cwd()).sort(),
     fxRates: Number(fx!.c),
   };
@@ -314,6 +316,10 @@ describe('legitimate analyst queries', () => {
 describe('server state after the suite', () => {
   it('has the same tables, rows and files, and no file where INTO OUTFILE pointed', async () => {
     const after = await serverState();
+    // The state compared is not empty: the project's tables with their rows, the other database, metadata files.
+    expect(before.tables).toContain(`${db}.fx_rates ${before.fxRates}`);
+    expect(before.tables).toContain('other_db.secrets 1');
+    expect(before.chdbFiles.some((f) => f.startsWith('metadata'))).toBe(true);
     expect(after).toEqual(before);
     for (const f of outfiles) expect(existsSync(f), f).toBe(false);
     expect(statSync(t.chdbPath).isDirectory()).toBe(true);
