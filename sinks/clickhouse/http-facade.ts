@@ -112,9 +112,9 @@ export async function serveClickHouse(ch: ClickHouse, opts: FacadeOptions): Prom
   if (opts.analystUser && opts.analystUser.name === opts.writer.name) throw new Error('the analyst and writer users of the ClickHouse HTTP facade must differ');
   if (opts.analystUser && !opts.analystSql) throw new Error('the analyst user of the ClickHouse HTTP facade needs the read-only session');
   const users: Array<{ role: 'writer' | 'analyst'; user: FacadeUser }> = [{ role: 'writer', user: opts.writer }];
+  if (opts.analystUser) users.push({ role: 'analyst', user: opts.analystUser });
   let authFailures = 0;
   let lastAuthWarnMs = 0;
-  if (opts.analystUser) users.push({ role: 'analyst', user: opts.analystUser });
   // The chdb Connection behind @clickhouse/client: queries with the client's own parameters.
   const conn = (ch.client as unknown as { connection: { query(p: object): Promise<{ stream: Readable }> } }).connection;
   // Queries still running when the facade closes are awaited: closing chdb under a running
