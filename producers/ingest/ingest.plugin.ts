@@ -109,10 +109,13 @@ function bodyFormat(contentType: string | undefined): BodyFormat {
   return (NDJSON_CONTENT_TYPES as readonly string[]).includes(mediaType) ? 'ndjson' : 'json';
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+function withTimeout<T>(p: Promise<T>, ms: number, what: string, onTimeout: () => void): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new KafkaError(`${what}: no acknowledgement from Kafka within ${ms} ms`, true)), ms);
+    timer = setTimeout(() => {
+      onTimeout();
+      reject(new KafkaError(`${what}: no acknowledgement from Kafka within ${ms} ms`, true));
+    }, ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
@@ -175,7 +178,7 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
   /** Dead letter for a whole request (bounded by sendDeadLetter); failures are logged, not thrown. */
   async function deadLetterRequest(kind: string, errorClass: string, message: string, value: Buffer | null): Promise<void> {
     try {
-      await withTimeout(producer.sendDeadLetter({ originalTopic: topicOf(kind), partition: -1, offset: -1, key: null, value, errorClass, message, stage: 'ingest', kind }), ackTimeoutMs, 'dead letter');
+      await withTimeout(producer.sendDeadLetter({ originalTopic: topicOf(kind), partition: -1, offset: -1, key: null, value, errorClass, message, stage: 'ingest', kind }), ackTimeoutMs, 'dead letter', () => producer.markBrokersDown());
     } catch (err) {
       logger.error({ event: 'dead_letter_failed', kind, error_class: errorClass, err: (err as Error).message }, 'could not write dead letter');
     }
@@ -285,7 +288,7 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
       }
     }
     const none: Promise<SendResult> = Promise.resolve({ accepted: 0, rejected: 0, errors: [] });
-    const [sent] = await withTimeout(Promise.all([events.length > 0 ? producer.send(kind, events) : none, ...lineDeadLetters]), ackTimeoutMs, `${kind} events`);
+    const [sent] = await withTimeout(Promise.all([events.length > 0 ? producer.send(kind, events) : none, ...lineDeadLetters]), ackTimeoutMs, `${kind} events`, () => producer.markBrokersDown());
     for (const e of sent.errors) errors.push({ index: indexes[e.index]!, reason: e.reason });
     errors.sort((a, b) => a.index - b.index);
     return { accepted: sent.accepted, rejected: sent.rejected + lineDeadLetters.length, errors };

@@ -67,10 +67,13 @@ function headerValue(request: FastifyRequest, name: string): string | undefined 
   return Array.isArray(v) ? v[0] : v;
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new KafkaError(`no acknowledgement from Kafka within ${ms} ms`, true)), ms);
+    timer = setTimeout(() => {
+      onTimeout();
+      reject(new KafkaError(`no acknowledgement from Kafka within ${ms} ms`, true));
+    }, ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
@@ -111,7 +114,7 @@ export const jiraWebhookPlugin: FastifyPluginAsync<JiraWebhookPluginOptions> = a
 
   async function deadLetter(request: FastifyRequest, raw: Buffer, errorClass: string, message: string, key: string | null): Promise<void> {
     try {
-      await withTimeout(producer.sendDeadLetter({ originalTopic: topic, partition: -1, offset: -1, key, value: raw, errorClass, message, stage: 'ingest', kind: 'jira' }), ackTimeoutMs);
+      await withTimeout(producer.sendDeadLetter({ originalTopic: topic, partition: -1, offset: -1, key, value: raw, errorClass, message, stage: 'ingest', kind: 'jira' }), ackTimeoutMs, () => producer.markBrokersDown());
     } catch (err) {
       logger.error({ event: 'dead_letter_failed', kind: 'jira', error_class: errorClass, err: (err as Error).message }, 'could not write dead letter');
     }
@@ -182,7 +185,7 @@ export const jiraWebhookPlugin: FastifyPluginAsync<JiraWebhookPluginOptions> = a
         metrics?.jiraUnmappedFields.inc();
         rejectLog.note('jira_fields_unmapped', { route: JIRA_WEBHOOK_ROUTE, issue_key: normalised.event.issue_key, field_ids: customFieldIds }, 'none of the custom field ids of JIRA_FIELD_MAP is in this Jira webhook: severity, show, cost and delay are stored empty; check JIRA_FIELD_MAP against the ids of your Jira site');
       }
-      const result = await withTimeout(producer.send('jira', [normalised.event]), ackTimeoutMs);
+      const result = await withTimeout(producer.send('jira', [normalised.event]), ackTimeoutMs, () => producer.markBrokersDown());
       metrics?.ingestEvents.inc({ kind: 'jira', result: 'accepted' }, result.accepted);
       metrics?.ingestEvents.inc({ kind: 'jira', result: 'rejected' }, result.rejected);
       logger.debug({ event: 'jira_webhook', issue_key: normalised.event.issue_key, webhook_event: normalised.event.webhook_event, event_id: normalised.event.event_id, accepted: result.accepted }, 'jira webhook');

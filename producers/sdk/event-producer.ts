@@ -217,6 +217,14 @@ export class EventProducer {
     return this.health.downSince;
   }
 
+  /**
+   * Marks the brokers unreachable (a caller waited longer than it could for acknowledgements);
+   * a metadata probe every second marks them reachable again, as a delivered message does.
+   */
+  markBrokersDown(): void {
+    this.health.down(this.producer);
+  }
+
   /** The prefix of every topic this producer writes (`<prefix><kind>`, `<prefix>dlq`). */
   get topicPrefix(): string {
     return this.opts.topicPrefix;
