@@ -12,8 +12,10 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import { presentedApiKey } from '../producers/ingest/api-keys.js';
-import { roleAllows, type ApiRole } from './api-keys.js';
+import { keyRefusalMessage, lookupApiKey, presentedApiKey } from '../producers/ingest/api-keys.js';
+import { isRedisUnavailable } from '../producers/ingest/redis-errors.js';
+import { StreamPulseError } from '../lib/errors.js';
+import { RedisApiKeyStore, roleAllows, type ApiRole } from './api-keys.js';
 import type { ApiContext, ApiOptions } from './context.js';
 import { ApiError } from './params.js';
 import { healthRoutes } from './routes/health.js';
@@ -27,6 +29,7 @@ import { alertRoutes } from './routes/alerts.js';
 import { sqlRoutes } from './routes/sql.js';
 import { DEFAULT_ANALYST_LIMITS, openAnalyst } from '../sinks/clickhouse/analyst.js';
 import { liveRoutes } from './routes/live.js';
+import { keyRoutes } from './routes/keys.js';
 
 export type { ApiOptions } from './context.js';
 
@@ -62,6 +65,7 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiOptions): Promise
     redis: opts.redis,
     ch: opts.ch,
     keys: opts.keys,
+    keyAdmin: opts.keyAdmin !== undefined ? opts.keyAdmin : opts.keys instanceof RedisApiKeyStore ? opts.keys : null,
     limiter: opts.limiter,
     rateLimits: { ...DEFAULT_RATE_LIMITS, ...opts.rateLimits },
     sqlCost: opts.sqlCost ?? 10,
@@ -93,6 +97,10 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiOptions): Promise
       const param = validationParam(err);
       return reply.code(400).send({ error: 'bad_request', message: err.message, ...(param ? { param } : {}) });
     }
+    if ((err instanceof StreamPulseError && err.retriable && err.code === 'STATE_STORE') || isRedisUnavailable(err)) {
+      ctx.logger.warn({ event: 'api_unavailable', dependency: 'redis', route: req.routeOptions.url, err: err.message }, 'API request refused: Redis unreachable');
+      return reply.code(503).header('retry-after', '5').send({ error: 'unavailable', message: `Redis (API keys, rate limits) is unreachable; retry after 5 s (${err.message})` });
+    }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) ctx.logger.error({ event: 'api_error', route: req.routeOptions.url, err: err.message }, 'API request failed');
     return reply.code(status).send({ error: status === 500 ? 'internal_error' : 'bad_request', message: status === 500 ? 'internal error (logged)' : err.message });
@@ -103,8 +111,8 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiOptions): Promise
     if (!role) return;
     const key = presentedKey(req);
     if (!key) throw new ApiError(401, 'unauthorized', 'missing API key (X-API-Key header, Authorization: Bearer, or api_key query parameter)');
-    const verified = await ctx.keys.verify(key);
-    if (!verified) throw new ApiError(401, 'unauthorized', 'unknown API key');
+    const verified = await lookupApiKey(ctx.keys, key);
+    if (verified.status !== 'ok') throw new ApiError(401, 'unauthorized', keyRefusalMessage(verified));
     const actual = verified.role;
     if (!roleAllows(actual, role)) throw new ApiError(403, 'forbidden', `this endpoint needs the ${role} role; the key has ${actual}`);
     req.apiRole = actual;
@@ -131,4 +139,5 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiOptions): Promise
   alertRoutes(app, ctx);
   sqlRoutes(app, ctx);
   liveRoutes(app, ctx);
+  keyRoutes(app, ctx);
 }

@@ -8,6 +8,7 @@ import type { ApiKeyStore } from '../producers/ingest/api-keys.js';
 import type { ApiRole } from './api-keys.js';
 import type { RedisRateLimiter } from './rate-limit.js';
 import type { AnalystLimits, AnalystSql } from '../sinks/clickhouse/analyst.js';
+import type { KeyAdmin } from './routes/keys.js';
 
 export interface ApiOptions {
   logger: Logger;
@@ -15,6 +16,8 @@ export interface ApiOptions {
   redis: Redis;
   ch: ClickHouse;
   keys: ApiKeyStore;
+  /** Key management for /v1/admin/keys (default: `keys` when it is a RedisApiKeyStore). */
+  keyAdmin?: KeyAdmin | null;
   limiter: RedisRateLimiter;
   /** Requests per key per limiter window, by role. */
   rateLimits?: Partial<Record<ApiRole, number>>;
@@ -39,8 +42,9 @@ export interface ApiOptions {
   docs?: boolean;
 }
 
-export interface ApiContext extends Required<Omit<ApiOptions, 'alerts' | 'rateLimits' | 'sqlLimits' | 'analystUser'>> {
+export interface ApiContext extends Required<Omit<ApiOptions, 'alerts' | 'rateLimits' | 'sqlLimits' | 'analystUser' | 'keyAdmin'>> {
   alerts: AlertsService | null;
+  keyAdmin: KeyAdmin | null;
   rateLimits: Record<ApiRole, number>;
   db: string;
 }

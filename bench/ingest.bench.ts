@@ -2,7 +2,10 @@
  * `npm run bench:ingest`: throughput of the event backbone on this machine, each figure beside
  * the raw consume rate of the same topics measured in the same run.
  *   SDK       validated-upstream events produced through EventProducer.sendValid (acked)
- *   HTTP      NDJSON POSTs to /v1/events/{kind} (validation + Avro + produce, acked), 4 clients
+ *   HTTP      NDJSON POSTs to /v1/events/{kind} (validation + Avro + produce, acked), 4 clients, with
+ *             the gateway as bin/http-roles.ts builds it: keys in Redis (RedisApiKeyStore), per-key
+ *             rate limits in Redis at the configured values (INGEST_RATE_LIMIT_*), depth and string
+ *             bounds checked before parsing
  *   consume   plain node-rdkafka consumption of the same topics (no decode): the reference
  *   decode    consumption + Avro decode
  *   archived  the raw-store processor: consume, decode, write to ClickHouse, checkpoint, commit
@@ -15,7 +18,7 @@ import { migrate } from '../sinks/clickhouse/migrate.js';
 import { ProcessorRunner } from '../processors/core/runner.js';
 import { rawStoreProcessor } from '../processors/raw-store/raw-store.processor.js';
 import { ingestPlugin } from '../producers/ingest/ingest.plugin.js';
-import { InMemoryApiKeyStore } from '../producers/ingest/api-keys.js';
+import { RedisApiKeyStore } from '../api/api-keys.js';
 import { ALL_KINDS, benchEnv, byKind, checkpointedTotal, consumeAll, generateEvents, machine, produceAll, recordResults, topicTotal } from './common.js';
 
 const N_SDK = Number(process.env.BENCH_EVENTS ?? 400_000);
@@ -34,7 +37,14 @@ async function main(): Promise<void> {
     console.log(`SDK: ${fmt(sdkRate)} events/s (${N_SDK} in ${sdkSeconds.toFixed(2)} s)`);
 
     const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
-    await app.register(ingestPlugin, { producer: b.producer, apiKeys: InMemoryApiKeyStore.fromConfig('bench-key:ingest'), maxBodyBytes: 64 * 1024 * 1024, maxEvents: 10_000, metrics: createMetrics() });
+    const env = b.config.env;
+    const keys = new RedisApiKeyStore(b.redis, env.REDIS_PREFIX);
+    await keys.seed('bench-key:ingest');
+    await app.register(ingestPlugin, {
+      producer: b.producer, apiKeys: keys, maxBodyBytes: 64 * 1024 * 1024, maxEvents: 10_000, metrics: createMetrics(),
+      bounds: { maxDepth: env.INGEST_MAX_JSON_DEPTH, maxStringBytes: env.INGEST_MAX_STRING_BYTES },
+      rateLimits: { redis: b.redis, prefix: env.REDIS_PREFIX, requestsPerSecond: env.INGEST_RATE_LIMIT_REQUESTS_PER_S, eventsPerSecond: env.INGEST_RATE_LIMIT_EVENTS_PER_S },
+    });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
     const bodies: Array<{ kind: string; body: string; n: number }> = [];
@@ -98,7 +108,7 @@ Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. Kafka 4.1
 | path | events/s |
 |---|---|
 | SDK \`sendValid\` (windows of 10,000 events sent as one call per kind, 4 in flight, acks=all, idempotent) | ${fmt(sdkRate)} |
-| HTTP \`POST /v1/events/{kind}\` NDJSON, 2,000 per request, 4 clients | ${fmt(httpRate)} |
+| HTTP \`POST /v1/events/{kind}\` NDJSON, 2,000 per request, 4 clients (keys and per-key limits in Redis, bounds on) | ${fmt(httpRate)} |
 | **reference**: plain consume of the same topics (no decode) | ${fmt(rawRate)} |
 | consume + Avro decode | ${fmt(decRate)} |
 | archived into ClickHouse by raw-store (steady; ${fmt(archivedAll)} incl. start-up) | ${fmt(archivedRate)} |

@@ -22,6 +22,10 @@ import { renderTemplate } from '../alerts/evaluator.js';
 import { RedisApiKeyStore } from '../api/api-keys.js';
 import { RedisRateLimiter } from '../api/rate-limit.js';
 import type { AnalystSql } from '../sinks/clickhouse/analyst.js';
+import { KafkaRegistryLog } from '../stack/registry/log.js';
+
+/** The compacted topic that holds admin-created API keys (records keyed by key id). */
+export const apiKeysTopic = (topicPrefix: string) => `${topicPrefix}api_keys`;
 
 export interface HttpDeps {
   config: Config;
@@ -47,13 +51,29 @@ export interface HttpDeps {
 export async function registerHttpRoles(app: FastifyInstance, deps: HttpDeps): Promise<void> {
   const { config, logger, metrics, producer, redis, ch } = deps;
   const env = config.env;
-  const keys = new RedisApiKeyStore(redis, env.REDIS_PREFIX);
+  // Admin-created keys are durable in a compacted topic (the built-in registry's log, keyed by key
+  // id); Redis is their cache, restored from it (and API_KEYS) whenever it is found empty.
+  const keyLog = await KafkaRegistryLog.open({ brokers: config.kafkaBrokers, topic: apiKeysTopic(config.topicPrefix), clientId: `${env.KAFKA_CLIENT_ID}-api-keys`, logger });
+  const keys = new RedisApiKeyStore(redis, env.REDIS_PREFIX, { log: keyLog, logger: logger.child({ component: 'api-keys' }), metrics, checkIntervalMs: env.API_KEY_CHECK_INTERVAL_MS });
+  app.addHook('onClose', async () => {
+    await keys.close();
+    await keyLog.close();
+  });
   const seeded = await keys.seed(env.API_KEYS);
+  keys.startWatchdog();
   logger.info({ event: 'api_keys_seeded', keys: seeded }, 'API keys seeded into Redis');
 
   if (config.roles.has('ingest')) {
-    await app.register(ingestPlugin, { producer, apiKeys: keys, maxBodyBytes: env.INGEST_MAX_BODY_BYTES, maxEvents: env.INGEST_MAX_EVENTS, metrics });
-    await app.register(jiraWebhookPlugin, { producer, secret: env.JIRA_WEBHOOK_SECRET, fieldMap: config.jiraFieldMap, maxBodyBytes: env.INGEST_MAX_BODY_BYTES, metrics });
+    const bounds = { maxDepth: env.INGEST_MAX_JSON_DEPTH, maxStringBytes: env.INGEST_MAX_STRING_BYTES };
+    await app.register(ingestPlugin, {
+      producer, apiKeys: keys, maxBodyBytes: env.INGEST_MAX_BODY_BYTES, maxEvents: env.INGEST_MAX_EVENTS, metrics, bounds,
+      rateLimits: { redis, prefix: env.REDIS_PREFIX, requestsPerSecond: env.INGEST_RATE_LIMIT_REQUESTS_PER_S, eventsPerSecond: env.INGEST_RATE_LIMIT_EVENTS_PER_S },
+      ackTimeoutMs: env.INGEST_ACK_TIMEOUT_MS, logger: logger.child({ component: 'ingest' }),
+    });
+    await app.register(jiraWebhookPlugin, {
+      producer, secret: env.JIRA_WEBHOOK_SECRET, insecure: env.JIRA_WEBHOOK_INSECURE, fieldMap: config.jiraFieldMap, maxBodyBytes: env.INGEST_MAX_BODY_BYTES,
+      maxDepth: env.INGEST_MAX_JSON_DEPTH, metrics, logger: logger.child({ component: 'jira-webhook' }),
+    });
   }
   // Liveness and metrics for every HTTP process (the API plugin adds /readyz, /docs and / too).
   if (!app.hasRoute({ method: 'GET', url: '/healthz' })) app.get('/healthz', async () => ({ status: 'ok' }));

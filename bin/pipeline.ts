@@ -5,7 +5,7 @@
  * CLICKHOUSE_URL each role can run as its own process.
  */
 import { Redis } from 'ioredis';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../lib/config.js';
 import { AvroCodec } from '../lib/avro-codec.js';
 import { ensureTopics, streamPulseTopics } from '../lib/kafka-admin.js';
@@ -178,7 +178,8 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
 
     let http: FastifyInstance | null = null;
     if (opts.http !== false && (roles.has('ingest') || roles.has('api'))) {
-      http = Fastify({ logger: false, bodyLimit: config.env.INGEST_MAX_BODY_BYTES });
+      // The process logger, without a line per request (refusals and failures log themselves, rate-limited).
+      http = Fastify({ loggerInstance: logger.child({ component: 'http' }) as unknown as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: config.env.INGEST_MAX_BODY_BYTES });
       http.get('/healthz', async () => ({ status: 'ok' }));
       http.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
       const { registerHttpRoles } = await import('./http-roles.js');

@@ -64,7 +64,21 @@ export const EnvSchema = Type.Object({
   API_KEYS: Str(''),
   INGEST_MAX_BODY_BYTES: Int(5 * 1024 * 1024, 1024),
   INGEST_MAX_EVENTS: Int(10_000, 1),
+  /** Deepest JSON nesting of an ingest body or webhook, checked on the bytes before parsing (400 too_deep). */
+  INGEST_MAX_JSON_DEPTH: Int(32, 2, 10_000),
+  /** Longest JSON string (keys too) in an ingest body, in bytes as sent, checked before parsing (400 string_too_long). */
+  INGEST_MAX_STRING_BYTES: Int(64 * 1024, 64),
+  /** Requests per second per API key on /v1/events/{kind} (429 + Retry-After beyond; counted in Redis). */
+  INGEST_RATE_LIMIT_REQUESTS_PER_S: Int(100, 1),
+  /** Events per second per API key on /v1/events/{kind} (429 + Retry-After beyond; counted in Redis). */
+  INGEST_RATE_LIMIT_EVENTS_PER_S: Int(20_000, 1),
+  /** Longest wait for Kafka to acknowledge an ingest request's events before answering 503. */
+  INGEST_ACK_TIMEOUT_MS: Int(10_000, 100),
+  /** How often the API key cache in Redis is checked for lost contents (and restored). */
+  API_KEY_CHECK_INTERVAL_MS: Int(2_000, 100),
   JIRA_WEBHOOK_SECRET: Str(''),
+  /** Accept unsigned Jira webhooks when JIRA_WEBHOOK_SECRET is empty (never in production; warned at start). */
+  JIRA_WEBHOOK_INSECURE: Type.Boolean({ default: false }),
   /** JSON object mapping our names (severity, show_name, cost_impact_usd, delay_days) to Jira custom field ids. */
   JIRA_FIELD_MAP: Str('{"severity":"customfield_10040","show_name":"customfield_10041","cost_impact_usd":"customfield_10042","delay_days":"customfield_10043"}'),
 

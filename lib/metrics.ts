@@ -14,6 +14,9 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     // ingest
     ingestEvents: new Counter({ name: 'streampulse_ingest_events_total', help: 'Events received at ingest, by kind and result (accepted|rejected).', labelNames: ['kind', 'result'], registers: [registry] }),
     ingestRequests: new Counter({ name: 'streampulse_ingest_requests_total', help: 'Ingest HTTP requests by route and status code.', labelNames: ['route', 'status'], registers: [registry] }),
+    ingestRejectedRequests: new Counter({ name: 'streampulse_ingest_rejected_requests_total', help: 'Ingest and webhook requests refused (4xx, or 503 when Kafka/Redis is unreachable), by route and reason (the error code of the answer).', labelNames: ['route', 'reason'], registers: [registry] }),
+    jiraUnmappedFields: new Counter({ name: 'streampulse_jira_unmapped_fields_total', help: 'Jira webhooks in which none of the custom field ids of JIRA_FIELD_MAP was present (severity, show, cost and delay stored empty).', registers: [registry] }),
+    apiKeyRestores: new Counter({ name: 'streampulse_api_key_restores_total', help: 'Times the API key cache in Redis was found empty and rebuilt from API_KEYS and the durable key log, by trigger (start|watchdog|miss).', labelNames: ['trigger'], registers: [registry] }),
     producedMessages: new Counter({ name: 'streampulse_produced_messages_total', help: 'Messages acknowledged by Kafka, by topic.', labelNames: ['topic'], registers: [registry] }),
     produceErrors: new Counter({ name: 'streampulse_produce_errors_total', help: 'Delivery reports with an error, by topic.', labelNames: ['topic'], registers: [registry] }),
     // processing core

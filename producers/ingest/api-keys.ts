@@ -17,9 +17,32 @@ export interface VerifiedKey {
   keyId: string;
 }
 
+/** What a store knows about a presented key: usable, or why not. */
+export type KeyLookup =
+  | ({ status: 'ok' } & VerifiedKey)
+  | { status: 'unknown' }
+  | { status: 'expired'; keyId: string; expiredAtMs: number }
+  | { status: 'revoked'; keyId: string };
+
 export interface ApiKeyStore {
-  /** The role and id of `key`, or null when it is not a known key. */
+  /** The role and id of `key`, or null when it is not a usable key (unknown, expired, revoked). */
   verify(key: string): Promise<VerifiedKey | null>;
+  /** Like verify, and says why a key is refused (stores with expiry and revocation implement it). */
+  lookup?(key: string): Promise<KeyLookup>;
+}
+
+/** The store's lookup when it has one, else its verify (known or unknown). */
+export async function lookupApiKey(store: ApiKeyStore, key: string): Promise<KeyLookup> {
+  if (store.lookup) return store.lookup(key);
+  const v = await store.verify(key);
+  return v ? { status: 'ok', ...v } : { status: 'unknown' };
+}
+
+/** The 401 message for a key that is not usable. */
+export function keyRefusalMessage(l: Exclude<KeyLookup, { status: 'ok' }>): string {
+  if (l.status === 'expired') return `API key ${l.keyId} expired at ${new Date(l.expiredAtMs).toISOString()}; ask an admin for a new key (POST /v1/admin/keys)`;
+  if (l.status === 'revoked') return `API key ${l.keyId} was revoked; ask an admin for a new key (POST /v1/admin/keys)`;
+  return 'unknown API key';
 }
 
 export function isApiKeyRole(s: string): s is ApiKeyRole {

@@ -10,12 +10,14 @@
  */
 export type BodyFormat = 'json' | 'ndjson';
 
+export type BodyRejectClass = 'invalid_json' | BoundsViolation['errorClass'];
+
 export type BodyEntry =
   | { index: number; ok: true; event: unknown }
   /** `raw` is the line as sent, for the dead letter. */
-  | { index: number; ok: false; reason: string; raw: Buffer };
+  | { index: number; ok: false; errorClass: BodyRejectClass; reason: string; raw: Buffer };
 
-export type ParsedBody = { ok: true; entries: BodyEntry[] } | { ok: false; reason: string };
+export type ParsedBody = { ok: true; entries: BodyEntry[] } | { ok: false; errorClass: BodyRejectClass; reason: string };
 
 const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
@@ -24,20 +26,24 @@ function syntaxReason(err: unknown): string {
   return (err as Error).message.replace(/\s+/g, ' ').slice(0, 300);
 }
 
-export function parseJsonBody(raw: Buffer): ParsedBody {
-  if (raw.length === 0) return { ok: false, reason: 'body is empty; send a JSON array of events or one event object' };
+/** A JSON array of events or one event. With `bounds`, the bytes are checked before parsing. */
+export function parseJsonBody(raw: Buffer, bounds?: JsonBounds): ParsedBody {
+  if (raw.length === 0) return { ok: false, errorClass: 'invalid_json', reason: 'body is empty; send a JSON array of events or one event object' };
+  const violation = bounds ? checkJsonBounds(raw, bounds) : null;
+  if (violation) return { ok: false, errorClass: violation.errorClass, reason: `body refused before parsing: ${violation.reason}` };
   let value: unknown;
   try {
     value = JSON.parse(raw.toString('utf8'));
   } catch (err) {
-    return { ok: false, reason: `body is not valid JSON: ${syntaxReason(err)}` };
+    return { ok: false, errorClass: 'invalid_json', reason: `body is not valid JSON: ${syntaxReason(err)}` };
   }
   if (Array.isArray(value)) return { ok: true, entries: value.map((event, index) => ({ index, ok: true, event })) };
   if (typeof value === 'object' && value !== null) return { ok: true, entries: [{ index: 0, ok: true, event: value }] };
-  return { ok: false, reason: `body must be a JSON array of events or one event object, got ${value === null ? 'null' : typeof value}` };
+  return { ok: false, errorClass: 'invalid_json', reason: `body must be a JSON array of events or one event object, got ${value === null ? 'null' : typeof value}` };
 }
 
-export function parseNdjsonBody(raw: Buffer): ParsedBody {
+/** One JSON value per line; a line that is not JSON (or breaks `bounds`) is rejected alone. */
+export function parseNdjsonBody(raw: Buffer, bounds?: JsonBounds): ParsedBody {
   const entries: BodyEntry[] = [];
   let start = 0;
   for (let line = 0; start < raw.length; line++) {
@@ -45,19 +51,86 @@ export function parseNdjsonBody(raw: Buffer): ParsedBody {
     if (end < 0) end = raw.length;
     let stop = end;
     if (stop > start && raw[stop - 1] === CARRIAGE_RETURN) stop--;
-    const bytes = raw.subarray(start, stop);
+    const lineStart = start;
     start = end + 1;
+    const violation = bounds ? checkJsonBounds(raw, bounds, lineStart, stop) : null;
+    if (violation) {
+      entries.push({ index: line, ok: false, errorClass: violation.errorClass, reason: `line ${line} refused before parsing: ${violation.reason}`, raw: Buffer.from(raw.subarray(lineStart, stop)) });
+      continue;
+    }
+    const bytes = raw.subarray(lineStart, stop);
     const text = bytes.toString('utf8');
     if (text.trim() === '') continue;
     try {
       entries.push({ index: line, ok: true, event: JSON.parse(text) });
     } catch (err) {
-      entries.push({ index: line, ok: false, reason: `line ${line} is not valid JSON: ${syntaxReason(err)}`, raw: Buffer.from(bytes) });
+      entries.push({ index: line, ok: false, errorClass: 'invalid_json', reason: `line ${line} is not valid JSON: ${syntaxReason(err)}`, raw: Buffer.from(bytes) });
     }
   }
   return { ok: true, entries };
 }
 
-export function parseEventsBody(raw: Buffer, format: BodyFormat): ParsedBody {
-  return format === 'ndjson' ? parseNdjsonBody(raw) : parseJsonBody(raw);
+export function parseEventsBody(raw: Buffer, format: BodyFormat, bounds?: JsonBounds): ParsedBody {
+  return format === 'ndjson' ? parseNdjsonBody(raw, bounds) : parseJsonBody(raw, bounds);
+}
+
+/** Bounds checked on the raw bytes before any JSON is parsed (see checkJsonBounds). */
+export interface JsonBounds {
+  /** Deepest nesting of arrays and objects (the top-level array of a body counts as 1). */
+  maxDepth: number;
+  /** Longest string (keys too), in bytes as sent (escapes counted as written). */
+  maxStringBytes: number;
+}
+
+export interface BoundsViolation {
+  errorClass: 'too_deep' | 'string_too_long';
+  reason: string;
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
+
+/**
+ * One pass over `raw[start, end)` that finds nesting deeper than `maxDepth` and strings longer
+ * than `maxStringBytes`, without parsing: outside strings it looks at brackets only, and a string
+ * is skipped with `indexOf` to its closing quote. Run before `JSON.parse`, so a body of 10⁵ nested
+ * arrays or a multi-megabyte value is refused at the cost of reading its bytes once. Text that is
+ * not JSON is left to the parser (an unterminated string is only measured).
+ */
+export function checkJsonBounds(raw: Buffer, bounds: JsonBounds, start = 0, end = raw.length): BoundsViolation | null {
+  let depth = 0;
+  let i = start;
+  while (i < end) {
+    const c = raw[i]!;
+    if (c === QUOTE) {
+      let q = raw.indexOf(QUOTE, i + 1);
+      for (;;) {
+        if (q < 0 || q >= end) {
+          q = end;
+          break;
+        }
+        let slashes = 0;
+        while (raw[q - 1 - slashes] === BACKSLASH && q - 1 - slashes > i) slashes++;
+        if (slashes % 2 === 0) break;
+        q = raw.indexOf(QUOTE, q + 1);
+      }
+      const length = q - i - 1;
+      if (length > bounds.maxStringBytes) {
+        return { errorClass: 'string_too_long', reason: `a string of ${length} bytes starts at byte ${i - start}; the limit is ${bounds.maxStringBytes} bytes` };
+      }
+      i = q + 1;
+      continue;
+    }
+    if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      if (++depth > bounds.maxDepth) {
+        return { errorClass: 'too_deep', reason: `JSON nested deeper than ${bounds.maxDepth} levels (at byte ${i - start})` };
+      }
+    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) depth--;
+    i++;
+  }
+  return null;
 }

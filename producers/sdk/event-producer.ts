@@ -50,6 +50,39 @@ export const MAX_MESSAGE_BYTES = 1_000_000;
 export const MAX_DEAD_LETTER_VALUE_BYTES = 900_000;
 const QUEUE_FULL_BACKOFF_MS = 2;
 const CONNECT_TIMEOUT_MS = 15_000;
+/** While librdkafka reports every broker down, a metadata request probes for their return this often. */
+const BROKER_PROBE_INTERVAL_MS = 1_000;
+/** Dead-letter header messages are cut to this many characters (a reason may quote the input). */
+export const MAX_DEAD_LETTER_MESSAGE_CHARS = 2_000;
+
+/**
+ * Whether the producer can reach a broker, from librdkafka's own signals: `ERR__ALL_BROKERS_DOWN`
+ * marks it down, a delivered message or an answered metadata probe marks it up again. Lets the
+ * HTTP edge answer 503 at once instead of queueing events that would wait for a broker.
+ */
+class BrokerHealth {
+  downSince: number | null = null;
+  private probe: NodeJS.Timeout | null = null;
+
+  constructor(private readonly now: () => number) {}
+
+  down(producer: RdProducer): void {
+    this.downSince ??= this.now();
+    if (this.probe) return;
+    this.probe = setInterval(() => {
+      producer.getMetadata({ timeout: BROKER_PROBE_INTERVAL_MS }, (err) => {
+        if (!err) this.up();
+      });
+    }, BROKER_PROBE_INTERVAL_MS);
+    this.probe.unref();
+  }
+
+  up(): void {
+    this.downSince = null;
+    if (this.probe) clearInterval(this.probe);
+    this.probe = null;
+  }
+}
 
 /** Counts the delivery reports of one call down to zero, then settles its promise once. */
 class DeliveryBatch {
@@ -121,7 +154,7 @@ export function deadLetterHeaders(d: Omit<DeadLetter, 'key' | 'value'>, timestam
     { [DLQ_HEADERS.partition]: String(d.partition) },
     { [DLQ_HEADERS.offset]: String(d.offset) },
     { [DLQ_HEADERS.errorClass]: d.errorClass },
-    { [DLQ_HEADERS.errorMessage]: d.message },
+    { [DLQ_HEADERS.errorMessage]: d.message.length > MAX_DEAD_LETTER_MESSAGE_CHARS ? `${d.message.slice(0, MAX_DEAD_LETTER_MESSAGE_CHARS)}… (message cut from ${d.message.length} characters)` : d.message },
     { [DLQ_HEADERS.stage]: d.stage },
     { [DLQ_HEADERS.timestamp]: String(timestampMs) },
   ];
@@ -173,9 +206,23 @@ export class EventProducer {
   private constructor(
     private readonly producer: RdProducer,
     private readonly opts: EventProducerOptions,
+    private readonly health: BrokerHealth,
   ) {
     this.dlq = dlqTopic(opts.topicPrefix);
     this.now = opts.now ?? Date.now;
+  }
+
+  /** Since when (ms) librdkafka has reported every broker down; null while a broker is reachable. */
+  get brokersDownSince(): number | null {
+    return this.health.downSince;
+  }
+
+  /**
+   * Marks the brokers unreachable (a caller waited longer than it could for acknowledgements);
+   * a metadata probe every second marks them reachable again, as a delivered message does.
+   */
+  markBrokersDown(): void {
+    this.health.down(this.producer);
   }
 
   /** The prefix of every topic this producer writes (`<prefix><kind>`, `<prefix>dlq`). */
@@ -205,10 +252,13 @@ export class EventProducer {
       },
     );
     const { logger } = opts;
+    const health = new BrokerHealth(opts.now ?? Date.now);
     producer.on('delivery-report', (err, report: DeliveryReport) => {
+      if (!err && health.downSince !== null) health.up();
       (report.opaque as DeliveryBatch | undefined)?.report(err ?? null);
     });
     producer.on('event.error', (err: LibrdKafkaError) => {
+      if (err.code === CODES.ERRORS.ERR__ALL_BROKERS_DOWN) health.down(producer);
       logger.error({ event: 'producer_error', code: err.code, err: err.message, fatal: err.isFatal ?? false }, 'kafka producer error');
     });
     await new Promise<void>((resolve, reject) => {
@@ -219,7 +269,7 @@ export class EventProducer {
     });
     producer.setPollInterval(POLL_INTERVAL_MS);
     logger.info({ event: 'producer_connected', brokers: opts.brokers, client_id: opts.clientId }, 'kafka producer connected');
-    return new EventProducer(producer, opts);
+    return new EventProducer(producer, opts, health);
   }
 
   /**
@@ -315,6 +365,7 @@ export class EventProducer {
       this.opts.logger.warn({ event: 'producer_flush_failed', err: (err as Error).message }, 'producer closed with undelivered messages');
     }
     this.closed = true;
+    this.health.up();
     await new Promise<void>((resolve) => this.producer.disconnect(5_000, () => resolve()));
     this.opts.logger.info({ event: 'producer_closed' }, 'kafka producer closed');
   }

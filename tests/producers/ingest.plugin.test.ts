@@ -146,9 +146,9 @@ describe('POST /v1/events/:kind', () => {
   });
 
   it('kept every rejected event and request in the DLQ with its bytes and headers', async () => {
-    // From the tests above: 2 playback, 2 gifts (ndjson), 1 moderation, 1 payments body, 1 oversize, 1 unknown kind.
-    const dead = await deadLetters(8);
-    expect(dead).toHaveLength(8);
+    // From the tests above: 2 playback, 2 gifts (ndjson), 1 moderation, 1 payments body, 1 too many events, 1 oversize, 1 unknown kind.
+    const dead = await deadLetters(9);
+    expect(dead).toHaveLength(9);
     const by = (cls: string, kind: string) => dead.filter((d) => d.headers[DLQ_HEADERS.errorClass] === cls && d.headers[DLQ_HEADERS.kind] === kind);
     for (const d of dead) {
       expect(d.headers).toMatchObject({ [DLQ_HEADERS.partition]: '-1', [DLQ_HEADERS.offset]: '-1', [DLQ_HEADERS.stage]: 'ingest' });
@@ -159,6 +159,9 @@ describe('POST /v1/events/:kind', () => {
     expect(JSON.parse(by('schema_violation', 'gifts')[0]!.value!.toString()).quantity).toBe(0);
     expect(by('schema_violation', 'moderation')).toHaveLength(1);
     expect(by('invalid_json', 'payments').map((d) => d.value?.toString())).toEqual(['[{"payment_id": ']);
+    const tooMany = by('too_many_events', 'gifts');
+    expect(tooMany).toHaveLength(1);
+    expect(JSON.parse(tooMany[0]!.value!.toString())).toHaveLength(MAX_EVENTS + 1);
     const oversize = by('oversize', 'gifts');
     expect(oversize).toHaveLength(1);
     expect(oversize[0]!.value).toBeNull();

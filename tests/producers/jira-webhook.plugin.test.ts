@@ -14,6 +14,7 @@ const FIELD_MAP = { severity: 'customfield_10040', show_name: 'customfield_10041
 let env: ProducerTestEnv;
 let signed: FastifyInstance;
 let unsigned: FastifyInstance;
+let unconfigured: FastifyInstance;
 
 const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}.json`, import.meta.url));
 
@@ -22,11 +23,14 @@ beforeAll(async () => {
   signed = Fastify({ logger: false });
   await signed.register(jiraWebhookPlugin, { producer: env.producer, secret: SECRET, fieldMap: FIELD_MAP, maxBodyBytes: 256 * 1024, metrics: env.metrics, now: () => NOW });
   unsigned = Fastify({ logger: false });
-  await unsigned.register(jiraWebhookPlugin, { producer: env.producer, fieldMap: FIELD_MAP, maxBodyBytes: 256 * 1024, now: () => NOW });
+  await unsigned.register(jiraWebhookPlugin, { producer: env.producer, insecure: true, fieldMap: FIELD_MAP, maxBodyBytes: 256 * 1024, now: () => NOW });
+  unconfigured = Fastify({ logger: false });
+  await unconfigured.register(jiraWebhookPlugin, { producer: env.producer, fieldMap: FIELD_MAP, maxBodyBytes: 256 * 1024, metrics: env.metrics, now: () => NOW });
 });
 afterAll(async () => {
   await signed?.close();
   await unsigned?.close();
+  await unconfigured?.close();
   await env?.close();
 });
 
@@ -66,7 +70,36 @@ describe('POST /v1/webhooks/jira', () => {
     expect((await deliver(signed, reformatted, { 'x-hub-signature': signJiraBody(raw, SECRET) })).statusCode).toBe(401);
   });
 
-  it('without a secret, takes unsigned webhooks', async () => {
+  it('without a secret and without JIRA_WEBHOOK_INSECURE, refuses every webhook with 403 saying how to configure it', async () => {
+    const raw = fixture('jira-issue-created');
+    const res = await deliver(unconfigured, raw, { 'x-atlassian-webhook-identifier': 'delivery-x' });
+    expect(res.statusCode).toBe(403);
+    expect(res.json()).toEqual({ error: 'webhook_not_configured', message: expect.stringMatching(/set JIRA_WEBHOOK_SECRET .*JIRA_WEBHOOK_INSECURE=true/) });
+    // A signature does not help when no secret is configured to check it against.
+    expect((await deliver(unconfigured, raw, { 'x-hub-signature': signJiraBody(raw, SECRET) })).statusCode).toBe(403);
+    const refused = (await env.metrics.ingestRejectedRequests.get()).values.find((v) => v.labels.reason === 'webhook_not_configured');
+    expect(refused?.value).toBe(2);
+  });
+
+  it('counts (and logs) a webhook in which none of the configured custom field ids is present', async () => {
+    const before = (await env.metrics.jiraUnmappedFields.get()).values[0]?.value ?? 0;
+    const mapped = fixture('jira-issue-created');
+    expect((await deliver(signed, mapped, { 'x-hub-signature': signJiraBody(mapped, SECRET), 'x-atlassian-webhook-identifier': 'delivery-m1' })).statusCode).toBe(200);
+    expect((await env.metrics.jiraUnmappedFields.get()).values[0]?.value ?? 0).toBe(before);
+    const unmapped = Buffer.from(mapped.toString().replace(/customfield_1004[0-3]/g, (id) => id.replace('customfield_', 'customfield_9')));
+    const res = await deliver(signed, unmapped, { 'x-hub-signature': signJiraBody(unmapped, SECRET), 'x-atlassian-webhook-identifier': 'delivery-m2' });
+    expect(res.statusCode).toBe(200);
+    expect((await env.metrics.jiraUnmappedFields.get()).values[0]?.value).toBe(before + 1);
+  });
+
+  it('refuses JSON nested deeper than the bound with 400 too_deep, before parsing, and dead-letters it', async () => {
+    const raw = Buffer.from(`{"webhookEvent":"jira:issue_created","x":${'['.repeat(50_000)}${']'.repeat(50_000)}}`);
+    const res = await deliver(signed, raw, { 'x-hub-signature': signJiraBody(raw, SECRET) });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ error: 'too_deep', message: expect.stringContaining('deeper than 32 levels') });
+  });
+
+  it('with JIRA_WEBHOOK_INSECURE and no secret, takes unsigned webhooks', async () => {
     const res = await deliver(unsigned, fixture('jira-issue-deleted'), { 'x-atlassian-webhook-identifier': 'delivery-3' });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toMatchObject({ accepted: 1 });
@@ -83,7 +116,11 @@ describe('POST /v1/webhooks/jira', () => {
     const res = await deliver(signed, raw, { 'x-hub-signature': signJiraBody(raw, SECRET) });
     expect(res.statusCode).toBe(400);
     expect(res.json()).toMatchObject({ error: 'schema_violation', message: expect.stringContaining('issue.fields.created') });
-    const dead = await consumeMessages(env.brokers, dlqTopic(env.topicPrefix), 1);
+    const all = await consumeMessages(env.brokers, dlqTopic(env.topicPrefix), 2);
+    expect(all).toHaveLength(2);
+    const deep = all.filter((m) => headerMap(m)[DLQ_HEADERS.errorClass] === 'too_deep');
+    expect(deep).toHaveLength(1);
+    const dead = all.filter((m) => headerMap(m)[DLQ_HEADERS.errorClass] === 'schema_violation');
     expect(dead).toHaveLength(1);
     expect(dead[0]!.value).toEqual(raw);
     expect(headerMap(dead[0]!)).toMatchObject({ [DLQ_HEADERS.errorClass]: 'schema_violation', [DLQ_HEADERS.kind]: 'jira', [DLQ_HEADERS.topic]: `${env.topicPrefix}jira`, [DLQ_HEADERS.stage]: 'ingest' });

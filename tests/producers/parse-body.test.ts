@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseEventsBody } from '../../producers/ingest/parse-body.js';
+import { checkJsonBounds, parseEventsBody } from '../../producers/ingest/parse-body.js';
 
 const buf = (s: string) => Buffer.from(s, 'utf8');
 
@@ -24,7 +24,7 @@ describe('parseEventsBody ndjson', () => {
       ok: true,
       entries: [
         { index: 0, ok: true, event: { a: 1 } },
-        { index: 2, ok: false, reason: expect.stringMatching(/^line 2 is not valid JSON/), raw: buf('{"a":') },
+        { index: 2, ok: false, errorClass: 'invalid_json', reason: expect.stringMatching(/^line 2 is not valid JSON/), raw: buf('{"a":') },
         { index: 4, ok: true, event: { a: 3 } },
       ],
     });
@@ -32,5 +32,46 @@ describe('parseEventsBody ndjson', () => {
   it('takes a last line without newline and an empty body', () => {
     expect(parseEventsBody(buf('{"a":1}\n{"a":2}'), 'ndjson')).toMatchObject({ ok: true, entries: [{ index: 0 }, { index: 1 }] });
     expect(parseEventsBody(buf(''), 'ndjson')).toEqual({ ok: true, entries: [] });
+  });
+});
+
+describe('checkJsonBounds (before parsing)', () => {
+  const bounds = { maxDepth: 4, maxStringBytes: 10 };
+  it('counts nesting of arrays and objects outside strings', () => {
+    expect(checkJsonBounds(buf('[{"a":[[1]]}]'), bounds)).toBeNull();
+    expect(checkJsonBounds(buf('[{"a":[[[1]]]}]'), bounds)).toEqual({ errorClass: 'too_deep', reason: 'JSON nested deeper than 4 levels (at byte 8)' });
+    // brackets inside strings, escaped quotes and escaped backslashes do not count
+    expect(checkJsonBounds(buf('[{"a":"[[[[[\\"}]'), bounds)).toBeNull();
+    expect(checkJsonBounds(buf('["x\\\"[[[[[["]'), { maxDepth: 1, maxStringBytes: 100 })).toBeNull();
+  });
+  it('refuses a body nested 100,000 deep, also as a field value, without parsing it', () => {
+    const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+    expect(checkJsonBounds(buf(deep), { maxDepth: 32, maxStringBytes: 1000 })?.errorClass).toBe('too_deep');
+    expect(checkJsonBounds(buf(`{"event_id":"x","country":${deep}}`), { maxDepth: 32, maxStringBytes: 1000 })?.errorClass).toBe('too_deep');
+  });
+  it('measures strings (keys too) in bytes as sent, and unterminated ones to the end', () => {
+    expect(checkJsonBounds(buf('{"0123456789":"0123456789"}'), bounds)).toBeNull();
+    expect(checkJsonBounds(buf('{"a":"0123456789x"}'), bounds)).toEqual({ errorClass: 'string_too_long', reason: 'a string of 11 bytes starts at byte 5; the limit is 10 bytes' });
+    expect(checkJsonBounds(buf('{"0123456789x":1}'), bounds)?.errorClass).toBe('string_too_long');
+    expect(checkJsonBounds(buf('{"a":"\\"0123456789"}'), bounds)?.errorClass).toBe('string_too_long');
+    expect(checkJsonBounds(buf('{"a":"01234567890123'), bounds)?.errorClass).toBe('string_too_long');
+    expect(checkJsonBounds(buf('{"a":"0123'), bounds)).toBeNull();
+  });
+  it('checks only the given range (an NDJSON line)', () => {
+    const b = buf('["0123456789xyz"]\n[1]');
+    expect(checkJsonBounds(b, bounds, 18, b.length)).toBeNull();
+    expect(checkJsonBounds(b, bounds, 0, 17)?.errorClass).toBe('string_too_long');
+  });
+  it('parseEventsBody with bounds: a JSON body is refused whole, an NDJSON line alone', () => {
+    expect(parseEventsBody(buf('[[[[[1]]]]]'), 'json', bounds)).toEqual({ ok: false, errorClass: 'too_deep', reason: expect.stringMatching(/^body refused before parsing: JSON nested deeper than 4/) });
+    const parsed = parseEventsBody(buf('{"a":1}\n{"a":"0123456789xy"}\n{"a":3}'), 'ndjson', bounds);
+    expect(parsed).toEqual({
+      ok: true,
+      entries: [
+        { index: 0, ok: true, event: { a: 1 } },
+        { index: 1, ok: false, errorClass: 'string_too_long', reason: expect.stringMatching(/^line 1 refused before parsing: a string of 12 bytes/), raw: buf('{"a":"0123456789xy"}') },
+        { index: 2, ok: true, event: { a: 3 } },
+      ],
+    });
   });
 });
