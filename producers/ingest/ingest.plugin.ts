@@ -31,6 +31,8 @@ export interface IngestRateLimits {
   requestsPerSecond: number;
   /** Events per second per API key (checked after parsing, before validation). */
   eventsPerSecond: number;
+  /** Clock of the events/s windows (default Date.now; tests inject one). */
+  now?: () => number;
 }
 
 export interface IngestPluginOptions {
@@ -132,7 +134,7 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
     clearInterval(flushTimer);
     rejectLog.flush();
   });
-  const eventLimiter = opts.rateLimits ? new EventRateLimiter(opts.rateLimits.redis, opts.rateLimits.prefix, opts.rateLimits.eventsPerSecond) : null;
+  const eventLimiter = opts.rateLimits ? new EventRateLimiter(opts.rateLimits.redis, opts.rateLimits.prefix, opts.rateLimits.eventsPerSecond, opts.rateLimits.now) : null;
   const callers = new WeakMap<FastifyRequest, VerifiedKey>();
   const topicOf = (kind: string) => `${producer.topicPrefix}${kind}`;
   const kindOf = (request: FastifyRequest) => String((request.params as { kind?: string } | undefined)?.kind ?? '').slice(0, 100);
