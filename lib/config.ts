@@ -51,6 +51,11 @@ export const EnvSchema = Type.Object({
   API_KEYS: Str(''),
   INGEST_MAX_BODY_BYTES: Int(5 * 1024 * 1024, 1024),
   INGEST_MAX_EVENTS: Int(10_000, 1),
+  /**
+   * How far ahead of the reference clock an event time may be: the producer's clock at the edge
+   * (ingest, SDK `send`), the record's Kafka timestamp in the processors (contracts/bounds.ts).
+   */
+  MAX_FUTURE_SKEW_MS: Int(300_000, 0, 86_400_000),
   JIRA_WEBHOOK_SECRET: Str(''),
   /** JSON object mapping our names (severity, show_name, cost_impact_usd, delay_days) to Jira custom field ids. */
   JIRA_FIELD_MAP: Str('{"severity":"customfield_10040","show_name":"customfield_10041","cost_impact_usd":"customfield_10042","delay_days":"customfield_10043"}'),
