@@ -30,6 +30,7 @@ import type { Logger } from 'pino';
 import type { AvroCodec } from '../../lib/avro-codec.js';
 import { KafkaError, StateError } from '../../lib/errors.js';
 import type { Metrics } from '../../lib/metrics.js';
+import { checkBounds } from '../../contracts/bounds.js';
 import { topicSpec, type DeadLetter, type EventKind } from '../../contracts/topics.js';
 import type { ClickHouse } from '../../sinks/clickhouse/client.js';
 import { writeTables } from '../../sinks/clickhouse/table-writer.js';
@@ -63,6 +64,8 @@ export interface RunnerDeps {
    * dead-lettered once, when this processor passes it); default: the first processor.
    */
   deadLetterStage?: string;
+  /** MAX_FUTURE_SKEW_MS: how far a record's event time may be ahead of its Kafka timestamp (contracts/bounds.ts). */
+  maxFutureSkewMs?: number;
 }
 
 export interface RunnerOptions {
@@ -464,15 +467,16 @@ export class ProcessorRunner<S = unknown> {
       this.pendingBytes += msg.size;
       touched.add(g);
       const decoded = this.deps.codec.decode(g.kind, msg.value);
-      if (!decoded.ok) {
+      // A record the edge would refuse (time or value bounds; reference: its Kafka timestamp) is
+      // handled like an undecodable one: consumed, in no state, dead-lettered once.
+      const bad = decoded.ok ? checkBounds(g.kind, decoded.value, { referenceMs: msg.timestamp ?? 0, maxFutureSkewMs: this.deps.maxFutureSkewMs }) : decoded;
+      if (!decoded.ok || bad) {
+        const why = decoded.ok ? bad! : decoded;
         for (const t of tasks) {
           if (msg.offset < t.next) continue;
           t.skip(msg.offset);
           handled.set(t, (handled.get(t) ?? 0) + 1);
-          // The dead-letter sink counts what it delivers; without one the record is skipped and counted here.
-          if (this.deps.deadLetters && t.processor.name === this.deadLetterStage) {
-            this.deadLetterQueue.push({ originalTopic: msg.topic, partition: msg.partition, offset: msg.offset, key: msg.key ?? null, value: msg.value, errorClass: decoded.errorClass, message: decoded.reason, stage: t.processor.name, kind: g.kind });
-          } else m.deadLetters.inc({ processor: t.processor.name, error_class: decoded.errorClass });
+          this.reject(t, g, msg, why.errorClass, why.reason, t.processor.name === this.deadLetterStage);
         }
         continue;
       }
@@ -481,11 +485,24 @@ export class ProcessorRunner<S = unknown> {
         const t = tasks[i]!;
         if (msg.offset < t.next) continue;
         handled.set(t, (handled.get(t) ?? 0) + 1);
-        t.handle(decoded.value, rec, now, this.pushFn);
+        // A processor's own refusal (ProcessContext.reject) is its dead letter: stage = its name.
+        if (t.handle(decoded.value, rec, now, this.pushFn, null) === 'rejected') this.reject(t, g, msg, t.rejection!.errorClass, t.rejection!.reason, true);
       }
     }
     for (const [t, n] of handled) m.consumedEvents.inc({ processor: t.processor.name, topic: t.topic }, n);
     for (const g of touched) for (const t of g.tasks) this.closeWindows(t);
+  }
+
+  /**
+   * A record `t` does not take: dead-lettered when `write` (the dead-letter stage for records
+   * every processor refuses alike; the processor itself for its own refusals) and a sink is set,
+   * otherwise only counted.
+   */
+  private reject(t: PartitionTask<unknown>, g: TopicPartitionGroup, msg: Kafka.Message, errorClass: string, reason: string, write: boolean): void {
+    // The dead-letter sink counts what it delivers; without one the record is skipped and counted here.
+    if (this.deps.deadLetters && write) {
+      this.deadLetterQueue.push({ originalTopic: msg.topic, partition: msg.partition, offset: msg.offset, key: msg.key ?? null, value: msg.value, errorClass, message: reason, stage: t.processor.name, kind: g.kind });
+    } else this.deps.metrics.deadLetters.inc({ processor: t.processor.name, error_class: errorClass });
   }
 
   private closeWindows(run: PartitionTask<unknown>): void {
