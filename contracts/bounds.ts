@@ -91,7 +91,7 @@ const TIME: FieldBound = { min: MIN_EVENT_TIME_MS, max: MAX_TIME_MS - 1, why: 'm
 export const FIELD_BOUNDS: Readonly<Record<EventKind, Readonly<Record<string, FieldBound>>>> = {
   playback: {
     seq: { min: 0, max: INT32_MAX, why: 'event number within a view' },
-    playhead_ms: { min: 0, max: Number.MAX_SAFE_INTEGER, why: 'raw table only (Int64)' },
+    playhead_ms: { min: 0, max: 2 ** 53 - 2, why: 'raw table only (Int64); the largest long avsc writes' },
     asn: { min: 0, max: INT32_MAX, why: 'qoe tables: UInt32 (Avro int)' },
     bitrate_kbps: { min: 0, max: MAX_BITRATE_KBPS, why: '200 Mbit/s' },
     width: { min: 0, max: 16_384, why: 'pixels' },
