@@ -505,6 +505,21 @@ export class ProcessorRunner<S = unknown> {
     } else this.deps.metrics.deadLetters.inc({ processor: t.processor.name, error_class: errorClass });
   }
 
+  /**
+   * A row ClickHouse's columns cannot hold: logged, and queued as a dead letter of the processor
+   * that wrote it (value: the row as JSON; partition and offset: the last record it covers).
+   */
+  private unencodable(letters: DeadLetter[], table: string, row: Record<string, unknown>, reason: string): void {
+    const stage = typeof row.processor === 'string' ? row.processor : (this.processors.find((p) => p.tables.includes(table))?.name ?? this.name);
+    const topic = String(row.src_topic ?? '');
+    const offset = typeof row.version === 'number' ? row.version - 1 : -1;
+    this.log.error({ event: 'row_unencodable', processor: stage, table, topic, partition: row.src_partition, offset, err: reason }, 'row cannot be encoded for its table; dead-lettered');
+    const value = Buffer.from(JSON.stringify(row, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)));
+    const letter: DeadLetter = { originalTopic: topic, partition: Number(row.src_partition ?? -1), offset, key: table, value, errorClass: 'unencodable_row', message: reason, stage, kind: this.kindByTopic.get(topic) };
+    if (this.deps.deadLetters) letters.push(letter);
+    else this.deps.metrics.deadLetters.inc({ processor: stage, error_class: 'unencodable_row' });
+  }
+
   private closeWindows(run: PartitionTask<unknown>): void {
     const before = this.pendingRows;
     run.closeWindows(this.pushFn);
@@ -610,7 +625,10 @@ export class ProcessorRunner<S = unknown> {
       stageMs.set(name, performance.now() - t0);
     }));
     staging.catch(() => undefined); // awaited below, unless the rows fail first
-    await writeTables(this.deps.ch, rows, { metrics: this.deps.metrics, logger: this.log, concurrency: this.opts.sinkConcurrency ?? 2 });
+    // A row its columns cannot hold (the bounds and the processors' checks should make this
+    // impossible) is dead-lettered and left out, so one bad row does not stop the commit cycle.
+    const onUnencodable = (table: string, row: object, reason: string) => this.unencodable(letters, table, row as Record<string, unknown>, reason);
+    await writeTables(this.deps.ch, rows, { metrics: this.deps.metrics, logger: this.log, concurrency: this.opts.sinkConcurrency ?? 2, onUnencodable });
     if (letters.length && this.deps.deadLetters) await Promise.all(letters.map((d) => this.deps.deadLetters!.sendDeadLetter(d)));
     await staging;
     if (snaps.size === 0) return;

@@ -17,6 +17,7 @@ import { queryRows } from '../../sinks/clickhouse/client.js';
 import { businessProcessor } from '../../processors/business/business.processor.js';
 import { rawStoreProcessor } from '../../processors/raw-store/raw-store.processor.js';
 import { ProcessorRunner } from '../../processors/core/runner.js';
+import type { Processor } from '../../processors/core/processor.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
 import { loadGoldenExpected, loadGoldenInput, sortRows } from '../helpers/golden.js';
 import { produceRecords, readTopic, scenario, startServices, waitCaughtUp, type Services } from '../helpers/pipeline-harness.js';
@@ -120,6 +121,42 @@ describe('records out of bounds written by another producer', () => {
     const count = (labels: string) => [...text.matchAll(new RegExp(`^streampulse_dead_letters_total\\{[^}]*${labels}[^}]*\\} (\\S+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
     // The raw store's are counted by the dead-letter sink that delivered them; business skips and counts.
     expect(count('processor="business",error_class="out_of_bounds"')).toBe(3);
+    await sc.close();
+  });
+
+  it('a row its table cannot hold (the last resort at the sink) is dead-lettered and left out; the other rows are written and the cycle goes on', async () => {
+    const sc = await scenario(t, s, 'badrow');
+    const payments = input.filter((r) => r.kind === 'payments');
+    await produceRecords(sc.producer, payments);
+    const poison = payments[2]!.event.event_id as string;
+    // A processor with a bug: for one payment it emits a sum past 2^53, which no Avro long holds.
+    const buggy: Processor<null> = {
+      name: 'buggy', kinds: ['payments'], tables: ['kpi_payments_1m'], allowedLatenessMs: 0, dedupHorizonMs: 0, needsDedup: () => false,
+      init: () => null, onWatermark: () => undefined, onFlush: () => undefined, serialize: () => null, deserialize: () => null,
+      process(_s, ev, _rec, ctx) {
+        ctx.emit('kpi_payments_1m', {
+          window_start: Math.floor((ev.event_time as number) / 60_000) * 60, method: ev.event_id as string, plan: 'basic', og_tier: 0, country: 'NP', attempts: 1, succeeded: 1, failed: 0,
+          gross_usd_micros: ev.event_id === poison ? 2 ** 60 : 1, refunds_usd_micros: 0, chargebacks_usd_micros: 0, net_usd_micros: 0, topups: 0, topup_usd_micros: 0, is_final: 1,
+        });
+      },
+    };
+    const runner = new ProcessorRunner(buggy, {
+      brokers: t.kafkaBrokers, groupId: `${sc.groupPrefix}buggy`, topicPrefix: sc.topicPrefix, codec: sc.codec, ch: { ...s.ch, database: sc.database },
+      redis: s.redis, redisPrefix: sc.redisPrefix, logger: silentLogger(), metrics: createMetrics(), deadLetters: sc.producer,
+    }, { checkpointIntervalMs: 200 });
+    await runner.start();
+    await waitCaughtUp(s.redis, t.kafkaBrokers, sc, 'buggy', ['payments']);
+    await runner.stop();
+    await expect(runner.done()).resolves.toBeUndefined();
+    const rows = await queryRows<{ method: string }>(s.ch, `SELECT method FROM ${sc.database}.kpi_payments_1m FINAL ORDER BY method`);
+    expect(rows.map((r) => r.method)).toEqual([...new Set(payments.map((r) => r.event.event_id as string))].filter((id) => id !== poison).sort());
+    const [d] = await readTopic(t.kafkaBrokers, dlqTopic(sc.topicPrefix), 1);
+    expect(d!.headers[DLQ_HEADERS.errorClass]).toBe('unencodable_row');
+    expect(d!.headers[DLQ_HEADERS.stage]).toBe('buggy');
+    expect(d!.headers[DLQ_HEADERS.topic]).toBe(topicSpec(sc.topicPrefix, 'payments').topic);
+    expect(d!.headers[DLQ_HEADERS.errorMessage]).toMatch(/kpi_payments_1m: gross_usd_micros = 1152921504606847000/);
+    expect(JSON.parse(d!.value!.toString())).toMatchObject({ method: poison, gross_usd_micros: 2 ** 60 });
+    expect(d!.key?.toString()).toBe('kpi_payments_1m');
     await sc.close();
   });
 });
