@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_FUTURE_SKEW_MS, MAX_AMOUNT_MINOR_UNRATED, MAX_EVENT_USD_MICROS, MAX_WINDOW_SUM, amountBounds, checkBounds, eventTimeProblem, maxAmountMinor } from '../../contracts/bounds.js';
 import { FX_RATES, toUsdMicros } from '../../contracts/fx-rates.js';
+import { schemaJson } from '../../contracts/schemas.js';
 import type { EventKind } from '../../contracts/topics.js';
 import { validateEvent } from '../../contracts/validate.js';
 import { businessProcessor, type BusinessState } from '../../processors/business/business.processor.js';
@@ -118,6 +119,16 @@ describe('value bounds', () => {
       expect(validateEvent('payments', payment({ currency, amount_minor: max }), { referenceMs: NOW })).toMatchObject({ ok: true });
       expect(validateEvent('payments', payment({ currency, amount_minor: max + 1 }), { referenceMs: NOW })).toMatchObject({ ok: false, errorClass: 'out_of_bounds' });
     }
+  });
+
+  it('the bound per currency is the one the Avro contract and docs/security.md state', () => {
+    const doc = schemaJson('payments').fields.find((f) => f.name === 'amount_minor')!.doc!;
+    const security = readFileSync(join(REPO_ROOT, 'docs', 'security.md'), 'utf8');
+    for (const { currency, maxAmountMinor: max } of amountBounds()) {
+      expect(doc).toContain(`${currency} ${max}`);
+      expect(security).toContain(`| ${currency} | ${FX_RATES.find((r) => r.currency === currency)!.minorDigits} | ${max.toLocaleString('en-US')} |`);
+    }
+    expect(doc).toContain(`without a rate: ${MAX_AMOUNT_MINOR_UNRATED}`);
   });
 
   it('refuses the amount of the issue (1e12 USD cents) with a reason naming the bound', () => {
