@@ -236,6 +236,20 @@ describe('every accepted event encodes in every derived table', () => {
     expectAllRowsEncode(d as ProcessorTestDriver<unknown>);
   });
 
+  it('QoE refuses the heartbeat that would take a minute sum past the bound, before changing its view', () => {
+    const d = new ProcessorTestDriver<unknown>(qoeProcessor({}) as never);
+    const t0 = NOW - 30 * MIN;
+    const maxBitrateMs = 31 * 86_400_000 * 200_000;
+    const fits = Math.floor(MAX_WINDOW_SUM / maxBitrateMs); // 4
+    const beats = Array.from({ length: fits + 1 }, (_, i) => playback({ view_id: `hb-${i}`, event_time: t0 + i, seq: 1, event_type: 'heartbeat', player_state: 'playing', cum_playing_ms: 31 * 86_400_000, cum_bitrate_ms: maxBitrateMs }));
+    for (const e of beats) expect(validateEvent('playback', e, { referenceMs: NOW })).toMatchObject({ ok: true });
+    d.pipe(beats.map((event) => ({ kind: 'playback' as EventKind, partition: 0, event, timestampMs: TS })));
+    expect(d.deadLetters).toEqual([{ kind: 'playback', partition: 0, offset: fits, errorClass: 'value_overflow', by: 'processor', reason: expect.stringMatching(/^qoe_minute.cum_bitrate_ms: adding 535680000000000 to 2142720000000000 would pass 2251799813685247/) }]);
+    d.flush();
+    expect(d.table('qoe_views', ['view_id']).map((r) => r.view_id).sort()).toEqual(beats.slice(0, fits).map((b) => b.view_id));
+    expectAllRowsEncode(d);
+  });
+
   it('playback at the bounds encodes in the QoE tables', () => {
     const d = new ProcessorTestDriver<unknown>(qoeProcessor({}) as never);
     const t0 = NOW - 60 * MIN;
