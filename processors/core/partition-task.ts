@@ -20,9 +20,11 @@ export interface PartitionSnapshot {
 
 /**
  * `rejected`: the record is outside the time and value bounds (contracts/bounds.ts), or the
- * processor refused it (ProcessContext.reject); `task.rejection` says why. A rejected record is
- * consumed (its offset passes) but never observed for event time by the bounds guard, never
- * deduplicated and never in the state: the caller dead-letters it.
+ * processor refused it (ProcessContext.reject); `task.rejection` says why, and the caller
+ * dead-letters it. Either way its offset is consumed. A record outside the bounds is never
+ * deduplicated, never observed for event time (it cannot move the watermark) and never in the
+ * state; a record the processor refuses was observed (its time is within the bounds) and its id
+ * kept for dedup, but the processor leaves no trace of it in its state.
  */
 export type HandleResult = 'processed' | 'duplicate' | 'rejected';
 
