@@ -4,7 +4,9 @@
  * runner (runner.ts) owns Kafka, dedup, watermarks, checkpoints, sinks and commits:
  *
  *   init(partition)           new named state for a topic-partition (or deserialize(checkpoint))
- *   process(state, event, …)  one decoded, valid, not-duplicate event; may call ctx.late()
+ *   process(state, event, …)  one decoded, valid, in-bounds, not-duplicate event; may call
+ *                             ctx.late() (kept in late_events) or ctx.reject() (a data error:
+ *                             dead-lettered; before any state change)
  *   onWatermark(state, wm, …) after a batch: close windows at or before wm, emit final rows
  *   onFlush(state, …, full)   at every commit cycle: emit rows of open windows that changed
  *   serialize(state)          the checkpoint, stored with the next offset in one Redis write
