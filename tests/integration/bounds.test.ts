@@ -6,7 +6,7 @@
  * and a gift worth 1e18 micro-dollars. The raw store and the business processor, fused as in the
  * pipeline, must keep going: each such record is in the dead-letter topic once, with the reason,
  * in no table, the watermark is not moved (no golden event turns late), and every other event is
- * counted exactly once (the hand-worked golden rows).
+ * counted exactly once (the hand-worked golden rows), also after a full replay of the log.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DLQ_HEADERS, dlqTopic, topicSpec } from '../../contracts/topics.js';
@@ -17,6 +17,7 @@ import { queryRows } from '../../sinks/clickhouse/client.js';
 import { businessProcessor } from '../../processors/business/business.processor.js';
 import { rawStoreProcessor } from '../../processors/raw-store/raw-store.processor.js';
 import { ProcessorRunner } from '../../processors/core/runner.js';
+import { replayProcessor } from '../../processors/replay.js';
 import type { Processor } from '../../processors/core/processor.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
 import { loadGoldenExpected, loadGoldenInput, sortRows } from '../helpers/golden.js';
@@ -116,6 +117,20 @@ describe('records out of bounds written by another producer', () => {
     check(future.event_id, 'payments', /^event_time: 2099-01-01T00:00:00\.000Z is \d+ ms ahead of the reference clock \(.*\); at most 300000 ms \(MAX_FUTURE_SKEW_MS\) is accepted/);
     check(huge.event_id, 'payments', /^amount_minor: 1000000000000 is out of bounds \[0, 100000000\] \(one million USD in USD\)$/);
     check(giftHuge.event_id, 'gifts', /^coin_value_usd_micros: 1000000000000 is out of bounds/);
+
+    // A full replay of business from the log, later in wall-clock time, decides the same
+    // (reference: the Kafka timestamps) and writes no dead letter.
+    await replayProcessor(businessProcessor({ graceMs: expected.graceMs, allowedLatenessMs: expected.allowedLatenessMs }), {
+      brokers: t.kafkaBrokers, groupId: `${sc.groupPrefix}business`, topicPrefix: sc.topicPrefix, codec: sc.codec, ch: { ...s.ch, database: sc.database },
+      redis: s.redis, redisPrefix: sc.redisPrefix, logger: silentLogger(), metrics: createMetrics(), maxFutureSkewMs: 300_000,
+    }, { fromBeginning: true, checkpointIntervalMs: 200 });
+    const replayed = await queryRows(s.ch, `SELECT toUnixTimestamp(window_start) AS window_start, method, plan, og_tier, country, sum(attempts) AS attempts, sum(succeeded) AS succeeded, sum(failed) AS failed,
+        sum(gross_usd_micros) AS gross_usd_micros, sum(refunds_usd_micros) AS refunds_usd_micros, sum(chargebacks_usd_micros) AS chargebacks_usd_micros, sum(net_usd_micros) AS net_usd_micros,
+        sum(topups) AS topups, sum(topup_usd_micros) AS topup_usd_micros
+      FROM ${db}.kpi_payments_1m FINAL GROUP BY window_start, method, plan, og_tier, country ORDER BY window_start, method, plan, og_tier, country`);
+    expect(num(replayed)).toEqual(sortRows(expected.kpi_payments_1m, ['window_start', 'method', 'plan', 'og_tier', 'country']));
+    expect(await queryRows(s.ch, `SELECT event_id, reason FROM ${db}.late_events FINAL WHERE processor = 'business'`)).toEqual(expected.late_events);
+    expect(await readTopic(t.kafkaBrokers, dlqTopic(sc.topicPrefix), 4, 2_000)).toHaveLength(3);
 
     const text = await metrics.registry.metrics();
     const count = (labels: string) => [...text.matchAll(new RegExp(`^streampulse_dead_letters_total\\{[^}]*${labels}[^}]*\\} (\\S+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
