@@ -3,10 +3,11 @@
  * Another producer (the SDK's encoder, validation bypassed) writes records the edge would refuse
  * straight into the topics, in the middle of the business golden input: a payment dated 2099, a
  * payment of 1e12 USD cents (1e16 micro-dollars: past 2^53, unencodable in the business rows)
- * and a gift worth 1e18 micro-dollars. The raw store and the business processor, fused as in the
- * pipeline, must keep going: each such record is in the dead-letter topic once, with the reason,
- * in no table, the watermark is not moved (no golden event turns late), and every other event is
- * counted exactly once (the hand-worked golden rows), also after a full replay of the log.
+ * and a gift whose coin is valued at 1e12 micro-dollars. The raw store and the business
+ * processor, fused as in the pipeline, must keep going: each such record is in the dead-letter
+ * topic once, with the reason, in no table, the watermark is not moved (no golden event turns
+ * late), and every other event is counted exactly once (the hand-worked golden rows), also after
+ * a full replay of the log.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DLQ_HEADERS, dlqTopic, topicSpec } from '../../contracts/topics.js';
