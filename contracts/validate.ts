@@ -6,7 +6,7 @@
  * with a reason the sender can act on (`schema_violation`, or `out_of_bounds` for the bounds).
  */
 import type avro from 'avsc';
-import { checkBounds, type TimeOptions } from './bounds.js';
+import { checkBounds, type BoundViolation, type TimeOptions } from './bounds.js';
 import { avroType, schemaJson } from './schemas.js';
 import type { EventByKind } from './types.generated.js';
 import type { EventKind, RejectClass } from './topics.js';
@@ -103,4 +103,17 @@ export function validateEvent<K extends EventKind>(kind: K, input: unknown, time
   const bounds = checkBounds(kind, candidate, time);
   if (bounds) return { ok: false, errorClass: bounds.errorClass, reason: bounds.reason };
   return { ok: true, event: candidate as unknown as EventByKind[K] };
+}
+
+/**
+ * What the processors check of a decoded record before it reaches event time or state: the
+ * semantic rules and the time and value bounds of validateEvent, with the record's Kafka
+ * timestamp as `time.referenceMs` (the Avro contract holds by decoding). Null when the edge
+ * would have accepted it; otherwise the class and reason it would have given.
+ */
+export function recordProblem(kind: EventKind, e: Record<string, unknown>, time: TimeOptions): { errorClass: RejectClass; reason: string } | null {
+  const problems = semanticProblems(kind, e);
+  if (problems.length > 0) return { errorClass: 'schema_violation', reason: problems.join('; ') };
+  const bounds: BoundViolation | null = checkBounds(kind, e, time);
+  return bounds;
 }

@@ -3,7 +3,7 @@
  * closing, flushing and snapshots. The Kafka runner (runner.ts) and the in-memory test driver
  * (test-driver.ts) both use it, so a processor behaves the same in unit tests and in production.
  */
-import { checkBounds, type BoundViolation } from '../../contracts/bounds.js';
+import { recordProblem } from '../../contracts/validate.js';
 import type { EventKind } from '../../contracts/topics.js';
 import type { Metrics } from '../../lib/metrics.js';
 import { deserializeDedup, expireDedup, newDedup, seenBefore, serializeDedup, type DedupState } from './dedup.js';
@@ -19,9 +19,9 @@ export interface PartitionSnapshot {
 }
 
 /**
- * `rejected`: the record is outside the time and value bounds (contracts/bounds.ts), or the
- * processor refused it (ProcessContext.reject); `task.rejection` says why, and the caller
- * dead-letters it. Either way its offset is consumed. A record outside the bounds is never
+ * `rejected`: the edge would have refused the record (a semantic rule, or the time and value
+ * bounds of contracts/bounds.ts), or the processor refused it (ProcessContext.reject); `task.rejection` says why, and the caller
+ * dead-letters it. Either way its offset is consumed. A record the edge would refuse is never
  * deduplicated, never observed for event time (it cannot move the watermark) and never in the
  * state; a record the processor refuses was observed (its time is within the bounds) and its id
  * kept for dedup, but the processor leaves no trace of it in its state.
@@ -129,16 +129,17 @@ export class PartitionTask<S> {
 
   /**
    * Handles one decoded record at `rec.offset`; rows go to `push` with source and version.
-   * The record is first checked against the time and value bounds with its Kafka timestamp as
-   * the reference (deterministic on replay: the record and its timestamp only); `bounds` is that
-   * check already made by the caller (the runner checks a record once for all its processors),
-   * undefined to make it here with `maxFutureSkewMs`.
+   * The record is first checked as the edge would (semantic rules, time and value bounds;
+   * contracts/validate.ts recordProblem) with its Kafka timestamp as the reference
+   * (deterministic on replay: the record and its timestamp only); `bounds` is that check already
+   * made by the caller (the runner checks a record once for all its processors), undefined to
+   * make it here with `maxFutureSkewMs`.
    */
-  handle(ev: Record<string, unknown>, rec: RecordRef, nowMs: number, push: Push, bounds?: BoundViolation | null, maxFutureSkewMs?: number): HandleResult {
+  handle(ev: Record<string, unknown>, rec: RecordRef, nowMs: number, push: Push, bounds?: { errorClass: string; reason: string } | null, maxFutureSkewMs?: number): HandleResult {
     const p = this.processor;
     this.next = rec.offset + 1;
     this.rejection = null;
-    const violation = bounds === undefined ? checkBounds(this.kind, ev, { referenceMs: rec.timestampMs, maxFutureSkewMs }) : bounds;
+    const violation = bounds === undefined ? recordProblem(this.kind, ev, { referenceMs: rec.timestampMs, maxFutureSkewMs }) : bounds;
     if (violation) {
       this.rejection = { errorClass: violation.errorClass, reason: violation.reason, by: 'bounds' };
       return 'rejected';

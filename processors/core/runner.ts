@@ -30,7 +30,7 @@ import type { Logger } from 'pino';
 import type { AvroCodec } from '../../lib/avro-codec.js';
 import { KafkaError, StateError } from '../../lib/errors.js';
 import type { Metrics } from '../../lib/metrics.js';
-import { checkBounds } from '../../contracts/bounds.js';
+import { recordProblem } from '../../contracts/validate.js';
 import { topicSpec, type DeadLetter, type EventKind } from '../../contracts/topics.js';
 import type { ClickHouse } from '../../sinks/clickhouse/client.js';
 import { writeTables } from '../../sinks/clickhouse/table-writer.js';
@@ -467,9 +467,9 @@ export class ProcessorRunner<S = unknown> {
       this.pendingBytes += msg.size;
       touched.add(g);
       const decoded = this.deps.codec.decode(g.kind, msg.value);
-      // A record the edge would refuse (time or value bounds; reference: its Kafka timestamp) is
-      // handled like an undecodable one: consumed, in no state, dead-lettered once.
-      const bad = decoded.ok ? checkBounds(g.kind, decoded.value, { referenceMs: msg.timestamp ?? 0, maxFutureSkewMs: this.deps.maxFutureSkewMs }) : decoded;
+      // A record the edge would refuse (a semantic rule, time or value bounds; reference: its
+      // Kafka timestamp) is handled like an undecodable one: consumed, in no state, dead-lettered once.
+      const bad = decoded.ok ? recordProblem(g.kind, decoded.value, { referenceMs: msg.timestamp ?? 0, maxFutureSkewMs: this.deps.maxFutureSkewMs }) : decoded;
       if (!decoded.ok || bad) {
         const why = decoded.ok ? bad! : decoded;
         for (const t of tasks) {

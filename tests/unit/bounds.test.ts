@@ -193,6 +193,20 @@ describe('processors guard with the Kafka timestamp (in-memory driver)', () => {
     expect(d.deadLetters.map((x) => x.offset)).toEqual([1, 1]);
   });
 
+  it('a record the edge would refuse for a semantic rule is refused too (schema_violation), before it reaches event time', () => {
+    const d = new ProcessorTestDriver<BusinessState>(businessProcessor({}));
+    d.pipe([
+      { kind: 'payments', partition: 0, event: payment({ event_id: 'not-a-uuid', event_time: NOW }), timestampMs: TS },
+      { kind: 'payments', partition: 0, event: payment({ og_tier: 9, event_time: NOW }), timestampMs: TS },
+    ]);
+    expect(d.deadLetters).toEqual([
+      { kind: 'payments', partition: 0, offset: 0, errorClass: 'schema_violation', reason: 'event_id: must be a UUID', by: 'bounds' },
+      { kind: 'payments', partition: 0, offset: 1, errorClass: 'schema_violation', reason: 'og_tier: must be 0..5', by: 'bounds' },
+    ]);
+    const task = (d as unknown as { tasks: Map<string, { time: { maxEventMs: number } }> }).tasks.get('payments/0')!;
+    expect(task.time.maxEventMs).toBeLessThan(0); // never observed
+  });
+
   it('a record written by another producer with a value out of bounds is refused by every processor alike', () => {
     for (const make of [() => businessProcessor({}), () => churnProcessor({})]) {
       const d = new ProcessorTestDriver<unknown>(make() as never);
