@@ -91,7 +91,7 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
 
     let producer: EventProducer | null = null;
     if (codec) {
-      const p = await EventProducer.connect({ brokers: config.kafkaBrokers, clientId: `${config.env.KAFKA_CLIENT_ID}-producer`, topicPrefix: config.topicPrefix, codec, logger, metrics });
+      const p = await EventProducer.connect({ brokers: config.kafkaBrokers, clientId: `${config.env.KAFKA_CLIENT_ID}-producer`, topicPrefix: config.topicPrefix, codec, logger, metrics, maxFutureSkewMs: config.env.MAX_FUTURE_SKEW_MS });
       producer = p;
       closers.push(() => p.close());
     }
@@ -115,8 +115,12 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
         logger: logger.child({ processor: name }),
         metrics,
         clock: opts.clock,
-        deadLetters: set.some((p) => p.name === 'raw-store') ? producer! : undefined,
+        // Records every processor refuses alike (undecodable, out of bounds) are dead-lettered by
+        // the raw store alone (once per record); a processor's own refusals (ProcessContext.reject)
+        // by that processor, in whichever runner it is.
+        deadLetters: producer ?? undefined,
         deadLetterStage: 'raw-store',
+        maxFutureSkewMs: config.env.MAX_FUTURE_SKEW_MS,
       }, {
         maxPendingRows: config.env.BATCH_MAX_ROWS,
         maxPendingBytes: config.env.BATCH_MAX_BYTES,

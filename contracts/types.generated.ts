@@ -5,7 +5,7 @@
 export interface PlaybackEvent {
   /** UUID; idempotency key */
   event_id: string;
-  /** ms since epoch when it happened at the source */
+  /** ms since epoch when it happened at the source; from 2000-01-01, and at most MAX_FUTURE_SKEW_MS (default 5 min) ahead of the producer clock at ingest and of the record Kafka timestamp in the processors (docs/security.md) */
   event_time: number;
   /** ms since epoch when ingest received it */
   received_time?: number;
@@ -50,7 +50,7 @@ export interface PlaybackEvent {
 export interface PaymentEvent {
   /** UUID; idempotency key */
   event_id: string;
-  /** ms since epoch when it happened at the source */
+  /** ms since epoch when it happened at the source; from 2000-01-01, and at most MAX_FUTURE_SKEW_MS (default 5 min) ahead of the producer clock at ingest and of the record Kafka timestamp in the processors (docs/security.md) */
   event_time: number;
   /** ms since epoch when ingest received it */
   received_time?: number;
@@ -58,7 +58,7 @@ export interface PaymentEvent {
   account_id: string;
   kind: 'subscription_start' | 'renewal' | 'upgrade' | 'downgrade' | 'cancel' | 'coin_topup' | 'refund' | 'chargeback';
   status: 'succeeded' | 'failed';
-  /** amount in minor units of currency */
+  /** amount in minor units of currency, 0 to one million USD at the reference rate (contracts/fx-rates.ts), per currency: USD 100000000, EUR 92592592, GBP 78740157, INR 8333333333, NPR 13333333333, JPY 149253731; a currency without a rate: 1000000000000 (docs/security.md) */
   amount_minor: number;
   /** ISO 4217 */
   currency: string;
@@ -77,7 +77,7 @@ export interface PaymentEvent {
 export interface GiftEvent {
   /** UUID; idempotency key */
   event_id: string;
-  /** ms since epoch when it happened at the source */
+  /** ms since epoch when it happened at the source; from 2000-01-01, and at most MAX_FUTURE_SKEW_MS (default 5 min) ahead of the producer clock at ingest and of the record Kafka timestamp in the processors (docs/security.md) */
   event_time: number;
   /** ms since epoch when ingest received it */
   received_time?: number;
@@ -88,7 +88,7 @@ export interface GiftEvent {
   gift_type: string;
   quantity: number;
   unit_coins: number;
-  /** USD value of one coin, in micro-dollars */
+  /** USD value of one coin, in micro-dollars, 0 to 1000000; quantity (1 to 10000) x unit_coins (0 to 1000000) x coin_value_usd_micros is at most 1000000000000, one million USD (docs/security.md) */
   coin_value_usd_micros: number;
 }
 
@@ -96,7 +96,7 @@ export interface GiftEvent {
 export interface ModerationEvent {
   /** UUID; idempotency key */
   event_id: string;
-  /** ms since epoch when it happened at the source */
+  /** ms since epoch when it happened at the source; from 2000-01-01, and at most MAX_FUTURE_SKEW_MS (default 5 min) ahead of the producer clock at ingest and of the record Kafka timestamp in the processors (docs/security.md) */
   event_time: number;
   /** ms since epoch when ingest received it */
   received_time?: number;
@@ -116,7 +116,7 @@ export interface ModerationEvent {
 export interface JiraIssueEvent {
   /** UUID; idempotency key */
   event_id: string;
-  /** ms since epoch when it happened at the source */
+  /** ms since epoch when it happened at the source; from 2000-01-01, and at most MAX_FUTURE_SKEW_MS (default 5 min) ahead of the producer clock at ingest and of the record Kafka timestamp in the processors (docs/security.md) */
   event_time: number;
   /** ms since epoch when ingest received it */
   received_time?: number;
@@ -145,7 +145,7 @@ export interface JiraIssueEvent {
 export interface CatalogEntry {
   /** UUID; idempotency key */
   event_id: string;
-  /** ms since epoch when it happened at the source */
+  /** ms since epoch when it happened at the source; from 2000-01-01, and at most MAX_FUTURE_SKEW_MS (default 5 min) ahead of the producer clock at ingest and of the record Kafka timestamp in the processors (docs/security.md) */
   event_time: number;
   /** ms since epoch when ingest received it */
   received_time?: number;

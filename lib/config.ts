@@ -76,6 +76,11 @@ export const EnvSchema = Type.Object({
   INGEST_ACK_TIMEOUT_MS: Int(10_000, 100),
   /** How often the API key cache in Redis is checked for lost contents (and restored). */
   API_KEY_CHECK_INTERVAL_MS: Int(2_000, 100),
+  /**
+   * How far ahead of the reference clock an event time may be: the producer's clock at the edge
+   * (ingest, SDK `send`), the record's Kafka timestamp in the processors (contracts/bounds.ts).
+   */
+  MAX_FUTURE_SKEW_MS: Int(300_000, 0, 86_400_000),
   JIRA_WEBHOOK_SECRET: Str(''),
   /** Accept unsigned Jira webhooks when JIRA_WEBHOOK_SECRET is empty (never in production; warned at start). */
   JIRA_WEBHOOK_INSECURE: Type.Boolean({ default: false }),

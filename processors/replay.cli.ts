@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   const processor = processorFor(name, { ch, graceMs: config.env.WINDOW_GRACE_MS, allowedLatenessMs: config.env.ALLOWED_LATENESS_MS });
   const result = await replayProcessor(processor, {
     brokers: config.kafkaBrokers, groupId: `${config.env.GROUP_PREFIX}${processor.name}`, topicPrefix: config.topicPrefix, codec, ch, redis,
-    redisPrefix: config.env.REDIS_PREFIX, logger, metrics: createMetrics(),
+    redisPrefix: config.env.REDIS_PREFIX, logger, metrics: createMetrics(), maxFutureSkewMs: config.env.MAX_FUTURE_SKEW_MS,
   }, { fromBeginning: values['from-beginning'] ?? false, maxPendingRows: config.env.BATCH_MAX_ROWS, checkpointIntervalMs: config.env.CHECKPOINT_INTERVAL_MS });
   console.log(JSON.stringify(result));
   await redis.quit();

@@ -17,6 +17,7 @@ import { command, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
 import { FX_RATES, FX_SOURCE, toUsdMicros } from '../../contracts/fx-rates.js';
+import { sumOverflow } from '../../contracts/bounds.js';
 
 export const MINUTE_MS = 60_000;
 export const HOUR_MS = 3_600_000;
@@ -43,6 +44,18 @@ export interface BusinessOptions {
 }
 
 const SEP = '\u001f';
+
+/** Why a succeeded payment would take one of its window sums past MAX_WINDOW_SUM, or null. */
+function paymentOverflow(p: PaymentEvent, usd: number, charge: boolean, pay: PayAcc | undefined, act: ActAcc | undefined): string | null {
+  let problem: string | null = null;
+  if (charge) {
+    problem = sumOverflow('kpi_payments_1m.gross_usd_micros', pay?.gross ?? 0, usd);
+    if (!problem && p.kind === 'coin_topup') problem = sumOverflow('kpi_payments_1m.topup_usd_micros', pay?.topup ?? 0, usd);
+  } else if (p.kind === 'refund') problem = sumOverflow('kpi_payments_1m.refunds_usd_micros', pay?.refunds ?? 0, usd);
+  else if (p.kind === 'chargeback') problem = sumOverflow('kpi_payments_1m.chargebacks_usd_micros', pay?.chargebacks ?? 0, usd);
+  const net = charge ? usd : p.kind === 'refund' || p.kind === 'chargeback' ? -usd : 0;
+  return problem ?? sumOverflow('account_activity_1h.net_usd_micros', act?.net ?? 0, net);
+}
 
 export function businessProcessor(opts: BusinessOptions = {}): Processor<BusinessState> {
   const graceMs = opts.graceMs ?? 60_000;
@@ -116,8 +129,15 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
           }
           const ok = p.status === 'succeeded';
           const charge = CHARGE_KINDS.has(p.kind);
+          // Every sum this payment adds to stays exact, or the payment is refused before any change.
+          const pk = [p.method, p.plan, p.og_tier, p.country].join(SEP);
+          const overflow = ok ? paymentOverflow(p, usd, charge, s.pay.peek(t, pk), s.activity.peek(t, p.account_id)) : null;
+          if (overflow) {
+            ctx.reject('value_overflow', overflow);
+            return;
+          }
           let net = 0;
-          s.pay.update(t, [p.method, p.plan, p.og_tier, p.country].join(SEP), (a) => {
+          s.pay.update(t, pk, (a) => {
             if (charge) {
               a.attempts++;
               if (ok) {
@@ -147,7 +167,15 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
           const g = ev as unknown as GiftEvent;
           const coins = g.quantity * g.unit_coins;
           const value = coins * g.coin_value_usd_micros;
-          s.gifts.update(t, g.creator_id + SEP + g.sender_account_id, (a) => {
+          const gk = g.creator_id + SEP + g.sender_account_id;
+          const ga = s.gifts.peek(t, gk);
+          const overflow = sumOverflow('kpi_gifts_1m.value_usd_micros', ga?.value ?? 0, value) ?? sumOverflow('kpi_gifts_1m.coins', ga?.coins ?? 0, coins)
+            ?? sumOverflow('account_activity_1h.gift_usd_micros', s.activity.peek(t, g.sender_account_id)?.gift ?? 0, value);
+          if (overflow) {
+            ctx.reject('value_overflow', overflow);
+            return;
+          }
+          s.gifts.update(t, gk, (a) => {
             a.gifts++;
             a.quantity += g.quantity;
             a.coins += coins;

@@ -11,6 +11,7 @@
  * scanning them all after every batch.
  */
 import { toUsdMicros } from '../../contracts/fx-rates.js';
+import { sumOverflow } from '../../contracts/bounds.js';
 import type { EventKind } from '../../contracts/topics.js';
 import type { GiftEvent, PaymentEvent, PlaybackEvent } from '../../contracts/types.generated.js';
 import { DeadlineQueue } from '../core/deadline-queue.js';
@@ -82,8 +83,12 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
         // The shared reference rates (contracts/fx-rates.ts), as the business processor uses.
         const usd = toUsdMicros(p.amount_minor, p.currency);
         if (usd === null) return ctx.late('unknown_currency');
+        const ok = p.status === 'succeeded';
+        const signed = CHARGE_KINDS.has(p.kind) ? usd : p.kind === 'refund' || p.kind === 'chargeback' ? -usd : 0;
+        // The day's revenue stays exact, or the payment is refused before any change.
+        const overflow = ok ? sumOverflow('churn_account_daily.revenue_usd_micros', s.days.peek(t, p.account_id)?.revenue ?? 0, signed) : null;
+        if (overflow) return ctx.reject('value_overflow', overflow);
         s.days.update(t, p.account_id, (a) => {
-          const ok = p.status === 'succeeded';
           if (CHARGE_KINDS.has(p.kind)) {
             if (ok) a.revenue += usd;
             else a.payFailures++;
@@ -99,8 +104,11 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
         });
       } else if (rec.kind === 'gifts') {
         const g = ev as unknown as GiftEvent;
+        const value = g.quantity * g.unit_coins * g.coin_value_usd_micros;
+        const overflow = sumOverflow('churn_account_daily.gift_usd_micros', s.days.peek(t, g.sender_account_id)?.gift ?? 0, value);
+        if (overflow) return ctx.reject('value_overflow', overflow);
         s.days.update(t, g.sender_account_id, (a) => {
-          a.gift += g.quantity * g.unit_coins * g.coin_value_usd_micros;
+          a.gift += value;
         });
       } else {
         const v = ev as unknown as PlaybackEvent;

@@ -3,6 +3,7 @@
  * closing, flushing and snapshots. The Kafka runner (runner.ts) and the in-memory test driver
  * (test-driver.ts) both use it, so a processor behaves the same in unit tests and in production.
  */
+import { recordProblem } from '../../contracts/validate.js';
 import type { EventKind } from '../../contracts/topics.js';
 import type { Metrics } from '../../lib/metrics.js';
 import { deserializeDedup, expireDedup, newDedup, seenBefore, serializeDedup, type DedupState } from './dedup.js';
@@ -17,7 +18,22 @@ export interface PartitionSnapshot {
   dedup: ReturnType<typeof serializeDedup> | null;
 }
 
-export type HandleResult = 'processed' | 'duplicate';
+/**
+ * `rejected`: the edge would have refused the record (a semantic rule, or the time and value
+ * bounds of contracts/bounds.ts), or the processor refused it (ProcessContext.reject); `task.rejection` says why, and the caller
+ * dead-letters it. Either way its offset is consumed. A record the edge would refuse is never
+ * deduplicated, never observed for event time (it cannot move the watermark) and never in the
+ * state; a record the processor refuses was observed (its time is within the bounds) and its id
+ * kept for dedup, but the processor leaves no trace of it in its state.
+ */
+export type HandleResult = 'processed' | 'duplicate' | 'rejected';
+
+export interface Rejection {
+  errorClass: string;
+  reason: string;
+  /** `bounds`: the guard before the processor (the same for every processor of the record); `processor`: ctx.reject. */
+  by: 'bounds' | 'processor';
+}
 
 export class PartitionTask<S> {
   state: S;
@@ -77,6 +93,8 @@ export class PartitionTask<S> {
   private curRec: RecordRef | null = null;
   private curWm = 0;
   private curPush: Push = () => undefined;
+  /** Why the last handled record was rejected (set when handle returns 'rejected'). */
+  rejection: Rejection | null = null;
 
   /**
    * One context object per task, reused for every record (no closures per event on the hot
@@ -103,13 +121,29 @@ export class PartitionTask<S> {
           event_id: ev.event_id as string, event_time: ev.event_time as number, watermark: task.curWm, window_end: windowEndMs ?? 0, reason, payload: JSON.stringify(ev),
         });
       },
+      reject(errorClass: string, reason: string) {
+        task.rejection = { errorClass, reason, by: 'processor' };
+      },
     };
   })();
 
-  /** Handles one decoded record at `rec.offset`; rows go to `push` with source and version. */
-  handle(ev: Record<string, unknown>, rec: RecordRef, nowMs: number, push: Push): HandleResult {
+  /**
+   * Handles one decoded record at `rec.offset`; rows go to `push` with source and version.
+   * The record is first checked as the edge would (semantic rules, time and value bounds;
+   * contracts/validate.ts recordProblem) with its Kafka timestamp as the reference
+   * (deterministic on replay: the record and its timestamp only); `bounds` is that check already
+   * made by the caller (the runner checks a record once for all its processors), undefined to
+   * make it here with `maxFutureSkewMs`.
+   */
+  handle(ev: Record<string, unknown>, rec: RecordRef, nowMs: number, push: Push, bounds?: { errorClass: string; reason: string } | null, maxFutureSkewMs?: number): HandleResult {
     const p = this.processor;
     this.next = rec.offset + 1;
+    this.rejection = null;
+    const violation = bounds === undefined ? recordProblem(this.kind, ev, { referenceMs: rec.timestampMs, maxFutureSkewMs }) : bounds;
+    if (violation) {
+      this.rejection = { errorClass: violation.errorClass, reason: violation.reason, by: 'bounds' };
+      return 'rejected';
+    }
     const eventMs = ev.event_time as number;
     if (this.dedup && p.needsDedup(this.kind) && seenBefore(this.dedup, ev.event_id as string, eventMs)) {
       this.metrics?.dedupHits.inc({ processor: p.name });
@@ -121,7 +155,7 @@ export class PartitionTask<S> {
     this.curWm = wm;
     this.curPush = push;
     p.process(this.state, ev, rec, this.ctx);
-    return 'processed';
+    return this.rejection ? 'rejected' : 'processed';
   }
 
   /** Marks an offset as consumed without an event (an undecodable record). */

@@ -4,7 +4,9 @@
  * runner (runner.ts) owns Kafka, dedup, watermarks, checkpoints, sinks and commits:
  *
  *   init(partition)           new named state for a topic-partition (or deserialize(checkpoint))
- *   process(state, event, …)  one decoded, valid, not-duplicate event; may call ctx.late()
+ *   process(state, event, …)  one decoded, valid, in-bounds, not-duplicate event; may call
+ *                             ctx.late() (kept in late_events) or ctx.reject() (a data error:
+ *                             dead-lettered; before any state change)
  *   onWatermark(state, wm, …) after a batch: close windows at or before wm, emit final rows
  *   onFlush(state, …, full)   at every commit cycle: emit rows of open windows that changed
  *   serialize(state)          the checkpoint, stored with the next offset in one Redis write
@@ -41,6 +43,12 @@ export interface ProcessContext extends Emitter {
   readonly watermarkMs: number;
   /** Records the current event as late for `reason` (kept in late_events, never lost). */
   late(reason: string, windowEndMs?: number): void;
+  /**
+   * Refuses the current event as a data error (e.g. `value_overflow`: adding it would take a
+   * window's sum beyond what its column holds): it is dead-lettered with the reason and the
+   * processor moves on. Call it before changing any state: the event must leave no trace.
+   */
+  reject(errorClass: string, reason: string): void;
 }
 
 export interface Processor<S> {
@@ -132,6 +140,11 @@ export class WindowStore<A> {
   /** True when the window of tsMs is already closed at the watermark (the event is late here). */
   isLate(tsMs: number, watermarkMs: number): boolean {
     return watermarkMs >= this.windowStart(tsMs) + this.spec.sizeMs + this.spec.graceMs;
+  }
+
+  /** The accumulator of (window of tsMs, key), if it exists; read-only (for checks before an update). */
+  peek(tsMs: number, key: string): A | undefined {
+    return this.windows.get(this.windowStart(tsMs))?.get(key)?.acc;
   }
 
   /**

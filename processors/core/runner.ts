@@ -30,6 +30,7 @@ import type { Logger } from 'pino';
 import type { AvroCodec } from '../../lib/avro-codec.js';
 import { KafkaError, StateError } from '../../lib/errors.js';
 import type { Metrics } from '../../lib/metrics.js';
+import { recordProblem } from '../../contracts/validate.js';
 import { topicSpec, type DeadLetter, type EventKind } from '../../contracts/topics.js';
 import type { ClickHouse } from '../../sinks/clickhouse/client.js';
 import { writeTables } from '../../sinks/clickhouse/table-writer.js';
@@ -63,6 +64,8 @@ export interface RunnerDeps {
    * dead-lettered once, when this processor passes it); default: the first processor.
    */
   deadLetterStage?: string;
+  /** MAX_FUTURE_SKEW_MS: how far a record's event time may be ahead of its Kafka timestamp (contracts/bounds.ts). */
+  maxFutureSkewMs?: number;
 }
 
 export interface RunnerOptions {
@@ -464,15 +467,16 @@ export class ProcessorRunner<S = unknown> {
       this.pendingBytes += msg.size;
       touched.add(g);
       const decoded = this.deps.codec.decode(g.kind, msg.value);
-      if (!decoded.ok) {
+      // A record the edge would refuse (a semantic rule, time or value bounds; reference: its
+      // Kafka timestamp) is handled like an undecodable one: consumed, in no state, dead-lettered once.
+      const bad = decoded.ok ? recordProblem(g.kind, decoded.value, { referenceMs: msg.timestamp ?? 0, maxFutureSkewMs: this.deps.maxFutureSkewMs }) : decoded;
+      if (!decoded.ok || bad) {
+        const why = decoded.ok ? bad! : decoded;
         for (const t of tasks) {
           if (msg.offset < t.next) continue;
           t.skip(msg.offset);
           handled.set(t, (handled.get(t) ?? 0) + 1);
-          // The dead-letter sink counts what it delivers; without one the record is skipped and counted here.
-          if (this.deps.deadLetters && t.processor.name === this.deadLetterStage) {
-            this.deadLetterQueue.push({ originalTopic: msg.topic, partition: msg.partition, offset: msg.offset, key: msg.key ?? null, value: msg.value, errorClass: decoded.errorClass, message: decoded.reason, stage: t.processor.name, kind: g.kind });
-          } else m.deadLetters.inc({ processor: t.processor.name, error_class: decoded.errorClass });
+          this.reject(t, g, msg, why.errorClass, why.reason, t.processor.name === this.deadLetterStage);
         }
         continue;
       }
@@ -481,11 +485,39 @@ export class ProcessorRunner<S = unknown> {
         const t = tasks[i]!;
         if (msg.offset < t.next) continue;
         handled.set(t, (handled.get(t) ?? 0) + 1);
-        t.handle(decoded.value, rec, now, this.pushFn);
+        // A processor's own refusal (ProcessContext.reject) is its dead letter: stage = its name.
+        if (t.handle(decoded.value, rec, now, this.pushFn, null) === 'rejected') this.reject(t, g, msg, t.rejection!.errorClass, t.rejection!.reason, true);
       }
     }
     for (const [t, n] of handled) m.consumedEvents.inc({ processor: t.processor.name, topic: t.topic }, n);
     for (const g of touched) for (const t of g.tasks) this.closeWindows(t);
+  }
+
+  /**
+   * A record `t` does not take: dead-lettered when `write` (the dead-letter stage for records
+   * every processor refuses alike; the processor itself for its own refusals) and a sink is set,
+   * otherwise only counted.
+   */
+  private reject(t: PartitionTask<unknown>, g: TopicPartitionGroup, msg: Kafka.Message, errorClass: string, reason: string, write: boolean): void {
+    // The dead-letter sink counts what it delivers; without one the record is skipped and counted here.
+    if (this.deps.deadLetters && write) {
+      this.deadLetterQueue.push({ originalTopic: msg.topic, partition: msg.partition, offset: msg.offset, key: msg.key ?? null, value: msg.value, errorClass, message: reason, stage: t.processor.name, kind: g.kind });
+    } else this.deps.metrics.deadLetters.inc({ processor: t.processor.name, error_class: errorClass });
+  }
+
+  /**
+   * A row ClickHouse's columns cannot hold: logged, and queued as a dead letter of the processor
+   * that wrote it (value: the row as JSON; partition and offset: the last record it covers).
+   */
+  private unencodable(letters: DeadLetter[], table: string, row: Record<string, unknown>, reason: string): void {
+    const stage = typeof row.processor === 'string' ? row.processor : (this.processors.find((p) => p.tables.includes(table))?.name ?? this.name);
+    const topic = String(row.src_topic ?? '');
+    const offset = typeof row.version === 'number' ? row.version - 1 : -1;
+    this.log.error({ event: 'row_unencodable', processor: stage, table, topic, partition: row.src_partition, offset, err: reason }, 'row cannot be encoded for its table; dead-lettered');
+    const value = Buffer.from(JSON.stringify(row, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)));
+    const letter: DeadLetter = { originalTopic: topic, partition: Number(row.src_partition ?? -1), offset, key: table, value, errorClass: 'unencodable_row', message: reason, stage, kind: this.kindByTopic.get(topic) };
+    if (this.deps.deadLetters) letters.push(letter);
+    else this.deps.metrics.deadLetters.inc({ processor: stage, error_class: 'unencodable_row' });
   }
 
   private closeWindows(run: PartitionTask<unknown>): void {
@@ -593,7 +625,10 @@ export class ProcessorRunner<S = unknown> {
       stageMs.set(name, performance.now() - t0);
     }));
     staging.catch(() => undefined); // awaited below, unless the rows fail first
-    await writeTables(this.deps.ch, rows, { metrics: this.deps.metrics, logger: this.log, concurrency: this.opts.sinkConcurrency ?? 2 });
+    // A row its columns cannot hold (the bounds and the processors' checks should make this
+    // impossible) is dead-lettered and left out, so one bad row does not stop the commit cycle.
+    const onUnencodable = (table: string, row: object, reason: string) => this.unencodable(letters, table, row as Record<string, unknown>, reason);
+    await writeTables(this.deps.ch, rows, { metrics: this.deps.metrics, logger: this.log, concurrency: this.opts.sinkConcurrency ?? 2, onUnencodable });
     if (letters.length && this.deps.deadLetters) await Promise.all(letters.map((d) => this.deps.deadLetters!.sendDeadLetter(d)));
     await staging;
     if (snaps.size === 0) return;

@@ -11,13 +11,29 @@ export interface DriverRecord {
   kind: EventKind;
   partition: number;
   event: Record<string, unknown>;
+  /** The record's Kafka timestamp (ms); default: the driver's `nowMs` when it is processed. */
+  timestampMs?: number;
+}
+
+/** A record the processor did not take (bounds guard or ProcessContext.reject), as the runner dead-letters it. */
+export interface DriverDeadLetter {
+  kind: EventKind;
+  partition: number;
+  offset: number;
+  errorClass: string;
+  reason: string;
+  by: 'bounds' | 'processor';
 }
 
 export class ProcessorTestDriver<S> {
   private readonly tasks = new Map<string, PartitionTask<S>>();
   /** Every row emitted, in order, per table. */
   readonly emitted = new Map<string, Record<string, unknown>[]>();
+  /** Records not taken, in order (the runner sends these to the dead-letter topic). */
+  readonly deadLetters: DriverDeadLetter[] = [];
   nowMs = 0;
+  /** MAX_FUTURE_SKEW_MS of the bounds guard (contracts/bounds.ts default when unset). */
+  maxFutureSkewMs: number | undefined = undefined;
 
   constructor(readonly processor: Processor<S>, private readonly topicPrefix = 'test.') {}
 
@@ -58,7 +74,11 @@ export class ProcessorTestDriver<S> {
       if (t.next >= records.length) continue;
       for (let offset = t.next; offset < records.length; offset++) {
         const r = records[offset]!;
-        t.handle(r.event, { topic: t.topic, kind: r.kind, partition: r.partition, offset, timestampMs: this.nowMs }, this.nowMs, this.push);
+        const rec = { topic: t.topic, kind: r.kind, partition: r.partition, offset, timestampMs: r.timestampMs ?? this.nowMs };
+        if (t.handle(r.event, rec, this.nowMs, this.push, undefined, this.maxFutureSkewMs) === 'rejected') {
+          const why = t.rejection!;
+          this.deadLetters.push({ kind: r.kind, partition: r.partition, offset, errorClass: why.errorClass, reason: why.reason, by: why.by });
+        }
       }
       t.closeWindows(this.push);
       void k;

@@ -16,6 +16,7 @@
  *    An event whose minute closed is late for qoe_minute (late_events) but still merges into the
  *    view. Every choice is written down in docs/qoe.md.
  */
+import { sumOverflow } from '../../contracts/bounds.js';
 import type { EventKind } from '../../contracts/topics.js';
 import type { PlaybackEvent } from '../../contracts/types.generated.js';
 import { DeadlineQueue } from '../core/deadline-queue.js';
@@ -124,6 +125,23 @@ const COUNTERS: Array<[keyof ViewCounters, keyof PlaybackEvent]> = [
   ['playingMs', 'cum_playing_ms'], ['rebufferMs', 'cum_rebuffer_ms'], ['rebufferCount', 'cum_rebuffer_count'],
   ['seekMs', 'cum_seek_ms'], ['bitrateKbpsMs', 'cum_bitrate_ms'],
 ];
+
+/**
+ * Why merging `e` would take a counter sum of its minute (qoe_minute) past MAX_WINDOW_SUM, or
+ * null. The delta is the one mergeEvent would take (above the view's max counters); checked
+ * before any state changes, so a refused event leaves no trace.
+ */
+function minuteOverflow(acc: MinuteAcc | undefined, v: ViewState | undefined, e: PlaybackEvent): string | null {
+  for (const [k, f] of COUNTERS) {
+    const x = e[f];
+    if (typeof x !== 'number') continue;
+    const prev = v ? v.counters[k] : 0;
+    if (x <= prev) continue;
+    const problem = sumOverflow(`qoe_minute.${f}`, acc ? acc[k] : 0, x - prev);
+    if (problem) return problem;
+  }
+  return null;
+}
 
 const minOf = (a: number | null, b: number): number => (a === null ? b : Math.min(a, b));
 
@@ -365,6 +383,10 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
         ctx.late('view_expired', t + timeoutMs);
         return;
       }
+      const key = `${e.cdn}${SEP}${e.device_category}${SEP}${e.country}${SEP}${e.asn}${SEP}${e.content_id}`;
+      // Every minute sum stays exact, or the event is refused before any change (value_overflow).
+      const overflow = minuteOverflow(s.minute.peek(t, key), v, e);
+      if (overflow) return ctx.reject('value_overflow', overflow);
       if (!v) s.views.set(e.view_id, (v = newView(e)));
       const wasEnded = v.endCounted;
       const hadFatal = v.fatalCounted;
@@ -378,7 +400,6 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
         return;
       }
       const ws = s.minute.windowStart(t);
-      const key = `${e.cdn}${SEP}${e.device_category}${SEP}${e.country}${SEP}${e.asn}${SEP}${e.content_id}`;
       const countCcv = CCV_STATES.has(e.player_state) && !v.ccvMinutes.includes(ws);
       if (countCcv) v.ccvMinutes = [...v.ccvMinutes.filter((m) => !s.minute.isLate(m, wm)), ws];
       // Startup sample: once per view, in the minute of its first frame, as soon as start and first frame are known.

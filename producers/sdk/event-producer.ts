@@ -29,7 +29,10 @@ export interface EventProducerOptions {
   metrics?: Metrics;
   /** librdkafka linger.ms, default 5. */
   lingerMs?: number;
+  /** The producer's clock: received_time, and the reference of the event-time bound. */
   now?: () => number;
+  /** How far ahead of `now()` an event time may be (MAX_FUTURE_SKEW_MS; contracts/bounds.ts default 5 min). */
+  maxFutureSkewMs?: number;
 }
 
 export interface SendResult {
@@ -385,7 +388,7 @@ export class EventProducer {
 
   /** Validates, stamps and encodes one event, or says why it is rejected. */
   private prepare(kind: EventKind, input: unknown, receivedTime: number): { ok: true; value: Buffer } | { ok: false; errorClass: RejectClass; reason: string } {
-    const checked = validateEvent(kind, input);
+    const checked = validateEvent(kind, input, { referenceMs: receivedTime, maxFutureSkewMs: this.opts.maxFutureSkewMs });
     if (!checked.ok) return checked;
     const event = checked.event as { received_time?: number };
     if (!event.received_time) event.received_time = receivedTime; // validateEvent returned a copy

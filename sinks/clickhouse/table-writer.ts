@@ -57,8 +57,15 @@ async function encoderFor(ch: ClickHouse, table: string, rows: readonly object[]
   return enc;
 }
 
-/** The rows of one table as Avro batches: raw bodies grouped by their schema, plain rows in one batch. */
-async function encodeTable(ch: ClickHouse, table: string, rows: readonly object[]): Promise<EncodedRows[]> {
+/** Called with a row its table's columns cannot hold, and why; the row is left out of the insert. */
+export type OnUnencodable = (table: string, row: object, reason: string) => void;
+
+/**
+ * The rows of one table as Avro batches: raw bodies grouped by their schema, plain rows in one
+ * batch. With `onUnencodable`, a plain row that its columns cannot hold is handed to it and left
+ * out, and the others are written; without it, any such row stops the write.
+ */
+async function encodeTable(ch: ClickHouse, table: string, rows: readonly object[], onUnencodable?: OnUnencodable): Promise<EncodedRows[]> {
   const bodies = new Map<AvroBodyRow['schema'], AvroBodyRow[]>();
   const plain: object[] = [];
   for (const r of rows) {
@@ -68,7 +75,25 @@ async function encodeTable(ch: ClickHouse, table: string, rows: readonly object[
       l.push(r);
     } else plain.push(r);
   }
-  const encoder = plain.length ? await encoderFor(ch, table, plain) : null;
+  let encoder = plain.length ? await encoderFor(ch, table, plain) : null;
+  if (encoder && onUnencodable) {
+    // Checked only when the batch fails to encode (the rare case): then row by row.
+    try {
+      const out = [...bodies.values()].map(encodeBodyRows);
+      out.push(encoder.encode(plain));
+      return out;
+    } catch {
+      const good: object[] = [];
+      for (const r of plain) {
+        const why = encoder.invalid(r);
+        if (why === null) good.push(r);
+        else onUnencodable(table, r, `${ch.database}.${table}: ${why}`);
+      }
+      plain.length = 0;
+      plain.push(...good);
+      encoder = plain.length ? await encoderFor(ch, table, plain) : null;
+    }
+  }
   try {
     const out = [...bodies.values()].map(encodeBodyRows);
     if (encoder) out.push(encoder.encode(plain));
@@ -79,12 +104,12 @@ async function encodeTable(ch: ClickHouse, table: string, rows: readonly object[
   }
 }
 
-export async function writeTables(ch: ClickHouse, rowsByTable: Map<string, object[]>, deps: { metrics?: Metrics; logger?: Logger; concurrency?: number }): Promise<number> {
+export async function writeTables(ch: ClickHouse, rowsByTable: Map<string, object[]>, deps: { metrics?: Metrics; logger?: Logger; concurrency?: number; onUnencodable?: OnUnencodable }): Promise<number> {
   let total = 0;
   const writeOne = async (table: string, rows: object[]) => {
     const end = deps.metrics?.sinkSeconds.startTimer({ table });
     try {
-      for (const batch of await encodeTable(ch, table, rows)) {
+      for (const batch of await encodeTable(ch, table, rows, deps.onUnencodable)) {
         await withRetry(() => insertAvro(ch, table, batch), {
           attempts: 10,
           onRetry: (err, attempt) => deps.logger?.warn({ event: 'sink_retry', table, attempt, err: (err as Error).message }, 'retrying ClickHouse insert'),

@@ -7,7 +7,9 @@ import { signJiraBody } from '../../producers/jira/jira-normalise.js';
 import { jiraWebhookPlugin } from '../../producers/jira/jira-webhook.plugin.js';
 import { consumeMessages, headerMap, setUpProducerTestEnv, type ProducerTestEnv } from './support/stack-env.js';
 
-const NOW = Date.UTC(2026, 10, 23, 6, 0, 0);
+// After every fixture's webhook timestamp (the latest, jira-issue-deleted, 2026-11-24T11:25):
+// an event time more than MAX_FUTURE_SKEW_MS ahead of the producer clock is refused.
+const NOW = Date.UTC(2026, 10, 24, 12, 0, 0);
 const SECRET = 'jira-webhook-secret';
 const FIELD_MAP = { severity: 'customfield_10040', show_name: 'customfield_10041', cost_impact_usd: 'customfield_10042', delay_days: 'customfield_10043' };
 
