@@ -69,6 +69,31 @@ function ranged(inner: string, g: readonly string[], outer: string, having = '')
     GROUP BY i, k${grp(g)}${having ? ` HAVING ${having}` : ''}`;
 }
 
+/**
+ * Jira issue history (production_issue_history, every event's state) with, per state row, `upd`
+ * (its `updated`, unix s as Float64), `next_upd` (the next state's, +inf for the newest: the row
+ * is the state as of t for upd < t ≤ next_upd), `created_s` and `deleted_s` (the issue's first
+ * deletion time, +inf if never deleted). Equal `updated`: the first in the log (lowest offset)
+ * wins, as in the processor. Deletion rows are not states.
+ */
+function issueHistory(db: string): string {
+  return `SELECT *, toFloat64(toUnixTimestamp64Milli(updated)) / 1000 AS upd, toFloat64(toUnixTimestamp64Milli(created)) / 1000 AS created_s,
+      leadInFrame(toFloat64(toUnixTimestamp64Milli(updated)) / 1000, 1, inf) OVER (PARTITION BY issue_key ORDER BY updated ASC, version DESC ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) AS next_upd
+    FROM (SELECT *, ifNull(min(toFloat64(toUnixTimestamp64Milli(deleted_time)) / 1000) OVER (PARTITION BY issue_key), inf) AS deleted_s
+      FROM ${db}.production_issue_history FINAL)
+    WHERE deleted = 0`;
+}
+
+/**
+ * The evaluation steps i (0..n) whose time t_i = t_first + i · step lies in (lo, hi] (Float64
+ * unix s), as one arrayJoin.
+ */
+function stepsIn(lo: string, hi: string): string {
+  const a = `greatest(toInt64(0), toInt64(floor((${lo} - ${F}) / ${S})) + 1)`;
+  const b = `least(toInt64(${N}), toInt64(floor((least(${hi}, 1e12) - ${F}) / ${S})))`;
+  return `toUInt32(arrayJoin(range(toUInt64(${a}), toUInt64(greatest(${b} + 1, ${a})))))`;
+}
+
 const minutes = `(${W} / 60)`;
 const frontier = (table: string, col: string, sizeS: number) => (db: string) => `SELECT count() AS n, toUnixTimestamp(max(${col})) + ${sizeS} AS t FROM ${db}.${table}`;
 
@@ -133,22 +158,33 @@ const list: MetricDef[] = [
       g, 'toFloat64(sum(c)) AS value, toFloat64(sum(c)) AS volume'),
   },
   {
-    name: 'production_new_critical_issues', description: 'Open critical Jira issues created in the window (current issue state).',
+    // As of t (issue 18): an issue counts at t when it was created in [t − window, t), was open and
+    // critical in some state the log holds with `updated` < t, and was not deleted before t. So an
+    // issue opened and resolved between two evaluation steps counts at the next step, and a
+    // replay sees exactly what a live evaluation saw (it never reads the issue's latest row).
+    name: 'production_new_critical_issues', description: 'Jira issues created in the window that were open and critical at some time before the evaluation time (issue history as of t).',
     unit: 'issues', labels: ['issue_key', 'show_name', 'project_key'], defaultWindowMs: 3_600_000, align: 'minute', baseline: false, frontierSql: null,
-    sql: (db, g) => ranged(`SELECT toDateTime(created) AS ts, ${sel(g)}count() AS c FROM ${db}.production_issues FINAL
-      WHERE deleted = 0 AND is_open = 1 AND is_critical = 1 AND ${inRange('toDateTime(created)')} GROUP BY ts${grp(g)}`, g, 'toFloat64(sum(c)) AS value, toFloat64(sum(c)) AS volume'),
-  },
-  {
-    // Every evaluation time after the issue's last update (`updated < t`) sees its current state.
-    name: 'production_issue_cost_usd', description: 'Largest cost impact (USD) of an open Jira issue updated before the evaluation time (current issue state).',
-    unit: 'USD', labels: ['issue_key', 'show_name', 'project_key'], defaultWindowMs: 60_000, align: 'minute', baseline: false, frontierSql: null,
     sql: (db, g) => {
-      const lo = `greatest(toInt64(0), toInt64(floor((toInt64(toUnixTimestamp(toDateTime(updated))) - ${F}) / ${S})) + 1)`;
-      return `SELECT i, toUInt16(0) AS k, ${sel(g)}max(cost_impact_usd) AS value, toFloat64(count()) AS volume FROM (
-        SELECT *, toUInt32(arrayJoin(range(toUInt64(${lo}), toUInt64(greatest(toInt64(${N}) + 1, ${lo}))))) AS i FROM ${db}.production_issues FINAL
-        WHERE deleted = 0 AND is_open = 1 AND updated < toDateTime(${F} + ${S} * ${N}))
+      const iv = issueHistory(db);
+      return `SELECT i, toUInt16(0) AS k, ${sel(g)}toFloat64(count()) AS value, toFloat64(count()) AS volume FROM (
+        SELECT *, ${stepsIn('greatest(first_oc, c_s)', `least(c_s + ${W}, d_s)`)} AS i FROM (
+          SELECT issue_key, argMin(show_name, upd) AS show_name, argMin(project_key, upd) AS project_key, min(upd) AS first_oc,
+            any(created_s) AS c_s, any(deleted_s) AS d_s
+          FROM (SELECT * FROM (${iv}) WHERE is_open = 1 AND is_critical = 1 AND upd < least(deleted_s, toFloat64(${F} + ${S} * ${N}))
+            AND created_s >= ${F} - ${W} AND created_s < ${F} + ${S} * ${N})
+          GROUP BY issue_key))
         GROUP BY i${grp(g)}`;
     },
+  },
+  {
+    // As of t (issue 18): each issue's state at t is its history row with the greatest
+    // (updated, first offset) among rows with updated < t; a deletion before t removes it.
+    name: 'production_issue_cost_usd', description: 'Largest cost impact (USD) of a Jira issue open as of the evaluation time (issue history as of t).',
+    unit: 'USD', labels: ['issue_key', 'show_name', 'project_key'], defaultWindowMs: 60_000, align: 'minute', baseline: false, frontierSql: null,
+    sql: (db, g) => `SELECT i, toUInt16(0) AS k, ${sel(g)}max(cost_impact_usd) AS value, toFloat64(count()) AS volume FROM (
+        SELECT *, ${stepsIn('upd', 'least(next_upd, deleted_s)')} AS i FROM (${issueHistory(db)})
+        WHERE deleted = 0 AND is_open = 1 AND upd < least(next_upd, deleted_s) AND upd < ${F} + ${S} * ${N} AND least(next_upd, deleted_s) >= ${F})
+      GROUP BY i${grp(g)}`,
   },
   {
     // Day D counts the accounts scored `high` on D that were not `high` on D − 1 (not scored on
