@@ -8,7 +8,7 @@ import { ErrorBody, TimeRangeQuery, numeric, timeRange } from '../params.js';
 const Num = Type.Union([Type.Number(), Type.Null()]);
 const Range = Type.Object({ ...TimeRangeQuery });
 
-const HOURLY_COLS = ['revenue_usd', 'gross_usd', 'refunds_usd', 'chargebacks_usd', 'topups', 'topup_usd', 'payment_failure_rate', 'gifts', 'gift_coins', 'gift_value_usd', 'active_accounts', 'paying_accounts', 'arpu_usd', 'arppu_usd', 'payer_rate'] as const;
+const HOURLY_COLS = ['revenue_usd', 'gross_usd', 'refunds_usd', 'chargebacks_usd', 'topups', 'topup_usd', 'payment_failure_rate', 'gifts', 'gift_coins', 'gift_value_usd', 'active_accounts', 'payers', 'net_payers', 'arpu_usd', 'arppu_usd', 'payer_rate'] as const;
 const HourRow = Type.Object({ t: Type.Number(), ...Object.fromEntries(HOURLY_COLS.map((c) => [c, Num])) });
 
 const GROWTH_COLS = ['revenue_usd', 'active_accounts', 'payer_rate', 'payment_failure_rate', 'prev_hour_revenue_usd', 'same_hour_7d_avg_revenue_usd', 'same_hour_7d_avg_payer_rate', 'growth_vs_prev_hour', 'growth_vs_7d_same_hour'] as const;
@@ -26,13 +26,13 @@ const PayRow = Type.Object({ t: Num, key: Type.String(), ...Object.fromEntries(P
 export function businessRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get<{ Querystring: Static<typeof Range> }>('/v1/business/hourly', {
     config: { role: 'viewer' },
-    schema: { tags: ['business'], querystring: Range, description: 'Headline KPIs per hour (kpi_business_1h): revenue, refunds, ARPU, ARPPU, payer rate, gifts. Default range: last 24 h.', response: { 200: Type.Object({ hours: Type.Array(HourRow) }), 400: ErrorBody } },
+    schema: { tags: ['business'], querystring: Range, description: 'Headline KPIs per hour (kpi_business_1h): revenue, refunds, ARPU, ARPPU, payers (accounts with a succeeded charge), net payers (net revenue > 0), payer rate (payers ÷ active), gifts. Default range: last 24 h.', response: { 200: Type.Object({ hours: Type.Array(HourRow) }), 400: ErrorBody } },
   }, async (req) => {
     const r = timeRange(req.query, ctx.now(), 86_400_000);
     const rows = await queryRows<Record<string, unknown>>(ctx.ch,
       `SELECT toUnixTimestamp(hour) * 1000 AS t, ${HOURLY_COLS.join(', ')} FROM ${ctx.db}.kpi_business_1h
        WHERE hour >= toStartOfHour(toDateTime({from:Float64})) AND hour < toDateTime({to:Float64}) ORDER BY hour`, { from: r.from, to: r.to });
-    return { hours: numeric(rows, ['t', 'topups', 'gifts', 'gift_coins', 'active_accounts', 'paying_accounts']) };
+    return { hours: numeric(rows, ['t', 'topups', 'gifts', 'gift_coins', 'active_accounts', 'payers', 'net_payers']) };
   });
 
   app.get<{ Querystring: Static<typeof Range> }>('/v1/business/growth', {

@@ -1,6 +1,7 @@
 /** Trust and safety: summary KPIs, breakdowns, per-creator safety scores. */
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
+import { metricSql } from '../../contracts/metrics-catalog.js';
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import type { ApiContext } from '../context.js';
 import { ErrorBody, PageBody, PageQuery, TimeRangeQuery, decodeCursor, numeric, page, timeRange } from '../params.js';
@@ -33,12 +34,12 @@ export function safetyRoutes(app: FastifyInstance, ctx: ApiContext): void {
        FROM ${ctx.db}.safety_events_1m FINAL WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64})`, p);
     const [cases] = await queryRows<Record<string, unknown>>(ctx.ch,
       `SELECT countIf(violation = 1) AS cases_actioned,
-         quantileExactInclusiveIf(0.5)(toFloat64(time_to_action_ms), violation = 1) AS median_time_to_action_ms,
-         quantileExactInclusiveIf(0.9)(toFloat64(time_to_action_ms), violation = 1) AS p90_time_to_action_ms,
+         ${metricSql('median_time_to_action_ms', 'case')} AS median_time_to_action_ms,
+         ${metricSql('p90_time_to_action_ms', 'case')} AS p90_time_to_action_ms,
          if(countIf(violation = 1) = 0, NULL, countIf(violation = 1 AND proactive = 1) / countIf(violation = 1)) AS proactive_rate,
          if(countIf(violation = 1) = 0, NULL, countIf(violation = 1 AND appealed = 1) / countIf(violation = 1)) AS appeal_rate,
          if(countIf(appeal_outcome != '') = 0, NULL, countIf(appeal_outcome = 'reversed') / countIf(appeal_outcome != '')) AS appeal_overturn_rate,
-         quantileExactInclusiveIf(0.5)(toFloat64(time_to_appeal_decision_ms), time_to_appeal_decision_ms IS NOT NULL) AS median_time_to_appeal_decision_ms
+         ${metricSql('median_time_to_appeal_decision_ms', 'case')} AS median_time_to_appeal_decision_ms
        FROM ${ctx.db}.safety_cases FINAL
        WHERE action_time >= fromUnixTimestamp64Milli(toInt64({from:Float64} * 1000)) AND action_time < fromUnixTimestamp64Milli(toInt64({to:Float64} * 1000))`, p);
     const [score] = await queryRows<Record<string, unknown>>(ctx.ch, `SELECT safety_score AS safety_score_overall FROM ${ctx.db}.safety_score_overall`);
