@@ -1,6 +1,7 @@
 /** Business KPIs: hourly headline KPIs, growth, and payments by a dimension. */
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
+import { metricSql } from '../../contracts/metrics-catalog.js';
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import type { ApiContext } from '../context.js';
 import { ErrorBody, TimeRangeQuery, numeric, timeRange } from '../params.js';
@@ -56,7 +57,7 @@ export function businessRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const tExpr = g === 'range' ? 'NULL' : g === 'hour' ? 'toUnixTimestamp(toStartOfHour(window_start)) * 1000' : 'toUnixTimestamp(toStartOfDay(window_start)) * 1000';
     const rows = await queryRows<Record<string, unknown>>(ctx.ch,
       `SELECT ${tExpr} AS t, toString(${q.by}) AS key, sum(attempts) AS attempts, sum(succeeded) AS succeeded, sum(failed) AS failed,
-         if(sum(attempts) = 0, 0, sum(failed) / sum(attempts)) AS failure_rate,
+         ifNull(${metricSql('payment_failure_pct', 'payment_minute')} / 100, 0) AS failure_rate,
          sum(gross_usd_micros) / 1e6 AS gross_usd, sum(refunds_usd_micros) / 1e6 AS refunds_usd, sum(chargebacks_usd_micros) / 1e6 AS chargebacks_usd,
          sum(net_usd_micros) / 1e6 AS net_usd, sum(topups) AS topups, sum(topup_usd_micros) / 1e6 AS topup_usd
        FROM ${ctx.db}.kpi_payments_1m FINAL

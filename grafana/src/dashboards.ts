@@ -7,7 +7,7 @@ import { DashboardBuilder } from '@grafana/grafana-foundation-sdk/dashboard';
 import { PanelBuilder as TimeseriesPanel } from '@grafana/grafana-foundation-sdk/timeseries';
 import { PanelBuilder as StatPanel } from '@grafana/grafana-foundation-sdk/stat';
 import { PanelBuilder as TablePanel } from '@grafana/grafana-foundation-sdk/table';
-import { metricSql } from '../../contracts/metrics-catalog.js';
+import { metricSql, nearestRankSql } from '../../contracts/metrics-catalog.js';
 import { CH, ClickHouseQueryBuilder } from './clickhouse-query.js';
 
 /** A catalogued metric's SQL over the source rows (contracts/metrics-catalog.ts: the one definition). */
@@ -77,7 +77,7 @@ export const DASHBOARDS: DashboardSpec[] = [
   {
     uid: 'streampulse-pipeline', title: 'StreamPulse · Pipeline health', panels: [
       ts('Raw events ingested per interval', `SELECT $__timeInterval(event_time) AS time, count() AS playback_events FROM raw_playback WHERE $__timeFilter(event_time) GROUP BY time ORDER BY time`, ['time', 'playback_events']),
-      ts('Ingest delay p95 (s)', `SELECT $__timeInterval(event_time) AS time, quantile(0.95)(dateDiff('millisecond', event_time, ingested_at)) / 1000 AS delay_p95_s FROM raw_playback WHERE $__timeFilter(event_time) GROUP BY time ORDER BY time`, ['time', 'delay_p95_s'], 's'),
+      ts('Ingest delay p95 (s)', `SELECT $__timeInterval(event_time) AS time, ${nearestRankSql("groupArray(dateDiff('millisecond', event_time, ingested_at))", 0.95)} / 1000 AS delay_p95_s FROM raw_playback WHERE $__timeFilter(event_time) GROUP BY time ORDER BY time`, ['time', 'delay_p95_s'], 's'),
       table('Rows per table', `SELECT table, sum(rows) AS rows, max(modification_time) AS last_write FROM system.parts WHERE active AND database = currentDatabase() GROUP BY table ORDER BY table`, ['table', 'rows', 'last_write']),
     ],
   },
