@@ -16,7 +16,7 @@ export const QoePoint = Type.Object({
   concurrent_viewers: Num, views_started: Num, plays: Num, views_ended: Num,
   vsf_pct: Num, ebvs_pct: Num, playback_failure_pct: Num,
   startup_p50_ms: Num, startup_p95_ms: Num,
-  rebuffer_pct: Num, rebuffer_per_min: Num, avg_bitrate_kbps: Num, watch_ms: Num, fatal_errors: Num,
+  rebuffer_pct: Num, rebuffer_per_min: Num, avg_bitrate_kbps: Num, watch_ms: Num, watch_hours: Num, playing_hours: Num, fatal_errors: Num,
 });
 
 const TsQuery = Type.Object({
@@ -27,7 +27,7 @@ const TsQuery = Type.Object({
 });
 
 /** Metrics every QoE answer gives, real time and by view end, from the catalog (contracts/metrics-catalog.ts). */
-const QOE_METRICS = ['vsf_pct', 'ebvs_pct', 'playback_failure_pct', 'startup_p50_ms', 'startup_p95_ms', 'rebuffer_pct', 'rebuffer_per_min', 'avg_bitrate_kbps'] as const;
+const QOE_METRICS = ['vsf_pct', 'ebvs_pct', 'playback_failure_pct', 'startup_p50_ms', 'startup_p95_ms', 'rebuffer_pct', 'rebuffer_per_min', 'avg_bitrate_kbps', 'watch_hours', 'playing_hours'] as const;
 const metricCols = (grain: Grain) => QOE_METRICS.map((m) => `${metricSql(m, grain)} AS ${m}`).join(',\n  ');
 
 /**
@@ -69,7 +69,7 @@ export const QoeViewsPoint = Type.Object({
   series: Type.String({ description: 'Value of the group-by column ("all" without one)' }),
   views_ended: Num, plays: Num, vsf_views: Num, ebvs_views: Num, playback_failure_views: Num,
   vsf_pct: Num, ebvs_pct: Num, playback_failure_pct: Num, startup_p50_ms: Num, startup_p95_ms: Num,
-  rebuffer_pct: Num, rebuffer_per_min: Num, avg_bitrate_kbps: Num, watch_ms: Num, playing_ms: Num, rebuffer_ms: Num,
+  rebuffer_pct: Num, rebuffer_per_min: Num, avg_bitrate_kbps: Num, watch_hours: Num, playing_hours: Num, watch_ms: Num, playing_ms: Num, rebuffer_ms: Num,
 });
 
 const ViewRow = Type.Object({

@@ -64,6 +64,7 @@ export const DASHBOARDS: DashboardSpec[] = [
     uid: 'streampulse-safety', title: 'StreamPulse · Trust and safety', panels: [
       ts('Reports and actions', `SELECT $__timeInterval(window_start) AS time, sumIf(events, event_type = 'report_created') AS reports, sumIf(events, event_type = 'action_taken' AND action_type != 'none') AS actions FROM safety_events_1m FINAL WHERE $__timeFilter(window_start) GROUP BY time ORDER BY time`, ['time', 'reports', 'actions']),
       table('By policy', `SELECT policy, sumIf(events, event_type = 'report_created') AS reports, sumIf(events, event_type = 'action_taken') AS actions FROM safety_events_1m FINAL WHERE $__timeFilter(window_start) GROUP BY policy ORDER BY reports DESC`, ['policy', 'reports', 'actions']),
+      stat('Time to action, median and p90 (ms)', `SELECT ${metricSql('median_time_to_action_ms', 'case')} AS median_time_to_action_ms, ${metricSql('p90_time_to_action_ms', 'case')} AS p90_time_to_action_ms FROM safety_cases FINAL WHERE $__timeFilter(action_time)`, ['median_time_to_action_ms', 'p90_time_to_action_ms'], 'ms'),
       stat('Safety score (overall)', `SELECT safety_score FROM safety_score_overall`, ['safety_score']),
     ],
   },
