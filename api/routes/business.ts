@@ -4,6 +4,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { metricSql } from '../../contracts/metrics-catalog.js';
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import type { ApiContext } from '../context.js';
+import { LateEvents, lateEvents } from '../late.js';
 import { ErrorBody, TimeRangeQuery, numeric, timeRange } from '../params.js';
 
 const Num = Type.Union([Type.Number(), Type.Null()]);
@@ -27,13 +28,13 @@ const PayRow = Type.Object({ t: Num, key: Type.String(), ...Object.fromEntries(P
 export function businessRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get<{ Querystring: Static<typeof Range> }>('/v1/business/hourly', {
     config: { role: 'viewer' },
-    schema: { tags: ['business'], querystring: Range, description: 'Headline KPIs per hour (kpi_business_1h): revenue, refunds, ARPU, ARPPU, payers (accounts with a succeeded charge), net payers (net revenue > 0), payer rate (payers ÷ active), gifts. Default range: last 24 h.', response: { 200: Type.Object({ hours: Type.Array(HourRow) }), 400: ErrorBody } },
+    schema: { tags: ['business'], querystring: Range, description: 'Headline KPIs per hour (kpi_business_1h): revenue, refunds, ARPU, ARPPU, payers (accounts with a succeeded charge), net payers (net revenue > 0), payer rate (payers ÷ active), gifts. Default range: last 24 h.', response: { 200: Type.Object({ hours: Type.Array(HourRow), late_events: LateEvents }), 400: ErrorBody } },
   }, async (req) => {
     const r = timeRange(req.query, ctx.now(), 86_400_000);
     const rows = await queryRows<Record<string, unknown>>(ctx.ch,
       `SELECT toUnixTimestamp(hour) * 1000 AS t, ${HOURLY_COLS.join(', ')} FROM ${ctx.db}.kpi_business_1h
        WHERE hour >= toStartOfHour(toDateTime({from:Float64})) AND hour < toDateTime({to:Float64}) ORDER BY hour`, { from: r.from, to: r.to });
-    return { hours: numeric(rows, ['t', 'topups', 'gifts', 'gift_coins', 'active_accounts', 'payers', 'net_payers']) };
+    return { hours: numeric(rows, ['t', 'topups', 'gifts', 'gift_coins', 'active_accounts', 'payers', 'net_payers']), late_events: await lateEvents(ctx, 'business', r.from, r.to) };
   });
 
   app.get<{ Querystring: Static<typeof Range> }>('/v1/business/growth', {
@@ -49,7 +50,7 @@ export function businessRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get<{ Querystring: Static<typeof PaymentsQuery> }>('/v1/business/payments', {
     config: { role: 'viewer' },
-    schema: { tags: ['business'], querystring: PaymentsQuery, description: 'Payments (attempts, failures, gross, refunds, chargebacks, net, top-ups in USD) by method, plan, og_tier or country, over the range or per hour/day. Default range: last 24 h.', response: { 200: Type.Object({ by: Type.String(), rows: Type.Array(PayRow) }), 400: ErrorBody } },
+    schema: { tags: ['business'], querystring: PaymentsQuery, description: 'Payments (attempts, failures, gross, refunds, chargebacks, net, top-ups in USD) by method, plan, og_tier or country, over the range or per hour/day. Default range: last 24 h.', response: { 200: Type.Object({ by: Type.String(), rows: Type.Array(PayRow), late_events: LateEvents }), 400: ErrorBody } },
   }, async (req) => {
     const q = req.query;
     const r = timeRange(q, ctx.now(), 86_400_000);
@@ -63,6 +64,6 @@ export function businessRoutes(app: FastifyInstance, ctx: ApiContext): void {
        FROM ${ctx.db}.kpi_payments_1m FINAL
        WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64})
        GROUP BY t, key ORDER BY t, net_usd DESC, key LIMIT 10000 SETTINGS prefer_column_name_to_alias = 1`, { from: r.from, to: r.to });
-    return { by: q.by, rows: numeric(rows, ['t', 'attempts', 'succeeded', 'failed', 'topups']) };
+    return { by: q.by, rows: numeric(rows, ['t', 'attempts', 'succeeded', 'failed', 'topups']), late_events: await lateEvents(ctx, 'business', r.from, r.to) };
   });
 }

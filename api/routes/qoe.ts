@@ -4,6 +4,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { SOURCES, measureSql, metricSql, type Grain } from '../../contracts/metrics-catalog.js';
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import type { ApiContext } from '../context.js';
+import { LateEvents, lateEvents } from '../late.js';
 import { ApiError, ErrorBody, PageBody, PageQuery, TimeRangeQuery, decodeCursor, numeric, page, timeRange } from '../params.js';
 
 const GROUP_BY = { none: "'all'", cdn: 'cdn', device_category: 'device_category', country: 'country', asn: 'toString(asn)', content_id: 'content_id' } as const;
@@ -94,7 +95,7 @@ export function qoeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     schema: {
       tags: ['qoe'], querystring: TsQuery,
       description: 'QoE per bucket (from the one-minute aggregates), optionally one series per cdn, device_category, country, asn or content_id, with optional filters.',
-      response: { 200: Type.Object({ step: Type.Number(), group_by: Type.String(), points: Type.Array(QoePoint) }), 400: ErrorBody },
+      response: { 200: Type.Object({ step: Type.Number(), group_by: Type.String(), points: Type.Array(QoePoint), late_events: LateEvents }), 400: ErrorBody },
     },
   }, async (req) => {
     const q = req.query;
@@ -108,7 +109,7 @@ export function qoeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const rows = await queryRows<Record<string, unknown>>(ctx.ch, qoeSeriesSql(ctx.db, GROUP_BY[groupBy], filters), params);
     const points = rows;
     numeric(points, ['t', 'concurrent_viewers', 'views_started', 'plays', 'views_ended', 'startup_p50_ms', 'startup_p95_ms', 'watch_ms', 'fatal_errors']);
-    return { step, group_by: groupBy, points };
+    return { step, group_by: groupBy, points, late_events: await lateEvents(ctx, 'qoe', r.from, r.to) };
   });
 
   app.get<{ Querystring: Static<typeof TsQuery> }>('/v1/qoe/views-summary', {
@@ -116,7 +117,7 @@ export function qoeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     schema: {
       tags: ['qoe'], querystring: TsQuery,
       description: 'QoE by view end (Mux reporting numbers): final views bucketed by the time they ended, optionally one series per cdn, device_category, country, asn or content_id, with optional filters (the same as /v1/qoe/timeseries). Same formulas (the metric catalog).',
-      response: { 200: Type.Object({ step: Type.Number(), group_by: Type.String(), points: Type.Array(QoeViewsPoint) }), 400: ErrorBody },
+      response: { 200: Type.Object({ step: Type.Number(), group_by: Type.String(), points: Type.Array(QoeViewsPoint), late_events: LateEvents }), 400: ErrorBody },
     },
   }, async (req) => {
     const q = req.query;
@@ -129,7 +130,8 @@ export function qoeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     for (const d of DIMS) if (q[d] !== undefined) { filters += ` AND ${d} = {${d}:String}`; params[d] = q[d]; }
     const rows = await queryRows<Record<string, unknown>>(ctx.ch, qoeViewsSummarySql(ctx.db, GROUP_BY[groupBy], filters), params);
     numeric(rows, ['t', 'views_ended', 'plays', 'vsf_views', 'ebvs_views', 'playback_failure_views', 'startup_p50_ms', 'startup_p95_ms', 'watch_ms', 'playing_ms', 'rebuffer_ms']);
-    return { step, group_by: groupBy, points: rows };
+    // Events late for the minute rows still merge into their views; only expired views' events are left out.
+    return { step, group_by: groupBy, points: rows, late_events: await lateEvents(ctx, 'qoe', r.from, r.to, ['view_expired']) };
   });
 
   app.get<{ Querystring: Static<typeof ViewsQuery> }>('/v1/qoe/views', {

@@ -79,6 +79,7 @@ export const DASHBOARDS: DashboardSpec[] = [
     uid: 'streampulse-pipeline', title: 'StreamPulse · Pipeline health', panels: [
       ts('Raw events ingested per interval', `SELECT $__timeInterval(event_time) AS time, count() AS playback_events FROM raw_playback WHERE $__timeFilter(event_time) GROUP BY time ORDER BY time`, ['time', 'playback_events']),
       ts('Ingest delay p95 (s)', `SELECT $__timeInterval(event_time) AS time, ${nearestRankSql("groupArray(dateDiff('millisecond', event_time, ingested_at))", 0.95)} / 1000 AS delay_p95_s FROM raw_playback WHERE $__timeFilter(event_time) GROUP BY time ORDER BY time`, ['time', 'delay_p95_s'], 's'),
+      ts('Late events per kind', `SELECT $__timeInterval(event_time) AS time, arrayElement(splitByChar('.', src_topic), -1) AS kind, count() AS late_events FROM late_events FINAL WHERE $__timeFilter(event_time) GROUP BY time, kind ORDER BY time`, ['time', 'kind', 'late_events']),
       table('Rows per table', `SELECT table, sum(rows) AS rows, max(modification_time) AS last_write FROM system.parts WHERE active AND database = currentDatabase() GROUP BY table ORDER BY table`, ['table', 'rows', 'last_write']),
     ],
   },

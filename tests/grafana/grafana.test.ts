@@ -22,7 +22,8 @@ let ch: ClickHouse;
 
 beforeAll(async () => {
   ch = await openClickHouse({ ...t.config.clickhouse, url: null });
-  await fillWithSimulatedData(ch, { endMs: NOW, durationMs: 2 * 3_600_000, ratePerSec: 8, seed: 3 });
+  // A late delivery of beacons, so the late-events panel has rows.
+  await fillWithSimulatedData(ch, { endMs: NOW, durationMs: 2 * 3_600_000, ratePerSec: 8, seed: 3, incidents: [{ name: 'late-delivery', startMs: NOW - 90 * 60_000, durationMs: 15 * 60_000 }] });
 }, 300_000);
 afterAll(async () => {
   await ch?.close();

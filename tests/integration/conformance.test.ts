@@ -1,6 +1,6 @@
 /**
  * Conformance (issue 18): on simulator traffic with incidents (3 h, seed 9, 20 events/s; a CDN
- * degradation, a payment outage and an abuse spike inside the checked hour), through the real
+ * degradation, a payment outage, an abuse spike and a late delivery of beacons inside the checked hour), through the real
  * processors into embedded ClickHouse, for EVERY metric of the catalog
  * (contracts/metrics-catalog.ts) and each grain it is defined on, the API's answer, each Grafana
  * panel query that shows it (macros expanded as the plugin does) and the alert metric that reads
@@ -42,6 +42,8 @@ const specs: IncidentSpec[] = [
   { name: 'cdn-degradation', startMs: P0 + 10 * MIN, durationMs: 20 * MIN, target: 'akamai' },
   { name: 'payment-outage', startMs: P0 + 25 * MIN, durationMs: 20 * MIN },
   { name: 'abuse-spike', startMs: P0 + 5 * MIN, durationMs: 30 * MIN },
+  // Beacons queued on devices and delivered 1-15 min late: late for the minute windows.
+  { name: 'late-delivery', startMs: P0 + 40 * MIN, durationMs: 10 * MIN },
 ];
 
 // Grafana's datasource sets defaultDatabase: unqualified table names, so the tables live in `default`.
@@ -253,6 +255,27 @@ describe('every catalogued metric gives the same number on every surface', () =>
     if (ap === null) expect(num(s.median_time_to_appeal_decision_ms)).toBeNull();
     else same('median_time_to_appeal_decision_ms', 'case', 'hour', { reference: ap, api: num(s.median_time_to_appeal_decision_ms) });
     if (ap === null) checked.set('median_time_to_appeal_decision_ms@case', 2);
+  });
+
+  it('answers over the period say how many of its events were late and left out (late_events)', async () => {
+    const count = async (processor: string, reasons?: string[]) => Number((await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM late_events FINAL WHERE processor = '${processor}'
+      AND event_time >= fromUnixTimestamp64Milli(${P0}) AND event_time < fromUnixTimestamp64Milli(${P1})${reasons ? ` AND reason IN (${reasons.map((r) => `'${r}'`).join(', ')})` : ''}`))[0]!.n);
+    const range = `from=${iso(P0)}&to=${iso(P1)}`;
+    const qoeLate = await count('qoe');
+    expect(qoeLate, 'the late delivery made late QoE events').toBeGreaterThan(100);
+    expect((await api(`/v1/qoe/timeseries?${range}&step=3600`)).late_events).toBe(qoeLate);
+    expect((await api(`/v1/qoe/views-summary?${range}&step=3600`)).late_events).toBe(await count('qoe', ['view_expired']));
+    const bizLate = await count('business');
+    expect(bizLate).toBeGreaterThan(0);
+    expect((await api(`/v1/business/hourly?${range}`)).late_events).toBe(bizLate);
+    expect((await api(`/v1/business/payments?${range}&by=method`)).late_events).toBe(bizLate);
+    expect((await api(`/v1/safety/summary?${range}`)).late_events).toBe(await count('safety'));
+    expect((await api(`/v1/safety/breakdown?${range}&by=policy`)).late_events).toBe(await count('safety', ['window_closed']));
+    // The Grafana panel of late events per kind shows the same count for playback over the hour.
+    const rows = await panel('Late events per kind', P1);
+    const [all] = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM late_events FINAL WHERE src_topic LIKE '%playback' AND event_time >= toDateTime(${P0 / 1000}) AND event_time <= toDateTime(${P1 / 1000})`);
+    expect(rows.filter((r) => r.kind === 'playback').reduce((s, r) => s + Number(r.late_events), 0)).toBe(Number(all!.n));
+    console.log(`conformance, late events in the hour: qoe ${qoeLate}, business ${bizLate}`);
   });
 
   it('every metric of the catalog, on every grain it is defined on, was checked on at least two surfaces', () => {
