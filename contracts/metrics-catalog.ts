@@ -367,7 +367,9 @@ export function metricSql(name: string, grain: Grain, level: Level = 'rows', ali
   if (!metric.grains.includes(grain)) throw new Error(`metric ${name} is not defined on grain ${grain}`);
   const ms = (m: string) => measureSql(grain, m, level, alias);
   const k = metric.kind;
-  const scaled = (e: string, s: number) => (s === 1 ? e : s < 1 && Number.isInteger(1 / s) ? `${e} / ${num(1 / s)}` : `${num(s)} * ${e}`);
+  // A scale below 1 that is the inverse of a whole number (1 / 3,600,000, 1e-6) divides by it: exact in SQL.
+  const inv = (s: number) => Math.round(1 / s);
+  const scaled = (e: string, s: number) => (s === 1 ? e : s < 1 && Math.abs(1 / s - inv(s)) < 1e-6 ? `${e} / ${num(inv(s))}` : `${num(s)} * ${e}`);
   if (k.kind === 'ratio') return `if((${ms(k.den)}) = 0, NULL, ${scaled(`(${ms(k.num)}) / (${ms(k.den)})`, k.scale)})`;
   if (k.kind === 'sum') return scaled(`(${ms(k.measure)})`, k.scale);
   return scaled(nearestRankSql(`(${ms(k.samples)})`, k.q), k.scale);

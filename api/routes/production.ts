@@ -23,10 +23,8 @@ const IssuesQuery = Type.Object({
 const Show = Type.Object({
   show_name: Type.String(), issues: Num, open_issues: Num, open_critical: Num, cost_impact_usd_total: Num, delay_days_total: Num,
   open_cost_impact_usd: Num, resolved_cost_impact_usd: Num, open_delay_days: Num, resolved_delay_days: Num,
-  views: Num, playing_hours: Num, rebuffer_ratio: Num, playback_failures: Num, playback_failure_rate: Num,
+  views: Num, playing_hours: Num, rebuffer_pct: Num, playback_failures: Num, playback_failure_pct: Num,
 });
-/** Columns of production_show_overview; the open / resolved split comes from production_show_impact. */
-const OVERVIEW_COLS = Object.keys(Show.properties).filter((c) => !/^(open|resolved)_(cost_impact_usd|delay_days)$/.test(c));
 
 export function productionRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get('/v1/production/summary', {
@@ -65,14 +63,10 @@ export function productionRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get('/v1/production/shows', {
     config: { role: 'viewer' },
-    schema: { tags: ['production'], description: 'Each show: its issues (open, critical; cost impact and delay days in total, of open issues and of resolved ones) beside its views, playing hours, rebuffering and playback failures.', response: { 200: Type.Object({ shows: Type.Array(Show) }) } },
+    schema: { tags: ['production'], description: 'Each show: its issues (open, critical; cost impact and delay days in total, of open issues and of resolved ones) beside its engagement and QoE by view end (final views: views, playing hours, rebuffer % of watch time, playback failures and their % of views; the metric catalog).', response: { 200: Type.Object({ shows: Type.Array(Show) }) } },
   }, async () => {
     const rows = await queryRows<Record<string, unknown>>(ctx.ch,
-      `SELECT ${OVERVIEW_COLS.map((c) => `o.${c} AS ${c}`).join(', ')},
-         i.open_cost_impact_usd AS open_cost_impact_usd, i.cost_impact_usd_total - i.open_cost_impact_usd AS resolved_cost_impact_usd,
-         i.open_delay_days AS open_delay_days, i.delay_days_total - i.open_delay_days AS resolved_delay_days
-       FROM ${ctx.db}.production_show_overview AS o LEFT JOIN ${ctx.db}.production_show_impact AS i ON i.show_name = o.show_name
-       ORDER BY open_critical DESC, cost_impact_usd_total DESC, show_name LIMIT 1000`);
+      `SELECT ${Object.keys(Show.properties).join(', ')} FROM ${ctx.db}.production_show_overview ORDER BY open_critical DESC, cost_impact_usd_total DESC, show_name LIMIT 1000`);
     return { shows: numeric(rows, ['issues', 'open_issues', 'open_critical', 'views', 'playback_failures']) };
   });
 }

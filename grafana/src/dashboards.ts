@@ -71,7 +71,7 @@ export const DASHBOARDS: DashboardSpec[] = [
   {
     uid: 'streampulse-production', title: 'StreamPulse · Production', panels: [
       stat('Open issues / open critical', `SELECT open_issues, open_critical FROM production_open_critical`, ['open_issues', 'open_critical']),
-      table('Shows: issues beside engagement', `SELECT show_name, open_issues, open_critical, cost_impact_usd_total, delay_days_total, views, playing_hours, playback_failure_rate FROM production_show_overview ORDER BY open_critical DESC, cost_impact_usd_total DESC LIMIT 50`, ['show_name', 'open_issues', 'cost_impact_usd_total']),
+      table('Shows: issues beside engagement', `SELECT show_name, open_issues, open_critical, cost_impact_usd_total, open_cost_impact_usd, resolved_cost_impact_usd, delay_days_total, views, playing_hours, rebuffer_pct, playback_failure_pct FROM production_show_overview ORDER BY open_critical DESC, cost_impact_usd_total DESC LIMIT 50`, ['show_name', 'open_issues', 'cost_impact_usd_total']),
       table('Open issues', `SELECT issue_key, severity, show_name, status, cost_impact_usd, updated FROM production_issues_current WHERE is_open = 1 ORDER BY updated DESC LIMIT 100`, ['issue_key', 'severity', 'show_name']),
     ],
   },

@@ -161,3 +161,34 @@ FROM (
     if(countIf(appeal_outcome != '') = 0, NULL, countIf(appeal_outcome = 'reversed') / countIf(appeal_outcome != '')) AS appeal_overturn_rate
   FROM {db}.safety_cases FINAL
   WHERE action_time IS NOT NULL);
+
+-- For each show: its production issues beside engagement and QoE, now from the final views
+-- (qoe_views) with the catalog's formulas: one rebuffer percentage (of watch time, startup and the
+-- wait of views that never played included) instead of rebuffer ÷ (playing + rebuffer) from
+-- raw_playback. content -> show from raw_catalog (latest event per content_id). Generated from the catalog.
+CREATE OR REPLACE VIEW {db}.production_show_overview AS
+WITH
+  catalog AS (
+    SELECT content_id, argMax(show_name, (event_time, version)) AS show_name
+    FROM {db}.raw_catalog FINAL GROUP BY content_id),
+  engagement AS (
+    SELECT show_name, p_views_ended AS views, (p_playing_ms) / 3600000 AS playing_hours,
+  if((p_watch_ms) = 0, NULL, 100 * (p_rebuffer_ms) / (p_watch_ms)) AS rebuffer_pct,
+      p_failed_views AS playback_failures, if((p_views_ended) = 0, NULL, 100 * (p_failed_views) / (p_views_ended)) AS playback_failure_pct
+    FROM (
+      SELECT c.show_name AS show_name, count() AS p_views_ended,
+    sum(playing_ms) AS p_playing_ms,
+    sum(rebuffer_ms) AS p_rebuffer_ms,
+    sum(watch_ms) AS p_watch_ms,
+    countIf(outcome IN ('vsf', 'playback_failure')) AS p_failed_views
+      FROM (SELECT * FROM {db}.qoe_views FINAL WHERE is_final = 1 AND 1) AS v INNER JOIN catalog AS c ON c.content_id = v.content_id
+      GROUP BY c.show_name)),
+  issues AS (SELECT * FROM {db}.production_show_impact WHERE show_name != '')
+SELECT if(issues.show_name != '', issues.show_name, engagement.show_name) AS show_name,
+  issues.issues AS issues, issues.open_issues AS open_issues, issues.open_critical AS open_critical,
+  issues.cost_impact_usd_total AS cost_impact_usd_total, issues.delay_days_total AS delay_days_total,
+  issues.open_cost_impact_usd AS open_cost_impact_usd, issues.cost_impact_usd_total - issues.open_cost_impact_usd AS resolved_cost_impact_usd,
+  issues.open_delay_days AS open_delay_days, issues.delay_days_total - issues.open_delay_days AS resolved_delay_days,
+  engagement.views AS views, engagement.playing_hours AS playing_hours, engagement.rebuffer_pct AS rebuffer_pct,
+  engagement.playback_failures AS playback_failures, engagement.playback_failure_pct AS playback_failure_pct
+FROM issues FULL OUTER JOIN engagement ON engagement.show_name = issues.show_name;
