@@ -117,9 +117,9 @@ async function minuteSums(where = '1'): Promise<QoeSums> {
   }
   return s;
 }
-async function viewSums(where = '1'): Promise<QoeSums> {
+async function viewSums(where = '1', period = true): Promise<QoeSums> {
   const rows = await queryRows<Record<string, unknown>>(ch, `SELECT outcome, startup_ms, watch_ms, playing_ms, rebuffer_ms, rebuffer_count, weighted_avg_bitrate_kbps
-    FROM qoe_views FINAL WHERE is_final = 1 AND view_end >= fromUnixTimestamp64Milli(${P0}) AND view_end < fromUnixTimestamp64Milli(${P1}) AND ${where}`);
+    FROM qoe_views FINAL WHERE is_final = 1 AND ${period ? `view_end >= fromUnixTimestamp64Milli(${P0}) AND view_end < fromUnixTimestamp64Milli(${P1})` : '1'} AND ${where}`);
   const s: QoeSums = { watch: 0, playing: 0, rebuffer: 0, count: 0, bitrate: 0, ended: 0, vsf: 0, ebvs: 0, failed: 0, fatal: 0, samples: [] };
   for (const r of rows) {
     s.watch += Number(r.watch_ms); s.playing += Number(r.playing_ms); s.rebuffer += Number(r.rebuffer_ms); s.count += Number(r.rebuffer_count);
@@ -203,6 +203,17 @@ describe('every catalogued metric gives the same number on every surface', () =>
       const r = qoeReference(await viewSums(`cdn = '${cdn}' AND country = '${country}'`));
       const p = ((await api(`/v1/qoe/views-summary?from=${iso(P0)}&to=${iso(P1)}&step=3600&cdn=${cdn}&country=${country}`)).points as Record<string, unknown>[])[0]!;
       for (const m of ['rebuffer_pct', 'vsf_pct', 'startup_p95_ms']) same(m, 'view_end', `${cdn}/${country}`, { reference: r[m]!, api: num(p[m]), grafana: num(row[m]) });
+    }
+    // Per show (all final views, content → show from the catalog): /v1/production/shows and the Grafana production table.
+    const shows = ((await api('/v1/production/shows')).shows as Record<string, unknown>[]).filter((s) => Number(s.views) > 0);
+    expect(shows.length).toBeGreaterThan(3);
+    const gshows = await panel('Shows: issues beside engagement', P1);
+    for (const s of shows.slice(0, 8)) {
+      const name = String(s.show_name).replaceAll("'", "\\'");
+      const r = qoeReference(await viewSums(`content_id IN (SELECT content_id FROM (SELECT content_id, argMax(show_name, (event_time, version)) AS sn FROM raw_catalog FINAL GROUP BY content_id) WHERE sn = '${name}')`, false));
+      const g = gshows.find((x) => x.show_name === s.show_name);
+      for (const m of ['rebuffer_pct', 'playing_hours', 'playback_failure_pct'])
+        same(m, 'view_end', `show ${String(s.show_name)}`, { reference: r[m]!, api: num(s[m]), ...(g ? { grafana: num(g[m]) } : {}) });
     }
   });
 
