@@ -150,5 +150,5 @@ describe('alerts are a function of the log up to the evaluated time', () => {
     // Q3 fires at 07:51 with $90,000 and resolves at 07:57 (re-estimated to $20,000 at 07:56:30).
     expect(fired('production_cost_impact_high', 'PRD-Q3').map((x) => x.replace(/ volume=.*/, ''))).toEqual([expect.stringMatching(/^2024-05-06 07:51:00.* value=90000/)]);
     expect(a.filter((x) => x.includes('PRD-Q3') && x.includes('firing->resolved')).map((x) => x.slice(0, 19))).toEqual(['2024-05-06 07:57:00']);
-  }, 1_200_000);
+  }, 1_800_000);
 });
