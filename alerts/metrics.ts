@@ -14,6 +14,8 @@
  * {days:UInt16}. Group labels are interpolated only from each metric's fixed `labels` list
  * (validated by rules.ts).
  */
+import { P, measureSql, metricSql, partialsSql } from '../contracts/metrics-catalog.js';
+
 export type Align = 'minute' | 'hour' | 'day';
 
 export interface MetricDef {
@@ -69,6 +71,31 @@ function ranged(inner: string, g: readonly string[], outer: string, having = '')
     GROUP BY i, k${grp(g)}${having ? ` HAVING ${having}` : ''}`;
 }
 
+/**
+ * Jira issue history (production_issue_history, every event's state) with, per state row, `upd`
+ * (its `updated`, unix s as Float64), `next_upd` (the next state's, +inf for the newest: the row
+ * is the state as of t for upd < t ≤ next_upd), `created_s` and `deleted_s` (the issue's first
+ * deletion time, +inf if never deleted). Equal `updated`: the first in the log (lowest offset)
+ * wins, as in the processor. Deletion rows are not states.
+ */
+function issueHistory(db: string): string {
+  return `SELECT *, toFloat64(toUnixTimestamp64Milli(updated)) / 1000 AS upd, toFloat64(toUnixTimestamp64Milli(created)) / 1000 AS created_s,
+      leadInFrame(toFloat64(toUnixTimestamp64Milli(updated)) / 1000, 1, inf) OVER (PARTITION BY issue_key ORDER BY updated ASC, version DESC ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) AS next_upd
+    FROM (SELECT *, ifNull(min(toFloat64(toUnixTimestamp64Milli(deleted_time)) / 1000) OVER (PARTITION BY issue_key), inf) AS deleted_s
+      FROM ${db}.production_issue_history FINAL)
+    WHERE deleted = 0`;
+}
+
+/**
+ * The evaluation steps i (0..n) whose time t_i = t_first + i · step lies in (lo, hi] (Float64
+ * unix s), as one arrayJoin.
+ */
+function stepsIn(lo: string, hi: string): string {
+  const a = `greatest(toInt64(0), toInt64(floor((${lo} - ${F}) / ${S})) + 1)`;
+  const b = `least(toInt64(${N}), toInt64(floor((least(${hi}, 1e12) - ${F}) / ${S})))`;
+  return `toUInt32(arrayJoin(range(toUInt64(${a}), toUInt64(greatest(${b} + 1, ${a})))))`;
+}
+
 const minutes = `(${W} / 60)`;
 const frontier = (table: string, col: string, sizeS: number) => (db: string) => `SELECT count() AS n, toUnixTimestamp(max(${col})) + ${sizeS} AS t FROM ${db}.${table}`;
 
@@ -78,15 +105,18 @@ const qoe = (name: string, description: string, unit: string, windowMs: number, 
   frontierSql: frontier('qoe_minute', 'window_start', 60),
   sql: (db, g) => ranged(`SELECT window_start AS ts, ${sel(g)}${partials} FROM ${db}.qoe_minute FINAL WHERE ${inRange('window_start')} GROUP BY ts${grp(g)}`, g, outer),
 });
-const avgConcurrent = `sum(cv) / ${minutes}`;
 
 const PAY_LABELS = ['method', 'plan', 'country'] as const;
 const pay = (name: string, description: string, unit: string, windowMs: number, outer: string): MetricDef => ({
   name, description, unit, labels: PAY_LABELS, defaultWindowMs: windowMs, align: 'minute', baseline: true,
   frontierSql: frontier('kpi_payments_1m', 'window_start', 60),
-  sql: (db, g) => ranged(`SELECT window_start AS ts, ${sel(g)}sum(net_usd_micros) AS net, sum(attempts) AS att, sum(failed) AS fail
+  sql: (db, g) => ranged(`SELECT window_start AS ts, ${sel(g)}${partialsSql('payment_minute', ['revenue_usd', 'payment_failure_pct'])}
     FROM ${db}.kpi_payments_1m FINAL WHERE ${inRange('window_start')} GROUP BY ts${grp(g)}`, g, outer),
 });
+
+/** A catalogued metric over the partial aggregates of one (i, k) window (contracts/metrics-catalog.ts). */
+const rt = (name: string) => metricSql(name, 'minute', 'partials');
+const cvVolume = `sum(${P('concurrent_viewer_minutes')}) / ${minutes}`;
 
 const safety = (name: string, description: string, filter: string, windowMs: number): MetricDef => ({
   name, description, unit: 'events', labels: ['policy', 'severity'], defaultWindowMs: windowMs, align: 'minute', baseline: true,
@@ -96,32 +126,29 @@ const safety = (name: string, description: string, filter: string, windowMs: num
 });
 
 const list: MetricDef[] = [
-  qoe('qoe_rebuffer_pct', 'Rebuffer time as % of watch time (playing + rebuffer + seek); volume = average concurrent viewers.', '%', 60_000,
-    'sum(playing_ms) AS play, sum(rebuffer_ms) AS reb, sum(seek_ms) AS seek, sum(concurrent_viewers) AS cv',
-    `if(sum(play) + sum(reb) + sum(seek) = 0, NULL, 100 * sum(reb) / (sum(play) + sum(reb) + sum(seek))) AS value, ${avgConcurrent} AS volume`),
-  qoe('qoe_vsf_pct', 'Video start failures as % of views ended in the window; volume = views ended.', '%', 300_000,
-    'sum(vsf_views) AS vsf, sum(views_ended) AS ended',
-    'if(sum(ended) = 0, NULL, 100 * sum(vsf) / sum(ended)) AS value, toFloat64(sum(ended)) AS volume'),
-  qoe('qoe_startup_p95_s', 'Startup time p95 (nearest rank) in seconds over views started in the window; volume = startup samples.', 's', 300_000,
-    'groupArrayArray(startup_ms_samples) AS smp',
-    `sum(length(smp)) AS cnt, if(cnt = 0, NULL, arrayElement(arraySort(groupArrayArray(smp)), toUInt64(greatest(1, ceil(0.95 * cnt)))) / 1000) AS value, toFloat64(cnt) AS volume`),
-  qoe('qoe_fatal_errors', 'Fatal playback errors in the window; volume = average concurrent viewers.', 'errors', 3_600_000,
-    'sum(fatal_errors) AS fe, sum(concurrent_viewers) AS cv', `toFloat64(sum(fe)) AS value, ${avgConcurrent} AS volume`),
-  qoe('engagement_playing_hours', 'Playing time in hours in the window; volume = average concurrent viewers.', 'h', 3_600_000,
-    'sum(playing_ms) AS play, sum(concurrent_viewers) AS cv', `sum(play) / 3600000 AS value, ${avgConcurrent} AS volume`),
-  pay('business_revenue_usd', 'Net revenue in USD (gross − refunds − chargebacks); volume = payment attempts.', 'USD', 3_600_000,
-    'sum(net) / 1e6 AS value, toFloat64(sum(att)) AS volume'),
-  pay('business_payment_failure_pct', 'Failed payment attempts as % of attempts; volume = attempts.', '%', 900_000,
-    'if(sum(att) = 0, NULL, 100 * sum(fail) / sum(att)) AS value, toFloat64(sum(att)) AS volume'),
+  qoe('qoe_rebuffer_pct', 'Rebuffer time as % of watch time (startup or wait + playing + rebuffer + seek: the catalog\'s rebuffer_pct); volume = average concurrent viewers.', '%', 60_000,
+    partialsSql('minute', ['rebuffer_pct'], P, ['concurrent_viewer_minutes']), `${rt('rebuffer_pct')} AS value, ${cvVolume} AS volume`),
+  qoe('qoe_vsf_pct', 'Video start failures as % of views ended in the window (the catalog\'s vsf_pct); volume = views ended.', '%', 300_000,
+    partialsSql('minute', ['vsf_pct']), `${rt('vsf_pct')} AS value, toFloat64(sum(${P('views_ended')})) AS volume`),
+  qoe('qoe_startup_p95_s', 'Startup time p95 (nearest rank, the catalog\'s startup_p95_ms) in seconds over views started in the window; volume = startup samples.', 's', 300_000,
+    partialsSql('minute', ['startup_p95_ms']), `${rt('startup_p95_ms')} / 1000 AS value, toFloat64(sum(length(${P('startup_samples')}))) AS volume`),
+  qoe('qoe_fatal_errors', 'Fatal playback errors in the window (the catalog\'s fatal_errors); volume = average concurrent viewers.', 'errors', 3_600_000,
+    partialsSql('minute', ['fatal_errors'], P, ['concurrent_viewer_minutes']), `toFloat64(${rt('fatal_errors')}) AS value, ${cvVolume} AS volume`),
+  qoe('engagement_playing_hours', 'Playing time in hours in the window (the catalog\'s playing_hours); volume = average concurrent viewers.', 'h', 3_600_000,
+    partialsSql('minute', ['playing_hours'], P, ['concurrent_viewer_minutes']), `${rt('playing_hours')} AS value, ${cvVolume} AS volume`),
+  pay('business_revenue_usd', 'Net revenue in USD (gross − refunds − chargebacks: the catalog\'s revenue_usd); volume = payment attempts.', 'USD', 3_600_000,
+    `${metricSql('revenue_usd', 'payment_minute', 'partials')} AS value, toFloat64(sum(${P('attempts')})) AS volume`),
+  pay('business_payment_failure_pct', 'Failed payment attempts as % of attempts (the catalog\'s payment_failure_pct); volume = attempts.', '%', 900_000,
+    `${metricSql('payment_failure_pct', 'payment_minute', 'partials')} AS value, toFloat64(sum(${P('attempts')})) AS volume`),
   {
-    name: 'business_payer_rate_pct', description: 'Paying accounts (net revenue > 0) as % of active accounts in the hour; volume = active accounts.',
+    name: 'business_payer_rate_pct', description: 'Payers (accounts with a succeeded charge) as % of active accounts in the hour (the catalog\'s payer_rate_pct); volume = active accounts.',
     unit: '%', labels: [], defaultWindowMs: 3_600_000, align: 'hour', baseline: true,
     // An hour is evaluated once the business processor's minute stream has passed its end.
     frontierSql: frontier('kpi_payments_1m', 'window_start', 60),
-    sql: (db) => `SELECT i, k, 100 * countIf(net > 0) / count() AS value, toFloat64(count()) AS volume FROM (
-      SELECT ik.1 AS i, ik.2 AS k, account_id, sum(net) AS net FROM (
+    sql: (db) => `SELECT i, k, ${metricSql('payer_rate_pct', 'account_period')} AS value, toFloat64(${measureSql('account_period', 'active_accounts')}) AS volume FROM (
+      SELECT ik.1 AS i, ik.2 AS k, account_id, max(paid) AS paid, sum(net_usd_micros) AS net_usd_micros FROM (
         SELECT *, ${pairs('ts')} AS ik FROM (
-          SELECT hour AS ts, account_id, sum(net_usd_micros) AS net FROM ${db}.account_activity_1h FINAL WHERE ${inRange('hour')} GROUP BY ts, account_id))
+          SELECT hour AS ts, account_id, max(paid) AS paid, sum(net_usd_micros) AS net_usd_micros FROM ${db}.account_activity_1h FINAL WHERE ${inRange('hour')} GROUP BY ts, account_id))
       GROUP BY i, k, account_id) GROUP BY i, k`,
   },
   safety('safety_reports_actions', 'User reports, detections and moderation actions in the window.', `event_type IN ('report_created', 'action_taken')`, 3_600_000),
@@ -133,22 +160,33 @@ const list: MetricDef[] = [
       g, 'toFloat64(sum(c)) AS value, toFloat64(sum(c)) AS volume'),
   },
   {
-    name: 'production_new_critical_issues', description: 'Open critical Jira issues created in the window (current issue state).',
+    // As of t (issue 18): an issue counts at t when it was created in [t − window, t), was open and
+    // critical in some state the log holds with `updated` < t, and was not deleted before t. So an
+    // issue opened and resolved between two evaluation steps counts at the next step, and a
+    // replay sees exactly what a live evaluation saw (it never reads the issue's latest row).
+    name: 'production_new_critical_issues', description: 'Jira issues created in the window that were open and critical at some time before the evaluation time (issue history as of t).',
     unit: 'issues', labels: ['issue_key', 'show_name', 'project_key'], defaultWindowMs: 3_600_000, align: 'minute', baseline: false, frontierSql: null,
-    sql: (db, g) => ranged(`SELECT toDateTime(created) AS ts, ${sel(g)}count() AS c FROM ${db}.production_issues FINAL
-      WHERE deleted = 0 AND is_open = 1 AND is_critical = 1 AND ${inRange('toDateTime(created)')} GROUP BY ts${grp(g)}`, g, 'toFloat64(sum(c)) AS value, toFloat64(sum(c)) AS volume'),
-  },
-  {
-    // Every evaluation time after the issue's last update (`updated < t`) sees its current state.
-    name: 'production_issue_cost_usd', description: 'Largest cost impact (USD) of an open Jira issue updated before the evaluation time (current issue state).',
-    unit: 'USD', labels: ['issue_key', 'show_name', 'project_key'], defaultWindowMs: 60_000, align: 'minute', baseline: false, frontierSql: null,
     sql: (db, g) => {
-      const lo = `greatest(toInt64(0), toInt64(floor((toInt64(toUnixTimestamp(toDateTime(updated))) - ${F}) / ${S})) + 1)`;
-      return `SELECT i, toUInt16(0) AS k, ${sel(g)}max(cost_impact_usd) AS value, toFloat64(count()) AS volume FROM (
-        SELECT *, toUInt32(arrayJoin(range(toUInt64(${lo}), toUInt64(greatest(toInt64(${N}) + 1, ${lo}))))) AS i FROM ${db}.production_issues FINAL
-        WHERE deleted = 0 AND is_open = 1 AND updated < toDateTime(${F} + ${S} * ${N}))
+      const iv = issueHistory(db);
+      return `SELECT i, toUInt16(0) AS k, ${sel(g)}toFloat64(count()) AS value, toFloat64(count()) AS volume FROM (
+        SELECT *, ${stepsIn('greatest(first_oc, c_s)', `least(c_s + ${W}, d_s)`)} AS i FROM (
+          SELECT issue_key, argMin(show_name, upd) AS show_name, argMin(project_key, upd) AS project_key, min(upd) AS first_oc,
+            any(created_s) AS c_s, any(deleted_s) AS d_s
+          FROM (SELECT * FROM (${iv}) WHERE is_open = 1 AND is_critical = 1 AND upd < least(deleted_s, toFloat64(${F} + ${S} * ${N}))
+            AND created_s >= ${F} - ${W} AND created_s < ${F} + ${S} * ${N})
+          GROUP BY issue_key))
         GROUP BY i${grp(g)}`;
     },
+  },
+  {
+    // As of t (issue 18): each issue's state at t is its history row with the greatest
+    // (updated, first offset) among rows with updated < t; a deletion before t removes it.
+    name: 'production_issue_cost_usd', description: 'Largest cost impact (USD) of a Jira issue open as of the evaluation time (issue history as of t).',
+    unit: 'USD', labels: ['issue_key', 'show_name', 'project_key'], defaultWindowMs: 60_000, align: 'minute', baseline: false, frontierSql: null,
+    sql: (db, g) => `SELECT i, toUInt16(0) AS k, ${sel(g)}max(cost_impact_usd) AS value, toFloat64(count()) AS volume FROM (
+        SELECT *, ${stepsIn('upd', 'least(next_upd, deleted_s)')} AS i FROM (${issueHistory(db)})
+        WHERE deleted = 0 AND is_open = 1 AND upd < least(next_upd, deleted_s) AND upd < ${F} + ${S} * ${N} AND least(next_upd, deleted_s) >= ${F})
+      GROUP BY i${grp(g)}`,
   },
   {
     // Day D counts the accounts scored `high` on D that were not `high` on D − 1 (not scored on

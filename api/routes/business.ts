@@ -1,14 +1,16 @@
 /** Business KPIs: hourly headline KPIs, growth, and payments by a dimension. */
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
+import { metricSql } from '../../contracts/metrics-catalog.js';
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import type { ApiContext } from '../context.js';
+import { LateEvents, lateEvents } from '../late.js';
 import { ErrorBody, TimeRangeQuery, numeric, timeRange } from '../params.js';
 
 const Num = Type.Union([Type.Number(), Type.Null()]);
 const Range = Type.Object({ ...TimeRangeQuery });
 
-const HOURLY_COLS = ['revenue_usd', 'gross_usd', 'refunds_usd', 'chargebacks_usd', 'topups', 'topup_usd', 'payment_failure_rate', 'gifts', 'gift_coins', 'gift_value_usd', 'active_accounts', 'paying_accounts', 'arpu_usd', 'arppu_usd', 'payer_rate'] as const;
+const HOURLY_COLS = ['revenue_usd', 'gross_usd', 'refunds_usd', 'chargebacks_usd', 'topups', 'topup_usd', 'payment_failure_rate', 'gifts', 'gift_coins', 'gift_value_usd', 'active_accounts', 'payers', 'net_payers', 'arpu_usd', 'arppu_usd', 'payer_rate'] as const;
 const HourRow = Type.Object({ t: Type.Number(), ...Object.fromEntries(HOURLY_COLS.map((c) => [c, Num])) });
 
 const GROWTH_COLS = ['revenue_usd', 'active_accounts', 'payer_rate', 'payment_failure_rate', 'prev_hour_revenue_usd', 'same_hour_7d_avg_revenue_usd', 'same_hour_7d_avg_payer_rate', 'growth_vs_prev_hour', 'growth_vs_7d_same_hour'] as const;
@@ -26,13 +28,13 @@ const PayRow = Type.Object({ t: Num, key: Type.String(), ...Object.fromEntries(P
 export function businessRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get<{ Querystring: Static<typeof Range> }>('/v1/business/hourly', {
     config: { role: 'viewer' },
-    schema: { tags: ['business'], querystring: Range, description: 'Headline KPIs per hour (kpi_business_1h): revenue, refunds, ARPU, ARPPU, payer rate, gifts. Default range: last 24 h.', response: { 200: Type.Object({ hours: Type.Array(HourRow) }), 400: ErrorBody } },
+    schema: { tags: ['business'], querystring: Range, description: 'Headline KPIs per hour (kpi_business_1h): revenue, refunds, ARPU, ARPPU, payers (accounts with a succeeded charge), net payers (net revenue > 0), payer rate (payers ÷ active), gifts. Default range: last 24 h.', response: { 200: Type.Object({ hours: Type.Array(HourRow), late_events: LateEvents }), 400: ErrorBody } },
   }, async (req) => {
     const r = timeRange(req.query, ctx.now(), 86_400_000);
     const rows = await queryRows<Record<string, unknown>>(ctx.ch,
       `SELECT toUnixTimestamp(hour) * 1000 AS t, ${HOURLY_COLS.join(', ')} FROM ${ctx.db}.kpi_business_1h
        WHERE hour >= toStartOfHour(toDateTime({from:Float64})) AND hour < toDateTime({to:Float64}) ORDER BY hour`, { from: r.from, to: r.to });
-    return { hours: numeric(rows, ['t', 'topups', 'gifts', 'gift_coins', 'active_accounts', 'paying_accounts']) };
+    return { hours: numeric(rows, ['t', 'topups', 'gifts', 'gift_coins', 'active_accounts', 'payers', 'net_payers']), late_events: await lateEvents(ctx, 'business', r.from, r.to) };
   });
 
   app.get<{ Querystring: Static<typeof Range> }>('/v1/business/growth', {
@@ -48,7 +50,7 @@ export function businessRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get<{ Querystring: Static<typeof PaymentsQuery> }>('/v1/business/payments', {
     config: { role: 'viewer' },
-    schema: { tags: ['business'], querystring: PaymentsQuery, description: 'Payments (attempts, failures, gross, refunds, chargebacks, net, top-ups in USD) by method, plan, og_tier or country, over the range or per hour/day. Default range: last 24 h.', response: { 200: Type.Object({ by: Type.String(), rows: Type.Array(PayRow) }), 400: ErrorBody } },
+    schema: { tags: ['business'], querystring: PaymentsQuery, description: 'Payments (attempts, failures, gross, refunds, chargebacks, net, top-ups in USD) by method, plan, og_tier or country, over the range or per hour/day. Default range: last 24 h.', response: { 200: Type.Object({ by: Type.String(), rows: Type.Array(PayRow), late_events: LateEvents }), 400: ErrorBody } },
   }, async (req) => {
     const q = req.query;
     const r = timeRange(q, ctx.now(), 86_400_000);
@@ -56,12 +58,12 @@ export function businessRoutes(app: FastifyInstance, ctx: ApiContext): void {
     const tExpr = g === 'range' ? 'NULL' : g === 'hour' ? 'toUnixTimestamp(toStartOfHour(window_start)) * 1000' : 'toUnixTimestamp(toStartOfDay(window_start)) * 1000';
     const rows = await queryRows<Record<string, unknown>>(ctx.ch,
       `SELECT ${tExpr} AS t, toString(${q.by}) AS key, sum(attempts) AS attempts, sum(succeeded) AS succeeded, sum(failed) AS failed,
-         if(sum(attempts) = 0, 0, sum(failed) / sum(attempts)) AS failure_rate,
+         ifNull(${metricSql('payment_failure_pct', 'payment_minute')} / 100, 0) AS failure_rate,
          sum(gross_usd_micros) / 1e6 AS gross_usd, sum(refunds_usd_micros) / 1e6 AS refunds_usd, sum(chargebacks_usd_micros) / 1e6 AS chargebacks_usd,
          sum(net_usd_micros) / 1e6 AS net_usd, sum(topups) AS topups, sum(topup_usd_micros) / 1e6 AS topup_usd
        FROM ${ctx.db}.kpi_payments_1m FINAL
        WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64})
        GROUP BY t, key ORDER BY t, net_usd DESC, key LIMIT 10000 SETTINGS prefer_column_name_to_alias = 1`, { from: r.from, to: r.to });
-    return { by: q.by, rows: numeric(rows, ['t', 'attempts', 'succeeded', 'failed', 'topups']) };
+    return { by: q.by, rows: numeric(rows, ['t', 'attempts', 'succeeded', 'failed', 'topups']), late_events: await lateEvents(ctx, 'business', r.from, r.to) };
   });
 }

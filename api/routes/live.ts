@@ -4,6 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
+import { metricSql } from '../../contracts/metrics-catalog.js';
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import type { ApiContext } from '../context.js';
 import { numeric } from '../params.js';
@@ -36,7 +37,7 @@ export async function liveSnapshot(ctx: ApiContext, minutes: number): Promise<Li
     queryRows<Record<string, unknown>>(ctx.ch, qoeSeriesSql(db, "'all'", ''), p),
     queryRows<Record<string, unknown>>(ctx.ch,
       `SELECT toUnixTimestamp(window_start) * 1000 AS t, sum(net_usd_micros) / 1e6 AS revenue_usd, sum(attempts) AS attempts, sum(failed) AS failed,
-         if(sum(attempts) = 0, 0, sum(failed) / sum(attempts)) AS failure_rate
+         ifNull(${metricSql('payment_failure_pct', 'payment_minute')} / 100, 0) AS failure_rate
        FROM ${db}.kpi_payments_1m FINAL WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64}) GROUP BY t ORDER BY t SETTINGS prefer_column_name_to_alias = 1`, p),
     queryRows<Record<string, unknown>>(ctx.ch,
       `SELECT toUnixTimestamp(window_start) * 1000 AS t, sum(value_usd_micros) / 1e6 AS gift_value_usd, sum(gifts) AS gifts

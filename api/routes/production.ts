@@ -22,7 +22,8 @@ const IssuesQuery = Type.Object({
 });
 const Show = Type.Object({
   show_name: Type.String(), issues: Num, open_issues: Num, open_critical: Num, cost_impact_usd_total: Num, delay_days_total: Num,
-  views: Num, playing_hours: Num, rebuffer_ratio: Num, playback_failures: Num, playback_failure_rate: Num,
+  open_cost_impact_usd: Num, resolved_cost_impact_usd: Num, open_delay_days: Num, resolved_delay_days: Num,
+  views: Num, playing_hours: Num, rebuffer_pct: Num, playback_failures: Num, playback_failure_pct: Num,
 });
 
 export function productionRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -62,7 +63,7 @@ export function productionRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get('/v1/production/shows', {
     config: { role: 'viewer' },
-    schema: { tags: ['production'], description: 'Each show: its issues (open, critical, cost, delay) beside its views, playing hours, rebuffering and playback failures.', response: { 200: Type.Object({ shows: Type.Array(Show) }) } },
+    schema: { tags: ['production'], description: 'Each show: its issues (open, critical; cost impact and delay days in total, of open issues and of resolved ones) beside its engagement and QoE by view end (final views: views, playing hours, rebuffer % of watch time, playback failures and their % of views; the metric catalog).', response: { 200: Type.Object({ shows: Type.Array(Show) }) } },
   }, async () => {
     const rows = await queryRows<Record<string, unknown>>(ctx.ch,
       `SELECT ${Object.keys(Show.properties).join(', ')} FROM ${ctx.db}.production_show_overview ORDER BY open_critical DESC, cost_impact_usd_total DESC, show_name LIMIT 1000`);

@@ -1,8 +1,10 @@
 /** QoE: minute time series with a group-by (qoe_minute), and per-view rows (qoe_views). */
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
+import { SOURCES, measureSql, metricSql, type Grain } from '../../contracts/metrics-catalog.js';
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import type { ApiContext } from '../context.js';
+import { LateEvents, lateEvents } from '../late.js';
 import { ApiError, ErrorBody, PageBody, PageQuery, TimeRangeQuery, decodeCursor, numeric, page, timeRange } from '../params.js';
 
 const GROUP_BY = { none: "'all'", cdn: 'cdn', device_category: 'device_category', country: 'country', asn: 'toString(asn)', content_id: 'content_id' } as const;
@@ -15,7 +17,7 @@ export const QoePoint = Type.Object({
   concurrent_viewers: Num, views_started: Num, plays: Num, views_ended: Num,
   vsf_pct: Num, ebvs_pct: Num, playback_failure_pct: Num,
   startup_p50_ms: Num, startup_p95_ms: Num,
-  rebuffer_pct: Num, rebuffer_per_min: Num, avg_bitrate_kbps: Num, watch_ms: Num, fatal_errors: Num,
+  rebuffer_pct: Num, rebuffer_per_min: Num, avg_bitrate_kbps: Num, watch_ms: Num, watch_hours: Num, playing_hours: Num, fatal_errors: Num,
 });
 
 const TsQuery = Type.Object({
@@ -25,32 +27,51 @@ const TsQuery = Type.Object({
   cdn: Type.Optional(Type.String()), device_category: Type.Optional(Type.String()), country: Type.Optional(Type.String()), content_id: Type.Optional(Type.String()),
 });
 
+/** Metrics every QoE answer gives, real time and by view end, from the catalog (contracts/metrics-catalog.ts). */
+const QOE_METRICS = ['vsf_pct', 'ebvs_pct', 'playback_failure_pct', 'startup_p50_ms', 'startup_p95_ms', 'rebuffer_pct', 'rebuffer_per_min', 'avg_bitrate_kbps', 'watch_hours', 'playing_hours'] as const;
+const metricCols = (grain: Grain) => QOE_METRICS.map((m) => `${metricSql(m, grain)} AS ${m}`).join(',\n  ');
+
 /**
- * Same formulas as the qoe_minute_all view (ratios of sums, nearest-rank startup percentiles) but
- * summed over the requested group and bucket, so percentiles come from the pooled samples rather
- * than from an average of per-group percentiles. Concurrent viewers: mean per minute in the bucket.
+ * The catalog's formulas (ratios of sums, nearest-rank startup percentiles) over the requested
+ * group and bucket, so percentiles come from the pooled samples rather than from an average of
+ * per-group percentiles. Concurrent viewers: mean per minute in the bucket.
  */
 export function qoeSeriesSql(db: string, groupExpr: string, filters: string): string {
+  const m = (x: string) => measureSql('minute', x);
   return `
 SELECT toUnixTimestamp(toStartOfInterval(window_start, INTERVAL {step:UInt32} SECOND)) * 1000 AS t, ${groupExpr} AS series,
-  sum(concurrent_viewers) / uniqExact(window_start) AS concurrent_viewers, sum(views_started) AS views_started, sum(plays) AS plays, sum(views_ended) AS views_ended,
-  if(sum(views_ended) = 0, NULL, 100 * sum(vsf_views) / sum(views_ended)) AS vsf_pct,
-  if(sum(views_ended) = 0, NULL, 100 * sum(ebvs_views) / sum(views_ended)) AS ebvs_pct,
-  if(sum(views_ended) = 0, NULL, 100 * (sum(vsf_views) + sum(playback_failure_views)) / sum(views_ended)) AS playback_failure_pct,
-  arraySort(groupArrayArray(startup_ms_samples)) AS samples,
-  if(length(samples) = 0, NULL, samples[toUInt64(greatest(1, ceil(0.5 * length(samples))))]) AS startup_p50_ms,
-  if(length(samples) = 0, NULL, samples[toUInt64(greatest(1, ceil(0.95 * length(samples))))]) AS startup_p95_ms,
-  sum(playing_ms) + sum(rebuffer_ms) + sum(seek_ms) AS watch_ms,
-  if(watch_ms = 0, NULL, 100 * sum(rebuffer_ms) / watch_ms) AS rebuffer_pct,
-  if(watch_ms = 0, NULL, sum(rebuffer_count) / (watch_ms / 60000)) AS rebuffer_per_min,
-  if(sum(playing_ms) = 0, NULL, sum(bitrate_kbps_ms) / sum(playing_ms)) AS avg_bitrate_kbps,
-  sum(fatal_errors) AS fatal_errors
-FROM ${db}.qoe_minute FINAL
-WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64})${filters}
+  ${m('concurrent_viewer_minutes')} / uniqExact(window_start) AS concurrent_viewers, ${m('views_started')} AS views_started, ${m('plays')} AS plays, ${m('views_ended')} AS views_ended,
+  ${metricCols('minute')},
+  ${m('watch_ms')} AS watch_ms, ${m('fatal_errors')} AS fatal_errors
+FROM ${SOURCES.minute.from(db, 'window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64})')}
+WHERE 1${filters}
 GROUP BY t, series ORDER BY t, series
 LIMIT 100000
 SETTINGS prefer_column_name_to_alias = 1`;
 }
+
+/** QoE by view end (Mux reporting): final views bucketed by the time of their end, same metrics. */
+export function qoeViewsSummarySql(db: string, groupExpr: string, filters: string): string {
+  const m = (x: string) => measureSql('view_end', x);
+  return `
+SELECT toUnixTimestamp(toStartOfInterval(view_end, INTERVAL {step:UInt32} SECOND)) * 1000 AS t, ${groupExpr} AS series,
+  ${m('views_ended')} AS views_ended, ${m('plays')} AS plays, ${m('vsf_views')} AS vsf_views, ${m('ebvs_views')} AS ebvs_views, ${m('playback_failure_views')} AS playback_failure_views,
+  ${metricCols('view_end')},
+  ${m('watch_ms')} AS watch_ms, ${m('playing_ms')} AS playing_ms, ${m('rebuffer_ms')} AS rebuffer_ms
+FROM ${SOURCES.view_end.from(db, 'view_end >= fromUnixTimestamp64Milli(toInt64({from:Float64} * 1000)) AND view_end < fromUnixTimestamp64Milli(toInt64({to:Float64} * 1000))')}
+WHERE 1${filters}
+GROUP BY t, series ORDER BY t, series
+LIMIT 100000
+SETTINGS prefer_column_name_to_alias = 1`;
+}
+
+export const QoeViewsPoint = Type.Object({
+  t: Type.Number({ description: 'Bucket start (views ending in it), epoch ms' }),
+  series: Type.String({ description: 'Value of the group-by column ("all" without one)' }),
+  views_ended: Num, plays: Num, vsf_views: Num, ebvs_views: Num, playback_failure_views: Num,
+  vsf_pct: Num, ebvs_pct: Num, playback_failure_pct: Num, startup_p50_ms: Num, startup_p95_ms: Num,
+  rebuffer_pct: Num, rebuffer_per_min: Num, avg_bitrate_kbps: Num, watch_hours: Num, playing_hours: Num, watch_ms: Num, playing_ms: Num, rebuffer_ms: Num,
+});
 
 const ViewRow = Type.Object({
   view_id: Type.String(), viewer_id: Type.String(), account_id: Type.String(), content_id: Type.String(), stream_type: Type.String(),
@@ -74,7 +95,7 @@ export function qoeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     schema: {
       tags: ['qoe'], querystring: TsQuery,
       description: 'QoE per bucket (from the one-minute aggregates), optionally one series per cdn, device_category, country, asn or content_id, with optional filters.',
-      response: { 200: Type.Object({ step: Type.Number(), group_by: Type.String(), points: Type.Array(QoePoint) }), 400: ErrorBody },
+      response: { 200: Type.Object({ step: Type.Number(), group_by: Type.String(), points: Type.Array(QoePoint), late_events: LateEvents }), 400: ErrorBody },
     },
   }, async (req) => {
     const q = req.query;
@@ -86,9 +107,31 @@ export function qoeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     let filters = '';
     for (const d of DIMS) if (q[d] !== undefined) { filters += ` AND ${d} = {${d}:String}`; params[d] = q[d]; }
     const rows = await queryRows<Record<string, unknown>>(ctx.ch, qoeSeriesSql(ctx.db, GROUP_BY[groupBy], filters), params);
-    const points = rows.map(({ samples: _s, ...p }) => p);
+    const points = rows;
     numeric(points, ['t', 'concurrent_viewers', 'views_started', 'plays', 'views_ended', 'startup_p50_ms', 'startup_p95_ms', 'watch_ms', 'fatal_errors']);
-    return { step, group_by: groupBy, points };
+    return { step, group_by: groupBy, points, late_events: await lateEvents(ctx, 'qoe', r.from, r.to) };
+  });
+
+  app.get<{ Querystring: Static<typeof TsQuery> }>('/v1/qoe/views-summary', {
+    config: { role: 'viewer' },
+    schema: {
+      tags: ['qoe'], querystring: TsQuery,
+      description: 'QoE by view end (Mux reporting numbers): final views bucketed by the time they ended, optionally one series per cdn, device_category, country, asn or content_id, with optional filters (the same as /v1/qoe/timeseries). Same formulas (the metric catalog).',
+      response: { 200: Type.Object({ step: Type.Number(), group_by: Type.String(), points: Type.Array(QoeViewsPoint), late_events: LateEvents }), 400: ErrorBody },
+    },
+  }, async (req) => {
+    const q = req.query;
+    const r = timeRange(q, ctx.now());
+    const step = q.step ?? 60;
+    if ((r.toMs - r.fromMs) / (step * 1000) > 10_000) throw new ApiError(400, 'bad_request', 'step: too many buckets for the range (max 10000); raise step', 'step');
+    const groupBy = (q.group_by ?? 'none') as keyof typeof GROUP_BY;
+    const params: Record<string, unknown> = { from: r.from, to: r.to, step };
+    let filters = '';
+    for (const d of DIMS) if (q[d] !== undefined) { filters += ` AND ${d} = {${d}:String}`; params[d] = q[d]; }
+    const rows = await queryRows<Record<string, unknown>>(ctx.ch, qoeViewsSummarySql(ctx.db, GROUP_BY[groupBy], filters), params);
+    numeric(rows, ['t', 'views_ended', 'plays', 'vsf_views', 'ebvs_views', 'playback_failure_views', 'startup_p50_ms', 'startup_p95_ms', 'watch_ms', 'playing_ms', 'rebuffer_ms']);
+    // Events late for the minute rows still merge into their views; only expired views' events are left out.
+    return { step, group_by: groupBy, points: rows, late_events: await lateEvents(ctx, 'qoe', r.from, r.to, ['view_expired']) };
   });
 
   app.get<{ Querystring: Static<typeof ViewsQuery> }>('/v1/qoe/views', {

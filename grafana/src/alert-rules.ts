@@ -3,6 +3,7 @@
  * format (groups:). Each query returns one numeric `value` column (rows labelled by string columns
  * become separate alert instances); B reduces, C compares with the threshold.
  */
+import { metricSql } from '../../contracts/metrics-catalog.js';
 import { CH } from './clickhouse-query.js';
 
 export interface RuleSpec {
@@ -19,13 +20,13 @@ export interface RuleSpec {
 
 export const RULES: RuleSpec[] = [
   { uid: 'sp-qoe-rebuffer-cdn', title: 'Rebuffer % above 2 % (1 min, ≥ 50 viewers) by CDN', rangeS: 120, op: 'gt', threshold: 2, for: '3m', severity: 'warning',
-    sql: `SELECT cdn, if(sum(concurrent_viewers) < 50, 0, 100 * sum(rebuffer_ms) / greatest(sum(playing_ms + rebuffer_ms + seek_ms), 1)) AS value FROM qoe_minute FINAL WHERE $__timeFilter(window_start) AND window_start = (SELECT max(window_start) FROM qoe_minute WHERE $__timeFilter(window_start)) GROUP BY cdn` },
+    sql: `SELECT cdn, if(sum(concurrent_viewers) < 50, 0, ifNull(${metricSql('rebuffer_pct', 'minute')}, 0)) AS value FROM qoe_minute FINAL WHERE $__timeFilter(window_start) AND window_start = (SELECT max(window_start) FROM qoe_minute WHERE $__timeFilter(window_start)) GROUP BY cdn` },
   { uid: 'sp-qoe-vsf', title: 'VSF % above 5 % over 5 min', rangeS: 300, op: 'gt', threshold: 5, for: '0s', severity: 'critical',
-    sql: `SELECT 100 * sum(vsf_views) / greatest(sum(views_ended), 1) AS value FROM qoe_minute FINAL WHERE $__timeFilter(window_start)` },
+    sql: `SELECT ifNull(${metricSql('vsf_pct', 'minute')}, 0) AS value FROM qoe_minute FINAL WHERE $__timeFilter(window_start)` },
   { uid: 'sp-qoe-startup-p95', title: 'Startup p95 above 4 s over 5 min', rangeS: 300, op: 'gt', threshold: 4000, for: '0s', severity: 'warning',
-    sql: `SELECT ifNull(quantileExact(0.95)(s), 0) AS value FROM qoe_minute FINAL ARRAY JOIN startup_ms_samples AS s WHERE $__timeFilter(window_start)` },
-  { uid: 'sp-biz-payment-failures', title: 'Payment failure rate above 10 % over 15 min', rangeS: 900, op: 'gt', threshold: 0.1, for: '0s', severity: 'warning',
-    sql: `SELECT sum(failed) / greatest(sum(attempts), 1) AS value FROM kpi_payments_1m FINAL WHERE $__timeFilter(window_start)` },
+    sql: `SELECT ifNull(${metricSql('startup_p95_ms', 'minute')}, 0) AS value FROM qoe_minute FINAL WHERE $__timeFilter(window_start)` },
+  { uid: 'sp-biz-payment-failures', title: 'Payment failure rate above 10 % over 15 min', rangeS: 900, op: 'gt', threshold: 10, for: '0s', severity: 'warning',
+    sql: `SELECT ifNull(${metricSql('payment_failure_pct', 'payment_minute')}, 0) AS value FROM kpi_payments_1m FINAL WHERE $__timeFilter(window_start)` },
   { uid: 'sp-biz-revenue-drop', title: 'Hourly revenue more than 15 % below the same hour’s 7-day average', rangeS: 8 * 86_400, op: 'lt', threshold: -0.15, for: '0s', severity: 'warning',
     sql: `SELECT ifNull(argMax(growth_vs_7d_same_hour, hour), 0) AS value FROM kpi_business_growth_1h WHERE $__timeFilter(hour) AND hour < toStartOfHour(now())` },
   { uid: 'sp-safety-volume', title: 'More than 50 reports or actions in an hour', rangeS: 3600, op: 'gt', threshold: 50, for: '0s', severity: 'warning',

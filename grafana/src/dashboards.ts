@@ -7,7 +7,12 @@ import { DashboardBuilder } from '@grafana/grafana-foundation-sdk/dashboard';
 import { PanelBuilder as TimeseriesPanel } from '@grafana/grafana-foundation-sdk/timeseries';
 import { PanelBuilder as StatPanel } from '@grafana/grafana-foundation-sdk/stat';
 import { PanelBuilder as TablePanel } from '@grafana/grafana-foundation-sdk/table';
+import { metricSql, nearestRankSql } from '../../contracts/metrics-catalog.js';
 import { CH, ClickHouseQueryBuilder } from './clickhouse-query.js';
+
+/** A catalogued metric's SQL over the source rows (contracts/metrics-catalog.ts: the one definition). */
+const rt = (name: string) => metricSql(name, 'minute');
+const ve = (name: string) => metricSql(name, 'view_end');
 
 export interface PanelSpec {
   title: string;
@@ -34,18 +39,18 @@ export const DASHBOARDS: DashboardSpec[] = [
   {
     uid: 'streampulse-qoe', title: 'StreamPulse · QoE', panels: [
       ts('Concurrent viewers', `SELECT $__timeInterval(window_start) AS time, sum(concurrent_viewers) / uniqExact(window_start) AS viewers ${QOE_BUCKET}`, ['time', 'viewers']),
-      ts('Rebuffer % by CDN', `SELECT $__timeInterval(window_start) AS time, cdn, 100 * sum(rebuffer_ms) / greatest(sum(playing_ms + rebuffer_ms + seek_ms), 1) AS rebuffer_pct FROM qoe_minute FINAL WHERE $__timeFilter(window_start) GROUP BY time, cdn ORDER BY time`, ['time', 'cdn', 'rebuffer_pct'], 'percent'),
-      ts('Startup p50 / p95 (ms)', `SELECT $__timeInterval(window_start) AS time, quantileExact(0.5)(s) AS p50_ms, quantileExact(0.95)(s) AS p95_ms FROM qoe_minute FINAL ARRAY JOIN startup_ms_samples AS s WHERE $__timeFilter(window_start) GROUP BY time ORDER BY time`, ['time', 'p50_ms', 'p95_ms'], 'ms'),
-      ts('VSF % and playback failures %', `SELECT $__timeInterval(window_start) AS time, 100 * sum(vsf_views) / greatest(sum(views_ended), 1) AS vsf_pct, 100 * sum(playback_failure_views) / greatest(sum(views_ended), 1) AS failure_pct ${QOE_BUCKET}`, ['time', 'vsf_pct', 'failure_pct'], 'percent'),
-      table('QoE by CDN and country (views ended in range)', `SELECT cdn, country, count() AS views, countIf(outcome = 'vsf') AS vsf, round(100 * sum(rebuffer_ms) / greatest(sum(watch_ms), 1), 3) AS rebuffer_pct, quantileExactIf(0.95)(startup_ms, startup_ms IS NOT NULL) AS startup_p95_ms FROM qoe_views FINAL WHERE is_final = 1 AND $__timeFilter(view_end) GROUP BY cdn, country ORDER BY views DESC LIMIT 50`, ['cdn', 'country', 'views', 'rebuffer_pct']),
+      ts('Rebuffer % by CDN', `SELECT $__timeInterval(window_start) AS time, cdn, ${rt('rebuffer_pct')} AS rebuffer_pct FROM qoe_minute FINAL WHERE $__timeFilter(window_start) GROUP BY time, cdn ORDER BY time`, ['time', 'cdn', 'rebuffer_pct'], 'percent'),
+      ts('Startup p50 / p95 (ms)', `SELECT $__timeInterval(window_start) AS time, ${rt('startup_p50_ms')} AS p50_ms, ${rt('startup_p95_ms')} AS p95_ms ${QOE_BUCKET}`, ['time', 'p50_ms', 'p95_ms'], 'ms'),
+      ts('VSF % and playback failures %', `SELECT $__timeInterval(window_start) AS time, ${rt('vsf_pct')} AS vsf_pct, ${rt('playback_failure_pct')} AS playback_failure_pct ${QOE_BUCKET}`, ['time', 'vsf_pct', 'playback_failure_pct'], 'percent'),
+      table('QoE by CDN and country (views ended in range)', `SELECT cdn, country, count() AS views, countIf(outcome = 'vsf') AS vsf, ${ve('rebuffer_pct')} AS rebuffer_pct, ${ve('vsf_pct')} AS vsf_pct, ${ve('startup_p95_ms')} AS startup_p95_ms FROM qoe_views FINAL WHERE is_final = 1 AND $__timeFilter(view_end) GROUP BY cdn, country ORDER BY views DESC LIMIT 50`, ['cdn', 'country', 'views', 'rebuffer_pct']),
     ],
   },
   {
     uid: 'streampulse-business', title: 'StreamPulse · Business', panels: [
       ts('Net revenue (USD)', `SELECT $__timeInterval(window_start) AS time, sum(net_usd_micros) / 1e6 AS revenue_usd FROM kpi_payments_1m FINAL WHERE $__timeFilter(window_start) GROUP BY time ORDER BY time`, ['time', 'revenue_usd'], 'currencyUSD'),
       ts('Revenue by method', `SELECT $__timeInterval(window_start) AS time, method, sum(net_usd_micros) / 1e6 AS revenue_usd FROM kpi_payments_1m FINAL WHERE $__timeFilter(window_start) GROUP BY time, method ORDER BY time`, ['time', 'method', 'revenue_usd'], 'currencyUSD'),
-      ts('Payment failure rate', `SELECT $__timeInterval(window_start) AS time, sum(failed) / greatest(sum(attempts), 1) AS failure_rate FROM kpi_payments_1m FINAL WHERE $__timeFilter(window_start) GROUP BY time ORDER BY time`, ['time', 'failure_rate'], 'percentunit'),
-      table('Hourly KPIs', `SELECT hour, revenue_usd, refunds_usd, active_accounts, paying_accounts, arpu_usd, arppu_usd, payer_rate FROM kpi_business_1h WHERE $__timeFilter(hour) ORDER BY hour DESC`, ['hour', 'revenue_usd', 'arpu_usd', 'payer_rate']),
+      ts('Payment failure %', `SELECT $__timeInterval(window_start) AS time, ${metricSql('payment_failure_pct', 'payment_minute')} AS payment_failure_pct FROM kpi_payments_1m FINAL WHERE $__timeFilter(window_start) GROUP BY time ORDER BY time`, ['time', 'payment_failure_pct'], 'percent'),
+      table('Hourly KPIs', `SELECT hour, revenue_usd, refunds_usd, active_accounts, payers, net_payers, arpu_usd, arppu_usd, payer_rate FROM kpi_business_1h WHERE $__timeFilter(hour) ORDER BY hour DESC`, ['hour', 'revenue_usd', 'arpu_usd', 'payer_rate']),
       stat('Active accounts (range)', `SELECT uniqExact(account_id) AS active_accounts FROM account_activity_1h FINAL WHERE $__timeFilter(hour)`, ['active_accounts']),
     ],
   },
@@ -59,20 +64,22 @@ export const DASHBOARDS: DashboardSpec[] = [
     uid: 'streampulse-safety', title: 'StreamPulse · Trust and safety', panels: [
       ts('Reports and actions', `SELECT $__timeInterval(window_start) AS time, sumIf(events, event_type = 'report_created') AS reports, sumIf(events, event_type = 'action_taken' AND action_type != 'none') AS actions FROM safety_events_1m FINAL WHERE $__timeFilter(window_start) GROUP BY time ORDER BY time`, ['time', 'reports', 'actions']),
       table('By policy', `SELECT policy, sumIf(events, event_type = 'report_created') AS reports, sumIf(events, event_type = 'action_taken') AS actions FROM safety_events_1m FINAL WHERE $__timeFilter(window_start) GROUP BY policy ORDER BY reports DESC`, ['policy', 'reports', 'actions']),
+      stat('Time to action, median and p90 (ms)', `SELECT ${metricSql('median_time_to_action_ms', 'case')} AS median_time_to_action_ms, ${metricSql('p90_time_to_action_ms', 'case')} AS p90_time_to_action_ms FROM safety_cases FINAL WHERE $__timeFilter(action_time)`, ['median_time_to_action_ms', 'p90_time_to_action_ms'], 'ms'),
       stat('Safety score (overall)', `SELECT safety_score FROM safety_score_overall`, ['safety_score']),
     ],
   },
   {
     uid: 'streampulse-production', title: 'StreamPulse · Production', panels: [
       stat('Open issues / open critical', `SELECT open_issues, open_critical FROM production_open_critical`, ['open_issues', 'open_critical']),
-      table('Shows: issues beside engagement', `SELECT show_name, open_issues, open_critical, cost_impact_usd_total, delay_days_total, views, playing_hours, playback_failure_rate FROM production_show_overview ORDER BY open_critical DESC, cost_impact_usd_total DESC LIMIT 50`, ['show_name', 'open_issues', 'cost_impact_usd_total']),
+      table('Shows: issues beside engagement', `SELECT show_name, open_issues, open_critical, cost_impact_usd_total, open_cost_impact_usd, resolved_cost_impact_usd, delay_days_total, views, playing_hours, rebuffer_pct, playback_failure_pct FROM production_show_overview ORDER BY open_critical DESC, cost_impact_usd_total DESC LIMIT 50`, ['show_name', 'open_issues', 'cost_impact_usd_total']),
       table('Open issues', `SELECT issue_key, severity, show_name, status, cost_impact_usd, updated FROM production_issues_current WHERE is_open = 1 ORDER BY updated DESC LIMIT 100`, ['issue_key', 'severity', 'show_name']),
     ],
   },
   {
     uid: 'streampulse-pipeline', title: 'StreamPulse · Pipeline health', panels: [
       ts('Raw events ingested per interval', `SELECT $__timeInterval(event_time) AS time, count() AS playback_events FROM raw_playback WHERE $__timeFilter(event_time) GROUP BY time ORDER BY time`, ['time', 'playback_events']),
-      ts('Ingest delay p95 (s)', `SELECT $__timeInterval(event_time) AS time, quantile(0.95)(dateDiff('millisecond', event_time, ingested_at)) / 1000 AS delay_p95_s FROM raw_playback WHERE $__timeFilter(event_time) GROUP BY time ORDER BY time`, ['time', 'delay_p95_s'], 's'),
+      ts('Ingest delay p95 (s)', `SELECT $__timeInterval(event_time) AS time, ${nearestRankSql("groupArray(dateDiff('millisecond', event_time, ingested_at))", 0.95)} / 1000 AS delay_p95_s FROM raw_playback WHERE $__timeFilter(event_time) GROUP BY time ORDER BY time`, ['time', 'delay_p95_s'], 's'),
+      ts('Late events per kind', `SELECT $__timeInterval(event_time) AS time, arrayElement(splitByChar('.', src_topic), -1) AS kind, count() AS late_events FROM late_events FINAL WHERE $__timeFilter(event_time) GROUP BY time, kind ORDER BY time`, ['time', 'kind', 'late_events']),
       table('Rows per table', `SELECT table, sum(rows) AS rows, max(modification_time) AS last_write FROM system.parts WHERE active AND database = currentDatabase() GROUP BY table ORDER BY table`, ['table', 'rows', 'last_write']),
     ],
   },

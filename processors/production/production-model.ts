@@ -41,3 +41,19 @@ export function issueRow(e: JiraIssueEvent): Record<string, unknown> {
     last_event_id: e.event_id, state_version: stateVersion(e),
   };
 }
+
+/**
+ * The `production_issue_history` row of a Jira event: the issue's state as this event tells it,
+ * written for EVERY event (also stale ones), so the state as of any time t can be read back:
+ * the row with the greatest (updated, version) among rows with updated < t, unless a deletion row
+ * has deleted_time < t (alerts/metrics.ts, issue 18).
+ */
+export function historyRow(e: JiraIssueEvent): Record<string, unknown> {
+  const r = issueRow(e);
+  return {
+    issue_key: r.issue_key, project_key: r.project_key, status: r.status, status_category: r.status_category, priority: r.priority,
+    severity: r.severity, show_name: r.show_name, cost_impact_usd: r.cost_impact_usd, delay_days: r.delay_days,
+    created: r.created, updated: r.updated, resolved: r.resolved, is_open: r.is_open, is_critical: r.is_critical,
+    deleted: r.deleted, deleted_time: r.deleted_time, last_event_id: r.last_event_id, state_version: r.state_version,
+  };
+}

@@ -115,10 +115,5 @@ export function viewMetrics(v: OutcomeInputs & { startMs: number; endMs: number;
   };
 }
 
-/** Nearest-rank quantile (the same rule as the SQL in 004_qoe.sql): sorted[ceil(q·n) − 1]. */
-export function nearestRank(samples: readonly number[], q: number): number | null {
-  if (samples.length === 0) return null;
-  const s = [...samples].sort((a, b) => a - b);
-  const i = Math.min(s.length, Math.max(1, Math.ceil(q * s.length)));
-  return s[i - 1]!;
-}
+/** Nearest-rank quantile, sorted[ceil(q·n)]: the one percentile method (contracts/metrics-catalog.ts). */
+export { nearestRank } from '../../contracts/metrics-catalog.js';

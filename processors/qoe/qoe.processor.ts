@@ -73,6 +73,13 @@ export interface MinuteAcc {
   rebufferMs: number;
   rebufferCount: number;
   seekMs: number;
+  /**
+   * Startup time in the minute (issue 18, DOMAIN §3: watch time includes startup): a play's
+   * startup (first frame − view start) in the minute of its first frame, and the wait (view end −
+   * view start) of a view that never played in the minute of its view_end. Absent in checkpoints
+   * written before it existed (read as 0).
+   */
+  startupWaitMs?: number;
   bitrateKbpsMs: number;
   ended: number;
   plays: number;
@@ -163,7 +170,7 @@ function newView(e: PlaybackEvent): ViewState {
 }
 
 const newMinute = (): MinuteAcc => ({
-  concurrent: 0, started: 0, startupSamples: [], playingMs: 0, rebufferMs: 0, rebufferCount: 0, seekMs: 0, bitrateKbpsMs: 0,
+  concurrent: 0, started: 0, startupSamples: [], playingMs: 0, rebufferMs: 0, rebufferCount: 0, seekMs: 0, startupWaitMs: 0, bitrateKbpsMs: 0,
   ended: 0, plays: 0, vsf: 0, ebvs: 0, business: 0, failures: 0, fatalErrors: 0,
 });
 
@@ -234,7 +241,7 @@ function minuteRow(ws: number, key: string, a: MinuteAcc, final: boolean): Recor
   return {
     window_start: ws / 1000, cdn, device_category: deviceCategory, country, asn: Number(asn), content_id: contentId,
     concurrent_viewers: a.concurrent, views_started: a.started, startup_ms_samples: [...a.startupSamples].sort((x, y) => x - y),
-    playing_ms: a.playingMs, rebuffer_ms: a.rebufferMs, rebuffer_count: a.rebufferCount, seek_ms: a.seekMs, bitrate_kbps_ms: a.bitrateKbpsMs,
+    playing_ms: a.playingMs, rebuffer_ms: a.rebufferMs, rebuffer_count: a.rebufferCount, seek_ms: a.seekMs, startup_wait_ms: a.startupWaitMs ?? 0, bitrate_kbps_ms: a.bitrateKbpsMs,
     views_ended: a.ended, plays: a.plays, vsf_views: a.vsf, ebvs_views: a.ebvs, business_exception_views: a.business,
     playback_failure_views: a.failures, fatal_errors: a.fatalErrors, is_final: final ? 1 : 0,
   };
@@ -413,6 +420,7 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
           s.minute.update(v.firstFrameMs!, fk, (a) => {
             a.started++;
             a.startupSamples.push(startupMs);
+            a.startupWaitMs = (a.startupWaitMs ?? 0) + startupMs;
           });
         }
       }
@@ -421,6 +429,15 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
       if (endNow) v.endCounted = true;
       if (fatalNow) v.fatalCounted = true;
       const outcome = endNow ? viewOutcome(v) : null;
+      // A view that never played: its wait (view end − view start) is watch time (DOMAIN §3), in
+      // the minute of its view_end, less a startup already counted at a first frame (a fatal
+      // error before the first frame makes a VSF of a view with a first frame).
+      let waitMs = 0;
+      if (outcome && outcome !== 'play' && outcome !== 'playback_failure') {
+        const startMs = v.viewStartMs ?? v.minEventMs;
+        const counted = v.startupCounted && v.firstFrameMs !== null ? Math.max(0, v.firstFrameMs - startMs) : 0;
+        waitMs = Math.max(0, t - startMs - counted);
+      }
       const anyDelta = delta.playingMs || delta.rebufferMs || delta.rebufferCount || delta.seekMs || delta.bitrateKbpsMs;
       if (!countCcv && !anyDelta && !endNow && !fatalNow) return;
       s.minute.update(t, key, (a) => {
@@ -429,6 +446,7 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
         a.rebufferMs += delta.rebufferMs;
         a.rebufferCount += delta.rebufferCount;
         a.seekMs += delta.seekMs;
+        if (waitMs) a.startupWaitMs = (a.startupWaitMs ?? 0) + waitMs;
         a.bitrateKbpsMs += delta.bitrateKbpsMs;
         if (fatalNow) a.fatalErrors++;
         if (outcome) {

@@ -127,19 +127,6 @@ export function caseRow(c: CaseState): Record<string, unknown> {
   };
 }
 
-/**
- * Quantile with linear interpolation between closest ranks (ClickHouse quantileExactInclusive,
- * Excel PERCENTILE.INC): position (n − 1)·q in the sorted values.
- */
-export function quantileInclusive(values: number[], q: number): number | null {
-  if (values.length === 0) return null;
-  const s = [...values].sort((a, b) => a - b);
-  const pos = (s.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo);
-}
-
 /** Views below which the exposure denominator is floored, so tiny creators are not over-punished. */
 export const SCORE_MIN_VIEWS = 1000;
 /** Weighted violations per 1000 views at which the score falls to 100/e ≈ 37. */

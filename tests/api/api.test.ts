@@ -9,7 +9,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { createLogger } from '../../lib/logger.js';
 import { createMetrics } from '../../lib/metrics.js';
-import { openClickHouse, queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
+import { insertRows, openClickHouse, queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { apiPlugin, type ApiOptions } from '../../api/app.js';
 import { RedisApiKeyStore } from '../../api/api-keys.js';
 import { RedisRateLimiter } from '../../api/rate-limit.js';
@@ -256,8 +256,28 @@ describe('endpoints return data', () => {
     expect(s.open_issues).toBeGreaterThan(0);
     const i = (await get('/v1/production/issues?state=all&limit=2')).json();
     expect(i.items.length).toBe(2);
+    // A resolved issue with a cost, on a show of its own (the 2 h of simulated Jira resolve none with a cost).
+    const db = t.config.clickhouse.database;
+    const ts3 = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+    await insertRows(ch, 'production_issues', [{ issue_key: 'API-R1', project_key: 'API', summary: 'resolved', issue_type: 'Bug', status: 'Done', status_category: 'done', priority: 'High', severity: 'major',
+      show_name: 'Resolved Show', cost_impact_usd: 1234.5, delay_days: 2, labels: [], created: ts3(NOW - 7_200_000), updated: ts3(NOW - 3_600_000), resolved: ts3(NOW - 3_600_000), resolve_ms: 3_600_000,
+      is_open: 0, is_critical: 0, deleted: 0, deleted_time: null, last_event_id: 'api-r1', state_version: NOW - 3_600_000, src_topic: 'jira', src_partition: 0, version: 1 }]);
     const shows = (await get('/v1/production/shows')).json();
     expect(shows.shows.length).toBeGreaterThan(0);
+    // Open and resolved cost and delay per show add up to the totals (issue 18).
+    const impact = await queryRows<Record<string, unknown>>(ch, `SELECT show_name, sumIf(cost_impact_usd, is_open = 1) AS o, sumIf(cost_impact_usd, is_open = 0) AS r, sumIf(delay_days, is_open = 0) AS rd FROM ${db}.production_issues_current GROUP BY show_name`);
+    let withResolved = 0;
+    for (const s of shows.shows as Array<Record<string, number | string | null>>) {
+      const i = impact.find((x) => x.show_name === s.show_name);
+      if (!i) continue;
+      expect(s.open_cost_impact_usd, String(s.show_name)).toBeCloseTo(Number(i.o), 6);
+      expect(s.resolved_cost_impact_usd, String(s.show_name)).toBeCloseTo(Number(i.r), 6);
+      expect(s.resolved_delay_days, String(s.show_name)).toBeCloseTo(Number(i.rd), 6);
+      expect((s.open_cost_impact_usd as number) + (s.resolved_cost_impact_usd as number)).toBeCloseTo(s.cost_impact_usd_total as number, 6);
+      if (Number(i.r) > 0) withResolved++;
+    }
+    expect(withResolved, 'some show has resolved cost').toBeGreaterThan(0);
+    expect(shows.shows.find((s: { show_name: string }) => s.show_name === 'Resolved Show')).toMatchObject({ resolved_cost_impact_usd: 1234.5, open_cost_impact_usd: 0, resolved_delay_days: 2, open_delay_days: 0 });
   });
 
   it('churn: scored accounts (risk, level, top reasons) and cohorts from churn_scores / churn_cohorts', async () => {

@@ -13,30 +13,17 @@ import { RULES } from '../../grafana/src/alert-rules.js';
 import { PROVISIONING, generatedFiles } from '../../grafana/src/build.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
 import { fillWithSimulatedData } from '../api/support/sim-data.js';
+import { expandMacros } from './macros.js';
 
 // Grafana's datasource sets defaultDatabase; unqualified table names resolve in chdb's `default`.
 const t = testEnv('grafana', { CLICKHOUSE_DATABASE: 'default' });
 const NOW = Date.UTC(2025, 4, 14, 12, 0, 0);
 let ch: ClickHouse;
 
-/** The backend expansions of grafana-clickhouse-datasource v4 for [fromMs, toMs] and an interval. */
-export function expandMacros(sql: string, fromMs: number, toMs: number, intervalS: number): string {
-  const F = Math.floor(fromMs / 1000), T = Math.floor(toMs / 1000), N = Math.max(1, intervalS);
-  const date = (ms: number) => new Date(ms).toISOString().slice(0, 10);
-  return sql
-    .replace(/\$__timeFilter_ms\(([^)]+)\)/g, (_m, c) => `${c} >= fromUnixTimestamp64Milli(${fromMs}) AND ${c} <= fromUnixTimestamp64Milli(${toMs})`)
-    .replace(/\$__timeFilter\(([^)]+)\)/g, (_m, c) => `${c} >= toDateTime(${F}) AND ${c} <= toDateTime(${T})`)
-    .replace(/\$__dateFilter\(([^)]+)\)/g, (_m, c) => `${c} >= toDate('${date(fromMs)}') AND ${c} <= toDate('${date(toMs)}')`)
-    .replace(/\$__timeInterval_ms\(([^)]+)\)/g, (_m, c) => `toStartOfInterval(toDateTime64(${c}, 3), INTERVAL ${N * 1000} millisecond)`)
-    .replace(/\$__timeInterval\(([^)]+)\)/g, (_m, c) => `toStartOfInterval(toDateTime(${c}), INTERVAL ${N} second)`)
-    .replace(/\$__fromTime_ms/g, `fromUnixTimestamp64Milli(${fromMs})`).replace(/\$__toTime_ms/g, `fromUnixTimestamp64Milli(${toMs})`)
-    .replace(/\$__fromTime/g, `toDateTime(${F})`).replace(/\$__toTime/g, `toDateTime(${T})`)
-    .replace(/\$__interval_s/g, String(N));
-}
-
 beforeAll(async () => {
   ch = await openClickHouse({ ...t.config.clickhouse, url: null });
-  await fillWithSimulatedData(ch, { endMs: NOW, durationMs: 2 * 3_600_000, ratePerSec: 8, seed: 3 });
+  // A late delivery of beacons, so the late-events panel has rows.
+  await fillWithSimulatedData(ch, { endMs: NOW, durationMs: 2 * 3_600_000, ratePerSec: 8, seed: 3, incidents: [{ name: 'late-delivery', startMs: NOW - 90 * 60_000, durationMs: 15 * 60_000 }] });
 }, 300_000);
 afterAll(async () => {
   await ch?.close();

@@ -38,7 +38,7 @@ async function assertGolden(ch: ClickHouse, db: string) {
   expect(num(act)).toEqual(sortRows(expected.account_activity_1h, ['hour', 'account_id']));
   const late = await queryRows(ch, `SELECT event_id, reason FROM ${db}.late_events FINAL WHERE processor = 'business'`);
   expect(late).toEqual(expected.late_events);
-  const [h] = await queryRows<Record<string, number>>(ch, `SELECT toUnixTimestamp(hour) AS hour, revenue_usd, gross_usd, refunds_usd, chargebacks_usd, payment_failure_rate, active_accounts, paying_accounts,
+  const [h] = await queryRows<Record<string, number>>(ch, `SELECT toUnixTimestamp(hour) AS hour, revenue_usd, gross_usd, refunds_usd, chargebacks_usd, payment_failure_rate, active_accounts, payers, net_payers,
       round(arpu_usd, 6) AS arpu_usd, round(arppu_usd, 6) AS arppu_usd, payer_rate, gifts, gift_coins, gift_value_usd, topups, topup_usd FROM ${db}.kpi_business_1h`);
   const e = expected.kpi_business_1h as Record<string, number>;
   for (const [k, v] of Object.entries(e)) expect(Number(h![k]), k).toBeCloseTo(v, 6);

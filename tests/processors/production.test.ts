@@ -3,7 +3,7 @@
  * recorded; golden file straight, crash/restore, more partitions; 006 on embedded ClickHouse.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateEvent } from '../../contracts/validate.js';
@@ -98,10 +98,8 @@ describe('006_production on embedded ClickHouse', () => {
   const db = () => ch.database;
   beforeAll(async () => {
     ch = await openClickHouse({ url: null, chdbPath, database: `production_${process.pid}`, user: 'default', password: '' });
-    const dir = join(chdbPath, 'migrations');
-    mkdirSync(dir, { recursive: true });
-    for (const f of ['001_raw_events.sql', '002_core.sql', '006_production.sql']) copyFileSync(join(MIGRATIONS_DIR, f), join(dir, f));
-    await migrate(ch, undefined, dir);
+    // Every migration: production_show_overview reads qoe_views through the metric catalog (016).
+    await migrate(ch, undefined, MIGRATIONS_DIR);
     // Every row of a reversed-order run, inserted newest first: FINAL must still pick the latest `updated`.
     const rows = [...run(3, 5, [...input].reverse()).emitted.get('production_issues')!].reverse();
     for (const r of rows) await insertRows(ch, 'production_issues', [r]);
@@ -109,14 +107,15 @@ describe('006_production on embedded ClickHouse', () => {
     const uuid = (n: number) => `00000000-0000-4000-9000-${String(n).padStart(12, '0')}`;
     const cat = (n: number, content: string, show: string, dt: number) => ({ event_id: uuid(n), event_time: T0 + dt, content_id: content, title: content, show_name: show, genre: 'drama', stream_type: 'vod', version: n });
     await insertRows(ch, 'raw_catalog', [cat(1, 'c1', 'Everest Live', 0), cat(2, 'c2', 'Everest Live', 0), cat(3, 'c3', 'Old Name', 0), cat(4, 'c3', 'Kathmandu Nights', 1000), cat(5, 'c4', 'Quiet Show', 0)]);
-    const pb = (n: number, view: string, content: string, type: string, f: Record<string, unknown> = {}) => ({ event_id: uuid(100 + n), event_time: T0 + n * 1000, view_id: view, seq: n, event_type: type, content_id: content, account_id: 'a1', version: n, ...f });
-    await insertRows(ch, 'raw_playback', [
-      pb(1, 'v1', 'c1', 'heartbeat', { cum_playing_ms: 30000, cum_rebuffer_ms: 0 }),
-      pb(2, 'v1', 'c1', 'view_end', { cum_playing_ms: 60000, cum_rebuffer_ms: 0 }),
-      pb(3, 'v2', 'c2', 'heartbeat', { cum_playing_ms: 120000, cum_rebuffer_ms: 0 }),
-      pb(4, 'v2', 'c2', 'error', { error_severity: 'fatal', error_business: false }),
-      pb(5, 'v3', 'c3', 'view_end', { cum_playing_ms: 600000, cum_rebuffer_ms: 6000 }),
-      pb(6, 'v4', 'c4', 'view_start'),
+    // Final views (qoe_views, written by the qoe processor): engagement and QoE by view end.
+    const view = (id: string, content: string, outcome: string, startup: number | null, playing: number, rebuffer: number, watch: number) => ({
+      view_id: id, content_id: content, outcome, startup_ms: startup, playing_ms: playing, rebuffer_ms: rebuffer, rebuffer_count: rebuffer > 0 ? 1 : 0, watch_ms: watch,
+      view_start: T0, view_end: T0 + watch, ended: 1, dropped: 0, is_final: 1, src_topic: 'playback', src_partition: 0, version: 1 });
+    await insertRows(ch, 'qoe_views', [
+      view('v1', 'c1', 'play', 2000, 60000, 0, 62000),
+      view('v2', 'c2', 'playback_failure', 1000, 120000, 0, 121000),
+      view('v3', 'c3', 'play', 4000, 600000, 6000, 610000),
+      view('v4', 'c4', 'ebvs', null, 0, 0, 3000),
     ]);
   }, 120_000);
   afterAll(async () => {

@@ -1,5 +1,5 @@
 /** 004_qoe.sql runs on embedded ClickHouse; the driver's rows insert and read back with FINAL. */
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,11 +18,8 @@ let ch: ClickHouse;
 
 beforeAll(async () => {
   ch = await openClickHouse({ url: null, chdbPath: join(dataDir, 'chdb'), database: `qoe_test_${id}`, user: 'default', password: '' });
-  // Only the migrations the qoe tables need (001 raw for raw_catalog, 002 core, 004 qoe).
-  const dir = join(dataDir, 'migrations');
-  mkdirSync(dir, { recursive: true });
-  for (const f of readdirSync(MIGRATIONS_DIR).filter((x) => /^00[124]_/.test(x))) copyFileSync(join(MIGRATIONS_DIR, f), join(dir, f));
-  await migrate(ch, undefined, dir);
+  // Every migration: qoe_minute_all and qoe_by_view_end_1h are generated from the metric catalog in 016 (issue 18).
+  await migrate(ch, undefined, MIGRATIONS_DIR);
 });
 afterAll(async () => {
   await ch?.close();
@@ -61,7 +58,8 @@ describe('qoe tables on ClickHouse', () => {
     expect(Number(m0.concurrent_viewers)).toBe(3);
     expect(Number(m0.startup_p50_ms)).toBe(2000);
     expect(Number(m0.playing_ms)).toBe(33000);
-    expect(m0.rebuffer_pct).toBeCloseTo(100 * 5000 / 38000, 6);
+    // rebuffer % = 100 × Σ rebuffer ÷ Σ watch, watch = startup/wait 8 500 (A 2 000, B 5 000, D 1 500) + playing 33 000 + rebuffer 5 000 (issue 18)
+    expect(m0.rebuffer_pct).toBeCloseTo(100 * 5000 / 46500, 6);
     expect(Number(m0.vsf_views)).toBe(1);
     const tail = minute.find((r) => Number(r.ws) === 1704067200 + 62 * 60)!;
     expect(Number(tail.concurrent_viewers)).toBe(3);

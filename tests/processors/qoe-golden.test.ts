@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ProcessorTestDriver, type DriverRecord } from '../../processors/core/test-driver.js';
 import { qoeProcessor } from '../../processors/qoe/qoe.processor.js';
-import { nearestRank } from '../../processors/qoe/qoe-metrics.js';
+import { nearestRank } from '../../contracts/metrics-catalog.js';
 import { validateEvent } from '../../contracts/validate.js';
 
 type Row = Record<string, unknown>;
@@ -10,7 +10,7 @@ const dir = new URL('../golden/qoe/', import.meta.url);
 const input = readFileSync(new URL('input.jsonl', dir), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: 'playback'; event: Row });
 const expected = JSON.parse(readFileSync(new URL('expected.json', dir), 'utf8')) as { qoe_views: Row[]; qoe_minute: Row[] };
 const MINUTE_KEY = ['window_start', 'cdn', 'device_category', 'country', 'asn', 'content_id'];
-const SUMS = ['concurrent_viewers', 'views_started', 'playing_ms', 'rebuffer_ms', 'rebuffer_count', 'seek_ms', 'bitrate_kbps_ms', 'views_ended', 'plays', 'vsf_views', 'ebvs_views', 'business_exception_views', 'playback_failure_views', 'fatal_errors'];
+const SUMS = ['concurrent_viewers', 'views_started', 'playing_ms', 'rebuffer_ms', 'rebuffer_count', 'seek_ms', 'startup_wait_ms', 'bitrate_kbps_ms', 'views_ended', 'plays', 'vsf_views', 'ebvs_views', 'business_exception_views', 'playback_failure_views', 'fatal_errors'];
 
 /** Partition = order of the view's first appearance mod n (the tail views G1..G3 land in every partition for n ≤ 3). */
 function records(n: number): DriverRecord[] {
@@ -117,5 +117,37 @@ describe('qoe golden', () => {
     expect(a.watch_ms).toBe(60000);
     // The end arrived after its minute closed: late for qoe_minute, merged into the view.
     expect((d.emitted.get('late_events') ?? []).map((r) => r.reason)).toEqual(['minute_closed']);
+  });
+
+  it('one rebuffer percentage (issue 18): watch time includes startup and the wait of views that never played, in minute rows as by view end', () => {
+    const d = driver();
+    d.pipe(records(1));
+    d.flush();
+    const m = minutes(d);
+    // The catalog's formula (contracts/metrics-catalog.ts, rebuffer_pct):
+    //   rebuffer % = 100 × Σ rebuffer_ms ÷ Σ watch_ms, watch_ms = startup (or wait) + playing + rebuffer + seek.
+    const watch = (r: Row) => (r.startup_wait_ms as number) + (r.playing_ms as number) + (r.rebuffer_ms as number) + (r.seek_ms as number);
+    // akamai minute 0 (views A, B, D): startup/wait = A's startup 2 000 + B's VSF wait 5 000 + D's
+    // business-exception wait 1 500 = 8 500; watch = 8 500 + playing 33 000 + rebuffer 5 000 + seek 0
+    // = 46 500; rebuffer % = 100 × 5 000 ÷ 46 500 = 10.7527 % (without startup it read 5 000 ÷ 38 000 = 13.16 %).
+    const akamai0 = m.find((r) => r.cdn === 'akamai' && r.window_start === 1704067200)!;
+    expect(watch(akamai0)).toBe(46_500);
+    expect((100 * (akamai0.rebuffer_ms as number)) / watch(akamai0)).toBeCloseTo(10.752688, 5);
+    // cloudfront minute 0 (C, F): F's startup 1 000 + C's EBVS wait 13 000 = 14 000.
+    expect(m.find((r) => r.cdn === 'cloudfront' && r.window_start === 1704067200)!.startup_wait_ms).toBe(14_000);
+    // Every view's watch time is in the minute rows exactly once: Σ watch over the minutes =
+    // Σ watch_ms of the views = A 60 000 + B 5 000 + C 13 000 + D 1 500 + E 35 000 + F 30 000 +
+    // G1-G3 3 × 2 000 = 150 500, so the real-time and the by-view-end percentage over the same views
+    // agree (only A stalls: 5 000 ms), 100 × 5 000 ÷ 150 500 = 3.3223 % both ways.
+    const minuteWatch = m.reduce((s, r) => s + watch(r), 0);
+    const viewWatch = views(d).reduce((s, r) => s + (r.watch_ms as number), 0);
+    expect(minuteWatch).toBe(150_500);
+    expect(viewWatch).toBe(150_500);
+    const minuteReb = m.reduce((s, r) => s + (r.rebuffer_ms as number), 0);
+    const viewReb = views(d).reduce((s, r) => s + (r.rebuffer_ms as number), 0);
+    expect(minuteReb).toBe(5_000);
+    expect(viewReb).toBe(5_000);
+    expect((100 * minuteReb) / minuteWatch).toBeCloseTo((100 * viewReb) / viewWatch, 12);
+    expect((100 * minuteReb) / minuteWatch).toBeCloseTo(3.322259, 5); // 100 × 5 000 ÷ 150 500
   });
 });

@@ -3,13 +3,14 @@
  * and the 005 migration on embedded ClickHouse with the golden rows.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateEvent } from '../../contracts/validate.js';
 import type { ModerationEvent } from '../../contracts/types.generated.js';
 import { ProcessorTestDriver, type DriverRecord } from '../../processors/core/test-driver.js';
-import { applyEvent, caseRow, newCase, quantileInclusive, safetyScore } from '../../processors/safety/safety-model.js';
+import { applyEvent, caseRow, newCase, safetyScore } from '../../processors/safety/safety-model.js';
+import { nearestRank } from '../../contracts/metrics-catalog.js';
 import { safetyProcessor } from '../../processors/safety/safety.processor.js';
 import { insertRows, openClickHouse, queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { migrate, MIGRATIONS_DIR } from '../../sinks/clickhouse/migrate.js';
@@ -67,10 +68,13 @@ describe('safety case model (pure)', () => {
     expect(caseRow(b)).toEqual(caseRow(a));
     expect(applyEvent(a, evs[0]!)).toBe(false);
   });
-  it('quantiles interpolate like quantileExactInclusive; score formula', () => {
-    expect(quantileInclusive([600000, 60000, 1800000, 0], 0.5)).toBe(330000);
-    expect(quantileInclusive([600000, 60000, 1800000, 0], 0.9)).toBeCloseTo(1440000, 6);
-    expect(quantileInclusive([], 0.5)).toBeNull();
+  it('percentiles are nearest rank, sorted[ceil(q·n)] (the catalog\'s one method, issue 18); score formula', () => {
+    // Time to action of C1-C4 sorted: 0, 60 000, 600 000, 1 800 000 (n = 4).
+    // Median: ceil(0.5 × 4) = 2nd = 60 000 (the interpolating quantileExactInclusive gave 330 000).
+    expect(nearestRank([600000, 60000, 1800000, 0], 0.5)).toBe(60000);
+    // p90: ceil(0.9 × 4) = ceil(3.6) = 4th = 1 800 000 (interpolated: 1 440 000).
+    expect(nearestRank([600000, 60000, 1800000, 0], 0.9)).toBe(1800000);
+    expect(nearestRank([], 0.5)).toBeNull();
     expect(safetyScore(0, 10)).toBe(100);
     expect(safetyScore(1, 3)).toBeCloseTo(90.4837, 3);
     expect(safetyScore(10, 2000)).toBeCloseTo(100 * Math.exp(-0.5), 6);
@@ -118,11 +122,8 @@ describe('005_safety on embedded ClickHouse', () => {
   const chdbPath = join(REPO_ROOT, '.data/test', `safety-${process.pid}-${Date.now()}`);
   beforeAll(async () => {
     ch = await openClickHouse({ url: null, chdbPath, database: `safety_${process.pid}`, user: 'default', password: '' });
-    // Only the migrations this one needs (raw tables, core, 005), so it is tested on its own.
-    const dir = join(chdbPath, 'migrations');
-    mkdirSync(dir, { recursive: true });
-    for (const f of ['001_raw_events.sql', '002_core.sql', '005_safety.sql']) copyFileSync(join(MIGRATIONS_DIR, f), join(dir, f));
-    await migrate(ch, undefined, dir);
+    // Every migration: the KPI views are generated from the metric catalog in 016 (issue 18).
+    await migrate(ch, undefined, MIGRATIONS_DIR);
     const d = run(3, 9);
     await insertRows(ch, 'safety_cases', d.emitted.get('safety_cases')!);
     await insertRows(ch, 'safety_events_1m', d.emitted.get('safety_events_1m')!);
@@ -147,7 +148,7 @@ describe('005_safety on embedded ClickHouse', () => {
     for (const [name, v] of Object.entries(want)) expect(Number(k![name]), name).toBeCloseTo(v, 6);
     const days = await queryRows<Record<string, unknown>>(ch, `SELECT * FROM ${ch.database}.safety_kpi_1d`);
     expect(days.length).toBe(1);
-    expect(Number(days[0]!.median_time_to_action_ms)).toBe(330000);
+    expect(Number(days[0]!.median_time_to_action_ms)).toBe(60000); // nearest rank: 2nd of 4
   });
   it('roll-up views sum the minute counts', async () => {
     const [h] = await queryRows<{ n: string }>(ch, `SELECT sum(events) AS n FROM ${ch.database}.safety_events_1h`);

@@ -74,13 +74,16 @@ export async function writeHours(ch: ClickHouse, fromMs: number, toMs: number, i
   await insertRows(ch, 'account_activity_1h', rows);
 }
 
-export async function writeIssue(ch: ClickHouse, i: { key: string; show: string; createdMs: number; updatedMs: number; critical: boolean; open: boolean; costUsd: number }): Promise<void> {
-  await insertRows(ch, 'production_issues', [{
-    issue_key: i.key, project_key: 'PRD', summary: `issue ${i.key}`, issue_type: 'Bug', status: i.open ? 'Open' : 'Done', status_category: i.open ? 'new' : 'done', priority: 'High',
-    severity: i.critical ? 'critical' : 'major', show_name: i.show, cost_impact_usd: i.costUsd, delay_days: 0, labels: [], created: ts3(i.createdMs), updated: ts3(i.updatedMs),
-    resolved: i.open ? null : ts3(i.updatedMs), resolve_ms: null, is_open: i.open ? 1 : 0, is_critical: i.critical ? 1 : 0, deleted: 0, deleted_time: null, last_event_id: `${i.key}-${i.updatedMs}`,
-    state_version: i.updatedMs, src_topic: 'jira', src_partition: 0, version: 1,
-  }]);
+/** One Jira issue state: its production_issues row (latest state) and its production_issue_history row (read as of t by the alert metrics). */
+export async function writeIssue(ch: ClickHouse, i: { key: string; show: string; createdMs: number; updatedMs: number; critical: boolean; open: boolean; costUsd: number; version?: number }): Promise<void> {
+  const state = {
+    issue_key: i.key, project_key: 'PRD', status: i.open ? 'Open' : 'Done', status_category: i.open ? 'new' : 'done', priority: 'High',
+    severity: i.critical ? 'critical' : 'major', show_name: i.show, cost_impact_usd: i.costUsd, delay_days: 0, created: ts3(i.createdMs), updated: ts3(i.updatedMs),
+    resolved: i.open ? null : ts3(i.updatedMs), is_open: i.open ? 1 : 0, is_critical: i.critical ? 1 : 0, deleted: 0, deleted_time: null, last_event_id: `${i.key}-${i.updatedMs}`,
+    state_version: i.updatedMs, src_topic: 'jira', src_partition: 0, version: i.version ?? 1,
+  };
+  await insertRows(ch, 'production_issues', [{ ...state, summary: `issue ${i.key}`, issue_type: 'Bug', labels: [], resolve_ms: null }]);
+  await insertRows(ch, 'production_issue_history', [state]);
 }
 
 /**

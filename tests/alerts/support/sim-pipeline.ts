@@ -68,6 +68,7 @@ export class SimPipeline {
   private lastScored = Number.NEGATIVE_INFINITY;
   private readonly o: Required<Omit<SimPipelineOptions, 'generator' | 'roles'>>;
   private readonly buf: SimEvent[] = [];
+  private injected: SimEvent[] = [];
 
   private constructor(private readonly ch: ClickHouse, opts: SimPipelineOptions, processors: Processor<unknown>[]) {
     const { generator: _g, roles: _r, ...rest } = opts;
@@ -121,6 +122,10 @@ export class SimPipeline {
       const end = Math.min(untilMs, this.generator.nowMs + this.o.chunkMs);
       this.buf.length = 0;
       this.generator.advanceInto(end, this.buf);
+      // Hand-made events due in this chunk go after the generator's (one batch, like a webhook burst).
+      const due = this.injected.filter((e) => (e.event as { event_time: number }).event_time < end);
+      this.injected = this.injected.filter((e) => !due.includes(e));
+      this.buf.push(...due);
       for (const e of this.buf) this.route(e, end);
       this.stats.events += this.buf.length;
       this.closeWindows(end, end >= untilMs);
@@ -131,6 +136,11 @@ export class SimPipeline {
       await new Promise((r) => setImmediate(r));
     }
     await this.writePending();
+  }
+
+  /** Events of the test's own (e.g. Jira webhooks), processed in the chunk that holds their event time. */
+  inject(events: readonly SimEvent[]): void {
+    this.injected.push(...events);
   }
 
   private route(e: SimEvent, nowMs: number): void {

@@ -3,7 +3,7 @@
  * with the processors' test driver) — the rows the pipeline would write, without Kafka. Used by
  * the API and Grafana tests. Partitions are a hash of the event key, as Kafka would assign them.
  */
-import { generateRange } from '../../../producers/simulator/index.js';
+import { generateRange, type IncidentSpec } from '../../../producers/simulator/index.js';
 import { topicSpec, type EventKind } from '../../../contracts/topics.js';
 import { ProcessorTestDriver, type DriverRecord } from '../../../processors/core/test-driver.js';
 import { PROCESSOR_FACTORIES, type ProcessorRole } from '../../../bin/processors.js';
@@ -27,10 +27,10 @@ export interface SimFill {
 }
 
 /** Simulates [endMs − durationMs, endMs) at ratePerSec and writes every processor's rows. */
-export async function fillWithSimulatedData(ch: ClickHouse, opts: { endMs: number; durationMs: number; ratePerSec: number; seed?: number }): Promise<SimFill> {
+export async function fillWithSimulatedData(ch: ClickHouse, opts: { endMs: number; durationMs: number; ratePerSec: number; seed?: number; incidents?: IncidentSpec[] }): Promise<SimFill> {
   await migrate(ch);
   const startMs = opts.endMs - opts.durationMs;
-  const events = generateRange({ seed: opts.seed ?? 7, startMs, ratePerSec: opts.ratePerSec, accounts: 2000, creators: 40 }, opts.endMs);
+  const events = generateRange({ seed: opts.seed ?? 7, startMs, ratePerSec: opts.ratePerSec, accounts: 2000, creators: 40, ...(opts.incidents ? { incidents: opts.incidents } : {}) }, opts.endMs);
   const records: DriverRecord[] = events.map((e) => {
     const spec = topicSpec('sim.', e.kind as EventKind);
     const key = (e.event as unknown as Record<string, unknown>)[spec.keyField];
