@@ -63,6 +63,18 @@ export function unescapeParam(v: string): string {
   return v.includes('\\') ? v.replace(/\\(.)/gs, (_m, c: string) => ESCAPES[c] ?? c) : v;
 }
 
+/**
+ * A URL setting value prepared for chdb's connection, which writes each setting as
+ * `SET k = '<value>'` doubling quotes but not backslashes: a value ending in `\` escaped the
+ * closing quote and the rest of the text (the next setting, the statement) was read as SQL.
+ * Doubling backslashes here makes that literal ClickHouse's string of exactly the value sent, so
+ * ClickHouse judges the setting (the read-only session refuses a change with 164) and nothing else.
+ * default_format is not written as SQL (it becomes chdb's output format option) and is left alone.
+ */
+export function settingLiteral(v: string): string {
+  return v.replace(/\\/g, '\\\\');
+}
+
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
 /** The credentials of a request, read as ClickHouse's HTTP handler reads them. */
@@ -152,7 +164,7 @@ export async function serveClickHouse(ch: ClickHouse, opts: FacadeOptions): Prom
       const settings: Record<string, string> = {};
       for (const [k, v] of url.searchParams) {
         if (k.startsWith('param_')) params[k.slice(6)] = unescapeParam(v);
-        else if (!NOT_SETTINGS.has(k)) settings[k] = v;
+        else if (!NOT_SETTINGS.has(k)) settings[k] = k === 'default_format' ? v : settingLiteral(v);
       }
       // A server answers TabSeparated when neither the statement nor the URL names a format.
       settings.default_format ??= url.searchParams.get('default_format') ?? 'TabSeparated';

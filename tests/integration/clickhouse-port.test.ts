@@ -158,6 +158,24 @@ describe('the analyst (SQL tools, Grafana)', () => {
     // The session's limits did not move.
     expect((await post("SELECT getSetting('max_memory_usage'), getSetting('readonly')", asAnalyst)).body).toBe(`${DEFAULT_ANALYST_LIMITS.maxMemoryBytes}\t1\n`);
   });
+
+  it('a URL setting value stays one literal value: a trailing backslash does not carry the value into the statement', async () => {
+    // chdb's connection quotes a setting as '<value>' with quotes doubled but backslashes kept, so a
+    // value ending in \ escaped the closing quote and the rest of the text (the next setting, the
+    // statement) became SQL: Code 62 "Single quoted string is not closed", or the next setting's
+    // value parsed as SQL. ClickHouse must see the value itself and refuse the change (164).
+    for (const search of ['?log_comment=x%5C', '?log_comment=%5C&max_threads=%3B%20SELECT%2042%20--', "?log_comment=a%5C'%3B%20SELECT%2042%20--"]) {
+      const r = await post('SELECT 1', asAnalyst, search);
+      expect({ search, status: r.status, code: r.code }).toEqual({ search, status: 500, code: '164' });
+      expect(r.body).toMatch(/Cannot modify 'log_comment' setting in readonly mode/);
+    }
+    // The writer's value arrives as given (then put back: settings stay on the writers' session).
+    const given = "it\\'s; SELECT 42 --\\";
+    const w = await post("SELECT getSetting('log_comment') FORMAT JSONEachRow", asWriter, `?log_comment=${encodeURIComponent(given)}`);
+    expect(w.status, w.body).toBe(200);
+    expect(JSON.parse(w.body)).toEqual({ "getSetting('log_comment')": given });
+    expect((await post("SELECT getSetting('log_comment') = ''", asWriter, '?log_comment=')).body).toBe('1\n');
+  });
 });
 
 describe('analyst SQL over HTTP (a process with CLICKHOUSE_URL: the API role of a split deployment)', () => {
