@@ -107,11 +107,34 @@ class FacadeError extends Error {
   }
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer> {
+/**
+ * The longest analyst statement (the body and `query` together), in bytes, raw and after gzip:
+ * ClickHouse's default max_query_size. A server refuses a longer one with Code 62 too.
+ */
+export const ANALYST_MAX_QUERY_BYTES = 262_144;
+
+/**
+ * The request body, inflated when gzip-encoded. With `maxBytes`, neither the bytes read nor the
+ * inflated ones are kept beyond it (the rest is drained, not buffered; gzip stops inflating at the
+ * limit): null means longer than `maxBytes`.
+ */
+async function readBody(req: IncomingMessage, maxBytes = Infinity): Promise<Buffer | null> {
   const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
+  let n = 0;
+  for await (const c of req) {
+    n += (c as Buffer).length;
+    if (n <= maxBytes) chunks.push(c as Buffer);
+  }
+  if (n > maxBytes) return null;
   const buf = Buffer.concat(chunks);
-  return req.headers['content-encoding'] === 'gzip' ? gunzipSync(buf) : buf;
+  if (req.headers['content-encoding'] !== 'gzip') return buf;
+  if (maxBytes === Infinity) return gunzipSync(buf);
+  try {
+    return gunzipSync(buf, { maxOutputLength: maxBytes });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return null;
+    throw err;
+  }
 }
 
 /** Settings the HTTP interface takes in the URL that are not query settings. */
@@ -159,7 +182,6 @@ export async function serveClickHouse(ch: ClickHouse, opts: FacadeOptions): Prom
         req.resume();
         throw new FacadeError('516', 403, `Code: 516. DB::Exception: ${creds.user}: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)`);
       }
-      const body = await readBody(req);
       const params: Record<string, string> = {};
       const settings: Record<string, string> = {};
       for (const [k, v] of url.searchParams) {
@@ -171,6 +193,14 @@ export async function serveClickHouse(ch: ClickHouse, opts: FacadeOptions): Prom
       const urlQuery = url.searchParams.get('query');
       const headers = { 'x-clickhouse-query-id': queryId, 'x-clickhouse-summary': '{}', 'content-type': 'text/plain; charset=UTF-8' };
       const wantsReadonly = settings.readonly !== undefined && settings.readonly !== '0';
+      // An analyst statement is bounded before it is read whole (the writer's INSERT bodies are not).
+      const bounded = role === 'analyst' || wantsReadonly;
+      const limit = bounded ? ANALYST_MAX_QUERY_BYTES - Buffer.byteLength(urlQuery ?? '') : Infinity;
+      const body = limit < 0 ? null : await readBody(req, limit);
+      if (body === null) {
+        req.resume();
+        throw new FacadeError('62', 400, `Code: 62. DB::Exception: ${creds.user}: Max query size exceeded: the statement is limited to ${ANALYST_MAX_QUERY_BYTES} bytes (max_query_size), query and body together, after gzip. (SYNTAX_ERROR)`);
+      }
       if (role === 'writer' && wantsReadonly && !opts.analystSql) throw new FacadeError('164', 500, `Code: 164. DB::Exception: ${creds.user}: readonly was asked for and this port has no read-only session. (READONLY)`);
       if (role === 'analyst' || wantsReadonly) {
         const analyst = opts.analystSql!;
