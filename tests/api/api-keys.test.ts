@@ -81,6 +81,34 @@ describe('config keys (API_KEYS)', () => {
   });
 });
 
+describe('config keys with the durable key log', () => {
+  it('a key removed from API_KEYS stays removed when Redis later loses its contents while a process started earlier still runs', async () => {
+    // Before: every process restored the cache from the API_KEYS it was started with, so an older
+    // process that still listed the key wrote it back after a Redis loss, and the removed key worked again.
+    const prefix = `${env.t.redisPrefix}cfglog:`;
+    const topic = `${env.topicPrefix}cfglog_api_keys`;
+    const logs = [await KafkaRegistryLog.open({ brokers: env.brokers, topic, logger: silentLogger() }), await KafkaRegistryLog.open({ brokers: env.brokers, topic, logger: silentLogger() })];
+    try {
+      const older = new RedisApiKeyStore(redis, prefix, { log: logs[0]! });
+      await older.seed('removed-key-0123456789:admin,kept-key-0123456789:viewer');
+      const restarted = new RedisApiKeyStore(redis, prefix, { log: logs[1]! }); // the next start, without removed-key
+      await restarted.seed('kept-key-0123456789:viewer');
+      expect(await older.verify('removed-key-0123456789')).toBeNull();
+      await redis.del(`${prefix}apikeys`); // Redis lost its contents
+      await older.check(); // the older process's watchdog restores the cache
+      expect(await redis.hexists(`${prefix}apikeys`, '@restored')).toBe(1);
+      expect(await older.verify('removed-key-0123456789')).toBeNull();
+      expect(await restarted.verify('removed-key-0123456789')).toBeNull();
+      expect(await older.verify('kept-key-0123456789')).toMatchObject({ role: 'viewer' });
+      await redis.del(`${prefix}apikeys`);
+      expect(await older.lookup('removed-key-0123456789')).toEqual({ status: 'unknown' }); // the miss path restores too
+      expect(await older.verify('kept-key-0123456789')).toMatchObject({ role: 'viewer' });
+    } finally {
+      for (const l of logs) await l.close();
+    }
+  });
+});
+
 describe('admin endpoints', () => {
   let created: { key: string; id: string };
 
