@@ -9,8 +9,10 @@
  * key's digest and that marker, so a Redis that lost its contents (restarted empty, flushed, the
  * hash deleted) is seen on the first miss; a watchdog also checks the marker every few seconds.
  * A restore writes the API_KEYS keys (config is the whole truth for them: config keys no longer
- * listed are removed at start) and then every record of the durable log (HSETNX, so a revocation
- * written meanwhile is never undone), then the marker.
+ * listed are removed at start; with a durable log, the API_KEYS of the latest start of any process,
+ * recorded there, so that a process started earlier does not bring a removed key back) and then
+ * every record of the durable log (HSETNX, so a revocation written meanwhile is never undone), then
+ * the marker.
  *
  * Roles: `ingest` (send events), `viewer` (read KPIs, the dashboard), `analyst` (viewer + SQL),
  * `admin` (everything, including alert acknowledgements, silences and key management).
@@ -74,6 +76,12 @@ export interface KeyLog {
 export class KeyConflictError extends Error {}
 
 const MARKER = '@restored';
+/**
+ * Record key, in the durable log, of the API_KEYS of the latest start (digests and roles, no
+ * secret). A restore writes these, not the ones its own process started with: a process started
+ * before a key was removed from API_KEYS must not bring it back after a Redis loss.
+ */
+const CONFIG_RECORD = '@config';
 
 export interface RedisApiKeyStoreOptions {
   /** Durable record of admin-created keys; without one they live in Redis only (tests). */
@@ -102,6 +110,8 @@ export class RedisApiKeyStore implements ApiKeyStore {
   private config = new Map<string, ApiRole>();
   /** Latest durable record per key id (filled by the log's catchUp). */
   private readonly durable = new Map<string, KeyRecord>();
+  /** API_KEYS of the latest start of any process, from the log (null: no log or none yet). */
+  private logConfig: Map<string, ApiRole> | null = null;
   private restoring: Promise<void> | null = null;
   private watchdog: NodeJS.Timeout | null = null;
   private watchdogFailing = false;
@@ -139,6 +149,8 @@ export class RedisApiKeyStore implements ApiKeyStore {
       config.set(sha256(entry.slice(0, cut)).toString('hex'), entry.slice(cut + 1).trim() as ApiRole);
     }
     this.config = config;
+    // The whole truth for every process sharing the cache, also for their later restores.
+    if (this.log) await this.log.append({ key: CONFIG_RECORD, value: JSON.stringify({ keys: [...config.entries()], seeded_ms: this.now() }) });
     await this.restore('start', true);
     return config.size;
   }
@@ -180,29 +192,37 @@ export class RedisApiKeyStore implements ApiKeyStore {
   private async restore(trigger: 'start' | 'watchdog' | 'miss', prune: boolean): Promise<void> {
     const t0 = this.now();
     let removed = 0;
+    // The log first: it holds the latest API_KEYS (see CONFIG_RECORD) and the admin keys.
+    if (this.log) {
+      await this.log.catchUp((r) => {
+        if (r.key === CONFIG_RECORD) {
+          this.logConfig = r.value === null ? null : this.parseConfig(r.value);
+          return;
+        }
+        const record = r.value === null ? null : this.parse(r.value);
+        if (r.key === null) return;
+        if (record) this.durable.set(r.key, record);
+        else this.durable.delete(r.key);
+      });
+    }
+    const config = this.logConfig ?? this.config;
     if (prune) {
       const existing = await this.redisCall('read the key cache', () => this.redis.hgetall(this.hash));
       const stale = Object.entries(existing)
-        .filter(([field, value]) => field !== MARKER && !this.config.has(field) && this.parse(value)?.source !== 'admin')
+        .filter(([field, value]) => field !== MARKER && !config.has(field) && this.parse(value)?.source !== 'admin')
         .map(([field]) => field);
       if (stale.length) await this.redisCall('remove keys no longer in API_KEYS', () => this.redis.hdel(this.hash, ...stale));
       removed = stale.length;
     }
-    if (this.config.size > 0) {
+    if (config.size > 0) {
       const fields: Record<string, string> = {};
-      for (const [digest, role] of this.config) {
+      for (const [digest, role] of config) {
         const record: KeyRecord = { id: keyIdOf(Buffer.from(digest, 'hex')), digest, role, source: 'config', name: 'API_KEYS', created_ms: null, expires_ms: null, revoked_ms: null };
         fields[digest] = JSON.stringify(record);
       }
       await this.redisCall('seed API_KEYS', () => this.redis.hset(this.hash, fields));
     }
     if (this.log) {
-      await this.log.catchUp((r) => {
-        const record = r.value === null ? null : this.parse(r.value);
-        if (r.key === null) return;
-        if (record) this.durable.set(r.key, record);
-        else this.durable.delete(r.key);
-      });
       const records = [...this.durable.values()];
       if (records.length) {
         await this.redisCall('restore admin keys', async () => {
@@ -217,9 +237,23 @@ export class RedisApiKeyStore implements ApiKeyStore {
     }
     await this.redisCall('mark the key cache', () => this.redis.hset(this.hash, MARKER, String(this.now())));
     this.metrics?.apiKeyRestores.inc({ trigger });
-    const fields = { event: 'api_keys_restored', trigger, config_keys: this.config.size, admin_keys: this.durable.size, removed_config_keys: removed, ms: this.now() - t0 };
+    const fields = { event: 'api_keys_restored', trigger, config_keys: config.size, admin_keys: this.durable.size, removed_config_keys: removed, ms: this.now() - t0 };
     if (trigger === 'start') this.logger?.info(fields, 'API keys written to the Redis cache');
     else this.logger?.error(fields, 'the API key cache in Redis had lost its contents; restored from API_KEYS and the durable key log');
+  }
+
+  private parseConfig(value: string): Map<string, ApiRole> | null {
+    try {
+      const c = JSON.parse(value) as { keys?: unknown };
+      if (!Array.isArray(c.keys)) return null;
+      const out = new Map<string, ApiRole>();
+      for (const e of c.keys) {
+        if (Array.isArray(e) && typeof e[0] === 'string' && /^[0-9a-f]{64}$/.test(e[0]) && (API_ROLES as readonly string[]).includes(e[1])) out.set(e[0], e[1] as ApiRole);
+      }
+      return out;
+    } catch {
+      return null;
+    }
   }
 
   private parse(value: string): KeyRecord | null {

@@ -7,7 +7,7 @@
  *
  * Routes declare the role they need in `config.role`; routes without one are public (/, /healthz,
  * /readyz, /metrics, /docs). Keys come in `X-API-Key`, `Authorization: Bearer <key>` or, for
- * EventSource clients that cannot set headers, the `api_key` query parameter.
+ * EventSource clients that cannot set headers, the `api_key` query parameter (GET only).
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
@@ -35,11 +35,20 @@ export type { ApiOptions } from './context.js';
 
 const DEFAULT_RATE_LIMITS: Record<ApiRole, number> = { ingest: 6000, viewer: 600, analyst: 600, admin: 1200 };
 
+/**
+ * The key of a request: X-API-Key or Bearer, or `api_key` in the URL on GET only (EventSource
+ * cannot send headers). URLs end up in proxy logs, browser history and Referer headers, so a
+ * request that changes something or runs SQL (POST, DELETE) must carry its key in a header.
+ */
 function presentedKey(req: FastifyRequest): string | null {
   const h = presentedApiKey(req.headers);
   if (h) return h;
   const q = (req.query as Record<string, unknown> | undefined)?.api_key;
-  return typeof q === 'string' && q ? q : null;
+  if (typeof q !== 'string' || !q) return null;
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    throw new ApiError(401, 'unauthorized', `the api_key query parameter is accepted on GET only (for EventSource); send the key of a ${req.method} in the X-API-Key header or as Authorization: Bearer <key>`);
+  }
+  return q;
 }
 
 /** Turns a Fastify validation error into `{error, message, param}` with the parameter's name. */

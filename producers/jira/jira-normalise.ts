@@ -162,7 +162,8 @@ export function normaliseJiraWebhook(body: unknown, rawBody: Buffer | string, de
   if (!payload) return { outcome: 'dlq', errorClass: 'schema_violation', reason: 'webhook body must be a JSON object' };
   const webhookEvent = str(payload.webhookEvent);
   if (!webhookEvent) return { outcome: 'dlq', errorClass: 'schema_violation', reason: 'webhookEvent: missing' };
-  const mappedEvent = (JIRA_WEBHOOK_EVENTS as Record<string, JiraIssueEvent['webhook_event']>)[webhookEvent];
+  // Own keys only: `constructor` or `__proto__` must not be found on the map's prototype.
+  const mappedEvent = Object.hasOwn(JIRA_WEBHOOK_EVENTS, webhookEvent) ? (JIRA_WEBHOOK_EVENTS as Record<string, JiraIssueEvent['webhook_event']>)[webhookEvent] : undefined;
   if (!mappedEvent) return { outcome: 'ignore', reason: `webhookEvent ${webhookEvent} is not tracked (only ${Object.keys(JIRA_WEBHOOK_EVENTS).join(', ')})` };
 
   const problems: string[] = [];

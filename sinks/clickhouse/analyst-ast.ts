@@ -8,7 +8,7 @@
  * - the statement kind (the root node): SELECT (with WITH, UNION, subqueries), EXPLAIN of a
  *   SELECT, DESCRIBE;
  * - `Set` nodes (a SETTINGS clause anywhere): refused, the limits are the server's;
- * - extra children of a SelectWithUnionQuery: a Literal is INTO OUTFILE (refused), an
+ * - extra children of a SelectWithUnionQuery or DescribeQuery: a Literal is INTO OUTFILE (refused), an
  *   Identifier is FORMAT (refused on the SQL endpoint, which answers JSON; allowed on the
  *   ClickHouse port, where clients choose their format that way);
  * - every `Function` node, in any position: table functions other than a few pure generators,
@@ -128,6 +128,9 @@ function checkNode(n: AstNode, parent: AstNode | null, policy: AstPolicy, tableF
     case 'Set':
       return 'SETTINGS is not allowed: the server sets the limits of analyst queries';
     case 'SelectWithUnionQuery':
+    case 'DescribeQuery':
+      // Both are statements with output (DESCRIBE too: its INTO OUTFILE writes the file, and
+      // read-only mode lets it): the first child is the query or table, the rest its output clauses.
       for (const extra of n.children.slice(1)) {
         if (extra.type === 'Literal') return 'INTO OUTFILE is not allowed';
         if (extra.type === 'Identifier') {

@@ -63,6 +63,18 @@ export function unescapeParam(v: string): string {
   return v.includes('\\') ? v.replace(/\\(.)/gs, (_m, c: string) => ESCAPES[c] ?? c) : v;
 }
 
+/**
+ * A URL setting value prepared for chdb's connection, which writes each setting as
+ * `SET k = '<value>'` doubling quotes but not backslashes: a value ending in `\` escaped the
+ * closing quote and the rest of the text (the next setting, the statement) was read as SQL.
+ * Doubling backslashes here makes that literal ClickHouse's string of exactly the value sent, so
+ * ClickHouse judges the setting (the read-only session refuses a change with 164) and nothing else.
+ * default_format is not written as SQL (it becomes chdb's output format option) and is left alone.
+ */
+export function settingLiteral(v: string): string {
+  return v.replace(/\\/g, '\\\\');
+}
+
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
 /** The credentials of a request, read as ClickHouse's HTTP handler reads them. */
@@ -95,11 +107,34 @@ class FacadeError extends Error {
   }
 }
 
-async function readBody(req: IncomingMessage): Promise<Buffer> {
+/**
+ * The longest analyst statement (the body and `query` together), in bytes, raw and after gzip:
+ * ClickHouse's default max_query_size. A server refuses a longer one with Code 62 too.
+ */
+export const ANALYST_MAX_QUERY_BYTES = 262_144;
+
+/**
+ * The request body, inflated when gzip-encoded. With `maxBytes`, neither the bytes read nor the
+ * inflated ones are kept beyond it (the rest is drained, not buffered; gzip stops inflating at the
+ * limit): null means longer than `maxBytes`.
+ */
+async function readBody(req: IncomingMessage, maxBytes = Infinity): Promise<Buffer | null> {
   const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
+  let n = 0;
+  for await (const c of req) {
+    n += (c as Buffer).length;
+    if (n <= maxBytes) chunks.push(c as Buffer);
+  }
+  if (n > maxBytes) return null;
   const buf = Buffer.concat(chunks);
-  return req.headers['content-encoding'] === 'gzip' ? gunzipSync(buf) : buf;
+  if (req.headers['content-encoding'] !== 'gzip') return buf;
+  if (maxBytes === Infinity) return gunzipSync(buf);
+  try {
+    return gunzipSync(buf, { maxOutputLength: maxBytes });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return null;
+    throw err;
+  }
 }
 
 /** Settings the HTTP interface takes in the URL that are not query settings. */
@@ -147,18 +182,25 @@ export async function serveClickHouse(ch: ClickHouse, opts: FacadeOptions): Prom
         req.resume();
         throw new FacadeError('516', 403, `Code: 516. DB::Exception: ${creds.user}: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)`);
       }
-      const body = await readBody(req);
       const params: Record<string, string> = {};
       const settings: Record<string, string> = {};
       for (const [k, v] of url.searchParams) {
         if (k.startsWith('param_')) params[k.slice(6)] = unescapeParam(v);
-        else if (!NOT_SETTINGS.has(k)) settings[k] = v;
+        else if (!NOT_SETTINGS.has(k)) settings[k] = k === 'default_format' ? v : settingLiteral(v);
       }
       // A server answers TabSeparated when neither the statement nor the URL names a format.
       settings.default_format ??= url.searchParams.get('default_format') ?? 'TabSeparated';
       const urlQuery = url.searchParams.get('query');
       const headers = { 'x-clickhouse-query-id': queryId, 'x-clickhouse-summary': '{}', 'content-type': 'text/plain; charset=UTF-8' };
       const wantsReadonly = settings.readonly !== undefined && settings.readonly !== '0';
+      // An analyst statement is bounded before it is read whole (the writer's INSERT bodies are not).
+      const bounded = role === 'analyst' || wantsReadonly;
+      const limit = bounded ? ANALYST_MAX_QUERY_BYTES - Buffer.byteLength(urlQuery ?? '') : Infinity;
+      const body = limit < 0 ? null : await readBody(req, limit);
+      if (body === null) {
+        req.resume();
+        throw new FacadeError('62', 400, `Code: 62. DB::Exception: ${creds.user}: Max query size exceeded: the statement is limited to ${ANALYST_MAX_QUERY_BYTES} bytes (max_query_size), query and body together, after gzip. (SYNTAX_ERROR)`);
+      }
       if (role === 'writer' && wantsReadonly && !opts.analystSql) throw new FacadeError('164', 500, `Code: 164. DB::Exception: ${creds.user}: readonly was asked for and this port has no read-only session. (READONLY)`);
       if (role === 'analyst' || wantsReadonly) {
         const analyst = opts.analystSql!;

@@ -81,6 +81,34 @@ describe('config keys (API_KEYS)', () => {
   });
 });
 
+describe('config keys with the durable key log', () => {
+  it('a key removed from API_KEYS stays removed when Redis later loses its contents while a process started earlier still runs', async () => {
+    // Before: every process restored the cache from the API_KEYS it was started with, so an older
+    // process that still listed the key wrote it back after a Redis loss, and the removed key worked again.
+    const prefix = `${env.t.redisPrefix}cfglog:`;
+    const topic = `${env.topicPrefix}cfglog_api_keys`;
+    const logs = [await KafkaRegistryLog.open({ brokers: env.brokers, topic, logger: silentLogger() }), await KafkaRegistryLog.open({ brokers: env.brokers, topic, logger: silentLogger() })];
+    try {
+      const older = new RedisApiKeyStore(redis, prefix, { log: logs[0]! });
+      await older.seed('removed-key-0123456789:admin,kept-key-0123456789:viewer');
+      const restarted = new RedisApiKeyStore(redis, prefix, { log: logs[1]! }); // the next start, without removed-key
+      await restarted.seed('kept-key-0123456789:viewer');
+      expect(await older.verify('removed-key-0123456789')).toBeNull();
+      await redis.del(`${prefix}apikeys`); // Redis lost its contents
+      await older.check(); // the older process's watchdog restores the cache
+      expect(await redis.hexists(`${prefix}apikeys`, '@restored')).toBe(1);
+      expect(await older.verify('removed-key-0123456789')).toBeNull();
+      expect(await restarted.verify('removed-key-0123456789')).toBeNull();
+      expect(await older.verify('kept-key-0123456789')).toMatchObject({ role: 'viewer' });
+      await redis.del(`${prefix}apikeys`);
+      expect(await older.lookup('removed-key-0123456789')).toEqual({ status: 'unknown' }); // the miss path restores too
+      expect(await older.verify('kept-key-0123456789')).toMatchObject({ role: 'viewer' });
+    } finally {
+      for (const l of logs) await l.close();
+    }
+  });
+});
+
 describe('admin endpoints', () => {
   let created: { key: string; id: string };
 
@@ -150,6 +178,24 @@ describe('admin endpoints', () => {
     expect((await call('DELETE', '/v1/admin/keys/key_000000000000', ADMIN)).statusCode).toBe(404);
   });
 
+  it('a key in the URL (api_key, for EventSource) is taken on GET only: never for SQL, key management or acks', async () => {
+    // URLs end up in proxy logs and browser history; a write or an admin action must carry its key in a header.
+    const create = await app.inject({ method: 'POST', url: `/v1/admin/keys?api_key=${ADMIN}`, payload: { role: 'admin', name: 'from-a-url' } });
+    expect(create.statusCode).toBe(401);
+    expect(create.json()).toMatchObject({ error: 'unauthorized', message: expect.stringMatching(/api_key query parameter is accepted on GET only/) });
+    const revoke = await app.inject({ method: 'DELETE', url: `/v1/admin/keys/key_000000000000?api_key=${ADMIN}` });
+    expect(revoke.statusCode).toBe(401);
+    const sql = await app.inject({ method: 'POST', url: `/v1/sql?api_key=${ADMIN}`, payload: { query: 'SELECT 1' } });
+    expect(sql.statusCode).toBe(401);
+    expect((await store.list()).some((k) => k.name === 'from-a-url')).toBe(false);
+    // An ingest key in a header is still refused on admin routes (403), and GET with api_key works.
+    const ingest = (await call('POST', '/v1/admin/keys', ADMIN, { role: 'ingest', name: 'ingest-on-admin' })).json();
+    expect((await call('GET', '/v1/admin/keys', ingest.key)).statusCode).toBe(403);
+    expect((await call('POST', '/v1/admin/keys', ingest.key, { role: 'admin', name: 'escalate' })).statusCode).toBe(403);
+    expect((await call('GET', '/v1/tables', ingest.key)).statusCode).toBe(403);
+    expect((await app.inject({ method: 'GET', url: `/v1/tables?api_key=${VIEWER}` })).statusCode).toBe(200);
+  });
+
   it('is in the OpenAPI spec', async () => {
     const spec = (await app.inject({ method: 'GET', url: '/docs/json' })).json() as { paths: Record<string, Record<string, unknown>> };
     expect(Object.keys(spec.paths['/v1/admin/keys']!).sort()).toEqual(['get', 'post']);
@@ -202,7 +248,7 @@ describe('keys survive a Redis that lost its contents', () => {
       const other = new RedisApiKeyStore(redis, prefix, { log: log2, now });
       await other.seed(`${ADMIN}:admin`);
       const listed = await other.list();
-      expect(listed.filter((k) => k.source === 'admin').map((k) => k.name).sort()).toEqual(['first-miss', 'player backend eu-1', 'short-lived', 'survivor']);
+      expect(listed.filter((k) => k.source === 'admin').map((k) => k.name).sort()).toEqual(['first-miss', 'ingest-on-admin', 'player backend eu-1', 'short-lived', 'survivor']);
       expect(listed.find((k) => k.name === 'player backend eu-1')!.status).toBe('revoked');
     } finally {
       await log2.close();

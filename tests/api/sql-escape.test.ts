@@ -32,7 +32,7 @@ let analyst: AnalystSql;
 let redis: Redis;
 let app: FastifyInstance;
 let before: ServerState;
-const outfiles = [join(t.dataDir, 'out.txt'), join(t.dataDir, 'out2.txt'), join(REPO_ROOT, 'escape-out.txt')];
+const outfiles = [join(t.dataDir, 'out.txt'), join(t.dataDir, 'out2.txt'), join(REPO_ROOT, 'escape-out.txt'), join(t.dataDir, 'describe-out.txt'), join(t.dataDir, 'describe-out2.txt')];
 
 interface ServerState {
   tables: string[];
@@ -119,6 +119,9 @@ const families: Record<string, Case[]> = {
     [`SELECT 1 INTO OUTFILE '${outfiles[0]}'`, 403, 'read_only', /INTO OUTFILE is not allowed/],
     [`SELECT * FROM ${db}.fx_rates INTO OUTFILE '${outfiles[1]}' TRUNCATE FORMAT CSV`, 403, 'read_only', /INTO OUTFILE is not allowed/],
     [`select 1 into outfile 'escape-out.txt'`, 403, 'read_only', /INTO OUTFILE is not allowed/],
+    // DESCRIBE is a statement with output too: its INTO OUTFILE wrote the file (read-only mode lets it).
+    [`DESCRIBE TABLE ${db}.fx_rates INTO OUTFILE '${outfiles[3]}'`, 403, 'read_only', /INTO OUTFILE is not allowed/],
+    [`DESC (SELECT 1) INTO OUTFILE '${outfiles[4]}' TRUNCATE COMPRESSION 'gzip'`, 403, 'read_only', /INTO OUTFILE is not allowed/],
   ],
   'stacked statements': [
     [`SELECT 1; DROP TABLE ${db}.qoe_views`, 403, 'read_only', /exactly one statement/],
@@ -163,6 +166,7 @@ const families: Record<string, Case[]> = {
   FORMAT: [
     ['SELECT 1 FORMAT TSV', 403, 'read_only', /FORMAT is not allowed/],
     ['SELECT 1 FORMAT Native', 403, 'read_only', /FORMAT is not allowed/],
+    [`DESCRIBE TABLE ${db}.fx_rates FORMAT CSV`, 403, 'read_only', /FORMAT is not allowed/],
   ],
   'table functions': [
     ["SELECT * FROM url('http://127.0.0.1:1/', 'CSV', 'x String')", 403, 'read_only', /table function url\(\) is not allowed/],

@@ -9,11 +9,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { createClient } from '@clickhouse/client';
 import { openClickHouse, queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
 import { openAnalyst, DEFAULT_ANALYST_LIMITS, type AnalystSql } from '../../sinks/clickhouse/analyst.js';
-import { serveClickHouse, type ClickHouseFacade } from '../../sinks/clickhouse/http-facade.js';
+import { ANALYST_MAX_QUERY_BYTES, serveClickHouse, type ClickHouseFacade } from '../../sinks/clickhouse/http-facade.js';
 import { facadeUsers, isLoopbackHost } from '../../bin/pipeline.js';
 import { loadConfig } from '../../lib/config.js';
 import { silentLogger } from '../../lib/logger.js';
@@ -157,6 +158,40 @@ describe('the analyst (SQL tools, Grafana)', () => {
     expect(clause.body).toMatch(/Cannot modify 'max_memory_usage' setting in readonly mode/);
     // The session's limits did not move.
     expect((await post("SELECT getSetting('max_memory_usage'), getSetting('readonly')", asAnalyst)).body).toBe(`${DEFAULT_ANALYST_LIMITS.maxMemoryBytes}\t1\n`);
+  });
+
+  it('a statement is bounded before it is read whole: a gzip bomb or a huge body gets Code 62, the port does not inflate it', async () => {
+    // Before: the port read and inflated any body, so 300 KB of gzip (300 MiB of text) took the
+    // process to 4.8 GB RSS for 94 s before ClickHouse refused it. Now the analyst's statement is
+    // bounded like a server's max_query_size, on the raw and on the inflated bytes.
+    const bomb = gzipSync(Buffer.concat([Buffer.from('SELECT 1 '), Buffer.alloc(16 * 2 ** 20, 0x20)]));
+    expect(bomb.length).toBeLessThan(64 * 1024);
+    const big = Buffer.concat([Buffer.from('SELECT 1 '), Buffer.alloc(ANALYST_MAX_QUERY_BYTES + 1, 0x20)]);
+    for (const [what, body, headers] of [['gzip bomb', bomb, { 'content-encoding': 'gzip' }], ['plain body', big, {}]] as const) {
+      const res = await fetch(`${facade.url}/`, { method: 'POST', body: new Uint8Array(body), headers: { ...asAnalyst, ...headers } });
+      const text = await res.text();
+      expect({ what, status: res.status, code: res.headers.get('x-clickhouse-exception-code') }).toEqual({ what, status: 400, code: '62' });
+      expect(text).toMatch(new RegExp(`^Code: 62\\. DB::Exception: sp_test_analyst: Max query size exceeded: the statement is limited to ${ANALYST_MAX_QUERY_BYTES} bytes`));
+    }
+    expect((await post('SELECT 1', asAnalyst)).body).toBe('1\n');
+  });
+
+  it('a URL setting value stays one literal value: a trailing backslash does not carry the value into the statement', async () => {
+    // chdb's connection quotes a setting as '<value>' with quotes doubled but backslashes kept, so a
+    // value ending in \ escaped the closing quote and the rest of the text (the next setting, the
+    // statement) became SQL: Code 62 "Single quoted string is not closed", or the next setting's
+    // value parsed as SQL. ClickHouse must see the value itself and refuse the change (164).
+    for (const search of ['?log_comment=x%5C', '?log_comment=%5C&max_threads=%3B%20SELECT%2042%20--', "?log_comment=a%5C'%3B%20SELECT%2042%20--"]) {
+      const r = await post('SELECT 1', asAnalyst, search);
+      expect({ search, status: r.status, code: r.code }).toEqual({ search, status: 500, code: '164' });
+      expect(r.body).toMatch(/Cannot modify 'log_comment' setting in readonly mode/);
+    }
+    // The writer's value arrives as given (then put back: settings stay on the writers' session).
+    const given = "it\\'s; SELECT 42 --\\";
+    const w = await post("SELECT getSetting('log_comment') FORMAT JSONEachRow", asWriter, `?log_comment=${encodeURIComponent(given)}`);
+    expect(w.status, w.body).toBe(200);
+    expect(JSON.parse(w.body)).toEqual({ "getSetting('log_comment')": given });
+    expect((await post("SELECT getSetting('log_comment') = ''", asWriter, '?log_comment=')).body).toBe('1\n');
   });
 });
 

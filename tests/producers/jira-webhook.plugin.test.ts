@@ -111,6 +111,15 @@ describe('POST /v1/webhooks/jira', () => {
     const res = await deliver(unsigned, fixture('jira-comment-created'), {});
     expect(res.statusCode).toBe(202);
     expect(res.json().ignored).toMatch(/comment_created/);
+    // Names of Object.prototype members are events we do not track either: they were looked up on
+    // the event map's prototype, taken for tracked, and answered 400 "webhook_event: … got undefined".
+    for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      const body = fixture('jira-issue-updated').toString().replace('"webhookEvent": "jira:issue_updated"', `"webhookEvent": ${JSON.stringify(name)}`);
+      expect(body).toContain(`"webhookEvent": ${JSON.stringify(name)}`);
+      const r = await deliver(unsigned, body, {});
+      expect({ name, status: r.statusCode }).toEqual({ name, status: 202 });
+      expect(r.json().ignored).toContain(`webhookEvent ${name} is not tracked`);
+    }
   });
 
   it('answers 400 and dead-letters the raw body of a webhook it cannot map', async () => {
