@@ -43,6 +43,8 @@ export interface Pipeline {
   producer: EventProducer | null;
   runners: ProcessorRunner<unknown>[];
   http: FastifyInstance | null;
+  /** The metrics app of a process without HTTP roles (/metrics, /healthz, /readyz), else null. */
+  metricsApp: FastifyInstance | null;
   registry: RegistryServer | null;
   /** Outages of Redis, ClickHouse and Kafka this process is waiting out. */
   health: DependencyHealth;
@@ -246,16 +248,18 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       logger.info({ event: 'http_listening', url: `http://${config.env.HTTP_HOST}:${(http.server.address() as { port: number }).port}` }, 'HTTP listening');
     }
 
+    let metricsApp: FastifyInstance | null = null;
     if (!http && runners.length > 0) {
       // Processes without an HTTP role still expose their pipeline metrics for Prometheus.
-      const metricsApp = Fastify({ logger: false });
+      metricsApp = Fastify({ logger: false });
       healthRoutes(metricsApp, () => pipelineHealth(runners, health));
       metricsApp.get('/metrics', async (_req, reply) => {
         health.tick(); // outages still running count up to now
         return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
       });
       await metricsApp.listen({ host: config.env.HTTP_HOST, port: config.env.METRICS_PORT });
-      closers.push(() => metricsApp.close());
+      const app = metricsApp;
+      closers.push(() => app.close());
       logger.info({ event: 'metrics_listening', port: (metricsApp.server.address() as { port: number }).port }, 'metrics endpoint listening');
     }
 
@@ -264,7 +268,7 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       for (const r of runners) r.done().catch((err: Error) => reject(Object.assign(new Error(`role ${r.name} failed: ${err.message}`, { cause: err }), { role: r.name })));
     });
     failed.catch(() => undefined); // observed by the entry point
-    return { ch, redis, codec, producer, runners, http, registry, health, status: () => pipelineHealth(runners, health), failed, stop: stopAll };
+    return { ch, redis, codec, producer, runners, http, metricsApp, registry, health, status: () => pipelineHealth(runners, health), failed, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;
