@@ -364,10 +364,15 @@ export class ProcessorRunner<S = unknown> {
         const downMs = this.health.available(dep);
         if (downMs !== null) this.log.info({ event: 'dependency_available', processor: this.name, dependency: dep, what, downtime_ms: downMs, attempts: attempt }, `${dep} is available again after ${downMs} ms; resuming`);
         return r;
-      } catch (err) {
+      } catch (caught) {
+        let err = caught;
         if (err instanceof CheckpointStoreLostError) {
-          await this.recoverLostStore(err);
-          continue;
+          try {
+            await this.recoverLostStore(err);
+            continue;
+          } catch (e) {
+            err = e; // Redis went away again while healing: an outage like any other
+          }
         }
         const retriable = err instanceof StreamPulseError ? err.retriable : false;
         if (!retriable) throw err;
