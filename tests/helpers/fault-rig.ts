@@ -407,10 +407,18 @@ export class FaultRig {
 
   /** Stops everything the rig started (processes, its Redis); a Kafka passed in is the caller's to stop. */
   async close(): Promise<void> {
+    // A process that does not stop within 20 s of SIGTERM (e.g. waiting for a service that is
+    // gone) is SIGKILLed: nothing of the rig outlives it.
+    const stop = async (p: RoleProcess | undefined) => {
+      if (!p) return;
+      const timer = setTimeout(() => void p.kill('SIGKILL'), 20_000);
+      await p.kill('SIGTERM').catch(() => undefined);
+      clearTimeout(timer);
+    };
     await this.activeFeed?.stop().catch(() => undefined);
-    await this.processors?.kill('SIGTERM').catch(() => undefined);
+    await stop(this.processors);
     await this.producer?.close().catch(() => undefined);
-    await this.chOwner?.kill('SIGTERM').catch(() => undefined);
+    await stop(this.chOwner);
     await this.ch?.close().catch(() => undefined);
     await this.registry?.close().catch(() => undefined);
     this.client?.disconnect();

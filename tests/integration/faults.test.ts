@@ -20,7 +20,7 @@ const t = testEnv('faults');
 let rig: FaultRig;
 
 beforeAll(async () => {
-  rig = new FaultRig(t, { name: 'short', ratePerSec: 150 });
+  rig = new FaultRig(t, { name: 'short', ratePerSec: 100 });
   await rig.start();
 }, 180_000);
 let passed = false;
