@@ -72,6 +72,8 @@ async function main(): Promise<void> {
     { sink: pipeline.producer!, signal: abort.signal, logger },
   );
 
+  // Outages the processors are waiting out (Redis, ClickHouse, Kafka) are shown while they last.
+  let lastOutage = '';
   const db = config.clickhouse.database;
   const ch = pipeline.ch!;
   const timer = setInterval(async () => {
@@ -117,8 +119,6 @@ async function main(): Promise<void> {
     say(`\n${bar}\nFAILED: ${err.message}\nThe pipeline cannot go on without it; /healthz answers 503. Stopping the demo (exit 1).\n${bar}`);
     void stop(1);
   });
-  // Outages the processors are waiting out (Redis, ClickHouse, Kafka) are shown while they last.
-  let lastOutage = '';
   await sim.catch((err) => say(`simulator stopped: ${(err as Error).message}`));
 }
 
