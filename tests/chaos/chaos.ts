@@ -47,6 +47,10 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+// A stray rejection in a client of the run (not the pipeline under test) is reported, not fatal:
+// the run goes on and its processes are stopped at the end.
+process.on('unhandledRejection', (err) => process.stderr.write(`[chaos] unhandled rejection: ${(err as Error)?.message ?? err}\n`));
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function redisDown(seconds: number): Fault {
