@@ -36,8 +36,10 @@ interface Fault {
 /** The run in progress and the broker, stopped on Ctrl-C so that nothing is left running. */
 let current: FaultRig | null = null;
 let ownKafka: OwnKafka | null = null;
+let aborting = false;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
+    aborting = true; // no further fault starts while this one is stopped
     process.stderr.write(`[chaos] ${sig}: stopping what it started…\n`);
     void (async () => {
       await current?.close().catch(() => undefined);
@@ -184,6 +186,7 @@ async function main(): Promise<number> {
   const rows: Row[] = [];
   try {
     for (const f of faults) {
+      if (aborting) break;
       process.stderr.write(`[chaos] ${f.name}…\n`);
       const r = await runOne(f, kafka);
       rows.push(r);
