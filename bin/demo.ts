@@ -72,6 +72,8 @@ async function main(): Promise<void> {
     { sink: pipeline.producer!, signal: abort.signal, logger },
   );
 
+  // Outages the processors are waiting out (Redis, ClickHouse, Kafka) are shown while they last.
+  let lastOutage = '';
   const db = config.clickhouse.database;
   const ch = pipeline.ch!;
   const timer = setInterval(async () => {
@@ -83,13 +85,18 @@ async function main(): Promise<void> {
       say(`[${new Date().toISOString().slice(11, 19)}] raw rows: ${counts.map((c) => `${c.kind} ${c.rows}`).join(' | ')}`);
       if (kpi) say(`           business ${kpi.hour}: revenue $${Number(kpi.revenue_usd).toFixed(2)}, active ${kpi.active_accounts}, payer rate ${Number(kpi.payer_rate).toFixed(3)}, failure rate ${Number(kpi.payment_failure_rate).toFixed(3)}, gifts $${Number(kpi.gift_value_usd).toFixed(2)}`);
       if (qoe) say(`           qoe: ${qoe.views} views, ${qoe.plays} plays`);
+      const h = pipeline.status();
+      const outage = Object.entries(h.dependencies).filter(([, d]) => d !== 'ok').map(([dep, d]) => `${dep} ${d}`).join('; ');
+      if (outage) say(`           WAITING: ${outage} (processing pauses and resumes by itself)`);
+      else if (lastOutage) say('           dependencies back: processing resumed');
+      lastOutage = outage;
     } catch (err) {
       say(`  (status query failed: ${(err as Error).message})`);
     }
   }, 5_000);
 
   let stopping = false;
-  const stop = async () => {
+  const stop = async (code = 0) => {
     if (stopping) return;
     stopping = true;
     say('\nstopping: simulator, pipeline, then the stack it started…');
@@ -100,10 +107,18 @@ async function main(): Promise<void> {
     if (!kafka.alreadyRunning) await stopKafka(kafkaOpts);
     if (!redis.alreadyRunning) await stopRedis(redisOpts);
     say('stopped.');
-    process.exit(0);
+    process.exit(code);
   };
   process.on('SIGINT', () => void stop());
   process.on('SIGTERM', () => void stop());
+  // A role that fails for good must not hide behind the others: say so on screen, loudly, and stop
+  // with a non-zero exit (the status lines would otherwise go on showing stale numbers).
+  pipeline.failed.catch((err: Error) => {
+    if (stopping) return;
+    const bar = '!'.repeat(100);
+    say(`\n${bar}\nFAILED: ${err.message}\nThe pipeline cannot go on without it; /healthz answers 503. Stopping the demo (exit 1).\n${bar}`);
+    void stop(1);
+  });
   await sim.catch((err) => say(`simulator stopped: ${(err as Error).message}`));
 }
 

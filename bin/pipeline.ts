@@ -26,6 +26,17 @@ import { PROCESSOR_FACTORIES, processorFor, type ProcessorRole } from './process
 import { scoreClosedChurnDays } from '../processors/churn/churn-scores.js';
 import { queryRows } from '../sinks/clickhouse/client.js';
 import { startAlerting } from '../alerts/index.js';
+import { DependencyHealth } from '../lib/dependency-health.js';
+
+/** What /healthz and /readyz of a pipeline process answer (see `pipelineHealth`). */
+export interface PipelineHealth {
+  /** Liveness: false once a role failed for good (the process is about to exit non-zero). */
+  ok: boolean;
+  /** Readiness: every dependency answers the work that needs it. */
+  ready: boolean;
+  failed: Array<{ role: string; error: string }>;
+  dependencies: Record<string, string>;
+}
 
 export interface Pipeline {
   ch: ClickHouse | null;
@@ -35,8 +46,48 @@ export interface Pipeline {
   producer: EventProducer | null;
   runners: ProcessorRunner<unknown>[];
   http: FastifyInstance | null;
+  /** The metrics app of a process without HTTP roles (/metrics, /healthz, /readyz), else null. */
+  metricsApp: FastifyInstance | null;
   registry: RegistryServer | null;
+  /** Outages of Redis, ClickHouse and Kafka this process is waiting out. */
+  health: DependencyHealth;
+  /** Liveness and readiness, as /healthz and /readyz report them. */
+  status(): PipelineHealth;
+  /**
+   * Rejects with the error of the first role that fails for good (a processor runner's fatal
+   * error); never resolves otherwise. Entry points exit non-zero on it (bin/streampulse.ts) or
+   * say so on screen and stop (bin/demo.ts).
+   */
+  failed: Promise<never>;
   stop(): Promise<void>;
+}
+
+/** Liveness and readiness of a process from its runners' failures and its dependencies' outages. */
+export function pipelineHealth(runners: readonly ProcessorRunner<unknown>[], health: DependencyHealth, clock: () => number = Date.now): PipelineHealth {
+  health.tick();
+  const failed = runners.filter((r) => r.failure).map((r) => ({ role: r.name, error: r.failure!.message }));
+  const dependencies: Record<string, string> = {};
+  for (const [dep, st] of Object.entries(health.status())) {
+    dependencies[dep] = st.up ? 'ok' : `down for ${Math.round((clock() - st.sinceMs!) / 1000)} s: ${st.reason}`;
+  }
+  return { ok: failed.length === 0, ready: failed.length === 0 && Object.values(dependencies).every((d) => d === 'ok'), failed, dependencies };
+}
+
+/**
+ * /healthz (liveness: 503 once a role failed for good) and, unless `readyz: false` (the API role
+ * serves its own, api/routes/health.ts), /readyz (503 naming the dependency that is out).
+ */
+function healthRoutes(app: FastifyInstance, status: () => PipelineHealth, opts: { readyz?: boolean } = {}): void {
+  app.get('/healthz', async (_req, reply) => {
+    const h = status();
+    return reply.code(h.ok ? 200 : 503).send(h.ok ? { status: 'ok' } : { status: 'failed', failed: h.failed });
+  });
+  if (opts.readyz !== false) {
+    app.get('/readyz', async (_req, reply) => {
+      const h = status();
+      return reply.code(h.ready ? 200 : 503).send({ status: h.ready ? 'ready' : 'not_ready', checks: { ...h.dependencies, ...Object.fromEntries(h.failed.map((f) => [`role:${f.role}`, `failed: ${f.error}`])) } });
+    });
+  }
 }
 
 const CH_ROLES = new Set(['clickhouse', 'raw-store', 'business', 'qoe', 'churn', 'safety', 'production', 'alerts', 'api']);
@@ -66,7 +117,22 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       codec = await AvroCodec.connect(registryUrl, config.topicPrefix);
     }
 
-    const redis = new Redis(config.env.REDIS_URL, { maxRetriesPerRequest: 3, lazyConnect: true });
+    const health = new DependencyHealth(metrics, opts.clock);
+    // Commands fail after 3 reconnection attempts (well under a second), or after 10 s without an
+    // answer (a Redis that hangs: paused, swapping, a network partition), so the components that
+    // wait out an outage (the runners) retry with their own backoff and count it; the client keeps
+    // reconnecting in the background for as long as it takes. Every command the runners repeat is
+    // idempotent (a timed-out one may still run later).
+    const redis = new Redis(config.env.REDIS_URL, { maxRetriesPerRequest: 3, commandTimeout: 10_000, lazyConnect: true });
+    let redisErrorLogged = false;
+    redis.on('error', (err) => {
+      if (!redisErrorLogged) logger.warn({ event: 'redis_connection_error', err: err.message }, 'Redis connection error; reconnecting');
+      redisErrorLogged = true;
+    });
+    redis.on('ready', () => {
+      if (redisErrorLogged) logger.info({ event: 'redis_reconnected' }, 'Redis connection ready again');
+      redisErrorLogged = false;
+    });
     await redis.connect();
     closers.push(async () => void (await redis.quit()));
 
@@ -114,6 +180,7 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
         redisPrefix: config.env.REDIS_PREFIX,
         logger: logger.child({ processor: name }),
         metrics,
+        health,
         clock: opts.clock,
         // Records every processor refuses alike (undecodable, out of bounds) are dead-lettered by
         // the raw store alone (once per record); a processor's own refusals (ProcessContext.reject)
@@ -184,8 +251,12 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
     if (opts.http !== false && (roles.has('ingest') || roles.has('api'))) {
       // The process logger, without a line per request (refusals and failures log themselves, rate-limited).
       http = Fastify({ loggerInstance: logger.child({ component: 'http' }) as unknown as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: config.env.INGEST_MAX_BODY_BYTES });
-      http.get('/healthz', async () => ({ status: 'ok' }));
-      http.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+      // The API role adds its own /readyz (pinging Kafka, Redis and ClickHouse); ingest-only processes get this one.
+      healthRoutes(http, () => pipelineHealth(runners, health), { readyz: !roles.has('api') });
+      http.get('/metrics', async (_req, reply) => {
+        health.tick(); // outages still running count up to now
+        return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+      });
       const { registerHttpRoles } = await import('./http-roles.js');
       await registerHttpRoles(http, { config, logger, metrics, producer: producer!, redis, ch, clock: opts.clock, analyst }); // HTTP roles use Kafka
       await http.listen({ host: config.env.HTTP_HOST, port: config.env.HTTP_PORT });
@@ -193,17 +264,27 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       logger.info({ event: 'http_listening', url: `http://${config.env.HTTP_HOST}:${(http.server.address() as { port: number }).port}` }, 'HTTP listening');
     }
 
+    let metricsApp: FastifyInstance | null = null;
     if (!http && runners.length > 0) {
       // Processes without an HTTP role still expose their pipeline metrics for Prometheus.
-      const metricsApp = Fastify({ logger: false });
-      metricsApp.get('/healthz', async () => ({ status: 'ok' }));
-      metricsApp.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+      metricsApp = Fastify({ logger: false });
+      healthRoutes(metricsApp, () => pipelineHealth(runners, health));
+      metricsApp.get('/metrics', async (_req, reply) => {
+        health.tick(); // outages still running count up to now
+        return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+      });
       await metricsApp.listen({ host: config.env.HTTP_HOST, port: config.env.METRICS_PORT });
-      closers.push(() => metricsApp.close());
+      const app = metricsApp;
+      closers.push(() => app.close());
       logger.info({ event: 'metrics_listening', port: (metricsApp.server.address() as { port: number }).port }, 'metrics endpoint listening');
     }
 
-    return { ch, redis, codec, producer, runners, http, registry, stop: stopAll };
+    // The first runner that fails for good; a runner stopped cleanly resolves and is not a failure.
+    const failed = new Promise<never>((_, reject) => {
+      for (const r of runners) r.done().catch((err: Error) => reject(Object.assign(new Error(`role ${r.name} failed: ${err.message}`, { cause: err }), { role: r.name })));
+    });
+    failed.catch(() => undefined); // observed by the entry point
+    return { ch, redis, codec, producer, runners, http, metricsApp, registry, health, status: () => pipelineHealth(runners, health), failed, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;

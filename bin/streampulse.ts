@@ -36,9 +36,12 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
-  // A processor that fails for a non-retriable reason stops the process with its message.
-  await Promise.all(pipeline.runners.map((r) => r.done())).catch(async (err) => {
-    logger.fatal({ event: 'streampulse_failed', err: (err as Error).message }, 'a processor failed');
+  // A role that fails for good (a processor's non-retriable error) stops the process non-zero with
+  // its message: a failed role never hides behind healthy ones (/healthz answers 503 meanwhile).
+  await pipeline.failed.catch(async (err) => {
+    if (stopping) return;
+    stopping = true;
+    logger.fatal({ event: 'streampulse_failed', role: (err as { role?: string }).role, err: (err as Error).message }, 'a role failed; stopping the process');
     await pipeline.stop();
     process.exit(1);
   });

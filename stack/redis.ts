@@ -1,7 +1,11 @@
 /**
  * Redis for local runs and tests: use the one at REDIS_URL if it answers; otherwise, for a local
- * URL and when `redis-server` is on PATH, start a throw-away one (no persistence, daemonized,
- * pid file in `<DATA_DIR>/redis`). `stopRedis` stops only a server this module started.
+ * URL and when `redis-server` is on PATH, start one (daemonized, pid file, log and data in
+ * `<DATA_DIR>/redis`). It runs with append-only persistence by default (`appendonly yes`,
+ * `appendfsync everysec`): checkpoints, alert state and outbox, API keys survive a restart of it
+ * (docs/reliability.md says what losing them costs). `persistence: 'none'` starts one that
+ * forgets everything when it stops (the fault-injection tests use it to lose the store).
+ * `stopRedis` stops only a server this module started.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -18,6 +22,8 @@ export interface RedisStackOptions {
   /** Folder for the pid file and log of a server we start (default `<DATA_DIR>/redis`). */
   dataDir: string;
   logger: Logger;
+  /** 'aof' (default): append-only file in dataDir, fsync every second; 'none': nothing on disk. */
+  persistence?: 'aof' | 'none';
 }
 
 export interface RedisHandle {
@@ -68,7 +74,8 @@ export async function ensureRedis(opts: RedisStackOptions): Promise<RedisHandle>
   removeFile(p.pidFile);
   const port = u.port || '6379';
   const bind = u.hostname === 'localhost' ? '127.0.0.1' : u.hostname.replace(/^\[|\]$/g, '');
-  const r = spawnSync('redis-server', ['--port', port, '--bind', bind, '--save', '', '--appendonly', 'no', '--daemonize', 'yes', '--pidfile', p.pidFile, '--logfile', p.logFile, '--dir', p.dataDir], { encoding: 'utf8' });
+  const persistence = opts.persistence === 'none' ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', 'everysec'];
+  const r = spawnSync('redis-server', ['--port', port, '--bind', bind, '--save', '', ...persistence, '--daemonize', 'yes', '--pidfile', p.pidFile, '--logfile', p.logFile, '--dir', p.dataDir], { encoding: 'utf8' });
   if (r.status !== 0) throw new StackError(`redis-server failed to start (exit ${r.status}): ${r.stderr}${r.stdout}`);
   const deadline = Date.now() + 10_000;
   while (!(await pingRedis(opts.url, 500))) {

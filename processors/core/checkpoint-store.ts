@@ -18,15 +18,38 @@
  * rebalance can never overwrite the state of its successor (its staged state, under its own
  * name, expires). Checkpoints written before the state key existed (the state in the hash's
  * `state` field) are still restored; the first commit moves the state to its key.
+ *
+ * Store epoch: `<prefix>ckptepoch` holds a random id, created once (SET NX) by the first store
+ * that finds it absent. Every store remembers the epoch it started in (shared by the stores of one
+ * runner), and claim, commit and re-claim check it inside their Lua script: a Redis that lost its
+ * contents (restarted without persistence, flushed, failed over to an empty replica) has no epoch
+ * or another one, and those calls change nothing and throw CheckpointStoreLostError instead of
+ * reading a missing checkpoint as "start from the beginning" or a missing owner as "fenced". The
+ * runner then adopts the new epoch (`adoptEpoch`), re-claims the partitions it holds
+ * (`reclaim`: only where no one else claimed them since) and saves its in-memory state again.
  */
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { StateError } from '../../lib/errors.js';
+
+/** The checkpoint store no longer holds the epoch this store started in: its contents were lost. */
+export class CheckpointStoreLostError extends StateError {
+  constructor(readonly expected: string, readonly found: string | null) {
+    super(`the checkpoint store lost its contents: its epoch is ${found === null ? 'gone' : `now ${found}`} (was ${expected})`, true);
+  }
+}
+
+/** The epoch a runner's stores share: null until the first call reads (or creates) it. */
+export interface StoreEpoch {
+  value: string | null;
+}
 
 /** How long a staged state waits for its commit (the rows' write, retries included). */
 const STAGE_TTL_MS = 15 * 60_000;
 
-/** KEYS: hash, state key, staged key. ARGV: owner, offset, has state ('1'/''), saved_at, wm. */
+/** KEYS: hash, state key, staged key, epoch key. ARGV: owner, offset, has state ('1'/''), saved_at, wm, epoch. */
 const COMMIT_LUA = `
+if redis.call('GET', KEYS[4]) ~= ARGV[6] then return -2 end
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
 if ARGV[3] == '1' then
   if redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
@@ -37,6 +60,20 @@ if ARGV[3] == '1' then
 else
   redis.call('HSET', KEYS[1], 'saved_at', ARGV[4], 'wm', ARGV[5])
 end
+return 1`;
+
+/** KEYS: hash, state key, epoch key. ARGV: owner, epoch. {-2} on another epoch, else {1, offset, state in hash, state}. */
+const CLAIM_LUA = `
+if redis.call('GET', KEYS[3]) ~= ARGV[2] then return {-2} end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1])
+return {1, redis.call('HGET', KEYS[1], 'offset'), redis.call('HGET', KEYS[1], 'state'), redis.call('GET', KEYS[2])}`;
+
+/** KEYS: hash, epoch key. ARGV: owner, epoch. Takes the partition back unless someone else claimed it. */
+const RECLAIM_LUA = `
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then return -2 end
+local o = redis.call('HGET', KEYS[1], 'owner')
+if o and o ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1])
 return 1`;
 
 export interface CheckpointEntry {
@@ -60,7 +97,69 @@ export class CheckpointStore {
     private readonly redis: Redis,
     private readonly prefix: string,
     private readonly processor: string,
+    /** Shared by the stores of one runner, so that a loss is detected and healed once for all. */
+    private readonly epoch: StoreEpoch = { value: null },
   ) {}
+
+  epochKey(): string {
+    return `${this.prefix}ckptepoch`;
+  }
+
+  /** The epoch of the store now, created if absent (the first caller's id wins). */
+  private async currentEpoch(): Promise<string> {
+    const key = this.epochKey();
+    await this.redis.set(key, randomUUID(), 'NX');
+    const v = await this.redis.get(key);
+    if (v === null) throw new StateError(`the checkpoint store epoch ${key} vanished right after it was set`, true);
+    return v;
+  }
+
+  /** The epoch this store works in: read (or created) on first use. */
+  async knownEpoch(): Promise<string> {
+    if (this.epoch.value === null) {
+      try {
+        this.epoch.value = await this.currentEpoch();
+      } catch (err) {
+        throw err instanceof StateError ? err : new StateError(`cannot read the checkpoint store epoch: ${(err as Error).message}`, true, { cause: err });
+      }
+    }
+    return this.epoch.value;
+  }
+
+  /**
+   * After a CheckpointStoreLostError: takes the store's current epoch (creating it if absent) as
+   * this store's (and every store sharing its epoch object); returns it.
+   */
+  async adoptEpoch(): Promise<string> {
+    try {
+      this.epoch.value = await this.currentEpoch();
+      return this.epoch.value;
+    } catch (err) {
+      throw err instanceof StateError ? err : new StateError(`cannot read the checkpoint store epoch: ${(err as Error).message}`, true, { cause: err });
+    }
+  }
+
+  /** Throws CheckpointStoreLostError naming the epoch found now (after a script answered -2). */
+  private async lost(expected: string): Promise<never> {
+    const found = await this.redis.get(this.epochKey()).catch(() => null);
+    throw new CheckpointStoreLostError(expected, found);
+  }
+
+  /**
+   * After a loss: takes ownership of a partition this runner holds again, unless another owner
+   * claimed it since (true when it is ours). The in-memory state is then saved by the next commit.
+   */
+  async reclaim(topic: string, partition: number, owner: string): Promise<boolean> {
+    const epoch = await this.knownEpoch();
+    let res: number;
+    try {
+      res = (await this.redis.eval(RECLAIM_LUA, 2, this.key(topic, partition), this.epochKey(), owner, epoch)) as number;
+    } catch (err) {
+      throw new StateError(`cannot re-claim ${topic}/${partition}: ${(err as Error).message}`, true, { cause: err });
+    }
+    if (res === -2) return this.lost(epoch);
+    return res === 1;
+  }
 
   key(topic: string, partition: number): string {
     return `${this.prefix}ckpt:${this.processor}:${topic}:${partition}`;
@@ -76,17 +175,19 @@ export class CheckpointStore {
 
   /** Takes ownership of a partition and returns its last checkpoint, if any. */
   async claim(topic: string, partition: number, owner: string): Promise<Checkpoint | null> {
+    const epoch = await this.knownEpoch();
+    let res: [number, string | null, string | null, string | null];
     try {
-      const k = this.key(topic, partition);
-      const res = (await this.redis.multi().hset(k, 'owner', owner).hmget(k, 'offset', 'state').get(this.stateKey(topic, partition)).exec()) as [[null, unknown], [null, [string | null, string | null]], [null, string | null]];
-      const [offset, inHash] = res[1][1];
-      // The state key; a checkpoint written before it existed has the state in the hash.
-      const state = res[2][1] ?? inHash;
-      if (offset === null || state === null) return null;
-      return { offset: Number(offset), state: JSON.parse(state) };
+      res = (await this.redis.eval(CLAIM_LUA, 3, this.key(topic, partition), this.stateKey(topic, partition), this.epochKey(), owner, epoch)) as typeof res;
     } catch (err) {
       throw new StateError(`cannot claim checkpoint of ${topic}/${partition}: ${(err as Error).message}`, true, { cause: err });
     }
+    if (res[0] === -2) return this.lost(epoch);
+    const [, offset, inHash, stateKey] = res;
+    // The state key; a checkpoint written before it existed has the state in the hash.
+    const state = stateKey ?? inHash ?? null;
+    if (offset === null || offset === undefined || state === null) return null;
+    return { offset: Number(offset), state: JSON.parse(state) };
   }
 
   private static serialized(e: CheckpointEntry): string | null {
@@ -121,25 +222,30 @@ export class CheckpointStore {
    */
   async save(owner: string, entries: readonly CheckpointEntry[], nowMs: number, staged = false): Promise<Array<{ topic: string; partition: number }>> {
     if (entries.length === 0) return [];
+    const epoch = await this.knownEpoch();
     if (!staged) await this.stage(owner, entries);
+    let storeLost = false;
+    const lost: Array<{ topic: string; partition: number }> = [];
     try {
       const pipe = this.redis.pipeline();
       for (const e of entries) {
-        pipe.eval(COMMIT_LUA, 3, this.key(e.topic, e.partition), this.stateKey(e.topic, e.partition), this.stageKey(e.topic, e.partition, owner),
-          owner, String(e.offset), e.state === null ? '' : '1', String(nowMs), String(e.watermarkMs ?? ''));
+        pipe.eval(COMMIT_LUA, 4, this.key(e.topic, e.partition), this.stateKey(e.topic, e.partition), this.stageKey(e.topic, e.partition, owner), this.epochKey(),
+          owner, String(e.offset), e.state === null ? '' : '1', String(nowMs), String(e.watermarkMs ?? ''), epoch);
       }
       const res = (await pipe.exec()) ?? [];
-      const lost: Array<{ topic: string; partition: number }> = [];
       res.forEach(([err, ok], i) => {
         if (err) throw err;
         const e = entries[i]!;
-        if (ok === -1) throw new Error(`the staged state of ${e.topic}/${e.partition} is gone (not staged, or expired before its commit)`);
-        if (ok !== 1) lost.push({ topic: e.topic, partition: e.partition });
+        if (ok === -2) storeLost = true;
+        else if (ok === -1) throw new Error(`the staged state of ${e.topic}/${e.partition} is gone (not staged, or expired before its commit)`);
+        else if (ok !== 1) lost.push({ topic: e.topic, partition: e.partition });
       });
-      return lost;
     } catch (err) {
       throw new StateError(`cannot save checkpoints: ${(err as Error).message}`, true, { cause: err });
     }
+    // Nothing was committed where the epoch differed; the caller re-claims and saves again.
+    if (storeLost) return this.lost(epoch);
+    return lost;
   }
 
   /**

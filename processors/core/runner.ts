@@ -22,19 +22,29 @@
  * the last checkpoint and recomputes identical rows. A batch fetched across a rebalance is
  * dropped and the fetcher sent back to the tasks' positions; a batch whose preparation failed
  * retriably is handled again (never skipped).
+ *
+ * Outages of Redis, ClickHouse or Kafka are waited out, not fatal: each step of a commit cycle
+ * (rows, dead letters, checkpoint) and each claim on assignment is retried with capped, jittered
+ * backoff for as long as its dependency fails retriably (`untilAvailable`); the loop does not fetch
+ * meanwhile (the cycle behind is frozen, so memory stays bounded) and the partitions stay held.
+ * Retrying a step repeats it whole: rows are rewritten identically (ReplacingMergeTree), the state
+ * is staged again. The outage is counted per dependency (DependencyHealth). A checkpoint store
+ * that lost its contents (CheckpointStoreLostError: its epoch vanished) is healed here: the new
+ * epoch is adopted, the partitions held are re-claimed and their in-memory state saved again.
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import Kafka from 'node-rdkafka';
 import type { Logger } from 'pino';
 import type { AvroCodec } from '../../lib/avro-codec.js';
-import { KafkaError, StateError } from '../../lib/errors.js';
+import { KafkaError, StateError, StreamPulseError } from '../../lib/errors.js';
+import { backoffDelayMs, DependencyHealth, type Dependency } from '../../lib/dependency-health.js';
 import type { Metrics } from '../../lib/metrics.js';
 import { recordProblem } from '../../contracts/validate.js';
 import { topicSpec, type DeadLetter, type EventKind } from '../../contracts/topics.js';
 import type { ClickHouse } from '../../sinks/clickhouse/client.js';
 import { writeTables } from '../../sinks/clickhouse/table-writer.js';
-import { CheckpointStore } from './checkpoint-store.js';
+import { CheckpointStore, CheckpointStoreLostError, type StoreEpoch } from './checkpoint-store.js';
 import { PartitionTask, type PartitionSnapshot } from './partition-task.js';
 import type { Processor } from './processor.js';
 import { advanceIdle } from './watermark.js';
@@ -66,6 +76,8 @@ export interface RunnerDeps {
   deadLetterStage?: string;
   /** MAX_FUTURE_SKEW_MS: how far a record's event time may be ahead of its Kafka timestamp (contracts/bounds.ts). */
   maxFutureSkewMs?: number;
+  /** Outage bookkeeping of the process (shared by its runners); default: one of its own. */
+  health?: DependencyHealth;
 }
 
 export interface RunnerOptions {
@@ -96,6 +108,11 @@ export interface RunnerOptions {
   emitUpdates?: boolean;
   /** ClickHouse inserts of one commit cycle running at once (default 2). */
   sinkConcurrency?: number;
+  /** First and largest wait between attempts while a dependency is out (default 200 ms, 5 s). */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  /** After stop() is asked for, how long a step still waits for a dependency that is out (default 10 s). */
+  stopRetryMs?: number;
 }
 
 const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
@@ -155,6 +172,11 @@ export class ProcessorRunner<S = unknown> {
   readonly name: string;
   readonly topics: string[];
   private readonly deadLetterStage: string;
+  readonly health: DependencyHealth;
+  /** The checkpoint store's epoch, shared by this runner's stores (a loss is healed once for all). */
+  private readonly epoch: StoreEpoch = { value: null };
+  /** When stop() was asked for (0: not yet): outages are waited out for stopRetryMs more at most. */
+  private stopRequestedAt = 0;
 
   constructor(
     processor: Processor<S> | readonly Processor<unknown>[],
@@ -169,8 +191,9 @@ export class ProcessorRunner<S = unknown> {
     this.name = names.join('+');
     this.clock = deps.clock ?? Date.now;
     this.owner = opts.instanceId ?? `${this.name}-${randomUUID()}`;
+    this.health = deps.health ?? new DependencyHealth(deps.metrics, this.clock);
     for (const p of list) {
-      this.stores.set(p.name, new CheckpointStore(deps.redis, deps.redisPrefix, p.name));
+      this.stores.set(p.name, new CheckpointStore(deps.redis, deps.redisPrefix, p.name, this.epoch));
       this.snapTiming.set(p.name, { at: 0, costMs: 0 });
       for (const k of p.kinds) {
         const r = this.readers.get(k) ?? [];
@@ -234,6 +257,7 @@ export class ProcessorRunner<S = unknown> {
   async stop(): Promise<void> {
     if (!this.consumer) return;
     this.running = false;
+    this.stopRequestedAt = this.clock();
     await this.loopDone?.catch(() => undefined);
     await this.inflight.catch(() => undefined);
     if (!this.fatal) await this.commitCycle(true).catch((err) => this.log.error({ event: 'final_commit_failed', err: (err as Error).message }, 'final commit failed'));
@@ -243,6 +267,11 @@ export class ProcessorRunner<S = unknown> {
     this.consumer = null;
     this.groups.clear();
     this.log.info({ event: 'processor_stopped', processor: this.name, owner: this.owner }, 'processor stopped');
+  }
+
+  /** The error that stopped this runner for good, or null while it runs (or stopped cleanly). */
+  get failure(): Error | null {
+    return this.fatal;
   }
 
   /** Resolves when the loop ends (stop() or a fatal error, which it rethrows). */
@@ -279,8 +308,8 @@ export class ProcessorRunner<S = unknown> {
           // Start at the lowest checkpoint among the processors (the beginning if one has none).
           let from = Number.POSITIVE_INFINITY;
           for (const p of this.readers.get(kind)!) {
-            const ckpt = await this.stores.get(p.name)!.claim(tp.topic, tp.partition, this.owner);
-            if (ckpt) await this.assertCheckpointInLog(consumer, p.name, tp.topic, tp.partition, ckpt.offset);
+            const ckpt = await this.untilAvailable('redis', `claim ${tp.topic}/${tp.partition}`, () => this.stores.get(p.name)!.claim(tp.topic, tp.partition, this.owner));
+            if (ckpt) await this.untilAvailable('kafka', `end of ${tp.topic}/${tp.partition}`, () => this.assertCheckpointInLog(consumer, p.name, tp.topic, tp.partition, ckpt.offset));
             group.tasks.push(new PartitionTask(p, tp.topic, kind, tp.partition, this.clock(),
               ckpt ? { offset: ckpt.offset, snapshot: ckpt.state as PartitionSnapshot } : undefined, this.deps.metrics));
             // Without a checkpoint, rebuild from the beginning of the log (OFFSET_BEGINNING = -2).
@@ -324,9 +353,85 @@ export class ProcessorRunner<S = unknown> {
     }
   }
 
+  /**
+   * Runs `fn` until it succeeds, waiting out retriable failures of `dep` with capped, jittered
+   * backoff for as long as they last (a non-retriable error is thrown at once). The outage is
+   * logged once when it starts and once when it ends, and counted in DependencyHealth. A
+   * CheckpointStoreLostError heals the store (see recoverLostStore) and tries again. After stop()
+   * was asked for, it gives up once stopRetryMs have passed (the work repeats after a restart).
+   */
+  private async untilAvailable<T>(dep: Dependency, what: string, fn: (attempt: number) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const r = await fn(attempt);
+        const downMs = this.health.available(dep);
+        if (downMs !== null) this.log.info({ event: 'dependency_available', processor: this.name, dependency: dep, what, downtime_ms: downMs, attempts: attempt }, `${dep} is available again after ${downMs} ms; resuming`);
+        return r;
+      } catch (caught) {
+        let err = caught;
+        if (err instanceof CheckpointStoreLostError) {
+          try {
+            await this.recoverLostStore(err);
+            continue;
+          } catch (e) {
+            err = e; // Redis went away again while healing: an outage like any other
+          }
+        }
+        const retriable = err instanceof StreamPulseError ? err.retriable : false;
+        if (!retriable) throw err;
+        if (this.stopRequestedAt > 0 && this.clock() - this.stopRequestedAt > (this.opts.stopRetryMs ?? 10_000)) {
+          throw new StateError(`stopping while ${dep} is unavailable (${what}): ${(err as Error).message}; the work since the last checkpoint repeats on restart`, false, { cause: err });
+        }
+        const msg = (err as Error).message;
+        if (this.health.unavailable(dep, err)) {
+          this.log.warn({ event: 'dependency_unavailable', processor: this.name, dependency: dep, what, err: msg }, `${dep} unavailable; commit cycles pause and retry with backoff until it is back`);
+        } else if (attempt % 20 === 0) {
+          this.log.warn({ event: 'dependency_still_unavailable', processor: this.name, dependency: dep, what, attempts: attempt, err: msg }, `${dep} still unavailable`);
+        }
+        await new Promise((r) => setTimeout(r, backoffDelayMs(attempt, { baseMs: this.opts.retryBaseMs ?? 200, maxMs: this.opts.retryMaxMs ?? 5_000 })));
+      }
+    }
+  }
+
+  /**
+   * The checkpoint store lost its contents (Redis restarted empty, flushed, or failed over to a
+   * replica without them): every checkpoint and ownership claim is gone, and without this each
+   * save would look fenced. The state this runner holds in memory is still exact (it covers
+   * every record below each task's next offset, and the rows of every acknowledged cycle are in
+   * ClickHouse), so it is the last provably valid checkpoint: adopt the store's new epoch,
+   * re-claim every partition held here (unless another instance claimed it since the loss), and
+   * mark every task for a full save at the next cycle. Partitions that no instance held (a process
+   * that was not running) have no checkpoint any more and rebuild from the beginning of the log
+   * when they are assigned; the tables' ReplacingMergeTree versions make those rewrites exact.
+   */
+  private async recoverLostStore(err: CheckpointStoreLostError): Promise<void> {
+    const store = this.stores.values().next().value as CheckpointStore;
+    const epoch = await store.adoptEpoch();
+    let reclaimed = 0;
+    const fenced: string[] = [];
+    for (const [key, g] of [...this.groups]) {
+      for (const t of g.tasks) {
+        if (await this.stores.get(t.processor.name)!.reclaim(g.topic, g.partition, this.owner)) {
+          reclaimed++;
+          // Saved again in full at the next cycle, even if no record arrives (frozen ≠ next).
+          t.frozen = -2;
+        } else {
+          fenced.push(`${t.processor.name}:${g.topic}/${g.partition}`);
+          this.groups.delete(key);
+        }
+      }
+    }
+    for (const p of this.processors) this.deps.metrics.checkpointStoreLosses.inc({ processor: p.name });
+    this.log.error(
+      { event: 'checkpoint_store_lost', processor: this.name, err: err.message, previous_epoch: err.expected, epoch, reclaimed, fenced },
+      'the checkpoint store (Redis) lost its contents: re-claimed the partitions held here; their in-memory state is saved again at the next commit (no rebuild); partitions no instance held rebuild from the log',
+    );
+  }
+
   private fail(err: Error): void {
     if (!this.fatal) {
       this.fatal = err;
+      for (const p of this.processors) this.deps.metrics.processorFailures.inc({ processor: p.name });
       this.log.error({ event: 'processor_failed', processor: this.name, err: err.message, code: (err as { code?: string }).code }, 'processor failed');
     }
     this.running = false;
@@ -623,31 +728,62 @@ export class ProcessorRunner<S = unknown> {
       const t0 = performance.now();
       await this.stores.get(name)!.stage(this.owner, list);
       stageMs.set(name, performance.now() - t0);
-    }));
-    staging.catch(() => undefined); // awaited below, unless the rows fail first
+    })).then(() => true, () => false); // staged again below when it failed
+    // Every step waits out an outage of its dependency; a step repeated is repeated whole (the
+    // rows are rewritten identically, the state staged again).
+    const sinkDeps = {
+      metrics: this.deps.metrics, logger: this.log, concurrency: this.opts.sinkConcurrency ?? 2,
+      // A few quick retries for a blip; a longer outage is waited out below, with jitter and a lower cap.
+      attempts: 4,
+      onRetry: (err: unknown) => {
+        if (this.health.unavailable('clickhouse', err)) this.log.warn({ event: 'dependency_unavailable', processor: this.name, dependency: 'clickhouse', what: 'insert', err: (err as Error).message }, 'clickhouse unavailable; commit cycles pause and retry with backoff until it is back');
+      },
+    };
     // A row its columns cannot hold (the bounds and the processors' checks should make this
     // impossible) is dead-lettered and left out, so one bad row does not stop the commit cycle.
+    // An insert repeated after an outage encodes again: its dead letters are collected afresh.
+    const lettersBefore = letters.length;
     const onUnencodable = (table: string, row: object, reason: string) => this.unencodable(letters, table, row as Record<string, unknown>, reason);
-    await writeTables(this.deps.ch, rows, { metrics: this.deps.metrics, logger: this.log, concurrency: this.opts.sinkConcurrency ?? 2, onUnencodable });
-    if (letters.length && this.deps.deadLetters) await Promise.all(letters.map((d) => this.deps.deadLetters!.sendDeadLetter(d)));
-    await staging;
+    await this.untilAvailable('clickhouse', 'insert', () => {
+      letters.length = lettersBefore;
+      return writeTables(this.deps.ch, rows, { ...sinkDeps, onUnencodable });
+    });
+    if (letters.length && this.deps.deadLetters) {
+      const sink = this.deps.deadLetters;
+      let left = letters;
+      await this.untilAvailable('kafka', 'dead letters', async () => {
+        const results = await Promise.allSettled(left.map((d) => sink.sendDeadLetter(d)));
+        const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [{ d: left[i]!, err: r.reason as unknown }] : []));
+        left = failed.map((f) => f.d);
+        if (failed.length) throw failed[0]!.err;
+      });
+    }
+    const stagedOk = await staging;
     if (snaps.size === 0) return;
     const saved: Snap[] = [];
-    await Promise.all([...snaps].map(async ([name, list]) => {
-      const t0 = performance.now();
-      const lost = await this.stores.get(name)!.save(this.owner, list, this.clock(), true);
-      // A checkpoint's cost: staging its state and committing it (not the rows' write between).
-      const ms = (stageMs.get(name) ?? 0) + performance.now() - t0;
-      this.deps.metrics.checkpointSeconds.observe({ processor: name }, ms / 1000);
-      this.snapTiming.get(name)!.costMs += ms;
-      const lostKeys = new Set(lost.map((l) => tpKey(l.topic, l.partition)));
-      for (const l of lost) {
-        // Another instance owns the partition now (a rebalance this instance has not seen yet).
-        this.groups.delete(tpKey(l.topic, l.partition));
-        this.log.warn({ event: 'partition_fenced', processor: name, ...l }, 'another instance owns this partition now');
-      }
-      for (const x of list) if (!lostKeys.has(tpKey(x.topic, x.partition))) saved.push(x);
-    }));
+    await this.untilAvailable('redis', 'checkpoint', async (attempt) => {
+      saved.length = 0;
+      // Staged already, unless staging or an earlier attempt failed (then stage again first).
+      const staged = stagedOk && attempt === 1;
+      await Promise.all([...snaps].map(async ([name, list]) => {
+        // After a heal, partitions fenced by another owner were dropped: not saved.
+        const held = list.filter((x) => this.groups.has(tpKey(x.topic, x.partition)));
+        if (held.length === 0) return;
+        const t0 = performance.now();
+        const lost = await this.stores.get(name)!.save(this.owner, held, this.clock(), staged);
+        // A checkpoint's cost: staging its state and committing it (not the rows' write between).
+        const ms = (stageMs.get(name) ?? 0) + performance.now() - t0;
+        this.deps.metrics.checkpointSeconds.observe({ processor: name }, ms / 1000);
+        this.snapTiming.get(name)!.costMs += ms;
+        const lostKeys = new Set(lost.map((l) => tpKey(l.topic, l.partition)));
+        for (const l of lost) {
+          // Another instance owns the partition now (a rebalance this instance has not seen yet).
+          this.groups.delete(tpKey(l.topic, l.partition));
+          this.log.warn({ event: 'partition_fenced', processor: name, ...l }, 'another instance owns this partition now');
+        }
+        for (const x of held) if (!lostKeys.has(tpKey(x.topic, x.partition))) saved.push(x);
+      }));
+    });
     for (const x of saved) {
       if (x.run.checkpointed < x.offset) x.run.checkpointed = x.offset;
       if (x.run.checkpointedWm < x.watermarkMs) x.run.checkpointedWm = x.watermarkMs;

@@ -104,15 +104,18 @@ async function encodeTable(ch: ClickHouse, table: string, rows: readonly object[
   }
 }
 
-export async function writeTables(ch: ClickHouse, rowsByTable: Map<string, object[]>, deps: { metrics?: Metrics; logger?: Logger; concurrency?: number; onUnencodable?: OnUnencodable }): Promise<number> {
+export async function writeTables(ch: ClickHouse, rowsByTable: Map<string, object[]>, deps: { metrics?: Metrics; logger?: Logger; concurrency?: number; onUnencodable?: OnUnencodable; onRetry?: (err: unknown) => void; attempts?: number }): Promise<number> {
   let total = 0;
   const writeOne = async (table: string, rows: object[]) => {
     const end = deps.metrics?.sinkSeconds.startTimer({ table });
     try {
       for (const batch of await encodeTable(ch, table, rows, deps.onUnencodable)) {
         await withRetry(() => insertAvro(ch, table, batch), {
-          attempts: 10,
-          onRetry: (err, attempt) => deps.logger?.warn({ event: 'sink_retry', table, attempt, err: (err as Error).message }, 'retrying ClickHouse insert'),
+          attempts: deps.attempts ?? 10,
+          onRetry: (err, attempt) => {
+            deps.logger?.warn({ event: 'sink_retry', table, attempt, err: (err as Error).message }, 'retrying ClickHouse insert');
+            deps.onRetry?.(err);
+          },
         });
       }
     } catch (err) {

@@ -4,7 +4,7 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CheckpointStore } from '../../processors/core/checkpoint-store.js';
+import { CheckpointStore, CheckpointStoreLostError } from '../../processors/core/checkpoint-store.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
 
 const t = testEnv('checkpoint-store');
@@ -95,5 +95,58 @@ describe('checkpoint store', () => {
     expect(await s.clear()).toBe(2);
     expect(await redis.keys(`${t.redisPrefix}ckpt*:cleared:*`)).toEqual([]);
     expect(await s.claim('sp.playback', 0, 'a')).toBeNull();
+  });
+
+  describe('a store that lost its contents', () => {
+    /** Every key under a prefix deleted: what a Redis restarted without persistence looks like to it. */
+    const lose = async (prefix: string) => {
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length) await redis.del(...keys);
+    };
+
+    it('is detected by save and claim (not read as fenced, nor as no checkpoint), which change nothing', async () => {
+      const prefix = `${t.redisPrefix}lost1:`;
+      const s = new CheckpointStore(redis, prefix, 'p');
+      await s.claim('sp.playback', 0, 'a');
+      await s.save('a', [entry(10, 'ten')], 1_000);
+      const epoch = await redis.get(s.epochKey());
+      expect(epoch).toMatch(/^[0-9a-f-]{36}$/);
+      await lose(prefix);
+      await expect(s.save('a', [entry(20, 'twenty')], 2_000)).rejects.toBeInstanceOf(CheckpointStoreLostError);
+      await expect(s.claim('sp.playback', 1, 'a')).rejects.toThrow(/lost its contents: its epoch is gone/);
+      // Neither left a checkpoint, an owner or an epoch behind.
+      expect((await redis.keys(`${prefix}*`)).filter((k) => !k.includes('ckptstage'))).toEqual([]);
+      // Another store (a new process) created a new epoch meanwhile: still detected, naming it.
+      const other = new CheckpointStore(redis, prefix, 'p');
+      expect(await other.claim('sp.playback', 0, 'b')).toBeNull();
+      const e2 = await redis.get(s.epochKey());
+      expect(e2).not.toBe(epoch);
+      await expect(s.save('a', [entry(20, 'twenty')], 2_000)).rejects.toThrow(`its epoch is now ${e2}`);
+    });
+
+    it('is healed by adopting the new epoch and re-claiming what no one else claimed since; the saves then land', async () => {
+      const prefix = `${t.redisPrefix}lost2:`;
+      const epoch = { value: null as string | null };
+      const s = new CheckpointStore(redis, prefix, 'p', epoch);
+      const sibling = new CheckpointStore(redis, prefix, 'q', epoch); // another processor of the same runner
+      for (const p of [0, 1]) await s.claim('sp.playback', p, 'a');
+      await sibling.claim('sp.gifts', 0, 'a');
+      await s.save('a', [entry(10, 'p0', 0), entry(10, 'p1', 1)], 1_000);
+      await lose(prefix);
+      // After the loss another instance was assigned partition 1 and claimed it (it starts from the log).
+      const b = new CheckpointStore(redis, prefix, 'p');
+      expect(await b.claim('sp.playback', 1, 'b')).toBeNull();
+      const e2 = await s.adoptEpoch();
+      expect(e2).toBe(await redis.get(s.epochKey()));
+      expect(epoch.value).toBe(e2); // shared: the sibling works in the new epoch too
+      expect(await s.reclaim('sp.playback', 0, 'a')).toBe(true);
+      expect(await s.reclaim('sp.playback', 1, 'a')).toBe(false);
+      expect(await sibling.reclaim('sp.gifts', 0, 'a')).toBe(true);
+      expect(await s.save('a', [entry(30, 'p0-30', 0), entry(30, 'p1-30', 1)], 3_000)).toEqual([{ topic: 'sp.playback', partition: 1 }]);
+      expect(await sibling.save('a', [{ ...entry(5, 'g5'), topic: 'sp.gifts' }], 3_000)).toEqual([]);
+      const fresh = new CheckpointStore(redis, prefix, 'p');
+      expect(await fresh.claim('sp.playback', 0, 'c')).toEqual({ offset: 30, state: 'p0-30' });
+      expect(await new CheckpointStore(redis, prefix, 'q').claim('sp.gifts', 0, 'c')).toEqual({ offset: 5, state: 'g5' });
+    });
   });
 });

@@ -1,4 +1,5 @@
 /** stack/redis.ts: the shared Redis answers; nothing is started for a remote URL. */
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { silentLogger } from '../../lib/logger.js';
@@ -37,5 +38,49 @@ describe('redis-server started by the stack', () => {
     expect(await stopRedis(opts)).toBe(true);
     expect(await pingRedis(opts.url, 300)).toBe(false);
     expect(isAlive(h.pid!)).toBe(false); // gone (or a zombie waiting for init to reap it)
+  });
+
+  it('runs with append-only persistence by default: what was written survives a stop and start', async () => {
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const opts = { url: `redis://127.0.0.1:${port}`, dataDir: `${t.dataDir}/redis-aof`, logger: silentLogger() };
+    await ensureRedis(opts);
+    const c = new Redis(opts.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await c.connect();
+    try {
+      expect(await c.config('GET', 'appendonly')).toEqual(['appendonly', 'yes']);
+      await c.set('ckpt', 'survives');
+    } finally {
+      c.disconnect();
+    }
+    expect(await stopRedis(opts)).toBe(true);
+    await ensureRedis(opts);
+    const d = new Redis(opts.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await d.connect();
+    try {
+      expect(await d.get('ckpt')).toBe('survives');
+    } finally {
+      d.disconnect();
+      await stopRedis(opts);
+    }
+  });
+
+  it("persistence: 'none' starts one that forgets everything when it stops", async () => {
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const opts = { url: `redis://127.0.0.1:${port}`, dataDir: `${t.dataDir}/redis-none`, logger: silentLogger(), persistence: 'none' as const };
+    await ensureRedis(opts);
+    const c = new Redis(opts.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await c.connect();
+    await c.set('ckpt', 'gone');
+    c.disconnect();
+    await stopRedis(opts);
+    await ensureRedis(opts);
+    const d = new Redis(opts.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    await d.connect();
+    try {
+      expect(await d.get('ckpt')).toBeNull();
+    } finally {
+      d.disconnect();
+      await stopRedis(opts);
+    }
   });
 });
