@@ -11,6 +11,8 @@
  *   3. the whole pipeline (all six, fused) at a steady 2,000 events/s in real time: p50/p99
  *      freshness, i.e. event time to the row being queryable, from probe payments of unique
  *      accounts (business's account_activity_1h)
+ *   On the longer dense backlog (1c), beside the fused pipeline and business alone: the Kafka
+ *   Streams anchors (bench/anchors.ts) over the same topics, reported as ratios.
  * Results go to bench/RESULTS.md ("Processors").
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -23,6 +25,7 @@ import type { PaymentEvent } from '../contracts/types.generated.js';
 import { TrafficGenerator, type SimEvent } from '../producers/simulator/generator.js';
 import { REPO_ROOT } from '../stack/kafka.js';
 import { probeMachine, probeText } from './machine-probe.js';
+import { buildStreamsAnchor, runStreamsAnchor, STREAMS_ANCHOR_TITLES, type AnchorResult, type StreamsAnchorMode } from './anchors.js';
 import { benchEnv, checkpointedTotal, consumeAll, generateEvents, machine, percentile, produceAll, recordResults, topicTotal, type BenchEnv } from './common.js';
 
 const N = Number(process.env.BENCH_EVENTS ?? 400_000);
@@ -238,7 +241,8 @@ const PROCESSOR_KINDS: Record<string, EventKind[]> = {
 /**
  * BENCH_NODE_ARGS='--heap-prof --heap-prof-dir=/tmp/h', BENCH_CPU_PROF=<dir>: extra node flags for the pipeline children of whole-pipeline runs.
  * BENCH_ONLY=qoe,churn: each named processor alone (one child process each; `a+b` runs a and b in one child) from one preloaded
- * set of topics, beside the consume + decode rate of its topics; prints, writes no results.
+ * set of topics, beside the consume + decode rate of its topics; prints, writes no results. `kstreams-windows` and
+ * `kstreams-accounts` run the Kafka Streams anchors (bench/anchors.ts) on the same topics.
  */
 async function only(names: string[]): Promise<void> {
   console.log(`machine probe: ${probeText(probeMachine())}`);
@@ -246,7 +250,16 @@ async function only(names: string[]): Promise<void> {
   try {
     await produceAll(b.producer, generateEvents(N, 21, EVENT_RATE));
     let repeat = 0;
+    if (names.some((n) => n.startsWith('kstreams-'))) buildStreamsAnchor();
     for (const spec of names) {
+      if (spec.startsWith('kstreams-')) {
+        const mode = spec.slice('kstreams-'.length) as StreamsAnchorMode;
+        if (!STREAMS_ANCHOR_TITLES[mode]) throw new Error(`BENCH_ONLY: unknown anchor ${spec} (kstreams-windows, kstreams-accounts)`);
+        const ref = await consumeAll(b, BUSINESS_KINDS, true);
+        const a = await runStreamsAnchor(b, mode, `${mode}${repeat++}`);
+        console.log(`${spec}: ${anchorText(a)}; ref consume+decode ${fmt(ref.records / ref.seconds)}`);
+        continue;
+      }
       // `a+b` runs processors a and b together in one child; `a+b@KEY=v;KEY2=w` with extra env for that child.
       const [name, envSpec = ''] = spec.split('@') as [string, string?];
       const envExtra = Object.fromEntries(envSpec.split(';').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
@@ -290,7 +303,16 @@ interface RunResult {
   processorRate: number;
   withStartRate: number;
   cpu: string;
+  /** CPU seconds of the pipeline processes (all threads) over the measured span. */
+  cpuSeconds: number;
   rss: string;
+  /** Peak RSS of the largest pipeline process. */
+  peakRssMb: number;
+}
+
+/** An anchor's figures as the bench prints them. */
+function anchorText(a: AnchorResult): string {
+  return `${fmt(a.eventsPerSec)} events/s over ${fmt(a.events)} events in ${a.seconds.toFixed(1)} s from first record to committed; ${a.cpuSecondsPerMillion.toFixed(1)} CPU-s per million events (${a.cpuSeconds.toFixed(1)} s, every JVM thread); peak RSS ${a.peakRssMb.toFixed(0)} MiB`;
 }
 
 /** Node flags for the pipeline children: BENCH_CPU_PROF=<dir> (a CPU profile per child), BENCH_NODE_ARGS. */
@@ -308,7 +330,11 @@ async function wholePipelineOnce(b: BenchEnv, r: WholeRun, label: string, pipeli
   const withStart = (performance.now() - t0) / 1000;
   const rss = children.map((c) => peakRssMb(c.proc.pid!));
   for (const c of [...children].reverse()) await c.stop();
-  const out = { rate: pipelineEvents / run.seconds, processorRate: run.rate, withStartRate: pipelineEvents / withStart, cpu: cpuText(run.cpu, run.seconds, children.length), rss: `${rss.map((x) => x.toFixed(0)).join(' + ')} MiB` };
+  const t = run.cpu.threads;
+  const out = {
+    rate: pipelineEvents / run.seconds, processorRate: run.rate, withStartRate: pipelineEvents / withStart, cpu: cpuText(run.cpu, run.seconds, children.length),
+    cpuSeconds: t.main + t.v8 + t.other, rss: `${rss.map((x) => x.toFixed(0)).join(' + ')} MiB`, peakRssMb: Math.max(...rss),
+  };
   console.log(`${label}: ${fmt(out.rate)} log events/s from first claim (${fmt(out.withStartRate)} incl. start-up); ${out.cpu}; peak RSS ${out.rss}`);
   return out;
 }
@@ -317,17 +343,20 @@ async function wholePipelineOnce(b: BenchEnv, r: WholeRun, label: string, pipeli
  * Runs each of `runs` `repeats` times, interleaved (a, b, a, b, …: the machine's drift spreads
  * over all of them), and returns their RESULTS.md rows: the median run by events/s, with the range.
  */
-async function wholePipelineRuns(b: BenchEnv, runs: readonly WholeRun[], pipelineEvents: number, refAllRate: number, repeats: number): Promise<string[]> {
+async function wholePipelineRuns(b: BenchEnv, runs: readonly WholeRun[], pipelineEvents: number, refAllRate: number, repeats: number): Promise<{ rows: string[]; medians: RunResult[] }> {
   const results = runs.map(() => [] as RunResult[]);
   for (let i = 0; i < repeats; i++) {
     for (const [j, r] of runs.entries()) results[j]!.push(await wholePipelineOnce(b, r, i ? `${r.label}${i}` : r.label, pipelineEvents));
   }
-  return runs.map((r, j) => {
+  const medians: RunResult[] = [];
+  const rows = runs.map((r, j) => {
     const sorted = [...results[j]!].sort((x, y) => x.rate - y.rate);
     const med = sorted[Math.floor((sorted.length - 1) / 2)]!;
+    medians.push(med);
     const spread = sorted.length > 1 ? `median of ${sorted.length} runs, ${sorted.map((x) => fmt(x.rate)).join(' · ')}; median run: ` : 'one run: ';
-    return `| ${r.title}: ${fmt(pipelineEvents)} log events (${spread}${fmt(med.withStartRate)}/s incl. process start-up; ${med.cpu}) | ${fmt(med.rate)} log events/s | ${fmt(refAllRate)} | ${med.rss} |`;
+    return `| ${r.title}: ${fmt(pipelineEvents)} log events (${spread}${fmt(med.withStartRate)}/s incl. process start-up; ${med.cpu}; ${((1e6 * med.cpuSeconds) / pipelineEvents).toFixed(1)} CPU-s per million log events) | ${fmt(med.rate)} log events/s | ${fmt(refAllRate)} | ${med.rss} |`;
   });
+  return { rows, medians };
 }
 
 async function main(): Promise<void> {
@@ -369,7 +398,7 @@ async function main(): Promise<void> {
         },
         { label: 'raw', title: 'raw-store alone (archive every event)', groups: [['raw-store']], extra: {}, procs: procs.slice(0, 1) },
       ];
-      lines.push(...(await wholePipelineRuns(b, runs, pipelineEvents, refAllRate, REPEATS)));
+      lines.push(...(await wholePipelineRuns(b, runs, pipelineEvents, refAllRate, REPEATS)).rows);
       lines.unshift(`| business alone, preloaded ${fmt(N)} events (${fmt(await topicTotal(b, BUSINESS_KINDS))} on its topics) | ${fmt(biz.rate)} | ${fmt(refRate)} | ${bizRss.toFixed(0)} MiB |`);
     } finally {
       await b.close();
@@ -390,14 +419,16 @@ async function main(): Promise<void> {
       lines.push(...(await wholePipelineRuns(b, [{
         label: 'history', groups: [all], extra: {}, procs: ALL_PROCS,
         title: `all six, fused, replaying a sparser history: the same number of events at ${fmt(HISTORY_RATE)} simulated events/s (${spanMin.toFixed(0)} min of event time)`,
-      }], await topicTotal(b, ALL), refAll.records / refAll.seconds, REPEATS)));
+      }], await topicTotal(b, ALL), refAll.records / refAll.seconds, REPEATS)).rows);
     } finally {
       await b.close();
     }
   }
 
-  // 1c: the dense traffic as a longer backlog (steady state rather than start-up and end).
+  // 1c: the dense traffic as a longer backlog (steady state rather than start-up and end), and
+  // on the same topics business alone and the Kafka Streams anchors, reported as ratios.
   {
+    buildStreamsAnchor(); // before the runs: a first build downloads from Maven Central
     const b = await benchEnv('sustained');
     try {
       const events = generateEvents(SUSTAINED_EVENTS, 21, EVENT_RATE);
@@ -406,10 +437,29 @@ async function main(): Promise<void> {
       events.length = 0;
       const refAll = await consumeAll(b, ALL, true);
       const all = ALL_PROCS.map((x) => x.name);
-      lines.push(...(await wholePipelineRuns(b, [{
+      const logEvents = await topicTotal(b, ALL);
+      const fused = await wholePipelineRuns(b, [{
         label: 'sustained', groups: [all], extra: {}, procs: ALL_PROCS,
         title: `all six, fused, the preloaded runs' dense traffic as a longer backlog: ${fmt(SUSTAINED_EVENTS)} events (${spanS.toFixed(0)} s of event time)`,
-      }], await topicTotal(b, ALL), refAll.records / refAll.seconds, 1)));
+      }], logEvents, refAll.records / refAll.seconds, 1);
+      lines.push(...fused.rows);
+      const bizEvents = await topicTotal(b, BUSINESS_KINDS);
+      const ref = await consumeAll(b, BUSINESS_KINDS, true);
+      const biz = await wholePipelineOnce(b, { label: 'sustained-business', title: 'business', groups: [['business']], extra: {}, procs: [{ name: 'business', kinds: BUSINESS_KINDS }] }, 'sustained-business', bizEvents);
+      lines.push(`| business alone, the same backlog (${fmt(bizEvents)} events on its topics; ${biz.cpu}; ${((1e6 * biz.cpuSeconds) / bizEvents).toFixed(1)} CPU-s per million events) | ${fmt(biz.rate)} | ${fmt(ref.records / ref.seconds)} | ${biz.rss} |`);
+      const anchors: Record<StreamsAnchorMode, AnchorResult> = {
+        windows: await runStreamsAnchor(b, 'windows', 'sustained-windows'),
+        accounts: await runStreamsAnchor(b, 'accounts', 'sustained-accounts'),
+      };
+      for (const a of Object.values(anchors)) {
+        console.log(`kstreams-${a.mode}: ${anchorText(a)}`);
+        lines.push(`| ${STREAMS_ANCHOR_TITLES[a.mode]}: the same backlog (${fmt(a.events)} events on playback, payments and gifts; exactly_once_v2, ${a.threads} stream thread, ${a.seconds.toFixed(1)} s from first record to committed; ${a.cpuSeconds.toFixed(1)} CPU-s of the JVM, ${a.cpuSecondsPerMillion.toFixed(1)} per million events) | ${fmt(a.eventsPerSec)} | ${fmt(ref.records / ref.seconds)} | ${a.peakRssMb.toFixed(0)} MiB |`);
+      }
+      const f = fused.medians[0]!;
+      const ratio = (name: string, p: { rate: number; cpuPerM: number; rssMb: number }, a: AnchorResult) =>
+        `| ratio: ${name} ÷ Kafka Streams ${a.mode} | ${(p.rate / a.eventsPerSec).toFixed(2)}× the events/s | CPU per event ${(p.cpuPerM / a.cpuSecondsPerMillion).toFixed(2)}× | peak RSS ${(p.rssMb / a.peakRssMb).toFixed(2)}× |`;
+      lines.push(ratio('all six fused', { rate: f.rate, cpuPerM: (1e6 * f.cpuSeconds) / logEvents, rssMb: f.peakRssMb }, anchors.accounts));
+      lines.push(ratio('business alone', { rate: biz.rate, cpuPerM: (1e6 * biz.cpuSeconds) / bizEvents, rssMb: biz.peakRssMb }, anchors.windows));
     } finally {
       await b.close();
     }
@@ -489,7 +539,7 @@ Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. Machine p
 |---|---|---|---|
 ${lines.join('\n')}
 
-Events/s = all events on the processor's topics (log events: every record of every topic, each counted once however many processors read it) ÷ the time from the first partition claim (process start-up excluded) until Redis checkpoints of every processor cover every offset, i.e. until every event's results are durable in ClickHouse. Each 400,000-event configuration runs ${REPEATS} times, interleaved with the others of its topics (\`BENCH_REPEATS\`), and its row gives the median run and every run's figure: on this machine the same code varies by 10 % and more between runs. CPU, over the measured time only: the machine's busy time from /proc/stat (every process: the pipeline, the Kafka broker, Redis, the benchmark's own polling), and the user + system time of the pipeline process (all threads, including embedded ClickHouse) split by thread: the main thread runs the JavaScript (consuming, decoding, processors, row encoding, checkpoint serialization); Node's V8/libuv threads are its other threads (named \`node\`: V8's parallel and concurrent garbage collection and compilers, libuv's pool for file writes); the rest are embedded ClickHouse's (inserts, merges) and librdkafka's. At 50,000 events/s the 400,000-event runs would have 8 s, 16 core-s of the 2 cores, and at most 8 s of one main thread. Freshness = time a probe payment's account becomes visible in \`account_activity_1h\` minus its event time (= send time). The preloaded events span about 20 s of event time (20,000 simulated events/s: a platform busy enough to feed 20,000 events/s, with large state: QoE's per-view state checkpoints at 49 MB, churn's at 22 MB, measured by bench/processors.micro.ts on the same traffic): nearly every view, account-day and account-hour is new, and at the end every open row is written at once, so these rows measure a burst. The longer-backlog row is the same traffic for ${fmt(SUSTAINED_EVENTS)} events, where open rows are written once per minute of event time (the steady state of a catch-up); in the sparser-history row the same 400,000 events span minutes (windows close, views end, state stays small). Every run catches up a backlog: open-window rows are written once per minute of watermark time while behind and every cycle once caught up (docs/processing.md), and no day closes, so the daily churn scoring (a per-day job, closed in event time) does not run inside the measured time. Rows go to ClickHouse as Avro (raw rows as the records' own bytes; docs/processing.md, "Writing to ClickHouse"). The machine probe says how fast the machine was during the runs: the processors look up state far larger than the caches (per view, per account, per window), so their speed follows the random-load time, and runs on different days compare only beside their probes. Minor page faults: first touches of memory the kernel hands the pipeline process (heap growth), over the measured time.
+Events/s = all events on the processor's topics (log events: every record of every topic, each counted once however many processors read it) ÷ the time from the first partition claim (process start-up excluded) until Redis checkpoints of every processor cover every offset, i.e. until every event's results are durable in ClickHouse. Each 400,000-event configuration runs ${REPEATS} times, interleaved with the others of its topics (\`BENCH_REPEATS\`), and its row gives the median run and every run's figure: on this machine the same code varies by 10 % and more between runs. CPU, over the measured time only: the machine's busy time from /proc/stat (every process: the pipeline, the Kafka broker, Redis, the benchmark's own polling), and the user + system time of the pipeline process (all threads, including embedded ClickHouse) split by thread: the main thread runs the JavaScript (consuming, decoding, processors, row encoding, checkpoint serialization); Node's V8/libuv threads are its other threads (named \`node\`: V8's parallel and concurrent garbage collection and compilers, libuv's pool for file writes); the rest are embedded ClickHouse's (inserts, merges) and librdkafka's. At 50,000 events/s the 400,000-event runs would have 8 s, 16 core-s of the 2 cores, and at most 8 s of one main thread. Freshness = time a probe payment's account becomes visible in \`account_activity_1h\` minus its event time (= send time). The preloaded events span about 20 s of event time (20,000 simulated events/s: a platform busy enough to feed 20,000 events/s, with large state: QoE's per-view state checkpoints at 49 MB, churn's at 22 MB, measured by bench/processors.micro.ts on the same traffic): nearly every view, account-day and account-hour is new, and at the end every open row is written at once, so these rows measure a burst. The longer-backlog row is the same traffic for ${fmt(SUSTAINED_EVENTS)} events, where open rows are written once per minute of event time (the steady state of a catch-up); in the sparser-history row the same 400,000 events span minutes (windows close, views end, state stays small). Every run catches up a backlog: open-window rows are written once per minute of watermark time while behind and every cycle once caught up (docs/processing.md), and no day closes, so the daily churn scoring (a per-day job, closed in event time) does not run inside the measured time. Rows go to ClickHouse as Avro (raw rows as the records' own bytes; docs/processing.md, "Writing to ClickHouse"). The machine probe says how fast the machine was during the runs: the processors look up state far larger than the caches (per view, per account, per window), so their speed follows the random-load time, and runs on different days compare only beside their probes. Minor page faults: first touches of memory the kernel hands the pipeline process (heap growth), over the measured time. Kafka Streams anchors (bench/anchors.ts, bench/anchors/kafka-streams/): Kafka Streams 4.1.1 on the machine's Java (default heap, one stream thread, RocksDB state, exactly_once_v2, Avro decoded with GenericDatumReader and the contracts' schemas), over the longer backlog's topics in the same run, after the pipeline and business alone; events/s = records on playback, payments and gifts ÷ the time from the JVM's first record read (start-up excluded) until its consumer group's committed offsets cover every source and repartition partition (every result committed with them); CPU = the JVM's user + system time over that span (every thread: stream thread, RocksDB, garbage collection, JIT); peak RSS = its VmHWM. Ratio rows: pipeline ÷ anchor (events/s above 1 is faster than the anchor; CPU per event and RSS below 1 is cheaper); the fused pipeline's events are all six topics' (log events), the anchors' and business's their three topics'.
 `);
 }
 

@@ -82,6 +82,8 @@ public final class StreamsAnchor {
   public static void main(String[] argv) throws Exception {
     System.setProperty("org.slf4j.simpleLogger.defaultLogLevel", "warn");
     System.setProperty("org.slf4j.simpleLogger.logFile", "System.err");
+    // Internal topics are created after the first metadata requests: those warnings say nothing.
+    System.setProperty("org.slf4j.simpleLogger.log.org.apache.kafka.clients.NetworkClient", "error");
     Map<String, String> args = new HashMap<>();
     for (int i = 0; i + 1 < argv.length; i += 2) args.put(argv[i].replaceFirst("^--", ""), argv[i + 1]);
     String bootstrap = args.getOrDefault("bootstrap", "127.0.0.1:9092");
@@ -109,6 +111,11 @@ public final class StreamsAnchor {
       p.put(StreamsConfig.STATE_DIR_CONFIG, stateDir);
       p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, threads);
       p.put(StreamsConfig.consumerPrefix("auto.offset.reset"), "earliest");
+      // Streams' EOS default (10 s) aborts a transaction whose thread stalls that long, which a
+      // loaded 2-core machine does (seen: InvalidProducerEpochException, the task migrated).
+      p.put(StreamsConfig.producerPrefix("transaction.timeout.ms"), "60000");
+      // A transaction per second, as the pipeline's commit cycle (BATCH_MAX_MS 1,000); EOS's default is 100 ms.
+      p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, "1000");
 
       KafkaStreams streams = new KafkaStreams(topology(prefix, schemas, mode, appId), p);
       streams.setUncaughtExceptionHandler(e -> {
