@@ -29,7 +29,7 @@ export interface AnchorResult {
 
 /** What each mode computes, as RESULTS.md describes it. */
 export const STREAMS_ANCHOR_TITLES: Record<StreamsAnchorMode, string> = {
-  windows: 'Kafka Streams 4.1.1, 1-min event-time windows (60 s grace, emitted on close) per cdn over playback, per method·plan·og_tier·country·currency over payments, per creator·sender over gifts',
+  windows: 'Kafka Streams 4.1.1, 1-min event-time windows (60 s grace, updates emitted at each commit) per cdn over playback, per method·plan·og_tier·country·currency over payments, per creator·sender over gifts',
   accounts: 'Kafka Streams 4.1.1, the same windows plus a per-account 1-hour activity window over playback, payments and gifts (large keyed state, RocksDB)',
 };
 
