@@ -32,7 +32,7 @@ import { startRegistryServer, type RegistryServer } from '../../stack/registry/s
 import { ensureRedis, pingRedis, stopRedis, type RedisStackOptions } from '../../stack/redis.js';
 import { startKafka, stopKafka, type KafkaStackOptions } from '../../stack/kafka.js';
 import { livePid } from '../../stack/proc.js';
-import { pollUntil, testWriterEnv, type TestEnv } from './env.js';
+import { pollUntil, TEST_CH_WRITER, testWriterEnv, type TestEnv } from './env.js';
 import { spawnRoles, type RoleProcess } from './pipeline-harness.js';
 
 export const ALL_PROCESSORS = Object.keys(PROCESSOR_FACTORIES) as ProcessorRole[];
@@ -204,7 +204,7 @@ export class FaultRig {
     this.chPort = await freePort();
     this.metricsPort = await freePort();
     await this.startClickHouseOwner();
-    this.ch = await openClickHouse({ url: `http://127.0.0.1:${this.chPort}`, user: this.t.config.clickhouse.user, password: this.t.config.clickhouse.password, database: this.database, chdbPath: '' });
+    this.ch = await openClickHouse({ url: `http://127.0.0.1:${this.chPort}`, user: TEST_CH_WRITER.name, password: TEST_CH_WRITER.password, database: this.database, chdbPath: '' });
     await migrate(this.ch);
     this.startProcessors();
   }
