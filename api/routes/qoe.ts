@@ -89,6 +89,18 @@ const ViewsQuery = Type.Object({
   cdn: Type.Optional(Type.String()), country: Type.Optional(Type.String()), account_id: Type.Optional(Type.String()),
 });
 
+/** Range, step, grouping and dimension filters of a QoE series route (timeseries, views-summary). */
+function seriesQuery(q: Static<typeof TsQuery>, nowMs: number) {
+  const r = timeRange(q, nowMs);
+  const step = q.step ?? 60;
+  if ((r.toMs - r.fromMs) / (step * 1000) > 10_000) throw new ApiError(400, 'bad_request', 'step: too many buckets for the range (max 10000); raise step', 'step');
+  const groupBy = (q.group_by ?? 'none') as keyof typeof GROUP_BY;
+  const params: Record<string, unknown> = { from: r.from, to: r.to, step };
+  let filters = '';
+  for (const d of DIMS) if (q[d] !== undefined) { filters += ` AND ${d} = {${d}:String}`; params[d] = q[d]; }
+  return { r, step, groupBy, params, filters };
+}
+
 export function qoeRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get<{ Querystring: Static<typeof TsQuery> }>('/v1/qoe/timeseries', {
     config: { role: 'viewer' },
@@ -98,14 +110,7 @@ export function qoeRoutes(app: FastifyInstance, ctx: ApiContext): void {
       response: { 200: Type.Object({ step: Type.Number(), group_by: Type.String(), points: Type.Array(QoePoint), late_events: LateEvents }), 400: ErrorBody },
     },
   }, async (req) => {
-    const q = req.query;
-    const r = timeRange(q, ctx.now());
-    const step = q.step ?? 60;
-    if ((r.toMs - r.fromMs) / (step * 1000) > 10_000) throw new ApiError(400, 'bad_request', 'step: too many buckets for the range (max 10000); raise step', 'step');
-    const groupBy = (q.group_by ?? 'none') as keyof typeof GROUP_BY;
-    const params: Record<string, unknown> = { from: r.from, to: r.to, step };
-    let filters = '';
-    for (const d of DIMS) if (q[d] !== undefined) { filters += ` AND ${d} = {${d}:String}`; params[d] = q[d]; }
+    const { r, step, groupBy, params, filters } = seriesQuery(req.query, ctx.now());
     const rows = await queryRows<Record<string, unknown>>(ctx.ch, qoeSeriesSql(ctx.db, GROUP_BY[groupBy], filters), params);
     const points = rows;
     numeric(points, ['t', 'concurrent_viewers', 'views_started', 'plays', 'views_ended', 'startup_p50_ms', 'startup_p95_ms', 'watch_ms', 'fatal_errors']);
@@ -120,14 +125,7 @@ export function qoeRoutes(app: FastifyInstance, ctx: ApiContext): void {
       response: { 200: Type.Object({ step: Type.Number(), group_by: Type.String(), points: Type.Array(QoeViewsPoint), late_events: LateEvents }), 400: ErrorBody },
     },
   }, async (req) => {
-    const q = req.query;
-    const r = timeRange(q, ctx.now());
-    const step = q.step ?? 60;
-    if ((r.toMs - r.fromMs) / (step * 1000) > 10_000) throw new ApiError(400, 'bad_request', 'step: too many buckets for the range (max 10000); raise step', 'step');
-    const groupBy = (q.group_by ?? 'none') as keyof typeof GROUP_BY;
-    const params: Record<string, unknown> = { from: r.from, to: r.to, step };
-    let filters = '';
-    for (const d of DIMS) if (q[d] !== undefined) { filters += ` AND ${d} = {${d}:String}`; params[d] = q[d]; }
+    const { r, step, groupBy, params, filters } = seriesQuery(req.query, ctx.now());
     const rows = await queryRows<Record<string, unknown>>(ctx.ch, qoeViewsSummarySql(ctx.db, GROUP_BY[groupBy], filters), params);
     numeric(rows, ['t', 'views_ended', 'plays', 'vsf_views', 'ebvs_views', 'playback_failure_views', 'startup_p50_ms', 'startup_p95_ms', 'watch_ms', 'playing_ms', 'rebuffer_ms']);
     // Events late for the minute rows still merge into their views; only expired views' events are left out.
