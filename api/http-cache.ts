@@ -1,11 +1,11 @@
 /**
- * HTTP caching of answers over closed data (issue 20). An answer whose whole range is before the
- * rollups' sealed point (sinks/clickhouse/rollups.ts: closed in event time on every partition, its
- * rows final) cannot change any more: it is sent with `Cache-Control: private, max-age=…` and an
- * ETag (a digest of the body), and a request with a matching If-None-Match gets 304 without the
- * body. Answers that reach into open data get `Cache-Control: private, no-cache` and no ETag.
- * `private`: the answer depends on an API key. A replay rebuilds the same rows, so the digest of a
- * closed answer stays valid across it.
+ * HTTP caching of answers over closed data (issue 20). The metrics of an answer whose whole range
+ * is before the rollups' sealed point (sinks/clickhouse/rollups.ts: closed in event time on every
+ * partition, its rows final) cannot change any more; only its `late_events` count can still grow.
+ * It is sent with `Cache-Control: private, max-age=…` and an ETag (a digest of the body), and a
+ * request with a matching If-None-Match gets 304 without the body. Answers that reach into open
+ * data get `Cache-Control: private, no-cache` and no ETag. `private`: the answer depends on an API
+ * key. A replay rebuilds the same rows, so the digest of a closed answer stays valid across it.
  */
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
