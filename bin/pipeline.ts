@@ -26,6 +26,7 @@ import { PROCESSOR_FACTORIES, processorFor, type ProcessorRole } from './process
 import { scoreClosedChurnDays } from '../processors/churn/churn-scores.js';
 import { queryRows } from '../sinks/clickhouse/client.js';
 import { sealBusiness, sealQoe } from '../sinks/clickhouse/rollups.js';
+import { applyRetention } from '../sinks/clickhouse/retention.js';
 import { startAlerting } from '../alerts/index.js';
 import { DependencyHealth } from '../lib/dependency-health.js';
 
@@ -143,6 +144,8 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       ch = await openClickHouse(config.clickhouse);
       closers.push(() => ch!.close());
       await migrate(ch, logger);
+      const ttl = await applyRetention(ch, { rawDays: config.env.RETENTION_RAW_DAYS, minuteDays: config.env.RETENTION_MINUTE_DAYS, hourDays: config.env.RETENTION_HOUR_DAYS });
+      if (ttl.length) logger.info({ event: 'retention_applied', tables: ttl }, 'table TTLs set from RETENTION_*_DAYS');
       // Analyst SQL (POST /v1/sql and the analyst user of the ClickHouse port) shares one read-only
       // session or user; opened before the doors that use it, so it closes after them.
       if (roles.has('api') || (roles.has('clickhouse') && ch.transport === 'chdb')) {
