@@ -19,6 +19,7 @@ import { RedisApiKeyStore, roleAllows, type ApiRole } from './api-keys.js';
 import type { ApiContext, ApiOptions } from './context.js';
 import { ApiError } from './params.js';
 import { healthRoutes } from './routes/health.js';
+import { httpCacheHook } from './http-cache.js';
 import { qoeRoutes } from './routes/qoe.js';
 import { businessRoutes } from './routes/business.js';
 import { creatorRoutes } from './routes/creators.js';
@@ -138,6 +139,7 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiOptions): Promise
     ctx.metrics.httpSeconds.observe({ route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
 
+  httpCacheHook(app);
   healthRoutes(app, ctx);
   qoeRoutes(app, ctx);
   businessRoutes(app, ctx);

@@ -25,6 +25,8 @@ import { startRegistryServer, type RegistryServer } from '../stack/registry/serv
 import { PROCESSOR_FACTORIES, processorFor, type ProcessorRole } from './processors.js';
 import { scoreClosedChurnDays } from '../processors/churn/churn-scores.js';
 import { queryRows } from '../sinks/clickhouse/client.js';
+import { sealBusiness, sealQoe } from '../sinks/clickhouse/rollups.js';
+import { applyRetention } from '../sinks/clickhouse/retention.js';
 import { startAlerting } from '../alerts/index.js';
 import { DependencyHealth } from '../lib/dependency-health.js';
 
@@ -142,6 +144,8 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       ch = await openClickHouse(config.clickhouse);
       closers.push(() => ch!.close());
       await migrate(ch, logger);
+      const ttl = await applyRetention(ch, { rawDays: config.env.RETENTION_RAW_DAYS, minuteDays: config.env.RETENTION_MINUTE_DAYS, hourDays: config.env.RETENTION_HOUR_DAYS });
+      if (ttl.length) logger.info({ event: 'retention_applied', tables: ttl }, 'table TTLs set from RETENTION_*_DAYS');
       // Analyst SQL (POST /v1/sql and the analyst user of the ClickHouse port) shares one read-only
       // session or user; opened before the doors that use it, so it closes after them.
       if (roles.has('api') || (roles.has('clickhouse') && ch.transport === 'chdb')) {
@@ -236,6 +240,35 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       closers.push(async () => {
         clearInterval(timer);
         clearTimeout(firstRun);
+        // Embedded ClickHouse aborts if it is closed under a running query: let the job finish.
+        await current;
+      });
+    }
+
+    for (const family of (['qoe', 'business'] as const).filter((f) => roles.has(f))) {
+      if (!ch) break;
+      // Rollups for the API (migration 017, docs/api.md): buckets closed in EVENT time, i.e. the
+      // processor's checkpointed watermark on every partition past the bucket's end + grace (its
+      // rows are final and durable, later events are late), are aggregated once by ClickHouse.
+      const progress = new CheckpointStore(redis, config.env.REDIS_PREFIX, family);
+      const topics = processors.find((p) => p.name === family)!.kinds.map((k) => topicSpec(config.topicPrefix, k));
+      let current: Promise<void> | null = null;
+      const seal = async () => {
+        try {
+          const wm = await progress.progress(topics);
+          if (wm === null) return; // a partition has no checkpoint yet
+          const closed = wm - config.env.WINDOW_GRACE_MS;
+          const done = family === 'qoe' ? await sealQoe(ch!, closed) : await sealBusiness(ch!, closed);
+          if (done.length) logger.debug({ event: 'rollups_sealed', family, until: done.map((d) => `${d.name}:${new Date(d.toMs).toISOString()}`) }, 'rollups sealed');
+        } catch (err) {
+          logger.warn({ event: 'rollup_failed', family, err: (err as Error).message }, 'rollup failed; will retry');
+        } finally {
+          current = null;
+        }
+      };
+      const timer = setInterval(() => { current ??= seal(); }, config.env.ROLLUP_INTERVAL_MS);
+      closers.push(async () => {
+        clearInterval(timer);
         // Embedded ClickHouse aborts if it is closed under a running query: let the job finish.
         await current;
       });

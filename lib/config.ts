@@ -101,6 +101,12 @@ export const EnvSchema = Type.Object({
   IDLE_PARTITION_MS: Int(30_000, 100),
   /** How often the churn role looks for days closed in event time and scores them. */
   CHURN_SCORING_INTERVAL_MS: Int(60_000, 100),
+  /** How often the qoe and business roles roll up buckets closed in event time (migration 017, docs/api.md). */
+  ROLLUP_INTERVAL_MS: Int(15_000, 100),
+  /** Row TTLs per table family in days, 0 = keep forever (sinks/clickhouse/retention.ts, docs/processing.md). */
+  RETENTION_RAW_DAYS: Int(0, 0),
+  RETENTION_MINUTE_DAYS: Int(0, 0),
+  RETENTION_HOUR_DAYS: Int(0, 0),
   /** Windows close at end + grace; later events go to late_events. */
   WINDOW_GRACE_MS: Int(60_000, 0),
   /** Write rows of open windows at every commit cycle (is_final = 0); false: only closed windows. */

@@ -3,7 +3,9 @@ import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { metricSql } from '../../contracts/metrics-catalog.js';
 import { queryRows } from '../../sinks/clickhouse/client.js';
+import { sealedSql } from '../../sinks/clickhouse/rollups.js';
 import type { ApiContext } from '../context.js';
+import { cacheHeaders, sealedUntil } from '../http-cache.js';
 import { LateEvents, lateEvents } from '../late.js';
 import { ErrorBody, TimeRangeQuery, numeric, timeRange } from '../params.js';
 
@@ -29,11 +31,19 @@ export function businessRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get<{ Querystring: Static<typeof Range> }>('/v1/business/hourly', {
     config: { role: 'viewer' },
     schema: { tags: ['business'], querystring: Range, description: 'Headline KPIs per hour (kpi_business_1h): revenue, refunds, ARPU, ARPPU, payers (accounts with a succeeded charge), net payers (net revenue > 0), payer rate (payers ÷ active), gifts. Default range: last 24 h.', response: { 200: Type.Object({ hours: Type.Array(HourRow), late_events: LateEvents }), 400: ErrorBody } },
-  }, async (req) => {
+  }, async (req, reply) => {
     const r = timeRange(req.query, ctx.now(), 86_400_000);
+    cacheHeaders(reply, r.toMs <= await sealedUntil(ctx, 'business', 'business_1h'));
+    // Closed hours from kpi_business_1h_closed (migration 017), the open ones from the view.
+    const sealed = sealedSql(ctx.db, 'business', 'business_1h');
     const rows = await queryRows<Record<string, unknown>>(ctx.ch,
-      `SELECT toUnixTimestamp(hour) * 1000 AS t, ${HOURLY_COLS.join(', ')} FROM ${ctx.db}.kpi_business_1h
-       WHERE hour >= toStartOfHour(toDateTime({from:Float64})) AND hour < toDateTime({to:Float64}) ORDER BY hour`, { from: r.from, to: r.to });
+      `SELECT toUnixTimestamp(hour) * 1000 AS t, ${HOURLY_COLS.join(', ')} FROM (
+         SELECT hour, ${HOURLY_COLS.join(', ')} FROM ${ctx.db}.kpi_business_1h_closed FINAL
+         WHERE hour >= toStartOfHour(toDateTime({from:Float64})) AND hour < least(toDateTime({to:Float64}), ${sealed})
+         UNION ALL
+         SELECT hour, ${HOURLY_COLS.join(', ')} FROM ${ctx.db}.kpi_business_1h
+         WHERE hour >= greatest(toStartOfHour(toDateTime({from:Float64})), ${sealed}) AND hour < toDateTime({to:Float64}))
+       ORDER BY hour`, { from: r.from, to: r.to });
     return { hours: numeric(rows, ['t', 'topups', 'gifts', 'gift_coins', 'active_accounts', 'payers', 'net_payers']), late_events: await lateEvents(ctx, 'business', r.from, r.to) };
   });
 

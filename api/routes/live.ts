@@ -8,7 +8,7 @@ import { metricSql } from '../../contracts/metrics-catalog.js';
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import type { ApiContext } from '../context.js';
 import { numeric } from '../params.js';
-import { qoeSeriesSql } from './qoe.js';
+import { qoeSeries } from './qoe.js';
 
 const LiveQuery = Type.Object({
   minutes: Type.Optional(Type.Integer({ minimum: 5, maximum: 1440, default: 60, description: 'Minutes of history in each series.' })),
@@ -34,7 +34,7 @@ export async function liveSnapshot(ctx: ApiContext, minutes: number): Promise<Li
   const p = { from: (fromMs / 1000).toFixed(3), to: (toMs / 1000).toFixed(3), step: 60 };
   const db = ctx.db;
   const [qoe, payments, gifts, safety, open, bySev, alerts] = await Promise.all([
-    queryRows<Record<string, unknown>>(ctx.ch, qoeSeriesSql(db, "'all'", ''), p),
+    qoeSeries(ctx, 'none', [], '', p),
     queryRows<Record<string, unknown>>(ctx.ch,
       `SELECT toUnixTimestamp(window_start) * 1000 AS t, sum(net_usd_micros) / 1e6 AS revenue_usd, sum(attempts) AS attempts, sum(failed) AS failed,
          ifNull(${metricSql('payment_failure_pct', 'payment_minute')} / 100, 0) AS failure_rate

@@ -1,9 +1,11 @@
 /** QoE: minute time series with a group-by (qoe_minute), and per-view rows (qoe_views). */
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
-import { SOURCES, measureSql, metricSql, type Grain } from '../../contracts/metrics-catalog.js';
+import { P, SOURCES, measureSql, metricSql, type Grain } from '../../contracts/metrics-catalog.js';
+import { QOE_MEASURES, qoeRollupStep, sealedSql } from '../../sinks/clickhouse/rollups.js';
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import type { ApiContext } from '../context.js';
+import { cacheHeaders, sealedUntil } from '../http-cache.js';
 import { LateEvents, lateEvents } from '../late.js';
 import { ApiError, ErrorBody, PageBody, PageQuery, TimeRangeQuery, decodeCursor, numeric, page, timeRange } from '../params.js';
 
@@ -48,6 +50,54 @@ WHERE 1${filters}
 GROUP BY t, series ORDER BY t, series
 LIMIT 100000
 SETTINGS prefer_column_name_to_alias = 1`;
+}
+
+/**
+ * The same series with closed buckets read from qoe_minute_rollup (migration 017): buckets of
+ * `rollupStep` seconds wholly inside the range and closed (before the rollup's sealed_until) come
+ * from the rollup, every other minute (the range's ragged ends, the open tail) from qoe_minute
+ * FINAL; both give each measure's value over their rows, combined at the catalog's 'partials'
+ * level, so the numbers are those of qoeSeriesSql. `lo` / `hiCap`: the range's first and last
+ * whole rollup bucket bounds (epoch seconds). Only for group-bys and filters on the rollup's
+ * dimensions (qoeRollupStep).
+ */
+export function qoeRollupSeriesSql(db: string, groupExpr: string, filters: string, rollupStep: number): string {
+  const hi = `greatest(toDateTime({lo:UInt32}), least(toDateTime({hiCap:UInt32}), ${sealedSql(db, 'qoe', `qoe_${rollupStep}`)}))`;
+  const pm = (x: string) => measureSql('minute', x, 'partials');
+  return `
+SELECT toUnixTimestamp(toStartOfInterval(ts, INTERVAL {step:UInt32} SECOND)) * 1000 AS t, series,
+  ${pm('concurrent_viewer_minutes')} / uniqExactArray(minutes) AS concurrent_viewers, ${pm('views_started')} AS views_started, ${pm('plays')} AS plays, ${pm('views_ended')} AS views_ended,
+  ${QOE_METRICS.map((m) => `${metricSql(m, 'minute', 'partials')} AS ${m}`).join(',\n  ')},
+  ${pm('watch_ms')} AS watch_ms, ${pm('fatal_errors')} AS fatal_errors
+FROM (
+  SELECT bucket AS ts, ${groupExpr} AS series, minutes, ${QOE_MEASURES.map(P).join(', ')}
+  FROM ${db}.qoe_minute_rollup FINAL
+  WHERE step = ${rollupStep} AND bucket >= toDateTime({lo:UInt32}) AND bucket < ${hi}${filters}
+  UNION ALL
+  SELECT window_start AS ts, ${groupExpr} AS series, [window_start] AS minutes, ${QOE_MEASURES.map((m) => `${measureSql('minute', m)} AS ${P(m)}`).join(', ')}
+  FROM ${SOURCES.minute.from(db, `window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64}) AND (window_start < toDateTime({lo:UInt32}) OR window_start >= ${hi})`)}
+  WHERE 1${filters}
+  GROUP BY ts, series)
+GROUP BY t, series ORDER BY t, series
+LIMIT 100000
+SETTINGS prefer_column_name_to_alias = 1`;
+}
+
+/**
+ * Runs a QoE series (timeseries, the live snapshot) from the rollups where they answer
+ * (qoeRollupStep), else from qoe_minute; `params` has from, to (epoch seconds) and step.
+ */
+export async function qoeSeries(ctx: ApiContext, groupBy: keyof typeof GROUP_BY, filterDims: readonly string[], filters: string, params: Record<string, unknown>): Promise<Record<string, unknown>[]> {
+  const step = Number(params.step);
+  const g = qoeRollupStep(step, groupBy, filterDims);
+  const fromS = Math.floor(Number(params.from));
+  const toS = Math.floor(Number(params.to));
+  if (g !== null) {
+    const lo = Math.ceil(fromS / g) * g;
+    const hiCap = Math.floor(toS / g) * g;
+    if (hiCap > lo) return queryRows(ctx.ch, qoeRollupSeriesSql(ctx.db, GROUP_BY[groupBy], filters, g), { ...params, lo, hiCap });
+  }
+  return queryRows(ctx.ch, qoeSeriesSql(ctx.db, GROUP_BY[groupBy], filters), params);
 }
 
 /** QoE by view end (Mux reporting): final views bucketed by the time of their end, same metrics. */
@@ -97,8 +147,9 @@ function seriesQuery(q: Static<typeof TsQuery>, nowMs: number) {
   const groupBy = (q.group_by ?? 'none') as keyof typeof GROUP_BY;
   const params: Record<string, unknown> = { from: r.from, to: r.to, step };
   let filters = '';
-  for (const d of DIMS) if (q[d] !== undefined) { filters += ` AND ${d} = {${d}:String}`; params[d] = q[d]; }
-  return { r, step, groupBy, params, filters };
+  const filterDims: string[] = [];
+  for (const d of DIMS) if (q[d] !== undefined) { filters += ` AND ${d} = {${d}:String}`; params[d] = q[d]; filterDims.push(d); }
+  return { r, step, groupBy, params, filters, filterDims };
 }
 
 export function qoeRoutes(app: FastifyInstance, ctx: ApiContext): void {
@@ -109,10 +160,11 @@ export function qoeRoutes(app: FastifyInstance, ctx: ApiContext): void {
       description: 'QoE per bucket (from the one-minute aggregates), optionally one series per cdn, device_category, country, asn or content_id, with optional filters.',
       response: { 200: Type.Object({ step: Type.Number(), group_by: Type.String(), points: Type.Array(QoePoint), late_events: LateEvents }), 400: ErrorBody },
     },
-  }, async (req) => {
-    const { r, step, groupBy, params, filters } = seriesQuery(req.query, ctx.now());
-    const rows = await queryRows<Record<string, unknown>>(ctx.ch, qoeSeriesSql(ctx.db, GROUP_BY[groupBy], filters), params);
-    const points = rows;
+  }, async (req, reply) => {
+    const { r, step, groupBy, params, filters, filterDims } = seriesQuery(req.query, ctx.now());
+    const points = await qoeSeries(ctx, groupBy, filterDims, filters, params);
+    // Closed when every minute of the range is sealed (minute rollup: closed in event time).
+    cacheHeaders(reply, r.toMs <= await sealedUntil(ctx, 'qoe', 'qoe_60'));
     numeric(points, ['t', 'concurrent_viewers', 'views_started', 'plays', 'views_ended', 'startup_p50_ms', 'startup_p95_ms', 'watch_ms', 'fatal_errors']);
     return { step, group_by: groupBy, points, late_events: await lateEvents(ctx, 'qoe', r.from, r.to) };
   });

@@ -18,6 +18,7 @@ import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from 
 import { tumbling } from '../core/windows.js';
 import { FX_RATES, FX_SOURCE, toUsdMicros } from '../../contracts/fx-rates.js';
 import { sumOverflow } from '../../contracts/bounds.js';
+import { ROLLUP_TABLES } from '../../sinks/clickhouse/rollups.js';
 
 export const MINUTE_MS = 60_000;
 export const HOUR_MS = 3_600_000;
@@ -100,6 +101,8 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
     name: 'business',
     kinds: ['payments', 'gifts', 'playback'],
     tables: ['kpi_payments_1m', 'kpi_gifts_1m', 'account_activity_1h'],
+    // Rollups of closed buckets (sinks/clickhouse/rollups.ts): emptied with the tables by a replay.
+    jobTables: ROLLUP_TABLES.business,
     allowedLatenessMs: opts.allowedLatenessMs ?? 5_000,
     // A copy older than grace + a minute behind the watermark falls in a closed window: it is
     // late (kept in late_events, keyed by position) and cannot be counted, so ids need not be

@@ -23,6 +23,7 @@ import { DeadlineQueue } from '../core/deadline-queue.js';
 import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
 import { viewMetrics, viewOutcome, type ViewCounters } from './qoe-metrics.js';
+import { ROLLUP_TABLES } from '../../sinks/clickhouse/rollups.js';
 
 export const MINUTE_MS = 60_000;
 export const VIEW_TIMEOUT_MS = 60 * MINUTE_MS;
@@ -371,6 +372,8 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
     name: 'qoe',
     kinds: ['playback'],
     tables: ['qoe_views', 'qoe_minute'],
+    // Rollups of closed buckets (sinks/clickhouse/rollups.ts): emptied with the tables by a replay.
+    jobTables: ROLLUP_TABLES.qoe,
     allowedLatenessMs: opts.allowedLatenessMs ?? 5_000,
     // Per-view state is a merge and minute deltas are taken against the view's max counters, so a
     // duplicate changes nothing: no dedup state is needed.

@@ -23,6 +23,7 @@ import { loadConfig } from '../../lib/config.js';
 import type { EventProducer } from '../../producers/sdk/event-producer.js';
 import { scoreChurnDay } from '../../processors/churn/churn-scores.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
+import { sealBusiness, sealQoe } from '../../sinks/clickhouse/rollups.js';
 import { fillWithSimulatedData, type SimFill } from './support/sim-data.js';
 
 const t = testEnv('api');
@@ -500,5 +501,40 @@ describe('rate limiting', () => {
     for (let i = 0; i < 3; i++) sqlCodes.push((await a.inject({ method: 'POST', url: '/v1/sql', headers: { 'x-api-key': KEYS.analyst }, payload: { query: 'SELECT 1' } })).statusCode);
     expect(sqlCodes).toEqual([200, 200, 429]);
     await a.close();
+  });
+});
+
+describe('rollups and HTTP caching of closed answers (issue 20)', () => {
+  it('the same answers from the rollups once sealed; closed ranges get Cache-Control max-age, an ETag and 304', async () => {
+    const urls = [
+      `/v1/qoe/timeseries?${RANGE}&step=300&group_by=cdn`,
+      `/v1/qoe/timeseries?${RANGE}&step=3600`,
+      `/v1/qoe/timeseries?from=${iso(NOW - 90 * 60_000)}&to=${iso(NOW - 31 * 60_000 + 500)}&step=60&group_by=country`,
+      `/v1/business/hourly?${RANGE}`,
+      '/v1/live/snapshot?minutes=120',
+    ];
+    const before = await Promise.all(urls.map(async (u) => (await get(u)).json()));
+    const open = await get(urls[0]!);
+    expect(open.headers['cache-control']).toBe('private, no-cache');
+    expect(open.headers.etag).toBeUndefined();
+    // What the qoe and business roles' rollup job does once the watermark has passed (bin/pipeline.ts).
+    const sealed = NOW - 30 * 60_000;
+    expect((await sealQoe(ch, sealed)).length).toBe(3);
+    expect((await sealBusiness(ch, sealed)).length).toBe(1);
+    const [n] = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM ${ch.database}.qoe_minute_rollup`);
+    expect(Number(n!.n)).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 1100)); // the API reads sealed points at most once a second
+    for (const [i, u] of urls.entries()) expect((await get(u)).json(), u).toEqual(before[i]);
+    const closedUrl = `/v1/qoe/timeseries?from=${iso(NOW - 2 * 3_600_000)}&to=${iso(sealed)}&step=300`;
+    const closed = await get(closedUrl);
+    expect(closed.statusCode).toBe(200);
+    expect(closed.headers['cache-control']).toMatch(/^private, max-age=\d+$/);
+    const etag = String(closed.headers.etag);
+    expect(etag).toMatch(/^"[\w-]+"$/);
+    const again = await app.inject({ method: 'GET', url: closedUrl, headers: { 'x-api-key': KEYS.viewer, 'if-none-match': etag } });
+    expect(again.statusCode).toBe(304);
+    expect(again.body).toBe('');
+    expect((await get(`/v1/business/hourly?from=${iso(NOW - 2 * 3_600_000)}&to=${iso(NOW - 3_600_000)}`)).headers['cache-control']).toMatch(/max-age/);
+    expect((await get(`/v1/business/hourly?${RANGE}`)).headers['cache-control']).toBe('private, no-cache');
   });
 });

@@ -29,6 +29,7 @@ import { silentLogger } from '../../lib/logger.js';
 import type { IncidentSpec } from '../../producers/simulator/index.js';
 import { openClickHouse, queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
+import { sealBusiness, sealQoe } from '../../sinks/clickhouse/rollups.js';
 import { SimPipeline } from '../alerts/support/sim-pipeline.js';
 import { expandMacros } from '../grafana/macros.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
@@ -136,6 +137,11 @@ beforeAll(async () => {
   const sim = await SimPipeline.create(ch, { generator: { seed: 9, startMs: D0, ratePerSec: 20, heartbeatMs: 30_000, incidents: specs }, chunkMs: 10 * MIN });
   await sim.advanceTo(D0 + 3 * HOUR);
   await sim.drain();
+  // What the qoe and business roles' rollup job does once every partition's watermark is past P1
+  // (bin/pipeline.ts): the API's answers for the checked hour then come from the rollups
+  // (qoe_minute_rollup, kpi_business_1h_closed), and must still equal every other surface.
+  expect((await sealQoe(ch, P1)).length).toBe(3);
+  expect((await sealBusiness(ch, P1)).length).toBe(1);
   redis = new Redis(t.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 3 });
   await redis.connect();
   const keys = new RedisApiKeyStore(redis, t.redisPrefix);

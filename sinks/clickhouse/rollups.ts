@@ -1,0 +1,101 @@
+/**
+ * Rollups of closed buckets (migration 017, issue 20), written by ClickHouse with INSERT … SELECT
+ * from the FINAL source rows, and the plan the API uses to read them.
+ *
+ * A bucket is closed once the processor's checkpointed watermark on every partition of its topics
+ * (CheckpointStore.progress: every row up to it is durable in ClickHouse) has passed the bucket's
+ * end + grace + allowed lateness: its windows are closed on every partition and their final rows
+ * are in, and later events go to late_events instead of changing them (docs/processing.md). So a
+ * closed bucket is aggregated once and never changes; open buckets are read from the source.
+ * The measures are the catalog's (contracts/metrics-catalog.ts, grain "minute"): the rollup stores
+ * each measure's value over the bucket's rows and the API combines them at the 'partials' level,
+ * so every metric stays the catalog's formula over the same rows.
+ */
+import { SOURCES, measureSql, P } from '../../contracts/metrics-catalog.js';
+import { command, queryRows, type ClickHouse } from './client.js';
+
+/** Bucket sizes of qoe_minute_rollup, largest first (the planner takes the largest that divides the step). */
+export const QOE_ROLLUP_STEPS = [3600, 300, 60] as const;
+/** Dimensions kept by the QoE rollups; group-bys or filters on others (asn, content_id) read qoe_minute. */
+export const QOE_ROLLUP_DIMS = ['cdn', 'device_category', 'country'] as const;
+export const QOE_MEASURES = Object.keys(SOURCES.minute.measures);
+
+export type RollupFamily = 'qoe' | 'business';
+const sealedTable = (db: string, f: RollupFamily) => `${db}.rollup_sealed_${f}`;
+
+/** Sealed-until (epoch ms) of every rollup of a family, by name ('qoe_60', …, 'business_1h'); 0 when none. */
+export async function sealedState(ch: ClickHouse, family: RollupFamily): Promise<Map<string, number>> {
+  const rows = await queryRows<{ name: string; s: number | string }>(ch,
+    `SELECT name, toUnixTimestamp(max(sealed_until)) AS s FROM ${sealedTable(ch.database, family)} GROUP BY name`);
+  return new Map(rows.map((r) => [r.name, Number(r.s) * 1000]));
+}
+
+/** SQL of the sealed-until time (DateTime) of one rollup, as a scalar subquery; epoch 0 when none. */
+export const sealedSql = (db: string, family: RollupFamily, name: string) =>
+  `(SELECT max(sealed_until) FROM ${sealedTable(db, family)} WHERE name = '${name}')`;
+
+const sec = (ms: number) => Math.floor(ms / 1000);
+
+async function markSealed(ch: ClickHouse, family: RollupFamily, name: string, untilMs: number, version: number): Promise<void> {
+  await command(ch, `INSERT INTO ${sealedTable(ch.database, family)} (name, sealed_until, version) VALUES ({n:String}, toDateTime({s:UInt32}, 'UTC'), {v:UInt64})`,
+    { n: name, s: sec(untilMs), v: version });
+}
+
+export interface SealedRange { name: string; fromMs: number; toMs: number }
+
+/**
+ * Rolls up every QoE bucket that closed since the last call: buckets ending at or before
+ * `closedUntilMs` (the watermark minus grace and lateness). Rows are written before the sealed
+ * mark, so a crash in between rebuilds the same buckets (ReplacingMergeTree: same key, same rows).
+ */
+export async function sealQoe(ch: ClickHouse, closedUntilMs: number, version = Date.now()): Promise<SealedRange[]> {
+  const db = ch.database;
+  const state = await sealedState(ch, 'qoe');
+  const done: SealedRange[] = [];
+  const dims = QOE_ROLLUP_DIMS.join(', ');
+  for (const step of QOE_ROLLUP_STEPS) {
+    const name = `qoe_${step}`;
+    const from = state.get(name) ?? 0;
+    const to = Math.floor(closedUntilMs / (step * 1000)) * step * 1000;
+    if (to <= from) continue;
+    await command(ch, `
+      INSERT INTO ${db}.qoe_minute_rollup (step, bucket, ${dims}, minutes, ${QOE_MEASURES.map(P).join(', ')}, version)
+      SELECT ${step}, toStartOfInterval(window_start, INTERVAL ${step} SECOND) AS bucket, ${dims}, groupUniqArray(window_start),
+        ${QOE_MEASURES.map((m) => measureSql('minute', m)).join(', ')}, {v:UInt64}
+      FROM ${SOURCES.minute.from(db, 'window_start >= toDateTime({from:UInt32}) AND window_start < toDateTime({to:UInt32})')}
+      GROUP BY bucket, ${dims}`, { from: sec(from), to: sec(to), v: version });
+    await markSealed(ch, 'qoe', name, to, version);
+    done.push({ name, fromMs: from, toMs: to });
+  }
+  return done;
+}
+
+/** Closed hours of kpi_business_1h (the generated view) into kpi_business_1h_closed. */
+export async function sealBusiness(ch: ClickHouse, closedUntilMs: number, version = Date.now()): Promise<SealedRange[]> {
+  const db = ch.database;
+  const name = 'business_1h';
+  const from = (await sealedState(ch, 'business')).get(name) ?? 0;
+  const to = Math.floor(closedUntilMs / 3_600_000) * 3_600_000;
+  if (to <= from) return [];
+  await command(ch, `INSERT INTO ${db}.kpi_business_1h_closed SELECT *, {v:UInt64} AS version FROM ${db}.kpi_business_1h
+    WHERE hour >= toDateTime({from:UInt32}) AND hour < toDateTime({to:UInt32})`, { from: sec(from), to: sec(to), v: version });
+  await markSealed(ch, 'business', name, to, version);
+  return [{ name, fromMs: from, toMs: to }];
+}
+
+export const ROLLUP_TABLES: Record<RollupFamily, readonly string[]> = {
+  qoe: ['qoe_minute_rollup', 'rollup_sealed_qoe'],
+  business: ['kpi_business_1h_closed', 'rollup_sealed_business'],
+};
+
+/**
+ * The rollup bucket a QoE series request can read: the largest rollup step that divides the
+ * requested step, when the grouping and filters use only the rollup's dimensions; null otherwise
+ * (then everything comes from qoe_minute).
+ */
+export function qoeRollupStep(step: number, groupBy: string, filters: readonly string[]): number | null {
+  const dims: readonly string[] = QOE_ROLLUP_DIMS;
+  if (groupBy !== 'none' && !dims.includes(groupBy)) return null;
+  if (filters.some((f) => !dims.includes(f))) return null;
+  return QOE_ROLLUP_STEPS.find((g) => step % g === 0) ?? null;
+}
