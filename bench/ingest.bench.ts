@@ -2,15 +2,22 @@
  * `npm run bench:ingest`: throughput of the event backbone on this machine, each figure beside
  * the raw consume rate of the same topics measured in the same run.
  *   SDK       validated-upstream events produced through EventProducer.sendValid (acked)
- *   HTTP      NDJSON POSTs to /v1/events/{kind} (validation + Avro + produce, acked), 4 clients, with
- *             the gateway as bin/http-roles.ts builds it: keys in Redis (RedisApiKeyStore), per-key
- *             rate limits in Redis at the configured values (INGEST_RATE_LIMIT_*), depth and string
- *             bounds checked before parsing
+ *   HTTP      NDJSON POSTs to /v1/events/{kind} (validation + Avro + produce, acked), 4 clients in
+ *             a child process (bench/ingest-clients.ts), each with its own API key, with the gateway
+ *             as bin/http-roles.ts builds it: keys in Redis (RedisApiKeyStore), per-key rate limits
+ *             in Redis at the configured values (INGEST_RATE_LIMIT_*), depth and string bounds
+ *             checked before parsing
+ *   CPU       CPU seconds (user + system, every thread: librdkafka's too) of this process per
+ *             million events, for the SDK run and for the gateway (the clients are not in it):
+ *             on a shared machine wall-clock rates move with the neighbours' load, this much less
  *   consume   plain node-rdkafka consumption of the same topics (no decode): the reference
  *   decode    consumption + Avro decode
  *   archived  the raw-store processor: consume, decode, write to ClickHouse, checkpoint, commit
  * Results go to bench/RESULTS.md ("Ingest").
  */
+import { fork } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import Fastify from 'fastify';
 import { createMetrics } from '../lib/metrics.js';
 import { openClickHouse } from '../sinks/clickhouse/client.js';
@@ -19,10 +26,67 @@ import { ProcessorRunner } from '../processors/core/runner.js';
 import { rawStoreProcessor } from '../processors/raw-store/raw-store.processor.js';
 import { ingestPlugin } from '../producers/ingest/ingest.plugin.js';
 import { RedisApiKeyStore } from '../api/api-keys.js';
+import type { ClientJob, ClientsResult } from './ingest-clients.js';
 import { ALL_KINDS, benchEnv, byKind, checkpointedTotal, consumeAll, generateEvents, machine, produceAll, recordResults, topicTotal } from './common.js';
 
 const N_SDK = Number(process.env.BENCH_EVENTS ?? 400_000);
 const N_HTTP = Number(process.env.BENCH_HTTP_EVENTS ?? 100_000);
+const HTTP_CLIENTS = 4;
+/** BENCH_INGEST_ONLY=1: SDK and HTTP only, nothing written to RESULTS.md (for runs alternating with other code). */
+const INGEST_ONLY = process.env.BENCH_INGEST_ONLY === '1';
+
+const cpuSecondsSince = (start: NodeJS.CpuUsage) => {
+  const d = process.cpuUsage(start);
+  return (d.user + d.system) / 1e6;
+};
+
+/**
+ * CPU seconds of this process by thread name (Linux /proc: `node` is the event loop, `rdk:*`
+ * librdkafka, `V8 *` and `node` workers GC and compile); empty elsewhere. Names are grouped with
+ * digits removed (`rdk:broker1` and `rdk:broker2` are `rdk:broker`).
+ */
+function threadCpu(): Map<string, number> {
+  const out = new Map<string, number>();
+  if (!existsSync('/proc/self/task')) return out;
+  const tick = 100; // USER_HZ on Linux
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/\d+/g, '');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / tick);
+    } catch {
+      /* the thread ended */
+    }
+  }
+  return out;
+}
+
+/** `name s, …` of the CPU seconds per thread name spent between two threadCpu() readings, per million events. */
+function threadCpuPerM(before: Map<string, number>, after: Map<string, number>, events: number): string {
+  return [...after]
+    .map(([name, s]) => [name, ((s - (before.get(name) ?? 0)) / events) * 1e6] as const)
+    .filter(([, v]) => v >= 0.5)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, v]) => `${name} ${v.toFixed(1)}`)
+    .join(', ');
+}
+
+/** Runs the clients in a child process; this process's CPU is counted from `go` to the answer. */
+async function runClients(url: string, jobsFile: string): Promise<ClientsResult & { gatewayCpuSeconds: number }> {
+  const child = fork(new URL('./ingest-clients.ts', import.meta.url).pathname, [url, jobsFile, String(HTTP_CLIENTS)], { execArgv: ['--import', 'tsx'] });
+  return new Promise((resolve, reject) => {
+    let cpu0: NodeJS.CpuUsage | null = null;
+    child.on('message', (m: { type: string; result?: ClientsResult; message?: string }) => {
+      if (m.type === 'ready') {
+        cpu0 = process.cpuUsage();
+        child.send({ type: 'go' });
+      } else if (m.type === 'done') resolve({ ...m.result!, gatewayCpuSeconds: cpuSecondsSince(cpu0!) });
+      else reject(new Error(`bench clients: ${m.message}`));
+    });
+    child.on('exit', (code) => code !== 0 && reject(new Error(`bench clients exited with ${code}`)));
+  });
+}
 
 async function main(): Promise<void> {
   const b = await benchEnv('ingest');
@@ -32,14 +96,20 @@ async function main(): Promise<void> {
     const sdkEvents = events.slice(0, N_SDK);
     const httpEvents = events.slice(N_SDK);
 
+    const sdkCpu0 = process.cpuUsage();
+    const sdkThreads0 = threadCpu();
     const sdkSeconds = await produceAll(b.producer, sdkEvents);
+    const sdkThreads = threadCpuPerM(sdkThreads0, threadCpu(), N_SDK);
+    const sdkCpuPerM = (cpuSecondsSince(sdkCpu0) / N_SDK) * 1e6;
     const sdkRate = N_SDK / sdkSeconds;
-    console.log(`SDK: ${fmt(sdkRate)} events/s (${N_SDK} in ${sdkSeconds.toFixed(2)} s)`);
+    console.log(`SDK: ${fmt(sdkRate)} events/s (${N_SDK} in ${sdkSeconds.toFixed(2)} s), ${sdkCpuPerM.toFixed(1)} CPU-s per million events (by thread: ${sdkThreads})`);
 
     const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
     const env = b.config.env;
     const keys = new RedisApiKeyStore(b.redis, env.REDIS_PREFIX);
-    await keys.seed('bench-key:ingest');
+    // One key per client (four apps): the per-key events/s limit stays on at its configured value.
+    const clientKeys = Array.from({ length: HTTP_CLIENTS }, (_, i) => `bench-key-${i}`);
+    await keys.seed(clientKeys.map((k) => `${k}:ingest`).join(','));
     await app.register(ingestPlugin, {
       producer: b.producer, apiKeys: keys, maxBodyBytes: 64 * 1024 * 1024, maxEvents: 10_000, metrics: createMetrics(),
       bounds: { maxDepth: env.INGEST_MAX_JSON_DEPTH, maxStringBytes: env.INGEST_MAX_STRING_BYTES },
@@ -47,29 +117,26 @@ async function main(): Promise<void> {
     });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-    const bodies: Array<{ kind: string; body: string; n: number }> = [];
+    const jobs: ClientJob[] = [];
     for (const [kind, list] of byKind(httpEvents)) {
       for (let i = 0; i < list.length; i += 2000) {
         const chunk = list.slice(i, i + 2000);
-        bodies.push({ kind, n: chunk.length, body: chunk.map((e) => JSON.stringify(e)).join('\n') });
+        jobs.push({ kind, key: clientKeys[jobs.length % HTTP_CLIENTS]!, body: chunk.map((e) => JSON.stringify(e)).join('\n') });
       }
     }
-    const t0 = performance.now();
-    let accepted = 0;
-    let next = 0;
-    await Promise.all(Array.from({ length: 4 }, async () => {
-      while (next < bodies.length) {
-        const job = bodies[next++]!;
-        const res = await fetch(`${url}/v1/events/${job.kind}`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', 'x-api-key': 'bench-key' }, body: job.body });
-        const r = (await res.json()) as { accepted: number; rejected: number };
-        if (res.status !== 200 || r.rejected > 0) throw new Error(`ingest answered ${res.status}: ${JSON.stringify(r).slice(0, 300)}`);
-        accepted += r.accepted;
-      }
-    }));
-    const httpSeconds = (performance.now() - t0) / 1000;
+    const jobsFile = join(b.dataDir, 'http-jobs.json');
+    writeFileSync(jobsFile, JSON.stringify(jobs));
+    const httpThreads0 = threadCpu();
+    const http = await runClients(url, jobsFile);
+    const httpThreads = threadCpuPerM(httpThreads0, threadCpu(), http.accepted);
+    const { accepted } = http;
+    const httpSeconds = http.seconds;
     const httpRate = accepted / httpSeconds;
-    console.log(`HTTP: ${fmt(httpRate)} events/s (${accepted} in ${httpSeconds.toFixed(2)} s)`);
+    const httpCpuPerM = (http.gatewayCpuSeconds / accepted) * 1e6;
+    const clientCpuPerM = (http.cpuSeconds / accepted) * 1e6;
+    console.log(`HTTP: ${fmt(httpRate)} events/s (${accepted} in ${httpSeconds.toFixed(2)} s), gateway ${httpCpuPerM.toFixed(1)} CPU-s per million events (clients ${clientCpuPerM.toFixed(1)}; gateway by thread: ${httpThreads}); ${(httpRate / sdkRate).toFixed(2)} of the SDK rate`);
     await app.close();
+    if (INGEST_ONLY) return;
 
     const total = await topicTotal(b, ALL_KINDS);
     const raw = await consumeAll(b, ALL_KINDS, false);
@@ -107,8 +174,8 @@ Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. Kafka 4.1
 
 | path | events/s |
 |---|---|
-| SDK \`sendValid\` (windows of 10,000 events sent as one call per kind, 4 in flight, acks=all, idempotent) | ${fmt(sdkRate)} |
-| HTTP \`POST /v1/events/{kind}\` NDJSON, 2,000 per request, 4 clients (keys and per-key limits in Redis, bounds on) | ${fmt(httpRate)} |
+| SDK \`sendValid\` (windows of 10,000 events sent as one call per kind, 4 in flight, acks=all, idempotent); ${sdkCpuPerM.toFixed(1)} CPU-s per million events | ${fmt(sdkRate)} |
+| HTTP \`POST /v1/events/{kind}\` NDJSON, 2,000 per request, 4 clients with a key each, in a child process (keys and per-key limits in Redis, bounds on); gateway ${httpCpuPerM.toFixed(1)} CPU-s per million events, ${(httpRate / sdkRate).toFixed(2)} of the SDK rate | ${fmt(httpRate)} |
 | **reference**: plain consume of the same topics (no decode) | ${fmt(rawRate)} |
 | consume + Avro decode | ${fmt(decRate)} |
 | archived into ClickHouse by raw-store (steady; ${fmt(archivedAll)} incl. start-up) | ${fmt(archivedRate)} |

@@ -68,7 +68,7 @@ export async function registerHttpRoles(app: FastifyInstance, deps: HttpDeps): P
     await app.register(ingestPlugin, {
       producer, apiKeys: keys, maxBodyBytes: env.INGEST_MAX_BODY_BYTES, maxEvents: env.INGEST_MAX_EVENTS, metrics, bounds,
       rateLimits: { redis, prefix: env.REDIS_PREFIX, requestsPerSecond: env.INGEST_RATE_LIMIT_REQUESTS_PER_S, eventsPerSecond: env.INGEST_RATE_LIMIT_EVENTS_PER_S },
-      ackTimeoutMs: env.INGEST_ACK_TIMEOUT_MS, logger: logger.child({ component: 'ingest' }),
+      ackTimeoutMs: env.INGEST_ACK_TIMEOUT_MS, corsOrigins: config.ingestCorsOrigins, logger: logger.child({ component: 'ingest' }),
     });
     await app.register(jiraWebhookPlugin, {
       producer, secret: env.JIRA_WEBHOOK_SECRET, insecure: env.JIRA_WEBHOOK_INSECURE, fieldMap: config.jiraFieldMap, maxBodyBytes: env.INGEST_MAX_BODY_BYTES,

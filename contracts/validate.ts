@@ -7,6 +7,7 @@
  */
 import type avro from 'avsc';
 import { checkBounds, type BoundViolation, type TimeOptions } from './bounds.js';
+import { compiledKind } from './compiled.js';
 import { avroType, schemaJson } from './schemas.js';
 import type { EventByKind } from './types.generated.js';
 import type { EventKind, RejectClass } from './topics.js';
@@ -103,6 +104,19 @@ export function validateEvent<K extends EventKind>(kind: K, input: unknown, time
   const bounds = checkBounds(kind, candidate, time);
   if (bounds) return { ok: false, errorClass: bounds.errorClass, reason: bounds.reason };
   return { ok: true, event: candidate as unknown as EventByKind[K] };
+}
+
+/**
+ * The fast yes of validateEvent: true when validateEvent would accept `input` as it is (its
+ * copy with defaults differs only by absent fields, which the compiled writer fills with the
+ * same defaults). False means "ask validateEvent", which gives the reason. The compiled check
+ * (contracts/compiled.ts) replaces avsc's isValid with its error hook and the copy; the
+ * semantic rules and bounds are the same functions.
+ */
+export function acceptsEvent(kind: EventKind, input: unknown, time: TimeOptions = {}): boolean {
+  if (!compiledKind(kind).accepts(input)) return false;
+  const e = input as Record<string, unknown>;
+  return semanticProblems(kind, e).length === 0 && checkBounds(kind, e, time) === null;
 }
 
 /**

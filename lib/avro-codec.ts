@@ -5,6 +5,7 @@
  * in the record) to our reader schema; unknown ids are fetched once per batch and cached.
  */
 import avro from 'avsc';
+import { AvroWriter, compiledKind } from '../contracts/compiled.js';
 import { avroType, schemaText } from '../contracts/schemas.js';
 import { allTopicSpecs, type EventKind, type RejectClass } from '../contracts/topics.js';
 import { HEADER_BYTES, decodeWire, encodeWire, readWireHeader } from '../contracts/wire.js';
@@ -47,6 +48,8 @@ export class AvroCodec {
   private readonly writerIds = new Map<EventKind, number>();
   private readonly readers = new Map<number, { kind: EventKind; type: avro.Type; resolver?: avro.Resolver }>();
   private readonly writerTypes = new Map<number, avro.Type>();
+  /** Scratch of encodeView: one per codec, overwritten by each call. */
+  private readonly scratch = new AvroWriter();
 
   private constructor(private readonly registryUrl: string, private readonly topicKind: Map<string, EventKind>) {}
 
@@ -75,6 +78,22 @@ export class AvroCodec {
   /** Encodes a validated event of `kind` with our current schema. */
   encode(kind: EventKind, event: unknown): Buffer {
     return encodeWire(this.schemaId(kind), avroType(kind), event);
+  }
+
+  /**
+   * Encodes like `encode` with the compiled writer (contracts/compiled.ts), received_time 0 or
+   * absent written as `receivedTime`, into a scratch buffer: the answer is a view that the next
+   * call overwrites, so it must be copied or handed to something that copies it (node-rdkafka's
+   * produce does, RK_MSG_COPY) before then. Null when the event does not conform to the schema
+   * (then `encode` throws avsc's error).
+   */
+  encodeView(kind: EventKind, event: unknown, receivedTime: number): Buffer | null {
+    const c = compiledKind(kind);
+    if (!c.conforms(event)) return null;
+    const w = this.scratch;
+    w.pos = 0;
+    c.write(w, this.schemaId(kind), event, receivedTime);
+    return w.buf.subarray(0, w.pos);
   }
 
   /** Fetches writer schemas for ids not seen yet (call once per batch before decode). */

@@ -76,6 +76,11 @@ export const EnvSchema = Type.Object({
    * itself was refused (one key, 4 clients, about 22,000 events/s on a quiet 2-core machine).
    */
   INGEST_RATE_LIMIT_EVENTS_PER_S: Int(50_000, 1),
+  /**
+   * Browser origins allowed to call /v1/events/{kind} from a page (CORS), comma-separated, e.g.
+   * `https://player.example.com,https://www.example.com`; `*` allows any; empty: no CORS headers.
+   */
+  INGEST_CORS_ORIGINS: Str(''),
   /** Longest wait for Kafka to acknowledge an ingest request's events before answering 503. */
   INGEST_ACK_TIMEOUT_MS: Int(10_000, 100),
   /** How often the API key cache in Redis is checked for lost contents (and restored). */
@@ -137,6 +142,8 @@ export interface Config {
   /** Limits of analyst SQL (names as in sinks/clickhouse/analyst.ts). */
   sqlLimits: { maxExecutionSeconds: number; maxMemoryBytes: number; maxResultRows: number; maxResultBytes: number };
   jiraFieldMap: Record<string, string>;
+  /** INGEST_CORS_ORIGINS as a list (`*`: any origin); empty: CORS off. */
+  ingestCorsOrigins: string[];
 }
 
 const INTEGER_KEYS = Object.entries(EnvSchema.properties)
@@ -179,6 +186,11 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
   } catch (err) {
     problems.push(`JIRA_FIELD_MAP: must be a JSON object of field ids (${(err as Error).message})`);
   }
+  const ingestCorsOrigins = (env.INGEST_CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+  for (const o of ingestCorsOrigins) {
+    // An origin is scheme://host[:port], exactly as a browser sends it in the Origin header.
+    if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) problems.push(`INGEST_CORS_ORIGINS: "${o}" is not an origin such as https://player.example.com (scheme and host, no path), nor *`);
+  }
   if (problems.length === 0 && env.CLICKHOUSE_ANALYST_PASSWORD && env.CLICKHOUSE_ANALYST_USER === env.CLICKHOUSE_USER) {
     problems.push(`CLICKHOUSE_ANALYST_USER: must differ from CLICKHOUSE_USER (both "${env.CLICKHOUSE_USER}"): the analyst user is the read-only one`);
   }
@@ -198,5 +210,6 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
     clickhouseAnalyst: env.CLICKHOUSE_ANALYST_PASSWORD ? { name: env.CLICKHOUSE_ANALYST_USER, password: env.CLICKHOUSE_ANALYST_PASSWORD } : null,
     sqlLimits: { maxExecutionSeconds: env.SQL_MAX_EXECUTION_SECONDS, maxMemoryBytes: env.SQL_MAX_MEMORY_BYTES, maxResultRows: env.SQL_MAX_RESULT_ROWS, maxResultBytes: env.SQL_MAX_RESULT_BYTES },
     jiraFieldMap,
+    ingestCorsOrigins,
   };
 }

@@ -1,12 +1,15 @@
 /**
  * The HTTP ingest gateway: `POST /v1/events/:kind` takes a JSON array (or one JSON object) or
- * NDJSON, validates each event, produces the valid ones and answers
+ * NDJSON (also as `text/plain`, what navigator.sendBeacon sends, and gzip-encoded), validates each
+ * event, produces the valid ones and answers
  * `{ accepted, rejected, errors: [{ index, reason }] }`. Rejected events go to the dead-letter
  * topic with the reason. Auth is an API key with role ingest or admin.
  *
  * The plugin is encapsulated on purpose (not wrapped with fastify-plugin): its raw-body content
  * type parsers, auth hook and error handler apply to its own routes only, never to the host app.
  */
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
 import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type {} from '@fastify/swagger'; // route schema fields summary, tags, consumes
 import rateLimit from '@fastify/rate-limit';
@@ -53,6 +56,8 @@ export interface IngestPluginOptions {
   logger?: Logger;
   /** Refusals are logged once per reason per this interval, with a count (default 10 s). */
   rejectLogIntervalMs?: number;
+  /** Origins whose pages may call the route (CORS; `*`: any); none: no CORS headers, no preflight route. */
+  corsOrigins?: readonly string[];
 }
 
 export const DEFAULT_JSON_BOUNDS: JsonBounds = { maxDepth: 32, maxStringBytes: 64 * 1024 };
@@ -78,6 +83,15 @@ export class IngestRefusal extends Error {
 export const INGEST_ROUTE = '/v1/events/:kind';
 export const INGEST_ROLES: ReadonlySet<Role> = new Set<Role>(['ingest', 'admin']);
 export const NDJSON_CONTENT_TYPES = ['application/x-ndjson', 'application/ndjson'] as const;
+/** navigator.sendBeacon with a string sends text/plain (a "simple" type: no CORS preflight). */
+export const BEACON_CONTENT_TYPE = 'text/plain';
+/** Content-Encoding values taken; `gzip` is inflated with the body limit as the bound of the inflated bytes. */
+export const GZIP_ENCODINGS: ReadonlySet<string> = new Set(['gzip', 'x-gzip']);
+/** Request headers a page may send (the preflight's Access-Control-Allow-Headers). */
+export const CORS_ALLOWED_HEADERS = 'content-type, content-encoding, x-api-key, authorization';
+export const CORS_MAX_AGE_S = 600;
+
+const gunzipAsync = promisify(gunzip);
 
 export const IngestParams = Type.Object({
   kind: Type.String({ description: `Event kind: one of ${EVENT_KINDS.join(', ')}`, examples: ['playback'] }),
@@ -96,7 +110,7 @@ export const IngestReply = Type.Object({
 export type IngestReply = Static<typeof IngestReply>;
 
 export const ErrorReply = Type.Object({
-  error: Type.String({ description: 'stable error code: unauthorized, forbidden, rate_limited, oversize, invalid_json, too_deep, string_too_long, too_many_events, unknown_kind, unsupported_media_type, bad_request, unavailable' }),
+  error: Type.String({ description: 'stable error code: unauthorized, forbidden, rate_limited, oversize, invalid_json, too_deep, string_too_long, too_many_events, unknown_kind, unsupported_media_type, unsupported_encoding, bad_encoding, bad_request, unavailable' }),
   message: Type.String(),
   kinds: Type.Optional(Type.Array(Type.String(), { description: 'the known event kinds (on unknown_kind)' })),
 });
@@ -106,9 +120,25 @@ function errorReply(reply: FastifyReply, status: number, error: string, message:
   return reply.code(status).send({ error, message, ...extra } satisfies ErrorReply);
 }
 
-function bodyFormat(contentType: string | undefined): BodyFormat {
+const WHITESPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
+
+/**
+ * NDJSON types are NDJSON, application/json is JSON; text/plain (a beacon) is JSON when its first
+ * character that is not white space is `[` (an array of events), else NDJSON (one event per line,
+ * which also covers one event on one line).
+ */
+function bodyFormat(contentType: string | undefined, body: Buffer): BodyFormat {
   const mediaType = (contentType ?? '').split(';')[0]!.trim().toLowerCase();
-  return (NDJSON_CONTENT_TYPES as readonly string[]).includes(mediaType) ? 'ndjson' : 'json';
+  if ((NDJSON_CONTENT_TYPES as readonly string[]).includes(mediaType)) return 'ndjson';
+  if (mediaType !== BEACON_CONTENT_TYPE) return 'json';
+  let i = 0;
+  while (i < body.length && WHITESPACE.has(body[i]!)) i++;
+  return body[i] === 0x5b ? 'json' : 'ndjson';
+}
+
+function contentEncoding(request: FastifyRequest): string {
+  const v = request.headers['content-encoding'];
+  return (Array.isArray(v) ? v.join(',') : (v ?? '')).trim().toLowerCase();
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string, onTimeout: () => void): Promise<T> {
@@ -120,6 +150,17 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string, onTimeout: () =
     }, ms);
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The key of a beacon: navigator.sendBeacon cannot set headers, so a page puts its key in the URL
+ * (`?api_key=`). Only keys of role ingest are taken there (checked after the lookup): such a key is
+ * public anyway, it ships in the page's JavaScript; an admin key in a URL (proxy logs, history) is not.
+ */
+function beaconKey(request: FastifyRequest): string | null {
+  const q = (request.query as Record<string, unknown> | undefined)?.api_key;
+  const v = Array.isArray(q) ? q[0] : q;
+  return typeof v === 'string' && v.trim() ? v.trim() : null;
 }
 
 export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app, opts) => {
@@ -141,19 +182,53 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
 
   // Keep the raw bytes: NDJSON is split here, and dead letters carry what was sent.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(['application/json', ...NDJSON_CONTENT_TYPES], { parseAs: 'buffer', bodyLimit: maxBodyBytes }, (_request, body, done) => done(null, body));
+  app.addContentTypeParser(['application/json', ...NDJSON_CONTENT_TYPES, BEACON_CONTENT_TYPE], { parseAs: 'buffer', bodyLimit: maxBodyBytes }, (_request, body, done) => done(null, body));
+
+  // CORS for pages of the configured origins: the headers go on every answer (refusals too, so a
+  // page can read a 401 or 429), and the preflight of a fetch with x-api-key or NDJSON is answered
+  // without a key. Beacons (text/plain, key in the URL) need no preflight.
+  const corsOrigins = new Set(opts.corsOrigins ?? []);
+  if (corsOrigins.size > 0) {
+    const anyOrigin = corsOrigins.has('*');
+    app.addHook('onRequest', async (request, reply) => {
+      const origin = request.headers.origin;
+      if (!origin || !(anyOrigin || corsOrigins.has(origin))) return;
+      reply.header('access-control-allow-origin', anyOrigin ? '*' : origin);
+      if (!anyOrigin) reply.header('vary', 'origin');
+      reply.header('access-control-expose-headers', 'retry-after');
+    });
+    app.options(INGEST_ROUTE, { config: { rateLimit: false }, schema: { hide: true } }, async (_request, reply) => {
+      if (reply.hasHeader('access-control-allow-origin')) {
+        reply.header('access-control-allow-methods', 'POST');
+        reply.header('access-control-allow-headers', CORS_ALLOWED_HEADERS);
+        reply.header('access-control-max-age', String(CORS_MAX_AGE_S));
+      }
+      return reply.code(204).send();
+    });
+  }
 
   app.addHook('onRequest', async (request) => {
-    const key = presentedApiKey(request.headers);
+    if (request.method === 'OPTIONS') return; // the CORS preflight: no key, no body
+    const fromHeader = presentedApiKey(request.headers);
+    const viaUrl = fromHeader === null ? beaconKey(request) : null;
+    const key = fromHeader ?? viaUrl;
     if (key === null) {
-      throw new IngestRefusal(401, 'unauthorized', 'missing API key: send it in the x-api-key header or as authorization: Bearer <key>', undefined, {}, { 'www-authenticate': 'Bearer' });
+      throw new IngestRefusal(401, 'unauthorized', 'missing API key: send it in the x-api-key header or as authorization: Bearer <key> (beacons, which cannot set headers: an ingest key as ?api_key=)', undefined, {}, { 'www-authenticate': 'Bearer' });
     }
     const found = await lookupApiKey(apiKeys, key);
     if (found.status !== 'ok') throw new IngestRefusal(401, 'unauthorized', keyRefusalMessage(found), undefined, {}, { 'www-authenticate': 'Bearer' });
     if (!INGEST_ROLES.has(found.role)) {
       throw new IngestRefusal(403, 'forbidden', `API key ${found.keyId} has role ${found.role}; ingest needs role ingest or admin`);
     }
+    if (viaUrl !== null && found.role !== 'ingest') {
+      throw new IngestRefusal(401, 'unauthorized', `API key ${found.keyId} has role ${found.role}: only keys of role ingest are taken from the URL (api_key, for beacons); send this one in the x-api-key header`, undefined, {}, { 'www-authenticate': 'Bearer' });
+    }
     callers.set(request, { role: found.role, keyId: found.keyId });
+    // Refused before the body is read, like an unsupported media type.
+    const encoding = contentEncoding(request);
+    if (encoding !== '' && encoding !== 'identity' && !GZIP_ENCODINGS.has(encoding)) {
+      throw new IngestRefusal(415, 'unsupported_encoding', `content-encoding ${encoding.slice(0, 100)} is not accepted; send the body as it is or gzip-encoded (content-encoding: gzip)`);
+    }
   });
 
   // Requests per second per key, before the body is read: a route-level onRequest hook, so it runs
@@ -232,20 +307,21 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
       schema: {
         summary: 'Ingest events of one kind',
         description:
-          `Body: a JSON array of events or one event (application/json), or one event per line (application/x-ndjson). ` +
+          `Body: a JSON array of events or one event (application/json), or one event per line (application/x-ndjson); ` +
+          `text/plain (navigator.sendBeacon) is read as a JSON array when it starts with [, else as NDJSON; content-encoding: gzip is inflated (the byte limit applies to both sides). ` +
           `At most ${maxEvents} events and ${maxBodyBytes} bytes per request, JSON nested at most ${bounds.maxDepth} deep, strings at most ${bounds.maxStringBytes} bytes` +
           (opts.rateLimits ? `, at most ${opts.rateLimits.requestsPerSecond} requests and ${opts.rateLimits.eventsPerSecond} events per second per API key (429 with Retry-After beyond)` : '') +
           `. Each event is validated against its Avro contract; valid ones are stored, invalid ones are reported by index and kept in the dead-letter topic. ` +
-          `Auth: x-api-key header or Authorization: Bearer <key>, role ingest or admin.`,
+          `Auth: x-api-key header or Authorization: Bearer <key>, role ingest or admin; beacons, which cannot set headers, may put a key of role ingest in the URL (?api_key=).`,
         tags: ['ingest'],
-        consumes: ['application/json', ...NDJSON_CONTENT_TYPES],
+        consumes: ['application/json', ...NDJSON_CONTENT_TYPES, BEACON_CONTENT_TYPE],
         params: IngestParams,
         response: { 200: IngestReply, 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 404: ErrorReply, 413: ErrorReply, 415: ErrorReply, 429: ErrorReply, 500: ErrorReply, 503: ErrorReply },
       },
     },
     async (request, reply) => {
       const { kind } = request.params;
-      const raw = request.body ?? Buffer.alloc(0);
+      const raw = await inflated(request.body ?? Buffer.alloc(0), contentEncoding(request));
       if (!isEventKind(kind)) {
         const message = `unknown event kind "${kind.slice(0, 100)}"; known kinds: ${EVENT_KINDS.join(', ')}`;
         throw new IngestRefusal(404, 'unknown_kind', message, raw.length > 0 ? raw : undefined, { kinds: [...EVENT_KINDS] });
@@ -253,7 +329,7 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
       if (producer.brokersDownSince !== null) {
         throw new KafkaError(`no Kafka broker answers since ${new Date(producer.brokersDownSince).toISOString()}`, true);
       }
-      const parsed = parseEventsBody(raw, bodyFormat(request.headers['content-type']), bounds);
+      const parsed = parseEventsBody(raw, bodyFormat(request.headers['content-type'], raw), bounds);
       if (!parsed.ok) throw new IngestRefusal(400, parsed.errorClass, parsed.reason, raw.length > 0 ? raw : undefined);
       if (parsed.entries.length > maxEvents) {
         throw new IngestRefusal(400, 'too_many_events', `${parsed.entries.length} events in one request; the limit is ${maxEvents}: split the batch`, raw);
@@ -272,6 +348,25 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
       return reply.code(200).send(result);
     },
   );
+
+  /**
+   * The body as sent, or inflated when gzip-encoded: at most maxBodyBytes come out (zlib stops
+   * there), so a small body that inflates to gigabytes costs the gateway maxBodyBytes of memory
+   * and the time to inflate them, in zlib's thread pool, not the event loop.
+   */
+  async function inflated(body: Buffer, encoding: string): Promise<Buffer> {
+    if (!GZIP_ENCODINGS.has(encoding)) return body;
+    try {
+      return await gunzipAsync(body, { maxOutputLength: maxBodyBytes });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'ERR_BUFFER_TOO_LARGE') {
+        // Not dead-lettered whole: the bytes of a bomb are no evidence worth keeping (the reason is).
+        throw new IngestRefusal(413, 'oversize', `gzip body of ${body.length} bytes inflates to more than the limit of ${maxBodyBytes} bytes; send fewer events per request`, null);
+      }
+      throw new IngestRefusal(400, 'bad_encoding', `body is not valid gzip (content-encoding: gzip): ${e.message.slice(0, 200)}`, body.length > 0 ? body : undefined);
+    }
+  }
 
   /** Produces the parsed events, dead-letters the lines refused before parsing and merges both answers by index. */
   async function ingestEntries(kind: EventKind, entries: readonly BodyEntry[]): Promise<IngestReply> {

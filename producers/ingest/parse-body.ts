@@ -8,6 +8,8 @@
  *
  * Every entry carries `index`: its 0-based position in the array, or its 0-based line number.
  */
+import { isAscii } from 'node:buffer';
+
 export type BodyFormat = 'json' | 'ndjson';
 
 export type BodyRejectClass = 'invalid_json' | BoundsViolation['errorClass'];
@@ -45,6 +47,9 @@ export function parseJsonBody(raw: Buffer, bounds?: JsonBounds): ParsedBody {
 /** One JSON value per line; a line that is not JSON (or breaks `bounds`) is rejected alone. */
 export function parseNdjsonBody(raw: Buffer, bounds?: JsonBounds): ParsedBody {
   const entries: BodyEntry[] = [];
+  // One decode of the whole body; when it is ASCII (the usual case) byte offsets are character
+  // offsets and each line is a slice of it (no copy), else each line is decoded on its own.
+  const whole = isAscii(raw) ? raw.toString('latin1') : null;
   let start = 0;
   for (let line = 0; start < raw.length; line++) {
     let end = raw.indexOf(NEWLINE, start);
@@ -58,13 +63,12 @@ export function parseNdjsonBody(raw: Buffer, bounds?: JsonBounds): ParsedBody {
       entries.push({ index: line, ok: false, errorClass: violation.errorClass, reason: `line ${line} refused before parsing: ${violation.reason}`, raw: Buffer.from(raw.subarray(lineStart, stop)) });
       continue;
     }
-    const bytes = raw.subarray(lineStart, stop);
-    const text = bytes.toString('utf8');
-    if (text.trim() === '') continue;
+    const text = whole !== null ? whole.slice(lineStart, stop) : raw.toString('utf8', lineStart, stop);
+    if (raw[lineStart] !== OPEN_BRACE && text.trim() === '') continue;
     try {
       entries.push({ index: line, ok: true, event: JSON.parse(text) });
     } catch (err) {
-      entries.push({ index: line, ok: false, errorClass: 'invalid_json', reason: `line ${line} is not valid JSON: ${syntaxReason(err)}`, raw: Buffer.from(bytes) });
+      entries.push({ index: line, ok: false, errorClass: 'invalid_json', reason: `line ${line} is not valid JSON: ${syntaxReason(err)}`, raw: Buffer.from(raw.subarray(lineStart, stop)) });
     }
   }
   return { ok: true, entries };

@@ -10,7 +10,7 @@
 import rdkafka from 'node-rdkafka';
 import type { LibrdKafkaError, DeliveryReport, MessageHeader } from 'node-rdkafka';
 import { dlqTopic, DLQ_HEADERS, topicSpec, type DeadLetter, type EventKind, type RejectClass } from '../../contracts/topics.js';
-import { validateEvent } from '../../contracts/validate.js';
+import { acceptsEvent, validateEvent } from '../../contracts/validate.js';
 import type { EventByKind } from '../../contracts/types.generated.js';
 import type { AvroCodec } from '../../lib/avro-codec.js';
 import { KafkaError } from '../../lib/errors.js';
@@ -290,8 +290,18 @@ export class EventProducer {
     const toDlq = this.newBatch(this.dlq);
     const rejectedByClass = new Map<RejectClass, number>();
     try {
+      const time = { referenceMs: receivedTime, maxFutureSkewMs: this.opts.maxFutureSkewMs };
       for (let index = 0; index < events.length; index++) {
         const input = events[index];
+        // The compiled yes (contracts/compiled.ts) and an encode straight from the event; anything
+        // else takes the generic path below, which says why it is refused.
+        const view = acceptsEvent(kind, input, time) ? this.opts.codec.encodeView(kind, input, receivedTime) : null;
+        if (view !== null && view.length <= MAX_MESSAGE_BYTES) {
+          const queued = this.produceTracked(spec.topic, null, view, keyOf(input, spec.keyField), undefined, toTopic);
+          if (queued) await queued;
+          result.accepted++;
+          continue;
+        }
         const prepared = this.prepare(kind, input, receivedTime);
         if (prepared.ok) {
           const queued = this.produceTracked(spec.topic, null, prepared.value, keyOf(input, spec.keyField), undefined, toTopic);
@@ -325,7 +335,8 @@ export class EventProducer {
     const batch = this.newBatch(spec.topic);
     try {
       for (const event of events) {
-        const queued = this.produceTracked(spec.topic, null, encodeStamped(codec, kind, event, receivedTime), keyOf(event, spec.keyField), undefined, batch);
+        const value = codec.encodeView(kind, event, receivedTime) ?? encodeStamped(codec, kind, event, receivedTime);
+        const queued = this.produceTracked(spec.topic, null, value, keyOf(event, spec.keyField), undefined, batch);
         if (queued) await queued;
       }
     } finally {
@@ -409,8 +420,10 @@ export class EventProducer {
     return this.produceWhenQueueHasRoom(topic, partition, value, key, headers, batch);
   }
 
-  private async produceWhenQueueHasRoom(topic: string, partition: number | null, value: Buffer | null, key: Buffer | string | null, headers: MessageHeader[] | undefined, batch: DeliveryBatch): Promise<void> {
+  private async produceWhenQueueHasRoom(topic: string, partition: number | null, view: Buffer | null, key: Buffer | string | null, headers: MessageHeader[] | undefined, batch: DeliveryBatch): Promise<void> {
     this.opts.logger.debug({ event: 'producer_queue_full', topic }, 'producer queue full; waiting for deliveries');
+    // The value may be the codec's scratch (encodeView), which other calls overwrite while this one waits.
+    const value = view && Buffer.from(view);
     do {
       this.producer.poll();
       await sleep(QUEUE_FULL_BACKOFF_MS);
