@@ -27,6 +27,7 @@ import { scoreClosedChurnDays } from '../processors/churn/churn-scores.js';
 import { queryRows } from '../sinks/clickhouse/client.js';
 import { startAlerting } from '../alerts/index.js';
 import { DependencyHealth } from '../lib/dependency-health.js';
+import { startPipelineMonitor } from '../processors/core/pipeline-monitor.js';
 
 /** What /healthz and /readyz of a pipeline process answer (see `pipelineHealth`). */
 export interface PipelineHealth {
@@ -277,6 +278,14 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       const app = metricsApp;
       closers.push(() => app.close());
       logger.info({ event: 'metrics_listening', port: (metricsApp.server.address() as { port: number }).port }, 'metrics endpoint listening');
+    }
+
+    if (codec && config.env.PIPELINE_MONITOR_INTERVAL_MS > 0 && (roles.has('api') || runners.length > 0)) {
+      // Lag and stalls of every processor, read from their checkpoints and Kafka: a processor that
+      // stopped (here or in another process) still shows in these metrics.
+      const monitor = startPipelineMonitor({ redis, redisPrefix: config.env.REDIS_PREFIX, topicPrefix: config.topicPrefix, brokers: config.kafkaBrokers, metrics, logger: logger.child({ component: 'pipeline-monitor' }), clock: opts.clock }, config.env.PIPELINE_MONITOR_INTERVAL_MS);
+      // Pushed last, so stopped first: it reads Redis and Kafka, which close after it.
+      closers.push(() => monitor.stop());
     }
 
     // The first runner that fails for good; a runner stopped cleanly resolves and is not a failure.
