@@ -17,7 +17,7 @@ import { kafkaOptionsFromConfig, startKafka, stopKafka } from '../stack/kafka.js
 import { ensureRedis, redisOptionsFromConfig, stopRedis } from '../stack/redis.js';
 import { runSimulation } from '../producers/simulator/run.js';
 import type { IncidentName } from '../producers/simulator/incidents.js';
-import { startPipeline } from './pipeline.js';
+import { adaptRolesToRunning, startPipeline } from './pipeline.js';
 
 function readClusterId(kafkaDataDir: string): string | null {
   try {
@@ -34,12 +34,9 @@ export const ROW_COUNTS_SQL = (db: string) => ['playback', 'payments', 'gifts', 
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { rate: { type: 'string', default: '2000' }, seed: { type: 'string', default: '42' }, incident: { type: 'string' }, 'incident-after': { type: 'string', default: '60' } } });
-  let config = loadConfig({ ...process.env, ROLES: process.env.ROLES ?? 'all' });
   // A registry already answering (e.g. from `npm run stack:up`) is used instead of starting one.
-  const registryUp = await fetch(`${config.env.SCHEMA_REGISTRY_URL}/subjects`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
-  if (registryUp && config.roles.has('registry')) {
-    config = loadConfig({ ...process.env, ROLES: [...config.roles].filter((r) => r !== 'registry').join(',') });
-  }
+  const adapted = await adaptRolesToRunning(process.env, loadConfig({ ...process.env, ROLES: process.env.ROLES ?? 'all' }));
+  let config = adapted.config;
   const logger = createLogger(process.env.LOG_LEVEL ?? 'warn');
   const metrics = createMetrics({ defaultMetrics: true });
   const say = (s: string) => process.stdout.write(`${s}\n`);
@@ -49,7 +46,7 @@ async function main(): Promise<void> {
   const kafka = await startKafka(kafkaOpts);
   const redisOpts = redisOptionsFromConfig(config, logger);
   const redis = await ensureRedis(redisOpts);
-  if (registryUp) say(`  schema registry: using the one already answering at ${config.env.SCHEMA_REGISTRY_URL}`);
+  if (adapted.note) say(`  ${adapted.note}`);
   say(`  kafka ${kafka.brokers} (${kafka.alreadyRunning ? 'already running' : `started, pid ${kafka.pid}`}), redis ${redis.url} (${redis.alreadyRunning ? 'already running' : 'started'})`);
 
   // The demo's Kafka lives in DATA_DIR: checkpoints in Redis belong to one Kafka cluster, so

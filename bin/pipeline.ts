@@ -6,7 +6,7 @@
  */
 import { Redis } from 'ioredis';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Config } from '../lib/config.js';
+import { loadConfig, type Config } from '../lib/config.js';
 import { AvroCodec } from '../lib/avro-codec.js';
 import { ensureTopics, streamPulseTopics } from '../lib/kafka-admin.js';
 import type { Logger } from '../lib/logger.js';
@@ -298,6 +298,19 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * Roles adapt to what already runs: the `registry` role is left out when a schema registry already
+ * answers at SCHEMA_REGISTRY_URL (e.g. the one `npm run stack:up` started), instead of failing on
+ * its port. Returns the config to start with and a sentence for the operator, or null.
+ */
+export async function adaptRolesToRunning(env: Record<string, string | undefined>, config: Config): Promise<{ config: Config; note: string | null }> {
+  if (!config.roles.has('registry')) return { config, note: null };
+  const up = await fetch(`${config.env.SCHEMA_REGISTRY_URL}/subjects`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+  if (!up) return { config, note: null };
+  const roles = [...config.roles].filter((r) => r !== 'registry');
+  return { config: loadConfig({ ...env, ROLES: roles.join(',') }), note: `schema registry: using the one already answering at ${config.env.SCHEMA_REGISTRY_URL} (registry role left out)` };
 }
 
 /** True for addresses only this machine reaches. */

@@ -60,6 +60,8 @@ export const EnvSchema = Type.Object({
   HTTP_HOST: Str('127.0.0.1'),
   HTTP_PORT: Int(8080, 0, 65535),
   METRICS_PORT: Int(9464, 0, 65535),
+  /** Port of the local Prometheus of `npm run stack:up -- --prometheus` (loopback). */
+  PROMETHEUS_PORT: Int(9090, 0, 65535),
   /** Comma-separated `key:role` pairs seeded at start (ingest, viewer, analyst, admin). */
   API_KEYS: Str(''),
   INGEST_MAX_BODY_BYTES: Int(5 * 1024 * 1024, 1024),

@@ -13,6 +13,8 @@ import { describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { DASHBOARDS } from '../../grafana/src/dashboards.js';
 import { createMetrics } from '../../lib/metrics.js';
+import { loadConfig } from '../../lib/config.js';
+import { localPrometheusConfig } from '../../stack/prometheus.js';
 import { REPO_ROOT } from '../helpers/env.js';
 
 const RULES_DIR = join(REPO_ROOT, 'stack', 'prometheus', 'rules');
@@ -67,6 +69,26 @@ describe('Prometheus alert rules', () => {
     expect(alerts.filter((a) => !firing.has(a))).toEqual([]);
     // The five the issue names.
     for (const a of ['StreamPulseConsumerLagHigh', 'StreamPulseWatermarkDelayHigh', 'StreamPulseDeadLetterRate', 'StreamPulseIngestErrorRate', 'StreamPulseProcessorStalled']) expect(alerts).toContain(a);
+  });
+});
+
+describe('Prometheus configurations', () => {
+  it('docker-compose and the local stack:up --prometheus configs pass promtool check config', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sp-promcfg-'));
+    try {
+      // The compose file mounts the rules at /etc/prometheus/rules: pointed at the repo's copy here.
+      const compose = readFileSync(join(REPO_ROOT, 'stack', 'prometheus', 'prometheus.yml'), 'utf8').replace('/etc/prometheus/rules/', `${RULES_DIR}/`);
+      const local = localPrometheusConfig(loadConfig({ HTTP_PORT: '18080', METRICS_PORT: '19464' }));
+      expect(local).toContain('127.0.0.1:18080');
+      expect(local).toContain(RULES);
+      for (const [name, text] of [['compose.yml', compose], ['local.yml', local]] as const) {
+        writeFileSync(join(dir, name), text);
+        const r = promtool('check', 'config', join(dir, name));
+        expect(r.status, `${name}: ${r.out}`).toBe(0);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
