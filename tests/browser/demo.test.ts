@@ -7,21 +7,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
+import { CHROMIUM, launchHeadless } from '../helpers/browser.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, cleanupTestEnv, pollUntil, testEnv } from '../helpers/env.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
+import { REPO_ROOT, cleanupTestEnv, freePort, pollUntil, testEnv } from '../helpers/env.js';
 
 const t = testEnv('demo');
 let demo: ChildProcess | null = null;
@@ -74,12 +64,7 @@ describe('npm run demo', () => {
     const write = await fetch(door[3]!, { method: 'POST', headers: auth, body: `CREATE TABLE ${t.config.clickhouse.database}.x (a UInt8) ENGINE = Memory` });
     expect(write.status).not.toBe(200);
 
-    browser = await chromium.launchPersistentContext(join(t.dataDir, 'chromium-profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1400, height: 1000 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchHeadless(join(t.dataDir, 'chromium-profile'));
     const page = await browser.newPage();
     await page.goto(url);
     // Charts are the panels with an svg (the alerts panel is a list, empty while nothing fires).

@@ -8,7 +8,6 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -16,17 +15,9 @@ import { AvroCodec } from '../../lib/avro-codec.js';
 import { silentLogger } from '../../lib/logger.js';
 import { createMetrics } from '../../lib/metrics.js';
 import { EventProducer } from '../../producers/sdk/event-producer.js';
-import { REPO_ROOT, cleanupTestEnv, pollUntil, testEnv } from '../helpers/env.js';
+import { REPO_ROOT, cleanupTestEnv, freePort, pollUntil, testEnv } from '../helpers/env.js';
 import { loadGoldenInput } from '../helpers/golden.js';
 import { produceRecords, waitCaughtUp } from '../helpers/pipeline-harness.js';
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 const t = testEnv('clean-start', { LOG_LEVEL: 'info', CLICKHOUSE_HTTP_PORT: '0' });
 let env: Record<string, string | undefined> = {};
