@@ -6,7 +6,7 @@
  * The demo finds the shared Kafka and Redis running; topics, keys, ports and data are this test's.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BrowserContext } from 'playwright-core';
 import { CHROMIUM, launchHeadless } from '../helpers/browser.js';
@@ -19,6 +19,9 @@ let browser: BrowserContext | undefined;
 let output = '';
 
 afterAll(async () => {
+  // What the demo printed, kept for a failure's diagnosis (tests/artifacts is git-ignored).
+  mkdirSync(join(REPO_ROOT, 'tests', 'artifacts'), { recursive: true });
+  writeFileSync(join(REPO_ROOT, 'tests', 'artifacts', 'demo-output.log'), output);
   await browser?.close();
   if (demo?.pid) {
     try {
@@ -48,7 +51,7 @@ describe('npm run demo', () => {
     const url = await pollUntil(() => {
       if (demo!.exitCode !== null) throw new Error(`the demo exited ${demo!.exitCode}:\n${output.slice(-3000)}`);
       return /dashboard: (http:\/\/\S+#key=\S+)/.exec(output)?.[1];
-    }, { timeoutMs: 240_000, intervalMs: 200, description: 'the demo printed the dashboard URL' }).catch((err) => {
+    }, { timeoutMs: 420_000, intervalMs: 200, description: 'the demo printed the dashboard URL' }).catch((err) => {
       throw new Error(`${(err as Error).message}\n${output.slice(-3000)}`);
     });
     const printedAt = Date.now();
@@ -89,5 +92,5 @@ describe('npm run demo', () => {
     process.kill(-demo.pid!, 'SIGINT');
     expect(['0', 'SIGINT']).toContain(await exited);
     await pollUntil(() => output.includes('stopped.'), { timeoutMs: 60_000, intervalMs: 200, description: 'the demo stopped' });
-  }, 480_000);
+  }, 900_000);
 });
