@@ -40,7 +40,7 @@ const PROCESSOR_ROLES = new Set(['raw-store', 'business', 'qoe', 'churn', 'safet
 
 /**
  * A one-line status per role: a processor is `failed` (its runner stopped for good), `caught up`
- * (no record beyond its checkpoints) or `running, N records behind`, from the pipeline monitor's
+ * (no record beyond its checkpoints older than 30 s) or `running, N records behind`, from the pipeline monitor's
  * lag (processors/core/pipeline-monitor.ts); the other roles are `running` while the process is.
  */
 async function roleStatuses(config: Config, pipeline: Pipeline, metrics: Metrics): Promise<Array<[string, string]>> {
@@ -61,7 +61,9 @@ async function roleStatuses(config: Config, pipeline: Pipeline, metrics: Metrics
     if (failed) return [role, `failed, ${failed.failure!.message}`];
     const l = lag.get(role);
     if (!l) return [role, 'running, no checkpoint yet'];
-    return [role, l.records === 0 ? 'caught up' : `running, ${l.records.toLocaleString('en-US')} records behind (oldest ${Math.round(l.seconds)} s)`];
+    // Records of the last few seconds always wait for the next commit cycle: within 30 s counts as caught up
+    // (otherwise the lines would flap with every cycle).
+    return [role, l.records === 0 || l.seconds < 30 ? 'caught up' : `running, ${l.records.toLocaleString('en-US')} records behind (oldest ${Math.round(l.seconds)} s)`];
   });
 }
 
