@@ -6,7 +6,7 @@
  */
 import { Redis } from 'ioredis';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Config } from '../lib/config.js';
+import { loadConfig, type Config } from '../lib/config.js';
 import { AvroCodec } from '../lib/avro-codec.js';
 import { ensureTopics, streamPulseTopics } from '../lib/kafka-admin.js';
 import type { Logger } from '../lib/logger.js';
@@ -29,6 +29,7 @@ import { sealBusiness, sealQoe } from '../sinks/clickhouse/rollups.js';
 import { applyRetention } from '../sinks/clickhouse/retention.js';
 import { startAlerting } from '../alerts/index.js';
 import { DependencyHealth } from '../lib/dependency-health.js';
+import { startPipelineMonitor } from '../processors/core/pipeline-monitor.js';
 
 /** What /healthz and /readyz of a pipeline process answer (see `pipelineHealth`). */
 export interface PipelineHealth {
@@ -312,6 +313,14 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       logger.info({ event: 'metrics_listening', port: (metricsApp.server.address() as { port: number }).port }, 'metrics endpoint listening');
     }
 
+    if (codec && config.env.PIPELINE_MONITOR_INTERVAL_MS > 0 && (roles.has('api') || runners.length > 0)) {
+      // Lag and stalls of every processor, read from their checkpoints and Kafka: a processor that
+      // stopped (here or in another process) still shows in these metrics.
+      const monitor = startPipelineMonitor({ redis, redisPrefix: config.env.REDIS_PREFIX, topicPrefix: config.topicPrefix, brokers: config.kafkaBrokers, metrics, logger: logger.child({ component: 'pipeline-monitor' }), clock: opts.clock }, config.env.PIPELINE_MONITOR_INTERVAL_MS);
+      // Pushed last, so stopped first: it reads Redis and Kafka, which close after it.
+      closers.push(() => monitor.stop());
+    }
+
     // The first runner that fails for good; a runner stopped cleanly resolves and is not a failure.
     const failed = new Promise<never>((_, reject) => {
       for (const r of runners) r.done().catch((err: Error) => reject(Object.assign(new Error(`role ${r.name} failed: ${err.message}`, { cause: err }), { role: r.name })));
@@ -322,6 +331,19 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * Roles adapt to what already runs: the `registry` role is left out when a schema registry already
+ * answers at SCHEMA_REGISTRY_URL (e.g. the one `npm run stack:up` started), instead of failing on
+ * its port. Returns the config to start with and a sentence for the operator, or null.
+ */
+export async function adaptRolesToRunning(env: Record<string, string | undefined>, config: Config): Promise<{ config: Config; note: string | null }> {
+  if (!config.roles.has('registry')) return { config, note: null };
+  const up = await fetch(`${config.env.SCHEMA_REGISTRY_URL}/subjects`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+  if (!up) return { config, note: null };
+  const roles = [...config.roles].filter((r) => r !== 'registry');
+  return { config: loadConfig({ ...env, ROLES: roles.join(',') }), note: `schema registry: using the one already answering at ${config.env.SCHEMA_REGISTRY_URL} (registry role left out)` };
 }
 
 /** True for addresses only this machine reaches. */

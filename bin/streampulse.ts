@@ -3,13 +3,15 @@
  * registry, ingest, raw-store, business, qoe, churn, safety, production, alerts, api.
  *   npx tsx bin/streampulse.ts                      # everything in one process (embedded ClickHouse)
  *   ROLES=business CLICKHOUSE_URL=http://ch:8123 npx tsx bin/streampulse.ts   # one role per process
- * Kafka and Redis must be running (npm run stack:up); SIGINT/SIGTERM stop it cleanly.
+ * Kafka and Redis must be running (npm run stack:up); a schema registry already answering at
+ * SCHEMA_REGISTRY_URL (stack:up runs one) is used and the registry role left out. SIGINT/SIGTERM
+ * stop it cleanly.
  */
 import { loadConfig } from '../lib/config.js';
 import { ConfigError } from '../lib/errors.js';
 import { createLogger } from '../lib/logger.js';
 import { createMetrics } from '../lib/metrics.js';
-import { startPipeline } from './pipeline.js';
+import { adaptRolesToRunning, startPipeline } from './pipeline.js';
 
 async function main(): Promise<void> {
   let config;
@@ -23,6 +25,10 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.env.LOG_LEVEL);
+  // After `npm run stack:up` the registry already runs: use it rather than fail on its port.
+  const adapted = await adaptRolesToRunning(process.env, config);
+  config = adapted.config;
+  if (adapted.note) logger.info({ event: 'roles_adapted', roles: [...config.roles] }, adapted.note);
   const metrics = createMetrics({ defaultMetrics: true });
   const pipeline = await startPipeline(config, logger, metrics);
   logger.info({ event: 'streampulse_started', roles: [...config.roles] }, 'StreamPulse started');

@@ -60,6 +60,8 @@ export const EnvSchema = Type.Object({
   HTTP_HOST: Str('127.0.0.1'),
   HTTP_PORT: Int(8080, 0, 65535),
   METRICS_PORT: Int(9464, 0, 65535),
+  /** Port of the local Prometheus of `npm run stack:up -- --prometheus` (loopback). */
+  PROMETHEUS_PORT: Int(9090, 0, 65535),
   /** Comma-separated `key:role` pairs seeded at start (ingest, viewer, analyst, admin). */
   API_KEYS: Str(''),
   INGEST_MAX_BODY_BYTES: Int(5 * 1024 * 1024, 1024),
@@ -100,6 +102,8 @@ export const EnvSchema = Type.Object({
   BATCH_MAX_BYTES: Int(16 * 1024 * 1024, 1024),
   BATCH_MAX_MS: Int(1_000, 10),
   CHECKPOINT_INTERVAL_MS: Int(2_000, 10),
+  /** How often the pipeline monitor reads checkpoints and Kafka offsets (lag, stalls); 0: off. */
+  PIPELINE_MONITOR_INTERVAL_MS: Int(15_000, 0),
   /** ClickHouse inserts of one commit cycle running at once (one per table). */
   SINK_CONCURRENCY: Int(2, 1),
   /** A partition with no events for this long (processing time) stops holding windows open. */

@@ -191,3 +191,25 @@ export async function topicHighWatermarks(brokers: string, topic: string, opts: 
     return out;
   });
 }
+
+/** A connection kept open to read partitions' low and high watermarks repeatedly (the pipeline monitor). */
+export interface OffsetReader {
+  watermarks(topic: string, partition: number): Promise<{ low: number; high: number }>;
+  close(): Promise<void>;
+}
+
+/** Opens an OffsetReader (a metadata-capable producer that never produces, as `withClient`). */
+export async function openOffsetReader(brokers: string, opts: AdminOptions = {}): Promise<OffsetReader> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const producer = new Producer(baseConf(brokers, opts));
+  await new Promise<void>((resolve, reject) => {
+    producer.connect({ timeout: timeoutMs }, (err) => (err ? reject(kafkaError(`cannot connect to Kafka at ${brokers}`, err)) : resolve()));
+  });
+  return {
+    watermarks: (topic, partition) =>
+      new Promise((resolve, reject) =>
+        producer.queryWatermarkOffsets(topic, partition, timeoutMs, (err, o) => (err ? reject(kafkaError(`watermarks of ${topic}[${partition}]`, err)) : resolve({ low: o.lowOffset, high: o.highOffset }))),
+      ),
+    close: () => new Promise<void>((resolve) => producer.disconnect(() => resolve())),
+  };
+}

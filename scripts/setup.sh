@@ -14,6 +14,8 @@ PKGS=(libssl-dev zlib1g-dev libzstd-dev liblz4-dev libsasl2-dev build-essential 
 command -v java >/dev/null 2>&1 || PKGS+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || PKGS+=(maven)
 [ "${STREAMPULSE_BROWSER_TESTS:-on}" = "off" ] || command -v chromium >/dev/null 2>&1 || PKGS+=(chromium)
+# promtool (tests/ops/prometheus-rules.test.ts) and the local Prometheus of `npm run stack:up -- --prometheus`.
+command -v promtool >/dev/null 2>&1 || PKGS+=(prometheus)
 MISSING=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || MISSING+=("$p")
@@ -22,6 +24,11 @@ if [ "${#MISSING[@]}" -gt 0 ]; then
   echo "== apt-get install ${MISSING[*]}"
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${MISSING[@]}"
+  # On a machine with systemd the package starts a Prometheus service on :9090; StreamPulse only
+  # needs its binaries (stack:up starts its own Prometheus when asked).
+  if [[ " ${MISSING[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1; then
+    $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ] || [ ! -f node_modules/node-rdkafka/build/Release/node-librdkafka.node ]; then

@@ -2,8 +2,10 @@
  * `npm run stack:up` / `npm run stack:down` / `tsx stack/cli.ts status|jars`.
  *
  * up: Kafka (KRaft, from the Maven jars), Redis (existing or a local redis-server), the StreamPulse
- * topics for TOPIC_PREFIX, and the schema registry as a background process; prints what runs
- * where. down: stops what `up` (or a test run) started, using the pid files under DATA_DIR.
+ * topics for TOPIC_PREFIX, and the schema registry as a background process; with `--prometheus`
+ * also a local Prometheus scraping the pipeline (stack/prometheus.ts); prints what runs where and
+ * the command that starts the pipeline on it. down: stops what `up` (or a test run) started,
+ * using the pid files under DATA_DIR.
  */
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
@@ -16,6 +18,7 @@ import { createLogger, type Logger } from '../lib/logger.js';
 import { ensureKafkaJars, kafkaOptionsFromConfig, REPO_ROOT, startKafka, stopKafka, TEST_KAFKA_DIRNAME, type KafkaHandle } from './kafka.js';
 import { delay, isAlive, livePid, removeFile, stopPid, tailFile } from './proc.js';
 import { ensureRedis, redisOptionsFromConfig, stopRedis, type RedisHandle } from './redis.js';
+import { prometheusPaths, startPrometheus, stopPrometheus } from './prometheus.js';
 
 const REGISTRY_MAIN = 'stack/registry/main.ts';
 
@@ -81,6 +84,8 @@ export async function stopStack(opts: { config: Config; logger: Logger }): Promi
   const { config, logger } = opts;
   const stopped: string[] = [];
   const rp = registryPaths(config);
+  const promPid = await stopPrometheus(config);
+  if (promPid !== null) stopped.push(`prometheus (pid ${promPid})`);
   const regPid = livePid(rp.pidFile, REGISTRY_MAIN);
   if (regPid !== null) {
     await stopPid(regPid, 10_000);
@@ -95,7 +100,7 @@ export async function stopStack(opts: { config: Config; logger: Logger }): Promi
   return stopped;
 }
 
-async function main(cmd: string | undefined): Promise<number> {
+async function main(cmd: string | undefined, args: readonly string[] = []): Promise<number> {
   const config = loadConfig(process.env);
   const logger = createLogger(process.env.LOG_LEVEL ?? 'warn', { component: 'stack' });
   switch (cmd) {
@@ -106,7 +111,12 @@ async function main(cmd: string | undefined): Promise<number> {
       console.log(`redis     ${s.redis.url}  (${said(s.redis.alreadyRunning, s.redis.pid)})`);
       console.log(`registry  ${s.registry!.url}  (${said(s.registry!.alreadyRunning, s.registry!.pid)}; logs ${registryPaths(config).logFile})`);
       console.log(`topics    ${[...s.topics.created, ...s.topics.existing].sort().join(', ')} (${s.topics.created.length} created)`);
-      console.log('stop with: npm run stack:down');
+      if (args.includes('--prometheus')) {
+        const pr = await startPrometheus(config, logger);
+        console.log(`prometheus ${pr.url}  (${said(pr.alreadyRunning, pr.pid)}; scrapes 127.0.0.1:${config.env.HTTP_PORT} and :${config.env.METRICS_PORT}; logs ${prometheusPaths(config).logFile})`);
+      }
+      // The registry runs here already: `npm start` leaves the role out when one answers (bin/streampulse.ts).
+      console.log('run the pipeline on it with: npm start        stop the stack with: npm run stack:down');
       return 0;
     }
     case 'down': {
@@ -129,13 +139,13 @@ async function main(cmd: string | undefined): Promise<number> {
       console.log(ensureKafkaJars({ logger }));
       return 0;
     default:
-      console.error('usage: tsx stack/cli.ts up|down|status|jars');
+      console.error('usage: tsx stack/cli.ts up [--prometheus]|down|status|jars');
       return 2;
   }
 }
 
 if (import.meta.url === pathToFileURL(resolve(process.argv[1] ?? '')).href) {
-  main(process.argv[2]).then(
+  main(process.argv[2], process.argv.slice(3)).then(
     (code) => process.exit(code),
     (err: unknown) => {
       console.error(err instanceof StackError ? `stack: ${err.message}` : err);

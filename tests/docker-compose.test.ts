@@ -4,7 +4,7 @@
  * pointing at the other services by name.
  */
 import { describe, expect, it } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { EnvSchema, loadConfig } from '../lib/config.js';
@@ -27,7 +27,8 @@ const published = (svc: Service) => (svc.ports ?? []).map((p) => p.split(':').sl
 
 describe('docker-compose.yml', () => {
   it('has every service, with the expected images', () => {
-    expect(Object.keys(s).sort()).toEqual(['clickhouse', 'grafana', 'kafka', 'redis', 'schema-registry', 'streampulse']);
+    expect(Object.keys(s).sort()).toEqual(['clickhouse', 'grafana', 'kafka', 'prometheus', 'redis', 'schema-registry', 'streampulse']);
+    expect(s.prometheus!.image).toMatch(/^prom\/prometheus:/);
     expect(s.kafka!.image).toBe('apache/kafka:4.1.1');
     expect(s['schema-registry']!.image).toMatch(/^confluentinc\/cp-schema-registry:/);
     expect(s.clickhouse!.image).toMatch(/^clickhouse\/clickhouse-server:/);
@@ -53,6 +54,23 @@ describe('docker-compose.yml', () => {
     expect(published(s.redis!)).toEqual(['6379']);
     expect(published(s.grafana!)).toEqual(['3000']);
     expect(published(s.kafka!)).toEqual(['29092']);
+    expect(published(s.prometheus!)).toEqual(['9090']);
+    for (const p of s.prometheus!.ports!) expect(p).toMatch(/^127\.0\.0\.1:/);
+  });
+
+  it('every service has a healthcheck', () => {
+    expect(Object.entries(s).filter(([, svc]) => !svc.healthcheck?.test?.length).map(([name]) => name)).toEqual([]);
+    // The app's checks its liveness endpoint on the API port.
+    expect(s.streampulse!.healthcheck!.test.join(' ')).toContain('/healthz');
+  });
+
+  it('Prometheus scrapes the streampulse service and loads the pipeline rules; Grafana gets its URL', () => {
+    expect(s.prometheus!.volumes).toContain('./stack/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro');
+    expect(s.prometheus!.volumes).toContain('./stack/prometheus/rules:/etc/prometheus/rules:ro');
+    const prom = parse(readFileSync(join(REPO_ROOT, 'stack/prometheus/prometheus.yml'), 'utf8')) as { rule_files: string[]; scrape_configs: Array<{ static_configs: Array<{ targets: string[] }> }> };
+    expect(prom.rule_files).toEqual(['/etc/prometheus/rules/pipeline.rules.yml']);
+    expect(prom.scrape_configs[0]!.static_configs[0]!.targets).toEqual([`streampulse:${s.streampulse!.environment!.HTTP_PORT}`]);
+    expect(s.grafana!.environment!.PROMETHEUS_URL).toBe('http://prometheus:9090');
   });
 
   it('publishes ClickHouse on the host loopback only, with the analyst user and its profile mounted; Grafana reads as the analyst', () => {
@@ -91,12 +109,45 @@ describe('docker-compose.yml', () => {
     for (const dep of Object.keys(s.streampulse!.depends_on!)) expect({ dep, hc: Boolean(s[dep]!.healthcheck) }).toEqual({ dep, hc: true });
   });
 
-  it('builds from a node:20-bookworm Dockerfile that runs bin/streampulse.ts', () => {
+  it('builds a multi-stage image: compiled JavaScript, production dependencies only, non-root, healthcheck', () => {
     const df = readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8');
-    expect(df).toMatch(/^FROM node:20-bookworm$/m);
-    expect(df).toMatch(/npm ci/);
-    expect(df).toMatch(/librdkafka|libssl-dev/);
-    expect(df).toContain('"bin/streampulse.ts"');
+    // The Node version is one ARG line; every stage's base image uses it.
+    expect(df.match(/^ARG NODE_VERSION=\d+$/gm)).toHaveLength(1);
+    const froms = df.match(/^FROM .*$/gm)!;
+    expect(froms.length).toBeGreaterThanOrEqual(3);
+    for (const f of froms) expect(f).toMatch(/^FROM (node:\$\{NODE_VERSION\}-bookworm(-slim)?|toolchain)( AS \w+)?$/);
+    expect(froms[froms.length - 1]).toMatch(/-slim$/);
+    expect(df).toMatch(/npx tsc -p tsconfig\.build\.json/);
+    expect(df).toMatch(/npm install --omit=dev/);
+    expect(df).toMatch(/^USER node$/m);
+    expect(df).toMatch(/^HEALTHCHECK .*\n?.*\/healthz/m);
+    expect(df).toContain('"bin/streampulse.js"');
+    expect(df).not.toContain('tsx');
+    // Every file read at run time beside a module is copied beside its compiled module.
+    for (const asset of ['contracts/avro', 'sinks/clickhouse/migrations', 'api/dashboard', 'alerts/rules.default.yaml']) expect(df).toMatch(new RegExp(`^COPY ${asset} `, 'm'));
+    const build = JSON.parse(readFileSync(join(REPO_ROOT, 'tsconfig.build.json'), 'utf8').replace(/^\s*\/\/.*$/gm, '')) as { include: string[]; compilerOptions: { outDir: string } };
+    expect(build.include).toContain('bin/streampulse.ts');
+    expect(build.compilerOptions.outDir).toBe('build');
     expect(existsSync(join(REPO_ROOT, 'package-lock.json'))).toBe(true);
+  });
+
+  it('packages only tests import are devDependencies', () => {
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+    for (const p of ['kafkajs', '@kafkajs/confluent-schema-registry', 'playwright-core']) {
+      expect(pkg.dependencies[p], p).toBeUndefined();
+      expect(pkg.devDependencies[p], p).toBeDefined();
+    }
+    // Every package the shipped code imports is a runtime dependency.
+    const shipped = ['bin', 'lib', 'contracts', 'producers', 'processors', 'sinks', 'api', 'alerts', 'stack'];
+    const imported = new Set<string>();
+    const walk = (dir: string) => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        const p = join(dir, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (e.name.endsWith('.ts')) for (const m of readFileSync(p, 'utf8').matchAll(/^import(?!\s+type\b)[^'"]*['"]([^'".][^'"]*)['"]/gm)) if (!m[1]!.startsWith('node:')) imported.add(m[1]!.startsWith('@') ? m[1]!.split('/').slice(0, 2).join('/') : m[1]!.split('/')[0]!);
+      }
+    };
+    for (const d of shipped) walk(join(REPO_ROOT, d));
+    expect([...imported].filter((p) => !pkg.dependencies[p]).sort()).toEqual([]);
   });
 });

@@ -68,7 +68,9 @@ export async function liveSnapshot(ctx: ApiContext, minutes: number): Promise<Li
 
 export function liveRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const streams = new Set<() => void>();
-  app.addHook('onClose', async () => {
+  // preClose, not onClose: the server waits for open connections before onClose runs, and an
+  // open stream (a dashboard tab) never ends by itself, so Ctrl-C of the demo hung until the tab closed.
+  app.addHook('preClose', async () => {
     for (const close of [...streams]) close();
   });
 

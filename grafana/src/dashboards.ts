@@ -1,14 +1,20 @@
 /**
  * StreamPulse dashboards as code. Every panel's SQL is executed by tests/grafana/grafana.test.ts
  * (macros expanded as the plugin does) against tables filled through the processors; `expect`
- * lists the columns each panel needs.
+ * lists the columns each panel needs. PromQL panels (the pipeline's own metrics, from the
+ * provisioned Prometheus datasource) are parsed by promtool and their metric names checked
+ * against lib/metrics.ts by tests/ops/prometheus-rules.test.ts.
  */
 import { DashboardBuilder } from '@grafana/grafana-foundation-sdk/dashboard';
 import { PanelBuilder as TimeseriesPanel } from '@grafana/grafana-foundation-sdk/timeseries';
 import { PanelBuilder as StatPanel } from '@grafana/grafana-foundation-sdk/stat';
 import { PanelBuilder as TablePanel } from '@grafana/grafana-foundation-sdk/table';
 import { metricSql, nearestRankSql } from '../../contracts/metrics-catalog.js';
+import { DataqueryBuilder as PromQueryBuilder } from '@grafana/grafana-foundation-sdk/prometheus';
 import { CH, ClickHouseQueryBuilder } from './clickhouse-query.js';
+
+/** The provisioned Prometheus datasource (grafana/provisioning/datasources/prometheus.yaml). */
+export const PROM = { type: 'prometheus', uid: 'streampulse-prometheus' };
 
 /** A catalogued metric's SQL over the source rows (contracts/metrics-catalog.ts: the one definition). */
 const rt = (name: string) => metricSql(name, 'minute');
@@ -17,10 +23,13 @@ const ve = (name: string) => metricSql(name, 'view_end');
 export interface PanelSpec {
   title: string;
   kind: 'timeseries' | 'stat' | 'table';
+  /** ClickHouse SQL; empty for a PromQL panel. */
   sql: string;
-  /** Columns the panel reads. */
+  /** Columns the panel reads (ClickHouse panels). */
   expect: string[];
   unit?: string;
+  /** PromQL queries of a Prometheus panel, each with its legend. */
+  promql?: Array<{ expr: string; legend: string }>;
 }
 
 export interface DashboardSpec {
@@ -32,6 +41,10 @@ export interface DashboardSpec {
 const ts = (title: string, sql: string, expect: string[], unit?: string): PanelSpec => ({ title, kind: 'timeseries', sql, expect, unit });
 const stat = (title: string, sql: string, expect: string[], unit?: string): PanelSpec => ({ title, kind: 'stat', sql, expect, unit });
 const table = (title: string, sql: string, expect: string[]): PanelSpec => ({ title, kind: 'table', sql, expect });
+/** A Prometheus time series panel: [expr, legend] pairs. */
+const prom = (title: string, unit: string, ...queries: Array<[string, string]>): PanelSpec => ({ title, kind: 'timeseries', sql: '', expect: [], unit, promql: queries.map(([expr, legend]) => ({ expr, legend })) });
+/** Grafana's rate window: at least four scrapes whatever the zoom. */
+const RI = '$__rate_interval';
 
 const QOE_BUCKET = `FROM qoe_minute FINAL WHERE $__timeFilter(window_start) GROUP BY time ORDER BY time`;
 
@@ -81,6 +94,32 @@ export const DASHBOARDS: DashboardSpec[] = [
       ts('Ingest delay p95 (s)', `SELECT $__timeInterval(event_time) AS time, ${nearestRankSql("groupArray(dateDiff('millisecond', event_time, ingested_at))", 0.95)} / 1000 AS delay_p95_s FROM raw_playback WHERE $__timeFilter(event_time) GROUP BY time ORDER BY time`, ['time', 'delay_p95_s'], 's'),
       ts('Late events per kind', `SELECT $__timeInterval(event_time) AS time, arrayElement(splitByChar('.', src_topic), -1) AS kind, count() AS late_events FROM late_events FINAL WHERE $__timeFilter(event_time) GROUP BY time, kind ORDER BY time`, ['time', 'kind', 'late_events']),
       table('Rows per table', `SELECT table, sum(rows) AS rows, max(modification_time) AS last_write FROM system.parts WHERE active AND database = currentDatabase() GROUP BY table ORDER BY table`, ['table', 'rows', 'last_write']),
+      // The pipeline's own metrics (Prometheus). Lag, delay and stalls come from the pipeline
+      // monitor, possibly in several processes: max over instances, as the alert rules do.
+      prom('Consumer lag (records)', 'short', ['max by (processor) (sum by (processor, instance) (streampulse_consumer_lag_records))', '{{processor}}']),
+      prom('Consumer lag (age of the oldest waiting record)', 's', ['max by (processor) (streampulse_consumer_lag_seconds)', '{{processor}}']),
+      prom('Watermark delay (now − event-time watermark)', 's', ['max by (processor, topic) (streampulse_watermark_delay_seconds)', '{{processor}} {{topic}}']),
+      prom('Stalled partitions (records waiting, checkpoint not moving)', 's', ['max by (processor, topic, partition) (streampulse_processor_stalled_seconds) > 0', '{{processor}} {{topic}}/{{partition}}']),
+      prom('Events in, rows out (per second)', 'short',
+        [`sum by (processor) (rate(streampulse_consumed_events_total[${RI}]))`, 'in: {{processor}}'],
+        [`sum by (table) (rate(streampulse_sink_rows_total[${RI}]))`, 'rows out: {{table}}']),
+      prom('Late events and dead letters (per second)', 'short',
+        [`sum by (processor) (rate(streampulse_late_events_total[${RI}]))`, 'late: {{processor}}'],
+        [`sum by (processor, error_class) (rate(streampulse_dead_letters_total[${RI}]))`, 'dead letters: {{processor}} {{error_class}}']),
+      prom('Commit cycle and checkpoint p95', 's',
+        [`histogram_quantile(0.95, sum by (le, processor) (rate(streampulse_commit_cycle_duration_seconds_bucket[${RI}])))`, 'commit cycle: {{processor}}'],
+        [`histogram_quantile(0.95, sum by (le, processor) (rate(streampulse_checkpoint_duration_seconds_bucket[${RI}])))`, 'checkpoint: {{processor}}']),
+      prom('Checkpoint size (state bytes) and rows per commit cycle (p95)', 'bytes',
+        ['sum by (processor) (streampulse_checkpoint_size_bytes)', 'state: {{processor}}'],
+        [`histogram_quantile(0.95, sum by (le, processor) (rate(streampulse_commit_cycle_rows_bucket[${RI}])))`, 'rows/cycle: {{processor}}']),
+      prom('ClickHouse insert p95 and errors', 's',
+        [`histogram_quantile(0.95, sum by (le, table) (rate(streampulse_sink_duration_seconds_bucket[${RI}])))`, 'p95: {{table}}'],
+        [`sum by (table) (rate(streampulse_sink_errors_total[${RI}]))`, 'errors/s: {{table}}']),
+      prom('Dependency outages (seconds unavailable per second)', 'percentunit',
+        [`max by (dependency) (rate(streampulse_dependency_unavailable_seconds_total[${RI}]))`, '{{dependency}}']),
+      prom('Ingest requests by status (per second)', 'reqps',
+        [`sum by (status) (rate(streampulse_ingest_requests_total[${RI}]))`, '{{status}}'],
+        [`sum by (reason) (rate(streampulse_ingest_rejected_requests_total[${RI}]))`, 'refused: {{reason}}']),
     ],
   },
 ];
@@ -88,9 +127,13 @@ export const DASHBOARDS: DashboardSpec[] = [
 export function buildDashboard(spec: DashboardSpec): object {
   const b = new DashboardBuilder(spec.title).uid(spec.uid).tags(['streampulse', 'generated']).refresh('30s').time({ from: 'now-6h', to: 'now' }).timezone('utc');
   for (const p of spec.panels) {
-    const target = new ClickHouseQueryBuilder(p.sql, p.kind === 'timeseries' ? 'timeseries' : 'table');
     const panel = p.kind === 'timeseries' ? new TimeseriesPanel() : p.kind === 'stat' ? new StatPanel() : new TablePanel();
-    panel.title(p.title).datasource(CH).withTarget(target).span(p.kind === 'table' ? 24 : 12).height(8);
+    panel.title(p.title);
+    if (p.promql) {
+      panel.datasource(PROM);
+      p.promql.forEach((q, i) => panel.withTarget(new PromQueryBuilder().refId(String.fromCharCode(65 + i)).datasource(PROM).expr(q.expr).legendFormat(q.legend).range()));
+    } else panel.datasource(CH).withTarget(new ClickHouseQueryBuilder(p.sql, p.kind === 'timeseries' ? 'timeseries' : 'table'));
+    panel.span(p.kind === 'table' ? 24 : 12).height(8);
     if (p.unit) panel.unit(p.unit);
     b.withPanel(panel);
   }

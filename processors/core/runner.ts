@@ -47,7 +47,7 @@ import { writeTables } from '../../sinks/clickhouse/table-writer.js';
 import { CheckpointStore, CheckpointStoreLostError, type StoreEpoch } from './checkpoint-store.js';
 import { PartitionTask, type PartitionSnapshot } from './partition-task.js';
 import type { Processor } from './processor.js';
-import { advanceIdle } from './watermark.js';
+import { advanceIdle, NO_TIME } from './watermark.js';
 
 export type { DeadLetter };
 
@@ -630,7 +630,8 @@ export class ProcessorRunner<S = unknown> {
     run.closeWindows(this.pushFn);
     const name = run.processor.name;
     if (this.pendingRows > before) this.deps.metrics.windowEmissions.inc({ processor: name, kind: 'final' }, this.pendingRows - before);
-    this.deps.metrics.watermarkMs.set({ processor: name, topic: run.topic, partition: String(run.partition) }, run.time.watermarkMs);
+    // No event yet: no watermark to show (NO_TIME would read as a date 285,000 years ago).
+    if (run.time.watermarkMs > NO_TIME) this.deps.metrics.watermark.set({ processor: name, topic: run.topic, partition: String(run.partition) }, run.time.watermarkMs / 1000);
   }
 
   /** The idle rule, per processor: among that processor's partitions only. */
@@ -721,6 +722,17 @@ export class ProcessorRunner<S = unknown> {
   }
 
   private async completeCycle(rows: Map<string, Record<string, unknown>[]>, letters: DeadLetter[], snaps: Map<string, Snap[]>): Promise<void> {
+    // Timed whole, outages waited out included: a cycle that takes long is what an operator sees
+    // as a processor falling behind (docs/operations.md).
+    const endCycle = this.deps.metrics.commitCycleSeconds.startTimer({ processor: this.name });
+    let n = 0;
+    for (const list of rows.values()) n += list.length;
+    this.deps.metrics.commitCycleRows.observe({ processor: this.name }, n);
+    await this.durableCycle(rows, letters, snaps);
+    endCycle();
+  }
+
+  private async durableCycle(rows: Map<string, Record<string, unknown>[]>, letters: DeadLetter[], snaps: Map<string, Snap[]>): Promise<void> {
     // The states travel to Redis (staged, not yet a checkpoint) while ClickHouse writes the rows
     // they cover; they are committed below, once the rows and dead letters are acknowledged.
     const stageMs = new Map<string, number>();
@@ -785,6 +797,7 @@ export class ProcessorRunner<S = unknown> {
       }));
     });
     for (const x of saved) {
+      if (x.state !== null) this.deps.metrics.checkpointBytes.set({ processor: x.run.processor.name, topic: x.topic, partition: String(x.partition) }, Buffer.byteLength(x.state));
       if (x.run.checkpointed < x.offset) x.run.checkpointed = x.offset;
       if (x.run.checkpointedWm < x.watermarkMs) x.run.checkpointedWm = x.watermarkMs;
     }
@@ -832,7 +845,7 @@ export class ProcessorRunner<S = unknown> {
     for (const r of runs) {
       try {
         const wm = this.consumer!.getWatermarkOffsets(r.topic, r.partition);
-        if (wm && typeof wm.highOffset === 'number' && wm.highOffset >= 0) this.deps.metrics.consumerLag.set({ processor: r.processor.name, topic: r.topic, partition: String(r.partition) }, Math.max(0, wm.highOffset - r.next));
+        if (wm && typeof wm.highOffset === 'number' && wm.highOffset >= 0) this.deps.metrics.fetchLag.set({ processor: r.processor.name, topic: r.topic, partition: String(r.partition) }, Math.max(0, wm.highOffset - r.next));
       } catch {
         /* watermarks not known yet */
       }

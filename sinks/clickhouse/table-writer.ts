@@ -113,12 +113,14 @@ export async function writeTables(ch: ClickHouse, rowsByTable: Map<string, objec
         await withRetry(() => insertAvro(ch, table, batch), {
           attempts: deps.attempts ?? 10,
           onRetry: (err, attempt) => {
+            deps.metrics?.sinkErrors.inc({ table });
             deps.logger?.warn({ event: 'sink_retry', table, attempt, err: (err as Error).message }, 'retrying ClickHouse insert');
             deps.onRetry?.(err);
           },
         });
       }
     } catch (err) {
+      deps.metrics?.sinkErrors.inc({ table }); // the attempt that gave up (the retried ones counted in onRetry)
       // The table may have changed under us (a migration, a replay's DROP): read the columns again next time.
       forgetTableSchemas(ch);
       throw err;

@@ -8,7 +8,8 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
+import { CHROMIUM, launchHeadless } from '../helpers/browser.js';
 import { silentLogger } from '../../lib/logger.js';
 import { createMetrics } from '../../lib/metrics.js';
 import { startPipeline, type Pipeline } from '../../bin/pipeline.js';
@@ -17,7 +18,6 @@ import type { EventKind } from '../../contracts/topics.js';
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import { REPO_ROOT, cleanupTestEnv, pollUntil, testEnv } from '../helpers/env.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const VIEWER = 'browser-viewer-key-0123456789';
 const t = testEnv('browser', {
   ROLES: 'registry,raw-store,business,qoe,safety,production,api',
@@ -60,13 +60,7 @@ describe('live dashboard in Chromium', () => {
     expect(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`).toBe(true);
     const address = pipeline.http!.server.address() as { port: number };
     const base = `http://127.0.0.1:${address.port}`;
-    // A new empty profile directory (playwright passes it as --user-data-dir).
-    browser = await chromium.launchPersistentContext(join(t.dataDir, 'chromium-profile'), {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1400, height: 1000 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchHeadless(join(t.dataDir, 'chromium-profile'));
     const page = await browser.newPage();
     await page.goto(`${base}/#key=${VIEWER}`);
     // Two snapshots at least: the first on connect, the next pushed by the stream.

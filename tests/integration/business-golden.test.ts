@@ -84,8 +84,8 @@ describe('business golden run on Kafka, Redis and ClickHouse', () => {
     expect(value('streampulse_window_emissions_total', 'kind="update"')).toBeGreaterThan(0);
     expect(value('streampulse_checkpoint_duration_seconds_count', 'processor="business"')).toBeGreaterThan(0);
     expect(value('streampulse_sink_duration_seconds_count', 'table="kpi_payments_1m"')).toBeGreaterThan(0);
-    expect(text).toMatch(/^streampulse_consumer_lag\{processor="business",topic="[^"]+payments",partition="\d"\} 0$/m);
-    expect(text).toMatch(/^streampulse_watermark_ms\{processor="business"/m);
+    expect(text).toMatch(/^streampulse_consumer_fetch_lag_records\{processor="business",topic="[^"]+payments",partition="\d"\} 0$/m);
+    expect(text).toMatch(/^streampulse_watermark_timestamp_seconds\{processor="business"/m);
 
     const r = await replayProcessor(processor(), inProcessDeps(sc, s.ch), { fromBeginning: true, checkpointIntervalMs: 200 });
     expect(r.events).toBe(input.length);
