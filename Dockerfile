@@ -1,5 +1,6 @@
 # The StreamPulse process (all roles, selectable with ROLES). Used by docker-compose.yml.
-FROM node:20-bookworm
+# Node 24 LTS, the major scripts/env.sh pins (tests/docker-compose.test.ts checks they agree).
+FROM node:24-bookworm
 
 # Build and runtime libraries of node-rdkafka (librdkafka) and chdb.
 RUN apt-get update \

@@ -91,9 +91,13 @@ describe('docker-compose.yml', () => {
     for (const dep of Object.keys(s.streampulse!.depends_on!)) expect({ dep, hc: Boolean(s[dep]!.healthcheck) }).toEqual({ dep, hc: true });
   });
 
-  it('builds from a node:20-bookworm Dockerfile that runs bin/streampulse.ts', () => {
+  it('builds from a node:<major>-bookworm Dockerfile that runs bin/streampulse.ts', () => {
     const df = readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8');
-    expect(df).toMatch(/^FROM node:20-bookworm$/m);
+    // The image, package.json's engines and the node scripts/setup.sh provides are one Node major.
+    const major = /^STREAMPULSE_NODE_VERSION=(\d+)\./m.exec(readFileSync(join(REPO_ROOT, 'scripts/env.sh'), 'utf8'))?.[1];
+    expect(Number(major)).toBeGreaterThanOrEqual(24);
+    expect(df).toMatch(new RegExp(`^FROM node:${major}-bookworm$`, 'm'));
+    expect(JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).engines.node).toBe(`>=${major}`);
     expect(df).toMatch(/npm ci/);
     expect(df).toMatch(/librdkafka|libssl-dev/);
     expect(df).toContain('"bin/streampulse.ts"');
