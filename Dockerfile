@@ -2,8 +2,9 @@
 # Three stages: `build` compiles the TypeScript (tsconfig.build.json), `deps` installs the
 # production dependencies only (node-rdkafka builds librdkafka there), and the runtime image gets
 # the JavaScript, the files read beside it, and those dependencies; it runs as the `node` user.
-# The Node version is this one line:
-ARG NODE_VERSION=20
+# The Node version is this one line (Node 24 LTS, the major scripts/env.sh pins;
+# tests/docker-compose.test.ts checks they agree):
+ARG NODE_VERSION=24
 
 FROM node:${NODE_VERSION}-bookworm AS toolchain
 # Build libraries of node-rdkafka (librdkafka) and chdb.

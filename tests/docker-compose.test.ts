@@ -113,6 +113,11 @@ describe('docker-compose.yml', () => {
     const df = readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8');
     // The Node version is one ARG line; every stage's base image uses it.
     expect(df.match(/^ARG NODE_VERSION=\d+$/gm)).toHaveLength(1);
+    // The image, package.json's engines and the node scripts/setup.sh provides are one Node major.
+    const major = /^STREAMPULSE_NODE_VERSION=(\d+)\./m.exec(readFileSync(join(REPO_ROOT, 'scripts/env.sh'), 'utf8'))?.[1];
+    expect(Number(major)).toBeGreaterThanOrEqual(24);
+    expect(df).toMatch(new RegExp(`^ARG NODE_VERSION=${major}$`, 'm'));
+    expect(JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).engines.node).toBe(`>=${major}`);
     const froms = df.match(/^FROM .*$/gm)!;
     expect(froms.length).toBeGreaterThanOrEqual(3);
     for (const f of froms) expect(f).toMatch(/^FROM (node:\$\{NODE_VERSION\}-bookworm(-slim)?|toolchain)( AS \w+)?$/);
