@@ -134,8 +134,13 @@ export class KeyedStore<V> {
     return this.map.keys();
   }
 
-  values(): V[] {
-    return [...this.map.values()].map((e) => e.value);
+  *values(): IterableIterator<V> {
+    for (const e of this.map.values()) yield e.value;
+  }
+
+  /** [key, value] pairs, as a Map iterates. */
+  *[Symbol.iterator](): IterableIterator<[string, V]> {
+    for (const e of this.map.values()) yield [e.key, e.value];
   }
 
   entries(): IterableIterator<KeyedEntry<V>> {
