@@ -91,6 +91,12 @@ export interface KeyedStoreOptions<V> {
   tombstone?: { time: (value: V) => number; until: (time: number) => number };
   /** Called when an entry closes (before its final row), e.g. to record when. */
   onClose?: (entry: KeyedEntry<V>, deadline: number) => void;
+  /**
+   * Whether closing writes a final row even if the entry did not change since its last row
+   * (default true: the row then says final). False: a closed entry's row is written only if it
+   * changed since (rows without a final flag, e.g. safety cases, whose latest row stands).
+   */
+  finalRow?: boolean;
 }
 
 const NONE = Number.NaN;
@@ -151,13 +157,15 @@ export class KeyedStore<V> {
    * Adds (or replaces) the state of `key`, dirty, and queues its deadline. A replaced entry is
    * dropped with its pending row (its queue entries go stale), and so is the key's tombstone.
    */
-  add(key: string, value: V): KeyedEntry<V> {
+  add(key: string, value: V, dirty = true): KeyedEntry<V> {
     const old = this.map.get(key);
     if (old) old.dirty = false;
     this.tombstones.delete(key);
     const e: KeyedEntry<V> = { key, value, dirty: false, closed: false, queued: NONE };
     this.map.set(key, e);
-    this.touch(e);
+    // Without rows (state only, e.g. churn's views) nothing is ever listed as changed.
+    if (dirty) this.markDirty(e);
+    this.schedule(e);
     return e;
   }
 
@@ -219,8 +227,10 @@ export class KeyedStore<V> {
         e.queued = NONE;
         this.opts.onClose?.(e, d);
         // Its final row: listed with the closed ones even if it was dirty while open.
-        e.dirty = false;
-        this.markDirty(e);
+        if (this.opts.finalRow !== false || e.dirty) {
+          e.dirty = false;
+          this.markDirty(e);
+        }
         const f = this.opts.forgetAt ? this.opts.forgetAt(e.value) : d;
         this.forgets.push(f, e);
       } else if (e.queued <= watermarkMs) {
