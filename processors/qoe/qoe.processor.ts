@@ -57,6 +57,12 @@ export interface ViewState {
   finalized: boolean;
   /** Event time at which the view was finalised (end + grace, or last event + timeout). */
   finalizedAtMs: number;
+  /**
+   * The qoe_minute key of `dims` (derived, never checkpointed; cleared when the dims change): an
+   * event whose five key fields are the view's dims (nearly all) reuses it instead of building,
+   * and hashing, a new string per event.
+   */
+  minuteKey: string | undefined;
 }
 
 export interface MinuteAcc {
@@ -138,6 +144,21 @@ function minuteOverflow(acc: MinuteAcc | undefined, v: ViewState | undefined, e:
 
 const minOf = (a: number | null, b: number): number => (a === null ? b : Math.min(a, b));
 
+/** The qoe_minute key of an event: the view's cached key when the event's key fields are its dims. */
+function minuteKeyOf(v: ViewState | undefined, e: PlaybackEvent): string {
+  if (v) {
+    const d = v.dims;
+    if (e.cdn === d.cdn && e.device_category === d.device_category && e.country === d.country && e.asn === d.asn && e.content_id === d.content_id) return dimsMinuteKey(v);
+  }
+  return `${e.cdn}${SEP}${e.device_category}${SEP}${e.country}${SEP}${e.asn}${SEP}${e.content_id}`;
+}
+
+/** The qoe_minute key of a view's dims (cached on the view). */
+function dimsMinuteKey(v: ViewState): string {
+  const d = v.dims;
+  return (v.minuteKey ??= `${d.cdn}${SEP}${d.device_category}${SEP}${d.country}${SEP}${d.asn}${SEP}${d.content_id}`);
+}
+
 function dimsOf(e: PlaybackEvent): ViewDims {
   return {
     viewer_id: e.viewer_id, account_id: e.account_id, content_id: e.content_id, stream_type: e.stream_type, creator_id: e.creator_id ?? '',
@@ -151,7 +172,7 @@ function newView(e: PlaybackEvent): ViewState {
     viewStartMs: null, minEventMs: e.event_time, lastEventMs: e.event_time, firstFrameMs: null, fatalErrorMs: null, businessErrorMs: null,
     errorCode: '', viewEndMs: null, endReason: '',
     counters: { playingMs: 0, rebufferMs: 0, rebufferCount: 0, seekMs: 0, bitrateKbpsMs: 0 },
-    startupCounted: false, endCounted: false, fatalCounted: false, ccvMinutes: [], finalized: false, finalizedAtMs: 0,
+    startupCounted: false, endCounted: false, fatalCounted: false, ccvMinutes: [], finalized: false, finalizedAtMs: 0, minuteKey: undefined,
   };
 }
 
@@ -165,6 +186,7 @@ export function mergeEvent(v: ViewState, e: PlaybackEvent): ViewCounters {
   const t = e.event_time;
   if (e.seq < v.dimsSeq || (e.seq === v.dimsSeq && e.event_id < v.dimsEventId)) {
     v.dims = dimsOf(e);
+    v.minuteKey = undefined;
     v.dimsSeq = e.seq;
     v.dimsEventId = e.event_id;
   }
@@ -256,7 +278,7 @@ function viewFromTuple(t: ViewTuple): [ViewState, boolean] {
     fatalErrorMs: t[18] as number | null, businessErrorMs: t[19] as number | null, errorCode: t[20] as string, viewEndMs: t[21] as number | null, endReason: t[22] as string,
     counters: { playingMs: t[23] as number, rebufferMs: t[24] as number, rebufferCount: t[25] as number, seekMs: t[26] as number, bitrateKbpsMs: t[27] as number },
     startupCounted: (flags & 1) !== 0, endCounted: (flags & 2) !== 0, fatalCounted: (flags & 4) !== 0, finalized: (flags & 8) !== 0,
-    ccvMinutes: t[29] as number[], finalizedAtMs: t[30] as number,
+    ccvMinutes: t[29] as number[], finalizedAtMs: t[30] as number, minuteKey: undefined,
   };
   // An open view changed since its last row stays to be written at the next watermark minute.
   return [v, (flags & 16) !== 0];
@@ -324,7 +346,7 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
         ctx.late('view_expired', t + timeoutMs);
         return;
       }
-      const key = `${e.cdn}${SEP}${e.device_category}${SEP}${e.country}${SEP}${e.asn}${SEP}${e.content_id}`;
+      const key = minuteKeyOf(v, e);
       // Every minute sum stays exact, or the event is refused before any change (value_overflow).
       const overflow = minuteOverflow(s.minute.peek(t, key), v, e);
       if (overflow) return ctx.reject('value_overflow', overflow);
@@ -349,7 +371,7 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
         if (s.minute.isLate(v.firstFrameMs!, wm)) ctx.late('minute_closed_startup', sampleWs + MINUTE_MS);
         else {
           v.startupCounted = true;
-          const fk = [v.dims.cdn, v.dims.device_category, v.dims.country, v.dims.asn, v.dims.content_id].join(SEP);
+          const fk = dimsMinuteKey(v);
           s.minute.update(v.firstFrameMs!, fk, (a) => {
             a.started++;
             a.startupSamples.push(startupMs);
@@ -411,7 +433,7 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
       s.views.policy.load(json.openMinute);
       for (const x of json.views) {
         // Objects: a checkpoint written before views were tuples (their dirty marks not kept).
-        const [v, dirty] = Array.isArray(x) ? viewFromTuple(x) : [{ ...x }, false];
+        const [v, dirty] = Array.isArray(x) ? viewFromTuple(x) : [{ ...x, minuteKey: undefined }, false];
         s.views.restore(v.viewId, v, dirty, v.finalized);
       }
       s.minute.load(json.minute);
