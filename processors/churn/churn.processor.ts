@@ -112,7 +112,7 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
       } else {
         const v = ev as unknown as PlaybackEvent;
         let vs = s.views.get(v.view_id);
-        if (!vs) vs = s.views.add(v.view_id, { account: v.account_id, startMs: 0, firstFrame: false, playing: 0, rebuffer: 0, failed: false, lastMs: t }, false).value;
+        if (!vs) vs = s.views.insert(v.view_id, { account: v.account_id, startMs: 0, firstFrame: false, playing: 0, rebuffer: 0, failed: false, lastMs: t }, false).value;
         vs.lastMs = Math.max(vs.lastMs, t);
         const view = vs;
         s.days.update(t, v.account_id, (a) => {

@@ -160,7 +160,15 @@ export class KeyedStore<V> {
   add(key: string, value: V, dirty = true): KeyedEntry<V> {
     const old = this.map.get(key);
     if (old) old.dirty = false;
-    this.tombstones.delete(key);
+    return this.insert(key, value, dirty);
+  }
+
+  /**
+   * `add` for a key the caller just found absent (`entry` returned undefined): one lookup less
+   * on the hot path of a new key (a window's new accumulator).
+   */
+  insert(key: string, value: V, dirty = true): KeyedEntry<V> {
+    if (this.opts.tombstone) this.tombstones.delete(key);
     const e: KeyedEntry<V> = { key, value, dirty: false, closed: false, queued: NONE };
     this.map.set(key, e);
     // Without rows (state only, e.g. churn's views) nothing is ever listed as changed.

@@ -146,7 +146,7 @@ export class WindowStore<A> {
       w = new KeyedStore<A>({}, this.policy);
       this.windows.set(ws, w);
     }
-    const e = w.entry(key) ?? w.add(key, this.init());
+    const e = w.entry(key) ?? w.insert(key, this.init());
     if (update(e.value) !== false) w.markDirty(e);
   }
 

@@ -350,7 +350,7 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
       // Every minute sum stays exact, or the event is refused before any change (value_overflow).
       const overflow = minuteOverflow(s.minute.peek(t, key), v, e);
       if (overflow) return ctx.reject('value_overflow', overflow);
-      if (!entry || !v) v = (entry = s.views.add(e.view_id, newView(e))).value;
+      if (!entry || !v) v = (entry = s.views.insert(e.view_id, newView(e))).value;
       const wasEnded = v.endCounted;
       const hadFatal = v.fatalCounted;
       const hadStartup = v.startupCounted;
