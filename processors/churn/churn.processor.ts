@@ -14,7 +14,7 @@ import { toUsdMicros } from '../../contracts/fx-rates.js';
 import { sumOverflow } from '../../contracts/bounds.js';
 import type { EventKind } from '../../contracts/topics.js';
 import type { GiftEvent, PaymentEvent, PlaybackEvent } from '../../contracts/types.generated.js';
-import { DeadlineQueue } from '../core/deadline-queue.js';
+import { KeyedStore } from '../core/keyed-store.js';
 import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
 import { DAY_MS } from './churn-model.js';
@@ -32,13 +32,12 @@ interface ViewState { account: string; startMs: number; firstFrame: boolean; pla
 
 export interface ChurnState {
   days: WindowStore<DayAcc>;
-  views: Map<string, ViewState>;
   /**
-   * Views by the last event time they had when indexed (derived: rebuilt by deserialize, never
-   * checkpointed). lastMs only grows, so an entry is re-checked when due and re-queued at the
-   * view's current lastMs if it saw newer events.
+   * Views in the keyed-state store (core/keyed-store.ts), without rows: forgotten a day after
+   * their last event (last < watermark − 1 day, i.e. watermark ≥ last + 1 day + 1 ms). lastMs
+   * only grows, so the store's queue entry is re-checked when due and re-queued if it moved.
    */
-  idle: DeadlineQueue<[string, ViewState]>;
+  views: KeyedStore<ViewState>;
 }
 
 export interface ChurnOptions {
@@ -53,7 +52,7 @@ const newAcc = (): DayAcc => ({ views: 0, playing: 0, rebuffer: 0, vsf: 0, failu
 
 export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
   const day = tumbling(DAY_MS, opts.graceMs ?? 3_600_000) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
-  const newState = (): ChurnState => ({ days: new WindowStore(day, newAcc), views: new Map(), idle: new DeadlineQueue() });
+  const newState = (): ChurnState => ({ days: new WindowStore(day, newAcc), views: new KeyedStore<ViewState>({ forgetAt: (v) => v.lastMs + DAY_MS + 1 }) });
   const row = (ws: number, account: string, a: DayAcc, final: boolean) => ({
     day: ws / DAY_MS, account_id: account, views: a.views, playing_ms: a.playing, rebuffer_ms: a.rebuffer, vsf: a.vsf, playback_failures: a.failures,
     startup_ms: [...a.startup].sort((x, y) => x - y), titles: [...a.titles].sort(), revenue_usd_micros: a.revenue, gift_usd_micros: a.gift,
@@ -113,10 +112,7 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
       } else {
         const v = ev as unknown as PlaybackEvent;
         let vs = s.views.get(v.view_id);
-        if (!vs) {
-          s.views.set(v.view_id, (vs = { account: v.account_id, startMs: 0, firstFrame: false, playing: 0, rebuffer: 0, failed: false, lastMs: t }));
-          s.idle.push(t, [v.view_id, vs]);
-        }
+        if (!vs) vs = s.views.insert(v.view_id, { account: v.account_id, startMs: 0, firstFrame: false, playing: 0, rebuffer: 0, failed: false, lastMs: t }, false).value;
         vs.lastMs = Math.max(vs.lastMs, t);
         const view = vs;
         s.days.update(t, v.account_id, (a) => {
@@ -158,18 +154,12 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
     },
     onWatermark(s, wm, out) {
       emitAll(s, out, wm);
-      // Forget views idle for a day: entries due are those indexed at lastMs < wm − 1 day.
-      const limit = wm - DAY_MS;
-      for (let e = s.idle.popBefore(limit); e !== undefined; e = s.idle.popBefore(limit)) {
-        const [id, v] = e;
-        if (s.views.get(id) !== v) continue;
-        if (v.lastMs < limit) s.views.delete(id);
-        else s.idle.push(v.lastMs, e);
-      }
+      // Forget views idle for a day.
+      s.views.advance(wm);
     },
     onFlush: (s, out, full) => emitAll(s, out, null, full),
     // Views as positional tuples (no key names: less than half the bytes).
-    serialize: (s) => ({ days: s.days.toJSON(), views: [...s.views].map(([k, v]) => viewToTuple(k, v)) }),
+    serialize: (s) => ({ days: s.days.toJSON(), views: Array.from(s.views.entries(), (e) => viewToTuple(e.key, e.value)) }),
     deserialize(j) {
       const json = j as { days: WindowStoreJSON<DayAcc>; views: Array<ViewTuple | [string, ViewState]> };
       const s = newState();
@@ -177,8 +167,7 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
       for (const x of json.views) {
         // [id, object]: a checkpoint written before views were tuples.
         const [k, v] = x.length === 2 ? (x as [string, ViewState]) : viewFromTuple(x as ViewTuple);
-        s.views.set(k, v);
-        s.idle.push(v.lastMs, [k, v]);
+        s.views.restore(k, v, false, false);
       }
       return s;
     },

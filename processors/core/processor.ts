@@ -16,6 +16,7 @@
  * the newest state of each (key, window, source partition) and a replay writes the same rows.
  */
 import type { EventKind } from '../../contracts/topics.js';
+import { EmitPolicy, KeyedStore, UPDATE_INTERVAL_MS, type KeyedEntry } from './keyed-store.js';
 import type { WindowSpec } from './windows.js';
 
 export interface RecordRef {
@@ -85,17 +86,8 @@ export interface Processor<S> {
   start?(): Promise<void>;
 }
 
-/** A per-window, per-key accumulator store for tumbling windows, with dirty tracking. */
-export interface WindowEntry<A> {
-  acc: A;
-  dirty: boolean;
-}
-
-/** An entry with its coordinates, so the dirty list can be flushed without a lookup. */
-interface KeyedEntry<A> extends WindowEntry<A> {
-  readonly ws: number;
-  readonly key: string;
-}
+/** An accumulator with its dirty mark, as a window's keyed store holds it. */
+export type WindowEntry<A> = KeyedEntry<A>;
 
 export interface WindowStoreJSON<A> {
   /**
@@ -107,26 +99,22 @@ export interface WindowStoreJSON<A> {
   windows: Array<[number, Array<[string, A | unknown[]] | [string, A | unknown[], 1]>]>;
   /** Field names of the accumulator, in the order of the value arrays. */
   shape?: string[];
-  /** Watermark minute of the last update flush under load (see `flushDue`). */
+  /** Watermark minute of the last update flush under load (the emit policy's interval). */
   flushedMinute?: number | null;
 }
 
-/** Event time between update flushes of open windows while a consumer is behind (see WindowStore.flushDue). */
-export const UPDATE_INTERVAL_MS = 60_000;
+export { UPDATE_INTERVAL_MS };
 
+/**
+ * Per-window, per-key accumulators of tumbling windows, on the keyed-state store (keyed-store.ts):
+ * one KeyedStore per open window (its entries close together, when the window does), all sharing
+ * one emit policy, so open rows follow the same rule as every other keyed state.
+ */
 export class WindowStore<A> {
-  /** window start -> key -> entry */
-  readonly windows = new Map<number, Map<string, WindowEntry<A>>>();
-  /**
-   * Entries changed since the last flush, each once (an entry is listed when it turns dirty).
-   * So a flush costs O(changed entries), not O(all open entries). Entries of windows closed
-   * since are cleared by closeUpTo and skipped.
-   */
-  private dirtyList: KeyedEntry<A>[] = [];
-  /** Last watermark passed to closeUpTo. */
-  private watermarkMs = -Number.MAX_SAFE_INTEGER;
-  /** Watermark minute of the last flush (checkpointed). */
-  private flushedMinute = -Number.MAX_SAFE_INTEGER;
+  /** window start -> the window's keyed store */
+  readonly windows = new Map<number, KeyedStore<A>>();
+  /** Update rows of open windows: every flush when caught up, once per watermark minute while behind. */
+  readonly policy = new EmitPolicy(UPDATE_INTERVAL_MS);
 
   constructor(
     readonly spec: Extract<WindowSpec, { kind: 'tumbling' }>,
@@ -144,7 +132,7 @@ export class WindowStore<A> {
 
   /** The accumulator of (window of tsMs, key), if it exists; read-only (for checks before an update). */
   peek(tsMs: number, key: string): A | undefined {
-    return this.windows.get(this.windowStart(tsMs))?.get(key)?.acc;
+    return this.windows.get(this.windowStart(tsMs))?.get(key);
   }
 
   /**
@@ -153,36 +141,28 @@ export class WindowStore<A> {
    */
   update(tsMs: number, key: string, update: (acc: A) => boolean | void): void {
     const ws = this.windowStart(tsMs);
-    let byKey = this.windows.get(ws);
-    if (!byKey) {
-      byKey = new Map();
-      this.windows.set(ws, byKey);
+    let w = this.windows.get(ws);
+    if (!w) {
+      w = new KeyedStore<A>({}, this.policy);
+      this.windows.set(ws, w);
     }
-    let e = byKey.get(key) as KeyedEntry<A> | undefined;
-    if (!e) {
-      e = { acc: this.init(), dirty: true, ws, key };
-      byKey.set(key, e);
-      this.dirtyList.push(e);
-    }
-    if (update(e.acc) !== false && !e.dirty) {
-      e.dirty = true;
-      this.dirtyList.push(e);
-    }
+    const e = w.entry(key) ?? w.insert(key, this.init());
+    if (update(e.value) !== false) w.markDirty(e);
   }
 
   /** Emits final rows of windows closed at the watermark and forgets them. */
   closeUpTo(watermarkMs: number, toRow: (windowStartMs: number, key: string, acc: A, final: boolean) => Record<string, unknown> | null, emit: (row: Record<string, unknown>) => void): number {
     let n = 0;
-    if (watermarkMs > this.watermarkMs) this.watermarkMs = watermarkMs;
+    this.policy.observe(watermarkMs);
     // O(open windows) to find the closing ones (a handful), then O(entries) of those only.
-    for (const [ws, byKey] of this.windows) {
+    for (const [ws, w] of this.windows) {
       if (watermarkMs < ws + this.spec.sizeMs + this.spec.graceMs) continue;
-      for (const [key, e] of byKey) {
-        const row = toRow(ws, key, e.acc, true);
+      for (const e of w.entries()) {
+        const row = toRow(ws, e.key, e.value, true);
         if (row) emit(row);
-        e.dirty = false;
         n++;
       }
+      w.clear();
       this.windows.delete(ws);
     }
     return n;
@@ -191,31 +171,24 @@ export class WindowStore<A> {
   /** Emits update rows for open entries changed since the last flush. */
   flushDirty(toRow: (windowStartMs: number, key: string, acc: A, final: boolean) => Record<string, unknown> | null, emit: (row: Record<string, unknown>) => void): number {
     let n = 0;
-    const list = this.dirtyList;
-    this.dirtyList = [];
-    for (const e of list) {
-      // Not dirty any more: its window closed (final row written) since it was listed.
-      if (!e.dirty) continue;
-      const row = toRow(e.ws, e.key, e.acc, false);
-      if (row) emit(row);
-      e.dirty = false;
-      n++;
+    for (const [ws, w] of this.windows) {
+      n += w.flushOpen((e) => {
+        const row = toRow(ws, e.key, e.value, false);
+        if (row) emit(row);
+      });
     }
     return n;
   }
 
   /**
-   * The commit cycle's flush of open windows (Processor.onFlush). When `full` (the consumer has
-   * caught up, or is stopping) every changed entry is written, as flushDirty. While the consumer
-   * is behind, changed entries are written at most once per UPDATE_INTERVAL_MS of watermark
-   * time: a backlog of a minute of events rewrites each open row once, not once per commit
-   * cycle (as Kafka Streams' record cache folds a key's updates within a commit interval). Rows
-   * held back stay marked (the marks are checkpointed) and final rows are never held back.
+   * The commit cycle's flush of open windows (Processor.onFlush), by the emit policy: when `full`
+   * (caught up, or stopping) every changed entry is written; while behind, changed entries are
+   * written at most once per UPDATE_INTERVAL_MS of watermark time (the watermark of the last
+   * closeUpTo). Rows held back stay marked (the marks are checkpointed); final rows are never
+   * held back.
    */
   flushDue(full: boolean, toRow: (windowStartMs: number, key: string, acc: A, final: boolean) => Record<string, unknown> | null, emit: (row: Record<string, unknown>) => void): number {
-    const minute = Math.floor(this.watermarkMs / UPDATE_INTERVAL_MS);
-    if (!full && minute <= this.flushedMinute) return 0;
-    if (minute > this.flushedMinute) this.flushedMinute = minute;
+    if (!this.policy.due(full)) return 0;
     return this.flushDirty(toRow, emit);
   }
 
@@ -230,22 +203,22 @@ export class WindowStore<A> {
     const shape = this.shape();
     const n = shape.length;
     const windows: WindowStoreJSON<A>['windows'] = [];
-    for (const [ws, m] of this.windows) {
+    for (const [ws, w] of this.windows) {
       const entries: Array<[string, unknown[]] | [string, unknown[], 1]> = [];
-      for (const [k, e] of m) {
-        const acc = e.acc as Record<string, unknown>;
+      for (const e of w.entries()) {
+        const acc = e.value as Record<string, unknown>;
         const values = new Array<unknown>(n);
         for (let i = 0; i < n; i++) values[i] = acc[shape[i]!];
-        entries.push(e.dirty ? [k, values, 1] : [k, values]);
+        entries.push(e.dirty ? [e.key, values, 1] : [e.key, values]);
       }
       windows.push([ws, entries]);
     }
-    return { windows, shape, flushedMinute: this.flushedMinute > -Number.MAX_SAFE_INTEGER ? this.flushedMinute : null };
+    return { windows, shape, flushedMinute: this.policy.toJSON() };
   }
 
   load(json: WindowStoreJSON<A>): this {
+    for (const w of this.windows.values()) w.clear();
     this.windows.clear();
-    this.dirtyList = [];
     const shape = json.shape;
     // A field the code has added since the checkpoint keeps the value init() gives it.
     const fromValues = (values: unknown[]): A => {
@@ -254,16 +227,11 @@ export class WindowStore<A> {
       return acc as A;
     };
     for (const [ws, entries] of json.windows) {
-      const m = new Map<string, WindowEntry<A>>();
-      for (const [key, stored, dirty] of entries) {
-        const acc = shape ? fromValues(stored as unknown[]) : (stored as A);
-        const e: KeyedEntry<A> = { acc, dirty: dirty === 1, ws, key };
-        m.set(key, e);
-        if (e.dirty) this.dirtyList.push(e);
-      }
-      this.windows.set(ws, m);
+      const w = new KeyedStore<A>({}, this.policy);
+      for (const [key, stored, dirty] of entries) w.restore(key, shape ? fromValues(stored as unknown[]) : (stored as A), dirty === 1, false);
+      this.windows.set(ws, w);
     }
-    this.flushedMinute = typeof json.flushedMinute === 'number' ? json.flushedMinute : -Number.MAX_SAFE_INTEGER;
+    this.policy.load(json.flushedMinute);
     return this;
   }
 }

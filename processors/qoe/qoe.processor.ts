@@ -19,7 +19,7 @@
 import { sumOverflow } from '../../contracts/bounds.js';
 import type { EventKind } from '../../contracts/topics.js';
 import type { PlaybackEvent } from '../../contracts/types.generated.js';
-import { DeadlineQueue } from '../core/deadline-queue.js';
+import { EmitPolicy, KeyedStore, type KeyedEntry } from '../core/keyed-store.js';
 import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
 import { viewMetrics, viewOutcome, type ViewCounters } from './qoe-metrics.js';
@@ -58,12 +58,12 @@ export interface ViewState {
   finalized: boolean;
   /** Event time at which the view was finalised (end + grace, or last event + timeout). */
   finalizedAtMs: number;
-  dirty: boolean;
   /**
-   * Earliest finalisation deadline of this (open) view in the deadline queue (not checkpointed:
-   * the queue is rebuilt on restore). Never later than the view's real deadline.
+   * The qoe_minute key of `dims` (derived, never checkpointed; cleared when the dims change): an
+   * event whose five key fields are the view's dims (nearly all) reuses it instead of building,
+   * and hashing, a new string per event.
    */
-  scheduledMs?: number;
+  minuteKey: string | undefined;
 }
 
 export interface MinuteAcc {
@@ -92,28 +92,20 @@ export interface MinuteAcc {
 }
 
 export interface QoeState {
-  views: Map<string, ViewState>;
+  /**
+   * Views in the keyed-state store (core/keyed-store.ts): an open view closes (is finalised) at
+   * its finalisation deadline and is forgotten retainMs after; the store keeps the deadline
+   * queues and the changed views, so a watermark pass and a flush cost O(views changed or due).
+   * Its emit policy's interval is the event-time minute (watermark ÷ 60 s) of the last write of
+   * open views' rows (checkpointed as `openMinute`). Open views are written once per watermark
+   * minute, at the first record that moves the watermark into a new minute, so how often they are
+   * rewritten does not depend on the event rate or on batching, and the rows are a function of
+   * the partition's records alone.
+   */
+  views: KeyedStore<ViewState>;
   minute: WindowStore<MinuteAcc>;
   /** Watermark of the last finalisation pass (not checkpointed: a restore scans once more). */
   scannedWm?: number;
-  /**
-   * Event-time minute (watermark ÷ 60 s) of the last write of open views' rows (checkpointed).
-   * Open views are written once per watermark minute, at the first record that moves the
-   * watermark into a new minute, so how often they are rewritten does not depend on the event
-   * rate or on batching, and the rows are a function of the partition's records alone.
-   */
-  openMinute: number;
-  /*
-   * Indices over `views`, derived (rebuilt by deserialize, never checkpointed), so that a watermark
-   * pass and a flush cost O(views that changed or are due), not O(all views):
-   */
-  /** Open views by finalisation deadline (lazy: re-checked when due, see `finalisationDeadline`). */
-  deadlines: DeadlineQueue<ViewState>;
-  /** Finalised views by the time they are forgotten (finalizedAtMs + retainMs). */
-  expiries: DeadlineQueue<ViewState>;
-  /** Views changed since their row was last written (v.dirty), and the finalised ones among them. */
-  dirty: Set<ViewState>;
-  dirtyFinal: Set<ViewState>;
 }
 
 export interface QoeOptions {
@@ -153,6 +145,21 @@ function minuteOverflow(acc: MinuteAcc | undefined, v: ViewState | undefined, e:
 
 const minOf = (a: number | null, b: number): number => (a === null ? b : Math.min(a, b));
 
+/** The qoe_minute key of an event: the view's cached key when the event's key fields are its dims. */
+function minuteKeyOf(v: ViewState | undefined, e: PlaybackEvent): string {
+  if (v) {
+    const d = v.dims;
+    if (e.cdn === d.cdn && e.device_category === d.device_category && e.country === d.country && e.asn === d.asn && e.content_id === d.content_id) return dimsMinuteKey(v);
+  }
+  return `${e.cdn}${SEP}${e.device_category}${SEP}${e.country}${SEP}${e.asn}${SEP}${e.content_id}`;
+}
+
+/** The qoe_minute key of a view's dims (cached on the view). */
+function dimsMinuteKey(v: ViewState): string {
+  const d = v.dims;
+  return (v.minuteKey ??= `${d.cdn}${SEP}${d.device_category}${SEP}${d.country}${SEP}${d.asn}${SEP}${d.content_id}`);
+}
+
 function dimsOf(e: PlaybackEvent): ViewDims {
   return {
     viewer_id: e.viewer_id, account_id: e.account_id, content_id: e.content_id, stream_type: e.stream_type, creator_id: e.creator_id ?? '',
@@ -166,7 +173,7 @@ function newView(e: PlaybackEvent): ViewState {
     viewStartMs: null, minEventMs: e.event_time, lastEventMs: e.event_time, firstFrameMs: null, fatalErrorMs: null, businessErrorMs: null,
     errorCode: '', viewEndMs: null, endReason: '',
     counters: { playingMs: 0, rebufferMs: 0, rebufferCount: 0, seekMs: 0, bitrateKbpsMs: 0 },
-    startupCounted: false, endCounted: false, fatalCounted: false, ccvMinutes: [], finalized: false, finalizedAtMs: 0, dirty: true,
+    startupCounted: false, endCounted: false, fatalCounted: false, ccvMinutes: [], finalized: false, finalizedAtMs: 0, minuteKey: undefined,
   };
 }
 
@@ -180,6 +187,7 @@ export function mergeEvent(v: ViewState, e: PlaybackEvent): ViewCounters {
   const t = e.event_time;
   if (e.seq < v.dimsSeq || (e.seq === v.dimsSeq && e.event_id < v.dimsEventId)) {
     v.dims = dimsOf(e);
+    v.minuteKey = undefined;
     v.dimsSeq = e.seq;
     v.dimsEventId = e.event_id;
   }
@@ -209,7 +217,6 @@ export function mergeEvent(v: ViewState, e: PlaybackEvent): ViewCounters {
       v.counters[k] = x;
     }
   }
-  v.dirty = true;
   return delta;
 }
 
@@ -251,30 +258,31 @@ function minuteRow(ws: number, key: string, a: MinuteAcc, final: boolean): Recor
 const DIM_KEYS = ['viewer_id', 'account_id', 'content_id', 'stream_type', 'creator_id', 'device_category', 'os', 'app_version', 'cdn', 'country', 'asn'] as const;
 type ViewTuple = unknown[];
 
-function viewToTuple(v: ViewState): ViewTuple {
+function viewToTuple(v: ViewState, dirty: boolean): ViewTuple {
   const d = v.dims;
   const c = v.counters;
   return [
     v.viewId, d.viewer_id, d.account_id, d.content_id, d.stream_type, d.creator_id, d.device_category, d.os, d.app_version, d.cdn, d.country, d.asn,
     v.dimsSeq, v.dimsEventId, v.viewStartMs, v.minEventMs, v.lastEventMs, v.firstFrameMs, v.fatalErrorMs, v.businessErrorMs, v.errorCode, v.viewEndMs, v.endReason,
     c.playingMs, c.rebufferMs, c.rebufferCount, c.seekMs, c.bitrateKbpsMs,
-    (v.startupCounted ? 1 : 0) | (v.endCounted ? 2 : 0) | (v.fatalCounted ? 4 : 0) | (v.finalized ? 8 : 0) | (v.dirty ? 16 : 0), v.ccvMinutes, v.finalizedAtMs,
+    (v.startupCounted ? 1 : 0) | (v.endCounted ? 2 : 0) | (v.fatalCounted ? 4 : 0) | (v.finalized ? 8 : 0) | (dirty ? 16 : 0), v.ccvMinutes, v.finalizedAtMs,
   ];
 }
 
-function viewFromTuple(t: ViewTuple): ViewState {
+function viewFromTuple(t: ViewTuple): [ViewState, boolean] {
   const dims = {} as Record<string, unknown>;
   DIM_KEYS.forEach((k, i) => (dims[k] = t[1 + i]));
   const flags = t[28] as number;
-  return {
+  const v: ViewState = {
     viewId: t[0] as string, dims: dims as unknown as ViewDims, dimsSeq: t[12] as number, dimsEventId: t[13] as string,
     viewStartMs: t[14] as number | null, minEventMs: t[15] as number, lastEventMs: t[16] as number, firstFrameMs: t[17] as number | null,
     fatalErrorMs: t[18] as number | null, businessErrorMs: t[19] as number | null, errorCode: t[20] as string, viewEndMs: t[21] as number | null, endReason: t[22] as string,
     counters: { playingMs: t[23] as number, rebufferMs: t[24] as number, rebufferCount: t[25] as number, seekMs: t[26] as number, bitrateKbpsMs: t[27] as number },
     startupCounted: (flags & 1) !== 0, endCounted: (flags & 2) !== 0, fatalCounted: (flags & 4) !== 0, finalized: (flags & 8) !== 0,
-    // An open view changed since its last row stays to be written at the next watermark minute.
-    ccvMinutes: t[29] as number[], finalizedAtMs: t[30] as number, dirty: (flags & 16) !== 0,
+    ccvMinutes: t[29] as number[], finalizedAtMs: t[30] as number, minuteKey: undefined,
   };
+  // An open view changed since its last row stays to be written at the next watermark minute.
+  return [v, (flags & 16) !== 0];
 }
 
 export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
@@ -283,89 +291,35 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
   const timeoutMs = opts.timeoutMs ?? VIEW_TIMEOUT_MS;
   const retainMs = opts.retainMs ?? 2 * VIEW_TIMEOUT_MS;
   const minuteSpec = tumbling(MINUTE_MS, graceMs) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
-  const newState = (): QoeState => ({
-    views: new Map(), minute: new WindowStore<MinuteAcc>(minuteSpec, newMinute), openMinute: -Infinity,
-    deadlines: new DeadlineQueue(), expiries: new DeadlineQueue(), dirty: new Set(), dirtyFinal: new Set(),
-  });
-
   /**
    * The watermark at which an open view is finalised: view_end + endGraceMs, else last event +
-   * timeoutMs. A later event only moves it later (lastEventMs, a later view_end), so the queue
-   * entry stays and is re-checked when due; the first view_end moves it earlier and is scheduled
-   * at once (`schedule`).
+   * timeoutMs. A later event only moves it later (lastEventMs, a later view_end), so the store's
+   * queue entry stays and is re-checked when due; the first view_end moves it earlier and is
+   * queued at once (KeyedStore.touch).
    */
   const finalisationDeadline = (v: ViewState) => (v.viewEndMs !== null ? v.viewEndMs + endGraceMs : v.lastEventMs + timeoutMs);
-  const schedule = (s: QoeState, v: ViewState) => {
-    const d = finalisationDeadline(v);
-    if (v.scheduledMs === undefined || d < v.scheduledMs) {
-      v.scheduledMs = d;
-      s.deadlines.push(d, v);
-    }
-  };
-  const markDirty = (s: QoeState, v: ViewState) => {
-    v.dirty = true;
-    s.dirty.add(v);
-    if (v.finalized) s.dirtyFinal.add(v);
-  };
-  const writeView = (s: QoeState, v: ViewState, out: Emitter) => {
-    out.emit('qoe_views', viewRow(v, v.finalized));
-    v.dirty = false;
-    s.dirty.delete(v);
-    s.dirtyFinal.delete(v);
-  };
-  /** The index entries of a restored state (open views keep their pending row, see openMinute). */
-  const indexView = (s: QoeState, v: ViewState) => {
-    if (v.finalized) s.expiries.push(v.finalizedAtMs + retainMs, v);
-    else schedule(s, v);
-    if (v.dirty) markDirty(s, v);
-  };
+  const newState = (): QoeState => ({
+    views: new KeyedStore<ViewState>({
+      closeAt: finalisationDeadline,
+      // A finalised view stays retainMs to absorb corrections, then is forgotten.
+      forgetAt: (v) => v.finalizedAtMs + retainMs,
+      onClose: (e, d) => {
+        e.value.finalized = true;
+        e.value.finalizedAtMs = d;
+      },
+    }, new EmitPolicy(MINUTE_MS)),
+    minute: new WindowStore<MinuteAcc>(minuteSpec, newMinute),
+  });
+  const writeView = (out: Emitter) => (e: KeyedEntry<ViewState>, final: boolean) => out.emit('qoe_views', viewRow(e.value, final));
 
-  // Open views changed since the last flush are written at the commit cycle (onFlush), not after
-  // every batch: the watermark pass only finalises, writes final rows and forgets. It is skipped
-  // when the watermark has not moved (nothing can finalise or expire then). Each step takes only
-  // the views that are due or changed, from the indices.
+  // Open views changed since the last flush are written at the commit cycle (onFlush) or at the
+  // first record of a new watermark minute, not after every batch: the watermark pass only
+  // finalises, writes final rows and forgets (KeyedStore.advance). It is skipped when the
+  // watermark has not moved (nothing can finalise or expire then).
   const finaliseViews = (s: QoeState, out: Emitter, wm: number) => {
     if (wm === s.scannedWm) return;
     s.scannedWm = wm;
-    // 1. Finalise open views whose deadline the watermark reached.
-    for (let v = s.deadlines.popDue(wm); v !== undefined; v = s.deadlines.popDue(wm)) {
-      // A stale entry: the view was finalised, or forgotten (and maybe replaced by a new one).
-      if (v.finalized || s.views.get(v.viewId) !== v) continue;
-      const d = finalisationDeadline(v);
-      if (wm >= d) {
-        v.finalized = true;
-        v.finalizedAtMs = d;
-        v.scheduledMs = undefined;
-        markDirty(s, v);
-        s.expiries.push(d + retainMs, v);
-      } else if (v.scheduledMs! <= wm) {
-        // The deadline moved later since it was scheduled (newer events): schedule the real one.
-        v.scheduledMs = d;
-        s.deadlines.push(d, v);
-      }
-      // else an earlier entry of an older deadline; the view's live entry is still queued.
-    }
-    // 2. Final rows of finalised views that changed (just finalised, or corrected by a straggler).
-    for (const v of s.dirtyFinal) writeView(s, v, out);
-    // 3. Forget finalised views retained long enough.
-    for (let v = s.expiries.popDue(wm); v !== undefined; v = s.expiries.popDue(wm)) {
-      if (s.views.get(v.viewId) === v) s.views.delete(v.viewId);
-    }
-  };
-  /**
-   * Every commit cycle: final rows of finalised views corrected since the last pass; when `full`
-   * (caught up, or stopping) also every changed open view. Under load open views wait for the
-   * next watermark minute (writeOpenViews).
-   */
-  const flushViews = (s: QoeState, out: Emitter, full: boolean) => {
-    for (const v of full ? s.dirty : s.dirtyFinal) writeView(s, v, out);
-  };
-  /** Rows of open views changed since their last row, once per watermark minute (openMinute). */
-  const writeOpenViews = (s: QoeState, out: Emitter, wm: number) => {
-    const minute = Math.floor(wm / MINUTE_MS);
-    if (minute <= s.openMinute) return;
-    s.openMinute = minute;
-    for (const v of s.dirty) if (!v.finalized) writeView(s, v, out);
+    s.views.advance(wm, writeView(out));
   };
 
   return {
@@ -384,26 +338,27 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
       const e = ev as unknown as PlaybackEvent;
       const t = e.event_time;
       const wm = ctx.watermarkMs;
-      // The first record of a new watermark minute writes the open views changed before it.
-      writeOpenViews(s, ctx, wm);
-      let v = s.views.get(e.view_id);
+      // The first record of a new watermark minute writes the open views changed before it
+      // (the emit policy, evaluated at records: the rows depend on the records alone).
+      if (s.views.policy.due(false, wm)) s.views.flushOpen(writeView(ctx));
+      let entry = s.views.entry(e.view_id);
+      let v = entry?.value;
       if (!v && t + timeoutMs <= wm) {
         // A straggler of a view already finalised and forgotten (or one that would time out at
         // once): merging it would replace the view's final row with a partial one.
         ctx.late('view_expired', t + timeoutMs);
         return;
       }
-      const key = `${e.cdn}${SEP}${e.device_category}${SEP}${e.country}${SEP}${e.asn}${SEP}${e.content_id}`;
+      const key = minuteKeyOf(v, e);
       // Every minute sum stays exact, or the event is refused before any change (value_overflow).
       const overflow = minuteOverflow(s.minute.peek(t, key), v, e);
       if (overflow) return ctx.reject('value_overflow', overflow);
-      if (!v) s.views.set(e.view_id, (v = newView(e)));
+      if (!entry || !v) v = (entry = s.views.insert(e.view_id, newView(e))).value;
       const wasEnded = v.endCounted;
       const hadFatal = v.fatalCounted;
       const hadStartup = v.startupCounted;
       const delta = mergeEvent(v, e);
-      markDirty(s, v);
-      if (!v.finalized) schedule(s, v);
+      s.views.touch(entry);
       const minuteLate = s.minute.isLate(t, wm);
       if (minuteLate) {
         ctx.late('minute_closed', s.minute.windowStart(t) + MINUTE_MS);
@@ -419,7 +374,7 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
         if (s.minute.isLate(v.firstFrameMs!, wm)) ctx.late('minute_closed_startup', sampleWs + MINUTE_MS);
         else {
           v.startupCounted = true;
-          const fk = [v.dims.cdn, v.dims.device_category, v.dims.country, v.dims.asn, v.dims.content_id].join(SEP);
+          const fk = dimsMinuteKey(v);
           s.minute.update(v.firstFrameMs!, fk, (a) => {
             a.started++;
             a.startupSamples.push(startupMs);
@@ -467,19 +422,22 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
       s.minute.closeUpTo(wm, minuteRow, (row) => out.emit('qoe_minute', row));
     },
     onFlush(s, out, full) {
-      flushViews(s, out, full);
+      // Final rows of views corrected since the last pass; when `full` (caught up, or stopping)
+      // also every changed open view. Under load open views wait for the next watermark minute.
+      if (full) s.views.flush(true, writeView(out));
+      else s.views.flushClosed(writeView(out));
       s.minute.flushDue(full, minuteRow, (row) => out.emit('qoe_minute', row));
     },
     // Views as positional tuples (no key names): the checkpoint is less than half the size.
-    serialize: (s) => ({ v: 2, views: [...s.views.values()].map(viewToTuple), minute: s.minute.toJSON(), openMinute: Number.isFinite(s.openMinute) ? s.openMinute : null }),
+    serialize: (s) => ({ v: 2, views: Array.from(s.views.entries(), (e) => viewToTuple(e.value, e.dirty)), minute: s.minute.toJSON(), openMinute: s.views.policy.toJSON() }),
     deserialize: (j) => {
       const json = j as { views: Array<ViewState | ViewTuple>; minute: WindowStoreJSON<MinuteAcc>; openMinute?: number | null };
       const s = newState();
-      if (typeof json.openMinute === 'number') s.openMinute = json.openMinute;
+      s.views.policy.load(json.openMinute);
       for (const x of json.views) {
-        const v = Array.isArray(x) ? viewFromTuple(x) : { ...x, dirty: false };
-        s.views.set(v.viewId, v);
-        indexView(s, v);
+        // Objects: a checkpoint written before views were tuples (their dirty marks not kept).
+        const [v, dirty] = Array.isArray(x) ? viewFromTuple(x) : [{ ...x, minuteKey: undefined }, false];
+        s.views.restore(v.viewId, v, dirty, v.finalized);
       }
       s.minute.load(json.minute);
       return s;

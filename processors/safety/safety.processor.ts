@@ -17,7 +17,7 @@
  */
 import type { EventKind } from '../../contracts/topics.js';
 import type { ModerationEvent } from '../../contracts/types.generated.js';
-import { DeadlineQueue } from '../core/deadline-queue.js';
+import { KeyedStore, type KeyedEntry } from '../core/keyed-store.js';
 import { type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
 import { applyEvent, caseRow, isClosed, newCase, type CaseState } from './safety-model.js';
@@ -26,25 +26,17 @@ export const MINUTE_MS = 60_000;
 export const DAY_MS = 86_400_000;
 const SEP = '\u001f';
 
-interface Entry { c: CaseState; dirty: boolean }
-
 export interface SafetyState {
   counts: WindowStore<{ events: number }>;
-  cases: Map<string, Entry>;
-  /** Forgotten cases: case id → last event time (ms). */
-  tombstones: Map<string, number>;
-  /*
-   * Indices, derived (rebuilt by deserialize, never checkpointed), so that a watermark pass and a
-   * flush touch only the cases that are due or changed:
+  /**
+   * Live cases in the keyed-state store (core/keyed-store.ts): a case closes when its appeal is
+   * decided (at the next watermark pass) or when it has seen no event for the horizon, and is
+   * forgotten as it closes (its row written if it changed), leaving a tombstone for a second
+   * horizon. The store's queues find the cases due without a scan.
    */
-  /** Live cases by the last event time they had when queued (re-queued when due if they moved on). */
-  idle: DeadlineQueue<Entry>;
-  /** Live cases closed since the last watermark pass (forgotten at the next one). */
-  closing: Entry[];
-  /** Tombstones by their last event time. */
-  tombstoneQueue: DeadlineQueue<[string, number]>;
-  /** Live cases whose row changed since it was last written. */
-  dirty: Set<Entry>;
+  cases: KeyedStore<CaseState>;
+  /** Forgotten cases: case id → last event time (ms); the store's tombstones. */
+  tombstones: Map<string, number>;
 }
 
 export interface SafetyOptions {
@@ -59,10 +51,16 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
   const graceMs = opts.graceMs ?? 60_000;
   const horizonMs = opts.caseHorizonMs ?? 30 * DAY_MS;
   const minute = tumbling(MINUTE_MS, graceMs) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
-  const newState = (): SafetyState => ({
-    counts: new WindowStore(minute, () => ({ events: 0 })), cases: new Map(), tombstones: new Map(),
-    idle: new DeadlineQueue(), closing: [], tombstoneQueue: new DeadlineQueue(), dirty: new Set(),
-  });
+  const newState = (): SafetyState => {
+    const cases = new KeyedStore<CaseState>({
+      // Closed (appeal decided): forgotten at the next pass; else once idle for the horizon
+      // (expired: last event < watermark − horizon, i.e. watermark ≥ last + horizon + 1 ms).
+      closeAt: (c) => (isClosed(c) ? Number.NEGATIVE_INFINITY : c.lastEventMs + horizonMs + 1),
+      finalRow: false,
+      tombstone: { time: (c) => c.lastEventMs, until: (lastMs) => lastMs + 2 * horizonMs + 1 },
+    });
+    return { counts: new WindowStore(minute, () => ({ events: 0 })), cases, tombstones: cases.tombstones };
+  };
 
   const countRow = (ws: number, key: string, a: { events: number }, final: boolean) => {
     const [eventType, policy, severity, source, actionType, outcome, targetType] = key.split(SEP);
@@ -72,19 +70,7 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
   const expired = (lastMs: number, wm: number) => lastMs < wm - horizonMs;
   /** A tombstone is kept for a second horizon. */
   const tombAlive = (lastMs: number, wm: number) => lastMs >= wm - 2 * horizonMs;
-
-  const setTombstone = (s: SafetyState, id: string, lastMs: number) => {
-    s.tombstones.set(id, lastMs);
-    s.tombstoneQueue.push(lastMs, [id, lastMs]);
-  };
-  /** Writes a forgotten case's row if it changed, and leaves a tombstone. */
-  const forget = (s: SafetyState, e: Entry, emit: (row: Record<string, unknown>) => void) => {
-    if (e.dirty) emit(caseRow(e.c));
-    e.dirty = false;
-    s.dirty.delete(e);
-    s.cases.delete(e.c.caseId);
-    setTombstone(s, e.c.caseId, e.c.lastEventMs);
-  };
+  const caseOut = (out: { emit: (table: string, row: object) => void }) => (e: KeyedEntry<CaseState>) => out.emit('safety_cases', caseRow(e.value));
 
   return {
     name: 'safety',
@@ -99,27 +85,16 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
       const t = m.event_time;
       const wm = ctx.watermarkMs;
       // 1. The case. Rejected if the case is closed or forgotten (or the event is older than the horizon).
-      const live = s.cases.get(m.case_id);
-      const open = live && !isClosed(live.c) && !expired(live.c.lastEventMs, wm) ? live : undefined;
+      const live = s.cases.entry(m.case_id);
+      const open = live && !isClosed(live.value) && !expired(live.value.lastEventMs, wm) ? live : undefined;
       // A closed or expired live case is treated exactly as its tombstone (eviction timing never matters).
-      const forgottenAt = live && !open ? live.c.lastEventMs : s.tombstones.get(m.case_id);
+      const forgottenAt = live && !open ? live.value.lastEventMs : s.tombstones.get(m.case_id);
       if (!open && forgottenAt !== undefined && tombAlive(forgottenAt, wm)) return ctx.late('case_forgotten');
       if (!open && expired(t, wm)) return ctx.late('case_expired');
-      let entry = open;
-      if (!entry) {
-        s.tombstones.delete(m.case_id);
-        // A closed live case replaced before the pass that would forget it: its row is dropped.
-        if (live) s.dirty.delete(live);
-        entry = { c: newCase(m), dirty: true };
-        s.cases.set(m.case_id, entry);
-        s.dirty.add(entry);
-        s.idle.push(entry.c.lastEventMs, entry);
-      }
-      if (applyEvent(entry.c, m)) {
-        entry.dirty = true;
-        s.dirty.add(entry);
-        if (isClosed(entry.c)) s.closing.push(entry);
-      }
+      // A closed live case replaced before the pass that would forget it: its row is dropped (add).
+      const entry = open ?? s.cases.add(m.case_id, newCase(m));
+      // Closing (a decided appeal) moves its deadline earlier: touch queues it at once.
+      if (applyEvent(entry.value, m)) s.cases.touch(entry);
       // 2. The counts, unless the minute already closed (the case above still took the event).
       if (s.counts.isLate(t, wm)) return ctx.late('window_closed', s.counts.windowStart(t) + MINUTE_MS);
       const key = [m.event_type, m.policy, m.severity, m.detection_source, m.event_type === 'action_taken' ? m.action_type ?? 'none' : '', m.event_type === 'appeal_decided' ? m.outcome ?? '' : '', m.target_type].join(SEP);
@@ -129,41 +104,24 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
     },
     onWatermark(s, wm, out) {
       s.counts.closeUpTo(wm, countRow, (r) => out.emit('safety_events_1m', r));
-      const emit = (r: Record<string, unknown>) => out.emit('safety_cases', r);
-      // Forget closed cases and expired ones (the same set a scan of all cases would find).
-      for (const e of s.closing) if (s.cases.get(e.c.caseId) === e) forget(s, e, emit);
-      s.closing.length = 0;
-      for (let e = s.idle.popBefore(wm - horizonMs); e !== undefined; e = s.idle.popBefore(wm - horizonMs)) {
-        if (s.cases.get(e.c.caseId) !== e) continue;
-        if (expired(e.c.lastEventMs, wm)) forget(s, e, emit);
-        else s.idle.push(e.c.lastEventMs, e);
-      }
-      for (let t = s.tombstoneQueue.popBefore(wm - 2 * horizonMs); t !== undefined; t = s.tombstoneQueue.popBefore(wm - 2 * horizonMs)) {
-        const [id, last] = t;
-        if (s.tombstones.get(id) === last && !tombAlive(last, wm)) s.tombstones.delete(id);
-      }
+      // Forget closed cases and expired ones (the same set a scan of all cases would find), and
+      // tombstones older than the second horizon.
+      s.cases.advance(wm, caseOut(out));
     },
     onFlush(s, out, full) {
       s.counts.flushDue(full, countRow, (r) => out.emit('safety_events_1m', r));
-      for (const e of s.dirty) {
-        out.emit('safety_cases', caseRow(e.c));
-        e.dirty = false;
-      }
-      s.dirty.clear();
+      // Every changed case at every cycle (a case changes a few times in its life: no policy needed).
+      s.cases.flushClosed(caseOut(out));
+      s.cases.flushOpen(caseOut(out));
     },
-    serialize: (s) => ({ counts: s.counts.toJSON(), cases: [...s.cases].map(([k, e]) => [k, e.c, e.dirty]), tombstones: [...s.tombstones] }),
+    serialize: (s) => ({ counts: s.counts.toJSON(), cases: Array.from(s.cases.entries(), (e) => [e.key, e.value, e.dirty]), tombstones: [...s.tombstones] }),
     deserialize(j) {
       const json = j as { counts: WindowStoreJSON<{ events: number }>; cases: Array<[string, CaseState, boolean]>; tombstones: Array<[string, number]> };
       const s = newState();
       s.counts.load(json.counts);
-      for (const [k, c, dirty] of json.cases) {
-        const e: Entry = { c, dirty };
-        s.cases.set(k, e);
-        s.idle.push(c.lastEventMs, e);
-        if (dirty) s.dirty.add(e);
-        if (isClosed(c)) s.closing.push(e);
-      }
-      for (const [k, t] of json.tombstones) setTombstone(s, k, t);
+      // A closed case comes back open with its deadline passed: the next pass forgets it.
+      for (const [k, c, dirty] of json.cases) s.cases.restore(k, c, dirty, false);
+      for (const [k, t] of json.tombstones) s.cases.setTombstone(k, t);
       return s;
     },
   };

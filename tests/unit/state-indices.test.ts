@@ -221,7 +221,7 @@ describe('QoE view indices', () => {
     h.process(playback('old', 'view_start', T), T);
     h.process(playback('old', 'view_end', T + MIN), T + MIN);
     const json = p.serialize(h.state) as { views: unknown[] };
-    const legacy = { views: [...h.state.views.values()].map(({ scheduledMs: _s, ...v }) => v), minute: (json as unknown as { minute: unknown }).minute };
+    const legacy = { views: [...h.state.views.values()].map((v) => ({ ...v, dirty: false })), minute: (json as unknown as { minute: unknown }).minute };
     h.state = p.deserialize(JSON.parse(JSON.stringify(legacy)));
     h.watermark(T + 2 * MIN);
     expect(h.takeFinal('qoe_views')).toEqual([expect.objectContaining({ view_id: 'old', is_final: 1, ended: 1 })]);
