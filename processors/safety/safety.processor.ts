@@ -18,6 +18,7 @@
 import type { EventKind } from '../../contracts/topics.js';
 import type { ModerationEvent } from '../../contracts/types.generated.js';
 import { DeadlineQueue } from '../core/deadline-queue.js';
+import { LateWindows, type LatenessPolicy, type LateWindowsJSON, latenessFor, NO_LATENESS } from '../core/late-firing.js';
 import { type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
 import { applyEvent, caseRow, isClosed, newCase, type CaseState } from './safety-model.js';
@@ -30,6 +31,8 @@ interface Entry { c: CaseState; dirty: boolean }
 
 export interface SafetyState {
   counts: WindowStore<{ events: number }>;
+  /** Closed minutes of `counts` kept for the allowed lateness of moderation (late firings). */
+  lateCounts: LateWindows<{ events: number }>;
   cases: Map<string, Entry>;
   /** Forgotten cases: case id → last event time (ms). */
   tombstones: Map<string, number>;
@@ -53,14 +56,17 @@ export interface SafetyOptions {
   dedupHorizonMs?: number;
   /** Event-time inactivity after which an undecided case is forgotten (default 30 days). */
   caseHorizonMs?: number;
+  /** Allowed lateness past the grace (late firings of safety_events_1m); default none. */
+  lateness?: LatenessPolicy;
 }
 
 export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState> {
   const graceMs = opts.graceMs ?? 60_000;
   const horizonMs = opts.caseHorizonMs ?? 30 * DAY_MS;
   const minute = tumbling(MINUTE_MS, graceMs) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
+  const latenessMs = latenessFor(opts.lateness ?? NO_LATENESS, 'moderation');
   const newState = (): SafetyState => ({
-    counts: new WindowStore(minute, () => ({ events: 0 })), cases: new Map(), tombstones: new Map(),
+    counts: new WindowStore(minute, () => ({ events: 0 })), lateCounts: new LateWindows(minute, latenessMs, () => ({ events: 0 })), cases: new Map(), tombstones: new Map(),
     idle: new DeadlineQueue(), closing: [], tombstoneQueue: new DeadlineQueue(), dirty: new Set(),
   });
 
@@ -91,7 +97,9 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
     kinds: ['moderation'],
     tables: ['safety_events_1m', 'safety_cases'],
     allowedLatenessMs: opts.allowedLatenessMs ?? 5_000,
-    dedupHorizonMs: opts.dedupHorizonMs ?? 10 * MINUTE_MS,
+    // A copy is counted only while its minute accepts events (grace + allowed lateness), so ids are
+    // kept that long (and at least 10 minutes).
+    dedupHorizonMs: opts.dedupHorizonMs ?? Math.max(10 * MINUTE_MS, graceMs + (opts.allowedLatenessMs ?? 5_000) + latenessMs + MINUTE_MS),
     needsDedup: (_kind: EventKind) => true,
     init: newState,
     process(s, ev, _rec, ctx) {
@@ -120,15 +128,17 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
         s.dirty.add(entry);
         if (isClosed(entry.c)) s.closing.push(entry);
       }
-      // 2. The counts, unless the minute already closed (the case above still took the event).
-      if (s.counts.isLate(t, wm)) return ctx.late('window_closed', s.counts.windowStart(t) + MINUTE_MS);
+      // 2. The counts: the open minute, or a closed one within the allowed lateness (its row is
+      // rewritten), else late_events (the case above still took the event).
+      const where = s.lateCounts.target(t, wm, latenessMs);
+      if (where === 'late') return ctx.late('window_closed', s.counts.windowStart(t) + MINUTE_MS);
       const key = [m.event_type, m.policy, m.severity, m.detection_source, m.event_type === 'action_taken' ? m.action_type ?? 'none' : '', m.event_type === 'appeal_decided' ? m.outcome ?? '' : '', m.target_type].join(SEP);
-      s.counts.update(t, key, (a) => {
+      (where === 'kept' ? s.lateCounts : s.counts).update(t, key, (a) => {
         a.events++;
       });
     },
     onWatermark(s, wm, out) {
-      s.counts.closeUpTo(wm, countRow, (r) => out.emit('safety_events_1m', r));
+      s.lateCounts.closeUpTo(s.counts, wm, countRow, (r) => out.emit('safety_events_1m', r));
       const emit = (r: Record<string, unknown>) => out.emit('safety_cases', r);
       // Forget closed cases and expired ones (the same set a scan of all cases would find).
       for (const e of s.closing) if (s.cases.get(e.c.caseId) === e) forget(s, e, emit);
@@ -145,17 +155,19 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
     },
     onFlush(s, out, full) {
       s.counts.flushDue(full, countRow, (r) => out.emit('safety_events_1m', r));
+      s.lateCounts.flush(countRow, (r) => out.emit('safety_events_1m', r));
       for (const e of s.dirty) {
         out.emit('safety_cases', caseRow(e.c));
         e.dirty = false;
       }
       s.dirty.clear();
     },
-    serialize: (s) => ({ counts: s.counts.toJSON(), cases: [...s.cases].map(([k, e]) => [k, e.c, e.dirty]), tombstones: [...s.tombstones] }),
+    serialize: (s) => ({ counts: s.counts.toJSON(), lateCounts: s.lateCounts.toJSON(), cases: [...s.cases].map(([k, e]) => [k, e.c, e.dirty]), tombstones: [...s.tombstones] }),
     deserialize(j) {
-      const json = j as { counts: WindowStoreJSON<{ events: number }>; cases: Array<[string, CaseState, boolean]>; tombstones: Array<[string, number]> };
+      const json = j as { counts: WindowStoreJSON<{ events: number }>; lateCounts?: LateWindowsJSON<{ events: number }>; cases: Array<[string, CaseState, boolean]>; tombstones: Array<[string, number]> };
       const s = newState();
       s.counts.load(json.counts);
+      s.lateCounts.load(json.lateCounts);
       for (const [k, c, dirty] of json.cases) {
         const e: Entry = { c, dirty };
         s.cases.set(k, e);
