@@ -22,7 +22,7 @@ import { CheckpointStore } from '../processors/core/checkpoint-store.js';
 import { topicSpec } from '../contracts/topics.js';
 import { EventProducer } from '../producers/sdk/event-producer.js';
 import { startRegistryServer, type RegistryServer } from '../stack/registry/server.js';
-import { PROCESSOR_FACTORIES, processorFor, type ProcessorRole } from './processors.js';
+import { PROCESSOR_FACTORIES, latenessPolicy, processorFor, type ProcessorRole } from './processors.js';
 import { scoreClosedChurnDays } from '../processors/churn/churn-scores.js';
 import { queryRows } from '../sinks/clickhouse/client.js';
 import { sealBusiness, sealQoe } from '../sinks/clickhouse/rollups.js';
@@ -170,7 +170,7 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
     const runners: ProcessorRunner<unknown>[] = [];
     const processors = (Object.keys(PROCESSOR_FACTORIES) as ProcessorRole[])
       .filter((role) => roles.has(role))
-      .map((role) => processorFor(role, { ch: ch!, graceMs: config.env.WINDOW_GRACE_MS, allowedLatenessMs: config.env.ALLOWED_LATENESS_MS }));
+      .map((role) => processorFor(role, { ch: ch!, graceMs: config.env.WINDOW_GRACE_MS, allowedLatenessMs: config.env.ALLOWED_LATENESS_MS, lateness: latenessPolicy(config.env) }));
     // Fused (default): one runner, one consumer, each record decoded once for every processor.
     const runnerSets = config.env.FUSE_PROCESSORS ? (processors.length ? [processors] : []) : processors.map((p) => [p]);
     for (const set of runnerSets) {

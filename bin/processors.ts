@@ -1,5 +1,6 @@
 /** The processors a role name starts. Processors never import each other; this table wires them. */
-import type { Role } from '../lib/config.js';
+import type { Env, Role } from '../lib/config.js';
+import type { LatenessPolicy } from '../processors/core/late-firing.js';
 import type { ClickHouse } from '../sinks/clickhouse/client.js';
 import type { Processor } from '../processors/core/processor.js';
 import { businessProcessor } from '../processors/business/business.processor.js';
@@ -16,13 +17,20 @@ export interface ProcessorSettings {
   ch: ClickHouse;
   graceMs: number;
   allowedLatenessMs: number;
+  /** Allowed lateness past the grace per kind (late firings); absent: none. */
+  lateness?: LatenessPolicy;
+}
+
+/** The allowed lateness per kind from the settings (docs/processing.md, "Late data policy"). */
+export function latenessPolicy(env: Pick<Env, 'LATENESS_PLAYBACK_MS' | 'LATENESS_GIFTS_MS' | 'LATENESS_PAYMENTS_MS' | 'LATENESS_MODERATION_MS'>): LatenessPolicy {
+  return { playback: env.LATENESS_PLAYBACK_MS, gifts: env.LATENESS_GIFTS_MS, payments: env.LATENESS_PAYMENTS_MS, moderation: env.LATENESS_MODERATION_MS };
 }
 
 export const PROCESSOR_FACTORIES: Partial<Record<ProcessorRole, (s: ProcessorSettings) => Processor<any>>> = {
   'raw-store': () => rawStoreProcessor(),
-  business: (s) => businessProcessor({ ch: s.ch, graceMs: s.graceMs, allowedLatenessMs: s.allowedLatenessMs }),
+  business: (s) => businessProcessor({ ch: s.ch, graceMs: s.graceMs, allowedLatenessMs: s.allowedLatenessMs, lateness: s.lateness }),
   qoe: (s) => qoeProcessor({ graceMs: s.graceMs, allowedLatenessMs: s.allowedLatenessMs }),
-  safety: (s) => safetyProcessor({ graceMs: s.graceMs, allowedLatenessMs: s.allowedLatenessMs }),
+  safety: (s) => safetyProcessor({ graceMs: s.graceMs, allowedLatenessMs: s.allowedLatenessMs, lateness: s.lateness }),
   production: (s) => productionProcessor({ allowedLatenessMs: s.allowedLatenessMs }),
   churn: (s) => churnProcessor({ graceMs: s.graceMs, allowedLatenessMs: s.allowedLatenessMs }),
 };

@@ -128,6 +128,16 @@ export const EnvSchema = Type.Object({
   FUSE_PROCESSORS: Type.Boolean({ default: true }),
   /** Watermark = max event time seen − allowed lateness (per partition). */
   ALLOWED_LATENESS_MS: Int(5_000, 0),
+  /**
+   * Allowed lateness past the grace, per event kind (issue 18; processors/core/late-firing.ts): an
+   * event whose window closed less than this ago is still counted and the closed window's row
+   * rewritten with a higher version (a late firing); later ones go to late_events. Defaults per
+   * source, the reasons in docs/processing.md. Jira is never late (latest `updated` wins).
+   */
+  LATENESS_PLAYBACK_MS: Int(30_000, 0, 7 * 86_400_000),
+  LATENESS_GIFTS_MS: Int(30_000, 0, 7 * 86_400_000),
+  LATENESS_PAYMENTS_MS: Int(15 * 60_000, 0, 7 * 86_400_000),
+  LATENESS_MODERATION_MS: Int(6 * 3_600_000, 0, 7 * 86_400_000),
 
   ALERT_RULES_FILE: Str('alerts/rules.default.yaml'),
   ALERT_WEBHOOK_SECRET: Str(''),

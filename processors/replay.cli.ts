@@ -13,7 +13,7 @@ import { createLogger } from '../lib/logger.js';
 import { createMetrics } from '../lib/metrics.js';
 import { openClickHouse } from '../sinks/clickhouse/client.js';
 import { migrate } from '../sinks/clickhouse/migrate.js';
-import { PROCESSOR_FACTORIES, processorFor } from '../bin/processors.js';
+import { PROCESSOR_FACTORIES, latenessPolicy, processorFor } from '../bin/processors.js';
 import { replayProcessor } from './replay.js';
 
 async function main(): Promise<void> {
@@ -30,7 +30,7 @@ async function main(): Promise<void> {
   const redis = new Redis(config.env.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 3 });
   await redis.connect();
   const codec = await AvroCodec.connect(config.env.SCHEMA_REGISTRY_URL, config.topicPrefix);
-  const processor = processorFor(name, { ch, graceMs: config.env.WINDOW_GRACE_MS, allowedLatenessMs: config.env.ALLOWED_LATENESS_MS });
+  const processor = processorFor(name, { ch, graceMs: config.env.WINDOW_GRACE_MS, allowedLatenessMs: config.env.ALLOWED_LATENESS_MS, lateness: latenessPolicy(config.env) });
   const result = await replayProcessor(processor, {
     brokers: config.kafkaBrokers, groupId: `${config.env.GROUP_PREFIX}${processor.name}`, topicPrefix: config.topicPrefix, codec, ch, redis,
     redisPrefix: config.env.REDIS_PREFIX, logger, metrics: createMetrics(), maxFutureSkewMs: config.env.MAX_FUTURE_SKEW_MS,

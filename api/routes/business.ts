@@ -49,13 +49,13 @@ export function businessRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get<{ Querystring: Static<typeof Range> }>('/v1/business/growth', {
     config: { role: 'viewer' },
-    schema: { tags: ['business'], querystring: Range, description: 'Revenue and payer rate versus the previous hour and the same hour of the previous 7 days (kpi_business_growth_1h). Default range: last 24 h.', response: { 200: Type.Object({ hours: Type.Array(GrowthRow) }), 400: ErrorBody } },
+    schema: { tags: ['business'], querystring: Range, description: 'Revenue and payer rate versus the previous hour and the same hour of the previous 7 days (kpi_business_growth_1h). Default range: last 24 h.', response: { 200: Type.Object({ hours: Type.Array(GrowthRow), late_events: LateEvents }), 400: ErrorBody } },
   }, async (req) => {
     const r = timeRange(req.query, ctx.now(), 86_400_000);
     const rows = await queryRows<Record<string, unknown>>(ctx.ch,
       `SELECT toUnixTimestamp(hour) * 1000 AS t, ${GROWTH_COLS.join(', ')} FROM ${ctx.db}.kpi_business_growth_1h
        WHERE hour >= toStartOfHour(toDateTime({from:Float64})) AND hour < toDateTime({to:Float64}) ORDER BY hour`, { from: r.from, to: r.to });
-    return { hours: numeric(rows, ['t', 'active_accounts']) };
+    return { hours: numeric(rows, ['t', 'active_accounts']), late_events: await lateEvents(ctx, 'business', r.from, r.to) };
   });
 
   app.get<{ Querystring: Static<typeof PaymentsQuery> }>('/v1/business/payments', {

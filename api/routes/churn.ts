@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import type { ApiContext } from '../context.js';
+import { LateEvents, lateEvents } from '../late.js';
 import { ErrorBody, PageQuery, badParam, decodeCursor, numeric, page } from '../params.js';
 
 const Num = Type.Union([Type.Number(), Type.Null()]);
@@ -43,6 +44,16 @@ const COHORT_DIMS = ['plan', 'tenure_band', 'top_genre'] as const;
 const NUMS = ['views_7d', 'views_28d', 'active_days_7d', 'active_days_28d', 'distinct_titles_28d', 'payment_failures_28d', 'downgrades_28d',
   'vsf_7d', 'playback_failures_7d', 'auto_renew_off', 'last_session_bad', 'days_since_last_view', 'tenure_days', 'days_to_period_end', 'startup_p95_ms_7d'];
 
+/**
+ * Events of the scored day's feature windows (the 28 days up to and including it, docs/churn.md)
+ * that arrived after their day closed and are left out of its scores; 0 when nothing is scored.
+ */
+async function lateForDay(ctx: ApiContext, d: string | null): Promise<number> {
+  if (d === null) return 0;
+  const endS = Date.parse(`${d}T00:00:00Z`) / 1000 + 86_400;
+  return lateEvents(ctx, 'churn', String(endS - 28 * 86_400), String(endS));
+}
+
 /** The scored day to read: as_of when given (YYYY-MM-DD), else the newest scored day; null when nothing is scored. */
 async function scoredDay(ctx: ApiContext, v: string | undefined): Promise<string | null> {
   if (v !== undefined) {
@@ -60,14 +71,14 @@ export function churnRoutes(app: FastifyInstance, ctx: ApiContext): void {
     schema: {
       tags: ['churn'], querystring: AccountsQuery,
       description: 'Scored accounts of day as_of (churn_scores), highest risk first, with level, top reasons, factor contributions and the 7/28-day features. Filters: level, min_risk, plan.',
-      response: { 200: Type.Object({ as_of: Type.Union([Type.String(), Type.Null()]), items: Type.Array(Account), next_cursor: Type.Union([Type.String(), Type.Null()]) }), 400: ErrorBody },
+      response: { 200: Type.Object({ as_of: Type.Union([Type.String(), Type.Null()]), items: Type.Array(Account), next_cursor: Type.Union([Type.String(), Type.Null()]), late_events: LateEvents }), 400: ErrorBody },
     },
   }, async (req) => {
     const q = req.query;
     const d = await scoredDay(ctx, q.as_of);
     const limit = q.limit ?? 100;
     const offset = decodeCursor(q.cursor);
-    if (d === null) return { as_of: null, items: [], next_cursor: null };
+    if (d === null) return { as_of: null, items: [], next_cursor: null, late_events: 0 };
     const rows = await queryRows<Record<string, unknown>>(ctx.ch,
       `SELECT account_id, risk, level, reasons, contributions, plan, tenure_band, top_genre, tenure_days, days_since_last_view, views_7d, views_28d,
          active_days_7d, active_days_28d, playing_hours_7d, playing_hours_28d, trend, distinct_titles_28d, revenue_usd_28d, gift_value_usd_28d,
@@ -78,7 +89,7 @@ export function churnRoutes(app: FastifyInstance, ctx: ApiContext): void {
        ORDER BY risk DESC, account_id LIMIT {limit:UInt32} OFFSET {offset:UInt32}`,
       { d, min: q.min_risk ?? 0, level: q.level ?? '', plan: q.plan ?? '', limit: limit + 1, offset });
     numeric(rows, NUMS);
-    return { as_of: d, ...page(rows, offset, limit) };
+    return { as_of: d, ...page(rows, offset, limit), late_events: await lateForDay(ctx, d) };
   });
 
   app.get<{ Querystring: Static<typeof CohortQuery> }>('/v1/churn/cohorts', {
@@ -86,14 +97,14 @@ export function churnRoutes(app: FastifyInstance, ctx: ApiContext): void {
     schema: {
       tags: ['churn'], querystring: CohortQuery,
       description: 'Cohorts of day as_of (churn_cohorts: plan × tenure band × top genre, or the dimensions in `by`): accounts, high/medium-risk accounts, average risk, 28-day revenue and revenue at risk, most revenue at risk first.',
-      response: { 200: Type.Object({ as_of: Type.Union([Type.String(), Type.Null()]), by: Type.Array(Type.String()), cohorts: Type.Array(Cohort) }), 400: ErrorBody },
+      response: { 200: Type.Object({ as_of: Type.Union([Type.String(), Type.Null()]), by: Type.Array(Type.String()), cohorts: Type.Array(Cohort), late_events: LateEvents }), 400: ErrorBody },
     },
   }, async (req) => {
     const by = req.query.by === undefined ? [...COHORT_DIMS] : [...new Set(req.query.by.split(',').map((s) => s.trim()).filter(Boolean))];
     for (const b of by) if (!(COHORT_DIMS as readonly string[]).includes(b)) throw badParam('by', `unknown dimension ${JSON.stringify(b)} (want plan, tenure_band, top_genre)`);
     if (by.length === 0) throw badParam('by', 'at least one dimension');
     const d = await scoredDay(ctx, req.query.as_of);
-    if (d === null) return { as_of: null, by, cohorts: [] };
+    if (d === null) return { as_of: null, by, cohorts: [], late_events: 0 };
     // Dimensions left out are reported as 'all'; the sums and counts roll up exactly, the average
     // risk is weighted by accounts.
     const dims = COHORT_DIMS.map((x) => (by.includes(x) ? x : `'all' AS ${x}`)).join(', ');
@@ -103,7 +114,7 @@ export function churnRoutes(app: FastifyInstance, ctx: ApiContext): void {
        FROM (SELECT plan, tenure_band, top_genre, accounts AS n, high_risk_accounts AS h, medium_risk_accounts AS m, avg_risk AS r,
                revenue_28d_usd AS rev, revenue_at_risk_usd AS rar FROM ${ctx.db}.churn_cohorts WHERE day = toDate({d:String}))
        GROUP BY ${by.join(', ')} ORDER BY revenue_at_risk_usd DESC, ${by.join(', ')}`, { d });
-    return { as_of: d, by, cohorts: numeric(rows, ['accounts', 'high_risk_accounts', 'medium_risk_accounts']) };
+    return { as_of: d, by, cohorts: numeric(rows, ['accounts', 'high_risk_accounts', 'medium_risk_accounts']), late_events: await lateForDay(ctx, d) };
   });
 }
 

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import type { ApiContext } from '../context.js';
+import { LateEvents, lateEvents } from '../late.js';
 import { ErrorBody, PageBody, PageQuery, TimeRangeQuery, decodeCursor, numeric, page, timeRange } from '../params.js';
 
 const TopQuery = Type.Object({ ...TimeRangeQuery, ...PageQuery });
@@ -11,6 +12,9 @@ const CreatorRow = Type.Object({
   top20_gifter_share: Type.Number({ description: 'Share of the creator\'s gift value from its top 20 % of gifters (by value).' }),
 });
 const GifterRow = Type.Object({ sender_account_id: Type.String(), gift_value_usd: Type.Number(), coins: Type.Number(), gifts: Type.Number() });
+/** A page of rows with the gifts of the period left out as late (business processor, gifts only). */
+const LatePage = <T extends ReturnType<typeof Type.Object>>(item: T) => Type.Object({ ...PageBody(item).properties, late_events: LateEvents });
+const lateGifts = (ctx: ApiContext, r: { from: string; to: string }) => lateEvents(ctx, 'business', r.from, r.to, undefined, ['gifts']);
 
 /** Per (creator, sender) sums over the range; the building block of every creator query. */
 const perSender = (db: string, extra = '') => `
@@ -22,7 +26,7 @@ const perSender = (db: string, extra = '') => `
 export function creatorRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get<{ Querystring: Static<typeof TopQuery> }>('/v1/creators/top', {
     config: { role: 'viewer' },
-    schema: { tags: ['creators'], querystring: TopQuery, description: 'Creators by gift value in the range (default last 24 h), with gifters and gift concentration.', response: { 200: PageBody(CreatorRow), 400: ErrorBody } },
+    schema: { tags: ['creators'], querystring: TopQuery, description: 'Creators by gift value in the range (default last 24 h), with gifters and gift concentration.', response: { 200: LatePage(CreatorRow), 400: ErrorBody } },
   }, async (req) => {
     const r = timeRange(req.query, ctx.now(), 86_400_000);
     const limit = req.query.limit ?? 100;
@@ -32,12 +36,12 @@ export function creatorRoutes(app: FastifyInstance, ctx: ApiContext): void {
          if(sum(v) = 0, 0, arraySum(arraySlice(arrayReverseSort(groupArray(v)), 1, toUInt32(ceil(count() * 0.2)))) / sum(v)) AS top20_gifter_share
        FROM (${perSender(ctx.db)}) GROUP BY creator_id ORDER BY gift_value_usd DESC, creator_id LIMIT {limit:UInt32} OFFSET {offset:UInt32}`,
       { from: r.from, to: r.to, limit: limit + 1, offset });
-    return page(numeric(rows, ['coins', 'gifts', 'gifters']), offset, limit);
+    return { ...page(numeric(rows, ['coins', 'gifts', 'gifters']), offset, limit), late_events: await lateGifts(ctx, r) };
   });
 
   app.get<{ Params: { creator_id: string }; Querystring: Static<typeof TopQuery> }>('/v1/creators/:creator_id/gifters', {
     config: { role: 'viewer' },
-    schema: { tags: ['creators'], params: Type.Object({ creator_id: Type.String({ minLength: 1, maxLength: 128 }) }), querystring: TopQuery, description: 'A creator\'s gifters by value (default last 24 h).', response: { 200: PageBody(GifterRow), 400: ErrorBody } },
+    schema: { tags: ['creators'], params: Type.Object({ creator_id: Type.String({ minLength: 1, maxLength: 128 }) }), querystring: TopQuery, description: 'A creator\'s gifters by value (default last 24 h).', response: { 200: LatePage(GifterRow), 400: ErrorBody } },
   }, async (req) => {
     const r = timeRange(req.query, ctx.now(), 86_400_000);
     const limit = req.query.limit ?? 100;
@@ -46,7 +50,7 @@ export function creatorRoutes(app: FastifyInstance, ctx: ApiContext): void {
       `SELECT sender_account_id, v / 1e6 AS gift_value_usd, c AS coins, g AS gifts FROM (${perSender(ctx.db, ' AND creator_id = {creator:String}')})
        ORDER BY gift_value_usd DESC, sender_account_id LIMIT {limit:UInt32} OFFSET {offset:UInt32}`,
       { from: r.from, to: r.to, creator: req.params.creator_id, limit: limit + 1, offset });
-    return page(numeric(rows, ['coins', 'gifts']), offset, limit);
+    return { ...page(numeric(rows, ['coins', 'gifts']), offset, limit), late_events: await lateGifts(ctx, r) };
   });
 
   app.get<{ Querystring: Static<typeof TopQuery> }>('/v1/creators/concentration', {
@@ -54,7 +58,7 @@ export function creatorRoutes(app: FastifyInstance, ctx: ApiContext): void {
     schema: {
       tags: ['creators'], querystring: Type.Object({ ...TimeRangeQuery }),
       description: 'Platform-wide gift concentration in the range: share of gift value from the top 20 % of gifters and from the top 20 % of creators.',
-      response: { 200: Type.Object({ gift_value_usd: Type.Number(), gifters: Type.Number(), creators: Type.Number(), top20_gifter_share: Type.Number(), top20_creator_share: Type.Number() }), 400: ErrorBody },
+      response: { 200: Type.Object({ gift_value_usd: Type.Number(), gifters: Type.Number(), creators: Type.Number(), top20_gifter_share: Type.Number(), top20_creator_share: Type.Number(), late_events: LateEvents }), 400: ErrorBody },
     },
   }, async (req) => {
     const r = timeRange(req.query, ctx.now(), 86_400_000);
@@ -66,6 +70,6 @@ export function creatorRoutes(app: FastifyInstance, ctx: ApiContext): void {
          (SELECT if(sum(v) = 0, 0, arraySum(arraySlice(arrayReverseSort(groupArray(v)), 1, toUInt32(ceil(count() * 0.2)))) / sum(v)) FROM g) AS top20_gifter_share,
          (SELECT if(sum(v) = 0, 0, arraySum(arraySlice(arrayReverseSort(groupArray(v)), 1, toUInt32(ceil(count() * 0.2)))) / sum(v)) FROM c) AS top20_creator_share`,
       { from: r.from, to: r.to });
-    return numeric([row!], ['gifters', 'creators', 'gift_value_usd', 'top20_gifter_share', 'top20_creator_share'])[0];
+    return { ...numeric([row!], ['gifters', 'creators', 'gift_value_usd', 'top20_gifter_share', 'top20_creator_share'])[0], late_events: await lateGifts(ctx, r) };
   });
 }

@@ -186,7 +186,7 @@ export function qoeRoutes(app: FastifyInstance, ctx: ApiContext): void {
 
   app.get<{ Querystring: Static<typeof ViewsQuery> }>('/v1/qoe/views', {
     config: { role: 'viewer' },
-    schema: { tags: ['qoe'], querystring: ViewsQuery, description: 'Views that started in the range, newest first (per-view QoE from qoe_views).', response: { 200: PageBody(ViewRow), 400: ErrorBody } },
+    schema: { tags: ['qoe'], querystring: ViewsQuery, description: 'Views that started in the range, newest first (per-view QoE from qoe_views).', response: { 200: Type.Object({ ...PageBody(ViewRow).properties, late_events: LateEvents }), 400: ErrorBody } },
   }, async (req) => {
     const q = req.query;
     const r = timeRange(q, ctx.now());
@@ -199,7 +199,8 @@ export function qoeRoutes(app: FastifyInstance, ctx: ApiContext): void {
       `SELECT ${VIEW_COLS.join(', ')} FROM ${ctx.db}.qoe_views FINAL
        WHERE view_start >= fromUnixTimestamp64Milli(toInt64({from:Float64} * 1000)) AND view_start < fromUnixTimestamp64Milli(toInt64({to:Float64} * 1000))${filters}
        ORDER BY view_start DESC, view_id LIMIT {limit:UInt32} OFFSET {offset:UInt32}`, params);
-    return page(numeric(rows, VIEW_NUM), offset, limit);
+    // As views-summary: events late for the minute rows still merge into their views; only expired views' are left out.
+    return { ...page(numeric(rows, VIEW_NUM), offset, limit), late_events: await lateEvents(ctx, 'qoe', r.from, r.to, ['view_expired']) };
   });
 
   app.get<{ Params: { view_id: string } }>('/v1/qoe/views/:view_id', {

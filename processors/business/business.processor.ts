@@ -9,13 +9,16 @@
  *  - playback → account_activity_1h (played)
  *
  * Lateness is decided on the one-minute window: an event whose minute closed (watermark ≥ end +
- * grace) is late for every table and goes to late_events, so the tables always agree.
+ * grace) more than the allowed lateness of its kind ago is late for every table and goes to
+ * late_events, so the tables always agree; within the allowed lateness it is counted in every
+ * table, the closed windows' rows rewritten (late firings, processors/core/late-firing.ts).
  */
 import type { EventKind } from '../../contracts/topics.js';
 import type { PaymentEvent, GiftEvent, PlaybackEvent } from '../../contracts/types.generated.js';
 import { command, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
+import { LateWindows, type LatenessPolicy, type LateWindowsJSON, latenessFor, maxLateness, NO_LATENESS } from '../core/late-firing.js';
 import { FX_RATES, FX_SOURCE, toUsdMicros } from '../../contracts/fx-rates.js';
 import { sumOverflow } from '../../contracts/bounds.js';
 import { ROLLUP_TABLES } from '../../sinks/clickhouse/rollups.js';
@@ -34,7 +37,14 @@ export interface BusinessState {
   pay: WindowStore<PayAcc>;
   gifts: WindowStore<GiftAcc>;
   activity: WindowStore<ActAcc>;
+  /** Closed windows of each store kept for the allowed lateness of the kinds that write it. */
+  latePay: LateWindows<PayAcc>;
+  lateGifts: LateWindows<GiftAcc>;
+  lateActivity: LateWindows<ActAcc>;
 }
+
+/** Where an update goes: the open windows or the kept closed ones (same calls). */
+type Target<A> = Pick<WindowStore<A>, 'peek' | 'update'>;
 
 export interface BusinessOptions {
   graceMs?: number;
@@ -42,6 +52,8 @@ export interface BusinessOptions {
   dedupHorizonMs?: number;
   /** Writes the fx_rates reference table at start. */
   ch?: ClickHouse;
+  /** Allowed lateness past the grace per kind (late firings); default none. */
+  lateness?: LatenessPolicy;
 }
 
 const SEP = '\u001f';
@@ -62,10 +74,17 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
   const graceMs = opts.graceMs ?? 60_000;
   const minute = tumbling(MINUTE_MS, graceMs) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
   const hour = tumbling(HOUR_MS, graceMs) as typeof minute;
+  const policy = opts.lateness ?? NO_LATENESS;
+  const newPay = (): PayAcc => ({ attempts: 0, succeeded: 0, failed: 0, gross: 0, refunds: 0, chargebacks: 0, topups: 0, topup: 0 });
+  const newGift = (): GiftAcc => ({ gifts: 0, quantity: 0, coins: 0, value: 0 });
+  const newAct = (): ActAcc => ({ played: 0, paid: 0, gifted: 0, net: 0, gift: 0 });
   const newState = (): BusinessState => ({
-    pay: new WindowStore<PayAcc>(minute, () => ({ attempts: 0, succeeded: 0, failed: 0, gross: 0, refunds: 0, chargebacks: 0, topups: 0, topup: 0 })),
-    gifts: new WindowStore<GiftAcc>(minute, () => ({ gifts: 0, quantity: 0, coins: 0, value: 0 })),
-    activity: new WindowStore<ActAcc>(hour, () => ({ played: 0, paid: 0, gifted: 0, net: 0, gift: 0 })),
+    pay: new WindowStore<PayAcc>(minute, newPay),
+    gifts: new WindowStore<GiftAcc>(minute, newGift),
+    activity: new WindowStore<ActAcc>(hour, newAct),
+    latePay: new LateWindows(minute, latenessFor(policy, 'payments'), newPay),
+    lateGifts: new LateWindows(minute, latenessFor(policy, 'gifts'), newGift),
+    lateActivity: new LateWindows(hour, maxLateness(policy, ['payments', 'gifts', 'playback']), newAct),
   });
 
   const payRow = (ws: number, key: string, a: PayAcc, final: boolean) => {
@@ -87,13 +106,16 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
   const emitAll = (s: BusinessState, out: Emitter, how: 'close' | 'flush', wm = 0, full = true) => {
     const e = (table: string) => (row: Record<string, unknown>) => out.emit(table, row);
     if (how === 'close') {
-      s.pay.closeUpTo(wm, payRow, e('kpi_payments_1m'));
-      s.gifts.closeUpTo(wm, giftRow, e('kpi_gifts_1m'));
-      s.activity.closeUpTo(wm, actRow, e('account_activity_1h'));
+      s.latePay.closeUpTo(s.pay, wm, payRow, e('kpi_payments_1m'));
+      s.lateGifts.closeUpTo(s.gifts, wm, giftRow, e('kpi_gifts_1m'));
+      s.lateActivity.closeUpTo(s.activity, wm, actRow, e('account_activity_1h'));
     } else {
       s.pay.flushDue(full, payRow, e('kpi_payments_1m'));
       s.gifts.flushDue(full, giftRow, e('kpi_gifts_1m'));
       s.activity.flushDue(full, actRow, e('account_activity_1h'));
+      s.latePay.flush(payRow, e('kpi_payments_1m'));
+      s.lateGifts.flush(giftRow, e('kpi_gifts_1m'));
+      s.lateActivity.flush(actRow, e('account_activity_1h'));
     }
   };
 
@@ -104,10 +126,10 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
     // Rollups of closed buckets (sinks/clickhouse/rollups.ts): emptied with the tables by a replay.
     jobTables: ROLLUP_TABLES.business,
     allowedLatenessMs: opts.allowedLatenessMs ?? 5_000,
-    // A copy older than grace + a minute behind the watermark falls in a closed window: it is
-    // late (kept in late_events, keyed by position) and cannot be counted, so ids need not be
-    // kept longer. Smaller dedup state means cheaper checkpoints.
-    dedupHorizonMs: opts.dedupHorizonMs ?? graceMs + (opts.allowedLatenessMs ?? 5_000) + MINUTE_MS,
+    // A copy older than grace + allowed lateness + a minute behind the watermark falls in a
+    // window past its allowed lateness: it is late (kept in late_events, keyed by position) and
+    // cannot be counted, so ids need not be kept longer. Smaller dedup state means cheaper checkpoints.
+    dedupHorizonMs: opts.dedupHorizonMs ?? graceMs + (opts.allowedLatenessMs ?? 5_000) + maxLateness(policy, ['payments', 'gifts']) + MINUTE_MS,
     // Playback only sets "played" flags (an OR): a duplicate cannot change it, so it skips dedup state.
     needsDedup: (kind: EventKind) => kind !== 'playback',
     init: newState,
@@ -118,10 +140,19 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
     },
     process(s, ev, rec, ctx) {
       const t = ev.event_time as number;
-      if (s.pay.isLate(t, ctx.watermarkMs)) {
+      const wm = ctx.watermarkMs;
+      const lateMs = latenessFor(policy, rec.kind);
+      // The minute decides (the kind's own minute store; playback has none and asks payments'),
+      // and the hour must agree: both open or kept, else the event is late for every table.
+      const minuteTo = (rec.kind === 'gifts' ? s.lateGifts : s.latePay).target(t, wm, lateMs);
+      const hourTo = s.lateActivity.target(t, wm, lateMs);
+      if (minuteTo === 'late' || hourTo === 'late') {
         ctx.late('window_closed', s.pay.windowStart(t) + MINUTE_MS);
         return;
       }
+      const pay: Target<PayAcc> = minuteTo === 'kept' ? s.latePay : s.pay;
+      const gifts: Target<GiftAcc> = minuteTo === 'kept' ? s.lateGifts : s.gifts;
+      const activity: Target<ActAcc> = hourTo === 'kept' ? s.lateActivity : s.activity;
       switch (rec.kind) {
         case 'payments': {
           const p = ev as unknown as PaymentEvent;
@@ -134,13 +165,13 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
           const charge = CHARGE_KINDS.has(p.kind);
           // Every sum this payment adds to stays exact, or the payment is refused before any change.
           const pk = [p.method, p.plan, p.og_tier, p.country].join(SEP);
-          const overflow = ok ? paymentOverflow(p, usd, charge, s.pay.peek(t, pk), s.activity.peek(t, p.account_id)) : null;
+          const overflow = ok ? paymentOverflow(p, usd, charge, pay.peek(t, pk), activity.peek(t, p.account_id)) : null;
           if (overflow) {
             ctx.reject('value_overflow', overflow);
             return;
           }
           let net = 0;
-          s.pay.update(t, pk, (a) => {
+          pay.update(t, pk, (a) => {
             if (charge) {
               a.attempts++;
               if (ok) {
@@ -160,7 +191,7 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
               net = -usd;
             }
           });
-          s.activity.update(t, p.account_id, (a) => {
+          activity.update(t, p.account_id, (a) => {
             if (charge && ok) a.paid = 1;
             a.net += net;
           });
@@ -171,20 +202,20 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
           const coins = g.quantity * g.unit_coins;
           const value = coins * g.coin_value_usd_micros;
           const gk = g.creator_id + SEP + g.sender_account_id;
-          const ga = s.gifts.peek(t, gk);
+          const ga = gifts.peek(t, gk);
           const overflow = sumOverflow('kpi_gifts_1m.value_usd_micros', ga?.value ?? 0, value) ?? sumOverflow('kpi_gifts_1m.coins', ga?.coins ?? 0, coins)
-            ?? sumOverflow('account_activity_1h.gift_usd_micros', s.activity.peek(t, g.sender_account_id)?.gift ?? 0, value);
+            ?? sumOverflow('account_activity_1h.gift_usd_micros', activity.peek(t, g.sender_account_id)?.gift ?? 0, value);
           if (overflow) {
             ctx.reject('value_overflow', overflow);
             return;
           }
-          s.gifts.update(t, gk, (a) => {
+          gifts.update(t, gk, (a) => {
             a.gifts++;
             a.quantity += g.quantity;
             a.coins += coins;
             a.value += value;
           });
-          s.activity.update(t, g.sender_account_id, (a) => {
+          activity.update(t, g.sender_account_id, (a) => {
             a.gifted = 1;
             a.gift += value;
           });
@@ -192,7 +223,7 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
         }
         case 'playback': {
           const v = ev as unknown as PlaybackEvent;
-          s.activity.update(t, v.account_id, (a) => {
+          activity.update(t, v.account_id, (a) => {
             if (a.played === 1) return false;
             a.played = 1;
           });
@@ -204,13 +235,22 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
     },
     onWatermark: (s, wm, out) => emitAll(s, out, 'close', wm),
     onFlush: (s, out, full) => emitAll(s, out, 'flush', 0, full),
-    serialize: (s) => ({ pay: s.pay.toJSON(), gifts: s.gifts.toJSON(), activity: s.activity.toJSON() }),
+    serialize: (s) => ({
+      pay: s.pay.toJSON(), gifts: s.gifts.toJSON(), activity: s.activity.toJSON(),
+      late: { pay: s.latePay.toJSON(), gifts: s.lateGifts.toJSON(), activity: s.lateActivity.toJSON() },
+    }),
     deserialize: (j) => {
-      const json = j as { pay: WindowStoreJSON<PayAcc>; gifts: WindowStoreJSON<GiftAcc>; activity: WindowStoreJSON<ActAcc> };
+      const json = j as {
+        pay: WindowStoreJSON<PayAcc>; gifts: WindowStoreJSON<GiftAcc>; activity: WindowStoreJSON<ActAcc>;
+        late?: { pay: LateWindowsJSON<PayAcc>; gifts: LateWindowsJSON<GiftAcc>; activity: LateWindowsJSON<ActAcc> };
+      };
       const s = newState();
       s.pay.load(json.pay);
       s.gifts.load(json.gifts);
       s.activity.load(json.activity);
+      s.latePay.load(json.late?.pay);
+      s.lateGifts.load(json.late?.gifts);
+      s.lateActivity.load(json.late?.activity);
       return s;
     },
   };

@@ -18,6 +18,7 @@
 import type { EventKind } from '../../contracts/topics.js';
 import type { ModerationEvent } from '../../contracts/types.generated.js';
 import { KeyedStore, type KeyedEntry } from '../core/keyed-store.js';
+import { LateWindows, type LatenessPolicy, type LateWindowsJSON, latenessFor, NO_LATENESS } from '../core/late-firing.js';
 import { type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
 import { applyEvent, caseRow, isClosed, newCase, type CaseState } from './safety-model.js';
@@ -28,6 +29,8 @@ const SEP = '\u001f';
 
 export interface SafetyState {
   counts: WindowStore<{ events: number }>;
+  /** Closed minutes of `counts` kept for the allowed lateness of moderation (late firings). */
+  lateCounts: LateWindows<{ events: number }>;
   /**
    * Live cases in the keyed-state store (core/keyed-store.ts): a case closes when its appeal is
    * decided (at the next watermark pass) or when it has seen no event for the horizon, and is
@@ -45,12 +48,15 @@ export interface SafetyOptions {
   dedupHorizonMs?: number;
   /** Event-time inactivity after which an undecided case is forgotten (default 30 days). */
   caseHorizonMs?: number;
+  /** Allowed lateness past the grace (late firings of safety_events_1m); default none. */
+  lateness?: LatenessPolicy;
 }
 
 export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState> {
   const graceMs = opts.graceMs ?? 60_000;
   const horizonMs = opts.caseHorizonMs ?? 30 * DAY_MS;
   const minute = tumbling(MINUTE_MS, graceMs) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
+  const latenessMs = latenessFor(opts.lateness ?? NO_LATENESS, 'moderation');
   const newState = (): SafetyState => {
     const cases = new KeyedStore<CaseState>({
       // Closed (appeal decided): forgotten at the next pass; else once idle for the horizon
@@ -59,7 +65,7 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
       finalRow: false,
       tombstone: { time: (c) => c.lastEventMs, until: (lastMs) => lastMs + 2 * horizonMs + 1 },
     });
-    return { counts: new WindowStore(minute, () => ({ events: 0 })), cases, tombstones: cases.tombstones };
+    return { counts: new WindowStore(minute, () => ({ events: 0 })), lateCounts: new LateWindows(minute, latenessMs, () => ({ events: 0 })), cases, tombstones: cases.tombstones };
   };
 
   const countRow = (ws: number, key: string, a: { events: number }, final: boolean) => {
@@ -77,7 +83,9 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
     kinds: ['moderation'],
     tables: ['safety_events_1m', 'safety_cases'],
     allowedLatenessMs: opts.allowedLatenessMs ?? 5_000,
-    dedupHorizonMs: opts.dedupHorizonMs ?? 10 * MINUTE_MS,
+    // A copy is counted only while its minute accepts events (grace + allowed lateness), so ids are
+    // kept that long (and at least 10 minutes).
+    dedupHorizonMs: opts.dedupHorizonMs ?? Math.max(10 * MINUTE_MS, graceMs + (opts.allowedLatenessMs ?? 5_000) + latenessMs + MINUTE_MS),
     needsDedup: (_kind: EventKind) => true,
     init: newState,
     process(s, ev, _rec, ctx) {
@@ -95,30 +103,34 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
       const entry = open ?? s.cases.add(m.case_id, newCase(m));
       // Closing (a decided appeal) moves its deadline earlier: touch queues it at once.
       if (applyEvent(entry.value, m)) s.cases.touch(entry);
-      // 2. The counts, unless the minute already closed (the case above still took the event).
-      if (s.counts.isLate(t, wm)) return ctx.late('window_closed', s.counts.windowStart(t) + MINUTE_MS);
+      // 2. The counts: the open minute, or a closed one within the allowed lateness (its row is
+      // rewritten), else late_events (the case above still took the event).
+      const where = s.lateCounts.target(t, wm, latenessMs);
+      if (where === 'late') return ctx.late('window_closed', s.counts.windowStart(t) + MINUTE_MS);
       const key = [m.event_type, m.policy, m.severity, m.detection_source, m.event_type === 'action_taken' ? m.action_type ?? 'none' : '', m.event_type === 'appeal_decided' ? m.outcome ?? '' : '', m.target_type].join(SEP);
-      s.counts.update(t, key, (a) => {
+      (where === 'kept' ? s.lateCounts : s.counts).update(t, key, (a) => {
         a.events++;
       });
     },
     onWatermark(s, wm, out) {
-      s.counts.closeUpTo(wm, countRow, (r) => out.emit('safety_events_1m', r));
+      s.lateCounts.closeUpTo(s.counts, wm, countRow, (r) => out.emit('safety_events_1m', r));
       // Forget closed cases and expired ones (the same set a scan of all cases would find), and
       // tombstones older than the second horizon.
       s.cases.advance(wm, caseOut(out));
     },
     onFlush(s, out, full) {
       s.counts.flushDue(full, countRow, (r) => out.emit('safety_events_1m', r));
+      s.lateCounts.flush(countRow, (r) => out.emit('safety_events_1m', r));
       // Every changed case at every cycle (a case changes a few times in its life: no policy needed).
       s.cases.flushClosed(caseOut(out));
       s.cases.flushOpen(caseOut(out));
     },
-    serialize: (s) => ({ counts: s.counts.toJSON(), cases: Array.from(s.cases.entries(), (e) => [e.key, e.value, e.dirty]), tombstones: [...s.tombstones] }),
+    serialize: (s) => ({ counts: s.counts.toJSON(), lateCounts: s.lateCounts.toJSON(), cases: Array.from(s.cases.entries(), (e) => [e.key, e.value, e.dirty]), tombstones: [...s.tombstones] }),
     deserialize(j) {
-      const json = j as { counts: WindowStoreJSON<{ events: number }>; cases: Array<[string, CaseState, boolean]>; tombstones: Array<[string, number]> };
+      const json = j as { counts: WindowStoreJSON<{ events: number }>; lateCounts?: LateWindowsJSON<{ events: number }>; cases: Array<[string, CaseState, boolean]>; tombstones: Array<[string, number]> };
       const s = newState();
       s.counts.load(json.counts);
+      s.lateCounts.load(json.lateCounts);
       // A closed case comes back open with its deadline passed: the next pass forgets it.
       for (const [k, c, dirty] of json.cases) s.cases.restore(k, c, dirty, false);
       for (const [k, t] of json.tombstones) s.cases.setTombstone(k, t);

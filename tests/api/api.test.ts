@@ -306,7 +306,7 @@ describe('endpoints return data', () => {
     expect(byLevel.items.length).toBe(Math.min(1000, Number(lv!.n)));
     for (const x of byLevel.items) expect(x.level).toBe(lv!.level);
     for (const x of (await get('/v1/churn/accounts?min_risk=0.2&limit=50')).json().items) expect(x.risk).toBeGreaterThanOrEqual(0.2);
-    expect((await get('/v1/churn/accounts?as_of=2020-01-01')).json()).toEqual({ as_of: '2020-01-01', items: [], next_cursor: null });
+    expect((await get('/v1/churn/accounts?as_of=2020-01-01')).json()).toEqual({ as_of: '2020-01-01', items: [], next_cursor: null, late_events: 0 });
 
     const cr = await get('/v1/churn/cohorts');
     expect(cr.statusCode, cr.body).toBe(200);
@@ -536,5 +536,32 @@ describe('rollups and HTTP caching of closed answers (issue 20)', () => {
     expect(again.body).toBe('');
     expect((await get(`/v1/business/hourly?from=${iso(NOW - 2 * 3_600_000)}&to=${iso(NOW - 3_600_000)}`)).headers['cache-control']).toMatch(/max-age/);
     expect((await get(`/v1/business/hourly?${RANGE}`)).headers['cache-control']).toBe('private, no-cache');
+  });
+});
+
+describe('late events in every answer over a period (issue 18)', () => {
+  it('every GET route with a period (from/to, or a scored day as_of) has late_events in its schema and its answer', async () => {
+    type Op = { parameters?: Array<{ in: string; name: string }>; responses: Record<string, { content?: Record<string, { schema: { properties?: Record<string, unknown> } }> }> };
+    const spec = (await get('/docs/json', null)).json() as { paths: Record<string, Record<string, Op>> };
+    const periodRoutes = Object.entries(spec.paths)
+      .filter(([, ops]) => ops.get?.parameters?.some((p) => p.in === 'query' && ['from', 'to', 'as_of'].includes(p.name)))
+      .map(([path, ops]) => ({ path, op: ops.get! }));
+    // The routes this session knows of; a new one is checked too.
+    expect(periodRoutes.map((r) => r.path)).toEqual(expect.arrayContaining(['/v1/qoe/timeseries', '/v1/qoe/views-summary', '/v1/qoe/views', '/v1/business/hourly', '/v1/business/growth',
+      '/v1/business/payments', '/v1/creators/top', '/v1/creators/concentration', '/v1/safety/summary', '/v1/safety/breakdown', '/v1/churn/accounts', '/v1/churn/cohorts']));
+    for (const { path, op } of periodRoutes) {
+      expect(Object.keys(op.responses['200']!.content!['application/json']!.schema.properties ?? {}), path).toContain('late_events');
+      const url = path.replace(/\{[^}]+\}/g, 'x') + (path.startsWith('/v1/churn') ? '' : `?${RANGE}`) + (path === '/v1/safety/breakdown' ? '&by=policy' : path === '/v1/business/payments' ? '&by=method' : '');
+      const r = await get(url);
+      expect(r.statusCode, `${url}: ${r.body}`).toBe(200);
+      expect(Number.isInteger(r.json().late_events), url).toBe(true);
+    }
+  });
+
+  it('counts the late events of the answer\'s processor, kinds and period', async () => {
+    const [n] = await queryRows<{ business: string; gifts: string }>(ch, `SELECT countIf(processor = 'business') AS business, countIf(processor = 'business' AND endsWith(src_topic, 'gifts')) AS gifts
+      FROM ${t.config.clickhouse.database}.late_events FINAL WHERE event_time >= fromUnixTimestamp64Milli(${NOW - 2 * 3_600_000}) AND event_time < fromUnixTimestamp64Milli(${NOW})`);
+    expect((await get(`/v1/business/growth?${RANGE}`)).json().late_events).toBe(Number(n!.business));
+    expect((await get(`/v1/creators/top?${RANGE}`)).json().late_events).toBe(Number(n!.gifts));
   });
 });

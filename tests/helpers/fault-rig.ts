@@ -27,7 +27,8 @@ import { EventProducer } from '../../producers/sdk/event-producer.js';
 import { runSimulation } from '../../producers/simulator/run.js';
 import { ProcessorRunner } from '../../processors/core/runner.js';
 import { scoreClosedChurnDays } from '../../processors/churn/churn-scores.js';
-import { PROCESSOR_FACTORIES, processorFor, type ProcessorRole } from '../../bin/processors.js';
+import { latenessPolicy, PROCESSOR_FACTORIES, processorFor, type ProcessorRole } from '../../bin/processors.js';
+import { loadConfig } from '../../lib/config.js';
 import { startRegistryServer, type RegistryServer } from '../../stack/registry/server.js';
 import { ensureRedis, pingRedis, stopRedis, type RedisStackOptions } from '../../stack/redis.js';
 import { startKafka, stopKafka, type KafkaStackOptions } from '../../stack/kafka.js';
@@ -375,7 +376,9 @@ export class FaultRig {
     await migrate(rch);
     // One fused runner (each record read and decoded once), as the processors' process runs them;
     // each processor's rows equal those it gives alone (tests/integration/processors-golden.test.ts).
-    const runner = new ProcessorRunner(this.roles.map((role) => processorFor(role, { ch: rch, graceMs: GRACE_MS, allowedLatenessMs: LATENESS_MS })), {
+    // The allowed lateness per kind the children take from their settings (late firings).
+    const lateness = latenessPolicy(loadConfig(this.childEnv()).env);
+    const runner = new ProcessorRunner(this.roles.map((role) => processorFor(role, { ch: rch, graceMs: GRACE_MS, allowedLatenessMs: LATENESS_MS, lateness })), {
       brokers: this.brokers, groupId: `${this.groupPrefix}replay`, topicPrefix: this.topicPrefix, codec: this.codec, ch: rch,
       redis: this.client, redisPrefix: `${this.redisPrefix}replay:`, logger: silentLogger(), metrics: createMetrics(),
     }, { checkpointIntervalMs: 1000, idlePartitionMs: Number(IDLE_OFF) });

@@ -6,7 +6,8 @@
  * consumer), SIGKILLed and restarted. All four must give exactly the same rows. (The hand-worked values
  * of the same inputs are checked by tests/processors/*-golden.test.ts; business has its own
  * Kafka golden test.) The idle-partition rule is pushed out of reach so that processing time
- * cannot influence any result.
+ * cannot influence any result. The in-process runs use the allowed lateness the children take from
+ * the settings' defaults (late firings; safety's event 17, 2.8 h late, is counted by a rewrite).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventKind } from '../../contracts/topics.js';
@@ -20,6 +21,8 @@ import { qoeProcessor } from '../../processors/qoe/qoe.processor.js';
 import { safetyProcessor } from '../../processors/safety/safety.processor.js';
 import { productionProcessor } from '../../processors/production/production.processor.js';
 import { churnProcessor } from '../../processors/churn/churn.processor.js';
+import { latenessPolicy } from '../../bin/processors.js';
+import { loadConfig } from '../../lib/config.js';
 import { scoreClosedChurnDays } from '../../processors/churn/churn-scores.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
 import { loadGoldenInput } from '../helpers/golden.js';
@@ -39,7 +42,7 @@ interface Case {
 
 const CASES: Case[] = [
   { name: 'qoe', graceMs: 60_000, make: () => qoeProcessor({ graceMs: 60_000, allowedLatenessMs: 5_000 }) },
-  { name: 'safety', graceMs: 60_000, make: () => safetyProcessor({ graceMs: 60_000, allowedLatenessMs: 5_000 }) },
+  { name: 'safety', graceMs: 60_000, make: () => safetyProcessor({ graceMs: 60_000, allowedLatenessMs: 5_000, lateness: latenessPolicy(loadConfig({}).env) }) },
   { name: 'production', graceMs: 60_000, make: () => productionProcessor({ allowedLatenessMs: 5_000 }) },
   {
     name: 'churn', graceMs: 3_600_000, make: () => churnProcessor({ graceMs: 3_600_000, allowedLatenessMs: 5_000 }), extraTables: ['churn_scores'],

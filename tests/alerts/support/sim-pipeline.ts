@@ -20,7 +20,9 @@
  * dropped).
  */
 import { topicSpec, type EventKind } from '../../../contracts/topics.js';
-import { PROCESSOR_FACTORIES, type ProcessorRole } from '../../../bin/processors.js';
+import { latenessPolicy, PROCESSOR_FACTORIES, type ProcessorRole } from '../../../bin/processors.js';
+import { loadConfig } from '../../../lib/config.js';
+import type { LatenessPolicy } from '../../../processors/core/late-firing.js';
 import { PartitionTask } from '../../../processors/core/partition-task.js';
 import type { Processor } from '../../../processors/core/processor.js';
 import { advanceIdle, type PartitionTime } from '../../../processors/core/watermark.js';
@@ -40,6 +42,8 @@ export interface SimPipelineOptions {
   partitions?: number;
   graceMs?: number;
   allowedLatenessMs?: number;
+  /** Allowed lateness per kind (late firings); default the pipeline's (the settings' defaults). */
+  lateness?: LatenessPolicy;
   idlePartitionMs?: number;
   /** Event time per chunk (one commit cycle). Default 10 min. */
   chunkMs?: number;
@@ -66,12 +70,12 @@ export class SimPipeline {
   private pendingRows = 0;
   private firstChurnDay: number | null = null;
   private lastScored = Number.NEGATIVE_INFINITY;
-  private readonly o: Required<Omit<SimPipelineOptions, 'generator' | 'roles'>>;
+  private readonly o: Required<Omit<SimPipelineOptions, 'generator' | 'roles' | 'lateness'>>;
   private readonly buf: SimEvent[] = [];
   private injected: SimEvent[] = [];
 
   private constructor(private readonly ch: ClickHouse, opts: SimPipelineOptions, processors: Processor<unknown>[]) {
-    const { generator: _g, roles: _r, ...rest } = opts;
+    const { generator: _g, roles: _r, lateness: _l, ...rest } = opts;
     this.o = { partitions: 3, graceMs: 60_000, allowedLatenessMs: 5_000, idlePartitionMs: 30_000, chunkMs: 10 * 60_000, maxPendingRows: 200_000, ...rest };
     this.generator = new TrafficGenerator(opts.generator);
     this.processors = processors;
@@ -87,7 +91,7 @@ export class SimPipeline {
   }
 
   static async create(ch: ClickHouse, opts: SimPipelineOptions): Promise<SimPipeline> {
-    const settings = { ch, graceMs: opts.graceMs ?? 60_000, allowedLatenessMs: opts.allowedLatenessMs ?? 5_000 };
+    const settings = { ch, graceMs: opts.graceMs ?? 60_000, allowedLatenessMs: opts.allowedLatenessMs ?? 5_000, lateness: opts.lateness ?? latenessPolicy(loadConfig({}).env) };
     const processors = (opts.roles ?? ALL_ROLES).map((r) => PROCESSOR_FACTORIES[r]!(settings) as Processor<unknown>);
     for (const p of processors) await p.start?.();
     return new SimPipeline(ch, opts, processors);

@@ -1,0 +1,215 @@
+/**
+ * Late data with a policy per source (issue 18): allowed lateness per event kind, and late
+ * firings of closed tumbling windows, as Flink's `allowedLateness` / Dataflow's late panes.
+ *
+ * Two bounds, on two clocks of the same partition watermark:
+ *  - grace (`WINDOW_GRACE_MS`): a window closes at end + grace and its final row is written;
+ *  - allowed lateness (per kind, `LATENESS_<KIND>_MS`): the closed window's accumulators are kept
+ *    until end + grace + lateness. An event for such a window is still counted: the accumulator
+ *    is updated and the row rewritten (`is_final = 1`) with a higher `version` (the next offset),
+ *    so the ReplacingMergeTree keeps the corrected row. Past end + grace + lateness the window is
+ *    forgotten and the event goes to late_events as before.
+ * Every decision is a function of the event time and the watermark at that event (the order of
+ * records in the partition), and the kept windows are part of the checkpoint, so a live run, a
+ * crash and a replay write the same final rows.
+ */
+import type { EventKind } from '../../contracts/topics.js';
+import type { WindowStore } from './processor.js';
+import type { WindowSpec } from './windows.js';
+
+/**
+ * Allowed lateness past the grace, ms, per event kind. A kind not listed has none. The pipeline's
+ * comes from the settings `LATENESS_<KIND>_MS` (lib/config.ts, bin/processors.ts latenessPolicy),
+ * whose defaults and their reasons per source are in docs/processing.md.
+ */
+export type LatenessPolicy = Readonly<Partial<Record<EventKind, number>>>;
+
+/** No late firings: events past the grace go to late_events (processors built without a policy). */
+export const NO_LATENESS: LatenessPolicy = {};
+
+export function latenessFor(policy: LatenessPolicy, kind: EventKind): number {
+  return policy[kind] ?? 0;
+}
+
+/** The largest allowed lateness among `kinds`: how long a closed window must be kept. */
+export function maxLateness(policy: LatenessPolicy, kinds: readonly EventKind[]): number {
+  let m = 0;
+  for (const k of kinds) m = Math.max(m, latenessFor(policy, k));
+  return m;
+}
+
+/**
+ * Where an event of a window ending at `windowEndMs` goes at watermark `wm`:
+ * `on_time` (window open), `late_firing` (closed, within allowed lateness: counted and the row
+ * rewritten) or `too_late` (late_events).
+ */
+export type Lateness = 'on_time' | 'late_firing' | 'too_late';
+
+export function classify(windowEndMs: number, graceMs: number, latenessMs: number, wm: number): Lateness {
+  if (wm < windowEndMs + graceMs) return 'on_time';
+  return wm < windowEndMs + graceMs + latenessMs ? 'late_firing' : 'too_late';
+}
+
+type Tumbling = Extract<WindowSpec, { kind: 'tumbling' }>;
+type ToRow<A> = (windowStartMs: number, key: string, acc: A, final: boolean) => Record<string, unknown> | null;
+type Emit = (row: Record<string, unknown>) => void;
+
+export interface LateWindowsJSON<A> {
+  /** Last watermark the store's windows were closed at. */
+  closedWm: number | null;
+  /** Windows ending (+ grace) at or before this were closed before anything was kept (see load). */
+  floorWm?: number | null;
+  /** [window start, [[key, acc, dirty?]]] */
+  windows: Array<[number, Array<[string, A] | [string, A, 1]>]>;
+}
+
+/**
+ * The closed windows of one WindowStore kept for `keepMs` (the largest allowed lateness of the
+ * kinds that write it) past end + grace. Narrow hooks: the processor closes through `closeUpTo`
+ * (which keeps what the store lets go), routes a late event with `target` and writes corrected
+ * rows with `flush`. State is bounded: a window is forgotten at end + grace + keepMs.
+ */
+export class LateWindows<A> {
+  private readonly windows = new Map<number, Map<string, { acc: A; dirty: boolean }>>();
+  private dirty: Array<[number, string]> = [];
+  /** The watermark the store was last closed at: windows ending at or before it − grace are here. */
+  private closedWm = -Number.MAX_SAFE_INTEGER;
+  /**
+   * Windows closed at or before this watermark may have been closed without being kept (a
+   * checkpoint from before late firings): an event for one that is not kept goes to late_events,
+   * since a row from the late events alone would replace the full one.
+   */
+  private floorWm = -Number.MAX_SAFE_INTEGER;
+  /** Restored from a checkpoint without late-window state: the floor is set at the next close. */
+  private floorPending = false;
+
+  constructor(
+    readonly spec: Tumbling,
+    readonly keepMs: number,
+    private readonly init: () => A,
+  ) {}
+
+  private endOf(ws: number): number {
+    return ws + this.spec.sizeMs;
+  }
+
+  /**
+   * The window store's closeUpTo, keeping the accumulators it closes (when any lateness is
+   * allowed), then forgetting kept windows past their allowed lateness (rows still owed first).
+   */
+  closeUpTo(store: WindowStore<A>, wm: number, toRow: ToRow<A>, emit: Emit): void {
+    const keep = this.keepMs > 0;
+    store.closeUpTo(wm, keep ? (ws, key, acc, final) => {
+      this.windowOf(ws).set(key, { acc, dirty: false });
+      return toRow(ws, key, acc, final);
+    } : toRow, emit);
+    if (this.floorPending) {
+      this.floorPending = false;
+      this.floorWm = wm;
+      this.closedWm = wm;
+    } else if (wm > this.closedWm) this.closedWm = wm;
+    for (const [ws, byKey] of this.windows) {
+      if (wm < this.endOf(ws) + this.spec.graceMs + this.keepMs) continue;
+      for (const [key, e] of byKey) if (e.dirty) {
+        const row = toRow(ws, key, e.acc, true);
+        if (row) emit(row);
+      }
+      this.windows.delete(ws);
+    }
+  }
+
+  /**
+   * Where the event at `tsMs` goes at watermark `wm` for a kind allowed `latenessMs`:
+   * 'store' (its window is still in the WindowStore: open, or due to close at the end of this
+   * batch, when its final row will include the event), 'kept' (closed: update here, the row is
+   * rewritten) or 'late' (late_events).
+   */
+  target(tsMs: number, wm: number, latenessMs: number): 'store' | 'kept' | 'late' {
+    const ws = Math.floor(tsMs / this.spec.sizeMs) * this.spec.sizeMs;
+    const c = classify(this.endOf(ws), this.spec.graceMs, Math.min(latenessMs, this.keepMs), wm);
+    if (c === 'on_time') return 'store';
+    if (c === 'too_late') return 'late';
+    const closeAt = this.endOf(ws) + this.spec.graceMs;
+    if (this.closedWm < closeAt) return 'store';
+    return closeAt <= this.floorWm && !this.windows.has(ws) ? 'late' : 'kept';
+  }
+
+  /** The kept accumulator of (window of tsMs, key), if any; read-only (checks before an update). */
+  peek(tsMs: number, key: string): A | undefined {
+    return this.windows.get(Math.floor(tsMs / this.spec.sizeMs) * this.spec.sizeMs)?.get(key)?.acc;
+  }
+
+  /** Updates a kept window's accumulator (a key it did not have starts from init()); the row is rewritten at the next flush. */
+  update(tsMs: number, key: string, update: (acc: A) => boolean | void): void {
+    const ws = Math.floor(tsMs / this.spec.sizeMs) * this.spec.sizeMs;
+    const byKey = this.windowOf(ws);
+    let e = byKey.get(key);
+    if (!e) {
+      e = { acc: this.init(), dirty: false };
+      byKey.set(key, e);
+    }
+    if (update(e.acc) !== false && !e.dirty) {
+      e.dirty = true;
+      this.dirty.push([ws, key]);
+    }
+  }
+
+  /** Writes the corrected final rows of kept windows (every commit cycle: late rows are few and never held back). */
+  flush(toRow: ToRow<A>, emit: Emit): number {
+    let n = 0;
+    const list = this.dirty;
+    this.dirty = [];
+    for (const [ws, key] of list) {
+      const e = this.windows.get(ws)?.get(key);
+      if (!e?.dirty) continue;
+      const row = toRow(ws, key, e.acc, true);
+      if (row) emit(row);
+      e.dirty = false;
+      n++;
+    }
+    return n;
+  }
+
+  /** Entries kept (for tests and the state's size). */
+  size(): number {
+    let n = 0;
+    for (const m of this.windows.values()) n += m.size;
+    return n;
+  }
+
+  private windowOf(ws: number): Map<string, { acc: A; dirty: boolean }> {
+    let m = this.windows.get(ws);
+    if (!m) this.windows.set(ws, (m = new Map()));
+    return m;
+  }
+
+  toJSON(): LateWindowsJSON<A> {
+    const windows: LateWindowsJSON<A>['windows'] = [];
+    for (const [ws, m] of this.windows) windows.push([ws, [...m].map(([k, e]) => (e.dirty ? [k, e.acc, 1] : [k, e.acc]) as [string, A] | [string, A, 1])]);
+    const n = (x: number) => (x > -Number.MAX_SAFE_INTEGER && x < Number.MAX_SAFE_INTEGER ? x : null);
+    return { closedWm: n(this.closedWm), floorWm: this.floorPending ? Number.MAX_SAFE_INTEGER : n(this.floorWm), windows };
+  }
+
+  /** Restores a checkpoint; a checkpoint written before late firings (undefined) keeps nothing. */
+  load(json: LateWindowsJSON<A> | undefined): this {
+    this.windows.clear();
+    this.dirty = [];
+    this.closedWm = typeof json?.closedWm === 'number' ? json.closedWm : -Number.MAX_SAFE_INTEGER;
+    this.floorWm = typeof json?.floorWm === 'number' ? json.floorWm : -Number.MAX_SAFE_INTEGER;
+    // A checkpoint written before late firings: which windows were closed is unknown until the
+    // next close; until then every window past its grace counts as closed and not kept.
+    this.floorPending = json === undefined || json.floorWm === Number.MAX_SAFE_INTEGER;
+    if (this.floorPending) {
+      this.closedWm = Number.MAX_SAFE_INTEGER;
+      this.floorWm = Number.MAX_SAFE_INTEGER;
+    }
+    for (const [ws, entries] of json?.windows ?? []) {
+      const m = this.windowOf(ws);
+      for (const [key, acc, dirty] of entries) {
+        m.set(key, { acc: { ...this.init(), ...acc }, dirty: dirty === 1 });
+        if (dirty === 1) this.dirty.push([ws, key]);
+      }
+    }
+    return this;
+  }
+}
