@@ -412,7 +412,15 @@ export class FaultRig {
   }
 
   async waitCaughtUp(timeoutMs = 180_000): Promise<void> {
-    await pollUntil(() => this.caughtUp(), { timeoutMs, intervalMs: 500, description: `${this.opts.name}: processors caught up` });
+    try {
+      await pollUntil(() => this.caughtUp(), { timeoutMs, intervalMs: 500, description: `${this.opts.name}: processors caught up` });
+    } catch (err) {
+      // Slow or stuck? Say how far behind the checkpoints are and when they last moved.
+      const behind = await this.checkpoints().then((cs) => cs.filter((c) => c.high > 0 && (c.offset ?? 0) < c.high), () => []);
+      const lag = behind.reduce((n, c) => n + c.high - (c.offset ?? 0), 0);
+      const last = behind.length ? new Date(Math.max(...behind.map((c) => c.savedAtMs))).toISOString() : '-';
+      throw new Error(`${(err as Error).message}; ${behind.length} checkpoints behind by ${lag} records in all, the latest of them saved at ${last}`, { cause: err });
+    }
   }
 
   /** Tables compared after a fault: every processor's tables and the tables its job derives. */
