@@ -10,7 +10,7 @@
  * data recovers. The process neither exits nor stops evaluating.
  * Data: synthetic derived-table rows (support/data.ts), as alerting-restart.test.ts.
  */
-import { writeFileSync, readFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +21,7 @@ import { TEST_CH_WRITER, cleanupTestEnv, pollUntil, testEnv, testWriterEnv } fro
 import { freePort, OwnRedis } from '../helpers/fault-rig.js';
 import { spawnRoles, type RoleProcess } from '../helpers/pipeline-harness.js';
 import { DAY, MIN, writeMinutes, type Incident } from './support/data.js';
+import { quickRulesWithHook } from './support/harness.js';
 import { TestReceiver } from './support/receiver.js';
 
 const t = testEnv('alerts-redis-loss');
@@ -50,11 +51,7 @@ beforeAll(async () => {
   await ownRedis.start();
   redis = new Redis(ownRedis.url, { maxRetriesPerRequest: 1 });
   redis.on('error', () => undefined);
-  writeFileSync(join(t.dataDir, 'rules.yaml'), readFileSync(join(import.meta.dirname, '../../alerts/rules.default.yaml'), 'utf8')
-    .replace('receivers: []', `receivers:\n  - { name: hook, type: webhook, url: "${hook.url}" }`)
-    .replace('evaluation_interval: 15s', 'evaluation_interval: 200ms')
-    .replace('retry_base: 1s', 'retry_base: 200ms')
-    .replace('retry_max: 5m', 'retry_max: 1s'));
+  writeFileSync(join(t.dataDir, 'rules.yaml'), quickRulesWithHook(hook.url));
   await writeMinutes(ch, D0, I0);
 }, 120_000);
 
