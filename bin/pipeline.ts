@@ -224,7 +224,9 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
         running = true;
         try {
           const wm = await progress.progress(churnTopics);
-          if (wm === null) return; // a partition has no checkpoint yet
+          // A partition has no checkpoint yet, or no record yet: its watermark is still the -∞ it
+          // starts at (Number.MIN_SAFE_INTEGER), which is no day to score (and no UInt64 version).
+          if (wm === null || wm < 0) return;
           const [first] = await queryRows<{ d: number | null }>(ch!, `SELECT if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), min(day)))) AS d FROM ${ch!.database}.churn_account_daily`);
           // Facts of a day closed in event time no longer change (later events are late): no rescoring.
           const days = await scoreClosedChurnDays(ch!, { nowMs: wm, closeDelayMs: config.env.WINDOW_GRACE_MS, rescoreDays: 0, fromDay: first?.d === null || first?.d === undefined ? undefined : Number(first.d) });

@@ -37,6 +37,8 @@ export const EnvSchema = Type.Object({
   CLICKHOUSE_USER: Str('default'),
   CLICKHOUSE_PASSWORD: Str(''),
   CLICKHOUSE_DATABASE: Type.String({ default: 'streampulse', pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$' }),
+  /** With CLICKHOUSE_URL: a request (insert or query) not answered within this fails and is retried. */
+  CLICKHOUSE_REQUEST_TIMEOUT_MS: Int(60_000, 1_000, 3_600_000),
   CHDB_PATH: Str(''),
   /** Port of the `clickhouse` role: serves the embedded ClickHouse over HTTP to other processes. */
   CLICKHOUSE_HTTP_PORT: Int(8123, 0, 65535),
@@ -150,7 +152,7 @@ export interface Config {
   roles: Set<Role>;
   kafkaBrokers: string;
   topicPrefix: string;
-  clickhouse: { url: string | null; user: string; password: string; database: string; chdbPath: string };
+  clickhouse: { url: string | null; user: string; password: string; database: string; chdbPath: string; requestTimeoutMs: number };
   /** The read-only analyst user (null when CLICKHOUSE_ANALYST_PASSWORD is empty: analyst login off). */
   clickhouseAnalyst: { name: string; password: string } | null;
   /** Limits of analyst SQL (names as in sinks/clickhouse/analyst.ts). */
@@ -220,6 +222,7 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
       password: env.CLICKHOUSE_PASSWORD,
       database: env.CLICKHOUSE_DATABASE,
       chdbPath: env.CHDB_PATH || `${env.DATA_DIR}/chdb`,
+      requestTimeoutMs: env.CLICKHOUSE_REQUEST_TIMEOUT_MS,
     },
     clickhouseAnalyst: env.CLICKHOUSE_ANALYST_PASSWORD ? { name: env.CLICKHOUSE_ANALYST_USER, password: env.CLICKHOUSE_ANALYST_PASSWORD } : null,
     sqlLimits: { maxExecutionSeconds: env.SQL_MAX_EXECUTION_SECONDS, maxMemoryBytes: env.SQL_MAX_MEMORY_BYTES, maxResultRows: env.SQL_MAX_RESULT_ROWS, maxResultBytes: env.SQL_MAX_RESULT_BYTES },

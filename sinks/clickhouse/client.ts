@@ -22,6 +22,12 @@ export interface ClickHouseOptions {
   database: string;
   /** Data directory of embedded chdb (ignored with a URL). */
   chdbPath: string;
+  /**
+   * ClickHouse server only: how long a request may take before the client gives up (default
+   * 60 s). An insert that timed out may still have been applied: the processors write the same
+   * rows again, which the ReplacingMergeTree tables fold (docs/reliability.md).
+   */
+  requestTimeoutMs?: number;
 }
 
 export interface ClickHouse {
@@ -51,7 +57,7 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
       url: opts.url,
       username: opts.user,
       password: opts.password,
-      request_timeout: 60_000,
+      request_timeout: opts.requestTimeoutMs ?? 60_000,
       compression: { request: false, response: false },
       clickhouse_settings: { async_insert: 0 },
     });

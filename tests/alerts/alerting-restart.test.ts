@@ -11,7 +11,7 @@
  * once (ids = Idempotency-Key), each alert's firing notice before its resolve, nothing twice.
  * Data: synthetic derived-table rows (support/data.ts); the simulator path is simulator-alerts.test.ts.
  */
-import { writeFileSync, readFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,6 +21,7 @@ import { serveClickHouse, type ClickHouseFacade } from '../../sinks/clickhouse/h
 import { TEST_CH_WRITER, cleanupTestEnv, pollUntil, testEnv, testWriterEnv } from '../helpers/env.js';
 import { spawnRoles, type RoleProcess } from '../helpers/pipeline-harness.js';
 import { DAY, MIN, writeMinutes, type Incident } from './support/data.js';
+import { quickRulesWithHook } from './support/harness.js';
 import { TestReceiver } from './support/receiver.js';
 
 const t = testEnv('alerts-restart');
@@ -66,11 +67,7 @@ beforeAll(async () => {
   await migrate(ch);
   facade = await serveClickHouse(ch, { port: 0, writer: TEST_CH_WRITER });
   redis = new Redis(t.redisUrl);
-  writeFileSync(join(t.dataDir, 'rules.yaml'), readFileSync(join(import.meta.dirname, '../../alerts/rules.default.yaml'), 'utf8')
-    .replace('receivers: []', `receivers:\n  - { name: hook, type: webhook, url: "${hook.url}" }`)
-    .replace('evaluation_interval: 15s', 'evaluation_interval: 200ms')
-    .replace('retry_base: 1s', 'retry_base: 200ms')
-    .replace('retry_max: 5m', 'retry_max: 1s'));
+  writeFileSync(join(t.dataDir, 'rules.yaml'), quickRulesWithHook(hook.url));
   await writeMinutes(ch, D0, I0);
 }, 120_000);
 

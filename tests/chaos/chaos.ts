@@ -1,14 +1,18 @@
 /**
  * `npm run chaos`: the long fault-injection runs (the short ones are tests/integration/faults.test.ts
- * in `npm test`). Every fault on a run of its own (tests/helpers/fault-rig.ts: its own redis-server,
- * the `clickhouse` role and the processors in child processes), all on one Kafka broker of this
- * script's own (stack/kafka.ts, its own port and data directory; the shared broker is never
- * touched), during a seeded simulator run that keeps producing through the fault. After each, the
- * derived tables are compared with a clean replay of the same log, row for row, and a table is
- * printed: fault, downtime, recovery (processing resumed / every partition checkpointed again),
- * processes that exited, events, rows compared, differences. Exit code 1 when any run differs or
- * a process exited. `CHAOS_ONLY=kafka,60` runs the faults whose names contain those words, in that order.
+ * in `npm test`). One rig (tests/helpers/fault-rig.ts: its own redis-server, the `clickhouse` role
+ * and the processors in child processes) on a Kafka broker of this script's own (stack/kafka.ts,
+ * its own port and data directory; the shared broker is never touched), and one seeded simulator
+ * run that the faults follow one another in: the feed produces through each fault, then pauses;
+ * the processors catch up and every derived table is compared with a clean replay of the log so
+ * far, row for row. The replay is resumed after each fault (its own checkpoints, in a Redis no
+ * fault touches), so each comparison replays only the log added since the previous one; the
+ * processes are started once. A table is printed: fault, downtime, recovery (processing resumed /
+ * every partition checkpointed again), processes that exited, events sent during that fault's part
+ * of the run, rows compared, differences. Exit code 1 when any comparison differs or a process
+ * exited. `CHAOS_ONLY=kafka,60` runs the faults whose names contain those words, in that order.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cleanupTestEnv, pollUntil, testEnv } from '../helpers/env.js';
 import { FaultRig, freePort, OwnKafka } from '../helpers/fault-rig.js';
@@ -34,7 +38,7 @@ interface Fault {
 }
 
 /** The run in progress and the broker, stopped on Ctrl-C so that nothing is left running. */
-let current: FaultRig | null = null;
+let currentRig: FaultRig | null = null;
 let ownKafka: OwnKafka | null = null;
 let aborting = false;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
@@ -42,7 +46,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     aborting = true; // no further fault starts while this one is stopped
     process.stderr.write(`[chaos] ${sig}: stopping what it started…\n`);
     void (async () => {
-      await current?.close().catch(() => undefined);
+      await currentRig?.close().catch(() => undefined);
       await ownKafka?.stop().catch(() => undefined);
       process.exit(130);
     })();
@@ -54,6 +58,13 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 process.on('unhandledRejection', (err) => process.stderr.write(`[chaos] unhandled rejection: ${(err as Error)?.message ?? err}\n`));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** User + system CPU seconds of a live process, every thread (/proc/<pid>/stat, 100 ticks a second on Linux). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // from field 3 (state) on
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14, 15)
+}
 
 function redisDown(seconds: number): Fault {
   return {
@@ -114,22 +125,18 @@ const FAULTS: Fault[] = [
   },
 ];
 
-async function runOne(f: Fault, kafka: OwnKafka): Promise<Row> {
-  const slug = f.name.replace(/[^a-z0-9]+/gi, '-');
-  const t = testEnv(`chaos-${slug}`);
-  const rig = new FaultRig(t, { name: slug, kafka, ratePerSec: 250 });
-  current = rig;
-  const exitedBefore = (): number => [rig.processors, rig.chOwner].filter((p) => p.child.exitCode !== null && p.child.signalCode === null).length;
-  let ok = false;
+/**
+ * One fault of the run: the feed produces through it; afterwards the feed pauses, the processors
+ * catch up and every table is compared with the clean replay of the log so far.
+ */
+async function runOne(f: Fault, rig: FaultRig, phase: (what: string) => void): Promise<Row> {
+  const exitedBefore = rig.exitedOnTheirOwn();
+  const feed = rig.feed({ paceMs: 1000 });
   try {
-    await rig.start();
-    const feed = rig.feed({ paceMs: 1000 });
-    await pollUntil(() => rig.resumedSince(0), { timeoutMs: 180_000, intervalMs: 500, description: 'first checkpoints' });
+    // Some traffic before the fault, so that it hits a pipeline at work.
     await sleep(10_000);
-    const firstProcessors = rig.processors;
     const { backAt, downtimeS, note } = await f.run(rig);
-    // A process exiting on its own (not killed by the fault) is a failure.
-    const exited = firstProcessors !== rig.processors ? 0 : exitedBefore();
+    phase('fault');
     let resumedS: number | null = null;
     let allS: number | null = null;
     try {
@@ -139,27 +146,28 @@ async function runOne(f: Fault, kafka: OwnKafka): Promise<Row> {
     } catch {
       /* reported as not recovered */
     }
+    phase('recovery');
     let rebuild = '';
     if (f.timeRebuild) {
       // Every processor rebuilt the whole log from offset 0 (all kinds: the processors are fused).
+      // The processors' process started with the rebuild: its CPU time is the rebuild's (start-up included).
       await rig.waitCaughtUp(600_000);
       const s = (Date.now() - backAt) / 1000;
+      const cpuS = cpuSeconds(rig.processors.child.pid!);
       const logEvents = await rig.logEvents();
-      rebuild = `; ${logEvents.toLocaleString('en-US')} log events rebuilt in ${s.toFixed(1)} s (${((s / logEvents) * 1e6).toFixed(0)} s per million)`;
+      const perM = (x: number) => ((x / logEvents) * 1e6).toFixed(0);
+      rebuild = `; ${logEvents.toLocaleString('en-US')} log events rebuilt in ${s.toFixed(1)} s, ${cpuS.toFixed(1)} CPU-s of the processors' process, start-up included (${perM(s)} s and ${perM(cpuS)} CPU-s per million)`;
     }
     await sleep(10_000);
     const events = await feed.stop();
     await rig.waitCaughtUp(300_000);
-    const cmp = await rig.compareWithCleanReplay();
-    const exitedAfter = exited + exitedBefore();
-    ok = cmp.differences.length === 0 && exitedAfter === 0 && resumedS !== null;
-    return { fault: f.name, downtimeS, resumedS, allS, exited: exitedAfter, events, rows: cmp.rows, differences: cmp.differences.length ? cmp.differences.map((d) => `${d.table} -${d.missing}/+${d.extra}`).join(', ') : '0', note: `${note ?? ''}${rebuild}` };
+    phase('run on and catch up');
+    const cmp = await rig.compareWithCleanReplay(phase);
+    const exited = rig.exitedOnTheirOwn() - exitedBefore;
+    return { fault: f.name, downtimeS, resumedS, allS, exited, events, rows: cmp.rows, differences: cmp.differences.length ? cmp.differences.map((d) => `${d.table} -${d.missing}/+${d.extra}`).join(', ') : '0', note: `${note ?? ''}${rebuild}` };
   } catch (err) {
-    return { fault: f.name, downtimeS: 0, resumedS: null, allS: null, exited: exitedBefore(), events: 0, rows: 0, differences: `error: ${(err as Error).message.slice(0, 120)}`, note: '' };
-  } finally {
-    await rig.close();
-    await cleanupTestEnv(t, { keepData: !ok }).catch(() => undefined);
-    if (!ok) process.stderr.write(`[chaos] ${f.name}: logs kept in ${join(t.dataDir, 'logs')}\n`);
+    await feed.stop().catch(() => 0);
+    return { fault: f.name, downtimeS: 0, resumedS: null, allS: null, exited: rig.exitedOnTheirOwn() - exitedBefore, events: 0, rows: 0, differences: `error: ${(err as Error).message.slice(0, 120)}`, note: '' };
   }
 }
 
@@ -176,28 +184,52 @@ async function main(): Promise<number> {
   // In the order CHAOS_ONLY names them (all, in this file's order, without it).
   const faults = only ? only.flatMap((o) => FAULTS.filter((f) => f.name.includes(o))).filter((f, i, all) => all.indexOf(f) === i) : FAULTS;
   const t0 = Date.now();
+  // Where the run's time goes, printed per phase.
+  let tPhase = Date.now();
+  let current = 'setup';
+  const phase = (what: string) => {
+    process.stderr.write(`[chaos] ${current}: ${what} ${((Date.now() - tPhase) / 1000).toFixed(1)} s\n`);
+    tPhase = Date.now();
+  };
   let port = await freePort();
   while (port > 65_000) port = await freePort();
-  const kafkaEnv = testEnv('chaos-kafka');
-  const kafka = new OwnKafka(port, join(kafkaEnv.dataDir, 'kafka'));
+  const t = testEnv('chaos');
+  const kafka = new OwnKafka(port, join(t.dataDir, 'kafka'));
   ownKafka = kafka;
   process.stderr.write(`[chaos] starting a Kafka broker of its own on ${kafka.brokers}\n`);
   await kafka.start();
+  phase('kafka broker');
+  // One rig for the whole run: its processes are started once, the faults follow one another in
+  // one seeded run, and the clean replay is resumed after each fault instead of redone from the
+  // first record (it keeps its checkpoints in a Redis of its own that no fault touches).
+  const rig = new FaultRig(t, { name: 'chaos', kafka, ratePerSec: 250, resumableReplay: true });
+  currentRig = rig;
   const rows: Row[] = [];
+  let ok = false;
   try {
+    await rig.start();
+    phase('rig start');
+    const warm = rig.feed({ paceMs: 1000 });
+    await pollUntil(() => rig.resumedSince(0), { timeoutMs: 300_000, intervalMs: 500, description: 'first checkpoints' });
+    await warm.stop();
+    phase('first checkpoints');
     for (const f of faults) {
       if (aborting) break;
+      current = f.name;
       process.stderr.write(`[chaos] ${f.name}…\n`);
-      const r = await runOne(f, kafka);
+      const r = await runOne(f, rig, phase);
       rows.push(r);
       process.stderr.write(`[chaos] ${f.name}: ${JSON.stringify(r)}\n`);
     }
+    ok = rows.every((r) => r.differences === '0' && r.exited === 0 && r.resumedS !== null);
   } finally {
+    await rig.close();
     await kafka.stop().catch(() => undefined);
-    await cleanupTestEnv(kafkaEnv).catch(() => undefined);
+    await cleanupTestEnv(t, { keepData: !ok }).catch(() => undefined);
+    if (!ok) process.stderr.write(`[chaos] logs kept in ${join(t.dataDir, 'logs')}\n`);
   }
   process.stdout.write(`\n${table(rows)}\n\n${rows.length} faults in ${((Date.now() - t0) / 60_000).toFixed(1)} min (${new Date().toISOString()})\n`);
-  return rows.every((r) => r.differences === '0' && r.exited === 0 && r.resumedS !== null) ? 0 : 1;
+  return ok ? 0 : 1;
 }
 
 main().then(

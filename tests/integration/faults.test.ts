@@ -4,7 +4,9 @@
  * own), during a seeded simulator run that keeps producing through every fault. In one stream:
  *   1. Redis down (stopped, with its append-only file) for 10 s, then started again;
  *   2. Redis restarted empty (no persistence): every checkpoint and claim lost;
- *   3. the process owning ClickHouse SIGKILLed and started again.
+ *   3. the process owning ClickHouse SIGKILLed and started again;
+ *   4. ClickHouse inserts that time out after having been applied (a proxy in front of the owner
+ *      forwards them and holds the answers past the processors' request timeout).
  * After each: the processors' process has not exited, it said which dependency was missing while
  * it was, processing resumed by itself (every partition checkpointed again) within 30 s of the
  * service coming back; at the end every derived table equals a clean replay of the same log, row
@@ -20,7 +22,9 @@ const t = testEnv('faults');
 let rig: FaultRig;
 
 beforeAll(async () => {
-  rig = new FaultRig(t, { name: 'short', ratePerSec: 100 });
+  // 8 s: well above a normal insert's time on a loaded machine (a timeout there would only be
+  // retried, but it would slow every cycle), short enough to keep the test quick.
+  rig = new FaultRig(t, { name: 'short', ratePerSec: 100, clickhouseProxy: { requestTimeoutMs: 8_000 } });
   await rig.start();
 }, 180_000);
 let passed = false;
@@ -73,11 +77,25 @@ describe('faults of Redis and ClickHouse during a seeded run', () => {
     const rec3 = await recovery(back3);
     expect(rig.processors.child.exitCode).toBeNull();
 
+    // 4. Two inserts applied by ClickHouse whose answers never arrive: the processors time out,
+    // write the same rows again (ReplacingMergeTree keys fold them) and checkpoint nothing past them.
+    const proxy = rig.proxy!;
+    proxy.holdInserts(2);
+    await pollUntil(() => proxy.held.length >= 2, { timeoutMs: 60_000, intervalMs: 200, description: 'two inserts applied and their answers held' });
+    expect(proxy.held.map((h) => h.status)).toEqual([200, 200]);
+    expect(proxy.held.every((h) => /^INSERT INTO/i.test(h.statement))).toBe(true);
+    // Timed from when ClickHouse applied them: the runner's one commit cycle waits on them, so
+    // the first checkpoint saved after this comes after the retry (the 8 s timeout counts too).
+    const back4 = Date.now();
+    const rec4 = await recovery(back4);
+    expect(rig.processors.child.exitCode).toBeNull();
+    expect(readFileSync(rig.processors.logFile, 'utf8')).toMatch(/"dependency":"clickhouse"[^\n]*Timeout|Timeout[^\n]*"dependency":"clickhouse"/);
+
     const sent = await feed.stop();
     await rig.waitCaughtUp();
-    expect(rig.processors.child.exitCode).toBeNull();
+    expect(rig.exitedOnTheirOwn()).toBe(0);
     const cmp = await rig.compareWithCleanReplay();
-    process.stderr.write(`[faults] sent ${sent} events; recovery: redis down 10 s: ${fmt(rec1)}; redis empty: ${fmt(rec2)}; clickhouse killed: ${fmt(rec3)}; ${cmp.rows} rows in ${cmp.tables} tables compared\n`);
+    process.stderr.write(`[faults] sent ${sent} events; recovery: redis down 10 s: ${fmt(rec1)}; redis empty: ${fmt(rec2)}; clickhouse killed: ${fmt(rec3)}; applied inserts timed out: ${fmt(rec4)}; ${cmp.rows} rows in ${cmp.tables} tables compared\n`);
     expect(cmp.differences).toEqual([]);
     expect(cmp.rows).toBeGreaterThan(sent);
     passed = true;
