@@ -191,10 +191,12 @@ async function main(): Promise<number> {
     process.stderr.write(`[chaos] ${current}: ${what} ${((Date.now() - tPhase) / 1000).toFixed(1)} s\n`);
     tPhase = Date.now();
   };
-  let port = await freePort();
-  while (port > 65_000) port = await freePort();
+  // Two ports free now, one for the broker and one for the controller (a broker port + 1 was taken once).
+  const port = await freePort();
+  let controllerPort = await freePort();
+  while (controllerPort === port) controllerPort = await freePort();
   const t = testEnv('chaos');
-  const kafka = new OwnKafka(port, join(t.dataDir, 'kafka'));
+  const kafka = new OwnKafka(port, join(t.dataDir, 'kafka'), controllerPort);
   ownKafka = kafka;
   process.stderr.write(`[chaos] starting a Kafka broker of its own on ${kafka.brokers}\n`);
   await kafka.start();

@@ -13,7 +13,6 @@
  * ClickHouse HTTP facade, when it needs them, go there.
  */
 import { rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { AvroCodec } from '../../lib/avro-codec.js';
@@ -34,7 +33,9 @@ import { startRegistryServer, type RegistryServer } from '../../stack/registry/s
 import { ensureRedis, pingRedis, stopRedis, type RedisStackOptions } from '../../stack/redis.js';
 import { startKafka, stopKafka, type KafkaStackOptions } from '../../stack/kafka.js';
 import { livePid } from '../../stack/proc.js';
-import { pollUntil, TEST_CH_WRITER, testWriterEnv, type TestEnv } from './env.js';
+import { freePort, pollUntil, TEST_CH_WRITER, testWriterEnv, type TestEnv } from './env.js';
+
+export { freePort };
 import { spawnRoles, type RoleProcess } from './pipeline-harness.js';
 import { ClickHouseProxy } from './clickhouse-proxy.js';
 
@@ -51,18 +52,6 @@ const GRACE_MS = 60_000;
 const LATENESS_MS = 5_000;
 
 /** A free TCP port on loopback (the OS picks it; closed again before use). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /** A redis-server of the rig's own (stack/redis.ts), which can be stopped and started again. */
 export class OwnRedis {
   readonly opts: RedisStackOptions;
@@ -98,8 +87,9 @@ export class OwnRedis {
 /** A Kafka broker of the rig's own, on its own port and data directory. */
 export class OwnKafka {
   readonly opts: KafkaStackOptions;
-  constructor(port: number, dataDir: string) {
-    this.opts = { brokers: `127.0.0.1:${port}`, controllerPort: port + 1, dataDir, heapMb: 512, logger: silentLogger() };
+  /** `controllerPort`: the KRaft controller listener's, free too (port + 1 may be some other process's). */
+  constructor(port: number, dataDir: string, controllerPort: number) {
+    this.opts = { brokers: `127.0.0.1:${port}`, controllerPort, dataDir, heapMb: 512, logger: silentLogger() };
   }
   get brokers(): string {
     return this.opts.brokers;
