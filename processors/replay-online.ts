@@ -76,6 +76,16 @@ export interface RebuildResult {
   ms: number;
 }
 
+/** `[######------------]  33.3 %  1,000 / 3,000 records  250 rec/s  ETA 8s  rebuild` */
+export function progressLine(p: RebuildProgress, width = 30): string {
+  const frac = p.total > 0 ? Math.min(1, p.done / p.total) : 1;
+  const fill = Math.round(frac * width);
+  const e = p.etaS === null ? null : Math.round(p.etaS);
+  const eta = e === null ? '--' : e >= 60 ? `${Math.floor(e / 60)}m${String(e % 60).padStart(2, '0')}s` : `${e}s`;
+  const n = (x: number) => Math.round(x).toLocaleString('en-US');
+  return `[${'#'.repeat(fill)}${'-'.repeat(width - fill)}] ${(frac * 100).toFixed(1).padStart(5)} %  ${n(p.done)} / ${n(p.total)} records  ${n(p.ratePerS)} rec/s  ETA ${eta}  ${p.phase}`;
+}
+
 const stateKey = (prefix: string, p: string) => `${prefix}rebuild:${p}`;
 const shadow = (t: string) => `${t}${SHADOW_SUFFIX}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -20,16 +20,7 @@ import { openClickHouse } from '../sinks/clickhouse/client.js';
 import { migrate } from '../sinks/clickhouse/migrate.js';
 import { PROCESSOR_FACTORIES, latenessPolicy, processorFor } from '../bin/processors.js';
 import { replayProcessor } from './replay.js';
-import { rebuildOnline, SHADOW_SUFFIX, type RebuildProgress } from './replay-online.js';
-
-/** `[#####-----]  42.0 %  1,234,567 / 2,939,000 records  12,345 rec/s  ETA 2m18s  rebuild` */
-export function progressLine(p: RebuildProgress, width = 30): string {
-  const frac = p.total > 0 ? Math.min(1, p.done / p.total) : 1;
-  const fill = Math.round(frac * width);
-  const eta = p.etaS === null ? '--' : p.etaS >= 60 ? `${Math.floor(p.etaS / 60)}m${String(Math.round(p.etaS % 60)).padStart(2, '0')}s` : `${Math.round(p.etaS)}s`;
-  const n = (x: number) => Math.round(x).toLocaleString('en-US');
-  return `[${'#'.repeat(fill)}${'-'.repeat(width - fill)}] ${(frac * 100).toFixed(1).padStart(5)} %  ${n(p.done)} / ${n(p.total)} records  ${n(p.ratePerS)} rec/s  ETA ${eta}  ${p.phase}`;
-}
+import { progressLine, rebuildOnline, SHADOW_SUFFIX, type RebuildProgress } from './replay-online.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
