@@ -63,8 +63,8 @@ export interface RebuildOptions extends RunnerOptions {
   /** How long live runners may take to pause (default 120 s); then the request is withdrawn and the rebuild stops (run it again). */
   pauseTimeoutMs?: number;
   onProgress?: (p: RebuildProgress) => void;
-  /** Tests: called after each step of the handover ('paused', 'finished', 'handed', 'swapped'). */
-  onStep?: (step: string) => Promise<void> | void;
+  /** Tests: called after each step ('paused', 'finished'; per processor 'handed', 'swapped'). */
+  onStep?: (step: string, processor?: string) => Promise<void> | void;
 }
 
 export interface RebuildResult {
@@ -122,7 +122,8 @@ export async function rebuildOnline(processors: readonly Processor<unknown>[], d
       await command(ch, `DROP TABLE IF EXISTS ${db}.${shadow(t)} SYNC`);
       await command(ch, `CREATE TABLE ${db}.${shadow(t)} AS ${db}.${t}`);
       // The comment names this rebuild: after EXCHANGE it is on the live name (the swap is done).
-      await command(ch, `ALTER TABLE ${db}.${shadow(t)} MODIFY COMMENT {c:String}`, { c: `streampulse rebuild ${run}` });
+      // A literal (the statement takes no parameter there); the id is a UUID.
+      await command(ch, `ALTER TABLE ${db}.${shadow(t)} MODIFY COMMENT 'streampulse rebuild ${run}'`);
     }
     await command(ch, `DELETE FROM ${db}.${shadow(LATE)} WHERE processor = {p:String}`, { p: p.name });
     await store(p.name).clear();
@@ -280,7 +281,7 @@ export async function rebuildOnline(processors: readonly Processor<unknown>[], d
     }
     await command(ch, `DELETE FROM ${db}.${LATE} WHERE processor = {p:String}`, { p: p.name });
     await command(ch, `INSERT INTO ${db}.${LATE} SELECT * FROM ${db}.${shadow(LATE)} WHERE processor = {p:String}`, { p: p.name });
-    await opts.onStep?.('handed');
+    await opts.onStep?.('handed', p.name);
     // 5. Swap, table by table (a table whose live name carries this rebuild's comment is swapped already).
     const swapped: string[] = [];
     const want = `streampulse rebuild ${run}`;
@@ -290,7 +291,7 @@ export async function rebuildOnline(processors: readonly Processor<unknown>[], d
       await command(ch, `EXCHANGE TABLES ${db}.${t} AND ${db}.${shadow(t)}`);
       swapped.push(t);
     }
-    await opts.onStep?.('swapped');
+    await opts.onStep?.('swapped', p.name);
     await deriveJobTables(p);
     // 6. Resume the live runners (they reload from the checkpoints) and clean up.
     for (const t of rebuiltTables(p)) await command(ch, `DROP TABLE IF EXISTS ${db}.${shadow(t)} SYNC`);

@@ -611,6 +611,7 @@ export class ProcessorRunner<S = unknown> {
       }
       await new Promise((r) => setTimeout(r, 200));
     }
+    await this.deps.redis.del(...names.map((p) => ackKey(prefix, p, this.owner))).catch(() => undefined); // expire anyway
     if (!this.running) return;
     await this.rebalanceChain;
     for (const [key, g] of this.groups) {
