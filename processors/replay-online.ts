@@ -73,6 +73,8 @@ export interface RebuildResult {
   /** Records the rebuild read (summed over processors). */
   records: number;
   swapped: string[];
+  /** From the pause request to the live runners' release (null when this run did not pause them). */
+  pauseMs: number | null;
   ms: number;
 }
 
@@ -132,6 +134,7 @@ export async function rebuildOnline(processors: readonly Processor<unknown>[], d
   }
 
   let records = 0;
+  let pausedAt: number | null = null;
   const building = processors.filter((p) => state.get(p.name)!.phase === 'building');
   if (building.length > 0) records = await buildAndPause(building);
   const swapped: string[] = [];
@@ -139,8 +142,10 @@ export async function rebuildOnline(processors: readonly Processor<unknown>[], d
   // Every processor handed over: no rebuild left to write late_events__rebuild.
   const left = await scanKeys(redis, `${prefix}rebuild:*`);
   if (left.length === 0) await command(ch, `DROP TABLE IF EXISTS ${db}.${shadow(LATE)} SYNC`);
+  const pauseMs = pausedAt === null ? null : Date.now() - pausedAt;
   opts.onProgress?.({ phase: 'done', done: records, total: records, ratePerS: 0, etaS: 0 });
-  return { processors: names, resumed, records, swapped, ms: Date.now() - t0 };
+  logger.info({ event: 'rebuild_done', processors: names, records, pause_ms: pauseMs, ms: Date.now() - t0 }, 'online rebuild done');
+  return { processors: names, resumed, records, swapped, pauseMs, ms: Date.now() - t0 };
 
   /** Steps 1 to 3: returns the records read. */
   async function buildAndPause(list: readonly Processor<unknown>[]): Promise<number> {
@@ -211,6 +216,7 @@ export async function rebuildOnline(processors: readonly Processor<unknown>[], d
       };
       await requestPause();
       paused = true;
+      pausedAt = Date.now();
       const deadline = Date.now() + (opts.pauseTimeoutMs ?? 120_000);
       for (;;) {
         const waiting: string[] = [];

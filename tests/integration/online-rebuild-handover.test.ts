@@ -96,6 +96,8 @@ describe('online rebuild handover', () => {
         },
       });
       expect(result.resumed).toBe(false);
+      expect(result.pauseMs).toBeGreaterThan(0);
+      console.info(`online rebuild: ${result.records} records read, live runner paused ${result.pauseMs} ms, ${result.ms} ms in all`);
       expect(await count(liveCh, 'raw_payments')).toBeGreaterThan(0);
       expect(result.swapped).toEqual(expect.arrayContaining(['raw_playback', 'qoe_minute', 'churn_scores', 'kpi_business_1h_closed']));
       expect([...phases]).toEqual(expect.arrayContaining(['rebuild', 'pause', 'finish', 'done']));
