@@ -29,7 +29,7 @@ export async function sealedUntil(ctx: ApiContext, family: RollupFamily, name: s
   if (!hit || now - hit.at > SEALED_TTL_MS) {
     hit = { at: now, state: sealedState(ctx.ch, family) };
     byFamily.set(family, hit);
-    hit.state.catch(() => byFamily!.delete(family));
+    hit.state.catch(() => byFamily.delete(family));
   }
   return (await hit.state).get(name) ?? 0;
 }

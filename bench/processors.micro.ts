@@ -54,9 +54,9 @@ const loaded = !!FILE && existsSync(FILE);
 if (loaded) records = deserialize(readFileSync(FILE)) as DriverRecord[];
 else {
   records = generate(N).map((e) => {
-    const spec = topicSpec('', e.kind as EventKind);
+    const spec = topicSpec('', e.kind);
     const key = String((e.event as unknown as Record<string, unknown>)[spec.keyField] ?? '');
-    return { kind: e.kind as EventKind, partition: fnv(key) % spec.partitions, event: e.event as unknown as Record<string, unknown> };
+    return { kind: e.kind, partition: fnv(key) % spec.partitions, event: e.event as unknown as Record<string, unknown> };
   });
   if (FILE) writeFileSync(FILE, serialize(records));
 }

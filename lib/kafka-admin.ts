@@ -106,7 +106,7 @@ export function streamPulseTopics(prefix: string): TopicToCreate[] {
 
 function toNewTopic(spec: TopicToCreate): NewTopic {
   const config: Record<string, string> = { ...(spec.compacted ? { 'cleanup.policy': 'compact' } : {}), ...(spec.config ?? {}) };
-  return { topic: spec.topic, num_partitions: spec.partitions, replication_factor: spec.replicationFactor ?? 1, config: config as NewTopic['config'] };
+  return { topic: spec.topic, num_partitions: spec.partitions, replication_factor: spec.replicationFactor ?? 1, config: config };
 }
 
 /**

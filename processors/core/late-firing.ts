@@ -185,7 +185,7 @@ export class LateWindows<A> {
 
   toJSON(): LateWindowsJSON<A> {
     const windows: LateWindowsJSON<A>['windows'] = [];
-    for (const [ws, m] of this.windows) windows.push([ws, [...m].map(([k, e]) => (e.dirty ? [k, e.acc, 1] : [k, e.acc]) as [string, A] | [string, A, 1])]);
+    for (const [ws, m] of this.windows) windows.push([ws, [...m].map(([k, e]) => (e.dirty ? [k, e.acc, 1] : [k, e.acc]))]);
     const n = (x: number) => (x > -Number.MAX_SAFE_INTEGER && x < Number.MAX_SAFE_INTEGER ? x : null);
     return { closedWm: n(this.closedWm), floorWm: this.floorPending ? Number.MAX_SAFE_INTEGER : n(this.floorWm), windows };
   }

@@ -235,7 +235,7 @@ export class ProcessorRunner<S = unknown> {
         'fetch.wait.max.ms': 50,
         'socket.keepalive.enable': true,
         rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.TopicPartition[]) => this.onRebalance(self!, err, assignment),
-      } as Kafka.ConsumerGlobalConfig,
+      },
       { 'auto.offset.reset': 'earliest' },
     );
     self = consumer;

@@ -28,7 +28,7 @@ export function rawStoreProcessor(): Processor<RawState> {
     needsDedup: () => false,
     init: () => ({}),
     process(_state, event, rec, ctx) {
-      const kind = rec.kind as EventKind;
+      const kind = rec.kind;
       const body = rec.body ?? avroType(kind).toBuffer(event);
       ctx.emit(tables.get(kind)!, new AvroBodyRow(body, schemas.get(kind)!, rec.offset));
     },

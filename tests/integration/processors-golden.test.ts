@@ -84,7 +84,7 @@ describe.each(CASES)('$name golden input on Kafka: straight = SIGKILL and restar
   it('gives exactly the same rows four ways', async () => {
     const input = loadGoldenInput(c.name).filter((r) => c.make().kinds.includes(r.kind));
     const processor = c.make();
-    const kinds = processor.kinds as readonly EventKind[];
+    const kinds = processor.kinds;
     const tables = [...processor.tables, ...(c.extraTables ?? [])];
 
     // (a) straight, in-process
