@@ -17,7 +17,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { deserialize, serialize } from 'node:v8';
-import { topicSpec, type EventKind } from '../contracts/topics.js';
+import { topicSpec } from '../contracts/topics.js';
 import { TrafficGenerator, type SimEvent } from '../producers/simulator/generator.js';
 import { ProcessorTestDriver, type DriverRecord } from '../processors/core/test-driver.js';
 import { PROCESSOR_FACTORIES, type ProcessorRole, type ProcessorSettings } from '../bin/processors.js';

@@ -10,7 +10,6 @@
  * the settings' defaults (late firings; safety's event 17, 2.8 h late, is counted by a rewrite).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EventKind } from '../../contracts/topics.js';
 import { silentLogger } from '../../lib/logger.js';
 import { createMetrics } from '../../lib/metrics.js';
 import { queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';

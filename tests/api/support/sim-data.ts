@@ -4,7 +4,7 @@
  * the API and Grafana tests. Partitions are a hash of the event key, as Kafka would assign them.
  */
 import { generateRange, type IncidentSpec } from '../../../producers/simulator/index.js';
-import { topicSpec, type EventKind } from '../../../contracts/topics.js';
+import { topicSpec } from '../../../contracts/topics.js';
 import { ProcessorTestDriver, type DriverRecord } from '../../../processors/core/test-driver.js';
 import { PROCESSOR_FACTORIES, type ProcessorRole } from '../../../bin/processors.js';
 import { writeTables } from '../../../sinks/clickhouse/table-writer.js';
