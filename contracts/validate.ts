@@ -36,7 +36,7 @@ function fieldsOf(kind: EventKind): { fields: ReturnType<typeof schemaJson>['fie
 function withDefaults(kind: EventKind, input: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...input };
   for (const f of fieldsOf(kind).fields) {
-    if (out[f.name] === undefined && f.default !== undefined) out[f.name] = Array.isArray(f.default) ? [...f.default] : f.default;
+    if (out[f.name] === undefined && f.default !== undefined) out[f.name] = Array.isArray(f.default) ? [...(f.default as unknown[])] : f.default;
   }
   return out;
 }

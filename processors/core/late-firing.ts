@@ -179,7 +179,7 @@ export class LateWindows<A> {
 
   private windowOf(ws: number): Map<string, { acc: A; dirty: boolean }> {
     let m = this.windows.get(ws);
-    if (!m) this.windows.set(ws, (m = new Map()));
+    if (!m) this.windows.set(ws, (m = new Map<string, { acc: A; dirty: boolean }>()));
     return m;
   }
 
