@@ -83,7 +83,7 @@ export async function openAnalyst(ch: ClickHouse, opts: AnalystOptions): Promise
       for (const [k, v] of Object.entries(limitSettings(limits))) await client.command({ query: `SET ${k} = ${typeof v === 'number' ? v : `'${v}'`}` });
       await client.command({ query: 'SET readonly = 1' });
       const rs = await client.query({ query: "SELECT getSetting('readonly') AS r", format: 'JSONEachRow' });
-      const [row] = (await rs.json()) as Array<{ r: number | string }>;
+      const [row] = await rs.json<{ r: number | string }>();
       if (Number(row?.r) !== 1) throw new Error('the analyst session did not become read-only');
     } catch (err) {
       await client.close().catch(() => undefined);
@@ -181,7 +181,7 @@ export async function openAnalyst(ch: ClickHouse, opts: AnalystOptions): Promise
 
 async function rows<T>(client: ClickHouseClient, query: string, params: Record<string, unknown> = {}): Promise<T[]> {
   const rs = await client.query({ query, query_params: params, format: 'JSONEachRow' });
-  return (await rs.json()) as T[];
+  return await rs.json<T>();
 }
 
 /**

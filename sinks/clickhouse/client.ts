@@ -121,7 +121,7 @@ export function toClickHouseError(err: unknown, what: string): ClickHouseError {
 export async function queryRows<T = Record<string, unknown>>(ch: ClickHouse, query: string, params: Record<string, unknown> = {}): Promise<T[]> {
   try {
     const rs = await ch.client.query({ query, query_params: params, format: 'JSONEachRow' });
-    return (await rs.json()) as T[];
+    return await rs.json<T>();
   } catch (err) {
     throw toClickHouseError(err, 'query failed');
   }

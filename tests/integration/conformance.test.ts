@@ -60,7 +60,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 async function api(path: string): Promise<Record<string, unknown>> {
   const r = await app.inject({ method: 'GET', url: path, headers: { 'x-api-key': KEY } });
   expect(r.statusCode, `${path}: ${r.body}`).toBe(200);
-  return r.json() as Record<string, unknown>;
+  return r.json<Record<string, unknown>>();
 }
 const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 
