@@ -101,6 +101,7 @@ export class PartitionTask<S> {
    * path): rows are fresh objects owned by the caller's emit, tagged in place with their source.
    */
   private readonly ctx: ProcessContext = (() => {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the context's getters have the context as `this`
     const task = this;
     return {
       get watermarkMs() {
