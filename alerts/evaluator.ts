@@ -15,7 +15,7 @@ import { METRICS, alignMs, type MetricDef } from './metrics.js';
 import type { Notification } from './notifiers.js';
 import type { Rule, RuleSet } from './rules.js';
 import { alertKey, alertLabels, conditionHolds, step, type AlertState, type Observation, type Transition } from './state-machine.js';
-import { isSilenced, type Ack, type AlertEventRow, type AlertStore, type NotificationLogRow, type Silence, type StepWrite } from './store.js';
+import { isSilenced, type Ack, type AlertEventRow, type AlertStore, type Silence, type StepWrite } from './store.js';
 
 export interface EvaluatorDeps { ruleSet: RuleSet; ch: ClickHouse; store: AlertStore; logger: Logger; metrics: Metrics; clock: () => number }
 

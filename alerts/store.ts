@@ -88,7 +88,7 @@ export class AlertStore {
     if (flat.length === 0) return [];
     const ids = flat.filter((_, i) => i % 2 === 0);
     const items = await this.redis.hmget(`${this.p}outbox:items`, ...ids);
-    return ids.flatMap((id, i) => (items[i] ? [{ id, item: JSON.parse(items[i]!) as OutboxItem, dueMs: Number(flat[2 * i + 1]) }] : []));
+    return ids.flatMap((id, i) => (items[i] ? [{ id, item: JSON.parse(items[i]) as OutboxItem, dueMs: Number(flat[2 * i + 1]) }] : []));
   }
   async delivered(id: string, log: NotificationLogRow): Promise<void> {
     await this.redis.multi().zrem(`${this.p}outbox`, id).hdel(`${this.p}outbox:items`, id).rpush(`${this.p}history:notifications`, JSON.stringify(log)).exec();

@@ -7,7 +7,8 @@ export type AlertState = 'pending' | 'firing' | 'resolved';
 export interface AlertView {
   id: string;
   rule: string;
-  state: AlertState | string;
+  /** An AlertState (pending, firing, resolved) as stored. */
+  state: string;
   severity: string;
   labels: Record<string, string>;
   value?: number | null;

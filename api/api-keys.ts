@@ -248,7 +248,7 @@ export class RedisApiKeyStore implements ApiKeyStore {
       if (!Array.isArray(c.keys)) return null;
       const out = new Map<string, ApiRole>();
       for (const e of c.keys) {
-        if (Array.isArray(e) && typeof e[0] === 'string' && /^[0-9a-f]{64}$/.test(e[0]) && (API_ROLES as readonly string[]).includes(e[1])) out.set(e[0], e[1] as ApiRole);
+        if (Array.isArray(e) && typeof e[0] === 'string' && /^[0-9a-f]{64}$/.test(e[0]) && (API_ROLES as readonly unknown[]).includes(e[1])) out.set(e[0], e[1] as ApiRole);
       }
       return out;
     } catch {

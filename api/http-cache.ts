@@ -23,13 +23,13 @@ const cache = new WeakMap<ApiContext, Map<RollupFamily, { at: number; state: Pro
 /** Sealed-until (epoch ms) of one rollup, cached for SEALED_TTL_MS of wall time; 0 when nothing is sealed. */
 export async function sealedUntil(ctx: ApiContext, family: RollupFamily, name: string): Promise<number> {
   let byFamily = cache.get(ctx);
-  if (!byFamily) cache.set(ctx, (byFamily = new Map()));
+  if (!byFamily) cache.set(ctx, (byFamily = new Map<RollupFamily, { at: number; state: Promise<Map<string, number>> }>()));
   const now = Date.now();
   let hit = byFamily.get(family);
   if (!hit || now - hit.at > SEALED_TTL_MS) {
     hit = { at: now, state: sealedState(ctx.ch, family) };
     byFamily.set(family, hit);
-    hit.state.catch(() => byFamily!.delete(family));
+    hit.state.catch(() => byFamily.delete(family));
   }
   return (await hit.state).get(name) ?? 0;
 }

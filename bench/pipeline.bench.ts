@@ -466,9 +466,9 @@ async function main(): Promise<void> {
   }
 
   // 2: freshness at a steady rate
-  let p50 = NaN;
-  let p99 = NaN;
-  let steadyRss = NaN;
+  let p50: number;
+  let p99: number;
+  let steadyRss: number;
   {
     const b = await benchEnv('fresh');
     try {

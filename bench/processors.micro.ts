@@ -17,7 +17,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { deserialize, serialize } from 'node:v8';
-import { topicSpec, type EventKind } from '../contracts/topics.js';
+import { topicSpec } from '../contracts/topics.js';
 import { TrafficGenerator, type SimEvent } from '../producers/simulator/generator.js';
 import { ProcessorTestDriver, type DriverRecord } from '../processors/core/test-driver.js';
 import { PROCESSOR_FACTORIES, type ProcessorRole, type ProcessorSettings } from '../bin/processors.js';
@@ -54,9 +54,9 @@ const loaded = !!FILE && existsSync(FILE);
 if (loaded) records = deserialize(readFileSync(FILE)) as DriverRecord[];
 else {
   records = generate(N).map((e) => {
-    const spec = topicSpec('', e.kind as EventKind);
+    const spec = topicSpec('', e.kind);
     const key = String((e.event as unknown as Record<string, unknown>)[spec.keyField] ?? '');
-    return { kind: e.kind as EventKind, partition: fnv(key) % spec.partitions, event: e.event as unknown as Record<string, unknown> };
+    return { kind: e.kind, partition: fnv(key) % spec.partitions, event: e.event as unknown as Record<string, unknown> };
   });
   if (FILE) writeFileSync(FILE, serialize(records));
 }

@@ -132,6 +132,7 @@ async function main(): Promise<void> {
   let lastRoles = '';
   const db = config.clickhouse.database;
   const ch = pipeline.ch!;
+  // eslint-disable-next-line @typescript-eslint/no-misused-promises -- the whole body is in a try whose catch only prints
   const timer = setInterval(async () => {
     try {
       const counts = await queryRows<{ kind: string; rows: string }>(ch, ROW_COUNTS_SQL(db));

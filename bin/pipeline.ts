@@ -232,9 +232,9 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
             // A partition has no checkpoint yet, or no record yet: its watermark is still the -∞ it
             // starts at (Number.MIN_SAFE_INTEGER), which is no day to score (and no UInt64 version).
             if (wm === null || wm < 0) return;
-            const [first] = await queryRows<{ d: number | null }>(ch!, `SELECT if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), min(day)))) AS d FROM ${ch!.database}.churn_account_daily`);
+            const [first] = await queryRows<{ d: number | null }>(ch, `SELECT if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), min(day)))) AS d FROM ${ch.database}.churn_account_daily`);
             // Facts of a day closed in event time no longer change (later events are late): no rescoring.
-            const days = await scoreClosedChurnDays(ch!, { nowMs: wm, closeDelayMs: config.env.WINDOW_GRACE_MS, rescoreDays: 0, fromDay: first?.d === null || first?.d === undefined ? undefined : Number(first.d) });
+            const days = await scoreClosedChurnDays(ch, { nowMs: wm, closeDelayMs: config.env.WINDOW_GRACE_MS, rescoreDays: 0, fromDay: first?.d === null || first?.d === undefined ? undefined : Number(first.d) });
             if (days.length) logger.info({ event: 'churn_days_scored', days: days.map((d) => new Date(d * 86_400_000).toISOString().slice(0, 10)), watermark: new Date(wm).toISOString() }, 'churn days scored');
           });
         } catch (err) {
@@ -269,7 +269,7 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
             const wm = await progress.progress(topics);
             if (wm === null) return; // a partition has no checkpoint yet
             const closed = wm - config.env.WINDOW_GRACE_MS;
-            const done = family === 'qoe' ? await sealQoe(ch!, closed) : await sealBusiness(ch!, closed);
+            const done = family === 'qoe' ? await sealQoe(ch, closed) : await sealBusiness(ch, closed);
             if (done.length) logger.debug({ event: 'rollups_sealed', family, until: done.map((d) => `${d.name}:${new Date(d.toMs).toISOString()}`) }, 'rollups sealed');
           });
         } catch (err) {

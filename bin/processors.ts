@@ -12,7 +12,6 @@ import { churnProcessor } from '../processors/churn/churn.processor.js';
 
 export type ProcessorRole = Extract<Role, 'raw-store' | 'business' | 'qoe' | 'churn' | 'safety' | 'production'>;
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export interface ProcessorSettings {
   ch: ClickHouse;
   graceMs: number;
@@ -26,6 +25,7 @@ export function latenessPolicy(env: Pick<Env, 'LATENESS_PLAYBACK_MS' | 'LATENESS
   return { playback: env.LATENESS_PLAYBACK_MS, gifts: env.LATENESS_GIFTS_MS, payments: env.LATENESS_PAYMENTS_MS, moderation: env.LATENESS_MODERATION_MS };
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each factory's processor has its own state type, and Processor<S> takes and returns S (Processor<unknown> would not accept them)
 export const PROCESSOR_FACTORIES: Partial<Record<ProcessorRole, (s: ProcessorSettings) => Processor<any>>> = {
   'raw-store': () => rawStoreProcessor(),
   business: (s) => businessProcessor({ ch: s.ch, graceMs: s.graceMs, allowedLatenessMs: s.allowedLatenessMs, lateness: s.lateness }),

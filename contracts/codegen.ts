@@ -1,7 +1,7 @@
 /**
  * Generates contracts/types.generated.ts from the Avro schemas, so the TypeScript event types
  * can never drift from the contract. `npx tsx contracts/codegen.ts` rewrites the file;
- * tests/contracts/codegen.test.ts fails when the committed file is stale.
+ * tests/contracts/lockstep.test.ts fails when the committed file is stale.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

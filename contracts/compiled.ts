@@ -201,6 +201,9 @@ function compile(kind: EventKind): CompiledKind {
   // for-in also sees inherited enumerable keys; the generic path sees own keys only, so this is never laxer.
   const acceptsSrc = `${isObject}\nfor (const k in e) { switch (k) { ${known} break; default: return false; } }\n${checks.join('\n')}\nreturn true;`;
   const writeSrc = `let x;\nw.header(schemaId);\n${writes.join('\n')}`;
+  // Generating the validator and the writer as code is the point of this module (its source is built above
+  // from the schema, never from input); the Function it returns is typed by the callers below.
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return -- see above
   const make = (args: string[], body: string) => new Function('E', 'allStrings', 'writeStringArray', `return function (${args.join(', ')}) {\n${body}\n};`)(enums, allStrings, writeStringArray);
   return {
     kind,

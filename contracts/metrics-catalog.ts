@@ -3,7 +3,7 @@
  * show is defined ONCE here — name, unit, definition in words, formula as a ratio of sums, grain,
  * dimensions, the tables it reads and a worked example — and the SQL they run is generated from
  * it (`metricSql`, `measureSql`, `nearestRankSql`). docs/metrics.md is generated from it
- * (scripts/metrics-doc.ts; tests/api/metrics-doc.test.ts checks the committed file is current),
+ * (scripts/metrics-doc.ts; tests/metrics-catalog.test.ts checks the committed file is current),
  * and tests/metrics-catalog.test.ts greps api/, alerts/ and grafana/src for formula fragments
  * written anywhere else.
  *

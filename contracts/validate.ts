@@ -36,7 +36,7 @@ function fieldsOf(kind: EventKind): { fields: ReturnType<typeof schemaJson>['fie
 function withDefaults(kind: EventKind, input: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...input };
   for (const f of fieldsOf(kind).fields) {
-    if (out[f.name] === undefined && f.default !== undefined) out[f.name] = Array.isArray(f.default) ? [...f.default] : f.default;
+    if (out[f.name] === undefined && f.default !== undefined) out[f.name] = Array.isArray(f.default) ? [...(f.default as unknown[])] : f.default;
   }
   return out;
 }
@@ -57,7 +57,7 @@ function semanticProblems(kind: EventKind, e: Record<string, unknown>): string[]
     case 'playback':
       if ((e.seq as number) < 0) p.push('seq: must be >= 0');
       if ((e.playhead_ms as number) < 0) p.push('playhead_ms: must be >= 0');
-      for (const f of ['cum_playing_ms', 'cum_rebuffer_ms', 'cum_rebuffer_count', 'cum_seek_ms', 'cum_bitrate_ms']) if (typeof e[f] === 'number' && (e[f] as number) < 0) p.push(`${f}: must be >= 0`);
+      for (const f of ['cum_playing_ms', 'cum_rebuffer_ms', 'cum_rebuffer_count', 'cum_seek_ms', 'cum_bitrate_ms']) if (typeof e[f] === 'number' && (e[f]) < 0) p.push(`${f}: must be >= 0`);
       if (e.event_type === 'error' && e.error_severity == null) p.push('error_severity: required on error events');
       break;
     case 'payments':

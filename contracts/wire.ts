@@ -1,6 +1,6 @@
 /**
  * Confluent wire format: magic byte 0, 4-byte big-endian schema id, Avro binary body.
- * Pure functions; schema ids come from the registry (lib/registry-client.ts).
+ * Pure functions; schema ids come from the registry (lib/avro-codec.ts).
  */
 import type avro from 'avsc';
 

@@ -106,7 +106,7 @@ export class AvroCodec {
     for (const id of missing) {
       try {
         const { schema } = await fetchSchemaById(this.registryUrl, id);
-        this.writerTypes.set(id, avro.Type.forSchema(JSON.parse(schema), { logicalTypes: {} }));
+        this.writerTypes.set(id, avro.Type.forSchema(JSON.parse(schema) as avro.Schema, { logicalTypes: {} }));
       } catch (err) {
         if (err instanceof RegistryError && err.status === 404) continue; // decode() reports unknown_schema
         throw err;

@@ -197,7 +197,7 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
   }
   let jiraFieldMap: Record<string, string> = {};
   try {
-    jiraFieldMap = JSON.parse(env.JIRA_FIELD_MAP ?? '{}');
+    jiraFieldMap = JSON.parse(env.JIRA_FIELD_MAP ?? '{}') as Record<string, string>;
     if (typeof jiraFieldMap !== 'object' || jiraFieldMap === null || Array.isArray(jiraFieldMap)) throw new Error('not an object');
   } catch (err) {
     problems.push(`JIRA_FIELD_MAP: must be a JSON object of field ids (${(err as Error).message})`);

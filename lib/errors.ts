@@ -1,5 +1,6 @@
 /**
- * Infrastructure errors are typed; data errors are values (see processors/core/step.ts).
+ * Infrastructure errors are typed; data errors are values (dead letters with a reason: see
+ * processors/core/processor.ts).
  * Every error has a stable `code` and says whether retrying the same work may succeed.
  * The codes are listed in docs/errors.md; keep the two in step.
  */

@@ -106,7 +106,7 @@ export function streamPulseTopics(prefix: string): TopicToCreate[] {
 
 function toNewTopic(spec: TopicToCreate): NewTopic {
   const config: Record<string, string> = { ...(spec.compacted ? { 'cleanup.policy': 'compact' } : {}), ...(spec.config ?? {}) };
-  return { topic: spec.topic, num_partitions: spec.partitions, replication_factor: spec.replicationFactor ?? 1, config: config as NewTopic['config'] };
+  return { topic: spec.topic, num_partitions: spec.partitions, replication_factor: spec.replicationFactor ?? 1, config: config };
 }
 
 /**
@@ -145,7 +145,7 @@ export async function waitForTopics(brokers: string, specs: readonly Pick<TopicT
   const deadline = Date.now() + (opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   await withClient(brokers, opts, async (p) => {
     for (;;) {
-      const md = await new Promise<Metadata>((resolve, reject) => p.getMetadata({ allTopics: true, timeout: 5000 }, (err, m) => (err ? reject(kafkaError('metadata request failed', err)) : resolve(m))));
+      const md = await new Promise<Metadata>((resolve, reject) => void p.getMetadata({ allTopics: true, timeout: 5000 }, (err, m) => (err ? reject(kafkaError('metadata request failed', err)) : resolve(m))));
       const missing = specs.filter((s) => {
         const t = md.topics.find((x) => x.name === s.topic);
         return !t || t.partitions.length < s.partitions || t.partitions.some((pm) => pm.leader < 0);
@@ -178,13 +178,13 @@ export async function deleteTopics(brokers: string, topics: readonly string[], o
 /** Low and high watermark of every partition of `topic`, sorted by partition. */
 export async function topicHighWatermarks(brokers: string, topic: string, opts: AdminOptions = {}): Promise<PartitionWatermark[]> {
   return withClient(brokers, opts, async (p, timeoutMs) => {
-    const md = await new Promise<Metadata>((resolve, reject) => p.getMetadata({ topic, timeout: timeoutMs }, (err, m) => (err ? reject(kafkaError('metadata request failed', err)) : resolve(m))));
+    const md = await new Promise<Metadata>((resolve, reject) => void p.getMetadata({ topic, timeout: timeoutMs }, (err, m) => (err ? reject(kafkaError('metadata request failed', err)) : resolve(m))));
     const t = md.topics.find((x) => x.name === topic);
     if (!t || t.partitions.length === 0) throw new KafkaError(`topic ${topic} does not exist`, false);
     const out: PartitionWatermark[] = [];
     for (const pm of [...t.partitions].sort((a, b) => a.id - b.id)) {
       const wm = await new Promise<{ lowOffset: number; highOffset: number }>((resolve, reject) =>
-        p.queryWatermarkOffsets(topic, pm.id, timeoutMs, (err, o) => (err ? reject(kafkaError(`watermarks of ${topic}[${pm.id}]`, err)) : resolve(o))),
+        void p.queryWatermarkOffsets(topic, pm.id, timeoutMs, (err, o) => (err ? reject(kafkaError(`watermarks of ${topic}[${pm.id}]`, err)) : resolve(o))),
       );
       out.push({ partition: pm.id, low: wm.lowOffset, high: wm.highOffset });
     }
@@ -208,7 +208,7 @@ export async function openOffsetReader(brokers: string, opts: AdminOptions = {})
   return {
     watermarks: (topic, partition) =>
       new Promise((resolve, reject) =>
-        producer.queryWatermarkOffsets(topic, partition, timeoutMs, (err, o) => (err ? reject(kafkaError(`watermarks of ${topic}[${partition}]`, err)) : resolve({ low: o.lowOffset, high: o.highOffset }))),
+        void producer.queryWatermarkOffsets(topic, partition, timeoutMs, (err, o) => (err ? reject(kafkaError(`watermarks of ${topic}[${partition}]`, err)) : resolve({ low: o.lowOffset, high: o.highOffset }))),
       ),
     close: () => new Promise<void>((resolve) => producer.disconnect(() => resolve())),
   };

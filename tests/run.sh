@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm test`: type-check everything, then run every test file (in parallel, see vitest.config.ts).
+# `npm test`: type-check everything, lint, then run every test file (in parallel, see vitest.config.ts).
 # Extra arguments go to vitest, e.g. `npm test -- tests/stack`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +9,10 @@ if [ "$#" -gt 0 ]; then
   echo "== vitest run $*"
   exec npx vitest run "$@"
 fi
+# Lint (type-aware ESLint, no warnings, and the formatter's check) in the full run only: about
+# a minute of CPU, so a run of chosen test files skips it (CONTRIBUTING.md).
+echo "== npm run lint"
+npm run lint
 # The 8-day simulator alerting test (tests/alerts/simulator-alerts.test.ts, ~10 min of CPU) runs
 # on its own after the others: run beside them on 2 cores, its worker missed vitest's 60 s
 # RPC deadline ("Timeout calling onTaskUpdate") in two full runs although every test passed.

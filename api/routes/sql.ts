@@ -47,7 +47,7 @@ export function sqlRoutes(app: FastifyInstance, ctx: ApiContext): void {
     try {
       const out = await ctx.analyst.run(async (client) => {
         const rs = await client.query({ query: p.sql, query_params: params, format: 'JSON' });
-        return (await rs.json()) as { meta?: { name: string; type: string }[]; data?: Record<string, unknown>[]; rows?: number };
+        return (await rs.json());
       });
       const max = l.maxResultRows;
       const all = out.data ?? [];

@@ -166,7 +166,7 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
       s.days.load(json.days);
       for (const x of json.views) {
         // [id, object]: a checkpoint written before views were tuples.
-        const [k, v] = x.length === 2 ? (x as [string, ViewState]) : viewFromTuple(x as ViewTuple);
+        const [k, v] = x.length === 2 ? (x) : viewFromTuple(x);
         s.views.restore(k, v, false, false);
       }
       return s;

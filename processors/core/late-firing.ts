@@ -179,13 +179,13 @@ export class LateWindows<A> {
 
   private windowOf(ws: number): Map<string, { acc: A; dirty: boolean }> {
     let m = this.windows.get(ws);
-    if (!m) this.windows.set(ws, (m = new Map()));
+    if (!m) this.windows.set(ws, (m = new Map<string, { acc: A; dirty: boolean }>()));
     return m;
   }
 
   toJSON(): LateWindowsJSON<A> {
     const windows: LateWindowsJSON<A>['windows'] = [];
-    for (const [ws, m] of this.windows) windows.push([ws, [...m].map(([k, e]) => (e.dirty ? [k, e.acc, 1] : [k, e.acc]) as [string, A] | [string, A, 1])]);
+    for (const [ws, m] of this.windows) windows.push([ws, [...m].map(([k, e]) => (e.dirty ? [k, e.acc, 1] : [k, e.acc]))]);
     const n = (x: number) => (x > -Number.MAX_SAFE_INTEGER && x < Number.MAX_SAFE_INTEGER ? x : null);
     return { closedWm: n(this.closedWm), floorWm: this.floorPending ? Number.MAX_SAFE_INTEGER : n(this.floorWm), windows };
   }

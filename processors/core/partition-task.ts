@@ -101,6 +101,7 @@ export class PartitionTask<S> {
    * path): rows are fresh objects owned by the caller's emit, tagged in place with their source.
    */
   private readonly ctx: ProcessContext = (() => {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the context's getters have the context as `this`
     const task = this;
     return {
       get watermarkMs() {
@@ -118,7 +119,7 @@ export class PartitionTask<S> {
         task.metrics?.lateEvents.inc({ processor: task.processor.name });
         task.curPush('late_events', {
           processor: task.processor.name, src_topic: task.topic, src_partition: task.partition, version: offset + 1, src_offset: offset,
-          event_id: ev.event_id as string, event_time: ev.event_time as number, watermark: task.curWm, window_end: windowEndMs ?? 0, reason, payload: JSON.stringify(ev),
+          event_id: ev.event_id, event_time: ev.event_time, watermark: task.curWm, window_end: windowEndMs ?? 0, reason, payload: JSON.stringify(ev),
         });
       },
       reject(errorClass: string, reason: string) {

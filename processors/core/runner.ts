@@ -254,7 +254,7 @@ export class ProcessorRunner<S = unknown> {
         'fetch.wait.max.ms': 50,
         'socket.keepalive.enable': true,
         rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.TopicPartition[]) => this.onRebalance(self!, err, assignment),
-      } as Kafka.ConsumerGlobalConfig,
+      },
       { 'auto.offset.reset': 'earliest' },
     );
     self = consumer;
@@ -375,7 +375,7 @@ export class ProcessorRunner<S = unknown> {
    */
   private async assertCheckpointInLog(consumer: Kafka.KafkaConsumer, processor: string, topic: string, partition: number, offset: number): Promise<void> {
     const high = await new Promise<number>((resolve, reject) =>
-      consumer.queryWatermarkOffsets(topic, partition, 10_000, (err, o) => (err ? reject(new KafkaError(`cannot read the end of ${topic}/${partition}: ${err.message}`, true, { cause: err })) : resolve(o.highOffset))),
+      void consumer.queryWatermarkOffsets(topic, partition, 10_000, (err, o) => (err ? reject(new KafkaError(`cannot read the end of ${topic}/${partition}: ${err.message}`, true, { cause: err })) : resolve(o.highOffset))),
     );
     if (offset > high) {
       throw new StateError(

@@ -9,7 +9,7 @@
  * written with another schema version is encoded again in ours, from its resolved event.
  */
 import { avroType, schemaJson } from '../../contracts/schemas.js';
-import { EVENT_KINDS, type EventKind } from '../../contracts/topics.js';
+import { EVENT_KINDS } from '../../contracts/topics.js';
 import type { Processor } from '../core/processor.js';
 import { AvroBodyRow } from '../../sinks/clickhouse/avro-rows.js';
 import { rawTableName } from '../../sinks/clickhouse/raw-ddl.js';
@@ -28,7 +28,7 @@ export function rawStoreProcessor(): Processor<RawState> {
     needsDedup: () => false,
     init: () => ({}),
     process(_state, event, rec, ctx) {
-      const kind = rec.kind as EventKind;
+      const kind = rec.kind;
       const body = rec.body ?? avroType(kind).toBuffer(event);
       ctx.emit(tables.get(kind)!, new AvroBodyRow(body, schemas.get(kind)!, rec.offset));
     },

@@ -37,7 +37,7 @@ export class EventRateLimiter {
     readonly eventsPerSecond: number,
     private readonly now: () => number = Date.now,
   ) {
-    this.redis = redis as RedisWithTake;
+    this.redis = redis;
     if (!this.redis.streampulseTakeEvents) this.redis.defineCommand('streampulseTakeEvents', { numberOfKeys: 1, lua: TAKE });
   }
 

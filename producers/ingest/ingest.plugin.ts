@@ -159,7 +159,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string, onTimeout: () =
  */
 function beaconKey(request: FastifyRequest): string | null {
   const q = (request.query as Record<string, unknown> | undefined)?.api_key;
-  const v = Array.isArray(q) ? q[0] : q;
+  const v: unknown = Array.isArray(q) ? q[0] : q;
   return typeof v === 'string' && v.trim() ? v.trim() : null;
 }
 

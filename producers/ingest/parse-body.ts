@@ -39,7 +39,7 @@ export function parseJsonBody(raw: Buffer, bounds?: JsonBounds): ParsedBody {
   } catch (err) {
     return { ok: false, errorClass: 'invalid_json', reason: `body is not valid JSON: ${syntaxReason(err)}` };
   }
-  if (Array.isArray(value)) return { ok: true, entries: value.map((event, index) => ({ index, ok: true, event })) };
+  if (Array.isArray(value)) return { ok: true, entries: (value as unknown[]).map((event, index) => ({ index, ok: true, event })) };
   if (typeof value === 'object' && value !== null) return { ok: true, entries: [{ index: 0, ok: true, event: value }] };
   return { ok: false, errorClass: 'invalid_json', reason: `body must be a JSON array of events or one event object, got ${value === null ? 'null' : typeof value}` };
 }

@@ -183,7 +183,7 @@ export function normaliseJiraWebhook(body: unknown, rawBody: Buffer | string, de
     if (resolved === null) problems.push(`issue.fields.resolutiondate: not a Jira date (got ${JSON.stringify(fields.resolutiondate)})`);
   }
   const status = obj(fields.status);
-  const custom = (our: keyof JiraFieldMap): unknown => (fieldMap[our] ? fields[fieldMap[our]!] : undefined);
+  const custom = (our: keyof JiraFieldMap): unknown => (fieldMap[our] ? fields[fieldMap[our]] : undefined);
   const cost = fieldNumber(custom('cost_impact_usd'));
   if (cost === 'invalid') problems.push(`${fieldMap.cost_impact_usd} (cost_impact_usd): not a number (got ${JSON.stringify(custom('cost_impact_usd'))})`);
   const delay = fieldNumber(custom('delay_days'));

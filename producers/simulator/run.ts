@@ -161,7 +161,8 @@ export async function runSimulation(opts: SimulationOptions, deps: SimulationDep
   const sent = emptyCounts();
   let total = 0;
   const inFlight: Promise<void>[] = [];
-  let failure: unknown = null;
+  // The first failed send's rejection, rethrown by the loop as it came (`in`: even a falsy one).
+  const failed: { err?: unknown } = {};
   let phase: SimProgress['phase'] = backfillEnd !== null || startMs < wallStart - tickMs ? 'backfill' : 'realtime';
   let lastProgressAt = wallStart;
   let lastProgressTotal = 0;
@@ -196,14 +197,14 @@ export async function runSimulation(opts: SimulationOptions, deps: SimulationDep
         total += n;
       },
       (err: unknown) => {
-        failure ??= err;
+        if (!('err' in failed)) failed.err = err;
       },
     );
     inFlight.push(tracked);
   };
   const sendBatch = async (kind: EventKind, events: unknown[]) => {
     while (inFlight.length >= maxInFlight) await inFlight.shift();
-    if (failure) throw failure;
+    if ('err' in failed) throw failed.err;
     track(sink.sendValid(kind, events as EventByKind[typeof kind][]), kind, events.length);
   };
   /** Sends what `events` holds; full batches only unless `all`. */
@@ -234,7 +235,7 @@ export async function runSimulation(opts: SimulationOptions, deps: SimulationDep
         gen.advanceInto(Math.min(backfillTarget, gen.nowMs + stepMs), chunk);
         await dispatch(chunk, false);
         maybeProgress();
-        if (failure) throw failure;
+        if ('err' in failed) throw failed.err;
       }
       await dispatch(chunk, true);
     }
@@ -253,14 +254,14 @@ export async function runSimulation(opts: SimulationOptions, deps: SimulationDep
           await dispatch(chunk, true);
         }
         maybeProgress();
-        if (failure) throw failure;
+        if ('err' in failed) throw failed.err;
         if (realtimeEnd !== null && gen.nowMs >= realtimeEnd) break;
         await clock.sleep(tickMs, signal);
       }
     }
     await dispatch(chunk, true);
     await Promise.all(inFlight.splice(0));
-    if (failure) throw failure;
+    if ('err' in failed) throw failed.err;
     await sink.flush();
   } catch (err) {
     await Promise.allSettled(inFlight.splice(0));

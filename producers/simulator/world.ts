@@ -280,7 +280,7 @@ export function createWorld(rng: Prng, opts: WorldOptions): World {
   const nShows = 24;
   const usedNames = new Set<string>();
   for (let s = 0; s < nShows; s++) {
-    let name = '';
+    let name: string;
     do name = `${rng.pick(SHOW_A)} ${rng.pick(SHOW_B)}`;
     while (usedNames.has(name));
     usedNames.add(name);
@@ -304,7 +304,7 @@ export function createWorld(rng: Prng, opts: WorldOptions): World {
   }
   const nFilms = 30;
   for (let f = 0; f < nFilms; f++) {
-    let name = '';
+    let name: string;
     do name = `The ${rng.pick(SHOW_A)} ${rng.pick(SHOW_B)}`;
     while (usedNames.has(name));
     usedNames.add(name);

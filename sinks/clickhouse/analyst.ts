@@ -76,14 +76,14 @@ export async function openAnalyst(ch: ClickHouse, opts: AnalystOptions): Promise
   if (ch.transport === 'chdb') {
     if (!ch.chdbPath) throw new Error('embedded ClickHouse without a data directory');
     const { createChdbConnection } = await import('chdb/connection');
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    client = createClient({ connection: createChdbConnection({ path: ch.chdbPath }) } as any);
+    // createClient's option types do not list `connection`, where chdb's connection plugs in.
+    client = createClient({ connection: createChdbConnection({ path: ch.chdbPath }) } as Parameters<typeof createClient>[0]);
     try {
       await client.command({ query: `USE ${ch.database}` });
       for (const [k, v] of Object.entries(limitSettings(limits))) await client.command({ query: `SET ${k} = ${typeof v === 'number' ? v : `'${v}'`}` });
       await client.command({ query: 'SET readonly = 1' });
       const rs = await client.query({ query: "SELECT getSetting('readonly') AS r", format: 'JSONEachRow' });
-      const [row] = (await rs.json()) as Array<{ r: number | string }>;
+      const [row] = await rs.json<{ r: number | string }>();
       if (Number(row?.r) !== 1) throw new Error('the analyst session did not become read-only');
     } catch (err) {
       await client.close().catch(() => undefined);
@@ -102,7 +102,7 @@ export async function openAnalyst(ch: ClickHouse, opts: AnalystOptions): Promise
       client = createClient({
         url: server.url, username: server.user, password: server.password, database: ch.database,
         request_timeout: (limits.maxExecutionSeconds + 30) * 1000, compression: { request: false, response: false },
-        clickhouse_settings: { ...(limitSettings(limits) as Record<string, never>), readonly: '1' as never },
+        clickhouse_settings: { ...(limitSettings(limits) as Record<string, never>), readonly: '1' },
       });
       mode = 'server-readonly-settings';
     }
@@ -181,7 +181,7 @@ export async function openAnalyst(ch: ClickHouse, opts: AnalystOptions): Promise
 
 async function rows<T>(client: ClickHouseClient, query: string, params: Record<string, unknown> = {}): Promise<T[]> {
   const rs = await client.query({ query, query_params: params, format: 'JSONEachRow' });
-  return (await rs.json()) as T[];
+  return await rs.json<T>();
 }
 
 /**

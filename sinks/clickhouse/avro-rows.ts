@@ -68,15 +68,15 @@ export function avroTypeFor(chType: string, column = 'c'): avro.Schema {
       return ['null', inner] as avro.Schema;
     }
     case 'Array':
-      return { type: 'array', items: avroTypeFor(wrapped![2]!, column) } as avro.Schema;
+      return { type: 'array', items: avroTypeFor(wrapped![2]!, column) };
     case 'Map': {
       const [k, v] = typeArgs(wrapped![2]!);
       if (!/String/.test(k!)) throw new Error(`Map keys must be strings for Avro (column ${column}: ${t})`);
-      return { type: 'map', values: avroTypeFor(v!, column) } as avro.Schema;
+      return { type: 'map', values: avroTypeFor(v!, column) };
     }
     case 'Enum8':
     case 'Enum16':
-      return { type: 'enum', name: `${column.replace(/\W/g, '_')}_enum${enumCount++}`, symbols: enumSymbols(t) } as avro.Schema;
+      return { type: 'enum', name: `${column.replace(/\W/g, '_')}_enum${enumCount++}`, symbols: enumSymbols(t) };
     case 'String':
     case 'FixedString':
     case 'UUID':
@@ -125,7 +125,7 @@ export function recordSchemaFor(table: string, columns: readonly ColumnType[]): 
       const type = avroTypeFor(c.type, c.name);
       return { name: c.name, type, default: zeroOf(type) };
     }),
-  } as avro.Schema;
+  };
 }
 
 /** Zig-zag varint (Avro int and long) of a safe integer, appended to `buf` at `pos`; returns the new pos. */

@@ -67,8 +67,8 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
     mkdirSync(path, { recursive: true });
     const { createChdbConnection } = await import('chdb/connection');
     try {
-      // eslint-disable-next-line @typescript-eslint/no-explicit-any
-      client = createClient({ connection: createChdbConnection({ path }) } as any);
+      // createClient's option types do not list `connection`, where chdb's connection plugs in.
+      client = createClient({ connection: createChdbConnection({ path }) } as Parameters<typeof createClient>[0]);
     } catch (err) {
       throw new ClickHouseError(`cannot open embedded ClickHouse at ${path}: ${(err as Error).message} (only one process may own a chdb data directory)`, undefined, false, { cause: err });
     }
@@ -121,7 +121,7 @@ export function toClickHouseError(err: unknown, what: string): ClickHouseError {
 export async function queryRows<T = Record<string, unknown>>(ch: ClickHouse, query: string, params: Record<string, unknown> = {}): Promise<T[]> {
   try {
     const rs = await ch.client.query({ query, query_params: params, format: 'JSONEachRow' });
-    return (await rs.json()) as T[];
+    return await rs.json<T>();
   } catch (err) {
     throw toClickHouseError(err, 'query failed');
   }

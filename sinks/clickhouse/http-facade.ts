@@ -21,7 +21,7 @@
  *   for a user with a readonly = 1 profile.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { gunzipSync } from 'node:zlib';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -160,7 +160,7 @@ export async function serveClickHouse(ch: ClickHouse, opts: FacadeOptions): Prom
     void p.finally(() => inflight.delete(p)).catch(() => undefined);
     return p;
   };
-  const server: Server = createServer(async (req, res) => {
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (url.pathname === '/ping' || (url.pathname === '/' && req.method === 'GET' && !url.searchParams.has('query'))) {
       res.writeHead(200, { 'content-type': 'text/plain; charset=UTF-8' }).end('Ok.\n');
@@ -248,6 +248,11 @@ export async function serveClickHouse(ch: ClickHouse, opts: FacadeOptions): Prom
       if (!res.headersSent) res.writeHead(500, { 'x-clickhouse-exception-code': code, 'content-type': 'text/plain; charset=UTF-8' });
       res.end(msg.startsWith('Code:') ? msg : `Code: ${code}. DB::Exception: ${msg}`);
     }
+  };
+  // What throws outside the handler's try (a request target URL cannot parse) ends that request
+  // instead of becoming an unhandled rejection, which would end the process.
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => res.destroy(err as Error));
   });
   server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve, reject) => {

@@ -98,7 +98,7 @@ export class KafkaRegistryLog implements RegistryLog {
 
   private highWatermark(): Promise<number> {
     return new Promise((res, rej) =>
-      this.consumer.queryWatermarkOffsets(this.opts.topic, 0, this.opts.timeoutMs ?? 30_000, (err, o) => (err ? rej(new RegistryError(`cannot read end offset of ${this.opts.topic}: ${err.message}`, undefined, true, { cause: err })) : res(o.highOffset))),
+      void this.consumer.queryWatermarkOffsets(this.opts.topic, 0, this.opts.timeoutMs ?? 30_000, (err, o) => (err ? rej(new RegistryError(`cannot read end offset of ${this.opts.topic}: ${err.message}`, undefined, true, { cause: err })) : res(o.highOffset))),
     );
   }
 

@@ -137,7 +137,7 @@ export class SchemaRegistry {
     if (r.key === null) return;
     let key: SchemaKey | ConfigKey;
     try {
-      key = JSON.parse(r.key);
+      key = JSON.parse(r.key) as SchemaKey | ConfigKey;
     } catch {
       return;
     }
@@ -238,7 +238,7 @@ export class SchemaRegistry {
   }
 
   /** Problems of registering `schema` under `subject` against `version` (or per the level when 'all'). */
-  compatibilityProblems(subject: string, schema: string, version: string | 'level'): string[] {
+  compatibilityProblems(subject: string, schema: string, version: string): string[] {
     const candidate = parseAvro(schema).type;
     const level = this.compatibilityLevel(subject);
     if (version === 'level') {

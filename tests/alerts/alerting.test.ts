@@ -201,7 +201,7 @@ describe('alerting end to end on derived tables', () => {
     expect(rows.map((r) => [Number(r.k), r.value === null ? null : Number(r.value), Number(r.volume)])).toEqual([
       [0, 40, 200], [1, 10, 200], [2, 10, 200], [3, 10, 200], [4, 10, 200], [5, 10, 200], [6, 10, 200], [7, 10, 200], [8, null, 200],
     ]);
-    const churnOnly = rulesText().replace(/\nrules:\n[\s\S]*$/, `\nrules:\n${rulesText().match(/  - name: churn_high_risk_surge\n(?: {4}.*\n|  {6}.*\n)*/)![0]}`);
+    const churnOnly = rulesText().replace(/\nrules:\n[\s\S]*$/, `\nrules:\n${rulesText().match(/ {2}- name: churn_high_risk_surge\n(?: {4}.*\n|  {6}.*\n)*/)![0]}`);
     const ruleSet = parseRules(churnOnly, 'churn-only');
     expect(ruleSet.rules.map((r) => r.name)).toEqual(['churn_high_risk_surge']);
     const config = { ...t.config, env: { ...t.config.env, REDIS_PREFIX: `${t.redisPrefix}churn:` } };

@@ -161,7 +161,7 @@ describe('alerting on simulator traffic through the processors', () => {
           expect({ ...m, value: null, baseline: null }, `${r.name} step ${j}`).toEqual({ ...o, value: null, baseline: null });
           for (const f of ['value', 'baseline'] as const) {
             if (o[f] === null) expect(m[f], `${r.name} step ${j} ${f}`).toBeNull();
-            else expect(Math.abs(m[f]! - o[f]!), `${r.name} step ${j} ${f} ${m[f]} vs ${o[f]}`).toBeLessThanOrEqual(1e-9 * Math.max(1, Math.abs(o[f]!)));
+            else expect(Math.abs(m[f]! - o[f]), `${r.name} step ${j} ${f} ${m[f]} vs ${o[f]}`).toBeLessThanOrEqual(1e-9 * Math.max(1, Math.abs(o[f])));
           }
         }
       }

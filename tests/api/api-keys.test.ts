@@ -125,7 +125,7 @@ describe('admin endpoints', () => {
   it('list: ids, roles, names, sources, times; never a secret or its digest', async () => {
     const res = await call('GET', '/v1/admin/keys', ADMIN);
     expect(res.statusCode).toBe(200);
-    const { keys } = res.json() as { keys: Array<Record<string, unknown>> };
+    const { keys } = res.json<{ keys: Array<Record<string, unknown>> }>();
     expect(keys.map((k) => k.source).sort()).toEqual(['admin', 'config', 'config']);
     const mine = keys.find((k) => k.id === created.id)!;
     expect(Object.keys(mine).sort()).toEqual(['created_at', 'expires_at', 'id', 'name', 'revoked_at', 'role', 'source', 'status']);
@@ -197,7 +197,7 @@ describe('admin endpoints', () => {
   });
 
   it('is in the OpenAPI spec', async () => {
-    const spec = (await app.inject({ method: 'GET', url: '/docs/json' })).json() as { paths: Record<string, Record<string, unknown>> };
+    const spec = (await app.inject({ method: 'GET', url: '/docs/json' })).json<{ paths: Record<string, Record<string, unknown>> }>();
     expect(Object.keys(spec.paths['/v1/admin/keys']!).sort()).toEqual(['get', 'post']);
     expect(Object.keys(spec.paths['/v1/admin/keys/{id}']!)).toEqual(['delete']);
   });

@@ -109,7 +109,7 @@ describe('public endpoints', () => {
     const m = await get('/metrics', null);
     expect(m.headers['content-type']).toContain('text/plain');
     expect(m.body).toContain('streampulse_http_request_duration_seconds_count{route="/v1/qoe/timeseries",status="200"}');
-    const spec = (await get('/docs/json', null)).json() as { paths: Record<string, unknown> };
+    const spec = (await get('/docs/json', null)).json<{ paths: Record<string, unknown> }>();
     for (const p of ['/v1/qoe/timeseries', '/v1/business/hourly', '/v1/sql', '/v1/alerts', '/v1/churn/accounts']) expect(Object.keys(spec.paths)).toContain(p);
     const page = await get('/', null);
     expect(page.headers['content-type']).toContain('text/html');
@@ -542,7 +542,7 @@ describe('rollups and HTTP caching of closed answers (issue 20)', () => {
 describe('late events in every answer over a period (issue 18)', () => {
   it('every GET route with a period (from/to, or a scored day as_of) has late_events in its schema and its answer', async () => {
     type Op = { parameters?: Array<{ in: string; name: string }>; responses: Record<string, { content?: Record<string, { schema: { properties?: Record<string, unknown> } }> }> };
-    const spec = (await get('/docs/json', null)).json() as { paths: Record<string, Record<string, Op>> };
+    const spec = (await get('/docs/json', null)).json<{ paths: Record<string, Record<string, Op>> }>();
     const periodRoutes = Object.entries(spec.paths)
       .filter(([, ops]) => ops.get?.parameters?.some((p) => p.in === 'query' && ['from', 'to', 'as_of'].includes(p.name)))
       .map(([path, ops]) => ({ path, op: ops.get! }));

@@ -145,8 +145,8 @@ export function spawnRoles(t: TestEnv, env: Record<string, string | undefined>, 
   const child = spawn(process.execPath, ['--import', 'tsx', 'bin/streampulse.ts'], { cwd: REPO_ROOT, env: { ...env, ROLES: roles }, stdio: ['ignore', 'pipe', 'pipe'] });
   // Both streams into one file: neither may end it while the other still writes (a SIGKILLed
   // child's stdout can close before its stderr is drained); it ends when the child is gone.
-  child.stdout!.pipe(out, { end: false });
-  child.stderr!.pipe(out, { end: false });
+  child.stdout.pipe(out, { end: false });
+  child.stderr.pipe(out, { end: false });
   child.on('close', () => out.end());
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code, sig) => resolve(code ?? (sig ? -1 : null))));
   return {

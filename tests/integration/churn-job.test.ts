@@ -47,7 +47,7 @@ const scores = (day: number) =>
 
 /** Sends records and waits until the churn processor's checkpoints cover them, then lets the job run twice more. */
 async function send(records: typeof input): Promise<void> {
-  for (const kind of new Set(records.map((r) => r.kind))) await pipeline.producer!.sendValid(kind as EventKind, records.filter((r) => r.kind === kind).map((r) => r.event) as never[]);
+  for (const kind of new Set(records.map((r) => r.kind))) await pipeline.producer!.sendValid(kind, records.filter((r) => r.kind === kind).map((r) => r.event) as never[]);
   await pollUntil(async () => {
     const pos = pipeline.runners[0]!.positions().filter((p) => p.processor === 'churn');
     for (const kind of CHURN_KINDS) {

@@ -60,7 +60,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 async function api(path: string): Promise<Record<string, unknown>> {
   const r = await app.inject({ method: 'GET', url: path, headers: { 'x-api-key': KEY } });
   expect(r.statusCode, `${path}: ${r.body}`).toBe(200);
-  return r.json() as Record<string, unknown>;
+  return r.json<Record<string, unknown>>();
 }
 const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 
@@ -74,7 +74,7 @@ async function panel(title: string, toMs: number, intervalS = 3600): Promise<Rec
 /** The alert metric's value for the hour ending at P1 (window 1 h), per group key. */
 async function alertValue(metric: string, groupBy: string[] = []): Promise<Map<string, number | null>> {
   const rule = { ...ruleSet.rules[0]!, name: `conf_${metric}`, metric, groupBy, windowMs: HOUR, condition: { kind: 'threshold' as const, op: '>' as const, threshold: 0 } };
-  const obs = await ev.observe(rule as never, P1);
+  const obs = await ev.observe(rule, P1);
   return new Map([...obs.values()].map((o) => [groupBy.map((g) => o.labels[g]).join('|'), o.value]));
 }
 

@@ -60,7 +60,7 @@ const fillers = (fromMin: number, toMin: number) => {
 async function summary(): Promise<Record<string, number>> {
   const r = await app.inject({ method: 'GET', url: `/v1/safety/summary?from=${new Date(T0).toISOString()}&to=${new Date(T0 + 10 * MIN).toISOString()}`, headers: { 'x-api-key': KEY } });
   expect(r.statusCode, r.body).toBe(200);
-  return r.json() as Record<string, number>;
+  return r.json<Record<string, number>>();
 }
 
 /** The tables as FINAL reads them, summed over source partitions (what every view reads). */

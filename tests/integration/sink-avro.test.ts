@@ -43,9 +43,9 @@ function traffic(): DriverRecord[] {
   const late = events.filter((e) => e.kind === 'payments' || e.kind === 'playback').slice(0, 40)
     .map((e, i) => ({ ...e, event: { ...e.event, event_id: `10000000-0000-4000-8000-${String(i).padStart(12, '0')}` } }));
   return [...events, ...late].map((e) => {
-    const spec = topicSpec('', e.kind as EventKind);
+    const spec = topicSpec('', e.kind);
     const event: Record<string, unknown> = { ...(e.event as unknown as Record<string, unknown>), received_time: e.event.event_time };
-    return { kind: e.kind as EventKind, partition: fnv(String(event[spec.keyField])) % spec.partitions, event };
+    return { kind: e.kind, partition: fnv(String(event[spec.keyField])) % spec.partitions, event };
   });
 }
 

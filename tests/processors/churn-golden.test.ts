@@ -141,10 +141,10 @@ describe('churn golden (in memory)', () => {
 
       const written = await scoreChurnDay(ch, DAY, 1);
       expect(written).toEqual(straightScores);
-      const read = async () => (await queryRows<Record<string, unknown>>(ch, `SELECT * EXCEPT (day, version), toInt32(dateDiff('day', toDate('1970-01-01'), day)) AS day_num FROM ${ch.database}.churn_scores FINAL WHERE day = toDate({d:Int32}) ORDER BY account_id`, { d: DAY })).map(({ day_num, ...r }) => ({ ...r, day: day_num }) as Record<string, unknown>);
+      const read = async () => (await queryRows<Record<string, unknown>>(ch, `SELECT * EXCEPT (day, version), toInt32(dateDiff('day', toDate('1970-01-01'), day)) AS day_num FROM ${ch.database}.churn_scores FINAL WHERE day = toDate({d:Int32}) ORDER BY account_id`, { d: DAY })).map(({ day_num, ...r }): Record<string, unknown> => ({ ...r, day: day_num }));
       const rows = await read();
       expectRows(rows, expected.churn_scores);
-      expectRows(rows, straightScores.map(({ contributions: _c, ...r }) => r) as Array<Record<string, unknown>>, 9);
+      expectRows(rows, straightScores.map(({ contributions: _c, ...r }): Record<string, unknown> => r), 9);
       for (const [i, r] of rows.entries()) for (const [k, v] of Object.entries(straightScores[i]!.contributions)) expect(Number((r.contributions as Record<string, unknown>)[k])).toBeCloseTo(v, 9);
 
       const cohorts = await queryRows<Record<string, unknown>>(ch, `SELECT * FROM ${ch.database}.churn_cohorts WHERE day = toDate({d:Int32}) ORDER BY plan, tenure_band, top_genre`, { d: DAY });

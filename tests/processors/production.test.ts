@@ -7,7 +7,6 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateEvent } from '../../contracts/validate.js';
-import type { JiraIssueEvent } from '../../contracts/types.generated.js';
 import { ProcessorTestDriver, type DriverRecord } from '../../processors/core/test-driver.js';
 import { DELETE_BASE, isCritical, isOpen, stateVersion } from '../../processors/production/production-model.js';
 import { productionProcessor } from '../../processors/production/production.processor.js';

@@ -63,9 +63,9 @@ type Body = string | Buffer;
 async function post(kind: string, body: Body, headers: Record<string, string> = {}, base = url): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
   const res = await fetch(`${base}/v1/events/${kind}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': KEY, ...headers }, body: typeof body === 'string' ? body : new Uint8Array(body) });
   const text = await res.text();
-  let parsed: Record<string, unknown> = {};
+  let parsed: Record<string, unknown>;
   try {
-    parsed = JSON.parse(text);
+    parsed = JSON.parse(text) as Record<string, unknown>;
   } catch {
     parsed = { text };
   }

@@ -24,7 +24,7 @@ async function withLock<T>(lockDir: string, fn: () => Promise<T>): Promise<T> {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       // A lock older than the longest start/stop belongs to a run that died.
       if (Date.now() - statSync(lockDir, { throwIfNoEntry: false })!.mtimeMs > 180_000) rmSync(lockDir, { recursive: true, force: true });
-      if (Date.now() > deadline) throw new Error(`test stack lock ${lockDir} held for too long`);
+      if (Date.now() > deadline) throw new Error(`test stack lock ${lockDir} held for too long`, { cause: err });
       await delay(200);
     }
   }

@@ -209,7 +209,7 @@ describe('processors guard with the Kafka timestamp (in-memory driver)', () => {
 
   it('a record written by another producer with a value out of bounds is refused by every processor alike', () => {
     for (const make of [() => businessProcessor({}), () => churnProcessor({})]) {
-      const d = new ProcessorTestDriver<unknown>(make() as never);
+      const d = new ProcessorTestDriver<unknown>(make());
       d.pipe([{ kind: 'payments', partition: 0, event: payment({ amount_minor: 1e12 }), timestampMs: TS }]);
       expect(d.deadLetters).toMatchObject([{ errorClass: 'out_of_bounds', reason: expect.stringMatching(/^amount_minor: 1000000000000 is out of bounds/) }]);
       d.flush();
@@ -228,7 +228,7 @@ describe('every accepted event encodes in every derived table', () => {
     events.push({ kind: 'gifts', event: gift({ quantity: 10_000, unit_coins: 100, coin_value_usd_micros: 1_000_000 }) });
     for (const e of events) expect(validateEvent(e.kind, e.event, { referenceMs: NOW }), JSON.stringify(e.event)).toMatchObject({ ok: true });
     for (const make of [() => businessProcessor({}), () => churnProcessor({})]) {
-      const d = new ProcessorTestDriver<unknown>(make() as never);
+      const d = new ProcessorTestDriver<unknown>(make());
       d.pipe(events.map((e) => ({ ...e, partition: 0, timestampMs: TS })));
       d.flush();
       expect(d.deadLetters).toEqual([]);
@@ -240,24 +240,24 @@ describe('every accepted event encodes in every derived table', () => {
     const d = new ProcessorTestDriver<BusinessState>(businessProcessor({}));
     const max = maxAmountMinor('USD');
     const fits = Math.floor(MAX_WINDOW_SUM / toUsdMicros(max, 'USD')!);
-    const records = Array.from({ length: fits + 2 }, () => ({ kind: 'payments' as EventKind, partition: 0, event: payment({ amount_minor: max }), timestampMs: TS }));
+    const records = Array.from({ length: fits + 2 }, () => ({ kind: 'payments' as const, partition: 0, event: payment({ amount_minor: max }), timestampMs: TS }));
     d.pipe(records);
     d.flush();
     expect(d.deadLetters.map((x) => [x.offset, x.errorClass, x.by])).toEqual([[fits, 'value_overflow', 'processor'], [fits + 1, 'value_overflow', 'processor']]);
     expect(d.deadLetters[0]!.reason).toMatch(/^kpi_payments_1m.gross_usd_micros: adding 1000000000000 to \d+ would pass 2251799813685247/);
     const [row] = d.table('kpi_payments_1m', ['window_start', 'method', 'plan', 'og_tier', 'country']);
     expect(row).toMatchObject({ attempts: fits, gross_usd_micros: fits * 1e12 });
-    expectAllRowsEncode(d as ProcessorTestDriver<unknown>);
+    expectAllRowsEncode(d);
   });
 
   it('QoE refuses the heartbeat that would take a minute sum past the bound, before changing its view', () => {
-    const d = new ProcessorTestDriver<unknown>(qoeProcessor({}) as never);
+    const d = new ProcessorTestDriver<unknown>(qoeProcessor({}));
     const t0 = NOW - 30 * MIN;
     const maxBitrateMs = 31 * 86_400_000 * 200_000;
     const fits = Math.floor(MAX_WINDOW_SUM / maxBitrateMs); // 4
     const beats = Array.from({ length: fits + 1 }, (_, i) => playback({ view_id: `hb-${i}`, event_time: t0 + i, seq: 1, event_type: 'heartbeat', player_state: 'playing', cum_playing_ms: 31 * 86_400_000, cum_bitrate_ms: maxBitrateMs }));
     for (const e of beats) expect(validateEvent('playback', e, { referenceMs: NOW })).toMatchObject({ ok: true });
-    d.pipe(beats.map((event) => ({ kind: 'playback' as EventKind, partition: 0, event, timestampMs: TS })));
+    d.pipe(beats.map((event) => ({ kind: 'playback', partition: 0, event, timestampMs: TS })));
     expect(d.deadLetters).toEqual([{ kind: 'playback', partition: 0, offset: fits, errorClass: 'value_overflow', by: 'processor', reason: expect.stringMatching(/^qoe_minute.cum_bitrate_ms: adding 535680000000000 to 2142720000000000 would pass 2251799813685247/) }]);
     d.flush();
     expect(d.table('qoe_views', ['view_id']).map((r) => r.view_id).sort()).toEqual(beats.slice(0, fits).map((b) => b.view_id));
@@ -265,7 +265,7 @@ describe('every accepted event encodes in every derived table', () => {
   });
 
   it('playback at the bounds encodes in the QoE tables', () => {
-    const d = new ProcessorTestDriver<unknown>(qoeProcessor({}) as never);
+    const d = new ProcessorTestDriver<unknown>(qoeProcessor({}));
     const t0 = NOW - 60 * MIN;
     const big = { bitrate_kbps: 200_000, width: 16_384, height: 16_384, cum_playing_ms: 31 * 86_400_000, cum_rebuffer_ms: 31 * 86_400_000, cum_seek_ms: 31 * 86_400_000, cum_rebuffer_count: 1_000_000, cum_bitrate_ms: 31 * 86_400_000 * 200_000 };
     const views = ['v1', 'v2', 'v3'].flatMap((view_id) => [
@@ -275,7 +275,7 @@ describe('every accepted event encodes in every derived table', () => {
       playback({ view_id, event_time: t0 + 12_000, seq: 2_147_483_647, event_type: 'view_end', player_state: 'ended', playhead_ms: 2 ** 53 - 2, ...big }),
     ]);
     for (const e of views) expect(validateEvent('playback', e, { referenceMs: NOW }), JSON.stringify(e)).toMatchObject({ ok: true });
-    d.pipe(views.map((event) => ({ kind: 'playback' as EventKind, partition: 0, event, timestampMs: TS })));
+    d.pipe(views.map((event) => ({ kind: 'playback', partition: 0, event, timestampMs: TS })));
     d.pipe([{ kind: 'playback', partition: 0, event: playback({ view_id: 'v9', event_time: NOW }), timestampMs: TS }]); // closes the windows
     d.flush();
     expect(d.deadLetters).toEqual([]);

@@ -148,7 +148,7 @@ export class SimPipeline {
   }
 
   private route(e: SimEvent, nowMs: number): void {
-    const kind = e.kind as EventKind;
+    const kind = e.kind;
     const procs = this.byKind.get(kind);
     this.stats.byKind[kind] = (this.stats.byKind[kind] ?? 0) + 1;
     if (!procs) return;

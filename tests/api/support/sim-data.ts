@@ -4,7 +4,7 @@
  * the API and Grafana tests. Partitions are a hash of the event key, as Kafka would assign them.
  */
 import { generateRange, type IncidentSpec } from '../../../producers/simulator/index.js';
-import { topicSpec, type EventKind } from '../../../contracts/topics.js';
+import { topicSpec } from '../../../contracts/topics.js';
 import { ProcessorTestDriver, type DriverRecord } from '../../../processors/core/test-driver.js';
 import { PROCESSOR_FACTORIES, type ProcessorRole } from '../../../bin/processors.js';
 import { writeTables } from '../../../sinks/clickhouse/table-writer.js';
@@ -32,9 +32,9 @@ export async function fillWithSimulatedData(ch: ClickHouse, opts: { endMs: numbe
   const startMs = opts.endMs - opts.durationMs;
   const events = generateRange({ seed: opts.seed ?? 7, startMs, ratePerSec: opts.ratePerSec, accounts: 2000, creators: 40, ...(opts.incidents ? { incidents: opts.incidents } : {}) }, opts.endMs);
   const records: DriverRecord[] = events.map((e) => {
-    const spec = topicSpec('sim.', e.kind as EventKind);
+    const spec = topicSpec('sim.', e.kind);
     const key = (e.event as unknown as Record<string, unknown>)[spec.keyField];
-    return { kind: e.kind as EventKind, partition: partitionOf(key), event: e.event as unknown as Record<string, unknown> };
+    return { kind: e.kind, partition: partitionOf(key), event: e.event as unknown as Record<string, unknown> };
   });
   const rowsByTable: Record<string, number> = {};
   const settings = { ch, graceMs: 60_000, allowedLatenessMs: 5_000 };
