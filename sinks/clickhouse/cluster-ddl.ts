@@ -14,7 +14,8 @@
  *   ReplacingMergeTree row land on the same shard and `FINAL` (applied per shard) still folds them.
  * - Views and materialized views are created ON CLUSTER; a materialized view reads and writes the
  *   local tables (it runs on the shard that receives the insert).
- * - `ALTER TABLE {db}.t` is applied ON CLUSTER to `t_local` and to the Distributed `t` (same columns).
+ * - `ALTER TABLE {db}.t` is applied ON CLUSTER to `t_local`, and to the Distributed `t` when it
+ *   changes columns (a codec or a skip index is storage of the local table only).
  * - `INSERT … SELECT` (backfills) is left as it is: it runs once, through the Distributed tables.
  *
  * Pure: no I/O. tests/unit/cluster-ddl.test.ts checks ClickHouse's parser accepts every statement.
@@ -78,6 +79,11 @@ function balanced(s: string): boolean {
   return depth === 0;
 }
 
+/** Whether an ALTER adds, drops or retypes a column (not only a codec or a skip index). */
+export function changesColumns(alter: string): boolean {
+  return /\b(ADD|DROP|RENAME) COLUMN\b/.test(alter) || /\bMODIFY COLUMN \w+ (?!CODEC\()/.test(alter);
+}
+
 /** Names of the tables (not views) the migrations create. */
 export function migrationTables(migrations: readonly Migration[]): Set<string> {
   const tables = new Set<string>();
@@ -110,7 +116,10 @@ export function clusterStatement(statement: string, tables: ReadonlySet<string>,
   if ((m = CREATE_VIEW.exec(statement))) return [onCluster(statement, m[3]!)];
   if ((m = ALTER_TABLE.exec(statement))) {
     const t = m[1]!;
-    return [onCluster(statement, t, `${t}${LOCAL_SUFFIX}`), onCluster(statement, t)];
+    const local = onCluster(statement, t, `${t}${LOCAL_SUFFIX}`);
+    // Column changes reach the Distributed table too (same columns); codecs and skip indexes are
+    // storage of the local table only.
+    return changesColumns(statement) ? [local, onCluster(statement, t)] : [local];
   }
   if (/^INSERT INTO /.test(statement)) return [statement];
   throw new Error(`no cluster form for the statement: ${statement.slice(0, 120)}`);

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openClickHouse, queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
-import { clusterMigrations, clusterStatement, dataTarget, migrationTables, schemaMigrationsDdl, shardingKey } from '../../sinks/clickhouse/cluster-ddl.js';
+import { changesColumns, clusterMigrations, clusterStatement, dataTarget, migrationTables, schemaMigrationsDdl, shardingKey } from '../../sinks/clickhouse/cluster-ddl.js';
 import { loadMigrations } from '../../sinks/clickhouse/migrate.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
 
@@ -75,11 +75,16 @@ describe('cluster DDL', () => {
     expect(alters.map((s) => /^ALTER TABLE \S+/.exec(s.sql)![0])).toEqual(['raw_playback', 'raw_payments', 'raw_gifts', 'raw_moderation', 'raw_jira', 'raw_catalog'].flatMap((r) => [`ALTER TABLE ${DB}.${r}_local`, `ALTER TABLE ${DB}.${r}`]));
   });
 
-  it('sharding keys, data targets, and statements without a cluster form', () => {
+  it('sharding keys, data targets, codec-only ALTERs, and statements without a cluster form', () => {
     expect(shardingKey('(toStartOfHour(event_time), event_id)')).toBe('cityHash64(toStartOfHour(event_time), event_id)');
     expect(shardingKey('version')).toBe('cityHash64(version)');
     expect(shardingKey('(a, b) ')).toBe('cityHash64(a, b)');
     expect(shardingKey('tuple()')).toBe('rand()');
+    expect(changesColumns('ALTER TABLE {db}.t MODIFY COLUMN kind Enum8(\'a\' = 1)')).toBe(true);
+    expect(changesColumns('ALTER TABLE {db}.t ADD COLUMN IF NOT EXISTS x UInt8')).toBe(true);
+    expect(changesColumns('ALTER TABLE {db}.t\n  MODIFY COLUMN a CODEC(ZSTD(1)),\n  MODIFY COLUMN b CODEC(Delta, ZSTD(1))')).toBe(false);
+    expect(changesColumns('ALTER TABLE {db}.t ADD INDEX IF NOT EXISTS i x TYPE minmax GRANULARITY 1')).toBe(false);
+    expect(statements.filter((s) => s.version === 20 && s.sql.startsWith('ALTER TABLE')).every((s) => /^ALTER TABLE \S+_local ON CLUSTER/.test(s.sql))).toBe(true);
     expect(dataTarget(DB, 'qoe_minute', null)).toBe(`${DB}.qoe_minute`);
     expect(dataTarget(DB, 'qoe_minute', CLUSTER)).toBe(`${DB}.qoe_minute_local ON CLUSTER ${CLUSTER}`);
     expect(() => clusterStatement('OPTIMIZE TABLE {db}.x FINAL', new Set(), { cluster: CLUSTER })).toThrow(/no cluster form/);
