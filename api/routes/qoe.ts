@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { P, SOURCES, measureSql, metricSql, type Grain } from '../../contracts/metrics-catalog.js';
-import { QOE_MEASURES, qoeRollupDims, qoeRollupStep, sealedSql, sealedState } from '../../sinks/clickhouse/rollups.js';
+import { QOE_MEASURES, qoeRollupStep, sealedSql, sealedState } from '../../sinks/clickhouse/rollups.js';
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import type { ApiContext } from '../context.js';
 import { cacheHeaders, sealedUntil } from '../http-cache.js';
@@ -62,20 +62,18 @@ SETTINGS prefer_column_name_to_alias = 1`;
  * dimensions (qoeRollupStep).
  *
  * `split`: the bound between rollup and source known beforehand (`{hi:UInt32}`, epoch seconds, as
- * qoeSeries reads it), with either side left out when it holds no minute of the range, and
- * `dims`: the closed buckets read from qoe_minute_rollup_dims (migration 020, qoeRollupDims: the
- * series names at most one dimension), ~1/40 of the rows for the same sums. Without it
+ * qoeSeries reads it), with either side left out when it holds no minute of the range. Without it
  * the bound is the sealed point read inside the query; then ClickHouse cannot use it to prune
  * qoe_minute, and merges (FINAL) every minute row of the range only to drop the sealed ones.
  */
-export function qoeRollupSeriesSql(db: string, groupExpr: string, filters: string, rollupStep: number, split?: { rollup: boolean; source: boolean; dims?: string | null }): string {
+export function qoeRollupSeriesSql(db: string, groupExpr: string, filters: string, rollupStep: number, split?: { rollup: boolean; source: boolean }): string {
   const hi = split ? 'toDateTime({hi:UInt32})' : `greatest(toDateTime({lo:UInt32}), least(toDateTime({hiCap:UInt32}), ${sealedSql(db, 'qoe', `qoe_${rollupStep}`)}))`;
   const pm = (x: string) => measureSql('minute', x, 'partials');
   const branches: string[] = [];
   if (split?.rollup ?? true) branches.push(`
   SELECT bucket AS ts, ${groupExpr} AS series, minutes, ${QOE_MEASURES.map(P).join(', ')}
-  FROM ${split?.dims ? `${db}.qoe_minute_rollup_dims FINAL` : `${db}.qoe_minute_rollup FINAL`}
-  WHERE step = ${rollupStep}${split?.dims ? ` AND dims = '${split.dims}'` : ''} AND bucket >= toDateTime({lo:UInt32}) AND bucket < ${hi}${filters}`);
+  FROM ${db}.qoe_minute_rollup FINAL
+  WHERE step = ${rollupStep} AND bucket >= toDateTime({lo:UInt32}) AND bucket < ${hi}${filters}`);
   if (split?.source ?? true) branches.push(`
   SELECT window_start AS ts, ${groupExpr} AS series, [window_start] AS minutes, ${QOE_MEASURES.map((m) => `${measureSql('minute', m)} AS ${P(m)}`).join(', ')}
   FROM ${SOURCES.minute.from(db, `window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64}) AND (window_start < toDateTime({lo:UInt32}) OR window_start >= ${hi})`)}
@@ -107,11 +105,9 @@ export async function qoeSeries(ctx: ApiContext, groupBy: keyof typeof GROUP_BY,
     const lo = Math.ceil(fromS / g) * g;
     const hiCap = Math.floor(toS / g) * g;
     if (hiCap > lo) {
-      const sealed = await sealedState(ctx.ch, 'qoe');
-      const dims = qoeRollupDims(groupBy, filterDims);
-      const sealedS = Math.floor((sealed.get(dims ? `qoe_dims_${g}` : `qoe_${g}`) ?? 0) / 1000);
+      const sealedS = Math.floor(((await sealedState(ctx.ch, 'qoe')).get(`qoe_${g}`) ?? 0) / 1000);
       const hi = Math.max(lo, Math.min(hiCap, sealedS));
-      const split = { rollup: hi > lo, source: Number(params.from) < lo || Number(params.to) > hi, dims };
+      const split = { rollup: hi > lo, source: Number(params.from) < lo || Number(params.to) > hi };
       if (split.rollup || split.source) return queryRows(ctx.ch, qoeRollupSeriesSql(ctx.db, GROUP_BY[groupBy], filters, g, split), { ...params, lo, hiCap, hi });
     }
   }

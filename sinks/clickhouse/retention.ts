@@ -3,7 +3,7 @@
  * parts, set at start from RETENTION_*_DAYS (0 = keep forever, the default). Families:
  *  - raw: the raw_* tables (the archive of every event; the Kafka log is the source of truth);
  *  - minute: one-minute tables (qoe_minute, kpi_payments_1m, kpi_gifts_1m, safety_events_1m) and
- *    the 1-minute QoE rollups (qoe_minute_rollup, qoe_minute_rollup_dims);
+ *    the 1-minute QoE rollup;
  *  - hour: hourly tables (account_activity_1h, kpi_business_1h_closed) and the 5-minute and
  *    1-hour QoE rollups.
  * With minute retention shorter than hour retention, long ranges keep answering from the rollups
@@ -34,11 +34,9 @@ export function retentionTtls(r: Retention): Map<string, string | null> {
   for (const t of ['qoe_minute', 'kpi_payments_1m', 'kpi_gifts_1m', 'safety_events_1m']) ttl.set(t, days(r.minuteDays, 'window_start'));
   for (const t of ['account_activity_1h', 'kpi_business_1h_closed']) ttl.set(t, days(r.hourDays, 'hour'));
   // One table, two families: the 1-minute buckets follow minute retention, the others hour retention.
-  const rollupTtl = r.minuteDays > 0 || r.hourDays > 0
+  ttl.set('qoe_minute_rollup', r.minuteDays > 0 || r.hourDays > 0
     ? `addDays(bucket, if(step = 60, ${r.minuteDays || FOREVER_DAYS}, ${r.hourDays || FOREVER_DAYS}))`
-    : null;
-  ttl.set('qoe_minute_rollup', rollupTtl);
-  ttl.set('qoe_minute_rollup_dims', rollupTtl);
+    : null);
   return ttl;
 }
 

@@ -19,11 +19,6 @@ export const QOE_ROLLUP_STEPS = [3600, 300, 60] as const;
 /** Dimensions kept by the QoE rollups; group-bys or filters on others (asn, content_id) read qoe_minute. */
 export const QOE_ROLLUP_DIMS = ['cdn', 'device_category', 'country'] as const;
 export const QOE_MEASURES = Object.keys(SOURCES.minute.measures);
-/**
- * `dims` of qoe_minute_rollup_dims (migration 020): the one dimension kept, or 'none'. A series
- * whose group-by and filters name at most one dimension reads it (qoeRollupDims).
- */
-export const QOE_DIMS_SETS = ['none', ...QOE_ROLLUP_DIMS] as const;
 
 export type RollupFamily = 'qoe' | 'business';
 const sealedTable = (db: string, f: RollupFamily) => `${db}.rollup_sealed_${f}`;
@@ -72,25 +67,6 @@ export async function sealQoe(ch: ClickHouse, closedUntilMs: number, version = D
     await markSealed(ch, 'qoe', name, to, version);
     done.push({ name, fromMs: from, toMs: to });
   }
-  for (const step of QOE_ROLLUP_STEPS) {
-    // The one-dimension rollup (migration 020) follows the full one, from its sealed rows; on a
-    // database sealed before 020 the first call fills it for every sealed bucket. Samples are
-    // stored sorted: the same values, and the percentiles' arraySort at read time then runs over
-    // presorted input (pdqsort: close to one pass) instead of sorting each bucket's samples anew.
-    const name = `qoe_dims_${step}`;
-    const from = state.get(name) ?? 0;
-    const to = done.find((d) => d.name === `qoe_${step}`)?.toMs ?? state.get(`qoe_${step}`) ?? 0;
-    if (to <= from) continue;
-    await command(ch, `
-      INSERT INTO ${db}.qoe_minute_rollup_dims (step, dims, bucket, ${dims}, minutes, ${QOE_MEASURES.map(P).join(', ')}, version)
-      SELECT step, d, bucket, ${QOE_ROLLUP_DIMS.map((x) => `if(d = '${x}', ${x}, '') AS ${x}_kept`).join(', ')}, groupUniqArrayArray(minutes),
-        ${QOE_MEASURES.map((m) => (SOURCES.minute.measures[m]!.combine === 'samples' ? `arraySort(${measureSql('minute', m, 'partials')})` : measureSql('minute', m, 'partials'))).join(', ')}, {v:UInt64}
-      FROM ${db}.qoe_minute_rollup FINAL ARRAY JOIN ['${QOE_DIMS_SETS.join("', '")}'] AS d
-      WHERE step = ${step} AND bucket >= toDateTime({from:UInt32}) AND bucket < toDateTime({to:UInt32})
-      GROUP BY step, d, bucket, ${QOE_ROLLUP_DIMS.map((x) => `${x}_kept`).join(', ')}`, { from: sec(from), to: sec(to), v: version });
-    await markSealed(ch, 'qoe', name, to, version);
-    done.push({ name, fromMs: from, toMs: to });
-  }
   return done;
 }
 
@@ -108,7 +84,7 @@ export async function sealBusiness(ch: ClickHouse, closedUntilMs: number, versio
 }
 
 export const ROLLUP_TABLES: Record<RollupFamily, readonly string[]> = {
-  qoe: ['qoe_minute_rollup', 'rollup_sealed_qoe', 'qoe_minute_rollup_dims'],
+  qoe: ['qoe_minute_rollup', 'rollup_sealed_qoe'],
   business: ['kpi_business_1h_closed', 'rollup_sealed_business'],
 };
 
@@ -122,15 +98,4 @@ export function qoeRollupStep(step: number, groupBy: string, filters: readonly s
   if (groupBy !== 'none' && !dims.includes(groupBy)) return null;
   if (filters.some((f) => !dims.includes(f))) return null;
   return QOE_ROLLUP_STEPS.find((g) => step % g === 0) ?? null;
-}
-
-/**
- * The `dims` of qoe_minute_rollup_dims that answers a series with this group-by and these filters
- * (at most one dimension named, 'none' for none), or null (then qoe_minute_rollup answers).
- */
-export function qoeRollupDims(groupBy: string, filters: readonly string[]): (typeof QOE_DIMS_SETS)[number] | null {
-  const named = new Set([...(groupBy === 'none' ? [] : [groupBy]), ...filters]);
-  if (named.size > 1) return null;
-  const [d = 'none'] = named;
-  return (QOE_DIMS_SETS as readonly string[]).includes(d) ? (d as (typeof QOE_DIMS_SETS)[number]) : null;
 }

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { command, openClickHouse, queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
-import { QOE_ROLLUP_STEPS, qoeRollupDims, qoeRollupStep, sealBusiness, sealQoe, sealedState } from '../../sinks/clickhouse/rollups.js';
+import { QOE_ROLLUP_STEPS, qoeRollupStep, sealBusiness, sealQoe, sealedState } from '../../sinks/clickhouse/rollups.js';
 import { qoeRollupSeriesSql, qoeSeriesSql } from '../../api/routes/qoe.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
 
@@ -65,8 +65,7 @@ const s = (ms: number) => (ms / 1000).toFixed(3);
 describe('QoE rollups', () => {
   it('seal closed buckets only, once, up to each step\'s last whole bucket', async () => {
     const done = await sealQoe(ch, SEAL, 1);
-    expect(done.map((d) => [d.name, d.toMs])).toEqual([['qoe_3600', T0 + 2 * H], ['qoe_300', T0 + 2 * H + 15 * 60_000], ['qoe_60', T0 + 2 * H + 17 * 60_000],
-      ['qoe_dims_3600', T0 + 2 * H], ['qoe_dims_300', T0 + 2 * H + 15 * 60_000], ['qoe_dims_60', T0 + 2 * H + 17 * 60_000]]);
+    expect(done.map((d) => [d.name, d.toMs])).toEqual([['qoe_3600', T0 + 2 * H], ['qoe_300', T0 + 2 * H + 15 * 60_000], ['qoe_60', T0 + 2 * H + 17 * 60_000]]);
     expect(await sealQoe(ch, SEAL, 2)).toEqual([]);
     const [r] = await queryRows<{ n: string; last: string }>(ch, `SELECT count() AS n, toUnixTimestamp(max(bucket)) AS last FROM ${ch.database}.qoe_minute_rollup WHERE step = 300`);
     expect(Number(r!.n)).toBeGreaterThan(0);
@@ -99,14 +98,6 @@ describe('QoE rollups', () => {
       const hi = Math.max(lo, Math.min(hiCap, Math.floor((sealed.get(`qoe_${g}`) ?? 0) / 1000)));
       const split = { rollup: hi > lo, source: c.from / 1000 < lo || c.to / 1000 > hi };
       expect(await queryRows(ch, qoeRollupSeriesSql(ch.database, groupExpr, filters, g!, split), { ...params, lo, hiCap, hi })).toEqual(want);
-      // One dimension named at most: the closed buckets from qoe_minute_rollup_dims (migration 020).
-      const dims = qoeRollupDims(c.group, c.filter ? [c.filter[0]] : []);
-      expect(dims).toBe(c.filter ? null : c.group);
-      if (dims) {
-        const hiD = Math.max(lo, Math.min(hiCap, Math.floor((sealed.get(`qoe_dims_${g}`) ?? 0) / 1000)));
-        expect(hiD).toBe(hi);
-        expect(await queryRows(ch, qoeRollupSeriesSql(ch.database, groupExpr, filters, g!, { ...split, dims }), { ...params, lo, hiCap, hi })).toEqual(want);
-      }
     });
   }
 
@@ -131,7 +122,7 @@ describe('QoE rollups', () => {
     const db = ch.database;
     const before = await queryRows(ch, `SELECT * EXCEPT version FROM ${db}.qoe_minute_rollup FINAL ORDER BY step, bucket, cdn, device_category, country`);
     await command(ch, `TRUNCATE TABLE ${db}.rollup_sealed_qoe`);
-    expect((await sealQoe(ch, SEAL, 3)).length).toBe(2 * QOE_ROLLUP_STEPS.length);
+    expect((await sealQoe(ch, SEAL, 3)).length).toBe(QOE_ROLLUP_STEPS.length);
     expect(await queryRows(ch, `SELECT * EXCEPT version FROM ${db}.qoe_minute_rollup FINAL ORDER BY step, bucket, cdn, device_category, country`)).toEqual(before);
   });
 
@@ -141,11 +132,6 @@ describe('QoE rollups', () => {
     expect(qoeRollupStep(300, 'none', ['content_id'])).toBeNull();
     expect(qoeRollupStep(90 * 60, 'none', [])).toBe(300);
     expect(qoeRollupStep(120, 'cdn', [])).toBe(60);
-    expect(qoeRollupDims('none', [])).toBe('none');
-    expect(qoeRollupDims('cdn', ['cdn'])).toBe('cdn');
-    expect(qoeRollupDims('none', ['country'])).toBe('country');
-    expect(qoeRollupDims('cdn', ['country'])).toBeNull();
-    expect(qoeRollupDims('asn', [])).toBeNull();
   });
 });
 
