@@ -37,6 +37,11 @@ export const EnvSchema = Type.Object({
   CLICKHOUSE_USER: Str('default'),
   CLICKHOUSE_PASSWORD: Str(''),
   CLICKHOUSE_DATABASE: Type.String({ default: 'streampulse', pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$' }),
+  /**
+   * With CLICKHOUSE_URL: the cluster (remote_servers name) the migrations create every table on,
+   * replicated and sharded behind Distributed tables (sinks/clickhouse/cluster-ddl.ts, docs/deploy.md).
+   */
+  CLICKHOUSE_CLUSTER: Type.String({ default: '', pattern: '^([a-zA-Z_][a-zA-Z0-9_]*)?$' }),
   /** With CLICKHOUSE_URL: a request (insert or query) not answered within this fails and is retried. */
   CLICKHOUSE_REQUEST_TIMEOUT_MS: Int(60_000, 1_000, 3_600_000),
   CHDB_PATH: Str(''),
@@ -152,7 +157,7 @@ export interface Config {
   roles: Set<Role>;
   kafkaBrokers: string;
   topicPrefix: string;
-  clickhouse: { url: string | null; user: string; password: string; database: string; chdbPath: string; requestTimeoutMs: number };
+  clickhouse: { url: string | null; user: string; password: string; database: string; chdbPath: string; requestTimeoutMs: number; cluster: string | null };
   /** The read-only analyst user (null when CLICKHOUSE_ANALYST_PASSWORD is empty: analyst login off). */
   clickhouseAnalyst: { name: string; password: string } | null;
   /** Limits of analyst SQL (names as in sinks/clickhouse/analyst.ts). */
@@ -207,6 +212,9 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
     // An origin is scheme://host[:port], exactly as a browser sends it in the Origin header.
     if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) problems.push(`INGEST_CORS_ORIGINS: "${o}" is not an origin such as https://player.example.com (scheme and host, no path), nor *`);
   }
+  if (env.CLICKHOUSE_CLUSTER && !env.CLICKHOUSE_URL) {
+    problems.push(`CLICKHOUSE_CLUSTER: needs CLICKHOUSE_URL (a server of the cluster "${env.CLICKHOUSE_CLUSTER}"); embedded ClickHouse is one server`);
+  }
   if (problems.length === 0 && env.CLICKHOUSE_ANALYST_PASSWORD && env.CLICKHOUSE_ANALYST_USER === env.CLICKHOUSE_USER) {
     problems.push(`CLICKHOUSE_ANALYST_USER: must differ from CLICKHOUSE_USER (both "${env.CLICKHOUSE_USER}"): the analyst user is the read-only one`);
   }
@@ -223,6 +231,7 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
       database: env.CLICKHOUSE_DATABASE,
       chdbPath: env.CHDB_PATH || `${env.DATA_DIR}/chdb`,
       requestTimeoutMs: env.CLICKHOUSE_REQUEST_TIMEOUT_MS,
+      cluster: env.CLICKHOUSE_CLUSTER || null,
     },
     clickhouseAnalyst: env.CLICKHOUSE_ANALYST_PASSWORD ? { name: env.CLICKHOUSE_ANALYST_USER, password: env.CLICKHOUSE_ANALYST_PASSWORD } : null,
     sqlLimits: { maxExecutionSeconds: env.SQL_MAX_EXECUTION_SECONDS, maxMemoryBytes: env.SQL_MAX_MEMORY_BYTES, maxResultRows: env.SQL_MAX_RESULT_ROWS, maxResultBytes: env.SQL_MAX_RESULT_BYTES },

@@ -12,6 +12,7 @@ import type { Processor } from './core/processor.js';
 import { ProcessorRunner, type RunnerDeps, type RunnerOptions } from './core/runner.js';
 import { topicHighWatermarks } from '../lib/kafka-admin.js';
 import { command } from '../sinks/clickhouse/client.js';
+import { dataTarget } from '../sinks/clickhouse/cluster-ddl.js';
 
 export interface ReplayResult {
   processor: string;
@@ -26,8 +27,8 @@ export async function replayProcessor<S>(processor: Processor<S>, deps: RunnerDe
   const runner = new ProcessorRunner(processor, deps, opts);
   const db = deps.ch.database;
   if (opts.fromBeginning) {
-    for (const table of [...processor.tables, ...(processor.jobTables ?? [])]) await command(deps.ch, `TRUNCATE TABLE IF EXISTS ${db}.${table}`);
-    await command(deps.ch, `DELETE FROM ${db}.late_events WHERE processor = {p:String}`, { p: processor.name });
+    for (const table of [...processor.tables, ...(processor.jobTables ?? [])]) await command(deps.ch, `TRUNCATE TABLE IF EXISTS ${dataTarget(db, table, deps.ch.cluster)}`);
+    await command(deps.ch, `DELETE FROM ${dataTarget(db, 'late_events', deps.ch.cluster)} WHERE processor = {p:String}`, { p: processor.name });
     await runner.clearCheckpoints();
   }
   const ends = new Map<string, number>();

@@ -11,6 +11,7 @@ import { Readable } from 'node:stream';
 import { createClient, type ClickHouseClient } from '@clickhouse/client';
 import { ClickHouseError } from '../../lib/errors.js';
 import { containerFile, type EncodedRows } from './avro-rows.js';
+import { checkClusterName } from './cluster-ddl.js';
 
 export type { ClickHouseClient };
 
@@ -28,6 +29,13 @@ export interface ClickHouseOptions {
    * rows again, which the ReplacingMergeTree tables fold (docs/reliability.md).
    */
   requestTimeoutMs?: number;
+  /**
+   * ClickHouse server only: the cluster the schema lives on (CLICKHOUSE_CLUSTER): migrations create
+   * replicated tables behind Distributed ones (cluster-ddl.ts), inserts into a Distributed table
+   * return once the shards have the rows (insert_distributed_sync), so offsets are committed only
+   * after the rows are durable, as on one server.
+   */
+  cluster?: string | null;
 }
 
 export interface ClickHouse {
@@ -42,6 +50,8 @@ export interface ClickHouse {
   spoolDir: string | null;
   /** Embedded ClickHouse only: its data directory (other sessions, e.g. the analyst's, open it too). */
   chdbPath: string | null;
+  /** ClickHouse server only: the cluster name (CLICKHOUSE_CLUSTER), null on one server or embedded. */
+  cluster: string | null;
   /** ClickHouse server only: where it is and who this handle logs in as (the analyst handle reuses it). */
   server: { url: string; user: string; password: string } | null;
   close(): Promise<void>;
@@ -59,7 +69,7 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
       password: opts.password,
       request_timeout: opts.requestTimeoutMs ?? 60_000,
       compression: { request: false, response: false },
-      clickhouse_settings: { async_insert: 0 },
+      clickhouse_settings: { async_insert: 0, ...(opts.cluster ? { insert_distributed_sync: 1 } : {}) },
     });
     transport = 'http';
   } else {
@@ -81,13 +91,15 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
     spoolDir = join(spoolRoot, `${process.pid}-${randomUUID().slice(0, 8)}`);
     mkdirSync(spoolDir);
   }
-  await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${opts.database}` });
+  const cluster = opts.url && opts.cluster ? checkClusterName(opts.cluster) : null;
+  await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${opts.database}${cluster ? ` ON CLUSTER ${cluster}` : ''}` });
   return {
     client,
     database: opts.database,
     transport,
     spoolDir,
     chdbPath,
+    cluster,
     server: opts.url ? { url: opts.url, user: opts.user, password: opts.password } : null,
     close: async () => {
       await client.close();

@@ -14,6 +14,7 @@
  */
 import { EVENT_KINDS } from '../../contracts/topics.js';
 import { command, queryRows, type ClickHouse } from './client.js';
+import { dataTarget, LOCAL_SUFFIX } from './cluster-ddl.js';
 import { rawTableName } from './raw-ddl.js';
 
 export interface Retention {
@@ -46,13 +47,15 @@ export async function applyRetention(ch: ClickHouse, r: Retention): Promise<stri
     `SELECT name, engine_full FROM system.tables WHERE database = {db:String}`, { db })).map((t) => [t.name, t.engine_full]));
   const changed: string[] = [];
   for (const [table, expr] of retentionTtls(r)) {
-    const engine = engines.get(table);
+    // On a cluster the rows (and the TTL) live in the replicated local tables.
+    const engine = engines.get(ch.cluster ? `${table}${LOCAL_SUFFIX}` : table);
     if (engine === undefined) continue;
     const has = / TTL /.test(engine);
+    const target = dataTarget(db, table, ch.cluster);
     if (expr === null) {
       if (!has) continue;
-      await command(ch, `ALTER TABLE ${db}.${table} REMOVE TTL`);
-    } else await command(ch, `ALTER TABLE ${db}.${table} MODIFY TTL ${expr} SETTINGS materialize_ttl_after_modify = 0`);
+      await command(ch, `ALTER TABLE ${target} REMOVE TTL`);
+    } else await command(ch, `ALTER TABLE ${target} MODIFY TTL ${expr} SETTINGS materialize_ttl_after_modify = 0`);
     changed.push(table);
   }
   return changed;

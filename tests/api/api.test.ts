@@ -512,8 +512,11 @@ describe('rollups and HTTP caching of closed answers (issue 20)', () => {
       `/v1/qoe/timeseries?from=${iso(NOW - 90 * 60_000)}&to=${iso(NOW - 31 * 60_000 + 500)}&step=60&group_by=country`,
       `/v1/business/hourly?${RANGE}`,
       '/v1/live/snapshot?minutes=120',
+      `/v1/qoe/timeseries?${RANGE}&step=600&group_by=cdn&device_category=tv`,
+      `/v1/qoe/timeseries?${RANGE}&step=300&device_category=tv`,
     ];
     const before = await Promise.all(urls.map(async (u) => (await get(u)).json()));
+    for (const b of before.slice(-2)) expect(b.points.length).toBeGreaterThan(0);
     const open = await get(urls[0]!);
     expect(open.headers['cache-control']).toBe('private, no-cache');
     expect(open.headers.etag).toBeUndefined();

@@ -93,6 +93,11 @@ describe('QoE rollups', () => {
       const got = await queryRows(ch, qoeRollupSeriesSql(ch.database, groupExpr, filters, g!), { ...params, lo, hiCap });
       expect(want.length).toBeGreaterThan(0);
       expect(got).toEqual(want);
+      // As the API runs it (qoeSeries): the sealed point read first, constant bounds, an empty side left out.
+      const sealed = await sealedState(ch, 'qoe');
+      const hi = Math.max(lo, Math.min(hiCap, Math.floor((sealed.get(`qoe_${g}`) ?? 0) / 1000)));
+      const split = { rollup: hi > lo, source: c.from / 1000 < lo || c.to / 1000 > hi };
+      expect(await queryRows(ch, qoeRollupSeriesSql(ch.database, groupExpr, filters, g!, split), { ...params, lo, hiCap, hi })).toEqual(want);
     });
   }
 

@@ -49,5 +49,12 @@ describe('config', () => {
     expect([...c.roles]).toEqual(['business', 'qoe']);
     expect(c.env.BATCH_MAX_ROWS).toBe(500);
     expect(c.clickhouse.url).toBe('http://ch:8123');
+    expect(c.clickhouse.cluster).toBeNull();
+  });
+
+  it('CLICKHOUSE_CLUSTER: a plain name, with a server URL only', () => {
+    expect(loadConfig({ CLICKHOUSE_URL: 'http://ch:8123', CLICKHOUSE_CLUSTER: 'sp_cluster' }).clickhouse.cluster).toBe('sp_cluster');
+    expect(() => loadConfig({ CLICKHOUSE_CLUSTER: 'sp_cluster' })).toThrow(/CLICKHOUSE_CLUSTER: needs CLICKHOUSE_URL/);
+    expect(() => loadConfig({ CLICKHOUSE_URL: 'http://ch:8123', CLICKHOUSE_CLUSTER: 'sp cluster; DROP' })).toThrow(/CLICKHOUSE_CLUSTER/);
   });
 });

@@ -33,6 +33,19 @@ describe('migrations', () => {
     expect(got).toEqual(want);
   });
 
+  it('020 sets codecs and keeps defaults; late_events gets its event_time index', async () => {
+    const cols = await queryRows<{ table: string; name: string; default_expression: string; compression_codec: string }>(ch,
+      `SELECT table, name, default_expression, compression_codec FROM system.columns WHERE database = {db:String} AND (table, name) IN (('raw_playback', 'ingested_at'), ('raw_playback', 'event_time'), ('qoe_minute', 'window_start'), ('raw_jira', 'raw_payload')) ORDER BY table, name`, { db: ch.database });
+    expect(cols).toEqual([
+      { table: 'qoe_minute', name: 'window_start', default_expression: '', compression_codec: 'CODEC(DoubleDelta, ZSTD(1))' },
+      { table: 'raw_jira', name: 'raw_payload', default_expression: '', compression_codec: 'CODEC(ZSTD(3))' },
+      { table: 'raw_playback', name: 'event_time', default_expression: '', compression_codec: 'CODEC(Delta(8), ZSTD(1))' },
+      { table: 'raw_playback', name: 'ingested_at', default_expression: 'now64(3)', compression_codec: 'CODEC(Delta(8), ZSTD(1))' },
+    ]);
+    const idx = await queryRows<{ name: string; type: string }>(ch, `SELECT name, type FROM system.data_skipping_indices WHERE database = {db:String} AND table = 'late_events'`, { db: ch.database });
+    expect(idx).toEqual([{ name: 'late_events_event_time', type: 'minmax' }]);
+  });
+
   it('011 converts raw tables created with LowCardinality columns (before it) and keeps their values', async () => {
     const db = ch.database;
     const m011 = loadMigrations().find((m) => m.version === 11)!;
