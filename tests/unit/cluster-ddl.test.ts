@@ -44,7 +44,7 @@ describe('cluster DDL', () => {
       try {
         formatted.push(await parse(s.sql));
       } catch (err) {
-        throw new Error(`migration ${s.version}: ClickHouse cannot parse\n${s.sql}\n${(err as Error).message}`);
+        throw new Error(`migration ${s.version}: ClickHouse cannot parse\n${s.sql}\n${(err as Error).message}`, { cause: err });
       }
     }
     // ClickHouse's own spelling keeps ON CLUSTER on every DDL statement (INSERT backfills excepted).
