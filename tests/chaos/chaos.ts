@@ -153,13 +153,19 @@ const FAULTS: Fault[] = [
 async function runOne(f: Fault, rig: FaultRig, phase: (what: string) => void): Promise<Row> {
   const exitedBefore = rig.exitedOnTheirOwn();
   const feed = rig.feed({ paceMs: 1000 });
+  // What was measured before a step failed is still reported (an unfinished rebuild keeps its recovery times).
+  let downtimeS = 0;
+  let note = '';
+  let resumedS: number | null = null;
+  let allS: number | null = null;
   try {
     // Some traffic before the fault, so that it hits a pipeline at work.
     await sleep(10_000);
-    const { backAt, downtimeS, note } = await f.run(rig);
+    const injected = await f.run(rig);
+    const backAt = injected.backAt;
+    downtimeS = injected.downtimeS;
+    note = injected.note ?? '';
     phase('fault');
-    let resumedS: number | null = null;
-    let allS: number | null = null;
     try {
       const r = await rig.recovery(backAt, { resumedMs: 300_000, allMs: 300_000 });
       resumedS = r.resumedS;
@@ -185,10 +191,10 @@ async function runOne(f: Fault, rig: FaultRig, phase: (what: string) => void): P
     phase('run on and catch up');
     const cmp = await rig.compareWithCleanReplay(phase);
     const exited = rig.exitedOnTheirOwn() - exitedBefore;
-    return { fault: f.name, downtimeS, resumedS, allS, exited, events, rows: cmp.rows, differences: cmp.differences.length ? cmp.differences.map((d) => `${d.table} -${d.missing}/+${d.extra}`).join(', ') : '0', note: `${note ?? ''}${rebuild}` };
+    return { fault: f.name, downtimeS, resumedS, allS, exited, events, rows: cmp.rows, differences: cmp.differences.length ? cmp.differences.map((d) => `${d.table} -${d.missing}/+${d.extra}`).join(', ') : '0', note: `${note}${rebuild}` };
   } catch (err) {
     await feed.stop().catch(() => 0);
-    return { fault: f.name, downtimeS: 0, resumedS: null, allS: null, exited: rig.exitedOnTheirOwn() - exitedBefore, events: 0, rows: 0, differences: `error: ${(err as Error).message.slice(0, 120)}`, note: '' };
+    return { fault: f.name, downtimeS, resumedS, allS, exited: rig.exitedOnTheirOwn() - exitedBefore, events: 0, rows: 0, differences: `error: ${(err as Error).message.slice(0, 160)}`, note };
   }
 }
 
