@@ -244,6 +244,8 @@ export class EventProducer {
         'queue.buffering.max.messages': 200_000,
         'batch.num.messages': 10_000,
         'socket.connection.setup.timeout.ms': CONNECT_TIMEOUT_MS,
+        // Reconnect within a second of a broker coming back (librdkafka's default backs off to 10 s).
+        'reconnect.backoff.max.ms': 1_000,
         'log.connection.close': false,
         dr_cb: true,
       },

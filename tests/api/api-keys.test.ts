@@ -241,6 +241,52 @@ describe('keys survive a Redis that lost its contents', () => {
     store.startWatchdog();
   });
 
+  it('after its redis-server restarts empty (no persistence), keys work again within 10 s, no request and no restart needed', async () => {
+    // A redis-server of this test's own (never the shared one), without persistence: a restart
+    // loses everything. The store is one API process's: its own durable key log (a topic of its
+    // own, so the other tests' API_KEYS record is untouched) and the default watchdog interval.
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const opts = { url: `redis://127.0.0.1:${port}`, dataDir: `${env.t.dataDir}/redis-empty`, logger: silentLogger(), persistence: 'none' as const };
+    await ensureRedis(opts);
+    const own = new Redis(opts.url, { lazyConnect: true, maxRetriesPerRequest: 3 });
+    own.on('error', () => {});
+    await own.connect();
+    const ownLog = await KafkaRegistryLog.open({ brokers: env.brokers, topic: apiKeysTopic(`${env.topicPrefix}empty.`), logger: silentLogger() });
+    const ownMetrics = createMetrics();
+    const keys = new RedisApiKeyStore(own, 'empty:', { log: ownLog, metrics: ownMetrics, checkIntervalMs: 2_000, now });
+    await keys.seed(`${ADMIN}:admin,${VIEWER}:viewer`);
+    keys.startWatchdog();
+    const api = await apiApp(keys, own, 'empty:');
+    const get = (key: string) => api.inject({ method: 'GET', url: '/v1/tables', headers: { 'x-api-key': key } });
+    try {
+      const created = await api.inject({ method: 'POST', url: '/v1/admin/keys', headers: { 'x-api-key': ADMIN }, payload: { role: 'analyst', name: 'survives-a-restart' } });
+      expect(created.statusCode).toBe(201);
+      const survivor = created.json().key as string;
+      expect((await get(survivor)).statusCode).toBe(200);
+      expect((await get(VIEWER)).statusCode).toBe(200);
+      const watchdogRestores = async () => (await ownMetrics.apiKeyRestores.get()).values.find((v) => v.labels.trigger === 'watchdog')?.value ?? 0;
+      expect(await watchdogRestores()).toBe(0);
+      await stopRedis(opts);
+      await ensureRedis(opts);
+      const back = Date.now();
+      await pollUntil(() => own.status === 'ready', { timeoutMs: 10_000, intervalMs: 50, description: 'client reconnected' });
+      // No request in between: the watchdog alone restores the cache, within 10 s of Redis being back.
+      await pollUntil(async () => (await watchdogRestores()) === 1 && (await own.hexists('empty:apikeys', '@restored')) === 1, { timeoutMs: 10_000, intervalMs: 100, description: 'key cache restored by the watchdog after the empty restart' });
+      const restoredMs = Date.now() - back;
+      expect(restoredMs).toBeLessThan(10_000);
+      process.stderr.write(`[api-keys] keys restored ${restoredMs} ms after the empty Redis answered\n`);
+      expect((await get(VIEWER)).statusCode).toBe(200);
+      expect((await get(survivor)).statusCode).toBe(200);
+      expect((await get(ADMIN)).statusCode).toBe(200);
+    } finally {
+      await api.close();
+      await keys.close();
+      await ownLog.close();
+      own.disconnect();
+      await stopRedis(opts);
+    }
+  });
+
   it('a new process on an empty Redis gets the admin keys back from the Kafka topic', async () => {
     const prefix = `${env.t.redisPrefix}new-process:`;
     const log2 = await KafkaRegistryLog.open({ brokers: env.brokers, topic: apiKeysTopic(env.topicPrefix), logger: silentLogger() });
@@ -259,7 +305,8 @@ describe('keys survive a Redis that lost its contents', () => {
 describe('Redis unreachable: 503 with Retry-After, not 500', () => {
   it('API and ingest answer 503 while their Redis is down, and work again when it is back', async () => {
     const port = 20_000 + Math.floor(Math.random() * 20_000);
-    const opts = { url: `redis://127.0.0.1:${port}`, dataDir: `${env.t.dataDir}/redis-own`, logger: silentLogger() };
+    // No persistence: it comes back empty, and the first request restores the key cache.
+    const opts = { url: `redis://127.0.0.1:${port}`, dataDir: `${env.t.dataDir}/redis-own`, logger: silentLogger(), persistence: 'none' as const };
     await ensureRedis(opts);
     const own = new Redis(opts.url, { lazyConnect: true, maxRetriesPerRequest: 3 });
     own.on('error', () => {});

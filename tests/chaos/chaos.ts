@@ -10,7 +10,15 @@
  * processes are started once. A table is printed: fault, downtime, recovery (processing resumed /
  * every partition checkpointed again), processes that exited, events sent during that fault's part
  * of the run, rows compared, differences. Exit code 1 when any comparison differs or a process
- * exited. `CHAOS_ONLY=kafka,60` runs the faults whose names contain those words, in that order.
+ * exited.
+ *
+ * Settings (environment):
+ * - `CHAOS_FAULTS=ch-owner,broker`: only these faults, in that order (ids: redis-10, redis-60,
+ *   redis-empty, ch-owner, broker, redis-rebuild; a word of a fault's name works too; `CHAOS_ONLY`
+ *   is the older name of the same setting). By default all, the rebuild last (the slowest).
+ * - `CHAOS_REBUILD_TIMEOUT_S` (default 420): how long the rebuild after `redis-rebuild` may take
+ *   before that fault is reported as not finished.
+ * - `CHAOS_KEEP=1`: keep the run's data directory and the processes' logs even when it passed.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,6 +38,8 @@ interface Row {
 }
 
 interface Fault {
+  /** Short name for CHAOS_FAULTS (e.g. `ch-owner`). */
+  id: string;
   name: string;
   /** After the recovery: wait until caught up and report the rebuild's pace (seconds per million log events). */
   timeRebuild?: boolean;
@@ -68,6 +78,7 @@ function cpuSeconds(pid: number): number {
 
 function redisDown(seconds: number): Fault {
   return {
+    id: `redis-${seconds}`,
     name: `redis down ${seconds} s`,
     async run(rig) {
       const t0 = Date.now();
@@ -83,6 +94,7 @@ const FAULTS: Fault[] = [
   redisDown(10),
   redisDown(60),
   {
+    id: 'redis-empty',
     name: 'redis restarted empty',
     async run(rig) {
       const t0 = Date.now();
@@ -91,6 +103,35 @@ const FAULTS: Fault[] = [
     },
   },
   {
+    id: 'ch-owner',
+    name: 'clickhouse owner killed',
+    async run(rig) {
+      // SIGKILL of the process owning embedded ClickHouse (the processors' inserts fail), 10 s
+      // down, then started again; downtime runs until it answers /ping again.
+      const t0 = Date.now();
+      await rig.chOwner.kill('SIGKILL');
+      await sleep(10_000);
+      const s0 = Date.now();
+      await rig.startClickHouseOwner();
+      return { backAt: Date.now(), downtimeS: (Date.now() - t0) / 1000, note: `down 10 s, then answered ${((Date.now() - s0) / 1000).toFixed(1)} s after its start` };
+    },
+  },
+  {
+    id: 'broker',
+    name: 'kafka broker killed',
+    async run(rig) {
+      // SIGKILL of the broker (no clean shutdown: it recovers its logs at the next start), 10 s
+      // down, then started again; downtime runs until it answers a metadata request.
+      const t0 = Date.now();
+      await rig.kafka!.kill();
+      await sleep(10_000);
+      const s0 = Date.now();
+      await rig.kafka!.start();
+      return { backAt: Date.now(), downtimeS: (Date.now() - t0) / 1000, note: `down 10 s, then answered ${((Date.now() - s0) / 1000).toFixed(1)} s after its start` };
+    },
+  },
+  {
+    id: 'redis-rebuild',
     name: 'redis empty, processors restarted',
     timeRebuild: true,
     async run(rig) {
@@ -103,26 +144,6 @@ const FAULTS: Fault[] = [
       return { backAt: Date.now(), downtimeS: (Date.now() - t0) / 1000, note: 'rebuilt from the log' };
     },
   },
-  {
-    name: 'clickhouse owner killed',
-    async run(rig) {
-      const t0 = Date.now();
-      await rig.chOwner.kill('SIGKILL');
-      await sleep(10_000);
-      await rig.startClickHouseOwner();
-      return { backAt: Date.now(), downtimeS: (Date.now() - t0) / 1000 };
-    },
-  },
-  {
-    name: 'kafka broker killed',
-    async run(rig) {
-      const t0 = Date.now();
-      rig.kafka!.kill();
-      await sleep(10_000);
-      await rig.kafka!.start();
-      return { backAt: Date.now(), downtimeS: (Date.now() - t0) / 1000 };
-    },
-  },
 ];
 
 /**
@@ -132,13 +153,19 @@ const FAULTS: Fault[] = [
 async function runOne(f: Fault, rig: FaultRig, phase: (what: string) => void): Promise<Row> {
   const exitedBefore = rig.exitedOnTheirOwn();
   const feed = rig.feed({ paceMs: 1000 });
+  // What was measured before a step failed is still reported (an unfinished rebuild keeps its recovery times).
+  let downtimeS = 0;
+  let note = '';
+  let resumedS: number | null = null;
+  let allS: number | null = null;
   try {
     // Some traffic before the fault, so that it hits a pipeline at work.
     await sleep(10_000);
-    const { backAt, downtimeS, note } = await f.run(rig);
+    const injected = await f.run(rig);
+    const backAt = injected.backAt;
+    downtimeS = injected.downtimeS;
+    note = injected.note ?? '';
     phase('fault');
-    let resumedS: number | null = null;
-    let allS: number | null = null;
     try {
       const r = await rig.recovery(backAt, { resumedMs: 300_000, allMs: 300_000 });
       resumedS = r.resumedS;
@@ -151,7 +178,7 @@ async function runOne(f: Fault, rig: FaultRig, phase: (what: string) => void): P
     if (f.timeRebuild) {
       // Every processor rebuilt the whole log from offset 0 (all kinds: the processors are fused).
       // The processors' process started with the rebuild: its CPU time is the rebuild's (start-up included).
-      await rig.waitCaughtUp(600_000);
+      await rig.waitCaughtUp(Number(process.env.CHAOS_REBUILD_TIMEOUT_S ?? 420) * 1000);
       const s = (Date.now() - backAt) / 1000;
       const cpuS = cpuSeconds(rig.processors.child.pid!);
       const logEvents = await rig.logEvents();
@@ -164,11 +191,28 @@ async function runOne(f: Fault, rig: FaultRig, phase: (what: string) => void): P
     phase('run on and catch up');
     const cmp = await rig.compareWithCleanReplay(phase);
     const exited = rig.exitedOnTheirOwn() - exitedBefore;
-    return { fault: f.name, downtimeS, resumedS, allS, exited, events, rows: cmp.rows, differences: cmp.differences.length ? cmp.differences.map((d) => `${d.table} -${d.missing}/+${d.extra}`).join(', ') : '0', note: `${note ?? ''}${rebuild}` };
+    return { fault: f.name, downtimeS, resumedS, allS, exited, events, rows: cmp.rows, differences: cmp.differences.length ? cmp.differences.map((d) => `${d.table} -${d.missing}/+${d.extra}`).join(', ') : '0', note: `${note}${rebuild}` };
   } catch (err) {
     await feed.stop().catch(() => 0);
-    return { fault: f.name, downtimeS: 0, resumedS: null, allS: null, exited: rig.exitedOnTheirOwn() - exitedBefore, events: 0, rows: 0, differences: `error: ${(err as Error).message.slice(0, 120)}`, note: '' };
+    return { fault: f.name, downtimeS, resumedS, allS, exited: rig.exitedOnTheirOwn() - exitedBefore, events: 0, rows: 0, differences: `error: ${(err as Error).message.slice(0, 160)}`, note };
   }
+}
+
+/**
+ * The faults named by CHAOS_FAULTS (`ch-owner,broker`: ids, or words of their names), in that
+ * order; all of them, in this file's order, without it. An unknown name is an error (a typo must
+ * not run nothing and pass).
+ */
+function selectFaults(spec: string | undefined): Fault[] {
+  if (!spec?.trim()) return FAULTS;
+  const picked: Fault[] = [];
+  for (const word of spec.split(',').map((w) => w.trim().toLowerCase()).filter(Boolean)) {
+    const byId = FAULTS.filter((f) => f.id === word);
+    const found = byId.length ? byId : FAULTS.filter((f) => f.name.includes(word));
+    if (!found.length) throw new Error(`CHAOS_FAULTS: no fault "${word}" (ids: ${FAULTS.map((f) => f.id).join(', ')})`);
+    for (const f of found) if (!picked.includes(f)) picked.push(f);
+  }
+  return picked;
 }
 
 function table(rows: Row[]): string {
@@ -180,9 +224,7 @@ function table(rows: Row[]): string {
 }
 
 async function main(): Promise<number> {
-  const only = process.env.CHAOS_ONLY?.split(',').map((s) => s.trim().toLowerCase());
-  // In the order CHAOS_ONLY names them (all, in this file's order, without it).
-  const faults = only ? only.flatMap((o) => FAULTS.filter((f) => f.name.includes(o))).filter((f, i, all) => all.indexOf(f) === i) : FAULTS;
+  const faults = selectFaults(process.env.CHAOS_FAULTS ?? process.env.CHAOS_ONLY);
   const t0 = Date.now();
   // Where the run's time goes, printed per phase.
   let tPhase = Date.now();
@@ -227,8 +269,8 @@ async function main(): Promise<number> {
   } finally {
     await rig.close();
     await kafka.stop().catch(() => undefined);
-    await cleanupTestEnv(t, { keepData: !ok }).catch(() => undefined);
-    if (!ok) process.stderr.write(`[chaos] logs kept in ${join(t.dataDir, 'logs')}\n`);
+    await cleanupTestEnv(t, { keepData: !ok || process.env.CHAOS_KEEP === '1' }).catch(() => undefined);
+    if (!ok || process.env.CHAOS_KEEP === '1') process.stderr.write(`[chaos] logs kept in ${join(t.dataDir, 'logs')}\n`);
   }
   process.stdout.write(`\n${table(rows)}\n\n${rows.length} faults in ${((Date.now() - t0) / 60_000).toFixed(1)} min (${new Date().toISOString()})\n`);
   return ok ? 0 : 1;

@@ -97,10 +97,13 @@ export class OwnKafka {
   async start(): Promise<void> {
     await startKafka(this.opts);
   }
-  /** SIGKILL: the broker dies without a clean shutdown. */
-  kill(): void {
-    const pid = livePid(join(this.opts.dataDir, 'kafka.pid'), 'kafka.Kafka');
-    if (pid !== null) process.kill(pid, 'SIGKILL');
+  /** SIGKILL: the broker dies without a clean shutdown; resolves once the process is gone. */
+  async kill(): Promise<void> {
+    const pidFile = join(this.opts.dataDir, 'kafka.pid');
+    const pid = livePid(pidFile, 'kafka.Kafka');
+    if (pid === null) return;
+    process.kill(pid, 'SIGKILL');
+    await pollUntil(() => livePid(pidFile, 'kafka.Kafka') === null, { timeoutMs: 10_000, intervalMs: 50, description: 'killed broker gone' });
   }
   async stop(): Promise<void> {
     await stopKafka(this.opts);
