@@ -44,10 +44,11 @@ async function main(): Promise<void> {
     const day = `window_start >= toDateTime('${chTime(DAY0)}') AND window_start < toDateTime('${chTime(DAY0 + DAY)}')`;
     for (let k = 1; k <= 7; k++) {
       // Earlier days: less rebuffering, fewer start failures and payment failures, more playing and revenue.
+      // (The day is filtered in a sub-query: in ClickHouse the WHERE of the same SELECT would see the shifted window_start alias.)
       await command(ch, `INSERT INTO ${db}.qoe_minute SELECT * REPLACE (window_start - toIntervalDay(${k}) AS window_start, intDiv(rebuffer_ms, 2) AS rebuffer_ms,
-        intDiv(vsf_views, 2) AS vsf_views, intDiv(playing_ms * ${100 + 3 * k}, 100) AS playing_ms, intDiv(fatal_errors, 2) AS fatal_errors) FROM ${db}.qoe_minute FINAL WHERE ${day}`);
+        intDiv(vsf_views, 2) AS vsf_views, intDiv(playing_ms * ${100 + 3 * k}, 100) AS playing_ms, intDiv(fatal_errors, 2) AS fatal_errors) FROM (SELECT * FROM ${db}.qoe_minute FINAL WHERE ${day})`);
       await command(ch, `INSERT INTO ${db}.kpi_payments_1m SELECT * REPLACE (window_start - toIntervalDay(${k}) AS window_start, intDiv(failed, 2) AS failed,
-        intDiv(net_usd_micros * ${110 + k}, 100) AS net_usd_micros) FROM ${db}.kpi_payments_1m FINAL WHERE ${day}`);
+        intDiv(net_usd_micros * ${110 + k}, 100) AS net_usd_micros) FROM (SELECT * FROM ${db}.kpi_payments_1m FINAL WHERE ${day})`);
     }
     await command(ch, `INSERT INTO ${db}.raw_catalog (event_id, event_time, received_time, content_id, title, show_name, genre, stream_type, duration_ms, creator_id, src_topic, src_partition, src_offset, version)
       SELECT concat('cat-', toString(number)), now64(3), now64(3), concat('content-', toString(number)), concat('Title ', toString(number)), concat('Show ', toString(number % 150)),
@@ -78,6 +79,7 @@ async function main(): Promise<void> {
     const rule = rules.find((r) => r.name === c.rule)!;
     const alert = { labels: c.labels, activeAtMs: at, firingAtMs: at + rule.forMs };
     const first = await explainAlert(ch, rule, alert);
+    if (first.baseline_days.length !== 7) throw new Error(`${c.rule}: ${first.baseline_days.length} baseline days with data, expected 7 (the copies of the day are missing)`);
     const wall: number[] = [];
     const cpu0 = process.cpuUsage();
     for (let i = 0; i < RUNS; i++) {
