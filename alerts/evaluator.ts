@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import type { Logger } from '../lib/logger.js';
 import type { Metrics } from '../lib/metrics.js';
 import { queryRows, type ClickHouse } from '../sinks/clickhouse/client.js';
+import { explainAlert, explainable } from './explain.js';
 import { METRICS, alignMs, type MetricDef } from './metrics.js';
 import type { Notification } from './notifiers.js';
 import type { Rule, RuleSet } from './rules.js';
@@ -121,6 +122,7 @@ export class Evaluator {
       id: `${hash(`${a.key}|${status}|${a.activeAtMs}|${a.notifications}`)}:${receiver}`, receiver, status, rule: rule.name, severity: rule.severity,
       dedupKey: `streampulse/${a.key}`, labels, annotations, value: a.value, baseline: a.baseline, volume: a.volume, condition: conditionText(rule),
       startsAt: iso(a.firingAtMs ?? a.activeAtMs), endsAt: a.resolvedAtMs !== null ? iso(a.resolvedAtMs) : null, repeat, createdAtMs: nowMs, seq,
+      ...(status === 'firing' && a.explanation ? { explanation: a.explanation } : {}),
     };
   }
 
@@ -129,7 +131,7 @@ export class Evaluator {
    * unless acknowledged; nothing while silenced (sent when the silence ends if still firing).
    * Resolved: a notice only if its firing was notified (silences do not hold back a resolve).
    */
-  private decide(rule: Rule, a: AlertState, nowMs: number, silences: readonly Silence[], acks: ReadonlyMap<string, Ack>, w: StepWrite): AlertState {
+  private decide(rule: Rule, a: AlertState, nowMs: number, silences: readonly Silence[], acks: ReadonlyMap<string, Ack>, w: StepWrite, onFirst?: (a: AlertState) => void): AlertState {
     let kind: 'first' | 'repeat' | 'resolved' | null = null;
     if (a.status === 'resolved') kind = a.notifiedStatus === 'firing' ? 'resolved' : null;
     else if (a.status === 'firing') {
@@ -139,6 +141,7 @@ export class Evaluator {
     }
     if (!kind) return a;
     const status = kind === 'resolved' ? 'resolved' : 'firing';
+    if (kind === 'first') onFirst?.(a);
     const receivers = this.d.ruleSet.receivers.filter((r) => rule.receivers.includes(r.name) && (status === 'firing' || r.sendResolved));
     for (const r of receivers) {
       const n = this.notification(rule, a, status, r.name, kind === 'repeat', nowMs, w.notifications.length);
@@ -153,6 +156,30 @@ export class Evaluator {
       id: hash(`${t.key}|${t.to}|${t.atMs}|${t.alert.activeAtMs}`), at: chTime(nowMs), event_time: chTime(t.atMs), rule: rule.name, alert_key: t.key, labels: alertLabels(rule, t.alert.labels),
       from_state: t.from, to_state: t.to, value: t.alert.value, baseline: t.alert.baseline, volume: t.alert.volume, severity: rule.severity,
     };
+  }
+
+  /**
+   * The explanation of each alert that starts firing in this batch (explain.ts), computed before
+   * the commit so it is enqueued with the notice and kept on the alert state (the API shows it).
+   * A failure (e.g. a query over max_execution_time) is logged and the notice goes out without it.
+   */
+  private async explain(rule: Rule, first: ReadonlyMap<string, AlertState>, w: StepWrite, mine: Map<string, AlertState>, resolved: Map<string, AlertState>): Promise<void> {
+    if (first.size === 0 || !explainable(rule)) return;
+    for (const [key, a] of first) {
+      if (a.explanation && a.explanation.period.to === iso(a.firingAtMs ?? a.activeAtMs)) continue;
+      try {
+        const e = await explainAlert(this.d.ch, rule, a, { grafanaUrl: this.d.ruleSet.settings.grafanaUrl });
+        this.d.metrics.alertExplainSeconds.observe(e.computed_ms / 1000);
+        for (const n of w.notifications) if (n.dedupKey === `streampulse/${key}` && n.status === 'firing') n.explanation = e;
+        for (const m of [mine, resolved]) {
+          const s = m.get(key);
+          if (s && s.firingAtMs === a.firingAtMs) m.set(key, { ...s, explanation: e });
+        }
+        this.d.logger.info({ event: 'alert_explained', rule: rule.name, alert_key: key, top: e.top.slice(0, 3).map((t) => `${t.dimension}=${t.value} ${(100 * t.share).toFixed(0)}%`), ms: e.computed_ms }, `${rule.name} explained`);
+      } catch (err) {
+        this.d.logger.warn({ event: 'alert_explain_failed', rule: rule.name, alert_key: key, err }, 'explanation failed; notifying without it');
+      }
+    }
   }
 
   /** One pass: step every rule to its frontier, then re-check notifications of live alerts. */
@@ -187,6 +214,7 @@ export class Evaluator {
         const before = new Set(mine.keys());
         const resolved = new Map<string, AlertState>();
         const ruleAcks = new Map(acks);
+        const firstNotices = new Map<string, AlertState>();
         observations.forEach((obs, j) => {
           const t = from + j * stepMs;
           const { next, transitions } = step(rule, t, mine, obs);
@@ -197,12 +225,13 @@ export class Evaluator {
           }
           const kept = new Map<string, AlertState>();
           for (const [key, a0] of next) {
-            const a = this.decide(rule, a0, now, silences, ruleAcks, w);
+            const a = this.decide(rule, a0, now, silences, ruleAcks, w, (f) => firstNotices.set(f.key, f));
             if (a.status === 'resolved') { resolved.set(key, a); ruleAcks.delete(key); } else kept.set(key, a);
           }
           mine = kept;
           steps++;
         });
+        await this.explain(rule, firstNotices, w, mine, resolved);
         w.resolved = [...resolved.values()];
         w.upserts = [...mine.values()];
         w.removes = [...before].filter((k) => !mine.has(k) && !resolved.has(k));

@@ -63,6 +63,8 @@ export interface Settings {
   repeatIntervalMs: number;
   retryBaseMs: number;
   retryMaxMs: number;
+  /** Base URL of Grafana for the explanation's dashboard link ('' = the link is a path). */
+  grafanaUrl: string;
 }
 
 export interface RuleSet { settings: Settings; receivers: Receiver[]; defaultReceivers: string[]; rules: Rule[] }
@@ -103,7 +105,9 @@ export function parseRules(text: string, source = 'rules'): RuleSet {
     repeatIntervalMs: dur('repeat_interval', '4h'),
     retryBaseMs: dur('retry_base', '1s'),
     retryMaxMs: dur('retry_max', '5m'),
+    grafanaUrl: typeof s.grafana_url === 'string' ? s.grafana_url.replace(/\/+$/, '') : '',
   };
+  if (s.grafana_url !== undefined && (typeof s.grafana_url !== 'string' || !/^https?:\/\//.test(s.grafana_url))) p.push(`settings.grafana_url: must be an http(s) URL (got ${JSON.stringify(s.grafana_url)})`);
   for (const k of ['max_catch_up_steps', 'batch_steps'] as const) {
     const v = s[k];
     if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= 1)) p.push(`settings.${k}: must be a whole number ≥ 1 (got ${JSON.stringify(v)})`);

@@ -36,6 +36,8 @@ export interface AlertState {
   notifiedStatus: 'firing' | 'resolved' | null;
   notifiedAtMs: number | null;
   notifications: number;
+  /** Set when the alert fires, for explainable metrics (alerts/explain.ts); carried by later states. */
+  explanation?: import('./explain.js').Explanation;
 }
 
 export interface Transition { key: string; from: AlertStatus | 'inactive'; to: AlertStatus | 'inactive'; atMs: number; alert: AlertState }

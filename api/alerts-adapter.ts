@@ -16,8 +16,9 @@
  *   durationMs              → endsAt = clock() + durationMs (injected clock)
  *   listSilences            silences that have not ended (expired ones stay in Redis, hidden here)
  *   acknowledge comment     not stored (the alerting store records who and when only)
+ *   explanation             set on the alert state when it fires (alerts/explain.ts), as stored
  */
-import type { AlertsService, AlertView, SilenceView } from './alerts-service.js';
+import type { AlertExplanation, AlertsService, AlertView, SilenceView } from './alerts-service.js';
 
 /** Shape of alerts/ AlertingApi that the adapter needs (structural: api/ does not import alerts/). */
 export interface AlertingMatcher { name: string; value: string; regex?: boolean }
@@ -35,6 +36,7 @@ export interface AlertingAlert {
   volume: number;
   acknowledgedBy: string | null;
   silencedBy: string | null;
+  explanation?: AlertExplanation;
 }
 export interface AlertingApiLike {
   silence(matchers: AlertingMatcher[], endsAt: Date | number, createdBy: string, comment: string): Promise<AlertingSilence>;
@@ -85,6 +87,7 @@ export function createAlertsAdapter(o: AlertsAdapterOptions): AlertsService {
       acknowledgedBy: a.acknowledgedBy,
       silenced: a.silencedBy !== null,
       ...(d?.summary !== undefined ? { summary: d.summary } : {}),
+      explanation: a.explanation ?? null,
     };
   };
   const rank: Record<string, number> = { firing: 0, pending: 1, resolved: 2 };

@@ -17,6 +17,16 @@ export interface AlertView {
   acknowledgedBy?: string | null;
   silenced?: boolean;
   summary?: string;
+  /**
+   * Why it fired (alerts/explain.ts, docs/alerting.md "Explanations"): top slices with their
+   * share of the change, and context. Only GET /v1/alerts/{id} returns it in full.
+   */
+  explanation?: AlertExplanation | null;
+}
+
+/** The explanation as the API sees it (structural: api/ does not import alerts/). */
+export interface AlertExplanation {
+  top: Array<{ dimension: string; value: string; share: number; weight: number; current: number | null; baseline: number | null }>;
 }
 
 export interface SilenceView {

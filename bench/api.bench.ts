@@ -17,7 +17,7 @@
  * ClickHouse query and serialisation, no socket. Sequential: 20 warm-up requests, then 200 timed.
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { loadavg } from 'node:os';
 import Fastify from 'fastify';
 import { Redis } from 'ioredis';
@@ -34,7 +34,7 @@ import { REPO_ROOT } from '../stack/kafka.js';
 import { machine, recordResults } from './common.js';
 
 const EVENTS = Number(process.env.BENCH_API_EVENTS ?? 10_000_000);
-const DAY0 = Date.UTC(2026, 10, 20);
+export const DAY0 = Date.UTC(2026, 10, 20);
 const NOW = DAY0 + 86_400_000; // the API's clock: the end of the simulated day
 const WARMUP = Number(process.env.BENCH_API_WARMUP ?? 20);
 const RUNS = Number(process.env.BENCH_API_RUNS ?? 200);
@@ -69,7 +69,8 @@ async function timed<T>(label: string, fn: () => Promise<T>): Promise<T> {
   return r;
 }
 
-async function generate(ch: ClickHouse): Promise<void> {
+/** The data set's tables for EVENTS raw events (bench/explain.bench.ts reuses it). */
+export async function generate(ch: ClickHouse): Promise<void> {
   const db = ch.database;
   const views = Math.floor(EVENTS / 40);
   const viewStart = (v: string) => `${t0} + toIntervalMillisecond(toUInt64(${v}) * ${Math.floor(86_000_000 / views)})`;
@@ -294,4 +295,5 @@ async function main(): Promise<void> {
   else console.log(`${body}\n(not recorded: not the 10 M or 100 M data set, or BENCH_API_RUNS < ${MIN_RECORDED_RUNS})`);
 }
 
-await main();
+// Run when started as a script (bench/explain.bench.ts imports `generate`).
+if (process.argv[1] && import.meta.filename === resolve(process.argv[1])) await main();

@@ -53,6 +53,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     // alerting
     alertTransitions: new Counter({ name: 'streampulse_alert_transitions_total', help: 'Alert state transitions, by rule and new state.', labelNames: ['rule', 'state'], registers: [registry] }),
     notifications: new Counter({ name: 'streampulse_notifications_total', help: 'Notification delivery attempts, by receiver type and result.', labelNames: ['receiver', 'result'], registers: [registry] }),
+    alertExplainSeconds: new Histogram({ name: 'streampulse_alert_explain_duration_seconds', help: 'Time to compute the explanation (contribution analysis and context) of an alert that starts firing.', buckets: secondsBuckets, registers: [registry] }),
     outboxPending: new Gauge({ name: 'streampulse_outbox_pending', help: 'Notifications waiting in the durable outbox.', registers: [registry] }),
     // api
     httpSeconds: new Histogram({ name: 'streampulse_http_request_duration_seconds', help: 'API request duration by route and status.', labelNames: ['route', 'status'], buckets: secondsBuckets, registers: [registry] }),

@@ -10,6 +10,9 @@ const Alert = Type.Object({
   value: Type.Optional(Type.Union([Type.Number(), Type.Null()])), startsAt: Type.String(), endsAt: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   acknowledgedBy: Type.Optional(Type.Union([Type.String(), Type.Null()])), silenced: Type.Optional(Type.Boolean()), summary: Type.Optional(Type.String()),
 });
+const Slice = Type.Object({ dimension: Type.String(), value: Type.String(), share: Type.Number(), weight: Type.Number(), current: Type.Union([Type.Number(), Type.Null()]), baseline: Type.Union([Type.Number(), Type.Null()]) }, { additionalProperties: true });
+const Explanation = Type.Object({ top: Type.Array(Slice) }, { additionalProperties: true, description: 'Why it fired: the slices that explain the deviation and context (docs/alerting.md "Explanations")' });
+const AlertDetail = Type.Intersect([Alert, Type.Object({ explanation: Type.Union([Explanation, Type.Null()]) })]);
 const Silence = Type.Object({ id: Type.String(), matchers: Type.Record(Type.String(), Type.String()), startsAt: Type.String(), endsAt: Type.String(), createdBy: Type.String(), comment: Type.String() });
 const ListQuery = Type.Object({ state: Type.Optional(Type.Union([Type.Literal('pending'), Type.Literal('firing'), Type.Literal('resolved')])) });
 const AckBody = Type.Object({ comment: Type.Optional(Type.String({ maxLength: 1000 })) });
@@ -31,6 +34,16 @@ export function alertRoutes(app: FastifyInstance, ctx: ApiContext): void {
     config: { role: 'viewer' },
     schema: { tags: ['alerts'], querystring: ListQuery, response: { 200: Type.Object({ alerts: Type.Array(Alert) }), 400: ErrorBody, 503: ErrorBody } },
   }, async (req) => ({ alerts: await svc().listAlerts({ state: req.query.state }) }));
+
+  app.get<{ Params: { id: string } }>('/v1/alerts/:id', {
+    config: { role: 'viewer' },
+    schema: { tags: ['alerts'], params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }) }), response: { 200: AlertDetail, 404: ErrorBody, 503: ErrorBody } },
+  }, async (req) => {
+    // A live alert (pending or firing), else the last resolved instance of the group.
+    const a = (await svc().listAlerts({})).find((x) => x.id === req.params.id) ?? (await svc().listAlerts({ state: 'resolved' })).find((x) => x.id === req.params.id);
+    if (!a) throw new ApiError(404, 'not_found', `no alert ${req.params.id}`);
+    return { ...a, explanation: a.explanation ?? null };
+  });
 
   app.post<{ Params: { id: string }; Body: Static<typeof AckBody> }>('/v1/alerts/:id/ack', {
     config: { role: 'admin' },

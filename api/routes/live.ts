@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { metricSql } from '../../contracts/metrics-catalog.js';
 import { queryRows } from '../../sinks/clickhouse/client.js';
+import type { AlertExplanation } from '../alerts-service.js';
 import type { ApiContext } from '../context.js';
 import { numeric } from '../params.js';
 import { qoeSeries } from './qoe.js';
@@ -24,7 +25,13 @@ export interface LiveSnapshot {
   gifts: Record<string, unknown>[];
   safety: Record<string, unknown>[];
   production: { open_issues: number; open_critical: number; by_severity: Record<string, unknown>[] };
-  alerts: { available: boolean; items: Array<{ id: string; rule: string; state: string; severity: string; startsAt: string; summary?: string }> };
+  alerts: { available: boolean; items: Array<{ id: string; rule: string; state: string; severity: string; startsAt: string; summary?: string; why?: string }> };
+}
+
+/** The top slice of an alert's explanation, one line for the alert panel: `country=IN: 96 % of the change`. */
+function why(e: AlertExplanation | null | undefined): { why?: string } {
+  const top = e?.top.slice(0, 2) ?? [];
+  return top.length ? { why: top.map((s) => `${s.dimension}=${s.value}: ${(100 * s.share).toFixed(0)} % of the change`).join('; ') } : {};
 }
 
 export async function liveSnapshot(ctx: ApiContext, minutes: number): Promise<LiveSnapshot> {
@@ -61,7 +68,7 @@ export async function liveSnapshot(ctx: ApiContext, minutes: number): Promise<Li
     production: { open_issues: Number(open[0]?.open_issues ?? 0), open_critical: Number(open[0]?.open_critical ?? 0), by_severity: numeric(bySev, ['open_issues']) },
     alerts: {
       available: alerts !== null,
-      items: (alerts ?? []).filter((a) => a.state !== 'resolved').slice(0, 50).map((a) => ({ id: a.id, rule: a.rule, state: String(a.state), severity: a.severity, startsAt: a.startsAt, summary: a.summary })),
+      items: (alerts ?? []).filter((a) => a.state !== 'resolved').slice(0, 50).map((a) => ({ id: a.id, rule: a.rule, state: String(a.state), severity: a.severity, startsAt: a.startsAt, summary: a.summary, ...why(a.explanation) })),
     },
   };
 }

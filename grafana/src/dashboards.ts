@@ -5,7 +5,7 @@
  * provisioned Prometheus datasource) are parsed by promtool and their metric names checked
  * against lib/metrics.ts by tests/ops/prometheus-rules.test.ts.
  */
-import { DashboardBuilder } from '@grafana/grafana-foundation-sdk/dashboard';
+import { DashboardBuilder, TextBoxVariableBuilder } from '@grafana/grafana-foundation-sdk/dashboard';
 import { PanelBuilder as TimeseriesPanel } from '@grafana/grafana-foundation-sdk/timeseries';
 import { PanelBuilder as StatPanel } from '@grafana/grafana-foundation-sdk/stat';
 import { PanelBuilder as TablePanel } from '@grafana/grafana-foundation-sdk/table';
@@ -36,7 +36,26 @@ export interface DashboardSpec {
   uid: string;
   title: string;
   panels: PanelSpec[];
+  /**
+   * Slice variables (text boxes, empty = everything) that the panels on the slice's table filter
+   * on: an alert's explanation links here with `var-<name>=<value>` (alerts/explain.ts).
+   */
+  variables?: string[];
 }
+
+/**
+ * ` AND …` filtering on the slice variables: `${v:sqlstring}` is the variable quoted and escaped by
+ * Grafana; an empty variable filters nothing. show_name goes through the catalog (raw_catalog).
+ */
+function sliced(vars: readonly string[]): string {
+  return vars.map((v) => v === 'show_name'
+    ? ` AND (\${show_name:sqlstring} = '' OR content_id IN (SELECT content_id FROM raw_catalog WHERE show_name = \${show_name:sqlstring}))`
+    : ` AND (\${${v}:sqlstring} = '' OR toString(${v}) = \${${v}:sqlstring})`).join('');
+}
+const QOE_VARS = ['cdn', 'device_category', 'country', 'asn', 'content_id', 'show_name'];
+const PAY_VARS = ['method', 'plan', 'country'];
+const QS = sliced(QOE_VARS);
+const PS = sliced(PAY_VARS);
 
 const ts = (title: string, sql: string, expect: string[], unit?: string): PanelSpec => ({ title, kind: 'timeseries', sql, expect, unit });
 const stat = (title: string, sql: string, expect: string[], unit?: string): PanelSpec => ({ title, kind: 'stat', sql, expect, unit });
@@ -46,23 +65,23 @@ const prom = (title: string, unit: string, ...queries: Array<[string, string]>):
 /** Grafana's rate window: at least four scrapes whatever the zoom. */
 const RI = '$__rate_interval';
 
-const QOE_BUCKET = `FROM qoe_minute FINAL WHERE $__timeFilter(window_start) GROUP BY time ORDER BY time`;
+const QOE_BUCKET = `FROM qoe_minute FINAL WHERE $__timeFilter(window_start)${QS} GROUP BY time ORDER BY time`;
 
 export const DASHBOARDS: DashboardSpec[] = [
   {
-    uid: 'streampulse-qoe', title: 'StreamPulse · QoE', panels: [
+    uid: 'streampulse-qoe', title: 'StreamPulse · QoE', variables: QOE_VARS, panels: [
       ts('Concurrent viewers', `SELECT $__timeInterval(window_start) AS time, sum(concurrent_viewers) / uniqExact(window_start) AS viewers ${QOE_BUCKET}`, ['time', 'viewers']),
-      ts('Rebuffer % by CDN', `SELECT $__timeInterval(window_start) AS time, cdn, ${rt('rebuffer_pct')} AS rebuffer_pct FROM qoe_minute FINAL WHERE $__timeFilter(window_start) GROUP BY time, cdn ORDER BY time`, ['time', 'cdn', 'rebuffer_pct'], 'percent'),
+      ts('Rebuffer % by CDN', `SELECT $__timeInterval(window_start) AS time, cdn, ${rt('rebuffer_pct')} AS rebuffer_pct FROM qoe_minute FINAL WHERE $__timeFilter(window_start)${QS} GROUP BY time, cdn ORDER BY time`, ['time', 'cdn', 'rebuffer_pct'], 'percent'),
       ts('Startup p50 / p95 (ms)', `SELECT $__timeInterval(window_start) AS time, ${rt('startup_p50_ms')} AS p50_ms, ${rt('startup_p95_ms')} AS p95_ms ${QOE_BUCKET}`, ['time', 'p50_ms', 'p95_ms'], 'ms'),
       ts('VSF % and playback failures %', `SELECT $__timeInterval(window_start) AS time, ${rt('vsf_pct')} AS vsf_pct, ${rt('playback_failure_pct')} AS playback_failure_pct ${QOE_BUCKET}`, ['time', 'vsf_pct', 'playback_failure_pct'], 'percent'),
-      table('QoE by CDN and country (views ended in range)', `SELECT cdn, country, count() AS views, countIf(outcome = 'vsf') AS vsf, ${ve('rebuffer_pct')} AS rebuffer_pct, ${ve('vsf_pct')} AS vsf_pct, ${ve('startup_p95_ms')} AS startup_p95_ms FROM qoe_views FINAL WHERE is_final = 1 AND $__timeFilter(view_end) GROUP BY cdn, country ORDER BY views DESC LIMIT 50`, ['cdn', 'country', 'views', 'rebuffer_pct']),
+      table('QoE by CDN and country (views ended in range)', `SELECT cdn, country, count() AS views, countIf(outcome = 'vsf') AS vsf, ${ve('rebuffer_pct')} AS rebuffer_pct, ${ve('vsf_pct')} AS vsf_pct, ${ve('startup_p95_ms')} AS startup_p95_ms FROM qoe_views FINAL WHERE is_final = 1 AND $__timeFilter(view_end)${QS} GROUP BY cdn, country ORDER BY views DESC LIMIT 50`, ['cdn', 'country', 'views', 'rebuffer_pct']),
     ],
   },
   {
-    uid: 'streampulse-business', title: 'StreamPulse · Business', panels: [
-      ts('Net revenue (USD)', `SELECT $__timeInterval(window_start) AS time, sum(net_usd_micros) / 1e6 AS revenue_usd FROM kpi_payments_1m FINAL WHERE $__timeFilter(window_start) GROUP BY time ORDER BY time`, ['time', 'revenue_usd'], 'currencyUSD'),
-      ts('Revenue by method', `SELECT $__timeInterval(window_start) AS time, method, sum(net_usd_micros) / 1e6 AS revenue_usd FROM kpi_payments_1m FINAL WHERE $__timeFilter(window_start) GROUP BY time, method ORDER BY time`, ['time', 'method', 'revenue_usd'], 'currencyUSD'),
-      ts('Payment failure %', `SELECT $__timeInterval(window_start) AS time, ${metricSql('payment_failure_pct', 'payment_minute')} AS payment_failure_pct FROM kpi_payments_1m FINAL WHERE $__timeFilter(window_start) GROUP BY time ORDER BY time`, ['time', 'payment_failure_pct'], 'percent'),
+    uid: 'streampulse-business', title: 'StreamPulse · Business', variables: PAY_VARS, panels: [
+      ts('Net revenue (USD)', `SELECT $__timeInterval(window_start) AS time, sum(net_usd_micros) / 1e6 AS revenue_usd FROM kpi_payments_1m FINAL WHERE $__timeFilter(window_start)${PS} GROUP BY time ORDER BY time`, ['time', 'revenue_usd'], 'currencyUSD'),
+      ts('Revenue by method', `SELECT $__timeInterval(window_start) AS time, method, sum(net_usd_micros) / 1e6 AS revenue_usd FROM kpi_payments_1m FINAL WHERE $__timeFilter(window_start)${PS} GROUP BY time, method ORDER BY time`, ['time', 'method', 'revenue_usd'], 'currencyUSD'),
+      ts('Payment failure %', `SELECT $__timeInterval(window_start) AS time, ${metricSql('payment_failure_pct', 'payment_minute')} AS payment_failure_pct FROM kpi_payments_1m FINAL WHERE $__timeFilter(window_start)${PS} GROUP BY time ORDER BY time`, ['time', 'payment_failure_pct'], 'percent'),
       table('Hourly KPIs', `SELECT hour, revenue_usd, refunds_usd, active_accounts, payers, net_payers, arpu_usd, arppu_usd, payer_rate FROM kpi_business_1h WHERE $__timeFilter(hour) ORDER BY hour DESC`, ['hour', 'revenue_usd', 'arpu_usd', 'payer_rate']),
       stat('Active accounts (range)', `SELECT uniqExact(account_id) AS active_accounts FROM account_activity_1h FINAL WHERE $__timeFilter(hour)`, ['active_accounts']),
     ],
@@ -126,6 +145,7 @@ export const DASHBOARDS: DashboardSpec[] = [
 
 export function buildDashboard(spec: DashboardSpec): object {
   const b = new DashboardBuilder(spec.title).uid(spec.uid).tags(['streampulse', 'generated']).refresh('30s').time({ from: 'now-6h', to: 'now' }).timezone('utc');
+  for (const v of spec.variables ?? []) b.withVariable(new TextBoxVariableBuilder(v).label(v).description(`Slice filter on ${v} (empty: all); set by alert explanation links`).defaultValue(''));
   for (const p of spec.panels) {
     const panel = p.kind === 'timeseries' ? new TimeseriesPanel() : p.kind === 'stat' ? new StatPanel() : new TablePanel();
     panel.title(p.title);

@@ -132,7 +132,7 @@ export function parseCliArgs(argv: readonly string[], nowMs: number): CliArgs {
     for (const item of list.split(',').map((s) => s.trim()).filter(Boolean)) {
       const [name, target] = item.split(':');
       if (!name || !isIncidentName(name)) throw new Error(`unknown incident "${name}"; known:\n${incidentList()}`);
-      if (target && name === 'cdn-degradation' && !(CDNS as readonly string[]).includes(target)) throw new Error(`unknown CDN "${target}" (known: ${CDNS.join(', ')})`);
+      if (target && name === 'cdn-degradation' && !(CDNS as readonly string[]).includes(target.split('/')[0]!)) throw new Error(`unknown CDN "${target}" (known: ${CDNS.join(', ')}, optionally /<country>)`);
       incidents.push({ name, durationMs: incidentDuration, ...start, ...(target ? { target } : {}) });
     }
   }

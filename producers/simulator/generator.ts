@@ -99,6 +99,18 @@ export interface GeneratorOptions {
 }
 
 /** Model constants; rates are per second of event time unless named otherwise. */
+/** The VOD show whose titles are the most popular together (show-problem's default target). */
+export function mostPopularShow(world: World): string {
+  const by = new Map<string, number>();
+  for (const t of world.vodTitles) by.set(t.showName, (by.get(t.showName) ?? 0) + t.popularity);
+  return [...by.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0]![0];
+}
+
+/** cdn-degradation hits this view: its CDN, and its country when the incident names one (`akamai/IN`). */
+function cdnDegraded(fx: Readonly<Effects>, v: { cdn: string; viewer: { account: { country: { code: string } } } }): boolean {
+  return fx.degradedCdn === v.cdn && (fx.degradedCountry === null || fx.degradedCountry === v.viewer.account.country.code);
+}
+
 export const MODEL = {
   heartbeatMs: 10_000,
   playbackShare: 0.91,
@@ -110,6 +122,9 @@ export const MODEL = {
   startupSigma: 0.55,
   patienceMedianMs: 9_000,
   vsfProb: 0.008,
+  /** show-problem: share of the troubled show's would-be views that never start, and its exit hazard multiplier. */
+  troubledShowSkipProb: 0.8,
+  troubledShowExitMult: 8,
   businessErrorProbFree: 0.03,
   businessErrorProbPaid: 0.005,
   ebvsProb: 0.015,
@@ -271,7 +286,8 @@ export class TrafficGenerator {
     this.now = this.opts.startMs;
     this.rng = new Prng(options.seed);
     this.world = createWorld(this.rng.fork(), { accounts: this.opts.accounts, creators: options.creators, nowMs: this.now });
-    this.timeline = new IncidentTimeline(options.incidents ?? []);
+    // show-problem without a target: the VOD show with the most popular titles.
+    this.timeline = new IncidentTimeline((options.incidents ?? []).map((i) => (i.name === 'show-problem' && !i.target ? { ...i, target: mostPopularShow(this.world) } : i)));
     this.spenders = this.world.accounts.filter((a) => a.spender);
     this.viewsPerSec = (this.opts.ratePerSec * MODEL.playbackShare) / MODEL.eventsPerView;
     this.bootstrap();
@@ -384,6 +400,12 @@ export class TrafficGenerator {
         this.at(spec.startMs + Math.max(spec.durationMs, 6 * MIN), () => {
           for (const issue of touched) this.jiraResolve(issue);
         });
+      } else if (spec.name === 'show-problem') {
+        // A critical production issue on the show 30 s in, resolved when the incident ends.
+        const show = this.timeline.at(spec.startMs).troubledShow!;
+        let issue: JiraIssue | null = null;
+        this.at(spec.startMs + 30 * SEC, () => (issue = this.jiraCreate({ severity: 'critical', issueType: 'Incident', summary: 'Audio out of sync in every episode of {show}: viewers leave', costUsd: 9_500, show })));
+        this.at(spec.startMs + Math.max(spec.durationMs, MIN), () => issue && this.jiraResolve(issue));
       } else if (spec.name === 'churn-wave') {
         this.at(spec.startMs, () => this.churnWave(spec.startMs, spec.durationMs));
       } else if (spec.name === 'late-delivery') {
@@ -530,16 +552,18 @@ export class TrafficGenerator {
     const fx = this.fx();
     if (fx.churnWave && this.churnCohort.has(viewer.account) && this.rng.chance(0.8)) return;
     const v = this.newView(viewer);
+    // show-problem: most viewers of the troubled show give up before starting a view.
+    if (fx.troubledShow === v.title.showName && this.rng.chance(MODEL.troubledShowSkipProb)) return;
     viewer.busy = true;
     this.activeViews++;
     if (v.stream) v.playheadMs = this.now - v.stream.startMs;
     else if (this.rng.chance(0.4)) v.playheadMs = Math.round((v.title.durationMs ?? 0) * this.rng.range(0.1, 0.8));
     this.emit('playback', this.pb(v, 'view_start', 'starting'));
 
-    const cdnHit = fx.degradedCdn === v.cdn;
+    const cdnHit = cdnDegraded(fx, v);
     const account = viewer.account;
     const businessProb = account.plan === 'free' ? MODEL.businessErrorProbFree : MODEL.businessErrorProbPaid;
-    const vsfProb = fx.vsfProb ?? MODEL.vsfProb * (cdnHit ? 2 : 1);
+    const vsfProb = fx.brokenDevice === viewer.device ? fx.brokenDeviceVsfProb : fx.vsfProb ?? MODEL.vsfProb * (cdnHit ? 2 : 1);
     const u = this.rng.float();
     if (u < businessProb) {
       this.at(this.now + this.rng.range(200, 1500), () => this.failView(v, this.rng.pick(BUSINESS_CODES), true, 'business_error'));
@@ -701,7 +725,7 @@ export class TrafficGenerator {
   }
 
   private behaviourHazards(v: View, fx: Readonly<Effects>): number[] {
-    const cdnHit = fx.degradedCdn === v.cdn;
+    const cdnHit = cdnDegraded(fx, v);
     const live = v.stream !== null;
     const gifter = live && v.viewer.account.gifter;
     return [
@@ -711,7 +735,7 @@ export class TrafficGenerator {
       MODEL.renditionHazard,
       MODEL.warningHazard,
       MODEL.midFatalHazard * fx.midFatalHazardMult,
-      (fx.exitHazardMult * SEC) / ((live ? MODEL.exitMeanSecLive : MODEL.exitMeanSecVod) * SEC),
+      (fx.exitHazardMult * (fx.troubledShow === v.title.showName ? MODEL.troubledShowExitMult : 1) * SEC) / ((live ? MODEL.exitMeanSecLive : MODEL.exitMeanSecVod) * SEC),
       gifter ? MODEL.giftHazard : 0,
     ];
   }
@@ -750,7 +774,7 @@ export class TrafficGenerator {
         v.cumRebufferCount++;
         v.state = 'rebuffering';
         this.emit('playback', this.pb(v, 'rebuffer_start', 'rebuffering'));
-        const mult = fx.degradedCdn === v.cdn ? fx.cdnRebufferDurationMult : 1;
+        const mult = cdnDegraded(fx, v) ? fx.cdnRebufferDurationMult : 1;
         v.phaseEndMs = this.now + Math.round(Math.min(60_000, Math.max(200, this.rng.logNormal(MODEL.rebufferMedianMs, 0.7) * mult)));
         if (mult > 1 && v.rung > 0 && this.rng.chance(0.5)) v.rung--;
         this.scheduleTimedPhase(v, () => {
@@ -788,7 +812,7 @@ export class TrafficGenerator {
         const forward = this.rng.chance(0.7);
         v.seekTargetMs = forward ? Math.min(duration - 2 * MIN, v.playheadMs + this.rng.range(10 * SEC, 10 * MIN)) : Math.max(0, v.playheadMs - this.rng.range(10 * SEC, 5 * MIN));
         v.seekTargetMs = Math.max(0, Math.round(v.seekTargetMs));
-        v.phaseEndMs = this.now + Math.round(Math.min(15_000, this.rng.logNormal(600, 0.6) * (fx.degradedCdn === v.cdn ? 3 : 1)));
+        v.phaseEndMs = this.now + Math.round(Math.min(15_000, this.rng.logNormal(600, 0.6) * (cdnDegraded(fx, v) ? 3 : 1)));
         this.scheduleTimedPhase(v, () => {
           v.state = 'playing';
           v.playheadMs = v.seekTargetMs;
@@ -798,7 +822,7 @@ export class TrafficGenerator {
       }
       case 3: {
         // ABR rendition change
-        const down = fx.degradedCdn === v.cdn ? 0.75 : 0.45;
+        const down = cdnDegraded(fx, v) ? 0.75 : 0.45;
         const next = this.rng.chance(down) ? v.rung - 1 : v.rung + 1;
         if (next >= 0 && next <= v.viewer.maxRung) {
           v.rung = next;
@@ -891,9 +915,10 @@ export class TrafficGenerator {
   }
 
   /** Decides whether a charge fails and with which code. */
-  private chargeFailure(extraProb = 0): string | null {
-    const outage = this.fx().paymentFailureProb;
-    if (outage !== null && this.rng.chance(outage)) return this.rng.pick(OUTAGE_CODES);
+  private chargeFailure(a: Account, extraProb = 0): string | null {
+    const fx = this.fx();
+    const outage = fx.paymentFailureProb;
+    if (outage !== null && (fx.failingMethod === null || fx.failingMethod === a.method) && this.rng.chance(outage)) return this.rng.pick(OUTAGE_CODES);
     if (this.rng.chance(MODEL.chargeFailureProb + extraProb)) return this.rng.pick(FAILURE_CODES);
     return null;
   }
@@ -931,7 +956,7 @@ export class TrafficGenerator {
       return;
     }
     const amount = priceMinor(a.currency, a.plan);
-    const failed = this.chargeFailure(this.fx().churnWave && this.churnCohort.has(a) ? 0.3 : 0);
+    const failed = this.chargeFailure(a, this.fx().churnWave && this.churnCohort.has(a) ? 0.3 : 0);
     if (!failed) {
       a.renewalFailures = 0;
       a.periodEndMs = Math.max(a.periodEndMs, this.now) + MODEL.billingPeriodDays * DAY;
@@ -967,7 +992,7 @@ export class TrafficGenerator {
       const a = this.spenders[this.rng.int(pool)]!;
       const pack = COIN_PACKS[this.drawPack()]!;
       const amount = coinPackMinor(a.currency, pack.usdCents);
-      const failed = this.chargeFailure();
+      const failed = this.chargeFailure(a);
       this.emit('payments', this.payment(a, 'coin_topup', amount, failed));
       if (!failed) this.recordCharge(a, amount);
     }
@@ -1009,7 +1034,7 @@ export class TrafficGenerator {
   private subscribe(a: Account): void {
     const plan = this.rng.weighted(PAID_PLANS, [0.45, 0.35, 0.2]);
     const amount = priceMinor(a.currency, plan);
-    const failed = this.chargeFailure();
+    const failed = this.chargeFailure(a);
     if (failed) {
       const e = this.payment(a, 'subscription_start', amount, failed);
       e.plan = plan; // the plan the account tried to buy
@@ -1041,7 +1066,7 @@ export class TrafficGenerator {
       return;
     }
     const amount = priceMinor(a.currency, target) - priceMinor(a.currency, a.plan);
-    const failed = this.chargeFailure();
+    const failed = this.chargeFailure(a);
     if (failed) {
       const e = this.payment(a, 'upgrade', amount, failed);
       e.plan = target;
@@ -1186,11 +1211,11 @@ export class TrafficGenerator {
     }
   }
 
-  private newIssue(o: { severity?: string; issueType?: string; summary?: string; costUsd?: number }): JiraIssue {
+  private newIssue(o: { severity?: string; issueType?: string; summary?: string; costUsd?: number; show?: string }): JiraIssue {
     const project = this.rng.pick(JIRA_PROJECTS);
     const n = (this.nextIssueNumber.get(project.key) ?? 100 + this.rng.int(400)) + 1;
     this.nextIssueNumber.set(project.key, n);
-    const showName = this.rng.pick(this.world.vodShowNames);
+    const showName = o.show ?? this.rng.pick(this.world.vodShowNames);
     const severity = o.severity ?? this.rng.weighted(['low', 'medium', 'high'], [0.4, 0.4, 0.2]);
     const cost = o.costUsd ?? (this.rng.chance(0.75) ? Math.round(Math.min(45_000, this.rng.logNormal(2500, 1.0)) * 100) / 100 : null);
     const issue: JiraIssue = {
@@ -1218,7 +1243,7 @@ export class TrafficGenerator {
     return issue;
   }
 
-  private jiraCreate(o: { severity?: string; issueType?: string; summary?: string; costUsd?: number }): JiraIssue {
+  private jiraCreate(o: { severity?: string; issueType?: string; summary?: string; costUsd?: number; show?: string }): JiraIssue {
     const issue = this.newIssue(o);
     this.jiraEmit(issue, 'issue_created', null);
     this.scheduleJiraProgress(issue);

@@ -13,12 +13,12 @@ export interface IncidentInfo {
 
 export const INCIDENTS = {
   'cdn-degradation': {
-    description: 'One CDN (default akamai; `cdn-degradation:fastly` picks another) rebuffers ~15x more often and ~2.5x longer, and starts up ~2.5x slower; the other CDNs are unchanged.',
-    trips: 'QoE rebuffer % > 2 % for 3 min by cdn (and startup p95 for that cdn)',
+    description: 'One CDN (default akamai; `cdn-degradation:fastly` picks another, `cdn-degradation:akamai/IN` limits it to the viewers of one country, a regional degradation) rebuffers ~15x more often and ~2.5x longer, and starts up ~2.5x slower; the other CDNs are unchanged.',
+    trips: 'QoE rebuffer % > 2 % for 3 min by cdn (and startup p95 for that cdn); with a country, its explanation ranks that country first',
   },
   'payment-outage': {
-    description: 'The payment gateway fails ~40 % of attempts (gateway_timeout, processing_error); succeeded revenue drops accordingly.',
-    trips: 'payment failure rate > 10 % over 15 min; hourly revenue 15 % below its 7-day average when long enough',
+    description: 'The payment gateway fails ~40 % of attempts (gateway_timeout, processing_error); succeeded revenue drops accordingly. `payment-outage:google_play` is one payment provider down: ~90 % of that method\'s attempts fail, the others are unchanged.',
+    trips: 'payment failure rate > 10 % over 15 min; hourly revenue 15 % below its 7-day average when long enough; with a method, its explanation ranks that method first',
   },
   'abuse-spike': {
     description: 'User reports and automated detections surge ~40x, skewed to high severity, with critical-severity actions (the first about a minute after the start).',
@@ -52,6 +52,14 @@ export const INCIDENTS = {
     description: 'Only ~35 % of the usual coin buyers pay and top-ups fall ~40 %, new subscriptions fall ~70 %: fewer paying accounts and less revenue.',
     trips: 'payer rate 10 % below its 7-day average (and hourly revenue when long enough)',
   },
+  'app-release': {
+    description: 'An app release breaks playback on one device family (default tv; `app-release:tablet` picks another): ~60 % of its views fail before the first frame; other devices are unchanged.',
+    trips: 'VSF % over 5 min above 5 %; its explanation ranks that device_category first',
+  },
+  'show-problem': {
+    description: 'A show has a production problem (default: the most popular VOD show; `show-problem:<show name>`): a critical Jira issue on it 30 s in (resolved when the incident ends), 80 % of its would-be views never start and its viewers leave ~8x sooner, so its playing time collapses.',
+    trips: 'hourly playing time 15 % below its 7-day average when the show is big enough; its explanation ranks that show first and names the Jira issue',
+  },
   'late-delivery': {
     description:
       'The beacon collector is unreachable from the mobile apps (e.g. a carrier route or certificate problem): ~30 % of mobile devices keep playing from the CDNs but queue their playback beacons on the device, and each uploads its queue at its first retry after the collector is back, 1-5 min after the incident ends. Their events arrive up to the duration + 5 min late (1-25 min for 20 min), far beyond the window grace; the events themselves are exactly those of normal traffic, only their delivery is delayed (so they are out of event-time order).',
@@ -66,7 +74,7 @@ export interface IncidentSpec {
   name: IncidentName;
   startMs: number;
   durationMs: number;
-  /** Incident-specific target, e.g. the CDN of cdn-degradation. */
+  /** Incident-specific target: the CDN (and country) of cdn-degradation, the method of payment-outage, the device family of app-release, the show of show-problem. */
   target?: string;
 }
 
@@ -77,6 +85,15 @@ export function isIncidentName(s: string): s is IncidentName {
 /** Multipliers and overrides in force at one moment; `BASELINE` when no incident is active. */
 export interface Effects {
   degradedCdn: string | null;
+  /** cdn-degradation limited to the viewers of one country (null: everywhere). */
+  degradedCountry: string | null;
+  /** payment-outage limited to one payment method (null: every method). */
+  failingMethod: string | null;
+  /** app-release: the device family whose views fail to start, and with what probability. */
+  brokenDevice: string | null;
+  brokenDeviceVsfProb: number;
+  /** show-problem: the show viewers give up on. */
+  troubledShow: string | null;
   cdnRebufferHazardMult: number;
   cdnRebufferDurationMult: number;
   cdnStartupMult: number;
@@ -97,6 +114,11 @@ export interface Effects {
 
 export const BASELINE: Readonly<Effects> = Object.freeze({
   degradedCdn: null,
+  degradedCountry: null,
+  failingMethod: null,
+  brokenDevice: null,
+  brokenDeviceVsfProb: 0,
+  troubledShow: null,
   cdnRebufferHazardMult: 1,
   cdnRebufferDurationMult: 1,
   cdnStartupMult: 1,
@@ -117,14 +139,25 @@ export const BASELINE: Readonly<Effects> = Object.freeze({
 
 function apply(e: Effects, spec: IncidentSpec): void {
   switch (spec.name) {
-    case 'cdn-degradation':
-      e.degradedCdn = spec.target ?? 'akamai';
+    case 'cdn-degradation': {
+      const [cdn, country] = (spec.target ?? 'akamai').split('/');
+      e.degradedCdn = cdn || 'akamai';
+      e.degradedCountry = country || null;
       e.cdnRebufferHazardMult = 15;
       e.cdnRebufferDurationMult = 2.5;
       e.cdnStartupMult = 2.5;
       break;
+    }
     case 'payment-outage':
-      e.paymentFailureProb = 0.4;
+      e.paymentFailureProb = spec.target ? 0.9 : 0.4;
+      e.failingMethod = spec.target ?? null;
+      break;
+    case 'app-release':
+      e.brokenDevice = spec.target ?? 'tv';
+      e.brokenDeviceVsfProb = 0.6;
+      break;
+    case 'show-problem':
+      e.troubledShow = spec.target ?? null;
       break;
     case 'abuse-spike':
       e.moderationRateMult *= 40;

@@ -95,6 +95,31 @@ describe('notification formats', () => {
     expect(webhookBody(n)).toMatchObject({ notification_id: 'abc:hook', status: 'firing', labels: { cdn: 'akamai' } });
     expect(sign('k', 10, '{}')).toBe(`sha256=${createHmac('sha256', 'k').update('10.{}').digest('hex')}`);
   });
+  it('an explanation goes into the webhook body, Slack sections with the Grafana link, and PagerDuty custom_details', () => {
+    const explanation: NonNullable<Notification['explanation']> = {
+      version: 1, metric: 'rebuffer_pct', unit: '%', kind: 'ratio', within: { cdn: 'akamai' }, period: { from: '2023-12-31T23:56:00.000Z', to: '2024-01-01T00:00:00.000Z' }, baseline_days: [1, 2, 3], previous_period: false,
+      current: 4, baseline: 0.5, change: 3.5, dimensions: ['country', 'device_category'],
+      top: [
+        { dimension: 'country', value: 'IN', share: 0.97, weight: 0.3, excess_share: 0.67, contribution: 3.395, rate_effect: 3.4, mix_effect: -0.005, current: 12.1, baseline: 0.5 },
+        { dimension: 'device_category', value: 'mobile', share: 0.55, weight: 0.55, excess_share: 0, contribution: 1.925, rate_effect: 1.9, mix_effect: 0.025, current: 4.1, baseline: 0.5 },
+      ],
+      context: { slice: { dimension: 'country', value: 'IN' }, avg_concurrent_viewers: 41, views_started: 12, top_shows: [{ show_name: 'Lost Frontier', playing_hours: 2, avg_concurrent_viewers: 9 }],
+        lenses: [{ metric: 'playing_hours', unit: 'h', scope: 'cdn=akamai, country=IN', current: 2, baseline: 3, change_pct: -33.3 }],
+        jira: [{ issue_key: 'PROD-7', show_name: 'Lost Frontier', severity: 'critical', status: 'To Do', age_hours: 0.5, cost_impact_usd: 9500 }] },
+      grafana: 'https://g/d/streampulse-qoe?from=1&to=2&var-cdn=akamai&var-country=IN', computed_ms: 80,
+    };
+    const e = { ...n, explanation };
+    expect(webhookBody(e).explanation).toEqual(explanation);
+    expect(webhookBody(n)).not.toHaveProperty('explanation');
+    const text = JSON.stringify(slackBody(e));
+    expect(text).toContain('country=IN: 97 % of the change (0.50 → 12.1 %; 30 % of the traffic)');
+    expect(text).toContain('open Jira PROD-7 (critical, To Do, 0.5 h old) on Lost Frontier');
+    expect(text).toContain('<https://g/d/streampulse-qoe?from=1&to=2&var-cdn=akamai&var-country=IN|Grafana: this slice>');
+    expect((slackBody(e) as { blocks: unknown[] }).blocks.length).toBe(5);
+    const d = (pagerDutyBody(e, 'k') as { payload: { custom_details: Record<string, unknown> } }).payload.custom_details;
+    expect(d.explanation).toEqual(['country=IN: 97 % of the change (0.50 → 12.1 %; 30 % of the traffic)', 'device_category=mobile: 55 % of the change (0.50 → 4.10 %; 55 % of the traffic)']);
+    expect(d).toMatchObject({ top_slices: explanation.top, context: explanation.context, grafana: explanation.grafana });
+  });
   it('backoff doubles up to the cap', () => {
     expect([1, 2, 3, 4, 10].map((a) => backoffMs(a, 1000, 5000))).toEqual([1000, 2000, 4000, 5000, 5000]);
   });

@@ -378,7 +378,13 @@ describe('alerts through the real adapter (alerts/ state in Redis, wired by bin/
     key: alertKey(rule, labels), rule, labels, status: 'firing', activeAtMs: NOW - 600_000, firingAtMs: NOW - 420_000, resolvedAtMs: null, lastTrueMs: NOW - 60_000,
     value: 3.2, baseline: null, volume: 180, notifiedStatus: 'firing', notifiedAtMs: NOW - 400_000, notifications: 1, ...over,
   });
-  const reb = state('qoe_rebuffer_high', { cdn: 'akamai' }, {});
+  const explanation: NonNullable<AlertState['explanation']> = {
+    version: 1, metric: 'rebuffer_pct', unit: '%', kind: 'ratio', within: { cdn: 'akamai' }, period: { from: iso(NOW - 660_000), to: iso(NOW - 420_000) }, baseline_days: [1, 2], previous_period: false,
+    current: 3.2, baseline: 0.6, change: 2.6, dimensions: ['country'],
+    top: [{ dimension: 'country', value: 'IN', share: 0.93, weight: 0.3, excess_share: 0.63, contribution: 2.418, rate_effect: 2.3, mix_effect: 0.118, current: 9.9, baseline: 0.8 }],
+    context: { slice: { dimension: 'country', value: 'IN' }, avg_concurrent_viewers: 41, views_started: 30, top_shows: [], lenses: [], jira: [] }, grafana: '/d/streampulse-qoe', computed_ms: 120,
+  };
+  const reb = state('qoe_rebuffer_high', { cdn: 'akamai' }, { explanation });
   const vsf = state('qoe_vsf_high', {}, { status: 'pending', firingAtMs: null, value: 6.5, notifiedStatus: null, notifiedAtMs: null, notifications: 0 });
   const old = state('business_payment_failures_high', {}, { status: 'resolved', activeAtMs: NOW - 7_200_000, firingAtMs: NOW - 7_000_000, resolvedAtMs: NOW - 3_600_000, value: 12 });
   const as = (key: string) => ({ 'x-api-key': key });
@@ -408,6 +414,19 @@ describe('alerts through the real adapter (alerts/ state in Redis, wired by bin/
     const snap = (await real.inject({ method: 'GET', url: '/v1/live/snapshot?minutes=10', headers: as(KEYS.viewer) })).json();
     expect(snap.alerts).toMatchObject({ available: true });
     expect(snap.alerts.items.map((a: { id: string }) => a.id)).toEqual([reb.key, vsf.key]);
+  });
+
+  it('GET /v1/alerts/{id}: one alert with its explanation (live or last resolved), 404 otherwise; the alert panel says why', async () => {
+    const r = await real.inject({ method: 'GET', url: `/v1/alerts/${encodeURIComponent(reb.key)}`, headers: as(KEYS.viewer) });
+    expect(r.statusCode, r.body).toBe(200);
+    expect(r.json()).toMatchObject({ id: reb.key, rule: 'qoe_rebuffer_high', state: 'firing', explanation });
+    // The list stays compact: no explanation there.
+    expect((await real.inject({ method: 'GET', url: '/v1/alerts', headers: as(KEYS.viewer) })).json().alerts[0].explanation).toBeUndefined();
+    expect((await real.inject({ method: 'GET', url: `/v1/alerts/${encodeURIComponent(old.key)}`, headers: as(KEYS.viewer) })).json()).toMatchObject({ state: 'resolved', explanation: null });
+    expect((await real.inject({ method: 'GET', url: '/v1/alerts/nope%2F0000', headers: as(KEYS.viewer) })).statusCode).toBe(404);
+    const snap = (await real.inject({ method: 'GET', url: '/v1/live/snapshot?minutes=10', headers: as(KEYS.viewer) })).json();
+    expect(snap.alerts.items[0].why).toBe('country=IN: 93 % of the change');
+    expect(snap.alerts.items[1].why).toBeUndefined();
   });
 
   it('acknowledges by alert key (URL-encoded), 404 for unknown or resolved alerts', async () => {

@@ -1,6 +1,6 @@
 /** The grafana-clickhouse-datasource macro expansions, shared by the Grafana and conformance tests. */
 /** The backend expansions of grafana-clickhouse-datasource v4 for [fromMs, toMs] and an interval. */
-export function expandMacros(sql: string, fromMs: number, toMs: number, intervalS: number): string {
+export function expandMacros(sql: string, fromMs: number, toMs: number, intervalS: number, vars: Record<string, string> = {}): string {
   const F = Math.floor(fromMs / 1000), T = Math.floor(toMs / 1000), N = Math.max(1, intervalS);
   const date = (ms: number) => new Date(ms).toISOString().slice(0, 10);
   return sql
@@ -11,5 +11,7 @@ export function expandMacros(sql: string, fromMs: number, toMs: number, interval
     .replace(/\$__timeInterval\(([^)]+)\)/g, (_m, c) => `toStartOfInterval(toDateTime(${c}), INTERVAL ${N} second)`)
     .replace(/\$__fromTime_ms/g, `fromUnixTimestamp64Milli(${fromMs})`).replace(/\$__toTime_ms/g, `fromUnixTimestamp64Milli(${toMs})`)
     .replace(/\$__fromTime/g, `toDateTime(${F})`).replace(/\$__toTime/g, `toDateTime(${T})`)
-    .replace(/\$__interval_s/g, String(N));
+    .replace(/\$__interval_s/g, String(N))
+    // Dashboard variables in the sqlstring format: quoted, quotes and backslashes escaped (empty by default).
+    .replace(/\$\{(\w+):sqlstring\}/g, (_m, v: string) => `'${(vars[v] ?? '').replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`);
 }
