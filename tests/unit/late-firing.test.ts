@@ -38,8 +38,8 @@ describe('classify (pure)', () => {
     store.update(T0, 'k', (a) => void a.n++);
     const rows: Array<Record<string, unknown>> = [];
     const toRow = (ws: number, key: string, a: { n: number }, final: boolean) => ({ ws, key, n: a.n, final });
-    // Late by the watermark but not yet closed in the store (same batch): the store takes it.
-    expect(late.target(T0, T0 + 2 * MIN, HOUR)).toBe('store');
+    // Late by the watermark but not yet closed in the store (same batch): the caller closes first.
+    expect(late.target(T0, T0 + 2 * MIN, HOUR)).toBe('close');
     late.closeUpTo(store, T0 + 2 * MIN, toRow, (r) => rows.push(r));
     expect(rows).toEqual([{ ws: T0, key: 'k', n: 1, final: true }]);
     expect(late.target(T0, T0 + 2 * MIN, HOUR)).toBe('kept');
@@ -70,6 +70,45 @@ describe('classify (pure)', () => {
     late.closeUpTo(store, T0 + 11 * MIN, () => ({}), () => undefined);
     expect(late.target(T0, T0 + 11 * MIN, HOUR)).toBe('late');
     expect(late.target(T0 + 9 * MIN, T0 + 11 * MIN, HOUR)).toBe('kept');
+  });
+});
+
+describe('revisions of re-fired rows (history, as of known_at)', () => {
+  it('keeps the on-time content at the window end and one revision per stream time, through a checkpoint', () => {
+    const spec = tumbling(MIN, 60_000) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
+    const store = new WindowStore(spec, () => ({ n: 0 }));
+    const late = new LateWindows(spec, HOUR, () => ({ n: 0 }));
+    const rows: Array<Record<string, unknown>> = [];
+    const hist: Array<Record<string, unknown>> = [];
+    const toRow = (ws: number, key: string, a: { n: number }, final: boolean) => ({ ws, key, n: a.n, is_final: final ? 1 : 0 });
+    const push = (r: Record<string, unknown>) => rows.push(r);
+    const pushH = (r: Record<string, unknown>) => hist.push(r);
+    store.update(T0, 'k', (a) => void a.n++);
+    store.update(T0, 'k', (a) => void a.n++);
+    late.closeUpTo(store, T0 + 2 * MIN, toRow, push, pushH);
+    expect(hist).toEqual([]); // closed, not re-fired: no history
+    // Two late events at stream time S1, one at S2, and a key new to the window at S2.
+    const S1 = T0 + 5 * MIN;
+    const S2 = T0 + 7 * MIN;
+    late.at(S1, toRow, pushH).update(T0 + 1_000, 'k', (a) => void a.n++);
+    // The first late event wrote the on-time revision (known at the window end) before changing it.
+    expect(hist).toEqual([{ ws: T0, key: 'k', n: 2, known_at: T0 + MIN }]);
+    late.at(S1, toRow, pushH).update(T0 + 2_000, 'k', (a) => void a.n++);
+    // A checkpoint between two revisions: the owed one survives it.
+    const back = new LateWindows(spec, HOUR, () => ({ n: 0 })).load(JSON.parse(JSON.stringify(late.toJSON())));
+    back.at(S2, toRow, pushH).update(T0 + 3_000, 'k', (a) => void a.n++);
+    back.at(S2, toRow, pushH).update(T0 + 4_000, 'new', (a) => void a.n++);
+    // An update that changes nothing starts no revision.
+    back.at(S2 + MIN, toRow, pushH).update(T0 + 4_000, 'k', () => false);
+    back.flush(toRow, push, pushH);
+    expect(hist).toEqual([
+      { ws: T0, key: 'k', n: 2, known_at: T0 + MIN },
+      { ws: T0, key: 'k', n: 4, known_at: S1 },
+      { ws: T0, key: 'k', n: 5, known_at: S2 },
+      { ws: T0, key: 'new', n: 1, known_at: S2 },
+    ]);
+    expect(rows.at(-2)).toEqual({ ws: T0, key: 'k', n: 5, is_final: 1 });
+    expect(back.flush(toRow, push, pushH)).toBe(0);
   });
 });
 
@@ -107,7 +146,9 @@ function safetyTables(d: ProcessorTestDriver<SafetyState>) {
     .map((r) => `${r.window_start}|${r.event_type}|${r.events}|${r.is_final}`).sort();
   const cases = d.table('safety_cases', ['case_id']).map((r) => `${r.case_id}|${r.action_time}`).sort();
   const late = (d.emitted.get('late_events') ?? []).map((r) => `${r.event_id}|${r.reason}`);
-  return { counts, cases, late: [...new Set(late)].sort() };
+  const history = d.table('safety_events_1m_history', ['window_start', 'event_type', 'policy', 'severity', 'detection_source', 'action_type', 'outcome', 'target_type', 'known_at'])
+    .map((r) => `${r.window_start}|${r.event_type}|${r.events}|${r.known_at}`).sort();
+  return { counts, cases, late: [...new Set(late)].sort(), history };
 }
 
 describe('safety: moderation actions hours late', () => {
@@ -129,6 +170,9 @@ describe('safety: moderation actions hours late', () => {
     const lateAt = recs.findIndex((r) => r.event.case_id === 'C1' && r.event.event_type === 'action_taken');
     expect(actions[0]!.version as number).toBeGreaterThan(lateAt);
     const t = safetyTables(d);
+    // Its revisions: a key new to the closed minute, known at the stream time of the late events
+    // (the watermark T0 + 3 h − 5 s, + 5 s); no on-time revision (the minute had no action then).
+    expect(t.history.filter((r) => r.includes('|action_taken|'))).toEqual([`${(T0 + 2 * MIN) / 1000}|action_taken|2|${T0 + 3 * HOUR}`]);
     expect(t.late).toEqual([`${recs.at(-1)!.event.event_id}|window_closed`]);
     // Every actioned case has its action counted, except C2's (beyond the allowed lateness, in late_events).
     expect(t.cases.filter((c) => !c.endsWith('|null')).map((c) => c.split('|')[0]).sort()).toEqual(['C1', 'C1b', 'C2']);
@@ -197,6 +241,8 @@ describe('business: a payment webhook minutes late', () => {
       pay: d.table('kpi_payments_1m', ['window_start', 'method', 'plan', 'og_tier', 'country']).map((r) => `${r.window_start}|${r.gross_usd_micros}|${r.is_final}`).sort(),
       act: d.table('account_activity_1h', ['hour', 'account_id']).map((r) => `${r.hour}|${r.account_id}|${r.net_usd_micros}|${r.is_final}`).sort(),
       late: [...new Set((d.emitted.get('late_events') ?? []).map((r) => `${r.event_id}|${r.reason}`))],
+      payHist: d.table('kpi_payments_1m_history', ['window_start', 'method', 'plan', 'og_tier', 'country', 'known_at']).map((r) => `${r.window_start}|${r.gross_usd_micros}|${r.known_at}`).sort(),
+      actHist: d.table('account_activity_1h_history', ['hour', 'account_id', 'known_at']).map((r) => `${r.hour}|${r.account_id}|${r.net_usd_micros}|${r.known_at}`).sort(),
     });
     const d = make();
     d.pipe(recs);
@@ -206,6 +252,15 @@ describe('business: a payment webhook minutes late', () => {
     expect(t.pay).toContain(`${(T0 + 60 * MIN) / 1000}|${(100 + 700) * 10_000}|1`);
     expect(t.pay).toContain(`${T0 / 1000}|${1000 * 10_000}|1`);
     expect(t.act).toContain(`${(T0 + HOUR) / 1000}|a2|${700 * 10_000}|0`);
+    // Minute 60 re-fired at stream time T0 + 70 min: its on-time revision (f60's 100, known at the
+    // minute's end) and the late one (+ a2's 700). Hour 1 was still open: no history.
+    expect(t.payHist).toEqual([`${(T0 + 60 * MIN) / 1000}|${100 * 10_000}|${T0 + 61 * MIN}`, `${(T0 + 60 * MIN) / 1000}|${800 * 10_000}|${T0 + 70 * MIN}`]);
+    expect(t.actHist).toEqual([]);
+    // One record per batch: the same tables (the on-time revision never holds a late event).
+    const one = make();
+    for (const r of recs) one.pipe([r]);
+    one.flush();
+    expect(tables(one)).toEqual(t);
     for (let cut = 1; cut < recs.length; cut += 7) {
       const c = make();
       c.pipe(recs.slice(0, cut));
