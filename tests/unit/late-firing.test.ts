@@ -13,6 +13,7 @@ import { tumbling } from '../../processors/core/windows.js';
 import { ProcessorTestDriver, type DriverRecord } from '../../processors/core/test-driver.js';
 import { safetyProcessor, type SafetyState } from '../../processors/safety/safety.processor.js';
 import { businessProcessor, type BusinessState } from '../../processors/business/business.processor.js';
+import { createMetrics } from '../../lib/metrics.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -226,7 +227,7 @@ function pay(t: number, account: string, amountMinor: number): DriverRecord {
 }
 
 describe('business: a payment webhook minutes late', () => {
-  it('counts one within 15 min in the minute and the hour (both rewritten); one beyond goes to late_events; crash-safe', () => {
+  it('counts one within 15 min in the minute and the hour (both rewritten); one beyond goes to late_events; crash-safe', async () => {
     seq = 100;
     const recs: DriverRecord[] = [pay(T0 + 10_000, 'a1', 1000)];
     for (let m = 1; m <= 70; m++) recs.push(pay(T0 + m * MIN, `f${m}`, 100));
@@ -245,10 +246,15 @@ describe('business: a payment webhook minutes late', () => {
       actHist: d.table('account_activity_1h_history', ['hour', 'account_id', 'known_at']).map((r) => `${r.hour}|${r.account_id}|${r.net_usd_micros}|${r.known_at}`).sort(),
     });
     const d = make();
+    d.metrics = createMetrics();
     d.pipe(recs);
     d.flush();
     const t = tables(d);
     expect(t.late).toEqual([`${recs.at(-2)!.event.event_id}|window_closed`]);
+    // streampulse_late_firings_total counts the one late firing; the late event is counted apart.
+    const counter = async (name: string) => (await d.metrics!.registry.getSingleMetric(name)!.get()).values.map((v) => [v.labels, v.value]);
+    expect(await counter('streampulse_late_firings_total')).toEqual([[{ processor: 'business', kind: 'payments' }, 1]]);
+    expect(await counter('streampulse_late_events_total')).toEqual([[{ processor: 'business' }, 1]]);
     expect(t.pay).toContain(`${(T0 + 60 * MIN) / 1000}|${(100 + 700) * 10_000}|1`);
     expect(t.pay).toContain(`${T0 / 1000}|${1000 * 10_000}|1`);
     expect(t.act).toContain(`${(T0 + HOUR) / 1000}|a2|${700 * 10_000}|0`);
