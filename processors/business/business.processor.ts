@@ -18,7 +18,7 @@ import type { PaymentEvent, GiftEvent, PlaybackEvent } from '../../contracts/typ
 import { command, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
-import { historyTable, LateWindows, type LatenessPolicy, type LateWindowsJSON, latenessFor, maxLateness, NO_LATENESS } from '../core/late-firing.js';
+import { historyTable, lateFiringKnownAt, LateWindows, type LatenessPolicy, type LateWindowsJSON, latenessFor, maxLateness, NO_LATENESS } from '../core/late-firing.js';
 import { FX_RATES, FX_SOURCE, toUsdMicros } from '../../contracts/fx-rates.js';
 import { sumOverflow } from '../../contracts/bounds.js';
 import { ROLLUP_TABLES } from '../../sinks/clickhouse/rollups.js';
@@ -161,8 +161,9 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
         ctx.late('window_closed', s.pay.windowStart(t) + MINUTE_MS);
         return;
       }
-      // A late firing: known at the partition's stream time (watermark + out-of-orderness bound).
-      const knownAt = wm + outOfOrderMs;
+      // A late firing is known at its record's Kafka timestamp, and never before the partition's
+      // stream time (watermark + out-of-orderness bound): both from the log (lateFiringKnownAt).
+      const knownAt = lateFiringKnownAt(wm, outOfOrderMs, rec.timestampMs);
       const kept = minuteTo === 'kept' || hourTo === 'kept';
       const h = (table: string) => (row: Record<string, unknown>) => ctx.emit(historyTable(table), row);
       const pay: Target<PayAcc> = minuteTo === 'kept' ? s.latePay.at(knownAt, payRow, h('kpi_payments_1m')) : s.pay;

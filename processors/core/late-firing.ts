@@ -15,12 +15,13 @@
  *
  * Revisions, as of a time (issue 18, alerts read them): each content a kept window row has had
  * carries a `known_at` taken from the log, never from the clock: the window end for the content it
- * closed with (the on-time pane), and for each late firing the partition's stream time at the late
- * event (its watermark + the out-of-orderness bound). Once a row is re-fired, every revision of it
+ * closed with (the on-time pane), and for each late firing the Kafka timestamp of the late record
+ * (not before the partition's stream time; lateFiringKnownAt). Once a row is re-fired, every revision of it
  * goes to a history table (`<table>_history`, one row per (row key, known_at)): the on-time one
  * when the first late event arrives, each later one when it is written. Rows never re-fired have
- * no history (their only revision is the table's row). Events at the same stream time fold into
- * one revision; a new stream time starts a new one, so the history is the same whatever the batch
+ * no history (their only revision is the table's row). Events known at the same time fold into
+ * one revision, and so does one known no later than the entry's content (a record timestamp can go
+ * back); a later one starts a new revision, so the history is the same whatever the batch
  * boundaries, after a crash and on a replay.
  */
 import type { EventKind } from '../../contracts/topics.js';
@@ -63,6 +64,18 @@ export function classify(windowEndMs: number, graceMs: number, latenessMs: numbe
 type Tumbling = Extract<WindowSpec, { kind: 'tumbling' }>;
 type ToRow<A> = (windowStartMs: number, key: string, acc: A, final: boolean) => Record<string, unknown> | null;
 type Emit = (row: Record<string, unknown>) => void;
+
+/**
+ * When a late firing became known, from the log: the Kafka timestamp of the record that fired it
+ * (when it was written to the log, so when a pipeline keeping up with the log could first count
+ * it), and never before the partition's stream time (watermark + out-of-orderness bound), so it is
+ * after the window's close and after its on-time revision (known at the window end). Event-time
+ * clocks alone are not enough: a sparse partition's stream time lags the others, and a late event
+ * read there would be "known" before the evaluator, driven by the dense partitions, could see it.
+ */
+export function lateFiringKnownAt(watermarkMs: number, outOfOrderMs: number, recordTimestampMs: number): number {
+  return Math.max(watermarkMs + outOfOrderMs, recordTimestampMs);
+}
 
 /** The history table of a window table whose rows can be re-fired (migration 018). */
 export const historyTable = (table: string) => `${table}_history`;
@@ -174,7 +187,7 @@ export class LateWindows<A> {
 
   /**
    * Updates a kept window's accumulator (a key it did not have starts from init()) with a late
-   * event known at `knownAtMs` (the partition's stream time at it); the row is rewritten at the
+   * event known at `knownAtMs` (lateFiringKnownAt); the row is rewritten at the
    * next flush. A change at a later known_at than the entry's content starts a new revision: the
    * previous one's history row, if not written yet, goes to `emitHistory` first.
    */

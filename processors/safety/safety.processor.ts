@@ -18,7 +18,7 @@
 import type { EventKind } from '../../contracts/topics.js';
 import type { ModerationEvent } from '../../contracts/types.generated.js';
 import { KeyedStore, type KeyedEntry } from '../core/keyed-store.js';
-import { historyTable, LateWindows, type LatenessPolicy, type LateWindowsJSON, latenessFor, NO_LATENESS } from '../core/late-firing.js';
+import { historyTable, lateFiringKnownAt, LateWindows, type LatenessPolicy, type LateWindowsJSON, latenessFor, NO_LATENESS } from '../core/late-firing.js';
 import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
 import { applyEvent, caseRow, isClosed, newCase, type CaseState } from './safety-model.js';
@@ -93,7 +93,7 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
     dedupHorizonMs: opts.dedupHorizonMs ?? Math.max(10 * MINUTE_MS, graceMs + (opts.allowedLatenessMs ?? 5_000) + latenessMs + MINUTE_MS),
     needsDedup: (_kind: EventKind) => true,
     init: newState,
-    process(s, ev, _rec, ctx) {
+    process(s, ev, rec, ctx) {
       const m = ev as unknown as ModerationEvent;
       const t = m.event_time;
       const wm = ctx.watermarkMs;
@@ -119,8 +119,8 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
       }
       if (where === 'late') return ctx.late('window_closed', s.counts.windowStart(t) + MINUTE_MS);
       const key = [m.event_type, m.policy, m.severity, m.detection_source, m.event_type === 'action_taken' ? m.action_type ?? 'none' : '', m.event_type === 'appeal_decided' ? m.outcome ?? '' : '', m.target_type].join(SEP);
-      // A late firing is known at the partition's stream time (watermark + out-of-orderness bound).
-      const counts = where === 'kept' ? s.lateCounts.at(wm + outOfOrderMs, countRow, (r) => ctx.emit(HISTORY, r)) : s.counts;
+      // A late firing is known at its record's Kafka timestamp, never before the stream time (lateFiringKnownAt).
+      const counts = where === 'kept' ? s.lateCounts.at(lateFiringKnownAt(wm, outOfOrderMs, rec.timestampMs), countRow, (r) => ctx.emit(HISTORY, r)) : s.counts;
       counts.update(t, key, (a) => {
         a.events++;
       });

@@ -171,9 +171,10 @@ describe('safety: moderation actions hours late', () => {
     const lateAt = recs.findIndex((r) => r.event.case_id === 'C1' && r.event.event_type === 'action_taken');
     expect(actions[0]!.version as number).toBeGreaterThan(lateAt);
     const t = safetyTables(d);
-    // Its revisions: a key new to the closed minute, known at the stream time of the late events
-    // (the watermark T0 + 3 h − 5 s, + 5 s); no on-time revision (the minute had no action then).
-    expect(t.history.filter((r) => r.includes('|action_taken|'))).toEqual([`${(T0 + 2 * MIN) / 1000}|action_taken|2|${T0 + 3 * HOUR}`]);
+    // Its revisions: a key new to the closed minute, known at the late records' Kafka timestamp
+    // (the driver's clock, NOW: after the stream time T0 + 3 h); no on-time revision (the minute
+    // had no action then).
+    expect(t.history.filter((r) => r.includes('|action_taken|'))).toEqual([`${(T0 + 2 * MIN) / 1000}|action_taken|2|${NOW}`]);
     expect(t.late).toEqual([`${recs.at(-1)!.event.event_id}|window_closed`]);
     // Every actioned case has its action counted, except C2's (beyond the allowed lateness, in late_events).
     expect(t.cases.filter((c) => !c.endsWith('|null')).map((c) => c.split('|')[0]).sort()).toEqual(['C1', 'C1b', 'C2']);
@@ -232,7 +233,7 @@ describe('business: a payment webhook minutes late', () => {
     const recs: DriverRecord[] = [pay(T0 + 10_000, 'a1', 1000)];
     for (let m = 1; m <= 70; m++) recs.push(pay(T0 + m * MIN, `f${m}`, 100));
     recs.push(pay(T0 + 20_000, 'a1', 500)); // minute 0 closed at T0+2 min; the watermark is at T0+70 min: 68 min late
-    recs.push(pay(T0 + 60 * MIN + 10_000, 'a2', 700)); // hour 1's minute 60 closed at T0+62 min: 8 min late, within 15
+    recs.push({ ...pay(T0 + 60 * MIN + 10_000, 'a2', 700), timestampMs: T0 + 75 * MIN }); // hour 1's minute 60 closed at T0+62 min: 8 min late, within 15
     const make = () => {
       const d = new ProcessorTestDriver<BusinessState>(businessProcessor({ lateness: LATENESS }));
       d.nowMs = NOW;
@@ -258,9 +259,10 @@ describe('business: a payment webhook minutes late', () => {
     expect(t.pay).toContain(`${(T0 + 60 * MIN) / 1000}|${(100 + 700) * 10_000}|1`);
     expect(t.pay).toContain(`${T0 / 1000}|${1000 * 10_000}|1`);
     expect(t.act).toContain(`${(T0 + HOUR) / 1000}|a2|${700 * 10_000}|0`);
-    // Minute 60 re-fired at stream time T0 + 70 min: its on-time revision (f60's 100, known at the
-    // minute's end) and the late one (+ a2's 700). Hour 1 was still open: no history.
-    expect(t.payHist).toEqual([`${(T0 + 60 * MIN) / 1000}|${100 * 10_000}|${T0 + 61 * MIN}`, `${(T0 + 60 * MIN) / 1000}|${800 * 10_000}|${T0 + 70 * MIN}`]);
+    // Minute 60 re-fired by a record written to the log at T0 + 75 min (stream time T0 + 70 min):
+    // its on-time revision (f60's 100, known at the minute's end) and the late one (+ a2's 700).
+    // Hour 1 was still open: no history.
+    expect(t.payHist).toEqual([`${(T0 + 60 * MIN) / 1000}|${100 * 10_000}|${T0 + 61 * MIN}`, `${(T0 + 60 * MIN) / 1000}|${800 * 10_000}|${T0 + 75 * MIN}`]);
     expect(t.actHist).toEqual([]);
     // One record per batch: the same tables (the on-time revision never holds a late event).
     const one = make();
