@@ -163,12 +163,20 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
       }
       // A late firing is known at its record's Kafka timestamp, and never before the partition's
       // stream time (watermark + out-of-orderness bound): both from the log (lateFiringKnownAt).
-      const knownAt = lateFiringKnownAt(wm, outOfOrderMs, rec.timestampMs);
+      // (Views and closures only on this rare path: every playback event passes here.)
       const kept = minuteTo === 'kept' || hourTo === 'kept';
-      const h = (table: string) => (row: Record<string, unknown>) => ctx.emit(historyTable(table), row);
-      const pay: Target<PayAcc> = minuteTo === 'kept' ? s.latePay.at(knownAt, payRow, h('kpi_payments_1m')) : s.pay;
-      const gifts: Target<GiftAcc> = minuteTo === 'kept' ? s.lateGifts.at(knownAt, giftRow, h('kpi_gifts_1m')) : s.gifts;
-      const activity: Target<ActAcc> = hourTo === 'kept' ? s.lateActivity.at(knownAt, actRow, h('account_activity_1h')) : s.activity;
+      let pay: Target<PayAcc> = s.pay;
+      let gifts: Target<GiftAcc> = s.gifts;
+      let activity: Target<ActAcc> = s.activity;
+      if (kept) {
+        const knownAt = lateFiringKnownAt(wm, outOfOrderMs, rec.timestampMs);
+        const h = (table: string) => (row: Record<string, unknown>) => ctx.emit(historyTable(table), row);
+        if (minuteTo === 'kept') {
+          pay = s.latePay.at(knownAt, payRow, h('kpi_payments_1m'));
+          gifts = s.lateGifts.at(knownAt, giftRow, h('kpi_gifts_1m'));
+        }
+        if (hourTo === 'kept') activity = s.lateActivity.at(knownAt, actRow, h('account_activity_1h'));
+      }
       switch (rec.kind) {
         case 'payments': {
           const p = ev as unknown as PaymentEvent;
