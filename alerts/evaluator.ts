@@ -42,6 +42,17 @@ export function renderTemplate(tpl: string, a: Pick<AlertState, 'labels' | 'valu
   });
 }
 
+/**
+ * The cut of evaluation time t, as an offset after t (s): window rows re-fired by late events are
+ * read in their latest revision known before t + this (alerts/metrics.ts asOf). t is evaluated once
+ * the newest minute with data ends at or after t + settle_delay, i.e. once some partition has
+ * processed an event at or after t + settle_delay − 1 min: every revision known (stream time)
+ * before that had been written when the live evaluation read the tables.
+ */
+export function asOfOffsetS(settleDelayMs: number): number {
+  return Math.max(0, Math.floor((settleDelayMs - 60_000) / 1000));
+}
+
 export class Evaluator {
   private readonly warned = new Set<string>();
   constructor(private readonly d: EvaluatorDeps) {}
@@ -86,7 +97,7 @@ export class Evaluator {
     const days = m.baseline && rule.condition.kind !== 'threshold' ? rule.condition.baselineDays : 0;
     const n = Math.round((toMs - fromMs) / stepMs);
     const rows = await queryRows<Record<string, unknown>>(this.d.ch, m.sql(this.d.ch.database, rule.groupBy), {
-      t_first: Math.floor(fromMs / 1000), step_s: stepMs / 1000, n, window_s: rule.windowMs / 1000, days,
+      t_first: Math.floor(fromMs / 1000), step_s: stepMs / 1000, n, window_s: rule.windowMs / 1000, days, asof_s: asOfOffsetS(this.d.ruleSet.settings.settleDelayMs),
     });
     type Group = { labels: Record<string, string>; cur?: { value: number | null; volume: number }; base: number[] };
     const steps = Array.from({ length: n + 1 }, () => new Map<string, Group>());

@@ -11,8 +11,14 @@
  * (`pairs(ts)`), and the pairs are aggregated again. So a day of 1-minute steps costs one scan
  * instead of 1,440 queries, and each window is computed exactly as its own query would.
  * Parameters: {t_first:Int64} (unix s), {step_s:UInt32}, {n:UInt32}, {window_s:UInt32},
- * {days:UInt16}. Group labels are interpolated only from each metric's fixed `labels` list
- * (validated by rules.ts).
+ * {days:UInt16}, {asof_s:Int64}. Group labels are interpolated only from each metric's fixed
+ * `labels` list (validated by rules.ts).
+ *
+ * As of t (issue 18): tables whose closed rows can be re-fired by late events (kpi_payments_1m,
+ * account_activity_1h, safety_events_1m) are read through `asOf`: a row that was re-fired is read,
+ * for evaluation time t_i, in its latest revision known before the cut t_i + asof_s (its
+ * `<table>_history`, migration 018); a row never re-fired is the table's row. So a replay sees
+ * what the live evaluation saw, however many late firings came after it (docs/alerting.md).
  */
 import { P, measureSql, metricSql, partialsSql } from '../contracts/metrics-catalog.js';
 
@@ -41,6 +47,7 @@ const S = '{step_s:UInt32}';
 const N = '{n:UInt32}';
 const W = '{window_s:UInt32}';
 const D = '{days:UInt16}';
+const A = '{asof_s:Int64}';
 
 /** Rows of `col` (DateTime) that can fall in some window of the range (a pre-filter; pairs() is exact). */
 function inRange(col: string): string {
@@ -61,13 +68,48 @@ function pairs(ts: string): string {
 const sel = (g: readonly string[]) => g.map((x) => `${x}, `).join('');
 const grp = (g: readonly string[]) => g.map((x) => `, ${x}`).join('');
 
+/** Window tables whose closed rows late firings rewrite: their row key and value columns (migrations 003, 005, 018). */
+const REFIRED = {
+  kpi_payments_1m: { time: 'window_start', key: ['window_start', 'method', 'plan', 'og_tier', 'country'], values: ['attempts', 'succeeded', 'failed', 'gross_usd_micros', 'refunds_usd_micros', 'chargebacks_usd_micros', 'net_usd_micros', 'topups', 'topup_usd_micros'] },
+  account_activity_1h: { time: 'hour', key: ['hour', 'account_id'], values: ['played', 'paid', 'gifted', 'net_usd_micros', 'gift_usd_micros'] },
+  safety_events_1m: { time: 'window_start', key: ['window_start', 'event_type', 'policy', 'severity', 'detection_source', 'action_type', 'outcome', 'target_type'], values: ['events'] },
+} as const;
+export type RefiredTable = keyof typeof REFIRED;
+/** The row key of a re-fired table's rows and of its history (without known_at). */
+export const refiredKey = (table: RefiredTable): string[] => [...REFIRED[table].key, 'src_topic', 'src_partition'];
+
+/**
+ * The rows of a re-fired window table in range, each with the cuts it is read at: `vf` < cut ≤
+ * `vt` (Float64 unix s). A row never re-fired (no history) is read at every cut (−inf, +inf). A
+ * re-fired row is read from its history instead, each revision from its known_at (exclusive) to
+ * the next revision's (inclusive); before its first revision (a key new to a closed window) it is
+ * not read at all. Columns: the row key and value columns.
+ */
+function asOf(db: string, table: RefiredTable): string {
+  const { time } = REFIRED[table];
+  const key = refiredKey(table).join(', ');
+  const cols = [...refiredKey(table), ...REFIRED[table].values].join(', ');
+  const kn = 'toFloat64(toUnixTimestamp64Milli(known_at)) / 1000';
+  return `SELECT ${cols}, -inf AS vf, inf AS vt FROM ${db}.${table} FINAL
+      WHERE ${inRange(time)} AND (${key}) NOT IN (SELECT ${key} FROM ${db}.${table}_history WHERE ${inRange(time)})
+    UNION ALL
+    SELECT ${cols}, ${kn} AS vf,
+      leadInFrame(${kn}, 1, inf) OVER (PARTITION BY ${key} ORDER BY known_at ASC ROWS BETWEEN CURRENT ROW AND 1 FOLLOWING) AS vt
+    FROM ${db}.${table}_history FINAL WHERE ${inRange(time)}`;
+}
+
+/** After pairs(): keeps the (i, k) pairs whose cut t_i + asof_s reads the row (vf < cut ≤ vt). */
+const asOfCut = `${F} + ${S} * toInt64(ik.1) + ${A}`;
+const readAtCut = `vf < ${asOfCut} AND ${asOfCut} <= vt`;
+
 /**
  * The generic range query: `inner` aggregates the source per (ts, group labels) into partial
- * columns; `outer` computes value and volume from them per (i, k, group labels).
+ * columns; `outer` computes value and volume from them per (i, k, group labels). With `asOfRows`,
+ * the inner rows carry (vf, vt) and each (i, k) keeps those its cut reads.
  */
-function ranged(inner: string, g: readonly string[], outer: string, having = ''): string {
+function ranged(inner: string, g: readonly string[], outer: string, having = '', asOfRows = false): string {
   return `SELECT ik.1 AS i, ik.2 AS k, ${sel(g)}${outer}
-    FROM (SELECT *, ${pairs('ts')} AS ik FROM (${inner}))
+    FROM (SELECT *, ${pairs('ts')} AS ik FROM (${inner}))${asOfRows ? ` WHERE ${readAtCut}` : ''}
     GROUP BY i, k${grp(g)}${having ? ` HAVING ${having}` : ''}`;
 }
 
@@ -110,8 +152,8 @@ const PAY_LABELS = ['method', 'plan', 'country'] as const;
 const pay = (name: string, description: string, unit: string, windowMs: number, outer: string): MetricDef => ({
   name, description, unit, labels: PAY_LABELS, defaultWindowMs: windowMs, align: 'minute', baseline: true,
   frontierSql: frontier('kpi_payments_1m', 'window_start', 60),
-  sql: (db, g) => ranged(`SELECT window_start AS ts, ${sel(g)}${partialsSql('payment_minute', ['revenue_usd', 'payment_failure_pct'])}
-    FROM ${db}.kpi_payments_1m FINAL WHERE ${inRange('window_start')} GROUP BY ts${grp(g)}`, g, outer),
+  sql: (db, g) => ranged(`SELECT window_start AS ts, ${sel(g)}vf, vt, ${partialsSql('payment_minute', ['revenue_usd', 'payment_failure_pct'])}
+    FROM (${asOf(db, 'kpi_payments_1m')}) GROUP BY ts${grp(g)}, vf, vt`, g, outer, '', true),
 });
 
 /** A catalogued metric over the partial aggregates of one (i, k) window (contracts/metrics-catalog.ts). */
@@ -121,8 +163,8 @@ const cvVolume = `sum(${P('concurrent_viewer_minutes')}) / ${minutes}`;
 const safety = (name: string, description: string, filter: string, windowMs: number): MetricDef => ({
   name, description, unit: 'events', labels: ['policy', 'severity'], defaultWindowMs: windowMs, align: 'minute', baseline: true,
   frontierSql: null,
-  sql: (db, g) => ranged(`SELECT window_start AS ts, ${sel(g)}sumIf(events, ${filter}) AS ev
-    FROM ${db}.safety_events_1m FINAL WHERE ${inRange('window_start')} GROUP BY ts${grp(g)} HAVING ev > 0`, g, 'toFloat64(sum(ev)) AS value, toFloat64(sum(ev)) AS volume'),
+  sql: (db, g) => ranged(`SELECT window_start AS ts, ${sel(g)}vf, vt, sumIf(events, ${filter}) AS ev
+    FROM (${asOf(db, 'safety_events_1m')}) GROUP BY ts${grp(g)}, vf, vt HAVING ev > 0`, g, 'toFloat64(sum(ev)) AS value, toFloat64(sum(ev)) AS volume', '', true),
 });
 
 const list: MetricDef[] = [
@@ -148,7 +190,8 @@ const list: MetricDef[] = [
     sql: (db) => `SELECT i, k, ${metricSql('payer_rate_pct', 'account_period')} AS value, toFloat64(${measureSql('account_period', 'active_accounts')}) AS volume FROM (
       SELECT ik.1 AS i, ik.2 AS k, account_id, max(paid) AS paid, sum(net_usd_micros) AS net_usd_micros FROM (
         SELECT *, ${pairs('ts')} AS ik FROM (
-          SELECT hour AS ts, account_id, max(paid) AS paid, sum(net_usd_micros) AS net_usd_micros FROM ${db}.account_activity_1h FINAL WHERE ${inRange('hour')} GROUP BY ts, account_id))
+          SELECT hour AS ts, account_id, vf, vt, max(paid) AS paid, sum(net_usd_micros) AS net_usd_micros FROM (${asOf(db, 'account_activity_1h')}) GROUP BY ts, account_id, vf, vt))
+        WHERE ${readAtCut}
       GROUP BY i, k, account_id) GROUP BY i, k`,
   },
   safety('safety_reports_actions', 'User reports, detections and moderation actions in the window.', `event_type IN ('report_created', 'action_taken')`, 3_600_000),

@@ -18,7 +18,7 @@ import type { PaymentEvent, GiftEvent, PlaybackEvent } from '../../contracts/typ
 import { command, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
-import { LateWindows, type LatenessPolicy, type LateWindowsJSON, latenessFor, maxLateness, NO_LATENESS } from '../core/late-firing.js';
+import { historyTable, lateFiringKnownAt, LateWindows, type LatenessPolicy, type LateWindowsJSON, latenessFor, maxLateness, NO_LATENESS } from '../core/late-firing.js';
 import { FX_RATES, FX_SOURCE, toUsdMicros } from '../../contracts/fx-rates.js';
 import { sumOverflow } from '../../contracts/bounds.js';
 import { ROLLUP_TABLES } from '../../sinks/clickhouse/rollups.js';
@@ -75,6 +75,7 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
   const minute = tumbling(MINUTE_MS, graceMs) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
   const hour = tumbling(HOUR_MS, graceMs) as typeof minute;
   const policy = opts.lateness ?? NO_LATENESS;
+  const outOfOrderMs = opts.allowedLatenessMs ?? 5_000;
   const newPay = (): PayAcc => ({ attempts: 0, succeeded: 0, failed: 0, gross: 0, refunds: 0, chargebacks: 0, topups: 0, topup: 0 });
   const newGift = (): GiftAcc => ({ gifts: 0, quantity: 0, coins: 0, value: 0 });
   const newAct = (): ActAcc => ({ played: 0, paid: 0, gifted: 0, net: 0, gift: 0 });
@@ -105,27 +106,29 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
   });
   const emitAll = (s: BusinessState, out: Emitter, how: 'close' | 'flush', wm = 0, full = true) => {
     const e = (table: string) => (row: Record<string, unknown>) => out.emit(table, row);
+    const h = (table: string) => e(historyTable(table));
     if (how === 'close') {
-      s.latePay.closeUpTo(s.pay, wm, payRow, e('kpi_payments_1m'));
-      s.lateGifts.closeUpTo(s.gifts, wm, giftRow, e('kpi_gifts_1m'));
-      s.lateActivity.closeUpTo(s.activity, wm, actRow, e('account_activity_1h'));
+      s.latePay.closeUpTo(s.pay, wm, payRow, e('kpi_payments_1m'), h('kpi_payments_1m'));
+      s.lateGifts.closeUpTo(s.gifts, wm, giftRow, e('kpi_gifts_1m'), h('kpi_gifts_1m'));
+      s.lateActivity.closeUpTo(s.activity, wm, actRow, e('account_activity_1h'), h('account_activity_1h'));
     } else {
       s.pay.flushDue(full, payRow, e('kpi_payments_1m'));
       s.gifts.flushDue(full, giftRow, e('kpi_gifts_1m'));
       s.activity.flushDue(full, actRow, e('account_activity_1h'));
-      s.latePay.flush(payRow, e('kpi_payments_1m'));
-      s.lateGifts.flush(giftRow, e('kpi_gifts_1m'));
-      s.lateActivity.flush(actRow, e('account_activity_1h'));
+      s.latePay.flush(payRow, e('kpi_payments_1m'), h('kpi_payments_1m'));
+      s.lateGifts.flush(giftRow, e('kpi_gifts_1m'), h('kpi_gifts_1m'));
+      s.lateActivity.flush(actRow, e('account_activity_1h'), h('account_activity_1h'));
     }
   };
 
   return {
     name: 'business',
     kinds: ['payments', 'gifts', 'playback'],
-    tables: ['kpi_payments_1m', 'kpi_gifts_1m', 'account_activity_1h'],
+    // The history tables hold the revisions of re-fired rows (late firings), read as of t by alerts.
+    tables: ['kpi_payments_1m', 'kpi_gifts_1m', 'account_activity_1h', ...['kpi_payments_1m', 'kpi_gifts_1m', 'account_activity_1h'].map(historyTable)],
     // Rollups of closed buckets (sinks/clickhouse/rollups.ts): emptied with the tables by a replay.
     jobTables: ROLLUP_TABLES.business,
-    allowedLatenessMs: opts.allowedLatenessMs ?? 5_000,
+    allowedLatenessMs: outOfOrderMs,
     // A copy older than grace + allowed lateness + a minute behind the watermark falls in a
     // window past its allowed lateness: it is late (kept in late_events, keyed by position) and
     // cannot be counted, so ids need not be kept longer. Smaller dedup state means cheaper checkpoints.
@@ -144,15 +147,36 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
       const lateMs = latenessFor(policy, rec.kind);
       // The minute decides (the kind's own minute store; playback has none and asks payments'),
       // and the hour must agree: both open or kept, else the event is late for every table.
-      const minuteTo = (rec.kind === 'gifts' ? s.lateGifts : s.latePay).target(t, wm, lateMs);
-      const hourTo = s.lateActivity.target(t, wm, lateMs);
+      const minuteLate = rec.kind === 'gifts' ? s.lateGifts : s.latePay;
+      let minuteTo = minuteLate.target(t, wm, lateMs);
+      let hourTo = s.lateActivity.target(t, wm, lateMs);
+      if (minuteTo === 'close' || hourTo === 'close') {
+        // The watermark closed the event's window within this batch: close the stores now, so the
+        // closing (on-time) row never holds this late event, whatever the batch boundaries.
+        emitAll(s, ctx, 'close', wm);
+        minuteTo = minuteLate.target(t, wm, lateMs);
+        hourTo = s.lateActivity.target(t, wm, lateMs);
+      }
       if (minuteTo === 'late' || hourTo === 'late') {
         ctx.late('window_closed', s.pay.windowStart(t) + MINUTE_MS);
         return;
       }
-      const pay: Target<PayAcc> = minuteTo === 'kept' ? s.latePay : s.pay;
-      const gifts: Target<GiftAcc> = minuteTo === 'kept' ? s.lateGifts : s.gifts;
-      const activity: Target<ActAcc> = hourTo === 'kept' ? s.lateActivity : s.activity;
+      // A late firing is known at its record's Kafka timestamp, and never before the partition's
+      // stream time (watermark + out-of-orderness bound): both from the log (lateFiringKnownAt).
+      // (Views and closures only on this rare path: every playback event passes here.)
+      const kept = minuteTo === 'kept' || hourTo === 'kept';
+      let pay: Target<PayAcc> = s.pay;
+      let gifts: Target<GiftAcc> = s.gifts;
+      let activity: Target<ActAcc> = s.activity;
+      if (kept) {
+        const knownAt = lateFiringKnownAt(wm, outOfOrderMs, rec.timestampMs);
+        const h = (table: string) => (row: Record<string, unknown>) => ctx.emit(historyTable(table), row);
+        if (minuteTo === 'kept') {
+          pay = s.latePay.at(knownAt, payRow, h('kpi_payments_1m'));
+          gifts = s.lateGifts.at(knownAt, giftRow, h('kpi_gifts_1m'));
+        }
+        if (hourTo === 'kept') activity = s.lateActivity.at(knownAt, actRow, h('account_activity_1h'));
+      }
       switch (rec.kind) {
         case 'payments': {
           const p = ev as unknown as PaymentEvent;
@@ -232,6 +256,7 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
         default:
           break;
       }
+      if (kept) ctx.lateFiring();
     },
     onWatermark: (s, wm, out) => emitAll(s, out, 'close', wm),
     onFlush: (s, out, full) => emitAll(s, out, 'flush', 0, full),

@@ -12,6 +12,17 @@
  * Every decision is a function of the event time and the watermark at that event (the order of
  * records in the partition), and the kept windows are part of the checkpoint, so a live run, a
  * crash and a replay write the same final rows.
+ *
+ * Revisions, as of a time (issue 18, alerts read them): each content a kept window row has had
+ * carries a `known_at` taken from the log, never from the clock: the window end for the content it
+ * closed with (the on-time pane), and for each late firing the Kafka timestamp of the late record
+ * (not before the partition's stream time; lateFiringKnownAt). Once a row is re-fired, every revision of it
+ * goes to a history table (`<table>_history`, one row per (row key, known_at)): the on-time one
+ * when the first late event arrives, each later one when it is written. Rows never re-fired have
+ * no history (their only revision is the table's row). Events known at the same time fold into
+ * one revision, and so does one known no later than the entry's content (a record timestamp can go
+ * back); a later one starts a new revision, so the history is the same whatever the batch
+ * boundaries, after a crash and on a replay.
  */
 import type { EventKind } from '../../contracts/topics.js';
 import type { WindowStore } from './processor.js';
@@ -54,13 +65,48 @@ type Tumbling = Extract<WindowSpec, { kind: 'tumbling' }>;
 type ToRow<A> = (windowStartMs: number, key: string, acc: A, final: boolean) => Record<string, unknown> | null;
 type Emit = (row: Record<string, unknown>) => void;
 
+/**
+ * When a late firing became known, from the log: the Kafka timestamp of the record that fired it
+ * (when it was written to the log, so when a pipeline keeping up with the log could first count
+ * it), and never before the partition's stream time (watermark + out-of-orderness bound), so it is
+ * after the window's close and after its on-time revision (known at the window end). Event-time
+ * clocks alone are not enough: a sparse partition's stream time lags the others, and a late event
+ * read there would be "known" before the evaluator, driven by the dense partitions, could see it.
+ */
+export function lateFiringKnownAt(watermarkMs: number, outOfOrderMs: number, recordTimestampMs: number): number {
+  return Math.max(watermarkMs + outOfOrderMs, recordTimestampMs);
+}
+
+/** The history table of a window table whose rows can be re-fired (migration 018). */
+export const historyTable = (table: string) => `${table}_history`;
+
+/**
+ * A kept entry: its accumulator, whether its table row is owed, the `known_at` of its current
+ * content, and its history: 0 never re-fired (no history rows; the content is the on-time
+ * revision), 1 re-fired and the current revision's history row written (or nothing to write:
+ * a key new to the window), 2 re-fired and the current revision's history row owed.
+ */
+interface Kept<A> { acc: A; dirty: boolean; knownAt: number; hist: 0 | 1 | 2 }
+
+/** The history row of a revision: the table's row (without is_final) with its known_at (ms). */
+function historyRow<A>(toRow: ToRow<A>, ws: number, key: string, acc: A, knownAt: number): Record<string, unknown> | null {
+  const row = toRow(ws, key, acc, true);
+  if (!row) return null;
+  delete row.is_final;
+  row.known_at = knownAt;
+  return row;
+}
+
 export interface LateWindowsJSON<A> {
   /** Last watermark the store's windows were closed at. */
   closedWm: number | null;
   /** Windows ending (+ grace) at or before this were closed before anything was kept (see load). */
   floorWm?: number | null;
-  /** [window start, [[key, acc, dirty?]]] */
-  windows: Array<[number, Array<[string, A] | [string, A, 1]>]>;
+  /**
+   * [window start, [[key, acc, dirty?, known_at?, hist?]]]: known_at (ms) and hist (Kept.hist)
+   * only when the entry was re-fired (absent: the on-time revision, known at the window end).
+   */
+  windows: Array<[number, Array<[string, A] | [string, A, 0 | 1] | [string, A, 0 | 1, number, 1 | 2]>]>;
 }
 
 /**
@@ -70,7 +116,7 @@ export interface LateWindowsJSON<A> {
  * rows with `flush`. State is bounded: a window is forgotten at end + grace + keepMs.
  */
 export class LateWindows<A> {
-  private readonly windows = new Map<number, Map<string, { acc: A; dirty: boolean }>>();
+  private readonly windows = new Map<number, Map<string, Kept<A>>>();
   private dirty: Array<[number, string]> = [];
   /** The watermark the store was last closed at: windows ending at or before it − grace are here. */
   private closedWm = -Number.MAX_SAFE_INTEGER;
@@ -95,12 +141,13 @@ export class LateWindows<A> {
 
   /**
    * The window store's closeUpTo, keeping the accumulators it closes (when any lateness is
-   * allowed), then forgetting kept windows past their allowed lateness (rows still owed first).
+   * allowed), then forgetting kept windows past their allowed lateness (rows still owed first,
+   * and their history rows to `emitHistory`).
    */
-  closeUpTo(store: WindowStore<A>, wm: number, toRow: ToRow<A>, emit: Emit): void {
+  closeUpTo(store: WindowStore<A>, wm: number, toRow: ToRow<A>, emit: Emit, emitHistory?: Emit): void {
     const keep = this.keepMs > 0;
     store.closeUpTo(wm, keep ? (ws, key, acc, final) => {
-      this.windowOf(ws).set(key, { acc, dirty: false });
+      this.windowOf(ws).set(key, { acc, dirty: false, knownAt: this.endOf(ws), hist: 0 });
       return toRow(ws, key, acc, final);
     } : toRow, emit);
     if (this.floorPending) {
@@ -110,27 +157,26 @@ export class LateWindows<A> {
     } else if (wm > this.closedWm) this.closedWm = wm;
     for (const [ws, byKey] of this.windows) {
       if (wm < this.endOf(ws) + this.spec.graceMs + this.keepMs) continue;
-      for (const [key, e] of byKey) if (e.dirty) {
-        const row = toRow(ws, key, e.acc, true);
-        if (row) emit(row);
-      }
+      for (const [key, e] of byKey) this.writeOwed(ws, key, e, toRow, emit, emitHistory);
       this.windows.delete(ws);
     }
   }
 
   /**
    * Where the event at `tsMs` goes at watermark `wm` for a kind allowed `latenessMs`:
-   * 'store' (its window is still in the WindowStore: open, or due to close at the end of this
-   * batch, when its final row will include the event), 'kept' (closed: update here, the row is
-   * rewritten) or 'late' (late_events).
+   * 'store' (its window is still open in the WindowStore), 'close' (its window is due to close
+   * at this watermark but the store has not closed it yet, in the middle of a batch: the caller
+   * closes its stores at `wm` first, then asks again, so the on-time revision never holds a late
+   * event, whatever the batch boundaries), 'kept' (closed: update here, the row is rewritten) or
+   * 'late' (late_events).
    */
-  target(tsMs: number, wm: number, latenessMs: number): 'store' | 'kept' | 'late' {
+  target(tsMs: number, wm: number, latenessMs: number): 'store' | 'close' | 'kept' | 'late' {
     const ws = Math.floor(tsMs / this.spec.sizeMs) * this.spec.sizeMs;
     const c = classify(this.endOf(ws), this.spec.graceMs, Math.min(latenessMs, this.keepMs), wm);
     if (c === 'on_time') return 'store';
     if (c === 'too_late') return 'late';
     const closeAt = this.endOf(ws) + this.spec.graceMs;
-    if (this.closedWm < closeAt) return 'store';
+    if (this.closedWm < closeAt) return 'close';
     return closeAt <= this.floorWm && !this.windows.has(ws) ? 'late' : 'kept';
   }
 
@@ -139,35 +185,71 @@ export class LateWindows<A> {
     return this.windows.get(Math.floor(tsMs / this.spec.sizeMs) * this.spec.sizeMs)?.get(key)?.acc;
   }
 
-  /** Updates a kept window's accumulator (a key it did not have starts from init()); the row is rewritten at the next flush. */
-  update(tsMs: number, key: string, update: (acc: A) => boolean | void): void {
+  /**
+   * Updates a kept window's accumulator (a key it did not have starts from init()) with a late
+   * event known at `knownAtMs` (lateFiringKnownAt); the row is rewritten at the
+   * next flush. A change at a later known_at than the entry's content starts a new revision: the
+   * previous one's history row, if not written yet, goes to `emitHistory` first.
+   */
+  update(tsMs: number, key: string, update: (acc: A) => boolean | void, knownAtMs = Number.NEGATIVE_INFINITY, toRow?: ToRow<A>, emitHistory?: Emit): void {
     const ws = Math.floor(tsMs / this.spec.sizeMs) * this.spec.sizeMs;
     const byKey = this.windowOf(ws);
     let e = byKey.get(key);
     if (!e) {
-      e = { acc: this.init(), dirty: false };
+      e = { acc: this.init(), dirty: false, knownAt: knownAtMs, hist: 1 };
       byKey.set(key, e);
     }
-    if (update(e.acc) !== false && !e.dirty) {
+    const newRevision = knownAtMs > e.knownAt;
+    const previous = newRevision && e.hist !== 1 && toRow ? historyRow(toRow, ws, key, e.acc, e.knownAt) : null;
+    if (update(e.acc) === false) return;
+    if (previous) emitHistory?.(previous);
+    if (newRevision) e.knownAt = knownAtMs;
+    e.hist = 2;
+    if (!e.dirty) {
       e.dirty = true;
       this.dirty.push([ws, key]);
     }
   }
 
-  /** Writes the corrected final rows of kept windows (every commit cycle: late rows are few and never held back). */
-  flush(toRow: ToRow<A>, emit: Emit): number {
+  /**
+   * A view for updates by late events known at `knownAtMs`, with the same calls as the
+   * WindowStore (peek, update), so a processor routes an event to either with one code path.
+   */
+  at(knownAtMs: number, toRow: ToRow<A>, emitHistory: Emit): Pick<WindowStore<A>, 'peek' | 'update'> {
+    return {
+      peek: (tsMs, key) => this.peek(tsMs, key),
+      update: (tsMs, key, fn) => this.update(tsMs, key, fn, knownAtMs, toRow, emitHistory),
+    };
+  }
+
+  /**
+   * Writes the corrected final rows of kept windows, and the history rows of their revisions
+   * (every commit cycle: late rows are few and never held back).
+   */
+  flush(toRow: ToRow<A>, emit: Emit, emitHistory?: Emit): number {
     let n = 0;
     const list = this.dirty;
     this.dirty = [];
     for (const [ws, key] of list) {
       const e = this.windows.get(ws)?.get(key);
-      if (!e?.dirty) continue;
-      const row = toRow(ws, key, e.acc, true);
-      if (row) emit(row);
-      e.dirty = false;
+      if (!e || (!e.dirty && e.hist !== 2)) continue;
+      this.writeOwed(ws, key, e, toRow, emit, emitHistory);
       n++;
     }
     return n;
+  }
+
+  private writeOwed(ws: number, key: string, e: Kept<A>, toRow: ToRow<A>, emit: Emit, emitHistory?: Emit): void {
+    if (e.dirty) {
+      const row = toRow(ws, key, e.acc, true);
+      if (row) emit(row);
+      e.dirty = false;
+    }
+    if (e.hist === 2 && emitHistory) {
+      const h = historyRow(toRow, ws, key, e.acc, e.knownAt);
+      if (h) emitHistory(h);
+      e.hist = 1;
+    }
   }
 
   /** Entries kept (for tests and the state's size). */
@@ -177,15 +259,20 @@ export class LateWindows<A> {
     return n;
   }
 
-  private windowOf(ws: number): Map<string, { acc: A; dirty: boolean }> {
+  private windowOf(ws: number): Map<string, Kept<A>> {
     let m = this.windows.get(ws);
-    if (!m) this.windows.set(ws, (m = new Map<string, { acc: A; dirty: boolean }>()));
+    if (!m) this.windows.set(ws, (m = new Map<string, Kept<A>>()));
     return m;
   }
 
   toJSON(): LateWindowsJSON<A> {
     const windows: LateWindowsJSON<A>['windows'] = [];
-    for (const [ws, m] of this.windows) windows.push([ws, [...m].map(([k, e]) => (e.dirty ? [k, e.acc, 1] : [k, e.acc]))]);
+    for (const [ws, m] of this.windows) {
+      windows.push([ws, [...m].map(([k, e]) => {
+        if (e.hist !== 0) return [k, e.acc, e.dirty ? 1 : 0, e.knownAt, e.hist] as [string, A, 0 | 1, number, 1 | 2];
+        return (e.dirty ? [k, e.acc, 1] : [k, e.acc]) as [string, A] | [string, A, 1];
+      })]);
+    }
     const n = (x: number) => (x > -Number.MAX_SAFE_INTEGER && x < Number.MAX_SAFE_INTEGER ? x : null);
     return { closedWm: n(this.closedWm), floorWm: this.floorPending ? Number.MAX_SAFE_INTEGER : n(this.floorWm), windows };
   }
@@ -205,9 +292,10 @@ export class LateWindows<A> {
     }
     for (const [ws, entries] of json?.windows ?? []) {
       const m = this.windowOf(ws);
-      for (const [key, acc, dirty] of entries) {
-        m.set(key, { acc: { ...this.init(), ...acc }, dirty: dirty === 1 });
-        if (dirty === 1) this.dirty.push([ws, key]);
+      for (const [key, acc, dirty, knownAt, hist] of entries) {
+        const re = typeof knownAt === 'number' && (hist === 1 || hist === 2);
+        m.set(key, { acc: { ...this.init(), ...acc }, dirty: dirty === 1, knownAt: re ? knownAt : this.endOf(ws), hist: re ? hist : 0 });
+        if (dirty === 1 || hist === 2) this.dirty.push([ws, key]);
       }
     }
     return this;

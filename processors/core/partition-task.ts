@@ -122,6 +122,9 @@ export class PartitionTask<S> {
           event_id: ev.event_id, event_time: ev.event_time, watermark: task.curWm, window_end: windowEndMs ?? 0, reason, payload: JSON.stringify(ev),
         });
       },
+      lateFiring() {
+        task.metrics?.lateFirings.inc({ processor: task.processor.name, kind: task.kind });
+      },
       reject(errorClass: string, reason: string) {
         task.rejection = { errorClass, reason, by: 'processor' };
       },

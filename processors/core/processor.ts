@@ -45,6 +45,11 @@ export interface ProcessContext extends Emitter {
   /** Records the current event as late for `reason` (kept in late_events, never lost). */
   late(reason: string, windowEndMs?: number): void;
   /**
+   * Counts the current event as a late firing: past its window's grace, within the allowed
+   * lateness of its kind, counted in the closed window (streampulse_late_firings_total).
+   */
+  lateFiring(): void;
+  /**
    * Refuses the current event as a data error (e.g. `value_overflow`: adding it would take a
    * window's sum beyond what its column holds): it is dead-lettered with the reason and the
    * processor moves on. Call it before changing any state: the event must leave no trace.

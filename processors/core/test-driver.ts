@@ -4,6 +4,7 @@
  * as a ReplacingMergeTree would after FINAL (the highest version per key wins). No broker.
  */
 import type { EventKind } from '../../contracts/topics.js';
+import type { Metrics } from '../../lib/metrics.js';
 import { PartitionTask, type PartitionSnapshot } from './partition-task.js';
 import type { Processor } from './processor.js';
 
@@ -35,6 +36,9 @@ export class ProcessorTestDriver<S> {
   /** MAX_FUTURE_SKEW_MS of the bounds guard (contracts/bounds.ts default when unset). */
   maxFutureSkewMs: number | undefined = undefined;
 
+  /** Counters the tasks update (late events, late firings, dedup hits), when given. */
+  metrics: Metrics | undefined = undefined;
+
   constructor(readonly processor: Processor<S>, private readonly topicPrefix = 'test.') {}
 
   private readonly log = new Map<string, DriverRecord[]>();
@@ -43,7 +47,7 @@ export class ProcessorTestDriver<S> {
     const k = `${kind}/${partition}`;
     let t = this.tasks.get(k);
     if (!t) {
-      t = new PartitionTask(this.processor, this.topicPrefix + kind, kind, partition, this.nowMs);
+      t = new PartitionTask(this.processor, this.topicPrefix + kind, kind, partition, this.nowMs, undefined, this.metrics);
       this.tasks.set(k, t);
     }
     return t;
@@ -104,7 +108,7 @@ export class ProcessorTestDriver<S> {
     this.tasks.clear();
     for (const [k, c] of ckpt) {
       const [kind, partition] = k.split('/') as [EventKind, string];
-      this.tasks.set(k, new PartitionTask(this.processor, this.topicPrefix + kind, kind, Number(partition), this.nowMs, c));
+      this.tasks.set(k, new PartitionTask(this.processor, this.topicPrefix + kind, kind, Number(partition), this.nowMs, c, this.metrics));
     }
     this.run();
   }

@@ -18,14 +18,15 @@
 import type { EventKind } from '../../contracts/topics.js';
 import type { ModerationEvent } from '../../contracts/types.generated.js';
 import { KeyedStore, type KeyedEntry } from '../core/keyed-store.js';
-import { LateWindows, type LatenessPolicy, type LateWindowsJSON, latenessFor, NO_LATENESS } from '../core/late-firing.js';
-import { type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
+import { historyTable, lateFiringKnownAt, LateWindows, type LatenessPolicy, type LateWindowsJSON, latenessFor, NO_LATENESS } from '../core/late-firing.js';
+import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
 import { applyEvent, caseRow, isClosed, newCase, type CaseState } from './safety-model.js';
 
 export const MINUTE_MS = 60_000;
 export const DAY_MS = 86_400_000;
 const SEP = '\u001f';
+const HISTORY = historyTable('safety_events_1m');
 
 export interface SafetyState {
   counts: WindowStore<{ events: number }>;
@@ -57,6 +58,7 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
   const horizonMs = opts.caseHorizonMs ?? 30 * DAY_MS;
   const minute = tumbling(MINUTE_MS, graceMs) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
   const latenessMs = latenessFor(opts.lateness ?? NO_LATENESS, 'moderation');
+  const outOfOrderMs = opts.allowedLatenessMs ?? 5_000;
   const newState = (): SafetyState => {
     const cases = new KeyedStore<CaseState>({
       // Closed (appeal decided): forgotten at the next pass; else once idle for the horizon
@@ -76,19 +78,22 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
   const expired = (lastMs: number, wm: number) => lastMs < wm - horizonMs;
   /** A tombstone is kept for a second horizon. */
   const tombAlive = (lastMs: number, wm: number) => lastMs >= wm - 2 * horizonMs;
+  const closeCounts = (s: SafetyState, wm: number, out: Emitter) =>
+    s.lateCounts.closeUpTo(s.counts, wm, countRow, (r) => out.emit('safety_events_1m', r), (r) => out.emit(HISTORY, r));
   const caseOut = (out: { emit: (table: string, row: object) => void }) => (e: KeyedEntry<CaseState>) => out.emit('safety_cases', caseRow(e.value));
 
   return {
     name: 'safety',
     kinds: ['moderation'],
-    tables: ['safety_events_1m', 'safety_cases'],
-    allowedLatenessMs: opts.allowedLatenessMs ?? 5_000,
+    // safety_events_1m_history: the revisions of re-fired minutes (late firings), read as of t by alerts.
+    tables: ['safety_events_1m', 'safety_cases', HISTORY],
+    allowedLatenessMs: outOfOrderMs,
     // A copy is counted only while its minute accepts events (grace + allowed lateness), so ids are
     // kept that long (and at least 10 minutes).
     dedupHorizonMs: opts.dedupHorizonMs ?? Math.max(10 * MINUTE_MS, graceMs + (opts.allowedLatenessMs ?? 5_000) + latenessMs + MINUTE_MS),
     needsDedup: (_kind: EventKind) => true,
     init: newState,
-    process(s, ev, _rec, ctx) {
+    process(s, ev, rec, ctx) {
       const m = ev as unknown as ModerationEvent;
       const t = m.event_time;
       const wm = ctx.watermarkMs;
@@ -105,22 +110,31 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
       if (applyEvent(entry.value, m)) s.cases.touch(entry);
       // 2. The counts: the open minute, or a closed one within the allowed lateness (its row is
       // rewritten), else late_events (the case above still took the event).
-      const where = s.lateCounts.target(t, wm, latenessMs);
+      let where = s.lateCounts.target(t, wm, latenessMs);
+      if (where === 'close') {
+        // Its minute closed within this batch: close now, so the closing (on-time) row never holds
+        // this late event, whatever the batch boundaries.
+        closeCounts(s, wm, ctx);
+        where = s.lateCounts.target(t, wm, latenessMs);
+      }
       if (where === 'late') return ctx.late('window_closed', s.counts.windowStart(t) + MINUTE_MS);
       const key = [m.event_type, m.policy, m.severity, m.detection_source, m.event_type === 'action_taken' ? m.action_type ?? 'none' : '', m.event_type === 'appeal_decided' ? m.outcome ?? '' : '', m.target_type].join(SEP);
-      (where === 'kept' ? s.lateCounts : s.counts).update(t, key, (a) => {
+      // A late firing is known at its record's Kafka timestamp, never before the stream time (lateFiringKnownAt).
+      const counts = where === 'kept' ? s.lateCounts.at(lateFiringKnownAt(wm, outOfOrderMs, rec.timestampMs), countRow, (r) => ctx.emit(HISTORY, r)) : s.counts;
+      counts.update(t, key, (a) => {
         a.events++;
       });
+      if (where === 'kept') ctx.lateFiring();
     },
     onWatermark(s, wm, out) {
-      s.lateCounts.closeUpTo(s.counts, wm, countRow, (r) => out.emit('safety_events_1m', r));
+      closeCounts(s, wm, out);
       // Forget closed cases and expired ones (the same set a scan of all cases would find), and
       // tombstones older than the second horizon.
       s.cases.advance(wm, caseOut(out));
     },
     onFlush(s, out, full) {
       s.counts.flushDue(full, countRow, (r) => out.emit('safety_events_1m', r));
-      s.lateCounts.flush(countRow, (r) => out.emit('safety_events_1m', r));
+      s.lateCounts.flush(countRow, (r) => out.emit('safety_events_1m', r), (r) => out.emit(HISTORY, r));
       // Every changed case at every cycle (a case changes a few times in its life: no policy needed).
       s.cases.flushClosed(caseOut(out));
       s.cases.flushOpen(caseOut(out));

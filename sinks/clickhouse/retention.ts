@@ -2,10 +2,10 @@
  * Retention per table family (issue 21 item 3): row TTLs that ClickHouse applies when it merges
  * parts, set at start from RETENTION_*_DAYS (0 = keep forever, the default). Families:
  *  - raw: the raw_* tables (the archive of every event; the Kafka log is the source of truth);
- *  - minute: one-minute tables (qoe_minute, kpi_payments_1m, kpi_gifts_1m, safety_events_1m) and
- *    the 1-minute QoE rollup;
- *  - hour: hourly tables (account_activity_1h, kpi_business_1h_closed) and the 5-minute and
- *    1-hour QoE rollups.
+ *  - minute: one-minute tables (qoe_minute, kpi_payments_1m, kpi_gifts_1m, safety_events_1m, and
+ *    the histories of the last three) and the 1-minute QoE rollup;
+ *  - hour: hourly tables (account_activity_1h and its history, kpi_business_1h_closed) and the
+ *    5-minute and 1-hour QoE rollups.
  * With minute retention shorter than hour retention, long ranges keep answering from the rollups
  * after the minute rows are gone (docs/api.md); only their ragged ends and asn/content_id views
  * need minute rows. Per-view, case, issue and churn tables are kept (not time series).
@@ -31,8 +31,8 @@ export function retentionTtls(r: Retention): Map<string, string | null> {
   const ttl = new Map<string, string | null>();
   const days = (d: number, expr: string) => (d > 0 ? `${expr} + toIntervalDay(${d})` : null);
   for (const k of EVENT_KINDS) ttl.set(rawTableName(k), days(r.rawDays, 'toDateTime(event_time)'));
-  for (const t of ['qoe_minute', 'kpi_payments_1m', 'kpi_gifts_1m', 'safety_events_1m']) ttl.set(t, days(r.minuteDays, 'window_start'));
-  for (const t of ['account_activity_1h', 'kpi_business_1h_closed']) ttl.set(t, days(r.hourDays, 'hour'));
+  for (const t of ['qoe_minute', 'kpi_payments_1m', 'kpi_gifts_1m', 'safety_events_1m', 'kpi_payments_1m_history', 'kpi_gifts_1m_history', 'safety_events_1m_history']) ttl.set(t, days(r.minuteDays, 'window_start'));
+  for (const t of ['account_activity_1h', 'account_activity_1h_history', 'kpi_business_1h_closed']) ttl.set(t, days(r.hourDays, 'hour'));
   // One table, two families: the 1-minute buckets follow minute retention, the others hour retention.
   ttl.set('qoe_minute_rollup', r.minuteDays > 0 || r.hourDays > 0
     ? `addDays(bucket, if(step = 60, ${r.minuteDays || FOREVER_DAYS}, ${r.hourDays || FOREVER_DAYS}))`

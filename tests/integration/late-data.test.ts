@@ -8,7 +8,8 @@
  *      action is produced and restarted.
  *   2. Another action arrives 7.5 h late (beyond): its case takes it, the minute does not; the
  *      answer's `late_events` reports it.
- *   3. A replay from the beginning gives the same tables (exactly-once with late firings).
+ *   3. A replay from the beginning gives the same tables (exactly-once with late firings), the
+ *      history of the re-fired minute (its revisions, known at the late record's Kafka timestamp) too.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,6 +31,7 @@ const HOUR = 60 * MIN;
 /** Two days ago, on the hour: every event time is in the past of its Kafka timestamp (bounds). */
 const T0 = Math.floor((Date.now() - 2 * 24 * HOUR) / HOUR) * HOUR;
 const KEY = 'viewer-key-late-0123456789abcdef';
+const STARTED = Date.now();
 const t = testEnv('late-data', { CHECKPOINT_INTERVAL_MS: '300', BATCH_MAX_MS: '300' });
 let s: Services;
 let sc: Scenario;
@@ -69,6 +71,8 @@ async function tables(ch: ClickHouse, db: string) {
     counts: await queryRows(ch, `SELECT toUnixTimestamp(window_start) AS w, event_type, sum(events) AS n FROM ${db}.safety_events_1m FINAL GROUP BY w, event_type ORDER BY w, event_type`),
     cases: await queryRows(ch, `SELECT case_id, action_time, violation, last_event_time FROM ${db}.safety_cases FINAL ORDER BY case_id`),
     late: await queryRows(ch, `SELECT event_id, reason FROM ${db}.late_events FINAL WHERE processor = 'safety' ORDER BY event_id`),
+    // Revisions of re-fired minutes (migration 018), read as of t by the alert metrics.
+    history: await queryRows(ch, `SELECT toUnixTimestamp(window_start) AS w, event_type, events, toUnixTimestamp64Milli(known_at) AS known_at FROM ${db}.safety_events_1m_history FINAL ORDER BY w, event_type, known_at`),
   };
 }
 
@@ -120,6 +124,10 @@ describe('late moderation actions on Kafka and ClickHouse (allowed lateness 6 h 
     const live = await tables(s.ch, sc.database);
     expect(live.late).toEqual([{ event_id: action2.event.event_id, reason: 'window_closed' }]);
     expect(live.counts.filter((r) => r.event_type === 'action_taken')).toEqual([{ w: (T0 + 2 * MIN) / 1000, event_type: 'action_taken', n: 1 }]);
+    // Its minute's history: one revision (the minute had no action on time), known at the late
+    // record's Kafka timestamp (written by this test, after it started), not at the event time.
+    expect(live.history.map((r) => [r.w, r.event_type, r.events])).toEqual([[(T0 + 2 * MIN) / 1000, 'action_taken', 1]]);
+    expect(Number(live.history[0]!.known_at)).toBeGreaterThanOrEqual(STARTED);
     expect(await second.kill('SIGTERM')).toBe(0);
 
     // A replay from offset 0 with the same settings: identical tables.

@@ -96,7 +96,14 @@ describe.each(CASES)('$name golden input on Kafka: straight = SIGKILL and restar
     await runner.stop();
     const chA = { ...s.ch, database: a.database };
     await c.after?.(chA);
-    const straight = await snapshot(chA, processor.name, tables);
+    // The history tables of re-fired windows (migration 018) carry the Kafka timestamp of each late
+    // record (known_at): a function of the log, timestamps included. (b) and (d) produce the same
+    // events into topics of their own at other times, so their histories are compared only on the
+    // replay of the same log, (c).
+    const straightAll = await snapshot(chA, processor.name, tables);
+    const sameLogOnly = tables.filter((x) => x.endsWith('_history'));
+    const straight = Object.fromEntries(Object.entries(straightAll).filter(([k]) => !sameLogOnly.includes(k)));
+    const crossLog = tables.filter((x) => !sameLogOnly.includes(x));
     expect(Object.values(straight).some((rows) => rows.length > 0)).toBe(true);
     expect(straight[processor.tables[0]!]!.length).toBeGreaterThan(0);
 
@@ -117,7 +124,7 @@ describe.each(CASES)('$name golden input on Kafka: straight = SIGKILL and restar
     expect(await second.kill('SIGTERM')).toBe(0);
     const chB = { ...s.ch, database: b.database };
     await c.after?.(chB);
-    expect(await snapshot(chB, processor.name, tables)).toEqual(straight);
+    expect(await snapshot(chB, processor.name, crossLog)).toEqual(straight);
 
     // (d) fused: every processor role in one child process sharing one consumer (the default),
     // SIGKILLed in the middle and restarted; this processor's rows must be those it gives alone.
@@ -137,7 +144,7 @@ describe.each(CASES)('$name golden input on Kafka: straight = SIGKILL and restar
     expect(await f2.kill('SIGTERM')).toBe(0);
     const chF = { ...s.ch, database: f.database };
     await c.after?.(chF);
-    expect(await snapshot(chF, processor.name, tables)).toEqual(straight);
+    expect(await snapshot(chF, processor.name, crossLog)).toEqual(straight);
     // The raw store saw every record once, beside the others.
     const [raw] = await queryRows<{ n: number }>(chF, `SELECT ${kinds.map((k) => `(SELECT count() FROM ${chF.database}.raw_${k} FINAL)`).join(' + ')} AS n`);
     expect(Number(raw!.n)).toBe(new Set(input.map((r) => String(r.event.event_id))).size);
@@ -146,7 +153,7 @@ describe.each(CASES)('$name golden input on Kafka: straight = SIGKILL and restar
     // (c) full replay of (a): drop, rebuild from the log
     await replayProcessor(c.make(), d, { fromBeginning: true, checkpointIntervalMs: 200, idlePartitionMs: Number(IDLE_OFF) });
     await c.after?.(chA);
-    expect(await snapshot(chA, processor.name, tables)).toEqual(straight);
+    expect(await snapshot(chA, processor.name, tables)).toEqual(straightAll);
     await a.close();
     await b.close();
   }, 600_000);

@@ -13,6 +13,7 @@ import { tumbling } from '../../processors/core/windows.js';
 import { ProcessorTestDriver, type DriverRecord } from '../../processors/core/test-driver.js';
 import { safetyProcessor, type SafetyState } from '../../processors/safety/safety.processor.js';
 import { businessProcessor, type BusinessState } from '../../processors/business/business.processor.js';
+import { createMetrics } from '../../lib/metrics.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -38,8 +39,8 @@ describe('classify (pure)', () => {
     store.update(T0, 'k', (a) => void a.n++);
     const rows: Array<Record<string, unknown>> = [];
     const toRow = (ws: number, key: string, a: { n: number }, final: boolean) => ({ ws, key, n: a.n, final });
-    // Late by the watermark but not yet closed in the store (same batch): the store takes it.
-    expect(late.target(T0, T0 + 2 * MIN, HOUR)).toBe('store');
+    // Late by the watermark but not yet closed in the store (same batch): the caller closes first.
+    expect(late.target(T0, T0 + 2 * MIN, HOUR)).toBe('close');
     late.closeUpTo(store, T0 + 2 * MIN, toRow, (r) => rows.push(r));
     expect(rows).toEqual([{ ws: T0, key: 'k', n: 1, final: true }]);
     expect(late.target(T0, T0 + 2 * MIN, HOUR)).toBe('kept');
@@ -70,6 +71,45 @@ describe('classify (pure)', () => {
     late.closeUpTo(store, T0 + 11 * MIN, () => ({}), () => undefined);
     expect(late.target(T0, T0 + 11 * MIN, HOUR)).toBe('late');
     expect(late.target(T0 + 9 * MIN, T0 + 11 * MIN, HOUR)).toBe('kept');
+  });
+});
+
+describe('revisions of re-fired rows (history, as of known_at)', () => {
+  it('keeps the on-time content at the window end and one revision per stream time, through a checkpoint', () => {
+    const spec = tumbling(MIN, 60_000) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
+    const store = new WindowStore(spec, () => ({ n: 0 }));
+    const late = new LateWindows(spec, HOUR, () => ({ n: 0 }));
+    const rows: Array<Record<string, unknown>> = [];
+    const hist: Array<Record<string, unknown>> = [];
+    const toRow = (ws: number, key: string, a: { n: number }, final: boolean) => ({ ws, key, n: a.n, is_final: final ? 1 : 0 });
+    const push = (r: Record<string, unknown>) => rows.push(r);
+    const pushH = (r: Record<string, unknown>) => hist.push(r);
+    store.update(T0, 'k', (a) => void a.n++);
+    store.update(T0, 'k', (a) => void a.n++);
+    late.closeUpTo(store, T0 + 2 * MIN, toRow, push, pushH);
+    expect(hist).toEqual([]); // closed, not re-fired: no history
+    // Two late events at stream time S1, one at S2, and a key new to the window at S2.
+    const S1 = T0 + 5 * MIN;
+    const S2 = T0 + 7 * MIN;
+    late.at(S1, toRow, pushH).update(T0 + 1_000, 'k', (a) => void a.n++);
+    // The first late event wrote the on-time revision (known at the window end) before changing it.
+    expect(hist).toEqual([{ ws: T0, key: 'k', n: 2, known_at: T0 + MIN }]);
+    late.at(S1, toRow, pushH).update(T0 + 2_000, 'k', (a) => void a.n++);
+    // A checkpoint between two revisions: the owed one survives it.
+    const back = new LateWindows(spec, HOUR, () => ({ n: 0 })).load(JSON.parse(JSON.stringify(late.toJSON())));
+    back.at(S2, toRow, pushH).update(T0 + 3_000, 'k', (a) => void a.n++);
+    back.at(S2, toRow, pushH).update(T0 + 4_000, 'new', (a) => void a.n++);
+    // An update that changes nothing starts no revision.
+    back.at(S2 + MIN, toRow, pushH).update(T0 + 4_000, 'k', () => false);
+    back.flush(toRow, push, pushH);
+    expect(hist).toEqual([
+      { ws: T0, key: 'k', n: 2, known_at: T0 + MIN },
+      { ws: T0, key: 'k', n: 4, known_at: S1 },
+      { ws: T0, key: 'k', n: 5, known_at: S2 },
+      { ws: T0, key: 'new', n: 1, known_at: S2 },
+    ]);
+    expect(rows.at(-2)).toEqual({ ws: T0, key: 'k', n: 5, is_final: 1 });
+    expect(back.flush(toRow, push, pushH)).toBe(0);
   });
 });
 
@@ -107,7 +147,9 @@ function safetyTables(d: ProcessorTestDriver<SafetyState>) {
     .map((r) => `${r.window_start}|${r.event_type}|${r.events}|${r.is_final}`).sort();
   const cases = d.table('safety_cases', ['case_id']).map((r) => `${r.case_id}|${r.action_time}`).sort();
   const late = (d.emitted.get('late_events') ?? []).map((r) => `${r.event_id}|${r.reason}`);
-  return { counts, cases, late: [...new Set(late)].sort() };
+  const history = d.table('safety_events_1m_history', ['window_start', 'event_type', 'policy', 'severity', 'detection_source', 'action_type', 'outcome', 'target_type', 'known_at'])
+    .map((r) => `${r.window_start}|${r.event_type}|${r.events}|${r.known_at}`).sort();
+  return { counts, cases, late: [...new Set(late)].sort(), history };
 }
 
 describe('safety: moderation actions hours late', () => {
@@ -129,6 +171,10 @@ describe('safety: moderation actions hours late', () => {
     const lateAt = recs.findIndex((r) => r.event.case_id === 'C1' && r.event.event_type === 'action_taken');
     expect(actions[0]!.version as number).toBeGreaterThan(lateAt);
     const t = safetyTables(d);
+    // Its revisions: a key new to the closed minute, known at the late records' Kafka timestamp
+    // (the driver's clock, NOW: after the stream time T0 + 3 h); no on-time revision (the minute
+    // had no action then).
+    expect(t.history.filter((r) => r.includes('|action_taken|'))).toEqual([`${(T0 + 2 * MIN) / 1000}|action_taken|2|${NOW}`]);
     expect(t.late).toEqual([`${recs.at(-1)!.event.event_id}|window_closed`]);
     // Every actioned case has its action counted, except C2's (beyond the allowed lateness, in late_events).
     expect(t.cases.filter((c) => !c.endsWith('|null')).map((c) => c.split('|')[0]).sort()).toEqual(['C1', 'C1b', 'C2']);
@@ -182,12 +228,12 @@ function pay(t: number, account: string, amountMinor: number): DriverRecord {
 }
 
 describe('business: a payment webhook minutes late', () => {
-  it('counts one within 15 min in the minute and the hour (both rewritten); one beyond goes to late_events; crash-safe', () => {
+  it('counts one within 15 min in the minute and the hour (both rewritten); one beyond goes to late_events; crash-safe', async () => {
     seq = 100;
     const recs: DriverRecord[] = [pay(T0 + 10_000, 'a1', 1000)];
     for (let m = 1; m <= 70; m++) recs.push(pay(T0 + m * MIN, `f${m}`, 100));
     recs.push(pay(T0 + 20_000, 'a1', 500)); // minute 0 closed at T0+2 min; the watermark is at T0+70 min: 68 min late
-    recs.push(pay(T0 + 60 * MIN + 10_000, 'a2', 700)); // hour 1's minute 60 closed at T0+62 min: 8 min late, within 15
+    recs.push({ ...pay(T0 + 60 * MIN + 10_000, 'a2', 700), timestampMs: T0 + 75 * MIN }); // hour 1's minute 60 closed at T0+62 min: 8 min late, within 15
     const make = () => {
       const d = new ProcessorTestDriver<BusinessState>(businessProcessor({ lateness: LATENESS }));
       d.nowMs = NOW;
@@ -197,15 +243,32 @@ describe('business: a payment webhook minutes late', () => {
       pay: d.table('kpi_payments_1m', ['window_start', 'method', 'plan', 'og_tier', 'country']).map((r) => `${r.window_start}|${r.gross_usd_micros}|${r.is_final}`).sort(),
       act: d.table('account_activity_1h', ['hour', 'account_id']).map((r) => `${r.hour}|${r.account_id}|${r.net_usd_micros}|${r.is_final}`).sort(),
       late: [...new Set((d.emitted.get('late_events') ?? []).map((r) => `${r.event_id}|${r.reason}`))],
+      payHist: d.table('kpi_payments_1m_history', ['window_start', 'method', 'plan', 'og_tier', 'country', 'known_at']).map((r) => `${r.window_start}|${r.gross_usd_micros}|${r.known_at}`).sort(),
+      actHist: d.table('account_activity_1h_history', ['hour', 'account_id', 'known_at']).map((r) => `${r.hour}|${r.account_id}|${r.net_usd_micros}|${r.known_at}`).sort(),
     });
     const d = make();
+    d.metrics = createMetrics();
     d.pipe(recs);
     d.flush();
     const t = tables(d);
     expect(t.late).toEqual([`${recs.at(-2)!.event.event_id}|window_closed`]);
+    // streampulse_late_firings_total counts the one late firing; the late event is counted apart.
+    const counter = async (name: string) => (await d.metrics!.registry.getSingleMetric(name)!.get()).values.map((v) => [v.labels, v.value]);
+    expect(await counter('streampulse_late_firings_total')).toEqual([[{ processor: 'business', kind: 'payments' }, 1]]);
+    expect(await counter('streampulse_late_events_total')).toEqual([[{ processor: 'business' }, 1]]);
     expect(t.pay).toContain(`${(T0 + 60 * MIN) / 1000}|${(100 + 700) * 10_000}|1`);
     expect(t.pay).toContain(`${T0 / 1000}|${1000 * 10_000}|1`);
     expect(t.act).toContain(`${(T0 + HOUR) / 1000}|a2|${700 * 10_000}|0`);
+    // Minute 60 re-fired by a record written to the log at T0 + 75 min (stream time T0 + 70 min):
+    // its on-time revision (f60's 100, known at the minute's end) and the late one (+ a2's 700).
+    // Hour 1 was still open: no history.
+    expect(t.payHist).toEqual([`${(T0 + 60 * MIN) / 1000}|${100 * 10_000}|${T0 + 61 * MIN}`, `${(T0 + 60 * MIN) / 1000}|${800 * 10_000}|${T0 + 75 * MIN}`]);
+    expect(t.actHist).toEqual([]);
+    // One record per batch: the same tables (the on-time revision never holds a late event).
+    const one = make();
+    for (const r of recs) one.pipe([r]);
+    one.flush();
+    expect(tables(one)).toEqual(t);
     for (let cut = 1; cut < recs.length; cut += 7) {
       const c = make();
       c.pipe(recs.slice(0, cut));

@@ -28,7 +28,7 @@ class Harness<S> {
   private readonly out = { emit: (table: string, row: Row) => void this.rows.push([table, row]) };
   process(event: Row, wm: number, kind: EventKind = this.kind): void {
     const rec: RecordRef = { topic: `t.${kind}`, kind, partition: 0, offset: this.offset++, timestampMs: 0 };
-    const ctx: ProcessContext = { watermarkMs: wm, emit: this.out.emit, late: (reason) => void this.late.push(reason), reject: (errorClass, reason) => void this.late.push(`${errorClass}: ${reason}`) };
+    const ctx: ProcessContext = { watermarkMs: wm, emit: this.out.emit, late: (reason) => void this.late.push(reason), lateFiring: () => undefined, reject: (errorClass, reason) => void this.late.push(`${errorClass}: ${reason}`) };
     this.p.process(this.state, event, rec, ctx);
   }
   watermark(wm: number): void {

@@ -72,7 +72,8 @@ export class SimPipeline {
   private lastScored = Number.NEGATIVE_INFINITY;
   private readonly o: Required<Omit<SimPipelineOptions, 'generator' | 'roles' | 'lateness'>>;
   private readonly buf: SimEvent[] = [];
-  private injected: SimEvent[] = [];
+  /** Events of the test's own with the event time of the chunk that delivers them (late ones later). */
+  private injected: Array<{ e: SimEvent; dueMs: number }> = [];
 
   private constructor(private readonly ch: ClickHouse, opts: SimPipelineOptions, processors: Processor<unknown>[]) {
     const { generator: _g, roles: _r, lateness: _l, ...rest } = opts;
@@ -127,9 +128,9 @@ export class SimPipeline {
       this.buf.length = 0;
       this.generator.advanceInto(end, this.buf);
       // Hand-made events due in this chunk go after the generator's (one batch, like a webhook burst).
-      const due = this.injected.filter((e) => (e.event as { event_time: number }).event_time < end);
-      this.injected = this.injected.filter((e) => !due.includes(e));
-      this.buf.push(...due);
+      const due = this.injected.filter((x) => x.dueMs < end);
+      this.injected = this.injected.filter((x) => x.dueMs >= end);
+      for (const x of due) this.buf.push(x.e);
       for (const e of this.buf) this.route(e, end);
       this.stats.events += this.buf.length;
       this.closeWindows(end, end >= untilMs);
@@ -142,9 +143,13 @@ export class SimPipeline {
     await this.writePending();
   }
 
-  /** Events of the test's own (e.g. Jira webhooks), processed in the chunk that holds their event time. */
-  inject(events: readonly SimEvent[]): void {
-    this.injected.push(...events);
+  /**
+   * Events of the test's own (e.g. Jira webhooks), processed in the chunk that holds their event
+   * time, or with `deliverAtMs` in the chunk that holds that time: late events, after the newer
+   * ones the generator made before it.
+   */
+  inject(events: readonly SimEvent[], deliverAtMs?: number): void {
+    for (const e of events) this.injected.push({ e, dueMs: deliverAtMs ?? (e.event as { event_time: number }).event_time });
   }
 
   private route(e: SimEvent, nowMs: number): void {
