@@ -27,7 +27,7 @@ import { rawStoreProcessor } from '../processors/raw-store/raw-store.processor.j
 import { ingestPlugin } from '../producers/ingest/ingest.plugin.js';
 import { RedisApiKeyStore } from '../api/api-keys.js';
 import type { ClientJob, ClientsResult } from './ingest-clients.js';
-import { ALL_KINDS, benchEnv, byKind, checkpointedTotal, consumeAll, generateEvents, machine, produceAll, recordResults, topicTotal } from './common.js';
+import { ALL_KINDS, benchEnv, byKind, checkpointedTotal, collectGarbage, consumeAll, generateEvents, machine, produceAll, recordResults, topicTotal } from './common.js';
 
 const N_SDK = Number(process.env.BENCH_EVENTS ?? 400_000);
 const N_HTTP = Number(process.env.BENCH_HTTP_EVENTS ?? 100_000);
@@ -96,6 +96,7 @@ async function main(): Promise<void> {
     const sdkEvents = events.slice(0, N_SDK);
     const httpEvents = events.slice(N_SDK);
 
+    collectGarbage(); // the simulator's garbage is no phase's cost
     const sdkCpu0 = process.cpuUsage();
     const sdkThreads0 = threadCpu();
     const sdkSeconds = await produceAll(b.producer, sdkEvents);
@@ -126,6 +127,7 @@ async function main(): Promise<void> {
     }
     const jobsFile = join(b.dataDir, 'http-jobs.json');
     writeFileSync(jobsFile, JSON.stringify(jobs));
+    collectGarbage();
     const httpThreads0 = threadCpu();
     const http = await runClients(url, jobsFile);
     const httpThreads = threadCpuPerM(httpThreads0, threadCpu(), http.accepted);

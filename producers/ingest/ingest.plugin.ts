@@ -19,10 +19,10 @@ import { EVENT_KINDS, isEventKind, topicSpec, type EventKind } from '../../contr
 import { KafkaError, StreamPulseError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Metrics } from '../../lib/metrics.js';
-import type { EventProducer, SendResult } from '../sdk/event-producer.js';
+import type { EventProducer } from '../sdk/event-producer.js';
 import { keyRefusalMessage, lookupApiKey, presentedApiKey, type ApiKeyStore, type Role, type VerifiedKey } from './api-keys.js';
 import { EventRateLimiter } from './event-rate-limit.js';
-import { parseEventsBody, type BodyEntry, type BodyFormat, type JsonBounds } from './parse-body.js';
+import { countNdjsonEntries, NdjsonCursor, parseJsonBody, type BodyEntry, type BodyFormat, type JsonBounds } from './parse-body.js';
 import { RateLimitedRejectLog } from './reject-log.js';
 import { isRedisUnavailable } from './redis-errors.js';
 
@@ -329,19 +329,31 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
       if (producer.brokersDownSince !== null) {
         throw new KafkaError(`no Kafka broker answers since ${new Date(producer.brokersDownSince).toISOString()}`, true);
       }
-      const parsed = parseEventsBody(raw, bodyFormat(request.headers['content-type'], raw), bounds);
-      if (!parsed.ok) throw new IngestRefusal(400, parsed.errorClass, parsed.reason, raw.length > 0 ? raw : undefined);
-      if (parsed.entries.length > maxEvents) {
-        throw new IngestRefusal(400, 'too_many_events', `${parsed.entries.length} events in one request; the limit is ${maxEvents}: split the batch`, raw);
+      // NDJSON (the bulk path) is counted first and parsed line by line while producing, so no
+      // request's worth of parsed events lives through the events/s check and Kafka's answer.
+      const format = bodyFormat(request.headers['content-type'], raw);
+      let entries: readonly BodyEntry[] | null = null;
+      let count: number;
+      if (format === 'ndjson') count = countNdjsonEntries(raw);
+      else {
+        const parsed = parseJsonBody(raw, bounds);
+        if (!parsed.ok) throw new IngestRefusal(400, parsed.errorClass, parsed.reason, raw.length > 0 ? raw : undefined);
+        entries = parsed.entries;
+        count = entries.length;
+      }
+      if (count > maxEvents) {
+        throw new IngestRefusal(400, 'too_many_events', `${count} events in one request; the limit is ${maxEvents}: split the batch`, raw);
       }
       const caller = callers.get(request);
-      if (eventLimiter && caller && parsed.entries.length > 0) {
-        const d = await eventLimiter.take(caller.keyId, parsed.entries.length);
+      if (eventLimiter && caller && count > 0) {
+        const d = await eventLimiter.take(caller.keyId, count);
         if (!d.allowed) {
-          throw new IngestRefusal(429, 'rate_limited', `${parsed.entries.length} more events would exceed ${d.limit} events per second for this API key (${d.used} counted this second); retry in ${d.retryAfterSeconds} s or send smaller batches`, undefined, {}, { 'retry-after': String(d.retryAfterSeconds) });
+          throw new IngestRefusal(429, 'rate_limited', `${count} more events would exceed ${d.limit} events per second for this API key (${d.used} counted this second); retry in ${d.retryAfterSeconds} s or send smaller batches`, undefined, {}, { 'retry-after': String(d.retryAfterSeconds) });
         }
       }
-      const result = await ingestEntries(kind, parsed.entries);
+      const sending = entries !== null ? ingestEntries(kind, entries) : ingestNdjson(kind, raw);
+      entries = null;
+      const result = await withTimeout(sending, ackTimeoutMs, `${kind} events`, () => producer.markBrokersDown());
       metrics?.ingestEvents.inc({ kind, result: 'accepted' }, result.accepted);
       metrics?.ingestEvents.inc({ kind, result: 'rejected' }, result.rejected);
       request.log.debug({ event: 'ingest_batch', kind, key_id: caller?.keyId, accepted: result.accepted, rejected: result.rejected }, 'ingest batch');
@@ -368,27 +380,39 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
     }
   }
 
-  /** Produces the parsed events, dead-letters the lines refused before parsing and merges both answers by index. */
+  /** Produces the events of a JSON body (invalid ones are dead-lettered by the producer). */
   async function ingestEntries(kind: EventKind, entries: readonly BodyEntry[]): Promise<IngestReply> {
-    const indexes: number[] = [];
-    const events: unknown[] = [];
-    const errors: IngestReply['errors'] = [];
-    const lineDeadLetters: Promise<void>[] = [];
-    const topic = topicSpec(producer.topicPrefix, kind).topic;
-    for (const entry of entries) {
-      if (entry.ok) {
-        indexes.push(entry.index);
-        events.push(entry.event);
-      } else {
-        errors.push({ index: entry.index, reason: `${entry.errorClass}: ${entry.reason}` });
-        lineDeadLetters.push(producer.sendDeadLetter({ originalTopic: topic, partition: -1, offset: -1, key: null, value: entry.raw, errorClass: entry.errorClass, message: entry.reason, stage: 'ingest', kind }));
+    const open = producer.openSend(kind);
+    try {
+      for (const entry of entries) {
+        const queued = entry.ok ? open.add(entry.event, entry.index) : open.reject(entry.index, entry.raw, entry.errorClass, entry.reason);
+        if (queued) await queued;
       }
+    } catch (err) {
+      open.abandon();
+      throw err;
     }
-    const none: Promise<SendResult> = Promise.resolve({ accepted: 0, rejected: 0, errors: [] });
-    const [sent] = await withTimeout(Promise.all([events.length > 0 ? producer.send(kind, events) : none, ...lineDeadLetters]), ackTimeoutMs, `${kind} events`, () => producer.markBrokersDown());
-    for (const e of sent.errors) errors.push({ index: indexes[e.index]!, reason: e.reason });
-    errors.sort((a, b) => a.index - b.index);
-    return { accepted: sent.accepted, rejected: sent.rejected + lineDeadLetters.length, errors };
+    return open.finish();
+  }
+
+  /**
+   * One pass over an NDJSON body: each line is parsed, validated, encoded and produced before the
+   * next is read; a line refused before parsing (bounds, not JSON) is dead-lettered as sent.
+   * Answers in line order.
+   */
+  async function ingestNdjson(kind: EventKind, raw: Buffer): Promise<IngestReply> {
+    const open = producer.openSend(kind);
+    const lines = new NdjsonCursor(raw, bounds);
+    try {
+      while (lines.next()) {
+        const queued = lines.ok ? open.add(lines.event, lines.index) : open.reject(lines.index, lines.rawLine(), lines.errorClass, lines.reason);
+        if (queued) await queued;
+      }
+    } catch (err) {
+      open.abandon();
+      throw err;
+    }
+    return open.finish();
   }
 };
 

@@ -47,31 +47,112 @@ export function parseJsonBody(raw: Buffer, bounds?: JsonBounds): ParsedBody {
 /** One JSON value per line; a line that is not JSON (or breaks `bounds`) is rejected alone. */
 export function parseNdjsonBody(raw: Buffer, bounds?: JsonBounds): ParsedBody {
   const entries: BodyEntry[] = [];
-  // One decode of the whole body; when it is ASCII (the usual case) byte offsets are character
-  // offsets and each line is a slice of it (no copy), else each line is decoded on its own.
-  const whole = isAscii(raw) ? raw.toString('latin1') : null;
-  let start = 0;
-  for (let line = 0; start < raw.length; line++) {
-    let end = raw.indexOf(NEWLINE, start);
-    if (end < 0) end = raw.length;
-    let stop = end;
-    if (stop > start && raw[stop - 1] === CARRIAGE_RETURN) stop--;
-    const lineStart = start;
-    start = end + 1;
-    const violation = bounds ? checkJsonBounds(raw, bounds, lineStart, stop) : null;
-    if (violation) {
-      entries.push({ index: line, ok: false, errorClass: violation.errorClass, reason: `line ${line} refused before parsing: ${violation.reason}`, raw: Buffer.from(raw.subarray(lineStart, stop)) });
-      continue;
-    }
-    const text = whole !== null ? whole.slice(lineStart, stop) : raw.toString('utf8', lineStart, stop);
-    if (raw[lineStart] !== OPEN_BRACE && text.trim() === '') continue;
-    try {
-      entries.push({ index: line, ok: true, event: JSON.parse(text) });
-    } catch (err) {
-      entries.push({ index: line, ok: false, errorClass: 'invalid_json', reason: `line ${line} is not valid JSON: ${syntaxReason(err)}`, raw: Buffer.from(raw.subarray(lineStart, stop)) });
-    }
+  const lines = new NdjsonCursor(raw, bounds);
+  while (lines.next()) {
+    if (lines.ok) entries.push({ index: lines.index, ok: true, event: lines.event });
+    else entries.push({ index: lines.index, ok: false, errorClass: lines.errorClass, reason: lines.reason, raw: lines.rawLine() });
   }
   return { ok: true, entries };
+}
+
+/** ASCII white space (JSON's, and vertical tab and form feed): a line of only these is blank. */
+function isBlank(raw: Buffer, start: number, stop: number): boolean {
+  for (let i = start; i < stop; i++) {
+    const c = raw[i]!;
+    if (c !== 0x20 && c !== 0x09 && c !== CARRIAGE_RETURN && c !== 0x0b && c !== 0x0c) return false;
+  }
+  return true;
+}
+
+/**
+ * How many entries `parseNdjsonBody` (and an `NdjsonCursor`) gives for `raw`: its lines that are
+ * not blank. Reads only the line ends and the white space that starts a line, so the request's
+ * event count (its limit, the events/s limit) is known before anything is parsed.
+ */
+export function countNdjsonEntries(raw: Buffer): number {
+  let count = 0;
+  let start = 0;
+  while (start < raw.length) {
+    let end = raw.indexOf(NEWLINE, start);
+    if (end < 0) end = raw.length;
+    if (raw[start] === OPEN_BRACE || !isBlank(raw, start, end)) count++;
+    start = end + 1;
+  }
+  return count;
+}
+
+/**
+ * Walks the lines of an NDJSON body one at a time, parsing each when reached, so a caller can
+ * validate, encode and produce an event before the next one exists: every parsed object dies
+ * young (one live at a time, not a request's worth held through the Kafka acknowledgement).
+ * Blank lines are skipped but keep their number. After `next()` returns true: `index` is the
+ * 0-based line number, and either `ok` with `event`, or not `ok` with `errorClass` and `reason`
+ * (the line broke `bounds` or is not JSON; `rawLine()` gives its bytes for the dead letter).
+ */
+export class NdjsonCursor {
+  index = -1;
+  ok = false;
+  event: unknown = undefined;
+  errorClass: BodyRejectClass = 'invalid_json';
+  reason = '';
+  private start = 0;
+  private lineStart = 0;
+  private lineStop = 0;
+  private line = -1;
+  /**
+   * Whether the body is ASCII (the usual case): then each line is decoded as latin1, the cheapest
+   * decode, else as UTF-8. Each line is decoded on its own: a slice of one decode of the whole
+   * body (over 1 MB: an external string) cost JSON.parse about twice as much (bench/ingest.micro.ts).
+   */
+  private readonly ascii: boolean;
+
+  constructor(
+    private readonly raw: Buffer,
+    private readonly bounds?: JsonBounds,
+  ) {
+    this.ascii = isAscii(raw);
+  }
+
+  next(): boolean {
+    const raw = this.raw;
+    this.event = undefined;
+    while (this.start < raw.length) {
+      const lineStart = this.start;
+      let end = raw.indexOf(NEWLINE, lineStart);
+      if (end < 0) end = raw.length;
+      let stop = end;
+      if (stop > lineStart && raw[stop - 1] === CARRIAGE_RETURN) stop--;
+      this.start = end + 1;
+      const line = ++this.line;
+      if (raw[lineStart] !== OPEN_BRACE && isBlank(raw, lineStart, stop)) continue;
+      this.index = line;
+      this.lineStart = lineStart;
+      this.lineStop = stop;
+      const violation = this.bounds ? checkJsonBounds(raw, this.bounds, lineStart, stop) : null;
+      if (violation) {
+        this.ok = false;
+        this.errorClass = violation.errorClass;
+        this.reason = `line ${line} refused before parsing: ${violation.reason}`;
+        return true;
+      }
+      const text = raw.toString(this.ascii ? 'latin1' : 'utf8', lineStart, stop);
+      try {
+        this.event = JSON.parse(text);
+        this.ok = true;
+      } catch (err) {
+        this.ok = false;
+        this.errorClass = 'invalid_json';
+        this.reason = `line ${line} is not valid JSON: ${syntaxReason(err)}`;
+      }
+      return true;
+    }
+    return false;
+  }
+
+  /** A copy of the current line's bytes (without its line end). */
+  rawLine(): Buffer {
+    return Buffer.from(this.raw.subarray(this.lineStart, this.lineStop));
+  }
 }
 
 export function parseEventsBody(raw: Buffer, format: BodyFormat, bounds?: JsonBounds): ParsedBody {
@@ -100,38 +181,37 @@ const CLOSE_BRACKET = 0x5d;
 
 /**
  * One pass over `raw[start, end)` that finds nesting deeper than `maxDepth` and strings longer
- * than `maxStringBytes`, without parsing: outside strings it looks at brackets only, and a string
- * is skipped with `indexOf` to its closing quote. Run before `JSON.parse`, so a body of 10⁵ nested
- * arrays or a multi-megabyte value is refused at the cost of reading its bytes once. Text that is
- * not JSON is left to the parser (an unterminated string is only measured).
+ * than `maxStringBytes`, without parsing: outside strings it looks at brackets only, inside a
+ * string at quotes and backslashes only (a backslash skips the byte after it). Run before
+ * `JSON.parse`, so a body of 10⁵ nested arrays or a multi-megabyte value is refused at the cost
+ * of reading its bytes once. A plain loop over the bytes: the strings of events are short, and a
+ * native `indexOf` per string cost more in call overhead than the loop (bench/ingest.micro.ts).
+ * Text that is not JSON is left to the parser (an unterminated string is only measured).
  */
 export function checkJsonBounds(raw: Buffer, bounds: JsonBounds, start = 0, end = raw.length): BoundsViolation | null {
+  const { maxDepth, maxStringBytes } = bounds;
   let depth = 0;
   let i = start;
   while (i < end) {
     const c = raw[i]!;
     if (c === QUOTE) {
-      let q = raw.indexOf(QUOTE, i + 1);
-      for (;;) {
-        if (q < 0 || q >= end) {
-          q = end;
-          break;
-        }
-        let slashes = 0;
-        while (raw[q - 1 - slashes] === BACKSLASH && q - 1 - slashes > i) slashes++;
-        if (slashes % 2 === 0) break;
-        q = raw.indexOf(QUOTE, q + 1);
+      let q = i + 1;
+      while (q < end) {
+        const d = raw[q]!;
+        if (d === QUOTE) break;
+        q += d === BACKSLASH ? 2 : 1;
       }
+      if (q > end) q = end; // a backslash as the last byte
       const length = q - i - 1;
-      if (length > bounds.maxStringBytes) {
-        return { errorClass: 'string_too_long', reason: `a string of ${length} bytes starts at byte ${i - start}; the limit is ${bounds.maxStringBytes} bytes` };
+      if (length > maxStringBytes) {
+        return { errorClass: 'string_too_long', reason: `a string of ${length} bytes starts at byte ${i - start}; the limit is ${maxStringBytes} bytes` };
       }
       i = q + 1;
       continue;
     }
     if (c === OPEN_BRACE || c === OPEN_BRACKET) {
-      if (++depth > bounds.maxDepth) {
-        return { errorClass: 'too_deep', reason: `JSON nested deeper than ${bounds.maxDepth} levels (at byte ${i - start})` };
+      if (++depth > maxDepth) {
+        return { errorClass: 'too_deep', reason: `JSON nested deeper than ${maxDepth} levels (at byte ${i - start})` };
       }
     } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) depth--;
     i++;

@@ -43,6 +43,18 @@ export interface SendResult {
 
 export type { DeadLetter };
 
+/** A send in progress (EventProducer.openSend). */
+export interface OpenSend {
+  /** Validates, encodes and produces one event (a dead letter when invalid), reported at `index`. A promise only when the queue is full. */
+  add(input: unknown, index: number): Promise<void> | void;
+  /** Dead-letters bytes refused before they became an event (e.g. a line that is not JSON), reported at `index` as `<errorClass>: <reason>`. */
+  reject(index: number, value: Buffer, errorClass: string, reason: string): Promise<void> | void;
+  /** Nothing more comes: resolves with the answer when Kafka has acknowledged every message; rejects with a KafkaError when one is not. */
+  finish(): Promise<SendResult>;
+  /** The caller gave up (an error while adding): releases the send without waiting for it. */
+  abandon(): void;
+}
+
 /** How often the poll loop serves delivery reports. */
 const POLL_INTERVAL_MS = 5;
 /** How long librdkafka keeps retrying a message before its delivery report fails. */
@@ -284,48 +296,76 @@ export class EventProducer {
    * (events and dead letters) is acknowledged; rejects with a KafkaError when one is not.
    */
   async send<K extends EventKind>(kind: K, events: readonly unknown[]): Promise<SendResult> {
+    const open = this.openSend(kind);
+    try {
+      for (let index = 0; index < events.length; index++) {
+        const queued = open.add(events[index], index);
+        if (queued) await queued;
+      }
+    } catch (err) {
+      open.abandon();
+      throw err;
+    }
+    return open.finish();
+  }
+
+  /**
+   * A send whose events are handed over one at a time, each validated, encoded and produced at
+   * once (what `send` does for an array): a caller that parses as it goes (the HTTP gateway)
+   * keeps no array of parsed events alive while Kafka acknowledges. `add` returns a promise only
+   * when librdkafka's queue is full: await it before the next `add`. Then `finish()` (answer when
+   * every message is acknowledged), or `abandon()` when the caller gives up on an error.
+   */
+  openSend(kind: EventKind): OpenSend {
     this.assertOpen();
     const spec = topicSpec(this.opts.topicPrefix, kind);
     const receivedTime = this.now();
     const result: SendResult = { accepted: 0, rejected: 0, errors: [] };
     const toTopic = this.newBatch(spec.topic);
     const toDlq = this.newBatch(this.dlq);
-    const rejectedByClass = new Map<RejectClass, number>();
-    try {
-      const time = { referenceMs: receivedTime, maxFutureSkewMs: this.opts.maxFutureSkewMs };
-      for (let index = 0; index < events.length; index++) {
-        const input = events[index];
+    const rejectedByClass = new Map<string, number>();
+    const time = { referenceMs: receivedTime, maxFutureSkewMs: this.opts.maxFutureSkewMs };
+    const { codec } = this.opts;
+    let sealed = false;
+    const seal = () => {
+      if (sealed) return;
+      sealed = true;
+      toTopic.seal();
+      toDlq.seal();
+    };
+    const deadLetter = (index: number, value: Buffer | null, key: string | null, errorClass: string, reason: string): Promise<void> | void => {
+      result.rejected++;
+      result.errors.push({ index, reason: `${errorClass}: ${reason}` });
+      rejectedByClass.set(errorClass, (rejectedByClass.get(errorClass) ?? 0) + 1);
+      const dead = boundedDeadLetterValue(value, reason);
+      const headers = deadLetterHeaders({ originalTopic: spec.topic, partition: -1, offset: -1, errorClass, message: dead.message, stage: 'ingest', kind }, receivedTime);
+      return this.produceTracked(this.dlq, null, dead.value, key, headers, toDlq);
+    };
+    return {
+      add: (input, index) => {
         // The compiled yes (contracts/compiled.ts) and an encode straight from the event; anything
         // else takes the generic path below, which says why it is refused.
-        const view = acceptsEvent(kind, input, time) ? this.opts.codec.encodeView(kind, input, receivedTime) : null;
+        const view = acceptsEvent(kind, input, time) ? codec.encodeView(kind, input, receivedTime) : null;
         if (view !== null && view.length <= MAX_MESSAGE_BYTES) {
-          const queued = this.produceTracked(spec.topic, null, view, keyOf(input, spec.keyField), undefined, toTopic);
-          if (queued) await queued;
           result.accepted++;
-          continue;
+          return this.produceTracked(spec.topic, null, view, keyOf(input, spec.keyField), undefined, toTopic);
         }
         const prepared = this.prepare(kind, input, receivedTime);
         if (prepared.ok) {
-          const queued = this.produceTracked(spec.topic, null, prepared.value, keyOf(input, spec.keyField), undefined, toTopic);
-          if (queued) await queued;
           result.accepted++;
-          continue;
+          return this.produceTracked(spec.topic, null, prepared.value, keyOf(input, spec.keyField), undefined, toTopic);
         }
-        result.rejected++;
-        result.errors.push({ index, reason: `${prepared.errorClass}: ${prepared.reason}` });
-        const dead = boundedDeadLetterValue(originalJson(input), prepared.reason);
-        const headers = deadLetterHeaders({ originalTopic: spec.topic, partition: -1, offset: -1, errorClass: prepared.errorClass, message: dead.message, stage: 'ingest', kind }, receivedTime);
-        const queued = this.produceTracked(this.dlq, null, dead.value, keyOf(input, spec.keyField), headers, toDlq);
-        if (queued) await queued;
-        rejectedByClass.set(prepared.errorClass, (rejectedByClass.get(prepared.errorClass) ?? 0) + 1);
-      }
-    } finally {
-      toTopic.seal();
-      toDlq.seal();
-    }
-    await Promise.all([toTopic.done, toDlq.done]);
-    for (const [errorClass, count] of rejectedByClass) this.opts.metrics?.deadLetters.inc({ processor: 'ingest', error_class: errorClass }, count);
-    return result;
+        return deadLetter(index, originalJson(input), keyOf(input, spec.keyField), prepared.errorClass, prepared.reason);
+      },
+      reject: (index, value, errorClass, reason) => deadLetter(index, value, null, errorClass, reason),
+      finish: async () => {
+        seal();
+        await Promise.all([toTopic.done, toDlq.done]);
+        for (const [errorClass, count] of rejectedByClass) this.opts.metrics?.deadLetters.inc({ processor: 'ingest', error_class: errorClass }, count);
+        return result;
+      },
+      abandon: seal,
+    };
   }
 
   /** Pre-validated fast path (simulator, bench): encodes and produces, no validation. */

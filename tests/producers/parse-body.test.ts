@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkJsonBounds, parseEventsBody } from '../../producers/ingest/parse-body.js';
+import { checkJsonBounds, countNdjsonEntries, parseEventsBody } from '../../producers/ingest/parse-body.js';
 
 const buf = (s: string) => Buffer.from(s, 'utf8');
 
@@ -32,6 +32,27 @@ describe('parseEventsBody ndjson', () => {
   it('takes a last line without newline and an empty body', () => {
     expect(parseEventsBody(buf('{"a":1}\n{"a":2}'), 'ndjson')).toMatchObject({ ok: true, entries: [{ index: 0 }, { index: 1 }] });
     expect(parseEventsBody(buf(''), 'ndjson')).toEqual({ ok: true, entries: [] });
+  });
+});
+
+describe('countNdjsonEntries (the event count before parsing)', () => {
+  it('counts exactly the entries the parse gives: non-blank lines, bad ones included', () => {
+    const bodies = [
+      '',
+      '\n\n',
+      '{"a":1}',
+      '{"a":1}\r\n\n{"a":\n  \n{"a":3}\n',
+      ' \t\r\n{"a":1}\n\u000b\u000c\nnot json\n  {"a":2}  \n[1,2]\n"x"\n{"a":"é"}\n',
+      '{"a":"0123456789xy"}\n{"a":[[[[[1]]]]]}\n\r\n',
+    ];
+    for (const body of bodies) {
+      const parsed = parseEventsBody(buf(body), 'ndjson', { maxDepth: 4, maxStringBytes: 10 });
+      expect(parsed.ok).toBe(true);
+      expect(countNdjsonEntries(buf(body)), JSON.stringify(body)).toBe(parsed.ok ? parsed.entries.length : -1);
+    }
+  });
+  it('parses non-ASCII lines as UTF-8 and reports lines by their number', () => {
+    expect(parseEventsBody(buf('{"a":"x"}\n\n{"a":"héllo ✓"}'), 'ndjson')).toEqual({ ok: true, entries: [{ index: 0, ok: true, event: { a: 'x' } }, { index: 2, ok: true, event: { a: 'héllo ✓' } }] });
   });
 });
 
