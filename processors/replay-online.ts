@@ -196,7 +196,7 @@ export async function rebuildOnline(processors: readonly Processor<unknown>[], d
     };
     await runner.start();
     let paused = false;
-    let read = 0;
+    let read: number;
     try {
       // 1. From the beginning (or the last checkpoint) to the end offsets, then near the live position.
       let target = await ends();

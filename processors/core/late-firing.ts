@@ -270,7 +270,7 @@ export class LateWindows<A> {
     for (const [ws, m] of this.windows) {
       windows.push([ws, [...m].map(([k, e]) => {
         if (e.hist !== 0) return [k, e.acc, e.dirty ? 1 : 0, e.knownAt, e.hist] as [string, A, 0 | 1, number, 1 | 2];
-        return (e.dirty ? [k, e.acc, 1] : [k, e.acc]) as [string, A] | [string, A, 1];
+        return (e.dirty ? [k, e.acc, 1] : [k, e.acc]);
       })]);
     }
     const n = (x: number) => (x > -Number.MAX_SAFE_INTEGER && x < Number.MAX_SAFE_INTEGER ? x : null);

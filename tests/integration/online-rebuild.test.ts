@@ -63,8 +63,8 @@ function spawnReplay(label: string): { exited: Promise<number | null>; logFile: 
   const logFile = join(t.dataDir, `${label}.log`);
   const out = createWriteStream(logFile);
   const child = spawn(process.execPath, ['--import', 'tsx', 'processors/replay.cli.ts', '--all'], { cwd: REPO_ROOT, env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.pipe(out, { end: false });
-  child.stderr!.pipe(out, { end: false });
+  child.stdout.pipe(out, { end: false });
+  child.stderr.pipe(out, { end: false });
   child.on('close', () => out.end());
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code, sig) => resolve(code ?? (sig ? -1 : null))));
   return { exited, logFile, kill: (sig) => void child.kill(sig), running: () => child.exitCode === null && child.signalCode === null };
