@@ -16,7 +16,7 @@
 import type { EventKind } from '../../contracts/topics.js';
 import type { PaymentEvent, GiftEvent, PlaybackEvent } from '../../contracts/types.generated.js';
 import { command, type ClickHouse } from '../../sinks/clickhouse/client.js';
-import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
+import { type Emitter, type Processor, WindowStore, type WindowStoreDeltaJSON, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
 import { LateWindows, type LatenessPolicy, type LateWindowsJSON, latenessFor, maxLateness, NO_LATENESS } from '../core/late-firing.js';
 import { FX_RATES, FX_SOURCE, toUsdMicros } from '../../contracts/fx-rates.js';
@@ -252,6 +252,29 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
       s.lateGifts.load(json.late?.gifts);
       s.lateActivity.load(json.late?.activity);
       return s;
+    },
+    // Incremental checkpoints: the windows' changes; the kept closed windows of late firings
+    // (few) in full.
+    serializeDelta: (s) => ({
+      pay: s.pay.takeDelta(), gifts: s.gifts.takeDelta(), activity: s.activity.takeDelta(),
+      late: { pay: s.latePay.toJSON(), gifts: s.lateGifts.toJSON(), activity: s.lateActivity.toJSON() },
+    }),
+    applyDelta: (s, d) => {
+      const json = d as {
+        pay: WindowStoreDeltaJSON<PayAcc>; gifts: WindowStoreDeltaJSON<GiftAcc>; activity: WindowStoreDeltaJSON<ActAcc>;
+        late: { pay: LateWindowsJSON<PayAcc>; gifts: LateWindowsJSON<GiftAcc>; activity: LateWindowsJSON<ActAcc> };
+      };
+      s.pay.applyDelta(json.pay);
+      s.gifts.applyDelta(json.gifts);
+      s.activity.applyDelta(json.activity);
+      s.latePay.load(json.late.pay);
+      s.lateGifts.load(json.late.gifts);
+      s.lateActivity.load(json.late.activity);
+    },
+    markSaved: (s) => {
+      s.pay.markSaved();
+      s.gifts.markSaved();
+      s.activity.markSaved();
     },
   };
 }
