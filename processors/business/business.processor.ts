@@ -253,11 +253,11 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
       s.lateActivity.load(json.late?.activity);
       return s;
     },
-    // Incremental checkpoints: the windows' changes; the kept closed windows of late firings
-    // (few) in full.
+    // Incremental checkpoints: the windows' changes; the kept closed windows of late firings in
+    // full when they changed (a window closed or forgotten, a late event).
     serializeDelta: (s) => ({
       pay: s.pay.takeDelta(), gifts: s.gifts.takeDelta(), activity: s.activity.takeDelta(),
-      late: { pay: s.latePay.toJSON(), gifts: s.lateGifts.toJSON(), activity: s.lateActivity.toJSON() },
+      late: { pay: s.latePay.takeDelta(), gifts: s.lateGifts.takeDelta(), activity: s.lateActivity.takeDelta() },
     }),
     applyDelta: (s, d) => {
       const json = d as {
@@ -267,14 +267,17 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
       s.pay.applyDelta(json.pay);
       s.gifts.applyDelta(json.gifts);
       s.activity.applyDelta(json.activity);
-      s.latePay.load(json.late.pay);
-      s.lateGifts.load(json.late.gifts);
-      s.lateActivity.load(json.late.activity);
+      s.latePay.applyDelta(json.late.pay);
+      s.lateGifts.applyDelta(json.late.gifts);
+      s.lateActivity.applyDelta(json.late.activity);
     },
     markSaved: (s) => {
       s.pay.markSaved();
       s.gifts.markSaved();
       s.activity.markSaved();
+      s.latePay.markSaved();
+      s.lateGifts.markSaved();
+      s.lateActivity.markSaved();
     },
   };
 }

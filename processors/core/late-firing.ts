@@ -61,6 +61,8 @@ export interface LateWindowsJSON<A> {
   floorWm?: number | null;
   /** [window start, [[key, acc, dirty?]]] */
   windows: Array<[number, Array<[string, A] | [string, A, 1]>]>;
+  /** In a delta (takeDelta): the kept windows did not change since the last checkpoint (`windows` is empty). */
+  same?: 1;
 }
 
 /**
@@ -82,6 +84,8 @@ export class LateWindows<A> {
   private floorWm = -Number.MAX_SAFE_INTEGER;
   /** Restored from a checkpoint without late-window state: the floor is set at the next close. */
   private floorPending = false;
+  /** The kept windows changed since the last checkpoint (a delta carries them only then). */
+  private windowsChanged = true;
 
   constructor(
     readonly spec: Tumbling,
@@ -101,6 +105,7 @@ export class LateWindows<A> {
     const keep = this.keepMs > 0;
     store.closeUpTo(wm, keep ? (ws, key, acc, final) => {
       this.windowOf(ws).set(key, { acc, dirty: false });
+      this.windowsChanged = true;
       return toRow(ws, key, acc, final);
     } : toRow, emit);
     if (this.floorPending) {
@@ -115,6 +120,7 @@ export class LateWindows<A> {
         if (row) emit(row);
       }
       this.windows.delete(ws);
+      this.windowsChanged = true;
     }
   }
 
@@ -148,6 +154,7 @@ export class LateWindows<A> {
       e = { acc: this.init(), dirty: false };
       byKey.set(key, e);
     }
+    this.windowsChanged = true;
     if (update(e.acc) !== false && !e.dirty) {
       e.dirty = true;
       this.dirty.push([ws, key]);
@@ -165,6 +172,7 @@ export class LateWindows<A> {
       const row = toRow(ws, key, e.acc, true);
       if (row) emit(row);
       e.dirty = false;
+      this.windowsChanged = true;
       n++;
     }
     return n;
@@ -183,17 +191,58 @@ export class LateWindows<A> {
     return m;
   }
 
-  toJSON(): LateWindowsJSON<A> {
+  toJSON(marksOnly = false): LateWindowsJSON<A> {
     const windows: LateWindowsJSON<A>['windows'] = [];
-    for (const [ws, m] of this.windows) windows.push([ws, [...m].map(([k, e]) => (e.dirty ? [k, e.acc, 1] : [k, e.acc]) as [string, A] | [string, A, 1])]);
+    if (!marksOnly) for (const [ws, m] of this.windows) windows.push([ws, [...m].map(([k, e]) => (e.dirty ? [k, e.acc, 1] : [k, e.acc]) as [string, A] | [string, A, 1])]);
     const n = (x: number) => (x > -Number.MAX_SAFE_INTEGER && x < Number.MAX_SAFE_INTEGER ? x : null);
     return { closedWm: n(this.closedWm), floorWm: this.floorPending ? Number.MAX_SAFE_INTEGER : n(this.floorWm), windows };
+  }
+
+  /**
+   * For an incremental checkpoint: the watermarks, and the kept windows only when they changed
+   * since the last checkpoint (they change when windows close or late events arrive, not at every
+   * batch).
+   */
+  takeDelta(): LateWindowsJSON<A> {
+    const json = this.windowsChanged ? this.toJSON() : { ...this.toJSON0(), windows: [], same: 1 as const };
+    this.windowsChanged = false;
+    return json;
+  }
+
+  /** The state as it is is checkpointed: the next delta carries the windows only if they change. */
+  markSaved(): void {
+    this.windowsChanged = false;
+  }
+
+  /** Replays a delta (takeDelta) on the restored state. */
+  applyDelta(json: LateWindowsJSON<A>): this {
+    if (json.same !== 1) return this.load(json);
+    this.loadMarks(json);
+    return this;
+  }
+
+  private toJSON0(): Omit<LateWindowsJSON<A>, 'windows'> {
+    const { windows: _w, ...rest } = this.toJSON(true);
+    return rest;
   }
 
   /** Restores a checkpoint; a checkpoint written before late firings (undefined) keeps nothing. */
   load(json: LateWindowsJSON<A> | undefined): this {
     this.windows.clear();
     this.dirty = [];
+    this.loadMarks(json);
+    for (const [ws, entries] of json?.windows ?? []) {
+      const m = this.windowOf(ws);
+      for (const [key, acc, dirty] of entries) {
+        m.set(key, { acc: { ...this.init(), ...acc }, dirty: dirty === 1 });
+        if (dirty === 1) this.dirty.push([ws, key]);
+      }
+    }
+    this.windowsChanged = false;
+    return this;
+  }
+
+  private loadMarks(json: LateWindowsJSON<A> | undefined): void {
     this.closedWm = typeof json?.closedWm === 'number' ? json.closedWm : -Number.MAX_SAFE_INTEGER;
     this.floorWm = typeof json?.floorWm === 'number' ? json.floorWm : -Number.MAX_SAFE_INTEGER;
     // A checkpoint written before late firings: which windows were closed is unknown until the
@@ -203,13 +252,5 @@ export class LateWindows<A> {
       this.closedWm = Number.MAX_SAFE_INTEGER;
       this.floorWm = Number.MAX_SAFE_INTEGER;
     }
-    for (const [ws, entries] of json?.windows ?? []) {
-      const m = this.windowOf(ws);
-      for (const [key, acc, dirty] of entries) {
-        m.set(key, { acc: { ...this.init(), ...acc }, dirty: dirty === 1 });
-        if (dirty === 1) this.dirty.push([ws, key]);
-      }
-    }
-    return this;
   }
 }

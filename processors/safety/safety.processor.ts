@@ -137,12 +137,12 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
       return s;
     },
     // Incremental checkpoints: the counts' changes, cases changed or forgotten, tombstones set or
-    // dropped since the last one; the kept closed minutes of late firings (few) in full.
+    // dropped since the last one; the kept closed minutes of late firings in full when they changed.
     serializeDelta: (s) => {
       const ch = s.cases.takeChanges();
       if (ch === null) return null;
       return {
-        counts: s.counts.takeDelta(), lateCounts: s.lateCounts.toJSON(),
+        counts: s.counts.takeDelta(), lateCounts: s.lateCounts.takeDelta(),
         cases: ch.upserts.map((e) => [e.key, e.value, e.dirty]), gone: ch.deletes, tombstones: ch.tombstones, tombstonesGone: ch.tombstonesRemoved,
       };
     },
@@ -152,7 +152,7 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
         cases: Array<[string, CaseState, boolean]>; gone: string[]; tombstones: Array<[string, number]>; tombstonesGone: string[];
       };
       s.counts.applyDelta(json.counts);
-      s.lateCounts.load(json.lateCounts);
+      s.lateCounts.applyDelta(json.lateCounts);
       for (const k of json.gone) s.cases.remove(k);
       for (const [k, c, dirty] of json.cases) s.cases.restore(k, c, dirty, false);
       for (const k of json.tombstonesGone) s.cases.restoreTombstone(k, undefined);
@@ -160,6 +160,7 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
     },
     markSaved: (s) => {
       s.counts.markSaved();
+      s.lateCounts.markSaved();
       s.cases.clearChanges();
     },
   };
