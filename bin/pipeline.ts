@@ -30,6 +30,7 @@ import { applyRetention } from '../sinks/clickhouse/retention.js';
 import { startAlerting } from '../alerts/index.js';
 import { DependencyHealth } from '../lib/dependency-health.js';
 import { startPipelineMonitor } from '../processors/core/pipeline-monitor.js';
+import { runUnlessHandover } from '../processors/core/handover.js';
 
 /** What /healthz and /readyz of a pipeline process answer (see `pipelineHealth`). */
 export interface PipelineHealth {
@@ -200,6 +201,8 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
         idlePartitionMs: config.env.IDLE_PARTITION_MS,
         emitUpdates: config.env.EMIT_WINDOW_UPDATES,
         sinkConcurrency: config.env.SINK_CONCURRENCY,
+        // An online rebuild (npm run replay) pauses these runners for its swap and hands them its state.
+        handover: true,
       });
       await runner.start();
       runners.push(runner);
@@ -223,14 +226,17 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       const scoreDays = async () => {
         running = true;
         try {
-          const wm = await progress.progress(churnTopics);
-          // A partition has no checkpoint yet, or no record yet: its watermark is still the -∞ it
-          // starts at (Number.MIN_SAFE_INTEGER), which is no day to score (and no UInt64 version).
-          if (wm === null || wm < 0) return;
-          const [first] = await queryRows<{ d: number | null }>(ch!, `SELECT if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), min(day)))) AS d FROM ${ch!.database}.churn_account_daily`);
-          // Facts of a day closed in event time no longer change (later events are late): no rescoring.
-          const days = await scoreClosedChurnDays(ch!, { nowMs: wm, closeDelayMs: config.env.WINDOW_GRACE_MS, rescoreDays: 0, fromDay: first?.d === null || first?.d === undefined ? undefined : Number(first.d) });
-          if (days.length) logger.info({ event: 'churn_days_scored', days: days.map((d) => new Date(d * 86_400_000).toISOString().slice(0, 10)), watermark: new Date(wm).toISOString() }, 'churn days scored');
+          // Skipped while a rebuild swaps the churn tables (processors/core/handover.ts).
+          await runUnlessHandover(redis, config.env.REDIS_PREFIX, 'churn', async () => {
+            const wm = await progress.progress(churnTopics);
+            // A partition has no checkpoint yet, or no record yet: its watermark is still the -∞ it
+            // starts at (Number.MIN_SAFE_INTEGER), which is no day to score (and no UInt64 version).
+            if (wm === null || wm < 0) return;
+            const [first] = await queryRows<{ d: number | null }>(ch!, `SELECT if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), min(day)))) AS d FROM ${ch!.database}.churn_account_daily`);
+            // Facts of a day closed in event time no longer change (later events are late): no rescoring.
+            const days = await scoreClosedChurnDays(ch!, { nowMs: wm, closeDelayMs: config.env.WINDOW_GRACE_MS, rescoreDays: 0, fromDay: first?.d === null || first?.d === undefined ? undefined : Number(first.d) });
+            if (days.length) logger.info({ event: 'churn_days_scored', days: days.map((d) => new Date(d * 86_400_000).toISOString().slice(0, 10)), watermark: new Date(wm).toISOString() }, 'churn days scored');
+          });
         } catch (err) {
           logger.warn({ event: 'churn_scoring_failed', err: (err as Error).message }, 'churn scoring failed; will retry');
         } finally {
@@ -258,11 +264,14 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       let current: Promise<void> | null = null;
       const seal = async () => {
         try {
-          const wm = await progress.progress(topics);
-          if (wm === null) return; // a partition has no checkpoint yet
-          const closed = wm - config.env.WINDOW_GRACE_MS;
-          const done = family === 'qoe' ? await sealQoe(ch!, closed) : await sealBusiness(ch!, closed);
-          if (done.length) logger.debug({ event: 'rollups_sealed', family, until: done.map((d) => `${d.name}:${new Date(d.toMs).toISOString()}`) }, 'rollups sealed');
+          // Skipped while a rebuild swaps the family's tables (processors/core/handover.ts).
+          await runUnlessHandover(redis, config.env.REDIS_PREFIX, family, async () => {
+            const wm = await progress.progress(topics);
+            if (wm === null) return; // a partition has no checkpoint yet
+            const closed = wm - config.env.WINDOW_GRACE_MS;
+            const done = family === 'qoe' ? await sealQoe(ch!, closed) : await sealBusiness(ch!, closed);
+            if (done.length) logger.debug({ event: 'rollups_sealed', family, until: done.map((d) => `${d.name}:${new Date(d.toMs).toISOString()}`) }, 'rollups sealed');
+          });
         } catch (err) {
           logger.warn({ event: 'rollup_failed', family, err: (err as Error).message }, 'rollup failed; will retry');
         } finally {

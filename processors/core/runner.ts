@@ -48,6 +48,7 @@ import { CheckpointStore, CheckpointStoreLostError, type StoreEpoch } from './ch
 import { PartitionTask, type PartitionDelta, type PartitionSnapshot } from './partition-task.js';
 import type { Processor } from './processor.js';
 import { advanceIdle, NO_TIME } from './watermark.js';
+import { ACK_TTL_MS, ackKey, LIVE_TTL_MS, liveKey, pauseRequests } from './handover.js';
 
 export type { DeadLetter };
 
@@ -121,6 +122,19 @@ export interface RunnerOptions {
   retryMaxMs?: number;
   /** After stop() is asked for, how long a step still waits for a dependency that is out (default 10 s). */
   stopRetryMs?: number;
+  /**
+   * Appended to every table the processors write (`qoe_minute` → `qoe_minute__rebuild`): an online
+   * rebuild writes shadow tables while the live ones keep serving (processors/replay-online.ts).
+   */
+  tableSuffix?: string;
+  /** Appended to the processors' names in the checkpoint keys: a rebuild's checkpoints of their own. */
+  checkpointSuffix?: string;
+  /**
+   * Live runners: announce themselves in Redis and obey the handover requests of an online
+   * rebuild (processors/core/handover.ts): pause with everything durable, then reload the state
+   * from the checkpoints the rebuild handed over (default false).
+   */
+  handover?: boolean;
 }
 
 const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
@@ -187,6 +201,10 @@ export class ProcessorRunner<S = unknown> {
   private readonly epoch: StoreEpoch = { value: null };
   /** When stop() was asked for (0: not yet): outages are waited out for stopRetryMs more at most. */
   private stopRequestedAt = 0;
+  /** Handover: the timer announcing this runner as live, and when the loop last looked for a request. */
+  private liveTimer: NodeJS.Timeout | null = null;
+  private lastHandoverCheck = 0;
+  private readonly tableSuffix: string;
 
   constructor(
     processor: Processor<S> | readonly Processor<unknown>[],
@@ -203,7 +221,7 @@ export class ProcessorRunner<S = unknown> {
     this.owner = opts.instanceId ?? `${this.name}-${randomUUID()}`;
     this.health = deps.health ?? new DependencyHealth(deps.metrics, this.clock);
     for (const p of list) {
-      this.stores.set(p.name, new CheckpointStore(deps.redis, deps.redisPrefix, p.name, this.epoch));
+      this.stores.set(p.name, new CheckpointStore(deps.redis, deps.redisPrefix, `${p.name}${opts.checkpointSuffix ?? ''}`, this.epoch));
       this.snapTiming.set(p.name, { at: 0, costMs: 0 });
       for (const k of p.kinds) {
         const r = this.readers.get(k) ?? [];
@@ -212,6 +230,7 @@ export class ProcessorRunner<S = unknown> {
       }
     }
     this.deadLetterStage = deps.deadLetterStage ?? list[0]!.name;
+    this.tableSuffix = opts.tableSuffix ?? '';
     this.kindByTopic = new Map([...this.readers.keys()].map((k) => [topicSpec(deps.topicPrefix, k).topic, k]));
     this.topics = [...this.kindByTopic.keys()];
   }
@@ -260,6 +279,15 @@ export class ProcessorRunner<S = unknown> {
     this.lastCheckpointAt = this.clock();
     for (const t of this.snapTiming.values()) t.at = this.lastCheckpointAt;
     this.log.info({ event: 'processor_started', processor: this.name, processors: this.processors.map((p) => p.name), group: this.deps.groupId, topics: this.topics, owner: this.owner }, 'processor started');
+    if (this.opts.handover) {
+      const beat = () => {
+        const pipe = this.deps.redis.pipeline();
+        for (const p of this.processors) pipe.set(liveKey(this.deps.redisPrefix, p.name, this.owner), String(this.clock()), 'PX', LIVE_TTL_MS);
+        pipe.exec().catch(() => undefined); // Redis out: the runner waits it out elsewhere
+      };
+      beat();
+      this.liveTimer = setInterval(beat, 2_000);
+    }
     this.loopDone = this.loop();
   }
 
@@ -269,6 +297,11 @@ export class ProcessorRunner<S = unknown> {
     this.running = false;
     this.stopRequestedAt = this.clock();
     await this.loopDone?.catch(() => undefined);
+    if (this.liveTimer) {
+      clearInterval(this.liveTimer);
+      this.liveTimer = null;
+      await this.deps.redis.del(...this.processors.map((p) => liveKey(this.deps.redisPrefix, p.name, this.owner))).catch(() => undefined);
+    }
     await this.inflight.catch(() => undefined);
     if (!this.fatal) await this.commitCycle(true).catch((err) => this.log.error({ event: 'final_commit_failed', err: (err as Error).message }, 'final commit failed'));
     await this.rebalanceChain.catch(() => undefined);
@@ -489,6 +522,14 @@ export class ProcessorRunner<S = unknown> {
       while (this.running) {
         try {
           await this.rebalanceChain;
+          if (this.opts.handover && current === null && this.clock() - this.lastHandoverCheck >= 250) {
+            this.lastHandoverCheck = this.clock();
+            const requests = await pauseRequests(this.deps.redis, this.deps.redisPrefix, this.processors.map((p) => p.name)).catch(() => new Map<string, string>());
+            if (requests.size > 0) {
+              await this.holdForHandover();
+              continue;
+            }
+          }
           if (this.rewindPending) {
             await this.rewind();
             this.rewindPending = false;
@@ -555,7 +596,51 @@ export class ProcessorRunner<S = unknown> {
     return false;
   }
 
+  /**
+   * A rebuild asked this runner's processors to pause (processors/core/handover.ts): a forced
+   * commit cycle makes every row and checkpoint durable, then the runner acknowledges and writes
+   * nothing while a request stands. Afterwards every task is reloaded from its checkpoint (the
+   * rebuild's, handed over) and the fetcher sent to its offset.
+   */
+  private async holdForHandover(): Promise<void> {
+    const prefix = this.deps.redisPrefix;
+    const names = this.processors.map((p) => p.name);
+    this.log.info({ event: 'handover_pause', processor: this.name }, 'a rebuild asked to pause: committing, then waiting for the handover');
+    await this.commitCycle(true);
+    if (this.fatal) return;
+    let acked = 0;
+    while (this.running) {
+      let requests: Map<string, string>;
+      try {
+        requests = await pauseRequests(this.deps.redis, prefix, names);
+        if (requests.size === 0) break;
+        const pipe = this.deps.redis.pipeline();
+        for (const [p, token] of requests) pipe.set(ackKey(prefix, p, this.owner), token, 'PX', ACK_TTL_MS);
+        await pipe.exec();
+        if (acked++ === 0) this.log.info({ event: 'handover_paused', processor: this.name, owner: this.owner }, 'paused for a handover');
+      } catch (err) {
+        this.log.warn({ event: 'handover_redis_error', processor: this.name, err: (err as Error).message }, 'cannot read the handover request; staying paused');
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await this.deps.redis.del(...names.map((p) => ackKey(prefix, p, this.owner))).catch(() => undefined); // expire anyway
+    if (!this.running) return;
+    await this.rebalanceChain;
+    for (const [key, g] of this.groups) {
+      const tasks: PartitionTask<unknown>[] = [];
+      for (const p of this.readers.get(g.kind)!) {
+        const ckpt = await this.untilAvailable('redis', `reload ${g.topic}/${g.partition}`, () => this.stores.get(p.name)!.claim(g.topic, g.partition, this.owner));
+        tasks.push(new PartitionTask(p, g.topic, g.kind, g.partition, this.clock(), ckpt ? { offset: ckpt.offset, snapshot: ckpt.state as PartitionSnapshot } : undefined, this.deps.metrics));
+      }
+      this.groups.set(key, { ...g, tasks });
+    }
+    this.generation++;
+    this.rewindPending = true;
+    this.log.info({ event: 'handover_resumed', processor: this.name, positions: this.positions().map((p) => `${p.processor}:${p.topic}/${p.partition}@${p.next}`) }, 'handover done: state reloaded from the checkpoints');
+  }
+
   private push(table: string, row: Record<string, unknown>): void {
+    if (this.tableSuffix) table += this.tableSuffix;
     let rows = this.pending.get(table);
     if (!rows) {
       rows = [];
@@ -627,7 +712,7 @@ export class ProcessorRunner<S = unknown> {
    * that wrote it (value: the row as JSON; partition and offset: the last record it covers).
    */
   private unencodable(letters: DeadLetter[], table: string, row: Record<string, unknown>, reason: string): void {
-    const stage = typeof row.processor === 'string' ? row.processor : (this.processors.find((p) => p.tables.includes(table))?.name ?? this.name);
+    const stage = typeof row.processor === 'string' ? row.processor : (this.processors.find((p) => p.tables.some((t) => t + this.tableSuffix === table))?.name ?? this.name);
     const topic = String(row.src_topic ?? '');
     const offset = typeof row.version === 'number' ? row.version - 1 : -1;
     this.log.error({ event: 'row_unencodable', processor: stage, table, topic, partition: row.src_partition, offset, err: reason }, 'row cannot be encoded for its table; dead-lettered');
