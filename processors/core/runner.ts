@@ -44,8 +44,8 @@ import { recordProblem } from '../../contracts/validate.js';
 import { topicSpec, type DeadLetter, type EventKind } from '../../contracts/topics.js';
 import type { ClickHouse } from '../../sinks/clickhouse/client.js';
 import { writeTables } from '../../sinks/clickhouse/table-writer.js';
-import { CheckpointStore, CheckpointStoreLostError, type StoreEpoch } from './checkpoint-store.js';
-import { PartitionTask, type PartitionDelta, type PartitionSnapshot } from './partition-task.js';
+import { CheckpointStore, CheckpointStoreLostError, type Checkpoint, type StoreEpoch } from './checkpoint-store.js';
+import { PartitionTask, type PartitionDelta, type PartitionSnapshot, type RestoredCheckpoint } from './partition-task.js';
 import type { Processor } from './processor.js';
 import { advanceIdle, NO_TIME } from './watermark.js';
 import { ACK_TTL_MS, ackKey, LIVE_TTL_MS, liveKey, pauseRequests } from './handover.js';
@@ -138,6 +138,10 @@ export interface RunnerOptions {
 }
 
 const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+/** A claimed checkpoint as a task restores it: the base, its deltas in order and the chain's sizes. */
+const restoredOf = (ckpt: Checkpoint | null): RestoredCheckpoint | undefined =>
+  ckpt ? { offset: ckpt.offset, snapshot: ckpt.state as PartitionSnapshot, deltas: ckpt.deltas as PartitionDelta[] | undefined, chain: ckpt.chain } : undefined;
 
 interface Fetch {
   generation: number;
@@ -354,7 +358,7 @@ export class ProcessorRunner<S = unknown> {
             const ckpt = await this.untilAvailable('redis', `claim ${tp.topic}/${tp.partition}`, () => this.stores.get(p.name)!.claim(tp.topic, tp.partition, this.owner));
             if (ckpt) await this.untilAvailable('kafka', `end of ${tp.topic}/${tp.partition}`, () => this.assertCheckpointInLog(consumer, p.name, tp.topic, tp.partition, ckpt.offset));
             group.tasks.push(new PartitionTask(p, tp.topic, kind, tp.partition, this.clock(),
-              ckpt ? { offset: ckpt.offset, snapshot: ckpt.state as PartitionSnapshot, deltas: ckpt.deltas as PartitionDelta[] | undefined, chain: ckpt.chain } : undefined, this.deps.metrics));
+              restoredOf(ckpt), this.deps.metrics));
             // Without a checkpoint, rebuild from the beginning of the log (OFFSET_BEGINNING = -2).
             from = Math.min(from, ckpt ? ckpt.offset : -2);
             this.log.info({ event: 'partition_assigned', processor: p.name, topic: tp.topic, partition: tp.partition, offset: ckpt?.offset ?? 'beginning' }, 'partition assigned');
@@ -630,7 +634,7 @@ export class ProcessorRunner<S = unknown> {
       const tasks: PartitionTask<unknown>[] = [];
       for (const p of this.readers.get(g.kind)!) {
         const ckpt = await this.untilAvailable('redis', `reload ${g.topic}/${g.partition}`, () => this.stores.get(p.name)!.claim(g.topic, g.partition, this.owner));
-        tasks.push(new PartitionTask(p, g.topic, g.kind, g.partition, this.clock(), ckpt ? { offset: ckpt.offset, snapshot: ckpt.state as PartitionSnapshot } : undefined, this.deps.metrics));
+        tasks.push(new PartitionTask(p, g.topic, g.kind, g.partition, this.clock(), restoredOf(ckpt), this.deps.metrics));
       }
       this.groups.set(key, { ...g, tasks });
     }
