@@ -14,6 +14,9 @@
  * size and serialization time of the final checkpoint. With MICRO_DIGEST=1 it also prints an
  * order-independent digest of every emitted row per table (rows and versions): two versions of a
  * processor that emit the same rows at the same commit points print the same digest.
+ * With MICRO_CHECKPOINT=1 every cycle also serializes each partition's checkpoint as the runner
+ * does (PartitionTask.freeze: a delta or, when the chain is long, a full base; on a version
+ * without it, the full state) and prints the checkpoints' CPU time and bytes apart.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { deserialize, serialize } from 'node:v8';
@@ -28,6 +31,7 @@ const SEED = Number(process.env.MICRO_SEED ?? 1);
 const BATCH = Number(process.env.MICRO_BATCH ?? 2_000);
 const CYCLE_ROWS = Number(process.env.MICRO_CYCLE_ROWS ?? 40_000);
 const DIGEST = process.env.MICRO_DIGEST === '1';
+const CHECKPOINT = process.env.MICRO_CHECKPOINT === '1';
 const ONLY = (process.env.MICRO_ONLY ?? 'business,qoe,churn,safety,production').split(',') as ProcessorRole[];
 /** Events are cached here (v8 serialization) so runs of two code versions see the same input. */
 const FILE = process.env.MICRO_EVENTS_FILE;
@@ -91,19 +95,38 @@ for (const role of ONLY) {
   let busyMs = 0;
   let cpuUs = 0;
   let sinceCycle = 0;
+  const ck = { cpuUs: 0, bytes: 0, count: 0, bases: 0 };
+  /** The runner's checkpoint of every partition with new records (the string it sends to Redis). */
+  const checkpointAll = () => {
+    const c = process.cpuUsage();
+    const tasks = (driver as unknown as { tasks: Map<string, { next: number; frozen: number; snapshot(): unknown; freeze?: (l: number, r: number) => { state: string; deltaFrom?: number } }> }).tasks;
+    for (const t of tasks.values()) {
+      if (t.next === t.frozen) continue;
+      const f = t.freeze ? t.freeze(64, 1) : { state: JSON.stringify(t.snapshot()) };
+      t.frozen = t.next;
+      ck.bytes += f.state.length;
+      ck.count++;
+      if (f.deltaFrom === undefined) ck.bases++;
+    }
+    const dc = process.cpuUsage(c);
+    ck.cpuUs += dc.user + dc.system;
+  };
   for (let i = 0; i < input.length; i += BATCH) {
     const batch = input.slice(i, i + BATCH);
     const t = performance.now();
     const c = process.cpuUsage();
     driver.pipe(batch);
     sinceCycle += batch.length;
+    let cycle = false;
     if (sinceCycle >= CYCLE_ROWS || i + BATCH >= input.length) {
       driver.flush();
       sinceCycle = 0;
+      cycle = true;
     }
     busyMs += performance.now() - t;
     const dc = process.cpuUsage(c);
     cpuUs += dc.user + dc.system;
+    if (cycle && CHECKPOINT) checkpointAll();
     drain();
   }
   const ts = performance.now();
@@ -112,5 +135,6 @@ for (const role of ONLY) {
   const ckptMs = performance.now() - ts;
   drain();
   console.log(`${role.padEnd(10)} ${fmt(input.length).padStart(9)} events  ${fmt(input.length / (busyMs / 1000)).padStart(9)} events/s wall (${(busyMs / 1000).toFixed(2)} s)  ${fmt(input.length / (cpuUs / 1e6)).padStart(9)} events/CPU-s (${(cpuUs / 1e6).toFixed(2)} s)  ${fmt(rows).padStart(8)} rows  checkpoint ${(bytes / 1e6).toFixed(1)} MB in ${fmt(ckptMs)} ms`);
+  if (CHECKPOINT) console.log(`  checkpoints: ${ck.count} (${ck.bases} full) ${(ck.bytes / 1e6).toFixed(1)} MB, ${(ck.cpuUs / 1e6).toFixed(2)} CPU-s (${(ck.cpuUs / 1e6 / (input.length / 1e6)).toFixed(2)} CPU-s per million events)`);
   if (DIGEST) for (const [table, d] of [...digest].sort((a, b) => a[0].localeCompare(b[0]))) console.log(`  digest ${table}: ${d.rows} rows ${d.sum.toString(16)}/${d.xor.toString(16)}`);
 }

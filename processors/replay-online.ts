@@ -271,19 +271,23 @@ export async function rebuildOnline(processors: readonly Processor<unknown>[], d
       const h = await redis.hgetall(from);
       const st = await redis.get(rebuildStore.stateKey(topic, partition));
       if (h.offset === undefined || st === null) continue;
+      // The checkpoint is the base with its delta chain (incremental checkpoints): both go over.
+      const deltas = await redis.lrange(rebuildStore.deltaKey(topic, partition), 0, -1);
       const to = live.key(topic, partition);
-      await redis.multi()
+      const tx = redis.multi()
         .hdel(to, 'state')
         .hset(to, { offset: h.offset, saved_at: h.saved_at ?? String(Date.now()), wm: h.wm ?? '', owner: h.owner ?? 'rebuild' })
         .set(live.stateKey(topic, partition), st)
-        .exec();
+        .del(live.deltaKey(topic, partition));
+      if (deltas.length > 0) tx.rpush(live.deltaKey(topic, partition), ...deltas);
+      await tx.exec();
       copied.add(to);
     }
     for (const k of await scanKeys(redis, `${prefix}ckpt:${p.name}:*`)) {
       if (copied.has(k)) continue;
       const tp = k.slice(`${prefix}ckpt:${p.name}:`.length);
       const sep = tp.lastIndexOf(':');
-      await redis.del(k, live.stateKey(tp.slice(0, sep), Number(tp.slice(sep + 1))));
+      await redis.del(k, live.stateKey(tp.slice(0, sep), Number(tp.slice(sep + 1))), live.deltaKey(tp.slice(0, sep), Number(tp.slice(sep + 1))));
     }
     await command(ch, `DELETE FROM ${db}.${LATE} WHERE processor = {p:String}`, { p: p.name });
     await command(ch, `INSERT INTO ${db}.${LATE} SELECT * FROM ${db}.${shadow(LATE)} WHERE processor = {p:String}`, { p: p.name });

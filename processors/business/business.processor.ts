@@ -16,7 +16,7 @@
 import type { EventKind } from '../../contracts/topics.js';
 import type { PaymentEvent, GiftEvent, PlaybackEvent } from '../../contracts/types.generated.js';
 import { command, type ClickHouse } from '../../sinks/clickhouse/client.js';
-import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
+import { type Emitter, type Processor, WindowStore, type WindowStoreDeltaJSON, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
 import { historyTable, lateFiringKnownAt, LateWindows, type LatenessPolicy, type LateWindowsJSON, latenessFor, maxLateness, NO_LATENESS } from '../core/late-firing.js';
 import { FX_RATES, FX_SOURCE, toUsdMicros } from '../../contracts/fx-rates.js';
@@ -277,6 +277,32 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
       s.lateGifts.load(json.late?.gifts);
       s.lateActivity.load(json.late?.activity);
       return s;
+    },
+    // Incremental checkpoints: the windows' changes; the kept closed windows of late firings in
+    // full when they changed (a window closed or forgotten, a late event).
+    serializeDelta: (s) => ({
+      pay: s.pay.takeDelta(), gifts: s.gifts.takeDelta(), activity: s.activity.takeDelta(),
+      late: { pay: s.latePay.takeDelta(), gifts: s.lateGifts.takeDelta(), activity: s.lateActivity.takeDelta() },
+    }),
+    applyDelta: (s, d) => {
+      const json = d as {
+        pay: WindowStoreDeltaJSON<PayAcc>; gifts: WindowStoreDeltaJSON<GiftAcc>; activity: WindowStoreDeltaJSON<ActAcc>;
+        late: { pay: LateWindowsJSON<PayAcc>; gifts: LateWindowsJSON<GiftAcc>; activity: LateWindowsJSON<ActAcc> };
+      };
+      s.pay.applyDelta(json.pay);
+      s.gifts.applyDelta(json.gifts);
+      s.activity.applyDelta(json.activity);
+      s.latePay.applyDelta(json.late.pay);
+      s.lateGifts.applyDelta(json.late.gifts);
+      s.lateActivity.applyDelta(json.late.activity);
+    },
+    markSaved: (s) => {
+      s.pay.markSaved();
+      s.gifts.markSaved();
+      s.activity.markSaved();
+      s.latePay.markSaved();
+      s.lateGifts.markSaved();
+      s.lateActivity.markSaved();
     },
   };
 }

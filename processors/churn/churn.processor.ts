@@ -15,7 +15,7 @@ import { sumOverflow } from '../../contracts/bounds.js';
 import type { EventKind } from '../../contracts/topics.js';
 import type { GiftEvent, PaymentEvent, PlaybackEvent } from '../../contracts/types.generated.js';
 import { KeyedStore } from '../core/keyed-store.js';
-import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
+import { type Emitter, type Processor, WindowStore, type WindowStoreDeltaJSON, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
 import { DAY_MS } from './churn-model.js';
 
@@ -111,10 +111,11 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
         });
       } else {
         const v = ev as unknown as PlaybackEvent;
-        let vs = s.views.get(v.view_id);
-        if (!vs) vs = s.views.insert(v.view_id, { account: v.account_id, startMs: 0, firstFrame: false, playing: 0, rebuffer: 0, failed: false, lastMs: t }, false).value;
-        vs.lastMs = Math.max(vs.lastMs, t);
-        const view = vs;
+        const ve = s.views.entry(v.view_id) ?? s.views.insert(v.view_id, { account: v.account_id, startMs: 0, firstFrame: false, playing: 0, rebuffer: 0, failed: false, lastMs: t }, false);
+        const view = ve.value;
+        view.lastMs = Math.max(view.lastMs, t);
+        // State only (no rows): listed for the next incremental checkpoint.
+        s.views.changed(ve);
         s.days.update(t, v.account_id, (a) => {
           let changed = false;
           if (v.event_type === 'view_start' && view.startMs === 0) {
@@ -170,6 +171,25 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
         s.views.restore(k, v, false, false);
       }
       return s;
+    },
+    // Incremental checkpoints: the days' changes, views changed or forgotten since the last one.
+    serializeDelta: (s) => {
+      const ch = s.views.takeChanges();
+      if (ch === null) return null;
+      return { days: s.days.takeDelta(), views: ch.upserts.map((e) => viewToTuple(e.key, e.value)), gone: ch.deletes };
+    },
+    applyDelta: (s, d) => {
+      const json = d as { days: WindowStoreDeltaJSON<DayAcc>; views: ViewTuple[]; gone: string[] };
+      s.days.applyDelta(json.days);
+      for (const k of json.gone) s.views.remove(k);
+      for (const x of json.views) {
+        const [k, v] = viewFromTuple(x);
+        s.views.restore(k, v, false, false);
+      }
+    },
+    markSaved: (s) => {
+      s.days.markSaved();
+      s.views.clearChanges();
     },
   };
 }

@@ -1,7 +1,21 @@
 /**
  * State and offsets checkpointed together, per topic-partition:
  *   <prefix>ckpt:<processor>:<topic>:<partition>       hash { owner, offset, saved_at, wm }
- *   <prefix>ckptstate:<processor>:<topic>:<partition>  the state (JSON) the hash's offset goes with
+ *   <prefix>ckptstate:<processor>:<topic>:<partition>  the base: a full state (JSON)
+ *   <prefix>ckptdelta:<processor>:<topic>:<partition>  the delta chain: a list of JSON deltas,
+ *                                                      oldest first, each the changes since the
+ *                                                      checkpoint before it
+ * The state the hash's offset goes with is the base with every delta of the list applied in
+ * order (incremental checkpoints, issue 19): a checkpoint writes either a new base (which deletes
+ * the list in the same script: superseded deltas never outlive their base) or one delta appended
+ * to the list. A delta names the offset it builds on (`from`) and is appended only while the
+ * hash's offset is that one, so a chain never skips or repeats a link (a commit retried after it
+ * was applied finds its own offset and changes nothing); a delta that does not fit (the chain was
+ * lost with the store, or a link was not written) is refused (`chainBroken`) and the runner
+ * writes a base next. The runner (runner.ts) writes a base when the chain reaches
+ * RunnerOptions.maxDeltaChain links or its bytes the base's (deltaChainRatio): restoring costs at
+ * most about two full states. Checkpoints written before deltas existed are a base without a list
+ * and restore as they are.
  * `wm` is the partition's watermark when the checkpoint was taken: every row up to it is durable
  * in ClickHouse. It is also refreshed alone (without state) when only the watermark moved (an
  * idle partition advanced by the idle rule), so jobs that need a processor's event-time progress
@@ -47,26 +61,44 @@ export interface StoreEpoch {
 /** How long a staged state waits for its commit (the rows' write, retries included). */
 const STAGE_TTL_MS = 15 * 60_000;
 
-/** KEYS: hash, state key, staged key, epoch key. ARGV: owner, offset, has state ('1'/''), saved_at, wm, epoch. */
+/**
+ * KEYS: hash, state key, staged key, epoch key, delta list. ARGV: owner, offset, what ('base',
+ * 'delta' or '' for the watermark alone), saved_at, wm, epoch, the offset a delta builds on.
+ * -2: another epoch; 0: not the owner; -1: nothing staged; -3: the delta does not fit the chain.
+ */
 const COMMIT_LUA = `
 if redis.call('GET', KEYS[4]) ~= ARGV[6] then return -2 end
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
-if ARGV[3] == '1' then
+if ARGV[3] == 'base' then
   if redis.call('EXISTS', KEYS[3]) == 0 then return -1 end
   redis.call('RENAME', KEYS[3], KEYS[2])
   redis.call('PERSIST', KEYS[2])
+  redis.call('DEL', KEYS[5])
   redis.call('HDEL', KEYS[1], 'state')
+  redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'saved_at', ARGV[4], 'wm', ARGV[5])
+elseif ARGV[3] == 'delta' then
+  local cur = redis.call('HGET', KEYS[1], 'offset')
+  if cur == ARGV[2] then
+    redis.call('DEL', KEYS[3])
+    return 1
+  end
+  if cur ~= ARGV[7] then return -3 end
+  if redis.call('EXISTS', KEYS[2]) == 0 and not redis.call('HGET', KEYS[1], 'state') then return -3 end
+  local d = redis.call('GET', KEYS[3])
+  if not d then return -1 end
+  redis.call('RPUSH', KEYS[5], d)
+  redis.call('DEL', KEYS[3])
   redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'saved_at', ARGV[4], 'wm', ARGV[5])
 else
   redis.call('HSET', KEYS[1], 'saved_at', ARGV[4], 'wm', ARGV[5])
 end
 return 1`;
 
-/** KEYS: hash, state key, epoch key. ARGV: owner, epoch. {-2} on another epoch, else {1, offset, state in hash, state}. */
+/** KEYS: hash, state key, epoch key, delta list. ARGV: owner, epoch. {-2} on another epoch, else {1, offset, state in hash, state, deltas}. */
 const CLAIM_LUA = `
 if redis.call('GET', KEYS[3]) ~= ARGV[2] then return {-2} end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1])
-return {1, redis.call('HGET', KEYS[1], 'offset'), redis.call('HGET', KEYS[1], 'state'), redis.call('GET', KEYS[2])}`;
+return {1, redis.call('HGET', KEYS[1], 'offset'), redis.call('HGET', KEYS[1], 'state'), redis.call('GET', KEYS[2]), redis.call('LRANGE', KEYS[4], 0, -1)}`;
 
 /** KEYS: hash, epoch key. ARGV: owner, epoch. Takes the partition back unless someone else claimed it. */
 const RECLAIM_LUA = `
@@ -82,6 +114,11 @@ export interface CheckpointEntry {
   offset: number;
   /** State to save; `null`: only the watermark moved (the saved state and offset stay). */
   state: unknown;
+  /**
+   * Set when `state` is a delta: the offset of the checkpoint it builds on (appended to the chain
+   * only while that is the saved offset). Absent: `state` is a full state, a new base.
+   */
+  deltaFrom?: number;
   /** The partition's watermark at this checkpoint (every row up to it is durable). */
   watermarkMs?: number;
 }
@@ -89,7 +126,18 @@ export interface CheckpointEntry {
 export interface Checkpoint {
   /** Next offset to process. */
   offset: number;
+  /** The base (a full state). */
   state: unknown;
+  /** The deltas to apply to it in order (absent: none), and the bytes of base and chain. */
+  deltas?: unknown[];
+  chain?: { baseBytes: number; deltaBytes: number };
+}
+
+/** A partition whose checkpoint was not saved: another owner has it, or (`chainBroken`) a delta did not fit the chain. */
+export interface Unsaved {
+  topic: string;
+  partition: number;
+  chainBroken?: true;
 }
 
 export class CheckpointStore {
@@ -169,6 +217,10 @@ export class CheckpointStore {
     return `${this.prefix}ckptstate:${this.processor}:${topic}:${partition}`;
   }
 
+  deltaKey(topic: string, partition: number): string {
+    return `${this.prefix}ckptdelta:${this.processor}:${topic}:${partition}`;
+  }
+
   stageKey(topic: string, partition: number, owner: string): string {
     return `${this.prefix}ckptstage:${this.processor}:${topic}:${partition}:${owner}`;
   }
@@ -176,18 +228,21 @@ export class CheckpointStore {
   /** Takes ownership of a partition and returns its last checkpoint, if any. */
   async claim(topic: string, partition: number, owner: string): Promise<Checkpoint | null> {
     const epoch = await this.knownEpoch();
-    let res: [number, string | null, string | null, string | null];
+    let res: [number, string | null, string | null, string | null, string[]];
     try {
-      res = (await this.redis.eval(CLAIM_LUA, 3, this.key(topic, partition), this.stateKey(topic, partition), this.epochKey(), owner, epoch)) as typeof res;
+      res = (await this.redis.eval(CLAIM_LUA, 4, this.key(topic, partition), this.stateKey(topic, partition), this.epochKey(), this.deltaKey(topic, partition), owner, epoch)) as typeof res;
     } catch (err) {
       throw new StateError(`cannot claim checkpoint of ${topic}/${partition}: ${(err as Error).message}`, true, { cause: err });
     }
     if (res[0] === -2) return this.lost(epoch);
-    const [, offset, inHash, stateKey] = res;
+    const [, offset, inHash, stateKey, deltas] = res;
     // The state key; a checkpoint written before it existed has the state in the hash.
     const state = stateKey ?? inHash ?? null;
     if (offset === null || offset === undefined || state === null) return null;
-    return { offset: Number(offset), state: JSON.parse(state) };
+    if (!deltas || deltas.length === 0) return { offset: Number(offset), state: JSON.parse(state) };
+    let deltaBytes = 0;
+    for (const d of deltas) deltaBytes += d.length;
+    return { offset: Number(offset), state: JSON.parse(state), deltas: deltas.map((d) => JSON.parse(d) as unknown), chain: { baseBytes: state.length, deltaBytes } };
   }
 
   private static serialized(e: CheckpointEntry): string | null {
@@ -218,19 +273,21 @@ export class CheckpointStore {
 
   /**
    * Commits state + next offset of each partition (staging the states first unless `staged`: they
-   * were staged by `stage` with the same entries); returns the partitions this owner no longer owns.
+   * were staged by `stage` with the same entries); returns the partitions this owner no longer
+   * owns, and those whose delta did not fit the chain (`chainBroken`: nothing saved; a base is due).
    */
-  async save(owner: string, entries: readonly CheckpointEntry[], nowMs: number, staged = false): Promise<Array<{ topic: string; partition: number }>> {
+  async save(owner: string, entries: readonly CheckpointEntry[], nowMs: number, staged = false): Promise<Unsaved[]> {
     if (entries.length === 0) return [];
     const epoch = await this.knownEpoch();
     if (!staged) await this.stage(owner, entries);
     let storeLost = false;
-    const lost: Array<{ topic: string; partition: number }> = [];
+    const lost: Unsaved[] = [];
     try {
       const pipe = this.redis.pipeline();
       for (const e of entries) {
-        pipe.eval(COMMIT_LUA, 4, this.key(e.topic, e.partition), this.stateKey(e.topic, e.partition), this.stageKey(e.topic, e.partition, owner), this.epochKey(),
-          owner, String(e.offset), e.state === null ? '' : '1', String(nowMs), String(e.watermarkMs ?? ''), epoch);
+        const what = e.state === null ? '' : e.deltaFrom === undefined ? 'base' : 'delta';
+        pipe.eval(COMMIT_LUA, 5, this.key(e.topic, e.partition), this.stateKey(e.topic, e.partition), this.stageKey(e.topic, e.partition, owner), this.epochKey(), this.deltaKey(e.topic, e.partition),
+          owner, String(e.offset), what, String(nowMs), String(e.watermarkMs ?? ''), epoch, String(e.deltaFrom ?? ''));
       }
       const res = (await pipe.exec()) ?? [];
       res.forEach(([err, ok], i) => {
@@ -238,6 +295,7 @@ export class CheckpointStore {
         const e = entries[i]!;
         if (ok === -2) storeLost = true;
         else if (ok === -1) throw new Error(`the staged state of ${e.topic}/${e.partition} is gone (not staged, or expired before its commit)`);
+        else if (ok === -3) lost.push({ topic: e.topic, partition: e.partition, chainBroken: true });
         else if (ok !== 1) lost.push({ topic: e.topic, partition: e.partition });
       });
     } catch (err) {
@@ -280,7 +338,7 @@ export class CheckpointStore {
   /** Removes every checkpoint of this processor, states and staged states included (replay from the beginning); returns the partitions' count. */
   async clear(): Promise<number> {
     let n = 0;
-    for (const kind of ['ckpt', 'ckptstate', 'ckptstage']) {
+    for (const kind of ['ckpt', 'ckptstate', 'ckptdelta', 'ckptstage']) {
       let cursor = '0';
       do {
         const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.prefix}${kind}:${this.processor}:*`, 'COUNT', 500);

@@ -19,6 +19,14 @@
  * "forgotten once last < watermark − h" is the deadline last + h + 1 (times are whole ms).
  * The deadline queues and dirty lists are derived state: a restore rebuilds them from the
  * entries (`restore`), so they are never checkpointed. Pure: no clock.
+ *
+ * Checkpoint change tracking (incremental checkpoints, checkpoint-store.ts): besides the dirty
+ * mark (a row is due), every entry whose checkpointed content changed since the last checkpoint
+ * (its value, its dirty or closed flag) is listed once (`unsaved`), and every key that left the
+ * state is remembered, so a checkpoint can write only the changes (`takeChanges`) and a restore
+ * replays them on the last full one (`restore`, `remove`). A value changed in place without a
+ * dirty mark (state only, e.g. churn's views) is reported with `changed`. `clearChanges` starts a
+ * new chain (after a full checkpoint or a restore).
  */
 import { DeadlineQueue } from './deadline-queue.js';
 
@@ -71,6 +79,21 @@ export interface KeyedEntry<V> {
   closed: boolean;
   /** Earliest deadline queued for it (close while open, forget once closed); NaN: none queued. */
   queued: number;
+  /** Changed since the last checkpoint (listed in the store's unsaved list). */
+  unsaved: boolean;
+}
+
+/** What changed in a KeyedStore since the last checkpoint (KeyedStore.takeChanges). */
+export interface KeyedChanges<V> {
+  /** Every entry was removed first (`clear`), then `upserts` applied. */
+  cleared: boolean;
+  /** Live entries whose value, dirty or closed flag changed (or that are new). */
+  upserts: KeyedEntry<V>[];
+  /** Keys no longer in the state. */
+  deletes: string[];
+  /** Tombstones set (key, time) and removed (key), in stores that keep them. */
+  tombstones: Array<[string, number]>;
+  tombstonesRemoved: string[];
 }
 
 export interface KeyedStoreOptions<V> {
@@ -112,6 +135,13 @@ export class KeyedStore<V> {
   private dirtyClosed: KeyedEntry<V>[] = [];
   readonly tombstones = new Map<string, number>();
   private readonly tombstoneQueue = new DeadlineQueue<[string, number]>();
+  /** Entries changed since the last checkpoint (each listed once), keys removed, tombstones changed. */
+  private unsaved: KeyedEntry<V>[] = [];
+  private removed = new Set<string>();
+  private tombstonesChanged = new Set<string>();
+  private cleared = false;
+  /** Too many changes to track since the last checkpoint: the next one must be full. */
+  private overflowed = false;
 
   constructor(
     private readonly opts: KeyedStoreOptions<V> = {},
@@ -168,9 +198,10 @@ export class KeyedStore<V> {
    * on the hot path of a new key (a window's new accumulator).
    */
   insert(key: string, value: V, dirty = true): KeyedEntry<V> {
-    if (this.opts.tombstone) this.tombstones.delete(key);
-    const e: KeyedEntry<V> = { key, value, dirty: false, closed: false, queued: NONE };
+    if (this.opts.tombstone && this.tombstones.delete(key)) this.tombstoneChanged(key);
+    const e: KeyedEntry<V> = { key, value, dirty: false, closed: false, queued: NONE, unsaved: false };
     this.map.set(key, e);
+    this.changed(e);
     // Without rows (state only, e.g. churn's views) nothing is ever listed as changed.
     if (dirty) this.markDirty(e);
     this.schedule(e);
@@ -188,9 +219,30 @@ export class KeyedStore<V> {
 
   /** Marks an entry changed without looking at its deadline (it did not move). */
   markDirty(e: KeyedEntry<V>): void {
+    if (!e.unsaved) this.changed(e);
     if (e.dirty) return;
     e.dirty = true;
     (e.closed ? this.dirtyClosed : this.dirtyOpen).push(e);
+  }
+
+  /** Lists an entry for the next checkpoint: its value changed in place (without a row due). */
+  changed(e: KeyedEntry<V>): void {
+    if (e.unsaved || this.overflowed) return;
+    e.unsaved = true;
+    if (this.unsaved.push(e) > this.trackLimit()) this.overflow();
+  }
+
+  /**
+   * More changes listed than max(1024, 2 × entries): a delta would be larger than the state, so
+   * tracking stops (bounded memory) until the next full checkpoint (`takeChanges` returns null).
+   */
+  private trackLimit(): number {
+    return Math.max(1024, 2 * this.map.size);
+  }
+
+  private overflow(): void {
+    this.clearChanges();
+    this.overflowed = true;
   }
 
   /** Queues the entry's deadline if none is queued or it is earlier than the one queued. */
@@ -233,6 +285,7 @@ export class KeyedStore<V> {
         }
         e.closed = true;
         e.queued = NONE;
+        this.changed(e);
         this.opts.onClose?.(e, d);
         // Its final row: listed with the closed ones even if it was dirty while open.
         if (this.opts.finalRow !== false || e.dirty) {
@@ -257,7 +310,10 @@ export class KeyedStore<V> {
     const t = this.opts.tombstone;
     if (t) {
       for (let x = this.tombstoneQueue.popDue(watermarkMs); x !== undefined; x = this.tombstoneQueue.popDue(watermarkMs)) {
-        if (this.tombstones.get(x[0]) === x[1]) this.tombstones.delete(x[0]);
+        if (this.tombstones.get(x[0]) === x[1]) {
+          this.tombstones.delete(x[0]);
+          this.tombstoneChanged(x[0]);
+        }
       }
     }
   }
@@ -267,13 +323,19 @@ export class KeyedStore<V> {
     if (e.dirty && emit) emit(e, true);
     e.dirty = false;
     this.map.delete(e.key);
+    if (!this.overflowed && this.removed.add(e.key).size > this.trackLimit()) this.overflow();
     const t = this.opts.tombstone;
     if (t) this.setTombstone(e.key, t.time(e.value));
   }
 
   setTombstone(key: string, time: number): void {
     this.tombstones.set(key, time);
+    this.tombstoneChanged(key);
     this.tombstoneQueue.push(this.opts.tombstone!.until(time), [key, time]);
+  }
+
+  private tombstoneChanged(key: string): void {
+    if (!this.overflowed && this.tombstonesChanged.add(key).size > this.trackLimit()) this.overflow();
   }
 
   /** Rows of closed entries changed since their last row (final rows are never held back). */
@@ -285,6 +347,7 @@ export class KeyedStore<V> {
     for (const e of list) {
       if (!e.dirty || !this.live(e)) continue;
       e.dirty = false;
+      this.changed(e);
       if (emit) emit(e, true);
       n++;
     }
@@ -301,6 +364,7 @@ export class KeyedStore<V> {
       // Closed since it was listed: it is in the closed list (or written) already.
       if (!e.dirty || e.closed || !this.live(e)) continue;
       e.dirty = false;
+      this.changed(e);
       if (emit) emit(e, false);
       n++;
     }
@@ -324,16 +388,42 @@ export class KeyedStore<V> {
     return n;
   }
 
-  /** Puts a checkpointed entry back, with its indices (deadline, pending row, closed state). */
+  /**
+   * Puts a checkpointed entry back, with its indices (deadline, pending row, closed state); an
+   * entry of a delta replaces the key's entry (the old one's queue entries go stale). Not listed
+   * as changed: it is what the checkpoint holds.
+   */
   restore(key: string, value: V, dirty: boolean, closed: boolean): KeyedEntry<V> {
-    const e: KeyedEntry<V> = { key, value, dirty: false, closed, queued: NONE };
+    const old = this.map.get(key);
+    if (old) old.dirty = false;
+    const e: KeyedEntry<V> = { key, value, dirty: false, closed, queued: NONE, unsaved: false };
     this.map.set(key, e);
     if (closed) {
       const f = this.opts.forgetAt ? this.opts.forgetAt(value) : this.opts.closeAt!(value);
       this.forgets.push(f, e);
     } else this.schedule(e);
-    if (dirty) this.markDirty(e);
+    if (dirty) {
+      e.dirty = true;
+      (closed ? this.dirtyClosed : this.dirtyOpen).push(e);
+    }
     return e;
+  }
+
+  /** A delta's removed key (restore): gone without a row or a tombstone (those are in the delta). */
+  remove(key: string): void {
+    const e = this.map.get(key);
+    if (!e) return;
+    e.dirty = false;
+    this.map.delete(key);
+  }
+
+  /** A delta's tombstone change (restore): set, or removed when `time` is undefined. */
+  restoreTombstone(key: string, time: number | undefined): void {
+    if (time === undefined) this.tombstones.delete(key);
+    else {
+      this.tombstones.set(key, time);
+      this.tombstoneQueue.push(this.opts.tombstone!.until(time), [key, time]);
+    }
   }
 
   /** Removes every entry and index (a window that closed as a whole). */
@@ -344,5 +434,57 @@ export class KeyedStore<V> {
     this.forgets.clear();
     this.dirtyOpen = [];
     this.dirtyClosed = [];
+    this.unsaved = [];
+    this.removed.clear();
+    this.cleared = true;
+  }
+
+  /** Whether the changes since the last checkpoint are tracked (false: too many; a full one is due). */
+  get tracked(): boolean {
+    return !this.overflowed;
+  }
+
+  /**
+   * The changes since the last checkpoint (see the header), and a new chain from here: O(changes).
+   * An entry removed and its key added again is an upsert (the new entry), not a delete. Null when
+   * the changes were too many to track (the caller writes a full checkpoint).
+   */
+  takeChanges(): KeyedChanges<V> | null {
+    if (this.overflowed) {
+      this.clearChanges();
+      return null;
+    }
+    const upserts: KeyedEntry<V>[] = [];
+    for (const e of this.unsaved) {
+      e.unsaved = false;
+      if (this.live(e)) upserts.push(e);
+    }
+    const deletes: string[] = [];
+    for (const k of this.removed) if (!this.map.has(k)) deletes.push(k);
+    const tombstones: Array<[string, number]> = [];
+    const tombstonesRemoved: string[] = [];
+    for (const k of this.tombstonesChanged) {
+      const t = this.tombstones.get(k);
+      if (t === undefined) tombstonesRemoved.push(k);
+      else tombstones.push([k, t]);
+    }
+    const changes = { cleared: this.cleared, upserts, deletes, tombstones, tombstonesRemoved };
+    this.clearChanges();
+    return changes;
+  }
+
+  /** Forgets the change tracking: the state as it is now is checkpointed in full (or was just restored). */
+  clearChanges(): void {
+    for (const e of this.unsaved) e.unsaved = false;
+    this.unsaved = [];
+    this.removed.clear();
+    this.tombstonesChanged.clear();
+    this.cleared = false;
+    this.overflowed = false;
+  }
+
+  /** Changes listed since the last checkpoint (an upper bound: entries, removed keys, tombstones). */
+  pendingChanges(): number {
+    return this.unsaved.length + this.removed.size + this.tombstonesChanged.size;
   }
 }

@@ -107,6 +107,8 @@ export interface LateWindowsJSON<A> {
    * only when the entry was re-fired (absent: the on-time revision, known at the window end).
    */
   windows: Array<[number, Array<[string, A] | [string, A, 0 | 1] | [string, A, 0 | 1, number, 1 | 2]>]>;
+  /** In a delta (takeDelta): the kept windows did not change since the last checkpoint (`windows` is empty). */
+  same?: 1;
 }
 
 /**
@@ -128,6 +130,8 @@ export class LateWindows<A> {
   private floorWm = -Number.MAX_SAFE_INTEGER;
   /** Restored from a checkpoint without late-window state: the floor is set at the next close. */
   private floorPending = false;
+  /** The kept windows changed since the last checkpoint (a delta carries them only then). */
+  private windowsChanged = true;
 
   constructor(
     readonly spec: Tumbling,
@@ -148,6 +152,7 @@ export class LateWindows<A> {
     const keep = this.keepMs > 0;
     store.closeUpTo(wm, keep ? (ws, key, acc, final) => {
       this.windowOf(ws).set(key, { acc, dirty: false, knownAt: this.endOf(ws), hist: 0 });
+      this.windowsChanged = true;
       return toRow(ws, key, acc, final);
     } : toRow, emit);
     if (this.floorPending) {
@@ -159,6 +164,7 @@ export class LateWindows<A> {
       if (wm < this.endOf(ws) + this.spec.graceMs + this.keepMs) continue;
       for (const [key, e] of byKey) this.writeOwed(ws, key, e, toRow, emit, emitHistory);
       this.windows.delete(ws);
+      this.windowsChanged = true;
     }
   }
 
@@ -199,6 +205,7 @@ export class LateWindows<A> {
       e = { acc: this.init(), dirty: false, knownAt: knownAtMs, hist: 1 };
       byKey.set(key, e);
     }
+    this.windowsChanged = true;
     const newRevision = knownAtMs > e.knownAt;
     const previous = newRevision && e.hist !== 1 && toRow ? historyRow(toRow, ws, key, e.acc, e.knownAt) : null;
     if (update(e.acc) === false) return;
@@ -234,6 +241,7 @@ export class LateWindows<A> {
       const e = this.windows.get(ws)?.get(key);
       if (!e || (!e.dirty && e.hist !== 2)) continue;
       this.writeOwed(ws, key, e, toRow, emit, emitHistory);
+      this.windowsChanged = true;
       n++;
     }
     return n;
@@ -265,9 +273,9 @@ export class LateWindows<A> {
     return m;
   }
 
-  toJSON(): LateWindowsJSON<A> {
+  toJSON(marksOnly = false): LateWindowsJSON<A> {
     const windows: LateWindowsJSON<A>['windows'] = [];
-    for (const [ws, m] of this.windows) {
+    if (!marksOnly) for (const [ws, m] of this.windows) {
       windows.push([ws, [...m].map(([k, e]) => {
         if (e.hist !== 0) return [k, e.acc, e.dirty ? 1 : 0, e.knownAt, e.hist] as [string, A, 0 | 1, number, 1 | 2];
         return (e.dirty ? [k, e.acc, 1] : [k, e.acc]);
@@ -277,10 +285,52 @@ export class LateWindows<A> {
     return { closedWm: n(this.closedWm), floorWm: this.floorPending ? Number.MAX_SAFE_INTEGER : n(this.floorWm), windows };
   }
 
+  /**
+   * For an incremental checkpoint: the watermarks, and the kept windows only when they changed
+   * since the last checkpoint (they change when windows close or late events arrive, not at every
+   * batch).
+   */
+  takeDelta(): LateWindowsJSON<A> {
+    const json = this.windowsChanged ? this.toJSON() : { ...this.toJSON0(), windows: [], same: 1 as const };
+    this.windowsChanged = false;
+    return json;
+  }
+
+  /** The state as it is is checkpointed: the next delta carries the windows only if they change. */
+  markSaved(): void {
+    this.windowsChanged = false;
+  }
+
+  /** Replays a delta (takeDelta) on the restored state. */
+  applyDelta(json: LateWindowsJSON<A>): this {
+    if (json.same !== 1) return this.load(json);
+    this.loadMarks(json);
+    return this;
+  }
+
+  private toJSON0(): Omit<LateWindowsJSON<A>, 'windows'> {
+    const { windows: _w, ...rest } = this.toJSON(true);
+    return rest;
+  }
+
   /** Restores a checkpoint; a checkpoint written before late firings (undefined) keeps nothing. */
   load(json: LateWindowsJSON<A> | undefined): this {
     this.windows.clear();
     this.dirty = [];
+    this.loadMarks(json);
+    for (const [ws, entries] of json?.windows ?? []) {
+      const m = this.windowOf(ws);
+      for (const [key, acc, dirty, knownAt, hist] of entries) {
+        const re = typeof knownAt === 'number' && (hist === 1 || hist === 2);
+        m.set(key, { acc: { ...this.init(), ...acc }, dirty: dirty === 1, knownAt: re ? knownAt : this.endOf(ws), hist: re ? hist : 0 });
+        if (dirty === 1 || hist === 2) this.dirty.push([ws, key]);
+      }
+    }
+    this.windowsChanged = false;
+    return this;
+  }
+
+  private loadMarks(json: LateWindowsJSON<A> | undefined): void {
     this.closedWm = typeof json?.closedWm === 'number' ? json.closedWm : -Number.MAX_SAFE_INTEGER;
     this.floorWm = typeof json?.floorWm === 'number' ? json.floorWm : -Number.MAX_SAFE_INTEGER;
     // A checkpoint written before late firings: which windows were closed is unknown until the
@@ -290,14 +340,5 @@ export class LateWindows<A> {
       this.closedWm = Number.MAX_SAFE_INTEGER;
       this.floorWm = Number.MAX_SAFE_INTEGER;
     }
-    for (const [ws, entries] of json?.windows ?? []) {
-      const m = this.windowOf(ws);
-      for (const [key, acc, dirty, knownAt, hist] of entries) {
-        const re = typeof knownAt === 'number' && (hist === 1 || hist === 2);
-        m.set(key, { acc: { ...this.init(), ...acc }, dirty: dirty === 1, knownAt: re ? knownAt : this.endOf(ws), hist: re ? hist : 0 });
-        if (dirty === 1 || hist === 2) this.dirty.push([ws, key]);
-      }
-    }
-    return this;
   }
 }

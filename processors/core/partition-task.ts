@@ -6,7 +6,7 @@
 import { recordProblem } from '../../contracts/validate.js';
 import type { EventKind } from '../../contracts/topics.js';
 import type { Metrics } from '../../lib/metrics.js';
-import { deserializeDedup, expireDedup, newDedup, seenBefore, serializeDedup, type DedupState } from './dedup.js';
+import { applyDedupDelta, clearDedupDelta, deserializeDedup, expireDedup, newDedup, seenBefore, serializeDedup, takeDedupDelta, type DedupDelta, type DedupState } from './dedup.js';
 import type { Emitter, Processor, ProcessContext, RecordRef } from './processor.js';
 import { newPartitionTime, observe, type PartitionTime } from './watermark.js';
 
@@ -16,6 +16,23 @@ export interface PartitionSnapshot {
   state: unknown;
   time: PartitionTime;
   dedup: ReturnType<typeof serializeDedup> | null;
+}
+
+/** The changes of a partition's state since the checkpoint before (incremental checkpoints). */
+export interface PartitionDelta {
+  /** Processor.serializeDelta's changes. */
+  delta: unknown;
+  time: PartitionTime;
+  dedup: DedupDelta | null;
+}
+
+/** A checkpoint to restore: a full snapshot and the deltas taken after it, in order. */
+export interface RestoredCheckpoint {
+  offset: number;
+  snapshot: PartitionSnapshot;
+  deltas?: readonly PartitionDelta[];
+  /** Bytes of the base and of the deltas as stored (absent: unknown, the next checkpoint is full). */
+  chain?: { baseBytes: number; deltaBytes: number };
 }
 
 /**
@@ -52,6 +69,12 @@ export class PartitionTask<S> {
    */
   frozen: number;
   frozenWm: number;
+  /**
+   * The checkpoint chain behind `frozen` (incremental checkpoints): bytes of its base, links and
+   * bytes of the deltas after it; `needsBase`: the next checkpoint must be full (none yet, the
+   * store lost it, or a delta did not fit the chain).
+   */
+  chain = { baseBytes: 0, links: 0, deltaBytes: 0, needsBase: true };
 
   constructor(
     readonly processor: Processor<S>,
@@ -59,19 +82,30 @@ export class PartitionTask<S> {
     readonly kind: EventKind,
     readonly partition: number,
     nowMs: number,
-    restored?: { offset: number; snapshot: PartitionSnapshot },
+    restored?: RestoredCheckpoint,
     private readonly metrics?: Metrics,
   ) {
     if (restored) {
       const s = restored.snapshot;
       this.state = processor.deserialize(s.state);
-      this.time = { ...s.time, lastRecordAtMs: nowMs };
+      let time = s.time;
       this.dedup = s.dedup ? deserializeDedup(s.dedup) : this.newDedup();
+      for (const d of restored.deltas ?? []) {
+        if (!processor.applyDelta) throw new Error(`${processor.name} cannot restore a checkpoint with deltas (no applyDelta)`);
+        processor.applyDelta(this.state, d.delta);
+        time = d.time;
+        if (d.dedup && this.dedup) applyDedupDelta(this.dedup, d.dedup);
+      }
+      // The state is what the checkpoint holds: the next delta builds on it.
+      processor.markSaved?.(this.state);
+      this.time = { ...time, lastRecordAtMs: nowMs };
       this.next = restored.offset;
       this.checkpointed = restored.offset;
       this.checkpointedWm = this.time.watermarkMs;
       this.frozen = this.checkpointed;
       this.frozenWm = this.checkpointedWm;
+      if (restored.chain) this.chain = { baseBytes: restored.chain.baseBytes, links: restored.deltas?.length ?? 0, deltaBytes: restored.chain.deltaBytes, needsBase: false };
+      else this.chain.needsBase = true;
     } else {
       this.state = processor.init({ topic, kind, partition });
       this.time = newPartitionTime(nowMs);
@@ -183,7 +217,50 @@ export class PartitionTask<S> {
     this.processor.onFlush(this.state, this.out(push), full);
   }
 
+  /** The full state (a new base: the change tracking starts again from here). */
   snapshot(): PartitionSnapshot {
-    return { state: this.processor.serialize(this.state), time: this.time, dedup: this.dedup ? serializeDedup(this.dedup) : null };
+    const snap = { state: this.processor.serialize(this.state), time: { ...this.time }, dedup: this.dedup ? serializeDedup(this.dedup) : null };
+    this.processor.markSaved?.(this.state);
+    if (this.dedup) clearDedupDelta(this.dedup);
+    return snap;
+  }
+
+  /** Whether the processor's state can be checkpointed incrementally (snapshotDelta). */
+  get incremental(): boolean {
+    return !!(this.processor.serializeDelta && this.processor.applyDelta && this.processor.markSaved);
+  }
+
+  /**
+   * The changes since the last snapshot or delta (and a new link from here), or null when they
+   * were too many to track (or the processor has no deltas): then a full snapshot is due, and the
+   * caller takes one (`snapshot`) at once, as the tracking restarts either way.
+   */
+  /**
+   * The next checkpoint, serialized: a delta on the chain behind `frozen` while the chain is
+   * shorter than `maxLinks` and its bytes below `ratio` × the base's, else a full snapshot (a new
+   * base). `deltaFrom` is set for a delta: the offset it builds on. Updates the chain bookkeeping.
+   */
+  freeze(maxLinks: number, ratio: number): { state: string; deltaFrom?: number } {
+    const c = this.chain;
+    if (!c.needsBase && this.frozen >= 0 && c.links < maxLinks && c.deltaBytes < ratio * c.baseBytes) {
+      const d = this.snapshotDelta();
+      if (d) {
+        const state = JSON.stringify(d);
+        c.links++;
+        c.deltaBytes += state.length;
+        return { state, deltaFrom: this.frozen };
+      }
+    }
+    const state = JSON.stringify(this.snapshot());
+    this.chain = { baseBytes: state.length, links: 0, deltaBytes: 0, needsBase: false };
+    return { state };
+  }
+
+  snapshotDelta(): PartitionDelta | null {
+    if (!this.incremental) return null;
+    const delta = this.processor.serializeDelta!(this.state);
+    const dedup = this.dedup ? takeDedupDelta(this.dedup) : null;
+    if (delta === null || (this.dedup && dedup === null)) return null;
+    return { delta, time: { ...this.time }, dedup };
   }
 }

@@ -105,7 +105,7 @@ export async function readCheckpoints(redis: Redis, redisPrefix: string, topicPr
   const keys: string[] = [];
   let cursor = '0';
   do {
-    // `ckpt:` with its colon: the state, staging and epoch keys (ckptstate:, ckptstage:, ckptepoch) do not match.
+    // `ckpt:` with its colon: the state, delta, staging and epoch keys (ckptstate:, ckptdelta:, ckptstage:, ckptepoch) do not match.
     const [next, found] = await redis.scan(cursor, 'MATCH', `${head}*`, 'COUNT', 500);
     cursor = next;
     keys.push(...found);

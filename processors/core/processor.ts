@@ -87,6 +87,17 @@ export interface Processor<S> {
   onFlush(state: S, out: Emitter, full: boolean): void;
   serialize(state: S): unknown;
   deserialize(json: unknown): S;
+  /**
+   * Incremental checkpoints (optional; all three or none). `serializeDelta`: the changes since the
+   * last checkpoint (`serialize` or `serializeDelta`, after `markSaved`), which starts a new link;
+   * null when they were too many to track (a full checkpoint follows at once). `applyDelta`
+   * replays them on a deserialized state: a base with its deltas applied in order must give the
+   * state exactly (entries, values, pending rows, deadlines). `markSaved`: the state as it is is
+   * checkpointed (a full one was just taken, or restored), so the tracking starts again.
+   */
+  serializeDelta?(state: S): unknown | null;
+  applyDelta?(state: S, delta: unknown): void;
+  markSaved?(state: S): void;
   /** Optional one-time setup (e.g. reference tables) before consuming. */
   start?(): Promise<void>;
 }
@@ -106,6 +117,21 @@ export interface WindowStoreJSON<A> {
   shape?: string[];
   /** Watermark minute of the last update flush under load (the emit policy's interval). */
   flushedMinute?: number | null;
+}
+
+/** A WindowStore's changes since the last checkpoint (WindowStore.takeDelta). */
+export interface WindowStoreDeltaJSON<A> {
+  /** Windows closed (removed) since; applied first. */
+  dropped: number[];
+  /**
+   * Per window with changes, its new or changed entries (encoded as in WindowStoreJSON); with a
+   * third element 1, the window's whole content (its changes were too many to track).
+   */
+  windows: Array<[number, Array<[string, unknown[]] | [string, unknown[], 1]>] | [number, Array<[string, unknown[]] | [string, unknown[], 1]>, 1]>;
+  shape: string[];
+  flushedMinute: number | null;
+  /** Only for the accumulator's type. */
+  _acc?: A;
 }
 
 export { UPDATE_INTERVAL_MS };
@@ -169,9 +195,13 @@ export class WindowStore<A> {
       }
       w.clear();
       this.windows.delete(ws);
+      this.dropped.push(ws);
     }
     return n;
   }
+
+  /** Windows closed since the last checkpoint (for the next delta). */
+  private dropped: number[] = [];
 
   /** Emits update rows for open entries changed since the last flush. */
   flushDirty(toRow: (windowStartMs: number, key: string, acc: A, final: boolean) => Record<string, unknown> | null, emit: (row: Record<string, unknown>) => void): number {
@@ -204,37 +234,80 @@ export class WindowStore<A> {
 
   private fields: string[] | undefined;
 
-  toJSON(): WindowStoreJSON<A> {
+  private encode(entries: Iterable<WindowEntry<A>>): Array<[string, unknown[]] | [string, unknown[], 1]> {
     const shape = this.shape();
     const n = shape.length;
-    const windows: WindowStoreJSON<A>['windows'] = [];
-    for (const [ws, w] of this.windows) {
-      const entries: Array<[string, unknown[]] | [string, unknown[], 1]> = [];
-      for (const e of w.entries()) {
-        const acc = e.value as Record<string, unknown>;
-        const values = new Array<unknown>(n);
-        for (let i = 0; i < n; i++) values[i] = acc[shape[i]!];
-        entries.push(e.dirty ? [e.key, values, 1] : [e.key, values]);
-      }
-      windows.push([ws, entries]);
+    const out: Array<[string, unknown[]] | [string, unknown[], 1]> = [];
+    for (const e of entries) {
+      const acc = e.value as Record<string, unknown>;
+      const values = new Array<unknown>(n);
+      for (let i = 0; i < n; i++) values[i] = acc[shape[i]!];
+      out.push(e.dirty ? [e.key, values, 1] : [e.key, values]);
     }
-    return { windows, shape, flushedMinute: this.policy.toJSON() };
+    return out;
+  }
+
+  toJSON(): WindowStoreJSON<A> {
+    const windows: WindowStoreJSON<A>['windows'] = [];
+    for (const [ws, w] of this.windows) windows.push([ws, this.encode(w.entries())]);
+    return { windows, shape: this.shape(), flushedMinute: this.policy.toJSON() };
+  }
+
+  /** The changes since the last checkpoint (entries of a window are never removed one by one: whole windows close). */
+  takeDelta(): WindowStoreDeltaJSON<A> {
+    const windows: WindowStoreDeltaJSON<A>['windows'] = [];
+    for (const [ws, w] of this.windows) {
+      const ch = w.takeChanges();
+      if (ch === null) windows.push([ws, this.encode(w.entries()), 1]);
+      else if (ch.upserts.length > 0) windows.push([ws, this.encode(ch.upserts)]);
+    }
+    const dropped = this.dropped;
+    this.dropped = [];
+    return { dropped, windows, shape: this.shape(), flushedMinute: this.policy.toJSON() };
+  }
+
+  /** The state as it is is checkpointed: the change tracking starts again. */
+  markSaved(): void {
+    for (const w of this.windows.values()) w.clearChanges();
+    this.dropped = [];
+  }
+
+  /** A field the code has added since the checkpoint keeps the value init() gives it. */
+  private decode(shape: string[] | undefined, stored: unknown): A {
+    if (!shape) return stored as A;
+    const values = stored as unknown[];
+    const acc = this.init() as Record<string, unknown>;
+    for (let i = 0; i < shape.length; i++) acc[shape[i]!] = values[i];
+    return acc as A;
   }
 
   load(json: WindowStoreJSON<A>): this {
     for (const w of this.windows.values()) w.clear();
     this.windows.clear();
-    const shape = json.shape;
-    // A field the code has added since the checkpoint keeps the value init() gives it.
-    const fromValues = (values: unknown[]): A => {
-      const acc = this.init() as Record<string, unknown>;
-      for (let i = 0; i < shape!.length; i++) acc[shape![i]!] = values[i];
-      return acc as A;
-    };
     for (const [ws, entries] of json.windows) {
       const w = new KeyedStore<A>({}, this.policy);
-      for (const [key, stored, dirty] of entries) w.restore(key, shape ? fromValues(stored as unknown[]) : (stored as A), dirty === 1, false);
+      for (const [key, stored, dirty] of entries) w.restore(key, this.decode(json.shape, stored), dirty === 1, false);
       this.windows.set(ws, w);
+    }
+    this.policy.load(json.flushedMinute);
+    this.markSaved();
+    return this;
+  }
+
+  /** Replays a delta (takeDelta) on the restored state. */
+  applyDelta(json: WindowStoreDeltaJSON<A>): this {
+    for (const ws of json.dropped) {
+      this.windows.get(ws)?.clear();
+      this.windows.delete(ws);
+    }
+    for (const [ws, entries, whole] of json.windows) {
+      let w = this.windows.get(ws);
+      if (!w || whole === 1) {
+        w?.clear();
+        w = new KeyedStore<A>({}, this.policy);
+        this.windows.set(ws, w);
+      }
+      for (const [key, stored, dirty] of entries) w.restore(key, this.decode(json.shape, stored), dirty === 1, false);
     }
     this.policy.load(json.flushedMinute);
     return this;

@@ -44,8 +44,8 @@ import { recordProblem } from '../../contracts/validate.js';
 import { topicSpec, type DeadLetter, type EventKind } from '../../contracts/topics.js';
 import type { ClickHouse } from '../../sinks/clickhouse/client.js';
 import { writeTables } from '../../sinks/clickhouse/table-writer.js';
-import { CheckpointStore, CheckpointStoreLostError, type StoreEpoch } from './checkpoint-store.js';
-import { PartitionTask, type PartitionSnapshot } from './partition-task.js';
+import { CheckpointStore, CheckpointStoreLostError, type Checkpoint, type StoreEpoch } from './checkpoint-store.js';
+import { PartitionTask, type PartitionDelta, type PartitionSnapshot, type RestoredCheckpoint } from './partition-task.js';
 import type { Processor } from './processor.js';
 import { advanceIdle, NO_TIME } from './watermark.js';
 import { ACK_TTL_MS, ackKey, LIVE_TTL_MS, liveKey, pauseRequests } from './handover.js';
@@ -100,6 +100,14 @@ export interface RunnerOptions {
   checkpointCostRatio?: number;
   /** Upper bound of the adaptive spacing of state checkpoints (default 30 s). */
   maxCheckpointIntervalMs?: number;
+  /**
+   * Incremental checkpoints (checkpoint-store.ts): a partition's checkpoint is a delta on the last
+   * one until its chain has `maxDeltaChain` links (default 64) or its deltas' bytes reach
+   * `deltaChainRatio` × the base's (default 1), then a full base again; restoring reads at most
+   * about (1 + ratio) full states. 0 links: every checkpoint is full.
+   */
+  maxDeltaChain?: number;
+  deltaChainRatio?: number;
   idlePartitionMs?: number;
   instanceId?: string;
   /**
@@ -131,6 +139,10 @@ export interface RunnerOptions {
 
 const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
+/** A claimed checkpoint as a task restores it: the base, its deltas in order and the chain's sizes. */
+const restoredOf = (ckpt: Checkpoint | null): RestoredCheckpoint | undefined =>
+  ckpt ? { offset: ckpt.offset, snapshot: ckpt.state as PartitionSnapshot, deltas: ckpt.deltas as PartitionDelta[] | undefined, chain: ckpt.chain } : undefined;
+
 interface Fetch {
   generation: number;
   msgs: Promise<Kafka.Message[]>;
@@ -151,6 +163,8 @@ interface Snap {
   offset: number;
   /** Serialized state; null: only the watermark moved since the last checkpoint (progress only). */
   state: string | null;
+  /** Set when `state` is a delta: the offset of the checkpoint it builds on. */
+  deltaFrom?: number;
   watermarkMs: number;
 }
 
@@ -347,7 +361,7 @@ export class ProcessorRunner<S = unknown> {
             const ckpt = await this.untilAvailable('redis', `claim ${tp.topic}/${tp.partition}`, () => this.stores.get(p.name)!.claim(tp.topic, tp.partition, this.owner));
             if (ckpt) await this.untilAvailable('kafka', `end of ${tp.topic}/${tp.partition}`, () => this.assertCheckpointInLog(consumer, p.name, tp.topic, tp.partition, ckpt.offset));
             group.tasks.push(new PartitionTask(p, tp.topic, kind, tp.partition, this.clock(),
-              ckpt ? { offset: ckpt.offset, snapshot: ckpt.state as PartitionSnapshot } : undefined, this.deps.metrics));
+              restoredOf(ckpt), this.deps.metrics));
             // Without a checkpoint, rebuild from the beginning of the log (OFFSET_BEGINNING = -2).
             from = Math.min(from, ckpt ? ckpt.offset : -2);
             this.log.info({ event: 'partition_assigned', processor: p.name, topic: tp.topic, partition: tp.partition, offset: ckpt?.offset ?? 'beginning' }, 'partition assigned');
@@ -449,8 +463,10 @@ export class ProcessorRunner<S = unknown> {
       for (const t of g.tasks) {
         if (await this.stores.get(t.processor.name)!.reclaim(g.topic, g.partition, this.owner)) {
           reclaimed++;
-          // Saved again in full at the next cycle, even if no record arrives (frozen ≠ next).
+          // Saved again in full at the next cycle, even if no record arrives (frozen ≠ next): a new
+          // base (the delta chain went with the store).
           t.frozen = -2;
+          t.chain.needsBase = true;
         } else {
           fenced.push(`${t.processor.name}:${g.topic}/${g.partition}`);
           this.groups.delete(key);
@@ -621,7 +637,7 @@ export class ProcessorRunner<S = unknown> {
       const tasks: PartitionTask<unknown>[] = [];
       for (const p of this.readers.get(g.kind)!) {
         const ckpt = await this.untilAvailable('redis', `reload ${g.topic}/${g.partition}`, () => this.stores.get(p.name)!.claim(g.topic, g.partition, this.owner));
-        tasks.push(new PartitionTask(p, g.topic, g.kind, g.partition, this.clock(), ckpt ? { offset: ckpt.offset, snapshot: ckpt.state as PartitionSnapshot } : undefined, this.deps.metrics));
+        tasks.push(new PartitionTask(p, g.topic, g.kind, g.partition, this.clock(), restoredOf(ckpt), this.deps.metrics));
       }
       this.groups.set(key, { ...g, tasks });
     }
@@ -771,6 +787,8 @@ export class ProcessorRunner<S = unknown> {
     const letters = this.deadLetterQueue;
     this.deadLetterQueue = [];
     const snaps = new Map<string, Snap[]>();
+    const maxLinks = this.opts.maxDeltaChain ?? 64;
+    const ratio = this.opts.deltaChainRatio ?? 1;
     for (const p of this.processors) {
       if (!force && !this.snapshotDue(p.name, this.clock())) continue;
       const t0 = performance.now();
@@ -779,7 +797,8 @@ export class ProcessorRunner<S = unknown> {
         if (r.processor !== p) continue;
         const wm = r.time.watermarkMs;
         // Compared with the last checkpoint taken (r.frozen), which may still be in flight.
-        if (r.next !== r.frozen) list.push({ run: r, topic: r.topic, partition: r.partition, offset: r.next, state: JSON.stringify(r.snapshot()), watermarkMs: wm });
+        // A delta on the chain behind the last checkpoint taken, or a full base (PartitionTask.freeze).
+        if (r.next !== r.frozen) list.push({ run: r, topic: r.topic, partition: r.partition, offset: r.next, ...r.freeze(maxLinks, ratio), watermarkMs: wm });
         // No new record, but the idle rule moved the watermark: record the progress alone.
         else if (wm !== r.frozenWm) list.push({ run: r, topic: r.topic, partition: r.partition, offset: r.next, state: null, watermarkMs: wm });
         else continue;
@@ -877,6 +896,17 @@ export class ProcessorRunner<S = unknown> {
         this.snapTiming.get(name)!.costMs += ms;
         const lostKeys = new Set(lost.map((l) => tpKey(l.topic, l.partition)));
         for (const l of lost) {
+          if (l.chainBroken) {
+            // The delta did not fit the chain (it was lost with the store, or a link before it was
+            // not written): nothing saved; the next checkpoint of the partition is a full base.
+            const x = held.find((h) => h.topic === l.topic && h.partition === l.partition);
+            if (x) {
+              x.run.chain.needsBase = true;
+              x.run.frozen = -2; // saved at the next cycle even if no record arrives
+            }
+            this.log.warn({ event: 'checkpoint_chain_broken', processor: name, ...l }, 'a checkpoint delta did not fit its chain; the next checkpoint is a full one');
+            continue;
+          }
           // Another instance owns the partition now (a rebalance this instance has not seen yet).
           this.groups.delete(tpKey(l.topic, l.partition));
           this.log.warn({ event: 'partition_fenced', processor: name, ...l }, 'another instance owns this partition now');

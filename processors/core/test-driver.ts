@@ -5,7 +5,7 @@
  */
 import type { EventKind } from '../../contracts/topics.js';
 import type { Metrics } from '../../lib/metrics.js';
-import { PartitionTask, type PartitionSnapshot } from './partition-task.js';
+import { PartitionTask, type PartitionDelta, type PartitionSnapshot, type RestoredCheckpoint } from './partition-task.js';
 import type { Processor } from './processor.js';
 
 export interface DriverRecord {
@@ -100,11 +100,53 @@ export class ProcessorTestDriver<S> {
     return new Map([...this.tasks].map(([k, t]) => [k, { offset: t.next, snapshot: JSON.parse(JSON.stringify(t.snapshot())) as PartitionSnapshot }]));
   }
 
+  /** The incremental checkpoint chains (base + deltas) of each partition, as Redis would hold them. */
+  private readonly chains = new Map<string, { offset: number; snapshot: PartitionSnapshot; deltas: PartitionDelta[]; chain: { baseBytes: number; deltaBytes: number } }>();
+
+  /**
+   * An incremental checkpoint of every partition, as the runner takes it (PartitionTask.freeze:
+   * a delta on the partition's chain, or a new base when the chain is long or large); returns
+   * every chain as it stands (a copy, through JSON as in Redis), to restore later.
+   */
+  checkpointIncremental(maxLinks = 64, ratio = 1): Map<string, RestoredCheckpoint> {
+    this.flush();
+    for (const [k, t] of this.tasks) {
+      if (t.next === t.frozen) continue;
+      const f = t.freeze(maxLinks, ratio);
+      const c = this.chains.get(k);
+      if (f.deltaFrom === undefined || !c) {
+        this.chains.set(k, { offset: t.next, snapshot: JSON.parse(f.state) as PartitionSnapshot, deltas: [], chain: { baseBytes: f.state.length, deltaBytes: 0 } });
+      } else {
+        if (f.deltaFrom !== c.offset) throw new Error(`delta of ${k} builds on ${f.deltaFrom}, the chain is at ${c.offset}`);
+        c.deltas.push(JSON.parse(f.state) as PartitionDelta);
+        c.chain.deltaBytes += f.state.length;
+        c.offset = t.next;
+      }
+      t.frozen = t.next;
+    }
+    return new Map([...this.chains].map(([k, c]) => [k, JSON.parse(JSON.stringify(c)) as RestoredCheckpoint]));
+  }
+
+  /** Links (deltas) in each partition's chain now. */
+  chainLengths(): Map<string, number> {
+    return new Map([...this.chains].map(([k, c]) => [k, c.deltas.length]));
+  }
+
+  /** The live partition tasks (for comparing a restored state with the live one). */
+  partitionTasks(): ReadonlyMap<string, PartitionTask<S>> {
+    return this.tasks;
+  }
+
   /**
    * Simulates a crash and restart: in-memory state is lost, each partition comes back from the
    * checkpoint (or from scratch) and the records after it are processed again.
    */
-  restore(ckpt: Map<string, { offset: number; snapshot: PartitionSnapshot }>): void {
+  restore(ckpt: Map<string, RestoredCheckpoint>): void {
+    this.chains.clear();
+    // The chains continue from what was restored (a checkpoint without chain sizes starts a new base).
+    for (const [k, c] of ckpt) {
+      if (c.chain) this.chains.set(k, JSON.parse(JSON.stringify({ offset: c.offset, snapshot: c.snapshot, deltas: c.deltas ?? [], chain: c.chain })) as typeof c & { deltas: PartitionDelta[]; chain: { baseBytes: number; deltaBytes: number } });
+    }
     this.tasks.clear();
     for (const [k, c] of ckpt) {
       const [kind, partition] = k.split('/') as [EventKind, string];

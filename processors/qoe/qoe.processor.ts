@@ -20,7 +20,7 @@ import { sumOverflow } from '../../contracts/bounds.js';
 import type { EventKind } from '../../contracts/topics.js';
 import type { PlaybackEvent } from '../../contracts/types.generated.js';
 import { EmitPolicy, KeyedStore, type KeyedEntry } from '../core/keyed-store.js';
-import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
+import { type Emitter, type Processor, WindowStore, type WindowStoreDeltaJSON, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
 import { viewMetrics, viewOutcome, type ViewCounters } from './qoe-metrics.js';
 import { ROLLUP_TABLES } from '../../sinks/clickhouse/rollups.js';
@@ -441,6 +441,29 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
       }
       s.minute.load(json.minute);
       return s;
+    },
+    // Incremental checkpoints: the views changed or forgotten since the last checkpoint, and the
+    // minute windows' changes (null: too many view changes to track; a full one is taken).
+    serializeDelta: (s) => {
+      const ch = s.views.takeChanges();
+      if (ch === null) return null;
+      return { views: ch.upserts.map((e) => viewToTuple(e.value, e.dirty)), gone: ch.deletes, minute: s.minute.takeDelta(), openMinute: s.views.policy.toJSON() };
+    },
+    applyDelta: (s, d) => {
+      const json = d as { views: ViewTuple[]; gone: string[]; minute: WindowStoreDeltaJSON<MinuteAcc>; openMinute: number | null };
+      for (const k of json.gone) s.views.remove(k);
+      for (const x of json.views) {
+        const [v, dirty] = viewFromTuple(x);
+        s.views.restore(v.viewId, v, dirty, v.finalized);
+      }
+      s.minute.applyDelta(json.minute);
+      s.views.policy.load(json.openMinute);
+      // Views were finalised up to the restored watermark: the next pass scans again (as after a full restore).
+      s.scannedWm = undefined;
+    },
+    markSaved: (s) => {
+      s.views.clearChanges();
+      s.minute.markSaved();
     },
   };
 }

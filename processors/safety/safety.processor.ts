@@ -19,7 +19,7 @@ import type { EventKind } from '../../contracts/topics.js';
 import type { ModerationEvent } from '../../contracts/types.generated.js';
 import { KeyedStore, type KeyedEntry } from '../core/keyed-store.js';
 import { historyTable, lateFiringKnownAt, LateWindows, type LatenessPolicy, type LateWindowsJSON, latenessFor, NO_LATENESS } from '../core/late-firing.js';
-import { type Emitter, type Processor, WindowStore, type WindowStoreJSON } from '../core/processor.js';
+import { type Emitter, type Processor, WindowStore, type WindowStoreDeltaJSON, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
 import { applyEvent, caseRow, isClosed, newCase, type CaseState } from './safety-model.js';
 
@@ -149,6 +149,33 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
       for (const [k, c, dirty] of json.cases) s.cases.restore(k, c, dirty, false);
       for (const [k, t] of json.tombstones) s.cases.setTombstone(k, t);
       return s;
+    },
+    // Incremental checkpoints: the counts' changes, cases changed or forgotten, tombstones set or
+    // dropped since the last one; the kept closed minutes of late firings in full when they changed.
+    serializeDelta: (s) => {
+      const ch = s.cases.takeChanges();
+      if (ch === null) return null;
+      return {
+        counts: s.counts.takeDelta(), lateCounts: s.lateCounts.takeDelta(),
+        cases: ch.upserts.map((e) => [e.key, e.value, e.dirty]), gone: ch.deletes, tombstones: ch.tombstones, tombstonesGone: ch.tombstonesRemoved,
+      };
+    },
+    applyDelta: (s, d) => {
+      const json = d as {
+        counts: WindowStoreDeltaJSON<{ events: number }>; lateCounts: LateWindowsJSON<{ events: number }>;
+        cases: Array<[string, CaseState, boolean]>; gone: string[]; tombstones: Array<[string, number]>; tombstonesGone: string[];
+      };
+      s.counts.applyDelta(json.counts);
+      s.lateCounts.applyDelta(json.lateCounts);
+      for (const k of json.gone) s.cases.remove(k);
+      for (const [k, c, dirty] of json.cases) s.cases.restore(k, c, dirty, false);
+      for (const k of json.tombstonesGone) s.cases.restoreTombstone(k, undefined);
+      for (const [k, t] of json.tombstones) s.cases.restoreTombstone(k, t);
+    },
+    markSaved: (s) => {
+      s.counts.markSaved();
+      s.lateCounts.markSaved();
+      s.cases.clearChanges();
     },
   };
 }

@@ -97,6 +97,108 @@ describe('checkpoint store', () => {
     expect(await s.claim('sp.playback', 0, 'a')).toBeNull();
   });
 
+  describe('delta chains (incremental checkpoints)', () => {
+    /** A delta entry: the changes from the checkpoint at `from` to `offset`. */
+    const delta = (from: number, offset: number, state: unknown, partition = 0) => ({ ...entry(offset, state, partition), deltaFrom: from });
+
+    it('restores the base with its deltas in order; a new base deletes the chain in the same commit', async () => {
+      const s = store();
+      await s.claim('sp.playback', 0, 'a');
+      await s.save('a', [entry(10, 'base')], 1_000);
+      expect(await s.save('a', [delta(10, 20, 'd1')], 2_000)).toEqual([]);
+      // Staged first, committed later (as the runner does while the rows are written).
+      await s.stage('a', [delta(20, 30, 'd2')]);
+      expect(await s.save('a', [delta(20, 30, 'd2')], 3_000, true)).toEqual([]);
+      const c = await s.claim('sp.playback', 0, 'a');
+      expect(c).toEqual({ offset: 30, state: 'base', deltas: ['d1', 'd2'], chain: { baseBytes: 6, deltaBytes: 8 } });
+      expect(await redis.hget(s.key('sp.playback', 0), 'wm')).toBe('300');
+      // Compaction: a base at 40 replaces base and chain (nothing superseded is left in Redis).
+      await s.save('a', [entry(40, 'base2')], 4_000);
+      expect(await redis.exists(s.deltaKey('sp.playback', 0))).toBe(0);
+      expect(await s.claim('sp.playback', 0, 'a')).toEqual({ offset: 40, state: 'base2' });
+      expect(await s.save('a', [delta(40, 50, 'd3')], 5_000)).toEqual([]);
+      expect((await s.claim('sp.playback', 0, 'a'))!.deltas).toEqual(['d3']);
+      expect(await redis.keys(`${t.redisPrefix}ckptstage:${s['processor']}:*`)).toEqual([]);
+    });
+
+    it('a delta that does not build on the saved offset is refused and changes nothing; a retried commit is applied once', async () => {
+      const s = store();
+      await s.claim('sp.playback', 0, 'a');
+      // No base yet: a delta has nothing to build on.
+      expect(await s.save('a', [delta(0, 5, 'orphan')], 1_000)).toEqual([{ topic: 'sp.playback', partition: 0, chainBroken: true }]);
+      expect(await s.claim('sp.playback', 0, 'a')).toBeNull();
+      await s.save('a', [entry(10, 'base')], 1_000);
+      await s.save('a', [delta(10, 20, 'd1')], 2_000);
+      // A link skipped (20 → 30 never saved): 30 → 40 does not fit.
+      expect(await s.save('a', [delta(30, 40, 'd3')], 3_000)).toEqual([{ topic: 'sp.playback', partition: 0, chainBroken: true }]);
+      // The commit of 10 → 20 retried after it was applied (an answer lost on the way back): once.
+      expect(await s.save('a', [delta(10, 20, 'd1')], 3_000)).toEqual([]);
+      expect(await s.claim('sp.playback', 0, 'a')).toEqual({ offset: 20, state: 'base', deltas: ['d1'], chain: { baseBytes: 6, deltaBytes: 4 } });
+    });
+
+    it('a crash between stage and commit leaves the chain as it was (the staged delta expires unread)', async () => {
+      const s = store();
+      await s.claim('sp.playback', 0, 'a');
+      await s.save('a', [entry(10, 'base')], 1_000);
+      await s.save('a', [delta(10, 20, 'd1')], 2_000);
+      await s.stage('a', [delta(20, 30, 'd2')]);
+      // The process dies here; its successor claims the partition.
+      expect(await s.claim('sp.playback', 0, 'b')).toEqual({ offset: 20, state: 'base', deltas: ['d1'], chain: { baseBytes: 6, deltaBytes: 4 } });
+      expect(await redis.pttl(s.stageKey('sp.playback', 0, 'a'))).toBeGreaterThan(0);
+      // The successor continues the chain from 20.
+      expect(await s.save('b', [delta(20, 25, 'b1')], 3_000)).toEqual([]);
+      expect((await s.claim('sp.playback', 0, 'b'))!.deltas).toEqual(['d1', 'b1']);
+    });
+
+    it('a fenced owner cannot append to its successor\'s chain, nor replace its base', async () => {
+      const s = store();
+      await s.claim('sp.playback', 0, 'old');
+      await s.save('old', [entry(10, 'base')], 1_000);
+      await s.claim('sp.playback', 0, 'new');
+      expect(await s.save('new', [delta(10, 15, 'n1')], 2_000)).toEqual([]);
+      // The old owner (a rebalance it has not seen yet) tries a delta that would fit, and a base.
+      expect(await s.save('old', [delta(15, 30, 'o1')], 3_000)).toEqual([{ topic: 'sp.playback', partition: 0 }]);
+      expect(await s.save('old', [entry(40, 'old-base')], 3_000)).toEqual([{ topic: 'sp.playback', partition: 0 }]);
+      expect(await s.claim('sp.playback', 0, 'new')).toEqual({ offset: 15, state: 'base', deltas: ['n1'], chain: { baseBytes: 6, deltaBytes: 4 } });
+    });
+
+    it('a single-blob checkpoint from before deltas restores, and a chain can start on it', async () => {
+      const s = store();
+      await redis.hset(s.key('sp.playback', 0), 'owner', 'x', 'offset', '3', 'state', '"in-hash"', 'wm', '30');
+      await redis.set(s.stateKey('sp.playback', 1), '"blob"');
+      await redis.hset(s.key('sp.playback', 1), 'owner', 'x', 'offset', '8', 'wm', '80');
+      expect(await s.claim('sp.playback', 0, 'a')).toEqual({ offset: 3, state: 'in-hash' });
+      expect(await s.claim('sp.playback', 1, 'a')).toEqual({ offset: 8, state: 'blob' });
+      expect(await s.save('a', [delta(3, 4, 'd0', 0), delta(8, 9, 'd1', 1)], 1_000)).toEqual([]);
+      expect(await s.claim('sp.playback', 0, 'a')).toEqual({ offset: 4, state: 'in-hash', deltas: ['d0'], chain: { baseBytes: 9, deltaBytes: 4 } });
+      expect(await s.claim('sp.playback', 1, 'a')).toEqual({ offset: 9, state: 'blob', deltas: ['d1'], chain: { baseBytes: 6, deltaBytes: 4 } });
+    });
+
+    it('after the store lost its contents a delta is refused (the chain went with it) until a base is written', async () => {
+      const prefix = `${t.redisPrefix}lost3:`;
+      const s = new CheckpointStore(redis, prefix, 'p');
+      await s.claim('sp.playback', 0, 'a');
+      await s.save('a', [entry(10, 'base')], 1_000);
+      const keys = await redis.keys(`${prefix}*`);
+      await redis.del(...keys);
+      await expect(s.save('a', [delta(10, 20, 'd1')], 2_000)).rejects.toBeInstanceOf(CheckpointStoreLostError);
+      await s.adoptEpoch();
+      expect(await s.reclaim('sp.playback', 0, 'a')).toBe(true);
+      expect(await s.save('a', [delta(10, 20, 'd1')], 2_000)).toEqual([{ topic: 'sp.playback', partition: 0, chainBroken: true }]);
+      expect(await s.save('a', [entry(20, 'base20')], 2_000)).toEqual([]);
+      expect(await s.claim('sp.playback', 0, 'a')).toEqual({ offset: 20, state: 'base20' });
+    });
+
+    it('clear removes the chains too', async () => {
+      const s = new CheckpointStore(redis, t.redisPrefix, 'cleared-chain');
+      await s.claim('sp.playback', 0, 'a');
+      await s.save('a', [entry(10, 'base')], 1_000);
+      await s.save('a', [delta(10, 20, 'd1')], 2_000);
+      expect(await s.clear()).toBe(1);
+      expect(await redis.keys(`${t.redisPrefix}ckpt*:cleared-chain:*`)).toEqual([]);
+    });
+  });
+
   describe('a store that lost its contents', () => {
     /** Every key under a prefix deleted: what a Redis restarted without persistence looks like to it. */
     const lose = async (prefix: string) => {

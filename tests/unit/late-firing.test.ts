@@ -214,6 +214,24 @@ describe('safety: moderation actions hours late', () => {
       d.flush();
       expect(safetyTables(d), `crash after ${cut}`).toEqual(want);
     }
+    // Incremental checkpoints: a delta after every record (kept windows, cases, tombstones), a
+    // crash after any of them restored from base + deltas (or a base, where the chain was just compacted).
+    let restoredFromDeltas = 0;
+    for (let cut = 1; cut < recs.length; cut += 3) {
+      const d = make();
+      let ckpt = d.checkpointIncremental(1_000, 100);
+      for (const r of recs.slice(0, cut)) {
+        d.pipe([r]);
+        ckpt = d.checkpointIncremental(1_000, 100);
+      }
+      if ([...d.chainLengths().values()].some((n) => n > 0)) restoredFromDeltas++;
+      d.pipe(recs.slice(cut));
+      d.flush();
+      d.restore(ckpt);
+      d.flush();
+      expect(safetyTables(d), `crash after ${cut} (incremental)`).toEqual(want);
+    }
+    expect(restoredFromDeltas).toBeGreaterThan(20);
   });
 });
 
@@ -277,6 +295,19 @@ describe('business: a payment webhook minutes late', () => {
       c.restore(ckpt);
       c.flush();
       expect(tables(c), `crash after ${cut}`).toEqual(t);
+    }
+    // Incremental checkpoints: a delta after every record, a crash after any of them.
+    for (let cut = 1; cut < recs.length; cut += 7) {
+      const c = make();
+      let ckpt = c.checkpointIncremental(1_000, 100);
+      for (const r of recs.slice(0, cut)) {
+        c.pipe([r]);
+        ckpt = c.checkpointIncremental(1_000, 100);
+      }
+      c.pipe(recs.slice(cut));
+      c.restore(ckpt);
+      c.flush();
+      expect(tables(c), `crash after ${cut} (incremental)`).toEqual(t);
     }
   });
 });
