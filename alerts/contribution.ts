@@ -55,7 +55,11 @@ export interface Contribution {
   excessShare: number;
 }
 
-export interface DimensionTotals { current: number | null; baseline: number | null; change: number }
+export interface DimensionTotals {
+  current: number | null;
+  baseline: number | null;
+  change: number;
+}
 
 /** Totals of a dimension's slices (every dimension partitions the same rows, so all agree). */
 export function totals(kind: ContributionKind, slices: readonly SliceMeasures[], scale = 1): DimensionTotals {
@@ -80,7 +84,18 @@ export function decompose(kind: ContributionKind, slices: readonly SliceMeasures
     return slices.map((x) => {
       const c = scale * (x.n1 - x.n0);
       const weight = base > 0 ? Math.abs(x.n0) / base : cur > 0 ? Math.abs(x.n1) / cur : 0;
-      return { dimension: x.dimension, value: x.value, current: scale * x.n1, baseline: scale * x.n0, contribution: c, rateEffect: c, mixEffect: 0, share: share(c), weight, excessShare: share(c) - weight };
+      return {
+        dimension: x.dimension,
+        value: x.value,
+        current: scale * x.n1,
+        baseline: scale * x.n0,
+        contribution: c,
+        rateEffect: c,
+        mixEffect: 0,
+        share: share(c),
+        weight,
+        excessShare: share(c) - weight,
+      };
     });
   }
   const D1 = slices.reduce((s, x) => s + x.d1, 0);
@@ -94,7 +109,18 @@ export function decompose(kind: ContributionKind, slices: readonly SliceMeasures
     const rateEffect = r1 === null ? 0 : w1 * (r1 - (r0 ?? R0));
     const mixEffect = (w1 - w0) * ((r0 ?? R0) - R0);
     const c = rateEffect + mixEffect;
-    return { dimension: x.dimension, value: x.value, current: r1, baseline: r0, contribution: c, rateEffect, mixEffect, share: share(c), weight: w1, excessShare: share(c) - w1 };
+    return {
+      dimension: x.dimension,
+      value: x.value,
+      current: r1,
+      baseline: r0,
+      contribution: c,
+      rateEffect,
+      mixEffect,
+      share: share(c),
+      weight: w1,
+      excessShare: share(c) - w1,
+    };
   });
 }
 
@@ -103,7 +129,12 @@ export function decompose(kind: ContributionKind, slices: readonly SliceMeasures
  * share, then dimension and value, so the order is deterministic). Only slices that move WITH the
  * change (share > 0) are ranked; `limit` of them are returned.
  */
-export function rankContributions(kind: ContributionKind, slices: readonly SliceMeasures[], scale = 1, limit = 5): { totals: DimensionTotals; top: Contribution[] } {
+export function rankContributions(
+  kind: ContributionKind,
+  slices: readonly SliceMeasures[],
+  scale = 1,
+  limit = 5,
+): { totals: DimensionTotals; top: Contribution[] } {
   const byDim = new Map<string, SliceMeasures[]>();
   for (const s of slices) {
     const l = byDim.get(s.dimension);

@@ -12,7 +12,14 @@ import { send } from './notifiers.js';
 import type { RuleSet } from './rules.js';
 import type { AlertStore, NotificationLogRow, OutboxItem } from './store.js';
 
-export interface DeliveryDeps { ruleSet: RuleSet; store: AlertStore; logger: Logger; metrics: Metrics; clock: () => number; secret: string }
+export interface DeliveryDeps {
+  ruleSet: RuleSet;
+  store: AlertStore;
+  logger: Logger;
+  metrics: Metrics;
+  clock: () => number;
+  secret: string;
+}
 
 export function backoffMs(attempts: number, baseMs: number, maxMs: number): number {
   return Math.min(maxMs, baseMs * 2 ** Math.max(0, attempts - 1));
@@ -38,7 +45,10 @@ export async function deliverDue(d: DeliveryDeps, limit = 50): Promise<number> {
     if (q) q.push(e);
     else queues.set(k, [e]);
   }
-  const due = [...queues.values()].map((q) => q.sort((a, b) => before(a.item, b.item))).filter((q) => q[0]!.dueMs <= now).sort((a, b) => a[0]!.dueMs - b[0]!.dueMs);
+  const due = [...queues.values()]
+    .map((q) => q.sort((a, b) => before(a.item, b.item)))
+    .filter((q) => q[0]!.dueMs <= now)
+    .sort((a, b) => a[0]!.dueMs - b[0]!.dueMs);
   let delivered = 0;
   let attempts = 0;
   for (const q of due) {
@@ -59,8 +69,18 @@ async function deliverOne(d: DeliveryDeps, id: string, item: OutboxItem): Promis
   const receiver = d.ruleSet.receivers.find((r) => r.name === n.receiver);
   const attempt = item.attempts + 1;
   const log = (result: string, status: number | null, error: string): NotificationLogRow => ({
-    id: `${id}:${attempt}:${result}`, at: chTime(d.clock()), notification_id: id, alert_key: n.dedupKey.replace(/^streampulse\//, ''), rule: n.rule,
-    receiver: n.receiver, status: n.status, result, attempt, http_status: status, error, repeat: n.repeat ? 1 : 0,
+    id: `${id}:${attempt}:${result}`,
+    at: chTime(d.clock()),
+    notification_id: id,
+    alert_key: n.dedupKey.replace(/^streampulse\//, ''),
+    rule: n.rule,
+    receiver: n.receiver,
+    status: n.status,
+    result,
+    attempt,
+    http_status: status,
+    error,
+    repeat: n.repeat ? 1 : 0,
   });
   if (!receiver) {
     d.logger.warn({ event: 'notification_dropped', notification_id: id, receiver: n.receiver }, 'receiver no longer configured; dropping');
@@ -71,12 +91,18 @@ async function deliverOne(d: DeliveryDeps, id: string, item: OutboxItem): Promis
   d.metrics.notifications.inc({ receiver: receiver.type, result: res.ok ? 'ok' : 'error' });
   if (res.ok) {
     await d.store.delivered(id, log('delivered', res.status, ''));
-    d.logger.info({ event: 'notification_delivered', notification_id: id, receiver: n.receiver, rule: n.rule, status: n.status, attempt }, 'notification delivered');
+    d.logger.info(
+      { event: 'notification_delivered', notification_id: id, receiver: n.receiver, rule: n.rule, status: n.status, attempt },
+      'notification delivered',
+    );
     return true;
   }
   const next: OutboxItem = { ...item, attempts: attempt, lastError: res.error };
   const dueMs = d.clock() + backoffMs(attempt, d.ruleSet.settings.retryBaseMs, d.ruleSet.settings.retryMaxMs);
   await d.store.retryLater(id, next, dueMs, log('failed', res.status, res.error ?? ''));
-  d.logger.warn({ event: 'notification_failed', notification_id: id, receiver: n.receiver, attempt, error: res.error, retry_at: new Date(dueMs).toISOString() }, 'notification failed; will retry');
+  d.logger.warn(
+    { event: 'notification_failed', notification_id: id, receiver: n.receiver, attempt, error: res.error, retry_at: new Date(dueMs).toISOString() },
+    'notification failed; will retry',
+  );
   return false;
 }

@@ -18,7 +18,14 @@ import type { Rule, RuleSet } from './rules.js';
 import { alertKey, alertLabels, conditionHolds, step, type AlertState, type Observation, type Transition } from './state-machine.js';
 import { isSilenced, type Ack, type AlertEventRow, type AlertStore, type Silence, type StepWrite } from './store.js';
 
-export interface EvaluatorDeps { ruleSet: RuleSet; ch: ClickHouse; store: AlertStore; logger: Logger; metrics: Metrics; clock: () => number }
+export interface EvaluatorDeps {
+  ruleSet: RuleSet;
+  ch: ClickHouse;
+  store: AlertStore;
+  logger: Logger;
+  metrics: Metrics;
+  clock: () => number;
+}
 
 const iso = (ms: number) => new Date(ms).toISOString();
 export const chTime = (ms: number) => iso(ms).replace('T', ' ').replace('Z', '');
@@ -64,7 +71,10 @@ export class Evaluator {
     let global: number | null = null;
     for (const m of byMetric.values()) {
       if (!m.frontierSql) continue;
-      if (m.requiresTable && !(await this.tableExists(m.requiresTable))) { out.set(m.name, null); continue; }
+      if (m.requiresTable && !(await this.tableExists(m.requiresTable))) {
+        out.set(m.name, null);
+        continue;
+      }
       const [row] = await queryRows<{ n: string | number; t: string | number }>(this.d.ch, m.frontierSql(this.d.ch.database));
       const f = row && Number(row.n) > 0 ? Number(row.t) * 1000 - this.d.ruleSet.settings.settleDelayMs : null;
       out.set(m.name, f);
@@ -75,7 +85,10 @@ export class Evaluator {
   }
 
   private async tableExists(table: string): Promise<boolean> {
-    const rows = await queryRows(this.d.ch, 'SELECT 1 FROM system.tables WHERE database = {db:String} AND name = {t:String}', { db: this.d.ch.database, t: table });
+    const rows = await queryRows(this.d.ch, 'SELECT 1 FROM system.tables WHERE database = {db:String} AND name = {t:String}', {
+      db: this.d.ch.database,
+      t: table,
+    });
     if (rows.length === 0 && !this.warned.has(table)) {
       this.warned.add(table);
       this.d.logger.warn({ event: 'alert_metric_unavailable', table }, `alert metrics on ${table} are skipped until the table exists`);
@@ -97,7 +110,12 @@ export class Evaluator {
     const days = m.baseline && rule.condition.kind !== 'threshold' ? rule.condition.baselineDays : 0;
     const n = Math.round((toMs - fromMs) / stepMs);
     const rows = await queryRows<Record<string, unknown>>(this.d.ch, m.sql(this.d.ch.database, rule.groupBy), {
-      t_first: Math.floor(fromMs / 1000), step_s: stepMs / 1000, n, window_s: rule.windowMs / 1000, days, asof_s: asOfOffsetS(this.d.ruleSet.settings.settleDelayMs),
+      t_first: Math.floor(fromMs / 1000),
+      step_s: stepMs / 1000,
+      n,
+      window_s: rule.windowMs / 1000,
+      days,
+      asof_s: asOfOffsetS(this.d.ruleSet.settings.settleDelayMs),
     });
     type Group = { labels: Record<string, string>; cur?: { value: number | null; volume: number }; base: number[] };
     const steps = Array.from({ length: n + 1 }, () => new Map<string, Group>());
@@ -120,7 +138,13 @@ export class Evaluator {
         if (!g.cur) continue;
         // A baseline needs at least half of its days with data; otherwise the condition cannot hold.
         const baseline = days > 0 && g.base.length >= Math.ceil(days / 2) ? g.base.reduce((s, x) => s + x, 0) / g.base.length : null;
-        out.set(key, { labels: g.labels, value: g.cur.value, baseline, volume: g.cur.volume, active: conditionHolds(rule, g.cur.value, baseline, g.cur.volume) });
+        out.set(key, {
+          labels: g.labels,
+          value: g.cur.value,
+          baseline,
+          volume: g.cur.volume,
+          active: conditionHolds(rule, g.cur.value, baseline, g.cur.volume),
+        });
       }
       return out;
     });
@@ -128,11 +152,29 @@ export class Evaluator {
 
   private notification(rule: Rule, a: AlertState, status: 'firing' | 'resolved', receiver: string, repeat: boolean, nowMs: number, seq: number): Notification {
     const labels = alertLabels(rule, a.labels);
-    const annotations = Object.fromEntries(Object.entries(rule.annotations).filter(([, v]) => v !== undefined).map(([k, v]) => [k, renderTemplate(v!, a)]));
+    const annotations = Object.fromEntries(
+      Object.entries(rule.annotations)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => [k, renderTemplate(v!, a)]),
+    );
     return {
-      id: `${hash(`${a.key}|${status}|${a.activeAtMs}|${a.notifications}`)}:${receiver}`, receiver, status, rule: rule.name, severity: rule.severity,
-      dedupKey: `streampulse/${a.key}`, labels, annotations, value: a.value, baseline: a.baseline, volume: a.volume, condition: conditionText(rule),
-      startsAt: iso(a.firingAtMs ?? a.activeAtMs), endsAt: a.resolvedAtMs !== null ? iso(a.resolvedAtMs) : null, repeat, createdAtMs: nowMs, seq,
+      id: `${hash(`${a.key}|${status}|${a.activeAtMs}|${a.notifications}`)}:${receiver}`,
+      receiver,
+      status,
+      rule: rule.name,
+      severity: rule.severity,
+      dedupKey: `streampulse/${a.key}`,
+      labels,
+      annotations,
+      value: a.value,
+      baseline: a.baseline,
+      volume: a.volume,
+      condition: conditionText(rule),
+      startsAt: iso(a.firingAtMs ?? a.activeAtMs),
+      endsAt: a.resolvedAtMs !== null ? iso(a.resolvedAtMs) : null,
+      repeat,
+      createdAtMs: nowMs,
+      seq,
       ...(status === 'firing' && a.explanation ? { explanation: a.explanation } : {}),
     };
   }
@@ -142,7 +184,15 @@ export class Evaluator {
    * unless acknowledged; nothing while silenced (sent when the silence ends if still firing).
    * Resolved: a notice only if its firing was notified (silences do not hold back a resolve).
    */
-  private decide(rule: Rule, a: AlertState, nowMs: number, silences: readonly Silence[], acks: ReadonlyMap<string, Ack>, w: StepWrite, onFirst?: (a: AlertState) => void): AlertState {
+  private decide(
+    rule: Rule,
+    a: AlertState,
+    nowMs: number,
+    silences: readonly Silence[],
+    acks: ReadonlyMap<string, Ack>,
+    w: StepWrite,
+    onFirst?: (a: AlertState) => void,
+  ): AlertState {
     let kind: 'first' | 'repeat' | 'resolved' | null = null;
     if (a.status === 'resolved') kind = a.notifiedStatus === 'firing' ? 'resolved' : null;
     else if (a.status === 'firing') {
@@ -157,15 +207,38 @@ export class Evaluator {
     for (const r of receivers) {
       const n = this.notification(rule, a, status, r.name, kind === 'repeat', nowMs, w.notifications.length);
       w.notifications.push(n);
-      w.logs.push({ id: `${n.id}:enqueued`, at: chTime(nowMs), notification_id: n.id, alert_key: a.key, rule: rule.name, receiver: r.name, status, result: 'enqueued', attempt: 0, http_status: null, error: '', repeat: kind === 'repeat' ? 1 : 0 });
+      w.logs.push({
+        id: `${n.id}:enqueued`,
+        at: chTime(nowMs),
+        notification_id: n.id,
+        alert_key: a.key,
+        rule: rule.name,
+        receiver: r.name,
+        status,
+        result: 'enqueued',
+        attempt: 0,
+        http_status: null,
+        error: '',
+        repeat: kind === 'repeat' ? 1 : 0,
+      });
     }
     return { ...a, notifiedStatus: status, notifiedAtMs: nowMs, notifications: a.notifications + 1 };
   }
 
   private eventRow(rule: Rule, t: Transition, nowMs: number): AlertEventRow {
     return {
-      id: hash(`${t.key}|${t.to}|${t.atMs}|${t.alert.activeAtMs}`), at: chTime(nowMs), event_time: chTime(t.atMs), rule: rule.name, alert_key: t.key, labels: alertLabels(rule, t.alert.labels),
-      from_state: t.from, to_state: t.to, value: t.alert.value, baseline: t.alert.baseline, volume: t.alert.volume, severity: rule.severity,
+      id: hash(`${t.key}|${t.to}|${t.atMs}|${t.alert.activeAtMs}`),
+      at: chTime(nowMs),
+      event_time: chTime(t.atMs),
+      rule: rule.name,
+      alert_key: t.key,
+      labels: alertLabels(rule, t.alert.labels),
+      from_state: t.from,
+      to_state: t.to,
+      value: t.alert.value,
+      baseline: t.alert.baseline,
+      volume: t.alert.volume,
+      severity: rule.severity,
     };
   }
 
@@ -174,7 +247,13 @@ export class Evaluator {
    * the commit so it is enqueued with the notice and kept on the alert state (the API shows it).
    * A failure (e.g. a query over max_execution_time) is logged and the notice goes out without it.
    */
-  private async explain(rule: Rule, first: ReadonlyMap<string, AlertState>, w: StepWrite, mine: Map<string, AlertState>, resolved: Map<string, AlertState>): Promise<void> {
+  private async explain(
+    rule: Rule,
+    first: ReadonlyMap<string, AlertState>,
+    w: StepWrite,
+    mine: Map<string, AlertState>,
+    resolved: Map<string, AlertState>,
+  ): Promise<void> {
     if (first.size === 0 || !explainable(rule)) return;
     for (const [key, a] of first) {
       if (a.explanation && a.explanation.period.to === iso(a.firingAtMs ?? a.activeAtMs)) continue;
@@ -186,7 +265,16 @@ export class Evaluator {
           const s = m.get(key);
           if (s && s.firingAtMs === a.firingAtMs) m.set(key, { ...s, explanation: e });
         }
-        this.d.logger.info({ event: 'alert_explained', rule: rule.name, alert_key: key, top: e.top.slice(0, 3).map((t) => `${t.dimension}=${t.value} ${(100 * t.share).toFixed(0)}%`), ms: e.computed_ms }, `${rule.name} explained`);
+        this.d.logger.info(
+          {
+            event: 'alert_explained',
+            rule: rule.name,
+            alert_key: key,
+            top: e.top.slice(0, 3).map((t) => `${t.dimension}=${t.value} ${(100 * t.share).toFixed(0)}%`),
+            ms: e.computed_ms,
+          },
+          `${rule.name} explained`,
+        );
       } catch (err) {
         this.d.logger.warn({ event: 'alert_explain_failed', rule: rule.name, alert_key: key, err }, 'explanation failed; notifying without it');
       }
@@ -210,7 +298,10 @@ export class Evaluator {
       const target = Math.floor(f / stepMs) * stepMs;
       let cursor = cursors.get(rule.name) ?? target - stepMs;
       if ((target - cursor) / stepMs > s.maxCatchUpSteps) {
-        this.d.logger.warn({ event: 'alert_evaluator_jump', rule: rule.name, from: iso(cursor), to: iso(target - s.maxCatchUpSteps * stepMs) }, 'evaluator too far behind, jumping');
+        this.d.logger.warn(
+          { event: 'alert_evaluator_jump', rule: rule.name, from: iso(cursor), to: iso(target - s.maxCatchUpSteps * stepMs) },
+          'evaluator too far behind, jumping',
+        );
         cursor = target - s.maxCatchUpSteps * stepMs;
       }
       let mine = new Map(live.filter((a) => a.rule === rule.name).map((a) => [a.key, a]));
@@ -232,12 +323,28 @@ export class Evaluator {
           for (const tr of transitions) {
             w.events.push(this.eventRow(rule, tr, now));
             this.d.metrics.alertTransitions.inc({ rule: rule.name, state: tr.to });
-            this.d.logger.info({ event: 'alert_transition', rule: rule.name, alert_key: tr.key, labels: tr.alert.labels, from: tr.from, to: tr.to, event_time: iso(t), value: tr.alert.value, baseline: tr.alert.baseline }, `${rule.name} ${tr.from} -> ${tr.to}`);
+            this.d.logger.info(
+              {
+                event: 'alert_transition',
+                rule: rule.name,
+                alert_key: tr.key,
+                labels: tr.alert.labels,
+                from: tr.from,
+                to: tr.to,
+                event_time: iso(t),
+                value: tr.alert.value,
+                baseline: tr.alert.baseline,
+              },
+              `${rule.name} ${tr.from} -> ${tr.to}`,
+            );
           }
           const kept = new Map<string, AlertState>();
           for (const [key, a0] of next) {
             const a = this.decide(rule, a0, now, silences, ruleAcks, w, (f) => firstNotices.set(f.key, f));
-            if (a.status === 'resolved') { resolved.set(key, a); ruleAcks.delete(key); } else kept.set(key, a);
+            if (a.status === 'resolved') {
+              resolved.set(key, a);
+              ruleAcks.delete(key);
+            } else kept.set(key, a);
           }
           mine = kept;
           steps++;
@@ -256,7 +363,10 @@ export class Evaluator {
       if (!rule) continue;
       const w: StepWrite = { rule: rule.name, upserts: [], resolved: [], removes: [], notifications: [], events: [], logs: [] };
       const b = this.decide(rule, a, now, silences, acks, w);
-      if (b !== a) { w.upserts.push(b); await this.d.store.commit(w, now); }
+      if (b !== a) {
+        w.upserts.push(b);
+        await this.d.store.commit(w, now);
+      }
     }
     return { steps };
   }

@@ -52,7 +52,14 @@ export interface ExplainSlice {
   baseline: number | null;
 }
 
-export interface Lens { metric: string; unit: string; scope: string; current: number | null; baseline: number | null; change_pct: number | null }
+export interface Lens {
+  metric: string;
+  unit: string;
+  scope: string;
+  current: number | null;
+  baseline: number | null;
+  change_pct: number | null;
+}
 
 export interface Explanation {
   version: 1;
@@ -95,14 +102,25 @@ function dimensionsOf(grain: Grain): string[] {
  * same period k days earlier (k = 1..days), p = 255 for the period just before [a, b). Filters
  * and dimensions are column names of the grain (validated by the caller against its fixed list).
  */
-function slicesSql(db: string, grain: Grain, measures: readonly string[], dims: readonly string[], filters: readonly string[], timeout: number, days: number): string {
+function slicesSql(
+  db: string,
+  grain: Grain,
+  measures: readonly string[],
+  dims: readonly string[],
+  filters: readonly string[],
+  timeout: number,
+  days: number,
+): string {
   const src = SOURCES[grain];
   const t = src.time;
   const ts = `toInt64(toUnixTimestamp(${t}))`;
   const L = '({b:Int64} - {a:Int64})';
   // The periods as explicit time ranges, so the primary key (time first) reads only their granules.
   const range = (lo: string, hi: string) => `(${t} >= toDateTime(${lo}) AND ${t} < toDateTime(${hi}))`;
-  const where = [range(`{a:Int64} - ${L}`, '{b:Int64}'), ...Array.from({ length: days }, (_, i) => range(`{a:Int64} - ${DAY_S * (i + 1)}`, `{b:Int64} - ${DAY_S * (i + 1)}`))].join(' OR ');
+  const where = [
+    range(`{a:Int64} - ${L}`, '{b:Int64}'),
+    ...Array.from({ length: days }, (_, i) => range(`{a:Int64} - ${DAY_S * (i + 1)}`, `{b:Int64} - ${DAY_S * (i + 1)}`)),
+  ].join(' OR ');
   const needShow = dims.includes(SHOW) || filters.includes(SHOW);
   const own = filters.filter((f) => f !== SHOW);
   const base = src.from(db, [`(${where})`, ...own.map((f) => `toString(${f}) = {f_${f}:String}`)].join(' AND '));
@@ -116,13 +134,30 @@ function slicesSql(db: string, grain: Grain, measures: readonly string[], dims: 
     GROUP BY dim, val, p SETTINGS max_execution_time = ${timeout}`;
 }
 
-interface PeriodRow { dim: string; val: string; p: number; m: Record<string, number> }
+interface PeriodRow {
+  dim: string;
+  val: string;
+  p: number;
+  m: Record<string, number>;
+}
 
-async function slices(ch: ClickHouse, grain: Grain, measures: readonly string[], dims: readonly string[], filters: Record<string, string>, a: number, b: number, days: number, timeout: number): Promise<PeriodRow[]> {
+async function slices(
+  ch: ClickHouse,
+  grain: Grain,
+  measures: readonly string[],
+  dims: readonly string[],
+  filters: Record<string, string>,
+  a: number,
+  b: number,
+  days: number,
+  timeout: number,
+): Promise<PeriodRow[]> {
   const allowed = new Set(dimensionsOf(grain));
   for (const c of [...dims, ...Object.keys(filters)]) if (!allowed.has(c)) throw new Error(`${c} is not a dimension of ${grain}`);
   const rows = await queryRows<Record<string, unknown>>(ch, slicesSql(ch.database, grain, measures, dims, Object.keys(filters), timeout, days), {
-    a, b, ...Object.fromEntries(Object.entries(filters).map(([k, v]) => [`f_${k}`, v])),
+    a,
+    b,
+    ...Object.fromEntries(Object.entries(filters).map(([k, v]) => [`f_${k}`, v])),
   });
   return rows.map((r) => ({ dim: String(r.dim), val: String(r.val), p: Number(r.p), m: Object.fromEntries(measures.map((m) => [m, num(r[`m_${m}`])])) }));
 }
@@ -136,7 +171,11 @@ function baselinePeriods(rows: readonly PeriodRow[], days: number): { ps: number
 }
 
 /** Current and baseline (mean of the baseline periods) per (dim, val) for the given measures. */
-function fold(rows: readonly PeriodRow[], ps: readonly number[], measures: readonly string[]): Map<string, { dim: string; val: string; cur: Record<string, number>; base: Record<string, number> }> {
+function fold(
+  rows: readonly PeriodRow[],
+  ps: readonly number[],
+  measures: readonly string[],
+): Map<string, { dim: string; val: string; cur: Record<string, number>; base: Record<string, number> }> {
   const out = new Map<string, { dim: string; val: string; cur: Record<string, number>; base: Record<string, number> }>();
   const zero = () => Object.fromEntries(measures.map((m) => [m, 0]));
   const inBase = new Set(ps);
@@ -183,7 +222,12 @@ export function explainable(rule: Rule): boolean {
 }
 
 /** The explanation of a firing alert (see the header). */
-export async function explainAlert(ch: ClickHouse, rule: Rule, alert: Pick<AlertState, 'labels' | 'activeAtMs' | 'firingAtMs'>, opts: ExplainOptions = {}): Promise<Explanation> {
+export async function explainAlert(
+  ch: ClickHouse,
+  rule: Rule,
+  alert: Pick<AlertState, 'labels' | 'activeAtMs' | 'firingAtMs'>,
+  opts: ExplainOptions = {},
+): Promise<Explanation> {
   const t0 = performance.now();
   const spec = EXPLAINABLE[rule.metric];
   if (!spec) throw new Error(`alert metric ${rule.metric} has no contribution analysis`);
@@ -199,7 +243,14 @@ export async function explainAlert(ch: ClickHouse, rule: Rule, alert: Pick<Alert
   const rows = await slices(ch, spec.grain, measures, dims, within, a, b, days, timeout);
   const { ps, previous } = baselinePeriods(rows, days);
   const folded = [...fold(rows, ps, measures).values()];
-  const input: SliceMeasures[] = folded.map((f) => ({ dimension: f.dim, value: f.val, n1: f.cur[m.num]!, n0: f.base[m.num]!, d1: m.den ? f.cur[m.den]! : 0, d0: m.den ? f.base[m.den]! : 0 }));
+  const input: SliceMeasures[] = folded.map((f) => ({
+    dimension: f.dim,
+    value: f.val,
+    n1: f.cur[m.num]!,
+    n0: f.base[m.num]!,
+    d1: m.den ? f.cur[m.den]! : 0,
+    d0: m.den ? f.base[m.den]! : 0,
+  }));
   const ranked = rankContributions(m.kind, ps.length ? input : input.map((s) => ({ ...s, n0: 0, d0: 0 })), m.scale, opts.limit ?? 5);
   const top = ranked.top;
   const minutes = (b - a) / 60;
@@ -217,8 +268,15 @@ export async function explainAlert(ch: ClickHouse, rule: Rule, alert: Pick<Alert
   const qoeFilter = Object.fromEntries(Object.entries(sliceFilter).filter(([k]) => dimensionsOf('minute').includes(k)));
   if (spec.grain === 'minute' || Object.keys(qoeFilter).length > 0) {
     const byShow = await slices(ch, 'minute', ['playing_ms', 'concurrent_viewer_minutes'], [SHOW], qoeFilter, a, b, 0, timeout);
-    ctx.top_shows = byShow.filter((r) => r.p === 0).sort((x, y) => y.m.playing_ms! - x.m.playing_ms! || x.val.localeCompare(y.val)).slice(0, 3)
-      .map((r) => ({ show_name: r.val, playing_hours: (METRIC.playing_hours!.kind as { scale: number }).scale * r.m.playing_ms!, avg_concurrent_viewers: r.m.concurrent_viewer_minutes! / minutes }));
+    ctx.top_shows = byShow
+      .filter((r) => r.p === 0)
+      .sort((x, y) => y.m.playing_ms! - x.m.playing_ms! || x.val.localeCompare(y.val))
+      .slice(0, 3)
+      .map((r) => ({
+        show_name: r.val,
+        playing_hours: (METRIC.playing_hours!.kind as { scale: number }).scale * r.m.playing_ms!,
+        avg_concurrent_viewers: r.m.concurrent_viewer_minutes! / minutes,
+      }));
   }
   // Other lenses over the same period and baseline, in the slice when their grain has its dimensions.
   const lens = async (metric: string, grain: Grain) => {
@@ -232,8 +290,22 @@ export async function explainAlert(ch: ClickHouse, rule: Rule, alert: Pick<Alert
     const tot = fold(r, bp.ps, ms).get('all\u0000all');
     const cur = tot ? metricValue(metric, tot.cur) : null;
     const base = tot && bp.ps.length ? metricValue(metric, tot.base) : null;
-    ctx.lenses.push({ metric, unit: METRIC[metric]!.unit, scope: scoped ? Object.entries(f).map(([k, v]) => `${k}=${v}`).join(', ') || 'all' : `all (${Object.entries(f).map(([k, v]) => `${k}=${v}`).join(', ') || 'no slice dimension here'})`,
-      current: cur, baseline: base, change_pct: cur !== null && base !== null && base !== 0 ? (100 * (cur - base)) / Math.abs(base) : null });
+    ctx.lenses.push({
+      metric,
+      unit: METRIC[metric]!.unit,
+      scope: scoped
+        ? Object.entries(f)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(', ') || 'all'
+        : `all (${
+            Object.entries(f)
+              .map(([k, v]) => `${k}=${v}`)
+              .join(', ') || 'no slice dimension here'
+          })`,
+      current: cur,
+      baseline: base,
+      change_pct: cur !== null && base !== null && base !== 0 ? (100 * (cur - base)) / Math.abs(base) : null,
+    });
   };
   await lens('playing_hours', 'minute');
   await lens('revenue_usd', 'payment_minute');
@@ -242,33 +314,73 @@ export async function explainAlert(ch: ClickHouse, rule: Rule, alert: Pick<Alert
   // state with the greatest `updated` before t, not deleted before t).
   const shows = [...new Set([...(slice?.dimension === SHOW ? [slice.value] : []), ...ctx.top_shows.map((s) => s.show_name)])];
   if (shows.length) {
-    const jira = await queryRows<Record<string, unknown>>(ch, `SELECT issue_key, argMax(show_name, (updated, version)) AS show, argMax(severity, (updated, version)) AS sev, argMax(status, (updated, version)) AS st,
+    const jira = await queryRows<Record<string, unknown>>(
+      ch,
+      `SELECT issue_key, argMax(show_name, (updated, version)) AS show, argMax(severity, (updated, version)) AS sev, argMax(status, (updated, version)) AS st,
         argMax(is_open, (updated, version)) AS open, max(deleted) AS del, toUnixTimestamp64Milli(min(created)) AS created_ms, argMax(cost_impact_usd, (updated, version)) AS cost
       FROM ${ch.database}.production_issue_history FINAL
       WHERE updated < fromUnixTimestamp64Milli(toInt64({t:Int64} * 1000)) AND show_name IN {shows:Array(String)}
       GROUP BY issue_key HAVING open = 1 AND del = 0 AND show IN {shows:Array(String)}
       ORDER BY multiIf(sev = 'critical', 0, sev = 'high', 1, sev = 'medium', 2, 3), created_ms DESC, issue_key LIMIT 10
-      SETTINGS max_execution_time = ${timeout}`, { t: b, shows });
-    ctx.jira = jira.map((r) => ({ issue_key: String(r.issue_key), show_name: String(r.show), severity: String(r.sev), status: String(r.st),
-      age_hours: Math.round((b * 1000 - num(r.created_ms)) / 36_000) / 100, cost_impact_usd: num(r.cost) }));
+      SETTINGS max_execution_time = ${timeout}`,
+      { t: b, shows },
+    );
+    ctx.jira = jira.map((r) => ({
+      issue_key: String(r.issue_key),
+      show_name: String(r.show),
+      severity: String(r.sev),
+      status: String(r.st),
+      age_hours: Math.round((b * 1000 - num(r.created_ms)) / 36_000) / 100,
+      cost_impact_usd: num(r.cost),
+    }));
   }
 
   const vars = { ...within, ...(slice ? { [slice.dimension]: slice.value } : {}) };
-  const grafana = `${opts.grafanaUrl ?? ''}/d/${spec.dashboard}?from=${a * 1000}&to=${b * 1000}${Object.entries(vars).map(([k, v]) => `&var-${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('')}`;
+  const grafana = `${opts.grafanaUrl ?? ''}/d/${spec.dashboard}?from=${a * 1000}&to=${b * 1000}${Object.entries(vars)
+    .map(([k, v]) => `&var-${encodeURIComponent(k)}=${encodeURIComponent(v)}`)
+    .join('')}`;
   return {
-    version: 1, metric: spec.metric, unit: METRIC[spec.metric]!.unit, kind: m.kind, within, period: { from: iso(a), to: iso(b) },
-    baseline_days: previous ? [] : ps, previous_period: previous,
-    current: ranked.totals.current, baseline: ps.length ? ranked.totals.baseline : null, change: ranked.totals.change, dimensions: dims,
-    top: top.map(view), context: ctx, grafana, computed_ms: Math.round(performance.now() - t0),
+    version: 1,
+    metric: spec.metric,
+    unit: METRIC[spec.metric]!.unit,
+    kind: m.kind,
+    within,
+    period: { from: iso(a), to: iso(b) },
+    baseline_days: previous ? [] : ps,
+    previous_period: previous,
+    current: ranked.totals.current,
+    baseline: ps.length ? ranked.totals.baseline : null,
+    change: ranked.totals.change,
+    dimensions: dims,
+    top: top.map(view),
+    context: ctx,
+    grafana,
+    computed_ms: Math.round(performance.now() - t0),
   };
 }
 
 function view(c: Contribution): ExplainSlice {
-  return { dimension: c.dimension, value: c.value, share: c.share, weight: c.weight, excess_share: c.excessShare, contribution: c.contribution, rate_effect: c.rateEffect, mix_effect: c.mixEffect, current: c.current, baseline: c.baseline };
+  return {
+    dimension: c.dimension,
+    value: c.value,
+    share: c.share,
+    weight: c.weight,
+    excess_share: c.excessShare,
+    contribution: c.contribution,
+    rate_effect: c.rateEffect,
+    mix_effect: c.mixEffect,
+    current: c.current,
+    baseline: c.baseline,
+  };
 }
 
 /** One line per top slice, for Slack and logs: `country=IN: 96 % of the change (1.2 % → 14.0 %; 30 % of traffic)`. */
 export function explanationLines(e: Explanation, n = 3): string[] {
   const f = (v: number | null) => (v === null ? 'n/a' : Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2));
-  return e.top.slice(0, n).map((s) => `${s.dimension}=${s.value}: ${(100 * s.share).toFixed(0)} % of the change (${f(s.baseline)} → ${f(s.current)} ${e.unit}; ${(100 * s.weight).toFixed(0)} % of the traffic)`);
+  return e.top
+    .slice(0, n)
+    .map(
+      (s) =>
+        `${s.dimension}=${s.value}: ${(100 * s.share).toFixed(0)} % of the change (${f(s.baseline)} → ${f(s.current)} ${e.unit}; ${(100 * s.weight).toFixed(0)} % of the traffic)`,
+    );
 }

@@ -34,7 +34,10 @@ export interface AlertingDeps {
   manual?: boolean;
 }
 
-export interface AlertView extends AlertState { acknowledgedBy: string | null; silencedBy: string | null }
+export interface AlertView extends AlertState {
+  acknowledgedBy: string | null;
+  silencedBy: string | null;
+}
 
 export interface AlertingApi {
   silence(matchers: Matcher[], endsAt: Date | number, createdBy: string, comment: string): Promise<Silence>;
@@ -83,10 +86,17 @@ export async function startAlerting(deps: AlertingDeps): Promise<AlertingHandle>
   logger.info({ event: 'alerting_started', rules: ruleSet.rules.length, receivers: ruleSet.receivers.map((r) => r.name) }, 'alerting started');
 
   const copyHistory = async () => {
-    for (const [list, table] of [['events', 'alert_events'], ['notifications', 'notification_log']] as const) {
+    for (const [list, table] of [
+      ['events', 'alert_events'],
+      ['notifications', 'notification_log'],
+    ] as const) {
       const raw = await store.peekHistory(list, 1000);
       if (raw.length === 0) continue;
-      await insertRows(ch, table, raw.map((r) => JSON.parse(r) as object));
+      await insertRows(
+        ch,
+        table,
+        raw.map((r) => JSON.parse(r) as object),
+      );
       await store.dropHistory(list, raw.length);
     }
   };
@@ -94,26 +104,34 @@ export async function startAlerting(deps: AlertingDeps): Promise<AlertingHandle>
   let stopped = false;
   const loops: Promise<void>[] = [];
   const loop = (name: string, periodMs: number, fn: () => Promise<unknown>) => {
-    loops.push((async () => {
-      while (!stopped) {
-        try {
-          await fn();
-        } catch (err) {
-          logger.error({ event: 'alerting_loop_error', loop: name, err }, `${name} pass failed; retrying next period`);
+    loops.push(
+      (async () => {
+        while (!stopped) {
+          try {
+            await fn();
+          } catch (err) {
+            logger.error({ event: 'alerting_loop_error', loop: name, err }, `${name} pass failed; retrying next period`);
+          }
+          await new Promise<void>((r) => {
+            const t = setTimeout(() => {
+              wake.delete(w);
+              r();
+            }, periodMs);
+            const w = () => {
+              clearTimeout(t);
+              r();
+            };
+            wake.add(w);
+          });
         }
-        await new Promise<void>((r) => {
-          const t = setTimeout(() => { wake.delete(w); r(); }, periodMs);
-          const w = () => { clearTimeout(t); r(); };
-          wake.add(w);
-        });
-      }
-    })());
+      })(),
+    );
   };
   const wake = new Set<() => void>();
   if (!deps.manual) {
-  loop('evaluator', ruleSet.settings.evaluationIntervalMs, () => evaluator.tick());
-  loop('delivery', deps.deliveryIntervalMs ?? Math.min(1000, ruleSet.settings.retryBaseMs), () => deliverDue(delivery));
-  loop('history', Math.max(1000, ruleSet.settings.evaluationIntervalMs), copyHistory);
+    loop('evaluator', ruleSet.settings.evaluationIntervalMs, () => evaluator.tick());
+    loop('delivery', deps.deliveryIntervalMs ?? Math.min(1000, ruleSet.settings.retryBaseMs), () => deliverDue(delivery));
+    loop('history', Math.max(1000, ruleSet.settings.evaluationIntervalMs), copyHistory);
   }
 
   const api = createAlertingApi({ redis, redisPrefix: config.env.REDIS_PREFIX, clock });

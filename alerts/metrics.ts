@@ -70,9 +70,27 @@ const grp = (g: readonly string[]) => g.map((x) => `, ${x}`).join('');
 
 /** Window tables whose closed rows late firings rewrite: their row key and value columns (migrations 003, 005, 018). */
 const REFIRED = {
-  kpi_payments_1m: { time: 'window_start', key: ['window_start', 'method', 'plan', 'og_tier', 'country'], values: ['attempts', 'succeeded', 'failed', 'gross_usd_micros', 'refunds_usd_micros', 'chargebacks_usd_micros', 'net_usd_micros', 'topups', 'topup_usd_micros'] },
+  kpi_payments_1m: {
+    time: 'window_start',
+    key: ['window_start', 'method', 'plan', 'og_tier', 'country'],
+    values: [
+      'attempts',
+      'succeeded',
+      'failed',
+      'gross_usd_micros',
+      'refunds_usd_micros',
+      'chargebacks_usd_micros',
+      'net_usd_micros',
+      'topups',
+      'topup_usd_micros',
+    ],
+  },
   account_activity_1h: { time: 'hour', key: ['hour', 'account_id'], values: ['played', 'paid', 'gifted', 'net_usd_micros', 'gift_usd_micros'] },
-  safety_events_1m: { time: 'window_start', key: ['window_start', 'event_type', 'policy', 'severity', 'detection_source', 'action_type', 'outcome', 'target_type'], values: ['events'] },
+  safety_events_1m: {
+    time: 'window_start',
+    key: ['window_start', 'event_type', 'policy', 'severity', 'detection_source', 'action_type', 'outcome', 'target_type'],
+    values: ['events'],
+  },
 } as const;
 export type RefiredTable = keyof typeof REFIRED;
 /** The row key of a re-fired table's rows and of its history (without known_at). */
@@ -139,21 +157,42 @@ function stepsIn(lo: string, hi: string): string {
 }
 
 const minutes = `(${W} / 60)`;
-const frontier = (table: string, col: string, sizeS: number) => (db: string) => `SELECT count() AS n, toUnixTimestamp(max(${col})) + ${sizeS} AS t FROM ${db}.${table}`;
+const frontier = (table: string, col: string, sizeS: number) => (db: string) =>
+  `SELECT count() AS n, toUnixTimestamp(max(${col})) + ${sizeS} AS t FROM ${db}.${table}`;
 
 const QOE_LABELS = ['cdn', 'device_category', 'country'] as const;
 const qoe = (name: string, description: string, unit: string, windowMs: number, partials: string, outer: string): MetricDef => ({
-  name, description, unit, labels: QOE_LABELS, defaultWindowMs: windowMs, align: 'minute', baseline: true,
+  name,
+  description,
+  unit,
+  labels: QOE_LABELS,
+  defaultWindowMs: windowMs,
+  align: 'minute',
+  baseline: true,
   frontierSql: frontier('qoe_minute', 'window_start', 60),
-  sql: (db, g) => ranged(`SELECT window_start AS ts, ${sel(g)}${partials} FROM ${db}.qoe_minute FINAL WHERE ${inRange('window_start')} GROUP BY ts${grp(g)}`, g, outer),
+  sql: (db, g) =>
+    ranged(`SELECT window_start AS ts, ${sel(g)}${partials} FROM ${db}.qoe_minute FINAL WHERE ${inRange('window_start')} GROUP BY ts${grp(g)}`, g, outer),
 });
 
 const PAY_LABELS = ['method', 'plan', 'country'] as const;
 const pay = (name: string, description: string, unit: string, windowMs: number, outer: string): MetricDef => ({
-  name, description, unit, labels: PAY_LABELS, defaultWindowMs: windowMs, align: 'minute', baseline: true,
+  name,
+  description,
+  unit,
+  labels: PAY_LABELS,
+  defaultWindowMs: windowMs,
+  align: 'minute',
+  baseline: true,
   frontierSql: frontier('kpi_payments_1m', 'window_start', 60),
-  sql: (db, g) => ranged(`SELECT window_start AS ts, ${sel(g)}vf, vt, ${partialsSql('payment_minute', ['revenue_usd', 'payment_failure_pct'])}
-    FROM (${asOf(db, 'kpi_payments_1m')}) GROUP BY ts${grp(g)}, vf, vt`, g, outer, '', true),
+  sql: (db, g) =>
+    ranged(
+      `SELECT window_start AS ts, ${sel(g)}vf, vt, ${partialsSql('payment_minute', ['revenue_usd', 'payment_failure_pct'])}
+    FROM (${asOf(db, 'kpi_payments_1m')}) GROUP BY ts${grp(g)}, vf, vt`,
+      g,
+      outer,
+      '',
+      true,
+    ),
 });
 
 /** A catalogued metric over the partial aggregates of one (i, k) window (contracts/metrics-catalog.ts). */
@@ -161,54 +200,140 @@ const rt = (name: string) => metricSql(name, 'minute', 'partials');
 const cvVolume = `sum(${P('concurrent_viewer_minutes')}) / ${minutes}`;
 
 const safety = (name: string, description: string, filter: string, windowMs: number): MetricDef => ({
-  name, description, unit: 'events', labels: ['policy', 'severity'], defaultWindowMs: windowMs, align: 'minute', baseline: true,
+  name,
+  description,
+  unit: 'events',
+  labels: ['policy', 'severity'],
+  defaultWindowMs: windowMs,
+  align: 'minute',
+  baseline: true,
   frontierSql: null,
-  sql: (db, g) => ranged(`SELECT window_start AS ts, ${sel(g)}vf, vt, sumIf(events, ${filter}) AS ev
-    FROM (${asOf(db, 'safety_events_1m')}) GROUP BY ts${grp(g)}, vf, vt HAVING ev > 0`, g, 'toFloat64(sum(ev)) AS value, toFloat64(sum(ev)) AS volume', '', true),
+  sql: (db, g) =>
+    ranged(
+      `SELECT window_start AS ts, ${sel(g)}vf, vt, sumIf(events, ${filter}) AS ev
+    FROM (${asOf(db, 'safety_events_1m')}) GROUP BY ts${grp(g)}, vf, vt HAVING ev > 0`,
+      g,
+      'toFloat64(sum(ev)) AS value, toFloat64(sum(ev)) AS volume',
+      '',
+      true,
+    ),
 });
 
 const list: MetricDef[] = [
-  qoe('qoe_rebuffer_pct', 'Rebuffer time as % of watch time (startup or wait + playing + rebuffer + seek: the catalog\'s rebuffer_pct); volume = average concurrent viewers.', '%', 60_000,
-    partialsSql('minute', ['rebuffer_pct'], P, ['concurrent_viewer_minutes']), `${rt('rebuffer_pct')} AS value, ${cvVolume} AS volume`),
-  qoe('qoe_vsf_pct', 'Video start failures as % of views ended in the window (the catalog\'s vsf_pct); volume = views ended.', '%', 300_000,
-    partialsSql('minute', ['vsf_pct']), `${rt('vsf_pct')} AS value, toFloat64(sum(${P('views_ended')})) AS volume`),
-  qoe('qoe_startup_p95_s', 'Startup time p95 (nearest rank, the catalog\'s startup_p95_ms) in seconds over views started in the window; volume = startup samples.', 's', 300_000,
-    partialsSql('minute', ['startup_p95_ms']), `${rt('startup_p95_ms')} / 1000 AS value, toFloat64(sum(length(${P('startup_samples')}))) AS volume`),
-  qoe('qoe_fatal_errors', 'Fatal playback errors in the window (the catalog\'s fatal_errors); volume = average concurrent viewers.', 'errors', 3_600_000,
-    partialsSql('minute', ['fatal_errors'], P, ['concurrent_viewer_minutes']), `toFloat64(${rt('fatal_errors')}) AS value, ${cvVolume} AS volume`),
-  qoe('engagement_playing_hours', 'Playing time in hours in the window (the catalog\'s playing_hours); volume = average concurrent viewers.', 'h', 3_600_000,
-    partialsSql('minute', ['playing_hours'], P, ['concurrent_viewer_minutes']), `${rt('playing_hours')} AS value, ${cvVolume} AS volume`),
-  pay('business_revenue_usd', 'Net revenue in USD (gross − refunds − chargebacks: the catalog\'s revenue_usd); volume = payment attempts.', 'USD', 3_600_000,
-    `${metricSql('revenue_usd', 'payment_minute', 'partials')} AS value, toFloat64(sum(${P('attempts')})) AS volume`),
-  pay('business_payment_failure_pct', 'Failed payment attempts as % of attempts (the catalog\'s payment_failure_pct); volume = attempts.', '%', 900_000,
-    `${metricSql('payment_failure_pct', 'payment_minute', 'partials')} AS value, toFloat64(sum(${P('attempts')})) AS volume`),
+  qoe(
+    'qoe_rebuffer_pct',
+    "Rebuffer time as % of watch time (startup or wait + playing + rebuffer + seek: the catalog's rebuffer_pct); volume = average concurrent viewers.",
+    '%',
+    60_000,
+    partialsSql('minute', ['rebuffer_pct'], P, ['concurrent_viewer_minutes']),
+    `${rt('rebuffer_pct')} AS value, ${cvVolume} AS volume`,
+  ),
+  qoe(
+    'qoe_vsf_pct',
+    "Video start failures as % of views ended in the window (the catalog's vsf_pct); volume = views ended.",
+    '%',
+    300_000,
+    partialsSql('minute', ['vsf_pct']),
+    `${rt('vsf_pct')} AS value, toFloat64(sum(${P('views_ended')})) AS volume`,
+  ),
+  qoe(
+    'qoe_startup_p95_s',
+    "Startup time p95 (nearest rank, the catalog's startup_p95_ms) in seconds over views started in the window; volume = startup samples.",
+    's',
+    300_000,
+    partialsSql('minute', ['startup_p95_ms']),
+    `${rt('startup_p95_ms')} / 1000 AS value, toFloat64(sum(length(${P('startup_samples')}))) AS volume`,
+  ),
+  qoe(
+    'qoe_fatal_errors',
+    "Fatal playback errors in the window (the catalog's fatal_errors); volume = average concurrent viewers.",
+    'errors',
+    3_600_000,
+    partialsSql('minute', ['fatal_errors'], P, ['concurrent_viewer_minutes']),
+    `toFloat64(${rt('fatal_errors')}) AS value, ${cvVolume} AS volume`,
+  ),
+  qoe(
+    'engagement_playing_hours',
+    "Playing time in hours in the window (the catalog's playing_hours); volume = average concurrent viewers.",
+    'h',
+    3_600_000,
+    partialsSql('minute', ['playing_hours'], P, ['concurrent_viewer_minutes']),
+    `${rt('playing_hours')} AS value, ${cvVolume} AS volume`,
+  ),
+  pay(
+    'business_revenue_usd',
+    "Net revenue in USD (gross − refunds − chargebacks: the catalog's revenue_usd); volume = payment attempts.",
+    'USD',
+    3_600_000,
+    `${metricSql('revenue_usd', 'payment_minute', 'partials')} AS value, toFloat64(sum(${P('attempts')})) AS volume`,
+  ),
+  pay(
+    'business_payment_failure_pct',
+    "Failed payment attempts as % of attempts (the catalog's payment_failure_pct); volume = attempts.",
+    '%',
+    900_000,
+    `${metricSql('payment_failure_pct', 'payment_minute', 'partials')} AS value, toFloat64(sum(${P('attempts')})) AS volume`,
+  ),
   {
-    name: 'business_payer_rate_pct', description: 'Payers (accounts with a succeeded charge) as % of active accounts in the hour (the catalog\'s payer_rate_pct); volume = active accounts.',
-    unit: '%', labels: [], defaultWindowMs: 3_600_000, align: 'hour', baseline: true,
+    name: 'business_payer_rate_pct',
+    description: "Payers (accounts with a succeeded charge) as % of active accounts in the hour (the catalog's payer_rate_pct); volume = active accounts.",
+    unit: '%',
+    labels: [],
+    defaultWindowMs: 3_600_000,
+    align: 'hour',
+    baseline: true,
     // An hour is evaluated once the business processor's minute stream has passed its end.
     frontierSql: frontier('kpi_payments_1m', 'window_start', 60),
-    sql: (db) => `SELECT i, k, ${metricSql('payer_rate_pct', 'account_period')} AS value, toFloat64(${measureSql('account_period', 'active_accounts')}) AS volume FROM (
+    sql: (
+      db,
+    ) => `SELECT i, k, ${metricSql('payer_rate_pct', 'account_period')} AS value, toFloat64(${measureSql('account_period', 'active_accounts')}) AS volume FROM (
       SELECT ik.1 AS i, ik.2 AS k, account_id, max(paid) AS paid, sum(net_usd_micros) AS net_usd_micros FROM (
         SELECT *, ${pairs('ts')} AS ik FROM (
           SELECT hour AS ts, account_id, vf, vt, max(paid) AS paid, sum(net_usd_micros) AS net_usd_micros FROM (${asOf(db, 'account_activity_1h')}) GROUP BY ts, account_id, vf, vt))
         WHERE ${readAtCut}
       GROUP BY i, k, account_id) GROUP BY i, k`,
   },
-  safety('safety_reports_actions', 'User reports, detections and moderation actions in the window.', `event_type IN ('report_created', 'action_taken')`, 3_600_000),
-  safety('safety_critical_actions', 'Moderation actions (other than none) with critical severity in the window.', `event_type = 'action_taken' AND severity = 'critical' AND action_type != 'none'`, 900_000),
+  safety(
+    'safety_reports_actions',
+    'User reports, detections and moderation actions in the window.',
+    `event_type IN ('report_created', 'action_taken')`,
+    3_600_000,
+  ),
+  safety(
+    'safety_critical_actions',
+    'Moderation actions (other than none) with critical severity in the window.',
+    `event_type = 'action_taken' AND severity = 'critical' AND action_type != 'none'`,
+    900_000,
+  ),
   {
-    name: 'pipeline_late_events', description: 'Events that arrived after their window closed (late_events), by the processor watermark at detection.',
-    unit: 'events', labels: ['processor'], defaultWindowMs: 900_000, align: 'minute', baseline: true, frontierSql: null,
-    sql: (db, g) => ranged(`SELECT toDateTime(watermark) AS ts, ${sel(g)}count() AS c FROM ${db}.late_events FINAL WHERE ${inRange('toDateTime(watermark)')} GROUP BY ts${grp(g)}`,
-      g, 'toFloat64(sum(c)) AS value, toFloat64(sum(c)) AS volume'),
+    name: 'pipeline_late_events',
+    description: 'Events that arrived after their window closed (late_events), by the processor watermark at detection.',
+    unit: 'events',
+    labels: ['processor'],
+    defaultWindowMs: 900_000,
+    align: 'minute',
+    baseline: true,
+    frontierSql: null,
+    sql: (db, g) =>
+      ranged(
+        `SELECT toDateTime(watermark) AS ts, ${sel(g)}count() AS c FROM ${db}.late_events FINAL WHERE ${inRange('toDateTime(watermark)')} GROUP BY ts${grp(g)}`,
+        g,
+        'toFloat64(sum(c)) AS value, toFloat64(sum(c)) AS volume',
+      ),
   },
   {
     // As of t (issue 18): an issue counts at t when it was created in [t − window, t), was open and
     // critical in some state the log holds with `updated` < t, and was not deleted before t. So an
     // issue opened and resolved between two evaluation steps counts at the next step, and a
     // replay sees exactly what a live evaluation saw (it never reads the issue's latest row).
-    name: 'production_new_critical_issues', description: 'Jira issues created in the window that were open and critical at some time before the evaluation time (issue history as of t).',
-    unit: 'issues', labels: ['issue_key', 'show_name', 'project_key'], defaultWindowMs: 3_600_000, align: 'minute', baseline: false, frontierSql: null,
+    name: 'production_new_critical_issues',
+    description: 'Jira issues created in the window that were open and critical at some time before the evaluation time (issue history as of t).',
+    unit: 'issues',
+    labels: ['issue_key', 'show_name', 'project_key'],
+    defaultWindowMs: 3_600_000,
+    align: 'minute',
+    baseline: false,
+    frontierSql: null,
     sql: (db, g) => {
       const iv = issueHistory(db);
       return `SELECT i, toUInt16(0) AS k, ${sel(g)}toFloat64(count()) AS value, toFloat64(count()) AS volume FROM (
@@ -224,8 +349,14 @@ const list: MetricDef[] = [
   {
     // As of t (issue 18): each issue's state at t is its history row with the greatest
     // (updated, first offset) among rows with updated < t; a deletion before t removes it.
-    name: 'production_issue_cost_usd', description: 'Largest cost impact (USD) of a Jira issue open as of the evaluation time (issue history as of t).',
-    unit: 'USD', labels: ['issue_key', 'show_name', 'project_key'], defaultWindowMs: 60_000, align: 'minute', baseline: false, frontierSql: null,
+    name: 'production_issue_cost_usd',
+    description: 'Largest cost impact (USD) of a Jira issue open as of the evaluation time (issue history as of t).',
+    unit: 'USD',
+    labels: ['issue_key', 'show_name', 'project_key'],
+    defaultWindowMs: 60_000,
+    align: 'minute',
+    baseline: false,
+    frontierSql: null,
     sql: (db, g) => `SELECT i, toUInt16(0) AS k, ${sel(g)}max(cost_impact_usd) AS value, toFloat64(count()) AS volume FROM (
         SELECT *, ${stepsIn('upd', 'least(next_upd, deleted_s)')} AS i FROM (${issueHistory(db)})
         WHERE deleted = 0 AND is_open = 1 AND upd < least(next_upd, deleted_s) AND upd < ${F} + ${S} * ${N} AND least(next_upd, deleted_s) >= ${F})
@@ -237,10 +368,19 @@ const list: MetricDef[] = [
     // D − 1 was not scored: on the first scored day every high account would look like an entry.
     // The frontier is the newest day in churn_score_days, so (after the settle delay and day
     // alignment) day D is evaluated once D + 1 is scored — when the job no longer rescores D.
-    name: 'churn_high_risk_entries', description: 'Accounts whose churn risk level (churn_scores) became high on the day: high on D, not high (or not scored) on D − 1; volume = accounts scored on D.',
-    unit: 'accounts', labels: [], defaultWindowMs: 86_400_000, align: 'day', baseline: true, requiresTable: 'churn_scores',
+    name: 'churn_high_risk_entries',
+    description:
+      'Accounts whose churn risk level (churn_scores) became high on the day: high on D, not high (or not scored) on D − 1; volume = accounts scored on D.',
+    unit: 'accounts',
+    labels: [],
+    defaultWindowMs: 86_400_000,
+    align: 'day',
+    baseline: true,
+    requiresTable: 'churn_scores',
     frontierSql: frontier('churn_score_days', 'toDateTime(day)', 86400),
-    sql: (db) => `SELECT i, k, if(min(prev_day) IN (SELECT day FROM ${db}.churn_score_days), toFloat64(sum(entries)), NULL) AS value, toFloat64(sum(scored)) AS volume FROM (
+    sql: (
+      db,
+    ) => `SELECT i, k, if(min(prev_day) IN (SELECT day FROM ${db}.churn_score_days), toFloat64(sum(entries)), NULL) AS value, toFloat64(sum(scored)) AS volume FROM (
       SELECT ik.1 AS i, ik.2 AS k, prev_day, entries, scored FROM (
         SELECT *, ${pairs('ts')} AS ik FROM (
           SELECT toDateTime(a.day) AS ts, min(a.day) - 1 AS prev_day, countIf(a.level = 'high' AND b.level != 'high') AS entries, count() AS scored

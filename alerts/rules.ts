@@ -9,7 +9,10 @@ import { StreamPulseError } from '../lib/errors.js';
 import { METRICS } from './metrics.js';
 
 export class RulesError extends StreamPulseError {
-  constructor(readonly problems: string[], source: string) {
+  constructor(
+    readonly problems: string[],
+    source: string,
+  ) {
     super('ALERT_RULES_INVALID', `invalid alert rules in ${source}:\n  - ${problems.join('\n  - ')}`, false);
   }
 }
@@ -67,7 +70,12 @@ export interface Settings {
   grafanaUrl: string;
 }
 
-export interface RuleSet { settings: Settings; receivers: Receiver[]; defaultReceivers: string[]; rules: Rule[] }
+export interface RuleSet {
+  settings: Settings;
+  receivers: Receiver[];
+  defaultReceivers: string[];
+  rules: Rule[];
+}
 
 const DUR = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 const UNIT: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -79,7 +87,23 @@ export function parseDuration(v: unknown): number | null {
 }
 
 const NAME = /^[a-zA-Z][a-zA-Z0-9_-]{0,99}$/;
-const RULE_KEYS = new Set(['name', 'metric', 'group_by', 'window', 'condition', 'below_baseline_pct', 'above_baseline_pct', 'baseline_days', 'for', 'keep_firing_for', 'min_volume', 'severity', 'labels', 'annotations', 'receivers']);
+const RULE_KEYS = new Set([
+  'name',
+  'metric',
+  'group_by',
+  'window',
+  'condition',
+  'below_baseline_pct',
+  'above_baseline_pct',
+  'baseline_days',
+  'for',
+  'keep_firing_for',
+  'min_volume',
+  'severity',
+  'labels',
+  'annotations',
+  'receivers',
+]);
 
 export function parseRules(text: string, source = 'rules'): RuleSet {
   let doc: unknown;
@@ -93,7 +117,10 @@ export function parseRules(text: string, source = 'rules'): RuleSet {
   const s = isObj(doc.settings) ? doc.settings : {};
   const dur = (key: string, def: string): number => {
     const v = parseDuration(s[key] ?? def);
-    if (v === null) { p.push(`settings.${key}: ${JSON.stringify(s[key])} is not a duration (use 30s, 5m, 1h)`); return 0; }
+    if (v === null) {
+      p.push(`settings.${key}: ${JSON.stringify(s[key])} is not a duration (use 30s, 5m, 1h)`);
+      return 0;
+    }
     return v;
   };
   const settings: Settings = {
@@ -107,25 +134,38 @@ export function parseRules(text: string, source = 'rules'): RuleSet {
     retryMaxMs: dur('retry_max', '5m'),
     grafanaUrl: typeof s.grafana_url === 'string' ? s.grafana_url.replace(/\/+$/, '') : '',
   };
-  if (s.grafana_url !== undefined && (typeof s.grafana_url !== 'string' || !/^https?:\/\//.test(s.grafana_url))) p.push(`settings.grafana_url: must be an http(s) URL (got ${JSON.stringify(s.grafana_url)})`);
+  if (s.grafana_url !== undefined && (typeof s.grafana_url !== 'string' || !/^https?:\/\//.test(s.grafana_url)))
+    p.push(`settings.grafana_url: must be an http(s) URL (got ${JSON.stringify(s.grafana_url)})`);
   for (const k of ['max_catch_up_steps', 'batch_steps'] as const) {
     const v = s[k];
-    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= 1)) p.push(`settings.${k}: must be a whole number ≥ 1 (got ${JSON.stringify(v)})`);
+    if (v !== undefined && !(typeof v === 'number' && Number.isInteger(v) && v >= 1))
+      p.push(`settings.${k}: must be a whole number ≥ 1 (got ${JSON.stringify(v)})`);
   }
   if (settings.stepMs < 1000 || settings.stepMs % 60_000 !== 0) p.push('settings.step: must be a whole number of minutes (windows are minute-aligned)');
 
   const receivers: Receiver[] = [];
   const rawReceivers = doc.receivers ?? [];
   if (!Array.isArray(rawReceivers)) p.push('receivers: must be a list');
-  else rawReceivers.forEach((r, i) => {
-    const at = `receivers[${i}]${isObj(r) && typeof r.name === 'string' ? ` (${r.name})` : ''}`;
-    if (!isObj(r)) { p.push(`${at}: must be a mapping`); return; }
-    if (typeof r.name !== 'string' || !NAME.test(r.name)) p.push(`${at}.name: required, letters, digits, _ or -`);
-    if (!['webhook', 'slack', 'pagerduty'].includes(r.type as string)) p.push(`${at}.type: must be webhook, slack or pagerduty (got ${JSON.stringify(r.type)})`);
-    if (typeof r.url !== 'string' || !/^https?:\/\//.test(r.url)) p.push(`${at}.url: required http(s) URL`);
-    if (r.type === 'pagerduty' && (typeof r.routing_key !== 'string' || r.routing_key.length === 0)) p.push(`${at}.routing_key: required for pagerduty`);
-    receivers.push({ name: String(r.name), type: r.type as ReceiverType, url: String(r.url), routingKey: r.routing_key as string | undefined, sendResolved: r.send_resolved !== false });
-  });
+  else
+    rawReceivers.forEach((r, i) => {
+      const at = `receivers[${i}]${isObj(r) && typeof r.name === 'string' ? ` (${r.name})` : ''}`;
+      if (!isObj(r)) {
+        p.push(`${at}: must be a mapping`);
+        return;
+      }
+      if (typeof r.name !== 'string' || !NAME.test(r.name)) p.push(`${at}.name: required, letters, digits, _ or -`);
+      if (!['webhook', 'slack', 'pagerduty'].includes(r.type as string))
+        p.push(`${at}.type: must be webhook, slack or pagerduty (got ${JSON.stringify(r.type)})`);
+      if (typeof r.url !== 'string' || !/^https?:\/\//.test(r.url)) p.push(`${at}.url: required http(s) URL`);
+      if (r.type === 'pagerduty' && (typeof r.routing_key !== 'string' || r.routing_key.length === 0)) p.push(`${at}.routing_key: required for pagerduty`);
+      receivers.push({
+        name: String(r.name),
+        type: r.type as ReceiverType,
+        url: String(r.url),
+        routingKey: r.routing_key as string | undefined,
+        sendResolved: r.send_resolved !== false,
+      });
+    });
   const receiverNames = new Set(receivers.map((r) => r.name));
   const route = isObj(doc.route) ? doc.route : {};
   const defaultReceivers = toStrList(route.receivers ?? (route.receiver !== undefined ? [route.receiver] : receivers.map((r) => r.name)));
@@ -137,7 +177,10 @@ export function parseRules(text: string, source = 'rules'): RuleSet {
     const seen = new Set<string>();
     doc.rules.forEach((r, i) => {
       const at = `rules[${i}]${isObj(r) && typeof r.name === 'string' ? ` (${r.name})` : ''}`;
-      if (!isObj(r)) { p.push(`${at}: must be a mapping`); return; }
+      if (!isObj(r)) {
+        p.push(`${at}: must be a mapping`);
+        return;
+      }
       for (const k of Object.keys(r)) if (!RULE_KEYS.has(k)) p.push(`${at}.${k}: unknown field`);
       if (typeof r.name !== 'string' || !NAME.test(r.name)) p.push(`${at}.name: required, letters, digits, _ or -`);
       else if (seen.has(r.name)) p.push(`${at}.name: duplicate rule name`);
@@ -146,7 +189,9 @@ export function parseRules(text: string, source = 'rules'): RuleSet {
       if (!metric) p.push(`${at}.metric: unknown metric ${JSON.stringify(r.metric)} (known: ${Object.keys(METRICS).join(', ')})`);
       const groupBy = r.group_by === undefined ? [] : toStrList(r.group_by);
       if (r.group_by !== undefined && !Array.isArray(r.group_by)) p.push(`${at}.group_by: must be a list of labels`);
-      if (metric) for (const g of groupBy) if (!metric.labels.includes(g)) p.push(`${at}.group_by: metric ${metric.name} has no label "${g}" (has: ${metric.labels.join(', ') || 'none'})`);
+      if (metric)
+        for (const g of groupBy)
+          if (!metric.labels.includes(g)) p.push(`${at}.group_by: metric ${metric.name} has no label "${g}" (has: ${metric.labels.join(', ') || 'none'})`);
       const windowMs = r.window === undefined ? (metric?.defaultWindowMs ?? 60_000) : parseDuration(r.window);
       if (windowMs === null) p.push(`${at}.window: ${JSON.stringify(r.window)} is not a duration`);
       else if (windowMs % 60_000 !== 0 || windowMs <= 0 || windowMs > 86_400_000) p.push(`${at}.window: must be whole minutes between 1m and 24h`);
@@ -180,9 +225,18 @@ export function parseRules(text: string, source = 'rules'): RuleSet {
       const recv = r.receivers === undefined ? defaultReceivers : toStrList(r.receivers);
       for (const x of recv) if (!receiverNames.has(x)) p.push(`${at}.receivers: unknown receiver "${x}"`);
       rules.push({
-        name: String(r.name), metric: String(r.metric), groupBy, windowMs: windowMs ?? 60_000, condition: condition ?? { kind: 'threshold', op: '>', threshold: 0 },
-        forMs: forMs ?? 0, keepFiringForMs: keep ?? 0, minVolume: Number(minVolume) || 0, severity: r.severity as Severity, labels,
-        annotations: Object.fromEntries(Object.entries(ann ?? {}).map(([k, v]) => [k, String(v)])) as Rule['annotations'], receivers: recv,
+        name: String(r.name),
+        metric: String(r.metric),
+        groupBy,
+        windowMs: windowMs ?? 60_000,
+        condition: condition ?? { kind: 'threshold', op: '>', threshold: 0 },
+        forMs: forMs ?? 0,
+        keepFiringForMs: keep ?? 0,
+        minVolume: Number(minVolume) || 0,
+        severity: r.severity as Severity,
+        labels,
+        annotations: Object.fromEntries(Object.entries(ann ?? {}).map(([k, v]) => [k, String(v)])) as Rule['annotations'],
+        receivers: recv,
       });
     });
   }

@@ -40,17 +40,30 @@ export interface AlertState {
   explanation?: import('./explain.js').Explanation;
 }
 
-export interface Transition { key: string; from: AlertStatus | 'inactive'; to: AlertStatus | 'inactive'; atMs: number; alert: AlertState }
+export interface Transition {
+  key: string;
+  from: AlertStatus | 'inactive';
+  to: AlertStatus | 'inactive';
+  atMs: number;
+  alert: AlertState;
+}
 
 /** Canonical labels: the rule's group labels plus `alertname` and `severity`, sorted. */
 export function alertLabels(rule: Rule, groupLabels: Record<string, string>): Record<string, string> {
   const all: Record<string, string> = { ...rule.labels, ...groupLabels, alertname: rule.name, severity: rule.severity };
-  return Object.fromEntries(Object.keys(all).sort().map((k) => [k, all[k]!]));
+  return Object.fromEntries(
+    Object.keys(all)
+      .sort()
+      .map((k) => [k, all[k]!]),
+  );
 }
 
 /** Stable per rule and group: also the PagerDuty dedup_key. */
 export function alertKey(rule: string, groupLabels: Record<string, string>): string {
-  const canon = Object.keys(groupLabels).sort().map((k) => `${k}=${groupLabels[k]}`).join(',');
+  const canon = Object.keys(groupLabels)
+    .sort()
+    .map((k) => `${k}=${groupLabels[k]}`)
+    .join(',');
   return `${rule}/${createHash('sha256').update(canon).digest('hex').slice(0, 16)}`;
 }
 
@@ -74,7 +87,12 @@ export function conditionHolds(rule: Rule, value: number | null, baseline: numbe
  * false condition). Returns the new states (an alert resolved at this step is included once, then dropped by the
  * caller; a pending alert whose condition ends just disappears) and the transitions.
  */
-export function step(rule: Rule, tMs: number, prev: ReadonlyMap<string, AlertState>, obs: ReadonlyMap<string, Observation>): { next: Map<string, AlertState>; transitions: Transition[] } {
+export function step(
+  rule: Rule,
+  tMs: number,
+  prev: ReadonlyMap<string, AlertState>,
+  obs: ReadonlyMap<string, Observation>,
+): { next: Map<string, AlertState>; transitions: Transition[] } {
   const next = new Map<string, AlertState>();
   const transitions: Transition[] = [];
   const keys = new Set([...prev.keys(), ...obs.keys()]);
@@ -85,8 +103,22 @@ export function step(rule: Rule, tMs: number, prev: ReadonlyMap<string, AlertSta
     if (o?.active) {
       let a: AlertState = live
         ? { ...live, value: o.value, baseline: o.baseline, volume: o.volume, lastTrueMs: tMs }
-        : { key, rule: rule.name, labels: o.labels, status: 'pending', activeAtMs: tMs, firingAtMs: null, resolvedAtMs: null, lastTrueMs: tMs, value: o.value, baseline: o.baseline, volume: o.volume,
-            notifiedStatus: null, notifiedAtMs: null, notifications: 0 };
+        : {
+            key,
+            rule: rule.name,
+            labels: o.labels,
+            status: 'pending',
+            activeAtMs: tMs,
+            firingAtMs: null,
+            resolvedAtMs: null,
+            lastTrueMs: tMs,
+            value: o.value,
+            baseline: o.baseline,
+            volume: o.volume,
+            notifiedStatus: null,
+            notifiedAtMs: null,
+            notifications: 0,
+          };
       if (!live) transitions.push({ key, from: 'inactive', to: 'pending', atMs: tMs, alert: a });
       if (a.status === 'pending' && tMs - a.activeAtMs >= rule.forMs) {
         a = { ...a, status: 'firing', firingAtMs: tMs };

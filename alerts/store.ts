@@ -16,13 +16,58 @@ import type { Redis } from 'ioredis';
 import type { AlertState } from './state-machine.js';
 import type { Notification } from './notifiers.js';
 
-export interface Matcher { name: string; value: string; regex?: boolean }
-export interface Silence { id: string; matchers: Matcher[]; startsAtMs: number; endsAtMs: number; createdBy: string; comment: string }
-export interface Ack { alertKey: string; by: string; atMs: number }
-export interface OutboxItem { notification: Notification; attempts: number; lastError: string | null }
+export interface Matcher {
+  name: string;
+  value: string;
+  regex?: boolean;
+}
+export interface Silence {
+  id: string;
+  matchers: Matcher[];
+  startsAtMs: number;
+  endsAtMs: number;
+  createdBy: string;
+  comment: string;
+}
+export interface Ack {
+  alertKey: string;
+  by: string;
+  atMs: number;
+}
+export interface OutboxItem {
+  notification: Notification;
+  attempts: number;
+  lastError: string | null;
+}
 
-export interface AlertEventRow { id: string; at: string; event_time: string; rule: string; alert_key: string; labels: Record<string, string>; from_state: string; to_state: string; value: number | null; baseline: number | null; volume: number; severity: string }
-export interface NotificationLogRow { id: string; at: string; notification_id: string; alert_key: string; rule: string; receiver: string; status: string; result: string; attempt: number; http_status: number | null; error: string; repeat: number }
+export interface AlertEventRow {
+  id: string;
+  at: string;
+  event_time: string;
+  rule: string;
+  alert_key: string;
+  labels: Record<string, string>;
+  from_state: string;
+  to_state: string;
+  value: number | null;
+  baseline: number | null;
+  volume: number;
+  severity: string;
+}
+export interface NotificationLogRow {
+  id: string;
+  at: string;
+  notification_id: string;
+  alert_key: string;
+  rule: string;
+  receiver: string;
+  status: string;
+  result: string;
+  attempt: number;
+  http_status: number | null;
+  error: string;
+  repeat: number;
+}
 
 export interface StepWrite {
   rule: string;
@@ -47,7 +92,10 @@ export function matches(m: Matcher, labels: Record<string, string>): boolean {
 
 export class AlertStore {
   readonly p: string;
-  constructor(readonly redis: Redis, redisPrefix: string) {
+  constructor(
+    readonly redis: Redis,
+    redisPrefix: string,
+  ) {
     this.p = `${redisPrefix}alerts:`;
   }
 
@@ -94,7 +142,12 @@ export class AlertStore {
     await this.redis.multi().zrem(`${this.p}outbox`, id).hdel(`${this.p}outbox:items`, id).rpush(`${this.p}history:notifications`, JSON.stringify(log)).exec();
   }
   async retryLater(id: string, item: OutboxItem, dueMs: number, log: NotificationLogRow): Promise<void> {
-    await this.redis.multi().hset(`${this.p}outbox:items`, id, JSON.stringify(item)).zadd(`${this.p}outbox`, 'XX', dueMs, id).rpush(`${this.p}history:notifications`, JSON.stringify(log)).exec();
+    await this.redis
+      .multi()
+      .hset(`${this.p}outbox:items`, id, JSON.stringify(item))
+      .zadd(`${this.p}outbox`, 'XX', dueMs, id)
+      .rpush(`${this.p}history:notifications`, JSON.stringify(log))
+      .exec();
   }
   async pending(): Promise<number> {
     return this.redis.zcard(`${this.p}outbox`);
@@ -118,7 +171,9 @@ export class AlertStore {
     return s;
   }
   async listSilences(): Promise<Silence[]> {
-    return Object.values(await this.redis.hgetall(`${this.p}silences`)).map((s) => JSON.parse(s) as Silence).sort((a, b) => a.startsAtMs - b.startsAtMs);
+    return Object.values(await this.redis.hgetall(`${this.p}silences`))
+      .map((s) => JSON.parse(s) as Silence)
+      .sort((a, b) => a.startsAtMs - b.startsAtMs);
   }
   async expireSilence(id: string, nowMs: number): Promise<boolean> {
     const raw = await this.redis.hget(`${this.p}silences`, id);

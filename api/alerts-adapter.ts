@@ -21,8 +21,19 @@
 import type { AlertExplanation, AlertsService, AlertView, SilenceView } from './alerts-service.js';
 
 /** Shape of alerts/ AlertingApi that the adapter needs (structural: api/ does not import alerts/). */
-export interface AlertingMatcher { name: string; value: string; regex?: boolean }
-export interface AlertingSilence { id: string; matchers: AlertingMatcher[]; startsAtMs: number; endsAtMs: number; createdBy: string; comment: string }
+export interface AlertingMatcher {
+  name: string;
+  value: string;
+  regex?: boolean;
+}
+export interface AlertingSilence {
+  id: string;
+  matchers: AlertingMatcher[];
+  startsAtMs: number;
+  endsAtMs: number;
+  createdBy: string;
+  comment: string;
+}
 export interface AlertingAlert {
   key: string;
   rule: string;
@@ -98,7 +109,10 @@ export function createAlertsAdapter(o: AlertsAdapterOptions): AlertsService {
       const all = await o.alerting.listAlerts({ includeResolved: state === 'resolved' });
       return all
         .filter((a) => (state ? a.status === state : a.status !== 'resolved'))
-        .sort((x, y) => (rank[x.status] ?? 3) - (rank[y.status] ?? 3) || (y.firingAtMs ?? y.activeAtMs) - (x.firingAtMs ?? x.activeAtMs) || x.key.localeCompare(y.key))
+        .sort(
+          (x, y) =>
+            (rank[x.status] ?? 3) - (rank[y.status] ?? 3) || (y.firingAtMs ?? y.activeAtMs) - (x.firingAtMs ?? x.activeAtMs) || x.key.localeCompare(y.key),
+        )
         .map(view);
     },
     async acknowledge(alertId, by) {

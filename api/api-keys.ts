@@ -22,7 +22,16 @@ import type { Redis } from 'ioredis';
 import { StateError } from '../lib/errors.js';
 import type { Logger } from '../lib/logger.js';
 import type { Metrics } from '../lib/metrics.js';
-import { API_KEY_ROLES, InMemoryApiKeyStore, keyIdOf, sha256, type ApiKeyStore, type KeyLookup, type Role, type VerifiedKey } from '../producers/ingest/api-keys.js';
+import {
+  API_KEY_ROLES,
+  InMemoryApiKeyStore,
+  keyIdOf,
+  sha256,
+  type ApiKeyStore,
+  type KeyLookup,
+  type Role,
+  type VerifiedKey,
+} from '../producers/ingest/api-keys.js';
 import { isRedisUnavailable } from '../producers/ingest/redis-errors.js';
 
 export type ApiRole = Role;
@@ -96,7 +105,16 @@ export interface RedisApiKeyStoreOptions {
 function toView(r: KeyRecord, now: number): KeyView {
   const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
   const status = r.revoked_ms !== null ? 'revoked' : r.expires_ms !== null && now >= r.expires_ms ? 'expired' : 'active';
-  return { id: r.id, role: r.role, name: r.name, source: r.source, created_at: iso(r.created_ms), expires_at: iso(r.expires_ms), revoked_at: iso(r.revoked_ms), status };
+  return {
+    id: r.id,
+    role: r.role,
+    name: r.name,
+    source: r.source,
+    created_at: iso(r.created_ms),
+    expires_at: iso(r.expires_ms),
+    revoked_at: iso(r.revoked_ms),
+    status,
+  };
 }
 
 export class RedisApiKeyStore implements ApiKeyStore {
@@ -116,7 +134,11 @@ export class RedisApiKeyStore implements ApiKeyStore {
   private watchdog: NodeJS.Timeout | null = null;
   private watchdogFailing = false;
 
-  constructor(private readonly redis: Redis, prefix: string, opts: RedisApiKeyStoreOptions = {}) {
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+    opts: RedisApiKeyStoreOptions = {},
+  ) {
     this.hash = `${prefix}apikeys`;
     this.log = opts.log ?? null;
     this.logger = opts.logger ?? null;
@@ -144,7 +166,10 @@ export class RedisApiKeyStore implements ApiKeyStore {
   async seed(spec: string): Promise<number> {
     InMemoryApiKeyStore.fromConfig(spec); // throws a ConfigError naming each bad entry
     const config = new Map<string, ApiRole>();
-    for (const entry of spec.split(',').map((e) => e.trim()).filter(Boolean)) {
+    for (const entry of spec
+      .split(',')
+      .map((e) => e.trim())
+      .filter(Boolean)) {
       const cut = entry.lastIndexOf(':');
       config.set(sha256(entry.slice(0, cut)).toString('hex'), entry.slice(cut + 1).trim() as ApiRole);
     }
@@ -176,7 +201,8 @@ export class RedisApiKeyStore implements ApiKeyStore {
       if (this.watchdogFailing) this.logger?.info({ event: 'api_key_cache_reachable' }, 'API key cache reachable again');
       this.watchdogFailing = false;
     } catch (err) {
-      if (!this.watchdogFailing) this.logger?.warn({ event: 'api_key_cache_check_failed', err: (err as Error).message }, 'cannot check the API key cache; will retry');
+      if (!this.watchdogFailing)
+        this.logger?.warn({ event: 'api_key_cache_check_failed', err: (err as Error).message }, 'cannot check the API key cache; will retry');
       this.watchdogFailing = true;
     }
   }
@@ -217,7 +243,16 @@ export class RedisApiKeyStore implements ApiKeyStore {
     if (config.size > 0) {
       const fields: Record<string, string> = {};
       for (const [digest, role] of config) {
-        const record: KeyRecord = { id: keyIdOf(Buffer.from(digest, 'hex')), digest, role, source: 'config', name: 'API_KEYS', created_ms: null, expires_ms: null, revoked_ms: null };
+        const record: KeyRecord = {
+          id: keyIdOf(Buffer.from(digest, 'hex')),
+          digest,
+          role,
+          source: 'config',
+          name: 'API_KEYS',
+          created_ms: null,
+          expires_ms: null,
+          revoked_ms: null,
+        };
         fields[digest] = JSON.stringify(record);
       }
       await this.redisCall('seed API_KEYS', () => this.redis.hset(this.hash, fields));
@@ -228,7 +263,8 @@ export class RedisApiKeyStore implements ApiKeyStore {
         await this.redisCall('restore admin keys', async () => {
           const multi = this.redis.multi();
           for (const r of records) {
-            if (r.revoked_ms !== null) multi.hset(this.hash, r.digest, JSON.stringify(r)); // revocation always wins
+            if (r.revoked_ms !== null)
+              multi.hset(this.hash, r.digest, JSON.stringify(r)); // revocation always wins
             else multi.hsetnx(this.hash, r.digest, JSON.stringify(r));
           }
           await multi.exec();
@@ -237,7 +273,14 @@ export class RedisApiKeyStore implements ApiKeyStore {
     }
     await this.redisCall('mark the key cache', () => this.redis.hset(this.hash, MARKER, String(this.now())));
     this.metrics?.apiKeyRestores.inc({ trigger });
-    const fields = { event: 'api_keys_restored', trigger, config_keys: config.size, admin_keys: this.durable.size, removed_config_keys: removed, ms: this.now() - t0 };
+    const fields = {
+      event: 'api_keys_restored',
+      trigger,
+      config_keys: config.size,
+      admin_keys: this.durable.size,
+      removed_config_keys: removed,
+      ms: this.now() - t0,
+    };
     if (trigger === 'start') this.logger?.info(fields, 'API keys written to the Redis cache');
     else this.logger?.error(fields, 'the API key cache in Redis had lost its contents; restored from API_KEYS and the durable key log');
   }
@@ -248,7 +291,8 @@ export class RedisApiKeyStore implements ApiKeyStore {
       if (!Array.isArray(c.keys)) return null;
       const out = new Map<string, ApiRole>();
       for (const e of c.keys) {
-        if (Array.isArray(e) && typeof e[0] === 'string' && /^[0-9a-f]{64}$/.test(e[0]) && (API_ROLES as readonly unknown[]).includes(e[1])) out.set(e[0], e[1] as ApiRole);
+        if (Array.isArray(e) && typeof e[0] === 'string' && /^[0-9a-f]{64}$/.test(e[0]) && (API_ROLES as readonly unknown[]).includes(e[1]))
+          out.set(e[0], e[1] as ApiRole);
       }
       return out;
     } catch {
@@ -327,7 +371,8 @@ export class RedisApiKeyStore implements ApiKeyStore {
       .map(([, v]) => this.parse(v))
       .find((r) => r?.id === id);
     if (!record) return null;
-    if (record.source === 'config') throw new KeyConflictError(`key ${id} comes from API_KEYS: remove it there and restart (config is the whole truth for those keys)`);
+    if (record.source === 'config')
+      throw new KeyConflictError(`key ${id} comes from API_KEYS: remove it there and restart (config is the whole truth for those keys)`);
     if (record.revoked_ms === null) {
       record.revoked_ms = this.now();
       await this.persist(record);

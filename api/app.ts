@@ -47,7 +47,11 @@ function presentedKey(req: FastifyRequest): string | null {
   const q = (req.query as Record<string, unknown> | undefined)?.api_key;
   if (typeof q !== 'string' || !q) return null;
   if (req.method !== 'GET' && req.method !== 'HEAD') {
-    throw new ApiError(401, 'unauthorized', `the api_key query parameter is accepted on GET only (for EventSource); send the key of a ${req.method} in the X-API-Key header or as Authorization: Bearer <key>`);
+    throw new ApiError(
+      401,
+      'unauthorized',
+      `the api_key query parameter is accepted on GET only (for EventSource); send the key of a ${req.method} in the X-API-Key header or as Authorization: Bearer <key>`,
+    );
   }
   return q;
 }
@@ -91,7 +95,11 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiOptions): Promise
   if (ctx.docs) {
     await app.register(swagger, {
       openapi: {
-        info: { title: 'StreamPulse API', version: '1', description: 'QoE, business, creators, safety, production, churn and alerts over the StreamPulse tables. See docs/api.md.' },
+        info: {
+          title: 'StreamPulse API',
+          version: '1',
+          description: 'QoE, business, creators, safety, production, churn and alerts over the StreamPulse tables. See docs/api.md.',
+        },
         components: { securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' } } },
         security: [{ apiKey: [] }],
       },
@@ -108,12 +116,20 @@ export async function apiPlugin(app: FastifyInstance, opts: ApiOptions): Promise
       return reply.code(400).send({ error: 'bad_request', message: err.message, ...(param ? { param } : {}) });
     }
     if ((err instanceof StreamPulseError && err.retriable && err.code === 'STATE_STORE') || isRedisUnavailable(err)) {
-      ctx.logger.warn({ event: 'api_unavailable', dependency: 'redis', route: req.routeOptions.url, err: err.message }, 'API request refused: Redis unreachable');
-      return reply.code(503).header('retry-after', '5').send({ error: 'unavailable', message: `Redis (API keys, rate limits) is unreachable; retry after 5 s (${err.message})` });
+      ctx.logger.warn(
+        { event: 'api_unavailable', dependency: 'redis', route: req.routeOptions.url, err: err.message },
+        'API request refused: Redis unreachable',
+      );
+      return reply
+        .code(503)
+        .header('retry-after', '5')
+        .send({ error: 'unavailable', message: `Redis (API keys, rate limits) is unreachable; retry after 5 s (${err.message})` });
     }
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) ctx.logger.error({ event: 'api_error', route: req.routeOptions.url, err: err.message }, 'API request failed');
-    return reply.code(status).send({ error: status === 500 ? 'internal_error' : 'bad_request', message: status === 500 ? 'internal error (logged)' : err.message });
+    return reply
+      .code(status)
+      .send({ error: status === 500 ? 'internal_error' : 'bad_request', message: status === 500 ? 'internal error (logged)' : err.message });
   });
 
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {

@@ -2,7 +2,12 @@
 import { Type } from '@sinclair/typebox';
 
 export class ApiError extends Error {
-  constructor(readonly statusCode: number, readonly error: string, message: string, readonly param?: string) {
+  constructor(
+    readonly statusCode: number,
+    readonly error: string,
+    message: string,
+    readonly param?: string,
+  ) {
     super(message);
   }
 }

@@ -24,7 +24,11 @@ export class RedisRateLimiter {
     const now = this.now();
     const window = Math.floor(now / this.windowMs);
     const key = `${this.prefix}rl:${subject}:${window}`;
-    const res = await this.redis.multi().incrby(key, cost).pexpire(key, this.windowMs + 1000).exec();
+    const res = await this.redis
+      .multi()
+      .incrby(key, cost)
+      .pexpire(key, this.windowMs + 1000)
+      .exec();
     const count = Number(res?.[0]?.[1] ?? 0);
     const resetSeconds = Math.max(1, Math.ceil(((window + 1) * this.windowMs - now) / 1000));
     return { allowed: count <= limit, limit, remaining: Math.max(0, limit - count), resetSeconds };

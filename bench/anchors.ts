@@ -29,7 +29,8 @@ export interface AnchorResult {
 
 /** What each mode computes, as RESULTS.md describes it. */
 export const STREAMS_ANCHOR_TITLES: Record<StreamsAnchorMode, string> = {
-  windows: 'Kafka Streams 4.1.1, 1-min event-time windows (60 s grace, updates emitted at each commit) per cdn over playback, per method·plan·og_tier·country·currency over payments, per creator·sender over gifts',
+  windows:
+    'Kafka Streams 4.1.1, 1-min event-time windows (60 s grace, updates emitted at each commit) per cdn over playback, per method·plan·og_tier·country·currency over payments, per creator·sender over gifts',
   accounts: 'Kafka Streams 4.1.1, the same windows plus a per-account 1-hour activity window over playback, payments and gifts (large keyed state, RocksDB)',
 };
 
@@ -52,7 +53,8 @@ export function buildStreamsAnchor(): string {
     const offline = spawnSync('mvn', ['-B', '-q', '-o', '-f', join(PROJECT, 'pom.xml'), 'clean', 'package'], { encoding: 'utf8' });
     if (offline.status !== 0) {
       const online = spawnSync('mvn', ['-B', '-q', '-f', join(PROJECT, 'pom.xml'), 'clean', 'package'], { encoding: 'utf8' });
-      if (online.error || online.status !== 0) throw new Error(`cannot build the Kafka Streams anchor (mvn package in ${PROJECT}): ${online.error?.message ?? online.stdout + online.stderr}`);
+      if (online.error || online.status !== 0)
+        throw new Error(`cannot build the Kafka Streams anchor (mvn package in ${PROJECT}): ${online.error?.message ?? online.stdout + online.stderr}`);
     }
   }
   return `${JAR}:${join(PROJECT, 'target', 'lib', '*')}`;
@@ -62,11 +64,27 @@ export function buildStreamsAnchor(): string {
 export async function runStreamsAnchor(b: BenchEnv, mode: StreamsAnchorMode, label: string): Promise<AnchorResult> {
   const classpath = buildStreamsAnchor();
   const appId = `${b.config.topicPrefix}kstreams-${label}`;
-  const child = spawn('java', [
-    '-cp', classpath, 'dev.streampulse.anchor.StreamsAnchor',
-    '--bootstrap', b.config.kafkaBrokers, '--topic-prefix', b.config.topicPrefix, '--schemas', join(REPO_ROOT, 'contracts', 'avro'),
-    '--mode', mode, '--app-id', appId, '--state-dir', join(b.dataDir, `kstreams-${label}`),
-  ], { cwd: PROJECT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    'java',
+    [
+      '-cp',
+      classpath,
+      'dev.streampulse.anchor.StreamsAnchor',
+      '--bootstrap',
+      b.config.kafkaBrokers,
+      '--topic-prefix',
+      b.config.topicPrefix,
+      '--schemas',
+      join(REPO_ROOT, 'contracts', 'avro'),
+      '--mode',
+      mode,
+      '--app-id',
+      appId,
+      '--state-dir',
+      join(b.dataDir, `kstreams-${label}`),
+    ],
+    { cwd: PROJECT, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   const code = await new Promise<number>((resolve, reject) => {

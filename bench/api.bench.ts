@@ -84,10 +84,19 @@ export async function generate(ch: ClickHouse): Promise<void> {
   if (!RAW) {
     // No raw_playback: the benched endpoints read it only through playback_views_by_creator (the
     // safety scores), which its materialized view would fill with these states.
-    await timed('playback_views_by_creator (no raw_playback: BENCH_API_RAW=0)', () => command(ch, `
+    await timed('playback_views_by_creator (no raw_playback: BENCH_API_RAW=0)', () =>
+      command(
+        ch,
+        `
       INSERT INTO ${db}.playback_views_by_creator SELECT if(is_live, creator, '') AS creator_id, uniqExactState(concat('view-', toString(v))) AS views
-      FROM (SELECT number AS v, ${attrs('number')} FROM numbers(${views})) GROUP BY creator_id`));
-  } else await timed('raw_playback', () => command(ch, `
+      FROM (SELECT number AS v, ${attrs('number')} FROM numbers(${views})) GROUP BY creator_id`,
+      ),
+    );
+  } else
+    await timed('raw_playback', () =>
+      command(
+        ch,
+        `
     INSERT INTO ${db}.raw_playback (event_id, event_time, received_time, view_id, seq, event_type, player_state, playhead_ms, viewer_id, account_id, content_id, stream_type,
       creator_id, device_category, os, app_version, cdn, country, asn, bitrate_kbps, width, height, error_code, error_severity, error_business, end_reason,
       cum_playing_ms, cum_rebuffer_ms, cum_rebuffer_count, cum_seek_ms, cum_bitrate_ms, src_topic, src_partition, src_offset, version, ingested_at)
@@ -97,8 +106,13 @@ export async function generate(ch: ClickHouse): Promise<void> {
       ${pick(['ios', 'android', 'tvos', 'web'], 'cityHash64(v, 10)')}, '5.2.0', cdn, country, toInt32(asn), toInt32(2000 + cityHash64(v, 11) % 6000), 1920, 1080,
       if(fate < 3 AND seq = 20, 'PLAYER_FATAL', NULL), if(fate < 3 AND seq = 20, 'fatal', NULL), if(fate < 3 AND seq = 20, false, NULL), if(seq = 39, 'completed', NULL),
       toInt64(seq * 9700), toInt64(seq * 200), toInt32(intDiv(seq, 10)), toInt64(seq * 100), toInt64(seq * 9700 * 3000), 'playback', toUInt16(v % 3), number, number, et
-    FROM (SELECT number, intDiv(number, 40) AS v, number % 40 AS seq, ${attrs('v')} FROM numbers(${views * 40}))`));
-  await timed('qoe_views', () => command(ch, `
+    FROM (SELECT number, intDiv(number, 40) AS v, number % 40 AS seq, ${attrs('v')} FROM numbers(${views * 40}))`,
+      ),
+    );
+  await timed('qoe_views', () =>
+    command(
+      ch,
+      `
     INSERT INTO ${db}.qoe_views (view_id, viewer_id, account_id, content_id, stream_type, creator_id, device_category, os, app_version, cdn, country, asn, view_start, view_end,
       ended, dropped, end_reason, error_code, outcome, startup_ms, watch_ms, playing_ms, seek_ms, rebuffer_ms, rebuffer_count, rebuffer_pct, rebuffer_per_min,
       weighted_avg_bitrate_kbps, startup_score, smoothness_score, playback_success_score, is_final, src_topic, src_partition, version)
@@ -106,60 +120,94 @@ export async function generate(ch: ClickHouse): Promise<void> {
       device_category, 'ios', '5.2.0', cdn, country, asn, ${viewStart('v')}, ${viewStart('v')} + toIntervalMillisecond(390000), 1, 0, 'completed', if(fate < 3, 'PLAYER_FATAL', ''),
       multiIf(fate < 2, 'vsf', fate < 4, 'ebvs', fate < 6, 'playback_failure', 'play'), if(fate < 4, NULL, toUInt64(400 + cityHash64(v, 12) % 3000)),
       390000, 378300, 3900, 7800, 3, 2.0, 1.2, 3000 + cityHash64(v, 11) % 3000, 90, 95, 100, 1, 'playback', toUInt16(v % 3), 1
-    FROM (SELECT number AS v, ${attrs('number')} FROM numbers(${views}))`));
+    FROM (SELECT number AS v, ${attrs('number')} FROM numbers(${views}))`,
+    ),
+  );
   // About one row per concurrent view and minute, like the processor's per-key partials.
   const perMinute = Math.max(100, Math.round((views * 6.5) / 1440));
-  await timed(`qoe_minute (${(perMinute * 1440).toLocaleString()} rows)`, () => command(ch, `
+  await timed(`qoe_minute (${(perMinute * 1440).toLocaleString()} rows)`, () =>
+    command(
+      ch,
+      `
     INSERT INTO ${db}.qoe_minute (window_start, cdn, device_category, country, asn, content_id, concurrent_viewers, views_started, startup_ms_samples, playing_ms, rebuffer_ms,
       rebuffer_count, seek_ms, bitrate_kbps_ms, views_ended, plays, vsf_views, ebvs_views, business_exception_views, playback_failure_views, fatal_errors, is_final, src_topic, src_partition, version)
     SELECT toDateTime(${t0}) + toIntervalMinute(intDiv(number, ${perMinute})) AS ws, cdn, device_category, country, asn, content_id, 1, toUInt64(fate % 7 = 0),
       if(fate % 7 = 0, [toUInt64(400 + cityHash64(number, 12) % 3000)], []), 58000, if(cdn = 'edgio', 1500, 300), toUInt64(fate % 13 = 0), 500, 58000 * (3000 + cityHash64(number, 11) % 3000),
       toUInt64(fate % 7 = 1), toUInt64(fate % 7 = 1 AND fate > 5), toUInt64(fate = 1), toUInt64(fate = 8), 0, toUInt64(fate = 50), toUInt64(fate = 99), 1, 'playback', toUInt16(number % 3), 1
-    FROM (SELECT number, ${attrs('number')} FROM numbers(${perMinute * 1440}))`));
-  await timed('kpi_payments_1m', () => command(ch, `
+    FROM (SELECT number, ${attrs('number')} FROM numbers(${perMinute * 1440}))`,
+    ),
+  );
+  await timed('kpi_payments_1m', () =>
+    command(
+      ch,
+      `
     INSERT INTO ${db}.kpi_payments_1m (window_start, method, plan, og_tier, country, attempts, succeeded, failed, gross_usd_micros, refunds_usd_micros, chargebacks_usd_micros, net_usd_micros, topups, topup_usd_micros, is_final, src_topic, src_partition, version)
     SELECT toDateTime(${t0}) + toIntervalMinute(intDiv(number, 120)) AS ws, ${pick(METHODS, 'number')}, ${pick(PLANS, 'intDiv(number, 4)')}, toUInt8(intDiv(number, 12) % 2),
       ${pick(COUNTRIES, 'intDiv(number, 24)')}, 3 + number % 5 AS a, a - toUInt64(number % 11 = 0), toUInt64(number % 11 = 0), a * 9990000, if(number % 97 = 0, 9990000, 0), 0,
       a * 9990000 - if(number % 97 = 0, 9990000, 0), number % 3, (number % 3) * 4990000, 1, 'payments', toUInt16(number % 3), 1
-    FROM numbers(${1440 * 120})`));
-  await timed('kpi_gifts_1m', () => command(ch, `
+    FROM numbers(${1440 * 120})`,
+    ),
+  );
+  await timed('kpi_gifts_1m', () =>
+    command(
+      ch,
+      `
     INSERT INTO ${db}.kpi_gifts_1m (window_start, creator_id, sender_account_id, gifts, quantity, coins, value_usd_micros, is_final, src_topic, src_partition, version)
     SELECT toDateTime(${t0}) + toIntervalMinute(intDiv(number, 200)), concat('creator-', toString(toUInt32(pow((cityHash64(number, 7) % 1000) / 1000, 2) * 300))),
       concat('acct-', toString(toUInt32(pow((cityHash64(number, 13) % 1000) / 1000, 3) * 50000))), 1, 1 + number % 3, (1 + number % 3) * 10, (1 + number % 3) * 100000, 1, 'gifts', toUInt16(number % 3), 1
-    FROM numbers(${1440 * 200})`));
-  await timed('account_activity_1h', () => command(ch, `
+    FROM numbers(${1440 * 200})`,
+    ),
+  );
+  await timed('account_activity_1h', () =>
+    command(
+      ch,
+      `
     INSERT INTO ${db}.account_activity_1h (hour, account_id, played, paid, gifted, net_usd_micros, gift_usd_micros, is_final, src_topic, src_partition, version)
     SELECT toDateTime(${t0}) + toIntervalHour(intDiv(number, 25000)), concat('acct-', toString(cityHash64(number) % 200000)), 1, toUInt8(number % 20 = 0), toUInt8(number % 50 = 0),
       if(number % 20 = 0, 9990000, 0), if(number % 50 = 0, 300000, 0), 1, 'payments', toUInt16(number % 3), 1
-    FROM numbers(${24 * 25000})`));
+    FROM numbers(${24 * 25000})`,
+    ),
+  );
   await timed('safety_events_1m, safety_cases, production_issues', async () => {
-    await command(ch, `
+    await command(
+      ch,
+      `
       INSERT INTO ${db}.safety_events_1m (window_start, event_type, policy, severity, detection_source, action_type, outcome, target_type, events, is_final, src_topic, src_partition, version)
       SELECT toDateTime(${t0}) + toIntervalMinute(intDiv(number, 20)), ${pick(['report_created', 'report_created', 'action_taken', 'appeal_created', 'appeal_decided'], 'number')},
         ${pick(['spam', 'harassment', 'violence', 'nudity', 'hate'], 'intDiv(number, 5)')}, ${pick(['low', 'medium', 'high', 'critical'], 'cityHash64(number)')},
         ${pick(['user_report', 'classifier'], 'intDiv(number, 3)')}, ${pick(['none', 'remove', 'warn', 'suspend'], 'intDiv(number, 7)')}, '', 'stream', 1 + number % 4, 1, 'moderation', toUInt16(number % 3), 1
-      FROM numbers(${1440 * 20})`);
-    await command(ch, `
+      FROM numbers(${1440 * 20})`,
+    );
+    await command(
+      ch,
+      `
       INSERT INTO ${db}.safety_cases (case_id, target_type, target_id, creator_id, policy, severity, user_reports, first_report_time, first_detection_time, action_time, action_type,
         time_to_action_ms, proactive, violation, appealed, appeal_time, appeal_outcome, appeal_decision_time, time_to_appeal_decision_ms, closed, last_event_time, src_topic, src_partition, version)
       SELECT concat('case-', toString(number)), 'stream', concat('stream-', toString(number)), concat('creator-', toString(number % 300)), ${pick(['spam', 'harassment', 'violence', 'nudity', 'hate'], 'number')},
         ${pick(['low', 'medium', 'high', 'critical'], 'cityHash64(number)')}, 1 + number % 3, ${t0} + toIntervalSecond(number * 4) AS fr, NULL, fr + toIntervalSecond(60 + number % 3600),
         ${pick(['none', 'remove', 'warn', 'suspend'], 'intDiv(number, 7)')} AS act, (60 + number % 3600) * 1000, toUInt8(number % 4 = 0), toUInt8(act != 'none'), toUInt8(number % 10 = 0),
         NULL, if(number % 10 = 0, ${pick(['upheld', 'reversed'], 'number')}, ''), NULL, if(number % 10 = 0, 3600000, NULL), 1, fr + toIntervalSecond(7200), 'moderation', toUInt16(number % 3), 1
-      FROM numbers(20000)`);
-    await command(ch, `
+      FROM numbers(20000)`,
+    );
+    await command(
+      ch,
+      `
       INSERT INTO ${db}.production_issues (issue_key, project_key, summary, issue_type, status, status_category, priority, severity, show_name, cost_impact_usd, delay_days, labels,
         created, updated, resolved, resolve_ms, is_open, is_critical, deleted, deleted_time, last_event_id, state_version, src_topic, src_partition, version)
       SELECT concat('PRD-', toString(number)), 'PRD', 'issue', 'Bug', if(number % 3 = 0, 'Done', 'Open'), if(number % 3 = 0, 'done', 'new'), 'High',
         ${pick(['minor', 'major', 'critical'], 'number')}, concat('Show ', toString(number % 40)), number % 50000, number % 9, [], ${t0} - toIntervalHour(number % 500) AS c, c + toIntervalHour(1),
         if(number % 3 = 0, c + toIntervalHour(5), NULL), if(number % 3 = 0, 18000000, NULL), toUInt8(number % 3 != 0), toUInt8(number % 3 = 2), 0, NULL, concat('ev-', toString(number)), 1, 'jira', 0, 1
-      FROM numbers(2000)`);
+      FROM numbers(2000)`,
+    );
   });
   await command(ch, `CREATE TABLE IF NOT EXISTS ${db}.bench_marker (events UInt64) ENGINE = MergeTree ORDER BY tuple()`);
   await command(ch, `INSERT INTO ${db}.bench_marker VALUES (${EVENTS})`);
 }
 
-interface Endpoint { name: string; url: string }
+interface Endpoint {
+  name: string;
+  url: string;
+}
 const iso = (ms: number) => new Date(ms).toISOString();
 const ENDPOINTS: Endpoint[] = [
   { name: 'live dashboard snapshot (`/v1/live/snapshot?minutes=60`, = each SSE push of `/v1/live/stream`)', url: '/v1/live/snapshot?minutes=60' },
@@ -171,7 +219,8 @@ const ENDPOINTS: Endpoint[] = [
   { name: 'production summary', url: '/v1/production/summary' },
 ];
 
-const NOTE = 'Before migration 010 the safety summary took p50 221 ms / p95 231 ms on the same data: `safety_score_overall` counted ' +
+const NOTE =
+  'Before migration 010 the safety summary took p50 221 ms / p95 231 ms on the same data: `safety_score_overall` counted ' +
   'uniqExact(view_id) over `raw_playback FINAL` (all 10 M events) on every call. 010 keeps distinct views per creator as uniqExact states ' +
   '(`playback_views_by_creator`, fed by a materialized view on raw_playback, backfilled) and both safety score views merge those instead — same numbers. ' +
   'Before migration 017 the 24 h QoE series read ~1.6 M qoe_minute rows with FINAL on every call (p95 143 ms at 10 M events) and business hourly ' +
@@ -188,9 +237,7 @@ async function main(): Promise<void> {
   const config = loadConfig({ ...process.env, LOG_LEVEL: 'warn', CHDB_PATH: join(dir, 'chdb'), REDIS_PREFIX: `bench:api:${Date.now().toString(36)}:` });
   const ch = await openClickHouse({ ...config.clickhouse, url: null });
   await migrate(ch);
-  const have = existsSync(join(dir, 'chdb'))
-    ? await queryRows<{ events: string }>(ch, `SELECT events FROM ${ch.database}.bench_marker`).catch(() => [])
-    : [];
+  const have = existsSync(join(dir, 'chdb')) ? await queryRows<{ events: string }>(ch, `SELECT events FROM ${ch.database}.bench_marker`).catch(() => []) : [];
   if (have.length === 0 || Number(have[0]!.events) !== EVENTS) {
     if (have.length) {
       await ch.close();
@@ -207,7 +254,11 @@ async function main(): Promise<void> {
     await sealBusiness(ch, NOW);
     return performance.now() - s;
   });
-  const counts = await queryRows<{ t: string; n: string }>(ch, `SELECT table AS t, sum(rows) AS n FROM system.parts WHERE database = {db:String} AND active GROUP BY t ORDER BY t`, { db: ch.database });
+  const counts = await queryRows<{ t: string; n: string }>(
+    ch,
+    `SELECT table AS t, sum(rows) AS n FROM system.parts WHERE database = {db:String} AND active GROUP BY t ORDER BY t`,
+    { db: ch.database },
+  );
   const rowsOf = Object.fromEntries(counts.map((r) => [r.t, Number(r.n)]));
   console.log(rowsOf);
 
@@ -217,8 +268,16 @@ async function main(): Promise<void> {
   const keys = new RedisApiKeyStore(redis, config.env.REDIS_PREFIX);
   await keys.seed(`${KEY}:viewer`);
   await app.register(apiPlugin, {
-    logger: createLogger('warn'), metrics: createMetrics(), redis, ch, keys, limiter: new RedisRateLimiter(redis, config.env.REDIS_PREFIX, 60_000),
-    rateLimits: { viewer: 1_000_000 }, alerts: null, now: () => NOW, docs: false,
+    logger: createLogger('warn'),
+    metrics: createMetrics(),
+    redis,
+    ch,
+    keys,
+    limiter: new RedisRateLimiter(redis, config.env.REDIS_PREFIX, 60_000),
+    rateLimits: { viewer: 1_000_000 },
+    alerts: null,
+    now: () => NOW,
+    docs: false,
   });
   await app.ready();
 
@@ -264,7 +323,8 @@ async function main(): Promise<void> {
         console.log(`  reference (sources only) ${res.e.url}: p50 ${r.p50.toFixed(1)} ms, p95 ${r.p95.toFixed(1)} ms, same answer: ${res.same}`);
       }
     } finally {
-      for (const [i, f] of FAMILIES.entries()) if (marks[i]!.length) await ch.client.insert({ table: `${db}.rollup_sealed_${f}`, values: marks[i]!, format: 'JSONEachRow' });
+      for (const [i, f] of FAMILIES.entries())
+        if (marks[i]!.length) await ch.client.insert({ table: `${db}.rollup_sealed_${f}`, values: marks[i]!, format: 'JSONEachRow' });
     }
   }
   await app.close();
@@ -286,12 +346,16 @@ async function main(): Promise<void> {
     '',
     '| endpoint | p50 ms | p95 ms | max ms | response bytes | reference, same run: source tables only (rollups set aside), p50 / p95 ms | same answer |',
     '|---|---|---|---|---|---|---|',
-    ...results.map((r) => `| ${r.e.name} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.max.toFixed(1)} | ${fmt(r.bytes)} | ${r.ref ? `${r.ref.p50.toFixed(1)} / ${r.ref.p95.toFixed(1)}` : '–'} | ${r.same === undefined ? '–' : r.same ? 'yes' : '**no**'} |`),
+    ...results.map(
+      (r) =>
+        `| ${r.e.name} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.max.toFixed(1)} | ${fmt(r.bytes)} | ${r.ref ? `${r.ref.p50.toFixed(1)} / ${r.ref.p95.toFixed(1)}` : '–'} | ${r.same === undefined ? '–' : r.same ? 'yes' : '**no**'} |`,
+    ),
     '',
     NOTE,
   ].join('\n');
   if (EVENTS === 10_000_000 && RAW && RUNS >= MIN_RECORDED_RUNS) recordResults('API latency (npm run bench:api)', body);
-  else if (EVENTS === 100_000_000 && RUNS >= MIN_RECORDED_RUNS) recordResults('API latency at 100 M events (BENCH_API_EVENTS=100000000 npm run bench:api)', body);
+  else if (EVENTS === 100_000_000 && RUNS >= MIN_RECORDED_RUNS)
+    recordResults('API latency at 100 M events (BENCH_API_EVENTS=100000000 npm run bench:api)', body);
   else console.log(`${body}\n(not recorded: not the 10 M or 100 M data set, or BENCH_API_RUNS < ${MIN_RECORDED_RUNS})`);
 }
 

@@ -43,10 +43,20 @@ export async function benchEnv(name: string, extra: Record<string, string> = {})
   const dataDir = join(REPO_ROOT, '.data', 'bench', id);
   mkdirSync(dataDir, { recursive: true });
   const env: Record<string, string | undefined> = {
-    ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', TOPIC_PREFIX: `bench.${id}.`, GROUP_PREFIX: `bench.${id}.`, REDIS_PREFIX: `bench:${id}:`,
+    ...process.env,
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+    TOPIC_PREFIX: `bench.${id}.`,
+    GROUP_PREFIX: `bench.${id}.`,
+    REDIS_PREFIX: `bench:${id}:`,
     // The writer login of the ClickHouse port a bench child serves to the others (http-facade.ts).
-    CLICKHOUSE_USER: process.env.CLICKHOUSE_USER || 'default', CLICKHOUSE_PASSWORD: process.env.CLICKHOUSE_PASSWORD || randomBytes(18).toString('base64url'),
-    REGISTRY_TOPIC: `bench.${id}._schemas`, REGISTRY_PORT: '0', HTTP_PORT: '0', METRICS_PORT: '0', CHDB_PATH: join(dataDir, 'chdb'), ...extra,
+    CLICKHOUSE_USER: process.env.CLICKHOUSE_USER || 'default',
+    CLICKHOUSE_PASSWORD: process.env.CLICKHOUSE_PASSWORD || randomBytes(18).toString('base64url'),
+    REGISTRY_TOPIC: `bench.${id}._schemas`,
+    REGISTRY_PORT: '0',
+    HTTP_PORT: '0',
+    METRICS_PORT: '0',
+    CHDB_PATH: join(dataDir, 'chdb'),
+    ...extra,
   };
   const config = loadConfig(env);
   const logger = createLogger(config.env.LOG_LEVEL);
@@ -57,10 +67,26 @@ export async function benchEnv(name: string, extra: Record<string, string> = {})
   const registry = await startRegistryServer({ config, logger });
   env.SCHEMA_REGISTRY_URL = registry.url;
   const codec = await AvroCodec.connect(registry.url, config.topicPrefix);
-  const producer = await EventProducer.connect({ brokers: config.kafkaBrokers, clientId: `bench-${id}`, topicPrefix: config.topicPrefix, codec, logger, metrics: createMetrics(), lingerMs: 20 });
+  const producer = await EventProducer.connect({
+    brokers: config.kafkaBrokers,
+    clientId: `bench-${id}`,
+    topicPrefix: config.topicPrefix,
+    codec,
+    logger,
+    metrics: createMetrics(),
+    lingerMs: 20,
+  });
   const redis = new Redis(config.env.REDIS_URL);
   return {
-    id, config, env, logger, registry, redis, codec, producer, dataDir,
+    id,
+    config,
+    env,
+    logger,
+    registry,
+    redis,
+    codec,
+    producer,
+    dataDir,
     /** Stops what it started and removes what the run left: its Redis keys, topics and data directory. */
     async close() {
       await producer.close();
@@ -73,7 +99,8 @@ export async function benchEnv(name: string, extra: Record<string, string> = {})
       redis.disconnect();
       await registry.close();
       const topics = (await listTopics(config.kafkaBrokers)).filter((t) => t.startsWith(config.topicPrefix));
-      if (topics.length) await deleteTopics(config.kafkaBrokers, topics).catch((err) => logger.warn({ err: (err as Error).message }, 'bench topics not deleted'));
+      if (topics.length)
+        await deleteTopics(config.kafkaBrokers, topics).catch((err) => logger.warn({ err: (err as Error).message }, 'bench topics not deleted'));
       if (!kafka.alreadyRunning) await stopKafka(kafkaOpts);
       if (!process.env.BENCH_KEEP_DATA) rmSync(dataDir, { recursive: true, force: true });
     },
@@ -136,7 +163,16 @@ export async function consumeAll(b: BenchEnv, kinds: readonly EventKind[], decod
   const topics = kinds.map((k) => topicSpec(b.config.topicPrefix, k).topic);
   let total = 0;
   for (const t of topics) for (const w of await topicHighWatermarks(b.config.kafkaBrokers, t)) total += w.high;
-  const consumer = new Kafka.KafkaConsumer({ 'group.id': `bench-read-${Date.now()}`, 'metadata.broker.list': b.config.kafkaBrokers, 'enable.auto.commit': false, 'queued.max.messages.kbytes': 65536, 'fetch.wait.max.ms': 50 }, { 'auto.offset.reset': 'earliest' });
+  const consumer = new Kafka.KafkaConsumer(
+    {
+      'group.id': `bench-read-${Date.now()}`,
+      'metadata.broker.list': b.config.kafkaBrokers,
+      'enable.auto.commit': false,
+      'queued.max.messages.kbytes': 65536,
+      'fetch.wait.max.ms': 50,
+    },
+    { 'auto.offset.reset': 'earliest' },
+  );
   await new Promise<void>((res, rej) => consumer.connect({ timeout: 10_000 }, (e) => (e ? rej(e) : res())));
   consumer.setDefaultConsumeTimeout(100);
   consumer.subscribe(topics);

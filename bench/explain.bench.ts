@@ -38,29 +38,47 @@ async function main(): Promise<void> {
   const ch = await openClickHouse({ ...config.clickhouse, url: null });
   await migrate(ch);
   const db = ch.database;
-  const ready = existsSync(join(dir, 'chdb')) && (await queryRows(ch, `SELECT 1 FROM system.tables WHERE database = {db:String} AND name = 'bench_explain_marker'`, { db })).length > 0;
+  const ready =
+    existsSync(join(dir, 'chdb')) &&
+    (await queryRows(ch, `SELECT 1 FROM system.tables WHERE database = {db:String} AND name = 'bench_explain_marker'`, { db })).length > 0;
   if (!ready) {
     await generate(ch);
     const day = `window_start >= toDateTime('${chTime(DAY0)}') AND window_start < toDateTime('${chTime(DAY0 + DAY)}')`;
     for (let k = 1; k <= 7; k++) {
       // Earlier days: less rebuffering, fewer start failures and payment failures, more playing and revenue.
       // (The day is filtered in a sub-query: in ClickHouse the WHERE of the same SELECT would see the shifted window_start alias.)
-      await command(ch, `INSERT INTO ${db}.qoe_minute SELECT * REPLACE (window_start - toIntervalDay(${k}) AS window_start, intDiv(rebuffer_ms, 2) AS rebuffer_ms,
-        intDiv(vsf_views, 2) AS vsf_views, intDiv(playing_ms * ${100 + 3 * k}, 100) AS playing_ms, intDiv(fatal_errors, 2) AS fatal_errors) FROM (SELECT * FROM ${db}.qoe_minute FINAL WHERE ${day})`);
-      await command(ch, `INSERT INTO ${db}.kpi_payments_1m SELECT * REPLACE (window_start - toIntervalDay(${k}) AS window_start, intDiv(failed, 2) AS failed,
-        intDiv(net_usd_micros * ${110 + k}, 100) AS net_usd_micros) FROM (SELECT * FROM ${db}.kpi_payments_1m FINAL WHERE ${day})`);
+      await command(
+        ch,
+        `INSERT INTO ${db}.qoe_minute SELECT * REPLACE (window_start - toIntervalDay(${k}) AS window_start, intDiv(rebuffer_ms, 2) AS rebuffer_ms,
+        intDiv(vsf_views, 2) AS vsf_views, intDiv(playing_ms * ${100 + 3 * k}, 100) AS playing_ms, intDiv(fatal_errors, 2) AS fatal_errors) FROM (SELECT * FROM ${db}.qoe_minute FINAL WHERE ${day})`,
+      );
+      await command(
+        ch,
+        `INSERT INTO ${db}.kpi_payments_1m SELECT * REPLACE (window_start - toIntervalDay(${k}) AS window_start, intDiv(failed, 2) AS failed,
+        intDiv(net_usd_micros * ${110 + k}, 100) AS net_usd_micros) FROM (SELECT * FROM ${db}.kpi_payments_1m FINAL WHERE ${day})`,
+      );
     }
-    await command(ch, `INSERT INTO ${db}.raw_catalog (event_id, event_time, received_time, content_id, title, show_name, genre, stream_type, duration_ms, creator_id, src_topic, src_partition, src_offset, version)
+    await command(
+      ch,
+      `INSERT INTO ${db}.raw_catalog (event_id, event_time, received_time, content_id, title, show_name, genre, stream_type, duration_ms, creator_id, src_topic, src_partition, src_offset, version)
       SELECT concat('cat-', toString(number)), now64(3), now64(3), concat('content-', toString(number)), concat('Title ', toString(number)), concat('Show ', toString(number % 150)),
-        'drama', 'vod', 2700000, NULL, 'catalog', 0, number, 1 FROM numbers(2001)`);
-    await command(ch, `INSERT INTO ${db}.production_issue_history (issue_key, project_key, status, status_category, priority, severity, show_name, cost_impact_usd, delay_days, created, updated,
+        'drama', 'vod', 2700000, NULL, 'catalog', 0, number, 1 FROM numbers(2001)`,
+    );
+    await command(
+      ch,
+      `INSERT INTO ${db}.production_issue_history (issue_key, project_key, status, status_category, priority, severity, show_name, cost_impact_usd, delay_days, created, updated,
         resolved, is_open, is_critical, deleted, deleted_time, last_event_id, state_version, src_topic, src_partition, version)
       SELECT concat('PROD-', toString(number)), 'PROD', 'In Progress', 'indeterminate', 'High', ['low', 'medium', 'high', 'critical'][1 + number % 4], concat('Show ', toString(number % 150)),
         1000 * (number % 50), 1, toDateTime64('${chTime(DAY0)}', 3) - toIntervalHour(number % 200), toDateTime64('${chTime(DAY0)}', 3) + toIntervalMinute(number % 600), NULL,
-        1, number % 4 = 3, 0, NULL, concat('ev-', toString(number)), 1, 'jira', 0, 1 FROM numbers(2000)`);
+        1, number % 4 = 3, 0, NULL, concat('ev-', toString(number)), 1, 'jira', 0, 1 FROM numbers(2000)`,
+    );
     await command(ch, `CREATE TABLE ${db}.bench_explain_marker (x UInt8) ENGINE = TinyLog`);
   } else console.log(`reusing the data set in ${dir}`);
-  const counts = await queryRows<{ t: string; n: string }>(ch, `SELECT table AS t, sum(rows) AS n FROM system.parts WHERE database = {db:String} AND active AND table IN ('qoe_minute', 'kpi_payments_1m') GROUP BY t ORDER BY t`, { db });
+  const counts = await queryRows<{ t: string; n: string }>(
+    ch,
+    `SELECT table AS t, sum(rows) AS n FROM system.parts WHERE database = {db:String} AND active AND table IN ('qoe_minute', 'kpi_payments_1m') GROUP BY t ORDER BY t`,
+    { db },
+  );
   const rows = Object.fromEntries(counts.map((r) => [r.t, Number(r.n)]));
   console.log(rows);
 
@@ -79,7 +97,8 @@ async function main(): Promise<void> {
     const rule = rules.find((r) => r.name === c.rule)!;
     const alert = { labels: c.labels, activeAtMs: at, firingAtMs: at + rule.forMs };
     const first = await explainAlert(ch, rule, alert);
-    if (first.baseline_days.length !== 7) throw new Error(`${c.rule}: ${first.baseline_days.length} baseline days with data, expected 7 (the copies of the day are missing)`);
+    if (first.baseline_days.length !== 7)
+      throw new Error(`${c.rule}: ${first.baseline_days.length} baseline days with data, expected 7 (the copies of the day are missing)`);
     const wall: number[] = [];
     const cpu0 = process.cpuUsage();
     for (let i = 0; i < RUNS; i++) {
@@ -90,7 +109,16 @@ async function main(): Promise<void> {
     const cpu = process.cpuUsage(cpu0);
     wall.sort((a, b) => a - b);
     const p = (q: number) => wall[Math.min(wall.length - 1, Math.max(0, Math.ceil(q * wall.length) - 1))]!;
-    const line = `| ${c.rule}${Object.keys(c.labels).length ? ` {${Object.entries(c.labels).map(([k, v]) => `${k}=${v}`).join(', ')}}` : ''} | ${(Date.parse(first.period.to) - Date.parse(first.period.from)) / MIN} min, ${first.baseline_days.length} baseline days | ${first.dimensions.length} | ${p(0.5).toFixed(0)} | ${p(0.95).toFixed(0)} | ${((cpu.user + cpu.system) / 1e6 / RUNS).toFixed(2)} | ${first.top.slice(0, 2).map((t) => `${t.dimension}=${t.value} ${(100 * t.share).toFixed(0)} %`).join(', ')} |`;
+    const line = `| ${c.rule}${
+      Object.keys(c.labels).length
+        ? ` {${Object.entries(c.labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(', ')}}`
+        : ''
+    } | ${(Date.parse(first.period.to) - Date.parse(first.period.from)) / MIN} min, ${first.baseline_days.length} baseline days | ${first.dimensions.length} | ${p(0.5).toFixed(0)} | ${p(0.95).toFixed(0)} | ${((cpu.user + cpu.system) / 1e6 / RUNS).toFixed(2)} | ${first.top
+      .slice(0, 2)
+      .map((t) => `${t.dimension}=${t.value} ${(100 * t.share).toFixed(0)} %`)
+      .join(', ')} |`;
     console.log(line);
     lines.push(line);
   }

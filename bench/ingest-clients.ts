@@ -22,12 +22,22 @@ export interface ClientsResult {
 
 function post(agent: Agent, url: URL, job: ClientJob): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ agent, host: url.hostname, port: url.port, method: 'POST', path: `/v1/events/${job.kind}`, headers: { 'content-type': 'application/x-ndjson', 'x-api-key': job.key, 'content-length': Buffer.byteLength(job.body) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = request(
+      {
+        agent,
+        host: url.hostname,
+        port: url.port,
+        method: 'POST',
+        path: `/v1/events/${job.kind}`,
+        headers: { 'content-type': 'application/x-ndjson', 'x-api-key': job.key, 'content-length': Buffer.byteLength(job.body) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(job.body);
   });
@@ -39,15 +49,17 @@ async function run(url: URL, jobs: ClientJob[], clients: number): Promise<Client
   const t0 = performance.now();
   let accepted = 0;
   let next = 0;
-  await Promise.all(Array.from({ length: clients }, async () => {
-    while (next < jobs.length) {
-      const job = jobs[next++]!;
-      const res = await post(agent, url, job);
-      const r = JSON.parse(res.body) as { accepted: number; rejected: number };
-      if (res.status !== 200 || r.rejected > 0) throw new Error(`ingest answered ${res.status}: ${res.body.slice(0, 300)}`);
-      accepted += r.accepted;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (next < jobs.length) {
+        const job = jobs[next++]!;
+        const res = await post(agent, url, job);
+        const r = JSON.parse(res.body) as { accepted: number; rejected: number };
+        if (res.status !== 200 || r.rejected > 0) throw new Error(`ingest answered ${res.status}: ${res.body.slice(0, 300)}`);
+        accepted += r.accepted;
+      }
+    }),
+  );
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   agent.destroy();

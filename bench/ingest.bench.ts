@@ -27,7 +27,19 @@ import { rawStoreProcessor } from '../processors/raw-store/raw-store.processor.j
 import { ingestPlugin } from '../producers/ingest/ingest.plugin.js';
 import { RedisApiKeyStore } from '../api/api-keys.js';
 import type { ClientJob, ClientsResult } from './ingest-clients.js';
-import { ALL_KINDS, benchEnv, byKind, checkpointedTotal, collectGarbage, consumeAll, generateEvents, machine, produceAll, recordResults, topicTotal } from './common.js';
+import {
+  ALL_KINDS,
+  benchEnv,
+  byKind,
+  checkpointedTotal,
+  collectGarbage,
+  consumeAll,
+  generateEvents,
+  machine,
+  produceAll,
+  recordResults,
+  topicTotal,
+} from './common.js';
 
 const N_SDK = Number(process.env.BENCH_EVENTS ?? 400_000);
 const N_HTTP = Number(process.env.BENCH_HTTP_EVENTS ?? 100_000);
@@ -103,7 +115,9 @@ async function main(): Promise<void> {
     const sdkThreads = threadCpuPerM(sdkThreads0, threadCpu(), N_SDK);
     const sdkCpuPerM = (cpuSecondsSince(sdkCpu0) / N_SDK) * 1e6;
     const sdkRate = N_SDK / sdkSeconds;
-    console.log(`SDK: ${fmt(sdkRate)} events/s (${N_SDK} in ${sdkSeconds.toFixed(2)} s), ${sdkCpuPerM.toFixed(1)} CPU-s per million events (by thread: ${sdkThreads})`);
+    console.log(
+      `SDK: ${fmt(sdkRate)} events/s (${N_SDK} in ${sdkSeconds.toFixed(2)} s), ${sdkCpuPerM.toFixed(1)} CPU-s per million events (by thread: ${sdkThreads})`,
+    );
 
     const app = Fastify({ logger: false, bodyLimit: 64 * 1024 * 1024 });
     const env = b.config.env;
@@ -112,9 +126,18 @@ async function main(): Promise<void> {
     const clientKeys = Array.from({ length: HTTP_CLIENTS }, (_, i) => `bench-key-${i}`);
     await keys.seed(clientKeys.map((k) => `${k}:ingest`).join(','));
     await app.register(ingestPlugin, {
-      producer: b.producer, apiKeys: keys, maxBodyBytes: 64 * 1024 * 1024, maxEvents: 10_000, metrics: createMetrics(),
+      producer: b.producer,
+      apiKeys: keys,
+      maxBodyBytes: 64 * 1024 * 1024,
+      maxEvents: 10_000,
+      metrics: createMetrics(),
       bounds: { maxDepth: env.INGEST_MAX_JSON_DEPTH, maxStringBytes: env.INGEST_MAX_STRING_BYTES },
-      rateLimits: { redis: b.redis, prefix: env.REDIS_PREFIX, requestsPerSecond: env.INGEST_RATE_LIMIT_REQUESTS_PER_S, eventsPerSecond: env.INGEST_RATE_LIMIT_EVENTS_PER_S },
+      rateLimits: {
+        redis: b.redis,
+        prefix: env.REDIS_PREFIX,
+        requestsPerSecond: env.INGEST_RATE_LIMIT_REQUESTS_PER_S,
+        eventsPerSecond: env.INGEST_RATE_LIMIT_EVENTS_PER_S,
+      },
     });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
@@ -136,7 +159,9 @@ async function main(): Promise<void> {
     const httpRate = accepted / httpSeconds;
     const httpCpuPerM = (http.gatewayCpuSeconds / accepted) * 1e6;
     const clientCpuPerM = (http.cpuSeconds / accepted) * 1e6;
-    console.log(`HTTP: ${fmt(httpRate)} events/s (${accepted} in ${httpSeconds.toFixed(2)} s), gateway ${httpCpuPerM.toFixed(1)} CPU-s per million events (clients ${clientCpuPerM.toFixed(1)}; gateway by thread: ${httpThreads}); ${(httpRate / sdkRate).toFixed(2)} of the SDK rate`);
+    console.log(
+      `HTTP: ${fmt(httpRate)} events/s (${accepted} in ${httpSeconds.toFixed(2)} s), gateway ${httpCpuPerM.toFixed(1)} CPU-s per million events (clients ${clientCpuPerM.toFixed(1)}; gateway by thread: ${httpThreads}); ${(httpRate / sdkRate).toFixed(2)} of the SDK rate`,
+    );
     await app.close();
     if (INGEST_ONLY) return;
 
@@ -150,10 +175,21 @@ async function main(): Promise<void> {
 
     const ch = await openClickHouse(b.config.clickhouse);
     await migrate(ch);
-    const runner = new ProcessorRunner(rawStoreProcessor(), {
-      brokers: b.config.kafkaBrokers, groupId: `${b.config.env.GROUP_PREFIX}raw-store`, topicPrefix: b.config.topicPrefix, codec: b.codec, ch, redis: b.redis,
-      redisPrefix: b.config.env.REDIS_PREFIX, logger: b.logger, metrics: createMetrics(),
-    }, { maxPendingRows: b.config.env.BATCH_MAX_ROWS, checkpointIntervalMs: b.config.env.BATCH_MAX_MS });
+    const runner = new ProcessorRunner(
+      rawStoreProcessor(),
+      {
+        brokers: b.config.kafkaBrokers,
+        groupId: `${b.config.env.GROUP_PREFIX}raw-store`,
+        topicPrefix: b.config.topicPrefix,
+        codec: b.codec,
+        ch,
+        redis: b.redis,
+        redisPrefix: b.config.env.REDIS_PREFIX,
+        logger: b.logger,
+        metrics: createMetrics(),
+      },
+      { maxPendingRows: b.config.env.BATCH_MAX_ROWS, checkpointIntervalMs: b.config.env.BATCH_MAX_MS },
+    );
     const a0 = performance.now();
     await runner.start();
     let first: { t: number; n: number } | null = null;
@@ -167,11 +203,20 @@ async function main(): Promise<void> {
     await runner.stop();
     const archivedRate = (total - first!.n) / ((a1 - first!.t) / 1000);
     const archivedAll = total / ((a1 - a0) / 1000);
-    const rows = await ch.client.query({ query: `SELECT sum(c) AS c FROM (${ALL_KINDS.map((k) => `SELECT count() AS c FROM ${ch.database}.raw_${k} FINAL`).join(' UNION ALL ')})`, format: 'JSONEachRow' }).then((r) => r.json<{ c: string }>());
+    const rows = await ch.client
+      .query({
+        query: `SELECT sum(c) AS c FROM (${ALL_KINDS.map((k) => `SELECT count() AS c FROM ${ch.database}.raw_${k} FINAL`).join(' UNION ALL ')})`,
+        format: 'JSONEachRow',
+      })
+      .then((r) => r.json<{ c: string }>());
     await ch.close();
-    console.log(`archived into ClickHouse: ${fmt(archivedRate)} events/s steady (${fmt(archivedAll)} including start-up); rows ${rows[0]!.c} of ${total} records`);
+    console.log(
+      `archived into ClickHouse: ${fmt(archivedRate)} events/s steady (${fmt(archivedAll)} including start-up); rows ${rows[0]!.c} of ${total} records`,
+    );
 
-    recordResults('Ingest (npm run bench:ingest)', `
+    recordResults(
+      'Ingest (npm run bench:ingest)',
+      `
 Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. Kafka 4.1.1 (KRaft, single node, same machine), embedded ClickHouse (chdb), ${N_SDK + N_HTTP} simulated events of all kinds; raw-store commit cycle: ${b.config.env.BATCH_MAX_ROWS} rows or ${b.config.env.BATCH_MAX_MS} ms (20,000 rows gave 49,621 events/s archived in a run on the same machine).
 
 | path | events/s |
@@ -183,7 +228,8 @@ Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. Kafka 4.1
 | archived into ClickHouse by raw-store (steady; ${fmt(archivedAll)} incl. start-up) | ${fmt(archivedRate)} |
 
 Archived rows (FINAL): ${rows[0]!.c} of ${total} records.
-`);
+`,
+    );
   } finally {
     await b.close();
   }

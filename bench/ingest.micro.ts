@@ -27,7 +27,16 @@ const events = generateEvents(N, 11);
 const now = Math.max(...events.map((e) => (e.event as { event_time: number }).event_time)) + 1000;
 const time = { referenceMs: now, maxFutureSkewMs: 300_000 };
 for (const [kind, list] of byKind(events)) {
-  for (let i = 0; i < list.length; i += 2000) bodies.push({ kind, raw: Buffer.from(list.slice(i, i + 2000).map((e) => JSON.stringify(e)).join('\n')) });
+  for (let i = 0; i < list.length; i += 2000)
+    bodies.push({
+      kind,
+      raw: Buffer.from(
+        list
+          .slice(i, i + 2000)
+          .map((e) => JSON.stringify(e))
+          .join('\n'),
+      ),
+    });
 }
 
 function cpu<T>(f: () => T): { seconds: number; result: T } {
@@ -82,5 +91,7 @@ for (let r = 1; r <= ROUNDS; r++) {
   const g = cpu(() => generic(p.result));
   const c = cpu(() => compiled(p.result));
   if (g.result !== c.result) throw new Error(`bytes differ: ${g.result} vs ${c.result}`);
-  console.log(`round ${r}: parse ${perM(p.seconds)}, generic validate+encode ${perM(g.seconds)}, compiled ${perM(c.seconds)} CPU-s per million events (${(g.seconds / c.seconds).toFixed(1)}x)`);
+  console.log(
+    `round ${r}: parse ${perM(p.seconds)}, generic validate+encode ${perM(g.seconds)}, compiled ${perM(c.seconds)} CPU-s per million events (${(g.seconds / c.seconds).toFixed(1)}x)`,
+  );
 }

@@ -27,8 +27,15 @@ const ch = await openClickHouse({ url: null, chdbPath: dir, user: 'default', pas
 try {
   console.log('table                 rows     format     parse only   into the table   (µs of CPU per row)');
   for (const t of TABLES) {
-    const cols = await queryRows<{ name: string; default_kind: string }>(ch, 'SELECT name, default_kind FROM system.columns WHERE database = {db:String} AND table = {t:String} ORDER BY position', { db, t });
-    const names = cols.filter((c) => c.default_kind !== 'MATERIALIZED' && c.default_kind !== 'ALIAS').map((c) => c.name).join(', ');
+    const cols = await queryRows<{ name: string; default_kind: string }>(
+      ch,
+      'SELECT name, default_kind FROM system.columns WHERE database = {db:String} AND table = {t:String} ORDER BY position',
+      { db, t },
+    );
+    const names = cols
+      .filter((c) => c.default_kind !== 'MATERIALIZED' && c.default_kind !== 'ALIAS')
+      .map((c) => c.name)
+      .join(', ');
     const n = Number((await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM ${db}.${t}`))[0]!.n);
     if (!n) continue;
     for (const suffix of ['null', 'copy']) await command(ch, `DROP TABLE IF EXISTS ${db}.${t}_fmt_${suffix}`);

@@ -26,7 +26,18 @@ import { TrafficGenerator, type SimEvent } from '../producers/simulator/generato
 import { REPO_ROOT } from '../stack/kafka.js';
 import { probeMachine, probeText } from './machine-probe.js';
 import { buildStreamsAnchor, runStreamsAnchor, STREAMS_ANCHOR_TITLES, type AnchorResult, type StreamsAnchorMode } from './anchors.js';
-import { benchEnv, checkpointedTotal, consumeAll, generateEvents, machine, percentile, produceAll, recordResults, topicTotal, type BenchEnv } from './common.js';
+import {
+  benchEnv,
+  checkpointedTotal,
+  consumeAll,
+  generateEvents,
+  machine,
+  percentile,
+  produceAll,
+  recordResults,
+  topicTotal,
+  type BenchEnv,
+} from './common.js';
 
 const N = Number(process.env.BENCH_EVENTS ?? 400_000);
 /** Simulated events per second of event time: 20,000 puts the preloaded events in ~20 s of event time. */
@@ -61,7 +72,12 @@ function freePort(): Promise<number> {
 }
 
 /** `auth`: the writer login of the child's ClickHouse port (CLICKHOUSE_USER / CLICKHOUSE_PASSWORD of the bench env). */
-interface Child { proc: ChildProcess; chUrl: string; auth: Record<string, string>; stop(): Promise<number> }
+interface Child {
+  proc: ChildProcess;
+  chUrl: string;
+  auth: Record<string, string>;
+  stop(): Promise<number>;
+}
 
 async function startPipeline(b: BenchEnv, roles: string, label: string, extra: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Child> {
   const port = await freePort();
@@ -69,7 +85,14 @@ async function startPipeline(b: BenchEnv, roles: string, label: string, extra: R
   const proc = spawn(process.execPath, ['--max-semi-space-size=64', ...nodeArgs, '--import', 'tsx', 'bin/streampulse.ts'], {
     cwd: REPO_ROOT,
     // With CLICKHOUSE_URL in `extra` the child writes to another child's embedded ClickHouse over HTTP.
-    env: { ...b.env, ROLES: extra.CLICKHOUSE_URL ? roles : ['clickhouse', roles].filter(Boolean).join(','), CHDB_PATH: join(b.dataDir, `chdb-${label}`), CLICKHOUSE_HTTP_PORT: String(port), LOG_LEVEL: 'warn', ...extra },
+    env: {
+      ...b.env,
+      ROLES: extra.CLICKHOUSE_URL ? roles : ['clickhouse', roles].filter(Boolean).join(','),
+      CHDB_PATH: join(b.dataDir, `chdb-${label}`),
+      CLICKHOUSE_HTTP_PORT: String(port),
+      LOG_LEVEL: 'warn',
+      ...extra,
+    },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const exited = new Promise<number>((r) => proc.on('exit', (c) => r(c ?? -1)));
@@ -89,7 +112,13 @@ async function startPipeline(b: BenchEnv, roles: string, label: string, extra: R
  * embedded ClickHouse; with more, the first hosts it (an empty first list: a process that only
  * hosts it) and the others, started together once it answers, write to it over HTTP.
  */
-async function startChildren(b: BenchEnv, groups: readonly string[][], label: string, extra: Record<string, string>, nodeArgs: (childLabel: string) => string[] = () => []): Promise<Child[]> {
+async function startChildren(
+  b: BenchEnv,
+  groups: readonly string[][],
+  label: string,
+  extra: Record<string, string>,
+  nodeArgs: (childLabel: string) => string[] = () => [],
+): Promise<Child[]> {
   const start = (g: readonly string[], i: number, host?: Child) => {
     const childLabel = groups.length > 1 ? `${label}${i}` : label;
     return startPipeline(b, g.join(','), childLabel, { ...(host ? { CLICKHOUSE_URL: host.chUrl } : {}), ...extra }, nodeArgs(childLabel));
@@ -162,7 +191,11 @@ function minorFaults(pid: number): number {
 }
 
 /** CPU used by the machine and by the pipeline processes' threads between two marks, and their minor page faults. */
-interface CpuMark { machine: ReturnType<typeof machineCpuSeconds>; threads: ReturnType<typeof threadCpu>; faults: number }
+interface CpuMark {
+  machine: ReturnType<typeof machineCpuSeconds>;
+  threads: ReturnType<typeof threadCpu>;
+  faults: number;
+}
 
 function cpuMark(pids: readonly number[]): CpuMark {
   const threads = { main: 0, v8: 0, other: 0 };
@@ -197,7 +230,12 @@ function peakRssMb(pid: number): number {
  * partition is claimed (the consumer has joined its group; process start-up excluded) and stops
  * when every event's results are durable: rate = all events / that time.
  */
-async function timeCatchUp(b: BenchEnv, processors: Array<{ name: string; kinds: EventKind[] }>, redisPrefix = b.config.env.REDIS_PREFIX, pids: readonly number[] = []): Promise<{ rate: number; seconds: number; cpu: CpuMark }> {
+async function timeCatchUp(
+  b: BenchEnv,
+  processors: Array<{ name: string; kinds: EventKind[] }>,
+  redisPrefix = b.config.env.REDIS_PREFIX,
+  pids: readonly number[] = [],
+): Promise<{ rate: number; seconds: number; cpu: CpuMark }> {
   const totals = await Promise.all(processors.map((p) => topicTotal(b, p.kinds)));
   const grand = totals.reduce((a, x) => a + x, 0);
   let start: number | null = null;
@@ -235,7 +273,12 @@ async function query(child: Child, sql: string): Promise<string> {
 const BUSINESS_KINDS: EventKind[] = ['payments', 'gifts', 'playback'];
 const ALL: EventKind[] = ['playback', 'payments', 'gifts', 'moderation', 'jira', 'catalog'];
 const PROCESSOR_KINDS: Record<string, EventKind[]> = {
-  'raw-store': ALL, business: BUSINESS_KINDS, qoe: ['playback'], safety: ['moderation'], production: ['jira'], churn: ['payments', 'playback', 'gifts'],
+  'raw-store': ALL,
+  business: BUSINESS_KINDS,
+  qoe: ['playback'],
+  safety: ['moderation'],
+  production: ['jira'],
+  churn: ['payments', 'playback', 'gifts'],
 };
 
 /**
@@ -262,20 +305,37 @@ async function only(names: string[]): Promise<void> {
       }
       // `a+b` runs processors a and b together in one child; `a+b@KEY=v;KEY2=w` with extra env for that child.
       const [name, envSpec = ''] = spec.split('@') as [string, string?];
-      const envExtra = Object.fromEntries(envSpec.split(';').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+      const envExtra = Object.fromEntries(
+        envSpec
+          .split(';')
+          .filter(Boolean)
+          .map((kv) => kv.split('=') as [string, string]),
+      );
       // `a+b|c+d`: a and b in one child (which hosts ClickHouse), c and d in another that writes to
       // it over HTTP; `|a+b|c+d`: a child that only hosts ClickHouse, and a+b and c+d beside it.
-      const groups = name.split('|').map((g) => g.split('+').filter(Boolean).map((n) => {
-        const k = PROCESSOR_KINDS[n];
-        if (!k) throw new Error(`BENCH_ONLY: unknown processor ${n}`);
-        return { name: n, kinds: k };
-      }));
+      const groups = name.split('|').map((g) =>
+        g
+          .split('+')
+          .filter(Boolean)
+          .map((n) => {
+            const k = PROCESSOR_KINDS[n];
+            if (!k) throw new Error(`BENCH_ONLY: unknown processor ${n}`);
+            return { name: n, kinds: k };
+          }),
+      );
       const procs = groups.flat();
       const kinds = [...new Set(procs.flatMap((p) => p.kinds))];
       const ref = await consumeAll(b, kinds, true);
       const label = `${name.replace(/[+|]/g, '_')}${envSpec ? `_${Object.values(envExtra).join('_')}` : ''}_${names.indexOf(spec) === names.lastIndexOf(spec) ? '' : repeat++}`;
-      const run = await wholePipelineOnce(b, { label, title: spec, groups: groups.map((g) => g.map((p) => p.name)), extra: envExtra, procs }, label, await topicTotal(b, kinds));
-      console.log(`${spec}: ${fmt(run.rate)} log events/s (${fmt(run.processorRate)} processor-events/s) from partition claim to durable; ref consume+decode ${fmt(ref.records / ref.seconds)}`);
+      const run = await wholePipelineOnce(
+        b,
+        { label, title: spec, groups: groups.map((g) => g.map((p) => p.name)), extra: envExtra, procs },
+        label,
+        await topicTotal(b, kinds),
+      );
+      console.log(
+        `${spec}: ${fmt(run.rate)} log events/s (${fmt(run.processorRate)} processor-events/s) from partition claim to durable; ref consume+decode ${fmt(ref.records / ref.seconds)}`,
+      );
     }
   } finally {
     await b.close();
@@ -283,8 +343,12 @@ async function only(names: string[]): Promise<void> {
 }
 
 const ALL_PROCS = [
-  { name: 'raw-store', kinds: ALL }, { name: 'business', kinds: BUSINESS_KINDS }, { name: 'qoe', kinds: ['playback'] as EventKind[] },
-  { name: 'safety', kinds: ['moderation'] as EventKind[] }, { name: 'production', kinds: ['jira'] as EventKind[] }, { name: 'churn', kinds: ['payments', 'playback', 'gifts'] as EventKind[] },
+  { name: 'raw-store', kinds: ALL },
+  { name: 'business', kinds: BUSINESS_KINDS },
+  { name: 'qoe', kinds: ['playback'] as EventKind[] },
+  { name: 'safety', kinds: ['moderation'] as EventKind[] },
+  { name: 'production', kinds: ['jira'] as EventKind[] },
+  { name: 'churn', kinds: ['payments', 'playback', 'gifts'] as EventKind[] },
 ];
 
 interface WholeRun {
@@ -324,16 +388,32 @@ const childNodeArgs = (childLabel: string) => [
 /** One run of the pipeline children of `r` on the preloaded topics of `b` (`pipelineEvents` log events), timed to durable. */
 async function wholePipelineOnce(b: BenchEnv, r: WholeRun, label: string, pipelineEvents: number): Promise<RunResult> {
   const prefix = `${b.config.env.REDIS_PREFIX}${label}:`;
-  const children = await startChildren(b, r.groups, label, { REDIS_PREFIX: prefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}${label}.`, ...r.extra }, childNodeArgs);
+  const children = await startChildren(
+    b,
+    r.groups,
+    label,
+    { REDIS_PREFIX: prefix, GROUP_PREFIX: `${b.config.env.GROUP_PREFIX}${label}.`, ...r.extra },
+    childNodeArgs,
+  );
   const t0 = performance.now();
-  const run = await timeCatchUp(b, r.procs, prefix, children.map((c) => c.proc.pid!));
+  const run = await timeCatchUp(
+    b,
+    r.procs,
+    prefix,
+    children.map((c) => c.proc.pid!),
+  );
   const withStart = (performance.now() - t0) / 1000;
   const rss = children.map((c) => peakRssMb(c.proc.pid!));
   for (const c of [...children].reverse()) await c.stop();
   const t = run.cpu.threads;
   const out = {
-    rate: pipelineEvents / run.seconds, processorRate: run.rate, withStartRate: pipelineEvents / withStart, cpu: cpuText(run.cpu, run.seconds, children.length),
-    cpuSeconds: t.main + t.v8 + t.other, rss: `${rss.map((x) => x.toFixed(0)).join(' + ')} MiB`, peakRssMb: Math.max(...rss),
+    rate: pipelineEvents / run.seconds,
+    processorRate: run.rate,
+    withStartRate: pipelineEvents / withStart,
+    cpu: cpuText(run.cpu, run.seconds, children.length),
+    cpuSeconds: t.main + t.v8 + t.other,
+    rss: `${rss.map((x) => x.toFixed(0)).join(' + ')} MiB`,
+    peakRssMb: Math.max(...rss),
   };
   console.log(`${label}: ${fmt(out.rate)} log events/s from first claim (${fmt(out.withStartRate)} incl. start-up); ${out.cpu}; peak RSS ${out.rss}`);
   return out;
@@ -343,7 +423,13 @@ async function wholePipelineOnce(b: BenchEnv, r: WholeRun, label: string, pipeli
  * Runs each of `runs` `repeats` times, interleaved (a, b, a, b, …: the machine's drift spreads
  * over all of them), and returns their RESULTS.md rows: the median run by events/s, with the range.
  */
-async function wholePipelineRuns(b: BenchEnv, runs: readonly WholeRun[], pipelineEvents: number, refAllRate: number, repeats: number): Promise<{ rows: string[]; medians: RunResult[] }> {
+async function wholePipelineRuns(
+  b: BenchEnv,
+  runs: readonly WholeRun[],
+  pipelineEvents: number,
+  refAllRate: number,
+  repeats: number,
+): Promise<{ rows: string[]; medians: RunResult[] }> {
   const results = runs.map(() => [] as RunResult[]);
   for (let i = 0; i < repeats; i++) {
     for (const [j, r] of runs.entries()) results[j]!.push(await wholePipelineOnce(b, r, i ? `${r.label}${i}` : r.label, pipelineEvents));
@@ -360,7 +446,12 @@ async function wholePipelineRuns(b: BenchEnv, runs: readonly WholeRun[], pipelin
 }
 
 async function main(): Promise<void> {
-  if (process.env.BENCH_ONLY) return only(process.env.BENCH_ONLY.split(',').map((s) => s.trim()).filter(Boolean));
+  if (process.env.BENCH_ONLY)
+    return only(
+      process.env.BENCH_ONLY.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    );
   const lines: string[] = [];
   const b0 = { config: loadConfig(process.env) };
   const probeStart = probeMachine();
@@ -391,15 +482,30 @@ async function main(): Promise<void> {
       const names = procs.map((x) => x.name);
       const runs: WholeRun[] = [
         { label: 'all', title: 'all six processors in one process, fused (default: one consumer, one decode per record)', groups: [names], extra: {}, procs },
-        { label: 'unfused', title: 'all six in one process, a consumer per processor (`FUSE_PROCESSORS=false`)', groups: [names], extra: { FUSE_PROCESSORS: 'false' }, procs },
         {
-          label: 'split', title: 'all six in two processes, fused in each: raw-store, business, safety and production in the one that hosts ClickHouse, QoE and churn in the other, writing to it over HTTP',
-          groups: [['raw-store', 'business', 'safety', 'production'], ['qoe', 'churn']], extra: {}, procs,
+          label: 'unfused',
+          title: 'all six in one process, a consumer per processor (`FUSE_PROCESSORS=false`)',
+          groups: [names],
+          extra: { FUSE_PROCESSORS: 'false' },
+          procs,
+        },
+        {
+          label: 'split',
+          title:
+            'all six in two processes, fused in each: raw-store, business, safety and production in the one that hosts ClickHouse, QoE and churn in the other, writing to it over HTTP',
+          groups: [
+            ['raw-store', 'business', 'safety', 'production'],
+            ['qoe', 'churn'],
+          ],
+          extra: {},
+          procs,
         },
         { label: 'raw', title: 'raw-store alone (archive every event)', groups: [['raw-store']], extra: {}, procs: procs.slice(0, 1) },
       ];
       lines.push(...(await wholePipelineRuns(b, runs, pipelineEvents, refAllRate, REPEATS)).rows);
-      lines.unshift(`| business alone, preloaded ${fmt(N)} events (${fmt(await topicTotal(b, BUSINESS_KINDS))} on its topics) | ${fmt(biz.rate)} | ${fmt(refRate)} | ${bizRss.toFixed(0)} MiB |`);
+      lines.unshift(
+        `| business alone, preloaded ${fmt(N)} events (${fmt(await topicTotal(b, BUSINESS_KINDS))} on its topics) | ${fmt(biz.rate)} | ${fmt(refRate)} | ${bizRss.toFixed(0)} MiB |`,
+      );
     } finally {
       await b.close();
     }
@@ -416,10 +522,25 @@ async function main(): Promise<void> {
       await produceAll(b.producer, events);
       const refAll = await consumeAll(b, ALL, true);
       const all = ALL_PROCS.map((x) => x.name);
-      lines.push(...(await wholePipelineRuns(b, [{
-        label: 'history', groups: [all], extra: {}, procs: ALL_PROCS,
-        title: `all six, fused, replaying a sparser history: the same number of events at ${fmt(HISTORY_RATE)} simulated events/s (${spanMin.toFixed(0)} min of event time)`,
-      }], await topicTotal(b, ALL), refAll.records / refAll.seconds, REPEATS)).rows);
+      lines.push(
+        ...(
+          await wholePipelineRuns(
+            b,
+            [
+              {
+                label: 'history',
+                groups: [all],
+                extra: {},
+                procs: ALL_PROCS,
+                title: `all six, fused, replaying a sparser history: the same number of events at ${fmt(HISTORY_RATE)} simulated events/s (${spanMin.toFixed(0)} min of event time)`,
+              },
+            ],
+            await topicTotal(b, ALL),
+            refAll.records / refAll.seconds,
+            REPEATS,
+          )
+        ).rows,
+      );
     } finally {
       await b.close();
     }
@@ -438,22 +559,42 @@ async function main(): Promise<void> {
       const refAll = await consumeAll(b, ALL, true);
       const all = ALL_PROCS.map((x) => x.name);
       const logEvents = await topicTotal(b, ALL);
-      const fused = await wholePipelineRuns(b, [{
-        label: 'sustained', groups: [all], extra: {}, procs: ALL_PROCS,
-        title: `all six, fused, the preloaded runs' dense traffic as a longer backlog: ${fmt(SUSTAINED_EVENTS)} events (${spanS.toFixed(0)} s of event time)`,
-      }], logEvents, refAll.records / refAll.seconds, 1);
+      const fused = await wholePipelineRuns(
+        b,
+        [
+          {
+            label: 'sustained',
+            groups: [all],
+            extra: {},
+            procs: ALL_PROCS,
+            title: `all six, fused, the preloaded runs' dense traffic as a longer backlog: ${fmt(SUSTAINED_EVENTS)} events (${spanS.toFixed(0)} s of event time)`,
+          },
+        ],
+        logEvents,
+        refAll.records / refAll.seconds,
+        1,
+      );
       lines.push(...fused.rows);
       const bizEvents = await topicTotal(b, BUSINESS_KINDS);
       const ref = await consumeAll(b, BUSINESS_KINDS, true);
-      const biz = await wholePipelineOnce(b, { label: 'sustained-business', title: 'business', groups: [['business']], extra: {}, procs: [{ name: 'business', kinds: BUSINESS_KINDS }] }, 'sustained-business', bizEvents);
-      lines.push(`| business alone, the same backlog (${fmt(bizEvents)} events on its topics; ${biz.cpu}; ${((1e6 * biz.cpuSeconds) / bizEvents).toFixed(1)} CPU-s per million events) | ${fmt(biz.rate)} | ${fmt(ref.records / ref.seconds)} | ${biz.rss} |`);
+      const biz = await wholePipelineOnce(
+        b,
+        { label: 'sustained-business', title: 'business', groups: [['business']], extra: {}, procs: [{ name: 'business', kinds: BUSINESS_KINDS }] },
+        'sustained-business',
+        bizEvents,
+      );
+      lines.push(
+        `| business alone, the same backlog (${fmt(bizEvents)} events on its topics; ${biz.cpu}; ${((1e6 * biz.cpuSeconds) / bizEvents).toFixed(1)} CPU-s per million events) | ${fmt(biz.rate)} | ${fmt(ref.records / ref.seconds)} | ${biz.rss} |`,
+      );
       const anchors: Record<StreamsAnchorMode, AnchorResult> = {
         windows: await runStreamsAnchor(b, 'windows', 'sustained-windows'),
         accounts: await runStreamsAnchor(b, 'accounts', 'sustained-accounts'),
       };
       for (const a of Object.values(anchors)) {
         console.log(`kstreams-${a.mode}: ${anchorText(a)}`);
-        lines.push(`| ${STREAMS_ANCHOR_TITLES[a.mode]}: the same backlog (${fmt(a.events)} events on playback, payments and gifts; exactly_once_v2, ${a.threads} stream thread, ${a.seconds.toFixed(1)} s from first record to committed; ${a.cpuSeconds.toFixed(1)} CPU-s of the JVM, ${a.cpuSecondsPerMillion.toFixed(1)} per million events) | ${fmt(a.eventsPerSec)} | ${fmt(ref.records / ref.seconds)} | ${a.peakRssMb.toFixed(0)} MiB |`);
+        lines.push(
+          `| ${STREAMS_ANCHOR_TITLES[a.mode]}: the same backlog (${fmt(a.events)} events on playback, payments and gifts; exactly_once_v2, ${a.threads} stream thread, ${a.seconds.toFixed(1)} s from first record to committed; ${a.cpuSeconds.toFixed(1)} CPU-s of the JVM, ${a.cpuSecondsPerMillion.toFixed(1)} per million events) | ${fmt(a.eventsPerSec)} | ${fmt(ref.records / ref.seconds)} | ${a.peakRssMb.toFixed(0)} MiB |`,
+        );
       }
       const f = fused.medians[0]!;
       const ratio = (name: string, p: { rate: number; cpuPerM: number; rssMb: number }, a: AnchorResult) =>
@@ -485,7 +626,10 @@ async function main(): Promise<void> {
       let stop = false;
       const poller = (async () => {
         while (!stop || [...probes.values()].some((p) => p.seenMs === undefined)) {
-          const text = await query(child, `SELECT DISTINCT account_id FROM ${b.config.clickhouse.database}.account_activity_1h WHERE account_id LIKE 'probe-%' FORMAT TSV`).catch(() => '');
+          const text = await query(
+            child,
+            `SELECT DISTINCT account_id FROM ${b.config.clickhouse.database}.account_activity_1h WHERE account_id LIKE 'probe-%' FORMAT TSV`,
+          ).catch(() => '');
           const now = Date.now();
           for (const id of text.split('\n').filter(Boolean)) {
             const p = probes.get(id);
@@ -508,8 +652,22 @@ async function main(): Promise<void> {
           const id = `probe-${i++}`;
           probes.set(id, { eventMs: now });
           const probe: PaymentEvent = {
-            event_id: crypto.randomUUID(), event_time: now, received_time: now, payment_id: `probe-pay-${i}`, account_id: id, kind: 'coin_topup', status: 'succeeded',
-            amount_minor: 100, currency: 'USD', method: 'card', plan: 'basic', og_tier: 0, auto_renew: true, period_end: null, failure_code: null, country: 'NP',
+            event_id: crypto.randomUUID(),
+            event_time: now,
+            received_time: now,
+            payment_id: `probe-pay-${i}`,
+            account_id: id,
+            kind: 'coin_topup',
+            status: 'succeeded',
+            amount_minor: 100,
+            currency: 'USD',
+            method: 'card',
+            plan: 'basic',
+            og_tier: 0,
+            auto_renew: true,
+            period_end: null,
+            failure_code: null,
+            country: 'NP',
           };
           (byKind.get('payments') ?? byKind.set('payments', []).get('payments')!).push(probe);
         }
@@ -523,8 +681,12 @@ async function main(): Promise<void> {
       const fresh = [...probes.values()].filter((p) => p.seenMs !== undefined).map((p) => p.seenMs! - p.eventMs);
       p50 = percentile(fresh, 0.5);
       p99 = percentile(fresh, 0.99);
-      console.log(`freshness at ${STEADY_RATE}/s: p50 ${p50} ms, p99 ${p99} ms over ${fresh.length}/${probes.size} probes; peak RSS ${steadyRss.toFixed(0)} MiB`);
-      lines.push(`| all six processors (fused) at a steady ${fmt(STEADY_RATE)} events/s for ${STEADY_SECONDS} s (real time) | freshness p50 ${fmt(p50)} ms, p99 ${fmt(p99)} ms (${fresh.length} probes) | – | ${steadyRss.toFixed(0)} MiB |`);
+      console.log(
+        `freshness at ${STEADY_RATE}/s: p50 ${p50} ms, p99 ${p99} ms over ${fresh.length}/${probes.size} probes; peak RSS ${steadyRss.toFixed(0)} MiB`,
+      );
+      lines.push(
+        `| all six processors (fused) at a steady ${fmt(STEADY_RATE)} events/s for ${STEADY_SECONDS} s (real time) | freshness p50 ${fmt(p50)} ms, p99 ${fmt(p99)} ms (${fresh.length} probes) | – | ${steadyRss.toFixed(0)} MiB |`,
+      );
     } finally {
       await b.close();
     }
@@ -532,7 +694,9 @@ async function main(): Promise<void> {
 
   const probeEnd = probeMachine();
   console.log(`machine probe: ${probeText(probeEnd)}`);
-  recordResults('Processors (npm run bench)', `
+  recordResults(
+    'Processors (npm run bench)',
+    `
 Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. Machine probe (bench/machine-probe.ts) before → after the runs: ${probeText(probeStart)} → ${probeText(probeEnd)}. Kafka 4.1.1 (KRaft, single node, same machine), Redis, embedded ClickHouse (chdb) in the pipeline process; simulated traffic of all kinds (≈90 % playback). Commit cycle: BATCH_MAX_ROWS ${b0.config.env.BATCH_MAX_ROWS}, BATCH_MAX_MS ${b0.config.env.BATCH_MAX_MS}; state checkpoints at least CHECKPOINT_INTERVAL_MS ${b0.config.env.CHECKPOINT_INTERVAL_MS} apart and spaced by their cost.
 
 | run | events/s (or freshness) | reference: consume + decode only, same topics, same run | peak RSS of each pipeline process |
@@ -540,7 +704,8 @@ Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. Machine p
 ${lines.join('\n')}
 
 Events/s = all events on the processor's topics (log events: every record of every topic, each counted once however many processors read it) ÷ the time from the first partition claim (process start-up excluded) until Redis checkpoints of every processor cover every offset, i.e. until every event's results are durable in ClickHouse. Each 400,000-event configuration runs ${REPEATS} times, interleaved with the others of its topics (\`BENCH_REPEATS\`), and its row gives the median run and every run's figure: on this machine the same code varies by 10 % and more between runs. CPU, over the measured time only: the machine's busy time from /proc/stat (every process: the pipeline, the Kafka broker, Redis, the benchmark's own polling), and the user + system time of the pipeline process (all threads, including embedded ClickHouse) split by thread: the main thread runs the JavaScript (consuming, decoding, processors, row encoding, checkpoint serialization); Node's V8/libuv threads are its other threads (named \`node\`: V8's parallel and concurrent garbage collection and compilers, libuv's pool for file writes); the rest are embedded ClickHouse's (inserts, merges) and librdkafka's. At 50,000 events/s the 400,000-event runs would have 8 s, 16 core-s of the 2 cores, and at most 8 s of one main thread. Freshness = time a probe payment's account becomes visible in \`account_activity_1h\` minus its event time (= send time). The preloaded events span about 20 s of event time (20,000 simulated events/s: a platform busy enough to feed 20,000 events/s, with large state: QoE's per-view state checkpoints at 49 MB, churn's at 22 MB, measured by bench/processors.micro.ts on the same traffic): nearly every view, account-day and account-hour is new, and at the end every open row is written at once, so these rows measure a burst. The longer-backlog row is the same traffic for ${fmt(SUSTAINED_EVENTS)} events, where open rows are written once per minute of event time (the steady state of a catch-up); in the sparser-history row the same 400,000 events span minutes (windows close, views end, state stays small). Every run catches up a backlog: open-window rows are written once per minute of watermark time while behind and every cycle once caught up (docs/processing.md), and no day closes, so the daily churn scoring (a per-day job, closed in event time) does not run inside the measured time. Rows go to ClickHouse as Avro (raw rows as the records' own bytes; docs/processing.md, "Writing to ClickHouse"). The machine probe says how fast the machine was during the runs: the processors look up state far larger than the caches (per view, per account, per window), so their speed follows the random-load time, and runs on different days compare only beside their probes. Minor page faults: first touches of memory the kernel hands the pipeline process (heap growth), over the measured time. Kafka Streams anchors (bench/anchors.ts, bench/anchors/kafka-streams/): Kafka Streams 4.1.1 on the machine's Java (default heap, one stream thread, RocksDB state, exactly_once_v2, Avro decoded with GenericDatumReader and the contracts' schemas), over the longer backlog's topics in the same run, after the pipeline and business alone; events/s = records on playback, payments and gifts ÷ the time from the JVM's first record read (start-up excluded) until its consumer group's committed offsets cover every source and repartition partition (every result committed with them); CPU = the JVM's user + system time over that span (every thread: stream thread, RocksDB, garbage collection, JIT); peak RSS = its VmHWM. Ratio rows: pipeline ÷ anchor (events/s above 1 is faster than the anchor; CPU per event and RSS below 1 is cheaper); the fused pipeline's events are all six topics' (log events), the anchors' and business's their three topics'.
-`);
+`,
+  );
 }
 
 main().catch((err) => {

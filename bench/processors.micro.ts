@@ -65,7 +65,9 @@ else {
   if (FILE) writeFileSync(FILE, serialize(records));
 }
 const spanMs = (records.at(-1)!.event.event_time as number) - (records[0]!.event.event_time as number);
-console.log(`${loaded ? `loaded ${FILE}: ` : ''}${fmt(records.length)} events (${(spanMs / 1000).toFixed(0)} s of event time) in ${((performance.now() - t0) / 1000).toFixed(1)} s; batch ${BATCH}, cycle ${CYCLE_ROWS} records`);
+console.log(
+  `${loaded ? `loaded ${FILE}: ` : ''}${fmt(records.length)} events (${(spanMs / 1000).toFixed(0)} s of event time) in ${((performance.now() - t0) / 1000).toFixed(1)} s; batch ${BATCH}, cycle ${CYCLE_ROWS} records`,
+);
 
 const settings = { ch: undefined, graceMs: 60_000, allowedLatenessMs: 5_000 } as unknown as ProcessorSettings;
 for (const role of ONLY) {
@@ -99,7 +101,11 @@ for (const role of ONLY) {
   /** The runner's checkpoint of every partition with new records (the string it sends to Redis). */
   const checkpointAll = () => {
     const c = process.cpuUsage();
-    const tasks = (driver as unknown as { tasks: Map<string, { next: number; frozen: number; snapshot(): unknown; freeze?: (l: number, r: number) => { state: string; deltaFrom?: number } }> }).tasks;
+    const tasks = (
+      driver as unknown as {
+        tasks: Map<string, { next: number; frozen: number; snapshot(): unknown; freeze?: (l: number, r: number) => { state: string; deltaFrom?: number } }>;
+      }
+    ).tasks;
     for (const t of tasks.values()) {
       if (t.next === t.frozen) continue;
       const f = t.freeze ? t.freeze(64, 1) : { state: JSON.stringify(t.snapshot()) };
@@ -134,7 +140,14 @@ for (const role of ONLY) {
   const bytes = JSON.stringify([...ckpt.values()]).length;
   const ckptMs = performance.now() - ts;
   drain();
-  console.log(`${role.padEnd(10)} ${fmt(input.length).padStart(9)} events  ${fmt(input.length / (busyMs / 1000)).padStart(9)} events/s wall (${(busyMs / 1000).toFixed(2)} s)  ${fmt(input.length / (cpuUs / 1e6)).padStart(9)} events/CPU-s (${(cpuUs / 1e6).toFixed(2)} s)  ${fmt(rows).padStart(8)} rows  checkpoint ${(bytes / 1e6).toFixed(1)} MB in ${fmt(ckptMs)} ms`);
-  if (CHECKPOINT) console.log(`  checkpoints: ${ck.count} (${ck.bases} full) ${(ck.bytes / 1e6).toFixed(1)} MB, ${(ck.cpuUs / 1e6).toFixed(2)} CPU-s (${(ck.cpuUs / 1e6 / (input.length / 1e6)).toFixed(2)} CPU-s per million events)`);
-  if (DIGEST) for (const [table, d] of [...digest].sort((a, b) => a[0].localeCompare(b[0]))) console.log(`  digest ${table}: ${d.rows} rows ${d.sum.toString(16)}/${d.xor.toString(16)}`);
+  console.log(
+    `${role.padEnd(10)} ${fmt(input.length).padStart(9)} events  ${fmt(input.length / (busyMs / 1000)).padStart(9)} events/s wall (${(busyMs / 1000).toFixed(2)} s)  ${fmt(input.length / (cpuUs / 1e6)).padStart(9)} events/CPU-s (${(cpuUs / 1e6).toFixed(2)} s)  ${fmt(rows).padStart(8)} rows  checkpoint ${(bytes / 1e6).toFixed(1)} MB in ${fmt(ckptMs)} ms`,
+  );
+  if (CHECKPOINT)
+    console.log(
+      `  checkpoints: ${ck.count} (${ck.bases} full) ${(ck.bytes / 1e6).toFixed(1)} MB, ${(ck.cpuUs / 1e6).toFixed(2)} CPU-s (${(ck.cpuUs / 1e6 / (input.length / 1e6)).toFixed(2)} CPU-s per million events)`,
+    );
+  if (DIGEST)
+    for (const [table, d] of [...digest].sort((a, b) => a[0].localeCompare(b[0])))
+      console.log(`  digest ${table}: ${d.rows} rows ${d.sum.toString(16)}/${d.xor.toString(16)}`);
 }

@@ -32,9 +32,10 @@ function readClusterId(kafkaDataDir: string): string | null {
 }
 
 /** The query the README documents: rows per raw table. */
-export const ROW_COUNTS_SQL = (db: string) => ['playback', 'payments', 'gifts', 'moderation', 'jira', 'catalog']
-  .map((k) => `SELECT '${k}' AS kind, count() AS rows FROM ${db}.raw_${k}`)
-  .join(' UNION ALL ');
+export const ROW_COUNTS_SQL = (db: string) =>
+  ['playback', 'payments', 'gifts', 'moderation', 'jira', 'catalog']
+    .map((k) => `SELECT '${k}' AS kind, count() AS rows FROM ${db}.raw_${k}`)
+    .join(' UNION ALL ');
 
 const PROCESSOR_ROLES = new Set(['raw-store', 'business', 'qoe', 'churn', 'safety', 'production']);
 
@@ -63,12 +64,22 @@ async function roleStatuses(config: Config, pipeline: Pipeline, metrics: Metrics
     if (!l) return [role, 'running, no checkpoint yet'];
     // Records of the last few seconds always wait for the next commit cycle: within 30 s counts as caught up
     // (otherwise the lines would flap with every cycle).
-    return [role, l.records === 0 || l.seconds < 30 ? 'caught up' : `running, ${l.records.toLocaleString('en-US')} records behind (oldest ${Math.round(l.seconds)} s)`];
+    return [
+      role,
+      l.records === 0 || l.seconds < 30 ? 'caught up' : `running, ${l.records.toLocaleString('en-US')} records behind (oldest ${Math.round(l.seconds)} s)`,
+    ];
   });
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rate: { type: 'string', default: '2000' }, seed: { type: 'string', default: '42' }, incident: { type: 'string' }, 'incident-after': { type: 'string', default: '60' } } });
+  const { values } = parseArgs({
+    options: {
+      rate: { type: 'string', default: '2000' },
+      seed: { type: 'string', default: '42' },
+      incident: { type: 'string' },
+      'incident-after': { type: 'string', default: '60' },
+    },
+  });
   // A first run shows itself: a viewer key made for this run (added to API_KEYS, so it works only
   // while this demo runs) opens the dashboard, and the read-only analyst user of the SQL door gets
   // a password of this run unless one is set.
@@ -94,7 +105,9 @@ async function main(): Promise<void> {
   const redisOpts = redisOptionsFromConfig(config, logger);
   const redis = await ensureRedis(redisOpts);
   if (adapted.note) say(`  ${adapted.note}`);
-  say(`  kafka ${kafka.brokers} (${kafka.alreadyRunning ? 'already running' : `started, pid ${kafka.pid}`}), redis ${redis.url} (${redis.alreadyRunning ? 'already running' : 'started'})`);
+  say(
+    `  kafka ${kafka.brokers} (${kafka.alreadyRunning ? 'already running' : `started, pid ${kafka.pid}`}), redis ${redis.url} (${redis.alreadyRunning ? 'already running' : 'started'})`,
+  );
 
   // The demo's Kafka lives in DATA_DIR: checkpoints in Redis belong to one Kafka cluster, so
   // their keys carry its id (a re-formatted local Kafka starts with fresh checkpoints).
@@ -113,17 +126,34 @@ async function main(): Promise<void> {
   }
   if (config.roles.has('clickhouse') && config.clickhouseAnalyst) {
     const a = config.clickhouseAnalyst;
-    say(`  SQL door:  http://${host(config.env.CLICKHOUSE_HTTP_HOST)}:${config.env.CLICKHOUSE_HTTP_PORT}/ as the read-only user ${a.name}${process.env.CLICKHOUSE_ANALYST_PASSWORD ? ' (password: CLICKHOUSE_ANALYST_PASSWORD)' : ` (password of this run: ${a.password})`}, e.g.`);
-    say(`             curl -s -u '${a.name}:${process.env.CLICKHOUSE_ANALYST_PASSWORD ? '$CLICKHOUSE_ANALYST_PASSWORD' : a.password}' 'http://${host(config.env.CLICKHOUSE_HTTP_HOST)}:${config.env.CLICKHOUSE_HTTP_PORT}/' --data-binary 'SELECT count() FROM ${config.clickhouse.database}.raw_playback'`);
+    say(
+      `  SQL door:  http://${host(config.env.CLICKHOUSE_HTTP_HOST)}:${config.env.CLICKHOUSE_HTTP_PORT}/ as the read-only user ${a.name}${process.env.CLICKHOUSE_ANALYST_PASSWORD ? ' (password: CLICKHOUSE_ANALYST_PASSWORD)' : ` (password of this run: ${a.password})`}, e.g.`,
+    );
+    say(
+      `             curl -s -u '${a.name}:${process.env.CLICKHOUSE_ANALYST_PASSWORD ? '$CLICKHOUSE_ANALYST_PASSWORD' : a.password}' 'http://${host(config.env.CLICKHOUSE_HTTP_HOST)}:${config.env.CLICKHOUSE_HTTP_PORT}/' --data-binary 'SELECT count() FROM ${config.clickhouse.database}.raw_playback'`,
+    );
   }
 
   const abort = new AbortController();
-  const incidents = values.incident ? values.incident.split(',').map((name) => ({ name: name as IncidentName, startOffsetMs: Number(values['incident-after']) * 1000, durationMs: 10 * 60_000 })) : [];
-  say(`  simulator: ${values.rate} events/s, seed ${values.seed}${incidents.length ? `, incident ${values.incident} after ${values['incident-after']} s` : ''}. Ctrl-C stops everything.`);
+  const incidents = values.incident
+    ? values.incident
+        .split(',')
+        .map((name) => ({ name: name as IncidentName, startOffsetMs: Number(values['incident-after']) * 1000, durationMs: 10 * 60_000 }))
+    : [];
+  say(
+    `  simulator: ${values.rate} events/s, seed ${values.seed}${incidents.length ? `, incident ${values.incident} after ${values['incident-after']} s` : ''}. Ctrl-C stops everything.`,
+  );
   const sim = runSimulation(
     // Moderation and Jira are rare in real traffic (8 cases, 1 issue an hour); the demo raises them
     // so that every kind visibly flows within the first minute.
-    { seed: Number(values.seed), ratePerSec: Number(values.rate), incidents, jiraFieldMap: config.jiraFieldMap, moderationCasesPerHour: 900, jiraIssuesPerHour: 600 },
+    {
+      seed: Number(values.seed),
+      ratePerSec: Number(values.rate),
+      incidents,
+      jiraFieldMap: config.jiraFieldMap,
+      moderationCasesPerHour: 900,
+      jiraIssuesPerHour: 600,
+    },
     { sink: pipeline.producer!, signal: abort.signal, logger },
   );
 
@@ -136,11 +166,19 @@ async function main(): Promise<void> {
   const timer = setInterval(async () => {
     try {
       const counts = await queryRows<{ kind: string; rows: string }>(ch, ROW_COUNTS_SQL(db));
-      const [kpi] = await queryRows<Record<string, string>>(ch, `SELECT hour, revenue_usd, active_accounts, payer_rate, payment_failure_rate, gift_value_usd FROM ${db}.kpi_business_1h ORDER BY hour DESC LIMIT 1`);
-      const [qoe] = await queryRows<Record<string, string>>(ch, `SELECT count() AS views, countIf(outcome = 'play') AS plays FROM ${db}.qoe_views FINAL`).catch(() => [undefined]);
+      const [kpi] = await queryRows<Record<string, string>>(
+        ch,
+        `SELECT hour, revenue_usd, active_accounts, payer_rate, payment_failure_rate, gift_value_usd FROM ${db}.kpi_business_1h ORDER BY hour DESC LIMIT 1`,
+      );
+      const [qoe] = await queryRows<Record<string, string>>(ch, `SELECT count() AS views, countIf(outcome = 'play') AS plays FROM ${db}.qoe_views FINAL`).catch(
+        () => [undefined],
+      );
       counts.sort((a, b) => a.kind.localeCompare(b.kind));
       say(`[${new Date().toISOString().slice(11, 19)}] raw rows: ${counts.map((c) => `${c.kind} ${c.rows}`).join(' | ')}`);
-      if (kpi) say(`           business ${kpi.hour}: revenue $${Number(kpi.revenue_usd).toFixed(2)}, active ${kpi.active_accounts}, payer rate ${Number(kpi.payer_rate).toFixed(3)}, failure rate ${Number(kpi.payment_failure_rate).toFixed(3)}, gifts $${Number(kpi.gift_value_usd).toFixed(2)}`);
+      if (kpi)
+        say(
+          `           business ${kpi.hour}: revenue $${Number(kpi.revenue_usd).toFixed(2)}, active ${kpi.active_accounts}, payer rate ${Number(kpi.payer_rate).toFixed(3)}, failure rate ${Number(kpi.payment_failure_rate).toFixed(3)}, gifts $${Number(kpi.gift_value_usd).toFixed(2)}`,
+        );
       if (qoe) say(`           qoe: ${qoe.views} views, ${qoe.plays} plays`);
       const h = pipeline.status();
       // One line per role when a role's state changes (and at the first report).
@@ -148,7 +186,10 @@ async function main(): Promise<void> {
       const states = roles.map(([role, st]) => `${role}:${st.split(',')[0]}`).join(' ');
       if (states !== lastRoles) for (const [role, st] of roles) say(`           ${role.padEnd(10)} ${st}`);
       lastRoles = states;
-      const outage = Object.entries(h.dependencies).filter(([, d]) => d !== 'ok').map(([dep, d]) => `${dep} ${d}`).join('; ');
+      const outage = Object.entries(h.dependencies)
+        .filter(([, d]) => d !== 'ok')
+        .map(([dep, d]) => `${dep} ${d}`)
+        .join('; ');
       if (outage) say(`           WAITING: ${outage} (processing pauses and resumes by itself)`);
       else if (lastOutage) say('           dependencies back: processing resumed');
       lastOutage = outage;
@@ -185,6 +226,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  console.error(err instanceof Error ? err.stack ?? err.message : err);
+  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
   process.exit(1);
 });

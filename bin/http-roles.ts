@@ -53,8 +53,18 @@ export async function registerHttpRoles(app: FastifyInstance, deps: HttpDeps): P
   const env = config.env;
   // Admin-created keys are durable in a compacted topic (the built-in registry's log, keyed by key
   // id); Redis is their cache, restored from it (and API_KEYS) whenever it is found empty.
-  const keyLog = await KafkaRegistryLog.open({ brokers: config.kafkaBrokers, topic: apiKeysTopic(config.topicPrefix), clientId: `${env.KAFKA_CLIENT_ID}-api-keys`, logger });
-  const keys = new RedisApiKeyStore(redis, env.REDIS_PREFIX, { log: keyLog, logger: logger.child({ component: 'api-keys' }), metrics, checkIntervalMs: env.API_KEY_CHECK_INTERVAL_MS });
+  const keyLog = await KafkaRegistryLog.open({
+    brokers: config.kafkaBrokers,
+    topic: apiKeysTopic(config.topicPrefix),
+    clientId: `${env.KAFKA_CLIENT_ID}-api-keys`,
+    logger,
+  });
+  const keys = new RedisApiKeyStore(redis, env.REDIS_PREFIX, {
+    log: keyLog,
+    logger: logger.child({ component: 'api-keys' }),
+    metrics,
+    checkIntervalMs: env.API_KEY_CHECK_INTERVAL_MS,
+  });
   app.addHook('onClose', async () => {
     await keys.close();
     await keyLog.close();
@@ -66,18 +76,37 @@ export async function registerHttpRoles(app: FastifyInstance, deps: HttpDeps): P
   if (config.roles.has('ingest')) {
     const bounds = { maxDepth: env.INGEST_MAX_JSON_DEPTH, maxStringBytes: env.INGEST_MAX_STRING_BYTES };
     await app.register(ingestPlugin, {
-      producer, apiKeys: keys, maxBodyBytes: env.INGEST_MAX_BODY_BYTES, maxEvents: env.INGEST_MAX_EVENTS, metrics, bounds,
-      rateLimits: { redis, prefix: env.REDIS_PREFIX, requestsPerSecond: env.INGEST_RATE_LIMIT_REQUESTS_PER_S, eventsPerSecond: env.INGEST_RATE_LIMIT_EVENTS_PER_S },
-      ackTimeoutMs: env.INGEST_ACK_TIMEOUT_MS, corsOrigins: config.ingestCorsOrigins, logger: logger.child({ component: 'ingest' }),
+      producer,
+      apiKeys: keys,
+      maxBodyBytes: env.INGEST_MAX_BODY_BYTES,
+      maxEvents: env.INGEST_MAX_EVENTS,
+      metrics,
+      bounds,
+      rateLimits: {
+        redis,
+        prefix: env.REDIS_PREFIX,
+        requestsPerSecond: env.INGEST_RATE_LIMIT_REQUESTS_PER_S,
+        eventsPerSecond: env.INGEST_RATE_LIMIT_EVENTS_PER_S,
+      },
+      ackTimeoutMs: env.INGEST_ACK_TIMEOUT_MS,
+      corsOrigins: config.ingestCorsOrigins,
+      logger: logger.child({ component: 'ingest' }),
     });
     await app.register(jiraWebhookPlugin, {
-      producer, secret: env.JIRA_WEBHOOK_SECRET, insecure: env.JIRA_WEBHOOK_INSECURE, fieldMap: config.jiraFieldMap, maxBodyBytes: env.INGEST_MAX_BODY_BYTES,
-      maxDepth: env.INGEST_MAX_JSON_DEPTH, metrics, logger: logger.child({ component: 'jira-webhook' }),
+      producer,
+      secret: env.JIRA_WEBHOOK_SECRET,
+      insecure: env.JIRA_WEBHOOK_INSECURE,
+      fieldMap: config.jiraFieldMap,
+      maxBodyBytes: env.INGEST_MAX_BODY_BYTES,
+      maxDepth: env.INGEST_MAX_JSON_DEPTH,
+      metrics,
+      logger: logger.child({ component: 'jira-webhook' }),
     });
   }
   // Liveness and metrics for every HTTP process (the API plugin adds /readyz, /docs and / too).
   if (!app.hasRoute({ method: 'GET', url: '/healthz' })) app.get('/healthz', async () => ({ status: 'ok' }));
-  if (!app.hasRoute({ method: 'GET', url: '/metrics' })) app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  if (!app.hasRoute({ method: 'GET', url: '/metrics' }))
+    app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
   if (config.roles.has('api')) {
     if (!ch) throw new Error('the api role needs ClickHouse');
     await app.register(apiPlugin, {
@@ -113,7 +142,10 @@ export function alertsService(config: Config, redis: Redis, logger: Logger, cloc
   try {
     ruleSet = loadRulesFile(config.env.ALERT_RULES_FILE);
   } catch (err) {
-    logger.warn({ event: 'api_alert_rules_unreadable', file: config.env.ALERT_RULES_FILE, err: (err as Error).message }, 'alert rules unreadable: alerts are listed without severity and summary');
+    logger.warn(
+      { event: 'api_alert_rules_unreadable', file: config.env.ALERT_RULES_FILE, err: (err as Error).message },
+      'alert rules unreadable: alerts are listed without severity and summary',
+    );
   }
   const rules = new Map((ruleSet?.rules ?? []).map((r) => [r.name, r]));
   const describe: DescribeAlert = (a) => {

@@ -89,7 +89,10 @@ function healthRoutes(app: FastifyInstance, status: () => PipelineHealth, opts: 
   if (opts.readyz !== false) {
     app.get('/readyz', async (_req, reply) => {
       const h = status();
-      return reply.code(h.ready ? 200 : 503).send({ status: h.ready ? 'ready' : 'not_ready', checks: { ...h.dependencies, ...Object.fromEntries(h.failed.map((f) => [`role:${f.role}`, `failed: ${f.error}`])) } });
+      return reply.code(h.ready ? 200 : 503).send({
+        status: h.ready ? 'ready' : 'not_ready',
+        checks: { ...h.dependencies, ...Object.fromEntries(h.failed.map((f) => [`role:${f.role}`, `failed: ${f.error}`])) },
+      });
     });
   }
 }
@@ -102,7 +105,8 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
   const roles = config.roles;
   const closers: Array<() => Promise<void>> = [];
   const stopAll = async () => {
-    for (const c of closers.reverse()) await c().catch((err) => logger.warn({ event: 'shutdown_step_failed', err: (err as Error).message }, 'shutdown step failed'));
+    for (const c of closers.reverse())
+      await c().catch((err) => logger.warn({ event: 'shutdown_step_failed', err: (err as Error).message }, 'shutdown step failed'));
     closers.length = 0;
   };
   try {
@@ -117,7 +121,10 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
     let codec: AvroCodec | null = null;
     if (usesKafka) {
       await ensureTopics(config.kafkaBrokers, streamPulseTopics(config.topicPrefix));
-      const registryUrl = registry && config.env.SCHEMA_REGISTRY_URL === `http://${config.env.REGISTRY_HOST}:${config.env.REGISTRY_PORT}` ? registry.url : config.env.SCHEMA_REGISTRY_URL;
+      const registryUrl =
+        registry && config.env.SCHEMA_REGISTRY_URL === `http://${config.env.REGISTRY_HOST}:${config.env.REGISTRY_PORT}`
+          ? registry.url
+          : config.env.SCHEMA_REGISTRY_URL;
       codec = await AvroCodec.connect(registryUrl, config.topicPrefix);
     }
 
@@ -146,7 +153,11 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
       ch = await openClickHouse(config.clickhouse);
       closers.push(() => ch!.close());
       await migrate(ch, logger);
-      const ttl = await applyRetention(ch, { rawDays: config.env.RETENTION_RAW_DAYS, minuteDays: config.env.RETENTION_MINUTE_DAYS, hourDays: config.env.RETENTION_HOUR_DAYS });
+      const ttl = await applyRetention(ch, {
+        rawDays: config.env.RETENTION_RAW_DAYS,
+        minuteDays: config.env.RETENTION_MINUTE_DAYS,
+        hourDays: config.env.RETENTION_HOUR_DAYS,
+      });
       if (ttl.length) logger.info({ event: 'retention_applied', tables: ttl }, 'table TTLs set from RETENTION_*_DAYS');
       // Analyst SQL (POST /v1/sql and the analyst user of the ClickHouse port) shares one read-only
       // session or user; opened before the doors that use it, so it closes after them.
@@ -156,14 +167,29 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
         analyst = a;
       }
       if (roles.has('clickhouse') && ch.transport === 'chdb') {
-        const facade = await serveClickHouse(ch, { host: config.env.CLICKHOUSE_HTTP_HOST, port: config.env.CLICKHOUSE_HTTP_PORT, logger, ...facadeUsers(config, logger), analystUser: config.clickhouseAnalyst, analystSql: analyst });
+        const facade = await serveClickHouse(ch, {
+          host: config.env.CLICKHOUSE_HTTP_HOST,
+          port: config.env.CLICKHOUSE_HTTP_PORT,
+          logger,
+          ...facadeUsers(config, logger),
+          analystUser: config.clickhouseAnalyst,
+          analystSql: analyst,
+        });
         closers.push(() => facade.close());
       }
     }
 
     let producer: EventProducer | null = null;
     if (codec) {
-      const p = await EventProducer.connect({ brokers: config.kafkaBrokers, clientId: `${config.env.KAFKA_CLIENT_ID}-producer`, topicPrefix: config.topicPrefix, codec, logger, metrics, maxFutureSkewMs: config.env.MAX_FUTURE_SKEW_MS });
+      const p = await EventProducer.connect({
+        brokers: config.kafkaBrokers,
+        clientId: `${config.env.KAFKA_CLIENT_ID}-producer`,
+        topicPrefix: config.topicPrefix,
+        codec,
+        logger,
+        metrics,
+        maxFutureSkewMs: config.env.MAX_FUTURE_SKEW_MS,
+      });
       producer = p;
       closers.push(() => p.close());
     }
@@ -171,39 +197,50 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
     const runners: ProcessorRunner<unknown>[] = [];
     const processors = (Object.keys(PROCESSOR_FACTORIES) as ProcessorRole[])
       .filter((role) => roles.has(role))
-      .map((role) => processorFor(role, { ch: ch!, graceMs: config.env.WINDOW_GRACE_MS, allowedLatenessMs: config.env.ALLOWED_LATENESS_MS, lateness: latenessPolicy(config.env) }));
+      .map((role) =>
+        processorFor(role, {
+          ch: ch!,
+          graceMs: config.env.WINDOW_GRACE_MS,
+          allowedLatenessMs: config.env.ALLOWED_LATENESS_MS,
+          lateness: latenessPolicy(config.env),
+        }),
+      );
     // Fused (default): one runner, one consumer, each record decoded once for every processor.
     const runnerSets = config.env.FUSE_PROCESSORS ? (processors.length ? [processors] : []) : processors.map((p) => [p]);
     for (const set of runnerSets) {
       const name = set.map((p) => p.name).join('+');
-      const runner = new ProcessorRunner(set, {
-        brokers: config.kafkaBrokers,
-        groupId: `${config.env.GROUP_PREFIX}${name}`,
-        topicPrefix: config.topicPrefix,
-        codec: codec!, // processor roles use Kafka
-        ch: ch!,
-        redis,
-        redisPrefix: config.env.REDIS_PREFIX,
-        logger: logger.child({ processor: name }),
-        metrics,
-        health,
-        clock: opts.clock,
-        // Records every processor refuses alike (undecodable, out of bounds) are dead-lettered by
-        // the raw store alone (once per record); a processor's own refusals (ProcessContext.reject)
-        // by that processor, in whichever runner it is.
-        deadLetters: producer ?? undefined,
-        deadLetterStage: 'raw-store',
-        maxFutureSkewMs: config.env.MAX_FUTURE_SKEW_MS,
-      }, {
-        maxPendingRows: config.env.BATCH_MAX_ROWS,
-        maxPendingBytes: config.env.BATCH_MAX_BYTES,
-        checkpointIntervalMs: Math.min(config.env.BATCH_MAX_MS, config.env.CHECKPOINT_INTERVAL_MS),
-        idlePartitionMs: config.env.IDLE_PARTITION_MS,
-        emitUpdates: config.env.EMIT_WINDOW_UPDATES,
-        sinkConcurrency: config.env.SINK_CONCURRENCY,
-        // An online rebuild (npm run replay) pauses these runners for its swap and hands them its state.
-        handover: true,
-      });
+      const runner = new ProcessorRunner(
+        set,
+        {
+          brokers: config.kafkaBrokers,
+          groupId: `${config.env.GROUP_PREFIX}${name}`,
+          topicPrefix: config.topicPrefix,
+          codec: codec!, // processor roles use Kafka
+          ch: ch!,
+          redis,
+          redisPrefix: config.env.REDIS_PREFIX,
+          logger: logger.child({ processor: name }),
+          metrics,
+          health,
+          clock: opts.clock,
+          // Records every processor refuses alike (undecodable, out of bounds) are dead-lettered by
+          // the raw store alone (once per record); a processor's own refusals (ProcessContext.reject)
+          // by that processor, in whichever runner it is.
+          deadLetters: producer ?? undefined,
+          deadLetterStage: 'raw-store',
+          maxFutureSkewMs: config.env.MAX_FUTURE_SKEW_MS,
+        },
+        {
+          maxPendingRows: config.env.BATCH_MAX_ROWS,
+          maxPendingBytes: config.env.BATCH_MAX_BYTES,
+          checkpointIntervalMs: Math.min(config.env.BATCH_MAX_MS, config.env.CHECKPOINT_INTERVAL_MS),
+          idlePartitionMs: config.env.IDLE_PARTITION_MS,
+          emitUpdates: config.env.EMIT_WINDOW_UPDATES,
+          sinkConcurrency: config.env.SINK_CONCURRENCY,
+          // An online rebuild (npm run replay) pauses these runners for its swap and hands them its state.
+          handover: true,
+        },
+      );
       await runner.start();
       runners.push(runner);
       closers.push(() => runner.stop());
@@ -232,10 +269,26 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
             // A partition has no checkpoint yet, or no record yet: its watermark is still the -∞ it
             // starts at (Number.MIN_SAFE_INTEGER), which is no day to score (and no UInt64 version).
             if (wm === null || wm < 0) return;
-            const [first] = await queryRows<{ d: number | null }>(ch, `SELECT if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), min(day)))) AS d FROM ${ch.database}.churn_account_daily`);
+            const [first] = await queryRows<{ d: number | null }>(
+              ch,
+              `SELECT if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), min(day)))) AS d FROM ${ch.database}.churn_account_daily`,
+            );
             // Facts of a day closed in event time no longer change (later events are late): no rescoring.
-            const days = await scoreClosedChurnDays(ch, { nowMs: wm, closeDelayMs: config.env.WINDOW_GRACE_MS, rescoreDays: 0, fromDay: first?.d === null || first?.d === undefined ? undefined : Number(first.d) });
-            if (days.length) logger.info({ event: 'churn_days_scored', days: days.map((d) => new Date(d * 86_400_000).toISOString().slice(0, 10)), watermark: new Date(wm).toISOString() }, 'churn days scored');
+            const days = await scoreClosedChurnDays(ch, {
+              nowMs: wm,
+              closeDelayMs: config.env.WINDOW_GRACE_MS,
+              rescoreDays: 0,
+              fromDay: first?.d === null || first?.d === undefined ? undefined : Number(first.d),
+            });
+            if (days.length)
+              logger.info(
+                {
+                  event: 'churn_days_scored',
+                  days: days.map((d) => new Date(d * 86_400_000).toISOString().slice(0, 10)),
+                  watermark: new Date(wm).toISOString(),
+                },
+                'churn days scored',
+              );
           });
         } catch (err) {
           logger.warn({ event: 'churn_scoring_failed', err: (err as Error).message }, 'churn scoring failed; will retry');
@@ -270,7 +323,8 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
             if (wm === null) return; // a partition has no checkpoint yet
             const closed = wm - config.env.WINDOW_GRACE_MS;
             const done = family === 'qoe' ? await sealQoe(ch, closed) : await sealBusiness(ch, closed);
-            if (done.length) logger.debug({ event: 'rollups_sealed', family, until: done.map((d) => `${d.name}:${new Date(d.toMs).toISOString()}`) }, 'rollups sealed');
+            if (done.length)
+              logger.debug({ event: 'rollups_sealed', family, until: done.map((d) => `${d.name}:${new Date(d.toMs).toISOString()}`) }, 'rollups sealed');
           });
         } catch (err) {
           logger.warn({ event: 'rollup_failed', family, err: (err as Error).message }, 'rollup failed; will retry');
@@ -278,7 +332,9 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
           current = null;
         }
       };
-      const timer = setInterval(() => { current ??= seal(); }, config.env.ROLLUP_INTERVAL_MS);
+      const timer = setInterval(() => {
+        current ??= seal();
+      }, config.env.ROLLUP_INTERVAL_MS);
       closers.push(async () => {
         clearInterval(timer);
         // Embedded ClickHouse aborts if it is closed under a running query: let the job finish.
@@ -295,7 +351,11 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
     let http: FastifyInstance | null = null;
     if (opts.http !== false && (roles.has('ingest') || roles.has('api'))) {
       // The process logger, without a line per request (refusals and failures log themselves, rate-limited).
-      http = Fastify({ loggerInstance: logger.child({ component: 'http' }) as unknown as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), bodyLimit: config.env.INGEST_MAX_BODY_BYTES });
+      http = Fastify({
+        loggerInstance: logger.child({ component: 'http' }) as unknown as FastifyBaseLogger,
+        logController: new LogController({ disableRequestLogging: true }),
+        bodyLimit: config.env.INGEST_MAX_BODY_BYTES,
+      });
       // The API role adds its own /readyz (pinging Kafka, Redis and ClickHouse); ingest-only processes get this one.
       healthRoutes(http, () => pipelineHealth(runners, health), { readyz: !roles.has('api') });
       http.get('/metrics', async (_req, reply) => {
@@ -327,14 +387,26 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
     if (codec && config.env.PIPELINE_MONITOR_INTERVAL_MS > 0 && (roles.has('api') || runners.length > 0)) {
       // Lag and stalls of every processor, read from their checkpoints and Kafka: a processor that
       // stopped (here or in another process) still shows in these metrics.
-      const monitor = startPipelineMonitor({ redis, redisPrefix: config.env.REDIS_PREFIX, topicPrefix: config.topicPrefix, brokers: config.kafkaBrokers, metrics, logger: logger.child({ component: 'pipeline-monitor' }), clock: opts.clock }, config.env.PIPELINE_MONITOR_INTERVAL_MS);
+      const monitor = startPipelineMonitor(
+        {
+          redis,
+          redisPrefix: config.env.REDIS_PREFIX,
+          topicPrefix: config.topicPrefix,
+          brokers: config.kafkaBrokers,
+          metrics,
+          logger: logger.child({ component: 'pipeline-monitor' }),
+          clock: opts.clock,
+        },
+        config.env.PIPELINE_MONITOR_INTERVAL_MS,
+      );
       // Pushed last, so stopped first: it reads Redis and Kafka, which close after it.
       closers.push(() => monitor.stop());
     }
 
     // The first runner that fails for good; a runner stopped cleanly resolves and is not a failure.
     const failed = new Promise<never>((_, reject) => {
-      for (const r of runners) r.done().catch((err: Error) => reject(Object.assign(new Error(`role ${r.name} failed: ${err.message}`, { cause: err }), { role: r.name })));
+      for (const r of runners)
+        r.done().catch((err: Error) => reject(Object.assign(new Error(`role ${r.name} failed: ${err.message}`, { cause: err }), { role: r.name })));
     });
     failed.catch(() => undefined); // observed by the entry point
     return { ch, redis, codec, producer, runners, http, metricsApp, registry, health, status: () => pipelineHealth(runners, health), failed, stop: stopAll };
@@ -351,10 +423,16 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
  */
 export async function adaptRolesToRunning(env: Record<string, string | undefined>, config: Config): Promise<{ config: Config; note: string | null }> {
   if (!config.roles.has('registry')) return { config, note: null };
-  const up = await fetch(`${config.env.SCHEMA_REGISTRY_URL}/subjects`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+  const up = await fetch(`${config.env.SCHEMA_REGISTRY_URL}/subjects`, { signal: AbortSignal.timeout(1000) }).then(
+    (r) => r.ok,
+    () => false,
+  );
   if (!up) return { config, note: null };
   const roles = [...config.roles].filter((r) => r !== 'registry');
-  return { config: loadConfig({ ...env, ROLES: roles.join(',') }), note: `schema registry: using the one already answering at ${config.env.SCHEMA_REGISTRY_URL} (registry role left out)` };
+  return {
+    config: loadConfig({ ...env, ROLES: roles.join(',') }),
+    note: `schema registry: using the one already answering at ${config.env.SCHEMA_REGISTRY_URL} (registry role left out)`,
+  };
 }
 
 /** True for addresses only this machine reaches. */
@@ -373,7 +451,13 @@ export function isLoopbackHost(host: string): boolean {
 export function facadeUsers(config: Config, logger: Logger): { writer: FacadeUser } {
   const host = config.env.CLICKHOUSE_HTTP_HOST;
   if (config.env.CLICKHOUSE_PASSWORD) return { writer: { name: config.env.CLICKHOUSE_USER, password: config.env.CLICKHOUSE_PASSWORD } };
-  if (!isLoopbackHost(host)) throw new Error(`CLICKHOUSE_HTTP_HOST is ${host}, not loopback: set CLICKHOUSE_PASSWORD (the writer's password) before serving ClickHouse beyond this machine`);
-  logger.warn({ event: 'clickhouse_facade_writer_disabled', user: config.env.CLICKHOUSE_USER }, 'CLICKHOUSE_PASSWORD is empty: the ClickHouse port accepts no writer login (set it for processes that use CLICKHOUSE_URL)');
+  if (!isLoopbackHost(host))
+    throw new Error(
+      `CLICKHOUSE_HTTP_HOST is ${host}, not loopback: set CLICKHOUSE_PASSWORD (the writer's password) before serving ClickHouse beyond this machine`,
+    );
+  logger.warn(
+    { event: 'clickhouse_facade_writer_disabled', user: config.env.CLICKHOUSE_USER },
+    'CLICKHOUSE_PASSWORD is empty: the ClickHouse port accepts no writer login (set it for processes that use CLICKHOUSE_URL)',
+  );
   return { writer: { name: config.env.CLICKHOUSE_USER, password: randomBytes(24).toString('base64url') } };
 }

@@ -21,7 +21,9 @@ export interface ProcessorSettings {
 }
 
 /** The allowed lateness per kind from the settings (docs/processing.md, "Late data policy"). */
-export function latenessPolicy(env: Pick<Env, 'LATENESS_PLAYBACK_MS' | 'LATENESS_GIFTS_MS' | 'LATENESS_PAYMENTS_MS' | 'LATENESS_MODERATION_MS'>): LatenessPolicy {
+export function latenessPolicy(
+  env: Pick<Env, 'LATENESS_PLAYBACK_MS' | 'LATENESS_GIFTS_MS' | 'LATENESS_PAYMENTS_MS' | 'LATENESS_MODERATION_MS'>,
+): LatenessPolicy {
   return { playback: env.LATENESS_PLAYBACK_MS, gifts: env.LATENESS_GIFTS_MS, payments: env.LATENESS_PAYMENTS_MS, moderation: env.LATENESS_MODERATION_MS };
 }
 

@@ -172,11 +172,16 @@ export function valueProblems(kind: EventKind, e: Record<string, unknown>): stri
   if (kind === 'payments') {
     const currency = String(e.currency);
     const max = maxAmountMinor(currency);
-    const problem = fieldProblem('amount_minor', e.amount_minor, { min: 0, max, why: RATES.has(currency) ? `one million USD in ${currency}` : `currency ${currency} has no reference rate` });
+    const problem = fieldProblem('amount_minor', e.amount_minor, {
+      min: 0,
+      max,
+      why: RATES.has(currency) ? `one million USD in ${currency}` : `currency ${currency} has no reference rate`,
+    });
     if (problem) p.push(problem);
   } else if (kind === 'gifts' && p.length === 0) {
     const value = (e.quantity as number) * (e.unit_coins as number) * (e.coin_value_usd_micros as number);
-    if (value > MAX_EVENT_USD_MICROS) p.push(`gift value: quantity × unit_coins × coin_value_usd_micros = ${value} USD micros is over ${MAX_EVENT_USD_MICROS} (one million USD)`);
+    if (value > MAX_EVENT_USD_MICROS)
+      p.push(`gift value: quantity × unit_coins × coin_value_usd_micros = ${value} USD micros is over ${MAX_EVENT_USD_MICROS} (one million USD)`);
   }
   return p;
 }

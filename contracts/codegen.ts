@@ -9,18 +9,30 @@ import { AVRO_DIR, allSchemas } from './schemas.js';
 import { EVENT_KINDS, type EventKind } from './topics.js';
 
 const TYPE_NAMES: Record<EventKind, string> = {
-  playback: 'PlaybackEvent', payments: 'PaymentEvent', gifts: 'GiftEvent',
-  moderation: 'ModerationEvent', jira: 'JiraIssueEvent', catalog: 'CatalogEntry',
+  playback: 'PlaybackEvent',
+  payments: 'PaymentEvent',
+  gifts: 'GiftEvent',
+  moderation: 'ModerationEvent',
+  jira: 'JiraIssueEvent',
+  catalog: 'CatalogEntry',
 };
 
 function tsType(t: unknown): string {
   if (typeof t === 'string') {
     switch (t) {
-      case 'string': return 'string';
-      case 'int': case 'long': case 'float': case 'double': return 'number';
-      case 'boolean': return 'boolean';
-      case 'null': return 'null';
-      default: throw new Error(`unsupported avro type ${t}`);
+      case 'string':
+        return 'string';
+      case 'int':
+      case 'long':
+      case 'float':
+      case 'double':
+        return 'number';
+      case 'boolean':
+        return 'boolean';
+      case 'null':
+        return 'null';
+      default:
+        throw new Error(`unsupported avro type ${t}`);
     }
   }
   if (Array.isArray(t)) return t.map(tsType).join(' | ');

@@ -203,8 +203,9 @@ function compile(kind: EventKind): CompiledKind {
   const writeSrc = `let x;\nw.header(schemaId);\n${writes.join('\n')}`;
   // Generating the validator and the writer as code is the point of this module (its source is built above
   // from the schema, never from input); the Function it returns is typed by the callers below.
-  // eslint-disable-next-line @typescript-eslint/no-implied-eval, @typescript-eslint/no-unsafe-call, @typescript-eslint/no-unsafe-return -- see above
-  const make = (args: string[], body: string) => new Function('E', 'allStrings', 'writeStringArray', `return function (${args.join(', ')}) {\n${body}\n};`)(enums, allStrings, writeStringArray);
+  const make = (args: string[], body: string): unknown =>
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval, @typescript-eslint/no-unsafe-call -- see above
+    new Function('E', 'allStrings', 'writeStringArray', `return function (${args.join(', ')}) {\n${body}\n};`)(enums, allStrings, writeStringArray);
   return {
     kind,
     accepts: make(['e'], acceptsSrc) as CompiledKind['accepts'],

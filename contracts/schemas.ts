@@ -10,7 +10,13 @@ import { EVENT_KINDS, type EventKind } from './topics.js';
 
 export const AVRO_DIR = join(dirname(fileURLToPath(import.meta.url)), 'avro');
 
-export type AvroSchema = { type: 'record'; name: string; namespace?: string; fields: Array<{ name: string; type: unknown; default?: unknown; doc?: string }>; doc?: string };
+export type AvroSchema = {
+  type: 'record';
+  name: string;
+  namespace?: string;
+  fields: Array<{ name: string; type: unknown; default?: unknown; doc?: string }>;
+  doc?: string;
+};
 
 export function schemaJson(kind: EventKind): AvroSchema {
   return JSON.parse(readFileSync(join(AVRO_DIR, `${kind}.avsc`), 'utf8')) as AvroSchema;

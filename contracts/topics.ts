@@ -73,7 +73,17 @@ export interface DeadLetter {
 }
 
 /** Stable error classes of rejected input (documented in docs/errors.md). */
-export const REJECT_CLASSES = ['unknown_kind', 'schema_violation', 'undecodable', 'oversize', 'unknown_schema', 'invalid_json', 'out_of_bounds', 'value_overflow', 'unencodable_row'] as const;
+export const REJECT_CLASSES = [
+  'unknown_kind',
+  'schema_violation',
+  'undecodable',
+  'oversize',
+  'unknown_schema',
+  'invalid_json',
+  'out_of_bounds',
+  'value_overflow',
+  'unencodable_row',
+] as const;
 export type RejectClass = (typeof REJECT_CLASSES)[number];
 
 export function isEventKind(s: string): s is EventKind {

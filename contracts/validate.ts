@@ -12,9 +12,7 @@ import { avroType, schemaJson } from './schemas.js';
 import type { EventByKind } from './types.generated.js';
 import type { EventKind, RejectClass } from './topics.js';
 
-export type Validated<K extends EventKind> =
-  | { ok: true; event: EventByKind[K] }
-  | { ok: false; errorClass: RejectClass; reason: string };
+export type Validated<K extends EventKind> = { ok: true; event: EventByKind[K] } | { ok: false; errorClass: RejectClass; reason: string };
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -57,7 +55,8 @@ function semanticProblems(kind: EventKind, e: Record<string, unknown>): string[]
     case 'playback':
       if ((e.seq as number) < 0) p.push('seq: must be >= 0');
       if ((e.playhead_ms as number) < 0) p.push('playhead_ms: must be >= 0');
-      for (const f of ['cum_playing_ms', 'cum_rebuffer_ms', 'cum_rebuffer_count', 'cum_seek_ms', 'cum_bitrate_ms']) if (typeof e[f] === 'number' && (e[f]) < 0) p.push(`${f}: must be >= 0`);
+      for (const f of ['cum_playing_ms', 'cum_rebuffer_ms', 'cum_rebuffer_count', 'cum_seek_ms', 'cum_bitrate_ms'])
+        if (typeof e[f] === 'number' && e[f] < 0) p.push(`${f}: must be >= 0`);
       if (e.event_type === 'error' && e.error_severity == null) p.push('error_severity: required on error events');
       break;
     case 'payments':

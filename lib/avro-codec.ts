@@ -41,8 +41,7 @@ export function fetchSchemaById(baseUrl: string, id: number): Promise<{ schema: 
 
 export type Decoded =
   /** `body`: the Avro body when the writer's schema is our own (reader) schema, so it can be stored as it is. */
-  | { ok: true; value: Record<string, unknown>; body?: Buffer }
-  | { ok: false; errorClass: RejectClass; reason: string };
+  { ok: true; value: Record<string, unknown>; body?: Buffer } | { ok: false; errorClass: RejectClass; reason: string };
 
 export class AvroCodec {
   private readonly writerIds = new Map<EventKind, number>();
@@ -51,7 +50,10 @@ export class AvroCodec {
   /** Scratch of encodeView: one per codec, overwritten by each call. */
   private readonly scratch = new AvroWriter();
 
-  private constructor(private readonly registryUrl: string, private readonly topicKind: Map<string, EventKind>) {}
+  private constructor(
+    private readonly registryUrl: string,
+    private readonly topicKind: Map<string, EventKind>,
+  ) {}
 
   /** Registers every kind's schema under `<prefix><kind>-value` and remembers the ids. */
   static async connect(registryUrl: string, topicPrefix: string): Promise<AvroCodec> {

@@ -14,7 +14,10 @@ export const ROLES = ['registry', 'clickhouse', 'ingest', 'raw-store', 'business
 export type Role = (typeof ROLES)[number];
 
 export const EnvSchema = Type.Object({
-  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
   /** Comma-separated roles this process runs; `all` runs every role. */
   ROLES: Str('all'),
   DATA_DIR: Str('.data'),
@@ -103,7 +106,9 @@ export const EnvSchema = Type.Object({
   /** Accept unsigned Jira webhooks when JIRA_WEBHOOK_SECRET is empty (never in production; warned at start). */
   JIRA_WEBHOOK_INSECURE: Type.Boolean({ default: false }),
   /** JSON object mapping our names (severity, show_name, cost_impact_usd, delay_days) to Jira custom field ids. */
-  JIRA_FIELD_MAP: Str('{"severity":"customfield_10040","show_name":"customfield_10041","cost_impact_usd":"customfield_10042","delay_days":"customfield_10043"}'),
+  JIRA_FIELD_MAP: Str(
+    '{"severity":"customfield_10040","show_name":"customfield_10041","cost_impact_usd":"customfield_10042","delay_days":"customfield_10043"}',
+  ),
 
   BATCH_MAX_ROWS: Int(40_000, 1),
   BATCH_MAX_BYTES: Int(16 * 1024 * 1024, 1024),
@@ -194,7 +199,9 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
   const env = withDefaults as Env;
   const roles = new Set<Role>();
   if (problems.length === 0) {
-    for (const r of env.ROLES.split(',').map((s) => s.trim()).filter(Boolean)) {
+    for (const r of env.ROLES.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)) {
       if (r === 'all') ROLES.forEach((x) => roles.add(x));
       else if ((ROLES as readonly string[]).includes(r)) roles.add(r as Role);
       else problems.push(`ROLES: unknown role "${r}" (known: all, ${ROLES.join(', ')})`);
@@ -207,10 +214,14 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
   } catch (err) {
     problems.push(`JIRA_FIELD_MAP: must be a JSON object of field ids (${(err as Error).message})`);
   }
-  const ingestCorsOrigins = (env.INGEST_CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter(Boolean);
+  const ingestCorsOrigins = (env.INGEST_CORS_ORIGINS ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
   for (const o of ingestCorsOrigins) {
     // An origin is scheme://host[:port], exactly as a browser sends it in the Origin header.
-    if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o)) problems.push(`INGEST_CORS_ORIGINS: "${o}" is not an origin such as https://player.example.com (scheme and host, no path), nor *`);
+    if (o !== '*' && !/^https?:\/\/[^/\s]+$/.test(o))
+      problems.push(`INGEST_CORS_ORIGINS: "${o}" is not an origin such as https://player.example.com (scheme and host, no path), nor *`);
   }
   if (env.CLICKHOUSE_CLUSTER && !env.CLICKHOUSE_URL) {
     problems.push(`CLICKHOUSE_CLUSTER: needs CLICKHOUSE_URL (a server of the cluster "${env.CLICKHOUSE_CLUSTER}"); embedded ClickHouse is one server`);
@@ -234,7 +245,12 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
       cluster: env.CLICKHOUSE_CLUSTER || null,
     },
     clickhouseAnalyst: env.CLICKHOUSE_ANALYST_PASSWORD ? { name: env.CLICKHOUSE_ANALYST_USER, password: env.CLICKHOUSE_ANALYST_PASSWORD } : null,
-    sqlLimits: { maxExecutionSeconds: env.SQL_MAX_EXECUTION_SECONDS, maxMemoryBytes: env.SQL_MAX_MEMORY_BYTES, maxResultRows: env.SQL_MAX_RESULT_ROWS, maxResultBytes: env.SQL_MAX_RESULT_BYTES },
+    sqlLimits: {
+      maxExecutionSeconds: env.SQL_MAX_EXECUTION_SECONDS,
+      maxMemoryBytes: env.SQL_MAX_MEMORY_BYTES,
+      maxResultRows: env.SQL_MAX_RESULT_ROWS,
+      maxResultBytes: env.SQL_MAX_RESULT_BYTES,
+    },
     jiraFieldMap,
     ingestCorsOrigins,
   };

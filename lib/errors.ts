@@ -29,13 +29,23 @@ export class KafkaError extends StreamPulseError {
 }
 
 export class ClickHouseError extends StreamPulseError {
-  constructor(message: string, readonly serverCode: string | undefined, retriable: boolean, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly serverCode: string | undefined,
+    retriable: boolean,
+    options?: { cause?: unknown },
+  ) {
     super('CLICKHOUSE', message, retriable, options);
   }
 }
 
 export class RegistryError extends StreamPulseError {
-  constructor(message: string, readonly status: number | undefined, retriable: boolean, options?: { cause?: unknown }) {
+  constructor(
+    message: string,
+    readonly status: number | undefined,
+    retriable: boolean,
+    options?: { cause?: unknown },
+  ) {
     super('SCHEMA_REGISTRY', message, retriable, options);
   }
 }

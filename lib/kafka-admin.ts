@@ -46,7 +46,14 @@ function baseConf(brokers: string, opts: AdminOptions) {
 }
 
 function isRetriableCode(code: number | undefined): boolean {
-  return code === CODES.ERRORS.ERR__TRANSPORT || code === CODES.ERRORS.ERR__TIMED_OUT || code === CODES.ERRORS.ERR__ALL_BROKERS_DOWN || code === CODES.ERRORS.ERR_REQUEST_TIMED_OUT || code === CODES.ERRORS.ERR_NOT_CONTROLLER || code === CODES.ERRORS.ERR__RESOLVE;
+  return (
+    code === CODES.ERRORS.ERR__TRANSPORT ||
+    code === CODES.ERRORS.ERR__TIMED_OUT ||
+    code === CODES.ERRORS.ERR__ALL_BROKERS_DOWN ||
+    code === CODES.ERRORS.ERR_REQUEST_TIMED_OUT ||
+    code === CODES.ERRORS.ERR_NOT_CONTROLLER ||
+    code === CODES.ERRORS.ERR__RESOLVE
+  );
 }
 
 function kafkaError(what: string, err: unknown): KafkaError {
@@ -70,10 +77,15 @@ async function withClient<T>(brokers: string, opts: AdminOptions, fn: (p: Instan
 
 /** Cluster metadata (brokers and topics). Throws a retriable KafkaError when no broker answers. */
 export async function fetchMetadata(brokers: string, opts: AdminOptions & { topic?: string } = {}): Promise<Metadata> {
-  return withClient(brokers, opts, (p, timeoutMs) =>
-    new Promise<Metadata>((resolve, reject) => {
-      p.getMetadata({ timeout: timeoutMs, ...(opts.topic ? { topic: opts.topic } : { allTopics: true }) }, (err, md) => (err ? reject(kafkaError('metadata request failed', err)) : resolve(md)));
-    }),
+  return withClient(
+    brokers,
+    opts,
+    (p, timeoutMs) =>
+      new Promise<Metadata>((resolve, reject) => {
+        p.getMetadata({ timeout: timeoutMs, ...(opts.topic ? { topic: opts.topic } : { allTopics: true }) }, (err, md) =>
+          err ? reject(kafkaError('metadata request failed', err)) : resolve(md),
+        );
+      }),
   );
 }
 
@@ -114,7 +126,11 @@ function toNewTopic(spec: TopicToCreate): NewTopic {
  * waits until the broker's metadata shows every partition with a leader, so producing right
  * after this call does not race topic creation.
  */
-export async function ensureTopics(brokers: string, specs: readonly TopicToCreate[], opts: AdminOptions = {}): Promise<{ created: string[]; existing: string[] }> {
+export async function ensureTopics(
+  brokers: string,
+  specs: readonly TopicToCreate[],
+  opts: AdminOptions = {},
+): Promise<{ created: string[]; existing: string[] }> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const created: string[] = [];
   const existing: string[] = [];
@@ -145,7 +161,10 @@ export async function waitForTopics(brokers: string, specs: readonly Pick<TopicT
   const deadline = Date.now() + (opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   await withClient(brokers, opts, async (p) => {
     for (;;) {
-      const md = await new Promise<Metadata>((resolve, reject) => void p.getMetadata({ allTopics: true, timeout: 5000 }, (err, m) => (err ? reject(kafkaError('metadata request failed', err)) : resolve(m))));
+      const md = await new Promise<Metadata>(
+        (resolve, reject) =>
+          void p.getMetadata({ allTopics: true, timeout: 5000 }, (err, m) => (err ? reject(kafkaError('metadata request failed', err)) : resolve(m))),
+      );
       const missing = specs.filter((s) => {
         const t = md.topics.find((x) => x.name === s.topic);
         return !t || t.partitions.length < s.partitions || t.partitions.some((pm) => pm.leader < 0);
@@ -178,13 +197,17 @@ export async function deleteTopics(brokers: string, topics: readonly string[], o
 /** Low and high watermark of every partition of `topic`, sorted by partition. */
 export async function topicHighWatermarks(brokers: string, topic: string, opts: AdminOptions = {}): Promise<PartitionWatermark[]> {
   return withClient(brokers, opts, async (p, timeoutMs) => {
-    const md = await new Promise<Metadata>((resolve, reject) => void p.getMetadata({ topic, timeout: timeoutMs }, (err, m) => (err ? reject(kafkaError('metadata request failed', err)) : resolve(m))));
+    const md = await new Promise<Metadata>(
+      (resolve, reject) =>
+        void p.getMetadata({ topic, timeout: timeoutMs }, (err, m) => (err ? reject(kafkaError('metadata request failed', err)) : resolve(m))),
+    );
     const t = md.topics.find((x) => x.name === topic);
     if (!t || t.partitions.length === 0) throw new KafkaError(`topic ${topic} does not exist`, false);
     const out: PartitionWatermark[] = [];
     for (const pm of [...t.partitions].sort((a, b) => a.id - b.id)) {
-      const wm = await new Promise<{ lowOffset: number; highOffset: number }>((resolve, reject) =>
-        void p.queryWatermarkOffsets(topic, pm.id, timeoutMs, (err, o) => (err ? reject(kafkaError(`watermarks of ${topic}[${pm.id}]`, err)) : resolve(o))),
+      const wm = await new Promise<{ lowOffset: number; highOffset: number }>(
+        (resolve, reject) =>
+          void p.queryWatermarkOffsets(topic, pm.id, timeoutMs, (err, o) => (err ? reject(kafkaError(`watermarks of ${topic}[${pm.id}]`, err)) : resolve(o))),
       );
       out.push({ partition: pm.id, low: wm.lowOffset, high: wm.highOffset });
     }
@@ -207,8 +230,11 @@ export async function openOffsetReader(brokers: string, opts: AdminOptions = {})
   });
   return {
     watermarks: (topic, partition) =>
-      new Promise((resolve, reject) =>
-        void producer.queryWatermarkOffsets(topic, partition, timeoutMs, (err, o) => (err ? reject(kafkaError(`watermarks of ${topic}[${partition}]`, err)) : resolve({ low: o.lowOffset, high: o.highOffset }))),
+      new Promise(
+        (resolve, reject) =>
+          void producer.queryWatermarkOffsets(topic, partition, timeoutMs, (err, o) =>
+            err ? reject(kafkaError(`watermarks of ${topic}[${partition}]`, err)) : resolve({ low: o.lowOffset, high: o.highOffset }),
+          ),
       ),
     close: () => new Promise<void>((resolve) => producer.disconnect(() => resolve())),
   };

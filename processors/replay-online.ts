@@ -102,7 +102,9 @@ export async function rebuildOnline(processors: readonly Processor<unknown>[], d
   const { redis, redisPrefix: prefix, ch, logger } = deps;
   const db = ch.database;
   const names = processors.map((p) => p.name);
-  const marker = async (table: string) => (await queryRows<{ comment: string }>(ch, `SELECT comment FROM system.tables WHERE database = {db:String} AND name = {t:String}`, { db, t: table }))[0]?.comment ?? null;
+  const marker = async (table: string) =>
+    (await queryRows<{ comment: string }>(ch, `SELECT comment FROM system.tables WHERE database = {db:String} AND name = {t:String}`, { db, t: table }))[0]
+      ?.comment ?? null;
   const store = (p: string) => new CheckpointStore(redis, prefix, `${p}${SHADOW_SUFFIX}`);
 
   // Where each processor stands: no state (start), building, or handing over.
@@ -229,7 +231,10 @@ export async function rebuildOnline(processors: readonly Processor<unknown>[], d
         }
         report('pause', standing(target));
         if (waiting.length === 0) break;
-        if (Date.now() > deadline) throw new Error(`live runners or jobs did not pause within ${(opts.pauseTimeoutMs ?? 120_000) / 1000} s (${waiting.join(', ')}); they resume unchanged. Run the replay again to retry the handover`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `live runners or jobs did not pause within ${(opts.pauseTimeoutMs ?? 120_000) / 1000} s (${waiting.join(', ')}); they resume unchanged. Run the replay again to retry the handover`,
+          );
         await requestPause();
         await sleep(200);
       }
@@ -274,7 +279,8 @@ export async function rebuildOnline(processors: readonly Processor<unknown>[], d
       // The checkpoint is the base with its delta chain (incremental checkpoints): both go over.
       const deltas = await redis.lrange(rebuildStore.deltaKey(topic, partition), 0, -1);
       const to = live.key(topic, partition);
-      const tx = redis.multi()
+      const tx = redis
+        .multi()
         .hdel(to, 'state')
         .hset(to, { offset: h.offset, saved_at: h.saved_at ?? String(Date.now()), wm: h.wm ?? '', owner: h.owner ?? 'rebuild' })
         .set(live.stateKey(topic, partition), st)
@@ -297,7 +303,8 @@ export async function rebuildOnline(processors: readonly Processor<unknown>[], d
     const want = `streampulse rebuild ${run}`;
     for (const t of rebuiltTables(p)) {
       if ((await marker(t)) === want) continue;
-      if ((await marker(shadow(t))) !== want) throw new Error(`${db}.${shadow(t)} is not the shadow table of this rebuild (${run}): run the replay with --restart`);
+      if ((await marker(shadow(t))) !== want)
+        throw new Error(`${db}.${shadow(t)} is not the shadow table of this rebuild (${run}): run the replay with --restart`);
       await command(ch, `EXCHANGE TABLES ${db}.${t} AND ${db}.${shadow(t)}`);
       swapped.push(t);
     }
@@ -309,7 +316,10 @@ export async function rebuildOnline(processors: readonly Processor<unknown>[], d
     await rebuildStore.clear();
     await redis.del(stateKey(prefix, p.name));
     await redis.del(pauseKey(prefix, p.name));
-    logger.info({ event: 'rebuild_swapped', processor: p.name, tables: rebuiltTables(p) }, 'rebuilt tables swapped in; live processor resumes from the rebuild');
+    logger.info(
+      { event: 'rebuild_swapped', processor: p.name, tables: rebuiltTables(p) },
+      'rebuilt tables swapped in; live processor resumes from the rebuild',
+    );
     return swapped;
   }
 
@@ -319,14 +329,18 @@ export async function rebuildOnline(processors: readonly Processor<unknown>[], d
    * paused meanwhile); the swapped-in job tables start empty.
    */
   async function deriveJobTables(p: Processor<unknown>): Promise<void> {
-    if (!(p.jobTables?.length)) return;
+    if (!p.jobTables?.length) return;
     const wm = await new CheckpointStore(redis, prefix, p.name).progress(p.kinds.map((k) => topicSpec(deps.topicPrefix, k)));
     if (wm === null || wm < 0) return;
     if (p.name === 'qoe') await sealQoe(ch, wm - opts.graceMs);
     else if (p.name === 'business') await sealBusiness(ch, wm - opts.graceMs);
     else if (p.name === 'churn') {
-      const [first] = await queryRows<{ d: number | null }>(ch, `SELECT if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), min(day)))) AS d FROM ${db}.churn_account_daily`);
-      if (first?.d !== null && first?.d !== undefined) await scoreClosedChurnDays(ch, { nowMs: wm, closeDelayMs: opts.graceMs, rescoreDays: 0, fromDay: Number(first.d) });
+      const [first] = await queryRows<{ d: number | null }>(
+        ch,
+        `SELECT if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), min(day)))) AS d FROM ${db}.churn_account_daily`,
+      );
+      if (first?.d !== null && first?.d !== undefined)
+        await scoreClosedChurnDays(ch, { nowMs: wm, closeDelayMs: opts.graceMs, rescoreDays: 0, fromDay: Number(first.d) });
     }
   }
 }

@@ -23,14 +23,21 @@ import { replayProcessor } from './replay.js';
 import { progressLine, rebuildOnline, SHADOW_SUFFIX, type RebuildProgress } from './replay-online.js';
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: {
-    processor: { type: 'string' }, all: { type: 'boolean', default: false }, restart: { type: 'boolean', default: false },
-    'in-place': { type: 'boolean', default: false }, 'from-beginning': { type: 'boolean', default: false },
-  } });
+  const { values } = parseArgs({
+    options: {
+      processor: { type: 'string' },
+      all: { type: 'boolean', default: false },
+      restart: { type: 'boolean', default: false },
+      'in-place': { type: 'boolean', default: false },
+      'from-beginning': { type: 'boolean', default: false },
+    },
+  });
   const known = Object.keys(PROCESSOR_FACTORIES);
   const names = values.all ? known : values.processor ? values.processor.split(',') : [];
   if (names.length === 0 || names.some((n) => !known.includes(n)) || (values['in-place'] && names.length !== 1)) {
-    console.error(`usage: npm run replay -- (--processor <${known.join('|')}>[,…] | --all) [--restart]\n       npm run replay -- --in-place --processor <name> [--from-beginning]`);
+    console.error(
+      `usage: npm run replay -- (--processor <${known.join('|')}>[,…] | --all) [--restart]\n       npm run replay -- --in-place --processor <name> [--from-beginning]`,
+    );
     process.exit(2);
   }
   const config = loadConfig(process.env);
@@ -43,13 +50,29 @@ async function main(): Promise<void> {
   const settings = { ch, graceMs: config.env.WINDOW_GRACE_MS, allowedLatenessMs: config.env.ALLOWED_LATENESS_MS, lateness: latenessPolicy(config.env) };
   const processors = names.map((n) => processorFor(n, settings));
   const deps = {
-    brokers: config.kafkaBrokers, topicPrefix: config.topicPrefix, codec, ch, redis,
-    redisPrefix: config.env.REDIS_PREFIX, logger, metrics: createMetrics(), maxFutureSkewMs: config.env.MAX_FUTURE_SKEW_MS,
+    brokers: config.kafkaBrokers,
+    topicPrefix: config.topicPrefix,
+    codec,
+    ch,
+    redis,
+    redisPrefix: config.env.REDIS_PREFIX,
+    logger,
+    metrics: createMetrics(),
+    maxFutureSkewMs: config.env.MAX_FUTURE_SKEW_MS,
   };
-  const runnerOpts = { maxPendingRows: config.env.BATCH_MAX_ROWS, maxPendingBytes: config.env.BATCH_MAX_BYTES, checkpointIntervalMs: config.env.CHECKPOINT_INTERVAL_MS, idlePartitionMs: config.env.IDLE_PARTITION_MS };
+  const runnerOpts = {
+    maxPendingRows: config.env.BATCH_MAX_ROWS,
+    maxPendingBytes: config.env.BATCH_MAX_BYTES,
+    checkpointIntervalMs: config.env.CHECKPOINT_INTERVAL_MS,
+    idlePartitionMs: config.env.IDLE_PARTITION_MS,
+  };
   let result: unknown;
   if (values['in-place']) {
-    result = await replayProcessor(processors[0]!, { ...deps, groupId: `${config.env.GROUP_PREFIX}${names[0]}` }, { ...runnerOpts, fromBeginning: values['from-beginning'] ?? false });
+    result = await replayProcessor(
+      processors[0]!,
+      { ...deps, groupId: `${config.env.GROUP_PREFIX}${names[0]}` },
+      { ...runnerOpts, fromBeginning: values['from-beginning'] ?? false },
+    );
   } else {
     const tty = process.stderr.isTTY === true;
     let lastLine = 0;
@@ -71,9 +94,16 @@ async function main(): Promise<void> {
       console.error('interrupted: run the same command again to resume the rebuild from its last checkpoint');
       process.exit(130);
     });
-    result = await rebuildOnline(processors, { ...deps, groupId: `${config.env.GROUP_PREFIX}${names.join('+')}${SHADOW_SUFFIX}` }, {
-      ...runnerOpts, graceMs: config.env.WINDOW_GRACE_MS, restart: values.restart ?? false, onProgress,
-    });
+    result = await rebuildOnline(
+      processors,
+      { ...deps, groupId: `${config.env.GROUP_PREFIX}${names.join('+')}${SHADOW_SUFFIX}` },
+      {
+        ...runnerOpts,
+        graceMs: config.env.WINDOW_GRACE_MS,
+        restart: values.restart ?? false,
+        onProgress,
+      },
+    );
   }
   console.log(JSON.stringify(result));
   await redis.quit();

@@ -22,12 +22,17 @@ export interface ReplayResult {
   ms: number;
 }
 
-export async function replayProcessor<S>(processor: Processor<S>, deps: RunnerDeps, opts: RunnerOptions & { fromBeginning: boolean; timeoutMs?: number }): Promise<ReplayResult> {
+export async function replayProcessor<S>(
+  processor: Processor<S>,
+  deps: RunnerDeps,
+  opts: RunnerOptions & { fromBeginning: boolean; timeoutMs?: number },
+): Promise<ReplayResult> {
   const t0 = Date.now();
   const runner = new ProcessorRunner(processor, deps, opts);
   const db = deps.ch.database;
   if (opts.fromBeginning) {
-    for (const table of [...processor.tables, ...(processor.jobTables ?? [])]) await command(deps.ch, `TRUNCATE TABLE IF EXISTS ${dataTarget(db, table, deps.ch.cluster)}`);
+    for (const table of [...processor.tables, ...(processor.jobTables ?? [])])
+      await command(deps.ch, `TRUNCATE TABLE IF EXISTS ${dataTarget(db, table, deps.ch.cluster)}`);
     await command(deps.ch, `DELETE FROM ${dataTarget(db, 'late_events', deps.ch.cluster)} WHERE processor = {p:String}`, { p: processor.name });
     await runner.clearCheckpoints();
   }

@@ -113,7 +113,9 @@ async function main(cmd: string | undefined, args: readonly string[] = []): Prom
       console.log(`topics    ${[...s.topics.created, ...s.topics.existing].sort().join(', ')} (${s.topics.created.length} created)`);
       if (args.includes('--prometheus')) {
         const pr = await startPrometheus(config, logger);
-        console.log(`prometheus ${pr.url}  (${said(pr.alreadyRunning, pr.pid)}; scrapes 127.0.0.1:${config.env.HTTP_PORT} and :${config.env.METRICS_PORT}; logs ${prometheusPaths(config).logFile})`);
+        console.log(
+          `prometheus ${pr.url}  (${said(pr.alreadyRunning, pr.pid)}; scrapes 127.0.0.1:${config.env.HTTP_PORT} and :${config.env.METRICS_PORT}; logs ${prometheusPaths(config).logFile})`,
+        );
       }
       // The registry runs here already: `npm start` leaves the role out when one answers (bin/streampulse.ts).
       console.log('run the pipeline on it with: npm start        stop the stack with: npm run stack:down');

@@ -93,7 +93,8 @@ export function ensureKafkaJars(opts: Pick<KafkaStackOptions, 'libsDir' | 'logge
   const want = pomHash();
   if (existsSync(marker) && readFileSync(marker, 'utf8').trim() === want) return libsDir;
   const jars = existsSync(libsDir) ? readdirSync(libsDir) : [];
-  const looksComplete = jars.some((j) => /^kafka_2\.13-.*\.jar$/.test(j)) && jars.some((j) => /^log4j-slf4j-impl-.*\.jar$/.test(j)) && !jars.some((j) => /reload4j/.test(j));
+  const looksComplete =
+    jars.some((j) => /^kafka_2\.13-.*\.jar$/.test(j)) && jars.some((j) => /^log4j-slf4j-impl-.*\.jar$/.test(j)) && !jars.some((j) => /reload4j/.test(j));
   if (looksComplete) {
     // Fetched by the documented mvn command (CI does this); adopt it.
     writeFileSync(marker, want + '\n');
@@ -104,7 +105,10 @@ export function ensureKafkaJars(opts: Pick<KafkaStackOptions, 'libsDir' | 'logge
   const tmp = `${libsDir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   opts.logger.info({ event: 'kafka_jars_fetch', libsDir }, 'fetching Kafka jars with Maven');
-  const r = spawnSync('mvn', ['-q', '-B', '-f', POM, 'dependency:copy-dependencies', `-DoutputDirectory=${tmp}`, '-DincludeScope=runtime'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync('mvn', ['-q', '-B', '-f', POM, 'dependency:copy-dependencies', `-DoutputDirectory=${tmp}`, '-DincludeScope=runtime'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   if (r.status !== 0) {
     rmSync(tmp, { recursive: true, force: true });
     throw new StackError(`mvn dependency:copy-dependencies failed (exit ${r.status}):\n${(r.stdout + r.stderr).split('\n').slice(-30).join('\n')}`);
@@ -175,7 +179,22 @@ function formatStorage(opts: KafkaStackOptions, libsDir: string): void {
   const p = paths(opts);
   if (existsSync(join(p.logDirs, 'meta.properties'))) return;
   mkdirSync(p.logDirs, { recursive: true });
-  const r = spawnSync(java(), [`-Dlog4j2.configurationFile=${LOG4J2_XML}`, `-Dkafka.logs.dir=${p.appLogs}`, '-cp', `${libsDir}/*`, 'kafka.tools.StorageTool', 'format', '-t', newClusterId(), '-c', p.props], { encoding: 'utf8' });
+  const r = spawnSync(
+    java(),
+    [
+      `-Dlog4j2.configurationFile=${LOG4J2_XML}`,
+      `-Dkafka.logs.dir=${p.appLogs}`,
+      '-cp',
+      `${libsDir}/*`,
+      'kafka.tools.StorageTool',
+      'format',
+      '-t',
+      newClusterId(),
+      '-c',
+      p.props,
+    ],
+    { encoding: 'utf8' },
+  );
   if (r.status !== 0) throw new StackError(`kafka storage format failed (exit ${r.status}):\n${r.stdout}${r.stderr}`);
   opts.logger.info({ event: 'kafka_storage_formatted', logDirs: p.logDirs }, 'formatted Kafka storage');
 }

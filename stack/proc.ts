@@ -84,5 +84,10 @@ export function tailFile(path: string, lines = 40): string {
   } finally {
     closeSync(fd);
   }
-  return buf.toString('utf8').split('\n').slice(-lines - 1).join('\n').trimEnd();
+  return buf
+    .toString('utf8')
+    .split('\n')
+    .slice(-lines - 1)
+    .join('\n')
+    .trimEnd();
 }

@@ -19,7 +19,13 @@ export const PROMETHEUS_RULES = join(REPO_ROOT, 'stack', 'prometheus', 'rules', 
 
 export function prometheusPaths(config: Config) {
   const dir = resolve(config.env.DATA_DIR, 'prometheus');
-  return { dir, configFile: join(dir, 'prometheus.yml'), dataDir: join(dir, 'data'), pidFile: join(dir, 'prometheus.pid'), logFile: join(dir, 'prometheus.log') };
+  return {
+    dir,
+    configFile: join(dir, 'prometheus.yml'),
+    dataDir: join(dir, 'data'),
+    pidFile: join(dir, 'prometheus.pid'),
+    logFile: join(dir, 'prometheus.log'),
+  };
 }
 
 /** The local Prometheus's configuration: the pipeline's two metrics ports on this machine. */
@@ -32,7 +38,10 @@ export function localPrometheusConfig(config: Config): string {
 }
 
 async function ready(url: string): Promise<boolean> {
-  return fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+  return fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1000) }).then(
+    (r) => r.ok,
+    () => false,
+  );
 }
 
 /** Starts the local Prometheus in the background (unless one of ours, or any, answers already). */
@@ -46,7 +55,16 @@ export async function startPrometheus(config: Config, logger: Logger): Promise<{
   mkdirSync(p.dataDir, { recursive: true });
   writeFileSync(p.configFile, localPrometheusConfig(config));
   const out = openSync(p.logFile, 'a');
-  const child = spawn('prometheus', [`--config.file=${p.configFile}`, `--storage.tsdb.path=${p.dataDir}`, `--web.listen-address=127.0.0.1:${config.env.PROMETHEUS_PORT}`, '--storage.tsdb.retention.time=3d'], { detached: true, stdio: ['ignore', out, out] });
+  const child = spawn(
+    'prometheus',
+    [
+      `--config.file=${p.configFile}`,
+      `--storage.tsdb.path=${p.dataDir}`,
+      `--web.listen-address=127.0.0.1:${config.env.PROMETHEUS_PORT}`,
+      '--storage.tsdb.retention.time=3d',
+    ],
+    { detached: true, stdio: ['ignore', out, out] },
+  );
   closeSync(out);
   if (child.pid === undefined) throw new StackError('could not spawn prometheus');
   child.unref();

@@ -44,7 +44,13 @@ function paths(opts: RedisStackOptions) {
 
 /** PING with a short timeout and no reconnect loop; true on PONG. */
 export async function pingRedis(url: string, timeoutMs = 1500): Promise<boolean> {
-  const client = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+  const client = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+  });
   client.on('error', () => {});
   try {
     await client.connect();
@@ -69,13 +75,18 @@ export async function ensureRedis(opts: RedisStackOptions): Promise<RedisHandle>
   const u = new URL(opts.url);
   if (!LOCAL_HOSTS.has(u.hostname)) throw new StackError(`Redis at ${opts.url} does not answer (not a local address, so it is not started here)`);
   const which = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
-  if (which.status !== 0) throw new StackError(`Redis at ${opts.url} does not answer and redis-server is not installed: apt-get install redis-server (or set REDIS_URL)`);
+  if (which.status !== 0)
+    throw new StackError(`Redis at ${opts.url} does not answer and redis-server is not installed: apt-get install redis-server (or set REDIS_URL)`);
   mkdirSync(p.dataDir, { recursive: true });
   removeFile(p.pidFile);
   const port = u.port || '6379';
   const bind = u.hostname === 'localhost' ? '127.0.0.1' : u.hostname.replace(/^\[|\]$/g, '');
   const persistence = opts.persistence === 'none' ? ['--appendonly', 'no'] : ['--appendonly', 'yes', '--appendfsync', 'everysec'];
-  const r = spawnSync('redis-server', ['--port', port, '--bind', bind, '--save', '', ...persistence, '--daemonize', 'yes', '--pidfile', p.pidFile, '--logfile', p.logFile, '--dir', p.dataDir], { encoding: 'utf8' });
+  const r = spawnSync(
+    'redis-server',
+    ['--port', port, '--bind', bind, '--save', '', ...persistence, '--daemonize', 'yes', '--pidfile', p.pidFile, '--logfile', p.logFile, '--dir', p.dataDir],
+    { encoding: 'utf8' },
+  );
   if (r.status !== 0) throw new StackError(`redis-server failed to start (exit ${r.status}): ${r.stderr}${r.stdout}`);
   const deadline = Date.now() + 10_000;
   while (!(await pingRedis(opts.url, 500))) {

@@ -21,7 +21,10 @@ function files(dir: string): string[] {
   return out;
 }
 
-interface Edge { from: string; to: string }
+interface Edge {
+  from: string;
+  to: string;
+}
 
 function edges(): Edge[] {
   const out: Edge[] = [];
@@ -69,13 +72,29 @@ describe('import boundaries', () => {
     const bad = all.filter((e) => {
       const [a, pa] = e.from.split('/');
       const [b, pb] = e.to.split('/');
-      return a === 'processors' && b === 'processors' && pa !== pb && pb !== 'core' && pa !== 'core' && !e.from.startsWith('processors/replay') && !e.to.startsWith('processors/replay');
+      return (
+        a === 'processors' &&
+        b === 'processors' &&
+        pa !== pb &&
+        pb !== 'core' &&
+        pa !== 'core' &&
+        !e.from.startsWith('processors/replay') &&
+        !e.to.startsWith('processors/replay')
+      );
     });
     expect(bad).toEqual([]);
   });
 
   it('the processing core and the contracts import no I/O client', () => {
-    const pure = ['processors/core/windows.ts', 'processors/core/watermark.ts', 'processors/core/dedup.ts', 'processors/core/processor.ts', 'processors/core/partition-task.ts', 'processors/core/test-driver.ts', ...files(join(REPO_ROOT, 'contracts')).map((f) => relative(REPO_ROOT, f))];
+    const pure = [
+      'processors/core/windows.ts',
+      'processors/core/watermark.ts',
+      'processors/core/dedup.ts',
+      'processors/core/processor.ts',
+      'processors/core/partition-task.ts',
+      'processors/core/test-driver.ts',
+      ...files(join(REPO_ROOT, 'contracts')).map((f) => relative(REPO_ROOT, f)),
+    ];
     for (const f of pure) {
       const src = readFileSync(join(REPO_ROOT, f), 'utf8');
       expect(src, f).not.toMatch(/from ['"](node-rdkafka|kafkajs|ioredis|@clickhouse\/client|chdb[^'"]*|fastify|node:http|node:net)['"]/);

@@ -59,7 +59,11 @@ describe('docker-compose.yml', () => {
   });
 
   it('every service has a healthcheck', () => {
-    expect(Object.entries(s).filter(([, svc]) => !svc.healthcheck?.test?.length).map(([name]) => name)).toEqual([]);
+    expect(
+      Object.entries(s)
+        .filter(([, svc]) => !svc.healthcheck?.test?.length)
+        .map(([name]) => name),
+    ).toEqual([]);
     // The app's checks its liveness endpoint on the API port.
     expect(s.streampulse!.healthcheck!.test.join(' ')).toContain('/healthz');
   });
@@ -67,7 +71,10 @@ describe('docker-compose.yml', () => {
   it('Prometheus scrapes the streampulse service and loads the pipeline rules; Grafana gets its URL', () => {
     expect(s.prometheus!.volumes).toContain('./stack/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro');
     expect(s.prometheus!.volumes).toContain('./stack/prometheus/rules:/etc/prometheus/rules:ro');
-    const prom = parse(readFileSync(join(REPO_ROOT, 'stack/prometheus/prometheus.yml'), 'utf8')) as { rule_files: string[]; scrape_configs: Array<{ static_configs: Array<{ targets: string[] }> }> };
+    const prom = parse(readFileSync(join(REPO_ROOT, 'stack/prometheus/prometheus.yml'), 'utf8')) as {
+      rule_files: string[];
+      scrape_configs: Array<{ static_configs: Array<{ targets: string[] }> }>;
+    };
     expect(prom.rule_files).toEqual(['/etc/prometheus/rules/pipeline.rules.yml']);
     expect(prom.scrape_configs[0]!.static_configs[0]!.targets).toEqual([`streampulse:${s.streampulse!.environment!.HTTP_PORT}`]);
     expect(s.grafana!.environment!.PROMETHEUS_URL).toBe('http://prometheus:9090');
@@ -129,15 +136,22 @@ describe('docker-compose.yml', () => {
     expect(df).toContain('"bin/streampulse.js"');
     expect(df).not.toContain('tsx');
     // Every file read at run time beside a module is copied beside its compiled module.
-    for (const asset of ['contracts/avro', 'sinks/clickhouse/migrations', 'api/dashboard', 'alerts/rules.default.yaml']) expect(df).toMatch(new RegExp(`^COPY ${asset} `, 'm'));
-    const build = JSON.parse(readFileSync(join(REPO_ROOT, 'tsconfig.build.json'), 'utf8').replace(/^\s*\/\/.*$/gm, '')) as { include: string[]; compilerOptions: { outDir: string } };
+    for (const asset of ['contracts/avro', 'sinks/clickhouse/migrations', 'api/dashboard', 'alerts/rules.default.yaml'])
+      expect(df).toMatch(new RegExp(`^COPY ${asset} `, 'm'));
+    const build = JSON.parse(readFileSync(join(REPO_ROOT, 'tsconfig.build.json'), 'utf8').replace(/^\s*\/\/.*$/gm, '')) as {
+      include: string[];
+      compilerOptions: { outDir: string };
+    };
     expect(build.include).toContain('bin/streampulse.ts');
     expect(build.compilerOptions.outDir).toBe('build');
     expect(existsSync(join(REPO_ROOT, 'package-lock.json'))).toBe(true);
   });
 
   it('packages only tests import are devDependencies', () => {
-    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+      devDependencies: Record<string, string>;
+    };
     for (const p of ['kafkajs', '@kafkajs/confluent-schema-registry', 'playwright-core']) {
       expect(pkg.dependencies[p], p).toBeUndefined();
       expect(pkg.devDependencies[p], p).toBeDefined();
@@ -149,7 +163,9 @@ describe('docker-compose.yml', () => {
       for (const e of readdirSync(dir, { withFileTypes: true })) {
         const p = join(dir, e.name);
         if (e.isDirectory()) walk(p);
-        else if (e.name.endsWith('.ts')) for (const m of readFileSync(p, 'utf8').matchAll(/^import(?!\s+type\b)[^'"]*['"]([^'".][^'"]*)['"]/gm)) if (!m[1]!.startsWith('node:')) imported.add(m[1]!.startsWith('@') ? m[1]!.split('/').slice(0, 2).join('/') : m[1]!.split('/')[0]!);
+        else if (e.name.endsWith('.ts'))
+          for (const m of readFileSync(p, 'utf8').matchAll(/^import(?!\s+type\b)[^'"]*['"]([^'".][^'"]*)['"]/gm))
+            if (!m[1]!.startsWith('node:')) imported.add(m[1]!.startsWith('@') ? m[1]!.split('/').slice(0, 2).join('/') : m[1]!.split('/')[0]!);
       }
     };
     for (const d of shipped) walk(join(REPO_ROOT, d));

@@ -26,7 +26,10 @@ function files(dir: string): string[] {
  * formula (or of a percentile method) as it was written before the catalog existed.
  */
 const FRAGMENTS: Array<[string, RegExp]> = [
-  ['a ClickHouse quantile function (the one method is nearest rank: nearestRankSql)', /\bquantile(Exact|ExactInclusive|ExactLow|ExactHigh|TDigest|Timing)?(If)?\s*\(/],
+  [
+    'a ClickHouse quantile function (the one method is nearest rank: nearestRankSql)',
+    /\bquantile(Exact|ExactInclusive|ExactLow|ExactHigh|TDigest|Timing)?(If)?\s*\(/,
+  ],
   ['nearest rank written by hand', /ceil\(\s*0\.\d+\s*\*/],
   ['a rebuffer ratio written by hand', /sum\(rebuffer_ms\)\s*\//],
   ['watch time written by hand', /playing_ms\s*\+\s*rebuffer_ms|sum\(playing_ms\)\s*\+\s*sum\(rebuffer_ms\)/],
@@ -62,18 +65,22 @@ describe('the metric catalog', () => {
 
   it('the grep would catch the formulas as they were written before the catalog', () => {
     const before = [
-      "100 * sum(rebuffer_ms) / greatest(sum(playing_ms + rebuffer_ms + seek_ms), 1)",
-      "quantileExact(0.95)(s)",
-      "quantileExactInclusiveIf(0.5)(toFloat64(time_to_action_ms), violation = 1)",
-      "SELECT hour, count() AS active_accounts, countIf(net > 0) AS paying_accounts",
-      "sum(failed) / greatest(sum(attempts), 1) AS failure_rate",
-      "if(sum(views_ended) = 0, NULL, 100 * sum(vsf_views) / sum(views_ended))",
-      "samples[toUInt64(greatest(1, ceil(0.95 * length(samples))))]",
+      '100 * sum(rebuffer_ms) / greatest(sum(playing_ms + rebuffer_ms + seek_ms), 1)',
+      'quantileExact(0.95)(s)',
+      'quantileExactInclusiveIf(0.5)(toFloat64(time_to_action_ms), violation = 1)',
+      'SELECT hour, count() AS active_accounts, countIf(net > 0) AS paying_accounts',
+      'sum(failed) / greatest(sum(attempts), 1) AS failure_rate',
+      'if(sum(views_ended) = 0, NULL, 100 * sum(vsf_views) / sum(views_ended))',
+      'samples[toUInt64(greatest(1, ceil(0.95 * length(samples))))]',
     ];
-    for (const b of before) expect(FRAGMENTS.some(([, re]) => re.test(b)), b).toBe(true);
+    for (const b of before)
+      expect(
+        FRAGMENTS.some(([, re]) => re.test(b)),
+        b,
+      ).toBe(true);
   });
 
-  it('every metric has words, a formula, a worked example, its grains\' measures and a surface', () => {
+  it("every metric has words, a formula, a worked example, its grains' measures and a surface", () => {
     for (const m of CATALOG) {
       expect(m.words.length, m.name).toBeGreaterThan(20);
       expect(m.formula.length, m.name).toBeGreaterThan(5);
@@ -110,8 +117,11 @@ describe('one percentile method: nearest rank', () => {
     ];
     for (const c of cases) {
       expect(nearestRank(c.samples, c.q)).toBe(c.rank);
-      const [r] = await queryRows<{ rank: number; exact: number }>(ch,
-        `SELECT ${nearestRankSql('groupArray(x)', c.q)} AS rank, quantileExact(${c.q})(x) AS exact FROM (SELECT arrayJoin({s:Array(Float64)}) AS x)`, { s: c.samples });
+      const [r] = await queryRows<{ rank: number; exact: number }>(
+        ch,
+        `SELECT ${nearestRankSql('groupArray(x)', c.q)} AS rank, quantileExact(${c.q})(x) AS exact FROM (SELECT arrayJoin({s:Array(Float64)}) AS x)`,
+        { s: c.samples },
+      );
       expect([Number(r!.rank), Number(r!.exact)]).toEqual([c.rank, c.exact]);
     }
   });

@@ -8,8 +8,12 @@ import { ErrorBody, PageBody, PageQuery, TimeRangeQuery, decodeCursor, numeric, 
 
 const TopQuery = Type.Object({ ...TimeRangeQuery, ...PageQuery });
 const CreatorRow = Type.Object({
-  creator_id: Type.String(), gift_value_usd: Type.Number(), coins: Type.Number(), gifts: Type.Number(), gifters: Type.Number(),
-  top20_gifter_share: Type.Number({ description: 'Share of the creator\'s gift value from its top 20 % of gifters (by value).' }),
+  creator_id: Type.String(),
+  gift_value_usd: Type.Number(),
+  coins: Type.Number(),
+  gifts: Type.Number(),
+  gifters: Type.Number(),
+  top20_gifter_share: Type.Number({ description: "Share of the creator's gift value from its top 20 % of gifters (by value)." }),
 });
 const GifterRow = Type.Object({ sender_account_id: Type.String(), gift_value_usd: Type.Number(), coins: Type.Number(), gifts: Type.Number() });
 /** A page of rows with the gifts of the period left out as late (business processor, gifts only). */
@@ -24,59 +28,102 @@ const perSender = (db: string, extra = '') => `
   GROUP BY creator_id, sender_account_id`;
 
 export function creatorRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.get<{ Querystring: Static<typeof TopQuery> }>('/v1/creators/top', {
-    config: { role: 'viewer' },
-    schema: { tags: ['creators'], querystring: TopQuery, description: 'Creators by gift value in the range (default last 24 h), with gifters and gift concentration.', response: { 200: LatePage(CreatorRow), 400: ErrorBody } },
-  }, async (req) => {
-    const r = timeRange(req.query, ctx.now(), 86_400_000);
-    const limit = req.query.limit ?? 100;
-    const offset = decodeCursor(req.query.cursor);
-    // The page's creators first (their totals need no per-sender rows), then per-sender sums for
-    // those creators only: the per-(creator, sender) aggregation, the largest cost, shrinks to the
-    // page's share of the rows. Same totals, same order (gift_value_usd DESC, creator_id).
-    const rows = await queryRows<Record<string, unknown>>(ctx.ch,
-      `WITH page AS (
+  app.get<{ Querystring: Static<typeof TopQuery> }>(
+    '/v1/creators/top',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        tags: ['creators'],
+        querystring: TopQuery,
+        description: 'Creators by gift value in the range (default last 24 h), with gifters and gift concentration.',
+        response: { 200: LatePage(CreatorRow), 400: ErrorBody },
+      },
+    },
+    async (req) => {
+      const r = timeRange(req.query, ctx.now(), 86_400_000);
+      const limit = req.query.limit ?? 100;
+      const offset = decodeCursor(req.query.cursor);
+      // The page's creators first (their totals need no per-sender rows), then per-sender sums for
+      // those creators only: the per-(creator, sender) aggregation, the largest cost, shrinks to the
+      // page's share of the rows. Same totals, same order (gift_value_usd DESC, creator_id).
+      const rows = await queryRows<Record<string, unknown>>(
+        ctx.ch,
+        `WITH page AS (
          SELECT creator_id FROM ${ctx.db}.kpi_gifts_1m FINAL
          WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64})
          GROUP BY creator_id ORDER BY sum(value_usd_micros) / 1e6 DESC, creator_id LIMIT {limit:UInt32} OFFSET {offset:UInt32})
        SELECT creator_id, sum(v) / 1e6 AS gift_value_usd, sum(c) AS coins, sum(g) AS gifts, count() AS gifters,
          if(sum(v) = 0, 0, arraySum(arraySlice(arrayReverseSort(groupArray(v)), 1, toUInt32(ceil(count() * 0.2)))) / sum(v)) AS top20_gifter_share
        FROM (${perSender(ctx.db, ' AND creator_id IN page')}) GROUP BY creator_id ORDER BY gift_value_usd DESC, creator_id`,
-      { from: r.from, to: r.to, limit: limit + 1, offset });
-    return { ...page(numeric(rows, ['coins', 'gifts', 'gifters']), offset, limit), late_events: await lateGifts(ctx, r) };
-  });
-
-  app.get<{ Params: { creator_id: string }; Querystring: Static<typeof TopQuery> }>('/v1/creators/:creator_id/gifters', {
-    config: { role: 'viewer' },
-    schema: { tags: ['creators'], params: Type.Object({ creator_id: Type.String({ minLength: 1, maxLength: 128 }) }), querystring: TopQuery, description: 'A creator\'s gifters by value (default last 24 h).', response: { 200: LatePage(GifterRow), 400: ErrorBody } },
-  }, async (req) => {
-    const r = timeRange(req.query, ctx.now(), 86_400_000);
-    const limit = req.query.limit ?? 100;
-    const offset = decodeCursor(req.query.cursor);
-    const rows = await queryRows<Record<string, unknown>>(ctx.ch,
-      `SELECT sender_account_id, v / 1e6 AS gift_value_usd, c AS coins, g AS gifts FROM (${perSender(ctx.db, ' AND creator_id = {creator:String}')})
-       ORDER BY gift_value_usd DESC, sender_account_id LIMIT {limit:UInt32} OFFSET {offset:UInt32}`,
-      { from: r.from, to: r.to, creator: req.params.creator_id, limit: limit + 1, offset });
-    return { ...page(numeric(rows, ['coins', 'gifts']), offset, limit), late_events: await lateGifts(ctx, r) };
-  });
-
-  app.get<{ Querystring: Static<typeof TopQuery> }>('/v1/creators/concentration', {
-    config: { role: 'viewer' },
-    schema: {
-      tags: ['creators'], querystring: Type.Object({ ...TimeRangeQuery }),
-      description: 'Platform-wide gift concentration in the range: share of gift value from the top 20 % of gifters and from the top 20 % of creators.',
-      response: { 200: Type.Object({ gift_value_usd: Type.Number(), gifters: Type.Number(), creators: Type.Number(), top20_gifter_share: Type.Number(), top20_creator_share: Type.Number(), late_events: LateEvents }), 400: ErrorBody },
+        { from: r.from, to: r.to, limit: limit + 1, offset },
+      );
+      return { ...page(numeric(rows, ['coins', 'gifts', 'gifters']), offset, limit), late_events: await lateGifts(ctx, r) };
     },
-  }, async (req) => {
-    const r = timeRange(req.query, ctx.now(), 86_400_000);
-    const [row] = await queryRows<Record<string, unknown>>(ctx.ch,
-      `WITH s AS (${perSender(ctx.db)}),
+  );
+
+  app.get<{ Params: { creator_id: string }; Querystring: Static<typeof TopQuery> }>(
+    '/v1/creators/:creator_id/gifters',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        tags: ['creators'],
+        params: Type.Object({ creator_id: Type.String({ minLength: 1, maxLength: 128 }) }),
+        querystring: TopQuery,
+        description: "A creator's gifters by value (default last 24 h).",
+        response: { 200: LatePage(GifterRow), 400: ErrorBody },
+      },
+    },
+    async (req) => {
+      const r = timeRange(req.query, ctx.now(), 86_400_000);
+      const limit = req.query.limit ?? 100;
+      const offset = decodeCursor(req.query.cursor);
+      const rows = await queryRows<Record<string, unknown>>(
+        ctx.ch,
+        `SELECT sender_account_id, v / 1e6 AS gift_value_usd, c AS coins, g AS gifts FROM (${perSender(ctx.db, ' AND creator_id = {creator:String}')})
+       ORDER BY gift_value_usd DESC, sender_account_id LIMIT {limit:UInt32} OFFSET {offset:UInt32}`,
+        { from: r.from, to: r.to, creator: req.params.creator_id, limit: limit + 1, offset },
+      );
+      return { ...page(numeric(rows, ['coins', 'gifts']), offset, limit), late_events: await lateGifts(ctx, r) };
+    },
+  );
+
+  app.get<{ Querystring: Static<typeof TopQuery> }>(
+    '/v1/creators/concentration',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        tags: ['creators'],
+        querystring: Type.Object({ ...TimeRangeQuery }),
+        description: 'Platform-wide gift concentration in the range: share of gift value from the top 20 % of gifters and from the top 20 % of creators.',
+        response: {
+          200: Type.Object({
+            gift_value_usd: Type.Number(),
+            gifters: Type.Number(),
+            creators: Type.Number(),
+            top20_gifter_share: Type.Number(),
+            top20_creator_share: Type.Number(),
+            late_events: LateEvents,
+          }),
+          400: ErrorBody,
+        },
+      },
+    },
+    async (req) => {
+      const r = timeRange(req.query, ctx.now(), 86_400_000);
+      const [row] = await queryRows<Record<string, unknown>>(
+        ctx.ch,
+        `WITH s AS (${perSender(ctx.db)}),
          g AS (SELECT sender_account_id, sum(v) AS v FROM s GROUP BY sender_account_id),
          c AS (SELECT creator_id, sum(v) AS v FROM s GROUP BY creator_id)
        SELECT (SELECT sum(v) FROM g) / 1e6 AS gift_value_usd, (SELECT count() FROM g) AS gifters, (SELECT count() FROM c) AS creators,
          (SELECT if(sum(v) = 0, 0, arraySum(arraySlice(arrayReverseSort(groupArray(v)), 1, toUInt32(ceil(count() * 0.2)))) / sum(v)) FROM g) AS top20_gifter_share,
          (SELECT if(sum(v) = 0, 0, arraySum(arraySlice(arrayReverseSort(groupArray(v)), 1, toUInt32(ceil(count() * 0.2)))) / sum(v)) FROM c) AS top20_creator_share`,
-      { from: r.from, to: r.to });
-    return { ...numeric([row!], ['gifters', 'creators', 'gift_value_usd', 'top20_gifter_share', 'top20_creator_share'])[0], late_events: await lateGifts(ctx, r) };
-  });
+        { from: r.from, to: r.to },
+      );
+      return {
+        ...numeric([row!], ['gifters', 'creators', 'gift_value_usd', 'top20_gifter_share', 'top20_creator_share'])[0],
+        late_events: await lateGifts(ctx, r),
+      };
+    },
+  );
 }

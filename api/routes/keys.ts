@@ -35,36 +35,66 @@ export function keyRoutes(app: FastifyInstance, ctx: ApiContext): void {
     return ctx.keyAdmin;
   };
 
-  app.post<{ Body: Static<typeof CreateBody> }>('/v1/admin/keys', {
-    config: { role: 'admin' },
-    schema: { summary: 'Create an API key (the secret is shown once)', tags: ['keys'], body: CreateBody, response: { 201: Created, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 503: ErrorBody } },
-  }, async (req, reply) => {
-    let expiresAtMs: number | null = null;
-    if (req.body.expires_at !== undefined) {
-      expiresAtMs = Date.parse(req.body.expires_at);
-      if (!Number.isFinite(expiresAtMs)) throw new ApiError(400, 'bad_request', `expires_at: not a time: ${JSON.stringify(req.body.expires_at)}`, 'expires_at');
-      if (expiresAtMs <= ctx.now()) throw new ApiError(400, 'bad_request', 'expires_at: must be in the future', 'expires_at');
-    }
-    const { secret, key } = await admin().create({ role: req.body.role, name: req.body.name, expiresAtMs });
-    return reply.code(201).header('cache-control', 'no-store').send({ key: secret, ...key });
-  });
+  app.post<{ Body: Static<typeof CreateBody> }>(
+    '/v1/admin/keys',
+    {
+      config: { role: 'admin' },
+      schema: {
+        summary: 'Create an API key (the secret is shown once)',
+        tags: ['keys'],
+        body: CreateBody,
+        response: { 201: Created, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 503: ErrorBody },
+      },
+    },
+    async (req, reply) => {
+      let expiresAtMs: number | null = null;
+      if (req.body.expires_at !== undefined) {
+        expiresAtMs = Date.parse(req.body.expires_at);
+        if (!Number.isFinite(expiresAtMs))
+          throw new ApiError(400, 'bad_request', `expires_at: not a time: ${JSON.stringify(req.body.expires_at)}`, 'expires_at');
+        if (expiresAtMs <= ctx.now()) throw new ApiError(400, 'bad_request', 'expires_at: must be in the future', 'expires_at');
+      }
+      const { secret, key } = await admin().create({ role: req.body.role, name: req.body.name, expiresAtMs });
+      return reply
+        .code(201)
+        .header('cache-control', 'no-store')
+        .send({ key: secret, ...key });
+    },
+  );
 
-  app.get('/v1/admin/keys', {
-    config: { role: 'admin' },
-    schema: { summary: 'List API keys (no secrets)', tags: ['keys'], response: { 200: Type.Object({ keys: Type.Array(KeyView) }), 401: ErrorBody, 403: ErrorBody, 503: ErrorBody } },
-  }, async () => ({ keys: await admin().list() }));
+  app.get(
+    '/v1/admin/keys',
+    {
+      config: { role: 'admin' },
+      schema: {
+        summary: 'List API keys (no secrets)',
+        tags: ['keys'],
+        response: { 200: Type.Object({ keys: Type.Array(KeyView) }), 401: ErrorBody, 403: ErrorBody, 503: ErrorBody },
+      },
+    },
+    async () => ({ keys: await admin().list() }),
+  );
 
-  app.delete<{ Params: { id: string } }>('/v1/admin/keys/:id', {
-    config: { role: 'admin' },
-    schema: { summary: 'Revoke an API key created through this API', tags: ['keys'], params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) }), response: { 200: KeyView, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody } },
-  }, async (req) => {
-    try {
-      const view = await admin().revoke(req.params.id);
-      if (!view) throw new ApiError(404, 'not_found', `no API key ${req.params.id}`, 'id');
-      return view;
-    } catch (err) {
-      if (err instanceof KeyConflictError) throw new ApiError(409, 'conflict', err.message, 'id');
-      throw err;
-    }
-  });
+  app.delete<{ Params: { id: string } }>(
+    '/v1/admin/keys/:id',
+    {
+      config: { role: 'admin' },
+      schema: {
+        summary: 'Revoke an API key created through this API',
+        tags: ['keys'],
+        params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) }),
+        response: { 200: KeyView, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 503: ErrorBody },
+      },
+    },
+    async (req) => {
+      try {
+        const view = await admin().revoke(req.params.id);
+        if (!view) throw new ApiError(404, 'not_found', `no API key ${req.params.id}`, 'id');
+        return view;
+      } catch (err) {
+        if (err instanceof KeyConflictError) throw new ApiError(409, 'conflict', err.message, 'id');
+        throw err;
+      }
+    },
+  );
 }

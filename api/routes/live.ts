@@ -42,33 +42,63 @@ export async function liveSnapshot(ctx: ApiContext, minutes: number): Promise<Li
   const db = ctx.db;
   const [qoe, payments, gifts, safety, open, bySev, alerts] = await Promise.all([
     qoeSeries(ctx, 'none', [], '', p),
-    queryRows<Record<string, unknown>>(ctx.ch,
+    queryRows<Record<string, unknown>>(
+      ctx.ch,
       `SELECT toUnixTimestamp(window_start) * 1000 AS t, sum(net_usd_micros) / 1e6 AS revenue_usd, sum(attempts) AS attempts, sum(failed) AS failed,
          ifNull(${metricSql('payment_failure_pct', 'payment_minute')} / 100, 0) AS failure_rate
-       FROM ${db}.kpi_payments_1m FINAL WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64}) GROUP BY t ORDER BY t SETTINGS prefer_column_name_to_alias = 1`, p),
-    queryRows<Record<string, unknown>>(ctx.ch,
+       FROM ${db}.kpi_payments_1m FINAL WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64}) GROUP BY t ORDER BY t SETTINGS prefer_column_name_to_alias = 1`,
+      p,
+    ),
+    queryRows<Record<string, unknown>>(
+      ctx.ch,
       `SELECT toUnixTimestamp(window_start) * 1000 AS t, sum(value_usd_micros) / 1e6 AS gift_value_usd, sum(gifts) AS gifts
-       FROM ${db}.kpi_gifts_1m FINAL WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64}) GROUP BY t ORDER BY t`, p),
-    queryRows<Record<string, unknown>>(ctx.ch,
+       FROM ${db}.kpi_gifts_1m FINAL WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64}) GROUP BY t ORDER BY t`,
+      p,
+    ),
+    queryRows<Record<string, unknown>>(
+      ctx.ch,
       `SELECT toUnixTimestamp(window_start) * 1000 AS t, sumIf(events, event_type = 'report_created') AS reports,
          sumIf(events, event_type = 'action_taken' AND action_type != 'none') AS actions, sumIf(events, event_type = 'action_taken' AND severity = 'critical') AS critical_actions
-       FROM ${db}.safety_events_1m FINAL WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64}) GROUP BY t ORDER BY t`, p),
+       FROM ${db}.safety_events_1m FINAL WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64}) GROUP BY t ORDER BY t`,
+      p,
+    ),
     queryRows<Record<string, unknown>>(ctx.ch, `SELECT open_issues, open_critical FROM ${db}.production_open_critical`),
-    queryRows<Record<string, unknown>>(ctx.ch, `SELECT severity, sum(open_issues) AS open_issues FROM ${db}.production_open_by_severity_show GROUP BY severity ORDER BY open_issues DESC`),
+    queryRows<Record<string, unknown>>(
+      ctx.ch,
+      `SELECT severity, sum(open_issues) AS open_issues FROM ${db}.production_open_by_severity_show GROUP BY severity ORDER BY open_issues DESC`,
+    ),
     ctx.alerts ? ctx.alerts.listAlerts({}).catch(() => null) : Promise.resolve(null),
   ]);
   return {
     generated_at: now,
     from: fromMs,
     to: toMs,
-    qoe: numeric(qoe.map(({ samples: _s, series: _g, ...r }) => r), ['t', 'concurrent_viewers', 'views_started', 'plays', 'views_ended', 'startup_p50_ms', 'startup_p95_ms', 'watch_ms', 'fatal_errors']),
+    qoe: numeric(
+      qoe.map(({ samples: _s, series: _g, ...r }) => r),
+      ['t', 'concurrent_viewers', 'views_started', 'plays', 'views_ended', 'startup_p50_ms', 'startup_p95_ms', 'watch_ms', 'fatal_errors'],
+    ),
     payments: numeric(payments, ['t', 'attempts', 'failed']),
     gifts: numeric(gifts, ['t', 'gifts']),
     safety: numeric(safety, ['t', 'reports', 'actions', 'critical_actions']),
-    production: { open_issues: Number(open[0]?.open_issues ?? 0), open_critical: Number(open[0]?.open_critical ?? 0), by_severity: numeric(bySev, ['open_issues']) },
+    production: {
+      open_issues: Number(open[0]?.open_issues ?? 0),
+      open_critical: Number(open[0]?.open_critical ?? 0),
+      by_severity: numeric(bySev, ['open_issues']),
+    },
     alerts: {
       available: alerts !== null,
-      items: (alerts ?? []).filter((a) => a.state !== 'resolved').slice(0, 50).map((a) => ({ id: a.id, rule: a.rule, state: String(a.state), severity: a.severity, startsAt: a.startsAt, summary: a.summary, ...why(a.explanation) })),
+      items: (alerts ?? [])
+        .filter((a) => a.state !== 'resolved')
+        .slice(0, 50)
+        .map((a) => ({
+          id: a.id,
+          rule: a.rule,
+          state: String(a.state),
+          severity: a.severity,
+          startsAt: a.startsAt,
+          summary: a.summary,
+          ...why(a.explanation),
+        })),
     },
   };
 }
@@ -81,45 +111,66 @@ export function liveRoutes(app: FastifyInstance, ctx: ApiContext): void {
     for (const close of [...streams]) close();
   });
 
-  app.get<{ Querystring: Static<typeof LiveQuery> }>('/v1/live/snapshot', {
-    config: { role: 'viewer' },
-    schema: { tags: ['live'], querystring: LiveQuery, description: 'What the live dashboard shows: per-minute QoE, payments, gifts, moderation; open production issues; active alerts.' },
-  }, async (req) => liveSnapshot(ctx, req.query.minutes ?? 60));
+  app.get<{ Querystring: Static<typeof LiveQuery> }>(
+    '/v1/live/snapshot',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        tags: ['live'],
+        querystring: LiveQuery,
+        description: 'What the live dashboard shows: per-minute QoE, payments, gifts, moderation; open production issues; active alerts.',
+      },
+    },
+    async (req) => liveSnapshot(ctx, req.query.minutes ?? 60),
+  );
 
-  app.get<{ Querystring: Static<typeof LiveQuery> }>('/v1/live/stream', {
-    config: { role: 'viewer' },
-    schema: { tags: ['live'], querystring: LiveQuery, description: `Server-sent events: a "snapshot" event (the /v1/live/snapshot body) every ${ctx.liveIntervalMs} ms.` },
-  }, async (req, reply) => {
-    const minutes = req.query.minutes ?? 60;
-    reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    res.write(`retry: 3000\n\n`);
-    let busy = false;
-    let closed = false;
-    const push = async () => {
-      if (busy || closed) return;
-      busy = true;
-      try {
-        const snap = await liveSnapshot(ctx, minutes);
-        if (!closed) res.write(`event: snapshot\ndata: ${JSON.stringify(snap)}\n\n`);
-      } catch (err) {
-        ctx.logger.warn({ event: 'live_snapshot_failed', err: (err as Error).message }, 'live snapshot failed');
-        if (!closed) res.write(`event: error\ndata: ${JSON.stringify({ message: 'snapshot failed' })}\n\n`);
-      } finally {
-        busy = false;
-      }
-    };
-    const timer = setInterval(() => void push(), ctx.liveIntervalMs);
-    const close = () => {
-      if (closed) return;
-      closed = true;
-      clearInterval(timer);
-      streams.delete(close);
-      res.end();
-    };
-    streams.add(close);
-    req.raw.on('close', close);
-    void push();
-  });
+  app.get<{ Querystring: Static<typeof LiveQuery> }>(
+    '/v1/live/stream',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        tags: ['live'],
+        querystring: LiveQuery,
+        description: `Server-sent events: a "snapshot" event (the /v1/live/snapshot body) every ${ctx.liveIntervalMs} ms.`,
+      },
+    },
+    async (req, reply) => {
+      const minutes = req.query.minutes ?? 60;
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      res.write(`retry: 3000\n\n`);
+      let busy = false;
+      let closed = false;
+      const push = async () => {
+        if (busy || closed) return;
+        busy = true;
+        try {
+          const snap = await liveSnapshot(ctx, minutes);
+          if (!closed) res.write(`event: snapshot\ndata: ${JSON.stringify(snap)}\n\n`);
+        } catch (err) {
+          ctx.logger.warn({ event: 'live_snapshot_failed', err: (err as Error).message }, 'live snapshot failed');
+          if (!closed) res.write(`event: error\ndata: ${JSON.stringify({ message: 'snapshot failed' })}\n\n`);
+        } finally {
+          busy = false;
+        }
+      };
+      const timer = setInterval(() => void push(), ctx.liveIntervalMs);
+      const close = () => {
+        if (closed) return;
+        closed = true;
+        clearInterval(timer);
+        streams.delete(close);
+        res.end();
+      };
+      streams.add(close);
+      req.raw.on('close', close);
+      void push();
+    },
+  );
 }

@@ -7,66 +7,137 @@ import { ErrorBody, PageBody, PageQuery, decodeCursor, numeric, page } from '../
 
 const Num = Type.Union([Type.Number(), Type.Null()]);
 const Summary = Type.Object({
-  open_issues: Type.Number(), open_critical: Type.Number(), resolved_issues: Type.Number(), mean_time_to_resolve_hours: Num,
+  open_issues: Type.Number(),
+  open_critical: Type.Number(),
+  resolved_issues: Type.Number(),
+  mean_time_to_resolve_hours: Num,
   open_by_severity: Type.Array(Type.Object({ severity: Type.String(), open_issues: Type.Number(), open_critical: Type.Number() })),
 });
 const Issue = Type.Object({
-  issue_key: Type.String(), project_key: Type.String(), summary: Type.String(), issue_type: Type.String(), status: Type.String(), status_category: Type.String(),
-  priority: Type.String(), severity: Type.String(), show_name: Type.String(), cost_impact_usd: Type.Number(), delay_days: Type.Number(),
-  created: Type.String(), updated: Type.String(), resolved: Type.Union([Type.String(), Type.Null()]), is_open: Type.Number(), is_critical: Type.Number(),
+  issue_key: Type.String(),
+  project_key: Type.String(),
+  summary: Type.String(),
+  issue_type: Type.String(),
+  status: Type.String(),
+  status_category: Type.String(),
+  priority: Type.String(),
+  severity: Type.String(),
+  show_name: Type.String(),
+  cost_impact_usd: Type.Number(),
+  delay_days: Type.Number(),
+  created: Type.String(),
+  updated: Type.String(),
+  resolved: Type.Union([Type.String(), Type.Null()]),
+  is_open: Type.Number(),
+  is_critical: Type.Number(),
 });
 const IssuesQuery = Type.Object({
   ...PageQuery,
   state: Type.Optional(Type.Union([Type.Literal('open'), Type.Literal('resolved'), Type.Literal('all')], { default: 'open' })),
-  severity: Type.Optional(Type.String()), show: Type.Optional(Type.String()), critical: Type.Optional(Type.Boolean()),
+  severity: Type.Optional(Type.String()),
+  show: Type.Optional(Type.String()),
+  critical: Type.Optional(Type.Boolean()),
 });
 const Show = Type.Object({
-  show_name: Type.String(), issues: Num, open_issues: Num, open_critical: Num, cost_impact_usd_total: Num, delay_days_total: Num,
-  open_cost_impact_usd: Num, resolved_cost_impact_usd: Num, open_delay_days: Num, resolved_delay_days: Num,
-  views: Num, playing_hours: Num, rebuffer_pct: Num, playback_failures: Num, playback_failure_pct: Num,
+  show_name: Type.String(),
+  issues: Num,
+  open_issues: Num,
+  open_critical: Num,
+  cost_impact_usd_total: Num,
+  delay_days_total: Num,
+  open_cost_impact_usd: Num,
+  resolved_cost_impact_usd: Num,
+  open_delay_days: Num,
+  resolved_delay_days: Num,
+  views: Num,
+  playing_hours: Num,
+  rebuffer_pct: Num,
+  playback_failures: Num,
+  playback_failure_pct: Num,
 });
 
 export function productionRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.get('/v1/production/summary', {
-    config: { role: 'viewer' },
-    schema: { tags: ['production'], description: 'Open and open-critical issues, mean time to resolve, open issues by severity (current Jira state).', response: { 200: Summary } },
-  }, async () => {
-    const [open] = await queryRows<Record<string, unknown>>(ctx.ch, `SELECT open_critical, open_issues FROM ${ctx.db}.production_open_critical`);
-    const [mttr] = await queryRows<Record<string, unknown>>(ctx.ch, `SELECT resolved_issues, mean_time_to_resolve_hours FROM ${ctx.db}.production_mttr`);
-    const bySev = await queryRows<Record<string, unknown>>(ctx.ch,
-      `SELECT severity, sum(open_issues) AS open_issues, sum(open_critical) AS open_critical FROM ${ctx.db}.production_open_by_severity_show GROUP BY severity ORDER BY open_issues DESC, severity`);
-    const h = mttr?.mean_time_to_resolve_hours;
-    return {
-      open_issues: Number(open?.open_issues ?? 0), open_critical: Number(open?.open_critical ?? 0),
-      resolved_issues: Number(mttr?.resolved_issues ?? 0), mean_time_to_resolve_hours: h === null || h === undefined || Number.isNaN(Number(h)) ? null : Number(h),
-      open_by_severity: numeric(bySev, ['open_issues', 'open_critical']),
-    };
-  });
+  app.get(
+    '/v1/production/summary',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        tags: ['production'],
+        description: 'Open and open-critical issues, mean time to resolve, open issues by severity (current Jira state).',
+        response: { 200: Summary },
+      },
+    },
+    async () => {
+      const [open] = await queryRows<Record<string, unknown>>(ctx.ch, `SELECT open_critical, open_issues FROM ${ctx.db}.production_open_critical`);
+      const [mttr] = await queryRows<Record<string, unknown>>(ctx.ch, `SELECT resolved_issues, mean_time_to_resolve_hours FROM ${ctx.db}.production_mttr`);
+      const bySev = await queryRows<Record<string, unknown>>(
+        ctx.ch,
+        `SELECT severity, sum(open_issues) AS open_issues, sum(open_critical) AS open_critical FROM ${ctx.db}.production_open_by_severity_show GROUP BY severity ORDER BY open_issues DESC, severity`,
+      );
+      const h = mttr?.mean_time_to_resolve_hours;
+      return {
+        open_issues: Number(open?.open_issues ?? 0),
+        open_critical: Number(open?.open_critical ?? 0),
+        resolved_issues: Number(mttr?.resolved_issues ?? 0),
+        mean_time_to_resolve_hours: h === null || h === undefined || Number.isNaN(Number(h)) ? null : Number(h),
+        open_by_severity: numeric(bySev, ['open_issues', 'open_critical']),
+      };
+    },
+  );
 
-  app.get<{ Querystring: Static<typeof IssuesQuery> }>('/v1/production/issues', {
-    config: { role: 'viewer' },
-    schema: { tags: ['production'], querystring: IssuesQuery, description: 'Current issues (deleted ones excluded), most recently updated first.', response: { 200: PageBody(Issue), 400: ErrorBody } },
-  }, async (req) => {
-    const q = req.query;
-    const limit = q.limit ?? 100;
-    const offset = decodeCursor(q.cursor);
-    const params: Record<string, unknown> = { limit: limit + 1, offset };
-    let where = (q.state ?? 'open') === 'open' ? 'is_open = 1' : q.state === 'resolved' ? 'is_open = 0' : '1';
-    if (q.severity !== undefined) { where += ' AND severity = {severity:String}'; params.severity = q.severity; }
-    if (q.show !== undefined) { where += ' AND show_name = {show:String}'; params.show = q.show; }
-    if (q.critical !== undefined) where += ` AND is_critical = ${q.critical ? 1 : 0}`;
-    const rows = await queryRows<Record<string, unknown>>(ctx.ch,
-      `SELECT ${Object.keys(Issue.properties).join(', ')} FROM ${ctx.db}.production_issues_current WHERE ${where}
-       ORDER BY updated DESC, issue_key LIMIT {limit:UInt32} OFFSET {offset:UInt32}`, params);
-    return page(numeric(rows, ['is_open', 'is_critical']), offset, limit);
-  });
+  app.get<{ Querystring: Static<typeof IssuesQuery> }>(
+    '/v1/production/issues',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        tags: ['production'],
+        querystring: IssuesQuery,
+        description: 'Current issues (deleted ones excluded), most recently updated first.',
+        response: { 200: PageBody(Issue), 400: ErrorBody },
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      const limit = q.limit ?? 100;
+      const offset = decodeCursor(q.cursor);
+      const params: Record<string, unknown> = { limit: limit + 1, offset };
+      let where = (q.state ?? 'open') === 'open' ? 'is_open = 1' : q.state === 'resolved' ? 'is_open = 0' : '1';
+      if (q.severity !== undefined) {
+        where += ' AND severity = {severity:String}';
+        params.severity = q.severity;
+      }
+      if (q.show !== undefined) {
+        where += ' AND show_name = {show:String}';
+        params.show = q.show;
+      }
+      if (q.critical !== undefined) where += ` AND is_critical = ${q.critical ? 1 : 0}`;
+      const rows = await queryRows<Record<string, unknown>>(
+        ctx.ch,
+        `SELECT ${Object.keys(Issue.properties).join(', ')} FROM ${ctx.db}.production_issues_current WHERE ${where}
+       ORDER BY updated DESC, issue_key LIMIT {limit:UInt32} OFFSET {offset:UInt32}`,
+        params,
+      );
+      return page(numeric(rows, ['is_open', 'is_critical']), offset, limit);
+    },
+  );
 
-  app.get('/v1/production/shows', {
-    config: { role: 'viewer' },
-    schema: { tags: ['production'], description: 'Each show: its issues (open, critical; cost impact and delay days in total, of open issues and of resolved ones) beside its engagement and QoE by view end (final views: views, playing hours, rebuffer % of watch time, playback failures and their % of views; the metric catalog).', response: { 200: Type.Object({ shows: Type.Array(Show) }) } },
-  }, async () => {
-    const rows = await queryRows<Record<string, unknown>>(ctx.ch,
-      `SELECT ${Object.keys(Show.properties).join(', ')} FROM ${ctx.db}.production_show_overview ORDER BY open_critical DESC, cost_impact_usd_total DESC, show_name LIMIT 1000`);
-    return { shows: numeric(rows, ['issues', 'open_issues', 'open_critical', 'views', 'playback_failures']) };
-  });
+  app.get(
+    '/v1/production/shows',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        tags: ['production'],
+        description:
+          'Each show: its issues (open, critical; cost impact and delay days in total, of open issues and of resolved ones) beside its engagement and QoE by view end (final views: views, playing hours, rebuffer % of watch time, playback failures and their % of views; the metric catalog).',
+        response: { 200: Type.Object({ shows: Type.Array(Show) }) },
+      },
+    },
+    async () => {
+      const rows = await queryRows<Record<string, unknown>>(
+        ctx.ch,
+        `SELECT ${Object.keys(Show.properties).join(', ')} FROM ${ctx.db}.production_show_overview ORDER BY open_critical DESC, cost_impact_usd_total DESC, show_name LIMIT 1000`,
+      );
+      return { shows: numeric(rows, ['issues', 'open_issues', 'open_critical', 'views', 'playback_failures']) };
+    },
+  );
 }

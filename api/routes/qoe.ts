@@ -16,21 +16,52 @@ const Num = Type.Union([Type.Number(), Type.Null()]);
 export const QoePoint = Type.Object({
   t: Type.Number({ description: 'Bucket start, epoch ms' }),
   series: Type.String({ description: 'Value of the group-by column ("all" without one)' }),
-  concurrent_viewers: Num, views_started: Num, plays: Num, views_ended: Num,
-  vsf_pct: Num, ebvs_pct: Num, playback_failure_pct: Num,
-  startup_p50_ms: Num, startup_p95_ms: Num,
-  rebuffer_pct: Num, rebuffer_per_min: Num, avg_bitrate_kbps: Num, watch_ms: Num, watch_hours: Num, playing_hours: Num, fatal_errors: Num,
+  concurrent_viewers: Num,
+  views_started: Num,
+  plays: Num,
+  views_ended: Num,
+  vsf_pct: Num,
+  ebvs_pct: Num,
+  playback_failure_pct: Num,
+  startup_p50_ms: Num,
+  startup_p95_ms: Num,
+  rebuffer_pct: Num,
+  rebuffer_per_min: Num,
+  avg_bitrate_kbps: Num,
+  watch_ms: Num,
+  watch_hours: Num,
+  playing_hours: Num,
+  fatal_errors: Num,
 });
 
 const TsQuery = Type.Object({
   ...TimeRangeQuery,
   step: Type.Optional(Type.Integer({ minimum: 60, maximum: 86_400, multipleOf: 60, default: 60, description: 'Bucket size in seconds (whole minutes).' })),
-  group_by: Type.Optional(Type.Union(Object.keys(GROUP_BY).map((k) => Type.Literal(k)), { default: 'none' })),
-  cdn: Type.Optional(Type.String()), device_category: Type.Optional(Type.String()), country: Type.Optional(Type.String()), content_id: Type.Optional(Type.String()),
+  group_by: Type.Optional(
+    Type.Union(
+      Object.keys(GROUP_BY).map((k) => Type.Literal(k)),
+      { default: 'none' },
+    ),
+  ),
+  cdn: Type.Optional(Type.String()),
+  device_category: Type.Optional(Type.String()),
+  country: Type.Optional(Type.String()),
+  content_id: Type.Optional(Type.String()),
 });
 
 /** Metrics every QoE answer gives, real time and by view end, from the catalog (contracts/metrics-catalog.ts). */
-const QOE_METRICS = ['vsf_pct', 'ebvs_pct', 'playback_failure_pct', 'startup_p50_ms', 'startup_p95_ms', 'rebuffer_pct', 'rebuffer_per_min', 'avg_bitrate_kbps', 'watch_hours', 'playing_hours'] as const;
+const QOE_METRICS = [
+  'vsf_pct',
+  'ebvs_pct',
+  'playback_failure_pct',
+  'startup_p50_ms',
+  'startup_p95_ms',
+  'rebuffer_pct',
+  'rebuffer_per_min',
+  'avg_bitrate_kbps',
+  'watch_hours',
+  'playing_hours',
+] as const;
 const metricCols = (grain: Grain) => QOE_METRICS.map((m) => `${metricSql(m, grain)} AS ${m}`).join(',\n  ');
 
 /**
@@ -68,14 +99,18 @@ SETTINGS prefer_column_name_to_alias = 1`;
  * bench data for no rows (measured at load 15-20, SELECT 1 costing 2-3).
  */
 export function qoeRollupSeriesSql(db: string, groupExpr: string, filters: string, rollupStep: number, split?: { rollup: boolean; source: boolean }): string {
-  const hi = split ? 'toDateTime({hi:UInt32})' : `greatest(toDateTime({lo:UInt32}), least(toDateTime({hiCap:UInt32}), ${sealedSql(db, 'qoe', `qoe_${rollupStep}`)}))`;
+  const hi = split
+    ? 'toDateTime({hi:UInt32})'
+    : `greatest(toDateTime({lo:UInt32}), least(toDateTime({hiCap:UInt32}), ${sealedSql(db, 'qoe', `qoe_${rollupStep}`)}))`;
   const pm = (x: string) => measureSql('minute', x, 'partials');
   const branches: string[] = [];
-  if (split?.rollup ?? true) branches.push(`
+  if (split?.rollup ?? true)
+    branches.push(`
   SELECT bucket AS ts, ${groupExpr} AS series, minutes, ${QOE_MEASURES.map(P).join(', ')}
   FROM ${db}.qoe_minute_rollup FINAL
   WHERE step = ${rollupStep} AND bucket >= toDateTime({lo:UInt32}) AND bucket < ${hi}${filters}`);
-  if (split?.source ?? true) branches.push(`
+  if (split?.source ?? true)
+    branches.push(`
   SELECT window_start AS ts, ${groupExpr} AS series, [window_start] AS minutes, ${QOE_MEASURES.map((m) => `${measureSql('minute', m)} AS ${P(m)}`).join(', ')}
   FROM ${SOURCES.minute.from(db, `window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64}) AND (window_start < toDateTime({lo:UInt32}) OR window_start >= ${hi})`)}
   WHERE 1${filters}
@@ -97,7 +132,13 @@ SETTINGS prefer_column_name_to_alias = 1`;
  * rollup's sealed point is read first (one small query), so the query names constant bounds and
  * reads only the minutes of qoe_minute the rollup does not hold.
  */
-export async function qoeSeries(ctx: ApiContext, groupBy: keyof typeof GROUP_BY, filterDims: readonly string[], filters: string, params: Record<string, unknown>): Promise<Record<string, unknown>[]> {
+export async function qoeSeries(
+  ctx: ApiContext,
+  groupBy: keyof typeof GROUP_BY,
+  filterDims: readonly string[],
+  filters: string,
+  params: Record<string, unknown>,
+): Promise<Record<string, unknown>[]> {
   const step = Number(params.step);
   const g = qoeRollupStep(step, groupBy, filterDims);
   const fromS = Math.floor(Number(params.from));
@@ -109,7 +150,8 @@ export async function qoeSeries(ctx: ApiContext, groupBy: keyof typeof GROUP_BY,
       const sealedS = Math.floor(((await sealedState(ctx.ch, 'qoe')).get(`qoe_${g}`) ?? 0) / 1000);
       const hi = Math.max(lo, Math.min(hiCap, sealedS));
       const split = { rollup: hi > lo, source: Number(params.from) < lo || Number(params.to) > hi };
-      if (split.rollup || split.source) return queryRows(ctx.ch, qoeRollupSeriesSql(ctx.db, GROUP_BY[groupBy], filters, g, split), { ...params, lo, hiCap, hi });
+      if (split.rollup || split.source)
+        return queryRows(ctx.ch, qoeRollupSeriesSql(ctx.db, GROUP_BY[groupBy], filters, g, split), { ...params, lo, hiCap, hi });
     }
   }
   return queryRows(ctx.ch, qoeSeriesSql(ctx.db, GROUP_BY[groupBy], filters), params);
@@ -133,97 +175,193 @@ SETTINGS prefer_column_name_to_alias = 1`;
 export const QoeViewsPoint = Type.Object({
   t: Type.Number({ description: 'Bucket start (views ending in it), epoch ms' }),
   series: Type.String({ description: 'Value of the group-by column ("all" without one)' }),
-  views_ended: Num, plays: Num, vsf_views: Num, ebvs_views: Num, playback_failure_views: Num,
-  vsf_pct: Num, ebvs_pct: Num, playback_failure_pct: Num, startup_p50_ms: Num, startup_p95_ms: Num,
-  rebuffer_pct: Num, rebuffer_per_min: Num, avg_bitrate_kbps: Num, watch_hours: Num, playing_hours: Num, watch_ms: Num, playing_ms: Num, rebuffer_ms: Num,
+  views_ended: Num,
+  plays: Num,
+  vsf_views: Num,
+  ebvs_views: Num,
+  playback_failure_views: Num,
+  vsf_pct: Num,
+  ebvs_pct: Num,
+  playback_failure_pct: Num,
+  startup_p50_ms: Num,
+  startup_p95_ms: Num,
+  rebuffer_pct: Num,
+  rebuffer_per_min: Num,
+  avg_bitrate_kbps: Num,
+  watch_hours: Num,
+  playing_hours: Num,
+  watch_ms: Num,
+  playing_ms: Num,
+  rebuffer_ms: Num,
 });
 
 const ViewRow = Type.Object({
-  view_id: Type.String(), viewer_id: Type.String(), account_id: Type.String(), content_id: Type.String(), stream_type: Type.String(),
-  cdn: Type.String(), device_category: Type.String(), country: Type.String(), asn: Type.Number(),
-  view_start: Type.String(), view_end: Type.String(), ended: Type.Number(), dropped: Type.Number(), outcome: Type.String(), error_code: Type.String(),
-  startup_ms: Num, watch_ms: Type.Number(), playing_ms: Type.Number(), rebuffer_ms: Type.Number(), rebuffer_count: Type.Number(),
-  rebuffer_pct: Num, weighted_avg_bitrate_kbps: Num, startup_score: Num, smoothness_score: Num, playback_success_score: Num, is_final: Type.Number(),
+  view_id: Type.String(),
+  viewer_id: Type.String(),
+  account_id: Type.String(),
+  content_id: Type.String(),
+  stream_type: Type.String(),
+  cdn: Type.String(),
+  device_category: Type.String(),
+  country: Type.String(),
+  asn: Type.Number(),
+  view_start: Type.String(),
+  view_end: Type.String(),
+  ended: Type.Number(),
+  dropped: Type.Number(),
+  outcome: Type.String(),
+  error_code: Type.String(),
+  startup_ms: Num,
+  watch_ms: Type.Number(),
+  playing_ms: Type.Number(),
+  rebuffer_ms: Type.Number(),
+  rebuffer_count: Type.Number(),
+  rebuffer_pct: Num,
+  weighted_avg_bitrate_kbps: Num,
+  startup_score: Num,
+  smoothness_score: Num,
+  playback_success_score: Num,
+  is_final: Type.Number(),
 });
 const VIEW_COLS = Object.keys(ViewRow.properties);
 const VIEW_NUM = ['asn', 'ended', 'dropped', 'startup_ms', 'watch_ms', 'playing_ms', 'rebuffer_ms', 'rebuffer_count', 'is_final'];
 
 const ViewsQuery = Type.Object({
-  ...TimeRangeQuery, ...PageQuery,
+  ...TimeRangeQuery,
+  ...PageQuery,
   outcome: Type.Optional(Type.Union(['play', 'vsf', 'ebvs', 'business_exception', 'playback_failure'].map((o) => Type.Literal(o)))),
-  cdn: Type.Optional(Type.String()), country: Type.Optional(Type.String()), account_id: Type.Optional(Type.String()),
+  cdn: Type.Optional(Type.String()),
+  country: Type.Optional(Type.String()),
+  account_id: Type.Optional(Type.String()),
 });
 
 /** Range, step, grouping and dimension filters of a QoE series route (timeseries, views-summary). */
 function seriesQuery(q: Static<typeof TsQuery>, nowMs: number) {
   const r = timeRange(q, nowMs);
   const step = q.step ?? 60;
-  if ((r.toMs - r.fromMs) / (step * 1000) > 10_000) throw new ApiError(400, 'bad_request', 'step: too many buckets for the range (max 10000); raise step', 'step');
+  if ((r.toMs - r.fromMs) / (step * 1000) > 10_000)
+    throw new ApiError(400, 'bad_request', 'step: too many buckets for the range (max 10000); raise step', 'step');
   const groupBy = (q.group_by ?? 'none') as keyof typeof GROUP_BY;
   const params: Record<string, unknown> = { from: r.from, to: r.to, step };
   let filters = '';
   const filterDims: string[] = [];
-  for (const d of DIMS) if (q[d] !== undefined) { filters += ` AND ${d} = {${d}:String}`; params[d] = q[d]; filterDims.push(d); }
+  for (const d of DIMS)
+    if (q[d] !== undefined) {
+      filters += ` AND ${d} = {${d}:String}`;
+      params[d] = q[d];
+      filterDims.push(d);
+    }
   return { r, step, groupBy, params, filters, filterDims };
 }
 
 export function qoeRoutes(app: FastifyInstance, ctx: ApiContext): void {
-  app.get<{ Querystring: Static<typeof TsQuery> }>('/v1/qoe/timeseries', {
-    config: { role: 'viewer' },
-    schema: {
-      tags: ['qoe'], querystring: TsQuery,
-      description: 'QoE per bucket (from the one-minute aggregates), optionally one series per cdn, device_category, country, asn or content_id, with optional filters.',
-      response: { 200: Type.Object({ step: Type.Number(), group_by: Type.String(), points: Type.Array(QoePoint), late_events: LateEvents }), 400: ErrorBody },
+  app.get<{ Querystring: Static<typeof TsQuery> }>(
+    '/v1/qoe/timeseries',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        tags: ['qoe'],
+        querystring: TsQuery,
+        description:
+          'QoE per bucket (from the one-minute aggregates), optionally one series per cdn, device_category, country, asn or content_id, with optional filters.',
+        response: { 200: Type.Object({ step: Type.Number(), group_by: Type.String(), points: Type.Array(QoePoint), late_events: LateEvents }), 400: ErrorBody },
+      },
     },
-  }, async (req, reply) => {
-    const { r, step, groupBy, params, filters, filterDims } = seriesQuery(req.query, ctx.now());
-    const points = await qoeSeries(ctx, groupBy, filterDims, filters, params);
-    // Closed when every minute of the range is sealed (minute rollup: closed in event time).
-    cacheHeaders(reply, r.toMs <= await sealedUntil(ctx, 'qoe', 'qoe_60'));
-    numeric(points, ['t', 'concurrent_viewers', 'views_started', 'plays', 'views_ended', 'startup_p50_ms', 'startup_p95_ms', 'watch_ms', 'fatal_errors']);
-    return { step, group_by: groupBy, points, late_events: await lateEvents(ctx, 'qoe', r.from, r.to) };
-  });
-
-  app.get<{ Querystring: Static<typeof TsQuery> }>('/v1/qoe/views-summary', {
-    config: { role: 'viewer' },
-    schema: {
-      tags: ['qoe'], querystring: TsQuery,
-      description: 'QoE by view end (Mux reporting numbers): final views bucketed by the time they ended, optionally one series per cdn, device_category, country, asn or content_id, with optional filters (the same as /v1/qoe/timeseries). Same formulas (the metric catalog).',
-      response: { 200: Type.Object({ step: Type.Number(), group_by: Type.String(), points: Type.Array(QoeViewsPoint), late_events: LateEvents }), 400: ErrorBody },
+    async (req, reply) => {
+      const { r, step, groupBy, params, filters, filterDims } = seriesQuery(req.query, ctx.now());
+      const points = await qoeSeries(ctx, groupBy, filterDims, filters, params);
+      // Closed when every minute of the range is sealed (minute rollup: closed in event time).
+      cacheHeaders(reply, r.toMs <= (await sealedUntil(ctx, 'qoe', 'qoe_60')));
+      numeric(points, ['t', 'concurrent_viewers', 'views_started', 'plays', 'views_ended', 'startup_p50_ms', 'startup_p95_ms', 'watch_ms', 'fatal_errors']);
+      return { step, group_by: groupBy, points, late_events: await lateEvents(ctx, 'qoe', r.from, r.to) };
     },
-  }, async (req) => {
-    const { r, step, groupBy, params, filters } = seriesQuery(req.query, ctx.now());
-    const rows = await queryRows<Record<string, unknown>>(ctx.ch, qoeViewsSummarySql(ctx.db, GROUP_BY[groupBy], filters), params);
-    numeric(rows, ['t', 'views_ended', 'plays', 'vsf_views', 'ebvs_views', 'playback_failure_views', 'startup_p50_ms', 'startup_p95_ms', 'watch_ms', 'playing_ms', 'rebuffer_ms']);
-    // Events late for the minute rows still merge into their views; only expired views' events are left out.
-    return { step, group_by: groupBy, points: rows, late_events: await lateEvents(ctx, 'qoe', r.from, r.to, ['view_expired']) };
-  });
+  );
 
-  app.get<{ Querystring: Static<typeof ViewsQuery> }>('/v1/qoe/views', {
-    config: { role: 'viewer' },
-    schema: { tags: ['qoe'], querystring: ViewsQuery, description: 'Views that started in the range, newest first (per-view QoE from qoe_views).', response: { 200: Type.Object({ ...PageBody(ViewRow).properties, late_events: LateEvents }), 400: ErrorBody } },
-  }, async (req) => {
-    const q = req.query;
-    const r = timeRange(q, ctx.now());
-    const limit = q.limit ?? 100;
-    const offset = decodeCursor(q.cursor);
-    const params: Record<string, unknown> = { from: r.from, to: r.to, limit: limit + 1, offset };
-    let filters = '';
-    for (const d of ['outcome', 'cdn', 'country', 'account_id'] as const) if (q[d] !== undefined) { filters += ` AND ${d} = {${d}:String}`; params[d] = q[d]; }
-    const rows = await queryRows<Record<string, unknown>>(ctx.ch,
-      `SELECT ${VIEW_COLS.join(', ')} FROM ${ctx.db}.qoe_views FINAL
+  app.get<{ Querystring: Static<typeof TsQuery> }>(
+    '/v1/qoe/views-summary',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        tags: ['qoe'],
+        querystring: TsQuery,
+        description:
+          'QoE by view end (Mux reporting numbers): final views bucketed by the time they ended, optionally one series per cdn, device_category, country, asn or content_id, with optional filters (the same as /v1/qoe/timeseries). Same formulas (the metric catalog).',
+        response: {
+          200: Type.Object({ step: Type.Number(), group_by: Type.String(), points: Type.Array(QoeViewsPoint), late_events: LateEvents }),
+          400: ErrorBody,
+        },
+      },
+    },
+    async (req) => {
+      const { r, step, groupBy, params, filters } = seriesQuery(req.query, ctx.now());
+      const rows = await queryRows<Record<string, unknown>>(ctx.ch, qoeViewsSummarySql(ctx.db, GROUP_BY[groupBy], filters), params);
+      numeric(rows, [
+        't',
+        'views_ended',
+        'plays',
+        'vsf_views',
+        'ebvs_views',
+        'playback_failure_views',
+        'startup_p50_ms',
+        'startup_p95_ms',
+        'watch_ms',
+        'playing_ms',
+        'rebuffer_ms',
+      ]);
+      // Events late for the minute rows still merge into their views; only expired views' events are left out.
+      return { step, group_by: groupBy, points: rows, late_events: await lateEvents(ctx, 'qoe', r.from, r.to, ['view_expired']) };
+    },
+  );
+
+  app.get<{ Querystring: Static<typeof ViewsQuery> }>(
+    '/v1/qoe/views',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        tags: ['qoe'],
+        querystring: ViewsQuery,
+        description: 'Views that started in the range, newest first (per-view QoE from qoe_views).',
+        response: { 200: Type.Object({ ...PageBody(ViewRow).properties, late_events: LateEvents }), 400: ErrorBody },
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      const r = timeRange(q, ctx.now());
+      const limit = q.limit ?? 100;
+      const offset = decodeCursor(q.cursor);
+      const params: Record<string, unknown> = { from: r.from, to: r.to, limit: limit + 1, offset };
+      let filters = '';
+      for (const d of ['outcome', 'cdn', 'country', 'account_id'] as const)
+        if (q[d] !== undefined) {
+          filters += ` AND ${d} = {${d}:String}`;
+          params[d] = q[d];
+        }
+      const rows = await queryRows<Record<string, unknown>>(
+        ctx.ch,
+        `SELECT ${VIEW_COLS.join(', ')} FROM ${ctx.db}.qoe_views FINAL
        WHERE view_start >= fromUnixTimestamp64Milli(toInt64({from:Float64} * 1000)) AND view_start < fromUnixTimestamp64Milli(toInt64({to:Float64} * 1000))${filters}
-       ORDER BY view_start DESC, view_id LIMIT {limit:UInt32} OFFSET {offset:UInt32}`, params);
-    // As views-summary: events late for the minute rows still merge into their views; only expired views' are left out.
-    return { ...page(numeric(rows, VIEW_NUM), offset, limit), late_events: await lateEvents(ctx, 'qoe', r.from, r.to, ['view_expired']) };
-  });
+       ORDER BY view_start DESC, view_id LIMIT {limit:UInt32} OFFSET {offset:UInt32}`,
+        params,
+      );
+      // As views-summary: events late for the minute rows still merge into their views; only expired views' are left out.
+      return { ...page(numeric(rows, VIEW_NUM), offset, limit), late_events: await lateEvents(ctx, 'qoe', r.from, r.to, ['view_expired']) };
+    },
+  );
 
-  app.get<{ Params: { view_id: string } }>('/v1/qoe/views/:view_id', {
-    config: { role: 'viewer' },
-    schema: { tags: ['qoe'], params: Type.Object({ view_id: Type.String({ minLength: 1, maxLength: 128 }) }), response: { 200: ViewRow, 404: ErrorBody } },
-  }, async (req) => {
-    const rows = await queryRows<Record<string, unknown>>(ctx.ch, `SELECT ${VIEW_COLS.join(', ')} FROM ${ctx.db}.qoe_views FINAL WHERE view_id = {id:String} ORDER BY version DESC LIMIT 1`, { id: req.params.view_id });
-    if (rows.length === 0) throw new ApiError(404, 'not_found', `no view ${req.params.view_id}`);
-    return numeric(rows, VIEW_NUM)[0];
-  });
+  app.get<{ Params: { view_id: string } }>(
+    '/v1/qoe/views/:view_id',
+    {
+      config: { role: 'viewer' },
+      schema: { tags: ['qoe'], params: Type.Object({ view_id: Type.String({ minLength: 1, maxLength: 128 }) }), response: { 200: ViewRow, 404: ErrorBody } },
+    },
+    async (req) => {
+      const rows = await queryRows<Record<string, unknown>>(
+        ctx.ch,
+        `SELECT ${VIEW_COLS.join(', ')} FROM ${ctx.db}.qoe_views FINAL WHERE view_id = {id:String} ORDER BY version DESC LIMIT 1`,
+        { id: req.params.view_id },
+      );
+      if (rows.length === 0) throw new ApiError(404, 'not_found', `no view ${req.params.view_id}`);
+      return numeric(rows, VIEW_NUM)[0];
+    },
+  );
 }

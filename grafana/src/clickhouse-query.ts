@@ -17,7 +17,16 @@ export interface ClickHouseQuery extends Dataquery {
 export class ClickHouseQueryBuilder implements Builder<Dataquery> {
   private readonly q: ClickHouseQuery;
   constructor(rawSql: string, type: 'timeseries' | 'table' = 'timeseries') {
-    this.q = { refId: 'A', datasource: CH, pluginVersion: '4.11.0', editorType: 'sql', queryType: type, format: type === 'timeseries' ? 0 : 1, rawSql, _implementsDataqueryVariant() {} };
+    this.q = {
+      refId: 'A',
+      datasource: CH,
+      pluginVersion: '4.11.0',
+      editorType: 'sql',
+      queryType: type,
+      format: type === 'timeseries' ? 0 : 1,
+      rawSql,
+      _implementsDataqueryVariant() {},
+    };
   }
   build(): ClickHouseQuery {
     return this.q;

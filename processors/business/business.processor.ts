@@ -18,7 +18,16 @@ import type { PaymentEvent, GiftEvent, PlaybackEvent } from '../../contracts/typ
 import { command, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { type Emitter, type Processor, WindowStore, type WindowStoreDeltaJSON, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
-import { historyTable, lateFiringKnownAt, LateWindows, type LatenessPolicy, type LateWindowsJSON, latenessFor, maxLateness, NO_LATENESS } from '../core/late-firing.js';
+import {
+  historyTable,
+  lateFiringKnownAt,
+  LateWindows,
+  type LatenessPolicy,
+  type LateWindowsJSON,
+  latenessFor,
+  maxLateness,
+  NO_LATENESS,
+} from '../core/late-firing.js';
 import { FX_RATES, FX_SOURCE, toUsdMicros } from '../../contracts/fx-rates.js';
 import { sumOverflow } from '../../contracts/bounds.js';
 import { ROLLUP_TABLES } from '../../sinks/clickhouse/rollups.js';
@@ -29,9 +38,29 @@ export const HOUR_MS = 3_600_000;
 /** Charges: attempts of these kinds count in the payment failure rate and, if they succeed, in gross revenue. */
 export const CHARGE_KINDS = new Set(['subscription_start', 'renewal', 'upgrade', 'downgrade', 'coin_topup']);
 
-interface PayAcc { attempts: number; succeeded: number; failed: number; gross: number; refunds: number; chargebacks: number; topups: number; topup: number }
-interface GiftAcc { gifts: number; quantity: number; coins: number; value: number }
-interface ActAcc { played: number; paid: number; gifted: number; net: number; gift: number }
+interface PayAcc {
+  attempts: number;
+  succeeded: number;
+  failed: number;
+  gross: number;
+  refunds: number;
+  chargebacks: number;
+  topups: number;
+  topup: number;
+}
+interface GiftAcc {
+  gifts: number;
+  quantity: number;
+  coins: number;
+  value: number;
+}
+interface ActAcc {
+  played: number;
+  paid: number;
+  gifted: number;
+  net: number;
+  gift: number;
+}
 
 export interface BusinessState {
   pay: WindowStore<PayAcc>;
@@ -91,18 +120,45 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
   const payRow = (ws: number, key: string, a: PayAcc, final: boolean) => {
     const [method, plan, ogTier, country] = key.split(SEP);
     return {
-      window_start: ws / 1000, method, plan, og_tier: Number(ogTier), country,
-      attempts: a.attempts, succeeded: a.succeeded, failed: a.failed,
-      gross_usd_micros: a.gross, refunds_usd_micros: a.refunds, chargebacks_usd_micros: a.chargebacks,
-      net_usd_micros: a.gross - a.refunds - a.chargebacks, topups: a.topups, topup_usd_micros: a.topup, is_final: final ? 1 : 0,
+      window_start: ws / 1000,
+      method,
+      plan,
+      og_tier: Number(ogTier),
+      country,
+      attempts: a.attempts,
+      succeeded: a.succeeded,
+      failed: a.failed,
+      gross_usd_micros: a.gross,
+      refunds_usd_micros: a.refunds,
+      chargebacks_usd_micros: a.chargebacks,
+      net_usd_micros: a.gross - a.refunds - a.chargebacks,
+      topups: a.topups,
+      topup_usd_micros: a.topup,
+      is_final: final ? 1 : 0,
     };
   };
   const giftRow = (ws: number, key: string, a: GiftAcc, final: boolean) => {
     const [creatorId, senderId] = key.split(SEP);
-    return { window_start: ws / 1000, creator_id: creatorId, sender_account_id: senderId, gifts: a.gifts, quantity: a.quantity, coins: a.coins, value_usd_micros: a.value, is_final: final ? 1 : 0 };
+    return {
+      window_start: ws / 1000,
+      creator_id: creatorId,
+      sender_account_id: senderId,
+      gifts: a.gifts,
+      quantity: a.quantity,
+      coins: a.coins,
+      value_usd_micros: a.value,
+      is_final: final ? 1 : 0,
+    };
   };
   const actRow = (ws: number, key: string, a: ActAcc, final: boolean) => ({
-    hour: ws / 1000, account_id: key, played: a.played, paid: a.paid, gifted: a.gifted, net_usd_micros: a.net, gift_usd_micros: a.gift, is_final: final ? 1 : 0,
+    hour: ws / 1000,
+    account_id: key,
+    played: a.played,
+    paid: a.paid,
+    gifted: a.gifted,
+    net_usd_micros: a.net,
+    gift_usd_micros: a.gift,
+    is_final: final ? 1 : 0,
   });
   const emitAll = (s: BusinessState, out: Emitter, how: 'close' | 'flush', wm = 0, full = true) => {
     const e = (table: string) => (row: Record<string, unknown>) => out.emit(table, row);
@@ -227,8 +283,10 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
           const value = coins * g.coin_value_usd_micros;
           const gk = g.creator_id + SEP + g.sender_account_id;
           const ga = gifts.peek(t, gk);
-          const overflow = sumOverflow('kpi_gifts_1m.value_usd_micros', ga?.value ?? 0, value) ?? sumOverflow('kpi_gifts_1m.coins', ga?.coins ?? 0, coins)
-            ?? sumOverflow('account_activity_1h.gift_usd_micros', activity.peek(t, g.sender_account_id)?.gift ?? 0, value);
+          const overflow =
+            sumOverflow('kpi_gifts_1m.value_usd_micros', ga?.value ?? 0, value) ??
+            sumOverflow('kpi_gifts_1m.coins', ga?.coins ?? 0, coins) ??
+            sumOverflow('account_activity_1h.gift_usd_micros', activity.peek(t, g.sender_account_id)?.gift ?? 0, value);
           if (overflow) {
             ctx.reject('value_overflow', overflow);
             return;
@@ -261,12 +319,16 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
     onWatermark: (s, wm, out) => emitAll(s, out, 'close', wm),
     onFlush: (s, out, full) => emitAll(s, out, 'flush', 0, full),
     serialize: (s) => ({
-      pay: s.pay.toJSON(), gifts: s.gifts.toJSON(), activity: s.activity.toJSON(),
+      pay: s.pay.toJSON(),
+      gifts: s.gifts.toJSON(),
+      activity: s.activity.toJSON(),
       late: { pay: s.latePay.toJSON(), gifts: s.lateGifts.toJSON(), activity: s.lateActivity.toJSON() },
     }),
     deserialize: (j) => {
       const json = j as {
-        pay: WindowStoreJSON<PayAcc>; gifts: WindowStoreJSON<GiftAcc>; activity: WindowStoreJSON<ActAcc>;
+        pay: WindowStoreJSON<PayAcc>;
+        gifts: WindowStoreJSON<GiftAcc>;
+        activity: WindowStoreJSON<ActAcc>;
         late?: { pay: LateWindowsJSON<PayAcc>; gifts: LateWindowsJSON<GiftAcc>; activity: LateWindowsJSON<ActAcc> };
       };
       const s = newState();
@@ -281,12 +343,16 @@ export function businessProcessor(opts: BusinessOptions = {}): Processor<Busines
     // Incremental checkpoints: the windows' changes; the kept closed windows of late firings in
     // full when they changed (a window closed or forgotten, a late event).
     serializeDelta: (s) => ({
-      pay: s.pay.takeDelta(), gifts: s.gifts.takeDelta(), activity: s.activity.takeDelta(),
+      pay: s.pay.takeDelta(),
+      gifts: s.gifts.takeDelta(),
+      activity: s.activity.takeDelta(),
       late: { pay: s.latePay.takeDelta(), gifts: s.lateGifts.takeDelta(), activity: s.lateActivity.takeDelta() },
     }),
     applyDelta: (s, d) => {
       const json = d as {
-        pay: WindowStoreDeltaJSON<PayAcc>; gifts: WindowStoreDeltaJSON<GiftAcc>; activity: WindowStoreDeltaJSON<ActAcc>;
+        pay: WindowStoreDeltaJSON<PayAcc>;
+        gifts: WindowStoreDeltaJSON<GiftAcc>;
+        activity: WindowStoreDeltaJSON<ActAcc>;
         late: { pay: LateWindowsJSON<PayAcc>; gifts: LateWindowsJSON<GiftAcc>; activity: LateWindowsJSON<ActAcc> };
       };
       s.pay.applyDelta(json.pay);

@@ -42,18 +42,28 @@ export interface PaymentState {
 
 export interface ChurnFeatures {
   days_since_last_view: number | null;
-  views_7d: number; views_28d: number;
-  active_days_7d: number; active_days_28d: number;
-  playing_hours_7d: number; playing_hours_28d: number;
+  views_7d: number;
+  views_28d: number;
+  active_days_7d: number;
+  active_days_28d: number;
+  playing_hours_7d: number;
+  playing_hours_28d: number;
   /** 7 d playing ÷ (28 d playing / 4); 0 when nothing was played in 28 d. */
   trend: number;
   distinct_titles_28d: number;
-  revenue_usd_28d: number; gift_value_usd_28d: number;
+  revenue_usd_28d: number;
+  gift_value_usd_28d: number;
   tenure_days: number | null;
-  plan: string; auto_renew_off: boolean; days_to_period_end: number | null;
-  payment_failures_28d: number; downgrades_28d: number;
-  rebuffer_pct_7d: number; vsf_7d: number; playback_failures_7d: number;
-  startup_p95_ms_7d: number | null; last_session_bad: boolean;
+  plan: string;
+  auto_renew_off: boolean;
+  days_to_period_end: number | null;
+  payment_failures_28d: number;
+  downgrades_28d: number;
+  rebuffer_pct_7d: number;
+  vsf_7d: number;
+  playback_failures_7d: number;
+  startup_p95_ms_7d: number | null;
+  last_session_bad: boolean;
 }
 
 /** Nearest-rank p95 (ceil(0.95·n)-th smallest). */
@@ -77,19 +87,27 @@ export function churnFeatures(asOfDay: number, days: DailyFacts[], pay: PaymentS
   const endOfDayMs = (asOfDay + 1) * DAY_MS;
   return {
     days_since_last_view: lastViewDay === null ? null : asOfDay - lastViewDay,
-    views_7d: sum(in7, (d) => d.views), views_28d: sum(in28, (d) => d.views),
-    active_days_7d: in7.filter((d) => d.views > 0).length, active_days_28d: in28.filter((d) => d.views > 0).length,
-    playing_hours_7d: play7 / 3_600_000, playing_hours_28d: play28 / 3_600_000,
+    views_7d: sum(in7, (d) => d.views),
+    views_28d: sum(in28, (d) => d.views),
+    active_days_7d: in7.filter((d) => d.views > 0).length,
+    active_days_28d: in28.filter((d) => d.views > 0).length,
+    playing_hours_7d: play7 / 3_600_000,
+    playing_hours_28d: play28 / 3_600_000,
     trend: play28 === 0 ? 0 : play7 / (play28 / 4),
     distinct_titles_28d: new Set(in28.flatMap((d) => d.titles)).size,
-    revenue_usd_28d: sum(in28, (d) => d.revenueUsdMicros) / 1e6, gift_value_usd_28d: sum(in28, (d) => d.giftUsdMicros) / 1e6,
+    revenue_usd_28d: sum(in28, (d) => d.revenueUsdMicros) / 1e6,
+    gift_value_usd_28d: sum(in28, (d) => d.giftUsdMicros) / 1e6,
     tenure_days: pay.firstDay === null ? null : asOfDay - pay.firstDay,
-    plan: pay.plan, auto_renew_off: !pay.autoRenew,
+    plan: pay.plan,
+    auto_renew_off: !pay.autoRenew,
     days_to_period_end: pay.periodEndMs === null ? null : Math.floor((pay.periodEndMs - endOfDayMs) / DAY_MS),
-    payment_failures_28d: sum(in28, (d) => d.paymentFailures), downgrades_28d: sum(in28, (d) => d.downgrades),
+    payment_failures_28d: sum(in28, (d) => d.paymentFailures),
+    downgrades_28d: sum(in28, (d) => d.downgrades),
     rebuffer_pct_7d: play7 + reb7 === 0 ? 0 : (100 * reb7) / (play7 + reb7),
-    vsf_7d: sum(in7, (d) => d.vsf), playback_failures_7d: sum(in7, (d) => d.playbackFailures),
-    startup_p95_ms_7d: p95(in7.flatMap((d) => d.startupMs)), last_session_bad: last?.lastViewBad ?? false,
+    vsf_7d: sum(in7, (d) => d.vsf),
+    playback_failures_7d: sum(in7, (d) => d.playbackFailures),
+    startup_p95_ms_7d: p95(in7.flatMap((d) => d.startupMs)),
+    last_session_bad: last?.lastViewBad ?? false,
   };
 }
 
@@ -117,7 +135,12 @@ export const CHURN_WEIGHTS = {
 } as const;
 export type Reason = Exclude<keyof typeof CHURN_WEIGHTS, 'intercept'>;
 
-export interface ChurnScore { risk: number; level: 'low' | 'medium' | 'high'; reasons: Reason[]; contributions: Record<Reason, number> }
+export interface ChurnScore {
+  risk: number;
+  level: 'low' | 'medium' | 'high';
+  reasons: Reason[];
+  contributions: Record<Reason, number>;
+}
 
 export function churnScore(f: ChurnFeatures): ChurnScore {
   const w = CHURN_WEIGHTS;
@@ -136,7 +159,11 @@ export function churnScore(f: ChurnFeatures): ChurnScore {
   };
   const z = w.intercept + Object.values(c).reduce((a, b) => a + b, 0);
   const risk = 1 / (1 + Math.exp(-z));
-  const reasons = (Object.entries(c) as Array<[Reason, number]>).filter(([, v]) => v > 0).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).slice(0, 3).map(([k]) => k);
+  const reasons = (Object.entries(c) as Array<[Reason, number]>)
+    .filter(([, v]) => v > 0)
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .slice(0, 3)
+    .map(([k]) => k);
   return { risk, level: riskLevel(risk), reasons, contributions: c };
 }
 

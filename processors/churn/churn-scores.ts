@@ -20,17 +20,36 @@ import { churnFeatures, churnScore, DAY_MS, tenureBand, type ChurnFeatures, type
 export interface ChurnDailyRow {
   day: number;
   account_id: string;
-  views: number; playing_ms: number; rebuffer_ms: number; vsf: number; playback_failures: number;
-  startup_ms: number[]; titles: string[];
-  revenue_usd_micros: number; gift_usd_micros: number; payment_failures: number; downgrades: number;
+  views: number;
+  playing_ms: number;
+  rebuffer_ms: number;
+  vsf: number;
+  playback_failures: number;
+  startup_ms: number[];
+  titles: string[];
+  revenue_usd_micros: number;
+  gift_usd_micros: number;
+  payment_failures: number;
+  downgrades: number;
   /** ms since epoch or null */
-  last_view_time: number | null; last_view_bad: number;
-  pay_state_time: number | null; plan: string; auto_renew: number; period_end: number | null; first_payment_time: number | null;
+  last_view_time: number | null;
+  last_view_bad: number;
+  pay_state_time: number | null;
+  plan: string;
+  auto_renew: number;
+  period_end: number | null;
+  first_payment_time: number | null;
 }
 
 export type ChurnScoreRow = ChurnFeatures & {
-  day: number; account_id: string; tenure_band: string; top_genre: string;
-  risk: number; level: 'low' | 'medium' | 'high'; reasons: string[]; contributions: Record<string, number>;
+  day: number;
+  account_id: string;
+  tenure_band: string;
+  top_genre: string;
+  risk: number;
+  level: 'low' | 'medium' | 'high';
+  reasons: string[];
+  contributions: Record<string, number>;
 };
 
 /** Accounts that get a score on day D: activity in (D − 28, D] or a subscription period still running at the end of D. */
@@ -44,18 +63,45 @@ export function accountInputs(asOfDay: number, rows: readonly ChurnDailyRow[]): 
     const day = Number(r.day);
     if (day > asOfDay) continue;
     let a = byAccount.get(r.account_id);
-    if (!a) byAccount.set(r.account_id, (a = { days: new Map(), payAt: -1, pay: { plan: NO_PLAN, autoRenew: true, periodEndMs: null, firstDay: null }, recent: false }));
+    if (!a)
+      byAccount.set(
+        r.account_id,
+        (a = { days: new Map(), payAt: -1, pay: { plan: NO_PLAN, autoRenew: true, periodEndMs: null, firstDay: null }, recent: false }),
+      );
     if (day > asOfDay - SCORE_WINDOW_DAYS) a.recent = true;
     let d = a.days.get(day);
     if (!d) {
-      a.days.set(day, (d = { day, views: 0, playingMs: 0, rebufferMs: 0, vsf: 0, playbackFailures: 0, startupMs: [], titles: [], revenueUsdMicros: 0, giftUsdMicros: 0, paymentFailures: 0, downgrades: 0, lastViewMs: null, lastViewBad: false }));
+      a.days.set(
+        day,
+        (d = {
+          day,
+          views: 0,
+          playingMs: 0,
+          rebufferMs: 0,
+          vsf: 0,
+          playbackFailures: 0,
+          startupMs: [],
+          titles: [],
+          revenueUsdMicros: 0,
+          giftUsdMicros: 0,
+          paymentFailures: 0,
+          downgrades: 0,
+          lastViewMs: null,
+          lastViewBad: false,
+        }),
+      );
     }
-    d.views += Number(r.views); d.playingMs += Number(r.playing_ms); d.rebufferMs += Number(r.rebuffer_ms);
-    d.vsf += Number(r.vsf); d.playbackFailures += Number(r.playback_failures);
+    d.views += Number(r.views);
+    d.playingMs += Number(r.playing_ms);
+    d.rebufferMs += Number(r.rebuffer_ms);
+    d.vsf += Number(r.vsf);
+    d.playbackFailures += Number(r.playback_failures);
     d.startupMs.push(...r.startup_ms.map(Number));
     for (const t of r.titles) if (!d.titles.includes(t)) d.titles.push(t);
-    d.revenueUsdMicros += Number(r.revenue_usd_micros); d.giftUsdMicros += Number(r.gift_usd_micros);
-    d.paymentFailures += Number(r.payment_failures); d.downgrades += Number(r.downgrades);
+    d.revenueUsdMicros += Number(r.revenue_usd_micros);
+    d.giftUsdMicros += Number(r.gift_usd_micros);
+    d.paymentFailures += Number(r.payment_failures);
+    d.downgrades += Number(r.downgrades);
     // The day's last view is the latest across source partitions; its badness comes with it.
     if (r.last_view_time !== null && (d.lastViewMs === null || r.last_view_time >= d.lastViewMs)) {
       d.lastViewBad = r.last_view_time === d.lastViewMs ? d.lastViewBad || r.last_view_bad === 1 : r.last_view_bad === 1;
@@ -73,7 +119,9 @@ export function accountInputs(asOfDay: number, rows: readonly ChurnDailyRow[]): 
   }
   const out = new Map<string, { days: DailyFacts[]; pay: PaymentState; recent: boolean }>();
   for (const [id, a] of [...byAccount].sort((x, y) => x[0].localeCompare(y[0]))) {
-    const days = [...a.days.values()].sort((x, y) => x.day - y.day).map((d) => ({ ...d, startupMs: d.startupMs.sort((x, y) => x - y), titles: d.titles.sort() }));
+    const days = [...a.days.values()]
+      .sort((x, y) => x.day - y.day)
+      .map((d) => ({ ...d, startupMs: d.startupMs.sort((x, y) => x - y), titles: d.titles.sort() }));
     out.set(id, { days, pay: a.pay, recent: a.recent });
   }
   return out;
@@ -106,8 +154,15 @@ export function churnScoreRows(asOfDay: number, rows: readonly ChurnDailyRow[], 
     const f = churnFeatures(asOfDay, days, pay);
     const s = churnScore(f);
     out.push({
-      day: asOfDay, account_id: account, ...f, tenure_band: tenureBand(f.tenure_days), top_genre: topGenre(asOfDay, days, genreOf),
-      risk: s.risk, level: s.level, reasons: s.reasons, contributions: s.contributions,
+      day: asOfDay,
+      account_id: account,
+      ...f,
+      tenure_band: tenureBand(f.tenure_days),
+      top_genre: topGenre(asOfDay, days, genreOf),
+      risk: s.risk,
+      level: s.level,
+      reasons: s.reasons,
+      contributions: s.contributions,
     });
   }
   return out;
@@ -123,26 +178,49 @@ const ms = (col: string) => `if(isNull(${col}), NULL, toUnixTimestamp64Milli(${c
 /** Reads the facts of day `day` from ClickHouse (FINAL, partial rows) and the catalog genres. */
 export async function loadChurnInputs(ch: ClickHouse, day: number): Promise<{ rows: ChurnDailyRow[]; genreOf: Map<string, string> }> {
   const db = ch.database;
-  const raw = await queryRows<Record<string, unknown>>(ch, `
+  const raw = await queryRows<Record<string, unknown>>(
+    ch,
+    `
     SELECT toInt32(dateDiff('day', toDate('1970-01-01'), day)) AS day_num, account_id, views, playing_ms, rebuffer_ms, vsf, playback_failures,
       startup_ms, titles, revenue_usd_micros, gift_usd_micros, payment_failures, downgrades,
       ${ms('last_view_time')} AS last_view_time, last_view_bad, ${ms('pay_state_time')} AS pay_state_time, plan, auto_renew,
       ${ms('period_end')} AS period_end, ${ms('first_payment_time')} AS first_payment_time
     FROM ${db}.churn_account_daily FINAL
     WHERE day <= toDate({d:Int32}) AND (day > toDate({d:Int32}) - ${SCORE_WINDOW_DAYS} OR pay_state_time IS NOT NULL OR first_payment_time IS NOT NULL
-      OR (account_id, day) IN (SELECT account_id, max(day) FROM ${db}.churn_account_daily FINAL WHERE day <= toDate({d:Int32}) AND views > 0 GROUP BY account_id))`, { d: day });
+      OR (account_id, day) IN (SELECT account_id, max(day) FROM ${db}.churn_account_daily FINAL WHERE day <= toDate({d:Int32}) AND views > 0 GROUP BY account_id))`,
+    { d: day },
+  );
   const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
   const rows: ChurnDailyRow[] = raw.map((r) => ({
-    day: Number(r.day_num), account_id: String(r.account_id), views: Number(r.views), playing_ms: Number(r.playing_ms), rebuffer_ms: Number(r.rebuffer_ms),
-    vsf: Number(r.vsf), playback_failures: Number(r.playback_failures), startup_ms: (r.startup_ms as unknown[]).map(Number), titles: (r.titles as unknown[]).map(String),
-    revenue_usd_micros: Number(r.revenue_usd_micros), gift_usd_micros: Number(r.gift_usd_micros), payment_failures: Number(r.payment_failures), downgrades: Number(r.downgrades),
-    last_view_time: num(r.last_view_time), last_view_bad: Number(r.last_view_bad), pay_state_time: num(r.pay_state_time), plan: String(r.plan),
-    auto_renew: Number(r.auto_renew), period_end: num(r.period_end), first_payment_time: num(r.first_payment_time),
+    day: Number(r.day_num),
+    account_id: String(r.account_id),
+    views: Number(r.views),
+    playing_ms: Number(r.playing_ms),
+    rebuffer_ms: Number(r.rebuffer_ms),
+    vsf: Number(r.vsf),
+    playback_failures: Number(r.playback_failures),
+    startup_ms: (r.startup_ms as unknown[]).map(Number),
+    titles: (r.titles as unknown[]).map(String),
+    revenue_usd_micros: Number(r.revenue_usd_micros),
+    gift_usd_micros: Number(r.gift_usd_micros),
+    payment_failures: Number(r.payment_failures),
+    downgrades: Number(r.downgrades),
+    last_view_time: num(r.last_view_time),
+    last_view_bad: Number(r.last_view_bad),
+    pay_state_time: num(r.pay_state_time),
+    plan: String(r.plan),
+    auto_renew: Number(r.auto_renew),
+    period_end: num(r.period_end),
+    first_payment_time: num(r.first_payment_time),
   }));
   const titles = [...new Set(rows.filter((r) => r.day > day - SCORE_WINDOW_DAYS).flatMap((r) => r.titles))];
   const genreOf = new Map<string, string>();
   if (titles.length) {
-    const g = await queryRows<{ content_id: string; genre: string }>(ch, `SELECT content_id, argMax(genre, event_time) AS genre FROM ${db}.raw_catalog WHERE content_id IN {ids:Array(String)} GROUP BY content_id`, { ids: titles });
+    const g = await queryRows<{ content_id: string; genre: string }>(
+      ch,
+      `SELECT content_id, argMax(genre, event_time) AS genre FROM ${db}.raw_catalog WHERE content_id IN {ids:Array(String)} GROUP BY content_id`,
+      { ids: titles },
+    );
     for (const r of g) genreOf.set(r.content_id, r.genre);
   }
   return { rows, genreOf };
@@ -152,8 +230,17 @@ export async function loadChurnInputs(ch: ClickHouse, day: number): Promise<{ ro
 export async function scoreChurnDay(ch: ClickHouse, day: number, versionMs: number): Promise<ChurnScoreRow[]> {
   const { rows, genreOf } = await loadChurnInputs(ch, day);
   const scored = churnScoreRows(day, rows, genreOf);
-  if (scored.length) await insertRows(ch, 'churn_scores', scored.map((r) => toClickHouseRow(r, versionMs)));
-  await command(ch, `INSERT INTO ${ch.database}.churn_score_days (day, accounts, version) VALUES (toDate({d:Int32}), {n:UInt32}, {v:UInt64})`, { d: day, n: scored.length, v: versionMs });
+  if (scored.length)
+    await insertRows(
+      ch,
+      'churn_scores',
+      scored.map((r) => toClickHouseRow(r, versionMs)),
+    );
+  await command(ch, `INSERT INTO ${ch.database}.churn_score_days (day, accounts, version) VALUES (toDate({d:Int32}), {n:UInt32}, {v:UInt64})`, {
+    d: day,
+    n: scored.length,
+    v: versionMs,
+  });
   return scored;
 }
 
@@ -173,7 +260,10 @@ export interface ScoreJobOptions {
  */
 export async function scoreClosedChurnDays(ch: ClickHouse, o: ScoreJobOptions): Promise<number[]> {
   const lastClosed = Math.floor((o.nowMs - o.closeDelayMs) / DAY_MS) - 1;
-  const [done] = await queryRows<{ d: number | null }>(ch, `SELECT if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), max(day)))) AS d FROM ${ch.database}.churn_score_days`);
+  const [done] = await queryRows<{ d: number | null }>(
+    ch,
+    `SELECT if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), max(day)))) AS d FROM ${ch.database}.churn_score_days`,
+  );
   const lastDone = done?.d === null || done?.d === undefined ? null : Number(done.d);
   const from = lastDone === null ? (o.fromDay ?? lastClosed) : lastDone + 1 - (o.rescoreDays ?? 1);
   const days: number[] = [];

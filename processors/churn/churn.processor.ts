@@ -23,12 +23,35 @@ const CHARGE_KINDS = new Set(['subscription_start', 'renewal', 'upgrade', 'downg
 const CAP = 200;
 
 export interface DayAcc {
-  views: number; playing: number; rebuffer: number; vsf: number; failures: number; startup: number[]; titles: string[];
-  revenue: number; gift: number; payFailures: number; downgrades: number; lastViewMs: number; lastViewBad: number;
+  views: number;
+  playing: number;
+  rebuffer: number;
+  vsf: number;
+  failures: number;
+  startup: number[];
+  titles: string[];
+  revenue: number;
+  gift: number;
+  payFailures: number;
+  downgrades: number;
+  lastViewMs: number;
+  lastViewBad: number;
   /** Payment state of the day's latest payment event (time, plan, auto_renew, period_end). */
-  payMs: number; plan: string; autoRenew: number; periodEnd: number; firstPayMs: number;
+  payMs: number;
+  plan: string;
+  autoRenew: number;
+  periodEnd: number;
+  firstPayMs: number;
 }
-interface ViewState { account: string; startMs: number; firstFrame: boolean; playing: number; rebuffer: number; failed: boolean; lastMs: number }
+interface ViewState {
+  account: string;
+  startMs: number;
+  firstFrame: boolean;
+  playing: number;
+  rebuffer: number;
+  failed: boolean;
+  lastMs: number;
+}
 
 export interface ChurnState {
   days: WindowStore<DayAcc>;
@@ -41,23 +64,73 @@ export interface ChurnState {
 }
 
 export interface ChurnOptions {
-  graceMs?: number; allowedLatenessMs?: number; dedupHorizonMs?: number;
+  graceMs?: number;
+  allowedLatenessMs?: number;
+  dedupHorizonMs?: number;
 }
 
 type ViewTuple = [id: string, account: string, startMs: number, firstFrame: 0 | 1, playing: number, rebuffer: number, failed: 0 | 1, lastMs: number];
-const viewToTuple = (id: string, v: ViewState): ViewTuple => [id, v.account, v.startMs, v.firstFrame ? 1 : 0, v.playing, v.rebuffer, v.failed ? 1 : 0, v.lastMs];
-const viewFromTuple = (t: ViewTuple): [string, ViewState] => [t[0], { account: t[1], startMs: t[2], firstFrame: t[3] === 1, playing: t[4], rebuffer: t[5], failed: t[6] === 1, lastMs: t[7] }];
+const viewToTuple = (id: string, v: ViewState): ViewTuple => [
+  id,
+  v.account,
+  v.startMs,
+  v.firstFrame ? 1 : 0,
+  v.playing,
+  v.rebuffer,
+  v.failed ? 1 : 0,
+  v.lastMs,
+];
+const viewFromTuple = (t: ViewTuple): [string, ViewState] => [
+  t[0],
+  { account: t[1], startMs: t[2], firstFrame: t[3] === 1, playing: t[4], rebuffer: t[5], failed: t[6] === 1, lastMs: t[7] },
+];
 
-const newAcc = (): DayAcc => ({ views: 0, playing: 0, rebuffer: 0, vsf: 0, failures: 0, startup: [], titles: [], revenue: 0, gift: 0, payFailures: 0, downgrades: 0, lastViewMs: 0, lastViewBad: 0, payMs: 0, plan: '', autoRenew: 1, periodEnd: 0, firstPayMs: 0 });
+const newAcc = (): DayAcc => ({
+  views: 0,
+  playing: 0,
+  rebuffer: 0,
+  vsf: 0,
+  failures: 0,
+  startup: [],
+  titles: [],
+  revenue: 0,
+  gift: 0,
+  payFailures: 0,
+  downgrades: 0,
+  lastViewMs: 0,
+  lastViewBad: 0,
+  payMs: 0,
+  plan: '',
+  autoRenew: 1,
+  periodEnd: 0,
+  firstPayMs: 0,
+});
 
 export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
   const day = tumbling(DAY_MS, opts.graceMs ?? 3_600_000) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
   const newState = (): ChurnState => ({ days: new WindowStore(day, newAcc), views: new KeyedStore<ViewState>({ forgetAt: (v) => v.lastMs + DAY_MS + 1 }) });
   const row = (ws: number, account: string, a: DayAcc, final: boolean) => ({
-    day: ws / DAY_MS, account_id: account, views: a.views, playing_ms: a.playing, rebuffer_ms: a.rebuffer, vsf: a.vsf, playback_failures: a.failures,
-    startup_ms: [...a.startup].sort((x, y) => x - y), titles: [...a.titles].sort(), revenue_usd_micros: a.revenue, gift_usd_micros: a.gift,
-    payment_failures: a.payFailures, downgrades: a.downgrades, last_view_time: a.lastViewMs || null, last_view_bad: a.lastViewBad,
-    pay_state_time: a.payMs || null, plan: a.plan, auto_renew: a.autoRenew, period_end: a.periodEnd || null, first_payment_time: a.firstPayMs || null, is_final: final ? 1 : 0,
+    day: ws / DAY_MS,
+    account_id: account,
+    views: a.views,
+    playing_ms: a.playing,
+    rebuffer_ms: a.rebuffer,
+    vsf: a.vsf,
+    playback_failures: a.failures,
+    startup_ms: [...a.startup].sort((x, y) => x - y),
+    titles: [...a.titles].sort(),
+    revenue_usd_micros: a.revenue,
+    gift_usd_micros: a.gift,
+    payment_failures: a.payFailures,
+    downgrades: a.downgrades,
+    last_view_time: a.lastViewMs || null,
+    last_view_bad: a.lastViewBad,
+    pay_state_time: a.payMs || null,
+    plan: a.plan,
+    auto_renew: a.autoRenew,
+    period_end: a.periodEnd || null,
+    first_payment_time: a.firstPayMs || null,
+    is_final: final ? 1 : 0,
   });
   const emitAll = (s: ChurnState, out: Emitter, wm: number | null, full = true) => {
     const e = (r: Record<string, unknown>) => out.emit('churn_account_daily', r);
@@ -111,7 +184,9 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
         });
       } else {
         const v = ev as unknown as PlaybackEvent;
-        const ve = s.views.entry(v.view_id) ?? s.views.insert(v.view_id, { account: v.account_id, startMs: 0, firstFrame: false, playing: 0, rebuffer: 0, failed: false, lastMs: t }, false);
+        const ve =
+          s.views.entry(v.view_id) ??
+          s.views.insert(v.view_id, { account: v.account_id, startMs: 0, firstFrame: false, playing: 0, rebuffer: 0, failed: false, lastMs: t }, false);
         const view = ve.value;
         view.lastMs = Math.max(view.lastMs, t);
         // State only (no rows): listed for the next incremental checkpoint.
@@ -167,7 +242,7 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
       s.days.load(json.days);
       for (const x of json.views) {
         // [id, object]: a checkpoint written before views were tuples.
-        const [k, v] = x.length === 2 ? (x) : viewFromTuple(x);
+        const [k, v] = x.length === 2 ? x : viewFromTuple(x);
         s.views.restore(k, v, false, false);
       }
       return s;

@@ -48,7 +48,10 @@ import { StateError } from '../../lib/errors.js';
 
 /** The checkpoint store no longer holds the epoch this store started in: its contents were lost. */
 export class CheckpointStoreLostError extends StateError {
-  constructor(readonly expected: string, readonly found: string | null) {
+  constructor(
+    readonly expected: string,
+    readonly found: string | null,
+  ) {
     super(`the checkpoint store lost its contents: its epoch is ${found === null ? 'gone' : `now ${found}`} (was ${expected})`, true);
   }
 }
@@ -230,7 +233,16 @@ export class CheckpointStore {
     const epoch = await this.knownEpoch();
     let res: [number, string | null, string | null, string | null, string[]];
     try {
-      res = (await this.redis.eval(CLAIM_LUA, 4, this.key(topic, partition), this.stateKey(topic, partition), this.epochKey(), this.deltaKey(topic, partition), owner, epoch)) as typeof res;
+      res = (await this.redis.eval(
+        CLAIM_LUA,
+        4,
+        this.key(topic, partition),
+        this.stateKey(topic, partition),
+        this.epochKey(),
+        this.deltaKey(topic, partition),
+        owner,
+        epoch,
+      )) as typeof res;
     } catch (err) {
       throw new StateError(`cannot claim checkpoint of ${topic}/${partition}: ${(err as Error).message}`, true, { cause: err });
     }
@@ -242,7 +254,12 @@ export class CheckpointStore {
     if (!deltas || deltas.length === 0) return { offset: Number(offset), state: JSON.parse(state) };
     let deltaBytes = 0;
     for (const d of deltas) deltaBytes += d.length;
-    return { offset: Number(offset), state: JSON.parse(state), deltas: deltas.map((d) => JSON.parse(d) as unknown), chain: { baseBytes: state.length, deltaBytes } };
+    return {
+      offset: Number(offset),
+      state: JSON.parse(state),
+      deltas: deltas.map((d) => JSON.parse(d) as unknown),
+      chain: { baseBytes: state.length, deltaBytes },
+    };
   }
 
   private static serialized(e: CheckpointEntry): string | null {
@@ -286,8 +303,22 @@ export class CheckpointStore {
       const pipe = this.redis.pipeline();
       for (const e of entries) {
         const what = e.state === null ? '' : e.deltaFrom === undefined ? 'base' : 'delta';
-        pipe.eval(COMMIT_LUA, 5, this.key(e.topic, e.partition), this.stateKey(e.topic, e.partition), this.stageKey(e.topic, e.partition, owner), this.epochKey(), this.deltaKey(e.topic, e.partition),
-          owner, String(e.offset), what, String(nowMs), String(e.watermarkMs ?? ''), epoch, String(e.deltaFrom ?? ''));
+        pipe.eval(
+          COMMIT_LUA,
+          5,
+          this.key(e.topic, e.partition),
+          this.stateKey(e.topic, e.partition),
+          this.stageKey(e.topic, e.partition, owner),
+          this.epochKey(),
+          this.deltaKey(e.topic, e.partition),
+          owner,
+          String(e.offset),
+          what,
+          String(nowMs),
+          String(e.watermarkMs ?? ''),
+          epoch,
+          String(e.deltaFrom ?? ''),
+        );
       }
       const res = (await pipe.exec()) ?? [];
       res.forEach(([err, ok], i) => {

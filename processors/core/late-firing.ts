@@ -86,7 +86,12 @@ export const historyTable = (table: string) => `${table}_history`;
  * revision), 1 re-fired and the current revision's history row written (or nothing to write:
  * a key new to the window), 2 re-fired and the current revision's history row owed.
  */
-interface Kept<A> { acc: A; dirty: boolean; knownAt: number; hist: 0 | 1 | 2 }
+interface Kept<A> {
+  acc: A;
+  dirty: boolean;
+  knownAt: number;
+  hist: 0 | 1 | 2;
+}
 
 /** The history row of a revision: the table's row (without is_final) with its known_at (ms). */
 function historyRow<A>(toRow: ToRow<A>, ws: number, key: string, acc: A, knownAt: number): Record<string, unknown> | null {
@@ -150,11 +155,17 @@ export class LateWindows<A> {
    */
   closeUpTo(store: WindowStore<A>, wm: number, toRow: ToRow<A>, emit: Emit, emitHistory?: Emit): void {
     const keep = this.keepMs > 0;
-    store.closeUpTo(wm, keep ? (ws, key, acc, final) => {
-      this.windowOf(ws).set(key, { acc, dirty: false, knownAt: this.endOf(ws), hist: 0 });
-      this.windowsChanged = true;
-      return toRow(ws, key, acc, final);
-    } : toRow, emit);
+    store.closeUpTo(
+      wm,
+      keep
+        ? (ws, key, acc, final) => {
+            this.windowOf(ws).set(key, { acc, dirty: false, knownAt: this.endOf(ws), hist: 0 });
+            this.windowsChanged = true;
+            return toRow(ws, key, acc, final);
+          }
+        : toRow,
+      emit,
+    );
     if (this.floorPending) {
       this.floorPending = false;
       this.floorWm = wm;
@@ -275,12 +286,16 @@ export class LateWindows<A> {
 
   toJSON(marksOnly = false): LateWindowsJSON<A> {
     const windows: LateWindowsJSON<A>['windows'] = [];
-    if (!marksOnly) for (const [ws, m] of this.windows) {
-      windows.push([ws, [...m].map(([k, e]) => {
-        if (e.hist !== 0) return [k, e.acc, e.dirty ? 1 : 0, e.knownAt, e.hist] as [string, A, 0 | 1, number, 1 | 2];
-        return (e.dirty ? [k, e.acc, 1] : [k, e.acc]);
-      })]);
-    }
+    if (!marksOnly)
+      for (const [ws, m] of this.windows) {
+        windows.push([
+          ws,
+          [...m].map(([k, e]) => {
+            if (e.hist !== 0) return [k, e.acc, e.dirty ? 1 : 0, e.knownAt, e.hist] as [string, A, 0 | 1, number, 1 | 2];
+            return e.dirty ? [k, e.acc, 1] : [k, e.acc];
+          }),
+        ]);
+      }
     const n = (x: number) => (x > -Number.MAX_SAFE_INTEGER && x < Number.MAX_SAFE_INTEGER ? x : null);
     return { closedWm: n(this.closedWm), floorWm: this.floorPending ? Number.MAX_SAFE_INTEGER : n(this.floorWm), windows };
   }

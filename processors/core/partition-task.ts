@@ -6,7 +6,18 @@
 import { recordProblem } from '../../contracts/validate.js';
 import type { EventKind } from '../../contracts/topics.js';
 import type { Metrics } from '../../lib/metrics.js';
-import { applyDedupDelta, clearDedupDelta, deserializeDedup, expireDedup, newDedup, seenBefore, serializeDedup, takeDedupDelta, type DedupDelta, type DedupState } from './dedup.js';
+import {
+  applyDedupDelta,
+  clearDedupDelta,
+  deserializeDedup,
+  expireDedup,
+  newDedup,
+  seenBefore,
+  serializeDedup,
+  takeDedupDelta,
+  type DedupDelta,
+  type DedupState,
+} from './dedup.js';
 import type { Emitter, Processor, ProcessContext, RecordRef } from './processor.js';
 import { newPartitionTime, observe, type PartitionTime } from './watermark.js';
 
@@ -104,7 +115,8 @@ export class PartitionTask<S> {
       this.checkpointedWm = this.time.watermarkMs;
       this.frozen = this.checkpointed;
       this.frozenWm = this.checkpointedWm;
-      if (restored.chain) this.chain = { baseBytes: restored.chain.baseBytes, links: restored.deltas?.length ?? 0, deltaBytes: restored.chain.deltaBytes, needsBase: false };
+      if (restored.chain)
+        this.chain = { baseBytes: restored.chain.baseBytes, links: restored.deltas?.length ?? 0, deltaBytes: restored.chain.deltaBytes, needsBase: false };
       else this.chain.needsBase = true;
     } else {
       this.state = processor.init({ topic, kind, partition });
@@ -152,8 +164,17 @@ export class PartitionTask<S> {
         const offset = task.curRec!.offset;
         task.metrics?.lateEvents.inc({ processor: task.processor.name });
         task.curPush('late_events', {
-          processor: task.processor.name, src_topic: task.topic, src_partition: task.partition, version: offset + 1, src_offset: offset,
-          event_id: ev.event_id, event_time: ev.event_time, watermark: task.curWm, window_end: windowEndMs ?? 0, reason, payload: JSON.stringify(ev),
+          processor: task.processor.name,
+          src_topic: task.topic,
+          src_partition: task.partition,
+          version: offset + 1,
+          src_offset: offset,
+          event_id: ev.event_id,
+          event_time: ev.event_time,
+          watermark: task.curWm,
+          window_end: windowEndMs ?? 0,
+          reason,
+          payload: JSON.stringify(ev),
         });
       },
       lateFiring() {
@@ -173,7 +194,14 @@ export class PartitionTask<S> {
    * made by the caller (the runner checks a record once for all its processors), undefined to
    * make it here with `maxFutureSkewMs`.
    */
-  handle(ev: Record<string, unknown>, rec: RecordRef, nowMs: number, push: Push, bounds?: { errorClass: string; reason: string } | null, maxFutureSkewMs?: number): HandleResult {
+  handle(
+    ev: Record<string, unknown>,
+    rec: RecordRef,
+    nowMs: number,
+    push: Push,
+    bounds?: { errorClass: string; reason: string } | null,
+    maxFutureSkewMs?: number,
+  ): HandleResult {
     const p = this.processor;
     this.next = rec.offset + 1;
     this.rejection = null;

@@ -91,7 +91,16 @@ export class LagTracker {
       // keeps up saves every few seconds, so its stall stays at the checkpoint spacing.
       const stalledSeconds = lagRecords === 0 ? 0 : Math.min(lagSeconds, checkpointAgeSeconds ?? lagSeconds);
       const watermarkDelaySeconds = c.watermarkMs === null || c.watermarkMs <= NO_TIME ? null : (nowMs - c.watermarkMs) / 1000;
-      out.push({ processor: c.processor, topic: c.topic, partition: c.partition, lagRecords, lagSeconds, watermarkDelaySeconds, checkpointAgeSeconds, stalledSeconds });
+      out.push({
+        processor: c.processor,
+        topic: c.topic,
+        partition: c.partition,
+        lagRecords,
+        lagSeconds,
+        watermarkDelaySeconds,
+        checkpointAgeSeconds,
+        stalledSeconds,
+      });
     }
     return out;
   }
@@ -176,26 +185,32 @@ export function startPipelineMonitor(d: PipelineMonitorDeps, intervalMs: number)
   let timer: NodeJS.Timeout | null = null;
   // The next run is scheduled when one ends: a slow Redis or Kafka never piles runs up.
   const tick = () => {
-    current = runOnce().then(
-      () => {
-        d.metrics.monitorScrapes.inc({ result: 'ok' });
-        if (failing) d.logger.info({ event: 'pipeline_monitor_recovered' }, 'pipeline monitor reads checkpoints and offsets again');
-        failing = false;
-      },
-      async (err: unknown) => {
-        d.metrics.monitorScrapes.inc({ result: 'error' });
-        if (!failing) d.logger.warn({ event: 'pipeline_monitor_failed', err: (err as Error).message }, 'pipeline monitor cannot read checkpoints or offsets; lag metrics are stale until it can');
-        failing = true;
-        // A broken connection is opened afresh next time.
-        const r = reader;
-        reader = null;
-        await r?.close().catch(() => undefined);
-      },
-    ).finally(() => {
-      if (stopped) return;
-      timer = setTimeout(tick, intervalMs);
-      timer.unref();
-    });
+    current = runOnce()
+      .then(
+        () => {
+          d.metrics.monitorScrapes.inc({ result: 'ok' });
+          if (failing) d.logger.info({ event: 'pipeline_monitor_recovered' }, 'pipeline monitor reads checkpoints and offsets again');
+          failing = false;
+        },
+        async (err: unknown) => {
+          d.metrics.monitorScrapes.inc({ result: 'error' });
+          if (!failing)
+            d.logger.warn(
+              { event: 'pipeline_monitor_failed', err: (err as Error).message },
+              'pipeline monitor cannot read checkpoints or offsets; lag metrics are stale until it can',
+            );
+          failing = true;
+          // A broken connection is opened afresh next time.
+          const r = reader;
+          reader = null;
+          await r?.close().catch(() => undefined);
+        },
+      )
+      .finally(() => {
+        if (stopped) return;
+        timer = setTimeout(tick, intervalMs);
+        timer.unref();
+      });
   };
   tick();
   return {

@@ -95,7 +95,7 @@ export interface Processor<S> {
    * state exactly (entries, values, pending rows, deadlines). `markSaved`: the state as it is is
    * checkpointed (a full one was just taken, or restored), so the tracking starts again.
    */
-  serializeDelta?(state: S): unknown | null;
+  serializeDelta?(state: S): unknown; // null: nothing changed
   applyDelta?(state: S, delta: unknown): void;
   markSaved?(state: S): void;
   /** Optional one-time setup (e.g. reference tables) before consuming. */
@@ -182,7 +182,11 @@ export class WindowStore<A> {
   }
 
   /** Emits final rows of windows closed at the watermark and forgets them. */
-  closeUpTo(watermarkMs: number, toRow: (windowStartMs: number, key: string, acc: A, final: boolean) => Record<string, unknown> | null, emit: (row: Record<string, unknown>) => void): number {
+  closeUpTo(
+    watermarkMs: number,
+    toRow: (windowStartMs: number, key: string, acc: A, final: boolean) => Record<string, unknown> | null,
+    emit: (row: Record<string, unknown>) => void,
+  ): number {
     let n = 0;
     this.policy.observe(watermarkMs);
     // O(open windows) to find the closing ones (a handful), then O(entries) of those only.
@@ -204,7 +208,10 @@ export class WindowStore<A> {
   private dropped: number[] = [];
 
   /** Emits update rows for open entries changed since the last flush. */
-  flushDirty(toRow: (windowStartMs: number, key: string, acc: A, final: boolean) => Record<string, unknown> | null, emit: (row: Record<string, unknown>) => void): number {
+  flushDirty(
+    toRow: (windowStartMs: number, key: string, acc: A, final: boolean) => Record<string, unknown> | null,
+    emit: (row: Record<string, unknown>) => void,
+  ): number {
     let n = 0;
     for (const [ws, w] of this.windows) {
       n += w.flushOpen((e) => {
@@ -222,7 +229,11 @@ export class WindowStore<A> {
    * closeUpTo). Rows held back stay marked (the marks are checkpointed); final rows are never
    * held back.
    */
-  flushDue(full: boolean, toRow: (windowStartMs: number, key: string, acc: A, final: boolean) => Record<string, unknown> | null, emit: (row: Record<string, unknown>) => void): number {
+  flushDue(
+    full: boolean,
+    toRow: (windowStartMs: number, key: string, acc: A, final: boolean) => Record<string, unknown> | null,
+    emit: (row: Record<string, unknown>) => void,
+  ): number {
     if (!this.policy.due(full)) return 0;
     return this.flushDirty(toRow, emit);
   }

@@ -278,14 +278,26 @@ export class ProcessorRunner<S = unknown> {
     this.consumer = consumer;
     consumer.on('event.error', (err) => this.log.warn({ event: 'kafka_consumer_error', processor: this.name, err: err.message }, 'consumer error'));
     await new Promise<void>((resolve, reject) =>
-      consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(new KafkaError(`consumer cannot connect to ${this.deps.brokers}: ${err.message}`, true, { cause: err })) : resolve())),
+      consumer.connect({ timeout: 30_000 }, (err) =>
+        err ? reject(new KafkaError(`consumer cannot connect to ${this.deps.brokers}: ${err.message}`, true, { cause: err })) : resolve(),
+      ),
     );
     consumer.setDefaultConsumeTimeout(100);
     consumer.subscribe(this.topics);
     this.running = true;
     this.lastCheckpointAt = this.clock();
     for (const t of this.snapTiming.values()) t.at = this.lastCheckpointAt;
-    this.log.info({ event: 'processor_started', processor: this.name, processors: this.processors.map((p) => p.name), group: this.deps.groupId, topics: this.topics, owner: this.owner }, 'processor started');
+    this.log.info(
+      {
+        event: 'processor_started',
+        processor: this.name,
+        processors: this.processors.map((p) => p.name),
+        group: this.deps.groupId,
+        topics: this.topics,
+        owner: this.owner,
+      },
+      'processor started',
+    );
     if (this.opts.handover) {
       const beat = () => {
         const pipe = this.deps.redis.pipeline();
@@ -310,7 +322,8 @@ export class ProcessorRunner<S = unknown> {
       await this.deps.redis.del(...this.processors.map((p) => liveKey(this.deps.redisPrefix, p.name, this.owner))).catch(() => undefined);
     }
     await this.inflight.catch(() => undefined);
-    if (!this.fatal) await this.commitCycle(true).catch((err) => this.log.error({ event: 'final_commit_failed', err: (err as Error).message }, 'final commit failed'));
+    if (!this.fatal)
+      await this.commitCycle(true).catch((err) => this.log.error({ event: 'final_commit_failed', err: (err as Error).message }, 'final commit failed'));
     await this.rebalanceChain.catch(() => undefined);
     const c = this.consumer;
     await new Promise<void>((resolve) => c.disconnect(() => resolve()));
@@ -332,7 +345,9 @@ export class ProcessorRunner<S = unknown> {
 
   /** Next offsets per assigned partition and processor (for replay/catch-up checks and tests). */
   positions(): Array<{ processor: string; topic: string; partition: number; next: number; checkpointed: number }> {
-    return [...this.groups.values()].flatMap((g) => g.tasks.map((t) => ({ processor: t.processor.name, topic: g.topic, partition: g.partition, next: t.next, checkpointed: t.checkpointed })));
+    return [...this.groups.values()].flatMap((g) =>
+      g.tasks.map((t) => ({ processor: t.processor.name, topic: g.topic, partition: g.partition, next: t.next, checkpointed: t.checkpointed })),
+    );
   }
 
   /** Clears the checkpoints of this runner's processors (replay from the beginning). */
@@ -350,36 +365,47 @@ export class ProcessorRunner<S = unknown> {
     this.generation++;
     if (err.code === Kafka.CODES.ERRORS.ERR__ASSIGN_PARTITIONS) {
       for (const p of this.processors) this.deps.metrics.rebalances.inc({ processor: p.name, kind: 'assign' });
-      this.rebalanceChain = this.rebalanceChain.then(async () => {
-        const withOffsets: Kafka.TopicPartitionOffset[] = [];
-        for (const tp of assignment) {
-          const kind = this.kindByTopic.get(tp.topic)!;
-          const group: TopicPartitionGroup = { topic: tp.topic, partition: tp.partition, kind, tasks: [] };
-          // Start at the lowest checkpoint among the processors (the beginning if one has none).
-          let from = Number.POSITIVE_INFINITY;
-          for (const p of this.readers.get(kind)!) {
-            const ckpt = await this.untilAvailable('redis', `claim ${tp.topic}/${tp.partition}`, () => this.stores.get(p.name)!.claim(tp.topic, tp.partition, this.owner));
-            if (ckpt) await this.untilAvailable('kafka', `end of ${tp.topic}/${tp.partition}`, () => this.assertCheckpointInLog(consumer, p.name, tp.topic, tp.partition, ckpt.offset));
-            group.tasks.push(new PartitionTask(p, tp.topic, kind, tp.partition, this.clock(),
-              restoredOf(ckpt), this.deps.metrics));
-            // Without a checkpoint, rebuild from the beginning of the log (OFFSET_BEGINNING = -2).
-            from = Math.min(from, ckpt ? ckpt.offset : -2);
-            this.log.info({ event: 'partition_assigned', processor: p.name, topic: tp.topic, partition: tp.partition, offset: ckpt?.offset ?? 'beginning' }, 'partition assigned');
+      this.rebalanceChain = this.rebalanceChain
+        .then(async () => {
+          const withOffsets: Kafka.TopicPartitionOffset[] = [];
+          for (const tp of assignment) {
+            const kind = this.kindByTopic.get(tp.topic)!;
+            const group: TopicPartitionGroup = { topic: tp.topic, partition: tp.partition, kind, tasks: [] };
+            // Start at the lowest checkpoint among the processors (the beginning if one has none).
+            let from = Number.POSITIVE_INFINITY;
+            for (const p of this.readers.get(kind)!) {
+              const ckpt = await this.untilAvailable('redis', `claim ${tp.topic}/${tp.partition}`, () =>
+                this.stores.get(p.name)!.claim(tp.topic, tp.partition, this.owner),
+              );
+              if (ckpt)
+                await this.untilAvailable('kafka', `end of ${tp.topic}/${tp.partition}`, () =>
+                  this.assertCheckpointInLog(consumer, p.name, tp.topic, tp.partition, ckpt.offset),
+                );
+              group.tasks.push(new PartitionTask(p, tp.topic, kind, tp.partition, this.clock(), restoredOf(ckpt), this.deps.metrics));
+              // Without a checkpoint, rebuild from the beginning of the log (OFFSET_BEGINNING = -2).
+              from = Math.min(from, ckpt ? ckpt.offset : -2);
+              this.log.info(
+                { event: 'partition_assigned', processor: p.name, topic: tp.topic, partition: tp.partition, offset: ckpt?.offset ?? 'beginning' },
+                'partition assigned',
+              );
+            }
+            this.groups.set(tpKey(tp.topic, tp.partition), group);
+            withOffsets.push({ topic: tp.topic, partition: tp.partition, offset: from });
           }
-          this.groups.set(tpKey(tp.topic, tp.partition), group);
-          withOffsets.push({ topic: tp.topic, partition: tp.partition, offset: from });
-        }
-        consumer.assign(withOffsets);
-      }).catch((e) => this.fail(e as Error));
+          consumer.assign(withOffsets);
+        })
+        .catch((e) => this.fail(e as Error));
     } else if (err.code === Kafka.CODES.ERRORS.ERR__REVOKE_PARTITIONS) {
       for (const p of this.processors) this.deps.metrics.rebalances.inc({ processor: p.name, kind: 'revoke' });
-      this.rebalanceChain = this.rebalanceChain.then(async () => {
-        for (const tp of assignment) {
-          this.groups.delete(tpKey(tp.topic, tp.partition));
-          this.log.info({ event: 'partition_revoked', processor: this.name, topic: tp.topic, partition: tp.partition }, 'partition revoked');
-        }
-        consumer.unassign();
-      }).catch((e) => this.fail(e as Error));
+      this.rebalanceChain = this.rebalanceChain
+        .then(async () => {
+          for (const tp of assignment) {
+            this.groups.delete(tpKey(tp.topic, tp.partition));
+            this.log.info({ event: 'partition_revoked', processor: this.name, topic: tp.topic, partition: tp.partition }, 'partition revoked');
+          }
+          consumer.unassign();
+        })
+        .catch((e) => this.fail(e as Error));
     } else {
       this.log.error({ event: 'rebalance_error', processor: this.name, err: err.message }, 'rebalance error');
     }
@@ -391,8 +417,11 @@ export class ProcessorRunner<S = unknown> {
    * below it. Stop with a message that says how to rebuild instead.
    */
   private async assertCheckpointInLog(consumer: Kafka.KafkaConsumer, processor: string, topic: string, partition: number, offset: number): Promise<void> {
-    const high = await new Promise<number>((resolve, reject) =>
-      void consumer.queryWatermarkOffsets(topic, partition, 10_000, (err, o) => (err ? reject(new KafkaError(`cannot read the end of ${topic}/${partition}: ${err.message}`, true, { cause: err })) : resolve(o.highOffset))),
+    const high = await new Promise<number>(
+      (resolve, reject) =>
+        void consumer.queryWatermarkOffsets(topic, partition, 10_000, (err, o) =>
+          err ? reject(new KafkaError(`cannot read the end of ${topic}/${partition}: ${err.message}`, true, { cause: err })) : resolve(o.highOffset),
+        ),
     );
     if (offset > high) {
       throw new StateError(
@@ -415,7 +444,11 @@ export class ProcessorRunner<S = unknown> {
       try {
         const r = await fn(attempt);
         const downMs = this.health.available(dep);
-        if (downMs !== null) this.log.info({ event: 'dependency_available', processor: this.name, dependency: dep, what, downtime_ms: downMs, attempts: attempt }, `${dep} is available again after ${downMs} ms; resuming`);
+        if (downMs !== null)
+          this.log.info(
+            { event: 'dependency_available', processor: this.name, dependency: dep, what, downtime_ms: downMs, attempts: attempt },
+            `${dep} is available again after ${downMs} ms; resuming`,
+          );
         return r;
       } catch (caught) {
         let err = caught;
@@ -430,13 +463,23 @@ export class ProcessorRunner<S = unknown> {
         const retriable = err instanceof StreamPulseError ? err.retriable : false;
         if (!retriable) throw err;
         if (this.stopRequestedAt > 0 && this.clock() - this.stopRequestedAt > (this.opts.stopRetryMs ?? 10_000)) {
-          throw new StateError(`stopping while ${dep} is unavailable (${what}): ${(err as Error).message}; the work since the last checkpoint repeats on restart`, false, { cause: err });
+          throw new StateError(
+            `stopping while ${dep} is unavailable (${what}): ${(err as Error).message}; the work since the last checkpoint repeats on restart`,
+            false,
+            { cause: err },
+          );
         }
         const msg = (err as Error).message;
         if (this.health.unavailable(dep, err)) {
-          this.log.warn({ event: 'dependency_unavailable', processor: this.name, dependency: dep, what, err: msg }, `${dep} unavailable; commit cycles pause and retry with backoff until it is back`);
+          this.log.warn(
+            { event: 'dependency_unavailable', processor: this.name, dependency: dep, what, err: msg },
+            `${dep} unavailable; commit cycles pause and retry with backoff until it is back`,
+          );
         } else if (attempt % 20 === 0) {
-          this.log.warn({ event: 'dependency_still_unavailable', processor: this.name, dependency: dep, what, attempts: attempt, err: msg }, `${dep} still unavailable`);
+          this.log.warn(
+            { event: 'dependency_still_unavailable', processor: this.name, dependency: dep, what, attempts: attempt, err: msg },
+            `${dep} still unavailable`,
+          );
         }
         await new Promise((r) => setTimeout(r, backoffDelayMs(attempt, { baseMs: this.opts.retryBaseMs ?? 200, maxMs: this.opts.retryMaxMs ?? 5_000 })));
       }
@@ -491,22 +534,28 @@ export class ProcessorRunner<S = unknown> {
 
   private consumeBatch(): Promise<Kafka.Message[]> {
     return new Promise((resolve, reject) => {
-      this.consumer!.consume(this.opts.consumeBatch ?? 2_000, (err, msgs) => (err ? reject(new KafkaError(`consume failed: ${err.message}`, true, { cause: err })) : resolve(msgs)));
+      this.consumer!.consume(this.opts.consumeBatch ?? 2_000, (err, msgs) =>
+        err ? reject(new KafkaError(`consume failed: ${err.message}`, true, { cause: err })) : resolve(msgs),
+      );
     });
   }
 
   /** Seeks every assigned partition to the lowest next offset of its tasks (no batch is in flight). */
   private async rewind(): Promise<void> {
     const consumer = this.consumer!;
-    await Promise.all([...this.groups.values()].map((g) => {
-      let offset = Number.POSITIVE_INFINITY;
-      for (const t of g.tasks) offset = Math.min(offset, t.next);
-      // Nothing in the state yet: the beginning of the log (offset 0 may be gone to retention).
-      const to = offset === 0 ? -2 : offset;
-      return new Promise<void>((resolve, reject) =>
-        consumer.seek({ topic: g.topic, partition: g.partition, offset: to }, 5_000, (err) => (err ? reject(new KafkaError(`cannot seek ${g.topic}/${g.partition} to ${to}: ${err.message}`, true, { cause: err })) : resolve())),
-      );
-    }));
+    await Promise.all(
+      [...this.groups.values()].map((g) => {
+        let offset = Number.POSITIVE_INFINITY;
+        for (const t of g.tasks) offset = Math.min(offset, t.next);
+        // Nothing in the state yet: the beginning of the log (offset 0 may be gone to retention).
+        const to = offset === 0 ? -2 : offset;
+        return new Promise<void>((resolve, reject) =>
+          consumer.seek({ topic: g.topic, partition: g.partition, offset: to }, 5_000, (err) =>
+            err ? reject(new KafkaError(`cannot seek ${g.topic}/${g.partition} to ${to}: ${err.message}`, true, { cause: err })) : resolve(),
+          ),
+        );
+      }),
+    );
   }
 
   /** A batch being fetched, with the rebalance generation it was asked for in. */
@@ -531,7 +580,11 @@ export class ProcessorRunner<S = unknown> {
           await this.rebalanceChain;
           if (this.opts.handover && current === null && this.clock() - this.lastHandoverCheck >= 250) {
             this.lastHandoverCheck = this.clock();
-            const requests = await pauseRequests(this.deps.redis, this.deps.redisPrefix, this.processors.map((p) => p.name)).catch(() => new Map<string, string>());
+            const requests = await pauseRequests(
+              this.deps.redis,
+              this.deps.redisPrefix,
+              this.processors.map((p) => p.name),
+            ).catch(() => new Map<string, string>());
             if (requests.size > 0) {
               await this.holdForHandover();
               continue;
@@ -636,14 +689,19 @@ export class ProcessorRunner<S = unknown> {
     for (const [key, g] of this.groups) {
       const tasks: PartitionTask<unknown>[] = [];
       for (const p of this.readers.get(g.kind)!) {
-        const ckpt = await this.untilAvailable('redis', `reload ${g.topic}/${g.partition}`, () => this.stores.get(p.name)!.claim(g.topic, g.partition, this.owner));
+        const ckpt = await this.untilAvailable('redis', `reload ${g.topic}/${g.partition}`, () =>
+          this.stores.get(p.name)!.claim(g.topic, g.partition, this.owner),
+        );
         tasks.push(new PartitionTask(p, g.topic, g.kind, g.partition, this.clock(), restoredOf(ckpt), this.deps.metrics));
       }
       this.groups.set(key, { ...g, tasks });
     }
     this.generation++;
     this.rewindPending = true;
-    this.log.info({ event: 'handover_resumed', processor: this.name, positions: this.positions().map((p) => `${p.processor}:${p.topic}/${p.partition}@${p.next}`) }, 'handover done: state reloaded from the checkpoints');
+    this.log.info(
+      { event: 'handover_resumed', processor: this.name, positions: this.positions().map((p) => `${p.processor}:${p.topic}/${p.partition}@${p.next}`) },
+      'handover done: state reloaded from the checkpoints',
+    );
   }
 
   private push(table: string, row: Record<string, unknown>): void {
@@ -710,7 +768,17 @@ export class ProcessorRunner<S = unknown> {
   private reject(t: PartitionTask<unknown>, g: TopicPartitionGroup, msg: Kafka.Message, errorClass: string, reason: string, write: boolean): void {
     // The dead-letter sink counts what it delivers; without one the record is skipped and counted here.
     if (this.deps.deadLetters && write) {
-      this.deadLetterQueue.push({ originalTopic: msg.topic, partition: msg.partition, offset: msg.offset, key: msg.key ?? null, value: msg.value, errorClass, message: reason, stage: t.processor.name, kind: g.kind });
+      this.deadLetterQueue.push({
+        originalTopic: msg.topic,
+        partition: msg.partition,
+        offset: msg.offset,
+        key: msg.key ?? null,
+        value: msg.value,
+        errorClass,
+        message: reason,
+        stage: t.processor.name,
+        kind: g.kind,
+      });
     } else this.deps.metrics.deadLetters.inc({ processor: t.processor.name, error_class: errorClass });
   }
 
@@ -719,12 +787,28 @@ export class ProcessorRunner<S = unknown> {
    * that wrote it (value: the row as JSON; partition and offset: the last record it covers).
    */
   private unencodable(letters: DeadLetter[], table: string, row: Record<string, unknown>, reason: string): void {
-    const stage = typeof row.processor === 'string' ? row.processor : (this.processors.find((p) => p.tables.some((t) => t + this.tableSuffix === table))?.name ?? this.name);
+    const stage =
+      typeof row.processor === 'string'
+        ? row.processor
+        : (this.processors.find((p) => p.tables.some((t) => t + this.tableSuffix === table))?.name ?? this.name);
     const topic = String(row.src_topic ?? '');
     const offset = typeof row.version === 'number' ? row.version - 1 : -1;
-    this.log.error({ event: 'row_unencodable', processor: stage, table, topic, partition: row.src_partition, offset, err: reason }, 'row cannot be encoded for its table; dead-lettered');
+    this.log.error(
+      { event: 'row_unencodable', processor: stage, table, topic, partition: row.src_partition, offset, err: reason },
+      'row cannot be encoded for its table; dead-lettered',
+    );
     const value = Buffer.from(JSON.stringify(row, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v)));
-    const letter: DeadLetter = { originalTopic: topic, partition: Number(row.src_partition ?? -1), offset, key: table, value, errorClass: 'unencodable_row', message: reason, stage, kind: this.kindByTopic.get(topic) };
+    const letter: DeadLetter = {
+      originalTopic: topic,
+      partition: Number(row.src_partition ?? -1),
+      offset,
+      key: table,
+      value,
+      errorClass: 'unencodable_row',
+      message: reason,
+      stage,
+      kind: this.kindByTopic.get(topic),
+    };
     if (this.deps.deadLetters) letters.push(letter);
     else this.deps.metrics.deadLetters.inc({ processor: stage, error_class: 'unencodable_row' });
   }
@@ -735,7 +819,8 @@ export class ProcessorRunner<S = unknown> {
     const name = run.processor.name;
     if (this.pendingRows > before) this.deps.metrics.windowEmissions.inc({ processor: name, kind: 'final' }, this.pendingRows - before);
     // No event yet: no watermark to show (NO_TIME would read as a date 285,000 years ago).
-    if (run.time.watermarkMs > NO_TIME) this.deps.metrics.watermark.set({ processor: name, topic: run.topic, partition: String(run.partition) }, run.time.watermarkMs / 1000);
+    if (run.time.watermarkMs > NO_TIME)
+      this.deps.metrics.watermark.set({ processor: name, topic: run.topic, partition: String(run.partition) }, run.time.watermarkMs / 1000);
   }
 
   /** The idle rule, per processor: among that processor's partitions only. */
@@ -843,19 +928,30 @@ export class ProcessorRunner<S = unknown> {
     // The states travel to Redis (staged, not yet a checkpoint) while ClickHouse writes the rows
     // they cover; they are committed below, once the rows and dead letters are acknowledged.
     const stageMs = new Map<string, number>();
-    const staging = Promise.all([...snaps].map(async ([name, list]) => {
-      const t0 = performance.now();
-      await this.stores.get(name)!.stage(this.owner, list);
-      stageMs.set(name, performance.now() - t0);
-    })).then(() => true, () => false); // staged again below when it failed
+    const staging = Promise.all(
+      [...snaps].map(async ([name, list]) => {
+        const t0 = performance.now();
+        await this.stores.get(name)!.stage(this.owner, list);
+        stageMs.set(name, performance.now() - t0);
+      }),
+    ).then(
+      () => true,
+      () => false,
+    ); // staged again below when it failed
     // Every step waits out an outage of its dependency; a step repeated is repeated whole (the
     // rows are rewritten identically, the state staged again).
     const sinkDeps = {
-      metrics: this.deps.metrics, logger: this.log, concurrency: this.opts.sinkConcurrency ?? 2,
+      metrics: this.deps.metrics,
+      logger: this.log,
+      concurrency: this.opts.sinkConcurrency ?? 2,
       // A few quick retries for a blip; a longer outage is waited out below, with jitter and a lower cap.
       attempts: 4,
       onRetry: (err: unknown) => {
-        if (this.health.unavailable('clickhouse', err)) this.log.warn({ event: 'dependency_unavailable', processor: this.name, dependency: 'clickhouse', what: 'insert', err: (err as Error).message }, 'clickhouse unavailable; commit cycles pause and retry with backoff until it is back');
+        if (this.health.unavailable('clickhouse', err))
+          this.log.warn(
+            { event: 'dependency_unavailable', processor: this.name, dependency: 'clickhouse', what: 'insert', err: (err as Error).message },
+            'clickhouse unavailable; commit cycles pause and retry with backoff until it is back',
+          );
       },
     };
     // A row its columns cannot hold (the bounds and the processors' checks should make this
@@ -884,38 +980,44 @@ export class ProcessorRunner<S = unknown> {
       saved.length = 0;
       // Staged already, unless staging or an earlier attempt failed (then stage again first).
       const staged = stagedOk && attempt === 1;
-      await Promise.all([...snaps].map(async ([name, list]) => {
-        // After a heal, partitions fenced by another owner were dropped: not saved.
-        const held = list.filter((x) => this.groups.has(tpKey(x.topic, x.partition)));
-        if (held.length === 0) return;
-        const t0 = performance.now();
-        const lost = await this.stores.get(name)!.save(this.owner, held, this.clock(), staged);
-        // A checkpoint's cost: staging its state and committing it (not the rows' write between).
-        const ms = (stageMs.get(name) ?? 0) + performance.now() - t0;
-        this.deps.metrics.checkpointSeconds.observe({ processor: name }, ms / 1000);
-        this.snapTiming.get(name)!.costMs += ms;
-        const lostKeys = new Set(lost.map((l) => tpKey(l.topic, l.partition)));
-        for (const l of lost) {
-          if (l.chainBroken) {
-            // The delta did not fit the chain (it was lost with the store, or a link before it was
-            // not written): nothing saved; the next checkpoint of the partition is a full base.
-            const x = held.find((h) => h.topic === l.topic && h.partition === l.partition);
-            if (x) {
-              x.run.chain.needsBase = true;
-              x.run.frozen = -2; // saved at the next cycle even if no record arrives
+      await Promise.all(
+        [...snaps].map(async ([name, list]) => {
+          // After a heal, partitions fenced by another owner were dropped: not saved.
+          const held = list.filter((x) => this.groups.has(tpKey(x.topic, x.partition)));
+          if (held.length === 0) return;
+          const t0 = performance.now();
+          const lost = await this.stores.get(name)!.save(this.owner, held, this.clock(), staged);
+          // A checkpoint's cost: staging its state and committing it (not the rows' write between).
+          const ms = (stageMs.get(name) ?? 0) + performance.now() - t0;
+          this.deps.metrics.checkpointSeconds.observe({ processor: name }, ms / 1000);
+          this.snapTiming.get(name)!.costMs += ms;
+          const lostKeys = new Set(lost.map((l) => tpKey(l.topic, l.partition)));
+          for (const l of lost) {
+            if (l.chainBroken) {
+              // The delta did not fit the chain (it was lost with the store, or a link before it was
+              // not written): nothing saved; the next checkpoint of the partition is a full base.
+              const x = held.find((h) => h.topic === l.topic && h.partition === l.partition);
+              if (x) {
+                x.run.chain.needsBase = true;
+                x.run.frozen = -2; // saved at the next cycle even if no record arrives
+              }
+              this.log.warn(
+                { event: 'checkpoint_chain_broken', processor: name, ...l },
+                'a checkpoint delta did not fit its chain; the next checkpoint is a full one',
+              );
+              continue;
             }
-            this.log.warn({ event: 'checkpoint_chain_broken', processor: name, ...l }, 'a checkpoint delta did not fit its chain; the next checkpoint is a full one');
-            continue;
+            // Another instance owns the partition now (a rebalance this instance has not seen yet).
+            this.groups.delete(tpKey(l.topic, l.partition));
+            this.log.warn({ event: 'partition_fenced', processor: name, ...l }, 'another instance owns this partition now');
           }
-          // Another instance owns the partition now (a rebalance this instance has not seen yet).
-          this.groups.delete(tpKey(l.topic, l.partition));
-          this.log.warn({ event: 'partition_fenced', processor: name, ...l }, 'another instance owns this partition now');
-        }
-        for (const x of held) if (!lostKeys.has(tpKey(x.topic, x.partition))) saved.push(x);
-      }));
+          for (const x of held) if (!lostKeys.has(tpKey(x.topic, x.partition))) saved.push(x);
+        }),
+      );
     });
     for (const x of saved) {
-      if (x.state !== null) this.deps.metrics.checkpointBytes.set({ processor: x.run.processor.name, topic: x.topic, partition: String(x.partition) }, Buffer.byteLength(x.state));
+      if (x.state !== null)
+        this.deps.metrics.checkpointBytes.set({ processor: x.run.processor.name, topic: x.topic, partition: String(x.partition) }, Buffer.byteLength(x.state));
       if (x.run.checkpointed < x.offset) x.run.checkpointed = x.offset;
       if (x.run.checkpointedWm < x.watermarkMs) x.run.checkpointedWm = x.watermarkMs;
     }
@@ -963,7 +1065,8 @@ export class ProcessorRunner<S = unknown> {
     for (const r of runs) {
       try {
         const wm = this.consumer!.getWatermarkOffsets(r.topic, r.partition);
-        if (wm && typeof wm.highOffset === 'number' && wm.highOffset >= 0) this.deps.metrics.fetchLag.set({ processor: r.processor.name, topic: r.topic, partition: String(r.partition) }, Math.max(0, wm.highOffset - r.next));
+        if (wm && typeof wm.highOffset === 'number' && wm.highOffset >= 0)
+          this.deps.metrics.fetchLag.set({ processor: r.processor.name, topic: r.topic, partition: String(r.partition) }, Math.max(0, wm.highOffset - r.next));
       } catch {
         /* watermarks not known yet */
       }

@@ -39,7 +39,10 @@ export class ProcessorTestDriver<S> {
   /** Counters the tasks update (late events, late firings, dedup hits), when given. */
   metrics: Metrics | undefined = undefined;
 
-  constructor(readonly processor: Processor<S>, private readonly topicPrefix = 'test.') {}
+  constructor(
+    readonly processor: Processor<S>,
+    private readonly topicPrefix = 'test.',
+  ) {}
 
   private readonly log = new Map<string, DriverRecord[]>();
 
@@ -101,7 +104,10 @@ export class ProcessorTestDriver<S> {
   }
 
   /** The incremental checkpoint chains (base + deltas) of each partition, as Redis would hold them. */
-  private readonly chains = new Map<string, { offset: number; snapshot: PartitionSnapshot; deltas: PartitionDelta[]; chain: { baseBytes: number; deltaBytes: number } }>();
+  private readonly chains = new Map<
+    string,
+    { offset: number; snapshot: PartitionSnapshot; deltas: PartitionDelta[]; chain: { baseBytes: number; deltaBytes: number } }
+  >();
 
   /**
    * An incremental checkpoint of every partition, as the runner takes it (PartitionTask.freeze:
@@ -115,7 +121,12 @@ export class ProcessorTestDriver<S> {
       const f = t.freeze(maxLinks, ratio);
       const c = this.chains.get(k);
       if (f.deltaFrom === undefined || !c) {
-        this.chains.set(k, { offset: t.next, snapshot: JSON.parse(f.state) as PartitionSnapshot, deltas: [], chain: { baseBytes: f.state.length, deltaBytes: 0 } });
+        this.chains.set(k, {
+          offset: t.next,
+          snapshot: JSON.parse(f.state) as PartitionSnapshot,
+          deltas: [],
+          chain: { baseBytes: f.state.length, deltaBytes: 0 },
+        });
       } else {
         if (f.deltaFrom !== c.offset) throw new Error(`delta of ${k} builds on ${f.deltaFrom}, the chain is at ${c.offset}`);
         c.deltas.push(JSON.parse(f.state) as PartitionDelta);
@@ -145,7 +156,14 @@ export class ProcessorTestDriver<S> {
     this.chains.clear();
     // The chains continue from what was restored (a checkpoint without chain sizes starts a new base).
     for (const [k, c] of ckpt) {
-      if (c.chain) this.chains.set(k, JSON.parse(JSON.stringify({ offset: c.offset, snapshot: c.snapshot, deltas: c.deltas ?? [], chain: c.chain })) as typeof c & { deltas: PartitionDelta[]; chain: { baseBytes: number; deltaBytes: number } });
+      if (c.chain)
+        this.chains.set(
+          k,
+          JSON.parse(JSON.stringify({ offset: c.offset, snapshot: c.snapshot, deltas: c.deltas ?? [], chain: c.chain })) as typeof c & {
+            deltas: PartitionDelta[];
+            chain: { baseBytes: number; deltaBytes: number };
+          },
+        );
     }
     this.tasks.clear();
     for (const [k, c] of ckpt) {

@@ -95,13 +95,7 @@ export interface SessionWindow<A> extends TimeWindow {
  * Adds an event at tsMs to a key's sessions: merges every session whose [start, last + gap]
  * touches the event, as Kafka Streams' session windows do. Returns the new, sorted list.
  */
-export function mergeSessions<A>(
-  sessions: readonly SessionWindow<A>[],
-  tsMs: number,
-  gapMs: number,
-  value: A,
-  merge: (a: A, b: A) => A,
-): SessionWindow<A>[] {
+export function mergeSessions<A>(sessions: readonly SessionWindow<A>[], tsMs: number, gapMs: number, value: A, merge: (a: A, b: A) => A): SessionWindow<A>[] {
   let merged: SessionWindow<A> = { startMs: tsMs, endMs: tsMs + gapMs, lastEventMs: tsMs, acc: value };
   const rest: SessionWindow<A>[] = [];
   for (const s of sessions) {

@@ -31,14 +31,28 @@ export function isOpen(e: Pick<JiraIssueEvent, 'status_category' | 'resolved'>):
 export function issueRow(e: JiraIssueEvent): Record<string, unknown> {
   const deleted = e.webhook_event === 'issue_deleted';
   return {
-    issue_key: e.issue_key, project_key: e.project_key, summary: e.summary, issue_type: e.issue_type,
-    status: e.status, status_category: e.status_category, priority: e.priority, severity: e.severity ?? '',
-    show_name: e.show_name ?? '', cost_impact_usd: e.cost_impact_usd ?? 0, delay_days: e.delay_days ?? 0, labels: e.labels ?? [],
-    created: e.created, updated: e.updated, resolved: e.resolved ?? null,
+    issue_key: e.issue_key,
+    project_key: e.project_key,
+    summary: e.summary,
+    issue_type: e.issue_type,
+    status: e.status,
+    status_category: e.status_category,
+    priority: e.priority,
+    severity: e.severity ?? '',
+    show_name: e.show_name ?? '',
+    cost_impact_usd: e.cost_impact_usd ?? 0,
+    delay_days: e.delay_days ?? 0,
+    labels: e.labels ?? [],
+    created: e.created,
+    updated: e.updated,
+    resolved: e.resolved ?? null,
     resolve_ms: e.resolved != null ? e.resolved - e.created : null,
-    is_open: !deleted && isOpen(e) ? 1 : 0, is_critical: isCritical(e) ? 1 : 0,
-    deleted: deleted ? 1 : 0, deleted_time: deleted ? e.event_time : null,
-    last_event_id: e.event_id, state_version: stateVersion(e),
+    is_open: !deleted && isOpen(e) ? 1 : 0,
+    is_critical: isCritical(e) ? 1 : 0,
+    deleted: deleted ? 1 : 0,
+    deleted_time: deleted ? e.event_time : null,
+    last_event_id: e.event_id,
+    state_version: stateVersion(e),
   };
 }
 
@@ -51,9 +65,23 @@ export function issueRow(e: JiraIssueEvent): Record<string, unknown> {
 export function historyRow(e: JiraIssueEvent): Record<string, unknown> {
   const r = issueRow(e);
   return {
-    issue_key: r.issue_key, project_key: r.project_key, status: r.status, status_category: r.status_category, priority: r.priority,
-    severity: r.severity, show_name: r.show_name, cost_impact_usd: r.cost_impact_usd, delay_days: r.delay_days,
-    created: r.created, updated: r.updated, resolved: r.resolved, is_open: r.is_open, is_critical: r.is_critical,
-    deleted: r.deleted, deleted_time: r.deleted_time, last_event_id: r.last_event_id, state_version: r.state_version,
+    issue_key: r.issue_key,
+    project_key: r.project_key,
+    status: r.status,
+    status_category: r.status_category,
+    priority: r.priority,
+    severity: r.severity,
+    show_name: r.show_name,
+    cost_impact_usd: r.cost_impact_usd,
+    delay_days: r.delay_days,
+    created: r.created,
+    updated: r.updated,
+    resolved: r.resolved,
+    is_open: r.is_open,
+    is_critical: r.is_critical,
+    deleted: r.deleted,
+    deleted_time: r.deleted_time,
+    last_event_id: r.last_event_id,
+    state_version: r.state_version,
   };
 }

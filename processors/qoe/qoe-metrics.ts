@@ -28,11 +28,15 @@ export const EBVS_MIN_WAIT_MS = 1000;
  */
 export function playbackSuccessScore(outcome: ViewOutcome, waitMs: number): number | null {
   switch (outcome) {
-    case 'play': return 100;
-    case 'ebvs': return waitMs < EBVS_MIN_WAIT_MS ? null : 50;
+    case 'play':
+      return 100;
+    case 'ebvs':
+      return waitMs < EBVS_MIN_WAIT_MS ? null : 50;
     case 'vsf':
-    case 'playback_failure': return 0;
-    case 'business_exception': return null;
+    case 'playback_failure':
+      return 0;
+    case 'business_exception':
+      return null;
   }
 }
 

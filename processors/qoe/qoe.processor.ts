@@ -29,8 +29,17 @@ export const MINUTE_MS = 60_000;
 export const VIEW_TIMEOUT_MS = 60 * MINUTE_MS;
 
 export interface ViewDims {
-  viewer_id: string; account_id: string; content_id: string; stream_type: string; creator_id: string;
-  device_category: string; os: string; app_version: string; cdn: string; country: string; asn: number;
+  viewer_id: string;
+  account_id: string;
+  content_id: string;
+  stream_type: string;
+  creator_id: string;
+  device_category: string;
+  os: string;
+  app_version: string;
+  cdn: string;
+  country: string;
+  asn: number;
 }
 
 export interface ViewState {
@@ -122,8 +131,11 @@ export interface QoeOptions {
 const SEP = '\u001f';
 const CCV_STATES = new Set(['starting', 'playing', 'rebuffering']);
 const COUNTERS: Array<[keyof ViewCounters, keyof PlaybackEvent]> = [
-  ['playingMs', 'cum_playing_ms'], ['rebufferMs', 'cum_rebuffer_ms'], ['rebufferCount', 'cum_rebuffer_count'],
-  ['seekMs', 'cum_seek_ms'], ['bitrateKbpsMs', 'cum_bitrate_ms'],
+  ['playingMs', 'cum_playing_ms'],
+  ['rebufferMs', 'cum_rebuffer_ms'],
+  ['rebufferCount', 'cum_rebuffer_count'],
+  ['seekMs', 'cum_seek_ms'],
+  ['bitrateKbpsMs', 'cum_bitrate_ms'],
 ];
 
 /**
@@ -149,7 +161,8 @@ const minOf = (a: number | null, b: number): number => (a === null ? b : Math.mi
 function minuteKeyOf(v: ViewState | undefined, e: PlaybackEvent): string {
   if (v) {
     const d = v.dims;
-    if (e.cdn === d.cdn && e.device_category === d.device_category && e.country === d.country && e.asn === d.asn && e.content_id === d.content_id) return dimsMinuteKey(v);
+    if (e.cdn === d.cdn && e.device_category === d.device_category && e.country === d.country && e.asn === d.asn && e.content_id === d.content_id)
+      return dimsMinuteKey(v);
   }
   return `${e.cdn}${SEP}${e.device_category}${SEP}${e.country}${SEP}${e.asn}${SEP}${e.content_id}`;
 }
@@ -162,24 +175,63 @@ function dimsMinuteKey(v: ViewState): string {
 
 function dimsOf(e: PlaybackEvent): ViewDims {
   return {
-    viewer_id: e.viewer_id, account_id: e.account_id, content_id: e.content_id, stream_type: e.stream_type, creator_id: e.creator_id ?? '',
-    device_category: e.device_category, os: e.os, app_version: e.app_version, cdn: e.cdn, country: e.country, asn: e.asn,
+    viewer_id: e.viewer_id,
+    account_id: e.account_id,
+    content_id: e.content_id,
+    stream_type: e.stream_type,
+    creator_id: e.creator_id ?? '',
+    device_category: e.device_category,
+    os: e.os,
+    app_version: e.app_version,
+    cdn: e.cdn,
+    country: e.country,
+    asn: e.asn,
   };
 }
 
 function newView(e: PlaybackEvent): ViewState {
   return {
-    viewId: e.view_id, dims: dimsOf(e), dimsSeq: e.seq, dimsEventId: e.event_id,
-    viewStartMs: null, minEventMs: e.event_time, lastEventMs: e.event_time, firstFrameMs: null, fatalErrorMs: null, businessErrorMs: null,
-    errorCode: '', viewEndMs: null, endReason: '',
+    viewId: e.view_id,
+    dims: dimsOf(e),
+    dimsSeq: e.seq,
+    dimsEventId: e.event_id,
+    viewStartMs: null,
+    minEventMs: e.event_time,
+    lastEventMs: e.event_time,
+    firstFrameMs: null,
+    fatalErrorMs: null,
+    businessErrorMs: null,
+    errorCode: '',
+    viewEndMs: null,
+    endReason: '',
     counters: { playingMs: 0, rebufferMs: 0, rebufferCount: 0, seekMs: 0, bitrateKbpsMs: 0 },
-    startupCounted: false, endCounted: false, fatalCounted: false, ccvMinutes: [], finalized: false, finalizedAtMs: 0, minuteKey: undefined,
+    startupCounted: false,
+    endCounted: false,
+    fatalCounted: false,
+    ccvMinutes: [],
+    finalized: false,
+    finalizedAtMs: 0,
+    minuteKey: undefined,
   };
 }
 
 const newMinute = (): MinuteAcc => ({
-  concurrent: 0, started: 0, startupSamples: [], playingMs: 0, rebufferMs: 0, rebufferCount: 0, seekMs: 0, startupWaitMs: 0, bitrateKbpsMs: 0,
-  ended: 0, plays: 0, vsf: 0, ebvs: 0, business: 0, failures: 0, fatalErrors: 0,
+  concurrent: 0,
+  started: 0,
+  startupSamples: [],
+  playingMs: 0,
+  rebufferMs: 0,
+  rebufferCount: 0,
+  seekMs: 0,
+  startupWaitMs: 0,
+  bitrateKbpsMs: 0,
+  ended: 0,
+  plays: 0,
+  vsf: 0,
+  ebvs: 0,
+  business: 0,
+  failures: 0,
+  fatalErrors: 0,
 });
 
 /** Merges one event into a view (max / min / OR): the order of events does not matter. Returns counter deltas. */
@@ -194,8 +246,12 @@ export function mergeEvent(v: ViewState, e: PlaybackEvent): ViewCounters {
   v.minEventMs = Math.min(v.minEventMs, t);
   v.lastEventMs = Math.max(v.lastEventMs, t);
   switch (e.event_type) {
-    case 'view_start': v.viewStartMs = minOf(v.viewStartMs, t); break;
-    case 'first_frame': v.firstFrameMs = minOf(v.firstFrameMs, t); break;
+    case 'view_start':
+      v.viewStartMs = minOf(v.viewStartMs, t);
+      break;
+    case 'first_frame':
+      v.firstFrameMs = minOf(v.firstFrameMs, t);
+      break;
     case 'error':
       if (e.error_business) v.businessErrorMs = minOf(v.businessErrorMs, t);
       else if (e.error_severity === 'fatal') {
@@ -207,7 +263,8 @@ export function mergeEvent(v: ViewState, e: PlaybackEvent): ViewCounters {
       v.viewEndMs = v.viewEndMs === null ? t : Math.max(v.viewEndMs, t);
       if (v.viewEndMs === t) v.endReason = e.end_reason ?? '';
       break;
-    default: break;
+    default:
+      break;
   }
   const delta: ViewCounters = { playingMs: 0, rebufferMs: 0, rebufferCount: 0, seekMs: 0, bitrateKbpsMs: 0 };
   for (const [k, f] of COUNTERS) {
@@ -225,21 +282,47 @@ export function viewRow(v: ViewState, final: boolean): Record<string, unknown> {
   const startMs = v.viewStartMs ?? v.minEventMs;
   const endMs = v.viewEndMs ?? v.lastEventMs;
   // Only the inputs viewMetrics reads (spreading the whole view cost more than the metrics).
-  const m = viewMetrics({ firstFrameMs: v.firstFrameMs, fatalErrorMs: v.fatalErrorMs, businessErrorMs: v.businessErrorMs, counters: v.counters, startMs, endMs });
+  const m = viewMetrics({
+    firstFrameMs: v.firstFrameMs,
+    fatalErrorMs: v.fatalErrorMs,
+    businessErrorMs: v.businessErrorMs,
+    counters: v.counters,
+    startMs,
+    endMs,
+  });
   const d = v.dims;
   return {
     view_id: v.viewId,
-    viewer_id: d.viewer_id, account_id: d.account_id, content_id: d.content_id, stream_type: d.stream_type, creator_id: d.creator_id,
-    device_category: d.device_category, os: d.os, app_version: d.app_version, cdn: d.cdn, country: d.country, asn: d.asn,
-    view_start: startMs, view_end: endMs,
+    viewer_id: d.viewer_id,
+    account_id: d.account_id,
+    content_id: d.content_id,
+    stream_type: d.stream_type,
+    creator_id: d.creator_id,
+    device_category: d.device_category,
+    os: d.os,
+    app_version: d.app_version,
+    cdn: d.cdn,
+    country: d.country,
+    asn: d.asn,
+    view_start: startMs,
+    view_end: endMs,
     ended: v.viewEndMs !== null ? 1 : 0,
     dropped: v.finalized && v.viewEndMs === null ? 1 : 0,
-    end_reason: v.endReason, error_code: v.errorCode,
+    end_reason: v.endReason,
+    error_code: v.errorCode,
     outcome: m.outcome,
-    startup_ms: m.startupMs, watch_ms: m.watchMs, playing_ms: m.playingMs, seek_ms: m.seekMs,
-    rebuffer_ms: m.rebufferMs, rebuffer_count: m.rebufferCount, rebuffer_pct: m.rebufferPct, rebuffer_per_min: m.rebufferPerMin,
+    startup_ms: m.startupMs,
+    watch_ms: m.watchMs,
+    playing_ms: m.playingMs,
+    seek_ms: m.seekMs,
+    rebuffer_ms: m.rebufferMs,
+    rebuffer_count: m.rebufferCount,
+    rebuffer_pct: m.rebufferPct,
+    rebuffer_per_min: m.rebufferPerMin,
     weighted_avg_bitrate_kbps: m.weightedAvgBitrateKbps,
-    startup_score: m.startupScore, smoothness_score: m.smoothnessScore, playback_success_score: m.playbackSuccessScore,
+    startup_score: m.startupScore,
+    smoothness_score: m.smoothnessScore,
+    playback_success_score: m.playbackSuccessScore,
     is_final: final ? 1 : 0,
   };
 }
@@ -247,25 +330,82 @@ export function viewRow(v: ViewState, final: boolean): Record<string, unknown> {
 function minuteRow(ws: number, key: string, a: MinuteAcc, final: boolean): Record<string, unknown> {
   const [cdn, deviceCategory, country, asn, contentId] = key.split(SEP);
   return {
-    window_start: ws / 1000, cdn, device_category: deviceCategory, country, asn: Number(asn), content_id: contentId,
-    concurrent_viewers: a.concurrent, views_started: a.started, startup_ms_samples: [...a.startupSamples].sort((x, y) => x - y),
-    playing_ms: a.playingMs, rebuffer_ms: a.rebufferMs, rebuffer_count: a.rebufferCount, seek_ms: a.seekMs, startup_wait_ms: a.startupWaitMs ?? 0, bitrate_kbps_ms: a.bitrateKbpsMs,
-    views_ended: a.ended, plays: a.plays, vsf_views: a.vsf, ebvs_views: a.ebvs, business_exception_views: a.business,
-    playback_failure_views: a.failures, fatal_errors: a.fatalErrors, is_final: final ? 1 : 0,
+    window_start: ws / 1000,
+    cdn,
+    device_category: deviceCategory,
+    country,
+    asn: Number(asn),
+    content_id: contentId,
+    concurrent_viewers: a.concurrent,
+    views_started: a.started,
+    startup_ms_samples: [...a.startupSamples].sort((x, y) => x - y),
+    playing_ms: a.playingMs,
+    rebuffer_ms: a.rebufferMs,
+    rebuffer_count: a.rebufferCount,
+    seek_ms: a.seekMs,
+    startup_wait_ms: a.startupWaitMs ?? 0,
+    bitrate_kbps_ms: a.bitrateKbpsMs,
+    views_ended: a.ended,
+    plays: a.plays,
+    vsf_views: a.vsf,
+    ebvs_views: a.ebvs,
+    business_exception_views: a.business,
+    playback_failure_views: a.failures,
+    fatal_errors: a.fatalErrors,
+    is_final: final ? 1 : 0,
   };
 }
 
-const DIM_KEYS = ['viewer_id', 'account_id', 'content_id', 'stream_type', 'creator_id', 'device_category', 'os', 'app_version', 'cdn', 'country', 'asn'] as const;
+const DIM_KEYS = [
+  'viewer_id',
+  'account_id',
+  'content_id',
+  'stream_type',
+  'creator_id',
+  'device_category',
+  'os',
+  'app_version',
+  'cdn',
+  'country',
+  'asn',
+] as const;
 type ViewTuple = unknown[];
 
 function viewToTuple(v: ViewState, dirty: boolean): ViewTuple {
   const d = v.dims;
   const c = v.counters;
   return [
-    v.viewId, d.viewer_id, d.account_id, d.content_id, d.stream_type, d.creator_id, d.device_category, d.os, d.app_version, d.cdn, d.country, d.asn,
-    v.dimsSeq, v.dimsEventId, v.viewStartMs, v.minEventMs, v.lastEventMs, v.firstFrameMs, v.fatalErrorMs, v.businessErrorMs, v.errorCode, v.viewEndMs, v.endReason,
-    c.playingMs, c.rebufferMs, c.rebufferCount, c.seekMs, c.bitrateKbpsMs,
-    (v.startupCounted ? 1 : 0) | (v.endCounted ? 2 : 0) | (v.fatalCounted ? 4 : 0) | (v.finalized ? 8 : 0) | (dirty ? 16 : 0), v.ccvMinutes, v.finalizedAtMs,
+    v.viewId,
+    d.viewer_id,
+    d.account_id,
+    d.content_id,
+    d.stream_type,
+    d.creator_id,
+    d.device_category,
+    d.os,
+    d.app_version,
+    d.cdn,
+    d.country,
+    d.asn,
+    v.dimsSeq,
+    v.dimsEventId,
+    v.viewStartMs,
+    v.minEventMs,
+    v.lastEventMs,
+    v.firstFrameMs,
+    v.fatalErrorMs,
+    v.businessErrorMs,
+    v.errorCode,
+    v.viewEndMs,
+    v.endReason,
+    c.playingMs,
+    c.rebufferMs,
+    c.rebufferCount,
+    c.seekMs,
+    c.bitrateKbpsMs,
+    (v.startupCounted ? 1 : 0) | (v.endCounted ? 2 : 0) | (v.fatalCounted ? 4 : 0) | (v.finalized ? 8 : 0) | (dirty ? 16 : 0),
+    v.ccvMinutes,
+    v.finalizedAtMs,
   ];
 }
 
@@ -274,12 +414,33 @@ function viewFromTuple(t: ViewTuple): [ViewState, boolean] {
   DIM_KEYS.forEach((k, i) => (dims[k] = t[1 + i]));
   const flags = t[28] as number;
   const v: ViewState = {
-    viewId: t[0] as string, dims: dims as unknown as ViewDims, dimsSeq: t[12] as number, dimsEventId: t[13] as string,
-    viewStartMs: t[14] as number | null, minEventMs: t[15] as number, lastEventMs: t[16] as number, firstFrameMs: t[17] as number | null,
-    fatalErrorMs: t[18] as number | null, businessErrorMs: t[19] as number | null, errorCode: t[20] as string, viewEndMs: t[21] as number | null, endReason: t[22] as string,
-    counters: { playingMs: t[23] as number, rebufferMs: t[24] as number, rebufferCount: t[25] as number, seekMs: t[26] as number, bitrateKbpsMs: t[27] as number },
-    startupCounted: (flags & 1) !== 0, endCounted: (flags & 2) !== 0, fatalCounted: (flags & 4) !== 0, finalized: (flags & 8) !== 0,
-    ccvMinutes: t[29] as number[], finalizedAtMs: t[30] as number, minuteKey: undefined,
+    viewId: t[0] as string,
+    dims: dims as unknown as ViewDims,
+    dimsSeq: t[12] as number,
+    dimsEventId: t[13] as string,
+    viewStartMs: t[14] as number | null,
+    minEventMs: t[15] as number,
+    lastEventMs: t[16] as number,
+    firstFrameMs: t[17] as number | null,
+    fatalErrorMs: t[18] as number | null,
+    businessErrorMs: t[19] as number | null,
+    errorCode: t[20] as string,
+    viewEndMs: t[21] as number | null,
+    endReason: t[22] as string,
+    counters: {
+      playingMs: t[23] as number,
+      rebufferMs: t[24] as number,
+      rebufferCount: t[25] as number,
+      seekMs: t[26] as number,
+      bitrateKbpsMs: t[27] as number,
+    },
+    startupCounted: (flags & 1) !== 0,
+    endCounted: (flags & 2) !== 0,
+    fatalCounted: (flags & 4) !== 0,
+    finalized: (flags & 8) !== 0,
+    ccvMinutes: t[29] as number[],
+    finalizedAtMs: t[30] as number,
+    minuteKey: undefined,
   };
   // An open view changed since its last row stays to be written at the next watermark minute.
   return [v, (flags & 16) !== 0];
@@ -299,15 +460,18 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
    */
   const finalisationDeadline = (v: ViewState) => (v.viewEndMs !== null ? v.viewEndMs + endGraceMs : v.lastEventMs + timeoutMs);
   const newState = (): QoeState => ({
-    views: new KeyedStore<ViewState>({
-      closeAt: finalisationDeadline,
-      // A finalised view stays retainMs to absorb corrections, then is forgotten.
-      forgetAt: (v) => v.finalizedAtMs + retainMs,
-      onClose: (e, d) => {
-        e.value.finalized = true;
-        e.value.finalizedAtMs = d;
+    views: new KeyedStore<ViewState>(
+      {
+        closeAt: finalisationDeadline,
+        // A finalised view stays retainMs to absorb corrections, then is forgotten.
+        forgetAt: (v) => v.finalizedAtMs + retainMs,
+        onClose: (e, d) => {
+          e.value.finalized = true;
+          e.value.finalizedAtMs = d;
+        },
       },
-    }, new EmitPolicy(MINUTE_MS)),
+      new EmitPolicy(MINUTE_MS),
+    ),
     minute: new WindowStore<MinuteAcc>(minuteSpec, newMinute),
   });
   const writeView = (out: Emitter) => (e: KeyedEntry<ViewState>, final: boolean) => out.emit('qoe_views', viewRow(e.value, final));
@@ -429,7 +593,12 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
       s.minute.flushDue(full, minuteRow, (row) => out.emit('qoe_minute', row));
     },
     // Views as positional tuples (no key names): the checkpoint is less than half the size.
-    serialize: (s) => ({ v: 2, views: Array.from(s.views.entries(), (e) => viewToTuple(e.value, e.dirty)), minute: s.minute.toJSON(), openMinute: s.views.policy.toJSON() }),
+    serialize: (s) => ({
+      v: 2,
+      views: Array.from(s.views.entries(), (e) => viewToTuple(e.value, e.dirty)),
+      minute: s.minute.toJSON(),
+      openMinute: s.views.policy.toJSON(),
+    }),
     deserialize: (j) => {
       const json = j as { views: Array<ViewState | ViewTuple>; minute: WindowStoreJSON<MinuteAcc>; openMinute?: number | null };
       const s = newState();
@@ -447,7 +616,12 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
     serializeDelta: (s) => {
       const ch = s.views.takeChanges();
       if (ch === null) return null;
-      return { views: ch.upserts.map((e) => viewToTuple(e.value, e.dirty)), gone: ch.deletes, minute: s.minute.takeDelta(), openMinute: s.views.policy.toJSON() };
+      return {
+        views: ch.upserts.map((e) => viewToTuple(e.value, e.dirty)),
+        gone: ch.deletes,
+        minute: s.minute.takeDelta(),
+        openMinute: s.views.policy.toJSON(),
+      };
     },
     applyDelta: (s, d) => {
       const json = d as { views: ViewTuple[]; gone: string[]; minute: WindowStoreDeltaJSON<MinuteAcc>; openMinute: number | null };

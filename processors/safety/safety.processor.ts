@@ -67,19 +67,41 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
       finalRow: false,
       tombstone: { time: (c) => c.lastEventMs, until: (lastMs) => lastMs + 2 * horizonMs + 1 },
     });
-    return { counts: new WindowStore(minute, () => ({ events: 0 })), lateCounts: new LateWindows(minute, latenessMs, () => ({ events: 0 })), cases, tombstones: cases.tombstones };
+    return {
+      counts: new WindowStore(minute, () => ({ events: 0 })),
+      lateCounts: new LateWindows(minute, latenessMs, () => ({ events: 0 })),
+      cases,
+      tombstones: cases.tombstones,
+    };
   };
 
   const countRow = (ws: number, key: string, a: { events: number }, final: boolean) => {
     const [eventType, policy, severity, source, actionType, outcome, targetType] = key.split(SEP);
-    return { window_start: ws / 1000, event_type: eventType, policy, severity, detection_source: source, action_type: actionType, outcome, target_type: targetType, events: a.events, is_final: final ? 1 : 0 };
+    return {
+      window_start: ws / 1000,
+      event_type: eventType,
+      policy,
+      severity,
+      detection_source: source,
+      action_type: actionType,
+      outcome,
+      target_type: targetType,
+      events: a.events,
+      is_final: final ? 1 : 0,
+    };
   };
   /** A forgotten (expired) case: its last event is older than the horizon behind the watermark. */
   const expired = (lastMs: number, wm: number) => lastMs < wm - horizonMs;
   /** A tombstone is kept for a second horizon. */
   const tombAlive = (lastMs: number, wm: number) => lastMs >= wm - 2 * horizonMs;
   const closeCounts = (s: SafetyState, wm: number, out: Emitter) =>
-    s.lateCounts.closeUpTo(s.counts, wm, countRow, (r) => out.emit('safety_events_1m', r), (r) => out.emit(HISTORY, r));
+    s.lateCounts.closeUpTo(
+      s.counts,
+      wm,
+      countRow,
+      (r) => out.emit('safety_events_1m', r),
+      (r) => out.emit(HISTORY, r),
+    );
   const caseOut = (out: { emit: (table: string, row: object) => void }) => (e: KeyedEntry<CaseState>) => out.emit('safety_cases', caseRow(e.value));
 
   return {
@@ -118,7 +140,15 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
         where = s.lateCounts.target(t, wm, latenessMs);
       }
       if (where === 'late') return ctx.late('window_closed', s.counts.windowStart(t) + MINUTE_MS);
-      const key = [m.event_type, m.policy, m.severity, m.detection_source, m.event_type === 'action_taken' ? m.action_type ?? 'none' : '', m.event_type === 'appeal_decided' ? m.outcome ?? '' : '', m.target_type].join(SEP);
+      const key = [
+        m.event_type,
+        m.policy,
+        m.severity,
+        m.detection_source,
+        m.event_type === 'action_taken' ? (m.action_type ?? 'none') : '',
+        m.event_type === 'appeal_decided' ? (m.outcome ?? '') : '',
+        m.target_type,
+      ].join(SEP);
       // A late firing is known at its record's Kafka timestamp, never before the stream time (lateFiringKnownAt).
       const counts = where === 'kept' ? s.lateCounts.at(lateFiringKnownAt(wm, outOfOrderMs, rec.timestampMs), countRow, (r) => ctx.emit(HISTORY, r)) : s.counts;
       counts.update(t, key, (a) => {
@@ -134,14 +164,28 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
     },
     onFlush(s, out, full) {
       s.counts.flushDue(full, countRow, (r) => out.emit('safety_events_1m', r));
-      s.lateCounts.flush(countRow, (r) => out.emit('safety_events_1m', r), (r) => out.emit(HISTORY, r));
+      s.lateCounts.flush(
+        countRow,
+        (r) => out.emit('safety_events_1m', r),
+        (r) => out.emit(HISTORY, r),
+      );
       // Every changed case at every cycle (a case changes a few times in its life: no policy needed).
       s.cases.flushClosed(caseOut(out));
       s.cases.flushOpen(caseOut(out));
     },
-    serialize: (s) => ({ counts: s.counts.toJSON(), lateCounts: s.lateCounts.toJSON(), cases: Array.from(s.cases.entries(), (e) => [e.key, e.value, e.dirty]), tombstones: [...s.tombstones] }),
+    serialize: (s) => ({
+      counts: s.counts.toJSON(),
+      lateCounts: s.lateCounts.toJSON(),
+      cases: Array.from(s.cases.entries(), (e) => [e.key, e.value, e.dirty]),
+      tombstones: [...s.tombstones],
+    }),
     deserialize(j) {
-      const json = j as { counts: WindowStoreJSON<{ events: number }>; lateCounts?: LateWindowsJSON<{ events: number }>; cases: Array<[string, CaseState, boolean]>; tombstones: Array<[string, number]> };
+      const json = j as {
+        counts: WindowStoreJSON<{ events: number }>;
+        lateCounts?: LateWindowsJSON<{ events: number }>;
+        cases: Array<[string, CaseState, boolean]>;
+        tombstones: Array<[string, number]>;
+      };
       const s = newState();
       s.counts.load(json.counts);
       s.lateCounts.load(json.lateCounts);
@@ -156,14 +200,22 @@ export function safetyProcessor(opts: SafetyOptions = {}): Processor<SafetyState
       const ch = s.cases.takeChanges();
       if (ch === null) return null;
       return {
-        counts: s.counts.takeDelta(), lateCounts: s.lateCounts.takeDelta(),
-        cases: ch.upserts.map((e) => [e.key, e.value, e.dirty]), gone: ch.deletes, tombstones: ch.tombstones, tombstonesGone: ch.tombstonesRemoved,
+        counts: s.counts.takeDelta(),
+        lateCounts: s.lateCounts.takeDelta(),
+        cases: ch.upserts.map((e) => [e.key, e.value, e.dirty]),
+        gone: ch.deletes,
+        tombstones: ch.tombstones,
+        tombstonesGone: ch.tombstonesRemoved,
       };
     },
     applyDelta: (s, d) => {
       const json = d as {
-        counts: WindowStoreDeltaJSON<{ events: number }>; lateCounts: LateWindowsJSON<{ events: number }>;
-        cases: Array<[string, CaseState, boolean]>; gone: string[]; tombstones: Array<[string, number]>; tombstonesGone: string[];
+        counts: WindowStoreDeltaJSON<{ events: number }>;
+        lateCounts: LateWindowsJSON<{ events: number }>;
+        cases: Array<[string, CaseState, boolean]>;
+        gone: string[];
+        tombstones: Array<[string, number]>;
+        tombstonesGone: string[];
       };
       s.counts.applyDelta(json.counts);
       s.lateCounts.applyDelta(json.lateCounts);

@@ -110,7 +110,10 @@ export const IngestReply = Type.Object({
 export type IngestReply = Static<typeof IngestReply>;
 
 export const ErrorReply = Type.Object({
-  error: Type.String({ description: 'stable error code: unauthorized, forbidden, rate_limited, oversize, invalid_json, too_deep, string_too_long, too_many_events, unknown_kind, unsupported_media_type, unsupported_encoding, bad_encoding, bad_request, unavailable' }),
+  error: Type.String({
+    description:
+      'stable error code: unauthorized, forbidden, rate_limited, oversize, invalid_json, too_deep, string_too_long, too_many_events, unknown_kind, unsupported_media_type, unsupported_encoding, bad_encoding, bad_request, unavailable',
+  }),
   message: Type.String(),
   kinds: Type.Optional(Type.Array(Type.String(), { description: 'the known event kinds (on unknown_kind)' })),
 });
@@ -175,14 +178,20 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
     clearInterval(flushTimer);
     rejectLog.flush();
   });
-  const eventLimiter = opts.rateLimits ? new EventRateLimiter(opts.rateLimits.redis, opts.rateLimits.prefix, opts.rateLimits.eventsPerSecond, opts.rateLimits.now) : null;
+  const eventLimiter = opts.rateLimits
+    ? new EventRateLimiter(opts.rateLimits.redis, opts.rateLimits.prefix, opts.rateLimits.eventsPerSecond, opts.rateLimits.now)
+    : null;
   const callers = new WeakMap<FastifyRequest, VerifiedKey>();
   const topicOf = (kind: string) => `${producer.topicPrefix}${kind}`;
   const kindOf = (request: FastifyRequest) => String((request.params as { kind?: string } | undefined)?.kind ?? '').slice(0, 100);
 
   // Keep the raw bytes: NDJSON is split here, and dead letters carry what was sent.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(['application/json', ...NDJSON_CONTENT_TYPES, BEACON_CONTENT_TYPE], { parseAs: 'buffer', bodyLimit: maxBodyBytes }, (_request, body, done) => done(null, body));
+  app.addContentTypeParser(
+    ['application/json', ...NDJSON_CONTENT_TYPES, BEACON_CONTENT_TYPE],
+    { parseAs: 'buffer', bodyLimit: maxBodyBytes },
+    (_request, body, done) => done(null, body),
+  );
 
   // CORS for pages of the configured origins: the headers go on every answer (refusals too, so a
   // page can read a 401 or 429), and the preflight of a fetch with x-api-key or NDJSON is answered
@@ -213,7 +222,14 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
     const viaUrl = fromHeader === null ? beaconKey(request) : null;
     const key = fromHeader ?? viaUrl;
     if (key === null) {
-      throw new IngestRefusal(401, 'unauthorized', 'missing API key: send it in the x-api-key header or as authorization: Bearer <key> (beacons, which cannot set headers: an ingest key as ?api_key=)', undefined, {}, { 'www-authenticate': 'Bearer' });
+      throw new IngestRefusal(
+        401,
+        'unauthorized',
+        'missing API key: send it in the x-api-key header or as authorization: Bearer <key> (beacons, which cannot set headers: an ingest key as ?api_key=)',
+        undefined,
+        {},
+        { 'www-authenticate': 'Bearer' },
+      );
     }
     const found = await lookupApiKey(apiKeys, key);
     if (found.status !== 'ok') throw new IngestRefusal(401, 'unauthorized', keyRefusalMessage(found), undefined, {}, { 'www-authenticate': 'Bearer' });
@@ -221,13 +237,24 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
       throw new IngestRefusal(403, 'forbidden', `API key ${found.keyId} has role ${found.role}; ingest needs role ingest or admin`);
     }
     if (viaUrl !== null && found.role !== 'ingest') {
-      throw new IngestRefusal(401, 'unauthorized', `API key ${found.keyId} has role ${found.role}: only keys of role ingest are taken from the URL (api_key, for beacons); send this one in the x-api-key header`, undefined, {}, { 'www-authenticate': 'Bearer' });
+      throw new IngestRefusal(
+        401,
+        'unauthorized',
+        `API key ${found.keyId} has role ${found.role}: only keys of role ingest are taken from the URL (api_key, for beacons); send this one in the x-api-key header`,
+        undefined,
+        {},
+        { 'www-authenticate': 'Bearer' },
+      );
     }
     callers.set(request, { role: found.role, keyId: found.keyId });
     // Refused before the body is read, like an unsupported media type.
     const encoding = contentEncoding(request);
     if (encoding !== '' && encoding !== 'identity' && !GZIP_ENCODINGS.has(encoding)) {
-      throw new IngestRefusal(415, 'unsupported_encoding', `content-encoding ${encoding.slice(0, 100)} is not accepted; send the body as it is or gzip-encoded (content-encoding: gzip)`);
+      throw new IngestRefusal(
+        415,
+        'unsupported_encoding',
+        `content-encoding ${encoding.slice(0, 100)} is not accepted; send the body as it is or gzip-encoded (content-encoding: gzip)`,
+      );
     }
   });
 
@@ -244,7 +271,14 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
       skipOnError: false,
       keyGenerator: (request) => callers.get(request)?.keyId ?? request.ip,
       errorResponseBuilder: (_request, context) =>
-        new IngestRefusal(429, 'rate_limited', `more than ${context.max} requests per second for this API key; retry in ${context.after}`, undefined, {}, { 'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1000))) }),
+        new IngestRefusal(
+          429,
+          'rate_limited',
+          `more than ${context.max} requests per second for this API key; retry in ${context.after}`,
+          undefined,
+          {},
+          { 'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1000))) },
+        ),
     });
   }
 
@@ -255,7 +289,12 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
   /** Dead letter for a whole request (bounded by sendDeadLetter); failures are logged, not thrown. */
   async function deadLetterRequest(kind: string, errorClass: string, message: string, value: Buffer | null): Promise<void> {
     try {
-      await withTimeout(producer.sendDeadLetter({ originalTopic: topicOf(kind), partition: -1, offset: -1, key: null, value, errorClass, message, stage: 'ingest', kind }), ackTimeoutMs, 'dead letter', () => producer.markBrokersDown());
+      await withTimeout(
+        producer.sendDeadLetter({ originalTopic: topicOf(kind), partition: -1, offset: -1, key: null, value, errorClass, message, stage: 'ingest', kind }),
+        ackTimeoutMs,
+        'dead letter',
+        () => producer.markBrokersDown(),
+      );
     } catch (err) {
       logger.error({ event: 'dead_letter_failed', kind, error_class: errorClass, err: (err as Error).message }, 'could not write dead letter');
     }
@@ -275,7 +314,12 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
     metrics?.ingestRejectedRequests.inc({ route: INGEST_ROUTE, reason: `unavailable_${dependency}` });
     rejectLog.note(`unavailable_${dependency}`, { status: 503, kind: kindOf(request), err: detail.slice(0, 300) }, `ingest unavailable: ${dependency}`);
     reply.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_S));
-    return errorReply(reply, 503, 'unavailable', `${dependency} is unreachable (${detail}); nothing of this request was stored: retry after ${UNAVAILABLE_RETRY_AFTER_S} s (event_id makes retries safe)`);
+    return errorReply(
+      reply,
+      503,
+      'unavailable',
+      `${dependency} is unreachable (${detail}); nothing of this request was stored: retry after ${UNAVAILABLE_RETRY_AFTER_S} s (event_id makes retries safe)`,
+    );
   }
 
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
@@ -286,7 +330,15 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
       return refuse(request, reply, new IngestRefusal(413, 'oversize', message, null));
     }
     if (error.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-      return refuse(request, reply, new IngestRefusal(415, 'unsupported_media_type', `content-type ${String(request.headers['content-type'] ?? '(none)').slice(0, 100)} is not accepted; send application/json (an array or one event) or application/x-ndjson`));
+      return refuse(
+        request,
+        reply,
+        new IngestRefusal(
+          415,
+          'unsupported_media_type',
+          `content-type ${String(request.headers['content-type'] ?? '(none)').slice(0, 100)} is not accepted; send application/json (an array or one event) or application/x-ndjson`,
+        ),
+      );
     }
     if (error.validation) return refuse(request, reply, new IngestRefusal(400, 'bad_request', error.message));
     if (error instanceof StreamPulseError) {
@@ -295,7 +347,8 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
       return errorReply(reply, 500, 'internal', `events were not stored: ${error.message}`);
     }
     if (isRedisUnavailable(error)) return unavailable(request, reply, 'redis', error.message);
-    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) return refuse(request, reply, new IngestRefusal(error.statusCode, 'bad_request', error.message));
+    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500)
+      return refuse(request, reply, new IngestRefusal(error.statusCode, 'bad_request', error.message));
     logger.error({ event: 'ingest_error', err: error }, 'unexpected ingest error');
     return errorReply(reply, 500, 'internal', 'internal error');
   });
@@ -310,13 +363,26 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
           `Body: a JSON array of events or one event (application/json), or one event per line (application/x-ndjson); ` +
           `text/plain (navigator.sendBeacon) is read as a JSON array when it starts with [, else as NDJSON; content-encoding: gzip is inflated (the byte limit applies to both sides). ` +
           `At most ${maxEvents} events and ${maxBodyBytes} bytes per request, JSON nested at most ${bounds.maxDepth} deep, strings at most ${bounds.maxStringBytes} bytes` +
-          (opts.rateLimits ? `, at most ${opts.rateLimits.requestsPerSecond} requests and ${opts.rateLimits.eventsPerSecond} events per second per API key (429 with Retry-After beyond)` : '') +
+          (opts.rateLimits
+            ? `, at most ${opts.rateLimits.requestsPerSecond} requests and ${opts.rateLimits.eventsPerSecond} events per second per API key (429 with Retry-After beyond)`
+            : '') +
           `. Each event is validated against its Avro contract; valid ones are stored, invalid ones are reported by index and kept in the dead-letter topic. ` +
           `Auth: x-api-key header or Authorization: Bearer <key>, role ingest or admin; beacons, which cannot set headers, may put a key of role ingest in the URL (?api_key=).`,
         tags: ['ingest'],
         consumes: ['application/json', ...NDJSON_CONTENT_TYPES, BEACON_CONTENT_TYPE],
         params: IngestParams,
-        response: { 200: IngestReply, 400: ErrorReply, 401: ErrorReply, 403: ErrorReply, 404: ErrorReply, 413: ErrorReply, 415: ErrorReply, 429: ErrorReply, 500: ErrorReply, 503: ErrorReply },
+        response: {
+          200: IngestReply,
+          400: ErrorReply,
+          401: ErrorReply,
+          403: ErrorReply,
+          404: ErrorReply,
+          413: ErrorReply,
+          415: ErrorReply,
+          429: ErrorReply,
+          500: ErrorReply,
+          503: ErrorReply,
+        },
       },
     },
     async (request, reply) => {
@@ -348,7 +414,14 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
       if (eventLimiter && caller && count > 0) {
         const d = await eventLimiter.take(caller.keyId, count);
         if (!d.allowed) {
-          throw new IngestRefusal(429, 'rate_limited', `${count} more events would exceed ${d.limit} events per second for this API key (${d.used} counted this second); retry in ${d.retryAfterSeconds} s or send smaller batches`, undefined, {}, { 'retry-after': String(d.retryAfterSeconds) });
+          throw new IngestRefusal(
+            429,
+            'rate_limited',
+            `${count} more events would exceed ${d.limit} events per second for this API key (${d.used} counted this second); retry in ${d.retryAfterSeconds} s or send smaller batches`,
+            undefined,
+            {},
+            { 'retry-after': String(d.retryAfterSeconds) },
+          );
         }
       }
       const sending = entries !== null ? ingestEntries(kind, entries) : ingestNdjson(kind, raw);
@@ -376,9 +449,19 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
       const e = err as NodeJS.ErrnoException;
       if (e.code === 'ERR_BUFFER_TOO_LARGE') {
         // Not dead-lettered whole: the bytes of a bomb are no evidence worth keeping (the reason is).
-        throw new IngestRefusal(413, 'oversize', `gzip body of ${body.length} bytes inflates to more than the limit of ${maxBodyBytes} bytes; send fewer events per request`, null);
+        throw new IngestRefusal(
+          413,
+          'oversize',
+          `gzip body of ${body.length} bytes inflates to more than the limit of ${maxBodyBytes} bytes; send fewer events per request`,
+          null,
+        );
       }
-      throw new IngestRefusal(400, 'bad_encoding', `body is not valid gzip (content-encoding: gzip): ${e.message.slice(0, 200)}`, body.length > 0 ? body : undefined);
+      throw new IngestRefusal(
+        400,
+        'bad_encoding',
+        `body is not valid gzip (content-encoding: gzip): ${e.message.slice(0, 200)}`,
+        body.length > 0 ? body : undefined,
+      );
     }
   }
 

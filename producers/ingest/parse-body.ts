@@ -41,7 +41,11 @@ export function parseJsonBody(raw: Buffer, bounds?: JsonBounds): ParsedBody {
   }
   if (Array.isArray(value)) return { ok: true, entries: (value as unknown[]).map((event, index) => ({ index, ok: true, event })) };
   if (typeof value === 'object' && value !== null) return { ok: true, entries: [{ index: 0, ok: true, event: value }] };
-  return { ok: false, errorClass: 'invalid_json', reason: `body must be a JSON array of events or one event object, got ${value === null ? 'null' : typeof value}` };
+  return {
+    ok: false,
+    errorClass: 'invalid_json',
+    reason: `body must be a JSON array of events or one event object, got ${value === null ? 'null' : typeof value}`,
+  };
 }
 
 /** One JSON value per line; a line that is not JSON (or breaks `bounds`) is rejected alone. */

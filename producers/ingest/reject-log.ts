@@ -38,7 +38,10 @@ export class RateLimitedRejectLog {
   flush(): void {
     for (const [reason, w] of this.windows) {
       if (w.suppressed > 0) {
-        this.logger.warn({ event: 'ingest_rejected_summary', reason, count: w.suppressed, interval_ms: this.intervalMs }, `${w.suppressed} more ingest requests refused (${reason})`);
+        this.logger.warn(
+          { event: 'ingest_rejected_summary', reason, count: w.suppressed, interval_ms: this.intervalMs },
+          `${w.suppressed} more ingest requests refused (${reason})`,
+        );
         w.suppressed = 0;
       }
       if (this.now() >= w.until) this.windows.delete(reason);

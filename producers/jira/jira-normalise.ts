@@ -157,13 +157,21 @@ function rawPayload(payload: Json, rawBody: Buffer | string): string {
  * - raw_payload is the body as received, except that user names, e-mails and avatars are removed
  *   (then it is the body re-serialised without them).
  */
-export function normaliseJiraWebhook(body: unknown, rawBody: Buffer | string, deliveryId: string | undefined, fieldMap: JiraFieldMap, nowMs: number): JiraNormalised {
+export function normaliseJiraWebhook(
+  body: unknown,
+  rawBody: Buffer | string,
+  deliveryId: string | undefined,
+  fieldMap: JiraFieldMap,
+  nowMs: number,
+): JiraNormalised {
   const payload = obj(body);
   if (!payload) return { outcome: 'dlq', errorClass: 'schema_violation', reason: 'webhook body must be a JSON object' };
   const webhookEvent = str(payload.webhookEvent);
   if (!webhookEvent) return { outcome: 'dlq', errorClass: 'schema_violation', reason: 'webhookEvent: missing' };
   // Own keys only: `constructor` or `__proto__` must not be found on the map's prototype.
-  const mappedEvent = Object.hasOwn(JIRA_WEBHOOK_EVENTS, webhookEvent) ? (JIRA_WEBHOOK_EVENTS as Record<string, JiraIssueEvent['webhook_event']>)[webhookEvent] : undefined;
+  const mappedEvent = Object.hasOwn(JIRA_WEBHOOK_EVENTS, webhookEvent)
+    ? (JIRA_WEBHOOK_EVENTS as Record<string, JiraIssueEvent['webhook_event']>)[webhookEvent]
+    : undefined;
   if (!mappedEvent) return { outcome: 'ignore', reason: `webhookEvent ${webhookEvent} is not tracked (only ${Object.keys(JIRA_WEBHOOK_EVENTS).join(', ')})` };
 
   const problems: string[] = [];

@@ -95,8 +95,16 @@ export const jiraWebhookPlugin: FastifyPluginAsync<JiraWebhookPluginOptions> = a
   });
   const topic = topicSpec(producer.topicPrefix, 'jira').topic;
   const customFieldIds = Object.values(fieldMap);
-  if (insecure) logger.warn({ event: 'jira_webhook_insecure' }, 'JIRA_WEBHOOK_INSECURE=true and no JIRA_WEBHOOK_SECRET: unsigned Jira webhooks are accepted from anyone who can reach this port; set JIRA_WEBHOOK_SECRET in production');
-  else if (!secret) logger.warn({ event: 'jira_webhook_not_configured' }, 'JIRA_WEBHOOK_SECRET is empty: every Jira webhook is refused (403) until it is set (or JIRA_WEBHOOK_INSECURE=true for a local test)');
+  if (insecure)
+    logger.warn(
+      { event: 'jira_webhook_insecure' },
+      'JIRA_WEBHOOK_INSECURE=true and no JIRA_WEBHOOK_SECRET: unsigned Jira webhooks are accepted from anyone who can reach this port; set JIRA_WEBHOOK_SECRET in production',
+    );
+  else if (!secret)
+    logger.warn(
+      { event: 'jira_webhook_not_configured' },
+      'JIRA_WEBHOOK_SECRET is empty: every Jira webhook is refused (403) until it is set (or JIRA_WEBHOOK_INSECURE=true for a local test)',
+    );
 
   function refused(reply: FastifyReply, status: number, reason: string, message: string): FastifyReply {
     metrics?.ingestRejectedRequests.inc({ route: JIRA_WEBHOOK_ROUTE, reason });
@@ -114,7 +122,11 @@ export const jiraWebhookPlugin: FastifyPluginAsync<JiraWebhookPluginOptions> = a
 
   async function deadLetter(request: FastifyRequest, raw: Buffer, errorClass: string, message: string, key: string | null): Promise<void> {
     try {
-      await withTimeout(producer.sendDeadLetter({ originalTopic: topic, partition: -1, offset: -1, key, value: raw, errorClass, message, stage: 'ingest', kind: 'jira' }), ackTimeoutMs, () => producer.markBrokersDown());
+      await withTimeout(
+        producer.sendDeadLetter({ originalTopic: topic, partition: -1, offset: -1, key, value: raw, errorClass, message, stage: 'ingest', kind: 'jira' }),
+        ackTimeoutMs,
+        () => producer.markBrokersDown(),
+      );
     } catch (err) {
       logger.error({ event: 'dead_letter_failed', kind: 'jira', error_class: errorClass, err: (err as Error).message }, 'could not write dead letter');
     }
@@ -148,16 +160,36 @@ export const jiraWebhookPlugin: FastifyPluginAsync<JiraWebhookPluginOptions> = a
           'X-Hub-Signature: sha256=<HMAC-SHA256 of the body> must match (401). Without a secret configured every webhook gets 403 unless JIRA_WEBHOOK_INSECURE=true. X-Atlassian-Webhook-Identifier makes the event_id.',
         tags: ['webhooks'],
         consumes: ['application/json'],
-        response: { 200: JiraWebhookReply, 202: JiraIgnoredReply, 400: JiraErrorReply, 401: JiraErrorReply, 403: JiraErrorReply, 413: JiraErrorReply, 415: JiraErrorReply, 500: JiraErrorReply, 503: JiraErrorReply },
+        response: {
+          200: JiraWebhookReply,
+          202: JiraIgnoredReply,
+          400: JiraErrorReply,
+          401: JiraErrorReply,
+          403: JiraErrorReply,
+          413: JiraErrorReply,
+          415: JiraErrorReply,
+          500: JiraErrorReply,
+          503: JiraErrorReply,
+        },
       },
     },
     async (request, reply) => {
       const raw = request.body ?? Buffer.alloc(0);
       if (!secret && !insecure) {
-        return refused(reply, 403, 'webhook_not_configured', 'this webhook is not configured: set JIRA_WEBHOOK_SECRET to the secret of the Jira webhook (Jira then signs each delivery with X-Hub-Signature), or JIRA_WEBHOOK_INSECURE=true to accept unsigned webhooks (local tests only)');
+        return refused(
+          reply,
+          403,
+          'webhook_not_configured',
+          'this webhook is not configured: set JIRA_WEBHOOK_SECRET to the secret of the Jira webhook (Jira then signs each delivery with X-Hub-Signature), or JIRA_WEBHOOK_INSECURE=true to accept unsigned webhooks (local tests only)',
+        );
       }
       if (secret && !verifyJiraSignature(raw, headerValue(request, SIGNATURE_HEADER), secret)) {
-        return refused(reply, 401, 'bad_signature', `${SIGNATURE_HEADER} is missing or does not match the body (expected sha256=<hex HMAC-SHA256 of the raw body>)`);
+        return refused(
+          reply,
+          401,
+          'bad_signature',
+          `${SIGNATURE_HEADER} is missing or does not match the body (expected sha256=<hex HMAC-SHA256 of the raw body>)`,
+        );
       }
       if (producer.brokersDownSince !== null) throw new KafkaError(`no Kafka broker answers since ${new Date(producer.brokersDownSince).toISOString()}`, true);
       const tooDeep = checkJsonBounds(raw, { maxDepth, maxStringBytes: maxBodyBytes });
@@ -183,13 +215,32 @@ export const jiraWebhookPlugin: FastifyPluginAsync<JiraWebhookPluginOptions> = a
       const fields = (body as { issue?: { fields?: unknown } }).issue?.fields;
       if (customFieldIds.length > 0 && (typeof fields !== 'object' || fields === null || customFieldIds.every((id) => !(id in fields)))) {
         metrics?.jiraUnmappedFields.inc();
-        rejectLog.note('jira_fields_unmapped', { route: JIRA_WEBHOOK_ROUTE, issue_key: normalised.event.issue_key, field_ids: customFieldIds }, 'none of the custom field ids of JIRA_FIELD_MAP is in this Jira webhook: severity, show, cost and delay are stored empty; check JIRA_FIELD_MAP against the ids of your Jira site');
+        rejectLog.note(
+          'jira_fields_unmapped',
+          { route: JIRA_WEBHOOK_ROUTE, issue_key: normalised.event.issue_key, field_ids: customFieldIds },
+          'none of the custom field ids of JIRA_FIELD_MAP is in this Jira webhook: severity, show, cost and delay are stored empty; check JIRA_FIELD_MAP against the ids of your Jira site',
+        );
       }
       const result = await withTimeout(producer.send('jira', [normalised.event]), ackTimeoutMs, () => producer.markBrokersDown());
       metrics?.ingestEvents.inc({ kind: 'jira', result: 'accepted' }, result.accepted);
       metrics?.ingestEvents.inc({ kind: 'jira', result: 'rejected' }, result.rejected);
-      logger.debug({ event: 'jira_webhook', issue_key: normalised.event.issue_key, webhook_event: normalised.event.webhook_event, event_id: normalised.event.event_id, accepted: result.accepted }, 'jira webhook');
-      return reply.code(result.rejected > 0 ? 400 : 200).send(result.rejected > 0 ? { error: 'schema_violation', message: result.errors.map((e) => e.reason).join('; ') } : { ...result, event_id: normalised.event.event_id });
+      logger.debug(
+        {
+          event: 'jira_webhook',
+          issue_key: normalised.event.issue_key,
+          webhook_event: normalised.event.webhook_event,
+          event_id: normalised.event.event_id,
+          accepted: result.accepted,
+        },
+        'jira webhook',
+      );
+      return reply
+        .code(result.rejected > 0 ? 400 : 200)
+        .send(
+          result.rejected > 0
+            ? { error: 'schema_violation', message: result.errors.map((e) => e.reason).join('; ') }
+            : { ...result, event_id: normalised.event.event_id },
+        );
     },
   );
 };

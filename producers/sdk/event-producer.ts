@@ -109,7 +109,10 @@ class DeliveryBatch {
   private resolve!: () => void;
   private reject!: (err: unknown) => void;
 
-  constructor(readonly topic: string, private readonly onSettled: (batch: DeliveryBatch, failed: number) => void) {
+  constructor(
+    readonly topic: string,
+    private readonly onSettled: (batch: DeliveryBatch, failed: number) => void,
+  ) {
     this.done = new Promise<void>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
@@ -169,7 +172,12 @@ export function deadLetterHeaders(d: Omit<DeadLetter, 'key' | 'value'>, timestam
     { [DLQ_HEADERS.partition]: String(d.partition) },
     { [DLQ_HEADERS.offset]: String(d.offset) },
     { [DLQ_HEADERS.errorClass]: d.errorClass },
-    { [DLQ_HEADERS.errorMessage]: d.message.length > MAX_DEAD_LETTER_MESSAGE_CHARS ? `${d.message.slice(0, MAX_DEAD_LETTER_MESSAGE_CHARS)}… (message cut from ${d.message.length} characters)` : d.message },
+    {
+      [DLQ_HEADERS.errorMessage]:
+        d.message.length > MAX_DEAD_LETTER_MESSAGE_CHARS
+          ? `${d.message.slice(0, MAX_DEAD_LETTER_MESSAGE_CHARS)}… (message cut from ${d.message.length} characters)`
+          : d.message,
+    },
     { [DLQ_HEADERS.stage]: d.stage },
     { [DLQ_HEADERS.timestamp]: String(timestampMs) },
   ];
@@ -338,7 +346,10 @@ export class EventProducer {
       result.errors.push({ index, reason: `${errorClass}: ${reason}` });
       rejectedByClass.set(errorClass, (rejectedByClass.get(errorClass) ?? 0) + 1);
       const dead = boundedDeadLetterValue(value, reason);
-      const headers = deadLetterHeaders({ originalTopic: spec.topic, partition: -1, offset: -1, errorClass, message: dead.message, stage: 'ingest', kind }, receivedTime);
+      const headers = deadLetterHeaders(
+        { originalTopic: spec.topic, partition: -1, offset: -1, errorClass, message: dead.message, stage: 'ingest', kind },
+        receivedTime,
+      );
       return this.produceTracked(this.dlq, null, dead.value, key, headers, toDlq);
     };
     return {
@@ -388,7 +399,13 @@ export class EventProducer {
   }
 
   /** Produces raw bytes (dead letters from any stage use this); resolves on delivery. */
-  async produceRaw(topic: string, key: Buffer | string | null, value: Buffer | null, headers?: Array<Record<string, Buffer | string>>, partition?: number): Promise<void> {
+  async produceRaw(
+    topic: string,
+    key: Buffer | string | null,
+    value: Buffer | null,
+    headers?: Array<Record<string, Buffer | string>>,
+    partition?: number,
+  ): Promise<void> {
     this.assertOpen();
     const batch = this.newBatch(topic);
     try {
@@ -409,7 +426,9 @@ export class EventProducer {
   async flush(timeoutMs = 10_000): Promise<void> {
     if (this.closed) return;
     await new Promise<void>((resolve, reject) => {
-      this.producer.flush(timeoutMs, (err) => (err ? reject(new KafkaError(`flush did not finish in ${timeoutMs} ms: ${err.message}`, true, { cause: err })) : resolve()));
+      this.producer.flush(timeoutMs, (err) =>
+        err ? reject(new KafkaError(`flush did not finish in ${timeoutMs} ms: ${err.message}`, true, { cause: err })) : resolve(),
+      );
     });
   }
 
@@ -457,12 +476,26 @@ export class EventProducer {
    * queue has room (the returned promise is already settled); when the queue is full it polls,
    * yields so delivery reports can drain it, and tries again.
    */
-  private produceTracked(topic: string, partition: number | null, value: Buffer | null, key: Buffer | string | null, headers: MessageHeader[] | undefined, batch: DeliveryBatch): Promise<void> | void {
+  private produceTracked(
+    topic: string,
+    partition: number | null,
+    value: Buffer | null,
+    key: Buffer | string | null,
+    headers: MessageHeader[] | undefined,
+    batch: DeliveryBatch,
+  ): Promise<void> | void {
     if (this.tryProduce(topic, partition, value, key, headers, batch)) return;
     return this.produceWhenQueueHasRoom(topic, partition, value, key, headers, batch);
   }
 
-  private async produceWhenQueueHasRoom(topic: string, partition: number | null, view: Buffer | null, key: Buffer | string | null, headers: MessageHeader[] | undefined, batch: DeliveryBatch): Promise<void> {
+  private async produceWhenQueueHasRoom(
+    topic: string,
+    partition: number | null,
+    view: Buffer | null,
+    key: Buffer | string | null,
+    headers: MessageHeader[] | undefined,
+    batch: DeliveryBatch,
+  ): Promise<void> {
     this.opts.logger.debug({ event: 'producer_queue_full', topic }, 'producer queue full; waiting for deliveries');
     // The value may be the codec's scratch (encodeView), which other calls overwrite while this one waits.
     const value = view && Buffer.from(view);
@@ -473,7 +506,14 @@ export class EventProducer {
   }
 
   /** True when queued, false when the local queue is full; throws a KafkaError otherwise. */
-  private tryProduce(topic: string, partition: number | null, value: Buffer | null, key: Buffer | string | null, headers: MessageHeader[] | undefined, batch: DeliveryBatch): boolean {
+  private tryProduce(
+    topic: string,
+    partition: number | null,
+    value: Buffer | null,
+    key: Buffer | string | null,
+    headers: MessageHeader[] | undefined,
+    batch: DeliveryBatch,
+  ): boolean {
     try {
       this.producer.produce(topic, partition, value, key, null, batch, headers);
     } catch (err) {

@@ -79,7 +79,21 @@ export function parseCliArgs(argv: readonly string[], nowMs: number): CliArgs {
   const values = new Map<string, string[]>();
   const flags = new Set<string>();
   const FLAGS = new Set(['help', 'h', 'list-incidents', 'no-diurnal']);
-  const KNOWN = new Set(['rate', 'duration', 'seed', 'from', 'to', 'accounts', 'incident', 'incident-start', 'incident-duration', 'batch-size', 'brokers', 'registry', 'topic-prefix']);
+  const KNOWN = new Set([
+    'rate',
+    'duration',
+    'seed',
+    'from',
+    'to',
+    'accounts',
+    'incident',
+    'incident-start',
+    'incident-duration',
+    'batch-size',
+    'brokers',
+    'registry',
+    'topic-prefix',
+  ]);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (!a.startsWith('--') && a !== '-h') throw new Error(`unexpected argument "${a}"`);
@@ -129,10 +143,14 @@ export function parseCliArgs(argv: readonly string[], nowMs: number): CliArgs {
   }
   const incidents: IncidentRequest[] = [];
   for (const list of values.get('incident') ?? []) {
-    for (const item of list.split(',').map((s) => s.trim()).filter(Boolean)) {
+    for (const item of list
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)) {
       const [name, target] = item.split(':');
       if (!name || !isIncidentName(name)) throw new Error(`unknown incident "${name}"; known:\n${incidentList()}`);
-      if (target && name === 'cdn-degradation' && !(CDNS as readonly string[]).includes(target.split('/')[0]!)) throw new Error(`unknown CDN "${target}" (known: ${CDNS.join(', ')}, optionally /<country>)`);
+      if (target && name === 'cdn-degradation' && !(CDNS as readonly string[]).includes(target.split('/')[0]!))
+        throw new Error(`unknown CDN "${target}" (known: ${CDNS.join(', ')}, optionally /<country>)`);
       incidents.push({ name, durationMs: incidentDuration, ...start, ...(target ? { target } : {}) });
     }
   }
@@ -150,7 +168,11 @@ export function parseCliArgs(argv: readonly string[], nowMs: number): CliArgs {
   if (durationMs !== undefined) args.durationMs = durationMs;
   if (fromMs !== undefined) args.fromMs = fromMs;
   if (toMs !== undefined) args.toMs = toMs;
-  for (const [k, f] of [['brokers', 'brokers'], ['registry', 'registry'], ['topic-prefix', 'topicPrefix']] as const) {
+  for (const [k, f] of [
+    ['brokers', 'brokers'],
+    ['registry', 'registry'],
+    ['topic-prefix', 'topicPrefix'],
+  ] as const) {
     const v = one(k);
     if (v !== undefined) args[f] = v;
   }

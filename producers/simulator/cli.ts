@@ -43,7 +43,15 @@ async function main(): Promise<number> {
   const { created } = await ensureTopics(brokers, streamPulseTopics(topicPrefix), { clientId: `${config.env.KAFKA_CLIENT_ID}-simulator-admin` });
   logger.info({ event: 'simulate_topics', created, brokers, topic_prefix: topicPrefix }, 'topics ready');
   const codec = await AvroCodec.connect(registryUrl, topicPrefix);
-  const producer = await EventProducer.connect({ brokers, clientId: `${config.env.KAFKA_CLIENT_ID}-simulator`, topicPrefix, codec, logger, metrics: createMetrics(), lingerMs: 20 });
+  const producer = await EventProducer.connect({
+    brokers,
+    clientId: `${config.env.KAFKA_CLIENT_ID}-simulator`,
+    topicPrefix,
+    codec,
+    logger,
+    metrics: createMetrics(),
+    lingerMs: 20,
+  });
 
   const abort = new AbortController();
   let interrupts = 0;
@@ -103,7 +111,10 @@ async function main(): Promise<number> {
       },
       { sink: producer, signal: abort.signal, logger, onProgress },
     );
-    logger.info({ event: 'simulate_done', stopped: result.stopped, total: result.total, sent: result.sentByKind, elapsed_ms: result.elapsedMs }, 'simulation finished');
+    logger.info(
+      { event: 'simulate_done', stopped: result.stopped, total: result.total, sent: result.sentByKind, elapsed_ms: result.elapsedMs },
+      'simulation finished',
+    );
   } catch (err) {
     if (tty) process.stdout.write('\n');
     logger.error({ event: 'simulate_failed', err }, 'simulation failed');

@@ -268,7 +268,8 @@ export class TrafficGenerator {
 
   constructor(options: GeneratorOptions) {
     if (!(options.ratePerSec > 0)) throw new Error('ratePerSec must be > 0');
-    if (options.heartbeatMs !== undefined && !(options.heartbeatMs >= 1000 && options.heartbeatMs <= 60_000)) throw new Error('heartbeatMs must be between 1000 and 60000');
+    if (options.heartbeatMs !== undefined && !(options.heartbeatMs >= 1000 && options.heartbeatMs <= 60_000))
+      throw new Error('heartbeatMs must be between 1000 and 60000');
     this.opts = {
       seed: options.seed,
       startMs: Math.floor(options.startMs),
@@ -287,7 +288,9 @@ export class TrafficGenerator {
     this.rng = new Prng(options.seed);
     this.world = createWorld(this.rng.fork(), { accounts: this.opts.accounts, creators: options.creators, nowMs: this.now });
     // show-problem without a target: the VOD show with the most popular titles.
-    this.timeline = new IncidentTimeline((options.incidents ?? []).map((i) => (i.name === 'show-problem' && !i.target ? { ...i, target: mostPopularShow(this.world) } : i)));
+    this.timeline = new IncidentTimeline(
+      (options.incidents ?? []).map((i) => (i.name === 'show-problem' && !i.target ? { ...i, target: mostPopularShow(this.world) } : i)),
+    );
     this.spenders = this.world.accounts.filter((a) => a.spender);
     this.viewsPerSec = (this.opts.ratePerSec * MODEL.playbackShare) / MODEL.eventsPerView;
     this.bootstrap();
@@ -363,7 +366,10 @@ export class TrafficGenerator {
       const d2 = this.rng.range(2 * HOUR, 5 * HOUR);
       const o1 = this.rng.range(0, DAY);
       const o2 = o1 + d1 + this.rng.range(2 * HOUR, DAY - d1 - d2 - 2 * HOUR);
-      for (const [offset, duration] of [[o1, d1], [o2, d2]] as const) {
+      for (const [offset, duration] of [
+        [o1, d1],
+        [o2, d2],
+      ] as const) {
         let base = dayStart + (offset % DAY) - DAY;
         while (base + duration <= start) base += DAY;
         if (base <= start && !this.opts.warmStart) base += DAY;
@@ -394,8 +400,14 @@ export class TrafficGenerator {
         // The incident's issues are worked on during the incident and resolved when it ends (at
         // least 6 min in, after the re-estimate), like every other incident recovers at its end.
         const touched: JiraIssue[] = [];
-        this.at(spec.startMs + 30 * SEC, () => touched.push(this.jiraCreate({ severity: 'critical', issueType: 'Incident', summary: 'Master files corrupted for {show}: release at risk', costUsd: 18_000 })));
-        this.at(spec.startMs + 2 * MIN, () => touched.push(this.jiraCreate({ severity: 'high', issueType: 'Bug', summary: 'Reshoot required for {show} after footage loss', costUsd: 72_500 })));
+        this.at(spec.startMs + 30 * SEC, () =>
+          touched.push(
+            this.jiraCreate({ severity: 'critical', issueType: 'Incident', summary: 'Master files corrupted for {show}: release at risk', costUsd: 18_000 }),
+          ),
+        );
+        this.at(spec.startMs + 2 * MIN, () =>
+          touched.push(this.jiraCreate({ severity: 'high', issueType: 'Bug', summary: 'Reshoot required for {show} after footage loss', costUsd: 72_500 })),
+        );
         this.at(spec.startMs + 5 * MIN, () => touched.push(this.jiraReestimate(64_000, touched)));
         this.at(spec.startMs + Math.max(spec.durationMs, 6 * MIN), () => {
           for (const issue of touched) this.jiraResolve(issue);
@@ -404,7 +416,17 @@ export class TrafficGenerator {
         // A critical production issue on the show 30 s in, resolved when the incident ends.
         const show = this.timeline.at(spec.startMs).troubledShow!;
         let issue: JiraIssue | null = null;
-        this.at(spec.startMs + 30 * SEC, () => (issue = this.jiraCreate({ severity: 'critical', issueType: 'Incident', summary: 'Audio out of sync in every episode of {show}: viewers leave', costUsd: 9_500, show })));
+        this.at(
+          spec.startMs + 30 * SEC,
+          () =>
+            (issue = this.jiraCreate({
+              severity: 'critical',
+              issueType: 'Incident',
+              summary: 'Audio out of sync in every episode of {show}: viewers leave',
+              costUsd: 9_500,
+              show,
+            })),
+        );
         this.at(spec.startMs + Math.max(spec.durationMs, MIN), () => issue && this.jiraResolve(issue));
       } else if (spec.name === 'churn-wave') {
         this.at(spec.startMs, () => this.churnWave(spec.startMs, spec.durationMs));
@@ -563,7 +585,7 @@ export class TrafficGenerator {
     const cdnHit = cdnDegraded(fx, v);
     const account = viewer.account;
     const businessProb = account.plan === 'free' ? MODEL.businessErrorProbFree : MODEL.businessErrorProbPaid;
-    const vsfProb = fx.brokenDevice === viewer.device ? fx.brokenDeviceVsfProb : fx.vsfProb ?? MODEL.vsfProb * (cdnHit ? 2 : 1);
+    const vsfProb = fx.brokenDevice === viewer.device ? fx.brokenDeviceVsfProb : (fx.vsfProb ?? MODEL.vsfProb * (cdnHit ? 2 : 1));
     const u = this.rng.float();
     if (u < businessProb) {
       this.at(this.now + this.rng.range(200, 1500), () => this.failView(v, this.rng.pick(BUSINESS_CODES), true, 'business_error'));
@@ -578,7 +600,12 @@ export class TrafficGenerator {
       return;
     }
     const deviceFactor = viewer.device === 'tv' ? 1.3 : viewer.device === 'mobile' ? 1.1 : 1;
-    let startupMs = this.rng.logNormal(MODEL.startupMedianMs, MODEL.startupSigma) * deviceFactor * Math.sqrt(v.countryQuality) * fx.startupMult * (cdnHit ? fx.cdnStartupMult : 1);
+    let startupMs =
+      this.rng.logNormal(MODEL.startupMedianMs, MODEL.startupSigma) *
+      deviceFactor *
+      Math.sqrt(v.countryQuality) *
+      fx.startupMult *
+      (cdnHit ? fx.cdnStartupMult : 1);
     startupMs = Math.min(30_000, Math.max(250, startupMs));
     const patienceMs = this.rng.logNormal(MODEL.patienceMedianMs, 0.5);
     if (startupMs > patienceMs) {
@@ -735,7 +762,8 @@ export class TrafficGenerator {
       MODEL.renditionHazard,
       MODEL.warningHazard,
       MODEL.midFatalHazard * fx.midFatalHazardMult,
-      (fx.exitHazardMult * (fx.troubledShow === v.title.showName ? MODEL.troubledShowExitMult : 1) * SEC) / ((live ? MODEL.exitMeanSecLive : MODEL.exitMeanSecVod) * SEC),
+      (fx.exitHazardMult * (fx.troubledShow === v.title.showName ? MODEL.troubledShowExitMult : 1) * SEC) /
+        ((live ? MODEL.exitMeanSecLive : MODEL.exitMeanSecVod) * SEC),
       gifter ? MODEL.giftHazard : 0,
     ];
   }
@@ -810,7 +838,9 @@ export class TrafficGenerator {
         v.state = 'seeking';
         this.emit('playback', this.pb(v, 'seek_start', 'seeking'));
         const forward = this.rng.chance(0.7);
-        v.seekTargetMs = forward ? Math.min(duration - 2 * MIN, v.playheadMs + this.rng.range(10 * SEC, 10 * MIN)) : Math.max(0, v.playheadMs - this.rng.range(10 * SEC, 5 * MIN));
+        v.seekTargetMs = forward
+          ? Math.min(duration - 2 * MIN, v.playheadMs + this.rng.range(10 * SEC, 10 * MIN))
+          : Math.max(0, v.playheadMs - this.rng.range(10 * SEC, 5 * MIN));
         v.seekTargetMs = Math.max(0, Math.round(v.seekTargetMs));
         v.phaseEndMs = this.now + Math.round(Math.min(15_000, this.rng.logNormal(600, 0.6) * (cdnDegraded(fx, v) ? 3 : 1)));
         this.scheduleTimedPhase(v, () => {
@@ -874,7 +904,10 @@ export class TrafficGenerator {
   private gift(v: View): void {
     const stream = v.stream;
     if (!stream) return;
-    const g = this.rng.weighted(GIFT_TYPES, GIFT_TYPES.map((x) => x.weight));
+    const g = this.rng.weighted(
+      GIFT_TYPES,
+      GIFT_TYPES.map((x) => x.weight),
+    );
     const e: GiftEvent = {
       event_id: this.rng.uuid(),
       event_time: this.now,
@@ -1139,7 +1172,12 @@ export class TrafficGenerator {
     if (opts.forceCritical) severity = 'critical';
     const source = opts.forceCritical ? 'automated' : this.rng.weighted(['user_report', 'automated', 'staff'] as const, [0.65, 0.28, 0.07]);
     const base = { case_id: caseId, target_type: targetType, target_id: targetId, creator_id: creatorId, policy };
-    const mk = (event_type: ModerationEvent['event_type'], sev: ModerationEvent['severity'], action: ModerationEvent['action_type'], outcome: ModerationEvent['outcome']): ModerationEvent => ({
+    const mk = (
+      event_type: ModerationEvent['event_type'],
+      sev: ModerationEvent['severity'],
+      action: ModerationEvent['action_type'],
+      outcome: ModerationEvent['outcome'],
+    ): ModerationEvent => ({
       event_id: this.rng.uuid(),
       event_time: this.now,
       received_time: 0,
@@ -1265,7 +1303,8 @@ export class TrafficGenerator {
   private scheduleJiraProgress(issue: JiraIssue): void {
     if (issue.deleted || issue.statusCategory === 'done') return;
     const urgent = issue.severity === 'critical' || issue.severity === 'high';
-    const delay = issue.statusCategory === 'new' ? this.rng.logNormal(urgent ? 1 * HOUR : 5 * HOUR, 0.8) : this.rng.logNormal(urgent ? 10 * HOUR : 30 * HOUR, 0.8);
+    const delay =
+      issue.statusCategory === 'new' ? this.rng.logNormal(urgent ? 1 * HOUR : 5 * HOUR, 0.8) : this.rng.logNormal(urgent ? 10 * HOUR : 30 * HOUR, 0.8);
     this.at(this.now + delay, () => {
       if (issue.deleted || issue.statusCategory === 'done') return; // resolved meanwhile (end of an incident)
       const from = issue.status;
@@ -1313,7 +1352,11 @@ export class TrafficGenerator {
     return issue;
   }
 
-  private jiraEmit(issue: JiraIssue, webhookEvent: JiraIssueEvent['webhook_event'], change: { from: string; to: string; cost: [number | null, number | null] | null } | null): void {
+  private jiraEmit(
+    issue: JiraIssue,
+    webhookEvent: JiraIssueEvent['webhook_event'],
+    change: { from: string; to: string; cost: [number | null, number | null] | null } | null,
+  ): void {
     const e: JiraIssueEvent = {
       event_id: this.rng.uuid(),
       event_time: this.now,
@@ -1339,13 +1382,21 @@ export class TrafficGenerator {
     this.emit('jira', e);
   }
 
-  private jiraPayload(issue: JiraIssue, webhookEvent: JiraIssueEvent['webhook_event'], change: { from: string; to: string; cost: [number | null, number | null] | null } | null): string {
+  private jiraPayload(
+    issue: JiraIssue,
+    webhookEvent: JiraIssueEvent['webhook_event'],
+    change: { from: string; to: string; cost: [number | null, number | null] | null } | null,
+  ): string {
     const fm = this.opts.jiraFieldMap;
     const site = 'https://streampulse.atlassian.net';
     const fields: Record<string, unknown> = {
       summary: issue.summary,
       issuetype: { id: String(10_001 + ['Bug', 'Task', 'Incident', 'Story'].indexOf(issue.issueType)), name: issue.issueType, subtask: false },
-      project: { id: String(10_000 + JIRA_PROJECTS.findIndex((p) => p.key === issue.project)), key: issue.project, name: JIRA_PROJECTS.find((p) => p.key === issue.project)?.name ?? issue.project },
+      project: {
+        id: String(10_000 + JIRA_PROJECTS.findIndex((p) => p.key === issue.project)),
+        key: issue.project,
+        name: JIRA_PROJECTS.find((p) => p.key === issue.project)?.name ?? issue.project,
+      },
       status: { name: issue.status, statusCategory: { key: issue.statusCategory, name: STATUS_CATEGORY_NAME[issue.statusCategory] } },
       priority: { name: issue.priority },
       labels: issue.labels,
@@ -1369,7 +1420,14 @@ export class TrafficGenerator {
     if (change) {
       const items: Array<Record<string, unknown>> = [];
       if (change.from !== change.to) items.push({ field: 'status', fieldtype: 'jira', fromString: change.from, toString: change.to });
-      if (change.cost && fm.cost_impact_usd) items.push({ field: 'Cost impact (USD)', fieldtype: 'custom', fieldId: fm.cost_impact_usd, fromString: change.cost[0] === null ? null : String(change.cost[0]), toString: change.cost[1] === null ? null : String(change.cost[1]) });
+      if (change.cost && fm.cost_impact_usd)
+        items.push({
+          field: 'Cost impact (USD)',
+          fieldtype: 'custom',
+          fieldId: fm.cost_impact_usd,
+          fromString: change.cost[0] === null ? null : String(change.cost[0]),
+          toString: change.cost[1] === null ? null : String(change.cost[1]),
+        });
       body.changelog = { id: String(this.rng.int(1_000_000) + 100_000), items };
     }
     return JSON.stringify(body);

@@ -13,15 +13,19 @@ export interface IncidentInfo {
 
 export const INCIDENTS = {
   'cdn-degradation': {
-    description: 'One CDN (default akamai; `cdn-degradation:fastly` picks another, `cdn-degradation:akamai/IN` limits it to the viewers of one country, a regional degradation) rebuffers ~15x more often and ~2.5x longer, and starts up ~2.5x slower; the other CDNs are unchanged.',
+    description:
+      'One CDN (default akamai; `cdn-degradation:fastly` picks another, `cdn-degradation:akamai/IN` limits it to the viewers of one country, a regional degradation) rebuffers ~15x more often and ~2.5x longer, and starts up ~2.5x slower; the other CDNs are unchanged.',
     trips: 'QoE rebuffer % > 2 % for 3 min by cdn (and startup p95 for that cdn); with a country, its explanation ranks that country first',
   },
   'payment-outage': {
-    description: 'The payment gateway fails ~40 % of attempts (gateway_timeout, processing_error); succeeded revenue drops accordingly. `payment-outage:google_play` is one payment provider down: ~90 % of that method\'s attempts fail, the others are unchanged.',
-    trips: 'payment failure rate > 10 % over 15 min; hourly revenue 15 % below its 7-day average when long enough; with a method, its explanation ranks that method first',
+    description:
+      "The payment gateway fails ~40 % of attempts (gateway_timeout, processing_error); succeeded revenue drops accordingly. `payment-outage:google_play` is one payment provider down: ~90 % of that method's attempts fail, the others are unchanged.",
+    trips:
+      'payment failure rate > 10 % over 15 min; hourly revenue 15 % below its 7-day average when long enough; with a method, its explanation ranks that method first',
   },
   'abuse-spike': {
-    description: 'User reports and automated detections surge ~40x, skewed to high severity, with critical-severity actions (the first about a minute after the start).',
+    description:
+      'User reports and automated detections surge ~40x, skewed to high severity, with critical-severity actions (the first about a minute after the start).',
     trips: 'more than 50 reports or actions in an hour; any critical-severity action',
   },
   'engagement-drop': {
@@ -29,7 +33,8 @@ export const INCIDENTS = {
     trips: 'hourly playing time 15 % below its 7-day average',
   },
   'churn-wave': {
-    description: 'A cohort of ~20 % of paying accounts turns off auto-renew or cancels, a share fails renewal (insufficient funds, expired card), and those accounts watch ~80 % less during the incident.',
+    description:
+      'A cohort of ~20 % of paying accounts turns off auto-renew or cancels, a share fails renewal (insufficient funds, expired card), and those accounts watch ~80 % less during the incident.',
     trips: 'accounts entering high churn risk 20 % above the 7-day average',
   },
   'vsf-spike': {
@@ -45,7 +50,8 @@ export const INCIDENTS = {
     trips: 'more than 100 fatal playback errors in an hour',
   },
   'production-critical': {
-    description: 'A new critical-severity Jira issue is created 30 s into the incident, a new issue with cost_impact_usd 72,500 after 2 min, and an open issue is re-estimated to $64,000 after 5 min; the three are resolved (Done) when the incident ends (at least 6 min in).',
+    description:
+      'A new critical-severity Jira issue is created 30 s into the incident, a new issue with cost_impact_usd 72,500 after 2 min, and an open issue is re-estimated to $64,000 after 5 min; the three are resolved (Done) when the incident ends (at least 6 min in).',
     trips: 'a new critical Jira issue; an issue cost impact above $50,000',
   },
   'payer-drop': {
@@ -53,17 +59,20 @@ export const INCIDENTS = {
     trips: 'payer rate 10 % below its 7-day average (and hourly revenue when long enough)',
   },
   'app-release': {
-    description: 'An app release breaks playback on one device family (default tv; `app-release:tablet` picks another): ~60 % of its views fail before the first frame; other devices are unchanged.',
+    description:
+      'An app release breaks playback on one device family (default tv; `app-release:tablet` picks another): ~60 % of its views fail before the first frame; other devices are unchanged.',
     trips: 'VSF % over 5 min above 5 %; its explanation ranks that device_category first',
   },
   'show-problem': {
-    description: 'A show has a production problem (default: the most popular VOD show; `show-problem:<show name>`): a critical Jira issue on it 30 s in (resolved when the incident ends), 80 % of its would-be views never start and its viewers leave ~8x sooner, so its playing time collapses.',
+    description:
+      'A show has a production problem (default: the most popular VOD show; `show-problem:<show name>`): a critical Jira issue on it 30 s in (resolved when the incident ends), 80 % of its would-be views never start and its viewers leave ~8x sooner, so its playing time collapses.',
     trips: 'hourly playing time 15 % below its 7-day average when the show is big enough; its explanation ranks that show first and names the Jira issue',
   },
   'late-delivery': {
     description:
       'The beacon collector is unreachable from the mobile apps (e.g. a carrier route or certificate problem): ~30 % of mobile devices keep playing from the CDNs but queue their playback beacons on the device, and each uploads its queue at its first retry after the collector is back, 1-5 min after the incident ends. Their events arrive up to the duration + 5 min late (1-25 min for 20 min), far beyond the window grace; the events themselves are exactly those of normal traffic, only their delivery is delayed (so they are out of event-time order).',
-    trips: 'more than 500 late events in 15 min by processor: qoe and business (both read playback); churn only if the queued span crosses midnight (its windows are days)',
+    trips:
+      'more than 500 late events in 15 min by processor: qoe and business (both read playback); churn only if the queued span crosses midnight (its windows are days)',
   },
 } as const satisfies Record<string, IncidentInfo>;
 

@@ -143,7 +143,17 @@ export async function runSimulation(opts: SimulationOptions, deps: SimulationDep
   const progressEveryMs = opts.progressEveryMs ?? 1000;
   const incidents = resolveIncidents(opts.incidents ?? [], startMs, endMs);
   for (const i of incidents) {
-    logger?.info({ event: 'simulate_incident', incident: i.name, target: i.target, start: new Date(i.startMs).toISOString(), duration_ms: i.durationMs, description: INCIDENTS[i.name].description }, 'incident scheduled');
+    logger?.info(
+      {
+        event: 'simulate_incident',
+        incident: i.name,
+        target: i.target,
+        start: new Date(i.startMs).toISOString(),
+        duration_ms: i.durationMs,
+        description: INCIDENTS[i.name].description,
+      },
+      'incident scheduled',
+    );
   }
 
   const gen = new TrafficGenerator({

@@ -49,12 +49,87 @@ export interface CountryInfo {
 }
 
 export const COUNTRIES: CountryInfo[] = [
-  { code: 'NP', weight: 0.34, currency: 'NPR', asns: [[17501, 0.35], [45650, 0.3], [23752, 0.2], [139922, 0.15]], methods: ['esewa', 'khalti', 'card', 'google_play'], methodWeights: [0.4, 0.25, 0.15, 0.2], networkQuality: 1.5 },
-  { code: 'IN', weight: 0.3, currency: 'INR', asns: [[55836, 0.4], [24560, 0.3], [9829, 0.15], [45609, 0.15]], methods: ['card', 'google_play', 'paypal', 'apple_iap'], methodWeights: [0.45, 0.35, 0.05, 0.15], networkQuality: 1.3 },
-  { code: 'US', weight: 0.16, currency: 'USD', asns: [[7922, 0.35], [7018, 0.25], [701, 0.2], [20115, 0.2]], methods: ['card', 'paypal', 'apple_iap', 'google_play'], methodWeights: [0.5, 0.15, 0.2, 0.15], networkQuality: 0.8 },
-  { code: 'GB', weight: 0.1, currency: 'GBP', asns: [[2856, 0.4], [5089, 0.3], [5607, 0.3]], methods: ['card', 'paypal', 'apple_iap', 'google_play'], methodWeights: [0.5, 0.15, 0.2, 0.15], networkQuality: 0.8 },
-  { code: 'DE', weight: 0.05, currency: 'EUR', asns: [[3320, 0.5], [3209, 0.3], [6805, 0.2]], methods: ['card', 'paypal', 'apple_iap', 'google_play'], methodWeights: [0.4, 0.3, 0.15, 0.15], networkQuality: 0.8 },
-  { code: 'FR', weight: 0.05, currency: 'EUR', asns: [[3215, 0.45], [12322, 0.3], [5410, 0.25]], methods: ['card', 'paypal', 'apple_iap', 'google_play'], methodWeights: [0.5, 0.2, 0.15, 0.15], networkQuality: 0.8 },
+  {
+    code: 'NP',
+    weight: 0.34,
+    currency: 'NPR',
+    asns: [
+      [17501, 0.35],
+      [45650, 0.3],
+      [23752, 0.2],
+      [139922, 0.15],
+    ],
+    methods: ['esewa', 'khalti', 'card', 'google_play'],
+    methodWeights: [0.4, 0.25, 0.15, 0.2],
+    networkQuality: 1.5,
+  },
+  {
+    code: 'IN',
+    weight: 0.3,
+    currency: 'INR',
+    asns: [
+      [55836, 0.4],
+      [24560, 0.3],
+      [9829, 0.15],
+      [45609, 0.15],
+    ],
+    methods: ['card', 'google_play', 'paypal', 'apple_iap'],
+    methodWeights: [0.45, 0.35, 0.05, 0.15],
+    networkQuality: 1.3,
+  },
+  {
+    code: 'US',
+    weight: 0.16,
+    currency: 'USD',
+    asns: [
+      [7922, 0.35],
+      [7018, 0.25],
+      [701, 0.2],
+      [20115, 0.2],
+    ],
+    methods: ['card', 'paypal', 'apple_iap', 'google_play'],
+    methodWeights: [0.5, 0.15, 0.2, 0.15],
+    networkQuality: 0.8,
+  },
+  {
+    code: 'GB',
+    weight: 0.1,
+    currency: 'GBP',
+    asns: [
+      [2856, 0.4],
+      [5089, 0.3],
+      [5607, 0.3],
+    ],
+    methods: ['card', 'paypal', 'apple_iap', 'google_play'],
+    methodWeights: [0.5, 0.15, 0.2, 0.15],
+    networkQuality: 0.8,
+  },
+  {
+    code: 'DE',
+    weight: 0.05,
+    currency: 'EUR',
+    asns: [
+      [3320, 0.5],
+      [3209, 0.3],
+      [6805, 0.2],
+    ],
+    methods: ['card', 'paypal', 'apple_iap', 'google_play'],
+    methodWeights: [0.4, 0.3, 0.15, 0.15],
+    networkQuality: 0.8,
+  },
+  {
+    code: 'FR',
+    weight: 0.05,
+    currency: 'EUR',
+    asns: [
+      [3215, 0.45],
+      [12322, 0.3],
+      [5410, 0.25],
+    ],
+    methods: ['card', 'paypal', 'apple_iap', 'google_play'],
+    methodWeights: [0.5, 0.2, 0.15, 0.15],
+    networkQuality: 0.8,
+  },
 ];
 
 /** Monthly plan prices in minor units per currency (regional pricing). */
@@ -180,8 +255,42 @@ export interface WorldOptions {
   nowMs: number;
 }
 
-const SHOW_A = ['Everest', 'Kathmandu', 'Monsoon', 'Himalayan', 'Midnight', 'Silver', 'Lost', 'Golden', 'Hidden', 'Broken', 'Wild', 'Northern', 'Last', 'Crimson', 'Quiet', 'Electric'];
-const SHOW_B = ['Files', 'Nights', 'Diaries', 'Road', 'Kitchen', 'Games', 'Republic', 'Valley', 'Signal', 'Lines', 'Tides', 'Circuit', 'Frontier', 'Harbour', 'Academy', 'Empire'];
+const SHOW_A = [
+  'Everest',
+  'Kathmandu',
+  'Monsoon',
+  'Himalayan',
+  'Midnight',
+  'Silver',
+  'Lost',
+  'Golden',
+  'Hidden',
+  'Broken',
+  'Wild',
+  'Northern',
+  'Last',
+  'Crimson',
+  'Quiet',
+  'Electric',
+];
+const SHOW_B = [
+  'Files',
+  'Nights',
+  'Diaries',
+  'Road',
+  'Kitchen',
+  'Games',
+  'Republic',
+  'Valley',
+  'Signal',
+  'Lines',
+  'Tides',
+  'Circuit',
+  'Frontier',
+  'Harbour',
+  'Academy',
+  'Empire',
+];
 const CREATOR_SHOWS = ['Live', 'Unplugged', 'After Dark', 'Arena', 'Sessions', 'Kitchen Live', 'Talk Hour', 'Speedrun'];
 const DAY_MS = 86_400_000;
 

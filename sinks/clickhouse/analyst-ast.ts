@@ -45,7 +45,23 @@ export type AstVerdict = { ok: true; kind: 'select' | 'explain' | 'describe' } |
 /** Table functions that only generate values from their arguments. */
 export const ALLOWED_TABLE_FUNCTIONS = new Set(['numbers', 'numbers_mt', 'generate_series', 'generateseries', 'values', 'view', 'format', 'primes']);
 /** Scalar functions that read files, dictionaries, other tables, server config or write to Keeper. */
-const DENIED_FUNCTIONS = new Set(['file', 'joinget', 'joingetornull', 'hascolumnintable', 'catboostevaluate', 'naivebayesclassifier', 'getclienthttpheader', 'getserversetting', 'getmergetreesetting', 'generateserialid', 'filesystemavailable', 'filesystemcapacity', 'filesystemunreserved', 'getmacro', 'globalvariable']);
+const DENIED_FUNCTIONS = new Set([
+  'file',
+  'joinget',
+  'joingetornull',
+  'hascolumnintable',
+  'catboostevaluate',
+  'naivebayesclassifier',
+  'getclienthttpheader',
+  'getserversetting',
+  'getmergetreesetting',
+  'generateserialid',
+  'filesystemavailable',
+  'filesystemcapacity',
+  'filesystemunreserved',
+  'getmacro',
+  'globalvariable',
+]);
 /** System tables an analyst may read: constants and the part counts the pipeline dashboard shows. */
 export const ALLOWED_SYSTEM_TABLES = new Set(['system.one', 'system.numbers', 'system.numbers_mt', 'system.parts']);
 const ALWAYS_OTHER_DATABASES = ['system', 'information_schema', 'INFORMATION_SCHEMA'];
@@ -96,7 +112,11 @@ const STATEMENT_NAMES: Record<string, string> = { Rename: 'RENAME/EXCHANGE', Set
 /** The statement's verdict under the policy (see the file comment). */
 export function checkAnalystAst(explain: string, policy: AstPolicy): AstVerdict {
   const root = parseExplainAst(explain);
-  if (!root) return { ok: false, reason: 'the statement could not be checked (its syntax tree is not one consistent tree; identifiers with line breaks are not allowed)' };
+  if (!root)
+    return {
+      ok: false,
+      reason: 'the statement could not be checked (its syntax tree is not one consistent tree; identifiers with line breaks are not allowed)',
+    };
   let kind: 'select' | 'explain' | 'describe';
   if (root.type === 'SelectWithUnionQuery') kind = 'select';
   else if (root.type === 'Explain') {
@@ -120,7 +140,13 @@ export function checkAnalystAst(explain: string, policy: AstPolicy): AstVerdict 
 
 /** `CreateUserQuery` → `CREATE USER`, as an analyst would write the statement. */
 function statementName(type: string): string {
-  return STATEMENT_NAMES[type] ?? type.replace(/Query$/, '').replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase();
+  return (
+    STATEMENT_NAMES[type] ??
+    type
+      .replace(/Query$/, '')
+      .replace(/([a-z])([A-Z])/g, '$1 $2')
+      .toUpperCase()
+  );
 }
 
 function checkNode(n: AstNode, parent: AstNode | null, policy: AstPolicy, tableFunctions: Set<string>, otherDatabases: Set<string>): string | null {

@@ -35,7 +35,12 @@ export interface AnalystLimits {
   maxResultBytes: number;
 }
 
-export const DEFAULT_ANALYST_LIMITS: AnalystLimits = { maxExecutionSeconds: 10, maxMemoryBytes: 1024 ** 3, maxResultRows: 100_000, maxResultBytes: 64 * 1024 ** 2 };
+export const DEFAULT_ANALYST_LIMITS: AnalystLimits = {
+  maxExecutionSeconds: 10,
+  maxMemoryBytes: 1024 ** 3,
+  maxResultRows: 100_000,
+  maxResultBytes: 64 * 1024 ** 2,
+};
 
 export interface AnalystOptions {
   limits: AnalystLimits;
@@ -95,13 +100,24 @@ export async function openAnalyst(ch: ClickHouse, opts: AnalystOptions): Promise
     if (!server) throw new Error('analyst SQL over HTTP needs the server URL');
     if (opts.user) {
       // No setting at all in the URL: a readonly = 1 profile refuses any change (compression too).
-      client = createClient({ url: server.url, username: opts.user.name, password: opts.user.password, database: ch.database, request_timeout: (limits.maxExecutionSeconds + 30) * 1000, compression: { request: false, response: false } });
+      client = createClient({
+        url: server.url,
+        username: opts.user.name,
+        password: opts.user.password,
+        database: ch.database,
+        request_timeout: (limits.maxExecutionSeconds + 30) * 1000,
+        compression: { request: false, response: false },
+      });
       mode = 'server-analyst-user';
     } else {
       // readonly last: settings of one request are checked together before any applies.
       client = createClient({
-        url: server.url, username: server.user, password: server.password, database: ch.database,
-        request_timeout: (limits.maxExecutionSeconds + 30) * 1000, compression: { request: false, response: false },
+        url: server.url,
+        username: server.user,
+        password: server.password,
+        database: ch.database,
+        request_timeout: (limits.maxExecutionSeconds + 30) * 1000,
+        compression: { request: false, response: false },
         clickhouse_settings: { ...(limitSettings(limits) as Record<string, never>), readonly: '1' },
       });
       mode = 'server-readonly-settings';
@@ -124,38 +140,44 @@ export async function openAnalyst(ch: ClickHouse, opts: AnalystOptions): Promise
   const release = async () => {
     if (ch.transport !== 'chdb') return;
     // The session frees its previous query's state when it runs the next one.
-    await client.query({ query: 'SELECT 1', format: 'TabSeparated' }).then((r) => r.text()).catch(() => undefined);
+    await client
+      .query({ query: 'SELECT 1', format: 'TabSeparated' })
+      .then((r) => r.text())
+      .catch(() => undefined);
   };
 
   const handle: AnalystSql = {
     limits,
     mode,
     client,
-    prepare: (query, params, o = {}) => serial(async (): Promise<Prepared> => {
-      let formatted: string;
-      try {
-        const [r] = await rows<{ f: string }>(client, 'SELECT formatQuerySingleLine({q:String}) AS f', { q: query });
-        formatted = r!.f;
-      } catch (err) {
-        const e = toClickHouseError(err, 'parse');
-        const msg = (err as Error).message ?? '';
-        if (/Multi-statements are not allowed/i.test(msg)) return { ok: false, status: 403, reason: 'exactly one statement is allowed (ClickHouse parsed more than one)', code: e.serverCode };
-        return { ok: false, status: 400, reason: `ClickHouse cannot parse the statement: ${cleanMessage(msg)}`, code: e.serverCode };
-      }
-      let explain: string;
-      let databases: string[];
-      try {
-        explain = await text(client, `EXPLAIN AST ${formatted}`, params, ch.transport === 'chdb');
-        databases = (await queryRows<{ name: string }>(ch, 'SELECT name FROM system.databases')).map((r) => r.name);
-      } catch (err) {
-        const e = toClickHouseError(err, 'explain');
-        if (e.serverCode === '164') return { ok: false, status: 403, reason: `refused by ClickHouse (read-only): ${cleanMessage((err as Error).message)}`, code: e.serverCode };
-        return { ok: false, status: 400, reason: `ClickHouse cannot analyse the statement: ${cleanMessage((err as Error).message)}`, code: e.serverCode };
-      }
-      const v = checkAnalystAst(explain, { database: ch.database, databases, tableFunctions, allowFormat: o.allowFormat ?? false });
-      if (!v.ok) return { ok: false, status: 403, reason: v.reason };
-      return { ok: true, sql: formatted, kind: v.kind };
-    }),
+    prepare: (query, params, o = {}) =>
+      serial(async (): Promise<Prepared> => {
+        let formatted: string;
+        try {
+          const [r] = await rows<{ f: string }>(client, 'SELECT formatQuerySingleLine({q:String}) AS f', { q: query });
+          formatted = r!.f;
+        } catch (err) {
+          const e = toClickHouseError(err, 'parse');
+          const msg = (err as Error).message ?? '';
+          if (/Multi-statements are not allowed/i.test(msg))
+            return { ok: false, status: 403, reason: 'exactly one statement is allowed (ClickHouse parsed more than one)', code: e.serverCode };
+          return { ok: false, status: 400, reason: `ClickHouse cannot parse the statement: ${cleanMessage(msg)}`, code: e.serverCode };
+        }
+        let explain: string;
+        let databases: string[];
+        try {
+          explain = await text(client, `EXPLAIN AST ${formatted}`, params, ch.transport === 'chdb');
+          databases = (await queryRows<{ name: string }>(ch, 'SELECT name FROM system.databases')).map((r) => r.name);
+        } catch (err) {
+          const e = toClickHouseError(err, 'explain');
+          if (e.serverCode === '164')
+            return { ok: false, status: 403, reason: `refused by ClickHouse (read-only): ${cleanMessage((err as Error).message)}`, code: e.serverCode };
+          return { ok: false, status: 400, reason: `ClickHouse cannot analyse the statement: ${cleanMessage((err as Error).message)}`, code: e.serverCode };
+        }
+        const v = checkAnalystAst(explain, { database: ch.database, databases, tableFunctions, allowFormat: o.allowFormat ?? false });
+        if (!v.ok) return { ok: false, status: 403, reason: v.reason };
+        return { ok: true, sql: formatted, kind: v.kind };
+      }),
     run: (fn) =>
       serial(async () => {
         try {
@@ -200,5 +222,9 @@ async function text(client: ClickHouseClient, query: string, params: Record<stri
 
 /** ClickHouse's message without the echo of our wrapper query. */
 function cleanMessage(msg: string): string {
-  return msg.replace(/: In scope SELECT formatQuerySingleLine\([\s\S]*$/, '').replace(/\s+/g, ' ').trim().slice(0, 500);
+  return msg
+    .replace(/: In scope SELECT formatQuerySingleLine\([\s\S]*$/, '')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 500);
 }

@@ -219,7 +219,12 @@ export function encodeBodyRows(rows: readonly AvroBodyRow[]): EncodedRows {
     pos = writeLong(buf, pos, r.src_offset);
     sink.pos = writeLong(buf, pos, r.version);
   }
-  return { schemaJson: JSON.stringify({ type: 'record', name: schema.name, fields }), columns: fields.map((f) => f.name), body: sink.bytes(), count: rows.length };
+  return {
+    schemaJson: JSON.stringify({ type: 'record', name: schema.name, fields }),
+    columns: fields.map((f) => f.name),
+    body: sink.bytes(),
+    count: rows.length,
+  };
 }
 
 /** Encodes plain row objects of one table with an avsc type compiled once per column list. */
@@ -272,7 +277,10 @@ export function containerFile(rows: EncodedRows): [Buffer, Buffer, Buffer] {
   const head = Buffer.allocUnsafe(64 + schema.length);
   let pos = MAGIC.copy(head, 0);
   pos = writeLong(head, pos, 2);
-  for (const [k, v] of [[Buffer.from('avro.schema'), schema], [Buffer.from('avro.codec'), codec]] as const) {
+  for (const [k, v] of [
+    [Buffer.from('avro.schema'), schema],
+    [Buffer.from('avro.codec'), codec],
+  ] as const) {
     pos = writeLong(head, pos, k.length);
     pos += k.copy(head, pos);
     pos = writeLong(head, pos, v.length);

@@ -80,7 +80,12 @@ export async function openClickHouse(opts: ClickHouseOptions): Promise<ClickHous
       // createClient's option types do not list `connection`, where chdb's connection plugs in.
       client = createClient({ connection: createChdbConnection({ path }) } as Parameters<typeof createClient>[0]);
     } catch (err) {
-      throw new ClickHouseError(`cannot open embedded ClickHouse at ${path}: ${(err as Error).message} (only one process may own a chdb data directory)`, undefined, false, { cause: err });
+      throw new ClickHouseError(
+        `cannot open embedded ClickHouse at ${path}: ${(err as Error).message} (only one process may own a chdb data directory)`,
+        undefined,
+        false,
+        { cause: err },
+      );
     }
     transport = 'chdb';
     chdbPath = path;
@@ -244,7 +249,11 @@ export async function insertAvro(ch: ClickHouse, table: string, rows: EncodedRow
 
 /** Column names and types of every table in the database (system.columns), by table. */
 export async function tableColumns(ch: ClickHouse): Promise<Map<string, Array<{ name: string; type: string }>>> {
-  const rows = await queryRows<{ table: string; name: string; type: string }>(ch, 'SELECT table, name, type FROM system.columns WHERE database = {db:String} ORDER BY table, position', { db: ch.database });
+  const rows = await queryRows<{ table: string; name: string; type: string }>(
+    ch,
+    'SELECT table, name, type FROM system.columns WHERE database = {db:String} ORDER BY table, position',
+    { db: ch.database },
+  );
   const out = new Map<string, Array<{ name: string; type: string }>>();
   for (const r of rows) {
     let l = out.get(r.table);

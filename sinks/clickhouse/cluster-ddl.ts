@@ -87,10 +87,11 @@ export function changesColumns(alter: string): boolean {
 /** Names of the tables (not views) the migrations create. */
 export function migrationTables(migrations: readonly Migration[]): Set<string> {
   const tables = new Set<string>();
-  for (const m of migrations) for (const s of m.statements) {
-    const t = CREATE_TABLE.exec(s);
-    if (t) tables.add(t[1]!);
-  }
+  for (const m of migrations)
+    for (const s of m.statements) {
+      const t = CREATE_TABLE.exec(s);
+      if (t) tables.add(t[1]!);
+    }
   return tables;
 }
 

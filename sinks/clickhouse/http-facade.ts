@@ -102,7 +102,11 @@ function authenticate(users: Array<{ role: 'writer' | 'analyst'; user: FacadeUse
 }
 
 class FacadeError extends Error {
-  constructor(readonly code: string, readonly status: number, message: string) {
+  constructor(
+    readonly code: string,
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -138,7 +142,19 @@ async function readBody(req: IncomingMessage, maxBytes = Infinity): Promise<Buff
 }
 
 /** Settings the HTTP interface takes in the URL that are not query settings. */
-const NOT_SETTINGS = new Set(['query', 'database', 'query_id', 'session_id', 'session_timeout', 'user', 'password', 'enable_http_compression', 'wait_end_of_query', 'send_progress_in_http_headers', 'http_headers_progress_interval_ms']);
+const NOT_SETTINGS = new Set([
+  'query',
+  'database',
+  'query_id',
+  'session_id',
+  'session_timeout',
+  'user',
+  'password',
+  'enable_http_compression',
+  'wait_end_of_query',
+  'send_progress_in_http_headers',
+  'http_headers_progress_interval_ms',
+]);
 
 export async function serveClickHouse(ch: ClickHouse, opts: FacadeOptions): Promise<ClickHouseFacade> {
   if (ch.transport !== 'chdb') throw new Error('the ClickHouse HTTP facade serves embedded chdb only');
@@ -175,12 +191,19 @@ export async function serveClickHouse(ch: ClickHouse, opts: FacadeOptions): Prom
         authFailures++;
         const now = Date.now();
         if (now - lastAuthWarnMs >= 10_000) {
-          opts.logger?.warn({ event: 'clickhouse_facade_auth_failed', user: creds.user.slice(0, 64), remote: req.socket.remoteAddress, failures: authFailures }, 'ClickHouse port: authentication failed');
+          opts.logger?.warn(
+            { event: 'clickhouse_facade_auth_failed', user: creds.user.slice(0, 64), remote: req.socket.remoteAddress, failures: authFailures },
+            'ClickHouse port: authentication failed',
+          );
           lastAuthWarnMs = now;
           authFailures = 0;
         }
         req.resume();
-        throw new FacadeError('516', 403, `Code: 516. DB::Exception: ${creds.user}: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)`);
+        throw new FacadeError(
+          '516',
+          403,
+          `Code: 516. DB::Exception: ${creds.user}: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)`,
+        );
       }
       const params: Record<string, string> = {};
       const settings: Record<string, string> = {};
@@ -199,9 +222,14 @@ export async function serveClickHouse(ch: ClickHouse, opts: FacadeOptions): Prom
       const body = limit < 0 ? null : await readBody(req, limit);
       if (body === null) {
         req.resume();
-        throw new FacadeError('62', 400, `Code: 62. DB::Exception: ${creds.user}: Max query size exceeded: the statement is limited to ${ANALYST_MAX_QUERY_BYTES} bytes (max_query_size), query and body together, after gzip. (SYNTAX_ERROR)`);
+        throw new FacadeError(
+          '62',
+          400,
+          `Code: 62. DB::Exception: ${creds.user}: Max query size exceeded: the statement is limited to ${ANALYST_MAX_QUERY_BYTES} bytes (max_query_size), query and body together, after gzip. (SYNTAX_ERROR)`,
+        );
       }
-      if (role === 'writer' && wantsReadonly && !opts.analystSql) throw new FacadeError('164', 500, `Code: 164. DB::Exception: ${creds.user}: readonly was asked for and this port has no read-only session. (READONLY)`);
+      if (role === 'writer' && wantsReadonly && !opts.analystSql)
+        throw new FacadeError('164', 500, `Code: 164. DB::Exception: ${creds.user}: readonly was asked for and this port has no read-only session. (READONLY)`);
       if (role === 'analyst' || wantsReadonly) {
         const analyst = opts.analystSql!;
         // Grafana's ClickHouse data source sends its query timeout as max_execution_time with every
@@ -216,10 +244,16 @@ export async function serveClickHouse(ch: ClickHouse, opts: FacadeOptions): Prom
         if (!p.ok) {
           opts.logger?.info({ event: 'clickhouse_facade_analyst_refused', reason: p.reason }, 'ClickHouse port: analyst statement refused');
           // As ClickHouse words a refusal of its read-only mode (or its parser's error).
-          throw new FacadeError(p.code ?? '164', p.status === 403 ? 403 : 400, `Code: ${p.code ?? '164'}. DB::Exception: ${creds.user}: ${p.reason}. (${p.code === '62' ? 'SYNTAX_ERROR' : 'READONLY'})`);
+          throw new FacadeError(
+            p.code ?? '164',
+            p.status === 403 ? 403 : 400,
+            `Code: ${p.code ?? '164'}. DB::Exception: ${creds.user}: ${p.reason}. (${p.code === '62' ? 'SYNTAX_ERROR' : 'READONLY'})`,
+          );
         }
         const analystConn = (analyst.client as unknown as { connection: { query(p: object): Promise<{ stream: Readable }> } }).connection;
-        const result = await track(analyst.run(() => analystConn.query({ query: p.sql, query_params: params, query_id: queryId, clickhouse_settings: settings })));
+        const result = await track(
+          analyst.run(() => analystConn.query({ query: p.sql, query_params: params, query_id: queryId, clickhouse_settings: settings })),
+        );
         res.writeHead(200, headers);
         result.stream.pipe(res);
         return;
@@ -261,7 +295,10 @@ export async function serveClickHouse(ch: ClickHouse, opts: FacadeOptions): Prom
   });
   const port = (server.address() as { port: number }).port;
   const url = `http://${opts.host ?? '127.0.0.1'}:${port}`;
-  opts.logger?.info({ event: 'clickhouse_facade_listening', url, writer: opts.writer.name, analyst: opts.analystUser?.name ?? null }, 'serving embedded ClickHouse over HTTP');
+  opts.logger?.info(
+    { event: 'clickhouse_facade_listening', url, writer: opts.writer.name, analyst: opts.analystUser?.name ?? null },
+    'serving embedded ClickHouse over HTTP',
+  );
   return {
     url,
     close: async () => {

@@ -14,8 +14,24 @@ const QOE_METRICS = ['startup_p50_ms', 'startup_p95_ms', 'rebuffer_pct', 'rebuff
 function qoeMinuteAll(): string {
   const g: Grain = 'minute';
   const dims = SOURCES.minute.dimensions.join(', ');
-  const measures = ['concurrent_viewer_minutes', 'views_started', 'startup_samples', 'startup_wait_ms', 'playing_ms', 'rebuffer_ms', 'rebuffer_count', 'watch_ms', 'bitrate_kbps_ms',
-    'views_ended', 'plays', 'vsf_views', 'ebvs_views', 'playback_failure_views', 'failed_views', 'fatal_errors'];
+  const measures = [
+    'concurrent_viewer_minutes',
+    'views_started',
+    'startup_samples',
+    'startup_wait_ms',
+    'playing_ms',
+    'rebuffer_ms',
+    'rebuffer_count',
+    'watch_ms',
+    'bitrate_kbps_ms',
+    'views_ended',
+    'plays',
+    'vsf_views',
+    'ebvs_views',
+    'playback_failure_views',
+    'failed_views',
+    'fatal_errors',
+  ];
   return `-- Minute metrics combined across source partitions (Grafana / API read this). Generated from the catalog.
 CREATE OR REPLACE VIEW {db}.qoe_minute_all AS
 SELECT window_start, ${dims},
@@ -35,7 +51,20 @@ FROM (
 
 function qoeByViewEnd(): string {
   const g: Grain = 'view_end';
-  const measures = ['views_ended', 'plays', 'vsf_views', 'ebvs_views', 'playback_failure_views', 'failed_views', 'startup_samples', 'watch_ms', 'playing_ms', 'rebuffer_ms', 'rebuffer_count', 'bitrate_kbps_ms'];
+  const measures = [
+    'views_ended',
+    'plays',
+    'vsf_views',
+    'ebvs_views',
+    'playback_failure_views',
+    'failed_views',
+    'startup_samples',
+    'watch_ms',
+    'playing_ms',
+    'rebuffer_ms',
+    'rebuffer_count',
+    'bitrate_kbps_ms',
+  ];
   return `-- QoE for reporting: final views bucketed by the hour of their end (Mux), with the show from the catalog. Generated from the catalog.
 CREATE OR REPLACE VIEW {db}.qoe_by_view_end_1h AS
 SELECT hour, cdn, device_category, country, asn, content_id, show_name,

@@ -16,7 +16,11 @@ import { clusterMigrations, schemaMigrationsDdl } from './cluster-ddl.js';
 
 export const MIGRATIONS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'migrations');
 
-export interface Migration { version: number; name: string; statements: string[] }
+export interface Migration {
+  version: number;
+  name: string;
+  statements: string[];
+}
 
 export function loadMigrations(dir = MIGRATIONS_DIR): Migration[] {
   return readdirSync(dir)

@@ -40,12 +40,19 @@ function chType(name: string, t: unknown): string {
     return chType(name, o.type);
   }
   switch (t) {
-    case 'string': return 'String';
-    case 'int': return 'Int32';
-    case 'long': return 'Int64';
-    case 'double': case 'float': return 'Float64';
-    case 'boolean': return 'Bool';
-    default: throw new Error(`no ClickHouse type for avro ${String(t)}`);
+    case 'string':
+      return 'String';
+    case 'int':
+      return 'Int32';
+    case 'long':
+      return 'Int64';
+    case 'double':
+    case 'float':
+      return 'Float64';
+    case 'boolean':
+      return 'Bool';
+    default:
+      throw new Error(`no ClickHouse type for avro ${String(t)}`);
   }
 }
 

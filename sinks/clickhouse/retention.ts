@@ -31,20 +31,33 @@ export function retentionTtls(r: Retention): Map<string, string | null> {
   const ttl = new Map<string, string | null>();
   const days = (d: number, expr: string) => (d > 0 ? `${expr} + toIntervalDay(${d})` : null);
   for (const k of EVENT_KINDS) ttl.set(rawTableName(k), days(r.rawDays, 'toDateTime(event_time)'));
-  for (const t of ['qoe_minute', 'kpi_payments_1m', 'kpi_gifts_1m', 'safety_events_1m', 'kpi_payments_1m_history', 'kpi_gifts_1m_history', 'safety_events_1m_history']) ttl.set(t, days(r.minuteDays, 'window_start'));
+  for (const t of [
+    'qoe_minute',
+    'kpi_payments_1m',
+    'kpi_gifts_1m',
+    'safety_events_1m',
+    'kpi_payments_1m_history',
+    'kpi_gifts_1m_history',
+    'safety_events_1m_history',
+  ])
+    ttl.set(t, days(r.minuteDays, 'window_start'));
   for (const t of ['account_activity_1h', 'account_activity_1h_history', 'kpi_business_1h_closed']) ttl.set(t, days(r.hourDays, 'hour'));
   // One table, two families: the 1-minute buckets follow minute retention, the others hour retention.
-  ttl.set('qoe_minute_rollup', r.minuteDays > 0 || r.hourDays > 0
-    ? `addDays(bucket, if(step = 60, ${r.minuteDays || FOREVER_DAYS}, ${r.hourDays || FOREVER_DAYS}))`
-    : null);
+  ttl.set(
+    'qoe_minute_rollup',
+    r.minuteDays > 0 || r.hourDays > 0 ? `addDays(bucket, if(step = 60, ${r.minuteDays || FOREVER_DAYS}, ${r.hourDays || FOREVER_DAYS}))` : null,
+  );
   return ttl;
 }
 
 /** Sets (or removes) every family's TTL; returns the tables changed. */
 export async function applyRetention(ch: ClickHouse, r: Retention): Promise<string[]> {
   const db = ch.database;
-  const engines = new Map((await queryRows<{ name: string; engine_full: string }>(ch,
-    `SELECT name, engine_full FROM system.tables WHERE database = {db:String}`, { db })).map((t) => [t.name, t.engine_full]));
+  const engines = new Map(
+    (await queryRows<{ name: string; engine_full: string }>(ch, `SELECT name, engine_full FROM system.tables WHERE database = {db:String}`, { db })).map(
+      (t) => [t.name, t.engine_full],
+    ),
+  );
   const changed: string[] = [];
   for (const [table, expr] of retentionTtls(r)) {
     // On a cluster the rows (and the TTL) live in the replicated local tables.

@@ -25,8 +25,10 @@ const sealedTable = (db: string, f: RollupFamily) => `${db}.rollup_sealed_${f}`;
 
 /** Sealed-until (epoch ms) of every rollup of a family, by name ('qoe_60', …, 'business_1h'); 0 when none. */
 export async function sealedState(ch: ClickHouse, family: RollupFamily): Promise<Map<string, number>> {
-  const rows = await queryRows<{ name: string; s: number | string }>(ch,
-    `SELECT name, toUnixTimestamp(max(sealed_until)) AS s FROM ${sealedTable(ch.database, family)} GROUP BY name`);
+  const rows = await queryRows<{ name: string; s: number | string }>(
+    ch,
+    `SELECT name, toUnixTimestamp(max(sealed_until)) AS s FROM ${sealedTable(ch.database, family)} GROUP BY name`,
+  );
   return new Map(rows.map((r) => [r.name, Number(r.s) * 1000]));
 }
 
@@ -37,11 +39,18 @@ export const sealedSql = (db: string, family: RollupFamily, name: string) =>
 const sec = (ms: number) => Math.floor(ms / 1000);
 
 async function markSealed(ch: ClickHouse, family: RollupFamily, name: string, untilMs: number, version: number): Promise<void> {
-  await command(ch, `INSERT INTO ${sealedTable(ch.database, family)} (name, sealed_until, version) VALUES ({n:String}, toDateTime({s:UInt32}, 'UTC'), {v:UInt64})`,
-    { n: name, s: sec(untilMs), v: version });
+  await command(
+    ch,
+    `INSERT INTO ${sealedTable(ch.database, family)} (name, sealed_until, version) VALUES ({n:String}, toDateTime({s:UInt32}, 'UTC'), {v:UInt64})`,
+    { n: name, s: sec(untilMs), v: version },
+  );
 }
 
-export interface SealedRange { name: string; fromMs: number; toMs: number }
+export interface SealedRange {
+  name: string;
+  fromMs: number;
+  toMs: number;
+}
 
 /**
  * Rolls up every QoE bucket that closed since the last call: buckets ending at or before
@@ -58,12 +67,16 @@ export async function sealQoe(ch: ClickHouse, closedUntilMs: number, version = D
     const from = state.get(name) ?? 0;
     const to = Math.floor(closedUntilMs / (step * 1000)) * step * 1000;
     if (to <= from) continue;
-    await command(ch, `
+    await command(
+      ch,
+      `
       INSERT INTO ${db}.qoe_minute_rollup (step, bucket, ${dims}, minutes, ${QOE_MEASURES.map(P).join(', ')}, version)
       SELECT ${step}, toStartOfInterval(window_start, INTERVAL ${step} SECOND) AS bucket, ${dims}, groupUniqArray(window_start),
         ${QOE_MEASURES.map((m) => measureSql('minute', m)).join(', ')}, {v:UInt64}
       FROM ${SOURCES.minute.from(db, 'window_start >= toDateTime({from:UInt32}) AND window_start < toDateTime({to:UInt32})')}
-      GROUP BY bucket, ${dims}`, { from: sec(from), to: sec(to), v: version });
+      GROUP BY bucket, ${dims}`,
+      { from: sec(from), to: sec(to), v: version },
+    );
     await markSealed(ch, 'qoe', name, to, version);
     done.push({ name, fromMs: from, toMs: to });
   }
@@ -77,8 +90,12 @@ export async function sealBusiness(ch: ClickHouse, closedUntilMs: number, versio
   const from = (await sealedState(ch, 'business')).get(name) ?? 0;
   const to = Math.floor(closedUntilMs / 3_600_000) * 3_600_000;
   if (to <= from) return [];
-  await command(ch, `INSERT INTO ${db}.kpi_business_1h_closed SELECT *, {v:UInt64} AS version FROM ${db}.kpi_business_1h
-    WHERE hour >= toDateTime({from:UInt32}) AND hour < toDateTime({to:UInt32})`, { from: sec(from), to: sec(to), v: version });
+  await command(
+    ch,
+    `INSERT INTO ${db}.kpi_business_1h_closed SELECT *, {v:UInt64} AS version FROM ${db}.kpi_business_1h
+    WHERE hour >= toDateTime({from:UInt32}) AND hour < toDateTime({to:UInt32})`,
+    { from: sec(from), to: sec(to), v: version },
+  );
   await markSealed(ch, 'business', name, to, version);
   return [{ name, fromMs: from, toMs: to }];
 }

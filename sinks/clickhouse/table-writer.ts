@@ -104,7 +104,11 @@ async function encodeTable(ch: ClickHouse, table: string, rows: readonly object[
   }
 }
 
-export async function writeTables(ch: ClickHouse, rowsByTable: Map<string, object[]>, deps: { metrics?: Metrics; logger?: Logger; concurrency?: number; onUnencodable?: OnUnencodable; onRetry?: (err: unknown) => void; attempts?: number }): Promise<number> {
+export async function writeTables(
+  ch: ClickHouse,
+  rowsByTable: Map<string, object[]>,
+  deps: { metrics?: Metrics; logger?: Logger; concurrency?: number; onUnencodable?: OnUnencodable; onRetry?: (err: unknown) => void; attempts?: number },
+): Promise<number> {
   let total = 0;
   const writeOne = async (table: string, rows: object[]) => {
     const end = deps.metrics?.sinkSeconds.startTimer({ table });

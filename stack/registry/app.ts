@@ -67,34 +67,56 @@ export function registryRoutes(registry: SchemaRegistry): FastifyPluginAsync {
     app.get('/', async () => ({}));
     app.get('/schemas/types', async () => ['AVRO']);
 
-    app.get<{ Params: Static<typeof IdParams> }>('/schemas/ids/:id', { schema: { params: IdParams } }, async (req) => ({ schema: registry.getSchemaById(req.params.id) }));
-    app.get<{ Params: Static<typeof IdParams> }>('/schemas/ids/:id/schema', { schema: { params: IdParams } }, async (req, reply) => sendRaw(reply, registry.getSchemaById(req.params.id)));
-    app.get<{ Params: Static<typeof IdParams> }>('/schemas/ids/:id/versions', { schema: { params: IdParams } }, async (req) => registry.versionsOfId(req.params.id));
+    app.get<{ Params: Static<typeof IdParams> }>('/schemas/ids/:id', { schema: { params: IdParams } }, async (req) => ({
+      schema: registry.getSchemaById(req.params.id),
+    }));
+    app.get<{ Params: Static<typeof IdParams> }>('/schemas/ids/:id/schema', { schema: { params: IdParams } }, async (req, reply) =>
+      sendRaw(reply, registry.getSchemaById(req.params.id)),
+    );
+    app.get<{ Params: Static<typeof IdParams> }>('/schemas/ids/:id/versions', { schema: { params: IdParams } }, async (req) =>
+      registry.versionsOfId(req.params.id),
+    );
 
-    app.get<{ Querystring: Static<typeof DeletedQuery> }>('/subjects', { schema: { querystring: DeletedQuery } }, async (req) => registry.listSubjects(req.query.deleted === true));
-    app.get<{ Params: Static<typeof SubjectParams>; Querystring: Static<typeof DeletedQuery> }>('/subjects/:subject/versions', { schema: { params: SubjectParams, querystring: DeletedQuery } }, async (req) =>
-      registry.listVersions(req.params.subject, req.query.deleted === true),
+    app.get<{ Querystring: Static<typeof DeletedQuery> }>('/subjects', { schema: { querystring: DeletedQuery } }, async (req) =>
+      registry.listSubjects(req.query.deleted === true),
+    );
+    app.get<{ Params: Static<typeof SubjectParams>; Querystring: Static<typeof DeletedQuery> }>(
+      '/subjects/:subject/versions',
+      { schema: { params: SubjectParams, querystring: DeletedQuery } },
+      async (req) => registry.listVersions(req.params.subject, req.query.deleted === true),
     );
     app.get<{ Params: Static<typeof VersionParams> }>('/subjects/:subject/versions/:version', { schema: { params: VersionParams } }, async (req) => {
       const v = registry.getVersion(req.params.subject, req.params.version);
       return { subject: v.subject, version: v.version, id: v.id, schema: v.schema };
     });
-    app.get<{ Params: Static<typeof VersionParams> }>('/subjects/:subject/versions/:version/schema', { schema: { params: VersionParams } }, async (req, reply) =>
-      sendRaw(reply, registry.getVersion(req.params.subject, req.params.version).schema),
+    app.get<{ Params: Static<typeof VersionParams> }>(
+      '/subjects/:subject/versions/:version/schema',
+      { schema: { params: VersionParams } },
+      async (req, reply) => sendRaw(reply, registry.getVersion(req.params.subject, req.params.version).schema),
     );
-    app.post<{ Params: Static<typeof SubjectParams>; Body: SchemaBodyT }>('/subjects/:subject/versions', { schema: { params: SubjectParams, body: SchemaBody } }, async (req) => {
-      requireAvro(req.body);
-      const r = await registry.register(req.params.subject, req.body.schema);
-      if (r.created) req.log.info({ event: 'schema_registered', subject: req.params.subject, id: r.id, version: r.version }, 'schema registered');
-      return { id: r.id };
-    });
-    app.post<{ Params: Static<typeof SubjectParams>; Body: SchemaBodyT }>('/subjects/:subject', { schema: { params: SubjectParams, body: SchemaBody } }, async (req) => {
-      requireAvro(req.body);
-      const v = registry.lookup(req.params.subject, req.body.schema);
-      return { subject: v.subject, id: v.id, version: v.version, schema: v.schema };
-    });
-    app.delete<{ Params: Static<typeof SubjectParams>; Querystring: Static<typeof PermanentQuery> }>('/subjects/:subject', { schema: { params: SubjectParams, querystring: PermanentQuery } }, async (req) =>
-      registry.deleteSubject(req.params.subject, req.query.permanent === true),
+    app.post<{ Params: Static<typeof SubjectParams>; Body: SchemaBodyT }>(
+      '/subjects/:subject/versions',
+      { schema: { params: SubjectParams, body: SchemaBody } },
+      async (req) => {
+        requireAvro(req.body);
+        const r = await registry.register(req.params.subject, req.body.schema);
+        if (r.created) req.log.info({ event: 'schema_registered', subject: req.params.subject, id: r.id, version: r.version }, 'schema registered');
+        return { id: r.id };
+      },
+    );
+    app.post<{ Params: Static<typeof SubjectParams>; Body: SchemaBodyT }>(
+      '/subjects/:subject',
+      { schema: { params: SubjectParams, body: SchemaBody } },
+      async (req) => {
+        requireAvro(req.body);
+        const v = registry.lookup(req.params.subject, req.body.schema);
+        return { subject: v.subject, id: v.id, version: v.version, schema: v.schema };
+      },
+    );
+    app.delete<{ Params: Static<typeof SubjectParams>; Querystring: Static<typeof PermanentQuery> }>(
+      '/subjects/:subject',
+      { schema: { params: SubjectParams, querystring: PermanentQuery } },
+      async (req) => registry.deleteSubject(req.params.subject, req.query.permanent === true),
     );
 
     app.post<{ Params: Static<typeof VersionParams>; Body: SchemaBodyT; Querystring: Static<typeof VerboseQuery> }>(
@@ -117,22 +139,43 @@ export function registryRoutes(registry: SchemaRegistry): FastifyPluginAsync {
     );
 
     app.get('/config', async () => ({ compatibilityLevel: registry.compatibilityLevel() }));
-    app.put<{ Body: Static<typeof ConfigBody> }>('/config', { schema: { body: ConfigBody } }, async (req) => ({ compatibility: await registry.setCompatibility(null, req.body.compatibility) }));
-    app.get<{ Params: Static<typeof SubjectParams>; Querystring: Static<typeof DefaultToGlobalQuery> }>('/config/:subject', { schema: { params: SubjectParams, querystring: DefaultToGlobalQuery } }, async (req) => {
-      const level = registry.subjectLevel(req.params.subject) ?? (req.query.defaultToGlobal ? registry.compatibilityLevel() : undefined);
-      if (!level) throw new RegistryHttpError(404, ERR.subjectLevelConfigNotFound, `Subject '${req.params.subject}' does not have subject-level compatibility configured`);
-      return { compatibilityLevel: level };
-    });
-    app.put<{ Params: Static<typeof SubjectParams>; Body: Static<typeof ConfigBody> }>('/config/:subject', { schema: { params: SubjectParams, body: ConfigBody } }, async (req) => ({
-      compatibility: await registry.setCompatibility(req.params.subject, req.body.compatibility),
+    app.put<{ Body: Static<typeof ConfigBody> }>('/config', { schema: { body: ConfigBody } }, async (req) => ({
+      compatibility: await registry.setCompatibility(null, req.body.compatibility),
     }));
-    app.delete<{ Params: Static<typeof SubjectParams> }>('/config/:subject', { schema: { params: SubjectParams } }, async (req) => ({ compatibilityLevel: await registry.deleteSubjectConfig(req.params.subject) }));
+    app.get<{ Params: Static<typeof SubjectParams>; Querystring: Static<typeof DefaultToGlobalQuery> }>(
+      '/config/:subject',
+      { schema: { params: SubjectParams, querystring: DefaultToGlobalQuery } },
+      async (req) => {
+        const level = registry.subjectLevel(req.params.subject) ?? (req.query.defaultToGlobal ? registry.compatibilityLevel() : undefined);
+        if (!level)
+          throw new RegistryHttpError(
+            404,
+            ERR.subjectLevelConfigNotFound,
+            `Subject '${req.params.subject}' does not have subject-level compatibility configured`,
+          );
+        return { compatibilityLevel: level };
+      },
+    );
+    app.put<{ Params: Static<typeof SubjectParams>; Body: Static<typeof ConfigBody> }>(
+      '/config/:subject',
+      { schema: { params: SubjectParams, body: ConfigBody } },
+      async (req) => ({
+        compatibility: await registry.setCompatibility(req.params.subject, req.body.compatibility),
+      }),
+    );
+    app.delete<{ Params: Static<typeof SubjectParams> }>('/config/:subject', { schema: { params: SubjectParams } }, async (req) => ({
+      compatibilityLevel: await registry.deleteSubjectConfig(req.params.subject),
+    }));
   };
 }
 
 /** A Fastify instance serving the registry API (not listening yet; tests use `inject()`). */
 export function buildRegistryApp(opts: { registry: SchemaRegistry; logger: Logger }): FastifyInstance {
-  const app = Fastify({ loggerInstance: opts.logger, logController: new LogController({ disableRequestLogging: true }), ajv: { customOptions: { coerceTypes: true } } });
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    logController: new LogController({ disableRequestLogging: true }),
+    ajv: { customOptions: { coerceTypes: true } },
+  });
   app.register(registryRoutes(opts.registry));
   return app as unknown as FastifyInstance;
 }

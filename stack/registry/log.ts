@@ -80,16 +80,27 @@ export class KafkaRegistryLog implements RegistryLog {
       },
       { 'auto.offset.reset': 'earliest' },
     );
-    const producer = new Producer({
-      'metadata.broker.list': opts.brokers,
-      'client.id': clientId,
-      'enable.idempotence': true,
-      dr_cb: true,
-      'linger.ms': 0,
-    }, { 'request.required.acks': -1, 'message.timeout.ms': timeoutMs });
+    const producer = new Producer(
+      {
+        'metadata.broker.list': opts.brokers,
+        'client.id': clientId,
+        'enable.idempotence': true,
+        dr_cb: true,
+        'linger.ms': 0,
+      },
+      { 'request.required.acks': -1, 'message.timeout.ms': timeoutMs },
+    );
     await Promise.all([
-      new Promise<void>((res, rej) => consumer.connect({ timeout: timeoutMs }, (err) => (err ? rej(new RegistryError(`registry log reader cannot connect: ${err.message}`, undefined, true, { cause: err })) : res()))),
-      new Promise<void>((res, rej) => producer.connect({ timeout: timeoutMs }, (err) => (err ? rej(new RegistryError(`registry log writer cannot connect: ${err.message}`, undefined, true, { cause: err })) : res()))),
+      new Promise<void>((res, rej) =>
+        consumer.connect({ timeout: timeoutMs }, (err) =>
+          err ? rej(new RegistryError(`registry log reader cannot connect: ${err.message}`, undefined, true, { cause: err })) : res(),
+        ),
+      ),
+      new Promise<void>((res, rej) =>
+        producer.connect({ timeout: timeoutMs }, (err) =>
+          err ? rej(new RegistryError(`registry log writer cannot connect: ${err.message}`, undefined, true, { cause: err })) : res(),
+        ),
+      ),
     ]);
     producer.setPollInterval(20);
     consumer.assign([{ topic: opts.topic, partition: 0, offset: 0 }]);
@@ -97,13 +108,20 @@ export class KafkaRegistryLog implements RegistryLog {
   }
 
   private highWatermark(): Promise<number> {
-    return new Promise((res, rej) =>
-      void this.consumer.queryWatermarkOffsets(this.opts.topic, 0, this.opts.timeoutMs ?? 30_000, (err, o) => (err ? rej(new RegistryError(`cannot read end offset of ${this.opts.topic}: ${err.message}`, undefined, true, { cause: err })) : res(o.highOffset))),
+    return new Promise(
+      (res, rej) =>
+        void this.consumer.queryWatermarkOffsets(this.opts.topic, 0, this.opts.timeoutMs ?? 30_000, (err, o) =>
+          err ? rej(new RegistryError(`cannot read end offset of ${this.opts.topic}: ${err.message}`, undefined, true, { cause: err })) : res(o.highOffset),
+        ),
     );
   }
 
   private consumeBatch(): Promise<Message[]> {
-    return new Promise((res, rej) => this.consumer.consume(500, (err, msgs) => (err ? rej(new RegistryError(`cannot read ${this.opts.topic}: ${err.message}`, undefined, true, { cause: err })) : res(msgs))));
+    return new Promise((res, rej) =>
+      this.consumer.consume(500, (err, msgs) =>
+        err ? rej(new RegistryError(`cannot read ${this.opts.topic}: ${err.message}`, undefined, true, { cause: err })) : res(msgs),
+      ),
+    );
   }
 
   async catchUp(apply: (r: LogRecord) => void): Promise<void> {
@@ -123,7 +141,8 @@ export class KafkaRegistryLog implements RegistryLog {
         const pos = this.consumer.position([{ topic: this.opts.topic, partition: 0 }])[0];
         if (pos && typeof pos.offset === 'number' && pos.offset >= high) this.nextOffset = Math.max(this.nextOffset, pos.offset);
       }
-      if (this.nextOffset < high && Date.now() > deadline) throw new RegistryError(`timed out reading ${this.opts.topic} up to offset ${high} (at ${this.nextOffset})`, undefined, true);
+      if (this.nextOffset < high && Date.now() > deadline)
+        throw new RegistryError(`timed out reading ${this.opts.topic} up to offset ${high} (at ${this.nextOffset})`, undefined, true);
     }
   }
 
@@ -138,7 +157,14 @@ export class KafkaRegistryLog implements RegistryLog {
       };
       this.producer.on('delivery-report', onReport);
       try {
-        this.producer.produce(this.opts.topic, 0, r.value === null ? null : Buffer.from(r.value), r.key === null ? null : Buffer.from(r.key), Date.now(), opaque);
+        this.producer.produce(
+          this.opts.topic,
+          0,
+          r.value === null ? null : Buffer.from(r.value),
+          r.key === null ? null : Buffer.from(r.key),
+          Date.now(),
+          opaque,
+        );
       } catch (err) {
         this.producer.off('delivery-report', onReport);
         reject(new RegistryError(`cannot write schema record: ${(err as Error).message}`, undefined, true, { cause: err }));

@@ -200,7 +200,12 @@ export class SchemaRegistry {
     const vs = this.versionsOf(subject);
     if (vs.length === 0) throw new RegistryHttpError(404, ERR.subjectNotFound, `Subject '${subject}' not found.`);
     if (version === 'latest' || version === '-1') return vs[vs.length - 1]!;
-    if (!/^\d+$/.test(version) || Number(version) < 1) throw new RegistryHttpError(422, ERR.invalidVersion, `The specified version '${version}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string "latest"`);
+    if (!/^\d+$/.test(version) || Number(version) < 1)
+      throw new RegistryHttpError(
+        422,
+        ERR.invalidVersion,
+        `The specified version '${version}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string "latest"`,
+      );
     const v = vs.find((x) => x.version === Number(version));
     if (!v) throw new RegistryHttpError(404, ERR.versionNotFound, `Version ${version} not found.`);
     return v;
@@ -215,7 +220,11 @@ export class SchemaRegistry {
   /** Subjects and versions that use schema `id`. */
   versionsOfId(id: number): { subject: string; version: number }[] {
     this.getSchemaById(id);
-    return this.listSubjects().flatMap((s) => this.versionsOf(s).filter((v) => v.id === id).map((v) => ({ subject: s, version: v.version })));
+    return this.listSubjects().flatMap((s) =>
+      this.versionsOf(s)
+        .filter((v) => v.id === id)
+        .map((v) => ({ subject: s, version: v.version })),
+    );
   }
 
   /** POST /subjects/{subject}: the version of `subject` holding this schema. */
@@ -242,7 +251,11 @@ export class SchemaRegistry {
     const candidate = parseAvro(schema).type;
     const level = this.compatibilityLevel(subject);
     if (version === 'level') {
-      return checkCompatibility(level, candidate, this.versionsOf(subject).map((v) => parseAvro(v.schema).type));
+      return checkCompatibility(
+        level,
+        candidate,
+        this.versionsOf(subject).map((v) => parseAvro(v.schema).type),
+      );
     }
     const target = this.getVersion(subject, version);
     const effective: CompatibilityLevel = level.endsWith('_TRANSITIVE') ? (level.replace('_TRANSITIVE', '') as CompatibilityLevel) : level;
@@ -263,9 +276,17 @@ export class SchemaRegistry {
       const knownId = this.idByCanonical.get(parsed.canonical);
       const same = knownId === undefined ? undefined : live.find((v) => v.id === knownId);
       if (same) return { id: same.id, version: same.version, created: false };
-      const problems = checkCompatibility(this.compatibilityLevel(subject), parsed.type, live.map((v) => parseAvro(v.schema).type));
+      const problems = checkCompatibility(
+        this.compatibilityLevel(subject),
+        parsed.type,
+        live.map((v) => parseAvro(v.schema).type),
+      );
       if (problems.length > 0) {
-        throw new RegistryHttpError(409, ERR.incompatible, `Schema being registered is incompatible with an earlier schema for subject "${subject}" (${this.compatibilityLevel(subject)}): ${problems.join('; ')}`);
+        throw new RegistryHttpError(
+          409,
+          ERR.incompatible,
+          `Schema being registered is incompatible with an earlier schema for subject "${subject}" (${this.compatibilityLevel(subject)}): ${problems.join('; ')}`,
+        );
       }
       const id = knownId ?? this.maxId + 1;
       const all = this.versionsOf(subject, true);
@@ -277,7 +298,8 @@ export class SchemaRegistry {
   }
 
   setCompatibility(subject: string | null, level: string): Promise<CompatibilityLevel> {
-    if (!isLevel(level)) throw new RegistryHttpError(422, ERR.invalidCompatibility, `Invalid compatibility level. Valid values are ${COMPATIBILITY_LEVELS.join(', ')}`);
+    if (!isLevel(level))
+      throw new RegistryHttpError(422, ERR.invalidCompatibility, `Invalid compatibility level. Valid values are ${COMPATIBILITY_LEVELS.join(', ')}`);
     return this.serialise(async () => {
       await this.write({ keytype: 'CONFIG', subject, magic: 0 }, { compatibilityLevel: level });
       return level;
@@ -308,7 +330,11 @@ export class SchemaRegistry {
       }
       const live = all.filter((v) => !v.deleted);
       if (live.length === 0) throw new RegistryHttpError(404, 40404, `Subject '${subject}' was soft deleted. Set permanent=true to delete permanently`);
-      for (const v of live) await this.write({ keytype: 'SCHEMA', subject, version: v.version, magic: 1 }, { subject, version: v.version, id: v.id, schema: v.schema, deleted: true });
+      for (const v of live)
+        await this.write(
+          { keytype: 'SCHEMA', subject, version: v.version, magic: 1 },
+          { subject, version: v.version, id: v.id, schema: v.schema, deleted: true },
+        );
       return live.map((v) => v.version);
     });
   }

@@ -24,13 +24,21 @@ export async function startRegistryServer(deps: { config: Config; logger: Logger
   const logger = deps.logger.child({ role: 'registry' });
   const log =
     deps.log ??
-    (await KafkaRegistryLog.open({ brokers: config.kafkaBrokers, topic: config.env.REGISTRY_TOPIC, clientId: `${config.env.KAFKA_CLIENT_ID}-registry`, logger }));
+    (await KafkaRegistryLog.open({
+      brokers: config.kafkaBrokers,
+      topic: config.env.REGISTRY_TOPIC,
+      clientId: `${config.env.KAFKA_CLIENT_ID}-registry`,
+      logger,
+    }));
   const registry = new SchemaRegistry(log);
   const app = buildRegistryApp({ registry, logger });
   try {
     const t0 = Date.now();
     await registry.load();
-    logger.info({ event: 'registry_loaded', topic: config.env.REGISTRY_TOPIC, subjects: registry.listSubjects().length, ms: Date.now() - t0 }, 'registry state rebuilt from its topic');
+    logger.info(
+      { event: 'registry_loaded', topic: config.env.REGISTRY_TOPIC, subjects: registry.listSubjects().length, ms: Date.now() - t0 },
+      'registry state rebuilt from its topic',
+    );
     await app.listen({ host: config.env.REGISTRY_HOST, port: config.env.REGISTRY_PORT });
   } catch (err) {
     await app.close().catch(() => {});

@@ -67,18 +67,26 @@ afterAll(async () => {
 
 describe('an alerting process whose Redis restarts empty', () => {
   it('re-evaluates the rules: alerts still true fire again (same dedup key) and resolve later; no exit', async () => {
-    child = spawnRoles(t, {
-      ...t.env,
-      REDIS_URL: ownRedis.url,
-      CLICKHOUSE_URL: facade.url,
-      ...testWriterEnv(),
-      KAFKA_BROKERS: '127.0.0.1:1', // the alerts role needs neither Kafka nor the schema registry
-      SCHEMA_REGISTRY_URL: 'http://127.0.0.1:1',
-      ALERT_RULES_FILE: join(t.dataDir, 'rules.yaml'),
-      ALERT_WEBHOOK_SECRET: 'loss-secret',
-      LOG_LEVEL: 'info',
-    }, 'alerts', 'alerts');
-    await pollUntil(async () => (await redis.hlen(`${P}cursor`)) >= 10, { timeoutMs: 90_000, description: `alerts process evaluating (log: ${child.logFile})` });
+    child = spawnRoles(
+      t,
+      {
+        ...t.env,
+        REDIS_URL: ownRedis.url,
+        CLICKHOUSE_URL: facade.url,
+        ...testWriterEnv(),
+        KAFKA_BROKERS: '127.0.0.1:1', // the alerts role needs neither Kafka nor the schema registry
+        SCHEMA_REGISTRY_URL: 'http://127.0.0.1:1',
+        ALERT_RULES_FILE: join(t.dataDir, 'rules.yaml'),
+        ALERT_WEBHOOK_SECRET: 'loss-secret',
+        LOG_LEVEL: 'info',
+      },
+      'alerts',
+      'alerts',
+    );
+    await pollUntil(async () => (await redis.hlen(`${P}cursor`)) >= 10, {
+      timeoutMs: 90_000,
+      description: `alerts process evaluating (log: ${child.logFile})`,
+    });
 
     // 20 minutes of the incident: the three alerts fire and are delivered.
     await writeMinutes(ch, I0, I0 + 20 * MIN, incident);
@@ -90,7 +98,10 @@ describe('an alerting process whose Redis restarts empty', () => {
     expect(await redis.hlen(`${P}live`)).toBe(0);
     // Evaluated again from the newest data: the three alerts are live again (pending, or firing
     // at once for a rule without `for`), the cursors are back.
-    await pollUntil(async () => (await redis.hlen(`${P}live`)) === 3 && (await redis.hlen(`${P}cursor`)) >= 10, { timeoutMs: 60_000, description: 'rules evaluated again after the loss' });
+    await pollUntil(async () => (await redis.hlen(`${P}live`)) === 3 && (await redis.hlen(`${P}cursor`)) >= 10, {
+      timeoutMs: 60_000,
+      description: 'rules evaluated again after the loss',
+    });
     expect(child.child.exitCode).toBeNull();
 
     // The incident goes on past every rule's `for`: each fires again, with the same dedup key.
@@ -99,7 +110,10 @@ describe('an alerting process whose Redis restarts empty', () => {
 
     // The data recovers: each alert resolves, once.
     await writeMinutes(ch, I0 + 30 * MIN, I0 + 120 * MIN, incident);
-    await pollUntil(async () => RULES.every((r) => statuses(r).length === 3) && (await redis.hlen(`${P}live`)) === 0, { timeoutMs: 90_000, description: 'alerts resolved' });
+    await pollUntil(async () => RULES.every((r) => statuses(r).length === 3) && (await redis.hlen(`${P}live`)) === 0, {
+      timeoutMs: 90_000,
+      description: 'alerts resolved',
+    });
     await new Promise((r) => setTimeout(r, 1500)); // anything sent twice would arrive now
     expect(child.child.exitCode).toBeNull();
 

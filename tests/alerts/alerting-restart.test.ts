@@ -38,16 +38,21 @@ const RULES = ['business_payment_failures_high', 'infra_fatal_errors_high', 'qoe
 
 function startAlertsProcess(label: string): RoleProcess {
   const rulesFile = join(t.dataDir, 'rules.yaml');
-  return spawnRoles(t, {
-    ...t.env,
-    CLICKHOUSE_URL: facade.url,
-    ...testWriterEnv(),
-    KAFKA_BROKERS: '127.0.0.1:1', // nothing listens: the alerts role must not need Kafka
-    SCHEMA_REGISTRY_URL: 'http://127.0.0.1:1',
-    ALERT_RULES_FILE: rulesFile,
-    ALERT_WEBHOOK_SECRET: 'restart-secret',
-    LOG_LEVEL: 'info',
-  }, 'alerts', label);
+  return spawnRoles(
+    t,
+    {
+      ...t.env,
+      CLICKHOUSE_URL: facade.url,
+      ...testWriterEnv(),
+      KAFKA_BROKERS: '127.0.0.1:1', // nothing listens: the alerts role must not need Kafka
+      SCHEMA_REGISTRY_URL: 'http://127.0.0.1:1',
+      ALERT_RULES_FILE: rulesFile,
+      ALERT_WEBHOOK_SECRET: 'restart-secret',
+      LOG_LEVEL: 'info',
+    },
+    'alerts',
+    label,
+  );
 }
 
 const outbox = () => redis.zcard(`${P}outbox`);
@@ -86,7 +91,10 @@ describe('a real alerting process killed while the receiver is down', () => {
   it('delivers every pending notification exactly once after restarts, firing before resolve', async () => {
     child = startAlertsProcess('alerts-1');
     // Started and evaluating (its rule cursors appear), without Kafka.
-    await pollUntil(async () => (await redis.hlen(`${P}cursor`)) >= 10, { timeoutMs: 90_000, description: `alerts process evaluating (log: ${child.logFile})` });
+    await pollUntil(async () => (await redis.hlen(`${P}cursor`)) >= 10, {
+      timeoutMs: 90_000,
+      description: `alerts process evaluating (log: ${child.logFile})`,
+    });
 
     // The incident: three alerts fire; their notices fail against the closed port.
     await writeMinutes(ch, I0, I0 + 20 * MIN, incident);
@@ -98,7 +106,10 @@ describe('a real alerting process killed while the receiver is down', () => {
     // Recovery arrives while no alerting process runs; the next one resolves the alerts.
     await writeMinutes(ch, I0 + 20 * MIN, I0 + 110 * MIN, incident);
     child = startAlertsProcess('alerts-2');
-    await pollUntil(async () => (await redis.hlen(`${P}live`)) === 0 && (await outbox()) === 6, { timeoutMs: 90_000, description: 'alerts resolved, resolve notices pending' });
+    await pollUntil(async () => (await redis.hlen(`${P}live`)) === 0 && (await outbox()) === 6, {
+      timeoutMs: 90_000,
+      description: 'alerts resolved, resolve notices pending',
+    });
     await new Promise((r) => setTimeout(r, 1000)); // more failing attempts
     expect(await child.kill('SIGKILL')).toBe(-1);
 
@@ -121,7 +132,10 @@ describe('a real alerting process killed while the receiver is down', () => {
     expect(all.some((r) => r.result === 'failed')).toBe(true);
     for (const rule of RULES) {
       const mine = got.filter((b) => b.rule === rule);
-      expect(mine.map((b) => b.status), rule).toEqual(['firing', 'resolved']);
+      expect(
+        mine.map((b) => b.status),
+        rule,
+      ).toEqual(['firing', 'resolved']);
       expect(new Set(mine.map((b) => b.dedup_key)).size, rule).toBe(1);
     }
     expect(got.length).toBe(2 * RULES.length);

@@ -38,9 +38,20 @@ function rulesText(): string {
   return defaultRulesWithHook(hook.url)
     .replace('evaluation_interval: 15s', 'evaluation_interval: 200ms')
     .replace('retry_base: 1s', 'retry_base: 200ms')
-    .replace('retry_max: 5m', 'retry_max: 1s')
+    .replace('retry_max: 5m', 'retry_max: 1s');
 }
-const start = (manual: boolean) => startAlerting({ config: t.config, logger: silentLogger(), metrics: createMetrics(), ch, redis, clock: manual ? clock : Date.now, ruleSet: parseRules(rulesText(), 'test'), manual, deliveryIntervalMs: 100 });
+const start = (manual: boolean) =>
+  startAlerting({
+    config: t.config,
+    logger: silentLogger(),
+    metrics: createMetrics(),
+    ch,
+    redis,
+    clock: manual ? clock : Date.now,
+    ruleSet: parseRules(rulesText(), 'test'),
+    manual,
+    deliveryIntervalMs: 100,
+  });
 
 let cursor = NOW0; // event time written so far (exclusive)
 async function advanceTo(endMs: number, inc: (t: number) => Incident, a: AlertingHandle | null, chunkMs = 20 * MIN): Promise<void> {
@@ -82,9 +93,10 @@ describe('alerting end to end on derived tables', () => {
 
   it('each incident fires its rule exactly once with severity, labels and values, then resolves', async () => {
     const during = (x: number) => x >= I0 && x < I0 + 30 * MIN;
-    const inc = (x: number): Incident => (during(x)
-      ? { rebufferCdn: 'akamai', vsf: true, startupSlow: true, fatal: true, paymentOutage: true, engagementDrop: true, abuse: true, payerDrop: true }
-      : {}); // payerDrop acts on the account_activity_1h row of hour I0
+    const inc = (x: number): Incident =>
+      during(x)
+        ? { rebufferCdn: 'akamai', vsf: true, startupSlow: true, fatal: true, paymentOutage: true, engagementDrop: true, abuse: true, payerDrop: true }
+        : {}; // payerDrop acts on the account_activity_1h row of hour I0
     await writeIssue(ch, { key: 'PRD-1', show: 'Night Shift', createdMs: I0 + MIN, updatedMs: I0 + MIN, critical: true, open: true, costUsd: 1000 });
     await writeIssue(ch, { key: 'PRD-2', show: 'Dawn', createdMs: I0 + 2 * MIN, updatedMs: I0 + 2 * MIN, critical: false, open: true, costUsd: 72_500 });
     await advanceTo(I0 + 40 * MIN, inc, a);
@@ -92,7 +104,7 @@ describe('alerting end to end on derived tables', () => {
     await advanceTo(I0 + 2 * HOUR + 5 * MIN, inc, a);
     await a.runOnce();
     const expected: Record<string, { severity: string; labels?: Record<string, string>; check?: (v: number, b: number | null) => boolean }> = {
-      qoe_rebuffer_high: { severity: 'critical', labels: { cdn: 'akamai' }, check: (v) => Math.abs(v - 100 * 0.1 / 0.55) < 0.01 }, // 10 % of watch, playing halved
+      qoe_rebuffer_high: { severity: 'critical', labels: { cdn: 'akamai' }, check: (v) => Math.abs(v - (100 * 0.1) / 0.55) < 0.01 }, // 10 % of watch, playing halved
       qoe_vsf_high: { severity: 'critical', check: (v) => v > 5 && v <= 15 },
       qoe_startup_slow: { severity: 'warning', check: (v) => v > 4 && v < 8.1 },
       business_revenue_drop: { severity: 'warning', check: (v, b) => b !== null && v < b * 0.85 },
@@ -123,8 +135,15 @@ describe('alerting end to end on derived tables', () => {
     expect(r0.headers['x-streampulse-signature']).toBe(`sha256=${createHmac('sha256', 'test-secret').update(`${ts}.${r0.raw}`).digest('hex')}`);
     expect(r0.headers['idempotency-key']).toBe(r0.body.notification_id);
     // history in ClickHouse
-    const ev = await queryRows<{ to_state: string; n: string }>(ch, `SELECT to_state, count() AS n FROM ${ch.database}.alert_events FINAL WHERE rule = 'qoe_rebuffer_high' GROUP BY to_state ORDER BY to_state`);
-    expect(ev.map((r) => [r.to_state, Number(r.n)])).toEqual([['firing', 1], ['pending', 1], ['resolved', 1]]);
+    const ev = await queryRows<{ to_state: string; n: string }>(
+      ch,
+      `SELECT to_state, count() AS n FROM ${ch.database}.alert_events FINAL WHERE rule = 'qoe_rebuffer_high' GROUP BY to_state ORDER BY to_state`,
+    );
+    expect(ev.map((r) => [r.to_state, Number(r.n)])).toEqual([
+      ['firing', 1],
+      ['pending', 1],
+      ['resolved', 1],
+    ]);
     const logs = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM ${ch.database}.notification_log FINAL WHERE result = 'delivered'`);
     expect(Number(logs[0]!.n)).toBe(hook.received.length);
   }, 300_000);
@@ -196,12 +215,29 @@ describe('alerting end to end on derived tables', () => {
     // every day), 40 on day 8.
     for (let d = 0; d <= 9; d++) await writeChurnDay(ch, dayNum(C0) + d, d === 8 ? 40 : 10);
     const m = METRICS.churn_high_risk_entries!;
-    const rows = await queryRows<{ k: string; value: number | null; volume: number }>(ch, `${m.sql(ch.database, [])} ORDER BY k`, { t_first: (C0 + 9 * DAY) / 1000, step_s: 86400, n: 0, window_s: 86400, days: 8 });
+    const rows = await queryRows<{ k: string; value: number | null; volume: number }>(ch, `${m.sql(ch.database, [])} ORDER BY k`, {
+      t_first: (C0 + 9 * DAY) / 1000,
+      step_s: 86400,
+      n: 0,
+      window_s: 86400,
+      days: 8,
+    });
     // k = 0 is day 8; k = 8 is day 0, the first scored day: no previous day → NULL, not 20 + 10.
     expect(rows.map((r) => [Number(r.k), r.value === null ? null : Number(r.value), Number(r.volume)])).toEqual([
-      [0, 40, 200], [1, 10, 200], [2, 10, 200], [3, 10, 200], [4, 10, 200], [5, 10, 200], [6, 10, 200], [7, 10, 200], [8, null, 200],
+      [0, 40, 200],
+      [1, 10, 200],
+      [2, 10, 200],
+      [3, 10, 200],
+      [4, 10, 200],
+      [5, 10, 200],
+      [6, 10, 200],
+      [7, 10, 200],
+      [8, null, 200],
     ]);
-    const churnOnly = rulesText().replace(/\nrules:\n[\s\S]*$/, `\nrules:\n${rulesText().match(/ {2}- name: churn_high_risk_surge\n(?: {4}.*\n|  {6}.*\n)*/)![0]}`);
+    const churnOnly = rulesText().replace(
+      /\nrules:\n[\s\S]*$/,
+      `\nrules:\n${rulesText().match(/ {2}- name: churn_high_risk_surge\n(?: {4}.*\n|  {6}.*\n)*/)![0]}`,
+    );
     const ruleSet = parseRules(churnOnly, 'churn-only');
     expect(ruleSet.rules.map((r) => r.name)).toEqual(['churn_high_risk_surge']);
     const config = { ...t.config, env: { ...t.config.env, REDIS_PREFIX: `${t.redisPrefix}churn:` } };
@@ -223,6 +259,8 @@ describe('alerting end to end on derived tables', () => {
     const f = join(t.dataDir, 'bad-rules.yaml');
     writeFileSync(f, defaultRulesText().replace('window: 5m\n    condition: "> 5"', 'window: 5 min\n    condition: "> 5"'));
     const config = { ...t.config, env: { ...t.config.env, ALERT_RULES_FILE: f } };
-    await expect(startAlerting({ config, logger: silentLogger(), metrics: createMetrics(), ch, redis, clock })).rejects.toThrow(/rules\[1\] \(qoe_vsf_high\)\.window: "5 min" is not a duration/);
+    await expect(startAlerting({ config, logger: silentLogger(), metrics: createMetrics(), ch, redis, clock })).rejects.toThrow(
+      /rules\[1\] \(qoe_vsf_high\)\.window: "5 min" is not a duration/,
+    );
   });
 });

@@ -59,8 +59,10 @@ describe('contribution analysis', () => {
     // By country: IN carries the whole change (share 1, excess .7).
     // By device: mobile is 60 % of traffic in both countries, so it carries 60 % of the change (excess 0).
     const slices = [
-      s('country', 'IN', 3, 300, 60, 300), s('country', 'NP', 7, 700, 7, 700),
-      s('device_category', 'mobile', 6, 600, 6 * 0.3 * 20 + 6 * 0.7, 600), s('device_category', 'tv', 4, 400, 4 * 0.3 * 20 + 4 * 0.7, 400),
+      s('country', 'IN', 3, 300, 60, 300),
+      s('country', 'NP', 7, 700, 7, 700),
+      s('device_category', 'mobile', 6, 600, 6 * 0.3 * 20 + 6 * 0.7, 600),
+      s('device_category', 'tv', 4, 400, 4 * 0.3 * 20 + 4 * 0.7, 400),
     ];
     const r = rankContributions('ratio', slices, 100, 3);
     expect(r.totals.change).toBeCloseTo(5.7, 9); // (60 + 7) / 1000 − 10 / 1000 = 6.7 % − 1 %

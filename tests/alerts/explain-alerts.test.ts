@@ -42,13 +42,26 @@ const SEED = 24; // a world with a hit show (its titles ~38 % of VOD popularity)
 const REPO = join(import.meta.dirname, '..', '..');
 
 /** Incidents of the last day, in the busy half of the day (the VSF rule needs 100 views in 5 min). */
-const INCIDENTS: Array<{ name: IncidentName; at: number; minutes: number; target?: string; rule: string; labels?: Record<string, string>; slice: [string, string | (() => string)] }> = [
+const INCIDENTS: Array<{
+  name: IncidentName;
+  at: number;
+  minutes: number;
+  target?: string;
+  rule: string;
+  labels?: Record<string, string>;
+  slice: [string, string | (() => string)];
+}> = [
   { name: 'cdn-degradation', target: 'akamai/IN', at: 9, minutes: 20, rule: 'qoe_rebuffer_high', labels: { cdn: 'akamai' }, slice: ['country', 'IN'] },
   { name: 'app-release', target: 'tv', at: 11, minutes: 20, rule: 'qoe_vsf_high', slice: ['device_category', 'tv'] },
   { name: 'payment-outage', target: 'google_play', at: 13, minutes: 30, rule: 'business_payment_failures_high', slice: ['method', 'google_play'] },
   { name: 'show-problem', at: 15, minutes: 75, rule: 'engagement_playing_time_drop', slice: ['show_name', () => show] },
 ];
-const specs: IncidentSpec[] = INCIDENTS.map((i) => ({ name: i.name, startMs: TH + i.at * HOUR, durationMs: i.minutes * MIN, ...(i.target ? { target: i.target } : {}) }));
+const specs: IncidentSpec[] = INCIDENTS.map((i) => ({
+  name: i.name,
+  startMs: TH + i.at * HOUR,
+  durationMs: i.minutes * MIN,
+  ...(i.target ? { target: i.target } : {}),
+}));
 const END = TH + 19 * HOUR;
 
 const t = testEnv('explain-alerts');
@@ -66,12 +79,15 @@ const clock = () => sim.nowMs;
 function rulesText(): string {
   return defaultRulesText()
     .replace('step: 1m', 'step: 1m\n  max_catch_up_steps: 1440\n  batch_steps: 720\n  grafana_url: "https://grafana.example.com"')
-    .replace('receivers: []', [
-      'receivers:',
-      `  - { name: hook, type: webhook, url: "${hook.url}" }`,
-      `  - { name: slack, type: slack, url: "${slack.url}" }`,
-      `  - { name: pd, type: pagerduty, url: "${pd.url}", routing_key: "0123456789abcdef0123456789abcdef" }`,
-    ].join('\n'));
+    .replace(
+      'receivers: []',
+      [
+        'receivers:',
+        `  - { name: hook, type: webhook, url: "${hook.url}" }`,
+        `  - { name: slack, type: slack, url: "${slack.url}" }`,
+        `  - { name: pd, type: pagerduty, url: "${pd.url}", routing_key: "0123456789abcdef0123456789abcdef" }`,
+      ].join('\n'),
+    );
 }
 
 async function advance(untilMs: number, everyMs: number): Promise<void> {
@@ -108,12 +124,24 @@ describe('alerts explain themselves on simulator incidents', () => {
     console.log(`explain-alerts: simulated ${((END - D0) / DAY).toFixed(2)} days in ${((Date.now() - t0) / 1000).toFixed(0)} s; events ${sim.stats.events}`);
 
     const firing = hook.received.filter((r) => r.body.status === 'firing');
-    console.log(firing.map((r) => `${String(r.body.rule)} ${JSON.stringify(r.body.labels)} value=${String(r.body.value)} starts=${String(r.body.starts_at)} top=${JSON.stringify(((r.body.explanation as Explanation | undefined)?.top ?? []).slice(0, 3).map((s) => `${s.dimension}=${s.value} ${(100 * s.share).toFixed(0)}% (w ${(100 * s.weight).toFixed(0)}%)`))} ms=${String((r.body.explanation as Explanation | undefined)?.computed_ms)}`).join('\n'));
+    console.log(
+      firing
+        .map(
+          (r) =>
+            `${String(r.body.rule)} ${JSON.stringify(r.body.labels)} value=${String(r.body.value)} starts=${String(r.body.starts_at)} top=${JSON.stringify(((r.body.explanation as Explanation | undefined)?.top ?? []).slice(0, 3).map((s) => `${s.dimension}=${s.value} ${(100 * s.share).toFixed(0)}% (w ${(100 * s.weight).toFixed(0)}%)`))} ms=${String((r.body.explanation as Explanation | undefined)?.computed_ms)}`,
+        )
+        .join('\n'),
+    );
 
     for (const [j, inc] of INCIDENTS.entries()) {
       const s = specs[j]!;
-      const mine = firing.filter((r) => r.body.rule === inc.rule && Object.entries(inc.labels ?? {}).every(([k, v]) => (r.body.labels as Record<string, string>)[k] === v)
-        && Date.parse(String(r.body.starts_at)) > s.startMs && Date.parse(String(r.body.starts_at)) <= s.startMs + s.durationMs + HOUR);
+      const mine = firing.filter(
+        (r) =>
+          r.body.rule === inc.rule &&
+          Object.entries(inc.labels ?? {}).every(([k, v]) => (r.body.labels as Record<string, string>)[k] === v) &&
+          Date.parse(String(r.body.starts_at)) > s.startMs &&
+          Date.parse(String(r.body.starts_at)) <= s.startMs + s.durationMs + HOUR,
+      );
       expect(mine.length, `${inc.rule} fires for ${inc.name}`).toBeGreaterThanOrEqual(1);
       const e = mine[0]!.body.explanation as Explanation;
       expect(e, `${inc.rule}: explanation in the webhook body`).toBeDefined();
@@ -125,7 +153,10 @@ describe('alerts explain themselves on simulator incidents', () => {
       // The same explanation in Slack blocks and PagerDuty custom_details.
       expect(JSON.stringify(slack.received.map((r) => r.body)), `${inc.name}: Slack names the slice`).toContain(`${inc.slice[0]}=${want}: `);
       const trig = pd.received.find((r) => r.body.dedup_key === mine[0]!.body.dedup_key && (r.body as { event_action: string }).event_action === 'trigger');
-      expect(((trig!.body.payload as { custom_details: { top_slices: Array<{ value: string }> } }).custom_details.top_slices[0]!.value), `${inc.name}: PagerDuty custom_details`).toBe(want);
+      expect(
+        (trig!.body.payload as { custom_details: { top_slices: Array<{ value: string }> } }).custom_details.top_slices[0]!.value,
+        `${inc.name}: PagerDuty custom_details`,
+      ).toBe(want);
       // On the alert state too (the API's /v1/alerts/{id}).
       const states = await alerting.listAlerts({ includeResolved: true });
       const st = states.find((a) => a.key === String(mine[0]!.body.dedup_key).replace(/^streampulse\//, ''));
@@ -135,7 +166,10 @@ describe('alerts explain themselves on simulator incidents', () => {
     // show-problem: the context names the show and its open critical Jira issue.
     const sp = firing.find((r) => r.body.rule === 'engagement_playing_time_drop')!.body.explanation as Explanation;
     expect(sp.context.slice).toEqual({ dimension: 'show_name', value: show });
-    expect(sp.context.jira.map((j) => `${j.show_name} ${j.severity}`), 'the critical issue on the show').toContain(`${show} critical`);
+    expect(
+      sp.context.jira.map((j) => `${j.show_name} ${j.severity}`),
+      'the critical issue on the show',
+    ).toContain(`${show} critical`);
     // cdn-degradation: the context gives the viewers affected and the shows they watch.
     const cdn = firing.find((r) => r.body.rule === 'qoe_rebuffer_high')!;
     const ce = cdn.body.explanation as Explanation;
@@ -158,8 +192,23 @@ function writeExamples(webhook: Received, slackBody: Received): void {
   const i = doc.indexOf(begin);
   const k = doc.indexOf(end);
   if (i < 0 || k < i) throw new Error('docs/alerting.md lacks the explain-example markers');
-  const block = [begin, '', 'Webhook body (`POST`, signed; `explanation` as documented above):', '', '```json', JSON.stringify(webhook.body, null, 2), '```', '',
-    'Slack body (incoming webhook):', '', '```json', JSON.stringify(slackBody.body, null, 2), '```', '', end].join('\n');
+  const block = [
+    begin,
+    '',
+    'Webhook body (`POST`, signed; `explanation` as documented above):',
+    '',
+    '```json',
+    JSON.stringify(webhook.body, null, 2),
+    '```',
+    '',
+    'Slack body (incoming webhook):',
+    '',
+    '```json',
+    JSON.stringify(slackBody.body, null, 2),
+    '```',
+    '',
+    end,
+  ].join('\n');
   // A run that only measured another computation time leaves the committed examples alone.
   const timeless = (text: string) => text.replace(/"computed_ms": \d+/g, '"computed_ms": 0');
   if (timeless(doc.slice(i, k + end.length)) === timeless(block)) return;

@@ -46,15 +46,40 @@ let seq = 0;
 const uuid = () => `00000000-0000-4000-9000-${String(++seq).padStart(12, '0')}`;
 function failedRenewal(atMs: number, account: string): SimEvent {
   const e: PaymentEvent = {
-    event_id: uuid(), event_time: atMs, received_time: atMs, payment_id: `late-pay-${seq}`, account_id: account, kind: 'renewal', status: 'failed',
-    amount_minor: 999, currency: 'USD', method: 'card', plan: 'standard', og_tier: 0, auto_renew: true, period_end: null, failure_code: 'card_declined', country: 'NP',
+    event_id: uuid(),
+    event_time: atMs,
+    received_time: atMs,
+    payment_id: `late-pay-${seq}`,
+    account_id: account,
+    kind: 'renewal',
+    status: 'failed',
+    amount_minor: 999,
+    currency: 'USD',
+    method: 'card',
+    plan: 'standard',
+    og_tier: 0,
+    auto_renew: true,
+    period_end: null,
+    failure_code: 'card_declined',
+    country: 'NP',
   };
   return { kind: 'payments', event: e };
 }
 const lateFailures: SimEvent[] = Array.from({ length: 50 }, (_, j) => failedRenewal(H + 4 * MIN + j * SEC, `late-acct-${j}`));
 const ban: ModerationEvent = {
-  event_id: uuid(), event_time: BAN, received_time: BAN, case_id: 'late-case-1', event_type: 'action_taken', target_type: 'account', target_id: 'late-target-1',
-  creator_id: null, policy: 'fraud', severity: 'critical', detection_source: 'staff', action_type: 'ban_account', outcome: null,
+  event_id: uuid(),
+  event_time: BAN,
+  received_time: BAN,
+  case_id: 'late-case-1',
+  event_type: 'action_taken',
+  target_type: 'account',
+  target_id: 'late-target-1',
+  creator_id: null,
+  policy: 'fraud',
+  severity: 'critical',
+  detection_source: 'staff',
+  action_type: 'ban_account',
+  outcome: null,
 };
 
 const t = testEnv('late-firing-replay');
@@ -69,12 +94,19 @@ function evaluator(prefix: string): { ev: Evaluator; store: AlertStore } {
 }
 
 async function startAt(store: AlertStore): Promise<void> {
-  for (const r of ruleSet.rules) await redis.hset(`${store.p}cursor`, r.name, String(START - (r.metric === 'business_payer_rate_pct' ? HOUR : r.metric === 'churn_high_risk_entries' ? 24 * HOUR : MIN)));
+  for (const r of ruleSet.rules)
+    await redis.hset(
+      `${store.p}cursor`,
+      r.name,
+      String(START - (r.metric === 'business_payer_rate_pct' ? HOUR : r.metric === 'churn_high_risk_entries' ? 24 * HOUR : MIN)),
+    );
 }
 
 async function history(store: AlertStore): Promise<string[]> {
   const rows = (await store.peekHistory('events', 1_000_000)).map((r) => JSON.parse(r) as AlertEventRow);
-  return rows.map((r) => `${r.event_time} ${r.rule} ${r.alert_key} ${r.from_state}->${r.to_state} value=${r.value} baseline=${r.baseline} volume=${r.volume}`).sort();
+  return rows
+    .map((r) => `${r.event_time} ${r.rule} ${r.alert_key} ${r.from_state}->${r.to_state} value=${r.value} baseline=${r.baseline} volume=${r.volume}`)
+    .sort();
 }
 
 const chTime = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
@@ -84,7 +116,11 @@ beforeAll(async () => {
   await migrate(ch);
   redis = new Redis(t.redisUrl);
   ruleSet = parseRules(defaultRulesText().replace('step: 1m', 'step: 1m\n  max_catch_up_steps: 2000\n  batch_steps: 720'), 'default rules');
-  sim = await SimPipeline.create(ch, { generator: { seed: 11, startMs: D0, ratePerSec: 10, heartbeatMs: 30_000 }, roles: ['business', 'safety'], chunkMs: 5 * MIN });
+  sim = await SimPipeline.create(ch, {
+    generator: { seed: 11, startMs: D0, ratePerSec: 10, heartbeatMs: 30_000 },
+    roles: ['business', 'safety'],
+    chunkMs: 5 * MIN,
+  });
   sim.inject(lateFailures, H + 12 * MIN);
   sim.inject([{ kind: 'moderation', event: ban }], BAN + 2 * HOUR);
 }, 60_000);
@@ -123,14 +159,22 @@ describe('late firings and as-of alert reads', () => {
 
     const db = ch.database;
     // The late failures were counted (late firings): the final rows the API and Grafana read hold them ...
-    const [fin] = await queryRows<{ failed: number }>(ch, `SELECT sum(failed) AS failed FROM ${db}.kpi_payments_1m FINAL WHERE window_start >= toDateTime({a:Int64}) AND window_start < toDateTime({b:Int64})`, { a: H / 1000, b: (H + 5 * MIN) / 1000 });
+    const [fin] = await queryRows<{ failed: number }>(
+      ch,
+      `SELECT sum(failed) AS failed FROM ${db}.kpi_payments_1m FINAL WHERE window_start >= toDateTime({a:Int64}) AND window_start < toDateTime({b:Int64})`,
+      { a: H / 1000, b: (H + 5 * MIN) / 1000 },
+    );
     expect(Number(fin!.failed)).toBeGreaterThanOrEqual(50);
     // ... and the re-fired rows kept their revisions: the on-time one (known at the minute's end,
     // 02:05) and the late one.
-    const revs = await queryRows<{ ws: number; n: number; first: number; last: number }>(ch, `SELECT toUnixTimestamp(window_start) AS ws, count() AS n,
+    const revs = await queryRows<{ ws: number; n: number; first: number; last: number }>(
+      ch,
+      `SELECT toUnixTimestamp(window_start) AS ws, count() AS n,
         toUnixTimestamp64Milli(min(known_at)) AS first, toUnixTimestamp64Milli(max(known_at)) AS last
       FROM ${db}.kpi_payments_1m_history FINAL WHERE window_start >= toDateTime({a:Int64}) AND window_start < toDateTime({b:Int64}) AND method = 'card' AND plan = 'standard' AND country = 'NP'
-      GROUP BY ws ORDER BY ws`, { a: H / 1000, b: (H + 5 * MIN) / 1000 });
+      GROUP BY ws ORDER BY ws`,
+      { a: H / 1000, b: (H + 5 * MIN) / 1000 },
+    );
     expect(revs.length).toBeGreaterThanOrEqual(1);
     // Known at the records' Kafka timestamp: the end of the 02:10-02:15 commit cycle.
     const knownAt = Math.max(...revs.map((r) => Number(r.last)));
@@ -142,16 +186,20 @@ describe('late firings and as-of alert reads', () => {
     // passes the late rows' known_at, and fires 2 min later (for: 2m), in both runs.
     const fail = a.filter((x) => x.includes(' business_payment_failures_high '));
     const firstStep = Math.floor((knownAt - MIN) / MIN) * MIN + MIN;
-    expect(fail.map((x) => x.split(' value=')[0]!.replace(/ business_payment_failures_high \S+/, ''))).toEqual(expect.arrayContaining([
-      `${chTime(firstStep)} inactive->pending`, `${chTime(firstStep + 2 * MIN)} pending->firing`,
-    ]));
+    expect(fail.map((x) => x.split(' value=')[0]!.replace(/ business_payment_failures_high \S+/, ''))).toEqual(
+      expect.arrayContaining([`${chTime(firstStep)} inactive->pending`, `${chTime(firstStep + 2 * MIN)} pending->firing`]),
+    );
     expect(fail.filter((x) => x < chTime(firstStep))).toEqual([]);
     // What a read of the latest rows gives at 02:06 (the 15-min window holds the 50 failures):
     // above 10 % with enough attempts, so a replay reading the final rows would page 8 min before
     // the live evaluation could (the reason for the as-of reads).
     const at = H + 6 * MIN;
-    const [latest] = await queryRows<{ pct: number; n_attempts: number }>(ch, `SELECT ${metricSql('payment_failure_pct', 'payment_minute')} AS pct, sum(attempts) AS n_attempts
-      FROM ${db}.kpi_payments_1m FINAL WHERE window_start >= toDateTime({a:Int64}) AND window_start < toDateTime({b:Int64})`, { a: (at - 15 * MIN) / 1000, b: at / 1000 });
+    const [latest] = await queryRows<{ pct: number; n_attempts: number }>(
+      ch,
+      `SELECT ${metricSql('payment_failure_pct', 'payment_minute')} AS pct, sum(attempts) AS n_attempts
+      FROM ${db}.kpi_payments_1m FINAL WHERE window_start >= toDateTime({a:Int64}) AND window_start < toDateTime({b:Int64})`,
+      { a: (at - 15 * MIN) / 1000, b: at / 1000 },
+    );
     expect(Number(latest!.pct)).toBeGreaterThan(10);
     expect(Number(latest!.n_attempts)).toBeGreaterThanOrEqual(20);
     // As of 02:06 (cut 02:07) the evaluator reads what the live step read: below the threshold.
@@ -160,9 +208,17 @@ describe('late firings and as-of alert reads', () => {
     expect(obs!.value!).toBeLessThan(10);
 
     // The late critical ban is in the final table (02:30 minute's row rewritten two hours later) ...
-    const [bans] = await queryRows<{ n: number }>(ch, `SELECT sum(events) AS n FROM ${db}.safety_events_1m FINAL WHERE severity = 'critical' AND event_type = 'action_taken' AND window_start = toDateTime({w:Int64})`, { w: Math.floor(BAN / MIN) * 60 });
+    const [bans] = await queryRows<{ n: number }>(
+      ch,
+      `SELECT sum(events) AS n FROM ${db}.safety_events_1m FINAL WHERE severity = 'critical' AND event_type = 'action_taken' AND window_start = toDateTime({w:Int64})`,
+      { w: Math.floor(BAN / MIN) * 60 },
+    );
     expect(Number(bans!.n)).toBe(1);
-    const [banRev] = await queryRows<{ k: number }>(ch, `SELECT toUnixTimestamp64Milli(known_at) AS k FROM ${db}.safety_events_1m_history FINAL WHERE severity = 'critical' AND window_start = toDateTime({w:Int64})`, { w: Math.floor(BAN / MIN) * 60 });
+    const [banRev] = await queryRows<{ k: number }>(
+      ch,
+      `SELECT toUnixTimestamp64Milli(known_at) AS k FROM ${db}.safety_events_1m_history FINAL WHERE severity = 'critical' AND window_start = toDateTime({w:Int64})`,
+      { w: Math.floor(BAN / MIN) * 60 },
+    );
     // Known at its record's Kafka timestamp (the end of the commit cycle that delivered it: the
     // simulated pipeline writes each chunk's records at its end), not at the moderation
     // partition's stream time, which lags the payments behind the frontier by minutes.

@@ -50,11 +50,26 @@ const specs: IncidentSpec[] = [
 let seq = 0;
 function jira(key: string, atMs: number, o: { createdMs: number; critical: boolean; open: boolean; costUsd: number }): SimEvent {
   const e: JiraIssueEvent = {
-    event_id: `00000000-0000-4000-8000-${String(++seq).padStart(12, '0')}`, event_time: atMs, received_time: atMs,
-    webhook_event: atMs === o.createdMs ? 'issue_created' : 'issue_updated', issue_key: key, project_key: 'PRD', summary: `hand-made ${key}`,
-    issue_type: 'Incident', status: o.open ? 'Open' : 'Done', status_category: o.open ? 'new' : 'done', priority: 'High',
-    severity: o.critical ? 'critical' : 'high', show_name: 'Replay Show', cost_impact_usd: o.costUsd, delay_days: 0, labels: [],
-    created: o.createdMs, updated: atMs, resolved: o.open ? null : atMs, raw_payload: '{}',
+    event_id: `00000000-0000-4000-8000-${String(++seq).padStart(12, '0')}`,
+    event_time: atMs,
+    received_time: atMs,
+    webhook_event: atMs === o.createdMs ? 'issue_created' : 'issue_updated',
+    issue_key: key,
+    project_key: 'PRD',
+    summary: `hand-made ${key}`,
+    issue_type: 'Incident',
+    status: o.open ? 'Open' : 'Done',
+    status_category: o.open ? 'new' : 'done',
+    priority: 'High',
+    severity: o.critical ? 'critical' : 'high',
+    show_name: 'Replay Show',
+    cost_impact_usd: o.costUsd,
+    delay_days: 0,
+    labels: [],
+    created: o.createdMs,
+    updated: atMs,
+    resolved: o.open ? null : atMs,
+    raw_payload: '{}',
   };
   return { kind: 'jira', event: e };
 }
@@ -86,14 +101,22 @@ function evaluator(prefix: string): { ev: Evaluator; store: AlertStore } {
 
 /** Both runs start at START: every rule's cursor is set there (a new rule would start at the frontier). */
 async function startAt(store: AlertStore): Promise<void> {
-  for (const r of ruleSet.rules) await redis.hset(`${store.p}cursor`, r.name, String(START - (r.metric === 'business_payer_rate_pct' ? HOUR : r.metric === 'churn_high_risk_entries' ? 24 * HOUR : MIN)));
+  for (const r of ruleSet.rules)
+    await redis.hset(
+      `${store.p}cursor`,
+      r.name,
+      String(START - (r.metric === 'business_payer_rate_pct' ? HOUR : r.metric === 'churn_high_risk_entries' ? 24 * HOUR : MIN)),
+    );
 }
 
 /** The alert history (transitions in event time), without the processing-time `at`. */
 async function history(store: AlertStore): Promise<string[]> {
   const rows = (await store.peekHistory('events', 1_000_000)).map((r) => JSON.parse(r) as AlertEventRow);
   return rows
-    .map((r) => `${r.event_time} ${r.rule} ${r.alert_key} ${JSON.stringify(r.labels)} ${r.from_state}->${r.to_state} value=${r.value} baseline=${r.baseline} volume=${r.volume}`)
+    .map(
+      (r) =>
+        `${r.event_time} ${r.rule} ${r.alert_key} ${JSON.stringify(r.labels)} ${r.from_state}->${r.to_state} value=${r.value} baseline=${r.baseline} volume=${r.volume}`,
+    )
     .sort();
 }
 
@@ -102,7 +125,11 @@ beforeAll(async () => {
   await migrate(ch);
   redis = new Redis(t.redisUrl);
   ruleSet = parseRules(rulesText(), 'default rules');
-  sim = await SimPipeline.create(ch, { generator: { seed: 5, startMs: D0, ratePerSec: 30, heartbeatMs: 30_000, incidents: specs }, roles: ['qoe', 'business', 'safety', 'production', 'raw-store'], chunkMs: 5 * MIN });
+  sim = await SimPipeline.create(ch, {
+    generator: { seed: 5, startMs: D0, ratePerSec: 30, heartbeatMs: 30_000, incidents: specs },
+    roles: ['qoe', 'business', 'safety', 'production', 'raw-store'],
+    chunkMs: 5 * MIN,
+  });
   sim.inject(handMade);
 }, 60_000);
 
@@ -141,14 +168,23 @@ describe('alerts are a function of the log up to the evaluated time', () => {
 
     // The history is not empty: the incidents and the hand-made issues fired in both runs.
     const fired = (rule: string, key = '') => a.filter((x) => x.includes(` ${rule} `) && x.includes(key) && x.includes('->firing'));
-    for (const rule of ['qoe_rebuffer_high', 'qoe_vsf_high', 'infra_fatal_errors_high', 'business_payment_failures_high', 'safety_reports_actions_surge', 'infra_late_events_high'])
+    for (const rule of [
+      'qoe_rebuffer_high',
+      'qoe_vsf_high',
+      'infra_fatal_errors_high',
+      'business_payment_failures_high',
+      'safety_reports_actions_surge',
+      'infra_late_events_high',
+    ])
       expect(fired(rule).length, rule).toBeGreaterThanOrEqual(1);
     // Q1, opened and resolved between the steps 07:10 and 07:11, fires at 07:11 in both runs.
     expect(fired('production_new_critical_issue', 'PRD-Q1').map((x) => x.slice(0, 19))).toEqual(['2024-05-06 07:11:00']);
     // Q2 fires at 07:31 (its creation; it was resolved at 07:42, before the replay reached it).
     expect(fired('production_new_critical_issue', 'PRD-Q2').map((x) => x.slice(0, 19))).toEqual(['2024-05-06 07:31:00']);
     // Q3 fires at 07:51 with $90,000 and resolves at 07:57 (re-estimated to $20,000 at 07:56:30).
-    expect(fired('production_cost_impact_high', 'PRD-Q3').map((x) => x.replace(/ volume=.*/, ''))).toEqual([expect.stringMatching(/^2024-05-06 07:51:00.* value=90000/)]);
+    expect(fired('production_cost_impact_high', 'PRD-Q3').map((x) => x.replace(/ volume=.*/, ''))).toEqual([
+      expect.stringMatching(/^2024-05-06 07:51:00.* value=90000/),
+    ]);
     expect(a.filter((x) => x.includes('PRD-Q3') && x.includes('firing->resolved')).map((x) => x.slice(0, 19))).toEqual(['2024-05-06 07:57:00']);
   }, 1_800_000);
 });

@@ -64,7 +64,12 @@ const INCIDENTS: Array<{ name: IncidentName; at: number; minutes: number; target
   { name: 'engagement-drop', at: 17.5, minutes: 75 },
   { name: 'payer-drop', at: 20, minutes: 75 },
 ];
-const specs: IncidentSpec[] = INCIDENTS.map((i) => ({ name: i.name, startMs: T8 + i.at * HOUR, durationMs: i.minutes * MIN, ...(i.target ? { target: i.target } : {}) }));
+const specs: IncidentSpec[] = INCIDENTS.map((i) => ({
+  name: i.name,
+  startMs: T8 + i.at * HOUR,
+  durationMs: i.minutes * MIN,
+  ...(i.target ? { target: i.target } : {}),
+}));
 
 const t = testEnv('sim-alerts');
 const hook = new TestReceiver();
@@ -76,8 +81,7 @@ let ruleSet: RuleSet;
 const clock = () => sim.nowMs; // processing time follows the data, as in a live pipeline
 
 function rulesText(): string {
-  return defaultRulesWithHook(hook.url)
-    .replace('step: 1m', 'step: 1m\n  max_catch_up_steps: 1440\n  batch_steps: 720');
+  return defaultRulesWithHook(hook.url).replace('step: 1m', 'step: 1m\n  max_catch_up_steps: 1440\n  batch_steps: 720');
 }
 
 /** Backfills to `untilMs` in chunks of `everyMs`, running one evaluator + delivery pass after each (if started). */
@@ -109,10 +113,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await closeAlertTest({ t, hook, redis, ch, alerting });
-  console.log(`simulator-alerts: ${JSON.stringify({ timings, events: sim?.stats.events, rows: sim?.stats.rows, churnDaysScored: sim?.stats.churnDaysScored })}`);
+  console.log(
+    `simulator-alerts: ${JSON.stringify({ timings, events: sim?.stats.events, rows: sim?.stats.rows, churnDaysScored: sim?.stats.churnDaysScored })}`,
+  );
 });
 
-const summary = (r: Received) => `${String(r.body.status)} ${String(r.body.rule)} ${JSON.stringify(r.body.labels)} value=${String(r.body.value)} baseline=${String(r.body.baseline)} starts=${String(r.body.starts_at)}`;
+const summary = (r: Received) =>
+  `${String(r.body.status)} ${String(r.body.rule)} ${JSON.stringify(r.body.labels)} value=${String(r.body.value)} baseline=${String(r.body.baseline)} starts=${String(r.body.starts_at)}`;
 
 describe('alerting on simulator traffic through the processors', () => {
   it('8 days of backfilled normal traffic: no alert fires', async () => {
@@ -141,7 +148,9 @@ describe('alerting on simulator traffic through the processors', () => {
       const obs = (await ev.observeRange(r, D0 + 4 * DAY, T8 - 5 * MIN, MIN)).flatMap((m) => [...m.values()]);
       const open = obs.filter((o) => o.volume >= r.minVolume);
       const share = open.length / obs.length;
-      console.log(`${name}: min_volume ${r.minVolume} reached in ${(100 * share).toFixed(0)} % of ${obs.length} group-steps; max value there ${Math.max(...open.map((o) => o.value ?? -Infinity)).toFixed(2)}; condition true at ${obs.filter((o) => o.active).length} steps`);
+      console.log(
+        `${name}: min_volume ${r.minVolume} reached in ${(100 * share).toFixed(0)} % of ${obs.length} group-steps; max value there ${Math.max(...open.map((o) => o.value ?? -Infinity)).toFixed(2)}; condition true at ${obs.filter((o) => o.active).length} steps`,
+      );
       expect(share, `${name} volume gate open`).toBeGreaterThan(0.2);
       if (name !== 'qoe_rebuffer_high') expect(share, `${name} volume gate closed part of the day`).toBeLessThan(0.9);
     }
@@ -165,7 +174,10 @@ describe('alerting on simulator traffic through the processors', () => {
           }
         }
       }
-      expect(range.some((m) => m.size > 0) || ['safety_critical_action', 'infra_late_events_high', 'production_new_critical_issue'].includes(r.name), `${r.name} has data`).toBe(true);
+      expect(
+        range.some((m) => m.size > 0) || ['safety_critical_action', 'infra_late_events_high', 'production_new_critical_issue'].includes(r.name),
+        `${r.name} has data`,
+      ).toBe(true);
     }
   }, 300_000);
 
@@ -181,7 +193,9 @@ describe('alerting on simulator traffic through the processors', () => {
     const ev = new Evaluator({ ruleSet, ch, store: new AlertStore(redis, `${t.redisPrefix}x:`), logger: silentLogger(), metrics: createMetrics(), clock });
     // Churn (see the header): logged, not asserted.
     const daily = await ev.observeRange(churn, D0 + 2 * DAY, T8, DAY);
-    console.log(`churn entries by day (value / 7-day baseline / accounts scored): ${daily.map((m, j) => `day ${j + 1}: ${[...m.values()].map((o) => `${o.value}/${o.baseline?.toFixed(1)}/${o.volume}`).join('')}`).join(', ')}`);
+    console.log(
+      `churn entries by day (value / 7-day baseline / accounts scored): ${daily.map((m, j) => `day ${j + 1}: ${[...m.values()].map((o) => `${o.value}/${o.baseline?.toFixed(1)}/${o.volume}`).join('')}`).join(', ')}`,
+    );
     const firing = hook.received.filter((r) => r.body.status === 'firing');
     const resolved = hook.received.filter((r) => r.body.status === 'resolved');
     const log = hook.received.map(summary).join('\n');
@@ -190,7 +204,14 @@ describe('alerting on simulator traffic through the processors', () => {
     // The alerts each incident must fire (its `trips` in producers/simulator/incidents.ts), and a
     // side effect that may fire but need not (near its threshold by design): cdn-degradation slows
     // startup on one CDN of three (overall p95 near 4-5 s).
-    type Expect = { rule: string; incident: IncidentName; optional?: boolean; severity: string; labels?: Record<string, string>; check?: (v: number, b: number | null, vol: number) => boolean };
+    type Expect = {
+      rule: string;
+      incident: IncidentName;
+      optional?: boolean;
+      severity: string;
+      labels?: Record<string, string>;
+      check?: (v: number, b: number | null, vol: number) => boolean;
+    };
     const expected: Expect[] = [
       { rule: 'production_new_critical_issue', incident: 'production-critical', severity: 'critical', check: (v) => v === 1 },
       { rule: 'production_cost_impact_high', incident: 'production-critical', severity: 'warning', check: (v) => v > 50_000 },
@@ -219,7 +240,9 @@ describe('alerting on simulator traffic through the processors', () => {
     for (const e of expected) {
       const w = window(e);
       const labelled = (r: Received) => Object.entries(e.labels ?? {}).every(([k, v]) => (r.body.labels as Record<string, string>)[k] === v);
-      const mine = firing.filter((r) => r.body.rule === e.rule && labelled(r) && Date.parse(String(r.body.starts_at)) > w.from && Date.parse(String(r.body.starts_at)) <= w.to);
+      const mine = firing.filter(
+        (r) => r.body.rule === e.rule && labelled(r) && Date.parse(String(r.body.starts_at)) > w.from && Date.parse(String(r.body.starts_at)) <= w.to,
+      );
       if (!e.optional) expect(mine.length, `${e.rule} fires for ${e.incident}\n${log}`).toBeGreaterThanOrEqual(1);
       for (const g of new Set(mine.map((r) => r.body.dedup_key))) {
         const f = mine.filter((r) => r.body.dedup_key === g);
@@ -237,11 +260,19 @@ describe('alerting on simulator traffic through the processors', () => {
     }
     // production-critical: the new critical issue, and the two issues above $50,000 (new at
     // $72,500 and an open one re-estimated to $64,000), each resolved when the incident ends.
-    const costs = firing.filter((r) => r.body.rule === 'production_cost_impact_high').map((r) => r.body.value).sort();
+    const costs = firing
+      .filter((r) => r.body.rule === 'production_cost_impact_high')
+      .map((r) => r.body.value)
+      .sort();
     expect(costs).toEqual([64_000, 72_500]);
     expect(firing.filter((r) => r.body.rule === 'production_new_critical_issue')).toHaveLength(1);
     // late-delivery: exactly the two processors that read playback in (sub-daily) windows.
-    expect(firing.filter((r) => r.body.rule === 'infra_late_events_high').map((r) => (r.body.labels as Record<string, string>).processor).sort()).toEqual(['business', 'qoe']);
+    expect(
+      firing
+        .filter((r) => r.body.rule === 'infra_late_events_high')
+        .map((r) => (r.body.labels as Record<string, string>).processor)
+        .sort(),
+    ).toEqual(['business', 'qoe']);
     // Nothing else fired: every notification is one of the above (no false positive between the
     // incidents, in their recovery or after them).
     expect(hook.received.filter((r) => !claimed.has(r)).map(summary), 'unexpected notifications').toEqual([]);

@@ -92,8 +92,10 @@ async function daily(fromDay: number, toDay: number): Promise<Array<{ day: numbe
   const obs = await ev.observeRange(rule, tOf(fromDay), tOf(toDay), DAY);
   return obs.map((m, j) => ({ day: fromDay + j, o: [...m.values()][0] }));
 }
-const fmt = (rows: Array<{ day: number; o: Observation | undefined }>) => rows.map(({ day, o }) => `day ${day}: ${o?.value ?? '-'}/${o?.baseline?.toFixed(1) ?? '-'}/${o?.volume ?? '-'}`).join(', ');
-const summary = (r: Received) => `${String(r.body.status)} ${String(r.body.rule)} value=${String(r.body.value)} baseline=${String(r.body.baseline)} volume=${String(r.body.volume)} starts=${String(r.body.starts_at)}`;
+const fmt = (rows: Array<{ day: number; o: Observation | undefined }>) =>
+  rows.map(({ day, o }) => `day ${day}: ${o?.value ?? '-'}/${o?.baseline?.toFixed(1) ?? '-'}/${o?.volume ?? '-'}`).join(', ');
+const summary = (r: Received) =>
+  `${String(r.body.status)} ${String(r.body.rule)} value=${String(r.body.value)} baseline=${String(r.body.baseline)} volume=${String(r.body.volume)} starts=${String(r.body.starts_at)}`;
 
 beforeAll(async () => {
   await hook.start();
@@ -110,7 +112,9 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  console.log(`simulator-churn: ${JSON.stringify({ timings, wallMs: Date.now() - wall0, events: sim?.stats.events, rows: sim?.stats.rows, churnDaysScored: sim?.stats.churnDaysScored })}`);
+  console.log(
+    `simulator-churn: ${JSON.stringify({ timings, wallMs: Date.now() - wall0, events: sim?.stats.events, rows: sim?.stats.rows, churnDaysScored: sim?.stats.churnDaysScored })}`,
+  );
   await closeAlertTest({ t, hook, redis, ch, alerting });
 });
 
@@ -155,7 +159,16 @@ describe('churn alert on simulator traffic through the churn processor', () => {
     expect(firing.map(summary), 'exactly one firing notification').toHaveLength(1);
     expect(resolved.map(summary), 'exactly one resolve notice').toHaveLength(1);
     expect(hook.received).toHaveLength(2);
-    const f = firing[0]!.body as { rule: string; severity: string; labels: Record<string, string>; value: number; baseline: number; volume: number; starts_at: string; dedup_key: string };
+    const f = firing[0]!.body as {
+      rule: string;
+      severity: string;
+      labels: Record<string, string>;
+      value: number;
+      baseline: number;
+      volume: number;
+      starts_at: string;
+      dedup_key: string;
+    };
     const r = resolved[0]!.body as { dedup_key: string; starts_at: string; ends_at: string };
     expect(f.rule).toBe(RULE);
     expect(f.severity).toBe('warning');

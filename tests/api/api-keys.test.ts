@@ -37,7 +37,17 @@ const metrics = createMetrics();
 
 async function apiApp(keys: RedisApiKeyStore, r: Redis, prefix: string): Promise<FastifyInstance> {
   const a = Fastify({ logger: false });
-  await a.register(apiPlugin, { logger: silentLogger(), metrics, redis: r, ch, keys, limiter: new RedisRateLimiter(r, prefix, 60_000), alerts: null, docs: true, now });
+  await a.register(apiPlugin, {
+    logger: silentLogger(),
+    metrics,
+    redis: r,
+    ch,
+    keys,
+    limiter: new RedisRateLimiter(r, prefix, 60_000),
+    alerts: null,
+    docs: true,
+    now,
+  });
   await a.ready();
   return a;
 }
@@ -87,7 +97,10 @@ describe('config keys with the durable key log', () => {
     // process that still listed the key wrote it back after a Redis loss, and the removed key worked again.
     const prefix = `${env.t.redisPrefix}cfglog:`;
     const topic = `${env.topicPrefix}cfglog_api_keys`;
-    const logs = [await KafkaRegistryLog.open({ brokers: env.brokers, topic, logger: silentLogger() }), await KafkaRegistryLog.open({ brokers: env.brokers, topic, logger: silentLogger() })];
+    const logs = [
+      await KafkaRegistryLog.open({ brokers: env.brokers, topic, logger: silentLogger() }),
+      await KafkaRegistryLog.open({ brokers: env.brokers, topic, logger: silentLogger() }),
+    ];
     try {
       const older = new RedisApiKeyStore(redis, prefix, { log: logs[0]! });
       await older.seed('removed-key-0123456789:admin,kept-key-0123456789:viewer');
@@ -116,7 +129,16 @@ describe('admin endpoints', () => {
     const res = await call('POST', '/v1/admin/keys', ADMIN, { role: 'ingest', name: 'player backend eu-1' });
     expect(res.statusCode).toBe(201);
     const body = res.json();
-    expect(body).toMatchObject({ key: expect.stringMatching(/^sp_[A-Za-z0-9_-]{43}$/), id: expect.stringMatching(/^key_[0-9a-f]{12}$/), role: 'ingest', name: 'player backend eu-1', source: 'admin', status: 'active', expires_at: null, revoked_at: null });
+    expect(body).toMatchObject({
+      key: expect.stringMatching(/^sp_[A-Za-z0-9_-]{43}$/),
+      id: expect.stringMatching(/^key_[0-9a-f]{12}$/),
+      role: 'ingest',
+      name: 'player backend eu-1',
+      source: 'admin',
+      status: 'active',
+      expires_at: null,
+      revoked_at: null,
+    });
     expect(res.headers['cache-control']).toBe('no-store');
     created = body;
     expect(await store.verify(body.key)).toEqual({ role: 'ingest', keyId: body.id });
@@ -222,7 +244,11 @@ describe('keys survive a Redis that lost its contents', () => {
     expect(await wipePrefix()).toBeGreaterThan(0);
     const t0 = Date.now();
     const watchdogRestores = async () => (await metrics.apiKeyRestores.get()).values.find((v) => v.labels.trigger === 'watchdog')?.value ?? 0;
-    await pollUntil(async () => (await watchdogRestores()) === before + 1, { timeoutMs: 10_000, intervalMs: 50, description: 'key cache restored by the watchdog' });
+    await pollUntil(async () => (await watchdogRestores()) === before + 1, {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+      description: 'key cache restored by the watchdog',
+    });
     const restoredMs = Date.now() - t0;
     expect(restoredMs).toBeLessThan(10_000);
     expect(await redis.hexists(`${env.t.redisPrefix}apikeys`, '@restored')).toBe(1);
@@ -259,7 +285,12 @@ describe('keys survive a Redis that lost its contents', () => {
     const api = await apiApp(keys, own, 'empty:');
     const get = (key: string) => api.inject({ method: 'GET', url: '/v1/tables', headers: { 'x-api-key': key } });
     try {
-      const created = await api.inject({ method: 'POST', url: '/v1/admin/keys', headers: { 'x-api-key': ADMIN }, payload: { role: 'analyst', name: 'survives-a-restart' } });
+      const created = await api.inject({
+        method: 'POST',
+        url: '/v1/admin/keys',
+        headers: { 'x-api-key': ADMIN },
+        payload: { role: 'analyst', name: 'survives-a-restart' },
+      });
       expect(created.statusCode).toBe(201);
       const survivor = created.json().key as string;
       expect((await get(survivor)).statusCode).toBe(200);
@@ -271,7 +302,11 @@ describe('keys survive a Redis that lost its contents', () => {
       const back = Date.now();
       await pollUntil(() => own.status === 'ready', { timeoutMs: 10_000, intervalMs: 50, description: 'client reconnected' });
       // No request in between: the watchdog alone restores the cache, within 10 s of Redis being back.
-      await pollUntil(async () => (await watchdogRestores()) === 1 && (await own.hexists('empty:apikeys', '@restored')) === 1, { timeoutMs: 10_000, intervalMs: 100, description: 'key cache restored by the watchdog after the empty restart' });
+      await pollUntil(async () => (await watchdogRestores()) === 1 && (await own.hexists('empty:apikeys', '@restored')) === 1, {
+        timeoutMs: 10_000,
+        intervalMs: 100,
+        description: 'key cache restored by the watchdog after the empty restart',
+      });
       const restoredMs = Date.now() - back;
       expect(restoredMs).toBeLessThan(10_000);
       process.stderr.write(`[api-keys] keys restored ${restoredMs} ms after the empty Redis answered\n`);
@@ -294,7 +329,12 @@ describe('keys survive a Redis that lost its contents', () => {
       const other = new RedisApiKeyStore(redis, prefix, { log: log2, now });
       await other.seed(`${ADMIN}:admin`);
       const listed = await other.list();
-      expect(listed.filter((k) => k.source === 'admin').map((k) => k.name).sort()).toEqual(['first-miss', 'ingest-on-admin', 'player backend eu-1', 'short-lived', 'survivor']);
+      expect(
+        listed
+          .filter((k) => k.source === 'admin')
+          .map((k) => k.name)
+          .sort(),
+      ).toEqual(['first-miss', 'ingest-on-admin', 'player backend eu-1', 'short-lived', 'survivor']);
       expect(listed.find((k) => k.name === 'player backend eu-1')!.status).toBe('revoked');
     } finally {
       await log2.close();
@@ -315,8 +355,21 @@ describe('Redis unreachable: 503 with Retry-After, not 500', () => {
     await keys.seed(`${ADMIN}:admin`);
     const api = await apiApp(keys, own, 'own:');
     const ingest = Fastify({ logger: false });
-    await ingest.register(ingestPlugin, { producer: env.producer, apiKeys: keys, maxBodyBytes: 1 << 20, maxEvents: 100, metrics, rateLimits: { redis: own, prefix: 'own:', requestsPerSecond: 100, eventsPerSecond: 10_000 } });
-    const post = () => ingest.inject({ method: 'POST', url: '/v1/events/gifts', headers: { 'content-type': 'application/json', 'x-api-key': ADMIN }, payload: JSON.stringify([giftEvent(9001)]) });
+    await ingest.register(ingestPlugin, {
+      producer: env.producer,
+      apiKeys: keys,
+      maxBodyBytes: 1 << 20,
+      maxEvents: 100,
+      metrics,
+      rateLimits: { redis: own, prefix: 'own:', requestsPerSecond: 100, eventsPerSecond: 10_000 },
+    });
+    const post = () =>
+      ingest.inject({
+        method: 'POST',
+        url: '/v1/events/gifts',
+        headers: { 'content-type': 'application/json', 'x-api-key': ADMIN },
+        payload: JSON.stringify([giftEvent(9001)]),
+      });
     try {
       expect((await api.inject({ method: 'GET', url: '/v1/admin/keys', headers: { 'x-api-key': ADMIN } })).statusCode).toBe(200);
       expect((await post()).statusCode).toBe(200);

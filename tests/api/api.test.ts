@@ -27,7 +27,12 @@ import { sealBusiness, sealQoe } from '../../sinks/clickhouse/rollups.js';
 import { fillWithSimulatedData, type SimFill } from './support/sim-data.js';
 
 const t = testEnv('api');
-const KEYS = { viewer: 'viewer-key-0123456789abcdef', analyst: 'analyst-key-0123456789abcdef', admin: 'admin-key-0123456789abcdef', ingest: 'ingest-key-0123456789abcdef' };
+const KEYS = {
+  viewer: 'viewer-key-0123456789abcdef',
+  analyst: 'analyst-key-0123456789abcdef',
+  admin: 'admin-key-0123456789abcdef',
+  ingest: 'ingest-key-0123456789abcdef',
+};
 const NOW = Date.UTC(2025, 4, 14, 12, 0, 0);
 let ch: ClickHouse;
 let redis: Redis;
@@ -35,9 +40,22 @@ let app: FastifyInstance;
 let fill: SimFill;
 
 class FakeAlerts implements AlertsService {
-  alerts: AlertView[] = [{ id: 'a1', rule: 'qoe_rebuffer', state: 'firing', severity: 'critical', labels: { cdn: 'akamai' }, value: 3.2, startsAt: new Date(NOW - 600_000).toISOString(), summary: 'rebuffer 3.2 %' }];
+  alerts: AlertView[] = [
+    {
+      id: 'a1',
+      rule: 'qoe_rebuffer',
+      state: 'firing',
+      severity: 'critical',
+      labels: { cdn: 'akamai' },
+      value: 3.2,
+      startsAt: new Date(NOW - 600_000).toISOString(),
+      summary: 'rebuffer 3.2 %',
+    },
+  ];
   silences: SilenceView[] = [];
-  async listAlerts(f: { state?: string }) { return this.alerts.filter((a) => !f.state || a.state === f.state); }
+  async listAlerts(f: { state?: string }) {
+    return this.alerts.filter((a) => !f.state || a.state === f.state);
+  }
   async acknowledge(id: string, by: string) {
     const a = this.alerts.find((x) => x.id === id);
     if (!a) return false;
@@ -45,21 +63,41 @@ class FakeAlerts implements AlertsService {
     return true;
   }
   async silence(i: { matchers: Record<string, string>; durationMs: number; createdBy: string; comment: string }) {
-    const s = { id: `s${this.silences.length + 1}`, matchers: i.matchers, startsAt: new Date(NOW).toISOString(), endsAt: new Date(NOW + i.durationMs).toISOString(), createdBy: i.createdBy, comment: i.comment };
+    const s = {
+      id: `s${this.silences.length + 1}`,
+      matchers: i.matchers,
+      startsAt: new Date(NOW).toISOString(),
+      endsAt: new Date(NOW + i.durationMs).toISOString(),
+      createdBy: i.createdBy,
+      comment: i.comment,
+    };
     this.silences.push(s);
     return s;
   }
-  async listSilences() { return this.silences; }
+  async listSilences() {
+    return this.silences;
+  }
 }
 const alerts = new FakeAlerts();
 
 async function buildApp(over: Partial<ApiOptions> = {}, prefix = t.redisPrefix): Promise<FastifyInstance> {
   const a = Fastify({ logger: false });
   const keys = new RedisApiKeyStore(redis, prefix);
-  await keys.seed(Object.entries(KEYS).map(([role, key]) => `${key}:${role}`).join(','));
+  await keys.seed(
+    Object.entries(KEYS)
+      .map(([role, key]) => `${key}:${role}`)
+      .join(','),
+  );
   await a.register(apiPlugin, {
-    logger: createLogger(process.env.API_TEST_LOG ?? 'silent'), metrics: createMetrics(), redis, ch, keys,
-    limiter: new RedisRateLimiter(redis, prefix, 60_000), alerts, now: () => NOW, docs: true,
+    logger: createLogger(process.env.API_TEST_LOG ?? 'silent'),
+    metrics: createMetrics(),
+    redis,
+    ch,
+    keys,
+    limiter: new RedisRateLimiter(redis, prefix, 60_000),
+    alerts,
+    now: () => NOW,
+    docs: true,
     readiness: { redis: async () => void (await redis.ping()), clickhouse: async () => void (await queryRows(ch, 'SELECT 1')) },
     ...over,
   });
@@ -93,7 +131,18 @@ afterAll(async () => {
 describe('data filled through the processors', () => {
   it('has rows in the tables the endpoints read', () => {
     expect(fill.events).toBeGreaterThan(10_000);
-    for (const table of ['qoe_minute', 'qoe_views', 'kpi_payments_1m', 'kpi_gifts_1m', 'account_activity_1h', 'safety_events_1m', 'safety_cases', 'production_issues', 'churn_account_daily', 'raw_playback']) {
+    for (const table of [
+      'qoe_minute',
+      'qoe_views',
+      'kpi_payments_1m',
+      'kpi_gifts_1m',
+      'account_activity_1h',
+      'safety_events_1m',
+      'safety_cases',
+      'production_issues',
+      'churn_account_daily',
+      'raw_playback',
+    ]) {
       expect(fill.rowsByTable[table], table).toBeGreaterThan(0);
     }
   });
@@ -117,7 +166,15 @@ describe('public endpoints', () => {
   });
 
   it('/readyz answers 503 naming the dependency that is down', async () => {
-    const a = await buildApp({ readiness: { redis: async () => undefined, kafka: async () => { throw new Error('no broker'); } }, docs: false });
+    const a = await buildApp({
+      readiness: {
+        redis: async () => undefined,
+        kafka: async () => {
+          throw new Error('no broker');
+        },
+      },
+      docs: false,
+    });
     const r = await a.inject({ method: 'GET', url: '/readyz' });
     expect(r.statusCode).toBe(503);
     expect(r.json().checks).toEqual({ redis: 'ok', kafka: 'down: no broker' });
@@ -149,7 +206,16 @@ describe('auth and roles', () => {
     expect(r.json().message).toContain('viewer');
     expect((await app.inject({ method: 'POST', url: '/v1/sql', headers: { 'x-api-key': KEYS.viewer }, payload: { query: 'SELECT 1' } })).statusCode).toBe(403);
     expect((await app.inject({ method: 'POST', url: '/v1/alerts/a1/ack', headers: { 'x-api-key': KEYS.analyst }, payload: {} })).statusCode).toBe(403);
-    expect((await app.inject({ method: 'POST', url: '/v1/silences', headers: { 'x-api-key': KEYS.viewer }, payload: { matchers: { rule: 'x' }, duration_minutes: 5, comment: 'c' } })).statusCode).toBe(403);
+    expect(
+      (
+        await app.inject({
+          method: 'POST',
+          url: '/v1/silences',
+          headers: { 'x-api-key': KEYS.viewer },
+          payload: { matchers: { rule: 'x' }, duration_minutes: 5, comment: 'c' },
+        })
+      ).statusCode,
+    ).toBe(403);
   });
 });
 
@@ -260,13 +326,42 @@ describe('endpoints return data', () => {
     // A resolved issue with a cost, on a show of its own (the 2 h of simulated Jira resolve none with a cost).
     const db = t.config.clickhouse.database;
     const ts3 = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
-    await insertRows(ch, 'production_issues', [{ issue_key: 'API-R1', project_key: 'API', summary: 'resolved', issue_type: 'Bug', status: 'Done', status_category: 'done', priority: 'High', severity: 'major',
-      show_name: 'Resolved Show', cost_impact_usd: 1234.5, delay_days: 2, labels: [], created: ts3(NOW - 7_200_000), updated: ts3(NOW - 3_600_000), resolved: ts3(NOW - 3_600_000), resolve_ms: 3_600_000,
-      is_open: 0, is_critical: 0, deleted: 0, deleted_time: null, last_event_id: 'api-r1', state_version: NOW - 3_600_000, src_topic: 'jira', src_partition: 0, version: 1 }]);
+    await insertRows(ch, 'production_issues', [
+      {
+        issue_key: 'API-R1',
+        project_key: 'API',
+        summary: 'resolved',
+        issue_type: 'Bug',
+        status: 'Done',
+        status_category: 'done',
+        priority: 'High',
+        severity: 'major',
+        show_name: 'Resolved Show',
+        cost_impact_usd: 1234.5,
+        delay_days: 2,
+        labels: [],
+        created: ts3(NOW - 7_200_000),
+        updated: ts3(NOW - 3_600_000),
+        resolved: ts3(NOW - 3_600_000),
+        resolve_ms: 3_600_000,
+        is_open: 0,
+        is_critical: 0,
+        deleted: 0,
+        deleted_time: null,
+        last_event_id: 'api-r1',
+        state_version: NOW - 3_600_000,
+        src_topic: 'jira',
+        src_partition: 0,
+        version: 1,
+      },
+    ]);
     const shows = (await get('/v1/production/shows')).json();
     expect(shows.shows.length).toBeGreaterThan(0);
     // Open and resolved cost and delay per show add up to the totals (issue 18).
-    const impact = await queryRows<Record<string, unknown>>(ch, `SELECT show_name, sumIf(cost_impact_usd, is_open = 1) AS o, sumIf(cost_impact_usd, is_open = 0) AS r, sumIf(delay_days, is_open = 0) AS rd FROM ${db}.production_issues_current GROUP BY show_name`);
+    const impact = await queryRows<Record<string, unknown>>(
+      ch,
+      `SELECT show_name, sumIf(cost_impact_usd, is_open = 1) AS o, sumIf(cost_impact_usd, is_open = 0) AS r, sumIf(delay_days, is_open = 0) AS rd FROM ${db}.production_issues_current GROUP BY show_name`,
+    );
     let withResolved = 0;
     for (const s of shows.shows as Array<Record<string, number | string | null>>) {
       const i = impact.find((x) => x.show_name === s.show_name);
@@ -278,7 +373,12 @@ describe('endpoints return data', () => {
       if (Number(i.r) > 0) withResolved++;
     }
     expect(withResolved, 'some show has resolved cost').toBeGreaterThan(0);
-    expect(shows.shows.find((s: { show_name: string }) => s.show_name === 'Resolved Show')).toMatchObject({ resolved_cost_impact_usd: 1234.5, open_cost_impact_usd: 0, resolved_delay_days: 2, open_delay_days: 0 });
+    expect(shows.shows.find((s: { show_name: string }) => s.show_name === 'Resolved Show')).toMatchObject({
+      resolved_cost_impact_usd: 1234.5,
+      open_cost_impact_usd: 0,
+      resolved_delay_days: 2,
+      open_delay_days: 0,
+    });
   });
 
   it('churn: scored accounts (risk, level, top reasons) and cohorts from churn_scores / churn_cohorts', async () => {
@@ -297,11 +397,18 @@ describe('endpoints return data', () => {
     expect(top.reasons.length).toBeLessThanOrEqual(3);
     expect(top.contributions[top.reasons[0]]).toBeGreaterThan(0);
     // the row is the one the day-close job wrote
-    const [row] = await queryRows<{ risk: number; level: string; reasons: string[] }>(ch, `SELECT risk, level, reasons FROM ${db}.churn_scores FINAL WHERE day = '2025-05-14' AND account_id = {a:String}`, { a: top.account_id });
+    const [row] = await queryRows<{ risk: number; level: string; reasons: string[] }>(
+      ch,
+      `SELECT risk, level, reasons FROM ${db}.churn_scores FINAL WHERE day = '2025-05-14' AND account_id = {a:String}`,
+      { a: top.account_id },
+    );
     expect(top).toMatchObject({ risk: row!.risk, level: row!.level, reasons: row!.reasons });
     const p2 = (await get(`/v1/churn/accounts?as_of=2025-05-14&limit=10&cursor=${a.next_cursor}`)).json();
     expect(p2.items[0].risk).toBeLessThanOrEqual(risks[9]);
-    const [lv] = await queryRows<{ level: string; n: string }>(ch, `SELECT level, count() AS n FROM ${db}.churn_scores FINAL WHERE day = '2025-05-14' GROUP BY level ORDER BY n DESC LIMIT 1`);
+    const [lv] = await queryRows<{ level: string; n: string }>(
+      ch,
+      `SELECT level, count() AS n FROM ${db}.churn_scores FINAL WHERE day = '2025-05-14' GROUP BY level ORDER BY n DESC LIMIT 1`,
+    );
     const byLevel = (await get(`/v1/churn/accounts?level=${lv!.level}&limit=1000`)).json();
     expect(byLevel.items.length).toBe(Math.min(1000, Number(lv!.n)));
     for (const x of byLevel.items) expect(x.level).toBe(lv!.level);
@@ -313,7 +420,10 @@ describe('endpoints return data', () => {
     const c = cr.json();
     expect(c.as_of).toBe('2025-05-14');
     expect(c.by).toEqual(['plan', 'tenure_band', 'top_genre']);
-    const [tot] = await queryRows<{ n: string; high: string; rar: number }>(ch, `SELECT count() AS n, countIf(level = 'high') AS high, sum(risk * revenue_usd_28d) AS rar FROM ${db}.churn_scores FINAL WHERE day = '2025-05-14'`);
+    const [tot] = await queryRows<{ n: string; high: string; rar: number }>(
+      ch,
+      `SELECT count() AS n, countIf(level = 'high') AS high, sum(risk * revenue_usd_28d) AS rar FROM ${db}.churn_scores FINAL WHERE day = '2025-05-14'`,
+    );
     const sum = (rows: Array<Record<string, number>>, k: string) => rows.reduce((n, x) => n + x[k]!, 0);
     expect(sum(c.cohorts, 'accounts')).toBe(Number(tot!.n));
     expect(sum(c.cohorts, 'high_risk_accounts')).toBe(Number(tot!.high));
@@ -332,10 +442,20 @@ describe('endpoints return data', () => {
     expect(ack.json()).toEqual({ acknowledged: true, id: 'a1' });
     expect(alerts.alerts[0]!.acknowledgedBy).toMatch(/^key_[0-9a-f]{12}$/);
     expect((await app.inject({ method: 'POST', url: '/v1/alerts/zzz/ack', headers: { 'x-api-key': KEYS.admin }, payload: {} })).statusCode).toBe(404);
-    const sil = await app.inject({ method: 'POST', url: '/v1/silences', headers: { 'x-api-key': KEYS.admin }, payload: { matchers: { rule: 'qoe_rebuffer' }, duration_minutes: 30, comment: 'maintenance' } });
+    const sil = await app.inject({
+      method: 'POST',
+      url: '/v1/silences',
+      headers: { 'x-api-key': KEYS.admin },
+      payload: { matchers: { rule: 'qoe_rebuffer' }, duration_minutes: 30, comment: 'maintenance' },
+    });
     expect(sil.statusCode).toBe(201);
     expect((await get('/v1/silences')).json().silences).toHaveLength(1);
-    const bad = await app.inject({ method: 'POST', url: '/v1/silences', headers: { 'x-api-key': KEYS.admin }, payload: { matchers: { rule: 'x' }, duration_minutes: 0, comment: 'c' } });
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/v1/silences',
+      headers: { 'x-api-key': KEYS.admin },
+      payload: { matchers: { rule: 'x' }, duration_minutes: 0, comment: 'c' },
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().param).toBe('duration_minutes');
     const none = await buildApp({ alerts: null, docs: false });
@@ -375,39 +495,110 @@ describe('alerts through the real adapter (alerts/ state in Redis, wired by bin/
   const prefix = `${t.redisPrefix}real:`;
   let real: FastifyInstance;
   const state = (rule: string, labels: Record<string, string>, over: Partial<AlertState>): AlertState => ({
-    key: alertKey(rule, labels), rule, labels, status: 'firing', activeAtMs: NOW - 600_000, firingAtMs: NOW - 420_000, resolvedAtMs: null, lastTrueMs: NOW - 60_000,
-    value: 3.2, baseline: null, volume: 180, notifiedStatus: 'firing', notifiedAtMs: NOW - 400_000, notifications: 1, ...over,
+    key: alertKey(rule, labels),
+    rule,
+    labels,
+    status: 'firing',
+    activeAtMs: NOW - 600_000,
+    firingAtMs: NOW - 420_000,
+    resolvedAtMs: null,
+    lastTrueMs: NOW - 60_000,
+    value: 3.2,
+    baseline: null,
+    volume: 180,
+    notifiedStatus: 'firing',
+    notifiedAtMs: NOW - 400_000,
+    notifications: 1,
+    ...over,
   });
   const explanation: NonNullable<AlertState['explanation']> = {
-    version: 1, metric: 'rebuffer_pct', unit: '%', kind: 'ratio', within: { cdn: 'akamai' }, period: { from: iso(NOW - 660_000), to: iso(NOW - 420_000) }, baseline_days: [1, 2], previous_period: false,
-    current: 3.2, baseline: 0.6, change: 2.6, dimensions: ['country'],
-    top: [{ dimension: 'country', value: 'IN', share: 0.93, weight: 0.3, excess_share: 0.63, contribution: 2.418, rate_effect: 2.3, mix_effect: 0.118, current: 9.9, baseline: 0.8 }],
-    context: { slice: { dimension: 'country', value: 'IN' }, avg_concurrent_viewers: 41, views_started: 30, top_shows: [], lenses: [], jira: [] }, grafana: '/d/streampulse-qoe', computed_ms: 120,
+    version: 1,
+    metric: 'rebuffer_pct',
+    unit: '%',
+    kind: 'ratio',
+    within: { cdn: 'akamai' },
+    period: { from: iso(NOW - 660_000), to: iso(NOW - 420_000) },
+    baseline_days: [1, 2],
+    previous_period: false,
+    current: 3.2,
+    baseline: 0.6,
+    change: 2.6,
+    dimensions: ['country'],
+    top: [
+      {
+        dimension: 'country',
+        value: 'IN',
+        share: 0.93,
+        weight: 0.3,
+        excess_share: 0.63,
+        contribution: 2.418,
+        rate_effect: 2.3,
+        mix_effect: 0.118,
+        current: 9.9,
+        baseline: 0.8,
+      },
+    ],
+    context: { slice: { dimension: 'country', value: 'IN' }, avg_concurrent_viewers: 41, views_started: 30, top_shows: [], lenses: [], jira: [] },
+    grafana: '/d/streampulse-qoe',
+    computed_ms: 120,
   };
   const reb = state('qoe_rebuffer_high', { cdn: 'akamai' }, { explanation });
   const vsf = state('qoe_vsf_high', {}, { status: 'pending', firingAtMs: null, value: 6.5, notifiedStatus: null, notifiedAtMs: null, notifications: 0 });
-  const old = state('business_payment_failures_high', {}, { status: 'resolved', activeAtMs: NOW - 7_200_000, firingAtMs: NOW - 7_000_000, resolvedAtMs: NOW - 3_600_000, value: 12 });
+  const old = state(
+    'business_payment_failures_high',
+    {},
+    { status: 'resolved', activeAtMs: NOW - 7_200_000, firingAtMs: NOW - 7_000_000, resolvedAtMs: NOW - 3_600_000, value: 12 },
+  );
   const as = (key: string) => ({ 'x-api-key': key });
 
   beforeAll(async () => {
     // What the alerts role leaves in Redis after some evaluation steps.
     await new AlertStore(redis, prefix).commit({ rule: 'x', upserts: [reb, vsf], resolved: [old], removes: [], notifications: [], events: [], logs: [] }, NOW);
-    const config = loadConfig({ ...t.env, ROLES: 'api', REDIS_PREFIX: prefix, API_KEYS: Object.entries(KEYS).map(([role, key]) => `${key}:${role}`).join(',') });
+    const config = loadConfig({
+      ...t.env,
+      ROLES: 'api',
+      REDIS_PREFIX: prefix,
+      API_KEYS: Object.entries(KEYS)
+        .map(([role, key]) => `${key}:${role}`)
+        .join(','),
+    });
     real = Fastify({ logger: false });
-    await registerHttpRoles(real, { config, logger: createLogger('silent'), metrics: createMetrics(), producer: {} as EventProducer, redis, ch, clock: () => NOW });
+    await registerHttpRoles(real, {
+      config,
+      logger: createLogger('silent'),
+      metrics: createMetrics(),
+      producer: {} as EventProducer,
+      redis,
+      ch,
+      clock: () => NOW,
+    });
     await real.ready();
   });
-  afterAll(async () => { await real?.close(); });
+  afterAll(async () => {
+    await real?.close();
+  });
 
   it('lists live alerts (firing first) with severity and summary from the rules file; state filters', async () => {
     const r = await real.inject({ method: 'GET', url: '/v1/alerts', headers: as(KEYS.viewer) });
     expect(r.statusCode, r.body).toBe(200);
     const list = r.json().alerts;
     expect(list.map((a: { id: string }) => a.id)).toEqual([reb.key, vsf.key]);
-    expect(list[0]).toMatchObject({ rule: 'qoe_rebuffer_high', state: 'firing', severity: 'critical', labels: { cdn: 'akamai' }, value: 3.2, startsAt: iso(NOW - 420_000), endsAt: null, acknowledgedBy: null, silenced: false,
-      summary: 'Rebuffering 3.20% of watch time on akamai (180 concurrent viewers)' });
+    expect(list[0]).toMatchObject({
+      rule: 'qoe_rebuffer_high',
+      state: 'firing',
+      severity: 'critical',
+      labels: { cdn: 'akamai' },
+      value: 3.2,
+      startsAt: iso(NOW - 420_000),
+      endsAt: null,
+      acknowledgedBy: null,
+      silenced: false,
+      summary: 'Rebuffering 3.20% of watch time on akamai (180 concurrent viewers)',
+    });
     expect(list[1]).toMatchObject({ state: 'pending', severity: 'critical', startsAt: iso(NOW - 600_000) });
-    expect((await real.inject({ method: 'GET', url: '/v1/alerts?state=pending', headers: as(KEYS.viewer) })).json().alerts.map((a: { id: string }) => a.id)).toEqual([vsf.key]);
+    expect(
+      (await real.inject({ method: 'GET', url: '/v1/alerts?state=pending', headers: as(KEYS.viewer) })).json().alerts.map((a: { id: string }) => a.id),
+    ).toEqual([vsf.key]);
     const resolved = (await real.inject({ method: 'GET', url: '/v1/alerts?state=resolved', headers: as(KEYS.viewer) })).json().alerts;
     expect(resolved).toHaveLength(1);
     expect(resolved[0]).toMatchObject({ id: old.key, state: 'resolved', endsAt: iso(NOW - 3_600_000) });
@@ -422,7 +613,10 @@ describe('alerts through the real adapter (alerts/ state in Redis, wired by bin/
     expect(r.json()).toMatchObject({ id: reb.key, rule: 'qoe_rebuffer_high', state: 'firing', explanation });
     // The list stays compact: no explanation there.
     expect((await real.inject({ method: 'GET', url: '/v1/alerts', headers: as(KEYS.viewer) })).json().alerts[0].explanation).toBeUndefined();
-    expect((await real.inject({ method: 'GET', url: `/v1/alerts/${encodeURIComponent(old.key)}`, headers: as(KEYS.viewer) })).json()).toMatchObject({ state: 'resolved', explanation: null });
+    expect((await real.inject({ method: 'GET', url: `/v1/alerts/${encodeURIComponent(old.key)}`, headers: as(KEYS.viewer) })).json()).toMatchObject({
+      state: 'resolved',
+      explanation: null,
+    });
     expect((await real.inject({ method: 'GET', url: '/v1/alerts/nope%2F0000', headers: as(KEYS.viewer) })).statusCode).toBe(404);
     const snap = (await real.inject({ method: 'GET', url: '/v1/live/snapshot?minutes=10', headers: as(KEYS.viewer) })).json();
     expect(snap.alerts.items[0].why).toBe('country=IN: 93 % of the change');
@@ -430,7 +624,12 @@ describe('alerts through the real adapter (alerts/ state in Redis, wired by bin/
   });
 
   it('acknowledges by alert key (URL-encoded), 404 for unknown or resolved alerts', async () => {
-    const ack = await real.inject({ method: 'POST', url: `/v1/alerts/${encodeURIComponent(reb.key)}/ack`, headers: as(KEYS.admin), payload: { comment: 'on it' } });
+    const ack = await real.inject({
+      method: 'POST',
+      url: `/v1/alerts/${encodeURIComponent(reb.key)}/ack`,
+      headers: as(KEYS.admin),
+      payload: { comment: 'on it' },
+    });
     expect(ack.statusCode, ack.body).toBe(200);
     expect(ack.json()).toEqual({ acknowledged: true, id: reb.key });
     const stored = JSON.parse((await redis.hget(`${prefix}alerts:acks`, reb.key))!);
@@ -438,33 +637,58 @@ describe('alerts through the real adapter (alerts/ state in Redis, wired by bin/
     expect(stored.by).toMatch(/^key_[0-9a-f]{12}$/);
     const a = (await real.inject({ method: 'GET', url: '/v1/alerts?state=firing', headers: as(KEYS.viewer) })).json().alerts[0];
     expect(a.acknowledgedBy).toBe(stored.by);
-    expect((await real.inject({ method: 'POST', url: `/v1/alerts/${encodeURIComponent(old.key)}/ack`, headers: as(KEYS.admin), payload: {} })).statusCode).toBe(404);
+    expect((await real.inject({ method: 'POST', url: `/v1/alerts/${encodeURIComponent(old.key)}/ack`, headers: as(KEYS.admin), payload: {} })).statusCode).toBe(
+      404,
+    );
     expect((await real.inject({ method: 'POST', url: '/v1/alerts/nope%2F0000/ack', headers: as(KEYS.admin), payload: {} })).statusCode).toBe(404);
   });
 
   it('silences: rule → alertname matcher, end time from the injected clock, shown on matching alerts', async () => {
-    const s = await real.inject({ method: 'POST', url: '/v1/silences', headers: as(KEYS.admin), payload: { matchers: { rule: 'qoe_rebuffer_high', cdn: 'akamai' }, duration_minutes: 30, comment: 'CDN maintenance' } });
+    const s = await real.inject({
+      method: 'POST',
+      url: '/v1/silences',
+      headers: as(KEYS.admin),
+      payload: { matchers: { rule: 'qoe_rebuffer_high', cdn: 'akamai' }, duration_minutes: 30, comment: 'CDN maintenance' },
+    });
     expect(s.statusCode, s.body).toBe(201);
     const sil = s.json();
-    expect(sil).toMatchObject({ matchers: { rule: 'qoe_rebuffer_high', cdn: 'akamai' }, startsAt: iso(NOW), endsAt: iso(NOW + 30 * 60_000), comment: 'CDN maintenance' });
+    expect(sil).toMatchObject({
+      matchers: { rule: 'qoe_rebuffer_high', cdn: 'akamai' },
+      startsAt: iso(NOW),
+      endsAt: iso(NOW + 30 * 60_000),
+      comment: 'CDN maintenance',
+    });
     expect(sil.createdBy).toMatch(/^key_/);
     const raw = JSON.parse((await redis.hget(`${prefix}alerts:silences`, sil.id))!);
-    expect(raw.matchers).toEqual([{ name: 'alertname', value: 'qoe_rebuffer_high' }, { name: 'cdn', value: 'akamai' }]);
-    expect((await real.inject({ method: 'GET', url: '/v1/silences', headers: as(KEYS.viewer) })).json().silences.map((x: { id: string }) => x.id)).toEqual([sil.id]);
+    expect(raw.matchers).toEqual([
+      { name: 'alertname', value: 'qoe_rebuffer_high' },
+      { name: 'cdn', value: 'akamai' },
+    ]);
+    expect((await real.inject({ method: 'GET', url: '/v1/silences', headers: as(KEYS.viewer) })).json().silences.map((x: { id: string }) => x.id)).toEqual([
+      sil.id,
+    ]);
     const list = (await real.inject({ method: 'GET', url: '/v1/alerts', headers: as(KEYS.viewer) })).json().alerts;
     expect(list.map((a: { silenced: boolean }) => a.silenced)).toEqual([true, false]);
     // Once the silence has ended (clock past endsAt) it is no longer listed.
-    const later = createAlertsAdapter({ alerting: createAlertingApi({ redis, redisPrefix: prefix, clock: () => NOW + 31 * 60_000 }), clock: () => NOW + 31 * 60_000 });
+    const later = createAlertsAdapter({
+      alerting: createAlertingApi({ redis, redisPrefix: prefix, clock: () => NOW + 31 * 60_000 }),
+      clock: () => NOW + 31 * 60_000,
+    });
     expect(await later.listSilences()).toEqual([]);
     expect((await later.listAlerts({}))[0]).toMatchObject({ id: reb.key, silenced: false, severity: 'unknown' });
   });
 });
 
 describe('SQL for analysts', () => {
-  const sql = (query: string, key = KEYS.analyst, params?: Record<string, unknown>) => app.inject({ method: 'POST', url: '/v1/sql', headers: { 'x-api-key': key }, payload: { query, params } });
+  const sql = (query: string, key = KEYS.analyst, params?: Record<string, unknown>) =>
+    app.inject({ method: 'POST', url: '/v1/sql', headers: { 'x-api-key': key }, payload: { query, params } });
 
   it('runs a SELECT with parameters and returns columns and rows', async () => {
-    const r = await sql(`SELECT cdn, count() AS views FROM ${t.config.clickhouse.database}.qoe_views FINAL WHERE cdn != {skip:String} GROUP BY cdn ORDER BY cdn`, KEYS.analyst, { skip: '' });
+    const r = await sql(
+      `SELECT cdn, count() AS views FROM ${t.config.clickhouse.database}.qoe_views FINAL WHERE cdn != {skip:String} GROUP BY cdn ORDER BY cdn`,
+      KEYS.analyst,
+      { skip: '' },
+    );
     expect(r.statusCode, r.body).toBe(200);
     expect(r.json().columns.map((c: { name: string }) => c.name)).toEqual(['cdn', 'views']);
     expect(r.json().row_count).toBeGreaterThan(1);
@@ -507,9 +731,13 @@ describe('rate limiting', () => {
     const prefix = `${t.redisPrefix}rl-test:`;
     // A fixed clock 20 s into a window, so the test cannot straddle a window boundary.
     const clock = () => 1_800_000_020_000;
-    const a = await buildApp({ rateLimits: { viewer: 3, analyst: 25 }, sqlCost: 10, docs: false, limiter: new RedisRateLimiter(redis, prefix, 60_000, clock) }, prefix);
+    const a = await buildApp(
+      { rateLimits: { viewer: 3, analyst: 25 }, sqlCost: 10, docs: false, limiter: new RedisRateLimiter(redis, prefix, 60_000, clock) },
+      prefix,
+    );
     const codes: number[] = [];
-    for (let i = 0; i < 4; i++) codes.push((await a.inject({ method: 'GET', url: '/v1/production/summary', headers: { 'x-api-key': KEYS.viewer } })).statusCode);
+    for (let i = 0; i < 4; i++)
+      codes.push((await a.inject({ method: 'GET', url: '/v1/production/summary', headers: { 'x-api-key': KEYS.viewer } })).statusCode);
     expect(codes).toEqual([200, 200, 200, 429]);
     const r = await a.inject({ method: 'GET', url: '/v1/production/summary', headers: { 'x-api-key': KEYS.viewer } });
     expect(r.statusCode).toBe(429);
@@ -517,7 +745,8 @@ describe('rate limiting', () => {
     expect(r.json().error).toBe('rate_limited');
     // Other keys have their own budget; SQL costs 10 units: 2 calls fit in 25, the third does not.
     const sqlCodes: number[] = [];
-    for (let i = 0; i < 3; i++) sqlCodes.push((await a.inject({ method: 'POST', url: '/v1/sql', headers: { 'x-api-key': KEYS.analyst }, payload: { query: 'SELECT 1' } })).statusCode);
+    for (let i = 0; i < 3; i++)
+      sqlCodes.push((await a.inject({ method: 'POST', url: '/v1/sql', headers: { 'x-api-key': KEYS.analyst }, payload: { query: 'SELECT 1' } })).statusCode);
     expect(sqlCodes).toEqual([200, 200, 429]);
     await a.close();
   });
@@ -563,26 +792,49 @@ describe('rollups and HTTP caching of closed answers (issue 20)', () => {
 
 describe('late events in every answer over a period (issue 18)', () => {
   it('every GET route with a period (from/to, or a scored day as_of) has late_events in its schema and its answer', async () => {
-    type Op = { parameters?: Array<{ in: string; name: string }>; responses: Record<string, { content?: Record<string, { schema: { properties?: Record<string, unknown> } }> }> };
+    type Op = {
+      parameters?: Array<{ in: string; name: string }>;
+      responses: Record<string, { content?: Record<string, { schema: { properties?: Record<string, unknown> } }> }>;
+    };
     const spec = (await get('/docs/json', null)).json<{ paths: Record<string, Record<string, Op>> }>();
     const periodRoutes = Object.entries(spec.paths)
       .filter(([, ops]) => ops.get?.parameters?.some((p) => p.in === 'query' && ['from', 'to', 'as_of'].includes(p.name)))
       .map(([path, ops]) => ({ path, op: ops.get! }));
     // The routes this session knows of; a new one is checked too.
-    expect(periodRoutes.map((r) => r.path)).toEqual(expect.arrayContaining(['/v1/qoe/timeseries', '/v1/qoe/views-summary', '/v1/qoe/views', '/v1/business/hourly', '/v1/business/growth',
-      '/v1/business/payments', '/v1/creators/top', '/v1/creators/concentration', '/v1/safety/summary', '/v1/safety/breakdown', '/v1/churn/accounts', '/v1/churn/cohorts']));
+    expect(periodRoutes.map((r) => r.path)).toEqual(
+      expect.arrayContaining([
+        '/v1/qoe/timeseries',
+        '/v1/qoe/views-summary',
+        '/v1/qoe/views',
+        '/v1/business/hourly',
+        '/v1/business/growth',
+        '/v1/business/payments',
+        '/v1/creators/top',
+        '/v1/creators/concentration',
+        '/v1/safety/summary',
+        '/v1/safety/breakdown',
+        '/v1/churn/accounts',
+        '/v1/churn/cohorts',
+      ]),
+    );
     for (const { path, op } of periodRoutes) {
       expect(Object.keys(op.responses['200']!.content!['application/json']!.schema.properties ?? {}), path).toContain('late_events');
-      const url = path.replace(/\{[^}]+\}/g, 'x') + (path.startsWith('/v1/churn') ? '' : `?${RANGE}`) + (path === '/v1/safety/breakdown' ? '&by=policy' : path === '/v1/business/payments' ? '&by=method' : '');
+      const url =
+        path.replace(/\{[^}]+\}/g, 'x') +
+        (path.startsWith('/v1/churn') ? '' : `?${RANGE}`) +
+        (path === '/v1/safety/breakdown' ? '&by=policy' : path === '/v1/business/payments' ? '&by=method' : '');
       const r = await get(url);
       expect(r.statusCode, `${url}: ${r.body}`).toBe(200);
       expect(Number.isInteger(r.json().late_events), url).toBe(true);
     }
   });
 
-  it('counts the late events of the answer\'s processor, kinds and period', async () => {
-    const [n] = await queryRows<{ business: string; gifts: string }>(ch, `SELECT countIf(processor = 'business') AS business, countIf(processor = 'business' AND endsWith(src_topic, 'gifts')) AS gifts
-      FROM ${t.config.clickhouse.database}.late_events FINAL WHERE event_time >= fromUnixTimestamp64Milli(${NOW - 2 * 3_600_000}) AND event_time < fromUnixTimestamp64Milli(${NOW})`);
+  it("counts the late events of the answer's processor, kinds and period", async () => {
+    const [n] = await queryRows<{ business: string; gifts: string }>(
+      ch,
+      `SELECT countIf(processor = 'business') AS business, countIf(processor = 'business' AND endsWith(src_topic, 'gifts')) AS gifts
+      FROM ${t.config.clickhouse.database}.late_events FINAL WHERE event_time >= fromUnixTimestamp64Milli(${NOW - 2 * 3_600_000}) AND event_time < fromUnixTimestamp64Milli(${NOW})`,
+    );
     expect((await get(`/v1/business/growth?${RANGE}`)).json().late_events).toBe(Number(n!.business));
     expect((await get(`/v1/creators/top?${RANGE}`)).json().late_events).toBe(Number(n!.gifts));
   });

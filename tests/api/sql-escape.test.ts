@@ -32,7 +32,13 @@ let analyst: AnalystSql;
 let redis: Redis;
 let app: FastifyInstance;
 let before: ServerState;
-const outfiles = [join(t.dataDir, 'out.txt'), join(t.dataDir, 'out2.txt'), join(REPO_ROOT, 'escape-out.txt'), join(t.dataDir, 'describe-out.txt'), join(t.dataDir, 'describe-out2.txt')];
+const outfiles = [
+  join(t.dataDir, 'out.txt'),
+  join(t.dataDir, 'out2.txt'),
+  join(REPO_ROOT, 'escape-out.txt'),
+  join(t.dataDir, 'describe-out.txt'),
+  join(t.dataDir, 'describe-out2.txt'),
+];
 
 interface ServerState {
   tables: string[];
@@ -58,7 +64,12 @@ function listFiles(dir: string, skip: (rel: string) => boolean): string[] {
 
 async function serverState(): Promise<ServerState> {
   // Every table with its row count (exact for MergeTree tables, null for views).
-  const tables = (await queryRows<{ t: string }>(ch, "SELECT concat(database, '.', name, ' ', toString(total_rows)) AS t FROM system.tables WHERE database NOT IN ('system', 'information_schema', 'INFORMATION_SCHEMA') ORDER BY t")).map((r) => r.t);
+  const tables = (
+    await queryRows<{ t: string }>(
+      ch,
+      "SELECT concat(database, '.', name, ' ', toString(total_rows)) AS t FROM system.tables WHERE database NOT IN ('system', 'information_schema', 'INFORMATION_SCHEMA') ORDER BY t",
+    )
+  ).map((r) => r.t);
   const [fx] = await queryRows<{ c: string }>(ch, `SELECT count() AS c FROM ${db}.fx_rates`);
   return {
     tables,
@@ -70,7 +81,8 @@ async function serverState(): Promise<ServerState> {
   };
 }
 
-const sql = (query: string, params?: Record<string, unknown>) => app.inject({ method: 'POST', url: '/v1/sql', headers: { 'x-api-key': KEY }, payload: { query, params } });
+const sql = (query: string, params?: Record<string, unknown>) =>
+  app.inject({ method: 'POST', url: '/v1/sql', headers: { 'x-api-key': KEY }, payload: { query, params } });
 const rssMiB = () => Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024);
 
 beforeAll(async () => {
@@ -86,8 +98,15 @@ beforeAll(async () => {
   await keys.seed(`${KEY}:analyst`);
   app = Fastify({ logger: false });
   await app.register(apiPlugin, {
-    logger: createLogger('silent'), metrics: createMetrics(), redis, ch, keys, analyst,
-    limiter: new RedisRateLimiter(redis, t.redisPrefix, 60_000), rateLimits: { analyst: 1_000_000 }, docs: false,
+    logger: createLogger('silent'),
+    metrics: createMetrics(),
+    redis,
+    ch,
+    keys,
+    analyst,
+    limiter: new RedisRateLimiter(redis, t.redisPrefix, 60_000),
+    rateLimits: { analyst: 1_000_000 },
+    docs: false,
   });
   await app.ready();
   before = await serverState();
@@ -158,7 +177,12 @@ const families: Record<string, Case[]> = {
     // ClickHouse applies a query's SETTINGS while it explains it: the read-only session refuses first.
     ['SELECT 1 SETTINGS readonly = 0', 403, 'read_only', /refused by ClickHouse \(read-only\): Cannot modify 'readonly' setting in readonly mode/],
     ['SELECT 1 UNION ALL SELECT 2 SETTINGS max_execution_time = 3600', 403, 'read_only', /Cannot modify 'max_execution_time' setting in readonly mode/],
-    ['SELECT count() FROM (SELECT number FROM numbers(10) SETTINGS max_memory_usage = 100000000000)', 403, 'read_only', /SETTINGS is not allowed|Cannot modify 'max_memory_usage' setting in readonly mode/],
+    [
+      'SELECT count() FROM (SELECT number FROM numbers(10) SETTINGS max_memory_usage = 100000000000)',
+      403,
+      'read_only',
+      /SETTINGS is not allowed|Cannot modify 'max_memory_usage' setting in readonly mode/,
+    ],
     // A SETTINGS clause that changes nothing is still refused by the check.
     ['SELECT 1 SETTINGS max_result_rows = 100000', 403, 'read_only', /SETTINGS is not allowed/],
     ['EXPLAIN PIPELINE header = 1 SELECT 1', 403, 'read_only', /SETTINGS is not allowed/],
@@ -181,7 +205,12 @@ const families: Record<string, Case[]> = {
     ["SELECT * FROM merge('other_db', '.*')", 403, 'read_only', /table function merge\(\) is not allowed/],
     ["SELECT * FROM filesystem('/etc')", 403, 'read_only', /table function filesystem\(\) is not allowed/],
     ["SELECT * FROM hdfs('hdfs://127.0.0.1:1/x', 'CSV', 'x String')", 403, 'read_only', /table function hdfs\(\) is not allowed/],
-    ["SELECT * FROM numbers(3) WHERE number IN (SELECT 1 FROM url('http://127.0.0.1:1/', 'CSV', 'x String'))", 403, 'read_only', /table function url\(\) is not allowed/],
+    [
+      "SELECT * FROM numbers(3) WHERE number IN (SELECT 1 FROM url('http://127.0.0.1:1/', 'CSV', 'x String'))",
+      403,
+      'read_only',
+      /table function url\(\) is not allowed/,
+    ],
     ["SELECT * FROM view(SELECT * FROM file('/etc/passwd', 'LineAsString'))", 403, 'read_only', /function file\(\) is not allowed/],
   ],
   dictionaries: [
@@ -228,10 +257,23 @@ const families: Record<string, Case[]> = {
     [`INSERT INTO FUNCTION file('${outfiles[0]}', 'CSV', 'x UInt8') SELECT 1`, 403, 'read_only', /allowed, got INSERT/],
     [`DELETE FROM ${db}.fx_rates WHERE 1`, 403, 'read_only', /allowed, got DELETE/],
   ],
-  KILL: [['KILL QUERY WHERE 1', 403, 'read_only', /allowed, got KILL/], ['KILL QUERY WHERE 1 SYNC', 403, 'read_only', /allowed, got KILL/]],
-  SYSTEM: [['SYSTEM DROP DNS CACHE', 403, 'read_only', /allowed, got SYSTEM/], ['SYSTEM SHUTDOWN', 403, 'read_only', /allowed, got SYSTEM/], ['SYSTEM JEMALLOC PURGE', 403, 'read_only', /allowed, got SYSTEM/]],
-  SET: [['SET readonly = 0', 403, 'read_only', /allowed, got SET/], ['SET max_memory_usage = 0', 403, 'read_only', /allowed, got SET/]],
-  USE: [['USE system', 403, 'read_only', /allowed, got USE/], ['USE other_db', 403, 'read_only', /allowed, got USE/]],
+  KILL: [
+    ['KILL QUERY WHERE 1', 403, 'read_only', /allowed, got KILL/],
+    ['KILL QUERY WHERE 1 SYNC', 403, 'read_only', /allowed, got KILL/],
+  ],
+  SYSTEM: [
+    ['SYSTEM DROP DNS CACHE', 403, 'read_only', /allowed, got SYSTEM/],
+    ['SYSTEM SHUTDOWN', 403, 'read_only', /allowed, got SYSTEM/],
+    ['SYSTEM JEMALLOC PURGE', 403, 'read_only', /allowed, got SYSTEM/],
+  ],
+  SET: [
+    ['SET readonly = 0', 403, 'read_only', /allowed, got SET/],
+    ['SET max_memory_usage = 0', 403, 'read_only', /allowed, got SET/],
+  ],
+  USE: [
+    ['USE system', 403, 'read_only', /allowed, got USE/],
+    ['USE other_db', 403, 'read_only', /allowed, got USE/],
+  ],
   SHOW: [['SHOW TABLES FROM other_db', 403, 'read_only', /allowed, got SHOW/]],
 };
 
@@ -253,7 +295,11 @@ describe('escape families, each refused with its reason', () => {
 describe('ClickHouse itself enforces read-only on the analyst session (the check bypassed)', () => {
   const direct = (query: string, settings?: ClickHouseSettings) =>
     analyst.run(async (c) => (await c.query({ query, format: 'JSONEachRow', ...(settings ? { clickhouse_settings: settings } : {}) })).json());
-  const refusedCode = async (p: Promise<unknown>) => p.then(() => 'ran', (e: { code?: string }) => e.code);
+  const refusedCode = async (p: Promise<unknown>) =>
+    p.then(
+      () => 'ran',
+      (e: { code?: string }) => e.code,
+    );
 
   it('refuses writes, DDL, file() and setting changes with code 164 READONLY', async () => {
     expect(await refusedCode(direct(`INSERT INTO ${db}.fx_rates SELECT 'YYY', 1, 2, today(), 'x'`))).toBe('164');
@@ -264,8 +310,16 @@ describe('ClickHouse itself enforces read-only on the analyst session (the check
     expect(await refusedCode(analyst.run((c) => c.command({ query: 'SET readonly = 0' })))).toBe('164');
     expect(await refusedCode(direct('SELECT 1', { max_execution_time: 3600 }))).toBe('164');
     // The limits are the session's.
-    const [s] = (await direct("SELECT getSetting('readonly') AS r, getSetting('max_memory_usage') AS m, getSetting('max_result_rows') AS n")) as Array<{ r: number; m: string; n: string }>;
-    expect({ r: Number(s!.r), m: Number(s!.m), n: Number(s!.n) }).toEqual({ r: 1, m: DEFAULT_ANALYST_LIMITS.maxMemoryBytes, n: DEFAULT_ANALYST_LIMITS.maxResultRows });
+    const [s] = (await direct("SELECT getSetting('readonly') AS r, getSetting('max_memory_usage') AS m, getSetting('max_result_rows') AS n")) as Array<{
+      r: number;
+      m: string;
+      n: string;
+    }>;
+    expect({ r: Number(s!.r), m: Number(s!.m), n: Number(s!.n) }).toEqual({
+      r: 1,
+      m: DEFAULT_ANALYST_LIMITS.maxMemoryBytes,
+      n: DEFAULT_ANALYST_LIMITS.maxResultRows,
+    });
   });
 
   it('leaves the pipeline session writable and unlimited', async () => {
@@ -283,7 +337,10 @@ describe('limits', () => {
     expect(r.statusCode, r.body).toBe(400);
     expect(r.json().error).toBe('limit_exceeded');
     expect(r.json().message).toMatch(/code 241.*memory limit/i);
-    const afterMiB = await pollUntil(() => (rssMiB() <= beforeMiB * 1.1 ? rssMiB() : false), { timeoutMs: 20_000, description: `RSS back within 10 % of ${beforeMiB} MiB` });
+    const afterMiB = await pollUntil(() => (rssMiB() <= beforeMiB * 1.1 ? rssMiB() : false), {
+      timeoutMs: 20_000,
+      description: `RSS back within 10 % of ${beforeMiB} MiB`,
+    });
     console.log(`[sql-escape] RSS before ${beforeMiB} MiB, after the refused 1e8 groupArray ${afterMiB} MiB`);
     expect((await sql('SELECT 1 AS one')).json().rows).toEqual([{ one: 1 }]);
   });
@@ -304,7 +361,9 @@ describe('legitimate analyst queries', () => {
       expect(r.statusCode, `${query}: ${r.body}`).toBe(200);
       return r.json();
     };
-    expect((await ok('SELECT {a:String} AS a, {n:UInt32} + 1 AS n', { a: "it's -- fine; really", n: 41 })).rows).toEqual([{ a: "it's -- fine; really", n: 42 }]);
+    expect((await ok('SELECT {a:String} AS a, {n:UInt32} + 1 AS n', { a: "it's -- fine; really", n: 41 })).rows).toEqual([
+      { a: "it's -- fine; really", n: 42 },
+    ]);
     expect((await ok(`WITH t AS (SELECT currency FROM ${db}.fx_rates) SELECT count() AS c FROM t`)).rows).toEqual([{ c: before.fxRates }]);
     expect((await ok('SELECT count() AS c FROM fx_rates')).rows).toEqual([{ c: before.fxRates }]);
     await ok(`SELECT f.currency, count() AS c FROM ${db}.fx_rates AS f LEFT JOIN ${db}.qoe_views AS v ON v.country = f.currency GROUP BY f.currency`);

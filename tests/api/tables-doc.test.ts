@@ -16,7 +16,12 @@ describe('docs/tables.md', () => {
     const catalog = await schemaCatalog(t.dataDir);
     expect(catalog.length).toBeGreaterThan(40);
     const doc = readFileSync(join(REPO_ROOT, 'docs', 'tables.md'), 'utf8');
-    const sections = new Map(doc.split(/^### /m).slice(1).map((s) => [s.slice(0, s.indexOf('\n')).trim(), s]));
+    const sections = new Map(
+      doc
+        .split(/^### /m)
+        .slice(1)
+        .map((s) => [s.slice(0, s.indexOf('\n')).trim(), s]),
+    );
     const missing = catalog.filter((x) => !sections.has(x.name)).map((x) => x.name);
     expect(missing, 'tables missing from docs/tables.md (run npx tsx scripts/tables-doc.ts)').toEqual([]);
     for (const table of catalog) {

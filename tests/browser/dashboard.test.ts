@@ -43,10 +43,16 @@ beforeAll(async () => {
     for (let i = 0; i < list.length; i += 2000) await pipeline.producer!.sendValid(kind, list.slice(i, i + 2000) as never);
   }
   const db = t.config.clickhouse.database;
-  await pollUntil(async () => {
-    const [r] = await queryRows<{ q: string; p: string }>(pipeline.ch!, `SELECT (SELECT count() FROM ${db}.qoe_minute) AS q, (SELECT count() FROM ${db}.kpi_payments_1m) AS p`);
-    return Number(r!.q) > 0 && Number(r!.p) > 0;
-  }, { timeoutMs: 120_000, intervalMs: 500, description: 'processors wrote QoE and payment rows' });
+  await pollUntil(
+    async () => {
+      const [r] = await queryRows<{ q: string; p: string }>(
+        pipeline.ch!,
+        `SELECT (SELECT count() FROM ${db}.qoe_minute) AS q, (SELECT count() FROM ${db}.kpi_payments_1m) AS p`,
+      );
+      return Number(r!.q) > 0 && Number(r!.p) > 0;
+    },
+    { timeoutMs: 120_000, intervalMs: 500, description: 'processors wrote QoE and payment rows' },
+  );
 }, 240_000);
 
 afterAll(async () => {
@@ -65,7 +71,9 @@ describe('live dashboard in Chromium', () => {
     await page.goto(`${base}/#key=${VIEWER}`);
     // Two snapshots at least: the first on connect, the next pushed by the stream.
     await page.waitForFunction(() => Number(document.body.dataset.updates ?? 0) >= 2, undefined, { timeout: 30_000 });
-    const points = await page.$$eval('section[data-panel]', (els) => Object.fromEntries(els.map((e) => [e.getAttribute('data-panel'), Number(e.querySelector('svg')?.getAttribute('data-points') ?? -1)])));
+    const points = await page.$$eval('section[data-panel]', (els) =>
+      Object.fromEntries(els.map((e) => [e.getAttribute('data-panel'), Number(e.querySelector('svg')?.getAttribute('data-points') ?? -1)])),
+    );
     for (const panel of ['qoe-concurrent', 'qoe-rebuffer', 'qoe-startup', 'business-revenue', 'business-failures', 'business-gifts', 'safety']) {
       expect(points[panel], panel).toBeGreaterThan(0);
     }

@@ -38,8 +38,11 @@ describe('npm run demo', () => {
     expect(existsSync(CHROMIUM), `${CHROMIUM} is missing: apt-get install -y chromium`).toBe(true);
     const [httpPort, chPort, registryPort] = [await freePort(), await freePort(), await freePort()];
     const env: Record<string, string | undefined> = {
-      ...t.env, HTTP_PORT: String(httpPort), CLICKHOUSE_HTTP_PORT: String(chPort),
-      REGISTRY_PORT: String(registryPort), SCHEMA_REGISTRY_URL: `http://127.0.0.1:${registryPort}`,
+      ...t.env,
+      HTTP_PORT: String(httpPort),
+      CLICKHOUSE_HTTP_PORT: String(chPort),
+      REGISTRY_PORT: String(registryPort),
+      SCHEMA_REGISTRY_URL: `http://127.0.0.1:${registryPort}`,
     };
     delete env.ROLES;
     delete env.CLICKHOUSE_ANALYST_PASSWORD;
@@ -48,10 +51,13 @@ describe('npm run demo', () => {
     demo.stderr!.on('data', (b: Buffer) => (output += b.toString()));
     const exited = new Promise<string>((r) => demo!.on('exit', (code, signal) => r(code === null ? String(signal) : String(code))));
 
-    const url = await pollUntil(() => {
-      if (demo!.exitCode !== null) throw new Error(`the demo exited ${demo!.exitCode}:\n${output.slice(-3000)}`);
-      return /dashboard: (http:\/\/\S+#key=\S+)/.exec(output)?.[1];
-    }, { timeoutMs: 420_000, intervalMs: 200, description: 'the demo printed the dashboard URL' }).catch((err) => {
+    const url = await pollUntil(
+      () => {
+        if (demo!.exitCode !== null) throw new Error(`the demo exited ${demo!.exitCode}:\n${output.slice(-3000)}`);
+        return /dashboard: (http:\/\/\S+#key=\S+)/.exec(output)?.[1];
+      },
+      { timeoutMs: 420_000, intervalMs: 200, description: 'the demo printed the dashboard URL' },
+    ).catch((err) => {
       throw new Error(`${(err as Error).message}\n${output.slice(-3000)}`);
     });
     const printedAt = Date.now();
@@ -71,13 +77,22 @@ describe('npm run demo', () => {
     const page = await browser.newPage();
     await page.goto(url);
     // Charts are the panels with an svg (the alerts panel is a list, empty while nothing fires).
-    const charts = await page.$$eval('section[data-panel]', (els) => els.filter((e) => e.querySelector('svg[data-chart]')).map((e) => e.getAttribute('data-panel')!));
+    const charts = await page.$$eval('section[data-panel]', (els) =>
+      els.filter((e) => e.querySelector('svg[data-chart]')).map((e) => e.getAttribute('data-panel')!),
+    );
     expect(charts.length).toBeGreaterThanOrEqual(9);
     // Every chart has points within 90 s of the URL being printed (the page refreshes by itself).
     const left = Math.max(1_000, 90_000 - (Date.now() - printedAt));
-    await page.waitForFunction(() => [...document.querySelectorAll('section[data-panel] svg[data-chart]')].every((svg) => Number(svg.getAttribute('data-points') ?? 0) > 0), undefined, { timeout: left, polling: 500 })
+    await page
+      .waitForFunction(
+        () => [...document.querySelectorAll('section[data-panel] svg[data-chart]')].every((svg) => Number(svg.getAttribute('data-points') ?? 0) > 0),
+        undefined,
+        { timeout: left, polling: 500 },
+      )
       .catch(async (err) => {
-        const points = await page.$$eval('section[data-panel]', (els) => els.map((e) => `${e.getAttribute('data-panel')}=${e.querySelector('svg[data-chart]')?.getAttribute('data-points') ?? 'no chart'}`));
+        const points = await page.$$eval('section[data-panel]', (els) =>
+          els.map((e) => `${e.getAttribute('data-panel')}=${e.querySelector('svg[data-chart]')?.getAttribute('data-points') ?? 'no chart'}`),
+        );
         throw new Error(`not every chart has data 90 s after the URL was printed: ${points.join(' ')} (${(err as Error).message})`);
       });
     expect(await page.textContent('#status')).toContain('live');
@@ -86,7 +101,11 @@ describe('npm run demo', () => {
     await page.screenshot({ path: join(dir, 'demo.png'), fullPage: true });
 
     // A status line per role; the processors get to "caught up" or "running, N behind".
-    await pollUntil(() => /^\s+raw-store\s+(caught up|running, [\d,]+ records behind)/m.test(output), { timeoutMs: 60_000, intervalMs: 500, description: 'role status lines' });
+    await pollUntil(() => /^\s+raw-store\s+(caught up|running, [\d,]+ records behind)/m.test(output), {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+      description: 'role status lines',
+    });
     for (const role of ['registry', 'ingest', 'api', 'business', 'qoe']) expect(output).toMatch(new RegExp(`^\\s+${role}\\s+(running|caught up)`, 'm'));
 
     process.kill(-demo.pid!, 'SIGINT');

@@ -113,7 +113,11 @@ const FAULTS: Fault[] = [
       await sleep(10_000);
       const s0 = Date.now();
       await rig.startClickHouseOwner();
-      return { backAt: Date.now(), downtimeS: (Date.now() - t0) / 1000, note: `down 10 s, then answered ${((Date.now() - s0) / 1000).toFixed(1)} s after its start` };
+      return {
+        backAt: Date.now(),
+        downtimeS: (Date.now() - t0) / 1000,
+        note: `down 10 s, then answered ${((Date.now() - s0) / 1000).toFixed(1)} s after its start`,
+      };
     },
   },
   {
@@ -127,7 +131,11 @@ const FAULTS: Fault[] = [
       await sleep(10_000);
       const s0 = Date.now();
       await rig.kafka!.start();
-      return { backAt: Date.now(), downtimeS: (Date.now() - t0) / 1000, note: `down 10 s, then answered ${((Date.now() - s0) / 1000).toFixed(1)} s after its start` };
+      return {
+        backAt: Date.now(),
+        downtimeS: (Date.now() - t0) / 1000,
+        note: `down 10 s, then answered ${((Date.now() - s0) / 1000).toFixed(1)} s after its start`,
+      };
     },
   },
   {
@@ -191,10 +199,30 @@ async function runOne(f: Fault, rig: FaultRig, phase: (what: string) => void): P
     phase('run on and catch up');
     const cmp = await rig.compareWithCleanReplay(phase);
     const exited = rig.exitedOnTheirOwn() - exitedBefore;
-    return { fault: f.name, downtimeS, resumedS, allS, exited, events, rows: cmp.rows, differences: cmp.differences.length ? cmp.differences.map((d) => `${d.table} -${d.missing}/+${d.extra}`).join(', ') : '0', note: `${note}${rebuild}` };
+    return {
+      fault: f.name,
+      downtimeS,
+      resumedS,
+      allS,
+      exited,
+      events,
+      rows: cmp.rows,
+      differences: cmp.differences.length ? cmp.differences.map((d) => `${d.table} -${d.missing}/+${d.extra}`).join(', ') : '0',
+      note: `${note}${rebuild}`,
+    };
   } catch (err) {
     await feed.stop().catch(() => 0);
-    return { fault: f.name, downtimeS, resumedS, allS, exited: rig.exitedOnTheirOwn() - exitedBefore, events: 0, rows: 0, differences: `error: ${(err as Error).message.slice(0, 160)}`, note };
+    return {
+      fault: f.name,
+      downtimeS,
+      resumedS,
+      allS,
+      exited: rig.exitedOnTheirOwn() - exitedBefore,
+      events: 0,
+      rows: 0,
+      differences: `error: ${(err as Error).message.slice(0, 160)}`,
+      note,
+    };
   }
 }
 
@@ -206,7 +234,10 @@ async function runOne(f: Fault, rig: FaultRig, phase: (what: string) => void): P
 function selectFaults(spec: string | undefined): Fault[] {
   if (!spec?.trim()) return FAULTS;
   const picked: Fault[] = [];
-  for (const word of spec.split(',').map((w) => w.trim().toLowerCase()).filter(Boolean)) {
+  for (const word of spec
+    .split(',')
+    .map((w) => w.trim().toLowerCase())
+    .filter(Boolean)) {
     const byId = FAULTS.filter((f) => f.id === word);
     const found = byId.length ? byId : FAULTS.filter((f) => f.name.includes(word));
     if (!found.length) throw new Error(`CHAOS_FAULTS: no fault "${word}" (ids: ${FAULTS.map((f) => f.id).join(', ')})`);
@@ -218,7 +249,17 @@ function selectFaults(spec: string | undefined): Fault[] {
 function table(rows: Row[]): string {
   const head = ['fault', 'downtime', 'recovery: resumed', 'all partitions', 'processes exited', 'events', 'rows compared', 'differences', 'note'];
   const s = (x: number | null) => (x === null ? 'not recovered' : `${x.toFixed(1)} s`);
-  const body = rows.map((r) => [r.fault, `${r.downtimeS.toFixed(1)} s`, s(r.resumedS), s(r.allS), String(r.exited), r.events.toLocaleString('en-US'), r.rows.toLocaleString('en-US'), r.differences, r.note]);
+  const body = rows.map((r) => [
+    r.fault,
+    `${r.downtimeS.toFixed(1)} s`,
+    s(r.resumedS),
+    s(r.allS),
+    String(r.exited),
+    r.events.toLocaleString('en-US'),
+    r.rows.toLocaleString('en-US'),
+    r.differences,
+    r.note,
+  ]);
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   return [line(head), line(head.map(() => '---')), ...body.map(line)].join('\n');
 }

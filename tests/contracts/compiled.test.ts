@@ -42,7 +42,32 @@ function genericBytes(kind: EventKind, event: unknown, receivedTime: number): Bu
   return encodeWire(SCHEMA_ID, avroType(kind), e);
 }
 
-const WRONG: unknown[] = [null, undefined, 'x', '', 1.5, -1, 0, 2 ** 31, 2 ** 40, 2 ** 60, -(2 ** 45), Number.NaN, Infinity, true, [], ['vod'], {}, 'toString', '__proto__', 'ünïcødé ✓ '.repeat(9), 'vod', 'USD', 'NP', 'heartbeat'];
+const WRONG: unknown[] = [
+  null,
+  undefined,
+  'x',
+  '',
+  1.5,
+  -1,
+  0,
+  2 ** 31,
+  2 ** 40,
+  2 ** 60,
+  -(2 ** 45),
+  Number.NaN,
+  Infinity,
+  true,
+  [],
+  ['vod'],
+  {},
+  'toString',
+  '__proto__',
+  'ünïcødé ✓ '.repeat(9),
+  'vod',
+  'USD',
+  'NP',
+  'heartbeat',
+];
 
 function mutations(kind: EventKind, event: Record<string, unknown>): unknown[] {
   const out: unknown[] = [{ ...event, not_a_field: 1 }, [event], 'event', null, 42];
@@ -89,7 +114,15 @@ describe('compiled validation and Avro writer', () => {
   });
 
   it('writes longs beyond 2^30, negative numbers, doubles, non-ASCII and long strings like avsc', () => {
-    const event = { ...jiraEvent(), summary: 'é'.repeat(40) + 'x'.repeat(300), cost_impact_usd: 1234.5678, delay_days: null, labels: ['a', 'ñ', 'x'.repeat(100)], created: 2 ** 41 + 3, updated: 4_102_444_799_999 };
+    const event = {
+      ...jiraEvent(),
+      summary: 'é'.repeat(40) + 'x'.repeat(300),
+      cost_impact_usd: 1234.5678,
+      delay_days: null,
+      labels: ['a', 'ñ', 'x'.repeat(100)],
+      created: 2 ** 41 + 3,
+      updated: 4_102_444_799_999,
+    };
     expect(acceptsEvent('jira', event, {})).toBe(true);
     expect(fastBytes('jira', event, 1).equals(genericBytes('jira', event, 1)!)).toBe(true);
     const w = new AvroWriter(1);
@@ -104,8 +137,25 @@ describe('compiled validation and Avro writer', () => {
 
 function jiraEvent(): Record<string, unknown> {
   return {
-    event_id: '9a1f0c2e-3b4d-5e6f-8a9b-0c1d2e3f4a5b', event_time: NOW - 60_000, received_time: 0, webhook_event: 'issue_updated', issue_key: 'PRD-12', project_key: 'PRD',
-    summary: 'Encoder drops frames', issue_type: 'Bug', status: 'Open', status_category: 'To Do', priority: 'High', severity: 'high', show_name: null,
-    cost_impact_usd: 10.5, delay_days: 2, labels: ['live'], created: NOW - 86_400_000, updated: NOW - 60_000, resolved: null, raw_payload: '{"a":1}',
+    event_id: '9a1f0c2e-3b4d-5e6f-8a9b-0c1d2e3f4a5b',
+    event_time: NOW - 60_000,
+    received_time: 0,
+    webhook_event: 'issue_updated',
+    issue_key: 'PRD-12',
+    project_key: 'PRD',
+    summary: 'Encoder drops frames',
+    issue_type: 'Bug',
+    status: 'Open',
+    status_category: 'To Do',
+    priority: 'High',
+    severity: 'high',
+    show_name: null,
+    cost_impact_usd: 10.5,
+    delay_days: 2,
+    labels: ['live'],
+    created: NOW - 86_400_000,
+    updated: NOW - 60_000,
+    resolved: null,
+    raw_payload: '{"a":1}',
   };
 }

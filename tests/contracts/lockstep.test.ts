@@ -32,10 +32,21 @@ describe('contracts in lock-step', () => {
   it('topics: one per kind, keyed by the field DOMAIN §2 names, catalog compacted, plus the DLQ', () => {
     const specs = allTopicSpecs('sp.');
     expect(specs.map((s) => s.topic)).toEqual(EVENT_KINDS.map((k) => `sp.${k}`));
-    expect(Object.fromEntries(specs.map((s) => [s.kind, s.keyField]))).toEqual({ playback: 'view_id', payments: 'account_id', gifts: 'stream_id', moderation: 'target_id', jira: 'issue_key', catalog: 'content_id' });
+    expect(Object.fromEntries(specs.map((s) => [s.kind, s.keyField]))).toEqual({
+      playback: 'view_id',
+      payments: 'account_id',
+      gifts: 'stream_id',
+      moderation: 'target_id',
+      jira: 'issue_key',
+      catalog: 'content_id',
+    });
     expect(specs.filter((s) => s.compacted).map((s) => s.kind)).toEqual(['catalog']);
     expect(dlqTopic('sp.')).toBe('sp.dlq');
-    for (const s of specs) expect(allSchemas()[s.kind].fields.some((f) => f.name === s.keyField), s.kind).toBe(true);
+    for (const s of specs)
+      expect(
+        allSchemas()[s.kind].fields.some((f) => f.name === s.keyField),
+        s.kind,
+      ).toBe(true);
   });
 
   it('fx rates convert minor units to USD micros exactly', () => {

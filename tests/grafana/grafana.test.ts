@@ -23,7 +23,13 @@ let ch: ClickHouse;
 beforeAll(async () => {
   ch = await openClickHouse({ ...t.config.clickhouse, url: null });
   // A late delivery of beacons, so the late-events panel has rows.
-  await fillWithSimulatedData(ch, { endMs: NOW, durationMs: 2 * 3_600_000, ratePerSec: 8, seed: 3, incidents: [{ name: 'late-delivery', startMs: NOW - 90 * 60_000, durationMs: 15 * 60_000 }] });
+  await fillWithSimulatedData(ch, {
+    endMs: NOW,
+    durationMs: 2 * 3_600_000,
+    ratePerSec: 8,
+    seed: 3,
+    incidents: [{ name: 'late-delivery', startMs: NOW - 90 * 60_000, durationMs: 15 * 60_000 }],
+  });
 }, 300_000);
 afterAll(async () => {
   await ch?.close();
@@ -78,7 +84,10 @@ describe('slice variables (the links of alert explanations)', () => {
   it('QoE and business dashboards declare them; a panel filtered on a slice sees only that slice', async () => {
     for (const d of DASHBOARDS.filter((x) => x.variables)) {
       const json = JSON.parse(readFileSync(`${PROVISIONING}dashboards/${d.uid}.json`, 'utf8'));
-      expect(json.templating.list.map((v: { name: string; type: string }) => `${v.type}:${v.name}`), d.uid).toEqual(d.variables!.map((v) => `textbox:${v}`));
+      expect(
+        json.templating.list.map((v: { name: string; type: string }) => `${v.type}:${v.name}`),
+        d.uid,
+      ).toEqual(d.variables!.map((v) => `textbox:${v}`));
     }
     const qoe = DASHBOARDS.find((d) => d.uid === 'streampulse-qoe')!.panels.find((p) => p.title === 'Rebuffer % by CDN')!;
     const all = await queryRows<{ cdn: string }>(ch, expandMacros(qoe.sql, NOW - 2 * 3_600_000, NOW, 300));

@@ -29,7 +29,10 @@ export class ClickHouseProxy {
    * @param upstreamPort the ClickHouse HTTP port (read per request: the owner may be restarted on it)
    * @param holdMs how long an answer is held before the connection is dropped (past the client's timeout)
    */
-  constructor(private readonly upstreamPort: () => number, private readonly holdMs: number) {}
+  constructor(
+    private readonly upstreamPort: () => number,
+    private readonly holdMs: number,
+  ) {}
 
   get url(): string {
     return `http://127.0.0.1:${this.port}`;

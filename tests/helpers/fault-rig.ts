@@ -55,7 +55,11 @@ const LATENESS_MS = 5_000;
 /** A redis-server of the rig's own (stack/redis.ts), which can be stopped and started again. */
 export class OwnRedis {
   readonly opts: RedisStackOptions;
-  constructor(readonly port: number, dataDir: string, persistence: 'aof' | 'none') {
+  constructor(
+    readonly port: number,
+    dataDir: string,
+    persistence: 'aof' | 'none',
+  ) {
     this.opts = { url: `redis://127.0.0.1:${port}`, dataDir, logger: silentLogger(), persistence };
   }
   get url(): string {
@@ -173,7 +177,10 @@ export class FaultRig {
   private starts = 0;
   private readonly dir: string;
 
-  constructor(readonly t: TestEnv, readonly opts: RigOptions) {
+  constructor(
+    readonly t: TestEnv,
+    readonly opts: RigOptions,
+  ) {
     const safe = opts.name.replace(/[^a-z0-9]/gi, '_').toLowerCase();
     this.roles = opts.roles ?? ALL_PROCESSORS;
     this.topicPrefix = `${t.topicPrefix}${safe}.`;
@@ -225,9 +232,19 @@ export class FaultRig {
       await this.replayClient.connect();
     }
     await ensureTopics(this.brokers, streamPulseTopics(this.topicPrefix));
-    this.registry = await startRegistryServer({ config: { ...this.t.config, kafkaBrokers: this.brokers, env: { ...this.t.config.env, REGISTRY_TOPIC: `${this.topicPrefix}_schemas`, REGISTRY_PORT: 0 } }, logger: silentLogger() });
+    this.registry = await startRegistryServer({
+      config: { ...this.t.config, kafkaBrokers: this.brokers, env: { ...this.t.config.env, REGISTRY_TOPIC: `${this.topicPrefix}_schemas`, REGISTRY_PORT: 0 } },
+      logger: silentLogger(),
+    });
     this.codec = await AvroCodec.connect(this.registry.url, this.topicPrefix);
-    this.producer = await EventProducer.connect({ brokers: this.brokers, clientId: `rig-${this.opts.name}`, topicPrefix: this.topicPrefix, codec: this.codec, logger: silentLogger(), metrics: createMetrics() });
+    this.producer = await EventProducer.connect({
+      brokers: this.brokers,
+      clientId: `rig-${this.opts.name}`,
+      topicPrefix: this.topicPrefix,
+      codec: this.codec,
+      logger: silentLogger(),
+      metrics: createMetrics(),
+    });
     this.chPort = await freePort();
     this.metricsPort = await freePort();
     if (this.opts.clickhouseProxy) {
@@ -236,28 +253,58 @@ export class FaultRig {
       await this.proxy.start();
     }
     await this.startClickHouseOwner();
-    this.ch = await openClickHouse({ url: `http://127.0.0.1:${this.chPort}`, user: TEST_CH_WRITER.name, password: TEST_CH_WRITER.password, database: this.database, chdbPath: '' });
+    this.ch = await openClickHouse({
+      url: `http://127.0.0.1:${this.chPort}`,
+      user: TEST_CH_WRITER.name,
+      password: TEST_CH_WRITER.password,
+      database: this.database,
+      chdbPath: '',
+    });
     await migrate(this.ch);
     this.startProcessors();
   }
 
   /** The `clickhouse` role in a child process, owning the rig's chdb directory; resolves once it answers. */
   async startClickHouseOwner(): Promise<void> {
-    this.chOwner = this.track(spawnRoles(this.t, this.childEnv({ CHDB_PATH: join(this.dir, 'chdb'), CLICKHOUSE_URL: '', CLICKHOUSE_HTTP_PORT: String(this.chPort), HTTP_HOST: '127.0.0.1' }), 'clickhouse', `${this.opts.name}-clickhouse-${++this.starts}`));
-    await pollUntil(async () => (await fetch(`http://127.0.0.1:${this.chPort}/ping`, { signal: AbortSignal.timeout(1000) })).ok, { timeoutMs: 90_000, intervalMs: 200, description: 'clickhouse owner answers' });
+    this.chOwner = this.track(
+      spawnRoles(
+        this.t,
+        this.childEnv({ CHDB_PATH: join(this.dir, 'chdb'), CLICKHOUSE_URL: '', CLICKHOUSE_HTTP_PORT: String(this.chPort), HTTP_HOST: '127.0.0.1' }),
+        'clickhouse',
+        `${this.opts.name}-clickhouse-${++this.starts}`,
+      ),
+    );
+    await pollUntil(async () => (await fetch(`http://127.0.0.1:${this.chPort}/ping`, { signal: AbortSignal.timeout(1000) })).ok, {
+      timeoutMs: 90_000,
+      intervalMs: 200,
+      description: 'clickhouse owner answers',
+    });
   }
 
   startProcessors(): void {
-    const viaProxy: Record<string, string> = this.proxy && this.opts.clickhouseProxy ? { CLICKHOUSE_URL: this.proxy.url, CLICKHOUSE_REQUEST_TIMEOUT_MS: String(this.opts.clickhouseProxy.requestTimeoutMs) } : {};
-    this.processors = this.track(spawnRoles(this.t, this.childEnv({ METRICS_PORT: String(this.metricsPort), ...viaProxy }), this.roles.join(','), `${this.opts.name}-processors-${++this.starts}`));
+    const viaProxy: Record<string, string> =
+      this.proxy && this.opts.clickhouseProxy
+        ? { CLICKHOUSE_URL: this.proxy.url, CLICKHOUSE_REQUEST_TIMEOUT_MS: String(this.opts.clickhouseProxy.requestTimeoutMs) }
+        : {};
+    this.processors = this.track(
+      spawnRoles(
+        this.t,
+        this.childEnv({ METRICS_PORT: String(this.metricsPort), ...viaProxy }),
+        this.roles.join(','),
+        `${this.opts.name}-processors-${++this.starts}`,
+      ),
+    );
   }
 
   /** Notes a process the rig started; a `kill` through it counts as on purpose (a fault, or close). */
   private track(p: RoleProcess): RoleProcess {
-    const tracked: RoleProcess = { ...p, kill: (signal) => {
-      this.killedOnPurpose.add(tracked);
-      return p.kill(signal);
-    } };
+    const tracked: RoleProcess = {
+      ...p,
+      kill: (signal) => {
+        this.killedOnPurpose.add(tracked);
+        return p.kill(signal);
+      },
+    };
     this.spawned.push(tracked);
     return tracked;
   }
@@ -286,7 +333,18 @@ export class FaultRig {
       while (!stopped) {
         const t0 = Date.now();
         try {
-          const r = await runSimulation({ seed: (this.opts.seed ?? 11) + second, ratePerSec: this.opts.ratePerSec ?? 400, fromMs: from + second * 1000, toMs: from + (second + 1) * 1000, moderationCasesPerHour: 3600, jiraIssuesPerHour: 1800, jiraFieldMap: this.t.config.jiraFieldMap }, { sink: this.producer });
+          const r = await runSimulation(
+            {
+              seed: (this.opts.seed ?? 11) + second,
+              ratePerSec: this.opts.ratePerSec ?? 400,
+              fromMs: from + second * 1000,
+              toMs: from + (second + 1) * 1000,
+              moderationCasesPerHour: 3600,
+              jiraIssuesPerHour: 1800,
+              jiraFieldMap: this.t.config.jiraFieldMap,
+            },
+            { sink: this.producer },
+          );
           total += r.total;
         } catch {
           // The broker is down (a Kafka fault): what was delivered is in the log, which is all the
@@ -379,9 +437,17 @@ export class FaultRig {
    * saved again since shows its later time).
    */
   async recovery(backAtMs: number, timeouts: { resumedMs?: number; allMs?: number } = {}): Promise<{ resumedS: number; allS: number }> {
-    const firstSaved = await pollUntil(() => this.firstSavedSince(backAtMs), { timeoutMs: timeouts.resumedMs ?? 30_000, intervalMs: 250, description: `${this.opts.name}: processing resumed` });
+    const firstSaved = await pollUntil(() => this.firstSavedSince(backAtMs), {
+      timeoutMs: timeouts.resumedMs ?? 30_000,
+      intervalMs: 250,
+      description: `${this.opts.name}: processing resumed`,
+    });
     const resumedS = (firstSaved - backAtMs) / 1000;
-    await pollUntil(() => this.resumedSince(backAtMs), { timeoutMs: timeouts.allMs ?? 120_000, intervalMs: 250, description: `${this.opts.name}: every partition checkpointed again` });
+    await pollUntil(() => this.resumedSince(backAtMs), {
+      timeoutMs: timeouts.allMs ?? 120_000,
+      intervalMs: 250,
+      description: `${this.opts.name}: every partition checkpointed again`,
+    });
     return { resumedS, allS: (Date.now() - backAtMs) / 1000 };
   }
 
@@ -411,10 +477,15 @@ export class FaultRig {
       await pollUntil(() => this.caughtUp(), { timeoutMs, intervalMs: 500, description: `${this.opts.name}: processors caught up` });
     } catch (err) {
       // Slow or stuck? Say how far behind the checkpoints are and when they last moved.
-      const behind = await this.checkpoints().then((cs) => cs.filter((c) => c.high > 0 && (c.offset ?? 0) < c.high), () => []);
+      const behind = await this.checkpoints().then(
+        (cs) => cs.filter((c) => c.high > 0 && (c.offset ?? 0) < c.high),
+        () => [],
+      );
       const lag = behind.reduce((n, c) => n + c.high - (c.offset ?? 0), 0);
       const last = behind.length ? new Date(Math.max(...behind.map((c) => c.savedAtMs))).toISOString() : '-';
-      throw new Error(`${(err as Error).message}; ${behind.length} checkpoints behind by ${lag} records in all, the latest of them saved at ${last}`, { cause: err });
+      throw new Error(`${(err as Error).message}; ${behind.length} checkpoints behind by ${lag} records in all, the latest of them saved at ${last}`, {
+        cause: err,
+      });
     }
   }
 
@@ -435,7 +506,9 @@ export class FaultRig {
    * With `resumableReplay` a later call goes on from where the previous replay stopped (a clean
    * stop, in a Redis no fault touches), so it reads only the log added since.
    */
-  async compareWithCleanReplay(phase: (what: string) => void = () => undefined): Promise<{ tables: number; rows: number; differences: Array<{ table: string; missing: number; extra: number }> }> {
+  async compareWithCleanReplay(
+    phase: (what: string) => void = () => undefined,
+  ): Promise<{ tables: number; rows: number; differences: Array<{ table: string; missing: number; extra: number }> }> {
     const replayDb = `${this.database}_replay`;
     const rch: ClickHouse = { ...this.ch, database: replayDb };
     if (!this.replayMigrated) {
@@ -447,32 +520,50 @@ export class FaultRig {
     // each processor's rows equal those it gives alone (tests/integration/processors-golden.test.ts).
     // The allowed lateness per kind the children take from their settings (late firings).
     const lateness = latenessPolicy(loadConfig(this.childEnv()).env);
-    const runner = new ProcessorRunner(this.roles.map((role) => processorFor(role, { ch: rch, graceMs: GRACE_MS, allowedLatenessMs: LATENESS_MS, lateness })), {
-      brokers: this.brokers, groupId: `${this.groupPrefix}replay`, topicPrefix: this.topicPrefix, codec: this.codec, ch: rch,
-      redis: this.replayClient ?? this.client, redisPrefix: `${this.redisPrefix}replay:`, logger: silentLogger(), metrics: createMetrics(),
-    }, { checkpointIntervalMs: 1000, idlePartitionMs: Number(IDLE_OFF) });
+    const runner = new ProcessorRunner(
+      this.roles.map((role) => processorFor(role, { ch: rch, graceMs: GRACE_MS, allowedLatenessMs: LATENESS_MS, lateness })),
+      {
+        brokers: this.brokers,
+        groupId: `${this.groupPrefix}replay`,
+        topicPrefix: this.topicPrefix,
+        codec: this.codec,
+        ch: rch,
+        redis: this.replayClient ?? this.client,
+        redisPrefix: `${this.redisPrefix}replay:`,
+        logger: silentLogger(),
+        metrics: createMetrics(),
+      },
+      { checkpointIntervalMs: 1000, idlePartitionMs: Number(IDLE_OFF) },
+    );
     const ends = new Map<string, number>();
     for (const topic of runner.topics) for (const w of await topicHighWatermarks(this.brokers, topic)) ends.set(`${topic}/${w.partition}`, w.high);
     await runner.start();
     try {
-      await pollUntil(() => {
-        const pos = runner.positions();
-        return [...ends].every(([k, end]) => {
-          const tasks = pos.filter((p) => `${p.topic}/${p.partition}` === k);
-          return end === 0 || (tasks.length > 0 && tasks.every((p) => p.next >= end));
-        });
-      }, { timeoutMs: 600_000, intervalMs: 250, description: 'clean replay reached the end of the log' });
+      await pollUntil(
+        () => {
+          const pos = runner.positions();
+          return [...ends].every(([k, end]) => {
+            const tasks = pos.filter((p) => `${p.topic}/${p.partition}` === k);
+            return end === 0 || (tasks.length > 0 && tasks.every((p) => p.next >= end));
+          });
+        },
+        { timeoutMs: 600_000, intervalMs: 250, description: 'clean replay reached the end of the log' },
+      );
     } finally {
       await runner.stop();
     }
     phase('clean replay');
     if (this.roles.includes('churn')) {
       for (const ch of [this.ch, rch]) {
-        const [span] = await queryRows<{ first: number | null; last: number | null }>(ch, `SELECT if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), min(day)))) AS first, if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), max(day)))) AS last FROM ${ch.database}.churn_account_daily`);
+        const [span] = await queryRows<{ first: number | null; last: number | null }>(
+          ch,
+          `SELECT if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), min(day)))) AS first, if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), max(day)))) AS last FROM ${ch.database}.churn_account_daily`,
+        );
         // Every day of the log is scored, up to its last (closed or not): both sides the same
         // days, from the same facts. Not up to a far-off date: each day scored is two queries
         // and an insert, and a 2030 horizon scored ~1,100 empty days per side.
-        if (span?.first !== null && span?.first !== undefined && span.last !== null) await scoreClosedChurnDays(ch, { nowMs: (Number(span.last) + 1) * DAY_MS, closeDelayMs: 0, rescoreDays: 0, fromDay: Number(span.first) });
+        if (span?.first !== null && span?.first !== undefined && span.last !== null)
+          await scoreClosedChurnDays(ch, { nowMs: (Number(span.last) + 1) * DAY_MS, closeDelayMs: 0, rescoreDays: 0, fromDay: Number(span.first) });
       }
     }
     let rows = 0;
@@ -490,17 +581,30 @@ export class FaultRig {
       if (until > 0) await (family === 'qoe' ? sealQoe(rch, until) : sealBusiness(rch, until));
       const replayed = await sealedState(rch, family);
       const same = live.size === replayed.size && [...live].every(([k, v]) => replayed.get(k) === v);
-      if (!same) differences.push({ table: sealed!, missing: [...live].filter(([k, v]) => replayed.get(k) !== v).length, extra: [...replayed].filter(([k, v]) => live.get(k) !== v).length });
+      if (!same)
+        differences.push({
+          table: sealed!,
+          missing: [...live].filter(([k, v]) => replayed.get(k) !== v).length,
+          extra: [...replayed].filter(([k, v]) => live.get(k) !== v).length,
+        });
     }
     const tables = [...this.tables(), 'late_events'].filter((t) => !sealedTables.has(t));
     for (const table of tables) {
-      const cols = (await queryRows<{ name: string; type: string }>(this.ch, `SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String} ORDER BY position`, { db: this.database, t: table })).filter((r) => !SKIPPED_COLUMNS.has(r.name));
+      const cols = (
+        await queryRows<{ name: string; type: string }>(
+          this.ch,
+          `SELECT name, type FROM system.columns WHERE database = {db:String} AND table = {t:String} ORDER BY position`,
+          { db: this.database, t: table },
+        )
+      ).filter((r) => !SKIPPED_COLUMNS.has(r.name));
       // Arrays built by groupUniqArray (the rollups' minutes) have no defined order: compared sorted.
       const list = cols.map((c) => (c.type.startsWith('Array(') ? `arraySort(\`${c.name}\`) AS \`${c.name}\`` : `\`${c.name}\``)).join(', ');
       const q = (db: string) => `SELECT ${list} FROM ${db}.${table} FINAL`;
       // Rows of the fault run missing from the replay and the other way round (multisets).
-      const [d] = await queryRows<{ missing: string; extra: string; n: string }>(this.ch,
-        `SELECT (SELECT count() FROM (${q(replayDb)} EXCEPT ALL ${q(this.database)})) AS missing, (SELECT count() FROM (${q(this.database)} EXCEPT ALL ${q(replayDb)})) AS extra, (SELECT count() FROM (${q(replayDb)})) AS n`);
+      const [d] = await queryRows<{ missing: string; extra: string; n: string }>(
+        this.ch,
+        `SELECT (SELECT count() FROM (${q(replayDb)} EXCEPT ALL ${q(this.database)})) AS missing, (SELECT count() FROM (${q(this.database)} EXCEPT ALL ${q(replayDb)})) AS extra, (SELECT count() FROM (${q(replayDb)})) AS n`,
+      );
       rows += Number(d!.n);
       if (Number(d!.missing) || Number(d!.extra)) differences.push({ table, missing: Number(d!.missing), extra: Number(d!.extra) });
     }

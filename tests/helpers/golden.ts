@@ -48,7 +48,12 @@ export function toDriverRecords(input: GoldenRecord[], partitions: number): Driv
 }
 
 /** Sums numeric columns of rows grouped by key columns (partial rows of source partitions). */
-export function sumBy(rows: Record<string, unknown>[], keyCols: string[], valueCols: string[], reducer: Record<string, 'sum' | 'max'> = {}): Record<string, unknown>[] {
+export function sumBy(
+  rows: Record<string, unknown>[],
+  keyCols: string[],
+  valueCols: string[],
+  reducer: Record<string, 'sum' | 'max'> = {},
+): Record<string, unknown>[] {
   const out = new Map<string, Record<string, unknown>>();
   for (const r of rows) {
     const k = JSON.stringify(keyCols.map((c) => r[c]));

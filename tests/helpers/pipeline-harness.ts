@@ -73,7 +73,14 @@ export async function scenario(t: TestEnv, s: Services, name: string): Promise<S
   const database = `${t.id.replace(/[^a-z0-9]/gi, '_')}_${safe}`;
   await ensureTopics(t.kafkaBrokers, streamPulseTopics(topicPrefix));
   const codec = await AvroCodec.connect(s.registry.url, topicPrefix);
-  const producer = await EventProducer.connect({ brokers: t.kafkaBrokers, clientId: `test-${safe}`, topicPrefix, codec, logger: silentLogger(), metrics: createMetrics() });
+  const producer = await EventProducer.connect({
+    brokers: t.kafkaBrokers,
+    clientId: `test-${safe}`,
+    topicPrefix,
+    codec,
+    logger: silentLogger(),
+    metrics: createMetrics(),
+  });
   const ch = { ...s.ch, database };
   await s.ch.client.command({ query: `CREATE DATABASE IF NOT EXISTS ${database}` });
   await migrate(ch);
@@ -113,7 +120,13 @@ export async function produceRecords(producer: EventProducer, records: readonly 
 }
 
 /** True once every partition of the kinds has a checkpoint at (or past) its high watermark. */
-export async function caughtUp(redis: Redis, brokers: string, sc: Pick<Scenario, 'topicPrefix' | 'redisPrefix'>, processor: string, kinds: readonly EventKind[]): Promise<boolean> {
+export async function caughtUp(
+  redis: Redis,
+  brokers: string,
+  sc: Pick<Scenario, 'topicPrefix' | 'redisPrefix'>,
+  processor: string,
+  kinds: readonly EventKind[],
+): Promise<boolean> {
   for (const kind of kinds) {
     const topic = topicSpec(sc.topicPrefix, kind).topic;
     for (const w of await topicHighWatermarks(brokers, topic)) {
@@ -125,7 +138,14 @@ export async function caughtUp(redis: Redis, brokers: string, sc: Pick<Scenario,
   return true;
 }
 
-export async function waitCaughtUp(redis: Redis, brokers: string, sc: Pick<Scenario, 'topicPrefix' | 'redisPrefix'>, processor: string, kinds: readonly EventKind[], timeoutMs = 60_000): Promise<void> {
+export async function waitCaughtUp(
+  redis: Redis,
+  brokers: string,
+  sc: Pick<Scenario, 'topicPrefix' | 'redisPrefix'>,
+  processor: string,
+  kinds: readonly EventKind[],
+  timeoutMs = 60_000,
+): Promise<void> {
   await pollUntil(() => caughtUp(redis, brokers, sc, processor, kinds), { timeoutMs, intervalMs: 200, description: `${processor} caught up` });
 }
 
@@ -142,7 +162,11 @@ export function spawnRoles(t: TestEnv, env: Record<string, string | undefined>, 
   mkdirSync(dir, { recursive: true });
   const logFile = join(dir, `${label}.log`);
   const out = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/streampulse.ts'], { cwd: REPO_ROOT, env: { ...env, ROLES: roles }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/streampulse.ts'], {
+    cwd: REPO_ROOT,
+    env: { ...env, ROLES: roles },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   // Both streams into one file: neither may end it while the other still writes (a SIGKILLed
   // child's stdout can close before its stderr is drained); it ends when the child is gone.
   child.stdout.pipe(out, { end: false });
@@ -171,14 +195,19 @@ export interface ConsumedRecord {
 /** Reads a topic from the beginning until `count` records arrived (or the timeout passes). */
 export async function readTopic(brokers: string, topic: string, count: number, timeoutMs = 30_000): Promise<ConsumedRecord[]> {
   const Kafka = (await import('node-rdkafka')).default;
-  const consumer = new Kafka.KafkaConsumer({ 'group.id': `read-${topic}-${Date.now()}`, 'metadata.broker.list': brokers, 'enable.auto.commit': false }, { 'auto.offset.reset': 'earliest' });
+  const consumer = new Kafka.KafkaConsumer(
+    { 'group.id': `read-${topic}-${Date.now()}`, 'metadata.broker.list': brokers, 'enable.auto.commit': false },
+    { 'auto.offset.reset': 'earliest' },
+  );
   await new Promise<void>((resolve, reject) => consumer.connect({ timeout: 10_000 }, (err) => (err ? reject(err) : resolve())));
   consumer.subscribe([topic]);
   const out: ConsumedRecord[] = [];
   const deadline = Date.now() + timeoutMs;
   try {
     while (out.length < count && Date.now() < deadline) {
-      const msgs = await new Promise<import('node-rdkafka').Message[]>((resolve, reject) => consumer.consume(500, (err, m) => (err ? reject(err) : resolve(m))));
+      const msgs = await new Promise<import('node-rdkafka').Message[]>((resolve, reject) =>
+        consumer.consume(500, (err, m) => (err ? reject(err) : resolve(m))),
+      );
       for (const m of msgs) {
         const headers: Record<string, string> = {};
         for (const h of m.headers ?? []) for (const [k, v] of Object.entries(h)) headers[k] = Buffer.isBuffer(v) ? v.toString('utf8') : String(v);

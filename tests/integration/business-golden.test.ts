@@ -22,37 +22,62 @@ const KINDS = ['payments', 'gifts', 'playback'] as const;
 // The hand-worked rows are those of the grace alone (p7 is late): the children get no allowed
 // lateness, as the in-process processor. Late firings of business: tests/unit/late-firing.test.ts.
 const t = testEnv('business-golden', {
-  WINDOW_GRACE_MS: String(expected.graceMs), ALLOWED_LATENESS_MS: String(expected.allowedLatenessMs), CHECKPOINT_INTERVAL_MS: '300', BATCH_MAX_MS: '300',
-  LATENESS_PAYMENTS_MS: '0', LATENESS_GIFTS_MS: '0', LATENESS_PLAYBACK_MS: '0',
+  WINDOW_GRACE_MS: String(expected.graceMs),
+  ALLOWED_LATENESS_MS: String(expected.allowedLatenessMs),
+  CHECKPOINT_INTERVAL_MS: '300',
+  BATCH_MAX_MS: '300',
+  LATENESS_PAYMENTS_MS: '0',
+  LATENESS_GIFTS_MS: '0',
+  LATENESS_PLAYBACK_MS: '0',
 });
 let s: Services;
 
-const num = (rows: Record<string, unknown>[]) => rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v])));
+const num = (rows: Record<string, unknown>[]) =>
+  rows.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v) ? Number(v) : v])));
 
 async function assertGolden(ch: ClickHouse, db: string) {
-  const pay = await queryRows(ch, `SELECT toUnixTimestamp(window_start) AS window_start, method, plan, og_tier, country, sum(attempts) AS attempts, sum(succeeded) AS succeeded, sum(failed) AS failed,
+  const pay = await queryRows(
+    ch,
+    `SELECT toUnixTimestamp(window_start) AS window_start, method, plan, og_tier, country, sum(attempts) AS attempts, sum(succeeded) AS succeeded, sum(failed) AS failed,
       sum(gross_usd_micros) AS gross_usd_micros, sum(refunds_usd_micros) AS refunds_usd_micros, sum(chargebacks_usd_micros) AS chargebacks_usd_micros, sum(net_usd_micros) AS net_usd_micros,
       sum(topups) AS topups, sum(topup_usd_micros) AS topup_usd_micros
-    FROM ${db}.kpi_payments_1m FINAL GROUP BY window_start, method, plan, og_tier, country ORDER BY window_start, method, plan, og_tier, country`);
+    FROM ${db}.kpi_payments_1m FINAL GROUP BY window_start, method, plan, og_tier, country ORDER BY window_start, method, plan, og_tier, country`,
+  );
   expect(num(pay)).toEqual(sortRows(expected.kpi_payments_1m, ['window_start', 'method', 'plan', 'og_tier', 'country']));
-  const gifts = await queryRows(ch, `SELECT toUnixTimestamp(window_start) AS window_start, creator_id, sender_account_id, sum(gifts) AS gifts, sum(quantity) AS quantity, sum(coins) AS coins, sum(value_usd_micros) AS value_usd_micros
-    FROM ${db}.kpi_gifts_1m FINAL GROUP BY window_start, creator_id, sender_account_id ORDER BY window_start, creator_id, sender_account_id`);
+  const gifts = await queryRows(
+    ch,
+    `SELECT toUnixTimestamp(window_start) AS window_start, creator_id, sender_account_id, sum(gifts) AS gifts, sum(quantity) AS quantity, sum(coins) AS coins, sum(value_usd_micros) AS value_usd_micros
+    FROM ${db}.kpi_gifts_1m FINAL GROUP BY window_start, creator_id, sender_account_id ORDER BY window_start, creator_id, sender_account_id`,
+  );
   expect(num(gifts)).toEqual(sortRows(expected.kpi_gifts_1m, ['window_start', 'creator_id', 'sender_account_id']));
-  const act = await queryRows(ch, `SELECT toUnixTimestamp(hour) AS hour, account_id, max(played) AS played, max(paid) AS paid, max(gifted) AS gifted, sum(net_usd_micros) AS net_usd_micros, sum(gift_usd_micros) AS gift_usd_micros
-    FROM ${db}.account_activity_1h FINAL GROUP BY hour, account_id ORDER BY hour, account_id`);
+  const act = await queryRows(
+    ch,
+    `SELECT toUnixTimestamp(hour) AS hour, account_id, max(played) AS played, max(paid) AS paid, max(gifted) AS gifted, sum(net_usd_micros) AS net_usd_micros, sum(gift_usd_micros) AS gift_usd_micros
+    FROM ${db}.account_activity_1h FINAL GROUP BY hour, account_id ORDER BY hour, account_id`,
+  );
   expect(num(act)).toEqual(sortRows(expected.account_activity_1h, ['hour', 'account_id']));
   const late = await queryRows(ch, `SELECT event_id, reason FROM ${db}.late_events FINAL WHERE processor = 'business'`);
   expect(late).toEqual(expected.late_events);
-  const [h] = await queryRows<Record<string, number>>(ch, `SELECT toUnixTimestamp(hour) AS hour, revenue_usd, gross_usd, refunds_usd, chargebacks_usd, payment_failure_rate, active_accounts, payers, net_payers,
-      round(arpu_usd, 6) AS arpu_usd, round(arppu_usd, 6) AS arppu_usd, payer_rate, gifts, gift_coins, gift_value_usd, topups, topup_usd FROM ${db}.kpi_business_1h`);
+  const [h] = await queryRows<Record<string, number>>(
+    ch,
+    `SELECT toUnixTimestamp(hour) AS hour, revenue_usd, gross_usd, refunds_usd, chargebacks_usd, payment_failure_rate, active_accounts, payers, net_payers,
+      round(arpu_usd, 6) AS arpu_usd, round(arppu_usd, 6) AS arppu_usd, payer_rate, gifts, gift_coins, gift_value_usd, topups, topup_usd FROM ${db}.kpi_business_1h`,
+  );
   const e = expected.kpi_business_1h as Record<string, number>;
   for (const [k, v] of Object.entries(e)) expect(Number(h![k]), k).toBeCloseTo(v, 6);
 }
 
 function inProcessDeps(sc: Scenario, ch: ClickHouse) {
   return {
-    brokers: t.kafkaBrokers, groupId: `${sc.groupPrefix}business`, topicPrefix: sc.topicPrefix, codec: sc.codec, ch: { ...ch, database: sc.database },
-    redis: s.redis, redisPrefix: sc.redisPrefix, logger: silentLogger(), metrics: createMetrics(),
+    brokers: t.kafkaBrokers,
+    groupId: `${sc.groupPrefix}business`,
+    topicPrefix: sc.topicPrefix,
+    codec: sc.codec,
+    ch: { ...ch, database: sc.database },
+    redis: s.redis,
+    redisPrefix: sc.redisPrefix,
+    logger: silentLogger(),
+    metrics: createMetrics(),
   };
 }
 const processor = () => businessProcessor({ graceMs: expected.graceMs, allowedLatenessMs: expected.allowedLatenessMs });
@@ -121,7 +146,10 @@ describe('business golden run on Kafka, Redis and ClickHouse', () => {
     const b = spawnRoles(t, sc.childEnv(), 'business', 'two-b');
     // Both members hold partitions before the data arrives.
     const owners = async () => new Set(await Promise.all((await s.redis.keys(`${sc.redisPrefix}ckpt:business:*`)).map((k) => s.redis.hget(k, 'owner'))));
-    await pollUntil(async () => (await s.redis.keys(`${sc.redisPrefix}ckpt:business:*`)).length === 12 && (await owners()).size === 2, { timeoutMs: 60_000, description: 'partitions shared by two members' });
+    await pollUntil(async () => (await s.redis.keys(`${sc.redisPrefix}ckpt:business:*`)).length === 12 && (await owners()).size === 2, {
+      timeoutMs: 60_000,
+      description: 'partitions shared by two members',
+    });
     await produceRecords(sc.producer, input.slice(0, 10));
     await waitCaughtUp(s.redis, t.kafkaBrokers, sc, 'business', KINDS);
     expect(await a.kill('SIGKILL')).toBe(-1);

@@ -22,7 +22,13 @@ let n = 0;
 /** A store of its own processor name per test. */
 const store = () => new CheckpointStore(redis, t.redisPrefix, `p${n++}`);
 /** A checkpoint entry with its state serialized, as the runner gives it. */
-const entry = (offset: number, state: unknown, partition = 0, watermarkMs = offset * 10) => ({ topic: 'sp.playback', partition, offset, state: JSON.stringify(state), watermarkMs });
+const entry = (offset: number, state: unknown, partition = 0, watermarkMs = offset * 10) => ({
+  topic: 'sp.playback',
+  partition,
+  offset,
+  state: JSON.stringify(state),
+  watermarkMs,
+});
 
 describe('checkpoint store', () => {
   it('restores what a save committed; the state has its own key and nothing staged is left', async () => {
@@ -150,7 +156,7 @@ describe('checkpoint store', () => {
       expect((await s.claim('sp.playback', 0, 'b'))!.deltas).toEqual(['d1', 'b1']);
     });
 
-    it('a fenced owner cannot append to its successor\'s chain, nor replace its base', async () => {
+    it("a fenced owner cannot append to its successor's chain, nor replace its base", async () => {
       const s = store();
       await s.claim('sp.playback', 0, 'old');
       await s.save('old', [entry(10, 'base')], 1_000);

@@ -37,7 +37,12 @@ async function post(sql: string, headers: Record<string, string> = {}, search = 
 }
 
 async function tables(): Promise<string[]> {
-  return (await queryRows<{ t: string }>(ch, "SELECT concat(database, '.', name) AS t FROM system.tables WHERE database NOT IN ('system', 'information_schema', 'INFORMATION_SCHEMA') ORDER BY t")).map((r) => r.t);
+  return (
+    await queryRows<{ t: string }>(
+      ch,
+      "SELECT concat(database, '.', name) AS t FROM system.tables WHERE database NOT IN ('system', 'information_schema', 'INFORMATION_SCHEMA') ORDER BY t",
+    )
+  ).map((r) => r.t);
 }
 
 beforeAll(async () => {
@@ -73,7 +78,9 @@ describe('authentication', () => {
     ] as const) {
       const r = await post('SELECT 1', headers, search);
       expect({ what, status: r.status, code: r.code }).toEqual({ what, status: 403, code: '516' });
-      expect(r.body).toMatch(/^Code: 516\. DB::Exception: .*: Authentication failed: password is incorrect, or there is no user with such name\. \(AUTHENTICATION_FAILED\)/);
+      expect(r.body).toMatch(
+        /^Code: 516\. DB::Exception: .*: Authentication failed: password is incorrect, or there is no user with such name\. \(AUTHENTICATION_FAILED\)/,
+      );
     }
     expect(await tables()).toContain(`${db}.fx_rates`);
   });
@@ -98,7 +105,7 @@ describe('the writer (the pipeline processes, @clickhouse/client over HTTP)', ()
     }
   });
 
-  it('a request asking for readonly runs read-only and leaves the writers\' session writable', async () => {
+  it("a request asking for readonly runs read-only and leaves the writers' session writable", async () => {
     const r = await post(`INSERT INTO ${db}.port_writer VALUES (100)`, asWriter, '?readonly=1');
     expect(r.status).toBe(403);
     expect(r.body).toMatch(/got INSERT/);
@@ -147,7 +154,7 @@ describe('the analyst (SQL tools, Grafana)', () => {
     expect((await post(`SELECT sum(x) FROM ${db}.port_writer`, asWriter)).body).toBe('7\n');
   });
 
-  it('cannot override its limits: URL settings and SETTINGS clauses get ClickHouse\'s 164', async () => {
+  it("cannot override its limits: URL settings and SETTINGS clauses get ClickHouse's 164", async () => {
     for (const search of ['?max_memory_usage=100000000000', '?readonly=0', '?max_execution_time=3600', '?max_result_rows=0', '?result_overflow_mode=throw']) {
       const r = await post('SELECT 1', asAnalyst, search);
       expect({ search, status: r.status, code: r.code }).toEqual({ search, status: 500, code: '164' });
@@ -167,11 +174,16 @@ describe('the analyst (SQL tools, Grafana)', () => {
     const bomb = gzipSync(Buffer.concat([Buffer.from('SELECT 1 '), Buffer.alloc(16 * 2 ** 20, 0x20)]));
     expect(bomb.length).toBeLessThan(64 * 1024);
     const big = Buffer.concat([Buffer.from('SELECT 1 '), Buffer.alloc(ANALYST_MAX_QUERY_BYTES + 1, 0x20)]);
-    for (const [what, body, headers] of [['gzip bomb', bomb, { 'content-encoding': 'gzip' }], ['plain body', big, {}]] as const) {
+    for (const [what, body, headers] of [
+      ['gzip bomb', bomb, { 'content-encoding': 'gzip' }],
+      ['plain body', big, {}],
+    ] as const) {
       const res = await fetch(`${facade.url}/`, { method: 'POST', body: new Uint8Array(body), headers: { ...asAnalyst, ...headers } });
       const text = await res.text();
       expect({ what, status: res.status, code: res.headers.get('x-clickhouse-exception-code') }).toEqual({ what, status: 400, code: '62' });
-      expect(text).toMatch(new RegExp(`^Code: 62\\. DB::Exception: sp_test_analyst: Max query size exceeded: the statement is limited to ${ANALYST_MAX_QUERY_BYTES} bytes`));
+      expect(text).toMatch(
+        new RegExp(`^Code: 62\\. DB::Exception: sp_test_analyst: Max query size exceeded: the statement is limited to ${ANALYST_MAX_QUERY_BYTES} bytes`),
+      );
     }
     expect((await post('SELECT 1', asAnalyst)).body).toBe('1\n');
   });
@@ -205,15 +217,36 @@ describe('analyst SQL over HTTP (a process with CLICKHOUSE_URL: the API role of 
           expect(a.mode).toBe(user ? 'server-analyst-user' : 'server-readonly-settings');
           const p = await a.prepare(`SELECT {a:String} AS a, count() AS c FROM port_writer WHERE x > {min:UInt32}`, { a: "it's", min: 0 });
           expect(p).toMatchObject({ ok: true, kind: 'select' });
-          const rows = await a.run(async (c) => (await c.query({ query: (p as { sql: string }).sql, query_params: { a: "it's", min: 0 }, format: 'JSONEachRow' })).json());
+          const rows = await a.run(async (c) =>
+            (await c.query({ query: (p as { sql: string }).sql, query_params: { a: "it's", min: 0 }, format: 'JSONEachRow' })).json(),
+          );
           expect(rows).toEqual([{ a: "it's", c: 3 }]);
           // (Through this port the EXPLAIN itself is checked too: the port's refusal, as ClickHouse words it, carries the reason.)
-          expect(await a.prepare("SELECT * FROM `file`('/etc/passwd', 'LineAsString')", {})).toMatchObject({ ok: false, status: 403, reason: expect.stringMatching(/function file\(\) is not allowed/) });
-          expect(await a.prepare(`SELECT 1; DROP TABLE ${db}.port_writer`, {})).toMatchObject({ ok: false, status: 403, reason: expect.stringMatching(/exactly one statement/) });
-          expect(await a.prepare(`SELECT 1 INTO OUTFILE '${join(t.dataDir, 'x.txt')}'`, {})).toMatchObject({ ok: false, reason: expect.stringMatching(/INTO OUTFILE is not allowed/) });
-          expect(await a.prepare('SELECT * FROM system.processes', {})).toMatchObject({ ok: false, reason: expect.stringMatching(new RegExp(`database system is not allowed: only ${db}`)) });
+          expect(await a.prepare("SELECT * FROM `file`('/etc/passwd', 'LineAsString')", {})).toMatchObject({
+            ok: false,
+            status: 403,
+            reason: expect.stringMatching(/function file\(\) is not allowed/),
+          });
+          expect(await a.prepare(`SELECT 1; DROP TABLE ${db}.port_writer`, {})).toMatchObject({
+            ok: false,
+            status: 403,
+            reason: expect.stringMatching(/exactly one statement/),
+          });
+          expect(await a.prepare(`SELECT 1 INTO OUTFILE '${join(t.dataDir, 'x.txt')}'`, {})).toMatchObject({
+            ok: false,
+            reason: expect.stringMatching(/INTO OUTFILE is not allowed/),
+          });
+          expect(await a.prepare('SELECT * FROM system.processes', {})).toMatchObject({
+            ok: false,
+            reason: expect.stringMatching(new RegExp(`database system is not allowed: only ${db}`)),
+          });
           // Bypassing the check: ClickHouse's read-only mode still refuses the write.
-          const write = await a.run((c) => c.command({ query: `INSERT INTO ${db}.port_writer VALUES (1000)` })).then(() => 'ran', (e: Error) => e.message);
+          const write = await a
+            .run((c) => c.command({ query: `INSERT INTO ${db}.port_writer VALUES (1000)` }))
+            .then(
+              () => 'ran',
+              (e: Error) => e.message,
+            );
           expect(write).toMatch(/got INSERT|readonly/i);
         } finally {
           await a.close();
@@ -233,11 +266,16 @@ describe('where the port listens and with which writer', () => {
     expect(['127.0.0.1', '127.1.2.3', '::1', 'localhost'].every(isLoopbackHost)).toBe(true);
     expect(['0.0.0.0', '::', '10.0.0.5', 'clickhouse'].some(isLoopbackHost)).toBe(false);
     expect(() => facadeUsers(loadConfig({ CLICKHOUSE_HTTP_HOST: '0.0.0.0' }), silentLogger())).toThrow(/not loopback: set CLICKHOUSE_PASSWORD/);
-    expect(facadeUsers(loadConfig({ CLICKHOUSE_HTTP_HOST: '0.0.0.0', CLICKHOUSE_USER: 'w', CLICKHOUSE_PASSWORD: 'pw' }), silentLogger()).writer).toEqual({ name: 'w', password: 'pw' });
+    expect(facadeUsers(loadConfig({ CLICKHOUSE_HTTP_HOST: '0.0.0.0', CLICKHOUSE_USER: 'w', CLICKHOUSE_PASSWORD: 'pw' }), silentLogger()).writer).toEqual({
+      name: 'w',
+      password: 'pw',
+    });
     // On loopback without a password the writer gets a random one: no empty-password login.
     const w = facadeUsers(loadConfig({}), silentLogger()).writer;
     expect(w.name).toBe('default');
     expect(w.password.length).toBeGreaterThanOrEqual(24);
-    expect(() => loadConfig({ CLICKHOUSE_USER: 'x', CLICKHOUSE_ANALYST_USER: 'x', CLICKHOUSE_ANALYST_PASSWORD: 'p' })).toThrow(/CLICKHOUSE_ANALYST_USER: must differ/);
+    expect(() => loadConfig({ CLICKHOUSE_USER: 'x', CLICKHOUSE_ANALYST_USER: 'x', CLICKHOUSE_ANALYST_PASSWORD: 'p' })).toThrow(
+      /CLICKHOUSE_ANALYST_USER: must differ/,
+    );
   });
 });

@@ -73,7 +73,14 @@ async function panel(title: string, toMs: number, intervalS = 3600): Promise<Rec
 
 /** The alert metric's value for the hour ending at P1 (window 1 h), per group key. */
 async function alertValue(metric: string, groupBy: string[] = []): Promise<Map<string, number | null>> {
-  const rule = { ...ruleSet.rules[0]!, name: `conf_${metric}`, metric, groupBy, windowMs: HOUR, condition: { kind: 'threshold' as const, op: '>' as const, threshold: 0 } };
+  const rule = {
+    ...ruleSet.rules[0]!,
+    name: `conf_${metric}`,
+    metric,
+    groupBy,
+    windowMs: HOUR,
+    condition: { kind: 'threshold' as const, op: '>' as const, threshold: 0 },
+  };
   const obs = await ev.observe(rule, P1);
   return new Map([...obs.values()].map((o) => [groupBy.map((g) => o.labels[g]).join('|'), o.value]));
 }
@@ -96,36 +103,75 @@ function same(metric: string, grain: Grain, slice: string, values: Record<string
 
 // ---- the reference: the definitions in words, computed in TypeScript from the source rows ----
 const ratio = (a: number, b: number, s = 1) => (b === 0 ? null : (s * a) / b);
-interface QoeSums { watch: number; playing: number; rebuffer: number; count: number; bitrate: number; ended: number; vsf: number; ebvs: number; failed: number; fatal: number; samples: number[] }
+interface QoeSums {
+  watch: number;
+  playing: number;
+  rebuffer: number;
+  count: number;
+  bitrate: number;
+  ended: number;
+  vsf: number;
+  ebvs: number;
+  failed: number;
+  fatal: number;
+  samples: number[];
+}
 function qoeReference(s: QoeSums): Record<string, number | null> {
   return {
-    rebuffer_pct: ratio(s.rebuffer, s.watch, 100), rebuffer_per_min: ratio(s.count, s.watch / 60_000), watch_hours: s.watch / 3_600_000, playing_hours: s.playing / 3_600_000,
-    vsf_pct: ratio(s.vsf, s.ended, 100), ebvs_pct: ratio(s.ebvs, s.ended, 100), playback_failure_pct: ratio(s.failed, s.ended, 100), fatal_errors: s.fatal,
-    startup_p50_ms: nearestRank(s.samples, 0.5), startup_p95_ms: nearestRank(s.samples, 0.95), avg_bitrate_kbps: ratio(s.bitrate, s.playing),
+    rebuffer_pct: ratio(s.rebuffer, s.watch, 100),
+    rebuffer_per_min: ratio(s.count, s.watch / 60_000),
+    watch_hours: s.watch / 3_600_000,
+    playing_hours: s.playing / 3_600_000,
+    vsf_pct: ratio(s.vsf, s.ended, 100),
+    ebvs_pct: ratio(s.ebvs, s.ended, 100),
+    playback_failure_pct: ratio(s.failed, s.ended, 100),
+    fatal_errors: s.fatal,
+    startup_p50_ms: nearestRank(s.samples, 0.5),
+    startup_p95_ms: nearestRank(s.samples, 0.95),
+    avg_bitrate_kbps: ratio(s.bitrate, s.playing),
   };
 }
 async function minuteSums(where = '1'): Promise<QoeSums> {
-  const rows = await queryRows<Record<string, unknown>>(ch, `SELECT startup_wait_ms, playing_ms, rebuffer_ms, seek_ms, rebuffer_count, bitrate_kbps_ms, views_ended, vsf_views, ebvs_views, playback_failure_views, fatal_errors, startup_ms_samples
-    FROM qoe_minute FINAL WHERE window_start >= toDateTime(${P0 / 1000}) AND window_start < toDateTime(${P1 / 1000}) AND ${where}`);
+  const rows = await queryRows<Record<string, unknown>>(
+    ch,
+    `SELECT startup_wait_ms, playing_ms, rebuffer_ms, seek_ms, rebuffer_count, bitrate_kbps_ms, views_ended, vsf_views, ebvs_views, playback_failure_views, fatal_errors, startup_ms_samples
+    FROM qoe_minute FINAL WHERE window_start >= toDateTime(${P0 / 1000}) AND window_start < toDateTime(${P1 / 1000}) AND ${where}`,
+  );
   const s: QoeSums = { watch: 0, playing: 0, rebuffer: 0, count: 0, bitrate: 0, ended: 0, vsf: 0, ebvs: 0, failed: 0, fatal: 0, samples: [] };
   for (const r of rows) {
     const n = (c: string) => Number(r[c]);
     // watch time = startup (or the wait of a view that never played) + playing + rebuffer + seek (DOMAIN §3)
     s.watch += n('startup_wait_ms') + n('playing_ms') + n('rebuffer_ms') + n('seek_ms');
-    s.playing += n('playing_ms'); s.rebuffer += n('rebuffer_ms'); s.count += n('rebuffer_count'); s.bitrate += n('bitrate_kbps_ms');
-    s.ended += n('views_ended'); s.vsf += n('vsf_views'); s.ebvs += n('ebvs_views'); s.failed += n('vsf_views') + n('playback_failure_views'); s.fatal += n('fatal_errors');
+    s.playing += n('playing_ms');
+    s.rebuffer += n('rebuffer_ms');
+    s.count += n('rebuffer_count');
+    s.bitrate += n('bitrate_kbps_ms');
+    s.ended += n('views_ended');
+    s.vsf += n('vsf_views');
+    s.ebvs += n('ebvs_views');
+    s.failed += n('vsf_views') + n('playback_failure_views');
+    s.fatal += n('fatal_errors');
     s.samples.push(...(r.startup_ms_samples as unknown[]).map(Number));
   }
   return s;
 }
 async function viewSums(where = '1', period = true): Promise<QoeSums> {
-  const rows = await queryRows<Record<string, unknown>>(ch, `SELECT outcome, startup_ms, watch_ms, playing_ms, rebuffer_ms, rebuffer_count, weighted_avg_bitrate_kbps
-    FROM qoe_views FINAL WHERE is_final = 1 AND ${period ? `view_end >= fromUnixTimestamp64Milli(${P0}) AND view_end < fromUnixTimestamp64Milli(${P1})` : '1'} AND ${where}`);
+  const rows = await queryRows<Record<string, unknown>>(
+    ch,
+    `SELECT outcome, startup_ms, watch_ms, playing_ms, rebuffer_ms, rebuffer_count, weighted_avg_bitrate_kbps
+    FROM qoe_views FINAL WHERE is_final = 1 AND ${period ? `view_end >= fromUnixTimestamp64Milli(${P0}) AND view_end < fromUnixTimestamp64Milli(${P1})` : '1'} AND ${where}`,
+  );
   const s: QoeSums = { watch: 0, playing: 0, rebuffer: 0, count: 0, bitrate: 0, ended: 0, vsf: 0, ebvs: 0, failed: 0, fatal: 0, samples: [] };
   for (const r of rows) {
-    s.watch += Number(r.watch_ms); s.playing += Number(r.playing_ms); s.rebuffer += Number(r.rebuffer_ms); s.count += Number(r.rebuffer_count);
+    s.watch += Number(r.watch_ms);
+    s.playing += Number(r.playing_ms);
+    s.rebuffer += Number(r.rebuffer_ms);
+    s.count += Number(r.rebuffer_count);
     s.bitrate += r.weighted_avg_bitrate_kbps === null ? 0 : Number(r.weighted_avg_bitrate_kbps) * Number(r.playing_ms);
-    s.ended += 1; s.vsf += r.outcome === 'vsf' ? 1 : 0; s.ebvs += r.outcome === 'ebvs' ? 1 : 0; s.failed += r.outcome === 'vsf' || r.outcome === 'playback_failure' ? 1 : 0;
+    s.ended += 1;
+    s.vsf += r.outcome === 'vsf' ? 1 : 0;
+    s.ebvs += r.outcome === 'ebvs' ? 1 : 0;
+    s.failed += r.outcome === 'vsf' || r.outcome === 'playback_failure' ? 1 : 0;
     if (r.startup_ms !== null) s.samples.push(Number(r.startup_ms));
   }
   return s;
@@ -147,10 +193,26 @@ beforeAll(async () => {
   const keys = new RedisApiKeyStore(redis, t.redisPrefix);
   await keys.seed(`${KEY}:viewer`);
   app = Fastify({ logger: false });
-  await app.register(apiPlugin, { logger: createLogger('silent'), metrics: createMetrics(), redis, ch, keys, limiter: new RedisRateLimiter(redis, t.redisPrefix, 60_000), now: () => D0 + 3 * HOUR, docs: false });
+  await app.register(apiPlugin, {
+    logger: createLogger('silent'),
+    metrics: createMetrics(),
+    redis,
+    ch,
+    keys,
+    limiter: new RedisRateLimiter(redis, t.redisPrefix, 60_000),
+    now: () => D0 + 3 * HOUR,
+    docs: false,
+  });
   await app.ready();
   ruleSet = parseRules('rules:\n  - { name: x, metric: qoe_vsf_pct, condition: "> 0", severity: warning, annotations: { summary: x } }\n', 'conformance');
-  ev = new Evaluator({ ruleSet, ch, store: new AlertStore(redis, t.redisPrefix), logger: silentLogger(), metrics: createMetrics(), clock: () => D0 + 3 * HOUR });
+  ev = new Evaluator({
+    ruleSet,
+    ch,
+    store: new AlertStore(redis, t.redisPrefix),
+    logger: silentLogger(),
+    metrics: createMetrics(),
+    clock: () => D0 + 3 * HOUR,
+  });
 }, 600_000);
 
 afterAll(async () => {
@@ -178,10 +240,19 @@ describe('every catalogued metric gives the same number on every surface', () =>
     same('playing_hours', 'minute', 'all', { reference: ref.playing_hours!, api: num(pt.playing_hours), alert: await a('engagement_playing_hours') });
     same('vsf_pct', 'minute', 'all', { reference: ref.vsf_pct!, api: num(pt.vsf_pct), grafana: num(vsf.vsf_pct), alert: await a('qoe_vsf_pct') });
     same('ebvs_pct', 'minute', 'all', { reference: ref.ebvs_pct!, api: num(pt.ebvs_pct) });
-    same('playback_failure_pct', 'minute', 'all', { reference: ref.playback_failure_pct!, api: num(pt.playback_failure_pct), grafana: num(vsf.playback_failure_pct) });
+    same('playback_failure_pct', 'minute', 'all', {
+      reference: ref.playback_failure_pct!,
+      api: num(pt.playback_failure_pct),
+      grafana: num(vsf.playback_failure_pct),
+    });
     same('fatal_errors', 'minute', 'all', { reference: ref.fatal_errors!, api: num(pt.fatal_errors), alert: await a('qoe_fatal_errors') });
     same('startup_p50_ms', 'minute', 'all', { reference: ref.startup_p50_ms!, api: num(pt.startup_p50_ms), grafana: num(startup.p50_ms) });
-    same('startup_p95_ms', 'minute', 'all', { reference: ref.startup_p95_ms!, api: num(pt.startup_p95_ms), grafana: num(startup.p95_ms), alert: (await a('qoe_startup_p95_s'))! * 1000 });
+    same('startup_p95_ms', 'minute', 'all', {
+      reference: ref.startup_p95_ms!,
+      api: num(pt.startup_p95_ms),
+      grafana: num(startup.p95_ms),
+      alert: (await a('qoe_startup_p95_s'))! * 1000,
+    });
     same('avg_bitrate_kbps', 'minute', 'all', { reference: ref.avg_bitrate_kbps!, api: num(pt.avg_bitrate_kbps) });
     // By CDN (the incident's slice): API group_by=cdn, the Grafana panel by CDN, the alert grouped by cdn.
     const byCdn = await api(`/v1/qoe/timeseries?from=${iso(P0)}&to=${iso(P1)}&step=3600&group_by=cdn`);
@@ -192,23 +263,44 @@ describe('every catalogued metric gives the same number on every surface', () =>
     for (const p of byCdn.points as Record<string, unknown>[]) {
       const cdn = String(p.series);
       const r = qoeReference(await minuteSums(`cdn = '${cdn}'`));
-      same('rebuffer_pct', 'minute', `cdn=${cdn}`, { reference: r.rebuffer_pct!, api: num(p.rebuffer_pct), grafana: num(gf.find((g) => g.cdn === cdn)?.rebuffer_pct), alert: al.get(cdn) ?? null });
+      same('rebuffer_pct', 'minute', `cdn=${cdn}`, {
+        reference: r.rebuffer_pct!,
+        api: num(p.rebuffer_pct),
+        grafana: num(gf.find((g) => g.cdn === cdn)?.rebuffer_pct),
+        alert: al.get(cdn) ?? null,
+      });
     }
-    console.log(`conformance, the hour with the incidents: rebuffer % ${ref.rebuffer_pct?.toFixed(3)} (akamai ${num((byCdn.points as Record<string, unknown>[]).find((p) => p.series === 'akamai')!.rebuffer_pct)?.toFixed(3)}), VSF % ${ref.vsf_pct?.toFixed(3)}, startup p95 ${ref.startup_p95_ms} ms`);
+    console.log(
+      `conformance, the hour with the incidents: rebuffer % ${ref.rebuffer_pct?.toFixed(3)} (akamai ${num((byCdn.points as Record<string, unknown>[]).find((p) => p.series === 'akamai')!.rebuffer_pct)?.toFixed(3)}), VSF % ${ref.vsf_pct?.toFixed(3)}, startup p95 ${ref.startup_p95_ms} ms`,
+    );
   });
 
   it('by view end (qoe_views): API views-summary, the Grafana table per cdn × country, reference', async () => {
     const ref = qoeReference(await viewSums());
     const pt = ((await api(`/v1/qoe/views-summary?from=${iso(P0)}&to=${iso(P1)}&step=3600`)).points as Record<string, unknown>[])[0]!;
-    for (const m of ['rebuffer_pct', 'rebuffer_per_min', 'watch_hours', 'playing_hours', 'vsf_pct', 'ebvs_pct', 'playback_failure_pct', 'startup_p50_ms', 'startup_p95_ms', 'avg_bitrate_kbps'])
+    for (const m of [
+      'rebuffer_pct',
+      'rebuffer_per_min',
+      'watch_hours',
+      'playing_hours',
+      'vsf_pct',
+      'ebvs_pct',
+      'playback_failure_pct',
+      'startup_p50_ms',
+      'startup_p95_ms',
+      'avg_bitrate_kbps',
+    ])
       same(m, 'view_end', 'all', { reference: ref[m]!, api: num(pt[m]) });
     const table = await panel('QoE by CDN and country (views ended in range)', P1);
     expect(table.length).toBeGreaterThan(3);
     for (const row of table) {
       const [cdn, country] = [String(row.cdn), String(row.country)];
       const r = qoeReference(await viewSums(`cdn = '${cdn}' AND country = '${country}'`));
-      const p = ((await api(`/v1/qoe/views-summary?from=${iso(P0)}&to=${iso(P1)}&step=3600&cdn=${cdn}&country=${country}`)).points as Record<string, unknown>[])[0]!;
-      for (const m of ['rebuffer_pct', 'vsf_pct', 'startup_p95_ms']) same(m, 'view_end', `${cdn}/${country}`, { reference: r[m]!, api: num(p[m]), grafana: num(row[m]) });
+      const p = (
+        (await api(`/v1/qoe/views-summary?from=${iso(P0)}&to=${iso(P1)}&step=3600&cdn=${cdn}&country=${country}`)).points as Record<string, unknown>[]
+      )[0]!;
+      for (const m of ['rebuffer_pct', 'vsf_pct', 'startup_p95_ms'])
+        same(m, 'view_end', `${cdn}/${country}`, { reference: r[m]!, api: num(p[m]), grafana: num(row[m]) });
     }
     // Per show (all final views, content → show from the catalog): /v1/production/shows and the Grafana production table.
     const shows = ((await api('/v1/production/shows')).shows as Record<string, unknown>[]).filter((s) => Number(s.views) > 0);
@@ -216,7 +308,12 @@ describe('every catalogued metric gives the same number on every surface', () =>
     const gshows = await panel('Shows: issues beside engagement', P1);
     for (const s of shows.slice(0, 8)) {
       const name = String(s.show_name).replaceAll("'", "\\'");
-      const r = qoeReference(await viewSums(`content_id IN (SELECT content_id FROM (SELECT content_id, argMax(show_name, (event_time, version)) AS sn FROM raw_catalog FINAL GROUP BY content_id) WHERE sn = '${name}')`, false));
+      const r = qoeReference(
+        await viewSums(
+          `content_id IN (SELECT content_id FROM (SELECT content_id, argMax(show_name, (event_time, version)) AS sn FROM raw_catalog FINAL GROUP BY content_id) WHERE sn = '${name}')`,
+          false,
+        ),
+      );
       const g = gshows.find((x) => x.show_name === s.show_name);
       for (const m of ['rebuffer_pct', 'playing_hours', 'playback_failure_pct'])
         same(m, 'view_end', `show ${String(s.show_name)}`, { reference: r[m]!, api: num(s[m]), ...(g ? { grafana: num(g[m]) } : {}) });
@@ -224,8 +321,14 @@ describe('every catalogued metric gives the same number on every surface', () =>
   });
 
   it('payments and accounts: API hourly, Grafana panels and table, alert metrics, reference', async () => {
-    const [pay] = await queryRows<Record<string, unknown>>(ch, `SELECT sum(attempts) AS attempts, sum(failed) AS failed, sum(net_usd_micros) AS net FROM kpi_payments_1m FINAL WHERE window_start >= toDateTime(${P0 / 1000}) AND window_start < toDateTime(${P1 / 1000})`);
-    const accts = await queryRows<Record<string, unknown>>(ch, `SELECT account_id, played, paid, gifted, net_usd_micros FROM account_activity_1h FINAL WHERE hour = toDateTime(${P0 / 1000})`);
+    const [pay] = await queryRows<Record<string, unknown>>(
+      ch,
+      `SELECT sum(attempts) AS attempts, sum(failed) AS failed, sum(net_usd_micros) AS net FROM kpi_payments_1m FINAL WHERE window_start >= toDateTime(${P0 / 1000}) AND window_start < toDateTime(${P1 / 1000})`,
+    );
+    const accts = await queryRows<Record<string, unknown>>(
+      ch,
+      `SELECT account_id, played, paid, gifted, net_usd_micros FROM account_activity_1h FINAL WHERE hour = toDateTime(${P0 / 1000})`,
+    );
     // Accounts: one per account over the hour (partial rows per source partition merged).
     const byAcct = new Map<string, { paid: boolean; net: number }>();
     for (const r of accts) {
@@ -239,35 +342,70 @@ describe('every catalogued metric gives the same number on every surface', () =>
     const netPayers = [...byAcct.values()].filter((a) => a.net > 0).length; // net revenue > 0
     const netAll = [...byAcct.values()].reduce((s, a) => s + a.net, 0);
     const ref = {
-      payment_failure_pct: ratio(Number(pay!.failed), Number(pay!.attempts), 100), revenue_usd: Number(pay!.net) / 1e6,
-      active_accounts: active, payers, net_payers: netPayers, payer_rate_pct: ratio(payers, active, 100), arpu_usd: ratio(netAll / 1e6, active), arppu_usd: ratio(netAll / 1e6, payers),
+      payment_failure_pct: ratio(Number(pay!.failed), Number(pay!.attempts), 100),
+      revenue_usd: Number(pay!.net) / 1e6,
+      active_accounts: active,
+      payers,
+      net_payers: netPayers,
+      payer_rate_pct: ratio(payers, active, 100),
+      arpu_usd: ratio(netAll / 1e6, active),
+      arppu_usd: ratio(netAll / 1e6, payers),
     };
     const h = ((await api(`/v1/business/hourly?from=${iso(P0)}&to=${iso(P1)}`)).hours as Record<string, unknown>[]).find((x) => Number(x.t) === P0)!;
     const kpi = (await panel('Hourly KPIs', P0 + 1000)).find((r) => Date.parse(`${String(r.hour).replace(' ', 'T')}Z`) === P0)!;
     const rev = (await panel('Net revenue (USD)', P1 - 1000))[0]!;
     const fail = (await panel('Payment failure %', P1 - 1000))[0]!;
     const a = async (m: string) => (await alertValue(m)).get('') ?? null;
-    same('payment_failure_pct', 'payment_minute', 'all', { reference: ref.payment_failure_pct!, api: num(h.payment_failure_rate)! * 100, grafana: num(fail.payment_failure_pct), alert: await a('business_payment_failure_pct') });
-    same('revenue_usd', 'payment_minute', 'all', { reference: ref.revenue_usd, api: num(h.revenue_usd), grafana: num(rev.revenue_usd), grafana_table: num(kpi.revenue_usd), alert: await a('business_revenue_usd') });
+    same('payment_failure_pct', 'payment_minute', 'all', {
+      reference: ref.payment_failure_pct!,
+      api: num(h.payment_failure_rate)! * 100,
+      grafana: num(fail.payment_failure_pct),
+      alert: await a('business_payment_failure_pct'),
+    });
+    same('revenue_usd', 'payment_minute', 'all', {
+      reference: ref.revenue_usd,
+      api: num(h.revenue_usd),
+      grafana: num(rev.revenue_usd),
+      grafana_table: num(kpi.revenue_usd),
+      alert: await a('business_revenue_usd'),
+    });
     same('active_accounts', 'account_period', 'hour', { reference: ref.active_accounts, api: num(h.active_accounts), grafana: num(kpi.active_accounts) });
     same('payers', 'account_period', 'hour', { reference: ref.payers, api: num(h.payers), grafana: num(kpi.payers) });
     same('net_payers', 'account_period', 'hour', { reference: ref.net_payers, api: num(h.net_payers), grafana: num(kpi.net_payers) });
-    same('payer_rate_pct', 'account_period', 'hour', { reference: ref.payer_rate_pct!, api: num(h.payer_rate)! * 100, grafana: num(kpi.payer_rate)! * 100, alert: await a('business_payer_rate_pct') });
+    same('payer_rate_pct', 'account_period', 'hour', {
+      reference: ref.payer_rate_pct!,
+      api: num(h.payer_rate)! * 100,
+      grafana: num(kpi.payer_rate)! * 100,
+      alert: await a('business_payer_rate_pct'),
+    });
     same('arpu_usd', 'account_period', 'hour', { reference: ref.arpu_usd!, api: num(h.arpu_usd), grafana: num(kpi.arpu_usd) });
     same('arppu_usd', 'account_period', 'hour', { reference: ref.arppu_usd!, api: num(h.arppu_usd), grafana: num(kpi.arppu_usd) });
-    console.log(`conformance, payments in the hour: failure ${ref.payment_failure_pct?.toFixed(2)} %, revenue $${ref.revenue_usd.toFixed(2)}, active ${active}, payers ${payers}, net payers ${netPayers}`);
+    console.log(
+      `conformance, payments in the hour: failure ${ref.payment_failure_pct?.toFixed(2)} %, revenue $${ref.revenue_usd.toFixed(2)}, active ${active}, payers ${payers}, net payers ${netPayers}`,
+    );
   });
 
   it('moderation cases: API safety summary, the Grafana stat, reference', async () => {
-    const rows = await queryRows<Record<string, unknown>>(ch, `SELECT violation, time_to_action_ms, time_to_appeal_decision_ms FROM safety_cases FINAL
-      WHERE action_time >= fromUnixTimestamp64Milli(${P0}) AND action_time < fromUnixTimestamp64Milli(${P1})`);
+    const rows = await queryRows<Record<string, unknown>>(
+      ch,
+      `SELECT violation, time_to_action_ms, time_to_appeal_decision_ms FROM safety_cases FINAL
+      WHERE action_time >= fromUnixTimestamp64Milli(${P0}) AND action_time < fromUnixTimestamp64Milli(${P1})`,
+    );
     const tta = rows.filter((r) => Number(r.violation) === 1).map((r) => Number(r.time_to_action_ms));
     const appeal = rows.filter((r) => r.time_to_appeal_decision_ms !== null).map((r) => Number(r.time_to_appeal_decision_ms));
     expect(tta.length).toBeGreaterThan(3);
     const s = await api(`/v1/safety/summary?from=${iso(P0)}&to=${iso(P1)}`);
     const g = (await panel('Time to action, median and p90 (ms)', P1))[0]!;
-    same('median_time_to_action_ms', 'case', 'hour', { reference: nearestRank(tta, 0.5)!, api: num(s.median_time_to_action_ms), grafana: num(g.median_time_to_action_ms) });
-    same('p90_time_to_action_ms', 'case', 'hour', { reference: nearestRank(tta, 0.9)!, api: num(s.p90_time_to_action_ms), grafana: num(g.p90_time_to_action_ms) });
+    same('median_time_to_action_ms', 'case', 'hour', {
+      reference: nearestRank(tta, 0.5)!,
+      api: num(s.median_time_to_action_ms),
+      grafana: num(g.median_time_to_action_ms),
+    });
+    same('p90_time_to_action_ms', 'case', 'hour', {
+      reference: nearestRank(tta, 0.9)!,
+      api: num(s.p90_time_to_action_ms),
+      grafana: num(g.p90_time_to_action_ms),
+    });
     const ap = nearestRank(appeal, 0.5);
     if (ap === null) expect(num(s.median_time_to_appeal_decision_ms)).toBeNull();
     else same('median_time_to_appeal_decision_ms', 'case', 'hour', { reference: ap, api: num(s.median_time_to_appeal_decision_ms) });
@@ -275,8 +413,16 @@ describe('every catalogued metric gives the same number on every surface', () =>
   });
 
   it('answers over the period say how many of its events were late and left out (late_events)', async () => {
-    const count = async (processor: string, reasons?: string[]) => Number((await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM late_events FINAL WHERE processor = '${processor}'
-      AND event_time >= fromUnixTimestamp64Milli(${P0}) AND event_time < fromUnixTimestamp64Milli(${P1})${reasons ? ` AND reason IN (${reasons.map((r) => `'${r}'`).join(', ')})` : ''}`))[0]!.n);
+    const count = async (processor: string, reasons?: string[]) =>
+      Number(
+        (
+          await queryRows<{ n: string }>(
+            ch,
+            `SELECT count() AS n FROM late_events FINAL WHERE processor = '${processor}'
+      AND event_time >= fromUnixTimestamp64Milli(${P0}) AND event_time < fromUnixTimestamp64Milli(${P1})${reasons ? ` AND reason IN (${reasons.map((r) => `'${r}'`).join(', ')})` : ''}`,
+          )
+        )[0]!.n,
+      );
     const range = `from=${iso(P0)}&to=${iso(P1)}`;
     const qoeLate = await count('qoe');
     expect(qoeLate, 'the late delivery made late QoE events').toBeGreaterThan(100);
@@ -290,7 +436,10 @@ describe('every catalogued metric gives the same number on every surface', () =>
     expect((await api(`/v1/safety/breakdown?${range}&by=policy`)).late_events).toBe(await count('safety', ['window_closed']));
     // The Grafana panel of late events per kind shows the same count for playback over the hour.
     const rows = await panel('Late events per kind', P1);
-    const [all] = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM late_events FINAL WHERE src_topic LIKE '%playback' AND event_time >= toDateTime(${P0 / 1000}) AND event_time <= toDateTime(${P1 / 1000})`);
+    const [all] = await queryRows<{ n: string }>(
+      ch,
+      `SELECT count() AS n FROM late_events FINAL WHERE src_topic LIKE '%playback' AND event_time >= toDateTime(${P0 / 1000}) AND event_time <= toDateTime(${P1 / 1000})`,
+    );
     expect(rows.filter((r) => r.kind === 'playback').reduce((s, r) => s + Number(r.late_events), 0)).toBe(Number(all!.n));
     console.log(`conformance, late events in the hour: qoe ${qoeLate}, business ${bizLate}`);
   });

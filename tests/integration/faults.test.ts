@@ -45,10 +45,13 @@ describe('faults of Redis and ClickHouse during a seeded run', () => {
 
     // 1. Redis down for 10 s (stopped; its append-only file keeps the checkpoints), then started again.
     await rig.redis.stop();
-    const ready = await pollUntil(async () => {
-      const r = await rig.readyz();
-      return r.status === 503 && /down/.test(r.body.checks.redis ?? '') ? r : null;
-    }, { timeoutMs: 30_000, intervalMs: 500, description: '/readyz names redis' });
+    const ready = await pollUntil(
+      async () => {
+        const r = await rig.readyz();
+        return r.status === 503 && /down/.test(r.body.checks.redis ?? '') ? r : null;
+      },
+      { timeoutMs: 30_000, intervalMs: 500, description: '/readyz names redis' },
+    );
     expect(ready.body.status).toBe('not_ready');
     await new Promise((r) => setTimeout(r, 10_000));
     await rig.redis.start();
@@ -70,7 +73,11 @@ describe('faults of Redis and ClickHouse during a seeded run', () => {
 
     // 3. The process owning ClickHouse killed, and started again after ~5 s.
     expect(await rig.chOwner.kill('SIGKILL')).toBe(-1);
-    await pollUntil(async () => /down/.test((await rig.readyz()).body.checks.clickhouse ?? ''), { timeoutMs: 60_000, intervalMs: 500, description: '/readyz names clickhouse' });
+    await pollUntil(async () => /down/.test((await rig.readyz()).body.checks.clickhouse ?? ''), {
+      timeoutMs: 60_000,
+      intervalMs: 500,
+      description: '/readyz names clickhouse',
+    });
     await new Promise((r) => setTimeout(r, 5_000));
     await rig.startClickHouseOwner();
     const back3 = Date.now();
@@ -95,7 +102,9 @@ describe('faults of Redis and ClickHouse during a seeded run', () => {
     await rig.waitCaughtUp();
     expect(rig.exitedOnTheirOwn()).toBe(0);
     const cmp = await rig.compareWithCleanReplay();
-    process.stderr.write(`[faults] sent ${sent} events; recovery: redis down 10 s: ${fmt(rec1)}; redis empty: ${fmt(rec2)}; clickhouse killed: ${fmt(rec3)}; applied inserts timed out: ${fmt(rec4)}; ${cmp.rows} rows in ${cmp.tables} tables compared\n`);
+    process.stderr.write(
+      `[faults] sent ${sent} events; recovery: redis down 10 s: ${fmt(rec1)}; redis empty: ${fmt(rec2)}; clickhouse killed: ${fmt(rec3)}; applied inserts timed out: ${fmt(rec4)}; ${cmp.rows} rows in ${cmp.tables} tables compared\n`,
+    );
     expect(cmp.differences).toEqual([]);
     expect(cmp.rows).toBeGreaterThan(sent);
     passed = true;

@@ -45,10 +45,20 @@ function mod(at: number, caseId: string, type: 'report_created' | 'action_taken'
   return {
     kind: 'moderation',
     event: {
-      event_id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`, event_time: at, received_time: at + 500, case_id: caseId, event_type: type,
+      event_id: `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
+      event_time: at,
+      received_time: at + 500,
+      case_id: caseId,
+      event_type: type,
       // One target: every event in one partition, so the fillers move the late events' watermark.
-      target_type: 'stream', target_id: 'late-target', creator_id: 'cr1', policy: 'harassment', severity: 'medium',
-      detection_source: 'user_report', action_type: type === 'action_taken' ? 'remove' : null, outcome: null,
+      target_type: 'stream',
+      target_id: 'late-target',
+      creator_id: 'cr1',
+      policy: 'harassment',
+      severity: 'medium',
+      detection_source: 'user_report',
+      action_type: type === 'action_taken' ? 'remove' : null,
+      outcome: null,
     },
   };
 }
@@ -60,7 +70,11 @@ const fillers = (fromMin: number, toMin: number) => {
 };
 
 async function summary(): Promise<Record<string, number>> {
-  const r = await app.inject({ method: 'GET', url: `/v1/safety/summary?from=${new Date(T0).toISOString()}&to=${new Date(T0 + 10 * MIN).toISOString()}`, headers: { 'x-api-key': KEY } });
+  const r = await app.inject({
+    method: 'GET',
+    url: `/v1/safety/summary?from=${new Date(T0).toISOString()}&to=${new Date(T0 + 10 * MIN).toISOString()}`,
+    headers: { 'x-api-key': KEY },
+  });
   expect(r.statusCode, r.body).toBe(200);
   return r.json<Record<string, number>>();
 }
@@ -68,11 +82,17 @@ async function summary(): Promise<Record<string, number>> {
 /** The tables as FINAL reads them, summed over source partitions (what every view reads). */
 async function tables(ch: ClickHouse, db: string) {
   return {
-    counts: await queryRows(ch, `SELECT toUnixTimestamp(window_start) AS w, event_type, sum(events) AS n FROM ${db}.safety_events_1m FINAL GROUP BY w, event_type ORDER BY w, event_type`),
+    counts: await queryRows(
+      ch,
+      `SELECT toUnixTimestamp(window_start) AS w, event_type, sum(events) AS n FROM ${db}.safety_events_1m FINAL GROUP BY w, event_type ORDER BY w, event_type`,
+    ),
     cases: await queryRows(ch, `SELECT case_id, action_time, violation, last_event_time FROM ${db}.safety_cases FINAL ORDER BY case_id`),
     late: await queryRows(ch, `SELECT event_id, reason FROM ${db}.late_events FINAL WHERE processor = 'safety' ORDER BY event_id`),
     // Revisions of re-fired minutes (migration 018), read as of t by the alert metrics.
-    history: await queryRows(ch, `SELECT toUnixTimestamp(window_start) AS w, event_type, events, toUnixTimestamp64Milli(known_at) AS known_at FROM ${db}.safety_events_1m_history FINAL ORDER BY w, event_type, known_at`),
+    history: await queryRows(
+      ch,
+      `SELECT toUnixTimestamp(window_start) AS w, event_type, events, toUnixTimestamp64Milli(known_at) AS known_at FROM ${db}.safety_events_1m_history FINAL ORDER BY w, event_type, known_at`,
+    ),
   };
 }
 
@@ -83,8 +103,14 @@ beforeAll(async () => {
   await keys.seed(`${KEY}:viewer`);
   app = Fastify({ logger: false });
   await app.register(apiPlugin, {
-    logger: createLogger('silent'), metrics: createMetrics(), redis: s.redis, ch: { ...s.ch, database: sc.database }, keys,
-    limiter: new RedisRateLimiter(s.redis, sc.redisPrefix, 60_000), now: () => T0 + 8 * HOUR, docs: false,
+    logger: createLogger('silent'),
+    metrics: createMetrics(),
+    redis: s.redis,
+    ch: { ...s.ch, database: sc.database },
+    keys,
+    limiter: new RedisRateLimiter(s.redis, sc.redisPrefix, 60_000),
+    now: () => T0 + 8 * HOUR,
+    docs: false,
   });
 }, 120_000);
 afterAll(async () => {
@@ -132,11 +158,27 @@ describe('late moderation actions on Kafka and ClickHouse (allowed lateness 6 h 
 
     // A replay from offset 0 with the same settings: identical tables.
     const config = loadConfig(sc.childEnv());
-    const processor = processorFor('safety', { ch: { ...s.ch, database: sc.database }, graceMs: config.env.WINDOW_GRACE_MS, allowedLatenessMs: config.env.ALLOWED_LATENESS_MS, lateness: latenessPolicy(config.env) });
-    const r = await replayProcessor(processor, {
-      brokers: t.kafkaBrokers, groupId: `${sc.groupPrefix}safety`, topicPrefix: sc.topicPrefix, codec: sc.codec, ch: { ...s.ch, database: sc.database },
-      redis: s.redis, redisPrefix: sc.redisPrefix, logger: silentLogger(), metrics: createMetrics(),
-    }, { fromBeginning: true, checkpointIntervalMs: 200 });
+    const processor = processorFor('safety', {
+      ch: { ...s.ch, database: sc.database },
+      graceMs: config.env.WINDOW_GRACE_MS,
+      allowedLatenessMs: config.env.ALLOWED_LATENESS_MS,
+      lateness: latenessPolicy(config.env),
+    });
+    const r = await replayProcessor(
+      processor,
+      {
+        brokers: t.kafkaBrokers,
+        groupId: `${sc.groupPrefix}safety`,
+        topicPrefix: sc.topicPrefix,
+        codec: sc.codec,
+        ch: { ...s.ch, database: sc.database },
+        redis: s.redis,
+        redisPrefix: sc.redisPrefix,
+        logger: silentLogger(),
+        metrics: createMetrics(),
+      },
+      { fromBeginning: true, checkpointIntervalMs: 200 },
+    );
     expect(r.events).toBe(seq);
     expect(await tables(s.ch, sc.database)).toEqual(live);
   });

@@ -27,8 +27,25 @@ beforeAll(async () => {
     { hour: H, account_id: 'a3', played: 1, paid: 0, gifted: 0, net_usd_micros: 0, gift_usd_micros: 0, ...base },
     { hour: H, account_id: 'a4', played: 0, paid: 0, gifted: 0, net_usd_micros: -1_000_000, gift_usd_micros: 0, ...base },
   ]);
-  await insertRows(ch, 'kpi_payments_1m', [{ window_start: H, method: 'card', plan: 'basic', og_tier: 0, country: 'US', attempts: 2, succeeded: 2, failed: 0,
-    gross_usd_micros: 13_740_000, refunds_usd_micros: 10_990_000, chargebacks_usd_micros: 0, net_usd_micros: 2_750_000, topups: 1, topup_usd_micros: 3_750_000, ...base }]);
+  await insertRows(ch, 'kpi_payments_1m', [
+    {
+      window_start: H,
+      method: 'card',
+      plan: 'basic',
+      og_tier: 0,
+      country: 'US',
+      attempts: 2,
+      succeeded: 2,
+      failed: 0,
+      gross_usd_micros: 13_740_000,
+      refunds_usd_micros: 10_990_000,
+      chargebacks_usd_micros: 0,
+      net_usd_micros: 2_750_000,
+      topups: 1,
+      topup_usd_micros: 3_750_000,
+      ...base,
+    },
+  ]);
 }, 120_000);
 afterAll(async () => {
   await ch?.close();
@@ -37,7 +54,10 @@ afterAll(async () => {
 
 describe('payers and net payers: two names, one meaning each', () => {
   it('kpi_business_1h and kpi_active_1d', async () => {
-    const [h] = await queryRows<Record<string, unknown>>(ch, `SELECT active_accounts, payers, net_payers, revenue_usd, arpu_usd, arppu_usd, payer_rate FROM ${ch.database}.kpi_business_1h`);
+    const [h] = await queryRows<Record<string, unknown>>(
+      ch,
+      `SELECT active_accounts, payers, net_payers, revenue_usd, arpu_usd, arppu_usd, payer_rate FROM ${ch.database}.kpi_business_1h`,
+    );
     // active accounts = distinct accounts with any playback, payment or gift: a1, a2, a3, a4 = 4
     expect(Number(h!.active_accounts)).toBe(4);
     // payers = accounts with at least one succeeded charge, whatever was refunded later: a1, a2 = 2

@@ -32,7 +32,13 @@ let http: ClickHouse;
 beforeAll(async () => {
   s = await startServices(t);
   sc = await scenario(t, s, 'ho');
-  http = await openClickHouse({ ...t.config.clickhouse, url: s.facade.url, user: TEST_CH_WRITER.name, password: TEST_CH_WRITER.password, database: sc.database });
+  http = await openClickHouse({
+    ...t.config.clickhouse,
+    url: s.facade.url,
+    user: TEST_CH_WRITER.name,
+    password: TEST_CH_WRITER.password,
+    database: sc.database,
+  });
 });
 afterAll(async () => {
   await http?.close();
@@ -42,15 +48,39 @@ afterAll(async () => {
 });
 
 const cfg = () => loadConfig(sc.childEnv()).env;
-const make = (ch: ClickHouse) => ROLES.map((r) => processorFor(r, { ch, graceMs: cfg().WINDOW_GRACE_MS, allowedLatenessMs: cfg().ALLOWED_LATENESS_MS, lateness: latenessPolicy(cfg()) }));
+const make = (ch: ClickHouse) =>
+  ROLES.map((r) => processorFor(r, { ch, graceMs: cfg().WINDOW_GRACE_MS, allowedLatenessMs: cfg().ALLOWED_LATENESS_MS, lateness: latenessPolicy(cfg()) }));
 const traffic = (fromS: number, toS: number) =>
-  runSimulation({ seed: 3 + fromS, ratePerSec: 60, fromMs: START + fromS * 1000, toMs: START + toS * 1000, moderationCasesPerHour: 3600, jiraIssuesPerHour: 1800, jiraFieldMap: t.config.jiraFieldMap }, { sink: sc.producer });
+  runSimulation(
+    {
+      seed: 3 + fromS,
+      ratePerSec: 60,
+      fromMs: START + fromS * 1000,
+      toMs: START + toS * 1000,
+      moderationCasesPerHour: 3600,
+      jiraIssuesPerHour: 1800,
+      jiraFieldMap: t.config.jiraFieldMap,
+    },
+    { sink: sc.producer },
+  );
 const count = async (ch: ClickHouse, table: string) => Number((await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM ${ch.database}.${table}`))[0]!.n);
 
 function runner(ch: ClickHouse, groupSuffix: string, redisPrefix: string, handover: boolean): ProcessorRunner {
-  return new ProcessorRunner(make(ch), {
-    brokers: t.kafkaBrokers, groupId: `${sc.groupPrefix}${groupSuffix}`, topicPrefix: sc.topicPrefix, codec: sc.codec, ch, redis: s.redis, redisPrefix, logger: silentLogger(), metrics: createMetrics(),
-  }, { checkpointIntervalMs: 300, idlePartitionMs: IDLE_OFF, handover });
+  return new ProcessorRunner(
+    make(ch),
+    {
+      brokers: t.kafkaBrokers,
+      groupId: `${sc.groupPrefix}${groupSuffix}`,
+      topicPrefix: sc.topicPrefix,
+      codec: sc.codec,
+      ch,
+      redis: s.redis,
+      redisPrefix,
+      logger: silentLogger(),
+      metrics: createMetrics(),
+    },
+    { checkpointIntervalMs: 300, idlePartitionMs: IDLE_OFF, handover },
+  );
 }
 
 describe('online rebuild handover', () => {
@@ -69,12 +99,22 @@ describe('online rebuild handover', () => {
       const phases = new Set<string>();
       let duringPause = 0;
       const deps = {
-        brokers: t.kafkaBrokers, groupId: `${sc.groupPrefix}rebuild`, topicPrefix: sc.topicPrefix, codec: sc.codec, ch: http, redis: s.redis, redisPrefix: sc.redisPrefix, logger: silentLogger(), metrics: createMetrics(),
+        brokers: t.kafkaBrokers,
+        groupId: `${sc.groupPrefix}rebuild`,
+        topicPrefix: sc.topicPrefix,
+        codec: sc.codec,
+        ch: http,
+        redis: s.redis,
+        redisPrefix: sc.redisPrefix,
+        logger: silentLogger(),
+        metrics: createMetrics(),
       };
       // The first run dies during the handover, right after the qoe tables were swapped.
       const crash = new Error('crash after the qoe swap');
       const first = rebuildOnline(make(http), deps, {
-        graceMs: cfg().WINDOW_GRACE_MS, checkpointIntervalMs: 300, idlePartitionMs: IDLE_OFF,
+        graceMs: cfg().WINDOW_GRACE_MS,
+        checkpointIntervalMs: 300,
+        idlePartitionMs: IDLE_OFF,
         onProgress: (p: RebuildProgress) => void phases.add(p.phase),
         onStep: async (step, processor) => {
           if (step === 'paused') {
@@ -104,7 +144,12 @@ describe('online rebuild handover', () => {
       expect(await s.redis.pttl(`${sc.redisPrefix}handover:qoe`)).toBe(-1);
       expect(await s.redis.hget(`${sc.redisPrefix}rebuild:qoe`, 'phase')).toBe('handover');
       // ... until the replay runs again and finishes the handover (the qoe tables are not swapped back).
-      const result = await rebuildOnline(make(http), deps, { graceMs: cfg().WINDOW_GRACE_MS, checkpointIntervalMs: 300, idlePartitionMs: IDLE_OFF, onProgress: (p: RebuildProgress) => void phases.add(p.phase) });
+      const result = await rebuildOnline(make(http), deps, {
+        graceMs: cfg().WINDOW_GRACE_MS,
+        checkpointIntervalMs: 300,
+        idlePartitionMs: IDLE_OFF,
+        onProgress: (p: RebuildProgress) => void phases.add(p.phase),
+      });
       expect(result.resumed).toBe(true);
       expect(result.swapped).not.toContain('qoe_minute');
       expect(result.swapped).toEqual(expect.arrayContaining(['safety_cases', 'churn_account_daily', 'churn_scores']));
@@ -115,7 +160,11 @@ describe('online rebuild handover', () => {
       expect((await traffic(25, 35)).total).toBeGreaterThan(0);
       for (const p of make(liveCh)) await waitCaughtUp(s.redis, t.kafkaBrokers, sc, p.name, p.kinds, 120_000);
       expect(live.failure).toBeNull();
-      const keys = [...await s.redis.keys(`${sc.redisPrefix}ckpt:*__rebuild:*`), ...await s.redis.keys(`${sc.redisPrefix}handover:*`), ...await s.redis.keys(`${sc.redisPrefix}rebuild:*`)];
+      const keys = [
+        ...(await s.redis.keys(`${sc.redisPrefix}ckpt:*__rebuild:*`)),
+        ...(await s.redis.keys(`${sc.redisPrefix}handover:*`)),
+        ...(await s.redis.keys(`${sc.redisPrefix}rebuild:*`)),
+      ];
       expect(keys).toEqual([]);
       const left = await queryRows(liveCh, `SELECT name FROM system.tables WHERE database = {db:String} AND name LIKE '%\\_\\_rebuild'`, { db: sc.database });
       expect(left).toEqual([]);
@@ -133,10 +182,14 @@ describe('online rebuild handover', () => {
     for (const topic of r.topics) for (const w of await topicHighWatermarks(t.kafkaBrokers, topic)) ends.set(`${topic}/${w.partition}`, w.high);
     await r.start();
     try {
-      await pollUntil(() => [...ends].every(([k, end]) => {
-        const tasks = r.positions().filter((p) => `${p.topic}/${p.partition}` === k);
-        return end === 0 || (tasks.length > 0 && tasks.every((p) => p.next >= end));
-      }), { timeoutMs: 120_000, intervalMs: 200, description: 'clean rebuild at the end of the log' });
+      await pollUntil(
+        () =>
+          [...ends].every(([k, end]) => {
+            const tasks = r.positions().filter((p) => `${p.topic}/${p.partition}` === k);
+            return end === 0 || (tasks.length > 0 && tasks.every((p) => p.next >= end));
+          }),
+        { timeoutMs: 120_000, intervalMs: 200, description: 'clean rebuild at the end of the log' },
+      );
     } finally {
       await r.stop();
     }

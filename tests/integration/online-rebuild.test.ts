@@ -51,18 +51,35 @@ afterAll(async () => {
 const env = () => sc.childEnv({ IDLE_PARTITION_MS: IDLE_OFF, CHECKPOINT_INTERVAL_MS: '500', ROLLUP_INTERVAL_MS: '1000', CHURN_SCORING_INTERVAL_MS: '2000' });
 const chOf = (database: string): ClickHouse => ({ ...s.ch, database });
 const count = async (table: string) => Number((await queryRows<{ n: string }>(chOf(sc.database), `SELECT count() AS n FROM ${sc.database}.${table}`))[0]!.n);
-const tableExists = async (table: string) => (await queryRows(chOf(sc.database), `SELECT 1 FROM system.tables WHERE database = {db:String} AND name = {t:String}`, { db: sc.database, t: table })).length > 0;
+const tableExists = async (table: string) =>
+  (await queryRows(chOf(sc.database), `SELECT 1 FROM system.tables WHERE database = {db:String} AND name = {t:String}`, { db: sc.database, t: table })).length >
+  0;
 
 /** Seconds of simulated traffic [fromS, toS) after START, into the scenario's topics. */
 async function traffic(fromS: number, toS: number): Promise<number> {
-  const r = await runSimulation({ seed: 5 + fromS, ratePerSec: 300, fromMs: START + fromS * 1000, toMs: START + toS * 1000, moderationCasesPerHour: 3600, jiraIssuesPerHour: 1800, jiraFieldMap: t.config.jiraFieldMap }, { sink: sc.producer });
+  const r = await runSimulation(
+    {
+      seed: 5 + fromS,
+      ratePerSec: 300,
+      fromMs: START + fromS * 1000,
+      toMs: START + toS * 1000,
+      moderationCasesPerHour: 3600,
+      jiraIssuesPerHour: 1800,
+      jiraFieldMap: t.config.jiraFieldMap,
+    },
+    { sink: sc.producer },
+  );
   return r.total;
 }
 
 function spawnReplay(label: string): { exited: Promise<number | null>; logFile: string; kill: (sig: NodeJS.Signals) => void; running: () => boolean } {
   const logFile = join(t.dataDir, `${label}.log`);
   const out = createWriteStream(logFile);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'processors/replay.cli.ts', '--all'], { cwd: REPO_ROOT, env: env(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'processors/replay.cli.ts', '--all'], {
+    cwd: REPO_ROOT,
+    env: env(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout.pipe(out, { end: false });
   child.stderr.pipe(out, { end: false });
   child.on('close', () => out.end());
@@ -82,17 +99,33 @@ async function cleanRebuild(): Promise<ClickHouse> {
   await s.ch.client.command({ query: `CREATE DATABASE IF NOT EXISTS ${db}` });
   await migrate(ch);
   const cfg = loadConfig(env()).env;
-  const runner = new ProcessorRunner(ROLES.map((r) => processorFor(r, { ch, graceMs: cfg.WINDOW_GRACE_MS, allowedLatenessMs: cfg.ALLOWED_LATENESS_MS, lateness: latenessPolicy(cfg) })), {
-    brokers: t.kafkaBrokers, groupId: `${sc.groupPrefix}clean`, topicPrefix: sc.topicPrefix, codec: sc.codec, ch, redis: s.redis, redisPrefix: `${sc.redisPrefix}clean:`, logger: silentLogger(), metrics: createMetrics(),
-  }, { checkpointIntervalMs: 1000, idlePartitionMs: Number(IDLE_OFF) });
+  const runner = new ProcessorRunner(
+    ROLES.map((r) => processorFor(r, { ch, graceMs: cfg.WINDOW_GRACE_MS, allowedLatenessMs: cfg.ALLOWED_LATENESS_MS, lateness: latenessPolicy(cfg) })),
+    {
+      brokers: t.kafkaBrokers,
+      groupId: `${sc.groupPrefix}clean`,
+      topicPrefix: sc.topicPrefix,
+      codec: sc.codec,
+      ch,
+      redis: s.redis,
+      redisPrefix: `${sc.redisPrefix}clean:`,
+      logger: silentLogger(),
+      metrics: createMetrics(),
+    },
+    { checkpointIntervalMs: 1000, idlePartitionMs: Number(IDLE_OFF) },
+  );
   const ends = new Map<string, number>();
   for (const topic of runner.topics) for (const w of await topicHighWatermarks(t.kafkaBrokers, topic)) ends.set(`${topic}/${w.partition}`, w.high);
   await runner.start();
   try {
-    await pollUntil(() => [...ends].every(([k, end]) => {
-      const tasks = runner.positions().filter((p) => `${p.topic}/${p.partition}` === k);
-      return end === 0 || (tasks.length > 0 && tasks.every((p) => p.next >= end));
-    }), { timeoutMs: 300_000, intervalMs: 250, description: 'clean rebuild reached the end of the log' });
+    await pollUntil(
+      () =>
+        [...ends].every(([k, end]) => {
+          const tasks = runner.positions().filter((p) => `${p.topic}/${p.partition}` === k);
+          return end === 0 || (tasks.length > 0 && tasks.every((p) => p.next >= end));
+        }),
+      { timeoutMs: 300_000, intervalMs: 250, description: 'clean rebuild reached the end of the log' },
+    );
   } finally {
     await runner.stop();
   }
@@ -157,7 +190,13 @@ describe('online rebuild', () => {
     });
     const log = readFileSync(second_.logFile, 'utf8');
     expect(code, log).toBe(0);
-    const result = JSON.parse(log.trim().split('\n').filter((l) => l.startsWith('{"processors"')).at(-1)!) as { resumed: boolean; swapped: string[] };
+    const result = JSON.parse(
+      log
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('{"processors"'))
+        .at(-1)!,
+    ) as { resumed: boolean; swapped: string[] };
     expect(result.resumed).toBe(true);
     expect(result.swapped).toEqual(expect.arrayContaining(['raw_playback', 'qoe_minute', 'churn_account_daily', 'qoe_minute_rollup']));
     expect(log).toMatch(/\] +\d+\.\d % .* rec\/s +ETA/); // progress lines (not a TTY: plain lines)
@@ -180,8 +219,12 @@ describe('online rebuild', () => {
     const clean = await cleanRebuild();
     const liveCh = chOf(sc.database);
     for (const ch of [liveCh, clean]) {
-      const [span] = await queryRows<{ first: number | null; last: number | null }>(ch, `SELECT if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), min(day)))) AS first, if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), max(day)))) AS last FROM ${ch.database}.churn_account_daily`);
-      if (span?.first !== null && span?.first !== undefined && span.last !== null) await scoreClosedChurnDays(ch, { nowMs: (Number(span.last) + 1) * DAY_MS, closeDelayMs: 0, rescoreDays: 0, fromDay: Number(span.first) });
+      const [span] = await queryRows<{ first: number | null; last: number | null }>(
+        ch,
+        `SELECT if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), min(day)))) AS first, if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), max(day)))) AS last FROM ${ch.database}.churn_account_daily`,
+      );
+      if (span?.first !== null && span?.first !== undefined && span.last !== null)
+        await scoreClosedChurnDays(ch, { nowMs: (Number(span.last) + 1) * DAY_MS, closeDelayMs: 0, rescoreDays: 0, fromDay: Number(span.first) });
     }
     const sealed = new Set<string>();
     for (const family of ['qoe', 'business'] as RollupFamily[]) {
@@ -191,7 +234,9 @@ describe('online rebuild', () => {
       await (family === 'qoe' ? sealQoe(clean, until) : sealBusiness(clean, until));
       expect([...(await sealedState(clean, family))].sort()).toEqual([...(await sealedState(liveCh, family))].sort());
     }
-    const tables = [...new Set(ROLES.flatMap((r) => rebuiltTables(processorFor(r, { ch: liveCh, graceMs: 0, allowedLatenessMs: 0 }))))].filter((x) => !sealed.has(x));
+    const tables = [...new Set(ROLES.flatMap((r) => rebuiltTables(processorFor(r, { ch: liveCh, graceMs: 0, allowedLatenessMs: 0 }))))].filter(
+      (x) => !sealed.has(x),
+    );
     const { rows, differences } = await compareTables(liveCh, sc.database, clean.database, [...tables, 'late_events']);
     expect(differences).toEqual([]);
     expect(rows).toBeGreaterThan(before.raw);

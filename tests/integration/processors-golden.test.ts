@@ -44,9 +44,15 @@ const CASES: Case[] = [
   { name: 'safety', graceMs: 60_000, make: () => safetyProcessor({ graceMs: 60_000, allowedLatenessMs: 5_000, lateness: latenessPolicy(loadConfig({}).env) }) },
   { name: 'production', graceMs: 60_000, make: () => productionProcessor({ allowedLatenessMs: 5_000 }) },
   {
-    name: 'churn', graceMs: 3_600_000, make: () => churnProcessor({ graceMs: 3_600_000, allowedLatenessMs: 5_000 }), extraTables: ['churn_scores'],
+    name: 'churn',
+    graceMs: 3_600_000,
+    make: () => churnProcessor({ graceMs: 3_600_000, allowedLatenessMs: 5_000 }),
+    extraTables: ['churn_scores'],
     after: async (ch) => {
-      const [first] = await queryRows<{ d: number }>(ch, `SELECT toInt32(dateDiff('day', toDate('1970-01-01'), min(day))) AS d FROM ${ch.database}.churn_account_daily`);
+      const [first] = await queryRows<{ d: number }>(
+        ch,
+        `SELECT toInt32(dateDiff('day', toDate('1970-01-01'), min(day))) AS d FROM ${ch.database}.churn_account_daily`,
+      );
       await scoreClosedChurnDays(ch, { nowMs: Date.UTC(2030, 0, 1), closeDelayMs: 0, fromDay: Number(first!.d) });
     },
   },
@@ -55,7 +61,13 @@ const CASES: Case[] = [
 async function snapshot(ch: ClickHouse, processor: string, tables: string[]): Promise<Record<string, unknown[]>> {
   const out: Record<string, unknown[]> = {};
   // Topic names differ per run only by their prefix: compare the kind part.
-  const cols = async (table: string) => (await queryRows<{ name: string }>(ch, `SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String}`, { db: ch.database, t: table })).map((r) => r.name);
+  const cols = async (table: string) =>
+    (
+      await queryRows<{ name: string }>(ch, `SELECT name FROM system.columns WHERE database = {db:String} AND table = {t:String}`, {
+        db: ch.database,
+        t: table,
+      })
+    ).map((r) => r.name);
   const select = async (table: string) => {
     const c = await cols(table);
     const parts = c.filter((n) => n !== 'version').map((n) => (n === 'src_topic' ? `replaceRegexpOne(src_topic, '^.*\\.', '') AS src_topic` : `\`${n}\``));
@@ -67,8 +79,15 @@ async function snapshot(ch: ClickHouse, processor: string, tables: string[]): Pr
 }
 
 const deps = (sc: Scenario) => ({
-  brokers: t.kafkaBrokers, groupId: `${sc.groupPrefix}${'x'}`, topicPrefix: sc.topicPrefix, codec: sc.codec, ch: { ...s.ch, database: sc.database },
-  redis: s.redis, redisPrefix: sc.redisPrefix, logger: silentLogger(), metrics: createMetrics(),
+  brokers: t.kafkaBrokers,
+  groupId: `${sc.groupPrefix}${'x'}`,
+  topicPrefix: sc.topicPrefix,
+  codec: sc.codec,
+  ch: { ...s.ch, database: sc.database },
+  redis: s.redis,
+  redisPrefix: sc.redisPrefix,
+  logger: silentLogger(),
+  metrics: createMetrics(),
 });
 
 beforeAll(async () => {

@@ -24,8 +24,16 @@ const KINDS: EventKind[] = ['playback', 'payments', 'gifts', 'moderation', 'jira
 const catalog: GoldenRecord[] = [1, 2, 3].map((i) => ({
   kind: 'catalog',
   event: {
-    event_id: `5c0a7a3e-0000-4000-8000-00000000000${i}`, event_time: 1795168800000 + i, received_time: 1795168800100, content_id: `content-${i}`,
-    title: `Title ${i}`, show_name: i === 3 ? 'Everest Live' : 'Kathmandu Nights', genre: i === 3 ? 'sports' : 'drama', stream_type: i === 3 ? 'live' : 'vod', duration_ms: i === 3 ? null : 2_400_000, creator_id: i === 3 ? 'c1' : null,
+    event_id: `5c0a7a3e-0000-4000-8000-00000000000${i}`,
+    event_time: 1795168800000 + i,
+    received_time: 1795168800100,
+    content_id: `content-${i}`,
+    title: `Title ${i}`,
+    show_name: i === 3 ? 'Everest Live' : 'Kathmandu Nights',
+    genre: i === 3 ? 'sports' : 'drama',
+    stream_type: i === 3 ? 'live' : 'vod',
+    duration_ms: i === 3 ? null : 2_400_000,
+    creator_id: i === 3 ? 'c1' : null,
   },
 }));
 
@@ -34,10 +42,37 @@ function heartbeats(n: number, idPrefix: string, startMs: number, views: number)
   return Array.from({ length: n }, (_, i) => ({
     kind: 'playback',
     event: {
-      event_id: `${idPrefix}-0000-4000-8000-${String(i).padStart(12, '0')}`, event_time: startMs + i * 10, received_time: startMs + i * 10, view_id: `view-${i % views}`, seq: i,
-      event_type: 'heartbeat', player_state: 'playing', playhead_ms: i, viewer_id: 'v', account_id: 'a', content_id: 'c', stream_type: 'vod', creator_id: null,
-      device_category: 'tv', os: 'tizen', app_version: '1.0', cdn: 'akamai', country: 'NP', asn: 1, bitrate_kbps: 800, width: 640, height: 360,
-      error_code: null, error_severity: null, error_business: null, end_reason: null, cum_playing_ms: i, cum_rebuffer_ms: 0, cum_rebuffer_count: 0, cum_seek_ms: 0, cum_bitrate_ms: i * 800,
+      event_id: `${idPrefix}-0000-4000-8000-${String(i).padStart(12, '0')}`,
+      event_time: startMs + i * 10,
+      received_time: startMs + i * 10,
+      view_id: `view-${i % views}`,
+      seq: i,
+      event_type: 'heartbeat',
+      player_state: 'playing',
+      playhead_ms: i,
+      viewer_id: 'v',
+      account_id: 'a',
+      content_id: 'c',
+      stream_type: 'vod',
+      creator_id: null,
+      device_category: 'tv',
+      os: 'tizen',
+      app_version: '1.0',
+      cdn: 'akamai',
+      country: 'NP',
+      asn: 1,
+      bitrate_kbps: 800,
+      width: 640,
+      height: 360,
+      error_code: null,
+      error_severity: null,
+      error_business: null,
+      end_reason: null,
+      cum_playing_ms: i,
+      cum_rebuffer_ms: 0,
+      cum_rebuffer_count: 0,
+      cum_seek_ms: 0,
+      cum_bitrate_ms: i * 800,
     },
   }));
 }
@@ -71,24 +106,60 @@ describe('raw event store', () => {
     ];
     for (const b of bad) await sc.producer.produceRaw(b.topic, 'bad-key', b.value);
 
-    const runner = new ProcessorRunner(rawStoreProcessor(), {
-      brokers: t.kafkaBrokers, groupId: `${sc.groupPrefix}raw-store`, topicPrefix: sc.topicPrefix, codec: sc.codec, ch: { ...s.ch, database: sc.database },
-      redis: s.redis, redisPrefix: sc.redisPrefix, logger: silentLogger(), metrics: createMetrics(), deadLetters: sc.producer,
-    }, { checkpointIntervalMs: 200 });
+    const runner = new ProcessorRunner(
+      rawStoreProcessor(),
+      {
+        brokers: t.kafkaBrokers,
+        groupId: `${sc.groupPrefix}raw-store`,
+        topicPrefix: sc.topicPrefix,
+        codec: sc.codec,
+        ch: { ...s.ch, database: sc.database },
+        redis: s.redis,
+        redisPrefix: sc.redisPrefix,
+        logger: silentLogger(),
+        metrics: createMetrics(),
+        deadLetters: sc.producer,
+      },
+      { checkpointIntervalMs: 200 },
+    );
     await runner.start();
     await waitCaughtUp(s.redis, t.kafkaBrokers, sc, 'raw-store', KINDS);
     await runner.stop();
 
     for (const kind of KINDS) {
-      const want = valid.filter((r) => r.kind === kind).map((r) => r.event.event_id as string).sort();
+      const want = valid
+        .filter((r) => r.kind === kind)
+        .map((r) => r.event.event_id as string)
+        .sort();
       const rows = await queryRows<{ event_id: string }>(s.ch, `SELECT event_id FROM ${sc.database}.raw_${kind} FINAL ORDER BY event_id`);
-      expect(rows.map((r) => r.event_id), kind).toEqual([...new Set(want)].sort());
+      expect(
+        rows.map((r) => r.event_id),
+        kind,
+      ).toEqual([...new Set(want)].sort());
     }
     // Row content survives the trip: a payment, field by field.
     const p = valid.find((r) => r.kind === 'payments')!.event;
-    const [row] = await queryRows<Record<string, unknown>>(s.ch, `SELECT payment_id, account_id, kind, status, amount_minor, currency, method, plan, og_tier, auto_renew, failure_code, country, toUnixTimestamp64Milli(event_time) AS event_time FROM ${sc.database}.raw_payments FINAL WHERE event_id = {id:String}`, { id: p.event_id as string });
+    const [row] = await queryRows<Record<string, unknown>>(
+      s.ch,
+      `SELECT payment_id, account_id, kind, status, amount_minor, currency, method, plan, og_tier, auto_renew, failure_code, country, toUnixTimestamp64Milli(event_time) AS event_time FROM ${sc.database}.raw_payments FINAL WHERE event_id = {id:String}`,
+      { id: p.event_id as string },
+    );
     // Int64 columns come back as strings from a server and as numbers from chdb: compare as numbers.
-    expect({ ...row, amount_minor: Number(row!.amount_minor), event_time: Number(row!.event_time) }).toEqual({ payment_id: p.payment_id, account_id: p.account_id, kind: p.kind, status: p.status, amount_minor: p.amount_minor, currency: p.currency, method: p.method, plan: p.plan, og_tier: p.og_tier, auto_renew: p.auto_renew, failure_code: p.failure_code, country: p.country, event_time: p.event_time });
+    expect({ ...row, amount_minor: Number(row!.amount_minor), event_time: Number(row!.event_time) }).toEqual({
+      payment_id: p.payment_id,
+      account_id: p.account_id,
+      kind: p.kind,
+      status: p.status,
+      amount_minor: p.amount_minor,
+      currency: p.currency,
+      method: p.method,
+      plan: p.plan,
+      og_tier: p.og_tier,
+      auto_renew: p.auto_renew,
+      failure_code: p.failure_code,
+      country: p.country,
+      event_time: p.event_time,
+    });
 
     const dead = await readTopic(t.kafkaBrokers, dlqTopic(sc.topicPrefix), bad.length);
     expect(dead).toHaveLength(bad.length);
@@ -104,7 +175,9 @@ describe('raw event store', () => {
       expect(d.headers[DLQ_HEADERS.errorMessage]!.length).toBeGreaterThan(10);
       expect(d.headers[DLQ_HEADERS.stage]).toBe('raw-store');
     }
-    expect(new Set(dead.map((d) => `${d.headers[DLQ_HEADERS.topic]}/${d.headers[DLQ_HEADERS.partition]}/${d.headers[DLQ_HEADERS.offset]}`)).size).toBe(bad.length);
+    expect(new Set(dead.map((d) => `${d.headers[DLQ_HEADERS.topic]}/${d.headers[DLQ_HEADERS.partition]}/${d.headers[DLQ_HEADERS.offset]}`)).size).toBe(
+      bad.length,
+    );
     await sc.close();
   });
 
@@ -119,10 +192,22 @@ describe('raw event store', () => {
       if (failures-- > 0) throw new RegistryError('schema registry at http://127.0.0.1:1 unreachable: connect ECONNREFUSED', undefined, true);
       return sc.codec.prepare(buffers);
     };
-    const runner = new ProcessorRunner(rawStoreProcessor(), {
-      brokers: t.kafkaBrokers, groupId: `${sc.groupPrefix}raw-store`, topicPrefix: sc.topicPrefix, codec: flaky, ch: { ...s.ch, database: sc.database },
-      redis: s.redis, redisPrefix: sc.redisPrefix, logger: silentLogger(), metrics: createMetrics(), deadLetters: sc.producer,
-    }, { checkpointIntervalMs: 200, consumeBatch: 50 });
+    const runner = new ProcessorRunner(
+      rawStoreProcessor(),
+      {
+        brokers: t.kafkaBrokers,
+        groupId: `${sc.groupPrefix}raw-store`,
+        topicPrefix: sc.topicPrefix,
+        codec: flaky,
+        ch: { ...s.ch, database: sc.database },
+        redis: s.redis,
+        redisPrefix: sc.redisPrefix,
+        logger: silentLogger(),
+        metrics: createMetrics(),
+        deadLetters: sc.producer,
+      },
+      { checkpointIntervalMs: 200, consumeBatch: 50 },
+    );
     await runner.start();
     // Skipped records would never reach a task (their partitions would not catch up) or be
     // jumped over: either way rows are missing below.
@@ -131,8 +216,14 @@ describe('raw event store', () => {
     expect(failures).toBeLessThan(0);
     for (const kind of ['payments', 'gifts', 'playback'] as const) {
       const want = [...new Set(valid.filter((r) => r.kind === kind).map((r) => r.event.event_id as string))].sort();
-      const rows = await queryRows<{ event_id: string; n: number }>(s.ch, `SELECT event_id, count() AS n FROM ${sc.database}.raw_${kind} FINAL GROUP BY event_id ORDER BY event_id`);
-      expect(rows.map((r) => r.event_id), kind).toEqual(want);
+      const rows = await queryRows<{ event_id: string; n: number }>(
+        s.ch,
+        `SELECT event_id, count() AS n FROM ${sc.database}.raw_${kind} FINAL GROUP BY event_id ORDER BY event_id`,
+      );
+      expect(
+        rows.map((r) => r.event_id),
+        kind,
+      ).toEqual(want);
     }
   });
 
@@ -140,10 +231,23 @@ describe('raw event store', () => {
     const sc = await scenario(t, s, 'rebalance');
     const records = heartbeats(6_000, '30000000', Date.UTC(2026, 10, 20, 9), 97);
     // Small batches and frequent checkpoints: many fetches in flight when the group rebalances.
-    const member = (id: string) => new ProcessorRunner(rawStoreProcessor(), {
-      brokers: t.kafkaBrokers, groupId: `${sc.groupPrefix}raw-store`, topicPrefix: sc.topicPrefix, codec: sc.codec, ch: { ...s.ch, database: sc.database },
-      redis: s.redis, redisPrefix: sc.redisPrefix, logger: silentLogger(), metrics: createMetrics(), deadLetters: sc.producer,
-    }, { checkpointIntervalMs: 100, consumeBatch: 20, instanceId: id });
+    const member = (id: string) =>
+      new ProcessorRunner(
+        rawStoreProcessor(),
+        {
+          brokers: t.kafkaBrokers,
+          groupId: `${sc.groupPrefix}raw-store`,
+          topicPrefix: sc.topicPrefix,
+          codec: sc.codec,
+          ch: { ...s.ch, database: sc.database },
+          redis: s.redis,
+          redisPrefix: sc.redisPrefix,
+          logger: silentLogger(),
+          metrics: createMetrics(),
+          deadLetters: sc.producer,
+        },
+        { checkpointIntervalMs: 100, consumeBatch: 20, instanceId: id },
+      );
     const a = member('member-a');
     await a.start();
     const b = member('member-b');
@@ -181,8 +285,16 @@ describe('raw event store', () => {
       },
     });
     const deps = (ch: typeof s.ch) => ({
-      brokers: t.kafkaBrokers, groupId: `${sc.groupPrefix}raw-store`, topicPrefix: sc.topicPrefix, codec: sc.codec, ch: { ...ch, database: sc.database },
-      redis: s.redis, redisPrefix: sc.redisPrefix, logger: silentLogger(), metrics: createMetrics(), deadLetters: sc.producer,
+      brokers: t.kafkaBrokers,
+      groupId: `${sc.groupPrefix}raw-store`,
+      topicPrefix: sc.topicPrefix,
+      codec: sc.codec,
+      ch: { ...ch, database: sc.database },
+      redis: s.redis,
+      redisPrefix: sc.redisPrefix,
+      logger: silentLogger(),
+      metrics: createMetrics(),
+      deadLetters: sc.producer,
     });
     const failing = new ProcessorRunner(rawStoreProcessor(), deps({ ...s.ch, client }), { checkpointIntervalMs: 100, consumeBatch: 50 });
     await failing.start();
@@ -207,7 +319,8 @@ describe('raw event store', () => {
   it('a raw-store process SIGKILLed in the middle of a stream and restarted leaves no gaps and no duplicates', async () => {
     const sc = await scenario(t, s, 'restart');
     const from = Date.UTC(2026, 10, 20, 10);
-    const produce = (offsetS: number, seconds: number) => runSimulation({ seed: 7 + offsetS, ratePerSec: 400, fromMs: from + offsetS * 1000, toMs: from + (offsetS + seconds) * 1000 }, { sink: sc.producer });
+    const produce = (offsetS: number, seconds: number) =>
+      runSimulation({ seed: 7 + offsetS, ratePerSec: 400, fromMs: from + offsetS * 1000, toMs: from + (offsetS + seconds) * 1000 }, { sink: sc.producer });
     const part1 = await produce(0, 30);
     const proc = spawnRoles(t, sc.childEnv({ BATCH_MAX_ROWS: '500' }), 'raw-store', 'restart-1');
     const part2 = produce(30, 60);
@@ -222,7 +335,10 @@ describe('raw event store', () => {
     const total = part1.total + r2.total;
     let stored = 0;
     for (const kind of KINDS) {
-      const [c] = await queryRows<{ rows: string; ids: string; dup: string }>(s.ch, `SELECT count() AS rows, uniqExact(event_id) AS ids, (SELECT count() FROM (SELECT event_id FROM ${sc.database}.raw_${kind} FINAL GROUP BY event_id HAVING count() > 1)) AS dup FROM ${sc.database}.raw_${kind} FINAL`);
+      const [c] = await queryRows<{ rows: string; ids: string; dup: string }>(
+        s.ch,
+        `SELECT count() AS rows, uniqExact(event_id) AS ids, (SELECT count() FROM (SELECT event_id FROM ${sc.database}.raw_${kind} FINAL GROUP BY event_id HAVING count() > 1)) AS dup FROM ${sc.database}.raw_${kind} FINAL`,
+      );
       expect(Number(c!.dup), `${kind} duplicates`).toBe(0);
       expect(Number(c!.rows), `${kind} rows = distinct ids`).toBe(Number(c!.ids));
       stored += Number(c!.rows);

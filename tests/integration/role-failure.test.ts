@@ -25,7 +25,15 @@ let pipeline: Pipeline | null = null;
 /** A checkpoint taken on an older, longer log, for partition 0 of the jira topic. */
 async function staleCheckpoint(redisPrefix: string): Promise<void> {
   const topic = topicSpec(t.config.topicPrefix, 'jira').topic;
-  await redis.hset(`${redisPrefix}ckpt:production:${topic}:0`, 'owner', 'old-owner', 'offset', '1000', 'state', JSON.stringify({ state: null, time: { maxEventMs: 0, watermarkMs: 0, lastRecordAtMs: 0 }, dedup: null }));
+  await redis.hset(
+    `${redisPrefix}ckpt:production:${topic}:0`,
+    'owner',
+    'old-owner',
+    'offset',
+    '1000',
+    'state',
+    JSON.stringify({ state: null, time: { maxEventMs: 0, watermarkMs: 0, lastRecordAtMs: 0 }, dedup: null }),
+  );
 }
 
 beforeAll(async () => {
@@ -43,7 +51,14 @@ describe('a role that fails for good', () => {
     await staleCheckpoint(t.redisPrefix);
     pipeline = await startPipeline(t.config, silentLogger(), createMetrics(), { http: false });
     const codec = await AvroCodec.connect(pipeline.registry!.url, t.config.topicPrefix);
-    const producer = await EventProducer.connect({ brokers: t.kafkaBrokers, clientId: 'role-failure', topicPrefix: t.config.topicPrefix, codec, logger: silentLogger(), metrics: createMetrics() });
+    const producer = await EventProducer.connect({
+      brokers: t.kafkaBrokers,
+      clientId: 'role-failure',
+      topicPrefix: t.config.topicPrefix,
+      codec,
+      logger: silentLogger(),
+      metrics: createMetrics(),
+    });
     await produceRecords(producer, loadGoldenInput('production').slice(0, 3));
     await producer.close();
     await expect(pipeline.failed).rejects.toThrow(/role production failed: .*offset 1000, beyond the end of the log/);
@@ -51,7 +66,10 @@ describe('a role that fails for good', () => {
     const base = `http://127.0.0.1:${(pipeline.metricsApp!.server.address() as { port: number }).port}`;
     const health = await fetch(`${base}/healthz`);
     expect(health.status).toBe(503);
-    expect(await health.json()).toMatchObject({ status: 'failed', failed: [{ role: 'production', error: expect.stringMatching(/replay -- --processor production --from-beginning/) }] });
+    expect(await health.json()).toMatchObject({
+      status: 'failed',
+      failed: [{ role: 'production', error: expect.stringMatching(/replay -- --processor production --from-beginning/) }],
+    });
     const ready = await fetch(`${base}/readyz`);
     expect(ready.status).toBe(503);
     expect(((await ready.json()) as { checks: Record<string, string> }).checks['role:production']).toMatch(/^failed: /);
@@ -60,10 +78,19 @@ describe('a role that fails for good', () => {
   it('as a process: exits non-zero with the error in its log', async () => {
     const prefix = `${t.redisPrefix}proc:`;
     await staleCheckpoint(prefix);
-    const child = spawnRoles(t, {
-      ...t.env, REDIS_PREFIX: prefix, GROUP_PREFIX: `${t.groupPrefix}proc.`, CHDB_PATH: join(t.dataDir, 'chdb-proc'),
-      SCHEMA_REGISTRY_URL: pipeline!.registry!.url, LOG_LEVEL: 'info',
-    }, 'production', 'role-failure-proc');
+    const child = spawnRoles(
+      t,
+      {
+        ...t.env,
+        REDIS_PREFIX: prefix,
+        GROUP_PREFIX: `${t.groupPrefix}proc.`,
+        CHDB_PATH: join(t.dataDir, 'chdb-proc'),
+        SCHEMA_REGISTRY_URL: pipeline!.registry!.url,
+        LOG_LEVEL: 'info',
+      },
+      'production',
+      'role-failure-proc',
+    );
     expect(await child.exited).toBe(1);
     const log = readFileSync(child.logFile, 'utf8');
     expect(log).toMatch(/"event":"streampulse_failed".*"role":"production".*beyond the end of the log/);

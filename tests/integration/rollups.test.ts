@@ -24,8 +24,13 @@ beforeAll(async () => {
   const db = ch.database;
   const t0 = `toDateTime(${T0 / 1000}, 'UTC')`;
   // Per (minute, key, partition): an old version with different counts, then the final one.
-  for (const [version, k] of [[1, 3], [2, 1]] as const) {
-    await command(ch, `
+  for (const [version, k] of [
+    [1, 3],
+    [2, 1],
+  ] as const) {
+    await command(
+      ch,
+      `
       INSERT INTO ${db}.qoe_minute (window_start, cdn, device_category, country, asn, content_id, concurrent_viewers, views_started, startup_ms_samples, playing_ms,
         rebuffer_ms, rebuffer_count, seek_ms, startup_wait_ms, bitrate_kbps_ms, views_ended, plays, vsf_views, ebvs_views, business_exception_views, playback_failure_views,
         fatal_errors, is_final, src_topic, src_partition, version)
@@ -35,24 +40,37 @@ beforeAll(async () => {
         ${k} * (cityHash64(number, 6) % 3000), ${k} * (number % 4), ${k} * (number % 500), ${k} * (number % 700), ${k} * (50000 + number % 9000) * 3000,
         number % 3, number % 2, toUInt64(number % 17 = 0), toUInt64(number % 19 = 0), 0, toUInt64(number % 23 = 0), toUInt64(number % 29 = 0),
         ${version - 1}, 'playback', toUInt16(number % 3), ${version}
-      FROM numbers(${4 * 60 * 40})`);
+      FROM numbers(${4 * 60 * 40})`,
+    );
   }
-  for (const [version, k] of [[1, 2], [2, 1]] as const) {
-    await command(ch, `
+  for (const [version, k] of [
+    [1, 2],
+    [2, 1],
+  ] as const) {
+    await command(
+      ch,
+      `
       INSERT INTO ${db}.kpi_payments_1m (window_start, method, plan, og_tier, country, attempts, succeeded, failed, gross_usd_micros, refunds_usd_micros, chargebacks_usd_micros,
         net_usd_micros, topups, topup_usd_micros, is_final, src_topic, src_partition, version)
       SELECT ${t0} + toIntervalMinute(intDiv(number, 6)), ['card', 'paypal'][1 + number % 2], 'basic', 0, ['US', 'DE', 'BR'][1 + intDiv(number, 2) % 3], ${k} * (2 + number % 4),
         ${k} * (1 + number % 4), ${k}, ${k} * 9990000, 0, 0, ${k} * 9990000, 0, 0, ${version - 1}, 'payments', toUInt16(number % 3), ${version}
-      FROM numbers(${4 * 60 * 6})`);
-    await command(ch, `
+      FROM numbers(${4 * 60 * 6})`,
+    );
+    await command(
+      ch,
+      `
       INSERT INTO ${db}.account_activity_1h (hour, account_id, played, paid, gifted, net_usd_micros, gift_usd_micros, is_final, src_topic, src_partition, version)
       SELECT ${t0} + toIntervalHour(intDiv(number, 300)), concat('a', toString(cityHash64(number) % 500)), 1, toUInt8(number % ${3 + k} = 0), 0, if(number % 7 = 0, -5000000, 9990000 * (number % 3)), 0,
         ${version - 1}, 'payments', toUInt16(number % 3), ${version}
-      FROM numbers(${4 * 300})`);
+      FROM numbers(${4 * 300})`,
+    );
   }
-  await command(ch, `
+  await command(
+    ch,
+    `
     INSERT INTO ${db}.kpi_gifts_1m (window_start, creator_id, sender_account_id, gifts, quantity, coins, value_usd_micros, is_final, src_topic, src_partition, version)
-    SELECT ${t0} + toIntervalMinute(number % 240), 'cr1', concat('a', toString(number % 50)), 1, 1, 10, 100000, 1, 'gifts', 0, 1 FROM numbers(2000)`);
+    SELECT ${t0} + toIntervalMinute(number % 240), 'cr1', concat('a', toString(number % 50)), 1, 1, 10, 100000, 1, 'gifts', 0, 1 FROM numbers(2000)`,
+  );
 });
 
 afterAll(async () => {
@@ -63,11 +81,18 @@ afterAll(async () => {
 const s = (ms: number) => (ms / 1000).toFixed(3);
 
 describe('QoE rollups', () => {
-  it('seal closed buckets only, once, up to each step\'s last whole bucket', async () => {
+  it("seal closed buckets only, once, up to each step's last whole bucket", async () => {
     const done = await sealQoe(ch, SEAL, 1);
-    expect(done.map((d) => [d.name, d.toMs])).toEqual([['qoe_3600', T0 + 2 * H], ['qoe_300', T0 + 2 * H + 15 * 60_000], ['qoe_60', T0 + 2 * H + 17 * 60_000]]);
+    expect(done.map((d) => [d.name, d.toMs])).toEqual([
+      ['qoe_3600', T0 + 2 * H],
+      ['qoe_300', T0 + 2 * H + 15 * 60_000],
+      ['qoe_60', T0 + 2 * H + 17 * 60_000],
+    ]);
     expect(await sealQoe(ch, SEAL, 2)).toEqual([]);
-    const [r] = await queryRows<{ n: string; last: string }>(ch, `SELECT count() AS n, toUnixTimestamp(max(bucket)) AS last FROM ${ch.database}.qoe_minute_rollup WHERE step = 300`);
+    const [r] = await queryRows<{ n: string; last: string }>(
+      ch,
+      `SELECT count() AS n, toUnixTimestamp(max(bucket)) AS last FROM ${ch.database}.qoe_minute_rollup WHERE step = 300`,
+    );
     expect(Number(r!.n)).toBeGreaterThan(0);
     expect(Number(r!.last) * 1000).toBe(T0 + 2 * H + 10 * 60_000);
   });
@@ -123,7 +148,9 @@ describe('QoE rollups', () => {
     const before = await queryRows(ch, `SELECT * EXCEPT version FROM ${db}.qoe_minute_rollup FINAL ORDER BY step, bucket, cdn, device_category, country`);
     await command(ch, `TRUNCATE TABLE ${db}.rollup_sealed_qoe`);
     expect((await sealQoe(ch, SEAL, 3)).length).toBe(QOE_ROLLUP_STEPS.length);
-    expect(await queryRows(ch, `SELECT * EXCEPT version FROM ${db}.qoe_minute_rollup FINAL ORDER BY step, bucket, cdn, device_category, country`)).toEqual(before);
+    expect(await queryRows(ch, `SELECT * EXCEPT version FROM ${db}.qoe_minute_rollup FINAL ORDER BY step, bucket, cdn, device_category, country`)).toEqual(
+      before,
+    );
   });
 
   it('asn and content_id group-bys and filters are not answered from the rollup', () => {
@@ -136,7 +163,7 @@ describe('QoE rollups', () => {
 });
 
 describe('business hourly rollup', () => {
-  it('closed hours hold exactly the view\'s rows', async () => {
+  it("closed hours hold exactly the view's rows", async () => {
     const db = ch.database;
     expect((await sealBusiness(ch, SEAL, 1)).map((d) => d.toMs)).toEqual([T0 + 2 * H]);
     expect((await sealedState(ch, 'business')).get('business_1h')).toBe(T0 + 2 * H);

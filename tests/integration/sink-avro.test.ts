@@ -40,7 +40,9 @@ function traffic(): DriverRecord[] {
   const gen = new TrafficGenerator({ seed: 9, startMs, ratePerSec: 40, moderationCasesPerHour: 600, jiraIssuesPerHour: 300 });
   const events: SimEvent[] = [];
   for (let tMs = startMs; tMs < startMs + 10 * 60_000; ) gen.advanceInto((tMs += 1000), events);
-  const late = events.filter((e) => e.kind === 'payments' || e.kind === 'playback').slice(0, 40)
+  const late = events
+    .filter((e) => e.kind === 'payments' || e.kind === 'playback')
+    .slice(0, 40)
     .map((e, i) => ({ ...e, event: { ...e.event, event_id: `10000000-0000-4000-8000-${String(i).padStart(12, '0')}` } }));
   return [...events, ...late].map((e) => {
     const spec = topicSpec('', e.kind);
@@ -72,7 +74,13 @@ function emittedRows(): Map<string, object[]> {
 function plain(row: object, table: string): object {
   if (!(row instanceof AvroBodyRow)) return row;
   const kind = table.replace(/^raw_/, '') as EventKind;
-  return { ...(avroType(kind).fromBuffer(row.body) as object), src_topic: row.src_topic, src_partition: row.src_partition, src_offset: row.src_offset, version: row.version };
+  return {
+    ...(avroType(kind).fromBuffer(row.body) as object),
+    src_topic: row.src_topic,
+    src_partition: row.src_partition,
+    src_offset: row.src_offset,
+    version: row.version,
+  };
 }
 
 beforeAll(async () => {
@@ -107,12 +115,20 @@ describe('processor tables written as Avro', () => {
       const objects = rows.get(table)!.filter((r) => !(r instanceof AvroBodyRow)) as Array<Record<string, unknown>>;
       if (objects.length === 0) continue;
       const byName = new Map(cols.get(table)!.map((c) => [c.name, c]));
-      const enc = new RowEncoder(table, Object.keys(objects[0]!).map((n) => byName.get(n)!));
+      const enc = new RowEncoder(
+        table,
+        Object.keys(objects[0]!).map((n) => byName.get(n)!),
+      );
       const bad = objects.map((r) => enc.invalid(r)).filter((x) => x !== null);
       expect(bad.slice(0, 3), `${table}: rows that do not fit their columns`).toEqual([]);
     }
 
-    for (const table of tables) await insertRows(json, table, rows.get(table)!.map((r) => plain(r, table)));
+    for (const table of tables)
+      await insertRows(
+        json,
+        table,
+        rows.get(table)!.map((r) => plain(r, table)),
+      );
     expect(await writeTables(avroChdb, rows, { concurrency: 2 })).toBe([...rows.values()].reduce((a, l) => a + l.length, 0));
     await writeTables(avroHttp, rows, { concurrency: 2 });
 
@@ -142,10 +158,14 @@ describe('processor tables written as Avro', () => {
     expect(readdirSync(avroChdb.spoolDir!)).toEqual([]);
     // The good row goes in.
     await writeTables(avroChdb, new Map([['raw_payments', [good]]]), {});
-    expect(await queryRows(json, `SELECT kind, src_topic FROM sink_avro.raw_payments FINAL WHERE event_id = {id:String}`, { id: '20000000-0000-4000-8000-000000000001' })).toEqual([{ kind: 'renewal', src_topic: 'x' }]);
+    expect(
+      await queryRows(json, `SELECT kind, src_topic FROM sink_avro.raw_payments FINAL WHERE event_id = {id:String}`, {
+        id: '20000000-0000-4000-8000-000000000001',
+      }),
+    ).toEqual([{ kind: 'renewal', src_topic: 'x' }]);
   });
 
-  it('spools: one per handle, removed when it closes; a dead process\'s spool is cleared at open', async () => {
+  it("spools: one per handle, removed when it closes; a dead process's spool is cleared at open", async () => {
     const root = join(t.chdbPath, 'spool');
     const dead = join(root, '999999999-deadbeef');
     mkdirSync(dead, { recursive: true });
@@ -165,8 +185,22 @@ describe('processor tables written as Avro', () => {
 
 function paymentRow(): AvroBodyRow {
   const ev = {
-    event_id: '20000000-0000-4000-8000-000000000001', event_time: Date.UTC(2026, 10, 20), received_time: Date.UTC(2026, 10, 20), payment_id: 'p', account_id: 'a',
-    kind: 'renewal', status: 'succeeded', amount_minor: 1, currency: 'USD', method: 'card', plan: 'basic', og_tier: 0, auto_renew: true, period_end: null, failure_code: null, country: 'NP',
+    event_id: '20000000-0000-4000-8000-000000000001',
+    event_time: Date.UTC(2026, 10, 20),
+    received_time: Date.UTC(2026, 10, 20),
+    payment_id: 'p',
+    account_id: 'a',
+    kind: 'renewal',
+    status: 'succeeded',
+    amount_minor: 1,
+    currency: 'USD',
+    method: 'card',
+    plan: 'basic',
+    og_tier: 0,
+    auto_renew: true,
+    period_end: null,
+    failure_code: null,
+    country: 'NP',
   };
   return Object.assign(new AvroBodyRow(avroType('payments').toBuffer(ev), schemaJson('payments'), 0), { src_topic: 'x', src_partition: 0, version: 1 });
 }

@@ -28,10 +28,25 @@ describe('stale checkpoint', () => {
     await produceRecords(sc.producer, loadGoldenInput('production').slice(0, 3));
     const topic = topicSpec(sc.topicPrefix, 'jira').topic;
     // A checkpoint taken on an older, longer log.
-    await s.redis.hset(`${sc.redisPrefix}ckpt:production:${topic}:0`, 'owner', 'old-owner', 'offset', '1000', 'state', JSON.stringify({ state: null, time: { maxEventMs: 0, watermarkMs: 0, lastRecordAtMs: 0 }, dedup: null }));
+    await s.redis.hset(
+      `${sc.redisPrefix}ckpt:production:${topic}:0`,
+      'owner',
+      'old-owner',
+      'offset',
+      '1000',
+      'state',
+      JSON.stringify({ state: null, time: { maxEventMs: 0, watermarkMs: 0, lastRecordAtMs: 0 }, dedup: null }),
+    );
     const runner = new ProcessorRunner(productionProcessor(), {
-      brokers: t.kafkaBrokers, groupId: `${sc.groupPrefix}production`, topicPrefix: sc.topicPrefix, codec: sc.codec, ch: { ...s.ch, database: sc.database },
-      redis: s.redis, redisPrefix: sc.redisPrefix, logger: silentLogger(), metrics: createMetrics(),
+      brokers: t.kafkaBrokers,
+      groupId: `${sc.groupPrefix}production`,
+      topicPrefix: sc.topicPrefix,
+      codec: sc.codec,
+      ch: { ...s.ch, database: sc.database },
+      redis: s.redis,
+      redisPrefix: sc.redisPrefix,
+      logger: silentLogger(),
+      metrics: createMetrics(),
     });
     await runner.start();
     await expect(runner.done()).rejects.toThrow(/offset 1000, beyond the end of the log \(3\).*replay -- --processor production --from-beginning/);

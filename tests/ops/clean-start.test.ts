@@ -54,10 +54,13 @@ describe('npm run stack:up && npm start', () => {
     start.stderr!.pipe(out, { end: false });
     const exited = new Promise<string>((r) => start!.on('exit', (code, signal) => r(code === null ? String(signal) : String(code))));
     const log = () => readFileSync(logFile, 'utf8');
-    await pollUntil(() => {
-      if (start!.exitCode !== null) throw new Error(`npm start exited ${start!.exitCode}:\n${log().slice(-3000)}`);
-      return /"event":"streampulse_started"/.test(log());
-    }, { timeoutMs: 180_000, intervalMs: 250, description: 'npm start: StreamPulse started' }).catch((err) => {
+    await pollUntil(
+      () => {
+        if (start!.exitCode !== null) throw new Error(`npm start exited ${start!.exitCode}:\n${log().slice(-3000)}`);
+        return /"event":"streampulse_started"/.test(log());
+      },
+      { timeoutMs: 180_000, intervalMs: 250, description: 'npm start: StreamPulse started' },
+    ).catch((err) => {
       throw new Error(`${(err as Error).message}\n${log().slice(-3000)}`);
     });
     expect(log()).not.toMatch(/EADDRINUSE/);
@@ -67,14 +70,28 @@ describe('npm run stack:up && npm start', () => {
 
     // Records produced now are processed: the raw store checkpoints past them.
     const codec = await AvroCodec.connect(`http://127.0.0.1:${registryPort}`, t.config.topicPrefix);
-    const producer = await EventProducer.connect({ brokers: t.kafkaBrokers, clientId: 'clean-start', topicPrefix: t.config.topicPrefix, codec, logger: silentLogger(), metrics: createMetrics() });
+    const producer = await EventProducer.connect({
+      brokers: t.kafkaBrokers,
+      clientId: 'clean-start',
+      topicPrefix: t.config.topicPrefix,
+      codec,
+      logger: silentLogger(),
+      metrics: createMetrics(),
+    });
     const input = loadGoldenInput('business').slice(0, 200);
     await produceRecords(producer, input);
     await producer.close();
     const redis = new Redis(t.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 3 });
     await redis.connect();
     try {
-      await waitCaughtUp(redis, t.kafkaBrokers, { topicPrefix: t.config.topicPrefix, redisPrefix: t.redisPrefix }, 'raw-store', [...new Set(input.map((r) => r.kind))], 120_000);
+      await waitCaughtUp(
+        redis,
+        t.kafkaBrokers,
+        { topicPrefix: t.config.topicPrefix, redisPrefix: t.redisPrefix },
+        'raw-store',
+        [...new Set(input.map((r) => r.kind))],
+        120_000,
+      );
     } finally {
       redis.disconnect();
     }

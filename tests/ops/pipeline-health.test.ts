@@ -58,7 +58,14 @@ describe('pipeline health', () => {
     const metricsUrl = `http://127.0.0.1:${(pipeline.metricsApp!.server.address() as { port: number }).port}/metrics`;
     const scrape = async () => (await fetch(metricsUrl)).text();
     const codec = await AvroCodec.connect(pipeline.registry!.url, t.config.topicPrefix);
-    producer = await EventProducer.connect({ brokers: t.kafkaBrokers, clientId: 'pipeline-health', topicPrefix: t.config.topicPrefix, codec, logger: silentLogger(), metrics: createMetrics() });
+    producer = await EventProducer.connect({
+      brokers: t.kafkaBrokers,
+      clientId: 'pipeline-health',
+      topicPrefix: t.config.topicPrefix,
+      codec,
+      logger: silentLogger(),
+      metrics: createMetrics(),
+    });
     const input = loadGoldenInput('production');
     const half = Math.floor(input.length / 2);
     const kinds = [...new Set(input.map((r) => r.kind))];
@@ -66,21 +73,27 @@ describe('pipeline health', () => {
     await waitCaughtUp(redis, t.kafkaBrokers, { topicPrefix: t.config.topicPrefix, redisPrefix: t.redisPrefix }, 'production', kinds, 120_000);
 
     // Running and caught up: the monitor reports its partitions with no lag and no stall.
-    const before = await pollUntil(async () => {
-      const text = await scrape();
-      const lag = sum(text, 'streampulse_consumer_lag_records');
-      return lag.n > 0 && lag.total === 0 ? text : null;
-    }, { timeoutMs: 60_000, intervalMs: 200, description: 'lag 0 reported for production' });
+    const before = await pollUntil(
+      async () => {
+        const text = await scrape();
+        const lag = sum(text, 'streampulse_consumer_lag_records');
+        return lag.n > 0 && lag.total === 0 ? text : null;
+      },
+      { timeoutMs: 60_000, intervalMs: 200, description: 'lag 0 reported for production' },
+    );
     expect(sum(before, 'streampulse_processor_stalled_seconds').total).toBe(0);
     expect(before).toMatch(/^streampulse_watermark_delay_seconds\{processor="production",/m);
 
     // Stop the processor; the log grows behind it.
     await pipeline.runners[0]!.stop();
     await produceRecords(producer, input.slice(half));
-    const after = await pollUntil(async () => {
-      const text = await scrape();
-      return sum(text, 'streampulse_processor_stalled_seconds').total >= 2 ? text : null;
-    }, { timeoutMs: 60_000, intervalMs: 300, description: 'production stalled for 2 s' });
+    const after = await pollUntil(
+      async () => {
+        const text = await scrape();
+        return sum(text, 'streampulse_processor_stalled_seconds').total >= 2 ? text : null;
+      },
+      { timeoutMs: 60_000, intervalMs: 300, description: 'production stalled for 2 s' },
+    );
     expect(sum(after, 'streampulse_consumer_lag_records').total).toBeGreaterThan(0);
     expect(sum(after, 'streampulse_consumer_lag_seconds').total).toBeGreaterThanOrEqual(2);
     expect(after).toMatch(/^streampulse_pipeline_monitor_runs_total\{result="ok"\} [1-9]/m);

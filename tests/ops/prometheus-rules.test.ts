@@ -30,7 +30,9 @@ interface RuleFile {
   groups: Array<{ rules: Array<{ alert?: string; record?: string; expr: string }> }>;
 }
 const rules = (parse(readFileSync(RULES, 'utf8')) as RuleFile).groups.flatMap((g) => g.rules);
-const panelExprs = DASHBOARDS.flatMap((d) => d.panels.flatMap((p) => (p.promql ?? []).map((q) => ({ panel: `${d.title} / ${p.title}`, expr: q.expr.replaceAll('$__rate_interval', '5m') }))));
+const panelExprs = DASHBOARDS.flatMap((d) =>
+  d.panels.flatMap((p) => (p.promql ?? []).map((q) => ({ panel: `${d.title} / ${p.title}`, expr: q.expr.replaceAll('$__rate_interval', '5m') }))),
+);
 
 /** Every series name StreamPulse exports (histograms as their _bucket, _sum and _count series). */
 function exportedNames(): Set<string> {
@@ -62,13 +64,22 @@ describe('Prometheus alert rules', () => {
   });
 
   it('every alert has a test case in which it fires', () => {
-    const tests = parse(readFileSync(join(RULES_DIR, 'pipeline.rules.test.yml'), 'utf8')) as { tests: Array<{ alert_rule_test?: Array<{ alertname: string; exp_alerts: unknown[] }> }> };
+    const tests = parse(readFileSync(join(RULES_DIR, 'pipeline.rules.test.yml'), 'utf8')) as {
+      tests: Array<{ alert_rule_test?: Array<{ alertname: string; exp_alerts: unknown[] }> }>;
+    };
     const firing = new Set(tests.tests.flatMap((t) => (t.alert_rule_test ?? []).filter((a) => a.exp_alerts.length > 0).map((a) => a.alertname)));
     const alerts = rules.filter((r) => r.alert).map((r) => r.alert!);
     expect(alerts.length).toBeGreaterThanOrEqual(5);
     expect(alerts.filter((a) => !firing.has(a))).toEqual([]);
     // The five the issue names.
-    for (const a of ['StreamPulseConsumerLagHigh', 'StreamPulseWatermarkDelayHigh', 'StreamPulseDeadLetterRate', 'StreamPulseIngestErrorRate', 'StreamPulseProcessorStalled']) expect(alerts).toContain(a);
+    for (const a of [
+      'StreamPulseConsumerLagHigh',
+      'StreamPulseWatermarkDelayHigh',
+      'StreamPulseDeadLetterRate',
+      'StreamPulseIngestErrorRate',
+      'StreamPulseProcessorStalled',
+    ])
+      expect(alerts).toContain(a);
   });
 });
 
@@ -81,7 +92,10 @@ describe('Prometheus configurations', () => {
       const local = localPrometheusConfig(loadConfig({ HTTP_PORT: '18080', METRICS_PORT: '19464' }));
       expect(local).toContain('127.0.0.1:18080');
       expect(local).toContain(RULES);
-      for (const [name, text] of [['compose.yml', compose], ['local.yml', local]] as const) {
+      for (const [name, text] of [
+        ['compose.yml', compose],
+        ['local.yml', local],
+      ] as const) {
         writeFileSync(join(dir, name), text);
         const r = promtool('check', 'config', join(dir, name));
         expect(r.status, `${name}: ${r.out}`).toBe(0);
@@ -95,7 +109,22 @@ describe('Prometheus configurations', () => {
 describe('PromQL of the Pipeline health dashboard', () => {
   it('has panels for lag, watermark delay, stalls, in/out, late, dead letters, cycles, checkpoints, sink, outages', () => {
     const all = panelExprs.map((p) => p.expr).join('\n');
-    for (const n of ['streampulse_consumer_lag_records', 'streampulse_consumer_lag_seconds', 'streampulse_watermark_delay_seconds', 'streampulse_processor_stalled_seconds', 'streampulse_consumed_events_total', 'streampulse_sink_rows_total', 'streampulse_late_events_total', 'streampulse_dead_letters_total', 'streampulse_commit_cycle_duration_seconds_bucket', 'streampulse_checkpoint_duration_seconds_bucket', 'streampulse_checkpoint_size_bytes', 'streampulse_sink_duration_seconds_bucket', 'streampulse_sink_errors_total', 'streampulse_dependency_unavailable_seconds_total']) {
+    for (const n of [
+      'streampulse_consumer_lag_records',
+      'streampulse_consumer_lag_seconds',
+      'streampulse_watermark_delay_seconds',
+      'streampulse_processor_stalled_seconds',
+      'streampulse_consumed_events_total',
+      'streampulse_sink_rows_total',
+      'streampulse_late_events_total',
+      'streampulse_dead_letters_total',
+      'streampulse_commit_cycle_duration_seconds_bucket',
+      'streampulse_checkpoint_duration_seconds_bucket',
+      'streampulse_checkpoint_size_bytes',
+      'streampulse_sink_duration_seconds_bucket',
+      'streampulse_sink_errors_total',
+      'streampulse_dependency_unavailable_seconds_total',
+    ]) {
       expect(all, n).toContain(n);
     }
   });
@@ -119,7 +148,11 @@ describe('metric names', () => {
 
   it('every streampulse_ name read by an alert rule or a panel is exported by lib/metrics.ts', () => {
     const read = [...rules.map((r) => ({ where: r.alert ?? r.record!, expr: r.expr })), ...panelExprs.map((p) => ({ where: p.panel, expr: p.expr }))];
-    const missing = read.flatMap((r) => metricNames(r.expr).filter((n) => !exported.has(n)).map((n) => `${r.where}: ${n}`));
+    const missing = read.flatMap((r) =>
+      metricNames(r.expr)
+        .filter((n) => !exported.has(n))
+        .map((n) => `${r.where}: ${n}`),
+    );
     expect(missing).toEqual([]);
   });
 

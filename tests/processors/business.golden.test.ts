@@ -13,7 +13,17 @@ const input = loadGoldenInput('business');
 const expected = loadGoldenExpected<Record<string, any>>('business');
 
 const PAY_KEYS = ['window_start', 'method', 'plan', 'og_tier', 'country'];
-const PAY_VALUES = ['attempts', 'succeeded', 'failed', 'gross_usd_micros', 'refunds_usd_micros', 'chargebacks_usd_micros', 'net_usd_micros', 'topups', 'topup_usd_micros'];
+const PAY_VALUES = [
+  'attempts',
+  'succeeded',
+  'failed',
+  'gross_usd_micros',
+  'refunds_usd_micros',
+  'chargebacks_usd_micros',
+  'net_usd_micros',
+  'topups',
+  'topup_usd_micros',
+];
 const GIFT_KEYS = ['window_start', 'creator_id', 'sender_account_id'];
 const GIFT_VALUES = ['gifts', 'quantity', 'coins', 'value_usd_micros'];
 const ACT_KEYS = ['hour', 'account_id'];

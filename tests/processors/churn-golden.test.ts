@@ -17,7 +17,13 @@ import { migrate } from '../../sinks/clickhouse/migrate.js';
 import { REPO_ROOT } from '../helpers/env.js';
 import { loadGoldenExpected, loadGoldenInput, sumBy, toDriverRecords } from '../helpers/golden.js';
 
-type Expected = { graceMs: number; allowedLatenessMs: number; day: number; churn_scores: Array<Record<string, unknown>>; churn_cohorts: Array<Record<string, unknown>> };
+type Expected = {
+  graceMs: number;
+  allowedLatenessMs: number;
+  day: number;
+  churn_scores: Array<Record<string, unknown>>;
+  churn_cohorts: Array<Record<string, unknown>>;
+};
 const all = loadGoldenInput('churn');
 const expected = loadGoldenExpected<Expected>('churn');
 const KINDS = new Set(['payments', 'playback', 'gifts']);
@@ -31,11 +37,23 @@ const factRows = (d: ProcessorTestDriver<ChurnState>) => {
   d.flush();
   return d.table('churn_account_daily', ['day', 'account_id']) as unknown as ChurnDailyRow[];
 };
-const FACT_VALUES = ['views', 'playing_ms', 'rebuffer_ms', 'vsf', 'playback_failures', 'revenue_usd_micros', 'gift_usd_micros', 'payment_failures', 'downgrades'];
+const FACT_VALUES = [
+  'views',
+  'playing_ms',
+  'rebuffer_ms',
+  'vsf',
+  'playback_failures',
+  'revenue_usd_micros',
+  'gift_usd_micros',
+  'payment_failures',
+  'downgrades',
+];
 const summedFacts = (rows: ChurnDailyRow[]) => sumBy(rows as unknown as Record<string, unknown>[], ['day', 'account_id'], FACT_VALUES);
 
 function expectRows(actual: Array<Record<string, unknown>>, want: Array<Record<string, unknown>>, riskDigits = 6) {
-  expect(actual.map((r) => r.account_id ?? `${r.plan}/${r.tenure_band}/${r.top_genre}`)).toEqual(want.map((r) => r.account_id ?? `${r.plan}/${r.tenure_band}/${r.top_genre}`));
+  expect(actual.map((r) => r.account_id ?? `${r.plan}/${r.tenure_band}/${r.top_genre}`)).toEqual(
+    want.map((r) => r.account_id ?? `${r.plan}/${r.tenure_band}/${r.top_genre}`),
+  );
   actual.forEach((a, i) => {
     for (const [k, v] of Object.entries(want[i]!)) {
       const got = a[k];
@@ -49,14 +67,38 @@ function expectRows(actual: Array<Record<string, unknown>>, want: Array<Record<s
 
 /** The cohort rows the view should give, computed from the scored rows in TS. */
 function cohortsOf(rows: ChurnScoreRow[]) {
-  const m = new Map<string, { plan: string; tenure_band: string; top_genre: string; accounts: number; high_risk_accounts: number; risk: number; revenue_at_risk_usd: number }>();
+  const m = new Map<
+    string,
+    { plan: string; tenure_band: string; top_genre: string; accounts: number; high_risk_accounts: number; risk: number; revenue_at_risk_usd: number }
+  >();
   for (const r of rows) {
     const k = `${r.plan}/${r.tenure_band}/${r.top_genre}`;
-    const c = m.get(k) ?? { plan: r.plan, tenure_band: r.tenure_band, top_genre: r.top_genre, accounts: 0, high_risk_accounts: 0, risk: 0, revenue_at_risk_usd: 0 };
-    c.accounts++; c.high_risk_accounts += r.level === 'high' ? 1 : 0; c.risk += r.risk; c.revenue_at_risk_usd += r.risk * r.revenue_usd_28d;
+    const c = m.get(k) ?? {
+      plan: r.plan,
+      tenure_band: r.tenure_band,
+      top_genre: r.top_genre,
+      accounts: 0,
+      high_risk_accounts: 0,
+      risk: 0,
+      revenue_at_risk_usd: 0,
+    };
+    c.accounts++;
+    c.high_risk_accounts += r.level === 'high' ? 1 : 0;
+    c.risk += r.risk;
+    c.revenue_at_risk_usd += r.risk * r.revenue_usd_28d;
     m.set(k, c);
   }
-  return [...m].sort((a, b) => a[0].localeCompare(b[0])).map(([, c]) => ({ plan: c.plan, tenure_band: c.tenure_band, top_genre: c.top_genre, accounts: c.accounts, high_risk_accounts: c.high_risk_accounts, avg_risk: c.risk / c.accounts, revenue_at_risk_usd: c.revenue_at_risk_usd }));
+  return [...m]
+    .sort((a, b) => a[0].localeCompare(b[0]))
+    .map(([, c]) => ({
+      plan: c.plan,
+      tenure_band: c.tenure_band,
+      top_genre: c.top_genre,
+      accounts: c.accounts,
+      high_risk_accounts: c.high_risk_accounts,
+      avg_risk: c.risk / c.accounts,
+      revenue_at_risk_usd: c.revenue_at_risk_usd,
+    }));
 }
 
 describe('churn golden (in memory)', () => {
@@ -137,17 +179,38 @@ describe('churn golden (in memory)', () => {
       d.pipe(records.slice(210));
       d.flush();
       await insertRows(ch, 'churn_account_daily', d.emitted.get('churn_account_daily')!); // every emitted version: FINAL must pick the newest
-      await insertRows(ch, 'raw_catalog', catalog.map((r, i) => ({ ...r.event, src_topic: 'catalog', src_partition: 0, src_offset: i, version: i + 1 })));
+      await insertRows(
+        ch,
+        'raw_catalog',
+        catalog.map((r, i) => ({ ...r.event, src_topic: 'catalog', src_partition: 0, src_offset: i, version: i + 1 })),
+      );
 
       const written = await scoreChurnDay(ch, DAY, 1);
       expect(written).toEqual(straightScores);
-      const read = async () => (await queryRows<Record<string, unknown>>(ch, `SELECT * EXCEPT (day, version), toInt32(dateDiff('day', toDate('1970-01-01'), day)) AS day_num FROM ${ch.database}.churn_scores FINAL WHERE day = toDate({d:Int32}) ORDER BY account_id`, { d: DAY })).map(({ day_num, ...r }): Record<string, unknown> => ({ ...r, day: day_num }));
+      const read = async () =>
+        (
+          await queryRows<Record<string, unknown>>(
+            ch,
+            `SELECT * EXCEPT (day, version), toInt32(dateDiff('day', toDate('1970-01-01'), day)) AS day_num FROM ${ch.database}.churn_scores FINAL WHERE day = toDate({d:Int32}) ORDER BY account_id`,
+            { d: DAY },
+          )
+        ).map(({ day_num, ...r }): Record<string, unknown> => ({ ...r, day: day_num }));
       const rows = await read();
       expectRows(rows, expected.churn_scores);
-      expectRows(rows, straightScores.map(({ contributions: _c, ...r }): Record<string, unknown> => r), 9);
-      for (const [i, r] of rows.entries()) for (const [k, v] of Object.entries(straightScores[i]!.contributions)) expect(Number((r.contributions as Record<string, unknown>)[k])).toBeCloseTo(v, 9);
+      expectRows(
+        rows,
+        straightScores.map(({ contributions: _c, ...r }): Record<string, unknown> => r),
+        9,
+      );
+      for (const [i, r] of rows.entries())
+        for (const [k, v] of Object.entries(straightScores[i]!.contributions))
+          expect(Number((r.contributions as Record<string, unknown>)[k])).toBeCloseTo(v, 9);
 
-      const cohorts = await queryRows<Record<string, unknown>>(ch, `SELECT * FROM ${ch.database}.churn_cohorts WHERE day = toDate({d:Int32}) ORDER BY plan, tenure_band, top_genre`, { d: DAY });
+      const cohorts = await queryRows<Record<string, unknown>>(
+        ch,
+        `SELECT * FROM ${ch.database}.churn_cohorts WHERE day = toDate({d:Int32}) ORDER BY plan, tenure_band, top_genre`,
+        { d: DAY },
+      );
       expectRows(cohorts, expected.churn_cohorts);
       expectRows(cohorts, cohortsOf(straightScores), 9);
 
@@ -161,7 +224,9 @@ describe('churn golden (in memory)', () => {
       expect(await job(dayEnd + 2 * 3_600_000)).toEqual([]); // D closes at its end + 3 h and is already scored
       expect(await job(dayEnd + 3 * 3_600_000)).toEqual([DAY]); // rescored (late corrections)
       expect(await job(dayEnd + 86_400_000 + 3 * 3_600_000)).toEqual([DAY, DAY + 1]); // D again (one rescore day), then D + 1
-      const next = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM ${ch.database}.churn_scores FINAL WHERE day = toDate({d:Int32})`, { d: DAY + 1 });
+      const next = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM ${ch.database}.churn_scores FINAL WHERE day = toDate({d:Int32})`, {
+        d: DAY + 1,
+      });
       expect(Number(next[0]!.n)).toBe(4);
     } finally {
       await ch.close();

@@ -5,15 +5,30 @@ import { accountInputs, churnScoreRows, NO_PLAN, topGenre, type ChurnDailyRow } 
 
 const DAY0 = 19_844; // 2024-05-01
 const day = (d: number, f: Partial<DailyFacts> = {}): DailyFacts => ({
-  day: d, views: 1, playingMs: 3_600_000, rebufferMs: 0, vsf: 0, playbackFailures: 0, startupMs: [1000], titles: ['c1'],
-  revenueUsdMicros: 0, giftUsdMicros: 0, paymentFailures: 0, downgrades: 0, lastViewMs: d * 86_400_000 + 3_600_000, lastViewBad: false, ...f,
+  day: d,
+  views: 1,
+  playingMs: 3_600_000,
+  rebufferMs: 0,
+  vsf: 0,
+  playbackFailures: 0,
+  startupMs: [1000],
+  titles: ['c1'],
+  revenueUsdMicros: 0,
+  giftUsdMicros: 0,
+  paymentFailures: 0,
+  downgrades: 0,
+  lastViewMs: d * 86_400_000 + 3_600_000,
+  lastViewBad: false,
+  ...f,
 });
 const steadyPay: PaymentState = { plan: 'standard', autoRenew: true, periodEndMs: (DAY0 + 40) * 86_400_000, firstDay: DAY0 - 200 };
 
 describe('churn features', () => {
   it('computes 7/28-day features by hand', () => {
     // 28 days of history: days DAY0-27 .. DAY0, one hour a day, except the last 7 days: half an hour.
-    const days = Array.from({ length: 28 }, (_, i) => DAY0 - 27 + i).map((d) => day(d, d > DAY0 - 7 ? { playingMs: 1_800_000, rebufferMs: 18_000, titles: ['c2'] } : {}));
+    const days = Array.from({ length: 28 }, (_, i) => DAY0 - 27 + i).map((d) =>
+      day(d, d > DAY0 - 7 ? { playingMs: 1_800_000, rebufferMs: 18_000, titles: ['c2'] } : {}),
+    );
     const f = churnFeatures(DAY0, days, steadyPay);
     expect(f.views_7d).toBe(7);
     expect(f.views_28d).toBe(28);
@@ -55,14 +70,38 @@ describe('churn score', () => {
     expect(steady.risk).toBeCloseTo(1 / (1 + Math.exp(3)), 9); // nothing but the intercept
   });
   it('each risk factor raises the score (monotone) and the score stays in [0, 1]', () => {
-    const base = churnFeatures(DAY0, Array.from({ length: 28 }, (_, i) => day(DAY0 - 27 + i)), steadyPay);
+    const base = churnFeatures(
+      DAY0,
+      Array.from({ length: 28 }, (_, i) => day(DAY0 - 27 + i)),
+      steadyPay,
+    );
     const r0 = churnScore(base).risk;
     const worse = [
-      { auto_renew_off: true }, { payment_failures_28d: 1 }, { downgrades_28d: 1 }, { rebuffer_pct_7d: 3 }, { vsf_7d: 1 },
-      { startup_p95_ms_7d: 5000 }, { last_session_bad: true }, { trend: 0.5 }, { days_since_last_view: 14 }, { tenure_days: 3 },
+      { auto_renew_off: true },
+      { payment_failures_28d: 1 },
+      { downgrades_28d: 1 },
+      { rebuffer_pct_7d: 3 },
+      { vsf_7d: 1 },
+      { startup_p95_ms_7d: 5000 },
+      { last_session_bad: true },
+      { trend: 0.5 },
+      { days_since_last_view: 14 },
+      { tenure_days: 3 },
     ];
     for (const w of worse) expect(churnScore({ ...base, ...w }).risk, JSON.stringify(w)).toBeGreaterThan(r0);
-    const worst = churnScore({ ...base, auto_renew_off: true, payment_failures_28d: 9, downgrades_28d: 9, rebuffer_pct_7d: 90, vsf_7d: 9, startup_p95_ms_7d: 60000, last_session_bad: true, trend: 0, days_since_last_view: null, tenure_days: 1 });
+    const worst = churnScore({
+      ...base,
+      auto_renew_off: true,
+      payment_failures_28d: 9,
+      downgrades_28d: 9,
+      rebuffer_pct_7d: 90,
+      vsf_7d: 9,
+      startup_p95_ms_7d: 60000,
+      last_session_bad: true,
+      trend: 0,
+      days_since_last_view: null,
+      tenure_days: 1,
+    });
     expect(worst.risk).toBeLessThanOrEqual(1);
     expect(worst.level).toBe('high');
     expect(worst.reasons.length).toBe(3);
@@ -71,8 +110,27 @@ describe('churn score', () => {
 
 describe('day-close scoring inputs (churn-scores.ts, pure)', () => {
   const row = (d: number, account: string, f: Partial<ChurnDailyRow> = {}): ChurnDailyRow => ({
-    day: d, account_id: account, views: 0, playing_ms: 0, rebuffer_ms: 0, vsf: 0, playback_failures: 0, startup_ms: [], titles: [], revenue_usd_micros: 0,
-    gift_usd_micros: 0, payment_failures: 0, downgrades: 0, last_view_time: null, last_view_bad: 0, pay_state_time: null, plan: '', auto_renew: 1, period_end: null, first_payment_time: null, ...f,
+    day: d,
+    account_id: account,
+    views: 0,
+    playing_ms: 0,
+    rebuffer_ms: 0,
+    vsf: 0,
+    playback_failures: 0,
+    startup_ms: [],
+    titles: [],
+    revenue_usd_micros: 0,
+    gift_usd_micros: 0,
+    payment_failures: 0,
+    downgrades: 0,
+    last_view_time: null,
+    last_view_bad: 0,
+    pay_state_time: null,
+    plan: '',
+    auto_renew: 1,
+    period_end: null,
+    first_payment_time: null,
+    ...f,
   });
   it('sums partial rows of source partitions; the last view and the latest payment state win', () => {
     const ms = DAY0 * 86_400_000;
@@ -90,12 +148,23 @@ describe('day-close scoring inputs (churn-scores.ts, pure)', () => {
   it('scores accounts active in 28 days or with a running period; top genre by title-days', () => {
     const ms = DAY0 * 86_400_000;
     const rows = [
-      row(DAY0 - 1, 'active', { views: 2, titles: ['x', 'y'] }), row(DAY0, 'active', { views: 1, titles: ['y'] }),
+      row(DAY0 - 1, 'active', { views: 2, titles: ['x', 'y'] }),
+      row(DAY0, 'active', { views: 1, titles: ['y'] }),
       row(DAY0 - 60, 'paid-idle', { pay_state_time: ms - 60 * 86_400_000, plan: 'standard', period_end: ms + 5 * 86_400_000 }),
       row(DAY0 - 60, 'gone', { views: 1, pay_state_time: ms - 60 * 86_400_000, plan: 'standard', period_end: ms - 30 * 86_400_000 }),
     ];
-    const out = churnScoreRows(DAY0, rows, new Map([['x', 'news'], ['y', 'drama']]));
-    expect(out.map((r) => [r.account_id, r.top_genre, r.plan])).toEqual([['active', 'drama', NO_PLAN], ['paid-idle', 'none', 'standard']]);
+    const out = churnScoreRows(
+      DAY0,
+      rows,
+      new Map([
+        ['x', 'news'],
+        ['y', 'drama'],
+      ]),
+    );
+    expect(out.map((r) => [r.account_id, r.top_genre, r.plan])).toEqual([
+      ['active', 'drama', NO_PLAN],
+      ['paid-idle', 'none', 'standard'],
+    ]);
     expect(topGenre(DAY0, accountInputs(DAY0, [row(DAY0, 'b', { titles: ['q', 'x'] })]).get('b')!.days, new Map([['x', 'news']]))).toBe('news'); // tie 1–1: 'news' < 'unknown'
   });
 });

@@ -13,20 +13,64 @@ import { REPO_ROOT } from '../helpers/env.js';
 const T0 = Date.UTC(2024, 4, 1, 10);
 let n = 0;
 const uuid = () => `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`;
-const pb = (view: string, s: number, type: string, f: Record<string, unknown> = {}) => ({ kind: 'playback' as const, key: view, event: {
-  event_id: uuid(), event_time: T0 + s * 1000, view_id: view, seq: s, event_type: type, player_state: 'playing', playhead_ms: 0, viewer_id: 'u1', account_id: 'a1',
-  content_id: `c-${view}`, stream_type: 'vod', device_category: 'tv', os: 'tizen', app_version: '1', cdn: 'x', country: 'NP', asn: 1, ...f } });
-const pay = (s: number, kind: string, status: string) => ({ kind: 'payments' as const, key: 'a1', event: {
-  event_id: uuid(), event_time: T0 + s * 1000, payment_id: uuid(), account_id: 'a1', kind, status, amount_minor: 999, currency: 'USD', method: 'card', plan: 'standard', og_tier: 0, auto_renew: true, period_end: T0 + 30 * 86_400_000, country: 'NP' } });
+const pb = (view: string, s: number, type: string, f: Record<string, unknown> = {}) => ({
+  kind: 'playback' as const,
+  key: view,
+  event: {
+    event_id: uuid(),
+    event_time: T0 + s * 1000,
+    view_id: view,
+    seq: s,
+    event_type: type,
+    player_state: 'playing',
+    playhead_ms: 0,
+    viewer_id: 'u1',
+    account_id: 'a1',
+    content_id: `c-${view}`,
+    stream_type: 'vod',
+    device_category: 'tv',
+    os: 'tizen',
+    app_version: '1',
+    cdn: 'x',
+    country: 'NP',
+    asn: 1,
+    ...f,
+  },
+});
+const pay = (s: number, kind: string, status: string) => ({
+  kind: 'payments' as const,
+  key: 'a1',
+  event: {
+    event_id: uuid(),
+    event_time: T0 + s * 1000,
+    payment_id: uuid(),
+    account_id: 'a1',
+    kind,
+    status,
+    amount_minor: 999,
+    currency: 'USD',
+    method: 'card',
+    plan: 'standard',
+    og_tier: 0,
+    auto_renew: true,
+    period_end: T0 + 30 * 86_400_000,
+    country: 'NP',
+  },
+});
 const input = [
   pay(0, 'renewal', 'failed'),
-  pb('v1', 1, 'view_start'), pb('v1', 3, 'first_frame'), pb('v1', 13, 'heartbeat', { cum_playing_ms: 10_000, cum_rebuffer_ms: 0 }),
-  pb('v2', 20, 'view_start'), pb('v1', 23, 'heartbeat', { cum_playing_ms: 20_000, cum_rebuffer_ms: 1_000 }),
+  pb('v1', 1, 'view_start'),
+  pb('v1', 3, 'first_frame'),
+  pb('v1', 13, 'heartbeat', { cum_playing_ms: 10_000, cum_rebuffer_ms: 0 }),
+  pb('v2', 20, 'view_start'),
+  pb('v1', 23, 'heartbeat', { cum_playing_ms: 20_000, cum_rebuffer_ms: 1_000 }),
   pb('v1', 23, 'heartbeat', { cum_playing_ms: 20_000, cum_rebuffer_ms: 1_000 }), // duplicate heartbeat: harmless
   pb('v2', 25, 'error', { error_severity: 'fatal', error_business: false, player_state: 'error' }),
   pay(30, 'renewal', 'succeeded'),
   pb('v1', 40, 'view_end', { cum_playing_ms: 30_000, cum_rebuffer_ms: 1_000 }),
-  pb('v3', 86_400, 'view_start'), pb('v3', 86_402, 'first_frame'), pb('v3', 86_460, 'view_end', { cum_playing_ms: 58_000, cum_rebuffer_ms: 0 }),
+  pb('v3', 86_400, 'view_start'),
+  pb('v3', 86_402, 'first_frame'),
+  pb('v3', 86_460, 'view_end', { cum_playing_ms: 58_000, cum_rebuffer_ms: 0 }),
 ];
 const partitionOf = (key: string, k: number) => createHash('md5').update(key).digest().readUInt32BE(0) % k;
 
@@ -49,7 +93,8 @@ function facts(d: ProcessorTestDriver<unknown>) {
   for (const r of d.table('churn_account_daily', ['day', 'account_id'])) {
     const k = `${r.day}/${r.account_id}`;
     const a = m.get(k) ?? { views: 0, playing_ms: 0, rebuffer_ms: 0, vsf: 0, playback_failures: 0, revenue_usd_micros: 0, payment_failures: 0, startups: 0 };
-    for (const f of ['views', 'playing_ms', 'rebuffer_ms', 'vsf', 'playback_failures', 'revenue_usd_micros', 'payment_failures'] as const) a[f]! += r[f] as number;
+    for (const f of ['views', 'playing_ms', 'rebuffer_ms', 'vsf', 'playback_failures', 'revenue_usd_micros', 'payment_failures'] as const)
+      a[f]! += r[f] as number;
     a.startups! += (r.startup_ms as number[]).length;
     m.set(k, a);
   }
@@ -64,11 +109,33 @@ describe('churn daily facts', () => {
   it('hand-computed facts', () => {
     const day0 = Math.floor(T0 / 86_400_000);
     expect(straight).toEqual({
-      [`${day0}/a1`]: { views: 2, playing_ms: 30_000, rebuffer_ms: 1_000, vsf: 1, playback_failures: 0, revenue_usd_micros: 9_990_000, payment_failures: 1, startups: 1 },
-      [`${day0 + 1}/a1`]: { views: 1, playing_ms: 58_000, rebuffer_ms: 0, vsf: 0, playback_failures: 0, revenue_usd_micros: 0, payment_failures: 0, startups: 1 },
+      [`${day0}/a1`]: {
+        views: 2,
+        playing_ms: 30_000,
+        rebuffer_ms: 1_000,
+        vsf: 1,
+        playback_failures: 0,
+        revenue_usd_micros: 9_990_000,
+        payment_failures: 1,
+        startups: 1,
+      },
+      [`${day0 + 1}/a1`]: {
+        views: 1,
+        playing_ms: 58_000,
+        rebuffer_ms: 0,
+        vsf: 0,
+        playback_failures: 0,
+        revenue_usd_micros: 0,
+        payment_failures: 0,
+        startups: 1,
+      },
     });
   });
-  it.each([[1, 4], [3, undefined], [4, 7]])('same facts with %i partitions, crash after %s', (parts, crash) => {
+  it.each([
+    [1, 4],
+    [3, undefined],
+    [4, 7],
+  ])('same facts with %i partitions, crash after %s', (parts, crash) => {
     expect(facts(run(parts, crash))).toEqual(straight);
   });
   const chdbPath = join(REPO_ROOT, '.data/test', `churn-${process.pid}-${Date.now()}`);
@@ -78,8 +145,14 @@ describe('churn daily facts', () => {
     try {
       await migrate(ch);
       await insertRows(ch, 'churn_account_daily', run(3, 5).emitted.get('churn_account_daily')!);
-      const rows = await queryRows<Record<string, unknown>>(ch, `SELECT toString(day) AS day, sum(views) AS views, sum(playing_ms) AS playing, sum(payment_failures) AS pf FROM ${ch.database}.churn_account_daily FINAL GROUP BY day ORDER BY day`);
-      expect(rows.map((r) => [r.day, Number(r.views), Number(r.playing), Number(r.pf)])).toEqual([['2024-05-01', 2, 30_000, 1], ['2024-05-02', 1, 58_000, 0]]);
+      const rows = await queryRows<Record<string, unknown>>(
+        ch,
+        `SELECT toString(day) AS day, sum(views) AS views, sum(playing_ms) AS playing, sum(payment_failures) AS pf FROM ${ch.database}.churn_account_daily FINAL GROUP BY day ORDER BY day`,
+      );
+      expect(rows.map((r) => [r.day, Number(r.views), Number(r.playing), Number(r.pf)])).toEqual([
+        ['2024-05-01', 2, 30_000, 1],
+        ['2024-05-02', 1, 58_000, 0],
+      ]);
     } finally {
       await ch.close();
     }

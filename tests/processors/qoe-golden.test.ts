@@ -7,10 +7,29 @@ import { validateEvent } from '../../contracts/validate.js';
 
 type Row = Record<string, unknown>;
 const dir = new URL('../golden/qoe/', import.meta.url);
-const input = readFileSync(new URL('input.jsonl', dir), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: 'playback'; event: Row });
+const input = readFileSync(new URL('input.jsonl', dir), 'utf8')
+  .trim()
+  .split('\n')
+  .map((l) => JSON.parse(l) as { kind: 'playback'; event: Row });
 const expected = JSON.parse(readFileSync(new URL('expected.json', dir), 'utf8')) as { qoe_views: Row[]; qoe_minute: Row[] };
 const MINUTE_KEY = ['window_start', 'cdn', 'device_category', 'country', 'asn', 'content_id'];
-const SUMS = ['concurrent_viewers', 'views_started', 'playing_ms', 'rebuffer_ms', 'rebuffer_count', 'seek_ms', 'startup_wait_ms', 'bitrate_kbps_ms', 'views_ended', 'plays', 'vsf_views', 'ebvs_views', 'business_exception_views', 'playback_failure_views', 'fatal_errors'];
+const SUMS = [
+  'concurrent_viewers',
+  'views_started',
+  'playing_ms',
+  'rebuffer_ms',
+  'rebuffer_count',
+  'seek_ms',
+  'startup_wait_ms',
+  'bitrate_kbps_ms',
+  'views_ended',
+  'plays',
+  'vsf_views',
+  'ebvs_views',
+  'business_exception_views',
+  'playback_failure_views',
+  'fatal_errors',
+];
 
 /** Partition = order of the view's first appearance mod n (the tail views G1..G3 land in every partition for n ≤ 3). */
 function records(n: number): DriverRecord[] {
@@ -32,11 +51,16 @@ function minutes(d: ProcessorTestDriver<unknown>): Row[] {
   for (const r of d.table('qoe_minute', MINUTE_KEY)) {
     const k = JSON.stringify(MINUTE_KEY.map((c) => r[c]));
     let acc = out.get(k);
-    if (!acc) out.set(k, (acc = { ...Object.fromEntries(MINUTE_KEY.map((c) => [c, r[c]])), ...Object.fromEntries(SUMS.map((c) => [c, 0])), samples: [] as number[] }));
+    if (!acc)
+      out.set(k, (acc = { ...Object.fromEntries(MINUTE_KEY.map((c) => [c, r[c]])), ...Object.fromEntries(SUMS.map((c) => [c, 0])), samples: [] as number[] }));
     for (const c of SUMS) (acc[c] as number) += r[c] as number;
     (acc.samples as number[]).push(...(r.startup_ms_samples as number[]));
   }
-  return [...out.values()].map(({ samples, ...r }) => ({ ...r, startup_p50_ms: nearestRank(samples as number[], 0.5), startup_p95_ms: nearestRank(samples as number[], 0.95) }));
+  return [...out.values()].map(({ samples, ...r }) => ({
+    ...r,
+    startup_p50_ms: nearestRank(samples as number[], 0.5),
+    startup_p95_ms: nearestRank(samples as number[], 0.95),
+  }));
 }
 
 function expectRows(actual: Row[], want: Row[], key: string[]): void {

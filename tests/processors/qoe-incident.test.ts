@@ -29,20 +29,36 @@ afterAll(async () => {
 
 describe('cdn-degradation in the one-minute QoE table', () => {
   it('raises rebuffer % of the degraded CDN only', async () => {
-    const gen = new TrafficGenerator({ seed: 3, startMs: START, ratePerSec: 120, diurnal: false, incidents: [{ name: 'cdn-degradation', target: 'akamai', startMs: INCIDENT_AT, durationMs: 30 * MIN }] });
+    const gen = new TrafficGenerator({
+      seed: 3,
+      startMs: START,
+      ratePerSec: 120,
+      diurnal: false,
+      incidents: [{ name: 'cdn-degradation', target: 'akamai', startMs: INCIDENT_AT, durationMs: 30 * MIN }],
+    });
     const d = new ProcessorTestDriver(qoeProcessor({ graceMs: 60_000, allowedLatenessMs: 5_000 }));
     for (let m = 1; m <= 60; m++) {
       const batch = gen.advance(START + m * MIN).filter((e) => e.kind === 'playback');
-      d.pipe(batch.map((e) => ({ kind: 'playback' as const, event: e.event as unknown as Record<string, unknown>, partition: partitionOf(String((e.event as { view_id: string }).view_id), 3) })));
+      d.pipe(
+        batch.map((e) => ({
+          kind: 'playback' as const,
+          event: e.event as unknown as Record<string, unknown>,
+          partition: partitionOf(String((e.event as { view_id: string }).view_id), 3),
+        })),
+      );
       d.flush();
     }
     await insertRows(ch, 'qoe_minute', d.emitted.get('qoe_minute') ?? []);
-    const rows = await queryRows<{ cdn: string; phase: string; rebuffer_pct: number }>(ch, `
+    const rows = await queryRows<{ cdn: string; phase: string; rebuffer_pct: number }>(
+      ch,
+      `
       SELECT cdn, multiIf(window_start < toDateTime({at:UInt32}), 'before', window_start >= toDateTime({settled:UInt32}), 'during', 'onset') AS phase,
         100 * sum(rebuffer_ms) / sum(watch_ms) AS rebuffer_pct
       FROM ${ch.database}.qoe_minute_all
       WHERE window_start >= toDateTime({from:UInt32}) AND window_start < toDateTime({to:UInt32})
-      GROUP BY cdn, phase HAVING phase != 'onset' ORDER BY cdn, phase`, { at: INCIDENT_AT / 1000, settled: INCIDENT_AT / 1000 + 5 * 60, from: START / 1000 + 5 * 60, to: START / 1000 + 59 * 60 });
+      GROUP BY cdn, phase HAVING phase != 'onset' ORDER BY cdn, phase`,
+      { at: INCIDENT_AT / 1000, settled: INCIDENT_AT / 1000 + 5 * 60, from: START / 1000 + 5 * 60, to: START / 1000 + 59 * 60 },
+    );
     const pct = (cdn: string, phase: string) => Number(rows.find((r) => r.cdn === cdn && r.phase === phase)?.rebuffer_pct);
     const cdns = [...new Set(rows.map((r) => r.cdn))];
     expect(cdns).toContain('akamai');

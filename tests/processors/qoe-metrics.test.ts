@@ -12,7 +12,7 @@ describe('qoe formulas', () => {
   it('smoothness score: formula, not the rounded doc examples (qoe.md §1.8)', () => {
     expect(smoothnessScore(0, 0)).toBe(100);
     // 5-min video with one 5 s stall: avg(89.44, 84.88) ≈ 87.16 (Mux doc says 85).
-    expect(smoothnessScore(1, 5 / 305)).toBeCloseTo((100 / Math.sqrt(1.25) + 100 * Math.exp(-10 * 5 / 305)) / 2, 10);
+    expect(smoothnessScore(1, 5 / 305)).toBeCloseTo((100 / Math.sqrt(1.25) + 100 * Math.exp((-10 * 5) / 305)) / 2, 10);
     expect(smoothnessScore(1, 5 / 305)).toBeCloseTo(87.16, 1);
     expect(smoothnessScore(2, 5000 / 60000)).toBeCloseTo(57.085249, 5);
   });
@@ -37,14 +37,34 @@ describe('qoe formulas', () => {
   });
 
   it('per-view metrics', () => {
-    const m = viewMetrics({ startMs: 0, endMs: 60_000, firstFrameMs: 2000, fatalErrorMs: null, businessErrorMs: null,
-      counters: { playingMs: 53_000, rebufferMs: 5000, rebufferCount: 2, seekMs: 0, bitrateKbpsMs: 160_000_000 } });
+    const m = viewMetrics({
+      startMs: 0,
+      endMs: 60_000,
+      firstFrameMs: 2000,
+      fatalErrorMs: null,
+      businessErrorMs: null,
+      counters: { playingMs: 53_000, rebufferMs: 5000, rebufferCount: 2, seekMs: 0, bitrateKbpsMs: 160_000_000 },
+    });
     expect(m).toMatchObject({ outcome: 'play', startupMs: 2000, watchMs: 60_000, rebufferPerMin: 2, startupScore: 80, playbackSuccessScore: 100 });
     expect(m.rebufferPct).toBeCloseTo(8.3333333, 6);
     expect(m.weightedAvgBitrateKbps).toBeCloseTo(3018.867925, 5);
-    const ebvs = viewMetrics({ startMs: 0, endMs: 13_000, firstFrameMs: null, fatalErrorMs: null, businessErrorMs: null,
-      counters: { playingMs: 0, rebufferMs: 0, rebufferCount: 0, seekMs: 0, bitrateKbpsMs: 0 } });
-    expect(ebvs).toMatchObject({ outcome: 'ebvs', startupMs: null, watchMs: 13_000, startupScore: null, smoothnessScore: null, weightedAvgBitrateKbps: null, playbackSuccessScore: 50 });
+    const ebvs = viewMetrics({
+      startMs: 0,
+      endMs: 13_000,
+      firstFrameMs: null,
+      fatalErrorMs: null,
+      businessErrorMs: null,
+      counters: { playingMs: 0, rebufferMs: 0, rebufferCount: 0, seekMs: 0, bitrateKbpsMs: 0 },
+    });
+    expect(ebvs).toMatchObject({
+      outcome: 'ebvs',
+      startupMs: null,
+      watchMs: 13_000,
+      startupScore: null,
+      smoothnessScore: null,
+      weightedAvgBitrateKbps: null,
+      playbackSuccessScore: 50,
+    });
   });
 
   it('nearest-rank quantiles', () => {

@@ -17,7 +17,10 @@ import { migrate, MIGRATIONS_DIR } from '../../sinks/clickhouse/migrate.js';
 import { REPO_ROOT } from '../helpers/env.js';
 
 const DIR = join(REPO_ROOT, 'tests/golden/safety');
-const input = readFileSync(join(DIR, 'input.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { kind: 'moderation'; event: Record<string, unknown> });
+const input = readFileSync(join(DIR, 'input.jsonl'), 'utf8')
+  .trim()
+  .split('\n')
+  .map((l) => JSON.parse(l) as { kind: 'moderation'; event: Record<string, unknown> });
 const expected = JSON.parse(readFileSync(join(DIR, 'expected.json'), 'utf8'));
 const COUNT_KEY = ['event_type', 'policy', 'severity', 'detection_source', 'action_type', 'outcome'] as const;
 
@@ -40,16 +43,21 @@ function run(partitions: number, crashAfter?: number) {
 }
 
 function summary(d: ProcessorTestDriver<unknown>) {
-  const cases = d.table('safety_cases', ['case_id']).map((r) => {
-    const { src_topic: _t, src_partition: _p, version: _v, target_type: _tt, ...rest } = r;
-    return rest;
-  }).sort((a, b) => String(a.case_id).localeCompare(String(b.case_id)));
+  const cases = d
+    .table('safety_cases', ['case_id'])
+    .map((r) => {
+      const { src_topic: _t, src_partition: _p, version: _v, target_type: _tt, ...rest } = r;
+      return rest;
+    })
+    .sort((a, b) => String(a.case_id).localeCompare(String(b.case_id)));
   const sums = new Map<string, number>();
   for (const r of d.table('safety_events_1m', ['window_start', ...COUNT_KEY, 'target_type'])) {
     const k = JSON.stringify(COUNT_KEY.map((c) => r[c]));
     sums.set(k, (sums.get(k) ?? 0) + (r.events as number));
   }
-  const counts = [...sums].map(([k, events]) => ({ ...Object.fromEntries(COUNT_KEY.map((c, i) => [c, JSON.parse(k)[i]])), events })).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+  const counts = [...sums]
+    .map(([k, events]) => ({ ...Object.fromEntries(COUNT_KEY.map((c, i) => [c, JSON.parse(k)[i]])), events }))
+    .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
   const late = (d.emitted.get('late_events') ?? []).map((r) => ({ event_id: r.event_id, reason: r.reason }));
   const uniqLate = [...new Map(late.map((l) => [l.event_id, l])).values()].sort((a, b) => String(a.event_id).localeCompare(String(b.event_id)));
   return { cases, counts, late: uniqLate };
@@ -60,7 +68,10 @@ const sortCounts = (x: unknown[]) => [...x].sort((a, b) => JSON.stringify(a).loc
 describe('safety case model (pure)', () => {
   const base = input[0]!.event as unknown as ModerationEvent;
   it('is independent of arrival order and ignores duplicates', () => {
-    const evs = input.filter((r) => r.event.case_id === 'C1').slice(0, 6).map((r) => r.event as unknown as ModerationEvent);
+    const evs = input
+      .filter((r) => r.event.case_id === 'C1')
+      .slice(0, 6)
+      .map((r) => r.event as unknown as ModerationEvent);
     const a = newCase(base);
     for (const e of evs) applyEvent(a, e);
     const b = newCase(base);
@@ -68,7 +79,7 @@ describe('safety case model (pure)', () => {
     expect(caseRow(b)).toEqual(caseRow(a));
     expect(applyEvent(a, evs[0]!)).toBe(false);
   });
-  it('percentiles are nearest rank, sorted[ceil(q·n)] (the catalog\'s one method, issue 18); score formula', () => {
+  it("percentiles are nearest rank, sorted[ceil(q·n)] (the catalog's one method, issue 18); score formula", () => {
     // Time to action of C1-C4 sorted: 0, 60 000, 600 000, 1 800 000 (n = 4).
     // Median: ceil(0.5 × 4) = 2nd = 60 000 (the interpolating quantileExactInclusive gave 330 000).
     expect(nearestRank([600000, 60000, 1800000, 0], 0.5)).toBe(60000);
@@ -108,7 +119,18 @@ describe('safety golden', () => {
   });
   it('forgets an idle case after the horizon; a straggler then goes to late_events', () => {
     const d = new ProcessorTestDriver(safetyProcessor({ caseHorizonMs: 3_600_000 }));
-    const e = (n: number, s: number, c: string, type: string, extra = {}) => ({ kind: 'moderation' as const, partition: 0, event: { ...input[0]!.event, event_id: `00000000-0000-4000-8000-${String(900 + n).padStart(12, '0')}`, event_time: (input[0]!.event.event_time as number) + s * 1000, case_id: c, event_type: type, ...extra } });
+    const e = (n: number, s: number, c: string, type: string, extra = {}) => ({
+      kind: 'moderation' as const,
+      partition: 0,
+      event: {
+        ...input[0]!.event,
+        event_id: `00000000-0000-4000-8000-${String(900 + n).padStart(12, '0')}`,
+        event_time: (input[0]!.event.event_time as number) + s * 1000,
+        case_id: c,
+        event_type: type,
+        ...extra,
+      },
+    });
     d.pipe([e(1, 0, 'X', 'report_created'), e(2, 4 * 3600, 'Y', 'report_created')]);
     const st = d.checkpoint().get('moderation/0')!.snapshot.state as { cases: Array<[string]> };
     expect(st.cases.map((c) => c[0])).toEqual(['Y']);
@@ -129,7 +151,14 @@ describe('005_safety on embedded ClickHouse', () => {
     await insertRows(ch, 'safety_events_1m', d.emitted.get('safety_events_1m')!);
     const T0 = Date.UTC(2024, 4, 1) / 1000;
     const views = Object.entries(expected.playback_views_fixture as Record<string, number>).flatMap(([creator, n]) =>
-      Array.from({ length: n }, (_, i) => ({ event_id: `00000000-0000-4000-9000-${creator}${i}`.padEnd(36, '0'), event_time: T0, view_id: `${creator}-v${i}`, creator_id: creator, version: 1 })));
+      Array.from({ length: n }, (_, i) => ({
+        event_id: `00000000-0000-4000-9000-${creator}${i}`.padEnd(36, '0'),
+        event_time: T0,
+        view_id: `${creator}-v${i}`,
+        creator_id: creator,
+        version: 1,
+      })),
+    );
     await insertRows(ch, 'raw_playback', views);
   }, 120_000);
   afterAll(async () => {
@@ -138,9 +167,31 @@ describe('005_safety on embedded ClickHouse', () => {
   });
 
   it('safety_cases FINAL holds the hand-computed cases', async () => {
-    const rows = await queryRows<Record<string, unknown>>(ch, `SELECT case_id, time_to_action_ms, proactive, violation, appealed, appeal_outcome, toUnixTimestamp64Milli(action_time) AS action_ms FROM ${ch.database}.safety_cases FINAL ORDER BY case_id`);
-    expect(rows.map((r) => [r.case_id, r.time_to_action_ms === null ? null : Number(r.time_to_action_ms), r.proactive, r.violation, r.appealed, r.appeal_outcome, r.action_ms === null ? null : Number(r.action_ms)])).toEqual(
-      expected.safety_cases.map((c: Record<string, number | string | null>) => [c.case_id, c.time_to_action_ms, c.proactive, c.violation, c.appealed, c.appeal_outcome, c.action_time]));
+    const rows = await queryRows<Record<string, unknown>>(
+      ch,
+      `SELECT case_id, time_to_action_ms, proactive, violation, appealed, appeal_outcome, toUnixTimestamp64Milli(action_time) AS action_ms FROM ${ch.database}.safety_cases FINAL ORDER BY case_id`,
+    );
+    expect(
+      rows.map((r) => [
+        r.case_id,
+        r.time_to_action_ms === null ? null : Number(r.time_to_action_ms),
+        r.proactive,
+        r.violation,
+        r.appealed,
+        r.appeal_outcome,
+        r.action_ms === null ? null : Number(r.action_ms),
+      ]),
+    ).toEqual(
+      expected.safety_cases.map((c: Record<string, number | string | null>) => [
+        c.case_id,
+        c.time_to_action_ms,
+        c.proactive,
+        c.violation,
+        c.appealed,
+        c.appeal_outcome,
+        c.action_time,
+      ]),
+    );
   });
   it('KPI views give the hand-computed values', async () => {
     const [k] = await queryRows<Record<string, unknown>>(ch, `SELECT * FROM ${ch.database}.safety_kpi_total`);
@@ -153,12 +204,29 @@ describe('005_safety on embedded ClickHouse', () => {
   it('roll-up views sum the minute counts', async () => {
     const [h] = await queryRows<{ n: string }>(ch, `SELECT sum(events) AS n FROM ${ch.database}.safety_events_1h`);
     expect(Number(h!.n)).toBe(15);
-    const ra = await queryRows<Record<string, unknown>>(ch, `SELECT policy, sum(user_reports) AS r, sum(actions) AS a, sum(enforcement_actions) AS e FROM ${ch.database}.safety_reports_actions_1d GROUP BY policy ORDER BY policy`);
-    expect(ra.map((r) => [r.policy, Number(r.r), Number(r.a), Number(r.e)])).toEqual([['harassment', 2, 1, 1], ['hate', 1, 1, 1], ['nudity', 0, 1, 1], ['spam', 2, 2, 1]]);
+    const ra = await queryRows<Record<string, unknown>>(
+      ch,
+      `SELECT policy, sum(user_reports) AS r, sum(actions) AS a, sum(enforcement_actions) AS e FROM ${ch.database}.safety_reports_actions_1d GROUP BY policy ORDER BY policy`,
+    );
+    expect(ra.map((r) => [r.policy, Number(r.r), Number(r.a), Number(r.e)])).toEqual([
+      ['harassment', 2, 1, 1],
+      ['hate', 1, 1, 1],
+      ['nudity', 0, 1, 1],
+      ['spam', 2, 2, 1],
+    ]);
   });
   it('safety scores per creator and overall', async () => {
     const rows = await queryRows<Record<string, unknown>>(ch, `SELECT * FROM ${ch.database}.safety_creator_score ORDER BY creator_id`);
-    expect(rows.map((r) => ({ creator_id: r.creator_id, confirmed_violations: Number(r.confirmed_violations), overturned: Number(r.overturned), weighted_violations: Number(r.weighted_violations), views: Number(r.views), safety_score: Math.round(Number(r.safety_score) * 1e4) / 1e4 }))).toEqual(expected.creator_score);
+    expect(
+      rows.map((r) => ({
+        creator_id: r.creator_id,
+        confirmed_violations: Number(r.confirmed_violations),
+        overturned: Number(r.overturned),
+        weighted_violations: Number(r.weighted_violations),
+        views: Number(r.views),
+        safety_score: Math.round(Number(r.safety_score) * 1e4) / 1e4,
+      })),
+    ).toEqual(expected.creator_score);
     const [o] = await queryRows<Record<string, unknown>>(ch, `SELECT * FROM ${ch.database}.safety_score_overall`);
     expect(Number(o!.weighted_violations)).toBe(34);
     expect(Number(o!.views)).toBe(5);

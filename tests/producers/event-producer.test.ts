@@ -23,7 +23,11 @@ afterAll(async () => {
 
 /** The event as a reader sees it: every optional field present with its Avro default. */
 function asDecoded(kind: EventKind, event: object): Record<string, unknown> {
-  const defaults = Object.fromEntries(schemaJson(kind).fields.filter((f) => f.default !== undefined).map((f) => [f.name, f.default]));
+  const defaults = Object.fromEntries(
+    schemaJson(kind)
+      .fields.filter((f) => f.default !== undefined)
+      .map((f) => [f.name, f.default]),
+  );
   return { ...defaults, ...event };
 }
 
@@ -44,11 +48,13 @@ describe('EventProducer.send', () => {
     const messages = await consumeMessages(env.brokers, topic, 3);
     expect(messages).toHaveLength(3);
     await env.codec.prepare(messages.map((m) => m.value));
-    const byId = new Map(messages.map((m) => {
-      const decoded = env.codec.decode('gifts', m.value);
-      if (!decoded.ok) throw new Error(decoded.reason);
-      return [decoded.value.event_id as string, { value: { ...decoded.value }, key: m.key?.toString() }];
-    }));
+    const byId = new Map(
+      messages.map((m) => {
+        const decoded = env.codec.decode('gifts', m.value);
+        if (!decoded.ok) throw new Error(decoded.reason);
+        return [decoded.value.event_id as string, { value: { ...decoded.value }, key: m.key?.toString() }];
+      }),
+    );
     for (const event of good) {
       const got = byId.get(event.event_id)!;
       expect(got.key).toBe(event.stream_id);
@@ -82,12 +88,26 @@ describe('EventProducer.send', () => {
 describe('EventProducer.sendDeadLetter and produceRaw', () => {
   it('writes a dead letter of any stage with the original bytes and all headers', async () => {
     const original = Buffer.from([0, 0, 0, 0, 42, 1, 2, 3]);
-    await env.producer.sendDeadLetter({ originalTopic: `${env.topicPrefix}playback`, partition: 4, offset: 1234, key: 'view-9', value: original, errorClass: 'unknown_schema', message: 'schema id 42 is not in the registry', stage: 'qoe' });
+    await env.producer.sendDeadLetter({
+      originalTopic: `${env.topicPrefix}playback`,
+      partition: 4,
+      offset: 1234,
+      key: 'view-9',
+      value: original,
+      errorClass: 'unknown_schema',
+      message: 'schema id 42 is not in the registry',
+      stage: 'qoe',
+    });
     const messages = await consumeMessages(env.brokers, dlqTopic(env.topicPrefix), 3);
     const dl = messages.find((m) => headerMap(m)[DLQ_HEADERS.stage] === 'qoe')!;
     expect(dl.value).toEqual(original);
     expect(dl.key?.toString()).toBe('view-9');
-    expect(headerMap(dl)).toMatchObject({ [DLQ_HEADERS.topic]: `${env.topicPrefix}playback`, [DLQ_HEADERS.partition]: '4', [DLQ_HEADERS.offset]: '1234', [DLQ_HEADERS.errorClass]: 'unknown_schema' });
+    expect(headerMap(dl)).toMatchObject({
+      [DLQ_HEADERS.topic]: `${env.topicPrefix}playback`,
+      [DLQ_HEADERS.partition]: '4',
+      [DLQ_HEADERS.offset]: '1234',
+      [DLQ_HEADERS.errorClass]: 'unknown_schema',
+    });
     expect(headerMap(dl)[DLQ_HEADERS.kind]).toBeUndefined();
   });
 
@@ -97,7 +117,7 @@ describe('EventProducer.sendDeadLetter and produceRaw', () => {
 });
 
 describe('EventProducer.sendValid', () => {
-  it('stamps received_time in the encoded record without changing the caller\'s events', async () => {
+  it("stamps received_time in the encoded record without changing the caller's events", async () => {
     const zero = giftEvent(50, { received_time: 0, stream_id: 'stream-stamp' });
     const absent = giftEvent(51, { stream_id: 'stream-stamp' });
     const kept = giftEvent(52, { received_time: 1_700_000_000_000, stream_id: 'stream-stamp' });
@@ -105,11 +125,13 @@ describe('EventProducer.sendValid', () => {
     expect(zero.received_time).toBe(0);
     expect('received_time' in absent).toBe(false);
     const messages = (await consumeMessages(env.brokers, topicSpec(env.topicPrefix, 'gifts').topic, 6)).filter((m) => m.key?.toString() === 'stream-stamp');
-    const stamps = Object.fromEntries(messages.map((m) => {
-      const d = env.codec.decode('gifts', m.value);
-      if (!d.ok) throw new Error(d.reason);
-      return [d.value.event_id as string, d.value.received_time];
-    }));
+    const stamps = Object.fromEntries(
+      messages.map((m) => {
+        const d = env.codec.decode('gifts', m.value);
+        if (!d.ok) throw new Error(d.reason);
+        return [d.value.event_id as string, d.value.received_time];
+      }),
+    );
     expect(stamps).toEqual({ [zero.event_id]: NOW, [absent.event_id]: NOW, [kept.event_id]: 1_700_000_000_000 });
   });
 

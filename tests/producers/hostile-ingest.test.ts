@@ -41,14 +41,31 @@ beforeAll(async () => {
   await redis.connect();
   const keys = new RedisApiKeyStore(redis, env.t.redisPrefix);
   await keys.seed(`${KEY}:ingest,${LIMITED}:ingest,${VIEWER}:viewer`);
-  const sink = new Writable({ write(chunk, _enc, done) { for (const l of String(chunk).split('\n').filter(Boolean)) logLines.push(JSON.parse(l)); done(); } });
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      for (const l of String(chunk).split('\n').filter(Boolean)) logLines.push(JSON.parse(l));
+      done();
+    },
+  });
   const logger = pino({ level: 'info' }, sink);
   app = Fastify({ logger: false, bodyLimit: MAX_BODY });
-  const common = { producer: env.producer, apiKeys: keys, maxBodyBytes: MAX_BODY, maxEvents: MAX_EVENTS, metrics, logger, bounds: { maxDepth: 32, maxStringBytes: 64 * 1024 } };
+  const common = {
+    producer: env.producer,
+    apiKeys: keys,
+    maxBodyBytes: MAX_BODY,
+    maxEvents: MAX_EVENTS,
+    metrics,
+    logger,
+    bounds: { maxDepth: 32, maxStringBytes: 64 * 1024 },
+  };
   // The limits are on everywhere; the main gateway's are high enough for the flood below, the
   // /limited one's low enough to be reached by a test.
   await app.register(ingestPlugin, { ...common, rateLimits: { redis, prefix: env.t.redisPrefix, requestsPerSecond: 1_000_000, eventsPerSecond: 10_000_000 } });
-  await app.register(ingestPlugin, { ...common, prefix: '/limited', rateLimits: { redis, prefix: `${env.t.redisPrefix}limited:`, requestsPerSecond: 3, eventsPerSecond: 150, now: () => LIMITED_EPOCH_MS } } as Parameters<typeof ingestPlugin>[1]);
+  await app.register(ingestPlugin, {
+    ...common,
+    prefix: '/limited',
+    rateLimits: { redis, prefix: `${env.t.redisPrefix}limited:`, requestsPerSecond: 3, eventsPerSecond: 150, now: () => LIMITED_EPOCH_MS },
+  } as Parameters<typeof ingestPlugin>[1]);
   await app.listen({ host: '127.0.0.1', port: 0 });
   url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
 }, 120_000);
@@ -60,8 +77,17 @@ afterAll(async () => {
 });
 
 type Body = string | Buffer;
-async function post(kind: string, body: Body, headers: Record<string, string> = {}, base = url): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
-  const res = await fetch(`${base}/v1/events/${kind}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': KEY, ...headers }, body: typeof body === 'string' ? body : new Uint8Array(body) });
+async function post(
+  kind: string,
+  body: Body,
+  headers: Record<string, string> = {},
+  base = url,
+): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
+  const res = await fetch(`${base}/v1/events/${kind}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': KEY, ...headers },
+    body: typeof body === 'string' ? body : new Uint8Array(body),
+  });
   const text = await res.text();
   let parsed: Record<string, unknown>;
   try {
@@ -73,49 +99,80 @@ async function post(kind: string, body: Body, headers: Record<string, string> = 
 }
 
 const deep = (n: number) => '['.repeat(n) + ']'.repeat(n);
-const rejected = async (reason: string) => (await metrics.ingestRejectedRequests.get()).values.filter((v) => v.labels.reason === reason).reduce((s, v) => s + v.value, 0);
+const rejected = async (reason: string) =>
+  (await metrics.ingestRejectedRequests.get()).values.filter((v) => v.labels.reason === reason).reduce((s, v) => s + v.value, 0);
 
 describe('each hostile class: exact status and reason, counted, dead-lettered when it carried events', () => {
   it('auth: 401 missing or unknown key, 403 a role that may not ingest', async () => {
-    expect(await post('gifts', '[]', { 'x-api-key': '' })).toMatchObject({ status: 401, body: { error: 'unauthorized', message: expect.stringContaining('missing API key') } });
-    expect(await post('gifts', '[]', { 'x-api-key': 'x'.repeat(5000) })).toMatchObject({ status: 401, body: { error: 'unauthorized', message: 'unknown API key' } });
+    expect(await post('gifts', '[]', { 'x-api-key': '' })).toMatchObject({
+      status: 401,
+      body: { error: 'unauthorized', message: expect.stringContaining('missing API key') },
+    });
+    expect(await post('gifts', '[]', { 'x-api-key': 'x'.repeat(5000) })).toMatchObject({
+      status: 401,
+      body: { error: 'unauthorized', message: 'unknown API key' },
+    });
     expect(await post('gifts', '[]', { 'x-api-key': VIEWER })).toMatchObject({ status: 403, body: { error: 'forbidden' } });
   });
 
   it('nesting 10,000 and 100,000 deep, as the body and as a field value: 400 too_deep before parsing', async () => {
     for (const n of [10_000, 100_000]) {
-      expect(await post('gifts', deep(n))).toMatchObject({ status: 400, body: { error: 'too_deep', message: 'body refused before parsing: JSON nested deeper than 32 levels (at byte 32)' } });
+      expect(await post('gifts', deep(n))).toMatchObject({
+        status: 400,
+        body: { error: 'too_deep', message: 'body refused before parsing: JSON nested deeper than 32 levels (at byte 32)' },
+      });
       const asField = JSON.stringify([giftEvent(1)]).replace('"gift_type":"rose"', `"gift_type":${deep(n)}`);
       expect(await post('gifts', asField)).toMatchObject({ status: 400, body: { error: 'too_deep' } });
     }
     // NDJSON: the deep line alone is refused, the others are stored.
     const nd = `${JSON.stringify(giftEvent(2))}\n{"gift_id":${deep(20_000)}}\n${JSON.stringify(giftEvent(3))}`;
     const r = await post('gifts', nd, { 'content-type': 'application/x-ndjson' });
-    expect(r).toMatchObject({ status: 200, body: { accepted: 2, rejected: 1, errors: [{ index: 1, reason: expect.stringMatching(/^too_deep: line 1 refused before parsing/) }] } });
+    expect(r).toMatchObject({
+      status: 200,
+      body: { accepted: 2, rejected: 1, errors: [{ index: 1, reason: expect.stringMatching(/^too_deep: line 1 refused before parsing/) }] },
+    });
   });
 
   it('multi-megabyte values in wrongly typed fields: 400 string_too_long; the dead letter is cut to the broker limit with a note', async () => {
     const huge = JSON.stringify([{ ...giftEvent(4), quantity: 'q'.repeat(3 * 1024 * 1024) }]);
-    expect(await post('gifts', huge)).toMatchObject({ status: 400, body: { error: 'string_too_long', message: `body refused before parsing: a string of ${3 * 1024 * 1024} bytes starts at byte ${huge.indexOf('"qqq')}; the limit is 65536 bytes` } });
+    expect(await post('gifts', huge)).toMatchObject({
+      status: 400,
+      body: {
+        error: 'string_too_long',
+        message: `body refused before parsing: a string of ${3 * 1024 * 1024} bytes starts at byte ${huge.indexOf('"qqq')}; the limit is 65536 bytes`,
+      },
+    });
     const playback = JSON.stringify({ ...playbackEvent(5), seq: 's'.repeat(2 * 1024 * 1024) });
     expect(await post('playback', playback)).toMatchObject({ status: 400, body: { error: 'string_too_long' } });
   });
 
   it('not JSON, empty, a scalar: 400 invalid_json; an unknown kind 404; another content type 415; too many events 400; a body over the limit 413', async () => {
-    expect(await post('gifts', '[{"gift_id": ')).toMatchObject({ status: 400, body: { error: 'invalid_json', message: expect.stringMatching(/^body is not valid JSON/) } });
+    expect(await post('gifts', '[{"gift_id": ')).toMatchObject({
+      status: 400,
+      body: { error: 'invalid_json', message: expect.stringMatching(/^body is not valid JSON/) },
+    });
     expect(await post('gifts', '')).toMatchObject({ status: 400, body: { error: 'invalid_json' } });
-    expect(await post('gifts', '"just a string"')).toMatchObject({ status: 400, body: { error: 'invalid_json', message: expect.stringMatching(/got string$/) } });
+    expect(await post('gifts', '"just a string"')).toMatchObject({
+      status: 400,
+      body: { error: 'invalid_json', message: expect.stringMatching(/got string$/) },
+    });
     expect(await post('gifts', Buffer.from([0x5b, 0xff, 0xfe, 0x5d]))).toMatchObject({ status: 400, body: { error: 'invalid_json' } });
     expect(await post(`x${'k'.repeat(90)}`, '[{"a":1}]')).toMatchObject({ status: 404, body: { error: 'unknown_kind' } });
     // A path parameter over Fastify's maxParamLength (100) is refused by the router itself, before any plugin.
     expect((await post(`x${'k'.repeat(300)}`, '[{"a":1}]')).status).toBe(414);
     expect(await post('gifts', 'a,b', { 'content-type': 'text/csv' })).toMatchObject({ status: 415, body: { error: 'unsupported_media_type' } });
-    expect(await post('gifts', JSON.stringify(Array.from({ length: MAX_EVENTS + 1 }, (_, i) => giftEvent(i))))).toMatchObject({ status: 400, body: { error: 'too_many_events' } });
+    expect(await post('gifts', JSON.stringify(Array.from({ length: MAX_EVENTS + 1 }, (_, i) => giftEvent(i))))).toMatchObject({
+      status: 400,
+      body: { error: 'too_many_events' },
+    });
     expect(await post('gifts', `[${'1,'.repeat(MAX_BODY / 2)}1]`)).toMatchObject({ status: 413, body: { error: 'oversize' } });
   });
 
   it('prototype keys and wrong types inside events are schema violations of that event only (200, dead-lettered)', async () => {
-    const r = await post('gifts', `[${JSON.stringify(giftEvent(6))},{"__proto__":{"admin":true},"constructor":{"prototype":{"x":1}}},${JSON.stringify({ ...giftEvent(7), quantity: { $gt: 0 } })}]`);
+    const r = await post(
+      'gifts',
+      `[${JSON.stringify(giftEvent(6))},{"__proto__":{"admin":true},"constructor":{"prototype":{"x":1}}},${JSON.stringify({ ...giftEvent(7), quantity: { $gt: 0 } })}]`,
+    );
     expect(r).toMatchObject({ status: 200, body: { accepted: 1, rejected: 2 } });
     expect(({} as Record<string, unknown>).admin).toBeUndefined();
   });
@@ -123,7 +180,9 @@ describe('each hostile class: exact status and reason, counted, dead-lettered wh
   it('rate limits per key: 429 with Retry-After for requests/s and for events/s', async () => {
     const limited = `${url}/limited`;
     // Sent at once, so that they land within one or two of the limiter's one-second windows even on a loaded machine.
-    const burst = await Promise.all(Array.from({ length: 10 }, (_, i) => post('gifts', JSON.stringify([giftEvent(100 + i)]), { 'x-api-key': LIMITED }, limited)));
+    const burst = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => post('gifts', JSON.stringify([giftEvent(100 + i)]), { 'x-api-key': LIMITED }, limited)),
+    );
     const statuses = burst.map((r) => r.status);
     expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(2);
     expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
@@ -153,9 +212,21 @@ describe('each hostile class: exact status and reason, counted, dead-lettered wh
     expect(await rejected('oversize')).toBe(1);
     // Dead letters: 4 too_deep bodies + 1 NDJSON line, 2 string_too_long, 3 invalid_json with bytes (the empty body has none),
     // 1 unknown_kind, 1 too_many_events, 1 oversize (no value), 2 schema violations.
-    const dead = (await consumeMessages(env.brokers, dlqTopic(env.topicPrefix), 15)).map((m) => ({ h: headerMap(m), size: m.value?.length ?? 0, value: m.value }));
+    const dead = (await consumeMessages(env.brokers, dlqTopic(env.topicPrefix), 15)).map((m) => ({
+      h: headerMap(m),
+      size: m.value?.length ?? 0,
+      value: m.value,
+    }));
     const count = (cls: string) => dead.filter((d) => d.h[DLQ_HEADERS.errorClass] === cls).length;
-    expect([count('too_deep'), count('string_too_long'), count('invalid_json'), count('unknown_kind'), count('too_many_events'), count('oversize'), count('schema_violation')]).toEqual([5, 2, 3, 1, 1, 1, 2]);
+    expect([
+      count('too_deep'),
+      count('string_too_long'),
+      count('invalid_json'),
+      count('unknown_kind'),
+      count('too_many_events'),
+      count('oversize'),
+      count('schema_violation'),
+    ]).toEqual([5, 2, 3, 1, 1, 1, 2]);
     for (const d of dead.filter((x) => x.h[DLQ_HEADERS.errorClass] === 'string_too_long')) {
       expect(d.size).toBe(MAX_DEAD_LETTER_VALUE_BYTES);
       expect(d.h[DLQ_HEADERS.errorMessage]).toMatch(/value truncated to its first 900000 of \d+ bytes/);
@@ -168,8 +239,17 @@ describe('10,000 mixed hostile requests', () => {
   it('no 500; every valid event stored exactly once; every refused request counted and dead-lettered', async () => {
     const N = 10_000;
     let seed = 12345;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
-    type Job = { kind: string; body: Body; headers: Record<string, string>; expect: number; reason?: string; valid: string[]; invalidEvents: number; deadLetters: number };
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    type Job = {
+      kind: string;
+      body: Body;
+      headers: Record<string, string>;
+      expect: number;
+      reason?: string;
+      valid: string[];
+      invalidEvents: number;
+      deadLetters: number;
+    };
     const jobs: Job[] = [];
     let n = 0;
     for (let i = 0; i < N; i++) {
@@ -183,35 +263,144 @@ describe('10,000 mixed hostile requests', () => {
         jobs.push({ kind, body: JSON.stringify(same), headers: {}, expect: 200, valid: same.map((e) => e.event_id), invalidEvents: 0, deadLetters: 0 });
       } else if (r < 0.4) {
         const events = [g(), g()];
-        jobs.push({ kind: 'gifts', body: events.map((e) => JSON.stringify(e)).join('\n'), headers: { 'content-type': 'application/x-ndjson' }, expect: 200, valid: events.map((e) => e.event_id), invalidEvents: 0, deadLetters: 0 });
+        jobs.push({
+          kind: 'gifts',
+          body: events.map((e) => JSON.stringify(e)).join('\n'),
+          headers: { 'content-type': 'application/x-ndjson' },
+          expect: 200,
+          valid: events.map((e) => e.event_id),
+          invalidEvents: 0,
+          deadLetters: 0,
+        });
       } else if (r < 0.5) {
         const good = g();
         const bad = { ...g(), quantity: -1 };
         const badLine = '{"gift_id": ';
-        jobs.push({ kind: 'gifts', body: [JSON.stringify(good), JSON.stringify(bad), badLine].join('\n'), headers: { 'content-type': 'application/x-ndjson' }, expect: 200, valid: [good.event_id], invalidEvents: 2, deadLetters: 2 });
+        jobs.push({
+          kind: 'gifts',
+          body: [JSON.stringify(good), JSON.stringify(bad), badLine].join('\n'),
+          headers: { 'content-type': 'application/x-ndjson' },
+          expect: 200,
+          valid: [good.event_id],
+          invalidEvents: 2,
+          deadLetters: 2,
+        });
       } else if (r < 0.58) {
-        jobs.push({ kind: 'gifts', body: `[${JSON.stringify(g())},`, headers: {}, expect: 400, reason: 'invalid_json', valid: [], invalidEvents: 0, deadLetters: 1 });
+        jobs.push({
+          kind: 'gifts',
+          body: `[${JSON.stringify(g())},`,
+          headers: {},
+          expect: 400,
+          reason: 'invalid_json',
+          valid: [],
+          invalidEvents: 0,
+          deadLetters: 1,
+        });
       } else if (r < 0.63) {
-        jobs.push({ kind: 'playback', body: deep(10_000 + Math.floor(rand() * 5_000)), headers: {}, expect: 400, reason: 'too_deep', valid: [], invalidEvents: 0, deadLetters: 1 });
+        jobs.push({
+          kind: 'playback',
+          body: deep(10_000 + Math.floor(rand() * 5_000)),
+          headers: {},
+          expect: 400,
+          reason: 'too_deep',
+          valid: [],
+          invalidEvents: 0,
+          deadLetters: 1,
+        });
       } else if (r < 0.68) {
-        jobs.push({ kind: 'gifts', body: JSON.stringify([g()]).replace('"gift_type":"rose"', `"gift_type":${deep(10_000)}`), headers: {}, expect: 400, reason: 'too_deep', valid: [], invalidEvents: 0, deadLetters: 1 });
+        jobs.push({
+          kind: 'gifts',
+          body: JSON.stringify([g()]).replace('"gift_type":"rose"', `"gift_type":${deep(10_000)}`),
+          headers: {},
+          expect: 400,
+          reason: 'too_deep',
+          valid: [],
+          invalidEvents: 0,
+          deadLetters: 1,
+        });
       } else if (r < 0.72) {
         const size = i % 500 === 0 ? 3 * 1024 * 1024 : 66 * 1024 + Math.floor(rand() * 10_000);
-        jobs.push({ kind: 'gifts', body: JSON.stringify([{ ...g(), unit_coins: 'x'.repeat(size) }]), headers: {}, expect: 400, reason: 'string_too_long', valid: [], invalidEvents: 0, deadLetters: 1 });
+        jobs.push({
+          kind: 'gifts',
+          body: JSON.stringify([{ ...g(), unit_coins: 'x'.repeat(size) }]),
+          headers: {},
+          expect: 400,
+          reason: 'string_too_long',
+          valid: [],
+          invalidEvents: 0,
+          deadLetters: 1,
+        });
       } else if (r < 0.77) {
-        jobs.push({ kind: `evil${Math.floor(rand() * 1000)}`, body: JSON.stringify([g()]), headers: {}, expect: 404, reason: 'unknown_kind', valid: [], invalidEvents: 0, deadLetters: 1 });
+        jobs.push({
+          kind: `evil${Math.floor(rand() * 1000)}`,
+          body: JSON.stringify([g()]),
+          headers: {},
+          expect: 404,
+          reason: 'unknown_kind',
+          valid: [],
+          invalidEvents: 0,
+          deadLetters: 1,
+        });
       } else if (r < 0.82) {
-        jobs.push({ kind: 'gifts', body: JSON.stringify([g()]), headers: { 'x-api-key': '' }, expect: 401, reason: 'unauthorized', valid: [], invalidEvents: 0, deadLetters: 0 });
+        jobs.push({
+          kind: 'gifts',
+          body: JSON.stringify([g()]),
+          headers: { 'x-api-key': '' },
+          expect: 401,
+          reason: 'unauthorized',
+          valid: [],
+          invalidEvents: 0,
+          deadLetters: 0,
+        });
       } else if (r < 0.87) {
-        jobs.push({ kind: 'gifts', body: JSON.stringify([g()]), headers: { 'x-api-key': `guess-${i}` }, expect: 401, reason: 'unauthorized', valid: [], invalidEvents: 0, deadLetters: 0 });
+        jobs.push({
+          kind: 'gifts',
+          body: JSON.stringify([g()]),
+          headers: { 'x-api-key': `guess-${i}` },
+          expect: 401,
+          reason: 'unauthorized',
+          valid: [],
+          invalidEvents: 0,
+          deadLetters: 0,
+        });
       } else if (r < 0.9) {
-        jobs.push({ kind: 'gifts', body: JSON.stringify([g()]), headers: { 'x-api-key': VIEWER }, expect: 403, reason: 'forbidden', valid: [], invalidEvents: 0, deadLetters: 0 });
+        jobs.push({
+          kind: 'gifts',
+          body: JSON.stringify([g()]),
+          headers: { 'x-api-key': VIEWER },
+          expect: 403,
+          reason: 'forbidden',
+          valid: [],
+          invalidEvents: 0,
+          deadLetters: 0,
+        });
       } else if (r < 0.93) {
-        jobs.push({ kind: 'gifts', body: '<xml/>', headers: { 'content-type': 'application/xml' }, expect: 415, reason: 'unsupported_media_type', valid: [], invalidEvents: 0, deadLetters: 0 });
+        jobs.push({
+          kind: 'gifts',
+          body: '<xml/>',
+          headers: { 'content-type': 'application/xml' },
+          expect: 415,
+          reason: 'unsupported_media_type',
+          valid: [],
+          invalidEvents: 0,
+          deadLetters: 0,
+        });
       } else if (r < 0.95) {
-        jobs.push({ kind: 'gifts', body: JSON.stringify(Array.from({ length: MAX_EVENTS + 1 }, () => g())), headers: {}, expect: 400, reason: 'too_many_events', valid: [], invalidEvents: 0, deadLetters: 1 });
+        jobs.push({
+          kind: 'gifts',
+          body: JSON.stringify(Array.from({ length: MAX_EVENTS + 1 }, () => g())),
+          headers: {},
+          expect: 400,
+          reason: 'too_many_events',
+          valid: [],
+          invalidEvents: 0,
+          deadLetters: 1,
+        });
       } else if (r < 0.98) {
-        const bad = [{ ...g(), event_id: 'not-a-uuid' }, { __proto__: { polluted: true }, ...g(), seq: 'x' }];
+        const bad = [
+          { ...g(), event_id: 'not-a-uuid' },
+          { __proto__: { polluted: true }, ...g(), seq: 'x' },
+        ];
         jobs.push({ kind: 'gifts', body: JSON.stringify(bad), headers: {}, expect: 200, valid: [], invalidEvents: 0, deadLetters: 0 });
         const last = jobs[jobs.length - 1]!;
         // The second one is a valid gift (seq is not a gift field; extra fields are ignored or refused by the contract):
@@ -230,33 +419,38 @@ describe('10,000 mixed hostile requests', () => {
     let deadLettersExpected = 0;
     let next = 0;
     const t0 = Date.now();
-    await Promise.all(Array.from({ length: 16 }, async () => {
-      while (next < jobs.length) {
-        const job = jobs[next++]!;
-        const res = await post(job.kind, job.body, job.headers);
-        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-        if (res.status !== job.expect || (job.reason && res.body.error !== job.reason)) {
-          if (mismatches.length < 10) mismatches.push(`${job.kind} expected ${job.expect} ${job.reason ?? ''}, got ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
-          continue;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next < jobs.length) {
+          const job = jobs[next++]!;
+          const res = await post(job.kind, job.body, job.headers);
+          statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+          if (res.status !== job.expect || (job.reason && res.body.error !== job.reason)) {
+            if (mismatches.length < 10)
+              mismatches.push(`${job.kind} expected ${job.expect} ${job.reason ?? ''}, got ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+            continue;
+          }
+          if (res.status !== 200) {
+            deadLettersExpected += job.deadLetters;
+            continue;
+          }
+          const errors = (res.body.errors as Array<{ index: number }>) ?? [];
+          if (job.invalidEvents === -1) {
+            // Decided by the contract: the reply says which of the events were refused.
+            job.valid.forEach((id, index) => (errors.some((e) => e.index === index) ? refusedIds.add(id) : accepted.add(id)));
+            deadLettersExpected += errors.length;
+          } else {
+            for (const id of job.valid) accepted.add(id);
+            if (errors.length !== job.invalidEvents) mismatches.push(`expected ${job.invalidEvents} refused events, got ${JSON.stringify(errors)}`);
+            deadLettersExpected += job.deadLetters;
+          }
         }
-        if (res.status !== 200) {
-          deadLettersExpected += job.deadLetters;
-          continue;
-        }
-        const errors = (res.body.errors as Array<{ index: number }>) ?? [];
-        if (job.invalidEvents === -1) {
-          // Decided by the contract: the reply says which of the events were refused.
-          job.valid.forEach((id, index) => (errors.some((e) => e.index === index) ? refusedIds.add(id) : accepted.add(id)));
-          deadLettersExpected += errors.length;
-        } else {
-          for (const id of job.valid) accepted.add(id);
-          if (errors.length !== job.invalidEvents) mismatches.push(`expected ${job.invalidEvents} refused events, got ${JSON.stringify(errors)}`);
-          deadLettersExpected += job.deadLetters;
-        }
-      }
-    }));
+      }),
+    );
     const seconds = (Date.now() - t0) / 1000;
-    console.log(`10,000 hostile requests in ${seconds.toFixed(1)} s: ${JSON.stringify(Object.fromEntries(statuses))}; ${accepted.size} valid events; ${deadLettersExpected} dead letters expected`);
+    console.log(
+      `10,000 hostile requests in ${seconds.toFixed(1)} s: ${JSON.stringify(Object.fromEntries(statuses))}; ${accepted.size} valid events; ${deadLettersExpected} dead letters expected`,
+    );
     expect(mismatches).toEqual([]);
     expect(statuses.get(500) ?? 0).toBe(0);
     expect([...statuses.keys()].every((s) => s < 500)).toBe(true);
@@ -265,7 +459,16 @@ describe('10,000 mixed hostile requests', () => {
     const byReason = new Map<string, number>();
     for (const j of jobs) if (j.reason) byReason.set(j.reason, (byReason.get(j.reason) ?? 0) + 1);
     const counted = new Map((await metrics.ingestRejectedRequests.get()).values.map((v) => [v.labels.reason as string, v.value]));
-    const before: Record<string, number> = { unauthorized: 2, forbidden: 1, too_deep: 4, string_too_long: 2, invalid_json: 4, unknown_kind: 1, unsupported_media_type: 1, too_many_events: 1 };
+    const before: Record<string, number> = {
+      unauthorized: 2,
+      forbidden: 1,
+      too_deep: 4,
+      string_too_long: 2,
+      invalid_json: 4,
+      unknown_kind: 1,
+      unsupported_media_type: 1,
+      too_many_events: 1,
+    };
     for (const [reason, c] of byReason) expect(`${reason}: ${(counted.get(reason) ?? 0) - (before[reason] ?? 0)}`).toBe(`${reason}: ${c}`);
 
     // Every valid event is in its topic exactly once; no refused one is.
@@ -298,7 +501,8 @@ describe('10,000 mixed hostile requests', () => {
     const refusalLines = logLines.filter((l) => l.event === 'ingest_rejected');
     const summaries = logLines.filter((l) => l.event === 'ingest_rejected_summary');
     expect(refusalLines.length).toBeLessThan(200);
-    const logged = refusalLines.length + summaries.reduce((s, l) => s + Number(l.count), 0) + refusalLines.reduce((s, l) => s + Number(l.suppressed_before ?? 0), 0);
+    const logged =
+      refusalLines.length + summaries.reduce((s, l) => s + Number(l.count), 0) + refusalLines.reduce((s, l) => s + Number(l.suppressed_before ?? 0), 0);
     expect(logged).toBe([...counted.values()].reduce((s, v) => s + v, 0));
   }, 300_000);
 });

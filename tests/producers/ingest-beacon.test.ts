@@ -45,7 +45,12 @@ afterAll(async () => {
 const ndjson = (events: unknown[]) => events.map((e) => JSON.stringify(e)).join('\n');
 const NOT_GZIP = ndjson([giftEvent(210)]);
 
-async function post(kind: string, body: Buffer | string, headers: Record<string, string>, query = ''): Promise<{ status: number; headers: Headers; json: Record<string, unknown> }> {
+async function post(
+  kind: string,
+  body: Buffer | string,
+  headers: Record<string, string>,
+  query = '',
+): Promise<{ status: number; headers: Headers; json: Record<string, unknown> }> {
   const res = await fetch(`${url}/v1/events/${kind}${query}`, { method: 'POST', headers, body: typeof body === 'string' ? body : new Uint8Array(body) });
   const text = await res.text();
   return { status: res.status, headers: res.headers, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
@@ -72,7 +77,9 @@ describe('gzip bodies', () => {
     expect(notGzip.status).toBe(400);
     expect(notGzip.json).toMatchObject({ error: 'bad_encoding', message: expect.stringContaining('not valid gzip') });
     const cut = gzipSync(ndjson([giftEvent(211)])).subarray(0, 20);
-    expect((await post('gifts', cut, { 'content-type': 'application/x-ndjson', 'content-encoding': 'gzip', 'x-api-key': INGEST_KEY })).json).toMatchObject({ error: 'bad_encoding' });
+    expect((await post('gifts', cut, { 'content-type': 'application/x-ndjson', 'content-encoding': 'gzip', 'x-api-key': INGEST_KEY })).json).toMatchObject({
+      error: 'bad_encoding',
+    });
     const br = await post('gifts', 'whatever', { 'content-type': 'application/x-ndjson', 'content-encoding': 'br', 'x-api-key': INGEST_KEY });
     expect(br.status).toBe(415);
     expect(br.json).toMatchObject({ error: 'unsupported_encoding' });
@@ -116,12 +123,18 @@ describe('beacons (text/plain, key in the URL)', () => {
 
 describe('CORS', () => {
   it('answers the preflight of an allowed origin without a key, and not for another origin', async () => {
-    const ok = await fetch(`${url}/v1/events/playback`, { method: 'OPTIONS', headers: { origin: PAGE, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, x-api-key' } });
+    const ok = await fetch(`${url}/v1/events/playback`, {
+      method: 'OPTIONS',
+      headers: { origin: PAGE, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, x-api-key' },
+    });
     expect(ok.status).toBe(204);
     expect(ok.headers.get('access-control-allow-origin')).toBe(PAGE);
     expect(ok.headers.get('access-control-allow-methods')).toBe('POST');
     expect(ok.headers.get('access-control-allow-headers')).toContain('x-api-key');
-    const other = await fetch(`${url}/v1/events/playback`, { method: 'OPTIONS', headers: { origin: 'https://evil.example.net', 'access-control-request-method': 'POST' } });
+    const other = await fetch(`${url}/v1/events/playback`, {
+      method: 'OPTIONS',
+      headers: { origin: 'https://evil.example.net', 'access-control-request-method': 'POST' },
+    });
     expect(other.status).toBe(204);
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
   });
@@ -134,7 +147,11 @@ describe('CORS', () => {
     const refused = await post('gifts', ndjson([giftEvent(321)]), { origin: PAGE, 'content-type': 'application/x-ndjson' });
     expect(refused.status).toBe(401);
     expect(refused.headers.get('access-control-allow-origin')).toBe(PAGE);
-    const other = await post('gifts', ndjson([giftEvent(322)]), { origin: 'https://evil.example.net', 'content-type': 'application/x-ndjson', 'x-api-key': INGEST_KEY });
+    const other = await post('gifts', ndjson([giftEvent(322)]), {
+      origin: 'https://evil.example.net',
+      'content-type': 'application/x-ndjson',
+      'x-api-key': INGEST_KEY,
+    });
     expect(other.status).toBe(200);
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
   });

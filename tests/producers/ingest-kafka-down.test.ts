@@ -34,9 +34,23 @@ beforeAll(async () => {
   await ensureTopics(kafka.brokers, streamPulseTopics(t.topicPrefix));
   registry = await startRegistryServer({ config: t.config, logger: silentLogger() });
   const codec = await AvroCodec.connect(registry.url, t.topicPrefix);
-  producer = await EventProducer.connect({ brokers: kafka.brokers, clientId: 'kafka-down', topicPrefix: t.topicPrefix, codec, logger: silentLogger(), metrics });
+  producer = await EventProducer.connect({
+    brokers: kafka.brokers,
+    clientId: 'kafka-down',
+    topicPrefix: t.topicPrefix,
+    codec,
+    logger: silentLogger(),
+    metrics,
+  });
   app = Fastify({ logger: false });
-  await app.register(ingestPlugin, { producer, apiKeys: InMemoryApiKeyStore.fromConfig(`${KEY}:ingest`), maxBodyBytes: 1 << 20, maxEvents: 100, metrics, ackTimeoutMs: 3000 });
+  await app.register(ingestPlugin, {
+    producer,
+    apiKeys: InMemoryApiKeyStore.fromConfig(`${KEY}:ingest`),
+    maxBodyBytes: 1 << 20,
+    maxEvents: 100,
+    metrics,
+    ackTimeoutMs: 3000,
+  });
   await app.register(jiraWebhookPlugin, { producer, insecure: true, fieldMap: {}, maxBodyBytes: 1 << 20, metrics, ackTimeoutMs: 3000 });
   await app.ready();
 }, 180_000);
@@ -50,7 +64,13 @@ afterAll(async () => {
 }, 120_000);
 
 let i = 0;
-const post = () => app.inject({ method: 'POST', url: '/v1/events/gifts', headers: { 'content-type': 'application/json', 'x-api-key': KEY }, payload: JSON.stringify([giftEvent(i++)]) });
+const post = () =>
+  app.inject({
+    method: 'POST',
+    url: '/v1/events/gifts',
+    headers: { 'content-type': 'application/json', 'x-api-key': KEY },
+    payload: JSON.stringify([giftEvent(i++)]),
+  });
 
 describe('Kafka unreachable', () => {
   it('answers 503 with Retry-After (at once while librdkafka reports every broker down), and 200 again when the broker is back', async () => {
@@ -63,11 +83,14 @@ describe('Kafka unreachable', () => {
     expect(first.json()).toMatchObject({ error: 'unavailable', message: expect.stringMatching(/^kafka is unreachable .*retry after 5 s/) });
 
     // Once librdkafka reports every broker down, the answer comes at once, without queueing the events.
-    const fast = await pollUntil(async () => {
-      const t0 = Date.now();
-      const r = await post();
-      return r.statusCode === 503 && /no Kafka broker answers since/.test(r.json().message) ? Date.now() - t0 : null;
-    }, { timeoutMs: 30_000, intervalMs: 200, description: 'fast 503 while brokers are down' });
+    const fast = await pollUntil(
+      async () => {
+        const t0 = Date.now();
+        const r = await post();
+        return r.statusCode === 503 && /no Kafka broker answers since/.test(r.json().message) ? Date.now() - t0 : null;
+      },
+      { timeoutMs: 30_000, intervalMs: 200, description: 'fast 503 while brokers are down' },
+    );
     expect(fast).toBeLessThan(1000);
     expect(producer.brokersDownSince).not.toBeNull();
 
@@ -75,11 +98,17 @@ describe('Kafka unreachable', () => {
     expect(webhook.statusCode).toBe(503);
     expect(webhook.headers['retry-after']).toBe('5');
 
-    const unavailable = (await metrics.ingestRejectedRequests.get()).values.filter((v) => v.labels.reason === 'unavailable_kafka').reduce((s, v) => s + v.value, 0);
+    const unavailable = (await metrics.ingestRejectedRequests.get()).values
+      .filter((v) => v.labels.reason === 'unavailable_kafka')
+      .reduce((s, v) => s + v.value, 0);
     expect(unavailable).toBeGreaterThanOrEqual(3);
 
     await startKafka(kafka);
-    await pollUntil(async () => (await post()).statusCode === 200, { timeoutMs: 90_000, intervalMs: 500, description: 'ingest answers 200 after the broker is back' });
+    await pollUntil(async () => (await post()).statusCode === 200, {
+      timeoutMs: 90_000,
+      intervalMs: 500,
+      description: 'ingest answers 200 after the broker is back',
+    });
     expect(producer.brokersDownSince).toBeNull();
   }, 240_000);
 });

@@ -41,7 +41,12 @@ afterAll(async () => {
 });
 
 const post = (kind: string, payload: string | object, headers: Record<string, string> = {}) =>
-  app.inject({ method: 'POST', url: `/v1/events/${kind}`, headers: { 'content-type': 'application/json', 'x-api-key': INGEST_KEY, ...headers }, payload: typeof payload === 'string' ? payload : JSON.stringify(payload) });
+  app.inject({
+    method: 'POST',
+    url: `/v1/events/${kind}`,
+    headers: { 'content-type': 'application/json', 'x-api-key': INGEST_KEY, ...headers },
+    payload: typeof payload === 'string' ? payload : JSON.stringify(payload),
+  });
 
 /** DLQ records of this test file, read once they are all there. */
 async function deadLetters(count: number) {
@@ -122,9 +127,15 @@ describe('POST /v1/events/:kind', () => {
   });
 
   it('answers 400 too_many_events above maxEvents', async () => {
-    const res = await post('gifts', Array.from({ length: MAX_EVENTS + 1 }, (_, i) => giftEvent(i)));
+    const res = await post(
+      'gifts',
+      Array.from({ length: MAX_EVENTS + 1 }, (_, i) => giftEvent(i)),
+    );
     expect(res.statusCode).toBe(400);
-    expect(res.json()).toMatchObject({ error: 'too_many_events', message: `${MAX_EVENTS + 1} events in one request; the limit is ${MAX_EVENTS}: split the batch` });
+    expect(res.json()).toMatchObject({
+      error: 'too_many_events',
+      message: `${MAX_EVENTS + 1} events in one request; the limit is ${MAX_EVENTS}: split the batch`,
+    });
   });
 
   it('answers 413 oversize above maxBodyBytes', async () => {
@@ -179,7 +190,9 @@ describe('POST /v1/events/:kind', () => {
   });
 
   it('is documented in the OpenAPI spec', async () => {
-    const spec = app.swagger() as unknown as { paths: Record<string, Record<string, { requestBody?: { content: Record<string, unknown> }; responses: Record<string, unknown> }>> };
+    const spec = app.swagger() as unknown as {
+      paths: Record<string, Record<string, { requestBody?: { content: Record<string, unknown> }; responses: Record<string, unknown> }>>;
+    };
     const op = spec.paths['/v1/events/{kind}']!.post!;
     expect(Object.keys(op.responses)).toEqual(expect.arrayContaining(['200', '400', '401', '403', '404', '413']));
   });

@@ -12,7 +12,12 @@ import {
   type JiraFieldMap,
 } from '../../producers/jira/jira-normalise.js';
 
-const FIELD_MAP: JiraFieldMap = { severity: 'customfield_10040', show_name: 'customfield_10041', cost_impact_usd: 'customfield_10042', delay_days: 'customfield_10043' };
+const FIELD_MAP: JiraFieldMap = {
+  severity: 'customfield_10040',
+  show_name: 'customfield_10041',
+  cost_impact_usd: 'customfield_10042',
+  delay_days: 'customfield_10043',
+};
 const NOW = Date.UTC(2026, 10, 23, 6, 0, 0);
 
 function fixture(name: string): { raw: Buffer; body: Record<string, any> } {
@@ -93,7 +98,16 @@ describe('normaliseJiraWebhook', () => {
 
   it('maps an issue_deleted webhook with empty custom fields and no priority', () => {
     const e = normalised('jira-issue-deleted');
-    expect(e).toMatchObject({ webhook_event: 'issue_deleted', issue_key: 'PROD-232', priority: '', severity: null, show_name: null, cost_impact_usd: null, delay_days: null, labels: [] });
+    expect(e).toMatchObject({
+      webhook_event: 'issue_deleted',
+      issue_key: 'PROD-232',
+      priority: '',
+      severity: null,
+      show_name: null,
+      cost_impact_usd: null,
+      delay_days: null,
+      labels: [],
+    });
     expect(validateEvent('jira', e).ok).toBe(true);
   });
 
@@ -152,7 +166,10 @@ describe('normaliseJiraWebhook', () => {
     expect(result.reason).toContain('issue.fields.created');
     expect(result.reason).toContain('customfield_10042 (cost_impact_usd)');
     expect(normaliseJiraWebhook([], raw, 'x', FIELD_MAP, NOW).outcome).toBe('dlq');
-    expect(normaliseJiraWebhook({ webhookEvent: 'jira:issue_created' }, raw, 'x', FIELD_MAP, NOW)).toMatchObject({ outcome: 'dlq', reason: 'issue.fields: missing' });
+    expect(normaliseJiraWebhook({ webhookEvent: 'jira:issue_created' }, raw, 'x', FIELD_MAP, NOW)).toMatchObject({
+      outcome: 'dlq',
+      reason: 'issue.fields: missing',
+    });
   });
 });
 

@@ -23,11 +23,24 @@ const fixture = (name: string) => readFileSync(new URL(`./fixtures/${name}.json`
 beforeAll(async () => {
   env = await setUpProducerTestEnv('jira', { now: () => NOW });
   signed = Fastify({ logger: false });
-  await signed.register(jiraWebhookPlugin, { producer: env.producer, secret: SECRET, fieldMap: FIELD_MAP, maxBodyBytes: 256 * 1024, metrics: env.metrics, now: () => NOW });
+  await signed.register(jiraWebhookPlugin, {
+    producer: env.producer,
+    secret: SECRET,
+    fieldMap: FIELD_MAP,
+    maxBodyBytes: 256 * 1024,
+    metrics: env.metrics,
+    now: () => NOW,
+  });
   unsigned = Fastify({ logger: false });
   await unsigned.register(jiraWebhookPlugin, { producer: env.producer, insecure: true, fieldMap: FIELD_MAP, maxBodyBytes: 256 * 1024, now: () => NOW });
   unconfigured = Fastify({ logger: false });
-  await unconfigured.register(jiraWebhookPlugin, { producer: env.producer, fieldMap: FIELD_MAP, maxBodyBytes: 256 * 1024, metrics: env.metrics, now: () => NOW });
+  await unconfigured.register(jiraWebhookPlugin, {
+    producer: env.producer,
+    fieldMap: FIELD_MAP,
+    maxBodyBytes: 256 * 1024,
+    metrics: env.metrics,
+    now: () => NOW,
+  });
 });
 afterAll(async () => {
   await signed?.close();
@@ -56,7 +69,17 @@ describe('POST /v1/webhooks/jira', () => {
     const decoded = env.codec.decode('jira', messages[0]!.value);
     if (!decoded.ok) throw new Error(decoded.reason);
     expect(messages[0]!.key?.toString()).toBe('PROD-231');
-    expect(decoded.value).toMatchObject({ event_id: body.event_id, event_time: 1795169730512, received_time: NOW, webhook_event: 'issue_created', issue_key: 'PROD-231', severity: 'critical', show_name: 'Everest Diaries', cost_impact_usd: 48250.75, delay_days: 3 });
+    expect(decoded.value).toMatchObject({
+      event_id: body.event_id,
+      event_time: 1795169730512,
+      received_time: NOW,
+      webhook_event: 'issue_created',
+      issue_key: 'PROD-231',
+      severity: 'critical',
+      show_name: 'Everest Diaries',
+      cost_impact_usd: 48250.75,
+      delay_days: 3,
+    });
     expect(JSON.parse(decoded.value.raw_payload as string).issue.key).toBe('PROD-231');
   });
 
@@ -86,7 +109,9 @@ describe('POST /v1/webhooks/jira', () => {
   it('counts (and logs) a webhook in which none of the configured custom field ids is present', async () => {
     const before = (await env.metrics.jiraUnmappedFields.get()).values[0]?.value ?? 0;
     const mapped = fixture('jira-issue-created');
-    expect((await deliver(signed, mapped, { 'x-hub-signature': signJiraBody(mapped, SECRET), 'x-atlassian-webhook-identifier': 'delivery-m1' })).statusCode).toBe(200);
+    expect(
+      (await deliver(signed, mapped, { 'x-hub-signature': signJiraBody(mapped, SECRET), 'x-atlassian-webhook-identifier': 'delivery-m1' })).statusCode,
+    ).toBe(200);
     expect((await env.metrics.jiraUnmappedFields.get()).values[0]?.value ?? 0).toBe(before);
     const unmapped = Buffer.from(mapped.toString().replace(/customfield_1004[0-3]/g, (id) => id.replace('customfield_', 'customfield_9')));
     const res = await deliver(signed, unmapped, { 'x-hub-signature': signJiraBody(unmapped, SECRET), 'x-atlassian-webhook-identifier': 'delivery-m2' });
@@ -114,7 +139,9 @@ describe('POST /v1/webhooks/jira', () => {
     // Names of Object.prototype members are events we do not track either: they were looked up on
     // the event map's prototype, taken for tracked, and answered 400 "webhook_event: … got undefined".
     for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
-      const body = fixture('jira-issue-updated').toString().replace('"webhookEvent": "jira:issue_updated"', `"webhookEvent": ${JSON.stringify(name)}`);
+      const body = fixture('jira-issue-updated')
+        .toString()
+        .replace('"webhookEvent": "jira:issue_updated"', `"webhookEvent": ${JSON.stringify(name)}`);
       expect(body).toContain(`"webhookEvent": ${JSON.stringify(name)}`);
       const r = await deliver(unsigned, body, {});
       expect({ name, status: r.statusCode }).toEqual({ name, status: 202 });
@@ -134,6 +161,11 @@ describe('POST /v1/webhooks/jira', () => {
     const dead = all.filter((m) => headerMap(m)[DLQ_HEADERS.errorClass] === 'schema_violation');
     expect(dead).toHaveLength(1);
     expect(dead[0]!.value).toEqual(raw);
-    expect(headerMap(dead[0]!)).toMatchObject({ [DLQ_HEADERS.errorClass]: 'schema_violation', [DLQ_HEADERS.kind]: 'jira', [DLQ_HEADERS.topic]: `${env.topicPrefix}jira`, [DLQ_HEADERS.stage]: 'ingest' });
+    expect(headerMap(dead[0]!)).toMatchObject({
+      [DLQ_HEADERS.errorClass]: 'schema_violation',
+      [DLQ_HEADERS.kind]: 'jira',
+      [DLQ_HEADERS.topic]: `${env.topicPrefix}jira`,
+      [DLQ_HEADERS.stage]: 'ingest',
+    });
   });
 });

@@ -5,7 +5,13 @@ const buf = (s: string) => Buffer.from(s, 'utf8');
 
 describe('parseEventsBody json', () => {
   it('takes an array (index = position) or one object', () => {
-    expect(parseEventsBody(buf('[{"a":1},{"a":2}]'), 'json')).toEqual({ ok: true, entries: [{ index: 0, ok: true, event: { a: 1 } }, { index: 1, ok: true, event: { a: 2 } }] });
+    expect(parseEventsBody(buf('[{"a":1},{"a":2}]'), 'json')).toEqual({
+      ok: true,
+      entries: [
+        { index: 0, ok: true, event: { a: 1 } },
+        { index: 1, ok: true, event: { a: 2 } },
+      ],
+    });
     expect(parseEventsBody(buf('{"a":1}'), 'json')).toEqual({ ok: true, entries: [{ index: 0, ok: true, event: { a: 1 } }] });
     expect(parseEventsBody(buf('[]'), 'json')).toEqual({ ok: true, entries: [] });
   });
@@ -52,7 +58,13 @@ describe('countNdjsonEntries (the event count before parsing)', () => {
     }
   });
   it('parses non-ASCII lines as UTF-8 and reports lines by their number', () => {
-    expect(parseEventsBody(buf('{"a":"x"}\n\n{"a":"héllo ✓"}'), 'ndjson')).toEqual({ ok: true, entries: [{ index: 0, ok: true, event: { a: 'x' } }, { index: 2, ok: true, event: { a: 'héllo ✓' } }] });
+    expect(parseEventsBody(buf('{"a":"x"}\n\n{"a":"héllo ✓"}'), 'ndjson')).toEqual({
+      ok: true,
+      entries: [
+        { index: 0, ok: true, event: { a: 'x' } },
+        { index: 2, ok: true, event: { a: 'héllo ✓' } },
+      ],
+    });
   });
 });
 
@@ -72,7 +84,10 @@ describe('checkJsonBounds (before parsing)', () => {
   });
   it('measures strings (keys too) in bytes as sent, and unterminated ones to the end', () => {
     expect(checkJsonBounds(buf('{"0123456789":"0123456789"}'), bounds)).toBeNull();
-    expect(checkJsonBounds(buf('{"a":"0123456789x"}'), bounds)).toEqual({ errorClass: 'string_too_long', reason: 'a string of 11 bytes starts at byte 5; the limit is 10 bytes' });
+    expect(checkJsonBounds(buf('{"a":"0123456789x"}'), bounds)).toEqual({
+      errorClass: 'string_too_long',
+      reason: 'a string of 11 bytes starts at byte 5; the limit is 10 bytes',
+    });
     expect(checkJsonBounds(buf('{"0123456789x":1}'), bounds)?.errorClass).toBe('string_too_long');
     expect(checkJsonBounds(buf('{"a":"\\"0123456789"}'), bounds)?.errorClass).toBe('string_too_long');
     expect(checkJsonBounds(buf('{"a":"01234567890123'), bounds)?.errorClass).toBe('string_too_long');
@@ -84,13 +99,23 @@ describe('checkJsonBounds (before parsing)', () => {
     expect(checkJsonBounds(b, bounds, 0, 17)?.errorClass).toBe('string_too_long');
   });
   it('parseEventsBody with bounds: a JSON body is refused whole, an NDJSON line alone', () => {
-    expect(parseEventsBody(buf('[[[[[1]]]]]'), 'json', bounds)).toEqual({ ok: false, errorClass: 'too_deep', reason: expect.stringMatching(/^body refused before parsing: JSON nested deeper than 4/) });
+    expect(parseEventsBody(buf('[[[[[1]]]]]'), 'json', bounds)).toEqual({
+      ok: false,
+      errorClass: 'too_deep',
+      reason: expect.stringMatching(/^body refused before parsing: JSON nested deeper than 4/),
+    });
     const parsed = parseEventsBody(buf('{"a":1}\n{"a":"0123456789xy"}\n{"a":3}'), 'ndjson', bounds);
     expect(parsed).toEqual({
       ok: true,
       entries: [
         { index: 0, ok: true, event: { a: 1 } },
-        { index: 1, ok: false, errorClass: 'string_too_long', reason: expect.stringMatching(/^line 1 refused before parsing: a string of 12 bytes/), raw: buf('{"a":"0123456789xy"}') },
+        {
+          index: 1,
+          ok: false,
+          errorClass: 'string_too_long',
+          reason: expect.stringMatching(/^line 1 refused before parsing: a string of 12 bytes/),
+          raw: buf('{"a":"0123456789xy"}'),
+        },
         { index: 2, ok: true, event: { a: 3 } },
       ],
     });

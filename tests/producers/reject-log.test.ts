@@ -5,7 +5,12 @@ import { RateLimitedRejectLog } from '../../producers/ingest/reject-log.js';
 
 function capture() {
   const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({ write(chunk, _enc, done) { for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l)); done(); } });
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      for (const l of String(chunk).split('\n').filter(Boolean)) lines.push(JSON.parse(l));
+      done();
+    },
+  });
   return { lines, logger: pino({ level: 'info' }, sink) };
 }
 const tick = () => new Promise((r) => setImmediate(r));
@@ -18,7 +23,10 @@ describe('RateLimitedRejectLog (injected clock)', () => {
     for (let i = 0; i < 1000; i++) log.note('too_deep', { i });
     log.note('unauthorized', { i: 0 });
     await tick();
-    expect(lines.map((l) => [l.event, l.reason, l.i])).toEqual([['ingest_rejected', 'too_deep', 0], ['ingest_rejected', 'unauthorized', 0]]);
+    expect(lines.map((l) => [l.event, l.reason, l.i])).toEqual([
+      ['ingest_rejected', 'too_deep', 0],
+      ['ingest_rejected', 'unauthorized', 0],
+    ]);
     log.flush();
     await tick();
     expect(lines.slice(2).map((l) => [l.event, l.reason, l.count])).toEqual([['ingest_rejected_summary', 'too_deep', 999]]);

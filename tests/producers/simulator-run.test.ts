@@ -51,7 +51,23 @@ describe('simulator CLI arguments', () => {
   });
 
   it('parses a real-time run, a backfill and incidents', () => {
-    const rt = parseCliArgs(['--rate', '2000', '--duration', '60s', '--seed', '7', '--incident', 'cdn-degradation:fastly,payment-outage', '--incident-start', '10m', '--incident-duration', '5m'], T0);
+    const rt = parseCliArgs(
+      [
+        '--rate',
+        '2000',
+        '--duration',
+        '60s',
+        '--seed',
+        '7',
+        '--incident',
+        'cdn-degradation:fastly,payment-outage',
+        '--incident-start',
+        '10m',
+        '--incident-duration',
+        '5m',
+      ],
+      T0,
+    );
     expect(rt).toMatchObject({ ratePerSec: 2000, durationMs: 60_000, seed: 7 });
     expect(rt.incidents).toEqual([
       { name: 'cdn-degradation', target: 'fastly', durationMs: 300_000, startOffsetMs: 600_000 },
@@ -136,6 +152,8 @@ describe('runSimulation', () => {
   it('fails with the sink error instead of losing events silently', async () => {
     const sink = new MemorySink();
     sink.failAfter = 3;
-    await expect(runSimulation({ seed: 1, ratePerSec: 100, fromMs: T0, toMs: T0 + 600_000, batchSize: 100 }, { sink, clock: fakeClock(T0) })).rejects.toThrow(/broker down/);
+    await expect(runSimulation({ seed: 1, ratePerSec: 100, fromMs: T0, toMs: T0 + 600_000, batchSize: 100 }, { sink, clock: fakeClock(T0) })).rejects.toThrow(
+      /broker down/,
+    );
   });
 });

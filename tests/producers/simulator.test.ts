@@ -50,7 +50,8 @@ function startupsMs(events: SimEvent[], fromMs: number, toMs: number, cdn?: stri
   const out: number[] = [];
   for (const e of ofKind(events, 'playback')) {
     if (e.event_type === 'view_start') starts.set(e.view_id, e.event_time);
-    else if (e.event_type === 'first_frame' && starts.has(e.view_id) && e.event_time >= fromMs && e.event_time < toMs && (!cdn || e.cdn === cdn)) out.push(e.event_time - starts.get(e.view_id)!);
+    else if (e.event_type === 'first_frame' && starts.has(e.view_id) && e.event_time >= fromMs && e.event_time < toMs && (!cdn || e.cdn === cdn))
+      out.push(e.event_time - starts.get(e.view_id)!);
   }
   return out.sort((a, b) => a - b);
 }
@@ -60,7 +61,9 @@ function quantile(sorted: number[], q: number): number {
 }
 
 function paymentFailurePct(events: SimEvent[], fromMs: number, toMs: number): number {
-  const p = ofKind(events, 'payments').filter((e) => e.event_time >= fromMs && e.event_time < toMs && e.amount_minor > 0 && e.kind !== 'refund' && e.kind !== 'chargeback');
+  const p = ofKind(events, 'payments').filter(
+    (e) => e.event_time >= fromMs && e.event_time < toMs && e.amount_minor > 0 && e.kind !== 'refund' && e.kind !== 'chargeback',
+  );
   return (100 * p.filter((e) => e.status === 'failed').length) / p.length;
 }
 
@@ -402,7 +405,11 @@ describe('simulator incidents', () => {
     expect(lateness.filter((l) => l > 2 * MIN).length / lateness.length).toBeGreaterThan(0.9);
     expect(quantile(lateness, 0.5)).toBeGreaterThan(8 * MIN);
     // About 30 % of the mobile viewers who played during the incident.
-    const mobile = new Set(ofKind(base, 'playback').filter((e) => e.device_category === 'mobile' && e.event_time >= S && e.event_time < E).map((e) => e.viewer_id));
+    const mobile = new Set(
+      ofKind(base, 'playback')
+        .filter((e) => e.device_category === 'mobile' && e.event_time >= S && e.event_time < E)
+        .map((e) => e.viewer_id),
+    );
     expect(viewers.size / mobile.size).toBeGreaterThan(0.2);
     expect(viewers.size / mobile.size).toBeLessThan(0.4);
     // Each view's events stay in order.
@@ -418,7 +425,12 @@ describe('simulator incidents', () => {
     const churn = gen({ minutes: 60, seed: 9, incidents: [incident('churn-wave', 10, 40)] });
     const cancels = (ev: SimEvent[]) => ofKind(ev, 'payments').filter((p) => p.kind === 'cancel').length;
     expect(cancels(churn)).toBeGreaterThan(10 * Math.max(1, cancels(base)));
-    const payers = (ev: SimEvent[], from: number, to: number) => new Set(ofKind(ev, 'payments').filter((p) => p.status === 'succeeded' && p.amount_minor > 0 && p.event_time >= from && p.event_time < to).map((p) => p.account_id)).size;
+    const payers = (ev: SimEvent[], from: number, to: number) =>
+      new Set(
+        ofKind(ev, 'payments')
+          .filter((p) => p.status === 'succeeded' && p.amount_minor > 0 && p.event_time >= from && p.event_time < to)
+          .map((p) => p.account_id),
+      ).size;
     const drop = gen({ minutes: 60, seed: 9, incidents: [incident('payer-drop', 20, 40)] });
     expect(payers(drop, START + 30 * MIN, START + 60 * MIN)).toBeLessThan(0.75 * payers(base, START + 30 * MIN, START + 60 * MIN));
   });

@@ -18,7 +18,11 @@ describe('kafka admin helpers', () => {
     expect(second).toEqual({ created: [], existing: specs.map((s) => s.topic) });
 
     const md = await fetchMetadata(t.kafkaBrokers);
-    for (const s of specs) expect({ topic: s.topic, partitions: md.topics.find((x) => x.name === s.topic)?.partitions.length }).toEqual({ topic: s.topic, partitions: s.partitions });
+    for (const s of specs)
+      expect({ topic: s.topic, partitions: md.topics.find((x) => x.name === s.topic)?.partitions.length }).toEqual({
+        topic: s.topic,
+        partitions: s.partitions,
+      });
     const mine = (await listTopics(t.kafkaBrokers)).filter((n) => n.startsWith(t.topicPrefix));
     expect(mine).toEqual(specs.map((s) => s.topic).sort());
     expect((await listTopics(t.kafkaBrokers)).some((n) => n.startsWith('__'))).toBe(false);
@@ -43,7 +47,10 @@ describe('kafka admin helpers', () => {
       { partition: 1, low: 0, high: 5 },
     ]);
 
-    const consumer = new rdkafka.KafkaConsumer({ 'metadata.broker.list': t.kafkaBrokers, 'group.id': `${t.groupPrefix}roundtrip`, 'enable.auto.commit': false }, { 'auto.offset.reset': 'earliest' });
+    const consumer = new rdkafka.KafkaConsumer(
+      { 'metadata.broker.list': t.kafkaBrokers, 'group.id': `${t.groupPrefix}roundtrip`, 'enable.auto.commit': false },
+      { 'auto.offset.reset': 'earliest' },
+    );
     await new Promise<void>((res, rej) => consumer.connect({}, (err) => (err ? rej(err) : res())));
     const seen = new Set<string>();
     try {

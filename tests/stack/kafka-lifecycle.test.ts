@@ -47,7 +47,13 @@ describe('local Kafka lifecycle', () => {
   it('fails with the tail of the broker log when the broker cannot start', async () => {
     // The controller port is taken by the shared broker, so this one exits during startup.
     const [host, sharedPort] = t.kafkaBrokers.split(',')[0]!.split(':');
-    const bad: KafkaStackOptions = { ...opts, brokers: `${host}:${port + 2}`, controllerPort: Number(sharedPort), dataDir: join(t.dataDir, 'kafka-bad'), startTimeoutMs: 60_000 };
+    const bad: KafkaStackOptions = {
+      ...opts,
+      brokers: `${host}:${port + 2}`,
+      controllerPort: Number(sharedPort),
+      dataDir: join(t.dataDir, 'kafka-bad'),
+      startTimeoutMs: 60_000,
+    };
     await expect(startKafka(bad)).rejects.toThrow(/exited during startup[\s\S]*tail of .*server\.log/);
     expect(existsSync(join(bad.dataDir, 'kafka.pid'))).toBe(false);
   });

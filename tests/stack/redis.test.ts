@@ -22,7 +22,9 @@ describe('redis stack helper', () => {
 
   it('refuses to start a server for a non-local URL', async () => {
     expect(await pingRedis('redis://127.0.0.1:1', 300)).toBe(false);
-    await expect(ensureRedis({ url: 'redis://10.255.255.1:6379', dataDir: `${t.dataDir}/redis`, logger: silentLogger() })).rejects.toThrow(/not a local address/);
+    await expect(ensureRedis({ url: 'redis://10.255.255.1:6379', dataDir: `${t.dataDir}/redis`, logger: silentLogger() })).rejects.toThrow(
+      /not a local address/,
+    );
   });
 });
 

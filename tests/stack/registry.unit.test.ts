@@ -7,9 +7,26 @@ import { MemoryRegistryLog } from '../../stack/registry/log.js';
 import { SchemaRegistry } from '../../stack/registry/registry.js';
 
 const V1 = JSON.stringify({ type: 'record', name: 'Thing', namespace: 't', fields: [{ name: 'id', type: 'string' }] });
-const V2 = JSON.stringify({ type: 'record', name: 'Thing', namespace: 't', fields: [{ name: 'id', type: 'string' }, { name: 'n', type: 'long', default: 0 }] });
+const V2 = JSON.stringify({
+  type: 'record',
+  name: 'Thing',
+  namespace: 't',
+  fields: [
+    { name: 'id', type: 'string' },
+    { name: 'n', type: 'long', default: 0 },
+  ],
+});
 /** Adds a field without a default: cannot read v2 data, so BACKWARD refuses it. */
-const BAD = JSON.stringify({ type: 'record', name: 'Thing', namespace: 't', fields: [{ name: 'id', type: 'string' }, { name: 'n', type: 'long', default: 0 }, { name: 'must', type: 'string' }] });
+const BAD = JSON.stringify({
+  type: 'record',
+  name: 'Thing',
+  namespace: 't',
+  fields: [
+    { name: 'id', type: 'string' },
+    { name: 'n', type: 'long', default: 0 },
+    { name: 'must', type: 'string' },
+  ],
+});
 const CT = { 'content-type': 'application/vnd.schemaregistry.v1+json' };
 
 async function makeApp(log = new MemoryRegistryLog()) {
@@ -30,7 +47,12 @@ describe('schema registry API (in-memory log)', () => {
     // The same schema again (even reformatted) gives the same id and no new version.
     const again = await app.inject({ method: 'POST', url: '/subjects/a-value/versions', payload: { schema: JSON.stringify(JSON.parse(V1), null, 2) } });
     expect(again.json()).toEqual({ id: 1 });
-    const r2 = await app.inject({ method: 'POST', url: '/subjects/a-value/versions', headers: { 'content-type': 'application/json' }, payload: { schema: V2 } });
+    const r2 = await app.inject({
+      method: 'POST',
+      url: '/subjects/a-value/versions',
+      headers: { 'content-type': 'application/json' },
+      payload: { schema: V2 },
+    });
     expect(r2.json()).toEqual({ id: 2 });
     // A schema known under another subject keeps its global id.
     expect((await app.inject({ method: 'POST', url: '/subjects/b-value/versions', headers: CT, payload: { schema: V1 } })).json()).toEqual({ id: 1 });
@@ -47,7 +69,11 @@ describe('schema registry API (in-memory log)', () => {
       { subject: 'a-value', version: 1 },
       { subject: 'b-value', version: 1 },
     ]);
-    expect((await app.inject({ method: 'POST', url: '/subjects/a-value', headers: CT, payload: { schema: V1 } })).json()).toMatchObject({ subject: 'a-value', id: 1, version: 1 });
+    expect((await app.inject({ method: 'POST', url: '/subjects/a-value', headers: CT, payload: { schema: V1 } })).json()).toMatchObject({
+      subject: 'a-value',
+      id: 1,
+      version: 1,
+    });
   });
 
   it('answers Confluent error codes', async () => {
@@ -87,7 +113,9 @@ describe('schema registry API (in-memory log)', () => {
     expect(refused.json().message).toMatch(/incompatible/);
     expect((await app.inject({ method: 'GET', url: '/subjects/a-value/versions' })).json()).toEqual([1, 2]);
     // NONE on the subject lets it through; the global level stays BACKWARD.
-    expect((await app.inject({ method: 'PUT', url: '/config/a-value', headers: CT, payload: { compatibility: 'NONE' } })).json()).toEqual({ compatibility: 'NONE' });
+    expect((await app.inject({ method: 'PUT', url: '/config/a-value', headers: CT, payload: { compatibility: 'NONE' } })).json()).toEqual({
+      compatibility: 'NONE',
+    });
     expect((await app.inject({ method: 'GET', url: '/config' })).json()).toEqual({ compatibilityLevel: 'BACKWARD' });
     expect((await app.inject({ method: 'GET', url: '/config/a-value' })).json()).toEqual({ compatibilityLevel: 'NONE' });
     expect((await app.inject({ method: 'GET', url: '/config/other' })).json().error_code).toBe(40408);

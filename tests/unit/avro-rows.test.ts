@@ -7,13 +7,25 @@ import { Readable } from 'node:stream';
 import avro from 'avsc';
 import { describe, expect, it } from 'vitest';
 import { avroType, schemaJson } from '../../contracts/schemas.js';
-import { AvroBodyRow, RowEncoder, avroTypeFor, containerFile, encodeBodyRows, recordSchemaFor, writeLong, type EncodedRows } from '../../sinks/clickhouse/avro-rows.js';
+import {
+  AvroBodyRow,
+  RowEncoder,
+  avroTypeFor,
+  containerFile,
+  encodeBodyRows,
+  recordSchemaFor,
+  writeLong,
+  type EncodedRows,
+} from '../../sinks/clickhouse/avro-rows.js';
 
 async function readContainer(rows: EncodedRows): Promise<unknown[]> {
   const out: unknown[] = [];
   const decoder = new avro.streams.BlockDecoder({ parseHook: (s: unknown) => avro.Type.forSchema(s as avro.Schema, { wrapUnions: false }) });
   await new Promise<void>((resolve, reject) => {
-    decoder.on('data', (r: unknown) => out.push(r)).on('end', () => resolve()).on('error', reject);
+    decoder
+      .on('data', (r: unknown) => out.push(r))
+      .on('end', () => resolve())
+      .on('error', reject);
     Readable.from(containerFile(rows)).pipe(decoder);
   });
   return out;
@@ -66,8 +78,12 @@ describe('ClickHouse type → Avro type', () => {
 
 describe('Avro object container files', () => {
   const cols = [
-    { name: 'window_start', type: "DateTime('UTC')" }, { name: 'cdn', type: 'LowCardinality(String)' }, { name: 'samples', type: 'Array(UInt64)' },
-    { name: 'pct', type: 'Nullable(Float64)' }, { name: 'outcome', type: "Enum8('play' = 1, 'vsf' = 2)" }, { name: 'is_final', type: 'UInt8' },
+    { name: 'window_start', type: "DateTime('UTC')" },
+    { name: 'cdn', type: 'LowCardinality(String)' },
+    { name: 'samples', type: 'Array(UInt64)' },
+    { name: 'pct', type: 'Nullable(Float64)' },
+    { name: 'outcome', type: "Enum8('play' = 1, 'vsf' = 2)" },
+    { name: 'is_final', type: 'UInt8' },
   ];
 
   it('plain rows come back from the container as written; a missing key is the zero value', async () => {
@@ -95,12 +111,27 @@ describe('Avro object container files', () => {
   it('raw rows are the Avro body as Kafka holds it, followed by the source fields', async () => {
     const type = avroType('payments');
     const events = [0, 1, 2].map((i) => ({
-      event_id: `00000000-0000-4000-8000-00000000000${i}`, event_time: 1_795_132_800_000 + i, received_time: 1_795_132_800_100, payment_id: `p${i}`, account_id: 'acc-1',
-      kind: 'renewal', status: i === 1 ? 'failed' : 'succeeded', amount_minor: 999, currency: 'USD', method: 'card', plan: 'basic', og_tier: 0, auto_renew: true,
-      period_end: i === 2 ? null : 1_797_811_200_000, failure_code: i === 1 ? 'insufficient_funds' : null, country: 'NP',
+      event_id: `00000000-0000-4000-8000-00000000000${i}`,
+      event_time: 1_795_132_800_000 + i,
+      received_time: 1_795_132_800_100,
+      payment_id: `p${i}`,
+      account_id: 'acc-1',
+      kind: 'renewal',
+      status: i === 1 ? 'failed' : 'succeeded',
+      amount_minor: 999,
+      currency: 'USD',
+      method: 'card',
+      plan: 'basic',
+      og_tier: 0,
+      auto_renew: true,
+      period_end: i === 2 ? null : 1_797_811_200_000,
+      failure_code: i === 1 ? 'insufficient_funds' : null,
+      country: 'NP',
     }));
     const schema = schemaJson('payments');
-    const rows = events.map((e, i) => Object.assign(new AvroBodyRow(type.toBuffer(e), schema, 40 + i), { src_topic: 'sp.payments', src_partition: 3, version: 41 + i }));
+    const rows = events.map((e, i) =>
+      Object.assign(new AvroBodyRow(type.toBuffer(e), schema, 40 + i), { src_topic: 'sp.payments', src_partition: 3, version: 41 + i }),
+    );
     const encoded = encodeBodyRows(rows);
     expect(encoded.columns).toEqual([...schemaJson('payments').fields.map((f) => f.name), 'src_topic', 'src_partition', 'src_offset', 'version']);
     const back = (await readContainer(encoded)) as Array<Record<string, unknown>>;
@@ -110,6 +141,13 @@ describe('Avro object container files', () => {
 
   it('a record schema for a table keeps the column order and gives each field its zero default', () => {
     const s = recordSchemaFor('qoe_minute', cols) as { fields: Array<{ name: string; default: unknown }> };
-    expect(s.fields.map((f) => [f.name, f.default])).toEqual([['window_start', 0], ['cdn', ''], ['samples', []], ['pct', null], ['outcome', 'play'], ['is_final', 0]]);
+    expect(s.fields.map((f) => [f.name, f.default])).toEqual([
+      ['window_start', 0],
+      ['cdn', ''],
+      ['samples', []],
+      ['pct', null],
+      ['outcome', 'play'],
+      ['is_final', 0],
+    ]);
   });
 });

@@ -8,7 +8,16 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_MAX_FUTURE_SKEW_MS, MAX_AMOUNT_MINOR_UNRATED, MAX_EVENT_USD_MICROS, MAX_WINDOW_SUM, amountBounds, checkBounds, eventTimeProblem, maxAmountMinor } from '../../contracts/bounds.js';
+import {
+  DEFAULT_MAX_FUTURE_SKEW_MS,
+  MAX_AMOUNT_MINOR_UNRATED,
+  MAX_EVENT_USD_MICROS,
+  MAX_WINDOW_SUM,
+  amountBounds,
+  checkBounds,
+  eventTimeProblem,
+  maxAmountMinor,
+} from '../../contracts/bounds.js';
 import { FX_RATES, toUsdMicros } from '../../contracts/fx-rates.js';
 import { schemaJson } from '../../contracts/schemas.js';
 import type { EventKind } from '../../contracts/topics.js';
@@ -29,19 +38,61 @@ const uuid = () => `00000000-0000-4000-8000-${String(++n).padStart(12, '0')}`;
 
 function payment(over: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    event_id: uuid(), event_time: NOW - 10 * MIN, payment_id: `p-${n}`, account_id: 'acct-1', kind: 'renewal', status: 'succeeded', amount_minor: 999, currency: 'USD',
-    method: 'card', plan: 'basic', og_tier: 0, auto_renew: true, period_end: null, failure_code: null, country: 'US', ...over,
+    event_id: uuid(),
+    event_time: NOW - 10 * MIN,
+    payment_id: `p-${n}`,
+    account_id: 'acct-1',
+    kind: 'renewal',
+    status: 'succeeded',
+    amount_minor: 999,
+    currency: 'USD',
+    method: 'card',
+    plan: 'basic',
+    og_tier: 0,
+    auto_renew: true,
+    period_end: null,
+    failure_code: null,
+    country: 'US',
+    ...over,
   };
 }
 
 function gift(over: Record<string, unknown> = {}): Record<string, unknown> {
-  return { event_id: uuid(), event_time: NOW - 10 * MIN, gift_id: `g-${n}`, sender_account_id: 'acct-1', creator_id: 'cr-1', stream_id: 's-1', gift_type: 'rose', quantity: 1, unit_coins: 10, coin_value_usd_micros: 10_000, ...over };
+  return {
+    event_id: uuid(),
+    event_time: NOW - 10 * MIN,
+    gift_id: `g-${n}`,
+    sender_account_id: 'acct-1',
+    creator_id: 'cr-1',
+    stream_id: 's-1',
+    gift_type: 'rose',
+    quantity: 1,
+    unit_coins: 10,
+    coin_value_usd_micros: 10_000,
+    ...over,
+  };
 }
 
 function playback(over: Record<string, unknown> = {}): Record<string, unknown> {
   return {
-    event_id: uuid(), event_time: NOW - 10 * MIN, view_id: 'view-1', seq: 0, event_type: 'view_start', player_state: 'starting', playhead_ms: 0, viewer_id: 'viewer-1',
-    account_id: 'acct-1', stream_type: 'vod', cdn: 'akamai', device_category: 'mobile', country: 'NP', asn: 17501, content_id: 'c1', os: 'android', app_version: '5.1.0', ...over,
+    event_id: uuid(),
+    event_time: NOW - 10 * MIN,
+    view_id: 'view-1',
+    seq: 0,
+    event_type: 'view_start',
+    player_state: 'starting',
+    playhead_ms: 0,
+    viewer_id: 'viewer-1',
+    account_id: 'acct-1',
+    stream_type: 'vod',
+    cdn: 'akamai',
+    device_category: 'mobile',
+    country: 'NP',
+    asn: 17501,
+    content_id: 'c1',
+    os: 'android',
+    app_version: '5.1.0',
+    ...over,
   };
 }
 
@@ -49,10 +100,16 @@ function playback(over: Record<string, unknown> = {}): Record<string, unknown> {
 function migrationColumns(): Map<string, ColumnType[]> {
   const dir = join(REPO_ROOT, 'sinks', 'clickhouse', 'migrations');
   const tables = new Map<string, ColumnType[]>();
-  for (const f of readdirSync(dir).filter((x) => x.endsWith('.sql')).sort()) {
+  for (const f of readdirSync(dir)
+    .filter((x) => x.endsWith('.sql'))
+    .sort()) {
     const sql = readFileSync(join(dir, f), 'utf8');
     for (const m of sql.matchAll(/CREATE TABLE IF NOT EXISTS \{db\}\.(\w+) \(\n([\s\S]*?)\n\) ENGINE/g)) {
-      const cols = m[2]!.split('\n').map((l) => /^\s+(\w+)\s+(.+?),?\s*$/.exec(l)).filter((x): x is RegExpExecArray => x !== null).map((x) => ({ name: x[1]!, type: x[2]! }));
+      const cols = m[2]!
+        .split('\n')
+        .map((l) => /^\s+(\w+)\s+(.+?),?\s*$/.exec(l))
+        .filter((x): x is RegExpExecArray => x !== null)
+        .map((x) => ({ name: x[1]!, type: x[2]! }));
       tables.set(m[1]!, cols);
     }
   }
@@ -80,7 +137,9 @@ function expectAllRowsEncode(d: ProcessorTestDriver<unknown>): number {
 describe('event time bounds (injected clock)', () => {
   it('refuses an event time more than the skew ahead of the reference, and accepts it at the skew', () => {
     expect(eventTimeProblem(NOW + DEFAULT_MAX_FUTURE_SKEW_MS, { referenceMs: NOW })).toBeNull();
-    expect(eventTimeProblem(NOW + DEFAULT_MAX_FUTURE_SKEW_MS + 1, { referenceMs: NOW })).toMatch(/ahead of the reference clock .* at most 300000 ms \(MAX_FUTURE_SKEW_MS\)/);
+    expect(eventTimeProblem(NOW + DEFAULT_MAX_FUTURE_SKEW_MS + 1, { referenceMs: NOW })).toMatch(
+      /ahead of the reference clock .* at most 300000 ms \(MAX_FUTURE_SKEW_MS\)/,
+    );
     expect(eventTimeProblem(NOW + 2_000, { referenceMs: NOW, maxFutureSkewMs: 1_000 })).toMatch(/2000 ms ahead/);
     expect(eventTimeProblem(NOW + 1_000, { referenceMs: NOW, maxFutureSkewMs: 1_000 })).toBeNull();
   });
@@ -117,7 +176,10 @@ describe('value bounds', () => {
       expect(usd, currency).toBeLessThanOrEqual(MAX_EVENT_USD_MICROS);
       expect(toUsdMicros(max + 1, currency)!, currency).toBeGreaterThan(MAX_EVENT_USD_MICROS - 1e6);
       expect(validateEvent('payments', payment({ currency, amount_minor: max }), { referenceMs: NOW })).toMatchObject({ ok: true });
-      expect(validateEvent('payments', payment({ currency, amount_minor: max + 1 }), { referenceMs: NOW })).toMatchObject({ ok: false, errorClass: 'out_of_bounds' });
+      expect(validateEvent('payments', payment({ currency, amount_minor: max + 1 }), { referenceMs: NOW })).toMatchObject({
+        ok: false,
+        errorClass: 'out_of_bounds',
+      });
     }
   });
 
@@ -133,14 +195,26 @@ describe('value bounds', () => {
 
   it('refuses the amount of the issue (1e12 USD cents) with a reason naming the bound', () => {
     const v = validateEvent('payments', payment({ amount_minor: 1e12 }), { referenceMs: NOW });
-    expect(v).toEqual({ ok: false, errorClass: 'out_of_bounds', reason: 'amount_minor: 1000000000000 is out of bounds [0, 100000000] (one million USD in USD)' });
+    expect(v).toEqual({
+      ok: false,
+      errorClass: 'out_of_bounds',
+      reason: 'amount_minor: 1000000000000 is out of bounds [0, 100000000] (one million USD in USD)',
+    });
   });
 
   it('bounds gifts by field and by the value of the whole gift', () => {
-    expect(validateEvent('gifts', gift({ quantity: 10_000, unit_coins: 100, coin_value_usd_micros: 1_000_000 }), { referenceMs: NOW })).toMatchObject({ ok: true });
-    expect(validateEvent('gifts', gift({ quantity: 10_001 }), { referenceMs: NOW })).toMatchObject({ ok: false, reason: expect.stringMatching(/^quantity: 10001 is out of bounds/) });
-    expect(validateEvent('gifts', gift({ quantity: 10_000, unit_coins: 1_000_000, coin_value_usd_micros: 1_000_000 }), { referenceMs: NOW }))
-      .toMatchObject({ ok: false, errorClass: 'out_of_bounds', reason: expect.stringMatching(/^gift value: .* is over 1000000000000/) });
+    expect(validateEvent('gifts', gift({ quantity: 10_000, unit_coins: 100, coin_value_usd_micros: 1_000_000 }), { referenceMs: NOW })).toMatchObject({
+      ok: true,
+    });
+    expect(validateEvent('gifts', gift({ quantity: 10_001 }), { referenceMs: NOW })).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^quantity: 10001 is out of bounds/),
+    });
+    expect(validateEvent('gifts', gift({ quantity: 10_000, unit_coins: 1_000_000, coin_value_usd_micros: 1_000_000 }), { referenceMs: NOW })).toMatchObject({
+      ok: false,
+      errorClass: 'out_of_bounds',
+      reason: expect.stringMatching(/^gift value: .* is over 1000000000000/),
+    });
   });
 
   it('bounds playback counters, bitrate and asn, and Jira numbers', () => {
@@ -148,13 +222,14 @@ describe('value bounds', () => {
     expect(checkBounds('playback', playback({ cum_playing_ms: 31 * 86_400_000 + 1 }))?.reason).toMatch(/^cum_playing_ms: .* out of bounds/);
     expect(checkBounds('playback', playback({ bitrate_kbps: 200_001 }))?.reason).toMatch(/^bitrate_kbps/);
     expect(checkBounds('playback', playback({ asn: -1 }))?.reason).toMatch(/^asn/);
-    expect(checkBounds('jira', { event_time: NOW, created: NOW, updated: NOW, resolved: null, cost_impact_usd: 1e13, delay_days: 2 })?.reason).toMatch(/^cost_impact_usd/);
+    expect(checkBounds('jira', { event_time: NOW, created: NOW, updated: NOW, resolved: null, cost_impact_usd: 1e13, delay_days: 2 })?.reason).toMatch(
+      /^cost_impact_usd/,
+    );
     expect(checkBounds('jira', { event_time: NOW, created: 5, updated: NOW, cost_impact_usd: null, delay_days: null })?.reason).toMatch(/^created/);
   });
 });
 
 describe('processors guard with the Kafka timestamp (in-memory driver)', () => {
-
   it('a 2099 payment does not move the watermark, is in no table and goes to the dead letters', () => {
     const d = new ProcessorTestDriver<BusinessState>(businessProcessor({ graceMs: 60_000, allowedLatenessMs: 5_000 }));
     const before = payment({ event_time: NOW - 5 * MIN });
@@ -164,10 +239,22 @@ describe('processors guard with the Kafka timestamp (in-memory driver)', () => {
     const task = () => (d as unknown as { tasks: Map<string, { time: { watermarkMs: number; maxEventMs: number } }> }).tasks.get('payments/0')!;
     const wm = task().time.watermarkMs;
     expect(wm).toBe(NOW - 5 * MIN - 5_000);
-    d.pipe([{ kind: 'payments', partition: 0, event: future, timestampMs: TS }, { kind: 'payments', partition: 0, event: after, timestampMs: TS }]);
+    d.pipe([
+      { kind: 'payments', partition: 0, event: future, timestampMs: TS },
+      { kind: 'payments', partition: 0, event: after, timestampMs: TS },
+    ]);
     expect(task().time.maxEventMs).toBe(NOW - 4 * MIN);
     expect(task().time.watermarkMs).toBe(NOW - 4 * MIN - 5_000);
-    expect(d.deadLetters).toEqual([{ kind: 'payments', partition: 0, offset: 1, errorClass: 'out_of_bounds', by: 'bounds', reason: expect.stringMatching(/^event_time: 2099-01-01T00:00:00.000Z is \d+ ms ahead of the reference clock \(2026-12-06T12:00:00.000Z\)/) }]);
+    expect(d.deadLetters).toEqual([
+      {
+        kind: 'payments',
+        partition: 0,
+        offset: 1,
+        errorClass: 'out_of_bounds',
+        by: 'bounds',
+        reason: expect.stringMatching(/^event_time: 2099-01-01T00:00:00.000Z is \d+ ms ahead of the reference clock \(2026-12-06T12:00:00.000Z\)/),
+      },
+    ]);
     d.flush();
     // The later event is counted, not late; the 2099 one is nowhere.
     expect(d.table('late_events', ['src_offset'])).toEqual([]);
@@ -222,7 +309,8 @@ describe('every accepted event encodes in every derived table', () => {
   it('payments and gifts at the bound of every currency, through business and churn', () => {
     const events: Array<{ kind: EventKind; event: Record<string, unknown> }> = [];
     for (const r of FX_RATES) {
-      for (const kind of ['renewal', 'coin_topup', 'refund', 'chargeback']) events.push({ kind: 'payments', event: payment({ currency: r.currency, kind, amount_minor: maxAmountMinor(r.currency) }) });
+      for (const kind of ['renewal', 'coin_topup', 'refund', 'chargeback'])
+        events.push({ kind: 'payments', event: payment({ currency: r.currency, kind, amount_minor: maxAmountMinor(r.currency) }) });
     }
     events.push({ kind: 'payments', event: payment({ currency: 'KWD', amount_minor: MAX_AMOUNT_MINOR_UNRATED }) });
     events.push({ kind: 'gifts', event: gift({ quantity: 10_000, unit_coins: 100, coin_value_usd_micros: 1_000_000 }) });
@@ -240,10 +328,18 @@ describe('every accepted event encodes in every derived table', () => {
     const d = new ProcessorTestDriver<BusinessState>(businessProcessor({}));
     const max = maxAmountMinor('USD');
     const fits = Math.floor(MAX_WINDOW_SUM / toUsdMicros(max, 'USD')!);
-    const records = Array.from({ length: fits + 2 }, () => ({ kind: 'payments' as const, partition: 0, event: payment({ amount_minor: max }), timestampMs: TS }));
+    const records = Array.from({ length: fits + 2 }, () => ({
+      kind: 'payments' as const,
+      partition: 0,
+      event: payment({ amount_minor: max }),
+      timestampMs: TS,
+    }));
     d.pipe(records);
     d.flush();
-    expect(d.deadLetters.map((x) => [x.offset, x.errorClass, x.by])).toEqual([[fits, 'value_overflow', 'processor'], [fits + 1, 'value_overflow', 'processor']]);
+    expect(d.deadLetters.map((x) => [x.offset, x.errorClass, x.by])).toEqual([
+      [fits, 'value_overflow', 'processor'],
+      [fits + 1, 'value_overflow', 'processor'],
+    ]);
     expect(d.deadLetters[0]!.reason).toMatch(/^kpi_payments_1m.gross_usd_micros: adding 1000000000000 to \d+ would pass 2251799813685247/);
     const [row] = d.table('kpi_payments_1m', ['window_start', 'method', 'plan', 'og_tier', 'country']);
     expect(row).toMatchObject({ attempts: fits, gross_usd_micros: fits * 1e12 });
@@ -255,22 +351,64 @@ describe('every accepted event encodes in every derived table', () => {
     const t0 = NOW - 30 * MIN;
     const maxBitrateMs = 31 * 86_400_000 * 200_000;
     const fits = Math.floor(MAX_WINDOW_SUM / maxBitrateMs); // 4
-    const beats = Array.from({ length: fits + 1 }, (_, i) => playback({ view_id: `hb-${i}`, event_time: t0 + i, seq: 1, event_type: 'heartbeat', player_state: 'playing', cum_playing_ms: 31 * 86_400_000, cum_bitrate_ms: maxBitrateMs }));
+    const beats = Array.from({ length: fits + 1 }, (_, i) =>
+      playback({
+        view_id: `hb-${i}`,
+        event_time: t0 + i,
+        seq: 1,
+        event_type: 'heartbeat',
+        player_state: 'playing',
+        cum_playing_ms: 31 * 86_400_000,
+        cum_bitrate_ms: maxBitrateMs,
+      }),
+    );
     for (const e of beats) expect(validateEvent('playback', e, { referenceMs: NOW })).toMatchObject({ ok: true });
     d.pipe(beats.map((event) => ({ kind: 'playback', partition: 0, event, timestampMs: TS })));
-    expect(d.deadLetters).toEqual([{ kind: 'playback', partition: 0, offset: fits, errorClass: 'value_overflow', by: 'processor', reason: expect.stringMatching(/^qoe_minute.cum_bitrate_ms: adding 535680000000000 to 2142720000000000 would pass 2251799813685247/) }]);
+    expect(d.deadLetters).toEqual([
+      {
+        kind: 'playback',
+        partition: 0,
+        offset: fits,
+        errorClass: 'value_overflow',
+        by: 'processor',
+        reason: expect.stringMatching(/^qoe_minute.cum_bitrate_ms: adding 535680000000000 to 2142720000000000 would pass 2251799813685247/),
+      },
+    ]);
     d.flush();
-    expect(d.table('qoe_views', ['view_id']).map((r) => r.view_id).sort()).toEqual(beats.slice(0, fits).map((b) => b.view_id));
+    expect(
+      d
+        .table('qoe_views', ['view_id'])
+        .map((r) => r.view_id)
+        .sort(),
+    ).toEqual(beats.slice(0, fits).map((b) => b.view_id));
     expectAllRowsEncode(d);
   });
 
   it('playback at the bounds encodes in the QoE tables', () => {
     const d = new ProcessorTestDriver<unknown>(qoeProcessor({}));
     const t0 = NOW - 60 * MIN;
-    const big = { bitrate_kbps: 200_000, width: 16_384, height: 16_384, cum_playing_ms: 31 * 86_400_000, cum_rebuffer_ms: 31 * 86_400_000, cum_seek_ms: 31 * 86_400_000, cum_rebuffer_count: 1_000_000, cum_bitrate_ms: 31 * 86_400_000 * 200_000 };
+    const big = {
+      bitrate_kbps: 200_000,
+      width: 16_384,
+      height: 16_384,
+      cum_playing_ms: 31 * 86_400_000,
+      cum_rebuffer_ms: 31 * 86_400_000,
+      cum_seek_ms: 31 * 86_400_000,
+      cum_rebuffer_count: 1_000_000,
+      cum_bitrate_ms: 31 * 86_400_000 * 200_000,
+    };
     const views = ['v1', 'v2', 'v3'].flatMap((view_id) => [
       playback({ view_id, event_time: t0, seq: 0 }),
-      playback({ view_id, event_time: t0 + 1_000, seq: 1, event_type: 'first_frame', player_state: 'playing', bitrate_kbps: 200_000, width: 16_384, height: 16_384 }),
+      playback({
+        view_id,
+        event_time: t0 + 1_000,
+        seq: 1,
+        event_type: 'first_frame',
+        player_state: 'playing',
+        bitrate_kbps: 200_000,
+        width: 16_384,
+        height: 16_384,
+      }),
       playback({ view_id, event_time: t0 + 11_000, seq: 2, event_type: 'heartbeat', player_state: 'playing', ...big }),
       playback({ view_id, event_time: t0 + 12_000, seq: 2_147_483_647, event_type: 'view_end', player_state: 'ended', playhead_ms: 2 ** 53 - 2, ...big }),
     ]);

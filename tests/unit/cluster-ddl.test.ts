@@ -5,7 +5,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openClickHouse, queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
-import { changesColumns, clusterMigrations, clusterStatement, dataTarget, migrationTables, schemaMigrationsDdl, shardingKey } from '../../sinks/clickhouse/cluster-ddl.js';
+import {
+  changesColumns,
+  clusterMigrations,
+  clusterStatement,
+  dataTarget,
+  migrationTables,
+  schemaMigrationsDdl,
+  shardingKey,
+} from '../../sinks/clickhouse/cluster-ddl.js';
 import { loadMigrations } from '../../sinks/clickhouse/migrate.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
 
@@ -64,7 +72,9 @@ describe('cluster DDL', () => {
       expect(statements.indexOf(local!)).toBeLessThan(statements.indexOf(dist!));
     }
     // The engine's own arguments follow the replication path.
-    expect(statements.find((s) => s.sql.includes(`${DB}.qoe_minute_local ON CLUSTER`))!.sql).toContain("ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', version)");
+    expect(statements.find((s) => s.sql.includes(`${DB}.qoe_minute_local ON CLUSTER`))!.sql).toContain(
+      "ReplicatedReplacingMergeTree('/clickhouse/tables/{uuid}/{shard}', '{replica}', version)",
+    );
   });
 
   it('materialized views read and write the local tables; views and ALTERs are ON CLUSTER; the 011 ALTERs reach both tables', () => {
@@ -72,7 +82,12 @@ describe('cluster DDL', () => {
     expect(mv.sql).toContain(`${DB}.playback_views_by_creator_mv ON CLUSTER ${CLUSTER} TO ${DB}.playback_views_by_creator_local`);
     expect(mv.sql).toContain(`FROM ${DB}.raw_playback_local`);
     const alters = statements.filter((s) => s.version === 11);
-    expect(alters.map((s) => /^ALTER TABLE \S+/.exec(s.sql)![0])).toEqual(['raw_playback', 'raw_payments', 'raw_gifts', 'raw_moderation', 'raw_jira', 'raw_catalog'].flatMap((r) => [`ALTER TABLE ${DB}.${r}_local`, `ALTER TABLE ${DB}.${r}`]));
+    expect(alters.map((s) => /^ALTER TABLE \S+/.exec(s.sql)![0])).toEqual(
+      ['raw_playback', 'raw_payments', 'raw_gifts', 'raw_moderation', 'raw_jira', 'raw_catalog'].flatMap((r) => [
+        `ALTER TABLE ${DB}.${r}_local`,
+        `ALTER TABLE ${DB}.${r}`,
+      ]),
+    );
   });
 
   it('sharding keys, data targets, codec-only ALTERs, and statements without a cluster form', () => {
@@ -80,11 +95,13 @@ describe('cluster DDL', () => {
     expect(shardingKey('version')).toBe('cityHash64(version)');
     expect(shardingKey('(a, b) ')).toBe('cityHash64(a, b)');
     expect(shardingKey('tuple()')).toBe('rand()');
-    expect(changesColumns('ALTER TABLE {db}.t MODIFY COLUMN kind Enum8(\'a\' = 1)')).toBe(true);
+    expect(changesColumns("ALTER TABLE {db}.t MODIFY COLUMN kind Enum8('a' = 1)")).toBe(true);
     expect(changesColumns('ALTER TABLE {db}.t ADD COLUMN IF NOT EXISTS x UInt8')).toBe(true);
     expect(changesColumns('ALTER TABLE {db}.t\n  MODIFY COLUMN a CODEC(ZSTD(1)),\n  MODIFY COLUMN b CODEC(Delta, ZSTD(1))')).toBe(false);
     expect(changesColumns('ALTER TABLE {db}.t ADD INDEX IF NOT EXISTS i x TYPE minmax GRANULARITY 1')).toBe(false);
-    expect(statements.filter((s) => s.version === 20 && s.sql.startsWith('ALTER TABLE')).every((s) => /^ALTER TABLE \S+_local ON CLUSTER/.test(s.sql))).toBe(true);
+    expect(statements.filter((s) => s.version === 20 && s.sql.startsWith('ALTER TABLE')).every((s) => /^ALTER TABLE \S+_local ON CLUSTER/.test(s.sql))).toBe(
+      true,
+    );
     expect(dataTarget(DB, 'qoe_minute', null)).toBe(`${DB}.qoe_minute`);
     expect(dataTarget(DB, 'qoe_minute', CLUSTER)).toBe(`${DB}.qoe_minute_local ON CLUSTER ${CLUSTER}`);
     expect(() => clusterStatement('OPTIMIZE TABLE {db}.x FINAL', new Set(), { cluster: CLUSTER })).toThrow(/no cluster form/);

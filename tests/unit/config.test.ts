@@ -32,9 +32,14 @@ describe('config', () => {
 
   it('reads INGEST_CORS_ORIGINS as a list of origins and names one that is not an origin', () => {
     expect(loadConfig({}).ingestCorsOrigins).toEqual([]);
-    expect(loadConfig({ INGEST_CORS_ORIGINS: 'https://player.example.com, http://localhost:5173' }).ingestCorsOrigins).toEqual(['https://player.example.com', 'http://localhost:5173']);
+    expect(loadConfig({ INGEST_CORS_ORIGINS: 'https://player.example.com, http://localhost:5173' }).ingestCorsOrigins).toEqual([
+      'https://player.example.com',
+      'http://localhost:5173',
+    ]);
     expect(loadConfig({ INGEST_CORS_ORIGINS: '*' }).ingestCorsOrigins).toEqual(['*']);
-    expect(() => loadConfig({ INGEST_CORS_ORIGINS: 'https://player.example.com/app' })).toThrow(/INGEST_CORS_ORIGINS: "https:\/\/player.example.com\/app" is not an origin/);
+    expect(() => loadConfig({ INGEST_CORS_ORIGINS: 'https://player.example.com/app' })).toThrow(
+      /INGEST_CORS_ORIGINS: "https:\/\/player.example.com\/app" is not an origin/,
+    );
     expect(() => loadConfig({ INGEST_CORS_ORIGINS: 'player.example.com' })).toThrow(/INGEST_CORS_ORIGINS/);
   });
 

@@ -14,18 +14,27 @@ import { businessProcessor } from '../../processors/business/business.processor.
 import { safetyProcessor } from '../../processors/safety/safety.processor.js';
 import { churnProcessor } from '../../processors/churn/churn.processor.js';
 import { TrafficGenerator } from '../../producers/simulator/generator.js';
-import { topicSpec, type EventKind } from '../../contracts/topics.js';
+import { topicSpec } from '../../contracts/topics.js';
 import { partitionOf } from '../helpers/golden.js';
 
-interface V { last: number; end: number | null; n: number; closedAt?: number }
+interface V {
+  last: number;
+  end: number | null;
+  n: number;
+  closedAt?: number;
+}
 
 /** QoE-like: closes at end + 10 (or last + 100), forgotten 50 after it closed; tombstones for 200. */
-const mk = () => new KeyedStore<V>({
-  closeAt: (v) => (v.end !== null ? v.end + 10 : v.last + 100),
-  forgetAt: (v) => v.closedAt! + 50,
-  onClose: (e, d) => void (e.value.closedAt = d),
-  tombstone: { time: (v) => v.last, until: (t) => t + 200 },
-}, new EmitPolicy(60));
+const mk = () =>
+  new KeyedStore<V>(
+    {
+      closeAt: (v) => (v.end !== null ? v.end + 10 : v.last + 100),
+      forgetAt: (v) => v.closedAt! + 50,
+      onClose: (e, d) => void (e.value.closedAt = d),
+      tombstone: { time: (v) => v.last, until: (t) => t + 200 },
+    },
+    new EmitPolicy(60),
+  );
 
 /** A replica's restore, as a processor's applyDelta does it. */
 function apply(replica: KeyedStore<V>, ch: KeyedChanges<V>): void {
@@ -150,22 +159,33 @@ function traffic(p: Processor<unknown>, minutes: number, seed = 5): DriverRecord
   const gen = new TrafficGenerator({ seed, startMs: START, ratePerSec: 40, diurnal: false, moderationCasesPerHour: 2_000 });
   const out: DriverRecord[][] = [];
   for (let m = 1; m <= minutes; m++) {
-    out.push(gen.advance(START + m * MIN)
-      .filter((e) => p.kinds.includes(e.kind as EventKind))
-      .map((e) => {
-        const ev = e.event as unknown as Record<string, unknown>;
-        return { kind: e.kind as EventKind, event: ev, partition: partitionOf(String(ev[topicSpec('', e.kind as EventKind).keyField]), 2), timestampMs: ev.event_time as number };
-      }));
+    out.push(
+      gen
+        .advance(START + m * MIN)
+        .filter((e) => p.kinds.includes(e.kind))
+        .map((e) => {
+          const ev = e.event as unknown as Record<string, unknown>;
+          return {
+            kind: e.kind,
+            event: ev,
+            partition: partitionOf(String(ev[topicSpec('', e.kind).keyField]), 2),
+            timestampMs: ev.event_time as number,
+          };
+        }),
+    );
   }
   return out;
 }
 
 /** The tasks' full snapshots; lastRecordAtMs is processing time (a restore sets it to now, full or not). */
-const snapshots = (d: ProcessorTestDriver<unknown>) => new Map([...d.partitionTasks()].map(([k, t]) => {
-  const snap = JSON.parse(JSON.stringify(t.snapshot())) as { time: { lastRecordAtMs?: number } };
-  delete snap.time.lastRecordAtMs;
-  return [k, canon(snap)];
-}));
+const snapshots = (d: ProcessorTestDriver<unknown>) =>
+  new Map(
+    [...d.partitionTasks()].map(([k, t]) => {
+      const snap = JSON.parse(JSON.stringify(t.snapshot())) as { time: { lastRecordAtMs?: number } };
+      delete snap.time.lastRecordAtMs;
+      return [k, canon(snap)];
+    }),
+  );
 
 /** Key columns of each table (their ORDER BY, less src_topic and src_partition, which the driver adds). */
 const KEYS: Record<string, string[]> = {
@@ -186,16 +206,25 @@ function tables(d: ProcessorTestDriver<unknown>): Record<string, string[]> {
   for (const name of d.emitted.keys()) {
     const keys = KEYS[name];
     if (!keys) throw new Error(`no key columns for ${name}`);
-    out[name] = d.table(name, keys).map((r) => JSON.stringify(Object.entries(r).filter(([c]) => c !== 'version').sort())).sort();
+    out[name] = d
+      .table(name, keys)
+      .map((r) =>
+        JSON.stringify(
+          Object.entries(r)
+            .filter(([c]) => c !== 'version')
+            .sort(),
+        ),
+      )
+      .sort();
   }
   return out;
 }
 
 const processors: Array<[string, () => Processor<unknown>]> = [
-  ['qoe', () => qoeProcessor() as Processor<unknown>],
-  ['business', () => businessProcessor({ lateness: { payments: 5 * MIN } }) as Processor<unknown>],
-  ['safety', () => safetyProcessor({ caseHorizonMs: 20 * MIN }) as Processor<unknown>],
-  ['churn', () => churnProcessor() as Processor<unknown>],
+  ['qoe', () => qoeProcessor()],
+  ['business', () => businessProcessor({ lateness: { payments: 5 * MIN } })],
+  ['safety', () => safetyProcessor({ caseHorizonMs: 20 * MIN })],
+  ['churn', () => churnProcessor()],
 ];
 
 describe.each(processors)('%s: incremental checkpoints', (_name, make) => {

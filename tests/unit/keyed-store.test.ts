@@ -6,7 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import { EmitPolicy, KeyedStore, type KeyedEntry } from '../../processors/core/keyed-store.js';
 
-interface V { last: number; end: number | null; n: number; closedAt?: number }
+interface V {
+  last: number;
+  end: number | null;
+  n: number;
+  closedAt?: number;
+}
 
 const rowsOf = () => {
   const rows: string[] = [];
@@ -14,11 +19,15 @@ const rowsOf = () => {
 };
 
 /** QoE-like: closes at end + 10 (or last + 100), forgotten 50 after it closed. */
-const mk = () => new KeyedStore<V>({
-  closeAt: (v) => (v.end !== null ? v.end + 10 : v.last + 100),
-  forgetAt: (v) => v.closedAt! + 50,
-  onClose: (e, d) => void (e.value.closedAt = d),
-}, new EmitPolicy(60));
+const mk = () =>
+  new KeyedStore<V>(
+    {
+      closeAt: (v) => (v.end !== null ? v.end + 10 : v.last + 100),
+      forgetAt: (v) => v.closedAt! + 50,
+      onClose: (e, d) => void (e.value.closedAt = d),
+    },
+    new EmitPolicy(60),
+  );
 
 describe('KeyedStore', () => {
   it('closes at the deadline (a later event moves it later, an end moves it earlier), writes the final row once, forgets after', () => {

@@ -50,7 +50,10 @@ describe('classify (pure)', () => {
     late.update(T0 + 5_000, 'k', (a) => void a.n++);
     late.update(T0 + 6_000, 'other', (a) => void a.n++);
     expect(late.flush(toRow, (r) => rows.push(r))).toBe(2);
-    expect(rows.slice(1)).toEqual([{ ws: T0, key: 'k', n: 2, final: true }, { ws: T0, key: 'other', n: 1, final: true }]);
+    expect(rows.slice(1)).toEqual([
+      { ws: T0, key: 'k', n: 2, final: true },
+      { ws: T0, key: 'other', n: 1, final: true },
+    ]);
     expect(late.flush(toRow, (r) => rows.push(r))).toBe(0);
     // Checkpointed and restored, then forgotten at end + grace + lateness (a pending row written first).
     const back = new LateWindows(spec, HOUR, () => ({ n: 0 })).load(JSON.parse(JSON.stringify(late.toJSON())));
@@ -68,7 +71,12 @@ describe('classify (pure)', () => {
     // Minute 0 closed before the restore (its full row is in the table, its state is not here).
     expect(late.target(T0, T0 + 10 * MIN, HOUR)).toBe('late');
     store.update(T0 + 9 * MIN, 'k', (a) => void a.n++);
-    late.closeUpTo(store, T0 + 11 * MIN, () => ({}), () => undefined);
+    late.closeUpTo(
+      store,
+      T0 + 11 * MIN,
+      () => ({}),
+      () => undefined,
+    );
     expect(late.target(T0, T0 + 11 * MIN, HOUR)).toBe('late');
     expect(late.target(T0 + 9 * MIN, T0 + 11 * MIN, HOUR)).toBe('kept');
   });
@@ -117,10 +125,23 @@ let seq = 0;
 const id = () => `00000000-0000-4000-8000-${String(++seq).padStart(12, '0')}`;
 function mod(t: number, caseId: string, type: 'report_created' | 'action_taken', extra: Partial<Record<string, unknown>> = {}): DriverRecord {
   return {
-    kind: 'moderation', partition: 0,
+    kind: 'moderation',
+    partition: 0,
     event: {
-      event_id: id(), event_time: t, received_time: t + 500, case_id: caseId, event_type: type, target_type: 'stream', target_id: `t-${caseId}`,
-      creator_id: 'cr1', policy: 'harassment', severity: 'medium', detection_source: 'user_report', action_type: type === 'action_taken' ? 'remove' : null, outcome: null, ...extra,
+      event_id: id(),
+      event_time: t,
+      received_time: t + 500,
+      case_id: caseId,
+      event_type: type,
+      target_type: 'stream',
+      target_id: `t-${caseId}`,
+      creator_id: 'cr1',
+      policy: 'harassment',
+      severity: 'medium',
+      detection_source: 'user_report',
+      action_type: type === 'action_taken' ? 'remove' : null,
+      outcome: null,
+      ...extra,
     },
   };
 }
@@ -143,12 +164,29 @@ function safetyLog(): DriverRecord[] {
 }
 
 function safetyTables(d: ProcessorTestDriver<SafetyState>) {
-  const counts = d.table('safety_events_1m', ['window_start', 'event_type', 'policy', 'severity', 'detection_source', 'action_type', 'outcome', 'target_type'])
-    .map((r) => `${r.window_start}|${r.event_type}|${r.events}|${r.is_final}`).sort();
-  const cases = d.table('safety_cases', ['case_id']).map((r) => `${r.case_id}|${r.action_time}`).sort();
+  const counts = d
+    .table('safety_events_1m', ['window_start', 'event_type', 'policy', 'severity', 'detection_source', 'action_type', 'outcome', 'target_type'])
+    .map((r) => `${r.window_start}|${r.event_type}|${r.events}|${r.is_final}`)
+    .sort();
+  const cases = d
+    .table('safety_cases', ['case_id'])
+    .map((r) => `${r.case_id}|${r.action_time}`)
+    .sort();
   const late = (d.emitted.get('late_events') ?? []).map((r) => `${r.event_id}|${r.reason}`);
-  const history = d.table('safety_events_1m_history', ['window_start', 'event_type', 'policy', 'severity', 'detection_source', 'action_type', 'outcome', 'target_type', 'known_at'])
-    .map((r) => `${r.window_start}|${r.event_type}|${r.events}|${r.known_at}`).sort();
+  const history = d
+    .table('safety_events_1m_history', [
+      'window_start',
+      'event_type',
+      'policy',
+      'severity',
+      'detection_source',
+      'action_type',
+      'outcome',
+      'target_type',
+      'known_at',
+    ])
+    .map((r) => `${r.window_start}|${r.event_type}|${r.events}|${r.known_at}`)
+    .sort();
   return { counts, cases, late: [...new Set(late)].sort(), history };
 }
 
@@ -177,10 +215,17 @@ describe('safety: moderation actions hours late', () => {
     expect(t.history.filter((r) => r.includes('|action_taken|'))).toEqual([`${(T0 + 2 * MIN) / 1000}|action_taken|2|${NOW}`]);
     expect(t.late).toEqual([`${recs.at(-1)!.event.event_id}|window_closed`]);
     // Every actioned case has its action counted, except C2's (beyond the allowed lateness, in late_events).
-    expect(t.cases.filter((c) => !c.endsWith('|null')).map((c) => c.split('|')[0]).sort()).toEqual(['C1', 'C1b', 'C2']);
+    expect(
+      t.cases
+        .filter((c) => !c.endsWith('|null'))
+        .map((c) => c.split('|')[0])
+        .sort(),
+    ).toEqual(['C1', 'C1b', 'C2']);
     // State bounded: closed minutes are forgotten 6 h after they close.
     expect(d.checkpoint().get('moderation/0')!.snapshot.state).toMatchObject({ lateCounts: { windows: expect.any(Array) } });
-    const kept = (d.checkpoint().get('moderation/0')!.snapshot.state as { lateCounts: { windows: Array<[number, unknown]> } }).lateCounts.windows.map(([ws]) => ws);
+    const kept = (d.checkpoint().get('moderation/0')!.snapshot.state as { lateCounts: { windows: Array<[number, unknown]> } }).lateCounts.windows.map(
+      ([ws]) => ws,
+    );
     const wm = T0 + (7 * 60 + 30) * MIN - 5_000;
     expect(Math.min(...kept)).toBeGreaterThanOrEqual(wm - 6 * HOUR - 2 * MIN);
   });
@@ -237,10 +282,25 @@ describe('safety: moderation actions hours late', () => {
 
 function pay(t: number, account: string, amountMinor: number): DriverRecord {
   return {
-    kind: 'payments', partition: 0,
+    kind: 'payments',
+    partition: 0,
     event: {
-      event_id: id(), event_time: t, received_time: t + 100, payment_id: `pay-${seq}`, account_id: account, kind: 'renewal', status: 'succeeded',
-      amount_minor: amountMinor, currency: 'USD', method: 'card', plan: 'standard', og_tier: 0, auto_renew: true, period_end: null, failure_code: null, country: 'NP',
+      event_id: id(),
+      event_time: t,
+      received_time: t + 100,
+      payment_id: `pay-${seq}`,
+      account_id: account,
+      kind: 'renewal',
+      status: 'succeeded',
+      amount_minor: amountMinor,
+      currency: 'USD',
+      method: 'card',
+      plan: 'standard',
+      og_tier: 0,
+      auto_renew: true,
+      period_end: null,
+      failure_code: null,
+      country: 'NP',
     },
   };
 }
@@ -258,11 +318,23 @@ describe('business: a payment webhook minutes late', () => {
       return d;
     };
     const tables = (d: ProcessorTestDriver<BusinessState>) => ({
-      pay: d.table('kpi_payments_1m', ['window_start', 'method', 'plan', 'og_tier', 'country']).map((r) => `${r.window_start}|${r.gross_usd_micros}|${r.is_final}`).sort(),
-      act: d.table('account_activity_1h', ['hour', 'account_id']).map((r) => `${r.hour}|${r.account_id}|${r.net_usd_micros}|${r.is_final}`).sort(),
+      pay: d
+        .table('kpi_payments_1m', ['window_start', 'method', 'plan', 'og_tier', 'country'])
+        .map((r) => `${r.window_start}|${r.gross_usd_micros}|${r.is_final}`)
+        .sort(),
+      act: d
+        .table('account_activity_1h', ['hour', 'account_id'])
+        .map((r) => `${r.hour}|${r.account_id}|${r.net_usd_micros}|${r.is_final}`)
+        .sort(),
       late: [...new Set((d.emitted.get('late_events') ?? []).map((r) => `${r.event_id}|${r.reason}`))],
-      payHist: d.table('kpi_payments_1m_history', ['window_start', 'method', 'plan', 'og_tier', 'country', 'known_at']).map((r) => `${r.window_start}|${r.gross_usd_micros}|${r.known_at}`).sort(),
-      actHist: d.table('account_activity_1h_history', ['hour', 'account_id', 'known_at']).map((r) => `${r.hour}|${r.account_id}|${r.net_usd_micros}|${r.known_at}`).sort(),
+      payHist: d
+        .table('kpi_payments_1m_history', ['window_start', 'method', 'plan', 'og_tier', 'country', 'known_at'])
+        .map((r) => `${r.window_start}|${r.gross_usd_micros}|${r.known_at}`)
+        .sort(),
+      actHist: d
+        .table('account_activity_1h_history', ['hour', 'account_id', 'known_at'])
+        .map((r) => `${r.hour}|${r.account_id}|${r.net_usd_micros}|${r.known_at}`)
+        .sort(),
     });
     const d = make();
     d.metrics = createMetrics();

@@ -4,7 +4,14 @@ import { LagTracker, tpKey, type CheckpointSeen } from '../../processors/core/pi
 import { NO_TIME } from '../../processors/core/watermark.js';
 
 const T = 't.orders';
-const ck = (offset: number | null, savedAtMs: number | null, watermarkMs: number | null = null): CheckpointSeen => ({ processor: 'business', topic: T, partition: 0, offset, watermarkMs, savedAtMs });
+const ck = (offset: number | null, savedAtMs: number | null, watermarkMs: number | null = null): CheckpointSeen => ({
+  processor: 'business',
+  topic: T,
+  partition: 0,
+  offset,
+  watermarkMs,
+  savedAtMs,
+});
 const hw = (high: number, low = 0) => new Map([[tpKey(T, 0), { low, high }]]);
 
 describe('LagTracker', () => {

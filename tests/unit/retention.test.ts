@@ -22,25 +22,38 @@ afterAll(async () => {
 });
 
 const ttlOf = async (table: string) => {
-  const [r] = await queryRows<{ e: string }>(ch, `SELECT engine_full AS e FROM system.tables WHERE database = {db:String} AND name = {t:String}`, { db: ch.database, t: table });
+  const [r] = await queryRows<{ e: string }>(ch, `SELECT engine_full AS e FROM system.tables WHERE database = {db:String} AND name = {t:String}`, {
+    db: ch.database,
+    t: table,
+  });
   return / TTL /.test(r!.e);
 };
 
 describe('retention', () => {
-  it('sets a TTL on every family\'s tables, and ClickHouse drops expired rows when it merges', async () => {
+  it("sets a TTL on every family's tables, and ClickHouse drops expired rows when it merges", async () => {
     const db = ch.database;
     const changed = await applyRetention(ch, { rawDays: 30, minuteDays: 7, hourDays: 400 });
     expect(changed.sort()).toEqual([...retentionTtls({ rawDays: 30, minuteDays: 7, hourDays: 400 }).keys()].sort());
-    for (const table of ['raw_playback', 'raw_jira', 'qoe_minute', 'kpi_payments_1m', 'account_activity_1h', 'qoe_minute_rollup', 'kpi_business_1h_closed']) expect(await ttlOf(table), table).toBe(true);
+    for (const table of ['raw_playback', 'raw_jira', 'qoe_minute', 'kpi_payments_1m', 'account_activity_1h', 'qoe_minute_rollup', 'kpi_business_1h_closed'])
+      expect(await ttlOf(table), table).toBe(true);
     expect(await ttlOf('qoe_views')).toBe(false);
     const now = Math.floor(Date.now() / 1000 / 60) * 60;
     const old = now - 10 * 86_400; // older than minute retention, younger than hour retention
-    await command(ch, `INSERT INTO ${db}.qoe_minute (window_start, cdn, src_topic, src_partition, version) VALUES (toDateTime(${old}), 'old', 'playback', 0, 1), (toDateTime(${now}), 'new', 'playback', 0, 1)`);
-    await command(ch, `INSERT INTO ${db}.qoe_minute_rollup (step, bucket, cdn, version) VALUES (60, toDateTime(${old}), 'old', 1), (300, toDateTime(${old}), 'old', 1), (60, toDateTime(${now}), 'new', 1)`);
+    await command(
+      ch,
+      `INSERT INTO ${db}.qoe_minute (window_start, cdn, src_topic, src_partition, version) VALUES (toDateTime(${old}), 'old', 'playback', 0, 1), (toDateTime(${now}), 'new', 'playback', 0, 1)`,
+    );
+    await command(
+      ch,
+      `INSERT INTO ${db}.qoe_minute_rollup (step, bucket, cdn, version) VALUES (60, toDateTime(${old}), 'old', 1), (300, toDateTime(${old}), 'old', 1), (60, toDateTime(${now}), 'new', 1)`,
+    );
     await command(ch, `OPTIMIZE TABLE ${db}.qoe_minute FINAL`);
     await command(ch, `OPTIMIZE TABLE ${db}.qoe_minute_rollup FINAL`);
     expect((await queryRows<{ cdn: string }>(ch, `SELECT cdn FROM ${db}.qoe_minute ORDER BY cdn`)).map((r) => r.cdn)).toEqual(['new']);
-    expect(await queryRows(ch, `SELECT step, cdn FROM ${db}.qoe_minute_rollup ORDER BY step, cdn`)).toEqual([{ step: 60, cdn: 'new' }, { step: 300, cdn: 'old' }]);
+    expect(await queryRows(ch, `SELECT step, cdn FROM ${db}.qoe_minute_rollup ORDER BY step, cdn`)).toEqual([
+      { step: 60, cdn: 'new' },
+      { step: 300, cdn: 'old' },
+    ]);
   });
 
   it('0 removes the TTLs; applying the same settings twice changes nothing for tables without one', async () => {

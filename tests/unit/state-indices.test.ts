@@ -24,11 +24,21 @@ class Harness<S> {
   rows: Array<[string, Row]> = [];
   late: string[] = [];
   offset = 0;
-  constructor(readonly p: Processor<S>, public state: S, readonly kind: EventKind) {}
+  constructor(
+    readonly p: Processor<S>,
+    public state: S,
+    readonly kind: EventKind,
+  ) {}
   private readonly out = { emit: (table: string, row: Row) => void this.rows.push([table, row]) };
   process(event: Row, wm: number, kind: EventKind = this.kind): void {
     const rec: RecordRef = { topic: `t.${kind}`, kind, partition: 0, offset: this.offset++, timestampMs: 0 };
-    const ctx: ProcessContext = { watermarkMs: wm, emit: this.out.emit, late: (reason) => void this.late.push(reason), lateFiring: () => undefined, reject: (errorClass, reason) => void this.late.push(`${errorClass}: ${reason}`) };
+    const ctx: ProcessContext = {
+      watermarkMs: wm,
+      emit: this.out.emit,
+      late: (reason) => void this.late.push(reason),
+      lateFiring: () => undefined,
+      reject: (errorClass, reason) => void this.late.push(`${errorClass}: ${reason}`),
+    };
     this.p.process(this.state, event, rec, ctx);
   }
   watermark(wm: number): void {
@@ -57,10 +67,23 @@ let seq = 0;
 function playback(viewId: string, type: string, t: number, extra: Row = {}): Row {
   seq++;
   return {
-    event_id: `e-${viewId}-${seq}`, event_time: t, view_id: viewId, seq, event_type: type,
+    event_id: `e-${viewId}-${seq}`,
+    event_time: t,
+    view_id: viewId,
+    seq,
+    event_type: type,
     player_state: type === 'heartbeat' ? 'playing' : type === 'view_end' ? 'ended' : 'starting',
-    viewer_id: 'viewer-1', account_id: 'acct-1', content_id: 'title-1', stream_type: 'vod', creator_id: null,
-    device_category: 'tv', os: 'tizen', app_version: '1.0', cdn: 'akamai', country: 'NP', asn: 1,
+    viewer_id: 'viewer-1',
+    account_id: 'acct-1',
+    content_id: 'title-1',
+    stream_type: 'vod',
+    creator_id: null,
+    device_category: 'tv',
+    os: 'tizen',
+    app_version: '1.0',
+    cdn: 'akamai',
+    country: 'NP',
+    asn: 1,
     ...extra,
   };
 }
@@ -68,7 +91,15 @@ function playback(viewId: string, type: string, t: number, extra: Row = {}): Row
 describe('DeadlineQueue', () => {
   it('pops in time order, only what is due', () => {
     const q = new DeadlineQueue<string>();
-    for (const [t, x] of [[5, 'e'], [1, 'a'], [3, 'c'], [2, 'b'], [4, 'd'], [3, 'c2']] as const) q.push(t, x);
+    for (const [t, x] of [
+      [5, 'e'],
+      [1, 'a'],
+      [3, 'c'],
+      [2, 'b'],
+      [4, 'd'],
+      [3, 'c2'],
+    ] as const)
+      q.push(t, x);
     expect(q.popDue(0)).toBeUndefined();
     const got: string[] = [];
     for (let x = q.popDue(3); x !== undefined; x = q.popDue(3)) got.push(x);
@@ -161,7 +192,10 @@ describe('QoE view indices', () => {
     h.process(playback('a', 'view_start', T), T);
     h.process(playback('b', 'view_start', T), T);
     h.flush();
-    expect(h.take('qoe_views').map((r) => [r.view_id, r.is_final])).toEqual([['a', 0], ['b', 0]]);
+    expect(h.take('qoe_views').map((r) => [r.view_id, r.is_final])).toEqual([
+      ['a', 0],
+      ['b', 0],
+    ]);
     h.process(playback('b', 'heartbeat', T + 10_000, { cum_playing_ms: 9_000 }), T + 5_000);
     h.watermark(T + 5_000);
     h.flush();
@@ -183,7 +217,10 @@ describe('QoE view indices', () => {
     // The first record whose watermark enters the next minute writes both views once, as they
     // were before it (m1 with 5 heartbeats, 50 s played).
     h.process(playback('m1', 'heartbeat', T + 70_000, { cum_playing_ms: 70_000 }), T + MIN + 5_000);
-    expect(h.take('qoe_views').map((r) => [r.view_id, r.is_final, r.playing_ms])).toEqual([['m1', 0, 50_000], ['m2', 0, 0]]);
+    expect(h.take('qoe_views').map((r) => [r.view_id, r.is_final, r.playing_ms])).toEqual([
+      ['m1', 0, 50_000],
+      ['m2', 0, 0],
+    ]);
     h.process(playback('m1', 'heartbeat', T + 80_000, { cum_playing_ms: 80_000 }), T + MIN + 15_000);
     expect(h.take('qoe_views')).toEqual([]);
     // A checkpoint and restore keep m1's pending row; a full flush (caught up) writes it.
@@ -268,8 +305,19 @@ describe('churn checkpoints', () => {
 describe('safety case expiry', () => {
   const p = safetyProcessor({ caseHorizonMs: HOUR });
   const mod = (caseId: string, t: number, extra: Row = {}): Row => ({
-    event_id: `m-${caseId}-${t}-${String(extra.event_type ?? 'report_created')}`, event_time: t, case_id: caseId, event_type: 'report_created', target_type: 'stream', target_id: `target-${caseId}`,
-    creator_id: 'cr-1', policy: 'spam', severity: 'low', detection_source: 'user_report', action_type: null, outcome: null, ...extra,
+    event_id: `m-${caseId}-${t}-${String(extra.event_type ?? 'report_created')}`,
+    event_time: t,
+    case_id: caseId,
+    event_type: 'report_created',
+    target_type: 'stream',
+    target_id: `target-${caseId}`,
+    creator_id: 'cr-1',
+    policy: 'spam',
+    severity: 'low',
+    detection_source: 'user_report',
+    action_type: null,
+    outcome: null,
+    ...extra,
   });
   it('forgets an idle case at last event + horizon (a later event pushes it back), then its tombstone', () => {
     const h = new Harness<SafetyState>(p, p.init({ topic: 't.moderation', kind: 'moderation', partition: 0 }), 'moderation');
@@ -299,7 +347,10 @@ describe('WindowStore dirty list', () => {
     const store = new WindowStore<{ n: number }>(tumbling(MIN, 0) as never, () => ({ n: 0 }));
     const flush = () => {
       const rows: string[] = [];
-      store.flushDirty((ws, k, a, final) => ({ r: `${ws - T}/${k}=${a.n}${final ? 'F' : ''}` }), (r) => rows.push(r.r as string));
+      store.flushDirty(
+        (ws, k, a, final) => ({ r: `${ws - T}/${k}=${a.n}${final ? 'F' : ''}` }),
+        (r) => rows.push(r.r as string),
+      );
       return rows.sort();
     };
     store.update(T, 'a', (a) => void a.n++);
@@ -312,7 +363,11 @@ describe('WindowStore dirty list', () => {
     store.update(T, 'b', (a) => void a.n++);
     store.update(T + MIN, 'c', (a) => void a.n++);
     const closed: string[] = [];
-    store.closeUpTo(T + MIN, (ws, k, a) => ({ r: `${ws - T}/${k}=${a.n}F` }), (r) => closed.push(r.r as string));
+    store.closeUpTo(
+      T + MIN,
+      (ws, k, a) => ({ r: `${ws - T}/${k}=${a.n}F` }),
+      (r) => closed.push(r.r as string),
+    );
     expect(closed).toEqual(['0/a=2F', '0/b=2F']);
     expect(flush()).toEqual(['60000/c=1']);
   });

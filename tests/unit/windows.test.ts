@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { closeExpired, closeTimeMs, hopping, isClosed, isLate, mergeSessions, openWindowsFor, session, tumbling, windowsFor } from '../../processors/core/windows.js';
+import {
+  closeExpired,
+  closeTimeMs,
+  hopping,
+  isClosed,
+  isLate,
+  mergeSessions,
+  openWindowsFor,
+  session,
+  tumbling,
+  windowsFor,
+} from '../../processors/core/windows.js';
 import { advanceIdle, isIdle, newPartitionTime, NO_TIME, observe } from '../../processors/core/watermark.js';
 import { deserializeDedup, dedupSize, expireDedup, newDedup, seenBefore, serializeDedup } from '../../processors/core/dedup.js';
 import { WindowStore } from '../../processors/core/processor.js';
@@ -57,7 +68,10 @@ describe('session windows', () => {
     let s = mergeSessions<number>([], 0, gap, 1, add);
     s = mergeSessions(s, 5_000, gap, 1, add);
     s = mergeSessions(s, 25_000, gap, 1, add);
-    expect(s.map((x) => [x.startMs, x.lastEventMs, x.acc])).toEqual([[0, 5_000, 2], [25_000, 25_000, 1]]);
+    expect(s.map((x) => [x.startMs, x.lastEventMs, x.acc])).toEqual([
+      [0, 5_000, 2],
+      [25_000, 25_000, 1],
+    ]);
     s = mergeSessions(s, 15_000, gap, 1, add);
     expect(s).toHaveLength(1);
     expect(s[0]).toMatchObject({ startMs: 0, lastEventMs: 25_000, endMs: 35_000, acc: 4 });
@@ -89,7 +103,10 @@ describe('watermarks', () => {
     const b = newPartitionTime(0);
     observe(a, 10 * MIN, 0, 0);
     observe(b, 2 * MIN, 0, 0);
-    const parts = new Map([['a', a], ['b', b]]);
+    const parts = new Map([
+      ['a', a],
+      ['b', b],
+    ]);
     // t = 20 s: nobody idle yet
     expect(advanceIdle(parts, 20_000, 30_000)).toEqual([]);
     // a keeps receiving; b has been quiet for 30 s
@@ -133,7 +150,10 @@ describe('WindowStore', () => {
     const rows: Record<string, unknown>[] = [];
     const toRow = (ws: number, key: string, a: { n: number }, final: boolean) => ({ ws, key, n: a.n, final });
     store.flushDirty(toRow, (r) => rows.push(r));
-    expect(rows).toEqual([{ ws: 0, key: 'k', n: 2, final: false }, { ws: MIN, key: 'k', n: 1, final: false }]);
+    expect(rows).toEqual([
+      { ws: 0, key: 'k', n: 2, final: false },
+      { ws: MIN, key: 'k', n: 1, final: false },
+    ]);
     rows.length = 0;
     store.flushDirty(toRow, (r) => rows.push(r));
     expect(rows).toEqual([]);
@@ -190,39 +210,71 @@ describe('WindowStore', () => {
     const init = () => ({ n: 0, ids: [] as string[], sum: 0 });
     const store = new WindowStore<Acc>(tumbling(MIN, 0) as never, init);
     store.update(1, 'a', (x) => void ((x.n = 2), x.ids.push('i1'), (x.sum = 7.5)));
-    store.flushDirty(() => null, () => undefined);
+    store.flushDirty(
+      () => null,
+      () => undefined,
+    );
     store.update(MIN + 1, 'b', (x) => void (x.n = 1));
     const json = JSON.parse(JSON.stringify(store.toJSON()));
     expect(json.shape).toEqual(['n', 'ids', 'sum']);
-    expect(json.windows).toEqual([[0, [['a', [2, ['i1'], 7.5]]]], [MIN, [['b', [1, [], 0], 1]]]]);
+    expect(json.windows).toEqual([
+      [0, [['a', [2, ['i1'], 7.5]]]],
+      [MIN, [['b', [1, [], 0], 1]]],
+    ]);
     const rows = (s: WindowStore<Acc>) => {
       const out: string[] = [];
-      s.closeUpTo(10 * MIN, (ws, k, a, final) => ({ r: `${ws}/${k}=${JSON.stringify(a)}${final ? 'F' : ''}` }), (r) => out.push(r.r as string));
+      s.closeUpTo(
+        10 * MIN,
+        (ws, k, a, final) => ({ r: `${ws}/${k}=${JSON.stringify(a)}${final ? 'F' : ''}` }),
+        (r) => out.push(r.r as string),
+      );
       return out;
     };
     const want = rows(new WindowStore<Acc>(tumbling(MIN, 0) as never, init).load(json));
     expect(want).toEqual(['0/a={"n":2,"ids":["i1"],"sum":7.5}F', `${MIN}/b={"n":1,"ids":[],"sum":0}F`]);
     // The form before value arrays: [key, object].
-    const legacy = { windows: [[0, [['a', { n: 2, ids: ['i1'], sum: 7.5 }]]], [MIN, [['b', { n: 1, ids: [], sum: 0 }, 1]]]], flushedMinute: null };
+    const legacy = {
+      windows: [
+        [0, [['a', { n: 2, ids: ['i1'], sum: 7.5 }]]],
+        [MIN, [['b', { n: 1, ids: [], sum: 0 }, 1]]],
+      ],
+      flushedMinute: null,
+    };
     const fromLegacy = new WindowStore<Acc>(tumbling(MIN, 0) as never, init).load(legacy as never);
     const dirty: string[] = [];
-    fromLegacy.flushDirty((ws, k) => ({ k: `${ws}/${k}` }), (r) => dirty.push(r.k as string));
+    fromLegacy.flushDirty(
+      (ws, k) => ({ k: `${ws}/${k}` }),
+      (r) => dirty.push(r.k as string),
+    );
     expect(dirty).toEqual([`${MIN}/b`]);
     expect(rows(new WindowStore<Acc>(tumbling(MIN, 0) as never, init).load(legacy as never))).toEqual(want);
     // A checkpoint from before a field existed: the field starts from init().
     const grown = new WindowStore<Acc & { max: number }>(tumbling(MIN, 0) as never, () => ({ ...init(), max: -1 })).load(json);
     const got: unknown[] = [];
-    grown.closeUpTo(10 * MIN, (_ws, k, a) => ({ k, a }), (r) => got.push(r));
-    expect(got).toEqual([{ k: 'a', a: { n: 2, ids: ['i1'], sum: 7.5, max: -1 } }, { k: 'b', a: { n: 1, ids: [], sum: 0, max: -1 } }]);
+    grown.closeUpTo(
+      10 * MIN,
+      (_ws, k, a) => ({ k, a }),
+      (r) => got.push(r),
+    );
+    expect(got).toEqual([
+      { k: 'a', a: { n: 2, ids: ['i1'], sum: 7.5, max: -1 } },
+      { k: 'b', a: { n: 1, ids: [], sum: 0, max: -1 } },
+    ]);
   });
 
   it('an update that changes nothing leaves the entry clean', () => {
     const store = new WindowStore<{ f: number }>(tumbling(MIN, 0) as never, () => ({ f: 0 }));
     store.update(1, 'k', (a) => void (a.f = 1));
-    store.flushDirty(() => null, () => undefined);
+    store.flushDirty(
+      () => null,
+      () => undefined,
+    );
     store.update(2, 'k', (a) => (a.f === 1 ? false : void (a.f = 1)));
     let n = 0;
-    store.flushDirty(() => ({}), () => n++);
+    store.flushDirty(
+      () => ({}),
+      () => n++,
+    );
     expect(n).toBe(0);
   });
 });

@@ -12,7 +12,11 @@ import type { AddressInfo } from 'node:net';
  */
 const PORTS = { low: 10_000, high: 21_000 };
 
-export interface Received { body: Record<string, unknown>; raw: string; headers: IncomingHttpHeaders }
+export interface Received {
+  body: Record<string, unknown>;
+  raw: string;
+  headers: IncomingHttpHeaders;
+}
 
 export class TestReceiver {
   readonly received: Received[] = [];

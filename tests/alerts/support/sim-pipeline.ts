@@ -51,7 +51,12 @@ export interface SimPipelineOptions {
   maxPendingRows?: number;
 }
 
-export interface SimStats { events: number; rows: number; churnDaysScored: number; byKind: Record<string, number> }
+export interface SimStats {
+  events: number;
+  rows: number;
+  churnDaysScored: number;
+  byKind: Record<string, number>;
+}
 
 function partitionOf(key: unknown, partitions: number): number {
   let h = 0;
@@ -75,7 +80,11 @@ export class SimPipeline {
   /** Events of the test's own with the event time of the chunk that delivers them (late ones later). */
   private injected: Array<{ e: SimEvent; dueMs: number }> = [];
 
-  private constructor(private readonly ch: ClickHouse, opts: SimPipelineOptions, processors: Processor<unknown>[]) {
+  private constructor(
+    private readonly ch: ClickHouse,
+    opts: SimPipelineOptions,
+    processors: Processor<unknown>[],
+  ) {
     const { generator: _g, roles: _r, lateness: _l, ...rest } = opts;
     this.o = { partitions: 3, graceMs: 60_000, allowedLatenessMs: 5_000, idlePartitionMs: 30_000, chunkMs: 10 * 60_000, maxPendingRows: 200_000, ...rest };
     this.generator = new TrafficGenerator(opts.generator);
@@ -92,7 +101,12 @@ export class SimPipeline {
   }
 
   static async create(ch: ClickHouse, opts: SimPipelineOptions): Promise<SimPipeline> {
-    const settings = { ch, graceMs: opts.graceMs ?? 60_000, allowedLatenessMs: opts.allowedLatenessMs ?? 5_000, lateness: opts.lateness ?? latenessPolicy(loadConfig({}).env) };
+    const settings = {
+      ch,
+      graceMs: opts.graceMs ?? 60_000,
+      allowedLatenessMs: opts.allowedLatenessMs ?? 5_000,
+      lateness: opts.lateness ?? latenessPolicy(loadConfig({}).env),
+    };
     const processors = (opts.roles ?? ALL_ROLES).map((r) => PROCESSOR_FACTORIES[r]!(settings) as Processor<unknown>);
     for (const p of processors) await p.start?.();
     return new SimPipeline(ch, opts, processors);
@@ -199,7 +213,10 @@ export class SimPipeline {
     if (lastClosed <= this.lastScored) return;
     await this.writePending();
     if (this.firstChurnDay === null) {
-      const [first] = await queryRows<{ d: number | null }>(this.ch, `SELECT if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), min(day)))) AS d FROM ${this.ch.database}.churn_account_daily`);
+      const [first] = await queryRows<{ d: number | null }>(
+        this.ch,
+        `SELECT if(count() = 0, NULL, toInt32(dateDiff('day', toDate('1970-01-01'), min(day)))) AS d FROM ${this.ch.database}.churn_account_daily`,
+      );
       if (first?.d === null || first?.d === undefined) return;
       this.firstChurnDay = Number(first.d);
     }

@@ -27,10 +27,16 @@ export interface SimFill {
 }
 
 /** Simulates [endMs − durationMs, endMs) at ratePerSec and writes every processor's rows. */
-export async function fillWithSimulatedData(ch: ClickHouse, opts: { endMs: number; durationMs: number; ratePerSec: number; seed?: number; incidents?: IncidentSpec[] }): Promise<SimFill> {
+export async function fillWithSimulatedData(
+  ch: ClickHouse,
+  opts: { endMs: number; durationMs: number; ratePerSec: number; seed?: number; incidents?: IncidentSpec[] },
+): Promise<SimFill> {
   await migrate(ch);
   const startMs = opts.endMs - opts.durationMs;
-  const events = generateRange({ seed: opts.seed ?? 7, startMs, ratePerSec: opts.ratePerSec, accounts: 2000, creators: 40, ...(opts.incidents ? { incidents: opts.incidents } : {}) }, opts.endMs);
+  const events = generateRange(
+    { seed: opts.seed ?? 7, startMs, ratePerSec: opts.ratePerSec, accounts: 2000, creators: 40, ...(opts.incidents ? { incidents: opts.incidents } : {}) },
+    opts.endMs,
+  );
   const records: DriverRecord[] = events.map((e) => {
     const spec = topicSpec('sim.', e.kind);
     const key = (e.event as unknown as Record<string, unknown>)[spec.keyField];

@@ -22,8 +22,18 @@ function ev(view: string, dims: string, atS: number, type: string, state: string
   const seq = seqs.get(view) ?? 0;
   seqs.set(view, seq + 1);
   const e = {
-    event_id: uuid(++n), event_time: T0 + Math.round(atS * 1000), view_id: `view-${view}`, seq, event_type: type, player_state: state,
-    playhead_ms: 0, viewer_id: `viewer-${view}`, account_id: `acct-${view}`, stream_type: 'vod', ...DIMS[dims], ...extra,
+    event_id: uuid(++n),
+    event_time: T0 + Math.round(atS * 1000),
+    view_id: `view-${view}`,
+    seq,
+    event_type: type,
+    player_state: state,
+    playhead_ms: 0,
+    viewer_id: `viewer-${view}`,
+    account_id: `acct-${view}`,
+    stream_type: 'vod',
+    ...DIMS[dims],
+    ...extra,
   };
   byId.set(e.event_id, e);
   return e;
@@ -34,7 +44,11 @@ const push = (e: Record<string, unknown>) => {
   lines.push(JSON.stringify({ kind: 'playback', event: e }));
 };
 const cum = (playing: number, rebuffer: number, count: number, bitrateMs: number) => ({
-  cum_playing_ms: playing, cum_rebuffer_ms: rebuffer, cum_rebuffer_count: count, cum_seek_ms: 0, cum_bitrate_ms: bitrateMs,
+  cum_playing_ms: playing,
+  cum_rebuffer_ms: rebuffer,
+  cum_rebuffer_count: count,
+  cum_seek_ms: 0,
+  cum_bitrate_ms: bitrateMs,
 });
 
 // A: play with two rebuffers; hb30 arrives after hb40 (reordered) and hb20 is delivered twice.

@@ -33,7 +33,15 @@ export async function setUpProducerTestEnv(name: string, opts: { now?: () => num
   const registry = await startRegistryServer({ config: t.config, logger });
   const codec = await AvroCodec.connect(registry.url, t.topicPrefix);
   const metrics = createMetrics();
-  const producer = await EventProducer.connect({ brokers: t.kafkaBrokers, clientId: `test-${name}`, topicPrefix: t.topicPrefix, codec, logger, metrics, now: opts.now });
+  const producer = await EventProducer.connect({
+    brokers: t.kafkaBrokers,
+    clientId: `test-${name}`,
+    topicPrefix: t.topicPrefix,
+    codec,
+    logger,
+    metrics,
+    now: opts.now,
+  });
   return {
     t,
     brokers: t.kafkaBrokers,
