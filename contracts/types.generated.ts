@@ -12,19 +12,7 @@ export interface PlaybackEvent {
   view_id: string;
   /** +1 per event of a view */
   seq: number;
-  event_type:
-    | 'view_start'
-    | 'first_frame'
-    | 'pause'
-    | 'resume'
-    | 'seek_start'
-    | 'seek_end'
-    | 'rebuffer_start'
-    | 'rebuffer_end'
-    | 'rendition_change'
-    | 'error'
-    | 'heartbeat'
-    | 'view_end';
+  event_type: 'view_start' | 'first_frame' | 'pause' | 'resume' | 'seek_start' | 'seek_end' | 'rebuffer_start' | 'rebuffer_end' | 'rendition_change' | 'error' | 'heartbeat' | 'view_end';
   player_state: 'starting' | 'playing' | 'paused' | 'seeking' | 'rebuffering' | 'ended' | 'error';
   playhead_ms: number;
   viewer_id: string;
