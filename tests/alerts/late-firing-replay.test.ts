@@ -19,18 +19,14 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Evaluator } from '../../alerts/evaluator.js';
 import { parseRules, type RuleSet } from '../../alerts/rules.js';
-import { AlertStore, type AlertEventRow } from '../../alerts/store.js';
 import { metricSql } from '../../contracts/metrics-catalog.js';
 import type { ModerationEvent, PaymentEvent } from '../../contracts/types.generated.js';
-import { silentLogger } from '../../lib/logger.js';
-import { createMetrics } from '../../lib/metrics.js';
 import type { SimEvent } from '../../producers/simulator/index.js';
 import { openClickHouse, queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
-import { defaultRulesText } from './support/harness.js';
+import { alertHistory, liveThenReplay, replayRulesText } from './support/live-replay.js';
 import { SimPipeline } from './support/sim-pipeline.js';
 
 const SEC = 1000;
@@ -88,34 +84,13 @@ let redis: Redis;
 let sim: SimPipeline;
 let ruleSet: RuleSet;
 
-function evaluator(prefix: string): { ev: Evaluator; store: AlertStore } {
-  const store = new AlertStore(redis, prefix);
-  return { ev: new Evaluator({ ruleSet, ch, store, logger: silentLogger(), metrics: createMetrics(), clock: () => sim.nowMs }), store };
-}
-
-async function startAt(store: AlertStore): Promise<void> {
-  for (const r of ruleSet.rules)
-    await redis.hset(
-      `${store.p}cursor`,
-      r.name,
-      String(START - (r.metric === 'business_payer_rate_pct' ? HOUR : r.metric === 'churn_high_risk_entries' ? 24 * HOUR : MIN)),
-    );
-}
-
-async function history(store: AlertStore): Promise<string[]> {
-  const rows = (await store.peekHistory('events', 1_000_000)).map((r) => JSON.parse(r) as AlertEventRow);
-  return rows
-    .map((r) => `${r.event_time} ${r.rule} ${r.alert_key} ${r.from_state}->${r.to_state} value=${r.value} baseline=${r.baseline} volume=${r.volume}`)
-    .sort();
-}
-
 const chTime = (ms: number) => new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
 
 beforeAll(async () => {
   ch = await openClickHouse(t.config.clickhouse);
   await migrate(ch);
   redis = new Redis(t.redisUrl);
-  ruleSet = parseRules(defaultRulesText().replace('step: 1m', 'step: 1m\n  max_catch_up_steps: 2000\n  batch_steps: 720'), 'default rules');
+  ruleSet = parseRules(replayRulesText(), 'default rules');
   sim = await SimPipeline.create(ch, {
     generator: { seed: 11, startMs: D0, ratePerSec: 10, heartbeatMs: 30_000 },
     roles: ['business', 'safety'],
@@ -137,23 +112,11 @@ afterAll(async () => {
 
 describe('late firings and as-of alert reads', () => {
   it('live evaluation and a replay give identical alert histories when late events rewrite closed windows', async () => {
-    const live = evaluator(`${t.redisPrefix}live:`);
-    await sim.advanceTo(START);
-    await startAt(live.store);
-    while (sim.nowMs < END) {
-      await sim.advanceTo(sim.nowMs + 5 * MIN);
-      await live.ev.tick();
-    }
-    await sim.drain();
-    await live.ev.tick();
-
-    const replay = evaluator(`${t.redisPrefix}replay:`);
-    await startAt(replay.store);
-    for (let i = 0; i < 10 && (await replay.ev.tick()).steps > 0; i++);
+    const { live, replay } = await liveThenReplay({ redis, ch, ruleSet, sim, startMs: START }, t.redisPrefix, END);
 
     expect(Object.fromEntries(await replay.store.cursors())).toEqual(Object.fromEntries(await live.store.cursors()));
-    const a = await history(live.store);
-    const b = await history(replay.store);
+    const a = await alertHistory(live.store);
+    const b = await alertHistory(replay.store);
     console.log(`live history (${a.length} transitions):\n${a.join('\n')}`);
     expect(b).toEqual(a);
 

@@ -16,17 +16,13 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Evaluator } from '../../alerts/evaluator.js';
 import { parseRules, type RuleSet } from '../../alerts/rules.js';
-import { AlertStore, type AlertEventRow } from '../../alerts/store.js';
 import type { JiraIssueEvent } from '../../contracts/types.generated.js';
-import { createMetrics } from '../../lib/metrics.js';
-import { silentLogger } from '../../lib/logger.js';
 import type { IncidentSpec, SimEvent } from '../../producers/simulator/index.js';
 import { openClickHouse, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
-import { defaultRulesText } from './support/harness.js';
+import { alertHistory, liveThenReplay, replayRulesText } from './support/live-replay.js';
 import { SimPipeline } from './support/sim-pipeline.js';
 
 const SEC = 1000;
@@ -92,39 +88,11 @@ let redis: Redis;
 let sim: SimPipeline;
 let ruleSet: RuleSet;
 
-const rulesText = () => defaultRulesText().replace('step: 1m', 'step: 1m\n  max_catch_up_steps: 2000\n  batch_steps: 720');
-
-function evaluator(prefix: string): { ev: Evaluator; store: AlertStore } {
-  const store = new AlertStore(redis, prefix);
-  return { ev: new Evaluator({ ruleSet, ch, store, logger: silentLogger(), metrics: createMetrics(), clock: () => sim.nowMs }), store };
-}
-
-/** Both runs start at START: every rule's cursor is set there (a new rule would start at the frontier). */
-async function startAt(store: AlertStore): Promise<void> {
-  for (const r of ruleSet.rules)
-    await redis.hset(
-      `${store.p}cursor`,
-      r.name,
-      String(START - (r.metric === 'business_payer_rate_pct' ? HOUR : r.metric === 'churn_high_risk_entries' ? 24 * HOUR : MIN)),
-    );
-}
-
-/** The alert history (transitions in event time), without the processing-time `at`. */
-async function history(store: AlertStore): Promise<string[]> {
-  const rows = (await store.peekHistory('events', 1_000_000)).map((r) => JSON.parse(r) as AlertEventRow);
-  return rows
-    .map(
-      (r) =>
-        `${r.event_time} ${r.rule} ${r.alert_key} ${JSON.stringify(r.labels)} ${r.from_state}->${r.to_state} value=${r.value} baseline=${r.baseline} volume=${r.volume}`,
-    )
-    .sort();
-}
-
 beforeAll(async () => {
   ch = await openClickHouse(t.config.clickhouse);
   await migrate(ch);
   redis = new Redis(t.redisUrl);
-  ruleSet = parseRules(rulesText(), 'default rules');
+  ruleSet = parseRules(replayRulesText(), 'default rules');
   sim = await SimPipeline.create(ch, {
     generator: { seed: 5, startMs: D0, ratePerSec: 30, heartbeatMs: 30_000, incidents: specs },
     roles: ['qoe', 'business', 'safety', 'production', 'raw-store'],
@@ -145,24 +113,12 @@ afterAll(async () => {
 
 describe('alerts are a function of the log up to the evaluated time', () => {
   it('live evaluation (after every 5-min commit cycle) and a replay of the day give identical alert histories', async () => {
-    const live = evaluator(`${t.redisPrefix}live:`);
-    await sim.advanceTo(START);
-    await startAt(live.store);
-    while (sim.nowMs < END) {
-      await sim.advanceTo(sim.nowMs + 5 * MIN);
-      await live.ev.tick();
-    }
-    await sim.drain();
-    await live.ev.tick();
-
-    const replay = evaluator(`${t.redisPrefix}replay:`);
-    await startAt(replay.store);
-    for (let i = 0; i < 10 && (await replay.ev.tick()).steps > 0; i++);
+    const { live, replay } = await liveThenReplay({ redis, ch, ruleSet, sim, startMs: START }, t.redisPrefix, END);
 
     const [liveCur, replayCur] = [await live.store.cursors(), await replay.store.cursors()];
     expect(Object.fromEntries(replayCur)).toEqual(Object.fromEntries(liveCur));
-    const a = await history(live.store);
-    const b = await history(replay.store);
+    const a = await alertHistory(live.store, { labels: true });
+    const b = await alertHistory(replay.store, { labels: true });
     console.log(`live history (${a.length} transitions):\n${a.join('\n')}`);
     expect(b).toEqual(a);
 

@@ -34,15 +34,18 @@ function fnv(s: string): number {
   return h;
 }
 
-/** Ten minutes of simulator traffic with every kind, and copies of early events re-sent at the end (late). */
+/**
+ * Seventy minutes of simulator traffic with every kind (so the first hourly window closes), and
+ * copies of early events re-sent at the end: late, some within the allowed lateness of LATENESS
+ * (late firings, so the history tables get rows) and the QoE ones past it (late_events).
+ */
 function traffic(): DriverRecord[] {
   const startMs = Date.UTC(2026, 10, 20, 12);
-  const gen = new TrafficGenerator({ seed: 9, startMs, ratePerSec: 40, moderationCasesPerHour: 600, jiraIssuesPerHour: 300 });
+  const gen = new TrafficGenerator({ seed: 9, startMs, ratePerSec: 8, moderationCasesPerHour: 600, jiraIssuesPerHour: 300 });
   const events: SimEvent[] = [];
-  for (let tMs = startMs; tMs < startMs + 10 * 60_000; ) gen.advanceInto((tMs += 1000), events);
-  const late = events
-    .filter((e) => e.kind === 'payments' || e.kind === 'playback')
-    .slice(0, 40)
+  for (let tMs = startMs; tMs < startMs + 70 * 60_000; ) gen.advanceInto((tMs += 1000), events);
+  const late = (['payments', 'gifts', 'playback', 'moderation'] as const)
+    .flatMap((kind) => events.filter((e) => e.kind === kind).slice(0, 20))
     .map((e, i) => ({ ...e, event: { ...e.event, event_id: `10000000-0000-4000-8000-${String(i).padStart(12, '0')}` } }));
   return [...events, ...late].map((e) => {
     const spec = topicSpec('', e.kind);
@@ -51,10 +54,13 @@ function traffic(): DriverRecord[] {
   });
 }
 
+/** Two hours for every kind the late firings apply to: the re-sent copies, 70 minutes late, re-fire their windows. */
+const LATENESS = { payments: 2 * 3_600_000, gifts: 2 * 3_600_000, playback: 2 * 3_600_000, moderation: 2 * 3_600_000 };
+
 /** Every processor's rows, by table, as the runner hands them to the sink (raw rows as AvroBodyRows). */
 function emittedRows(): Map<string, object[]> {
   const records = traffic();
-  const settings = { ch: undefined, graceMs: 60_000, allowedLatenessMs: 5_000 } as unknown as ProcessorSettings;
+  const settings = { ch: undefined, graceMs: 60_000, allowedLatenessMs: 5_000, lateness: LATENESS } as unknown as ProcessorSettings;
   const out = new Map<string, object[]>();
   for (const role of Object.keys(PROCESSOR_FACTORIES) as ProcessorRole[]) {
     const p = PROCESSOR_FACTORIES[role]!(settings);
