@@ -12,7 +12,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DLQ_HEADERS, dlqTopic, topicSpec } from '../../contracts/topics.js';
 import { validateEvent } from '../../contracts/validate.js';
-import { silentLogger } from '../../lib/logger.js';
 import { createMetrics } from '../../lib/metrics.js';
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import { businessProcessor } from '../../processors/business/business.processor.js';
@@ -22,7 +21,7 @@ import { replayProcessor } from '../../processors/replay.js';
 import type { Processor } from '../../processors/core/processor.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
 import { loadGoldenExpected, loadGoldenInput, sortRows } from '../helpers/golden.js';
-import { produceRecords, readTopic, scenario, startServices, waitCaughtUp, type Services } from '../helpers/pipeline-harness.js';
+import { produceRecords, readTopic, runnerDeps, scenario, startServices, waitCaughtUp, type Services } from '../helpers/pipeline-harness.js';
 
 const input = loadGoldenInput('business');
 const expected = loadGoldenExpected<Record<string, any>>('business');
@@ -79,20 +78,7 @@ describe('records out of bounds written by another producer', () => {
     const metrics = createMetrics();
     const runner = new ProcessorRunner(
       [rawStoreProcessor(), businessProcessor({ graceMs: expected.graceMs, allowedLatenessMs: expected.allowedLatenessMs })],
-      {
-        brokers: t.kafkaBrokers,
-        groupId: `${sc.groupPrefix}raw-store+business`,
-        topicPrefix: sc.topicPrefix,
-        codec: sc.codec,
-        ch: { ...s.ch, database: sc.database },
-        redis: s.redis,
-        redisPrefix: sc.redisPrefix,
-        logger: silentLogger(),
-        metrics,
-        deadLetters: sc.producer,
-        deadLetterStage: 'raw-store',
-        maxFutureSkewMs: 300_000,
-      },
+      runnerDeps(t, s, sc, 'raw-store+business', { metrics, deadLetters: sc.producer, deadLetterStage: 'raw-store', maxFutureSkewMs: 300_000 }),
       { checkpointIntervalMs: 200 },
     );
     await runner.start();
@@ -174,18 +160,7 @@ describe('records out of bounds written by another producer', () => {
     // (reference: the Kafka timestamps) and writes no dead letter.
     await replayProcessor(
       businessProcessor({ graceMs: expected.graceMs, allowedLatenessMs: expected.allowedLatenessMs }),
-      {
-        brokers: t.kafkaBrokers,
-        groupId: `${sc.groupPrefix}business`,
-        topicPrefix: sc.topicPrefix,
-        codec: sc.codec,
-        ch: { ...s.ch, database: sc.database },
-        redis: s.redis,
-        redisPrefix: sc.redisPrefix,
-        logger: silentLogger(),
-        metrics: createMetrics(),
-        maxFutureSkewMs: 300_000,
-      },
+      runnerDeps(t, s, sc, 'business', { maxFutureSkewMs: 300_000 }),
       { fromBeginning: true, checkpointIntervalMs: 200 },
     );
     const replayed = await queryRows(
@@ -245,22 +220,7 @@ describe('records out of bounds written by another producer', () => {
         });
       },
     };
-    const runner = new ProcessorRunner(
-      buggy,
-      {
-        brokers: t.kafkaBrokers,
-        groupId: `${sc.groupPrefix}buggy`,
-        topicPrefix: sc.topicPrefix,
-        codec: sc.codec,
-        ch: { ...s.ch, database: sc.database },
-        redis: s.redis,
-        redisPrefix: sc.redisPrefix,
-        logger: silentLogger(),
-        metrics: createMetrics(),
-        deadLetters: sc.producer,
-      },
-      { checkpointIntervalMs: 200 },
-    );
+    const runner = new ProcessorRunner(buggy, runnerDeps(t, s, sc, 'buggy', { deadLetters: sc.producer }), { checkpointIntervalMs: 200 });
     await runner.start();
     await waitCaughtUp(s.redis, t.kafkaBrokers, sc, 'buggy', ['payments']);
     await runner.stop();

@@ -6,15 +6,13 @@
  *   consumer group, one SIGKILLed; (d) a full replay that drops and rebuilds the tables.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../lib/logger.js';
-import { createMetrics } from '../../lib/metrics.js';
 import { queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { businessProcessor } from '../../processors/business/business.processor.js';
 import { ProcessorRunner } from '../../processors/core/runner.js';
 import { replayProcessor } from '../../processors/replay.js';
 import { cleanupTestEnv, pollUntil, testEnv } from '../helpers/env.js';
 import { loadGoldenExpected, loadGoldenInput, sortRows } from '../helpers/golden.js';
-import { produceRecords, scenario, spawnRoles, startServices, waitCaughtUp, type Scenario, type Services } from '../helpers/pipeline-harness.js';
+import { produceRecords, runnerDeps, scenario, spawnRoles, startServices, waitCaughtUp, type Scenario, type Services } from '../helpers/pipeline-harness.js';
 
 const input = loadGoldenInput('business');
 const expected = loadGoldenExpected<Record<string, any>>('business');
@@ -68,17 +66,7 @@ async function assertGolden(ch: ClickHouse, db: string) {
 }
 
 function inProcessDeps(sc: Scenario, ch: ClickHouse) {
-  return {
-    brokers: t.kafkaBrokers,
-    groupId: `${sc.groupPrefix}business`,
-    topicPrefix: sc.topicPrefix,
-    codec: sc.codec,
-    ch: { ...ch, database: sc.database },
-    redis: s.redis,
-    redisPrefix: sc.redisPrefix,
-    logger: silentLogger(),
-    metrics: createMetrics(),
-  };
+  return runnerDeps(t, s, sc, 'business', { ch: { ...ch, database: sc.database } });
 }
 const processor = () => businessProcessor({ graceMs: expected.graceMs, allowedLatenessMs: expected.allowedLatenessMs });
 

@@ -18,12 +18,12 @@ import { RedisApiKeyStore } from '../../api/api-keys.js';
 import { RedisRateLimiter } from '../../api/rate-limit.js';
 import { latenessPolicy, processorFor } from '../../bin/processors.js';
 import { loadConfig } from '../../lib/config.js';
-import { createLogger, silentLogger } from '../../lib/logger.js';
+import { createLogger } from '../../lib/logger.js';
 import { createMetrics } from '../../lib/metrics.js';
 import { replayProcessor } from '../../processors/replay.js';
 import { queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
-import { produceRecords, scenario, spawnRoles, startServices, waitCaughtUp, type Scenario, type Services } from '../helpers/pipeline-harness.js';
+import { produceRecords, runnerDeps, scenario, spawnRoles, startServices, waitCaughtUp, type Scenario, type Services } from '../helpers/pipeline-harness.js';
 import type { GoldenRecord } from '../helpers/golden.js';
 
 const MIN = 60_000;
@@ -164,21 +164,7 @@ describe('late moderation actions on Kafka and ClickHouse (allowed lateness 6 h 
       allowedLatenessMs: config.env.ALLOWED_LATENESS_MS,
       lateness: latenessPolicy(config.env),
     });
-    const r = await replayProcessor(
-      processor,
-      {
-        brokers: t.kafkaBrokers,
-        groupId: `${sc.groupPrefix}safety`,
-        topicPrefix: sc.topicPrefix,
-        codec: sc.codec,
-        ch: { ...s.ch, database: sc.database },
-        redis: s.redis,
-        redisPrefix: sc.redisPrefix,
-        logger: silentLogger(),
-        metrics: createMetrics(),
-      },
-      { fromBeginning: true, checkpointIntervalMs: 200 },
-    );
+    const r = await replayProcessor(processor, runnerDeps(t, s, sc, 'safety'), { fromBeginning: true, checkpointIntervalMs: 200 });
     expect(r.events).toBe(seq);
     expect(await tables(s.ch, sc.database)).toEqual(live);
   });

@@ -8,18 +8,15 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lib/config.js';
-import { silentLogger } from '../../lib/logger.js';
-import { createMetrics } from '../../lib/metrics.js';
-import { topicHighWatermarks } from '../../lib/kafka-admin.js';
 import { ProcessorRunner } from '../../processors/core/runner.js';
 import { rebuildOnline, type RebuildProgress } from '../../processors/replay-online.js';
 import { PROCESSOR_FACTORIES, latenessPolicy, processorFor } from '../../bin/processors.js';
 import { runSimulation } from '../../producers/simulator/run.js';
 import { openClickHouse, queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
-import { TEST_CH_WRITER, cleanupTestEnv, pollUntil, testEnv } from '../helpers/env.js';
+import { TEST_CH_WRITER, cleanupTestEnv, testEnv } from '../helpers/env.js';
 import { compareTables } from '../helpers/compare-tables.js';
-import { scenario, startServices, waitCaughtUp, type Scenario, type Services } from '../helpers/pipeline-harness.js';
+import { runnerDeps, runToEndOfLog, scenario, startServices, waitCaughtUp, type Scenario, type Services } from '../helpers/pipeline-harness.js';
 
 const IDLE_OFF = 86_400_000;
 const START = Date.UTC(2026, 10, 20, 10);
@@ -66,21 +63,11 @@ const traffic = (fromS: number, toS: number) =>
 const count = async (ch: ClickHouse, table: string) => Number((await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM ${ch.database}.${table}`))[0]!.n);
 
 function runner(ch: ClickHouse, groupSuffix: string, redisPrefix: string, handover: boolean): ProcessorRunner {
-  return new ProcessorRunner(
-    make(ch),
-    {
-      brokers: t.kafkaBrokers,
-      groupId: `${sc.groupPrefix}${groupSuffix}`,
-      topicPrefix: sc.topicPrefix,
-      codec: sc.codec,
-      ch,
-      redis: s.redis,
-      redisPrefix,
-      logger: silentLogger(),
-      metrics: createMetrics(),
-    },
-    { checkpointIntervalMs: 300, idlePartitionMs: IDLE_OFF, handover },
-  );
+  return new ProcessorRunner(make(ch), runnerDeps(t, s, sc, groupSuffix, { ch, redisPrefix }), {
+    checkpointIntervalMs: 300,
+    idlePartitionMs: IDLE_OFF,
+    handover,
+  });
 }
 
 describe('online rebuild handover', () => {
@@ -98,17 +85,7 @@ describe('online rebuild handover', () => {
       await s.ch.client.command({ query: `TRUNCATE TABLE ${sc.database}.raw_payments` });
       const phases = new Set<string>();
       let duringPause = 0;
-      const deps = {
-        brokers: t.kafkaBrokers,
-        groupId: `${sc.groupPrefix}rebuild`,
-        topicPrefix: sc.topicPrefix,
-        codec: sc.codec,
-        ch: http,
-        redis: s.redis,
-        redisPrefix: sc.redisPrefix,
-        logger: silentLogger(),
-        metrics: createMetrics(),
-      };
+      const deps = runnerDeps(t, s, sc, 'rebuild', { ch: http });
       // The first run dies during the handover, right after the qoe tables were swapped.
       const crash = new Error('crash after the qoe swap');
       const first = rebuildOnline(make(http), deps, {
@@ -177,22 +154,7 @@ describe('online rebuild handover', () => {
     const clean: ClickHouse = { ...s.ch, database: cleanDb };
     await s.ch.client.command({ query: `CREATE DATABASE IF NOT EXISTS ${cleanDb}` });
     await migrate(clean);
-    const r = runner(clean, 'clean', `${sc.redisPrefix}clean:`, false);
-    const ends = new Map<string, number>();
-    for (const topic of r.topics) for (const w of await topicHighWatermarks(t.kafkaBrokers, topic)) ends.set(`${topic}/${w.partition}`, w.high);
-    await r.start();
-    try {
-      await pollUntil(
-        () =>
-          [...ends].every(([k, end]) => {
-            const tasks = r.positions().filter((p) => `${p.topic}/${p.partition}` === k);
-            return end === 0 || (tasks.length > 0 && tasks.every((p) => p.next >= end));
-          }),
-        { timeoutMs: 120_000, intervalMs: 200, description: 'clean rebuild at the end of the log' },
-      );
-    } finally {
-      await r.stop();
-    }
+    await runToEndOfLog(t, runner(clean, 'clean', `${sc.redisPrefix}clean:`, false), 120_000);
     // The processors' own tables (the job tables are derived at different points in time: the
     // rebuild derives them at the handover, and nothing here runs the jobs afterwards).
     const tables = [...new Set(make(liveCh).flatMap((p) => p.tables)), 'late_events'];

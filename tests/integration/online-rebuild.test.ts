@@ -11,9 +11,6 @@ import { createWriteStream, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../lib/config.js';
-import { silentLogger } from '../../lib/logger.js';
-import { createMetrics } from '../../lib/metrics.js';
-import { topicHighWatermarks } from '../../lib/kafka-admin.js';
 import { ProcessorRunner } from '../../processors/core/runner.js';
 import { rebuiltTables } from '../../processors/replay-online.js';
 import { PROCESSOR_FACTORIES, latenessPolicy, processorFor } from '../../bin/processors.js';
@@ -22,9 +19,19 @@ import { queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
 import { ROLLUP_TABLES, sealBusiness, sealQoe, sealedState, type RollupFamily } from '../../sinks/clickhouse/rollups.js';
 import { scoreClosedChurnDays } from '../../processors/churn/churn-scores.js';
-import { REPO_ROOT, cleanupTestEnv, pollUntil, testEnv } from '../helpers/env.js';
+import { REPO_ROOT, cleanupTestEnv, testEnv } from '../helpers/env.js';
 import { compareTables } from '../helpers/compare-tables.js';
-import { scenario, spawnRoles, startServices, waitCaughtUp, type RoleProcess, type Scenario, type Services } from '../helpers/pipeline-harness.js';
+import {
+  runnerDeps,
+  runToEndOfLog,
+  scenario,
+  spawnRoles,
+  startServices,
+  waitCaughtUp,
+  type RoleProcess,
+  type Scenario,
+  type Services,
+} from '../helpers/pipeline-harness.js';
 
 const IDLE_OFF = '86400000';
 const DAY_MS = 86_400_000;
@@ -101,34 +108,10 @@ async function cleanRebuild(): Promise<ClickHouse> {
   const cfg = loadConfig(env()).env;
   const runner = new ProcessorRunner(
     ROLES.map((r) => processorFor(r, { ch, graceMs: cfg.WINDOW_GRACE_MS, allowedLatenessMs: cfg.ALLOWED_LATENESS_MS, lateness: latenessPolicy(cfg) })),
-    {
-      brokers: t.kafkaBrokers,
-      groupId: `${sc.groupPrefix}clean`,
-      topicPrefix: sc.topicPrefix,
-      codec: sc.codec,
-      ch,
-      redis: s.redis,
-      redisPrefix: `${sc.redisPrefix}clean:`,
-      logger: silentLogger(),
-      metrics: createMetrics(),
-    },
+    runnerDeps(t, s, sc, 'clean', { ch, redisPrefix: `${sc.redisPrefix}clean:` }),
     { checkpointIntervalMs: 1000, idlePartitionMs: Number(IDLE_OFF) },
   );
-  const ends = new Map<string, number>();
-  for (const topic of runner.topics) for (const w of await topicHighWatermarks(t.kafkaBrokers, topic)) ends.set(`${topic}/${w.partition}`, w.high);
-  await runner.start();
-  try {
-    await pollUntil(
-      () =>
-        [...ends].every(([k, end]) => {
-          const tasks = runner.positions().filter((p) => `${p.topic}/${p.partition}` === k);
-          return end === 0 || (tasks.length > 0 && tasks.every((p) => p.next >= end));
-        }),
-      { timeoutMs: 300_000, intervalMs: 250, description: 'clean rebuild reached the end of the log' },
-    );
-  } finally {
-    await runner.stop();
-  }
+  await runToEndOfLog(t, runner, 300_000);
   return ch;
 }
 

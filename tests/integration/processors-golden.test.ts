@@ -10,8 +10,6 @@
  * the settings' defaults (late firings; safety's event 17, 2.8 h late, is counted by a rewrite).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../lib/logger.js';
-import { createMetrics } from '../../lib/metrics.js';
 import { queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import type { Processor } from '../../processors/core/processor.js';
 import { ProcessorRunner } from '../../processors/core/runner.js';
@@ -25,7 +23,7 @@ import { loadConfig } from '../../lib/config.js';
 import { scoreClosedChurnDays } from '../../processors/churn/churn-scores.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
 import { loadGoldenInput } from '../helpers/golden.js';
-import { produceRecords, scenario, spawnRoles, startServices, waitCaughtUp, type Scenario, type Services } from '../helpers/pipeline-harness.js';
+import { produceRecords, runnerDeps, scenario, spawnRoles, startServices, waitCaughtUp, type Scenario, type Services } from '../helpers/pipeline-harness.js';
 
 const IDLE_OFF = '86400000';
 const t = testEnv('processors-golden', { CHECKPOINT_INTERVAL_MS: '300', BATCH_MAX_MS: '300', IDLE_PARTITION_MS: IDLE_OFF });
@@ -78,17 +76,7 @@ async function snapshot(ch: ClickHouse, processor: string, tables: string[]): Pr
   return out;
 }
 
-const deps = (sc: Scenario) => ({
-  brokers: t.kafkaBrokers,
-  groupId: `${sc.groupPrefix}${'x'}`,
-  topicPrefix: sc.topicPrefix,
-  codec: sc.codec,
-  ch: { ...s.ch, database: sc.database },
-  redis: s.redis,
-  redisPrefix: sc.redisPrefix,
-  logger: silentLogger(),
-  metrics: createMetrics(),
-});
+const deps = (sc: Scenario) => runnerDeps(t, s, sc, 'x');
 
 beforeAll(async () => {
   s = await startServices(t);

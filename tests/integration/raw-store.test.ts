@@ -6,8 +6,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DLQ_HEADERS, dlqTopic, topicSpec, type EventKind } from '../../contracts/topics.js';
-import { silentLogger } from '../../lib/logger.js';
-import { createMetrics } from '../../lib/metrics.js';
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import { RegistryError } from '../../lib/errors.js';
 import { rawStoreProcessor } from '../../processors/raw-store/raw-store.processor.js';
@@ -15,7 +13,7 @@ import { ProcessorRunner } from '../../processors/core/runner.js';
 import { runSimulation } from '../../producers/simulator/run.js';
 import { cleanupTestEnv, pollUntil, testEnv } from '../helpers/env.js';
 import { loadGoldenInput, type GoldenRecord } from '../helpers/golden.js';
-import { produceRecords, readTopic, scenario, spawnRoles, startServices, waitCaughtUp, type Services } from '../helpers/pipeline-harness.js';
+import { produceRecords, readTopic, runnerDeps, scenario, spawnRoles, startServices, waitCaughtUp, type Services } from '../helpers/pipeline-harness.js';
 
 const t = testEnv('raw-store', { CHECKPOINT_INTERVAL_MS: '300', BATCH_MAX_MS: '300' });
 let s: Services;
@@ -106,22 +104,7 @@ describe('raw event store', () => {
     ];
     for (const b of bad) await sc.producer.produceRaw(b.topic, 'bad-key', b.value);
 
-    const runner = new ProcessorRunner(
-      rawStoreProcessor(),
-      {
-        brokers: t.kafkaBrokers,
-        groupId: `${sc.groupPrefix}raw-store`,
-        topicPrefix: sc.topicPrefix,
-        codec: sc.codec,
-        ch: { ...s.ch, database: sc.database },
-        redis: s.redis,
-        redisPrefix: sc.redisPrefix,
-        logger: silentLogger(),
-        metrics: createMetrics(),
-        deadLetters: sc.producer,
-      },
-      { checkpointIntervalMs: 200 },
-    );
+    const runner = new ProcessorRunner(rawStoreProcessor(), runnerDeps(t, s, sc, 'raw-store', { deadLetters: sc.producer }), { checkpointIntervalMs: 200 });
     await runner.start();
     await waitCaughtUp(s.redis, t.kafkaBrokers, sc, 'raw-store', KINDS);
     await runner.stop();
@@ -192,22 +175,10 @@ describe('raw event store', () => {
       if (failures-- > 0) throw new RegistryError('schema registry at http://127.0.0.1:1 unreachable: connect ECONNREFUSED', undefined, true);
       return sc.codec.prepare(buffers);
     };
-    const runner = new ProcessorRunner(
-      rawStoreProcessor(),
-      {
-        brokers: t.kafkaBrokers,
-        groupId: `${sc.groupPrefix}raw-store`,
-        topicPrefix: sc.topicPrefix,
-        codec: flaky,
-        ch: { ...s.ch, database: sc.database },
-        redis: s.redis,
-        redisPrefix: sc.redisPrefix,
-        logger: silentLogger(),
-        metrics: createMetrics(),
-        deadLetters: sc.producer,
-      },
-      { checkpointIntervalMs: 200, consumeBatch: 50 },
-    );
+    const runner = new ProcessorRunner(rawStoreProcessor(), runnerDeps(t, s, sc, 'raw-store', { codec: flaky, deadLetters: sc.producer }), {
+      checkpointIntervalMs: 200,
+      consumeBatch: 50,
+    });
     await runner.start();
     // Skipped records would never reach a task (their partitions would not catch up) or be
     // jumped over: either way rows are missing below.
@@ -232,22 +203,11 @@ describe('raw event store', () => {
     const records = heartbeats(6_000, '30000000', Date.UTC(2026, 10, 20, 9), 97);
     // Small batches and frequent checkpoints: many fetches in flight when the group rebalances.
     const member = (id: string) =>
-      new ProcessorRunner(
-        rawStoreProcessor(),
-        {
-          brokers: t.kafkaBrokers,
-          groupId: `${sc.groupPrefix}raw-store`,
-          topicPrefix: sc.topicPrefix,
-          codec: sc.codec,
-          ch: { ...s.ch, database: sc.database },
-          redis: s.redis,
-          redisPrefix: sc.redisPrefix,
-          logger: silentLogger(),
-          metrics: createMetrics(),
-          deadLetters: sc.producer,
-        },
-        { checkpointIntervalMs: 100, consumeBatch: 20, instanceId: id },
-      );
+      new ProcessorRunner(rawStoreProcessor(), runnerDeps(t, s, sc, 'raw-store', { deadLetters: sc.producer }), {
+        checkpointIntervalMs: 100,
+        consumeBatch: 20,
+        instanceId: id,
+      });
     const a = member('member-a');
     await a.start();
     const b = member('member-b');
@@ -284,18 +244,7 @@ describe('raw event store', () => {
         };
       },
     });
-    const deps = (ch: typeof s.ch) => ({
-      brokers: t.kafkaBrokers,
-      groupId: `${sc.groupPrefix}raw-store`,
-      topicPrefix: sc.topicPrefix,
-      codec: sc.codec,
-      ch: { ...ch, database: sc.database },
-      redis: s.redis,
-      redisPrefix: sc.redisPrefix,
-      logger: silentLogger(),
-      metrics: createMetrics(),
-      deadLetters: sc.producer,
-    });
+    const deps = (ch: typeof s.ch) => runnerDeps(t, s, sc, 'raw-store', { ch: { ...ch, database: sc.database }, deadLetters: sc.producer });
     const failing = new ProcessorRunner(rawStoreProcessor(), deps({ ...s.ch, client }), { checkpointIntervalMs: 100, consumeBatch: 50 });
     await failing.start();
     for (let i = 0; i < records.length; i += 200) {

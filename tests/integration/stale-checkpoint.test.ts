@@ -3,14 +3,12 @@
  * processor with a message saying how to rebuild, never silently skip the records below it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger } from '../../lib/logger.js';
-import { createMetrics } from '../../lib/metrics.js';
 import { topicSpec } from '../../contracts/topics.js';
 import { ProcessorRunner } from '../../processors/core/runner.js';
 import { productionProcessor } from '../../processors/production/production.processor.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
 import { loadGoldenInput } from '../helpers/golden.js';
-import { produceRecords, scenario, startServices, type Services } from '../helpers/pipeline-harness.js';
+import { produceRecords, runnerDeps, scenario, startServices, type Services } from '../helpers/pipeline-harness.js';
 
 const t = testEnv('stale-checkpoint');
 let s: Services;
@@ -37,17 +35,7 @@ describe('stale checkpoint', () => {
       'state',
       JSON.stringify({ state: null, time: { maxEventMs: 0, watermarkMs: 0, lastRecordAtMs: 0 }, dedup: null }),
     );
-    const runner = new ProcessorRunner(productionProcessor(), {
-      brokers: t.kafkaBrokers,
-      groupId: `${sc.groupPrefix}production`,
-      topicPrefix: sc.topicPrefix,
-      codec: sc.codec,
-      ch: { ...s.ch, database: sc.database },
-      redis: s.redis,
-      redisPrefix: sc.redisPrefix,
-      logger: silentLogger(),
-      metrics: createMetrics(),
-    });
+    const runner = new ProcessorRunner(productionProcessor(), runnerDeps(t, s, sc, 'production'));
     await runner.start();
     await expect(runner.done()).rejects.toThrow(/offset 1000, beyond the end of the log \(3\).*replay -- --processor production --from-beginning/);
     await runner.stop();
