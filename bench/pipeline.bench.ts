@@ -156,10 +156,13 @@ function statCpuSeconds(path: string): number {
 }
 
 /**
- * The process's CPU time (s) split by thread: the main (JavaScript) thread; Node's other threads,
- * named "node" (V8's platform workers: parallel and concurrent GC, compilers; libuv's pool: file
- * writes); all the rest (embedded ClickHouse's insert, merge and query threads, librdkafka's).
+ * The process's CPU time (s) split by thread: the main (JavaScript) thread; Node's other threads
+ * (V8's platform workers: parallel and concurrent GC, compilers; libuv's pool: file writes), named
+ * "node" up to Node 20 and `V8Worker`, `DelayedTaskSche`, `libuv-worker` from Node 22 on; all the
+ * rest (embedded ClickHouse's insert, merge and query threads, librdkafka's `rdk:` threads).
  */
+const NODE_THREADS = new Set(['node', 'V8Worker', 'DelayedTaskSche', 'libuv-worker']);
+
 function threadCpu(pid: number): { main: number; v8: number; other: number } {
   const out = { main: 0, v8: 0, other: 0 };
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
@@ -172,7 +175,7 @@ function threadCpu(pid: number): { main: number; v8: number; other: number } {
       continue; // the thread ended meanwhile
     }
     if (Number(tid) === pid) out.main += s;
-    else if (comm === 'node') out.v8 += s;
+    else if (NODE_THREADS.has(comm)) out.v8 += s;
     else out.other += s;
   }
   return out;
