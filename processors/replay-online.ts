@@ -100,6 +100,14 @@ export function rebuiltTables(p: Processor<unknown>): string[] {
 export async function rebuildOnline(processors: readonly Processor<unknown>[], deps: RunnerDeps, opts: RebuildOptions): Promise<RebuildResult> {
   const t0 = Date.now();
   const { redis, redisPrefix: prefix, ch, logger } = deps;
+  // On a cluster the live name is a Distributed table over `<table>_local` (cluster-ddl.ts):
+  // `CREATE TABLE … AS` would copy the Distributed engine, so the rebuild would write the live
+  // local tables, and EXCHANGE would swap one server's front only. Refused before any statement.
+  if (ch.cluster)
+    throw new Error(
+      `an online rebuild into shadow tables is not supported on a ClickHouse cluster (CLICKHOUSE_CLUSTER=${ch.cluster}): ` +
+        'run `npm run replay -- --in-place …`, which truncates the local tables ON CLUSTER and rebuilds them (the tables are empty or partial until it ends)',
+    );
   const db = ch.database;
   const names = processors.map((p) => p.name);
   const marker = async (table: string) =>
