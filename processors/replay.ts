@@ -36,22 +36,38 @@ export async function replayProcessor<S>(
     await command(deps.ch, `DELETE FROM ${dataTarget(db, 'late_events', deps.ch.cluster)} WHERE processor = {p:String}`, { p: processor.name });
     await runner.clearCheckpoints();
   }
-  const ends = new Map<string, number>();
-  for (const topic of runner.topics) for (const w of await topicHighWatermarks(deps.brokers, topic)) ends.set(`${topic}/${w.partition}`, w.high);
+  const ends = await runToEndOffsets(runner, deps.brokers, opts.timeoutMs ?? 30 * 60_000, `replay of ${processor.name}`);
   const events = [...ends.values()].reduce((a, b) => a + b, 0);
+  deps.logger.info({ event: 'replay_done', processor: processor.name, events, ms: Date.now() - t0 }, 'replay finished');
+  return { processor: processor.name, fromBeginning: opts.fromBeginning, partitions: ends.size, events, ms: Date.now() - t0 };
+}
+
+/**
+ * Starts `runner`, waits until each of its tasks has read its partition up to the end offset the
+ * log had when this was called (every processor of a fused runner), and stops it (a final flush
+ * and checkpoint). Returns those end offsets by `topic/partition`. Fails after `timeoutMs`.
+ */
+export async function runToEndOffsets(runner: ProcessorRunner, brokers: string, timeoutMs: number, what: string): Promise<Map<string, number>> {
+  const ends = new Map<string, number>();
+  for (const topic of runner.topics) for (const w of await topicHighWatermarks(brokers, topic)) ends.set(`${topic}/${w.partition}`, w.high);
   await runner.start();
-  const deadline = Date.now() + (opts.timeoutMs ?? 30 * 60_000);
+  const deadline = Date.now() + timeoutMs;
   try {
     for (;;) {
-      const pos = new Map(runner.positions().map((p) => [`${p.topic}/${p.partition}`, p.next]));
-      const done = [...ends].every(([k, end]) => end === 0 || (pos.get(k) ?? 0) >= end);
-      if (done && pos.size > 0) break;
-      if (Date.now() > deadline) throw new Error(`replay of ${processor.name} did not reach the end offsets in time`);
+      const pos = runner.positions();
+      const done =
+        pos.length > 0 &&
+        [...ends].every(([k, end]) => {
+          if (end === 0) return true;
+          const tasks = pos.filter((p) => `${p.topic}/${p.partition}` === k);
+          return tasks.length > 0 && tasks.every((p) => p.next >= end);
+        });
+      if (done) break;
+      if (Date.now() > deadline) throw new Error(`${what} did not reach the end offsets in time`);
       await new Promise((r) => setTimeout(r, 100));
     }
   } finally {
     await runner.stop();
   }
-  deps.logger.info({ event: 'replay_done', processor: processor.name, events, ms: Date.now() - t0 }, 'replay finished');
-  return { processor: processor.name, fromBeginning: opts.fromBeginning, partitions: ends.size, events, ms: Date.now() - t0 };
+  return ends;
 }

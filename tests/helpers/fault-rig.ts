@@ -22,6 +22,7 @@ import { createMetrics } from '../../lib/metrics.js';
 import { topicSpec, type EventKind } from '../../contracts/topics.js';
 import { openClickHouse, queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
+import { runToEndOffsets } from '../../processors/replay.js';
 import { ROLLUP_TABLES, sealBusiness, sealedState, sealQoe, type RollupFamily } from '../../sinks/clickhouse/rollups.js';
 import { EventProducer } from '../../producers/sdk/event-producer.js';
 import { runSimulation } from '../../producers/simulator/run.js';
@@ -535,23 +536,7 @@ export class FaultRig {
       },
       { checkpointIntervalMs: 1000, idlePartitionMs: Number(IDLE_OFF) },
     );
-    const ends = new Map<string, number>();
-    for (const topic of runner.topics) for (const w of await topicHighWatermarks(this.brokers, topic)) ends.set(`${topic}/${w.partition}`, w.high);
-    await runner.start();
-    try {
-      await pollUntil(
-        () => {
-          const pos = runner.positions();
-          return [...ends].every(([k, end]) => {
-            const tasks = pos.filter((p) => `${p.topic}/${p.partition}` === k);
-            return end === 0 || (tasks.length > 0 && tasks.every((p) => p.next >= end));
-          });
-        },
-        { timeoutMs: 600_000, intervalMs: 250, description: 'clean replay reached the end of the log' },
-      );
-    } finally {
-      await runner.stop();
-    }
+    await runToEndOffsets(runner, this.brokers, 600_000, 'clean replay');
     phase('clean replay');
     if (this.roles.includes('churn')) {
       for (const ch of [this.ch, rch]) {

@@ -19,7 +19,7 @@ import { openClickHouse, type ClickHouse } from '../../sinks/clickhouse/client.j
 import { migrate } from '../../sinks/clickhouse/migrate.js';
 import { serveClickHouse, type ClickHouseFacade } from '../../sinks/clickhouse/http-facade.js';
 import { EventProducer } from '../../producers/sdk/event-producer.js';
-import type { ProcessorRunner, RunnerDeps } from '../../processors/core/runner.js';
+import type { RunnerDeps } from '../../processors/core/runner.js';
 import { startRegistryServer, type RegistryServer } from '../../stack/registry/server.js';
 import { REPO_ROOT, TEST_CH_WRITER, pollUntil, testWriterEnv, type TestEnv } from './env.js';
 import type { GoldenRecord } from './golden.js';
@@ -126,25 +126,6 @@ export function runnerDeps(t: TestEnv, s: Pick<Services, 'ch' | 'redis'>, sc: Sc
     metrics: createMetrics(),
     ...more,
   };
-}
-
-/** Starts `runner`, waits until every partition of its topics is read to the end the log had at the start, and stops it. */
-export async function runToEndOfLog(t: TestEnv, runner: ProcessorRunner, timeoutMs: number): Promise<void> {
-  const ends = new Map<string, number>();
-  for (const topic of runner.topics) for (const w of await topicHighWatermarks(t.kafkaBrokers, topic)) ends.set(`${topic}/${w.partition}`, w.high);
-  await runner.start();
-  try {
-    await pollUntil(
-      () =>
-        [...ends].every(([k, end]) => {
-          const tasks = runner.positions().filter((p) => `${p.topic}/${p.partition}` === k);
-          return end === 0 || (tasks.length > 0 && tasks.every((p) => p.next >= end));
-        }),
-      { timeoutMs, intervalMs: 250, description: `${runner.topics.length} topics read to the end of the log` },
-    );
-  } finally {
-    await runner.stop();
-  }
 }
 
 /** Produces golden records in order (consecutive records of one kind go as one batch). */

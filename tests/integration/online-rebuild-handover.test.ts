@@ -14,9 +14,10 @@ import { PROCESSOR_FACTORIES, latenessPolicy, processorFor } from '../../bin/pro
 import { runSimulation } from '../../producers/simulator/run.js';
 import { openClickHouse, queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
+import { runToEndOffsets } from '../../processors/replay.js';
 import { TEST_CH_WRITER, cleanupTestEnv, testEnv } from '../helpers/env.js';
 import { compareTables } from '../helpers/compare-tables.js';
-import { runnerDeps, runToEndOfLog, scenario, startServices, waitCaughtUp, type Scenario, type Services } from '../helpers/pipeline-harness.js';
+import { runnerDeps, scenario, startServices, waitCaughtUp, type Scenario, type Services } from '../helpers/pipeline-harness.js';
 
 const IDLE_OFF = 86_400_000;
 const START = Date.UTC(2026, 10, 20, 10);
@@ -154,7 +155,7 @@ describe('online rebuild handover', () => {
     const clean: ClickHouse = { ...s.ch, database: cleanDb };
     await s.ch.client.command({ query: `CREATE DATABASE IF NOT EXISTS ${cleanDb}` });
     await migrate(clean);
-    await runToEndOfLog(t, runner(clean, 'clean', `${sc.redisPrefix}clean:`, false), 120_000);
+    await runToEndOffsets(runner(clean, 'clean', `${sc.redisPrefix}clean:`, false), t.kafkaBrokers, 120_000, 'clean rebuild');
     // The processors' own tables (the job tables are derived at different points in time: the
     // rebuild derives them at the handover, and nothing here runs the jobs afterwards).
     const tables = [...new Set(make(liveCh).flatMap((p) => p.tables)), 'late_events'];

@@ -17,21 +17,12 @@ import { PROCESSOR_FACTORIES, latenessPolicy, processorFor } from '../../bin/pro
 import { runSimulation } from '../../producers/simulator/run.js';
 import { queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
+import { runToEndOffsets } from '../../processors/replay.js';
 import { ROLLUP_TABLES, sealBusiness, sealQoe, sealedState, type RollupFamily } from '../../sinks/clickhouse/rollups.js';
 import { scoreClosedChurnDays } from '../../processors/churn/churn-scores.js';
 import { REPO_ROOT, cleanupTestEnv, testEnv } from '../helpers/env.js';
 import { compareTables } from '../helpers/compare-tables.js';
-import {
-  runnerDeps,
-  runToEndOfLog,
-  scenario,
-  spawnRoles,
-  startServices,
-  waitCaughtUp,
-  type RoleProcess,
-  type Scenario,
-  type Services,
-} from '../helpers/pipeline-harness.js';
+import { runnerDeps, scenario, spawnRoles, startServices, waitCaughtUp, type RoleProcess, type Scenario, type Services } from '../helpers/pipeline-harness.js';
 
 const IDLE_OFF = '86400000';
 const DAY_MS = 86_400_000;
@@ -111,7 +102,7 @@ async function cleanRebuild(): Promise<ClickHouse> {
     runnerDeps(t, s, sc, 'clean', { ch, redisPrefix: `${sc.redisPrefix}clean:` }),
     { checkpointIntervalMs: 1000, idlePartitionMs: Number(IDLE_OFF) },
   );
-  await runToEndOfLog(t, runner, 300_000);
+  await runToEndOffsets(runner, t.kafkaBrokers, 300_000, 'clean rebuild');
   return ch;
 }
 
