@@ -21,6 +21,8 @@ export type ClientName = 'node-rdkafka' | 'platformatic';
 
 export interface ConsumerJob {
   client: ClientName;
+  /** node-rdkafka only: settings merged over the runner's (exploring, e.g. fetch.queue.backoff.ms). */
+  rdkafkaConfig?: Record<string, string | number | boolean>;
   decode: boolean;
   brokers: string;
   registryUrl: string;
@@ -116,6 +118,7 @@ async function readWithRdkafka(job: ConsumerJob, handle: Handle): Promise<Read> 
       'fetch.wait.max.ms': 50,
       'socket.keepalive.enable': true,
       'reconnect.backoff.max.ms': 1_000,
+      ...job.rdkafkaConfig,
       rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.TopicPartition[]) => {
         if (err.code === Kafka.CODES.ERRORS.ERR__ASSIGN_PARTITIONS) {
           start ??= mark();

@@ -27,7 +27,22 @@ const EVENT_RATE = Number(process.env.BENCH_EVENT_RATE ?? 20_000);
 const REPEATS = Number(process.env.BENCH_CONSUMER_REPEATS ?? 3);
 /** Records per batch: the runner's consumeBatch default. */
 const BATCH = 2_000;
-const CLIENTS: ClientName[] = ['node-rdkafka', 'platformatic'];
+/**
+ * BENCH_RDKAFKA_CONFIG='{"fetch.queue.backoff.ms":10}': a third reader, node-rdkafka with these
+ * settings over the runner's, alternated with the other two (exploring why node-rdkafka's rate is
+ * flat whatever the work per record).
+ */
+const RDKAFKA_CONFIG = process.env.BENCH_RDKAFKA_CONFIG ? (JSON.parse(process.env.BENCH_RDKAFKA_CONFIG) as Record<string, string | number | boolean>) : null;
+interface Reader {
+  label: string;
+  client: ClientName;
+  rdkafkaConfig?: Record<string, string | number | boolean>;
+}
+const READERS: Reader[] = [
+  { label: 'node-rdkafka', client: 'node-rdkafka' },
+  ...(RDKAFKA_CONFIG ? [{ label: `node-rdkafka ${JSON.stringify(RDKAFKA_CONFIG)}`, client: 'node-rdkafka' as const, rdkafkaConfig: RDKAFKA_CONFIG }] : []),
+  { label: 'platformatic', client: 'platformatic' },
+];
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 function runChild(job: ConsumerJob): Promise<ConsumerResult> {
@@ -55,7 +70,7 @@ const median = (xs: number[]) => {
 };
 
 interface Row {
-  client: ClientName;
+  reader: string;
   decode: boolean;
   runs: ConsumerResult[];
 }
@@ -73,13 +88,14 @@ async function main(): Promise<void> {
     console.log(`${fmt(N)} simulator events produced in ${produceSeconds.toFixed(1)} s: ${fmt(total)} records on ${Object.keys(topics).length} topics`);
 
     const rows: Row[] = [];
-    for (const decode of [false, true]) for (const client of CLIENTS) rows.push({ client, decode, runs: [] });
+    for (const decode of [false, true]) for (const r of READERS) rows.push({ reader: r.label, decode, runs: [] });
     const load: number[] = [loadavg()[0]!];
     for (let round = 0; round < REPEATS; round++) {
       for (const decode of [false, true]) {
-        for (const client of CLIENTS) {
+        for (const { label, client, rdkafkaConfig } of READERS) {
           const job: ConsumerJob = {
             client,
+            rdkafkaConfig,
             decode,
             brokers: b.config.kafkaBrokers,
             registryUrl: b.registry.url,
@@ -87,14 +103,14 @@ async function main(): Promise<void> {
             topics,
             total,
             batch: BATCH,
-            groupId: `${b.config.env.GROUP_PREFIX}read-${client}-${decode ? 'decode' : 'consume'}-${round}`,
+            groupId: `${b.config.env.GROUP_PREFIX}read-${client}${rdkafkaConfig ? '-tuned' : ''}-${decode ? 'decode' : 'consume'}-${round}`,
           };
           const r = await runChild(job);
-          if (r.records !== total) throw new Error(`${client} read ${r.records} records, the topics hold ${total}`);
-          rows.find((x) => x.client === client && x.decode === decode)!.runs.push(r);
+          if (r.records !== total) throw new Error(`${label} read ${r.records} records, the topics hold ${total}`);
+          rows.find((x) => x.reader === label && x.decode === decode)!.runs.push(r);
           load.push(r.loadAvg);
           console.log(
-            `round ${round + 1}, ${decode ? 'consume + decode' : 'consume only'}, ${client}: ${fmt(r.records / r.seconds)} events/s (${r.seconds.toFixed(1)} s), ` +
+            `round ${round + 1}, ${decode ? 'consume + decode' : 'consume only'}, ${label}: ${fmt(r.records / r.seconds)} events/s (${r.seconds.toFixed(1)} s), ` +
               `${((1e6 * r.cpuSeconds) / r.records).toFixed(2)} CPU-s per million (${r.cpuSeconds.toFixed(2)} s, main thread ${r.mainThreadCpuSeconds.toFixed(2)} s), ` +
               `${(r.valueBytes / 2 ** 20).toFixed(0)} MiB of values in ${r.batches} batches, peak RSS ${r.peakRssMb.toFixed(0)} MiB, load average ${r.loadAvg.toFixed(1)}`,
           );
@@ -112,16 +128,17 @@ async function main(): Promise<void> {
       const cpus = row.runs.map(perM);
       const mains = row.runs.map((r) => (1e6 * r.mainThreadCpuSeconds) / r.records);
       lines.push(
-        `| ${row.decode ? 'consume + decode' : 'consume only'} | ${row.client} | ${fmt(median(rates))} (${rates.map(fmt).join(' · ')}) | ${median(cpus).toFixed(2)} (${cpus.map((c) => c.toFixed(2)).join(' · ')}) | ${median(mains).toFixed(2)} | ${median(row.runs.map((r) => r.peakRssMb)).toFixed(0)} MiB |`,
+        `| ${row.decode ? 'consume + decode' : 'consume only'} | ${row.reader} | ${fmt(median(rates))} (${rates.map(fmt).join(' · ')}) | ${median(cpus).toFixed(2)} (${cpus.map((c) => c.toFixed(2)).join(' · ')}) | ${median(mains).toFixed(2)} | ${median(row.runs.map((r) => r.peakRssMb)).toFixed(0)} MiB |`,
       );
     }
     for (const decode of [false, true]) {
-      const [a, p] = CLIENTS.map((c) => rows.find((x) => x.client === c && x.decode === decode)!);
+      const a = rows.find((x) => x.reader === 'node-rdkafka' && x.decode === decode)!;
+      const p = rows.find((x) => x.reader === 'platformatic' && x.decode === decode)!;
       const rate = (row: Row) => median(row.runs.map((r) => r.records / r.seconds));
       const cpu = (row: Row) => median(row.runs.map(perM));
       const rss = (row: Row) => median(row.runs.map((r) => r.peakRssMb));
       lines.push(
-        `| ${decode ? 'consume + decode' : 'consume only'} | ratio platformatic ÷ node-rdkafka | ${(rate(p!) / rate(a!)).toFixed(2)}× | ${(cpu(p!) / cpu(a!)).toFixed(2)}× | | ${(rss(p!) / rss(a!)).toFixed(2)}× |`,
+        `| ${decode ? 'consume + decode' : 'consume only'} | ratio platformatic ÷ node-rdkafka | ${(rate(p) / rate(a)).toFixed(2)}× | ${(cpu(p) / cpu(a)).toFixed(2)}× | | ${(rss(p) / rss(a)).toFixed(2)}× |`,
       );
     }
     console.log(
