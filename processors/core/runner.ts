@@ -143,6 +143,25 @@ const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`
 const restoredOf = (ckpt: Checkpoint | null): RestoredCheckpoint | undefined =>
   ckpt ? { offset: ckpt.offset, snapshot: ckpt.state as PartitionSnapshot, deltas: ckpt.deltas as PartitionDelta[] | undefined, chain: ckpt.chain } : undefined;
 
+/** Where a commit cycle's time went (LOG_LEVEL=debug: the `commit_cycle` log line). */
+interface CycleTrace {
+  rows: number;
+  caughtUp: boolean;
+  force: boolean;
+  /** Processors' onFlush (rows of open windows), then serializing the due checkpoints. */
+  flushMs: number;
+  freezeMs: number;
+  /** performance.now() when the cycle was frozen; from then the loop waits for the cycle before it. */
+  frozenAt: number;
+  loopWaitMs?: number;
+  /** Since the cycle before: records fetched, time waiting for fetches and handling batches. */
+  records: number;
+  fetchMs: number;
+  processMs: number;
+  /** Rows (and dead letters) written and acknowledged. */
+  insertMs?: number;
+}
+
 interface Fetch {
   generation: number;
   msgs: Promise<Kafka.Message[]>;
@@ -188,8 +207,6 @@ export class ProcessorRunner<S = unknown> {
   private lastCheckpointAt = 0;
   /** When the last commit cycle that checkpointed state (of any processor) was taken. */
   private lastSnapshotAt = 0;
-  /** Per processor: when state + offsets were last saved, and how long that save took (ms). */
-  private readonly snapTiming = new Map<string, { at: number; costMs: number }>();
   /** The previous cycle's write + checkpoint, still running while the loop consumes on. */
   private inflight: Promise<void> = Promise.resolve();
   private fatal: Error | null = null;
@@ -209,6 +226,10 @@ export class ProcessorRunner<S = unknown> {
   private liveTimer: NodeJS.Timeout | null = null;
   private lastHandoverCheck = 0;
   private readonly tableSuffix: string;
+  /** Per processor: when state + offsets were last saved, and how long that save took (ms). */
+  private readonly snapTiming = new Map<string, { at: number; costMs: number }>();
+  /** Since the last commit cycle (the `commit_cycle` debug line): records fetched, ms fetching and handling them. */
+  private loopTimes = { records: 0, fetchMs: 0, processMs: 0 };
 
   constructor(
     processor: Processor<S> | readonly Processor<unknown>[],
@@ -595,10 +616,12 @@ export class ProcessorRunner<S = unknown> {
             this.rewindPending = false;
           }
           current ??= this.fetch();
+          const tFetch = performance.now();
           const msgs = await current.msgs.catch((err) => {
             current = null; // a failed fetch is asked again
             throw err;
           });
+          const tProcess = performance.now();
           if (current.generation !== this.generation) {
             // Fetched across a rebalance: the batch may hold records taken before the revocation
             // (ahead of where the new assignment starts, its checkpoints) as well as records of
@@ -614,6 +637,9 @@ export class ProcessorRunner<S = unknown> {
           if (msgs.length > 0) await this.processBatch(msgs);
           current = null;
           consumed += msgs.length;
+          this.loopTimes.records += msgs.length;
+          this.loopTimes.fetchMs += tProcess - tFetch;
+          this.loopTimes.processMs += performance.now() - tProcess;
           const now = this.clock();
           this.applyIdleRule(now);
           // Nothing fetched while results are still unsaved (the end of the log was just reached):
@@ -857,6 +883,7 @@ export class ProcessorRunner<S = unknown> {
    * Each processor's checkpoints are spaced by their own cost.
    */
   async commitCycle(force = false, caughtUp = force): Promise<void> {
+    const tCycle = performance.now();
     const runs = this.tasksOf();
     for (const run of runs) {
       if (this.opts.emitUpdates === false) break;
@@ -865,7 +892,11 @@ export class ProcessorRunner<S = unknown> {
       run.flush(this.pushFn, force || caughtUp);
       if (this.pendingRows > before) this.deps.metrics.windowEmissions.inc({ processor: run.processor.name, kind: 'update' }, this.pendingRows - before);
     }
+    const flushMs = performance.now() - tCycle;
+    const loopTimes = this.loopTimes;
+    this.loopTimes = { records: 0, fetchMs: 0, processMs: 0 };
     const rows = this.pending;
+    const rowCount = this.pendingRows;
     this.pending = new Map();
     this.pendingRows = 0;
     this.pendingBytes = 0;
@@ -902,29 +933,81 @@ export class ProcessorRunner<S = unknown> {
     // previous cycle's rows. When the previous cycle failed, this one is not applied: its
     // checkpoint would cover the failed cycle's rows, which were never written.
     const previous = this.inflight;
+    // LOG_LEVEL=debug: one `commit_cycle` line per cycle with where its time went (docs/operations.md).
+    const trace: CycleTrace | null = this.log.isLevelEnabled('debug')
+      ? { rows: rowCount, caughtUp, force, flushMs, freezeMs: performance.now() - tCycle - flushMs, frozenAt: performance.now(), ...loopTimes }
+      : null;
     const cycle = previous.then(() => {
       if (this.fatal) throw new StateError(`commit cycle of ${this.name} not applied: an earlier cycle failed (${this.fatal.message})`, false);
-      return this.completeCycle(rows, letters, snaps);
+      return this.completeCycle(rows, letters, snaps, trace);
     });
     // A failure stops the processor: its pending work is redone from the last checkpoint.
     this.inflight = cycle.catch((err) => this.fail(err as Error));
     // At most one cycle in flight and one frozen behind it: the loop waits here (backpressure).
     await previous;
+    if (trace) trace.loopWaitMs = performance.now() - trace.frozenAt;
     if (force) await cycle;
   }
 
-  private async completeCycle(rows: Map<string, Record<string, unknown>[]>, letters: DeadLetter[], snaps: Map<string, Snap[]>): Promise<void> {
+  private async completeCycle(
+    rows: Map<string, Record<string, unknown>[]>,
+    letters: DeadLetter[],
+    snaps: Map<string, Snap[]>,
+    trace: CycleTrace | null,
+  ): Promise<void> {
     // Timed whole, outages waited out included: a cycle that takes long is what an operator sees
     // as a processor falling behind (docs/operations.md).
     const endCycle = this.deps.metrics.commitCycleSeconds.startTimer({ processor: this.name });
     let n = 0;
     for (const list of rows.values()) n += list.length;
     this.deps.metrics.commitCycleRows.observe({ processor: this.name }, n);
-    await this.durableCycle(rows, letters, snaps);
+    const t0 = performance.now();
+    await this.durableCycle(rows, letters, snaps, trace);
     endCycle();
+    if (trace) {
+      const now = performance.now();
+      let bases = 0;
+      let deltas = 0;
+      let bytes = 0;
+      for (const list of snaps.values())
+        for (const x of list) {
+          if (x.state === null) continue;
+          if (x.deltaFrom === undefined) bases++;
+          else deltas++;
+          bytes += x.state.length;
+        }
+      this.log.debug(
+        {
+          event: 'commit_cycle',
+          processor: this.name,
+          records: trace.records,
+          fetch_ms: Math.round(trace.fetchMs),
+          process_ms: Math.round(trace.processMs),
+          rows: trace.rows,
+          caught_up: trace.caughtUp,
+          force: trace.force,
+          flush_ms: Math.round(trace.flushMs),
+          freeze_ms: Math.round(trace.freezeMs),
+          queued_ms: Math.round(t0 - trace.frozenAt),
+          insert_ms: Math.round(trace.insertMs ?? 0),
+          checkpoint_ms: Math.round(now - t0 - (trace.insertMs ?? 0)),
+          loop_wait_ms: Math.round(trace.loopWaitMs ?? 0),
+          bases,
+          deltas,
+          state_bytes: bytes,
+        },
+        'commit cycle',
+      );
+    }
   }
 
-  private async durableCycle(rows: Map<string, Record<string, unknown>[]>, letters: DeadLetter[], snaps: Map<string, Snap[]>): Promise<void> {
+  private async durableCycle(
+    rows: Map<string, Record<string, unknown>[]>,
+    letters: DeadLetter[],
+    snaps: Map<string, Snap[]>,
+    trace: CycleTrace | null = null,
+  ): Promise<void> {
+    const tStart = performance.now();
     // The states travel to Redis (staged, not yet a checkpoint) while ClickHouse writes the rows
     // they cover; they are committed below, once the rows and dead letters are acknowledged.
     const stageMs = new Map<string, number>();
@@ -973,6 +1056,7 @@ export class ProcessorRunner<S = unknown> {
         if (failed.length) throw failed[0]!.err;
       });
     }
+    if (trace) trace.insertMs = performance.now() - tStart;
     const stagedOk = await staging;
     if (snaps.size === 0) return;
     const saved: Snap[] = [];
