@@ -48,6 +48,7 @@ import { CheckpointStore, CheckpointStoreLostError, type Checkpoint, type StoreE
 import { PartitionTask, type PartitionDelta, type PartitionSnapshot, type RestoredCheckpoint } from './partition-task.js';
 import type { Processor } from './processor.js';
 import { advanceIdle, NO_TIME } from './watermark.js';
+import { checkpointSpacingMs, dueCheckpoints, isCaughtUp } from './cycle-policy.js';
 import { ACK_TTL_MS, ackKey, LIVE_TTL_MS, liveKey, pauseRequests } from './handover.js';
 
 export type { DeadLetter };
@@ -98,6 +99,12 @@ export interface RunnerOptions {
    * snapshots from growing with state size × cycle rate.
    */
   checkpointCostRatio?: number;
+  /**
+   * Caught up (open-window rows all written at every cycle, never held back): little is left in
+   * the log, or the newest record consumed since the last cycle has a Kafka timestamp at most this
+   * old (default 3 s; 0: by the offsets alone). See cycle-policy.ts, isCaughtUp.
+   */
+  caughtUpRecordAgeMs?: number;
   /** Upper bound of the adaptive spacing of state checkpoints (default 30 s). */
   maxCheckpointIntervalMs?: number;
   /**
@@ -226,8 +233,6 @@ export class ProcessorRunner<S = unknown> {
   private liveTimer: NodeJS.Timeout | null = null;
   private lastHandoverCheck = 0;
   private readonly tableSuffix: string;
-  /** Per processor: when state + offsets were last saved, and how long that save took (ms). */
-  private readonly snapTiming = new Map<string, { at: number; costMs: number }>();
   /** Since the last commit cycle (the `commit_cycle` debug line): records fetched, ms fetching and handling them. */
   private loopTimes = { records: 0, fetchMs: 0, processMs: 0 };
 
@@ -247,7 +252,6 @@ export class ProcessorRunner<S = unknown> {
     this.health = deps.health ?? new DependencyHealth(deps.metrics, this.clock);
     for (const p of list) {
       this.stores.set(p.name, new CheckpointStore(deps.redis, deps.redisPrefix, `${p.name}${opts.checkpointSuffix ?? ''}`, this.epoch));
-      this.snapTiming.set(p.name, { at: 0, costMs: 0 });
       for (const k of p.kinds) {
         const r = this.readers.get(k) ?? [];
         r.push(p);
@@ -307,7 +311,6 @@ export class ProcessorRunner<S = unknown> {
     consumer.subscribe(this.topics);
     this.running = true;
     this.lastCheckpointAt = this.clock();
-    for (const t of this.snapTiming.values()) t.at = this.lastCheckpointAt;
     this.log.info(
       {
         event: 'processor_started',
@@ -530,6 +533,7 @@ export class ProcessorRunner<S = unknown> {
           // Saved again in full at the next cycle, even if no record arrives (frozen ≠ next): a new
           // base (the delta chain went with the store).
           t.frozen = -2;
+          t.ckpt.savedAtMs = Number.MIN_SAFE_INTEGER; // first in line
           t.chain.needsBase = true;
         } else {
           fenced.push(`${t.processor.name}:${g.topic}/${g.partition}`);
@@ -591,8 +595,9 @@ export class ProcessorRunner<S = unknown> {
     const maxPending = this.opts.maxPendingRows ?? 50_000;
     const maxBytes = this.opts.maxPendingBytes ?? 16 * 1024 * 1024;
     const batch = this.opts.consumeBatch ?? 2_000;
-    /** Records consumed since the last commit cycle. */
+    /** Records consumed since the last commit cycle, and the newest Kafka timestamp among them (0: none). */
     let consumed = 0;
+    let newestRecordMs = 0;
     /** The batch in hand; kept when handling it failed with a retriable error, to be handled again. */
     let current: Fetch | null = null;
     try {
@@ -637,6 +642,7 @@ export class ProcessorRunner<S = unknown> {
           if (msgs.length > 0) await this.processBatch(msgs);
           current = null;
           consumed += msgs.length;
+          for (const m of msgs) if (m.timestamp !== undefined && m.timestamp > newestRecordMs) newestRecordMs = m.timestamp;
           this.loopTimes.records += msgs.length;
           this.loopTimes.fetchMs += tProcess - tFetch;
           this.loopTimes.processMs += performance.now() - tProcess;
@@ -653,9 +659,19 @@ export class ProcessorRunner<S = unknown> {
             // fetch. Then every row of open windows is written at this cycle; while behind,
             // processors may hold back rows they would rewrite at every cycle (Processor.onFlush).
             // An empty fetch while the log still holds a backlog (a slow fetch) is not caught up.
-            const lag = this.lag();
-            const caughtUp = lag === null ? msgs.length < batch : lag <= Math.max(batch, consumed);
+            // Or the newest record consumed since the last cycle is at most caughtUpRecordAgeMs old:
+            // a live consumer stays caught up through a stall of a few seconds (cycle-policy.ts).
+            const caughtUp = isCaughtUp({
+              lag: this.lag(),
+              fetched: msgs.length,
+              batch,
+              consumed,
+              newestRecordMs: newestRecordMs > 0 ? newestRecordMs : null,
+              nowMs: now,
+              maxRecordAgeMs: this.opts.caughtUpRecordAgeMs ?? 3_000,
+            });
             consumed = 0;
+            newestRecordMs = 0;
             // Caught up with nothing fetched: spare time, so the cycle also checkpoints whatever it costs.
             await this.commitCycle(caughtUp && msgs.length === 0, caughtUp);
           }
@@ -859,13 +875,14 @@ export class ProcessorRunner<S = unknown> {
     }
   }
 
-  /** Whether this cycle also saves `name`'s state + offsets (see RunnerOptions.checkpointCostRatio). */
-  private snapshotDue(name: string, now: number): boolean {
-    const interval = this.opts.checkpointIntervalMs ?? 2_000;
-    let costMs = 0;
-    for (const t of this.snapTiming.values()) costMs += t.costMs;
-    const spacing = Math.max(interval, Math.min(this.opts.maxCheckpointIntervalMs ?? 30_000, (this.opts.checkpointCostRatio ?? 10) * costMs));
-    return now - this.snapTiming.get(name)!.at >= spacing;
+  /**
+   * The spacing of state checkpoints (see RunnerOptions.checkpointCostRatio): from what saving
+   * every partition of every processor once costs, by each partition's last save.
+   */
+  private checkpointSpacing(runs: readonly PartitionTask<unknown>[]): number {
+    let roundCostMs = 0;
+    for (const r of runs) roundCostMs += r.ckpt.costMs;
+    return checkpointSpacingMs(roundCostMs, this.opts.checkpointIntervalMs ?? 2_000, this.opts.checkpointCostRatio ?? 10, this.opts.maxCheckpointIntervalMs ?? 30_000);
   }
 
   /**
@@ -880,7 +897,9 @@ export class ProcessorRunner<S = unknown> {
    * (nothing after its last checkpoint is committed). `force` (on stop, or after an empty fetch):
    * checkpoint whatever it costs; `caughtUp` (little left in the log, see loop()): write every
    * held-back row of open windows.
-   * Each processor's checkpoints are spaced by their own cost.
+   * A partition's checkpoint is taken once its last one is as old as the spacing (by the cost of
+   * the saves), and a cycle takes at most its share of the due partitions (cycle-policy.ts,
+   * dueCheckpoints): large states are serialized a few partitions per cycle, not all at once.
    */
   async commitCycle(force = false, caughtUp = force): Promise<void> {
     const tCycle = performance.now();
@@ -905,25 +924,33 @@ export class ProcessorRunner<S = unknown> {
     const snaps = new Map<string, Snap[]>();
     const maxLinks = this.opts.maxDeltaChain ?? 64;
     const ratio = this.opts.deltaChainRatio ?? 1;
+    const now = this.clock();
+    const spacing = this.checkpointSpacing(runs);
     for (const p of this.processors) {
-      if (!force && !this.snapshotDue(p.name, this.clock())) continue;
-      const t0 = performance.now();
       const list: Snap[] = [];
+      // Partitions with nothing to save are up to date: they take no share of the cycle.
+      const mine: PartitionTask<unknown>[] = [];
       for (const r of runs) {
         if (r.processor !== p) continue;
+        if (r.next !== r.frozen || r.time.watermarkMs !== r.frozenWm) mine.push(r);
+        else if (force || now - r.ckpt.savedAtMs >= spacing) r.ckpt.savedAtMs = now;
+      }
+      const slots = mine.map((r) => ({ savedAtMs: r.ckpt.savedAtMs, r }));
+      const chosen = force ? slots : dueCheckpoints(slots, now, spacing, now - this.lastCheckpointAt);
+      for (const { r } of chosen) {
+        const t0 = performance.now();
         const wm = r.time.watermarkMs;
         // Compared with the last checkpoint taken (r.frozen), which may still be in flight.
         // A delta on the chain behind the last checkpoint taken, or a full base (PartitionTask.freeze).
         if (r.next !== r.frozen) list.push({ run: r, topic: r.topic, partition: r.partition, offset: r.next, ...r.freeze(maxLinks, ratio), watermarkMs: wm });
         // No new record, but the idle rule moved the watermark: record the progress alone.
-        else if (wm !== r.frozenWm) list.push({ run: r, topic: r.topic, partition: r.partition, offset: r.next, state: null, watermarkMs: wm });
-        else continue;
+        else list.push({ run: r, topic: r.topic, partition: r.partition, offset: r.next, state: null, watermarkMs: wm });
         r.frozen = r.next;
         r.frozenWm = wm;
+        // The staging and commit of the save are added to the cost when they are done (durableCycle).
+        r.ckpt.costMs = performance.now() - t0;
+        r.ckpt.savedAtMs = now;
       }
-      const timing = this.snapTiming.get(p.name)!;
-      timing.costMs = performance.now() - t0;
-      timing.at = this.clock();
       if (list.length) snaps.set(p.name, list);
     }
     this.lastCheckpointAt = this.clock();
@@ -1074,7 +1101,8 @@ export class ProcessorRunner<S = unknown> {
           // A checkpoint's cost: staging its state and committing it (not the rows' write between).
           const ms = (stageMs.get(name) ?? 0) + performance.now() - t0;
           this.deps.metrics.checkpointSeconds.observe({ processor: name }, ms / 1000);
-          this.snapTiming.get(name)!.costMs += ms;
+          // Shared by the partitions saved (their serialization was counted each for itself).
+          for (const x of held) x.run.ckpt.costMs += ms / held.length;
           const lostKeys = new Set(lost.map((l) => tpKey(l.topic, l.partition)));
           for (const l of lost) {
             if (l.chainBroken) {
@@ -1084,6 +1112,7 @@ export class ProcessorRunner<S = unknown> {
               if (x) {
                 x.run.chain.needsBase = true;
                 x.run.frozen = -2; // saved at the next cycle even if no record arrives
+                x.run.ckpt.savedAtMs = Number.MIN_SAFE_INTEGER;
               }
               this.log.warn(
                 { event: 'checkpoint_chain_broken', processor: name, ...l },
