@@ -882,7 +882,12 @@ export class ProcessorRunner<S = unknown> {
   private checkpointSpacing(runs: readonly PartitionTask<unknown>[]): number {
     let roundCostMs = 0;
     for (const r of runs) roundCostMs += r.ckpt.costMs;
-    return checkpointSpacingMs(roundCostMs, this.opts.checkpointIntervalMs ?? 2_000, this.opts.checkpointCostRatio ?? 10, this.opts.maxCheckpointIntervalMs ?? 30_000);
+    return checkpointSpacingMs(
+      roundCostMs,
+      this.opts.checkpointIntervalMs ?? 2_000,
+      this.opts.checkpointCostRatio ?? 10,
+      this.opts.maxCheckpointIntervalMs ?? 30_000,
+    );
   }
 
   /**
