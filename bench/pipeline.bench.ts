@@ -8,7 +8,7 @@
  *      same preloaded topics: fused (the default), unfused and split over two processes for
  *      comparison, and the raw store alone; log events/s, the machine's and the processes' CPU
  *      time over the measured span, peak RSS
- *   3. the whole pipeline (all six, fused) at a steady 2,000 events/s in real time: p50/p99
+ *   3. the whole pipeline (all six, fused) at a steady 2,000 events/s in real time, after a warm-up under the same traffic: p50/p90/p99
  *      freshness, i.e. event time to the row being queryable, from probe payments of unique
  *      accounts (business's account_activity_1h)
  *   On the longer dense backlog (1c), beside the fused pipeline and business alone: the Kafka
@@ -18,6 +18,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { EventKind } from '../contracts/topics.js';
 import { loadConfig } from '../lib/config.js';
@@ -54,6 +55,8 @@ const SUSTAINED_EVENTS = Number(process.env.BENCH_SUSTAINED_EVENTS ?? 2_000_000)
 // A rate the whole pipeline sustains on this machine (freshness is meaningless beyond capacity).
 const STEADY_RATE = Number(process.env.BENCH_STEADY_RATE ?? 2_000);
 const STEADY_SECONDS = Number(process.env.BENCH_STEADY_SECONDS ?? 40);
+/** Seconds the pipeline runs under the steady traffic before the measured span (its probes are reported apart). */
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 30);
 /**
  * Runs of each 400,000-event whole-pipeline configuration (interleaved; RESULTS.md gives the
  * median and the range): on this 2-core machine the same code varies by 10 % and more between runs.
@@ -449,6 +452,12 @@ async function wholePipelineRuns(
 }
 
 async function main(): Promise<void> {
+  if (process.env.BENCH_ONLY?.startsWith('freshness'))
+    return onlyFreshness(
+      process.env.BENCH_ONLY.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    );
   if (process.env.BENCH_ONLY)
     return only(
       process.env.BENCH_ONLY.split(',')
@@ -609,86 +618,16 @@ async function main(): Promise<void> {
     }
   }
 
-  // 2: freshness at a steady rate
-  let p50: number;
-  let p99: number;
-  let steadyRss: number;
+  // 2: freshness at a steady rate, after a warm-up under the same traffic
+  let fresh: FreshnessResult;
   {
     const b = await benchEnv('fresh');
     try {
-      // The full pipeline (all six processors, fused), fed at a steady rate in real time.
-      const child = await startPipeline(b, 'raw-store,business,qoe,safety,production,churn', 'fresh');
-      // Wait for the child to own its partitions.
-      for (;;) {
-        if ((await b.redis.keys(`${b.config.env.REDIS_PREFIX}ckpt:business:*`)).length >= 12) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      const start = Date.now();
-      const gen = new TrafficGenerator({ seed: 5, startMs: start, ratePerSec: STEADY_RATE });
-      const probes = new Map<string, { eventMs: number; seenMs?: number }>();
-      let stop = false;
-      const poller = (async () => {
-        while (!stop || [...probes.values()].some((p) => p.seenMs === undefined)) {
-          const text = await query(
-            child,
-            `SELECT DISTINCT account_id FROM ${b.config.clickhouse.database}.account_activity_1h WHERE account_id LIKE 'probe-%' FORMAT TSV`,
-          ).catch(() => '');
-          const now = Date.now();
-          for (const id of text.split('\n').filter(Boolean)) {
-            const p = probes.get(id);
-            if (p && p.seenMs === undefined) p.seenMs = now;
-          }
-          await new Promise((r) => setTimeout(r, 50));
-          if (stop && Date.now() - start > (STEADY_SECONDS + 60) * 1000) break;
-        }
-      })();
-      let i = 0;
-      let lastProbe = 0;
-      while (Date.now() - start < STEADY_SECONDS * 1000) {
-        const now = Date.now();
-        const batch: SimEvent[] = [];
-        gen.advanceInto(now, batch);
-        const byKind = new Map<EventKind, unknown[]>();
-        for (const e of batch) (byKind.get(e.kind) ?? byKind.set(e.kind, []).get(e.kind)!).push({ ...e.event, received_time: now });
-        if (now - lastProbe >= 500) {
-          lastProbe = now;
-          const id = `probe-${i++}`;
-          probes.set(id, { eventMs: now });
-          const probe: PaymentEvent = {
-            event_id: crypto.randomUUID(),
-            event_time: now,
-            received_time: now,
-            payment_id: `probe-pay-${i}`,
-            account_id: id,
-            kind: 'coin_topup',
-            status: 'succeeded',
-            amount_minor: 100,
-            currency: 'USD',
-            method: 'card',
-            plan: 'basic',
-            og_tier: 0,
-            auto_renew: true,
-            period_end: null,
-            failure_code: null,
-            country: 'NP',
-          };
-          (byKind.get('payments') ?? byKind.set('payments', []).get('payments')!).push(probe);
-        }
-        await Promise.all([...byKind].map(([k, l]) => b.producer.sendValid(k, l as never)));
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      stop = true;
-      await poller;
-      steadyRss = peakRssMb(child.proc.pid!);
-      await child.stop();
-      const fresh = [...probes.values()].filter((p) => p.seenMs !== undefined).map((p) => p.seenMs! - p.eventMs);
-      p50 = percentile(fresh, 0.5);
-      p99 = percentile(fresh, 0.99);
-      console.log(
-        `freshness at ${STEADY_RATE}/s: p50 ${p50} ms, p99 ${p99} ms over ${fresh.length}/${probes.size} probes; peak RSS ${steadyRss.toFixed(0)} MiB`,
-      );
+      fresh = await steadyFreshness(b, 'fresh', { rate: STEADY_RATE, seconds: STEADY_SECONDS, warmupS: WARMUP_SECONDS });
+      console.log(freshnessText(fresh, STEADY_RATE, STEADY_SECONDS, WARMUP_SECONDS));
+      const ms = fresh.measured.map((p) => p.ms);
       lines.push(
-        `| all six processors (fused) at a steady ${fmt(STEADY_RATE)} events/s for ${STEADY_SECONDS} s (real time) | freshness p50 ${fmt(p50)} ms, p99 ${fmt(p99)} ms (${fresh.length} probes) | – | ${steadyRss.toFixed(0)} MiB |`,
+        `| all six processors (fused) at a steady ${fmt(STEADY_RATE)} events/s for ${STEADY_SECONDS} s (real time) after a ${WARMUP_SECONDS} s warm-up under the same traffic (warm-up probes: p50 ${fmt(percentile(fresh.warmup.length ? fresh.warmup.map((p) => p.ms) : [0], 0.5))} ms, max ${fmt(Math.max(0, ...fresh.warmup.map((p) => p.ms)))} ms); load average ${fresh.loadStart.toFixed(2)} → ${fresh.loadEnd.toFixed(2)} | freshness p50 ${fmt(percentile(ms, 0.5))} ms, p90 ${fmt(percentile(ms, 0.9))} ms, p99 ${fmt(percentile(ms, 0.99))} ms (${ms.length} probes) | – | ${fresh.peakRssMb.toFixed(0)} MiB |`,
       );
     } finally {
       await b.close();
@@ -706,9 +645,163 @@ Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. Machine p
 |---|---|---|---|
 ${lines.join('\n')}
 
-Events/s = all events on the processor's topics (log events: every record of every topic, each counted once however many processors read it) ÷ the time from the first partition claim (process start-up excluded) until Redis checkpoints of every processor cover every offset, i.e. until every event's results are durable in ClickHouse. Each 400,000-event configuration runs ${REPEATS} times, interleaved with the others of its topics (\`BENCH_REPEATS\`), and its row gives the median run and every run's figure: on this machine the same code varies by 10 % and more between runs. CPU, over the measured time only: the machine's busy time from /proc/stat (every process: the pipeline, the Kafka broker, Redis, the benchmark's own polling), and the user + system time of the pipeline process (all threads, including embedded ClickHouse) split by thread: the main thread runs the JavaScript (consuming, decoding, processors, row encoding, checkpoint serialization); Node's V8/libuv threads are its other threads (named \`node\`: V8's parallel and concurrent garbage collection and compilers, libuv's pool for file writes); the rest are embedded ClickHouse's (inserts, merges) and librdkafka's. At 50,000 events/s the 400,000-event runs would have 8 s, 16 core-s of the 2 cores, and at most 8 s of one main thread. Freshness = time a probe payment's account becomes visible in \`account_activity_1h\` minus its event time (= send time). The preloaded events span about 20 s of event time (20,000 simulated events/s: a platform busy enough to feed 20,000 events/s, with large state: QoE's per-view state checkpoints at 49 MB, churn's at 22 MB, measured by bench/processors.micro.ts on the same traffic): nearly every view, account-day and account-hour is new, and at the end every open row is written at once, so these rows measure a burst. The longer-backlog row is the same traffic for ${fmt(SUSTAINED_EVENTS)} events, where open rows are written once per minute of event time (the steady state of a catch-up); in the sparser-history row the same 400,000 events span minutes (windows close, views end, state stays small). Every run catches up a backlog: open-window rows are written once per minute of watermark time while behind and every cycle once caught up (docs/processing.md), and no day closes, so the daily churn scoring (a per-day job, closed in event time) does not run inside the measured time. Rows go to ClickHouse as Avro (raw rows as the records' own bytes; docs/processing.md, "Writing to ClickHouse"). The machine probe says how fast the machine was during the runs: the processors look up state far larger than the caches (per view, per account, per window), so their speed follows the random-load time, and runs on different days compare only beside their probes. Minor page faults: first touches of memory the kernel hands the pipeline process (heap growth), over the measured time. Kafka Streams anchors (bench/anchors.ts, bench/anchors/kafka-streams/): Kafka Streams 4.1.1 on the machine's Java (default heap, one stream thread, RocksDB state, exactly_once_v2, Avro decoded with GenericDatumReader and the contracts' schemas), over the longer backlog's topics in the same run, after the pipeline and business alone; events/s = records on playback, payments and gifts ÷ the time from the JVM's first record read (start-up excluded) until its consumer group's committed offsets cover every source and repartition partition (every result committed with them); CPU = the JVM's user + system time over that span (every thread: stream thread, RocksDB, garbage collection, JIT); peak RSS = its VmHWM. Ratio rows: pipeline ÷ anchor (events/s above 1 is faster than the anchor; CPU per event and RSS below 1 is cheaper); the fused pipeline's events are all six topics' (log events), the anchors' and business's their three topics'.
+Events/s = all events on the processor's topics (log events: every record of every topic, each counted once however many processors read it) ÷ the time from the first partition claim (process start-up excluded) until Redis checkpoints of every processor cover every offset, i.e. until every event's results are durable in ClickHouse. Each 400,000-event configuration runs ${REPEATS} times, interleaved with the others of its topics (\`BENCH_REPEATS\`), and its row gives the median run and every run's figure: on this machine the same code varies by 10 % and more between runs. CPU, over the measured time only: the machine's busy time from /proc/stat (every process: the pipeline, the Kafka broker, Redis, the benchmark's own polling), and the user + system time of the pipeline process (all threads, including embedded ClickHouse) split by thread: the main thread runs the JavaScript (consuming, decoding, processors, row encoding, checkpoint serialization); Node's V8/libuv threads are its other threads (named \`node\`: V8's parallel and concurrent garbage collection and compilers, libuv's pool for file writes); the rest are embedded ClickHouse's (inserts, merges) and librdkafka's. At 50,000 events/s the 400,000-event runs would have 8 s, 16 core-s of the 2 cores, and at most 8 s of one main thread. Freshness = time a probe payment's account becomes visible in \`account_activity_1h\` minus its event time (= send time), over the probes of the measured span: the pipeline first runs ${WARMUP_SECONDS} s under the same traffic (\`BENCH_WARMUP_SECONDS\`; a pipeline in production runs continuously), whose probes are reported apart (what a restart costs). The preloaded events span about 20 s of event time (20,000 simulated events/s: a platform busy enough to feed 20,000 events/s, with large state: QoE's per-view state checkpoints at 49 MB, churn's at 22 MB, measured by bench/processors.micro.ts on the same traffic): nearly every view, account-day and account-hour is new, and at the end every open row is written at once, so these rows measure a burst. The longer-backlog row is the same traffic for ${fmt(SUSTAINED_EVENTS)} events, where open rows are written once per minute of event time (the steady state of a catch-up); in the sparser-history row the same 400,000 events span minutes (windows close, views end, state stays small). Every run catches up a backlog: open-window rows are written once per minute of watermark time while behind and every cycle once caught up (docs/processing.md), and no day closes, so the daily churn scoring (a per-day job, closed in event time) does not run inside the measured time. Rows go to ClickHouse as Avro (raw rows as the records' own bytes; docs/processing.md, "Writing to ClickHouse"). The machine probe says how fast the machine was during the runs: the processors look up state far larger than the caches (per view, per account, per window), so their speed follows the random-load time, and runs on different days compare only beside their probes. Minor page faults: first touches of memory the kernel hands the pipeline process (heap growth), over the measured time. Kafka Streams anchors (bench/anchors.ts, bench/anchors/kafka-streams/): Kafka Streams 4.1.1 on the machine's Java (default heap, one stream thread, RocksDB state, exactly_once_v2, Avro decoded with GenericDatumReader and the contracts' schemas), over the longer backlog's topics in the same run, after the pipeline and business alone; events/s = records on playback, payments and gifts ÷ the time from the JVM's first record read (start-up excluded) until its consumer group's committed offsets cover every source and repartition partition (every result committed with them); CPU = the JVM's user + system time over that span (every thread: stream thread, RocksDB, garbage collection, JIT); peak RSS = its VmHWM. Ratio rows: pipeline ÷ anchor (events/s above 1 is faster than the anchor; CPU per event and RSS below 1 is cheaper); the fused pipeline's events are all six topics' (log events), the anchors' and business's their three topics'.
 `,
   );
+}
+
+interface FreshnessResult {
+  /** Freshness (ms) of the probes sent in the measured span, in send order, with their second since the start of the feed. */
+  measured: Array<{ atS: number; ms: number }>;
+  /** The same for the probes sent during the warm-up. */
+  warmup: Array<{ atS: number; ms: number }>;
+  probesSent: number;
+  peakRssMb: number;
+  /** Load average (1 min) when the feed started and when it stopped. */
+  loadStart: number;
+  loadEnd: number;
+  /** CPU of the pipeline process over the measured span (s, all threads). */
+  cpuSeconds: number;
+}
+
+/**
+ * The whole pipeline (all six processors, fused) in a child, fed at `rate` events/s in real time
+ * for `warmupS` + `seconds`; a probe payment of a unique account every 500 ms. Freshness = when the
+ * probe's account is first seen in account_activity_1h (polled every 50 ms) minus its event time
+ * (= send time). Probes sent during the warm-up (the pipeline's first seconds under the traffic:
+ * JIT, heap growth, every account and view new) are reported apart from the measured ones.
+ */
+async function steadyFreshness(
+  b: BenchEnv,
+  label: string,
+  opts: { rate: number; seconds: number; warmupS: number; extra?: Record<string, string> },
+): Promise<FreshnessResult> {
+  const child = await startPipeline(b, 'raw-store,business,qoe,safety,production,churn', label, opts.extra ?? {}, childNodeArgs(label));
+  try {
+    // Wait for the child to own its partitions.
+    for (;;) {
+      if ((await b.redis.keys(`${b.config.env.REDIS_PREFIX}ckpt:business:*`)).length >= 12) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const start = Date.now();
+    console.log(`${label}: feed started at ${new Date(start).toISOString()}`);
+    const totalMs = (opts.warmupS + opts.seconds) * 1000;
+    const gen = new TrafficGenerator({ seed: 5, startMs: start, ratePerSec: opts.rate });
+    const probes = new Map<string, { eventMs: number; seenMs?: number }>();
+    let stop = false;
+    const poller = (async () => {
+      while (!stop || [...probes.values()].some((p) => p.seenMs === undefined)) {
+        const text = await query(
+          child,
+          `SELECT DISTINCT account_id FROM ${b.config.clickhouse.database}.account_activity_1h WHERE account_id LIKE 'probe-%' FORMAT TSV`,
+        ).catch(() => '');
+        const now = Date.now();
+        for (const id of text.split('\n').filter(Boolean)) {
+          const p = probes.get(id);
+          if (p && p.seenMs === undefined) p.seenMs = now;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+        if (stop && Date.now() - start > totalMs + 60_000) break;
+      }
+    })();
+    const loadStart = loadavg()[0]!;
+    let mark: CpuMark | null = null;
+    let i = 0;
+    let lastProbe = 0;
+    while (Date.now() - start < totalMs) {
+      const now = Date.now();
+      if (mark === null && now - start >= opts.warmupS * 1000) mark = cpuMark([child.proc.pid!]);
+      const batch: SimEvent[] = [];
+      gen.advanceInto(now, batch);
+      const byKind = new Map<EventKind, unknown[]>();
+      for (const e of batch) (byKind.get(e.kind) ?? byKind.set(e.kind, []).get(e.kind)!).push({ ...e.event, received_time: now });
+      if (now - lastProbe >= 500) {
+        lastProbe = now;
+        const id = `probe-${i++}`;
+        probes.set(id, { eventMs: now });
+        const probe: PaymentEvent = {
+          event_id: crypto.randomUUID(),
+          event_time: now,
+          received_time: now,
+          payment_id: `probe-pay-${i}`,
+          account_id: id,
+          kind: 'coin_topup',
+          status: 'succeeded',
+          amount_minor: 100,
+          currency: 'USD',
+          method: 'card',
+          plan: 'basic',
+          og_tier: 0,
+          auto_renew: true,
+          period_end: null,
+          failure_code: null,
+          country: 'NP',
+        };
+        (byKind.get('payments') ?? byKind.set('payments', []).get('payments')!).push(probe);
+      }
+      await Promise.all([...byKind].map(([k, l]) => b.producer.sendValid(k, l as never)));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const cpu = cpuSince(mark ?? cpuMark([child.proc.pid!]), [child.proc.pid!]);
+    const loadEnd = loadavg()[0]!;
+    stop = true;
+    await poller;
+    const rssMb = peakRssMb(child.proc.pid!);
+    const seen = [...probes.values()]
+      .filter((p) => p.seenMs !== undefined)
+      .map((p) => ({ atS: Math.round((p.eventMs - start) / 100) / 10, ms: p.seenMs! - p.eventMs }));
+    const warmEnd = opts.warmupS;
+    return {
+      measured: seen.filter((p) => p.atS >= warmEnd),
+      warmup: seen.filter((p) => p.atS < warmEnd),
+      probesSent: [...probes.values()].filter((p) => p.eventMs - start >= warmEnd * 1000).length,
+      peakRssMb: rssMb,
+      loadStart,
+      loadEnd,
+      cpuSeconds: cpu.threads.main + cpu.threads.v8 + cpu.threads.other,
+    };
+  } finally {
+    await child.stop();
+  }
+}
+
+/** p50/p90/p99 of a freshness run as the bench prints them. */
+function freshnessText(r: FreshnessResult, rate: number, seconds: number, warmupS: number): string {
+  const ms = r.measured.map((p) => p.ms);
+  const q = (x: number) => (ms.length ? fmt(percentile(ms, x)) : '–');
+  const slow = r.measured.filter((p) => p.ms > 2000).map((p) => `${p.atS}s:${fmt(p.ms)}`);
+  const warm = r.warmup.map((p) => p.ms);
+  const warmSlow = r.warmup.filter((p) => p.ms > 2000).map((p) => `${p.atS}s:${fmt(p.ms)}`);
+  return (
+    `freshness at ${fmt(rate)}/s for ${seconds} s after a ${warmupS} s warm-up: p50 ${q(0.5)} ms, p90 ${q(0.9)} ms, p99 ${q(0.99)} ms, max ${ms.length ? fmt(Math.max(...ms)) : '–'} ms ` +
+    `over ${ms.length}/${r.probesSent} probes; warm-up probes p50 ${warm.length ? fmt(percentile(warm, 0.5)) : '–'} ms, max ${warm.length ? fmt(Math.max(...warm)) : '–'} ms (${warm.length}); ` +
+    `pipeline CPU ${r.cpuSeconds.toFixed(1)} s over the measured span; load average ${r.loadStart.toFixed(2)} → ${r.loadEnd.toFixed(2)}; peak RSS ${r.peakRssMb.toFixed(0)} MiB; ` +
+    `probes over 2 s (second since the feed started: ms): ${slow.length ? slow.join(' ') : 'none'}; in the warm-up: ${warmSlow.length ? warmSlow.join(' ') : 'none'}`
+  );
+}
+
+/**
+ * BENCH_ONLY=freshness: the steady phase alone (BENCH_STEADY_RATE, BENCH_STEADY_SECONDS, BENCH_WARMUP_SECONDS);
+ * `freshness@KEY=v;KEY2=w` with extra env for the child; several specs run one after the other on fresh topics. Prints, writes no results.
+ */
+async function onlyFreshness(specs: string[]): Promise<void> {
+  console.log(`machine probe: ${probeText(probeMachine())}`);
+  for (const [n, spec] of specs.entries()) {
+    const [, envSpec = ''] = spec.split('@') as [string, string?];
+    const extra = Object.fromEntries(
+      envSpec
+        .split(';')
+        .filter(Boolean)
+        .map((kv) => kv.split('=') as [string, string]),
+    );
+    const b = await benchEnv(`fresh${n}`);
+    try {
+      const r = await steadyFreshness(b, `fresh${n}`, { rate: STEADY_RATE, seconds: STEADY_SECONDS, warmupS: WARMUP_SECONDS, extra });
+      console.log(`${spec}: ${freshnessText(r, STEADY_RATE, STEADY_SECONDS, WARMUP_SECONDS)}`);
+    } finally {
+      await b.close();
+    }
+  }
 }
 
 main().catch((err) => {

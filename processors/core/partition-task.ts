@@ -86,6 +86,12 @@ export class PartitionTask<S> {
    * store lost it, or a delta did not fit the chain).
    */
   chain = { baseBytes: 0, links: 0, deltaBytes: 0, needsBase: true };
+  /**
+   * The runner's checkpoint schedule (processors/core/cycle-policy.ts): when this partition's
+   * state was last checkpointed (taken, processing time; at first: when the task was created) and
+   * what that checkpoint cost (serializing, staging, committing; ms).
+   */
+  readonly ckpt: { savedAtMs: number; costMs: number };
 
   constructor(
     readonly processor: Processor<S>,
@@ -96,6 +102,7 @@ export class PartitionTask<S> {
     restored?: RestoredCheckpoint,
     private readonly metrics?: Metrics,
   ) {
+    this.ckpt = { savedAtMs: nowMs, costMs: 0 };
     if (restored) {
       const s = restored.snapshot;
       this.state = processor.deserialize(s.state);

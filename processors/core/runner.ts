@@ -48,6 +48,7 @@ import { CheckpointStore, CheckpointStoreLostError, type Checkpoint, type StoreE
 import { PartitionTask, type PartitionDelta, type PartitionSnapshot, type RestoredCheckpoint } from './partition-task.js';
 import type { Processor } from './processor.js';
 import { advanceIdle, NO_TIME } from './watermark.js';
+import { checkpointSpacingMs, dueCheckpoints, isCaughtUp } from './cycle-policy.js';
 import { ACK_TTL_MS, ackKey, LIVE_TTL_MS, liveKey, pauseRequests } from './handover.js';
 
 export type { DeadLetter };
@@ -98,6 +99,12 @@ export interface RunnerOptions {
    * snapshots from growing with state size × cycle rate.
    */
   checkpointCostRatio?: number;
+  /**
+   * Caught up (open-window rows all written at every cycle, never held back): little is left in
+   * the log, or the newest record consumed since the last cycle has a Kafka timestamp at most this
+   * old (default 3 s; 0: by the offsets alone). See cycle-policy.ts, isCaughtUp.
+   */
+  caughtUpRecordAgeMs?: number;
   /** Upper bound of the adaptive spacing of state checkpoints (default 30 s). */
   maxCheckpointIntervalMs?: number;
   /**
@@ -142,6 +149,25 @@ const tpKey = (topic: string, partition: number) => `${topic}\u0000${partition}`
 /** A claimed checkpoint as a task restores it: the base, its deltas in order and the chain's sizes. */
 const restoredOf = (ckpt: Checkpoint | null): RestoredCheckpoint | undefined =>
   ckpt ? { offset: ckpt.offset, snapshot: ckpt.state as PartitionSnapshot, deltas: ckpt.deltas as PartitionDelta[] | undefined, chain: ckpt.chain } : undefined;
+
+/** Where a commit cycle's time went (LOG_LEVEL=debug: the `commit_cycle` log line). */
+interface CycleTrace {
+  rows: number;
+  caughtUp: boolean;
+  force: boolean;
+  /** Processors' onFlush (rows of open windows), then serializing the due checkpoints. */
+  flushMs: number;
+  freezeMs: number;
+  /** performance.now() when the cycle was frozen; from then the loop waits for the cycle before it. */
+  frozenAt: number;
+  loopWaitMs?: number;
+  /** Since the cycle before: records fetched, time waiting for fetches and handling batches. */
+  records: number;
+  fetchMs: number;
+  processMs: number;
+  /** Rows (and dead letters) written and acknowledged. */
+  insertMs?: number;
+}
 
 interface Fetch {
   generation: number;
@@ -188,8 +214,6 @@ export class ProcessorRunner<S = unknown> {
   private lastCheckpointAt = 0;
   /** When the last commit cycle that checkpointed state (of any processor) was taken. */
   private lastSnapshotAt = 0;
-  /** Per processor: when state + offsets were last saved, and how long that save took (ms). */
-  private readonly snapTiming = new Map<string, { at: number; costMs: number }>();
   /** The previous cycle's write + checkpoint, still running while the loop consumes on. */
   private inflight: Promise<void> = Promise.resolve();
   private fatal: Error | null = null;
@@ -209,6 +233,8 @@ export class ProcessorRunner<S = unknown> {
   private liveTimer: NodeJS.Timeout | null = null;
   private lastHandoverCheck = 0;
   private readonly tableSuffix: string;
+  /** Since the last commit cycle (the `commit_cycle` debug line): records fetched, ms fetching and handling them. */
+  private loopTimes = { records: 0, fetchMs: 0, processMs: 0 };
 
   constructor(
     processor: Processor<S> | readonly Processor<unknown>[],
@@ -226,7 +252,6 @@ export class ProcessorRunner<S = unknown> {
     this.health = deps.health ?? new DependencyHealth(deps.metrics, this.clock);
     for (const p of list) {
       this.stores.set(p.name, new CheckpointStore(deps.redis, deps.redisPrefix, `${p.name}${opts.checkpointSuffix ?? ''}`, this.epoch));
-      this.snapTiming.set(p.name, { at: 0, costMs: 0 });
       for (const k of p.kinds) {
         const r = this.readers.get(k) ?? [];
         r.push(p);
@@ -286,7 +311,6 @@ export class ProcessorRunner<S = unknown> {
     consumer.subscribe(this.topics);
     this.running = true;
     this.lastCheckpointAt = this.clock();
-    for (const t of this.snapTiming.values()) t.at = this.lastCheckpointAt;
     this.log.info(
       {
         event: 'processor_started',
@@ -509,6 +533,7 @@ export class ProcessorRunner<S = unknown> {
           // Saved again in full at the next cycle, even if no record arrives (frozen ≠ next): a new
           // base (the delta chain went with the store).
           t.frozen = -2;
+          t.ckpt.savedAtMs = Number.MIN_SAFE_INTEGER; // first in line
           t.chain.needsBase = true;
         } else {
           fenced.push(`${t.processor.name}:${g.topic}/${g.partition}`);
@@ -570,8 +595,9 @@ export class ProcessorRunner<S = unknown> {
     const maxPending = this.opts.maxPendingRows ?? 50_000;
     const maxBytes = this.opts.maxPendingBytes ?? 16 * 1024 * 1024;
     const batch = this.opts.consumeBatch ?? 2_000;
-    /** Records consumed since the last commit cycle. */
+    /** Records consumed since the last commit cycle, and the newest Kafka timestamp among them (0: none). */
     let consumed = 0;
+    let newestRecordMs = 0;
     /** The batch in hand; kept when handling it failed with a retriable error, to be handled again. */
     let current: Fetch | null = null;
     try {
@@ -595,10 +621,12 @@ export class ProcessorRunner<S = unknown> {
             this.rewindPending = false;
           }
           current ??= this.fetch();
+          const tFetch = performance.now();
           const msgs = await current.msgs.catch((err) => {
             current = null; // a failed fetch is asked again
             throw err;
           });
+          const tProcess = performance.now();
           if (current.generation !== this.generation) {
             // Fetched across a rebalance: the batch may hold records taken before the revocation
             // (ahead of where the new assignment starts, its checkpoints) as well as records of
@@ -614,6 +642,10 @@ export class ProcessorRunner<S = unknown> {
           if (msgs.length > 0) await this.processBatch(msgs);
           current = null;
           consumed += msgs.length;
+          for (const m of msgs) if (m.timestamp !== undefined && m.timestamp > newestRecordMs) newestRecordMs = m.timestamp;
+          this.loopTimes.records += msgs.length;
+          this.loopTimes.fetchMs += tProcess - tFetch;
+          this.loopTimes.processMs += performance.now() - tProcess;
           const now = this.clock();
           this.applyIdleRule(now);
           // Nothing fetched while results are still unsaved (the end of the log was just reached):
@@ -627,9 +659,19 @@ export class ProcessorRunner<S = unknown> {
             // fetch. Then every row of open windows is written at this cycle; while behind,
             // processors may hold back rows they would rewrite at every cycle (Processor.onFlush).
             // An empty fetch while the log still holds a backlog (a slow fetch) is not caught up.
-            const lag = this.lag();
-            const caughtUp = lag === null ? msgs.length < batch : lag <= Math.max(batch, consumed);
+            // Or the newest record consumed since the last cycle is at most caughtUpRecordAgeMs old:
+            // a live consumer stays caught up through a stall of a few seconds (cycle-policy.ts).
+            const caughtUp = isCaughtUp({
+              lag: this.lag(),
+              fetched: msgs.length,
+              batch,
+              consumed,
+              newestRecordMs: newestRecordMs > 0 ? newestRecordMs : null,
+              nowMs: now,
+              maxRecordAgeMs: this.opts.caughtUpRecordAgeMs ?? 3_000,
+            });
             consumed = 0;
+            newestRecordMs = 0;
             // Caught up with nothing fetched: spare time, so the cycle also checkpoints whatever it costs.
             await this.commitCycle(caughtUp && msgs.length === 0, caughtUp);
           }
@@ -833,13 +875,19 @@ export class ProcessorRunner<S = unknown> {
     }
   }
 
-  /** Whether this cycle also saves `name`'s state + offsets (see RunnerOptions.checkpointCostRatio). */
-  private snapshotDue(name: string, now: number): boolean {
-    const interval = this.opts.checkpointIntervalMs ?? 2_000;
-    let costMs = 0;
-    for (const t of this.snapTiming.values()) costMs += t.costMs;
-    const spacing = Math.max(interval, Math.min(this.opts.maxCheckpointIntervalMs ?? 30_000, (this.opts.checkpointCostRatio ?? 10) * costMs));
-    return now - this.snapTiming.get(name)!.at >= spacing;
+  /**
+   * The spacing of state checkpoints (see RunnerOptions.checkpointCostRatio): from what saving
+   * every partition of every processor once costs, by each partition's last save.
+   */
+  private checkpointSpacing(runs: readonly PartitionTask<unknown>[]): number {
+    let roundCostMs = 0;
+    for (const r of runs) roundCostMs += r.ckpt.costMs;
+    return checkpointSpacingMs(
+      roundCostMs,
+      this.opts.checkpointIntervalMs ?? 2_000,
+      this.opts.checkpointCostRatio ?? 10,
+      this.opts.maxCheckpointIntervalMs ?? 30_000,
+    );
   }
 
   /**
@@ -854,9 +902,12 @@ export class ProcessorRunner<S = unknown> {
    * (nothing after its last checkpoint is committed). `force` (on stop, or after an empty fetch):
    * checkpoint whatever it costs; `caughtUp` (little left in the log, see loop()): write every
    * held-back row of open windows.
-   * Each processor's checkpoints are spaced by their own cost.
+   * A partition's checkpoint is taken once its last one is as old as the spacing (by the cost of
+   * the saves), and a cycle takes at most its share of the due partitions (cycle-policy.ts,
+   * dueCheckpoints): large states are serialized a few partitions per cycle, not all at once.
    */
   async commitCycle(force = false, caughtUp = force): Promise<void> {
+    const tCycle = performance.now();
     const runs = this.tasksOf();
     for (const run of runs) {
       if (this.opts.emitUpdates === false) break;
@@ -865,7 +916,11 @@ export class ProcessorRunner<S = unknown> {
       run.flush(this.pushFn, force || caughtUp);
       if (this.pendingRows > before) this.deps.metrics.windowEmissions.inc({ processor: run.processor.name, kind: 'update' }, this.pendingRows - before);
     }
+    const flushMs = performance.now() - tCycle;
+    const loopTimes = this.loopTimes;
+    this.loopTimes = { records: 0, fetchMs: 0, processMs: 0 };
     const rows = this.pending;
+    const rowCount = this.pendingRows;
     this.pending = new Map();
     this.pendingRows = 0;
     this.pendingBytes = 0;
@@ -874,25 +929,33 @@ export class ProcessorRunner<S = unknown> {
     const snaps = new Map<string, Snap[]>();
     const maxLinks = this.opts.maxDeltaChain ?? 64;
     const ratio = this.opts.deltaChainRatio ?? 1;
+    const now = this.clock();
+    const spacing = this.checkpointSpacing(runs);
     for (const p of this.processors) {
-      if (!force && !this.snapshotDue(p.name, this.clock())) continue;
-      const t0 = performance.now();
       const list: Snap[] = [];
+      // Partitions with nothing to save are up to date: they take no share of the cycle.
+      const mine: PartitionTask<unknown>[] = [];
       for (const r of runs) {
         if (r.processor !== p) continue;
+        if (r.next !== r.frozen || r.time.watermarkMs !== r.frozenWm) mine.push(r);
+        else if (force || now - r.ckpt.savedAtMs >= spacing) r.ckpt.savedAtMs = now;
+      }
+      const slots = mine.map((r) => ({ savedAtMs: r.ckpt.savedAtMs, r }));
+      const chosen = force ? slots : dueCheckpoints(slots, now, spacing, now - this.lastCheckpointAt);
+      for (const { r } of chosen) {
+        const t0 = performance.now();
         const wm = r.time.watermarkMs;
         // Compared with the last checkpoint taken (r.frozen), which may still be in flight.
         // A delta on the chain behind the last checkpoint taken, or a full base (PartitionTask.freeze).
         if (r.next !== r.frozen) list.push({ run: r, topic: r.topic, partition: r.partition, offset: r.next, ...r.freeze(maxLinks, ratio), watermarkMs: wm });
         // No new record, but the idle rule moved the watermark: record the progress alone.
-        else if (wm !== r.frozenWm) list.push({ run: r, topic: r.topic, partition: r.partition, offset: r.next, state: null, watermarkMs: wm });
-        else continue;
+        else list.push({ run: r, topic: r.topic, partition: r.partition, offset: r.next, state: null, watermarkMs: wm });
         r.frozen = r.next;
         r.frozenWm = wm;
+        // The staging and commit of the save are added to the cost when they are done (durableCycle).
+        r.ckpt.costMs = performance.now() - t0;
+        r.ckpt.savedAtMs = now;
       }
-      const timing = this.snapTiming.get(p.name)!;
-      timing.costMs = performance.now() - t0;
-      timing.at = this.clock();
       if (list.length) snaps.set(p.name, list);
     }
     this.lastCheckpointAt = this.clock();
@@ -902,29 +965,81 @@ export class ProcessorRunner<S = unknown> {
     // previous cycle's rows. When the previous cycle failed, this one is not applied: its
     // checkpoint would cover the failed cycle's rows, which were never written.
     const previous = this.inflight;
+    // LOG_LEVEL=debug: one `commit_cycle` line per cycle with where its time went (docs/operations.md).
+    const trace: CycleTrace | null = this.log.isLevelEnabled('debug')
+      ? { rows: rowCount, caughtUp, force, flushMs, freezeMs: performance.now() - tCycle - flushMs, frozenAt: performance.now(), ...loopTimes }
+      : null;
     const cycle = previous.then(() => {
       if (this.fatal) throw new StateError(`commit cycle of ${this.name} not applied: an earlier cycle failed (${this.fatal.message})`, false);
-      return this.completeCycle(rows, letters, snaps);
+      return this.completeCycle(rows, letters, snaps, trace);
     });
     // A failure stops the processor: its pending work is redone from the last checkpoint.
     this.inflight = cycle.catch((err) => this.fail(err as Error));
     // At most one cycle in flight and one frozen behind it: the loop waits here (backpressure).
     await previous;
+    if (trace) trace.loopWaitMs = performance.now() - trace.frozenAt;
     if (force) await cycle;
   }
 
-  private async completeCycle(rows: Map<string, Record<string, unknown>[]>, letters: DeadLetter[], snaps: Map<string, Snap[]>): Promise<void> {
+  private async completeCycle(
+    rows: Map<string, Record<string, unknown>[]>,
+    letters: DeadLetter[],
+    snaps: Map<string, Snap[]>,
+    trace: CycleTrace | null,
+  ): Promise<void> {
     // Timed whole, outages waited out included: a cycle that takes long is what an operator sees
     // as a processor falling behind (docs/operations.md).
     const endCycle = this.deps.metrics.commitCycleSeconds.startTimer({ processor: this.name });
     let n = 0;
     for (const list of rows.values()) n += list.length;
     this.deps.metrics.commitCycleRows.observe({ processor: this.name }, n);
-    await this.durableCycle(rows, letters, snaps);
+    const t0 = performance.now();
+    await this.durableCycle(rows, letters, snaps, trace);
     endCycle();
+    if (trace) {
+      const now = performance.now();
+      let bases = 0;
+      let deltas = 0;
+      let bytes = 0;
+      for (const list of snaps.values())
+        for (const x of list) {
+          if (x.state === null) continue;
+          if (x.deltaFrom === undefined) bases++;
+          else deltas++;
+          bytes += x.state.length;
+        }
+      this.log.debug(
+        {
+          event: 'commit_cycle',
+          processor: this.name,
+          records: trace.records,
+          fetch_ms: Math.round(trace.fetchMs),
+          process_ms: Math.round(trace.processMs),
+          rows: trace.rows,
+          caught_up: trace.caughtUp,
+          force: trace.force,
+          flush_ms: Math.round(trace.flushMs),
+          freeze_ms: Math.round(trace.freezeMs),
+          queued_ms: Math.round(t0 - trace.frozenAt),
+          insert_ms: Math.round(trace.insertMs ?? 0),
+          checkpoint_ms: Math.round(now - t0 - (trace.insertMs ?? 0)),
+          loop_wait_ms: Math.round(trace.loopWaitMs ?? 0),
+          bases,
+          deltas,
+          state_bytes: bytes,
+        },
+        'commit cycle',
+      );
+    }
   }
 
-  private async durableCycle(rows: Map<string, Record<string, unknown>[]>, letters: DeadLetter[], snaps: Map<string, Snap[]>): Promise<void> {
+  private async durableCycle(
+    rows: Map<string, Record<string, unknown>[]>,
+    letters: DeadLetter[],
+    snaps: Map<string, Snap[]>,
+    trace: CycleTrace | null = null,
+  ): Promise<void> {
+    const tStart = performance.now();
     // The states travel to Redis (staged, not yet a checkpoint) while ClickHouse writes the rows
     // they cover; they are committed below, once the rows and dead letters are acknowledged.
     const stageMs = new Map<string, number>();
@@ -973,6 +1088,7 @@ export class ProcessorRunner<S = unknown> {
         if (failed.length) throw failed[0]!.err;
       });
     }
+    if (trace) trace.insertMs = performance.now() - tStart;
     const stagedOk = await staging;
     if (snaps.size === 0) return;
     const saved: Snap[] = [];
@@ -990,7 +1106,8 @@ export class ProcessorRunner<S = unknown> {
           // A checkpoint's cost: staging its state and committing it (not the rows' write between).
           const ms = (stageMs.get(name) ?? 0) + performance.now() - t0;
           this.deps.metrics.checkpointSeconds.observe({ processor: name }, ms / 1000);
-          this.snapTiming.get(name)!.costMs += ms;
+          // Shared by the partitions saved (their serialization was counted each for itself).
+          for (const x of held) x.run.ckpt.costMs += ms / held.length;
           const lostKeys = new Set(lost.map((l) => tpKey(l.topic, l.partition)));
           for (const l of lost) {
             if (l.chainBroken) {
@@ -1000,6 +1117,7 @@ export class ProcessorRunner<S = unknown> {
               if (x) {
                 x.run.chain.needsBase = true;
                 x.run.frozen = -2; // saved at the next cycle even if no record arrives
+                x.run.ckpt.savedAtMs = Number.MIN_SAFE_INTEGER;
               }
               this.log.warn(
                 { event: 'checkpoint_chain_broken', processor: name, ...l },
