@@ -83,26 +83,44 @@ export async function sealQoe(ch: ClickHouse, closedUntilMs: number, version = D
   return done;
 }
 
-/** Closed hours of kpi_business_1h (the generated view) into kpi_business_1h_closed. */
+/**
+ * Closed hours of kpi_business_1h (the generated view) into kpi_business_1h_closed, and of
+ * kpi_gifts_1m into the creators' gift rollups (migration 021: per hour and creator, per hour,
+ * creator and sender). Each has its own sealed point, so a rollup added later starts from the
+ * beginning of the data while the others go on from theirs.
+ */
 export async function sealBusiness(ch: ClickHouse, closedUntilMs: number, version = Date.now()): Promise<SealedRange[]> {
   const db = ch.database;
-  const name = 'business_1h';
-  const from = (await sealedState(ch, 'business')).get(name) ?? 0;
+  const state = await sealedState(ch, 'business');
   const to = Math.floor(closedUntilMs / 3_600_000) * 3_600_000;
-  if (to <= from) return [];
-  await command(
-    ch,
-    `INSERT INTO ${db}.kpi_business_1h_closed SELECT *, {v:UInt64} AS version FROM ${db}.kpi_business_1h
-    WHERE hour >= toDateTime({from:UInt32}) AND hour < toDateTime({to:UInt32})`,
-    { from: sec(from), to: sec(to), v: version },
-  );
-  await markSealed(ch, 'business', name, to, version);
-  return [{ name, fromMs: from, toMs: to }];
+  const hours = (col: string) => `${col} >= toDateTime({from:UInt32}) AND ${col} < toDateTime({to:UInt32})`;
+  const gifts = (by: string) => `
+    SELECT toStartOfHour(window_start) AS hour, ${by}, sum(gifts), sum(coins), sum(value_usd_micros), {v:UInt64}
+    FROM ${db}.kpi_gifts_1m FINAL WHERE ${hours('window_start')} GROUP BY hour, ${by}`;
+  const rollups: Array<[name: string, statements: string[]]> = [
+    ['business_1h', [`INSERT INTO ${db}.kpi_business_1h_closed SELECT *, {v:UInt64} AS version FROM ${db}.kpi_business_1h WHERE ${hours('hour')}`]],
+    [
+      'gifts_1h',
+      [
+        `INSERT INTO ${db}.kpi_gifts_creator_1h (hour, creator_id, gifts, coins, value_usd_micros, version) ${gifts('creator_id')}`,
+        `INSERT INTO ${db}.kpi_gifts_sender_1h (hour, creator_id, sender_account_id, gifts, coins, value_usd_micros, version) ${gifts('creator_id, sender_account_id')}`,
+      ],
+    ],
+  ];
+  const done: SealedRange[] = [];
+  for (const [name, statements] of rollups) {
+    const from = state.get(name) ?? 0;
+    if (to <= from) continue;
+    for (const st of statements) await command(ch, st, { from: sec(from), to: sec(to), v: version });
+    await markSealed(ch, 'business', name, to, version);
+    done.push({ name, fromMs: from, toMs: to });
+  }
+  return done;
 }
 
 export const ROLLUP_TABLES: Record<RollupFamily, readonly string[]> = {
   qoe: ['qoe_minute_rollup', 'rollup_sealed_qoe'],
-  business: ['kpi_business_1h_closed', 'rollup_sealed_business'],
+  business: ['kpi_business_1h_closed', 'rollup_sealed_business', 'kpi_gifts_creator_1h', 'kpi_gifts_sender_1h'],
 };
 
 /**
