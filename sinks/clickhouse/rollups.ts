@@ -80,6 +80,30 @@ export async function sealQoe(ch: ClickHouse, closedUntilMs: number, version = D
     await markSealed(ch, 'qoe', name, to, version);
     done.push({ name, fromMs: from, toMs: to });
   }
+  // Per single dimension (migration 022), from the sealed rows of qoe_minute_rollup above: up to
+  // each step's sealed point, from its own (a database that had qoe_minute_rollup already starts
+  // from the beginning).
+  const sealedNow = await sealedState(ch, 'qoe');
+  for (const step of QOE_ROLLUP_STEPS) {
+    const name = `qoe_series_${step}`;
+    const from = sealedNow.get(name) ?? 0;
+    const to = sealedNow.get(`qoe_${step}`) ?? 0;
+    if (to <= from) continue;
+    const m = (x: string) => (x === 'startup_samples' ? `arraySort(groupArrayArray(${P(x)}))` : `sum(${P(x)})`);
+    await command(
+      ch,
+      `
+      INSERT INTO ${db}.qoe_series_rollup (step, dim, bucket, value, minutes, ${QOE_MEASURES.map(P).join(', ')}, version)
+      SELECT step, d.1 AS dim, bucket, d.2 AS value, arraySort(groupUniqArrayArray(minutes)), ${QOE_MEASURES.map(m).join(', ')}, {v:UInt64}
+      FROM ${db}.qoe_minute_rollup FINAL
+      ARRAY JOIN [('all', 'all'), ${QOE_ROLLUP_DIMS.map((d) => `('${d}', ${d})`).join(', ')}] AS d
+      WHERE step = ${step} AND bucket >= toDateTime({from:UInt32}) AND bucket < toDateTime({to:UInt32})
+      GROUP BY step, dim, bucket, value`,
+      { from: sec(from), to: sec(to), v: version },
+    );
+    await markSealed(ch, 'qoe', name, to, version);
+    done.push({ name, fromMs: from, toMs: to });
+  }
   return done;
 }
 
@@ -119,9 +143,31 @@ export async function sealBusiness(ch: ClickHouse, closedUntilMs: number, versio
 }
 
 export const ROLLUP_TABLES: Record<RollupFamily, readonly string[]> = {
-  qoe: ['qoe_minute_rollup', 'rollup_sealed_qoe'],
+  qoe: ['qoe_minute_rollup', 'rollup_sealed_qoe', 'qoe_series_rollup'],
   business: ['kpi_business_1h_closed', 'rollup_sealed_business', 'kpi_gifts_creator_1h', 'kpi_gifts_sender_1h'],
 };
+
+/** Where a QoE series is read from for closed buckets: the rollup table, its step, and for qoe_series_rollup the dimension. */
+export interface QoeRollupPlan {
+  step: number;
+  /** The `dim` of qoe_series_rollup (no filters, group-by none or one rollup dimension); null: qoe_minute_rollup. */
+  dim: string | null;
+  /** Its name in rollup_sealed_qoe. */
+  sealed: string;
+}
+
+/**
+ * The rollup a QoE series request reads: qoe_series_rollup when it has no filters (one row per
+ * bucket and value of the group-by), else qoe_minute_rollup, at the step qoeRollupStep picks; null
+ * when the request needs other dimensions (everything then comes from qoe_minute).
+ */
+export function qoeRollupPlan(step: number, groupBy: string, filters: readonly string[]): QoeRollupPlan | null {
+  const g = qoeRollupStep(step, groupBy, filters);
+  if (g === null) return null;
+  if (filters.length > 0) return { step: g, dim: null, sealed: `qoe_${g}` };
+  const dim = groupBy === 'none' ? 'all' : groupBy;
+  return { step: g, dim, sealed: `qoe_series_${g}` };
+}
 
 /**
  * The rollup bucket a QoE series request can read: the largest rollup step that divides the
