@@ -41,13 +41,11 @@ export function retentionTtls(r: Retention): Map<string, string | null> {
     'safety_events_1m_history',
   ])
     ttl.set(t, days(r.minuteDays, 'window_start'));
-  for (const t of ['account_activity_1h', 'account_activity_1h_history', 'kpi_business_1h_closed', 'kpi_gifts_creator_1h', 'kpi_gifts_sender_1h']) ttl.set(t, days(r.hourDays, 'hour'));
+  for (const t of ['account_activity_1h', 'account_activity_1h_history', 'kpi_business_1h_closed', 'kpi_gifts_creator_1h', 'kpi_gifts_sender_1h'])
+    ttl.set(t, days(r.hourDays, 'hour'));
   // One table, two families: the 1-minute buckets follow minute retention, the others hour retention (both QoE rollups).
   for (const t of ['qoe_minute_rollup', 'qoe_series_rollup'])
-    ttl.set(
-      t,
-      r.minuteDays > 0 || r.hourDays > 0 ? `addDays(bucket, if(step = 60, ${r.minuteDays || FOREVER_DAYS}, ${r.hourDays || FOREVER_DAYS}))` : null,
-    );
+    ttl.set(t, r.minuteDays > 0 || r.hourDays > 0 ? `addDays(bucket, if(step = 60, ${r.minuteDays || FOREVER_DAYS}, ${r.hourDays || FOREVER_DAYS}))` : null);
   return ttl;
 }
 
