@@ -16,6 +16,12 @@ import { command, queryRows, type ClickHouse } from './client.js';
 
 /** Bucket sizes of qoe_minute_rollup, largest first (the planner takes the largest that divides the step). */
 export const QOE_ROLLUP_STEPS = [3600, 300, 60] as const;
+/**
+ * Steps of qoe_series_rollup (migration 022). Not 60: a 1-minute series (the live snapshot, the
+ * last hour) answered more slowly from it than from qoe_minute_rollup (same-process A/B on the
+ * bench:api data, bench/RESULTS.md), so it keeps reading qoe_minute_rollup.
+ */
+export const QOE_SERIES_STEPS = [3600, 300] as const;
 /** Dimensions kept by the QoE rollups; group-bys or filters on others (asn, content_id) read qoe_minute. */
 export const QOE_ROLLUP_DIMS = ['cdn', 'device_category', 'country'] as const;
 export const QOE_MEASURES = Object.keys(SOURCES.minute.measures);
@@ -84,7 +90,7 @@ export async function sealQoe(ch: ClickHouse, closedUntilMs: number, version = D
   // each step's sealed point, from its own (a database that had qoe_minute_rollup already starts
   // from the beginning).
   const sealedNow = await sealedState(ch, 'qoe');
-  for (const step of QOE_ROLLUP_STEPS) {
+  for (const step of QOE_SERIES_STEPS) {
     const name = `qoe_series_${step}`;
     const from = sealedNow.get(name) ?? 0;
     const to = sealedNow.get(`qoe_${step}`) ?? 0;
@@ -157,14 +163,14 @@ export interface QoeRollupPlan {
 }
 
 /**
- * The rollup a QoE series request reads: qoe_series_rollup when it has no filters (one row per
- * bucket and value of the group-by), else qoe_minute_rollup, at the step qoeRollupStep picks; null
+ * The rollup a QoE series request reads: qoe_series_rollup when it has no filters and a step of
+ * 5 min or more (one row per bucket and value of the group-by), else qoe_minute_rollup, at the step qoeRollupStep picks; null
  * when the request needs other dimensions (everything then comes from qoe_minute).
  */
 export function qoeRollupPlan(step: number, groupBy: string, filters: readonly string[]): QoeRollupPlan | null {
   const g = qoeRollupStep(step, groupBy, filters);
   if (g === null) return null;
-  if (filters.length > 0) return { step: g, dim: null, sealed: `qoe_${g}` };
+  if (filters.length > 0 || !(QOE_SERIES_STEPS as readonly number[]).includes(g)) return { step: g, dim: null, sealed: `qoe_${g}` };
   const dim = groupBy === 'none' ? 'all' : groupBy;
   return { step: g, dim, sealed: `qoe_series_${g}` };
 }

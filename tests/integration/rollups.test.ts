@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { command, openClickHouse, queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
-import { QOE_ROLLUP_STEPS, qoeRollupPlan, qoeRollupStep, sealBusiness, sealQoe, sealedState } from '../../sinks/clickhouse/rollups.js';
+import { QOE_ROLLUP_STEPS, QOE_SERIES_STEPS, qoeRollupPlan, qoeRollupStep, sealBusiness, sealQoe, sealedState } from '../../sinks/clickhouse/rollups.js';
 import { qoeRollupSeriesSql, qoeSeriesSql } from '../../api/routes/qoe.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
 
@@ -93,10 +93,9 @@ describe('QoE rollups', () => {
       ['qoe_3600', T0 + 2 * H],
       ['qoe_300', T0 + 2 * H + 15 * 60_000],
       ['qoe_60', T0 + 2 * H + 17 * 60_000],
-      // Per single dimension (migration 022), from the rows above.
+      // Per single dimension (migration 022), from the rows above (not at 1 min: QOE_SERIES_STEPS).
       ['qoe_series_3600', T0 + 2 * H],
       ['qoe_series_300', T0 + 2 * H + 15 * 60_000],
-      ['qoe_series_60', T0 + 2 * H + 17 * 60_000],
     ]);
     expect(await sealQoe(ch, SEAL, 2)).toEqual([]);
     const [r] = await queryRows<{ n: string; last: string }>(
@@ -136,7 +135,7 @@ describe('QoE rollups', () => {
       // Without filters the API reads qoe_series_rollup (one row per bucket and value): the same points.
       const plan = qoeRollupPlan(c.step, c.group, c.filter ? [c.filter[0]] : []);
       expect(plan!.step).toBe(g);
-      if (c.filter) expect(plan!.dim).toBeNull();
+      if (c.filter || g === 60) expect(plan!.dim).toBeNull();
       else {
         expect(plan!.dim).toBe(c.group === 'none' ? 'all' : c.group);
         expect(await queryRows(ch, qoeRollupSeriesSql(ch.database, groupExpr, '', g!, undefined, plan!.dim), { ...params, lo, hiCap })).toEqual(want);
@@ -172,7 +171,7 @@ describe('QoE rollups', () => {
     const beforeSeries = await queryRows(ch, series);
     expect(beforeSeries.length).toBeGreaterThan(0);
     await command(ch, `TRUNCATE TABLE ${db}.rollup_sealed_qoe`);
-    expect((await sealQoe(ch, SEAL, 3)).length).toBe(2 * QOE_ROLLUP_STEPS.length);
+    expect((await sealQoe(ch, SEAL, 3)).length).toBe(QOE_ROLLUP_STEPS.length + QOE_SERIES_STEPS.length);
     expect(await queryRows(ch, `SELECT * EXCEPT version FROM ${db}.qoe_minute_rollup FINAL ORDER BY step, bucket, cdn, device_category, country`)).toEqual(
       before,
     );
