@@ -342,7 +342,7 @@ async function main(): Promise<void> {
       `${fmt(rowsOf.account_activity_1h ?? 0)} account_activity_1h, ${fmt(rowsOf.safety_events_1m ?? 0)} safety_events_1m, ${fmt(rowsOf.safety_cases ?? 0)} safety_cases, ${fmt(rowsOf.production_issues ?? 0)} production_issues.`,
     '',
     `Rollups (migration 017, docs/api.md): sealing the whole day took ${(sealMs / 1000).toFixed(1)} s ` +
-      `(${fmt(rowsOf.qoe_minute_rollup ?? 0)} qoe_minute_rollup and ${fmt(rowsOf.qoe_series_rollup ?? 0)} qoe_series_rollup rows at 1 min, 5 min and 1 h; ${fmt(rowsOf.kpi_business_1h_closed ?? 0)} kpi_business_1h_closed rows; ` +
+      `(${fmt(rowsOf.qoe_minute_rollup ?? 0)} qoe_minute_rollup rows at 1 min, 5 min and 1 h and ${fmt(rowsOf.qoe_series_rollup ?? 0)} qoe_series_rollup rows at 5 min and 1 h; ${fmt(rowsOf.kpi_business_1h_closed ?? 0)} kpi_business_1h_closed rows; ` +
       `${fmt(rowsOf.kpi_gifts_creator_1h ?? 0)} kpi_gifts_creator_1h and ${fmt(rowsOf.kpi_gifts_sender_1h ?? 0)} kpi_gifts_sender_1h rows; 0 s when the data set was already sealed).`,
     '',
     `Method: the API plugin in-process, requests via Fastify \`inject()\` (routing, auth, Redis rate limit, query, serialisation; no socket), sequential, ${WARMUP} warm-up then ${RUNS} timed requests per endpoint; API clock = end of the day.`,
