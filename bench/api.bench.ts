@@ -226,7 +226,9 @@ const NOTE =
   'Before migration 017 the 24 h QoE series read ~1.6 M qoe_minute rows with FINAL on every call (p95 143 ms at 10 M events) and business hourly ' +
   're-aggregated every account-hour (110 ms). 017 seals closed buckets into rollups (qoe_minute_rollup at 1 min, 5 min and 1 h by cdn, device and ' +
   'country; kpi_business_1h_closed; docs/api.md): the reference column is the same endpoint in the same run with the rollups set aside, and ' +
-  '"same answer" compares the two response bodies byte for byte.';
+  '"same answer" compares the two response bodies byte for byte. 021 adds the gifts of closed hours per creator and per creator and sender ' +
+  '(creators top), 022 qoe_minute_rollup per single dimension (QoE series without filters: one row per point instead of one per ' +
+  'cdn × device × country).';
 
 const pct = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 
@@ -248,7 +250,7 @@ async function main(): Promise<void> {
   } else console.log(`reusing the data set in ${dir} (BENCH_API_REGEN=1 rebuilds it)`);
   // The day is over and its data final: the pipeline's rollup job would have sealed every bucket
   // of it (sinks/clickhouse/rollups.ts); a data set that is already sealed is left as it is.
-  const sealMs = await timed('rollups (sealing the day: qoe_minute_rollup, kpi_business_1h_closed)', async () => {
+  const sealMs = await timed('rollups (sealing the day: qoe_minute_rollup, qoe_series_rollup, kpi_business_1h_closed, gift rollups)', async () => {
     const s = performance.now();
     await sealQoe(ch, NOW);
     await sealBusiness(ch, NOW);
@@ -340,7 +342,8 @@ async function main(): Promise<void> {
       `${fmt(rowsOf.account_activity_1h ?? 0)} account_activity_1h, ${fmt(rowsOf.safety_events_1m ?? 0)} safety_events_1m, ${fmt(rowsOf.safety_cases ?? 0)} safety_cases, ${fmt(rowsOf.production_issues ?? 0)} production_issues.`,
     '',
     `Rollups (migration 017, docs/api.md): sealing the whole day took ${(sealMs / 1000).toFixed(1)} s ` +
-      `(${fmt(rowsOf.qoe_minute_rollup ?? 0)} qoe_minute_rollup rows at 1 min, 5 min and 1 h; ${fmt(rowsOf.kpi_business_1h_closed ?? 0)} kpi_business_1h_closed rows; 0 s when the data set was already sealed).`,
+      `(${fmt(rowsOf.qoe_minute_rollup ?? 0)} qoe_minute_rollup rows at 1 min, 5 min and 1 h and ${fmt(rowsOf.qoe_series_rollup ?? 0)} qoe_series_rollup rows at 5 min and 1 h; ${fmt(rowsOf.kpi_business_1h_closed ?? 0)} kpi_business_1h_closed rows; ` +
+      `${fmt(rowsOf.kpi_gifts_creator_1h ?? 0)} kpi_gifts_creator_1h and ${fmt(rowsOf.kpi_gifts_sender_1h ?? 0)} kpi_gifts_sender_1h rows; 0 s when the data set was already sealed).`,
     '',
     `Method: the API plugin in-process, requests via Fastify \`inject()\` (routing, auth, Redis rate limit, query, serialisation; no socket), sequential, ${WARMUP} warm-up then ${RUNS} timed requests per endpoint; API clock = end of the day.`,
     '',

@@ -136,18 +136,40 @@ const MEANINGS: Record<string, Meaning> = {
       version: 'time of the build; a rebuild of the same bucket replaces it under FINAL',
     },
   },
+  qoe_series_rollup: {
+    by: "the qoe role's rollup job (sinks/clickhouse/rollups.ts, INSERT … SELECT from qoe_minute_rollup FINAL)",
+    text: 'qoe_minute_rollup per single dimension (migration 022): per `step` (300, 3600 s) and bucket one row per value of cdn, device_category and country and one for all, with the same measures combined (sums, startup samples concatenated and sorted, distinct minutes). The API reads it for closed buckets of QoE series without filters grouped by none or one of these dimensions (docs/api.md).',
+    columns: {
+      step: 'bucket size in seconds',
+      dim: "'all', 'cdn', 'device_category' or 'country'",
+      bucket: 'bucket start',
+      value: "the dimension's value ('all' for dim 'all')",
+      minutes: 'distinct minutes with rows (the denominator of mean concurrent viewers)',
+      version: 'time of the build; a rebuild of the same bucket replaces it under FINAL',
+    },
+  },
   kpi_business_1h_closed: {
     by: "the business role's rollup job (sinks/clickhouse/rollups.ts, INSERT … SELECT from the view kpi_business_1h)",
     text: "The rows of kpi_business_1h for closed hours (every business partition's watermark past the hour end + grace), written once; `/v1/business/hourly` reads closed hours here and the open ones from the view.",
     columns: { version: 'time of the build; a rebuild of the same hour replaces it under FINAL' },
   },
+  kpi_gifts_creator_1h: {
+    by: "the business role's rollup job (sinks/clickhouse/rollups.ts, INSERT … SELECT from kpi_gifts_1m FINAL)",
+    text: 'Gifts of closed hours summed per hour and creator (migration 021), written once per hour; `/v1/creators/top` picks the page of creators here for whole closed hours and from kpi_gifts_1m for the rest of the range.',
+    columns: { version: 'time of the build; a rebuild of the same hour replaces it under FINAL' },
+  },
+  kpi_gifts_sender_1h: {
+    by: "the business role's rollup job (sinks/clickhouse/rollups.ts, INSERT … SELECT from kpi_gifts_1m FINAL)",
+    text: "Gifts of closed hours summed per creator, hour and sender (migration 021), sorted by creator so a creator's rows are read alone; `/v1/creators/*` read whole closed hours here and the rest of the range from kpi_gifts_1m.",
+    columns: { version: 'time of the build; a rebuild of the same hour replaces it under FINAL' },
+  },
   rollup_sealed_qoe: {
     by: "the qoe role's rollup job",
-    text: 'How far each QoE rollup is sealed: name `qoe_<step>`, buckets before sealed_until are in qoe_minute_rollup. Emptied by a replay with the qoe tables.',
+    text: 'How far each QoE rollup is sealed: name `qoe_<step>` for qoe_minute_rollup, `qoe_series_<step>` for qoe_series_rollup; buckets before sealed_until are in the rollup. Emptied by a replay with the qoe tables.',
   },
   rollup_sealed_business: {
     by: "the business role's rollup job",
-    text: 'How far kpi_business_1h_closed is sealed (name `business_1h`). Emptied by a replay with the business tables.',
+    text: 'How far kpi_business_1h_closed (name `business_1h`) and the gift rollups kpi_gifts_creator_1h and kpi_gifts_sender_1h (name `gifts_1h`) are sealed. Emptied by a replay with the business tables.',
   },
   kpi_active_1d: {
     by: 'view over account_activity_1h',

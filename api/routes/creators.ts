@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { queryRows } from '../../sinks/clickhouse/client.js';
+import { sealedSql } from '../../sinks/clickhouse/rollups.js';
 import type { ApiContext } from '../context.js';
 import { LateEvents, lateEvents } from '../late.js';
 import { ErrorBody, PageBody, PageQuery, TimeRangeQuery, decodeCursor, numeric, page, timeRange } from '../params.js';
@@ -20,12 +21,38 @@ const GifterRow = Type.Object({ sender_account_id: Type.String(), gift_value_usd
 const LatePage = <T extends ReturnType<typeof Type.Object>>(item: T) => Type.Object({ ...PageBody(item).properties, late_events: LateEvents });
 const lateGifts = (ctx: ApiContext, r: { from: string; to: string }) => lateEvents(ctx, 'business', r.from, r.to, undefined, ['gifts']);
 
-/** Per (creator, sender) sums over the range; the building block of every creator query. */
+/**
+ * The range's closed whole hours, read from the gift rollups (migration 021): `lo`, the first whole
+ * hour of the range; `hi`, the end of the last whole hour before the gift rollups' sealed point
+ * (at least lo). Rows of [lo, hi) come from the rollups, the rest of the range from kpi_gifts_1m.
+ */
+const closedHours = (db: string) => `
+  toDateTime(intDiv(toUInt32(ceil({from:Float64})) + 3599, 3600) * 3600) AS lo,
+  greatest(lo, least(toDateTime(intDiv(toUInt32(floor({to:Float64})), 3600) * 3600), ${sealedSql(db, 'business', 'gifts_1h')})) AS hi`;
+const minuteRows = (db: string, extra: string) => `${db}.kpi_gifts_1m FINAL
+  WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64}) AND (window_start < lo OR window_start >= hi)${extra}`;
+
+/**
+ * Per (creator, sender) sums over the range; the building block of every creator query. Closed
+ * hours from kpi_gifts_sender_1h (sorted by creator: a creator filter reads that creator's rows
+ * only), the rest from kpi_gifts_1m; integer sums, so the same totals as kpi_gifts_1m alone.
+ */
 const perSender = (db: string, extra = '') => `
   SELECT creator_id, sender_account_id, sum(value_usd_micros) AS v, sum(coins) AS c, sum(gifts) AS g
-  FROM ${db}.kpi_gifts_1m FINAL
-  WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64})${extra}
+  FROM (
+    SELECT creator_id, sender_account_id, value_usd_micros, coins, gifts FROM ${db}.kpi_gifts_sender_1h FINAL WHERE hour >= lo AND hour < hi${extra}
+    UNION ALL
+    SELECT creator_id, sender_account_id, value_usd_micros, coins, gifts FROM ${minuteRows(db, extra)})
   GROUP BY creator_id, sender_account_id`;
+
+/** Per creator sums over the range: closed hours from kpi_gifts_creator_1h (one row per hour and creator), the rest from kpi_gifts_1m. */
+const perCreator = (db: string) => `
+  SELECT creator_id, sum(value_usd_micros) AS v
+  FROM (
+    SELECT creator_id, value_usd_micros FROM ${db}.kpi_gifts_creator_1h FINAL WHERE hour >= lo AND hour < hi
+    UNION ALL
+    SELECT creator_id, value_usd_micros FROM ${minuteRows(db, '')})
+  GROUP BY creator_id`;
 
 export function creatorRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get<{ Querystring: Static<typeof TopQuery> }>(
@@ -48,10 +75,8 @@ export function creatorRoutes(app: FastifyInstance, ctx: ApiContext): void {
       // page's share of the rows. Same totals, same order (gift_value_usd DESC, creator_id).
       const rows = await queryRows<Record<string, unknown>>(
         ctx.ch,
-        `WITH page AS (
-         SELECT creator_id FROM ${ctx.db}.kpi_gifts_1m FINAL
-         WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64})
-         GROUP BY creator_id ORDER BY sum(value_usd_micros) / 1e6 DESC, creator_id LIMIT {limit:UInt32} OFFSET {offset:UInt32})
+        `WITH ${closedHours(ctx.db)},
+         page AS (SELECT creator_id FROM (${perCreator(ctx.db)}) ORDER BY v / 1e6 DESC, creator_id LIMIT {limit:UInt32} OFFSET {offset:UInt32})
        SELECT creator_id, sum(v) / 1e6 AS gift_value_usd, sum(c) AS coins, sum(g) AS gifts, count() AS gifters,
          if(sum(v) = 0, 0, arraySum(arraySlice(arrayReverseSort(groupArray(v)), 1, toUInt32(ceil(count() * 0.2)))) / sum(v)) AS top20_gifter_share
        FROM (${perSender(ctx.db, ' AND creator_id IN page')}) GROUP BY creator_id ORDER BY gift_value_usd DESC, creator_id`,
@@ -79,7 +104,8 @@ export function creatorRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const offset = decodeCursor(req.query.cursor);
       const rows = await queryRows<Record<string, unknown>>(
         ctx.ch,
-        `SELECT sender_account_id, v / 1e6 AS gift_value_usd, c AS coins, g AS gifts FROM (${perSender(ctx.db, ' AND creator_id = {creator:String}')})
+        `WITH ${closedHours(ctx.db)}
+       SELECT sender_account_id, v / 1e6 AS gift_value_usd, c AS coins, g AS gifts FROM (${perSender(ctx.db, ' AND creator_id = {creator:String}')})
        ORDER BY gift_value_usd DESC, sender_account_id LIMIT {limit:UInt32} OFFSET {offset:UInt32}`,
         { from: r.from, to: r.to, creator: req.params.creator_id, limit: limit + 1, offset },
       );
@@ -112,7 +138,8 @@ export function creatorRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const r = timeRange(req.query, ctx.now(), 86_400_000);
       const [row] = await queryRows<Record<string, unknown>>(
         ctx.ch,
-        `WITH s AS (${perSender(ctx.db)}),
+        `WITH ${closedHours(ctx.db)},
+         s AS (${perSender(ctx.db)}),
          g AS (SELECT sender_account_id, sum(v) AS v FROM s GROUP BY sender_account_id),
          c AS (SELECT creator_id, sum(v) AS v FROM s GROUP BY creator_id)
        SELECT (SELECT sum(v) FROM g) / 1e6 AS gift_value_usd, (SELECT count() FROM g) AS gifters, (SELECT count() FROM c) AS creators,

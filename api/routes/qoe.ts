@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { P, SOURCES, measureSql, metricSql, type Grain } from '../../contracts/metrics-catalog.js';
-import { QOE_MEASURES, qoeRollupStep, sealedSql, sealedState } from '../../sinks/clickhouse/rollups.js';
+import { QOE_MEASURES, qoeRollupPlan, sealedSql, sealedState } from '../../sinks/clickhouse/rollups.js';
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import type { ApiContext } from '../context.js';
 import { cacheHeaders, sealedUntil } from '../http-cache.js';
@@ -90,7 +90,9 @@ SETTINGS prefer_column_name_to_alias = 1`;
  * FINAL; both give each measure's value over their rows, combined at the catalog's 'partials'
  * level, so the numbers are those of qoeSeriesSql. `lo` / `hiCap`: the range's first and last
  * whole rollup bucket bounds (epoch seconds). Only for group-bys and filters on the rollup's
- * dimensions (qoeRollupStep).
+ * dimensions (qoeRollupStep). `dim` (qoeRollupPlan: no filters, group-by none or one of those
+ * dimensions): the rollup side reads qoe_series_rollup (migration 022), one row per bucket and
+ * value of the group-by, instead of every cdn × device × country row of qoe_minute_rollup.
  *
  * `split`: the bound between rollup and source known beforehand (`{hi:UInt32}`, epoch seconds, as
  * qoeSeries reads it), with either side left out when it holds no minute of the range. Without it
@@ -98,17 +100,30 @@ SETTINGS prefer_column_name_to_alias = 1`;
  * is planned and run even when the whole range is sealed: 10-25 CPU-ms per call on the 10 M-event
  * bench data for no rows (measured at load 15-20, SELECT 1 costing 2-3).
  */
-export function qoeRollupSeriesSql(db: string, groupExpr: string, filters: string, rollupStep: number, split?: { rollup: boolean; source: boolean }): string {
+export function qoeRollupSeriesSql(
+  db: string,
+  groupExpr: string,
+  filters: string,
+  rollupStep: number,
+  split?: { rollup: boolean; source: boolean },
+  dim: string | null = null,
+): string {
   const hi = split
     ? 'toDateTime({hi:UInt32})'
-    : `greatest(toDateTime({lo:UInt32}), least(toDateTime({hiCap:UInt32}), ${sealedSql(db, 'qoe', `qoe_${rollupStep}`)}))`;
+    : `greatest(toDateTime({lo:UInt32}), least(toDateTime({hiCap:UInt32}), ${sealedSql(db, 'qoe', dim === null ? `qoe_${rollupStep}` : `qoe_series_${rollupStep}`)}))`;
   const pm = (x: string) => measureSql('minute', x, 'partials');
   const branches: string[] = [];
-  if (split?.rollup ?? true)
+  if ((split?.rollup ?? true) && dim === null)
     branches.push(`
   SELECT bucket AS ts, ${groupExpr} AS series, minutes, ${QOE_MEASURES.map(P).join(', ')}
   FROM ${db}.qoe_minute_rollup FINAL
   WHERE step = ${rollupStep} AND bucket >= toDateTime({lo:UInt32}) AND bucket < ${hi}${filters}`);
+  // One row per bucket and value of the group-by (no filters): qoe_series_rollup (migration 022).
+  if ((split?.rollup ?? true) && dim !== null)
+    branches.push(`
+  SELECT bucket AS ts, value AS series, minutes, ${QOE_MEASURES.map(P).join(', ')}
+  FROM ${db}.qoe_series_rollup FINAL
+  WHERE step = ${rollupStep} AND dim = '${dim}' AND bucket >= toDateTime({lo:UInt32}) AND bucket < ${hi}`);
   if (split?.source ?? true)
     branches.push(`
   SELECT window_start AS ts, ${groupExpr} AS series, [window_start] AS minutes, ${QOE_MEASURES.map((m) => `${measureSql('minute', m)} AS ${P(m)}`).join(', ')}
@@ -128,7 +143,7 @@ SETTINGS prefer_column_name_to_alias = 1`;
 
 /**
  * Runs a QoE series (timeseries, the live snapshot) from the rollups where they answer
- * (qoeRollupStep), else from qoe_minute; `params` has from, to (epoch seconds) and step. The
+ * (qoeRollupPlan), else from qoe_minute; `params` has from, to (epoch seconds) and step. The
  * rollup's sealed point is read first (one small query), so the query names constant bounds and
  * reads only the minutes of qoe_minute the rollup does not hold.
  */
@@ -140,18 +155,19 @@ export async function qoeSeries(
   params: Record<string, unknown>,
 ): Promise<Record<string, unknown>[]> {
   const step = Number(params.step);
-  const g = qoeRollupStep(step, groupBy, filterDims);
+  const plan = qoeRollupPlan(step, groupBy, filterDims);
   const fromS = Math.floor(Number(params.from));
   const toS = Math.floor(Number(params.to));
-  if (g !== null) {
+  if (plan !== null) {
+    const g = plan.step;
     const lo = Math.ceil(fromS / g) * g;
     const hiCap = Math.floor(toS / g) * g;
     if (hiCap > lo) {
-      const sealedS = Math.floor(((await sealedState(ctx.ch, 'qoe')).get(`qoe_${g}`) ?? 0) / 1000);
+      const sealedS = Math.floor(((await sealedState(ctx.ch, 'qoe')).get(plan.sealed) ?? 0) / 1000);
       const hi = Math.max(lo, Math.min(hiCap, sealedS));
       const split = { rollup: hi > lo, source: Number(params.from) < lo || Number(params.to) > hi };
       if (split.rollup || split.source)
-        return queryRows(ctx.ch, qoeRollupSeriesSql(ctx.db, GROUP_BY[groupBy], filters, g, split), { ...params, lo, hiCap, hi });
+        return queryRows(ctx.ch, qoeRollupSeriesSql(ctx.db, GROUP_BY[groupBy], filters, g, split, plan.dim), { ...params, lo, hiCap, hi });
     }
   }
   return queryRows(ctx.ch, qoeSeriesSql(ctx.db, GROUP_BY[groupBy], filters), params);

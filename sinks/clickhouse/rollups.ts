@@ -16,6 +16,12 @@ import { command, queryRows, type ClickHouse } from './client.js';
 
 /** Bucket sizes of qoe_minute_rollup, largest first (the planner takes the largest that divides the step). */
 export const QOE_ROLLUP_STEPS = [3600, 300, 60] as const;
+/**
+ * Steps of qoe_series_rollup (migration 022). Not 60: a 1-minute series (the live snapshot, the
+ * last hour) answered more slowly from it than from qoe_minute_rollup (same-process A/B on the
+ * bench:api data, bench/RESULTS.md), so it keeps reading qoe_minute_rollup.
+ */
+export const QOE_SERIES_STEPS = [3600, 300] as const;
 /** Dimensions kept by the QoE rollups; group-bys or filters on others (asn, content_id) read qoe_minute. */
 export const QOE_ROLLUP_DIMS = ['cdn', 'device_category', 'country'] as const;
 export const QOE_MEASURES = Object.keys(SOURCES.minute.measures);
@@ -80,30 +86,94 @@ export async function sealQoe(ch: ClickHouse, closedUntilMs: number, version = D
     await markSealed(ch, 'qoe', name, to, version);
     done.push({ name, fromMs: from, toMs: to });
   }
+  // Per single dimension (migration 022), from the sealed rows of qoe_minute_rollup above: up to
+  // each step's sealed point, from its own (a database that had qoe_minute_rollup already starts
+  // from the beginning).
+  const sealedNow = await sealedState(ch, 'qoe');
+  for (const step of QOE_SERIES_STEPS) {
+    const name = `qoe_series_${step}`;
+    const from = sealedNow.get(name) ?? 0;
+    const to = sealedNow.get(`qoe_${step}`) ?? 0;
+    if (to <= from) continue;
+    const m = (x: string) => (x === 'startup_samples' ? `arraySort(groupArrayArray(${P(x)}))` : `sum(${P(x)})`);
+    await command(
+      ch,
+      `
+      INSERT INTO ${db}.qoe_series_rollup (step, dim, bucket, value, minutes, ${QOE_MEASURES.map(P).join(', ')}, version)
+      SELECT step, d.1 AS dim, bucket, d.2 AS value, arraySort(groupUniqArrayArray(minutes)), ${QOE_MEASURES.map(m).join(', ')}, {v:UInt64}
+      FROM ${db}.qoe_minute_rollup FINAL
+      ARRAY JOIN [('all', 'all'), ${QOE_ROLLUP_DIMS.map((d) => `('${d}', ${d})`).join(', ')}] AS d
+      WHERE step = ${step} AND bucket >= toDateTime({from:UInt32}) AND bucket < toDateTime({to:UInt32})
+      GROUP BY step, dim, bucket, value`,
+      { from: sec(from), to: sec(to), v: version },
+    );
+    await markSealed(ch, 'qoe', name, to, version);
+    done.push({ name, fromMs: from, toMs: to });
+  }
   return done;
 }
 
-/** Closed hours of kpi_business_1h (the generated view) into kpi_business_1h_closed. */
+/**
+ * Closed hours of kpi_business_1h (the generated view) into kpi_business_1h_closed, and of
+ * kpi_gifts_1m into the creators' gift rollups (migration 021: per hour and creator, per hour,
+ * creator and sender). Each has its own sealed point, so a rollup added later starts from the
+ * beginning of the data while the others go on from theirs.
+ */
 export async function sealBusiness(ch: ClickHouse, closedUntilMs: number, version = Date.now()): Promise<SealedRange[]> {
   const db = ch.database;
-  const name = 'business_1h';
-  const from = (await sealedState(ch, 'business')).get(name) ?? 0;
+  const state = await sealedState(ch, 'business');
   const to = Math.floor(closedUntilMs / 3_600_000) * 3_600_000;
-  if (to <= from) return [];
-  await command(
-    ch,
-    `INSERT INTO ${db}.kpi_business_1h_closed SELECT *, {v:UInt64} AS version FROM ${db}.kpi_business_1h
-    WHERE hour >= toDateTime({from:UInt32}) AND hour < toDateTime({to:UInt32})`,
-    { from: sec(from), to: sec(to), v: version },
-  );
-  await markSealed(ch, 'business', name, to, version);
-  return [{ name, fromMs: from, toMs: to }];
+  const hours = (col: string) => `${col} >= toDateTime({from:UInt32}) AND ${col} < toDateTime({to:UInt32})`;
+  const gifts = (by: string) => `
+    SELECT toStartOfHour(window_start) AS hour, ${by}, sum(gifts), sum(coins), sum(value_usd_micros), {v:UInt64}
+    FROM ${db}.kpi_gifts_1m FINAL WHERE ${hours('window_start')} GROUP BY hour, ${by}`;
+  const rollups: Array<[name: string, statements: string[]]> = [
+    ['business_1h', [`INSERT INTO ${db}.kpi_business_1h_closed SELECT *, {v:UInt64} AS version FROM ${db}.kpi_business_1h WHERE ${hours('hour')}`]],
+    [
+      'gifts_1h',
+      [
+        `INSERT INTO ${db}.kpi_gifts_creator_1h (hour, creator_id, gifts, coins, value_usd_micros, version) ${gifts('creator_id')}`,
+        `INSERT INTO ${db}.kpi_gifts_sender_1h (hour, creator_id, sender_account_id, gifts, coins, value_usd_micros, version) ${gifts('creator_id, sender_account_id')}`,
+      ],
+    ],
+  ];
+  const done: SealedRange[] = [];
+  for (const [name, statements] of rollups) {
+    const from = state.get(name) ?? 0;
+    if (to <= from) continue;
+    for (const st of statements) await command(ch, st, { from: sec(from), to: sec(to), v: version });
+    await markSealed(ch, 'business', name, to, version);
+    done.push({ name, fromMs: from, toMs: to });
+  }
+  return done;
 }
 
 export const ROLLUP_TABLES: Record<RollupFamily, readonly string[]> = {
-  qoe: ['qoe_minute_rollup', 'rollup_sealed_qoe'],
-  business: ['kpi_business_1h_closed', 'rollup_sealed_business'],
+  qoe: ['qoe_minute_rollup', 'rollup_sealed_qoe', 'qoe_series_rollup'],
+  business: ['kpi_business_1h_closed', 'rollup_sealed_business', 'kpi_gifts_creator_1h', 'kpi_gifts_sender_1h'],
 };
+
+/** Where a QoE series is read from for closed buckets: the rollup table, its step, and for qoe_series_rollup the dimension. */
+export interface QoeRollupPlan {
+  step: number;
+  /** The `dim` of qoe_series_rollup (no filters, group-by none or one rollup dimension); null: qoe_minute_rollup. */
+  dim: string | null;
+  /** Its name in rollup_sealed_qoe. */
+  sealed: string;
+}
+
+/**
+ * The rollup a QoE series request reads: qoe_series_rollup when it has no filters and a step of
+ * 5 min or more (one row per bucket and value of the group-by), else qoe_minute_rollup, at the step qoeRollupStep picks; null
+ * when the request needs other dimensions (everything then comes from qoe_minute).
+ */
+export function qoeRollupPlan(step: number, groupBy: string, filters: readonly string[]): QoeRollupPlan | null {
+  const g = qoeRollupStep(step, groupBy, filters);
+  if (g === null) return null;
+  if (filters.length > 0 || !(QOE_SERIES_STEPS as readonly number[]).includes(g)) return { step: g, dim: null, sealed: `qoe_${g}` };
+  const dim = groupBy === 'none' ? 'all' : groupBy;
+  return { step: g, dim, sealed: `qoe_series_${g}` };
+}
 
 /**
  * The rollup bucket a QoE series request can read: the largest rollup step that divides the

@@ -762,16 +762,23 @@ describe('rollups and HTTP caching of closed answers (issue 20)', () => {
       '/v1/live/snapshot?minutes=120',
       `/v1/qoe/timeseries?${RANGE}&step=600&group_by=cdn&device_category=tv`,
       `/v1/qoe/timeseries?${RANGE}&step=300&device_category=tv`,
+      // The creators' gift rollups (migration 021): whole closed hours, ragged ends and the open tail.
+      `/v1/creators/top?${RANGE}&limit=3`,
+      `/v1/creators/top?from=${iso(NOW - 150 * 60_000 + 500)}&to=${iso(NOW - 7 * 60_000)}`,
+      '/v1/creators/concentration',
     ];
     const before = await Promise.all(urls.map(async (u) => (await get(u)).json()));
-    for (const b of before.slice(-2)) expect(b.points.length).toBeGreaterThan(0);
+    for (const b of before.slice(-5, -3)) expect(b.points.length).toBeGreaterThan(0);
+    for (const b of before.slice(-3, -1)) expect(b.items.length).toBeGreaterThan(0);
     const open = await get(urls[0]!);
     expect(open.headers['cache-control']).toBe('private, no-cache');
     expect(open.headers.etag).toBeUndefined();
     // What the qoe and business roles' rollup job does once the watermark has passed (bin/pipeline.ts).
     const sealed = NOW - 30 * 60_000;
-    expect((await sealQoe(ch, sealed)).length).toBe(3);
-    expect((await sealBusiness(ch, sealed)).length).toBe(1);
+    expect((await sealQoe(ch, sealed)).length).toBe(5);
+    expect((await sealBusiness(ch, sealed)).map((d) => d.name)).toEqual(['business_1h', 'gifts_1h']);
+    const [g] = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM ${ch.database}.kpi_gifts_sender_1h`);
+    expect(Number(g!.n)).toBeGreaterThan(0);
     const [n] = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM ${ch.database}.qoe_minute_rollup`);
     expect(Number(n!.n)).toBeGreaterThan(0);
     await new Promise((r) => setTimeout(r, 1100)); // the API reads sealed points at most once a second

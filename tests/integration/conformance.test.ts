@@ -185,9 +185,10 @@ beforeAll(async () => {
   await sim.drain();
   // What the qoe and business roles' rollup job does once every partition's watermark is past P1
   // (bin/pipeline.ts): the API's answers for the checked hour then come from the rollups
-  // (qoe_minute_rollup, kpi_business_1h_closed), and must still equal every other surface.
-  expect((await sealQoe(ch, P1)).length).toBe(3);
-  expect((await sealBusiness(ch, P1)).length).toBe(1);
+  // (qoe_minute_rollup, qoe_series_rollup, kpi_business_1h_closed, the gift rollups), and must
+  // still equal every other surface.
+  expect((await sealQoe(ch, P1)).length).toBe(5);
+  expect((await sealBusiness(ch, P1)).length).toBe(2);
   redis = new Redis(t.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 3 });
   await redis.connect();
   const keys = new RedisApiKeyStore(redis, t.redisPrefix);

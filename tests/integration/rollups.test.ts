@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { command, openClickHouse, queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { migrate } from '../../sinks/clickhouse/migrate.js';
-import { QOE_ROLLUP_STEPS, qoeRollupStep, sealBusiness, sealQoe, sealedState } from '../../sinks/clickhouse/rollups.js';
+import { QOE_ROLLUP_STEPS, QOE_SERIES_STEPS, qoeRollupPlan, qoeRollupStep, sealBusiness, sealQoe, sealedState } from '../../sinks/clickhouse/rollups.js';
 import { qoeRollupSeriesSql, qoeSeriesSql } from '../../api/routes/qoe.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
 
@@ -65,12 +65,18 @@ beforeAll(async () => {
       FROM numbers(${4 * 300})`,
     );
   }
-  await command(
-    ch,
-    `
+  // Gifts: an old version with other sums, then the final one (the creators' rollups must fold them).
+  for (const [version, k] of [
+    [1, 4],
+    [2, 1],
+  ] as const)
+    await command(
+      ch,
+      `
     INSERT INTO ${db}.kpi_gifts_1m (window_start, creator_id, sender_account_id, gifts, quantity, coins, value_usd_micros, is_final, src_topic, src_partition, version)
-    SELECT ${t0} + toIntervalMinute(number % 240), 'cr1', concat('a', toString(number % 50)), 1, 1, 10, 100000, 1, 'gifts', 0, 1 FROM numbers(2000)`,
-  );
+    SELECT ${t0} + toIntervalMinute(number % 240), concat('cr', toString(1 + cityHash64(number, 1) % 4)), concat('a', toString(number % 50)), ${k}, 1, ${k} * 10, ${k} * 100000 * (1 + number % 3),
+      ${version - 1}, 'gifts', 0, ${version} FROM numbers(2000)`,
+    );
 });
 
 afterAll(async () => {
@@ -87,6 +93,9 @@ describe('QoE rollups', () => {
       ['qoe_3600', T0 + 2 * H],
       ['qoe_300', T0 + 2 * H + 15 * 60_000],
       ['qoe_60', T0 + 2 * H + 17 * 60_000],
+      // Per single dimension (migration 022), from the rows above (not at 1 min: QOE_SERIES_STEPS).
+      ['qoe_series_3600', T0 + 2 * H],
+      ['qoe_series_300', T0 + 2 * H + 15 * 60_000],
     ]);
     expect(await sealQoe(ch, SEAL, 2)).toEqual([]);
     const [r] = await queryRows<{ n: string; last: string }>(
@@ -123,6 +132,18 @@ describe('QoE rollups', () => {
       const hi = Math.max(lo, Math.min(hiCap, Math.floor((sealed.get(`qoe_${g}`) ?? 0) / 1000)));
       const split = { rollup: hi > lo, source: c.from / 1000 < lo || c.to / 1000 > hi };
       expect(await queryRows(ch, qoeRollupSeriesSql(ch.database, groupExpr, filters, g!, split), { ...params, lo, hiCap, hi })).toEqual(want);
+      // Without filters the API reads qoe_series_rollup (one row per bucket and value): the same points.
+      const plan = qoeRollupPlan(c.step, c.group, c.filter ? [c.filter[0]] : []);
+      expect(plan!.step).toBe(g);
+      if (c.filter || g === 60) expect(plan!.dim).toBeNull();
+      else {
+        expect(plan!.dim).toBe(c.group === 'none' ? 'all' : c.group);
+        expect(await queryRows(ch, qoeRollupSeriesSql(ch.database, groupExpr, '', g!, undefined, plan!.dim), { ...params, lo, hiCap })).toEqual(want);
+        const hiD = Math.max(lo, Math.min(hiCap, Math.floor((sealed.get(plan!.sealed) ?? 0) / 1000)));
+        const splitD = { rollup: hiD > lo, source: c.from / 1000 < lo || c.to / 1000 > hiD };
+        expect(splitD.rollup).toBe(split.rollup);
+        expect(await queryRows(ch, qoeRollupSeriesSql(ch.database, groupExpr, '', g!, splitD, plan!.dim), { ...params, lo, hiCap, hi: hiD })).toEqual(want);
+      }
     });
   }
 
@@ -146,11 +167,15 @@ describe('QoE rollups', () => {
   it('a rebuild after a crash before the sealed mark gives the same rollup rows', async () => {
     const db = ch.database;
     const before = await queryRows(ch, `SELECT * EXCEPT version FROM ${db}.qoe_minute_rollup FINAL ORDER BY step, bucket, cdn, device_category, country`);
+    const series = `SELECT * EXCEPT version FROM ${db}.qoe_series_rollup FINAL ORDER BY step, dim, bucket, value`;
+    const beforeSeries = await queryRows(ch, series);
+    expect(beforeSeries.length).toBeGreaterThan(0);
     await command(ch, `TRUNCATE TABLE ${db}.rollup_sealed_qoe`);
-    expect((await sealQoe(ch, SEAL, 3)).length).toBe(QOE_ROLLUP_STEPS.length);
+    expect((await sealQoe(ch, SEAL, 3)).length).toBe(QOE_ROLLUP_STEPS.length + QOE_SERIES_STEPS.length);
     expect(await queryRows(ch, `SELECT * EXCEPT version FROM ${db}.qoe_minute_rollup FINAL ORDER BY step, bucket, cdn, device_category, country`)).toEqual(
       before,
     );
+    expect(await queryRows(ch, series)).toEqual(beforeSeries);
   });
 
   it('asn and content_id group-bys and filters are not answered from the rollup', () => {
@@ -165,11 +190,38 @@ describe('QoE rollups', () => {
 describe('business hourly rollup', () => {
   it("closed hours hold exactly the view's rows", async () => {
     const db = ch.database;
-    expect((await sealBusiness(ch, SEAL, 1)).map((d) => d.toMs)).toEqual([T0 + 2 * H]);
+    expect((await sealBusiness(ch, SEAL, 1)).map((d) => [d.name, d.toMs])).toEqual([
+      ['business_1h', T0 + 2 * H],
+      ['gifts_1h', T0 + 2 * H],
+    ]);
     expect((await sealedState(ch, 'business')).get('business_1h')).toBe(T0 + 2 * H);
     const view = await queryRows(ch, `SELECT * FROM ${db}.kpi_business_1h WHERE hour < toDateTime({s:UInt32}) ORDER BY hour`, { s: (T0 + 2 * H) / 1000 });
     const closed = await queryRows(ch, `SELECT * EXCEPT version FROM ${db}.kpi_business_1h_closed FINAL ORDER BY hour`);
     expect(view.length).toBe(2);
     expect(closed).toEqual(view);
+  });
+
+  it("closed hours of gifts hold the final kpi_gifts_1m rows' sums per creator and per sender (migration 021)", async () => {
+    const db = ch.database;
+    const sums = (by: string, from: string) =>
+      queryRows(
+        ch,
+        `SELECT toUnixTimestamp(hour) AS h, ${by}, toString(sum(gifts)) AS g, toString(sum(coins)) AS c, toString(sum(value_usd_micros)) AS v
+         FROM (${from === 'kpi_gifts_1m' ? `SELECT toStartOfHour(window_start) AS hour, creator_id, sender_account_id, gifts, coins, value_usd_micros FROM ${db}.kpi_gifts_1m FINAL` : `SELECT * FROM ${db}.${from} FINAL`})
+         WHERE hour < toDateTime({s:UInt32})
+         GROUP BY h, ${by} ORDER BY h, ${by}`,
+        { s: (T0 + 2 * H) / 1000 },
+      );
+    const perSender = await sums('creator_id, sender_account_id', 'kpi_gifts_1m');
+    expect(perSender.length).toBeGreaterThan(100);
+    expect(await sums('creator_id, sender_account_id', 'kpi_gifts_sender_1h')).toEqual(perSender);
+    const perCreator = await sums('creator_id', 'kpi_gifts_1m');
+    expect(perCreator.length).toBe(8);
+    expect(await sums('creator_id', 'kpi_gifts_creator_1h')).toEqual(perCreator);
+    // The hours after the sealed point are not in the rollups.
+    const [late] = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM ${db}.kpi_gifts_sender_1h WHERE hour >= toDateTime({s:UInt32})`, {
+      s: (T0 + 2 * H) / 1000,
+    });
+    expect(Number(late!.n)).toBe(0);
   });
 });
