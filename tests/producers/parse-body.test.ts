@@ -126,9 +126,9 @@ describe('checkJsonBounds (before parsing)', () => {
         const v = checkJsonBounds(line, small);
         return [v ? { index, errorClass: v.errorClass, reason: `line ${index} refused before parsing: ${v.reason}` } : { index }];
       });
-      expect(got.entries.map((e) => (e.ok || e.errorClass === 'invalid_json' ? { index: e.index } : { index: e.index, errorClass: e.errorClass, reason: e.reason }))).toEqual(
-        expected,
-      );
+      expect(
+        got.entries.map((e) => (e.ok || e.errorClass === 'invalid_json' ? { index: e.index } : { index: e.index, errorClass: e.errorClass, reason: e.reason })),
+      ).toEqual(expected);
       checked += expected.length;
       refused += expected.filter((e) => 'errorClass' in e).length;
     }
