@@ -3,6 +3,9 @@
  * bench process's CPU time is the gateway's (Fastify, parse, validation, Avro, librdkafka) and
  * not the clients'. Forked with IPC: it loads the request bodies, says `ready`, waits for `go`,
  * sends them with `clients` concurrent keep-alive connections, and answers with what it saw.
+ * Each body is encoded to bytes once, at load: sending then writes those bytes as they are (no
+ * string encode and byte count of 1.2 MB per request), so the clients take less of the CPU the
+ * gateway and the broker share with them. Every request is still a real NDJSON body on a socket.
  */
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
@@ -20,7 +23,23 @@ export interface ClientsResult {
   cpuSeconds: number;
 }
 
-function post(agent: Agent, url: URL, job: ClientJob): Promise<{ status: number; body: string }> {
+/** A job as sent: its body encoded once, its headers built once. */
+interface PreparedJob {
+  path: string;
+  headers: Record<string, string | number>;
+  body: Buffer;
+}
+
+function prepare(job: ClientJob): PreparedJob {
+  const body = Buffer.from(job.body, 'utf8');
+  return {
+    path: `/v1/events/${job.kind}`,
+    headers: { 'content-type': 'application/x-ndjson', 'x-api-key': job.key, 'content-length': body.length },
+    body,
+  };
+}
+
+function post(agent: Agent, url: URL, job: PreparedJob): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -28,8 +47,8 @@ function post(agent: Agent, url: URL, job: ClientJob): Promise<{ status: number;
         host: url.hostname,
         port: url.port,
         method: 'POST',
-        path: `/v1/events/${job.kind}`,
-        headers: { 'content-type': 'application/x-ndjson', 'x-api-key': job.key, 'content-length': Buffer.byteLength(job.body) },
+        path: job.path,
+        headers: job.headers,
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -43,7 +62,7 @@ function post(agent: Agent, url: URL, job: ClientJob): Promise<{ status: number;
   });
 }
 
-async function run(url: URL, jobs: ClientJob[], clients: number): Promise<ClientsResult> {
+async function run(url: URL, jobs: PreparedJob[], clients: number): Promise<ClientsResult> {
   const agent = new Agent({ keepAlive: true, maxSockets: clients });
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
@@ -67,7 +86,7 @@ async function run(url: URL, jobs: ClientJob[], clients: number): Promise<Client
 }
 
 const [url, jobsFile, clients] = process.argv.slice(2);
-const jobs = JSON.parse(readFileSync(jobsFile!, 'utf8')) as ClientJob[];
+const jobs = (JSON.parse(readFileSync(jobsFile!, 'utf8')) as ClientJob[]).map(prepare);
 process.send!({ type: 'ready' });
 process.on('message', (m: { type: string }) => {
   if (m.type !== 'go') return;

@@ -6,7 +6,11 @@
  *             a child process (bench/ingest-clients.ts), each with its own API key, with the gateway
  *             as bin/http-roles.ts builds it: keys in Redis (RedisApiKeyStore), per-key rate limits
  *             in Redis at the configured values (INGEST_RATE_LIMIT_*), depth and string bounds
- *             checked before parsing
+ *             checked before parsing, and a producer of its own built as bin/pipeline.ts builds the
+ *             gateway's (linger.ms 5; the SDK run's linger.ms 20 made each 2,000-event request wait
+ *             about 50 ms for its acknowledgement, and 4 clients wait in turn, not in parallel
+ *             with 40,000 events in flight like the SDK run). BENCH_HTTP_PRODUCER=shared: the SDK
+ *             run's producer, as before (to compare)
  *   CPU       CPU seconds (user + system, every thread: librdkafka's too) of this process per
  *             million events, for the SDK run and for the gateway (the clients are not in it):
  *             on a shared machine wall-clock rates move with the neighbours' load, this much less
@@ -26,6 +30,7 @@ import { ProcessorRunner } from '../processors/core/runner.js';
 import { rawStoreProcessor } from '../processors/raw-store/raw-store.processor.js';
 import { ingestPlugin } from '../producers/ingest/ingest.plugin.js';
 import { RedisApiKeyStore } from '../api/api-keys.js';
+import { EventProducer } from '../producers/sdk/event-producer.js';
 import type { ClientJob, ClientsResult } from './ingest-clients.js';
 import {
   ALL_KINDS,
@@ -46,6 +51,8 @@ const N_HTTP = Number(process.env.BENCH_HTTP_EVENTS ?? 100_000);
 const HTTP_CLIENTS = 4;
 /** BENCH_INGEST_ONLY=1: SDK and HTTP only, nothing written to RESULTS.md (for runs alternating with other code). */
 const INGEST_ONLY = process.env.BENCH_INGEST_ONLY === '1';
+/** BENCH_HTTP_PRODUCER=shared: the gateway produces through the SDK run's producer (linger.ms 20) instead of one built like bin/pipeline.ts's. */
+const HTTP_SHARED_PRODUCER = process.env.BENCH_HTTP_PRODUCER === 'shared';
 
 const cpuSecondsSince = (start: NodeJS.CpuUsage) => {
   const d = process.cpuUsage(start);
@@ -125,8 +132,20 @@ async function main(): Promise<void> {
     // One key per client (four apps): the per-key events/s limit stays on at its configured value.
     const clientKeys = Array.from({ length: HTTP_CLIENTS }, (_, i) => `bench-key-${i}`);
     await keys.seed(clientKeys.map((k) => `${k}:ingest`).join(','));
+    // The gateway's producer as bin/pipeline.ts builds it (default linger.ms), connected before the phase.
+    const gatewayProducer = HTTP_SHARED_PRODUCER
+      ? b.producer
+      : await EventProducer.connect({
+          brokers: b.config.kafkaBrokers,
+          clientId: `bench-${b.id}-gateway`,
+          topicPrefix: b.config.topicPrefix,
+          codec: b.codec,
+          logger: b.logger,
+          metrics: createMetrics(),
+          maxFutureSkewMs: env.MAX_FUTURE_SKEW_MS,
+        });
     await app.register(ingestPlugin, {
-      producer: b.producer,
+      producer: gatewayProducer,
       apiKeys: keys,
       maxBodyBytes: 64 * 1024 * 1024,
       maxEvents: 10_000,
@@ -160,9 +179,10 @@ async function main(): Promise<void> {
     const httpCpuPerM = (http.gatewayCpuSeconds / accepted) * 1e6;
     const clientCpuPerM = (http.cpuSeconds / accepted) * 1e6;
     console.log(
-      `HTTP: ${fmt(httpRate)} events/s (${accepted} in ${httpSeconds.toFixed(2)} s), gateway ${httpCpuPerM.toFixed(1)} CPU-s per million events (clients ${clientCpuPerM.toFixed(1)}; gateway by thread: ${httpThreads}); ${(httpRate / sdkRate).toFixed(2)} of the SDK rate`,
+      `HTTP (${HTTP_SHARED_PRODUCER ? "SDK run's producer, linger.ms 20" : 'own producer, linger.ms 5'}): ${fmt(httpRate)} events/s (${accepted} in ${httpSeconds.toFixed(2)} s), gateway ${httpCpuPerM.toFixed(1)} CPU-s per million events (clients ${clientCpuPerM.toFixed(1)}; gateway by thread: ${httpThreads}); ${(httpRate / sdkRate).toFixed(2)} of the SDK rate`,
     );
     await app.close();
+    if (gatewayProducer !== b.producer) await gatewayProducer.close();
     if (INGEST_ONLY) return;
 
     const total = await topicTotal(b, ALL_KINDS);
@@ -222,7 +242,7 @@ Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. Kafka 4.1
 | path | events/s |
 |---|---|
 | SDK \`sendValid\` (windows of 10,000 events sent as one call per kind, 4 in flight, acks=all, idempotent); ${sdkCpuPerM.toFixed(1)} CPU-s per million events | ${fmt(sdkRate)} |
-| HTTP \`POST /v1/events/{kind}\` NDJSON, 2,000 per request, 4 clients with a key each, in a child process (keys and per-key limits in Redis, bounds on); gateway ${httpCpuPerM.toFixed(1)} CPU-s per million events, ${(httpRate / sdkRate).toFixed(2)} of the SDK rate | ${fmt(httpRate)} |
+| HTTP \`POST /v1/events/{kind}\` NDJSON, 2,000 per request, 4 clients with a key each, in a child process (keys and per-key limits in Redis, bounds on, ${HTTP_SHARED_PRODUCER ? "the SDK run's producer, linger.ms 20" : 'its own producer as deployed, linger.ms 5'}); gateway ${httpCpuPerM.toFixed(1)} CPU-s per million events, ${(httpRate / sdkRate).toFixed(2)} of the SDK rate | ${fmt(httpRate)} |
 | **reference**: plain consume of the same topics (no decode) | ${fmt(rawRate)} |
 | consume + Avro decode | ${fmt(decRate)} |
 | archived into ClickHouse by raw-store (steady; ${fmt(archivedAll)} incl. start-up) | ${fmt(archivedRate)} |

@@ -14,7 +14,22 @@ import type { EventKind, RejectClass } from './topics.js';
 
 export type Validated<K extends EventKind> = { ok: true; event: EventByKind[K] } | { ok: false; errorClass: RejectClass; reason: string };
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/**
+ * Whether `s` is a UUID in its text form: 36 characters, hex digits (either case) with `-` at
+ * 8, 13, 18 and 23. The same answer as /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+ * (tests/contracts/compiled.test.ts), without the regular expression engine: every event at the
+ * edge and in every processor is checked (the regex was 1.5 % of the gateway's profile).
+ */
+export function isUuid(s: string): boolean {
+  if (s.length !== 36) return false;
+  for (let i = 0; i < 36; i++) {
+    const c = s.charCodeAt(i);
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (c !== 0x2d) return false;
+    } else if (!((c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66))) return false;
+  }
+  return true;
+}
 
 /**
  * The fields of a kind's schema, read once: schemaJson reads and parses the schema file at every
@@ -50,7 +65,7 @@ function describe(t: avro.Type, v: unknown): string {
 
 function semanticProblems(kind: EventKind, e: Record<string, unknown>): string[] {
   const p: string[] = [];
-  if (typeof e.event_id === 'string' && !UUID_RE.test(e.event_id)) p.push('event_id: must be a UUID');
+  if (typeof e.event_id === 'string' && !isUuid(e.event_id)) p.push('event_id: must be a UUID');
   switch (kind) {
     case 'playback':
       if ((e.seq as number) < 0) p.push('seq: must be >= 0');

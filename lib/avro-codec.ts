@@ -98,6 +98,17 @@ export class AvroCodec {
     return w.buf.subarray(0, w.pos);
   }
 
+  /**
+   * `encodeView` of an event `acceptsEvent` (contracts/validate.ts) said yes to: that check
+   * includes the schema conformance `encodeView` tests, so it is not run a second time.
+   */
+  encodeAccepted(kind: EventKind, event: unknown, receivedTime: number): Buffer {
+    const w = this.scratch;
+    w.pos = 0;
+    compiledKind(kind).write(w, this.schemaId(kind), event, receivedTime);
+    return w.buf.subarray(0, w.pos);
+  }
+
   /** Fetches writer schemas for ids not seen yet (call once per batch before decode). */
   async prepare(buffers: Iterable<Buffer | null | undefined>): Promise<void> {
     const missing = new Set<number>();

@@ -356,7 +356,7 @@ export class EventProducer {
       add: (input, index) => {
         // The compiled yes (contracts/compiled.ts) and an encode straight from the event; anything
         // else takes the generic path below, which says why it is refused.
-        const view = acceptsEvent(kind, input, time) ? codec.encodeView(kind, input, receivedTime) : null;
+        const view = acceptsEvent(kind, input, time) ? codec.encodeAccepted(kind, input, receivedTime) : null;
         if (view !== null && view.length <= MAX_MESSAGE_BYTES) {
           result.accepted++;
           return this.produceTracked(spec.topic, null, view, keyOf(input, spec.keyField), undefined, toTopic);

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { AvroWriter, compiledKind } from '../../contracts/compiled.js';
 import { avroType, schemaJson } from '../../contracts/schemas.js';
 import { EVENT_KINDS, type EventKind } from '../../contracts/topics.js';
-import { acceptsEvent, validateEvent } from '../../contracts/validate.js';
+import { acceptsEvent, isUuid, validateEvent } from '../../contracts/validate.js';
 import { encodeWire } from '../../contracts/wire.js';
 import { TrafficGenerator } from '../../producers/simulator/generator.js';
 
@@ -111,6 +111,22 @@ describe('compiled validation and Avro writer', () => {
     // Mutations within the schema (nulls of optional fields, other enum symbols) keep both paths busy.
     expect(fastYes).toBeGreaterThan(50);
     expect(slowYes).toBeGreaterThanOrEqual(fastYes);
+  });
+
+  it('isUuid answers as the regular expression it replaced, on UUIDs with every character changed', () => {
+    const re = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+    const uuid = '9a1f0c2e-3b4d-5e6f-8a9b-0c1d2e3f4a5b';
+    // Every position replaced by characters around the hex ranges, their other case, non-ASCII ones that fold to ASCII.
+    const swaps = ['0', '9', 'a', 'f', 'A', 'F', 'g', 'G', '/', ':', '`', '@', '-', ' ', '\u212a', '\uff21', 'é', '\n'];
+    const inputs = [uuid, uuid.toUpperCase(), '', uuid.slice(1), `${uuid}0`, `${uuid}\n`, `\n${uuid}`, uuid.replaceAll('-', '')];
+    for (let i = 0; i < uuid.length; i++) for (const c of swaps) inputs.push(uuid.slice(0, i) + c + uuid.slice(i + 1));
+    let yes = 0;
+    for (const s of inputs) {
+      expect(isUuid(s), JSON.stringify(s)).toBe(re.test(s));
+      if (re.test(s)) yes++;
+    }
+    expect(yes).toBeGreaterThan(100);
+    expect(inputs.length - yes).toBeGreaterThan(300);
   });
 
   it('writes longs beyond 2^30, negative numbers, doubles, non-ASCII and long strings like avsc', () => {

@@ -98,6 +98,45 @@ describe('checkJsonBounds (before parsing)', () => {
     expect(checkJsonBounds(b, bounds, 18, b.length)).toBeNull();
     expect(checkJsonBounds(b, bounds, 0, 17)?.errorClass).toBe('string_too_long');
   });
+  it('NDJSON: each line gets the answer of checkJsonBounds on it (the indexOf pre-check skips only lines it cannot refuse)', () => {
+    // Random lines of brackets, quotes, escapes and letters, short and long against small bounds:
+    // quoted brackets, more opens than maxDepth outside and inside strings, strings at the limit.
+    const small = { maxDepth: 3, maxStringBytes: 6 };
+    const alphabet = ['{', '}', '[', ']', '"', '\\', 'a', '1', ',', ':', ' ', '\r'];
+    let seed = 7;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    let checked = 0;
+    let refused = 0;
+    // Lines at the edges of both bounds, first in a body, after a refused line, after lines without brackets.
+    const edges = ['[[[[', '{{{{', '[{[{', '[[[', '"[[[["', '[[[1]]]', '["abcd"]', '["abcdef"]', '"abcdef"', '"abcdefg"', '"abcdef', '{"[":[[1]]}'];
+    const edgeBodies = edges.flatMap((e) => [[e], [e, e], ['', e], ['ab', e], [`${e}\r`, e], ['[[[[', e], ['{"a":1}', 'x', e]]);
+    const randomBodies = Array.from({ length: 300 }, () =>
+      Array.from({ length: 1 + rand(12) }, () => Array.from({ length: rand(14) }, () => alphabet[rand(alphabet.length)]).join('')),
+    );
+    for (const lines of [...edgeBodies, ...randomBodies]) {
+      const raw = buf(lines.join('\n'));
+      const got = parseEventsBody(raw, 'ndjson', small);
+      if (!got.ok) throw new Error('ndjson bodies are never refused whole');
+      const expected = lines.flatMap((text, index) => {
+        const line = buf(text.endsWith('\r') ? text.slice(0, -1) : text);
+        if (/^[ \t\r]*$/.test(line.toString('latin1'))) return [];
+        const v = checkJsonBounds(line, small);
+        return [v ? { index, errorClass: v.errorClass, reason: `line ${index} refused before parsing: ${v.reason}` } : { index }];
+      });
+      expect(
+        got.entries.map((e) => (e.ok || e.errorClass === 'invalid_json' ? { index: e.index } : { index: e.index, errorClass: e.errorClass, reason: e.reason })),
+      ).toEqual(expected);
+      checked += expected.length;
+      refused += expected.filter((e) => 'errorClass' in e).length;
+    }
+    // Both kinds of line were seen in numbers.
+    expect(checked).toBeGreaterThan(1000);
+    expect(refused).toBeGreaterThan(80);
+    expect(checked - refused).toBeGreaterThan(200);
+  });
   it('parseEventsBody with bounds: a JSON body is refused whole, an NDJSON line alone', () => {
     expect(parseEventsBody(buf('[[[[[1]]]]]'), 'json', bounds)).toEqual({
       ok: false,
