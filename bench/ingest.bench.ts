@@ -2,8 +2,8 @@
  * `npm run bench:ingest`: throughput of the event backbone on this machine, each figure beside
  * the raw consume rate of the same topics measured in the same run.
  *   SDK       validated-upstream events produced through EventProducer.sendValid (acked)
- *   HTTP      NDJSON POSTs to /v1/events/{kind} (validation + Avro + produce, acked), 4 clients in
- *             a child process (bench/ingest-clients.ts), each with its own API key, with the gateway
+ *   HTTP      NDJSON POSTs to /v1/events/{kind} (validation + Avro + produce, acked), 4 clients
+ *             (BENCH_HTTP_CLIENTS) in a child process (bench/ingest-clients.ts), each with its own API key, with the gateway
  *             as bin/http-roles.ts builds it: keys in Redis (RedisApiKeyStore), per-key rate limits
  *             in Redis at the configured values (INGEST_RATE_LIMIT_*), depth and string bounds
  *             checked before parsing, and a producer of its own built as bin/pipeline.ts builds the
@@ -48,7 +48,8 @@ import {
 
 const N_SDK = Number(process.env.BENCH_EVENTS ?? 400_000);
 const N_HTTP = Number(process.env.BENCH_HTTP_EVENTS ?? 100_000);
-const HTTP_CLIENTS = 4;
+/** Concurrent HTTP clients (connections), each with its own API key: BENCH_HTTP_CLIENTS, 4 by default. */
+const HTTP_CLIENTS = Number(process.env.BENCH_HTTP_CLIENTS ?? 4);
 /** BENCH_INGEST_ONLY=1: SDK and HTTP only, nothing written to RESULTS.md (for runs alternating with other code). */
 const INGEST_ONLY = process.env.BENCH_INGEST_ONLY === '1';
 /** BENCH_HTTP_PRODUCER=shared: the gateway produces through the SDK run's producer (linger.ms 20) instead of one built like bin/pipeline.ts's. */
@@ -242,7 +243,7 @@ Machine: ${machine()}. Date: ${new Date().toISOString().slice(0, 10)}. Kafka 4.1
 | path | events/s |
 |---|---|
 | SDK \`sendValid\` (windows of 10,000 events sent as one call per kind, 4 in flight, acks=all, idempotent); ${sdkCpuPerM.toFixed(1)} CPU-s per million events | ${fmt(sdkRate)} |
-| HTTP \`POST /v1/events/{kind}\` NDJSON, 2,000 per request, 4 clients with a key each, in a child process (keys and per-key limits in Redis, bounds on, ${HTTP_SHARED_PRODUCER ? "the SDK run's producer, linger.ms 20" : 'its own producer as deployed, linger.ms 5'}); gateway ${httpCpuPerM.toFixed(1)} CPU-s per million events, ${(httpRate / sdkRate).toFixed(2)} of the SDK rate | ${fmt(httpRate)} |
+| HTTP \`POST /v1/events/{kind}\` NDJSON, 2,000 per request, ${HTTP_CLIENTS} clients with a key each, in a child process (keys and per-key limits in Redis, bounds on, ${HTTP_SHARED_PRODUCER ? "the SDK run's producer, linger.ms 20" : 'its own producer as deployed, linger.ms 5'}); gateway ${httpCpuPerM.toFixed(1)} CPU-s per million events, ${(httpRate / sdkRate).toFixed(2)} of the SDK rate | ${fmt(httpRate)} |
 | **reference**: plain consume of the same topics (no decode) | ${fmt(rawRate)} |
 | consume + Avro decode | ${fmt(decRate)} |
 | archived into ClickHouse by raw-store (steady; ${fmt(archivedAll)} incl. start-up) | ${fmt(archivedRate)} |
