@@ -15,6 +15,7 @@ import { loadavg } from 'node:os';
 import { Consumer, type Message as PlatformaticMessage, type MessagesStream } from '@platformatic/kafka';
 import Kafka from 'node-rdkafka';
 import { AvroCodec } from '../lib/avro-codec.js';
+import { CONSUMER_SETTINGS } from '../processors/core/runner.js';
 import type { EventKind } from '../contracts/topics.js';
 
 export type ClientName = 'node-rdkafka' | 'platformatic';
@@ -82,6 +83,27 @@ interface Read {
 /** What the loop does with a batch: count its bytes (consume only), or prepare and decode every record. */
 type Handle = (values: Array<Buffer | null | undefined>, topics: string[]) => Promise<void>;
 
+/** Fetches batches until job.total records were read, handing each batch's values and topics to `handle`. */
+async function readAll(
+  job: ConsumerJob,
+  handle: Handle,
+  fetch: () => Promise<ReadonlyArray<{ value: Buffer | null | undefined; topic: string }>>,
+): Promise<{ records: number; batches: number }> {
+  let records = 0;
+  let batches = 0;
+  while (records < job.total) {
+    const msgs = await fetch();
+    if (msgs.length === 0) continue;
+    await handle(
+      msgs.map((m) => m.value),
+      msgs.map((m) => m.topic),
+    );
+    records += msgs.length;
+    batches++;
+  }
+  return { records, batches };
+}
+
 function handler(job: ConsumerJob, codec: AvroCodec, seen: { bytes: number }): Handle {
   if (!job.decode) {
     return async (values) => {
@@ -108,16 +130,7 @@ async function readWithRdkafka(job: ConsumerJob, handle: Handle): Promise<Read> 
       'group.id': job.groupId,
       'metadata.broker.list': job.brokers,
       'client.id': `${job.groupId}-rdkafka`,
-      'enable.auto.commit': false,
-      'enable.auto.offset.store': false,
-      'partition.assignment.strategy': 'range',
-      'session.timeout.ms': 10_000,
-      'heartbeat.interval.ms': 1_000,
-      'max.poll.interval.ms': 300_000,
-      'queued.max.messages.kbytes': 32_768,
-      'fetch.wait.max.ms': 50,
-      'socket.keepalive.enable': true,
-      'reconnect.backoff.max.ms': 1_000,
+      ...CONSUMER_SETTINGS,
       ...job.rdkafkaConfig,
       rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.TopicPartition[]) => {
         if (err.code === Kafka.CODES.ERRORS.ERR__ASSIGN_PARTITIONS) {
@@ -133,18 +146,11 @@ async function readWithRdkafka(job: ConsumerJob, handle: Handle): Promise<Read> 
   await new Promise<void>((resolve, reject) => consumer.connect({ timeout: 30_000 }, (err) => (err ? reject(err) : resolve())));
   consumer.setDefaultConsumeTimeout(100);
   consumer.subscribe(Object.keys(job.topics));
-  let records = 0;
-  let batches = 0;
-  while (records < job.total) {
-    const msgs = await new Promise<Kafka.Message[]>((resolve, reject) => consumer.consume(job.batch, (err, m) => (err ? reject(err) : resolve(m))));
-    if (msgs.length === 0) continue;
-    await handle(
-      msgs.map((m) => m.value),
-      msgs.map((m) => m.topic),
-    );
-    records += msgs.length;
-    batches++;
-  }
+  const { records, batches } = await readAll(
+    job,
+    handle,
+    () => new Promise<Kafka.Message[]>((resolve, reject) => consumer.consume(job.batch, (err, m) => (err ? reject(err) : resolve(m)))),
+  );
   const s = start as Mark | null;
   if (!s) throw new Error('records read without an assignment');
   const end = mark();
@@ -224,18 +230,7 @@ async function readWithPlatformatic(job: ConsumerJob, handle: Handle): Promise<R
   });
   const stream = await consumer.consume({ topics: Object.keys(job.topics), mode: 'earliest', autocommit: false });
   const next = batchReader(stream);
-  let records = 0;
-  let batches = 0;
-  while (records < job.total) {
-    const msgs = await next(job.batch, 100);
-    if (msgs.length === 0) continue;
-    await handle(
-      msgs.map((m) => m.value),
-      msgs.map((m) => m.topic),
-    );
-    records += msgs.length;
-    batches++;
-  }
+  const { records, batches } = await readAll(job, handle, () => next(job.batch, 100));
   const s = start as Mark | null;
   if (!s) throw new Error('records read without a group join');
   const end = mark();

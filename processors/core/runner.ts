@@ -169,6 +169,25 @@ interface CycleTrace {
   insertMs?: number;
 }
 
+/**
+ * The runner's librdkafka consumer settings beyond group, brokers and client id (also what
+ * bench/consumer-client.ts reads with, to measure node-rdkafka as the runner consumes).
+ */
+export const CONSUMER_SETTINGS = {
+  'enable.auto.commit': false,
+  'enable.auto.offset.store': false,
+  'partition.assignment.strategy': 'range',
+  'session.timeout.ms': 10_000,
+  'heartbeat.interval.ms': 1_000,
+  'max.poll.interval.ms': 300_000,
+  'queued.max.messages.kbytes': 32_768,
+  'fetch.wait.max.ms': 50,
+  'socket.keepalive.enable': true,
+  // librdkafka backs off reconnects up to 10 s by default: a broker back from a restart was
+  // seen only ~10 s later (npm run chaos). 1 s, as the Java client's default.
+  'reconnect.backoff.max.ms': 1_000,
+} as const;
+
 interface Fetch {
   generation: number;
   msgs: Promise<Kafka.Message[]>;
@@ -283,18 +302,7 @@ export class ProcessorRunner<S = unknown> {
         'group.id': this.deps.groupId,
         'metadata.broker.list': this.deps.brokers,
         'client.id': this.owner,
-        'enable.auto.commit': false,
-        'enable.auto.offset.store': false,
-        'partition.assignment.strategy': 'range',
-        'session.timeout.ms': 10_000,
-        'heartbeat.interval.ms': 1_000,
-        'max.poll.interval.ms': 300_000,
-        'queued.max.messages.kbytes': 32_768,
-        'fetch.wait.max.ms': 50,
-        'socket.keepalive.enable': true,
-        // librdkafka backs off reconnects up to 10 s by default: a broker back from a restart was
-        // seen only ~10 s later (npm run chaos). 1 s, as the Java client's default.
-        'reconnect.backoff.max.ms': 1_000,
+        ...CONSUMER_SETTINGS,
         rebalance_cb: (err: Kafka.LibrdKafkaError, assignment: Kafka.TopicPartition[]) => this.onRebalance(self!, err, assignment),
       },
       { 'auto.offset.reset': 'earliest' },
