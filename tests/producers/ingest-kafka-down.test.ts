@@ -17,12 +17,19 @@ import { jiraWebhookPlugin } from '../../producers/jira/jira-webhook.plugin.js';
 import { EventProducer } from '../../producers/sdk/event-producer.js';
 import { startKafka, stopKafka, type KafkaStackOptions } from '../../stack/kafka.js';
 import { startRegistryServer, type RegistryServer } from '../../stack/registry/server.js';
-import { cleanupTestEnv, pollUntil, testEnv } from '../helpers/env.js';
+import { cleanupTestEnv, freePort, pollUntil, testEnv } from '../helpers/env.js';
 import { giftEvent } from './support/events.js';
 
 const t = testEnv('kafka-down');
-const port = 21_000 + Math.floor(Math.random() * 9_000) * 2;
-const kafka: KafkaStackOptions = { brokers: `127.0.0.1:${port}`, dataDir: join(t.dataDir, 'kafka'), heapMb: 256, logger: silentLogger() };
+// Ports free right now, both listeners (a random pick in 21,000-39,000 could fall on another
+// process's port, e.g. an ephemeral one from 32,768 up: the broker then exited during startup).
+const kafka: KafkaStackOptions = {
+  brokers: `127.0.0.1:${await freePort()}`,
+  controllerPort: await freePort(),
+  dataDir: join(t.dataDir, 'kafka'),
+  heapMb: 256,
+  logger: silentLogger(),
+};
 const KEY = 'kafka-down-ingest-key-0123456789';
 const metrics = createMetrics();
 let registry: RegistryServer;

@@ -9,10 +9,12 @@ import { silentLogger } from '../../lib/logger.js';
 import { ensureTopics, listTopics } from '../../lib/kafka-admin.js';
 import { startKafka, stopKafka, type KafkaStackOptions } from '../../stack/kafka.js';
 import { isAlive } from '../../stack/proc.js';
-import { cleanupTestEnv, testEnv } from '../helpers/env.js';
+import { cleanupTestEnv, freePort, testEnv } from '../helpers/env.js';
 
 const t = testEnv('kafka-lifecycle');
-const port = 21_000 + Math.floor(Math.random() * 9_000) * 2;
+// A port free right now (a random pick could fall on another process's port); the controller
+// listener takes the default, port + 1.
+const port = await freePort();
 const opts: KafkaStackOptions = { brokers: `127.0.0.1:${port}`, dataDir: join(t.dataDir, 'kafka'), heapMb: 256, logger: silentLogger() };
 
 afterAll(async () => {
