@@ -19,6 +19,15 @@ streampulse_node_major() {
 }
 
 if [ "$(streampulse_node_major)" -lt "$STREAMPULSE_NODE_MAJOR" ] && [ -x "$STREAMPULSE_NODE_HOME/bin/node" ]; then
+  # npm reads its global config from <its node's prefix>/etc/npmrc: the machine's (e.g.
+  # /usr/etc/npmrc) may say how to reach the registry (a proxy's CA file, `cafile=`, a mirror),
+  # and the npm of the unpacked Node would look in .cache/node-<version>/etc instead and fail
+  # (SELF_SIGNED_CERT_IN_CHAIN behind a TLS-inspecting proxy). Keep the machine's.
+  if [ -z "${npm_config_globalconfig:-}" ] && command -v node >/dev/null 2>&1; then
+    _sp_prefix="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")"
+    if [ -f "$_sp_prefix/etc/npmrc" ]; then export npm_config_globalconfig="$_sp_prefix/etc/npmrc"; fi
+    unset _sp_prefix
+  fi
   export PATH="$STREAMPULSE_NODE_HOME/bin:$PATH"
 fi
 
