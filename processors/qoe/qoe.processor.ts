@@ -73,6 +73,14 @@ export interface ViewState {
    * and hashing, a new string per event.
    */
   minuteKey: string | undefined;
+  /**
+   * The qoe_minute entry this view's events last updated, and its window start (derived, never
+   * checkpointed): the next event of the view in the same minute with the same key (a heartbeat,
+   * nearly always) updates it without looking the key up in the window (WindowStore.update's
+   * `known`); stale once its window closed (`gone`).
+   */
+  minuteEntry: KeyedEntry<MinuteAcc> | undefined;
+  minuteWs: number;
 }
 
 export interface MinuteAcc {
@@ -212,6 +220,8 @@ function newView(e: PlaybackEvent): ViewState {
     finalized: false,
     finalizedAtMs: 0,
     minuteKey: undefined,
+    minuteEntry: undefined,
+    minuteWs: 0,
   };
 }
 
@@ -441,6 +451,8 @@ function viewFromTuple(t: ViewTuple): [ViewState, boolean] {
     ccvMinutes: t[29] as number[],
     finalizedAtMs: t[30] as number,
     minuteKey: undefined,
+    minuteEntry: undefined,
+    minuteWs: 0,
   };
   // An open view changed since its last row stays to be written at the next watermark minute.
   return [v, (flags & 16) !== 0];
@@ -514,8 +526,13 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
         return;
       }
       const key = minuteKeyOf(v, e);
+      const ws = s.minute.windowStart(t);
+      // The minute entry: the one the view's last event updated when it is this one (same window
+      // and key, window still open), else looked up (one lookup, handed to the update below).
+      const cached = v?.minuteEntry;
+      const minuteEntry = cached !== undefined && !cached.gone && v!.minuteWs === ws && cached.key === key ? cached : s.minute.peekEntry(t, key);
       // Every minute sum stays exact, or the event is refused before any change (value_overflow).
-      const overflow = minuteOverflow(s.minute.peek(t, key), v, e);
+      const overflow = minuteOverflow(minuteEntry?.value, v, e);
       if (overflow) return ctx.reject('value_overflow', overflow);
       if (!entry || !v) v = (entry = s.views.insert(e.view_id, newView(e))).value;
       const wasEnded = v.endCounted;
@@ -528,7 +545,6 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
         ctx.late('minute_closed', s.minute.windowStart(t) + MINUTE_MS);
         return;
       }
-      const ws = s.minute.windowStart(t);
       const countCcv = CCV_STATES.has(e.player_state) && !v.ccvMinutes.includes(ws);
       if (countCcv) v.ccvMinutes = [...v.ccvMinutes.filter((m) => !s.minute.isLate(m, wm)), ws];
       // Startup sample: once per view, in the minute of its first frame, as soon as start and first frame are known.
@@ -562,24 +578,30 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
       }
       const anyDelta = delta.playingMs || delta.rebufferMs || delta.rebufferCount || delta.seekMs || delta.bitrateKbpsMs;
       if (!countCcv && !anyDelta && !endNow && !fatalNow) return;
-      s.minute.update(t, key, (a) => {
-        if (countCcv) a.concurrent++;
-        a.playingMs += delta.playingMs;
-        a.rebufferMs += delta.rebufferMs;
-        a.rebufferCount += delta.rebufferCount;
-        a.seekMs += delta.seekMs;
-        if (waitMs) a.startupWaitMs = (a.startupWaitMs ?? 0) + waitMs;
-        a.bitrateKbpsMs += delta.bitrateKbpsMs;
-        if (fatalNow) a.fatalErrors++;
-        if (outcome) {
-          a.ended++;
-          if (outcome === 'play' || outcome === 'playback_failure') a.plays++;
-          if (outcome === 'playback_failure') a.failures++;
-          if (outcome === 'vsf') a.vsf++;
-          if (outcome === 'ebvs') a.ebvs++;
-          if (outcome === 'business_exception') a.business++;
-        }
-      });
+      v.minuteWs = ws;
+      v.minuteEntry = s.minute.update(
+        t,
+        key,
+        (a) => {
+          if (countCcv) a.concurrent++;
+          a.playingMs += delta.playingMs;
+          a.rebufferMs += delta.rebufferMs;
+          a.rebufferCount += delta.rebufferCount;
+          a.seekMs += delta.seekMs;
+          if (waitMs) a.startupWaitMs = (a.startupWaitMs ?? 0) + waitMs;
+          a.bitrateKbpsMs += delta.bitrateKbpsMs;
+          if (fatalNow) a.fatalErrors++;
+          if (outcome) {
+            a.ended++;
+            if (outcome === 'play' || outcome === 'playback_failure') a.plays++;
+            if (outcome === 'playback_failure') a.failures++;
+            if (outcome === 'vsf') a.vsf++;
+            if (outcome === 'ebvs') a.ebvs++;
+            if (outcome === 'business_exception') a.business++;
+          }
+        },
+        minuteEntry,
+      );
     },
     onWatermark(s, wm, out) {
       finaliseViews(s, out, wm);
@@ -605,7 +627,7 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
       s.views.policy.load(json.openMinute);
       for (const x of json.views) {
         // Objects: a checkpoint written before views were tuples (their dirty marks not kept).
-        const [v, dirty] = Array.isArray(x) ? viewFromTuple(x) : [{ ...x, minuteKey: undefined }, false];
+        const [v, dirty] = Array.isArray(x) ? viewFromTuple(x) : [{ ...x, minuteKey: undefined, minuteEntry: undefined, minuteWs: 0 }, false];
         s.views.restore(v.viewId, v, dirty, v.finalized);
       }
       s.minute.load(json.minute);
