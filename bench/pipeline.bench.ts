@@ -84,9 +84,13 @@ interface Child {
 
 async function startPipeline(b: BenchEnv, roles: string, label: string, extra: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Child> {
   const port = await freePort();
+  // BENCH_ROOT in a spec's env (`a+b@BENCH_ROOT=/path`): the child runs the checkout at that path
+  // (another version of the code, with its own node_modules) on the same topics: an A/B in one run.
+  const { BENCH_ROOT: root, ...env } = extra;
+  extra = env;
   // As `npm start` runs it (package.json): a 64 MiB young generation.
   const proc = spawn(process.execPath, ['--max-semi-space-size=64', ...nodeArgs, '--import', 'tsx', 'bin/streampulse.ts'], {
-    cwd: REPO_ROOT,
+    cwd: root ?? REPO_ROOT,
     // With CLICKHOUSE_URL in `extra` the child writes to another child's embedded ClickHouse over HTTP.
     env: {
       ...b.env,
@@ -332,7 +336,11 @@ async function only(names: string[]): Promise<void> {
       const procs = groups.flat();
       const kinds = [...new Set(procs.flatMap((p) => p.kinds))];
       const ref = await consumeAll(b, kinds, true);
-      const label = `${name.replace(/[+|]/g, '_')}${envSpec ? `_${Object.values(envExtra).join('_')}` : ''}_${names.indexOf(spec) === names.lastIndexOf(spec) ? '' : repeat++}`;
+      const label =
+        `${name.replace(/[+|]/g, '_')}${envSpec ? `_${Object.values(envExtra).join('_')}` : ''}_${names.indexOf(spec) === names.lastIndexOf(spec) ? '' : repeat++}`.replace(
+          /[^\w.-]/g,
+          '_',
+        );
       const run = await wholePipelineOnce(
         b,
         { label, title: spec, groups: groups.map((g) => g.map((p) => p.name)), extra: envExtra, procs },

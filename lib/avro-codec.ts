@@ -8,7 +8,7 @@ import avro from 'avsc';
 import { AvroWriter, compiledKind } from '../contracts/compiled.js';
 import { avroType, schemaText } from '../contracts/schemas.js';
 import { allTopicSpecs, type EventKind, type RejectClass } from '../contracts/topics.js';
-import { HEADER_BYTES, decodeWire, encodeWire, readWireHeader } from '../contracts/wire.js';
+import { HEADER_BYTES, MAGIC_BYTE, decodeWire, encodeWire, readWireHeader } from '../contracts/wire.js';
 import { RegistryError } from './errors.js';
 
 const CT = 'application/vnd.schemaregistry.v1+json';
@@ -113,8 +113,10 @@ export class AvroCodec {
   async prepare(buffers: Iterable<Buffer | null | undefined>): Promise<void> {
     const missing = new Set<number>();
     for (const b of buffers) {
-      const h = readWireHeader(b);
-      if (h.ok && !this.writerTypes.has(h.schemaId)) missing.add(h.schemaId);
+      // A well-formed header (readWireHeader's test, without its answer object per record).
+      if (!b || b.length < HEADER_BYTES || b[0] !== MAGIC_BYTE) continue;
+      const id = b.readUInt32BE(1);
+      if (!this.writerTypes.has(id)) missing.add(id);
     }
     for (const id of missing) {
       try {
@@ -129,25 +131,28 @@ export class AvroCodec {
 
   /** Decodes a record of a topic of `kind`; bad bytes are a value, not an exception. */
   decode(kind: EventKind, buf: Buffer | null | undefined): Decoded {
-    const h = readWireHeader(buf);
-    if (!h.ok) return { ok: false, errorClass: 'undecodable', reason: h.reason };
-    const writer = this.writerTypes.get(h.schemaId);
-    if (!writer) return { ok: false, errorClass: 'unknown_schema', reason: `schema id ${h.schemaId} is not in the registry` };
-    let entry = this.readers.get(h.schemaId);
+    if (!buf || buf.length < HEADER_BYTES || buf[0] !== MAGIC_BYTE) {
+      const h = readWireHeader(buf);
+      return { ok: false, errorClass: 'undecodable', reason: h.ok ? 'malformed header' : h.reason };
+    }
+    const schemaId = buf.readUInt32BE(1);
+    const writer = this.writerTypes.get(schemaId);
+    if (!writer) return { ok: false, errorClass: 'unknown_schema', reason: `schema id ${schemaId} is not in the registry` };
+    let entry = this.readers.get(schemaId);
     if (!entry || entry.kind !== kind) {
       const reader = avroType(kind);
       try {
         entry = { kind, type: reader, resolver: writer === reader ? undefined : reader.createResolver(writer) };
       } catch (err) {
-        return { ok: false, errorClass: 'schema_violation', reason: `writer schema ${h.schemaId} cannot be read as ${kind}: ${(err as Error).message}` };
+        return { ok: false, errorClass: 'schema_violation', reason: `writer schema ${schemaId} cannot be read as ${kind}: ${(err as Error).message}` };
       }
-      this.readers.set(h.schemaId, entry);
+      this.readers.set(schemaId, entry);
     }
     try {
-      const value = decodeWire(buf!, entry.type, entry.resolver) as Record<string, unknown>;
-      return entry.resolver ? { ok: true, value } : { ok: true, value, body: buf!.subarray(HEADER_BYTES) };
+      const value = decodeWire(buf, entry.type, entry.resolver) as Record<string, unknown>;
+      return entry.resolver ? { ok: true, value } : { ok: true, value, body: buf.subarray(HEADER_BYTES) };
     } catch (err) {
-      return { ok: false, errorClass: 'undecodable', reason: `Avro body does not match schema ${h.schemaId}: ${(err as Error).message}` };
+      return { ok: false, errorClass: 'undecodable', reason: `Avro body does not match schema ${schemaId}: ${(err as Error).message}` };
     }
   }
 }

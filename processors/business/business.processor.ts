@@ -16,7 +16,7 @@
 import type { EventKind } from '../../contracts/topics.js';
 import type { PaymentEvent, GiftEvent, PlaybackEvent } from '../../contracts/types.generated.js';
 import { command, type ClickHouse } from '../../sinks/clickhouse/client.js';
-import { type Emitter, type Processor, WindowStore, type WindowStoreDeltaJSON, type WindowStoreJSON } from '../core/processor.js';
+import { type Emitter, type Processor, type WindowUpdates, WindowStore, type WindowStoreDeltaJSON, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
 import {
   historyTable,
@@ -73,7 +73,7 @@ export interface BusinessState {
 }
 
 /** Where an update goes: the open windows or the kept closed ones (same calls). */
-type Target<A> = Pick<WindowStore<A>, 'peek' | 'update'>;
+type Target<A> = WindowUpdates<A>;
 
 export interface BusinessOptions {
   graceMs?: number;

@@ -14,7 +14,7 @@ import { toUsdMicros } from '../../contracts/fx-rates.js';
 import { sumOverflow } from '../../contracts/bounds.js';
 import type { EventKind } from '../../contracts/topics.js';
 import type { GiftEvent, PaymentEvent, PlaybackEvent } from '../../contracts/types.generated.js';
-import { KeyedStore } from '../core/keyed-store.js';
+import { KeyedStore, type KeyedEntry } from '../core/keyed-store.js';
 import { type Emitter, type Processor, WindowStore, type WindowStoreDeltaJSON, type WindowStoreJSON } from '../core/processor.js';
 import { tumbling } from '../core/windows.js';
 import { DAY_MS } from './churn-model.js';
@@ -51,6 +51,13 @@ interface ViewState {
   rebuffer: number;
   failed: boolean;
   lastMs: number;
+  /**
+   * The account-day entry this view's events last updated, and its day (derived, never
+   * checkpointed): the view's next event of the same day and account updates it without a lookup
+   * (WindowStore.update's `known`; stale once the day closed).
+   */
+  dayEntry: KeyedEntry<DayAcc> | undefined;
+  dayWs: number;
 }
 
 export interface ChurnState {
@@ -82,7 +89,7 @@ const viewToTuple = (id: string, v: ViewState): ViewTuple => [
 ];
 const viewFromTuple = (t: ViewTuple): [string, ViewState] => [
   t[0],
-  { account: t[1], startMs: t[2], firstFrame: t[3] === 1, playing: t[4], rebuffer: t[5], failed: t[6] === 1, lastMs: t[7] },
+  { account: t[1], startMs: t[2], firstFrame: t[3] === 1, playing: t[4], rebuffer: t[5], failed: t[6] === 1, lastMs: t[7], dayEntry: undefined, dayWs: 0 },
 ];
 
 const newAcc = (): DayAcc => ({
@@ -186,46 +193,58 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
         const v = ev as unknown as PlaybackEvent;
         const ve =
           s.views.entry(v.view_id) ??
-          s.views.insert(v.view_id, { account: v.account_id, startMs: 0, firstFrame: false, playing: 0, rebuffer: 0, failed: false, lastMs: t }, false);
+          s.views.insert(
+            v.view_id,
+            { account: v.account_id, startMs: 0, firstFrame: false, playing: 0, rebuffer: 0, failed: false, lastMs: t, dayEntry: undefined, dayWs: 0 },
+            false,
+          );
         const view = ve.value;
         view.lastMs = Math.max(view.lastMs, t);
         // State only (no rows): listed for the next incremental checkpoint.
         s.views.changed(ve);
-        s.days.update(t, v.account_id, (a) => {
-          let changed = false;
-          if (v.event_type === 'view_start' && view.startMs === 0) {
-            view.startMs = t;
-            a.views++;
-            if (!a.titles.includes(v.content_id) && a.titles.length < CAP) a.titles.push(v.content_id);
-            if (t > a.lastViewMs) a.lastViewMs = t;
-            changed = true;
-          }
-          if (v.event_type === 'first_frame' && !view.firstFrame) {
-            view.firstFrame = true;
-            if (view.startMs > 0 && a.startup.length < CAP) a.startup.push(t - view.startMs);
-            changed = true;
-          }
-          if (v.event_type === 'error' && v.error_severity === 'fatal' && !v.error_business && !view.failed) {
-            view.failed = true;
-            if (view.firstFrame) a.failures++;
-            else a.vsf++;
-            changed = true;
-          }
-          const dp = Math.max(0, (v.cum_playing_ms ?? 0) - view.playing);
-          const dr = Math.max(0, (v.cum_rebuffer_ms ?? 0) - view.rebuffer);
-          if (dp > 0 || dr > 0) {
-            view.playing += dp;
-            view.rebuffer += dr;
-            a.playing += dp;
-            a.rebuffer += dr;
-            changed = true;
-          }
-          if (v.event_type === 'view_end' && view.startMs >= a.lastViewMs - 0 && view.startMs > 0) {
-            a.lastViewBad = view.failed || (view.playing + view.rebuffer > 0 && view.rebuffer / (view.playing + view.rebuffer) >= 0.02) ? 1 : 0;
-            changed = true;
-          }
-          return changed;
-        });
+        const ws = s.days.windowStart(t);
+        const known = view.dayEntry !== undefined && view.dayWs === ws && view.dayEntry.key === v.account_id ? view.dayEntry : undefined;
+        view.dayWs = ws;
+        view.dayEntry = s.days.update(
+          t,
+          v.account_id,
+          (a) => {
+            let changed = false;
+            if (v.event_type === 'view_start' && view.startMs === 0) {
+              view.startMs = t;
+              a.views++;
+              if (!a.titles.includes(v.content_id) && a.titles.length < CAP) a.titles.push(v.content_id);
+              if (t > a.lastViewMs) a.lastViewMs = t;
+              changed = true;
+            }
+            if (v.event_type === 'first_frame' && !view.firstFrame) {
+              view.firstFrame = true;
+              if (view.startMs > 0 && a.startup.length < CAP) a.startup.push(t - view.startMs);
+              changed = true;
+            }
+            if (v.event_type === 'error' && v.error_severity === 'fatal' && !v.error_business && !view.failed) {
+              view.failed = true;
+              if (view.firstFrame) a.failures++;
+              else a.vsf++;
+              changed = true;
+            }
+            const dp = Math.max(0, (v.cum_playing_ms ?? 0) - view.playing);
+            const dr = Math.max(0, (v.cum_rebuffer_ms ?? 0) - view.rebuffer);
+            if (dp > 0 || dr > 0) {
+              view.playing += dp;
+              view.rebuffer += dr;
+              a.playing += dp;
+              a.rebuffer += dr;
+              changed = true;
+            }
+            if (v.event_type === 'view_end' && view.startMs >= a.lastViewMs - 0 && view.startMs > 0) {
+              a.lastViewBad = view.failed || (view.playing + view.rebuffer > 0 && view.rebuffer / (view.playing + view.rebuffer) >= 0.02) ? 1 : 0;
+              changed = true;
+            }
+            return changed;
+          },
+          known,
+        );
       }
     },
     onWatermark(s, wm, out) {
@@ -242,7 +261,7 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
       s.days.load(json.days);
       for (const x of json.views) {
         // [id, object]: a checkpoint written before views were tuples.
-        const [k, v] = x.length === 2 ? x : viewFromTuple(x);
+        const [k, v] = x.length === 2 ? [x[0], { ...x[1], dayEntry: undefined, dayWs: 0 }] : viewFromTuple(x);
         s.views.restore(k, v, false, false);
       }
       return s;

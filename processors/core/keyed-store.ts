@@ -81,6 +81,11 @@ export interface KeyedEntry<V> {
   queued: number;
   /** Changed since the last checkpoint (listed in the store's unsaved list). */
   unsaved: boolean;
+  /**
+   * No longer the state of its key (forgotten, removed, cleared, or replaced by a new entry of the
+   * key): a listed or cached reference to it is stale. A flag instead of a map lookup per check.
+   */
+  gone: boolean;
 }
 
 /** What changed in a KeyedStore since the last checkpoint (KeyedStore.takeChanges). */
@@ -189,7 +194,10 @@ export class KeyedStore<V> {
    */
   add(key: string, value: V, dirty = true): KeyedEntry<V> {
     const old = this.map.get(key);
-    if (old) old.dirty = false;
+    if (old) {
+      old.dirty = false;
+      old.gone = true;
+    }
     return this.insert(key, value, dirty);
   }
 
@@ -199,7 +207,7 @@ export class KeyedStore<V> {
    */
   insert(key: string, value: V, dirty = true): KeyedEntry<V> {
     if (this.opts.tombstone && this.tombstones.delete(key)) this.tombstoneChanged(key);
-    const e: KeyedEntry<V> = { key, value, dirty: false, closed: false, queued: NONE, unsaved: false };
+    const e: KeyedEntry<V> = { key, value, dirty: false, closed: false, queued: NONE, unsaved: false, gone: false };
     this.map.set(key, e);
     this.changed(e);
     // Without rows (state only, e.g. churn's views) nothing is ever listed as changed.
@@ -262,7 +270,7 @@ export class KeyedStore<V> {
   }
 
   private live(e: KeyedEntry<V>): boolean {
-    return this.map.get(e.key) === e;
+    return !e.gone;
   }
 
   /**
@@ -322,6 +330,7 @@ export class KeyedStore<V> {
   forget(e: KeyedEntry<V>, emit?: (e: KeyedEntry<V>, final: boolean) => void): void {
     if (e.dirty && emit) emit(e, true);
     e.dirty = false;
+    e.gone = true;
     this.map.delete(e.key);
     if (!this.overflowed && this.removed.add(e.key).size > this.trackLimit()) this.overflow();
     const t = this.opts.tombstone;
@@ -395,8 +404,11 @@ export class KeyedStore<V> {
    */
   restore(key: string, value: V, dirty: boolean, closed: boolean): KeyedEntry<V> {
     const old = this.map.get(key);
-    if (old) old.dirty = false;
-    const e: KeyedEntry<V> = { key, value, dirty: false, closed, queued: NONE, unsaved: false };
+    if (old) {
+      old.dirty = false;
+      old.gone = true;
+    }
+    const e: KeyedEntry<V> = { key, value, dirty: false, closed, queued: NONE, unsaved: false, gone: false };
     this.map.set(key, e);
     if (closed) {
       const f = this.opts.forgetAt ? this.opts.forgetAt(value) : this.opts.closeAt!(value);
@@ -414,6 +426,7 @@ export class KeyedStore<V> {
     const e = this.map.get(key);
     if (!e) return;
     e.dirty = false;
+    e.gone = true;
     this.map.delete(key);
   }
 
@@ -428,7 +441,10 @@ export class KeyedStore<V> {
 
   /** Removes every entry and index (a window that closed as a whole). */
   clear(): void {
-    for (const e of this.map.values()) e.dirty = false;
+    for (const e of this.map.values()) {
+      e.dirty = false;
+      e.gone = true;
+    }
     this.map.clear();
     this.deadlines.clear();
     this.forgets.clear();

@@ -25,7 +25,7 @@
  * boundaries, after a crash and on a replay.
  */
 import type { EventKind } from '../../contracts/topics.js';
-import type { WindowStore } from './processor.js';
+import type { WindowStore, WindowUpdates } from './processor.js';
 import type { WindowSpec } from './windows.js';
 
 /**
@@ -233,7 +233,7 @@ export class LateWindows<A> {
    * A view for updates by late events known at `knownAtMs`, with the same calls as the
    * WindowStore (peek, update), so a processor routes an event to either with one code path.
    */
-  at(knownAtMs: number, toRow: ToRow<A>, emitHistory: Emit): Pick<WindowStore<A>, 'peek' | 'update'> {
+  at(knownAtMs: number, toRow: ToRow<A>, emitHistory: Emit): WindowUpdates<A> {
     return {
       peek: (tsMs, key) => this.peek(tsMs, key),
       update: (tsMs, key, fn) => this.update(tsMs, key, fn, knownAtMs, toRow, emitHistory),

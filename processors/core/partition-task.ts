@@ -92,6 +92,8 @@ export class PartitionTask<S> {
    * what that checkpoint cost (serializing, staging, committing; ms).
    */
   readonly ckpt: { savedAtMs: number; costMs: number };
+  /** Records handed to this task in the batch being handled (the runner's metrics, counted once per batch). */
+  batchRecords = 0;
 
   constructor(
     readonly processor: Processor<S>,

@@ -102,6 +102,12 @@ export interface Processor<S> {
   start?(): Promise<void>;
 }
 
+/** The calls a processor updates windowed accumulators with (a WindowStore, or LateWindows.at's view). */
+export interface WindowUpdates<A> {
+  peek(tsMs: number, key: string): A | undefined;
+  update(tsMs: number, key: string, update: (acc: A) => boolean | void): void;
+}
+
 /** An accumulator with its dirty mark, as a window's keyed store holds it. */
 export type WindowEntry<A> = KeyedEntry<A>;
 
@@ -167,18 +173,31 @@ export class WindowStore<A> {
   }
 
   /**
-   * Applies `update` to the accumulator of (window of tsMs, key). Caller checks lateness first.
-   * `update` may return false to say nothing changed (the entry then stays clean).
+   * The entry of (window of tsMs, key), if it exists; read-only (for checks before an update).
+   * Handed back to `update` (or kept by the caller, with its window start, for the key's next
+   * update) it spares the key's lookup there.
    */
-  update(tsMs: number, key: string, update: (acc: A) => boolean | void): void {
+  peekEntry(tsMs: number, key: string): WindowEntry<A> | undefined {
+    return this.windows.get(this.windowStart(tsMs))?.entry(key);
+  }
+
+  /**
+   * Applies `update` to the accumulator of (window of tsMs, key) and returns its entry. Caller
+   * checks lateness first. `update` may return false to say nothing changed (the entry then stays
+   * clean). `known`: the entry of that same window and key if the caller has it (`peekEntry`, or
+   * one `update` returned before): used while it is still the key's (not `gone`: its window has
+   * not closed meanwhile), instead of looking the key up again.
+   */
+  update(tsMs: number, key: string, update: (acc: A) => boolean | void, known?: WindowEntry<A>): WindowEntry<A> {
     const ws = this.windowStart(tsMs);
     let w = this.windows.get(ws);
     if (!w) {
       w = new KeyedStore<A>({}, this.policy);
       this.windows.set(ws, w);
     }
-    const e = w.entry(key) ?? w.insert(key, this.init());
+    const e = (known !== undefined && !known.gone ? known : w.entry(key)) ?? w.insert(key, this.init());
     if (update(e.value) !== false) w.markDirty(e);
+    return e;
   }
 
   /** Emits final rows of windows closed at the watermark and forgets them. */

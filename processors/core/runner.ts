@@ -771,11 +771,17 @@ export class ProcessorRunner<S = unknown> {
     const m = this.deps.metrics;
     await this.deps.codec.prepare(msgs.map((x) => x.value));
     const touched = new Set<TopicPartitionGroup>();
-    /** Records handed to each task in this batch (metrics are counted once per batch). */
-    const handled = new Map<PartitionTask<unknown>, number>();
     const now = this.clock();
+    // A batch holds runs of records of one partition: its group is looked up once per run.
+    let g: TopicPartitionGroup | undefined;
+    let gTopic = '';
+    let gPartition = -1;
     for (const msg of msgs) {
-      const g = this.groups.get(tpKey(msg.topic, msg.partition));
+      if (msg.partition !== gPartition || msg.topic !== gTopic) {
+        g = this.groups.get(tpKey(msg.topic, msg.partition));
+        gTopic = msg.topic;
+        gPartition = msg.partition;
+      }
       if (!g) continue; // revoked
       const tasks = g.tasks;
       let due = false;
@@ -792,7 +798,7 @@ export class ProcessorRunner<S = unknown> {
         for (const t of tasks) {
           if (msg.offset < t.next) continue;
           t.skip(msg.offset);
-          handled.set(t, (handled.get(t) ?? 0) + 1);
+          t.batchRecords++;
           this.reject(t, g, msg, why.errorClass, why.reason, t.processor.name === this.deadLetterStage);
         }
         continue;
@@ -801,13 +807,18 @@ export class ProcessorRunner<S = unknown> {
       for (let i = 0; i < tasks.length; i++) {
         const t = tasks[i]!;
         if (msg.offset < t.next) continue;
-        handled.set(t, (handled.get(t) ?? 0) + 1);
+        t.batchRecords++;
         // A processor's own refusal (ProcessContext.reject) is its dead letter: stage = its name.
         if (t.handle(decoded.value, rec, now, this.pushFn, null) === 'rejected') this.reject(t, g, msg, t.rejection!.errorClass, t.rejection!.reason, true);
       }
     }
-    for (const [t, n] of handled) m.consumedEvents.inc({ processor: t.processor.name, topic: t.topic }, n);
-    for (const g of touched) for (const t of g.tasks) this.closeWindows(t);
+    // Metrics are counted once per batch, per task handed records.
+    for (const tg of touched)
+      for (const t of tg.tasks) {
+        if (t.batchRecords > 0) m.consumedEvents.inc({ processor: t.processor.name, topic: t.topic }, t.batchRecords);
+        t.batchRecords = 0;
+      }
+    for (const tg of touched) for (const t of tg.tasks) this.closeWindows(t);
   }
 
   /**

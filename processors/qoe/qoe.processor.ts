@@ -73,6 +73,14 @@ export interface ViewState {
    * and hashing, a new string per event.
    */
   minuteKey: string | undefined;
+  /**
+   * The qoe_minute entry this view's events last updated, and its window start (derived, never
+   * checkpointed): the next event of the view in the same minute with the same key (a heartbeat,
+   * nearly always) updates it without looking the key up in the window (WindowStore.update's
+   * `known`); stale once its window closed (`gone`).
+   */
+  minuteEntry: KeyedEntry<MinuteAcc> | undefined;
+  minuteWs: number;
 }
 
 export interface MinuteAcc {
@@ -130,13 +138,18 @@ export interface QoeOptions {
 
 const SEP = '\u001f';
 const CCV_STATES = new Set(['starting', 'playing', 'rebuffering']);
-const COUNTERS: Array<[keyof ViewCounters, keyof PlaybackEvent]> = [
-  ['playingMs', 'cum_playing_ms'],
-  ['rebufferMs', 'cum_rebuffer_ms'],
-  ['rebufferCount', 'cum_rebuffer_count'],
-  ['seekMs', 'cum_seek_ms'],
-  ['bitrateKbpsMs', 'cum_bitrate_ms'],
-];
+/**
+ * The view counters and the event fields they take the max of: playingMs ← cum_playing_ms,
+ * rebufferMs ← cum_rebuffer_ms, rebufferCount ← cum_rebuffer_count, seekMs ← cum_seek_ms,
+ * bitrateKbpsMs ← cum_bitrate_ms. Written out field by field below (every event passes there:
+ * a loop over name pairs made each access a keyed, megamorphic load).
+ */
+
+/** Why adding the counter's delta (x above the view's prev) to the minute's sum would overflow it, or null. */
+function counterOverflow(column: string, x: number | null | undefined, prev: number, sum: number): string | null {
+  if (typeof x !== 'number' || x <= prev) return null;
+  return sumOverflow(column, sum, x - prev);
+}
 
 /**
  * Why merging `e` would take a counter sum of its minute (qoe_minute) past MAX_WINDOW_SUM, or
@@ -144,15 +157,14 @@ const COUNTERS: Array<[keyof ViewCounters, keyof PlaybackEvent]> = [
  * before any state changes, so a refused event leaves no trace.
  */
 function minuteOverflow(acc: MinuteAcc | undefined, v: ViewState | undefined, e: PlaybackEvent): string | null {
-  for (const [k, f] of COUNTERS) {
-    const x = e[f];
-    if (typeof x !== 'number') continue;
-    const prev = v ? v.counters[k] : 0;
-    if (x <= prev) continue;
-    const problem = sumOverflow(`qoe_minute.${f}`, acc ? acc[k] : 0, x - prev);
-    if (problem) return problem;
-  }
-  return null;
+  const c = v?.counters;
+  return (
+    counterOverflow('qoe_minute.cum_playing_ms', e.cum_playing_ms, c ? c.playingMs : 0, acc ? acc.playingMs : 0) ??
+    counterOverflow('qoe_minute.cum_rebuffer_ms', e.cum_rebuffer_ms, c ? c.rebufferMs : 0, acc ? acc.rebufferMs : 0) ??
+    counterOverflow('qoe_minute.cum_rebuffer_count', e.cum_rebuffer_count, c ? c.rebufferCount : 0, acc ? acc.rebufferCount : 0) ??
+    counterOverflow('qoe_minute.cum_seek_ms', e.cum_seek_ms, c ? c.seekMs : 0, acc ? acc.seekMs : 0) ??
+    counterOverflow('qoe_minute.cum_bitrate_ms', e.cum_bitrate_ms, c ? c.bitrateKbpsMs : 0, acc ? acc.bitrateKbpsMs : 0)
+  );
 }
 
 const minOf = (a: number | null, b: number): number => (a === null ? b : Math.min(a, b));
@@ -212,6 +224,8 @@ function newView(e: PlaybackEvent): ViewState {
     finalized: false,
     finalizedAtMs: 0,
     minuteKey: undefined,
+    minuteEntry: undefined,
+    minuteWs: 0,
   };
 }
 
@@ -267,12 +281,31 @@ export function mergeEvent(v: ViewState, e: PlaybackEvent): ViewCounters {
       break;
   }
   const delta: ViewCounters = { playingMs: 0, rebufferMs: 0, rebufferCount: 0, seekMs: 0, bitrateKbpsMs: 0 };
-  for (const [k, f] of COUNTERS) {
-    const x = e[f];
-    if (typeof x === 'number' && x > v.counters[k]) {
-      delta[k] = x - v.counters[k];
-      v.counters[k] = x;
-    }
+  const c = v.counters;
+  let x = e.cum_playing_ms;
+  if (typeof x === 'number' && x > c.playingMs) {
+    delta.playingMs = x - c.playingMs;
+    c.playingMs = x;
+  }
+  x = e.cum_rebuffer_ms;
+  if (typeof x === 'number' && x > c.rebufferMs) {
+    delta.rebufferMs = x - c.rebufferMs;
+    c.rebufferMs = x;
+  }
+  x = e.cum_rebuffer_count;
+  if (typeof x === 'number' && x > c.rebufferCount) {
+    delta.rebufferCount = x - c.rebufferCount;
+    c.rebufferCount = x;
+  }
+  x = e.cum_seek_ms;
+  if (typeof x === 'number' && x > c.seekMs) {
+    delta.seekMs = x - c.seekMs;
+    c.seekMs = x;
+  }
+  x = e.cum_bitrate_ms;
+  if (typeof x === 'number' && x > c.bitrateKbpsMs) {
+    delta.bitrateKbpsMs = x - c.bitrateKbpsMs;
+    c.bitrateKbpsMs = x;
   }
   return delta;
 }
@@ -441,6 +474,8 @@ function viewFromTuple(t: ViewTuple): [ViewState, boolean] {
     ccvMinutes: t[29] as number[],
     finalizedAtMs: t[30] as number,
     minuteKey: undefined,
+    minuteEntry: undefined,
+    minuteWs: 0,
   };
   // An open view changed since its last row stays to be written at the next watermark minute.
   return [v, (flags & 16) !== 0];
@@ -514,8 +549,13 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
         return;
       }
       const key = minuteKeyOf(v, e);
+      const ws = s.minute.windowStart(t);
+      // The minute entry: the one the view's last event updated when it is this one (same window
+      // and key, window still open), else looked up (one lookup, handed to the update below).
+      const cached = v?.minuteEntry;
+      const minuteEntry = cached !== undefined && !cached.gone && v!.minuteWs === ws && cached.key === key ? cached : s.minute.peekEntry(t, key);
       // Every minute sum stays exact, or the event is refused before any change (value_overflow).
-      const overflow = minuteOverflow(s.minute.peek(t, key), v, e);
+      const overflow = minuteOverflow(minuteEntry?.value, v, e);
       if (overflow) return ctx.reject('value_overflow', overflow);
       if (!entry || !v) v = (entry = s.views.insert(e.view_id, newView(e))).value;
       const wasEnded = v.endCounted;
@@ -528,7 +568,6 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
         ctx.late('minute_closed', s.minute.windowStart(t) + MINUTE_MS);
         return;
       }
-      const ws = s.minute.windowStart(t);
       const countCcv = CCV_STATES.has(e.player_state) && !v.ccvMinutes.includes(ws);
       if (countCcv) v.ccvMinutes = [...v.ccvMinutes.filter((m) => !s.minute.isLate(m, wm)), ws];
       // Startup sample: once per view, in the minute of its first frame, as soon as start and first frame are known.
@@ -562,24 +601,30 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
       }
       const anyDelta = delta.playingMs || delta.rebufferMs || delta.rebufferCount || delta.seekMs || delta.bitrateKbpsMs;
       if (!countCcv && !anyDelta && !endNow && !fatalNow) return;
-      s.minute.update(t, key, (a) => {
-        if (countCcv) a.concurrent++;
-        a.playingMs += delta.playingMs;
-        a.rebufferMs += delta.rebufferMs;
-        a.rebufferCount += delta.rebufferCount;
-        a.seekMs += delta.seekMs;
-        if (waitMs) a.startupWaitMs = (a.startupWaitMs ?? 0) + waitMs;
-        a.bitrateKbpsMs += delta.bitrateKbpsMs;
-        if (fatalNow) a.fatalErrors++;
-        if (outcome) {
-          a.ended++;
-          if (outcome === 'play' || outcome === 'playback_failure') a.plays++;
-          if (outcome === 'playback_failure') a.failures++;
-          if (outcome === 'vsf') a.vsf++;
-          if (outcome === 'ebvs') a.ebvs++;
-          if (outcome === 'business_exception') a.business++;
-        }
-      });
+      v.minuteWs = ws;
+      v.minuteEntry = s.minute.update(
+        t,
+        key,
+        (a) => {
+          if (countCcv) a.concurrent++;
+          a.playingMs += delta.playingMs;
+          a.rebufferMs += delta.rebufferMs;
+          a.rebufferCount += delta.rebufferCount;
+          a.seekMs += delta.seekMs;
+          if (waitMs) a.startupWaitMs = (a.startupWaitMs ?? 0) + waitMs;
+          a.bitrateKbpsMs += delta.bitrateKbpsMs;
+          if (fatalNow) a.fatalErrors++;
+          if (outcome) {
+            a.ended++;
+            if (outcome === 'play' || outcome === 'playback_failure') a.plays++;
+            if (outcome === 'playback_failure') a.failures++;
+            if (outcome === 'vsf') a.vsf++;
+            if (outcome === 'ebvs') a.ebvs++;
+            if (outcome === 'business_exception') a.business++;
+          }
+        },
+        minuteEntry,
+      );
     },
     onWatermark(s, wm, out) {
       finaliseViews(s, out, wm);
@@ -605,7 +650,7 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
       s.views.policy.load(json.openMinute);
       for (const x of json.views) {
         // Objects: a checkpoint written before views were tuples (their dirty marks not kept).
-        const [v, dirty] = Array.isArray(x) ? viewFromTuple(x) : [{ ...x, minuteKey: undefined }, false];
+        const [v, dirty] = Array.isArray(x) ? viewFromTuple(x) : [{ ...x, minuteKey: undefined, minuteEntry: undefined, minuteWs: 0 }, false];
         s.views.restore(v.viewId, v, dirty, v.finalized);
       }
       s.minute.load(json.minute);

@@ -297,8 +297,10 @@ describe('churn checkpoints', () => {
     expect(json.views).toEqual([['cv', 'acct-1', T, 1, 9_000, 100, 0, T + 10_000]]);
     const fromTuples = p.deserialize(json);
     const legacy = p.deserialize({ days: json.days, views: [...h.state.views] });
-    expect([...fromTuples.views]).toEqual([...h.state.views]);
-    expect([...legacy.views]).toEqual([...h.state.views]);
+    // The views' state, without the day entry cached from their last event (derived, not checkpointed).
+    const views = (st: ChurnState) => [...st.views].map(([k, { dayEntry: _e, dayWs: _w, ...v }]) => [k, v]);
+    expect(views(fromTuples)).toEqual(views(h.state));
+    expect(views(legacy)).toEqual(views(h.state));
   });
 });
 
