@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { P, SOURCES, measureSql, metricSql, type Grain } from '../../contracts/metrics-catalog.js';
-import { QOE_MEASURES, qoeRollupPlan, sealedSql, sealedState } from '../../sinks/clickhouse/rollups.js';
+import { M, QOE_MEASURES, SERIES_STORED_RANKS, qoeRollupPlan, sealedSql, sealedState } from '../../sinks/clickhouse/rollups.js';
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import type { ApiContext } from '../context.js';
 import { cacheHeaders, sealedUntil } from '../http-cache.js';
@@ -99,6 +99,11 @@ SETTINGS prefer_column_name_to_alias = 1`;
  * the bound is the sealed point read inside the query (a scalar subquery), and the qoe_minute side
  * is planned and run even when the whole range is sealed: 10-25 CPU-ms per call on the 10 M-event
  * bench data for no rows (measured at load 15-20, SELECT 1 costing 2-3).
+ *
+ * `storedRanks` (qoe_series_rollup read at its own step, `{step}` = `rollupStep`): each point of a
+ * sealed bucket is one rollup row, so its startup percentiles are the row's stored ones
+ * (migration 024) and its samples are not read; points of qoe_minute minutes (no rollup row in
+ * their bucket: the ragged ends and the open tail are outside [lo, hi)) sort their samples.
  */
 export function qoeRollupSeriesSql(
   db: string,
@@ -107,11 +112,18 @@ export function qoeRollupSeriesSql(
   rollupStep: number,
   split?: { rollup: boolean; source: boolean },
   dim: string | null = null,
+  storedRanks = false,
 ): string {
+  const stored = storedRanks && dim !== null;
   const hi = split
     ? 'toDateTime({hi:UInt32})'
     : `greatest(toDateTime({lo:UInt32}), least(toDateTime({hiCap:UInt32}), ${sealedSql(db, 'qoe', dim === null ? `qoe_${rollupStep}` : `qoe_series_${rollupStep}`)}))`;
   const pm = (x: string) => measureSql('minute', x, 'partials');
+  // With stored ranks the rollup rows bring their percentiles and no samples, the source rows their samples and no percentiles.
+  const rollupCols = stored
+    ? [...QOE_MEASURES.map((m) => (m === 'startup_samples' ? `CAST([] AS Array(UInt64)) AS ${P(m)}` : P(m))), ...SERIES_STORED_RANKS.map(M)].join(', ')
+    : QOE_MEASURES.map(P).join(', ');
+  const noRanks = stored ? `, ${SERIES_STORED_RANKS.map((m) => `CAST(NULL AS Nullable(UInt64)) AS ${M(m)}`).join(', ')}` : '';
   const branches: string[] = [];
   if ((split?.rollup ?? true) && dim === null)
     branches.push(`
@@ -121,19 +133,21 @@ export function qoeRollupSeriesSql(
   // One row per bucket and value of the group-by (no filters): qoe_series_rollup (migration 022).
   if ((split?.rollup ?? true) && dim !== null)
     branches.push(`
-  SELECT bucket AS ts, value AS series, minutes, ${QOE_MEASURES.map(P).join(', ')}
+  SELECT bucket AS ts, value AS series, minutes, ${rollupCols}
   FROM ${db}.qoe_series_rollup FINAL
   WHERE step = ${rollupStep} AND dim = '${dim}' AND bucket >= toDateTime({lo:UInt32}) AND bucket < ${hi}`);
   if (split?.source ?? true)
     branches.push(`
-  SELECT window_start AS ts, ${groupExpr} AS series, [window_start] AS minutes, ${QOE_MEASURES.map((m) => `${measureSql('minute', m)} AS ${P(m)}`).join(', ')}
+  SELECT window_start AS ts, ${groupExpr} AS series, [window_start] AS minutes, ${QOE_MEASURES.map((m) => `${measureSql('minute', m)} AS ${P(m)}`).join(', ')}${noRanks}
   FROM ${SOURCES.minute.from(db, `window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64}) AND (window_start < toDateTime({lo:UInt32}) OR window_start >= ${hi})`)}
   WHERE 1${filters}
   GROUP BY ts, series`);
+  const storedRank = new Set<string>(stored ? SERIES_STORED_RANKS : []);
+  const metric = (m: string) => (storedRank.has(m) ? `ifNull(max(${M(m)}), ${metricSql(m, 'minute', 'partials')})` : metricSql(m, 'minute', 'partials'));
   return `
 SELECT toUnixTimestamp(toStartOfInterval(ts, INTERVAL {step:UInt32} SECOND)) * 1000 AS t, series,
   ${pm('concurrent_viewer_minutes')} / uniqExactArray(minutes) AS concurrent_viewers, ${pm('views_started')} AS views_started, ${pm('plays')} AS plays, ${pm('views_ended')} AS views_ended,
-  ${QOE_METRICS.map((m) => `${metricSql(m, 'minute', 'partials')} AS ${m}`).join(',\n  ')},
+  ${QOE_METRICS.map((m) => `${metric(m)} AS ${m}`).join(',\n  ')},
   ${pm('watch_ms')} AS watch_ms, ${pm('fatal_errors')} AS fatal_errors
 FROM (${branches.join('\n  UNION ALL')})
 GROUP BY t, series ORDER BY t, series
@@ -167,7 +181,7 @@ export async function qoeSeries(
       const hi = Math.max(lo, Math.min(hiCap, sealedS));
       const split = { rollup: hi > lo, source: Number(params.from) < lo || Number(params.to) > hi };
       if (split.rollup || split.source)
-        return queryRows(ctx.ch, qoeRollupSeriesSql(ctx.db, GROUP_BY[groupBy], filters, g, split, plan.dim), { ...params, lo, hiCap, hi });
+        return queryRows(ctx.ch, qoeRollupSeriesSql(ctx.db, GROUP_BY[groupBy], filters, g, split, plan.dim, step === g), { ...params, lo, hiCap, hi });
     }
   }
   return queryRows(ctx.ch, qoeSeriesSql(ctx.db, GROUP_BY[groupBy], filters), params);
