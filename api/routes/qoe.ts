@@ -6,7 +6,7 @@ import { M, QOE_MEASURES, SERIES_STORED_RANKS, qoeRollupPlan, sealedSql, sealedS
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import type { ApiContext } from '../context.js';
 import { cacheHeaders, sealedUntil } from '../http-cache.js';
-import { LateEvents, lateEvents } from '../late.js';
+import { LateEvents, lateEvents, lateEventsSql, takeLateEvents } from '../late.js';
 import { ApiError, ErrorBody, PageBody, PageQuery, TimeRangeQuery, decodeCursor, numeric, page, timeRange } from '../params.js';
 
 const GROUP_BY = { none: "'all'", cdn: 'cdn', device_category: 'device_category', country: 'country', asn: 'toString(asn)', content_id: 'content_id' } as const;
@@ -69,13 +69,13 @@ const metricCols = (grain: Grain) => QOE_METRICS.map((m) => `${metricSql(m, grai
  * group and bucket, so percentiles come from the pooled samples rather than from an average of
  * per-group percentiles. Concurrent viewers: mean per minute in the bucket.
  */
-export function qoeSeriesSql(db: string, groupExpr: string, filters: string): string {
+export function qoeSeriesSql(db: string, groupExpr: string, filters: string, extraCols = ''): string {
   const m = (x: string) => measureSql('minute', x);
   return `
 SELECT toUnixTimestamp(toStartOfInterval(window_start, INTERVAL {step:UInt32} SECOND)) * 1000 AS t, ${groupExpr} AS series,
   ${m('concurrent_viewer_minutes')} / uniqExact(window_start) AS concurrent_viewers, ${m('views_started')} AS views_started, ${m('plays')} AS plays, ${m('views_ended')} AS views_ended,
   ${metricCols('minute')},
-  ${m('watch_ms')} AS watch_ms, ${m('fatal_errors')} AS fatal_errors
+  ${m('watch_ms')} AS watch_ms, ${m('fatal_errors')} AS fatal_errors${extraCols}
 FROM ${SOURCES.minute.from(db, 'window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64})')}
 WHERE 1${filters}
 GROUP BY t, series ORDER BY t, series
@@ -113,6 +113,7 @@ export function qoeRollupSeriesSql(
   split?: { rollup: boolean; source: boolean },
   dim: string | null = null,
   storedRanks = false,
+  extraCols = '',
 ): string {
   const stored = storedRanks && dim !== null;
   const hi = split
@@ -148,7 +149,7 @@ export function qoeRollupSeriesSql(
 SELECT toUnixTimestamp(toStartOfInterval(ts, INTERVAL {step:UInt32} SECOND)) * 1000 AS t, series,
   ${pm('concurrent_viewer_minutes')} / uniqExactArray(minutes) AS concurrent_viewers, ${pm('views_started')} AS views_started, ${pm('plays')} AS plays, ${pm('views_ended')} AS views_ended,
   ${QOE_METRICS.map((m) => `${metric(m)} AS ${m}`).join(',\n  ')},
-  ${pm('watch_ms')} AS watch_ms, ${pm('fatal_errors')} AS fatal_errors
+  ${pm('watch_ms')} AS watch_ms, ${pm('fatal_errors')} AS fatal_errors${extraCols}
 FROM (${branches.join('\n  UNION ALL')})
 GROUP BY t, series ORDER BY t, series
 LIMIT 100000
@@ -159,7 +160,8 @@ SETTINGS prefer_column_name_to_alias = 1`;
  * Runs a QoE series (timeseries, the live snapshot) from the rollups where they answer
  * (qoeRollupPlan), else from qoe_minute; `params` has from, to (epoch seconds) and step. The
  * rollup's sealed point is read first (one small query), so the query names constant bounds and
- * reads only the minutes of qoe_minute the rollup does not hold.
+ * reads only the minutes of qoe_minute the rollup does not hold. `extra`: columns added to every
+ * point with their parameters (the route's late events, lateEventsSql).
  */
 export async function qoeSeries(
   ctx: ApiContext,
@@ -167,6 +169,7 @@ export async function qoeSeries(
   filterDims: readonly string[],
   filters: string,
   params: Record<string, unknown>,
+  extra: { sql: string; params: Record<string, unknown> } = { sql: '', params: {} },
 ): Promise<Record<string, unknown>[]> {
   const step = Number(params.step);
   const plan = qoeRollupPlan(step, groupBy, filterDims);
@@ -181,10 +184,16 @@ export async function qoeSeries(
       const hi = Math.max(lo, Math.min(hiCap, sealedS));
       const split = { rollup: hi > lo, source: Number(params.from) < lo || Number(params.to) > hi };
       if (split.rollup || split.source)
-        return queryRows(ctx.ch, qoeRollupSeriesSql(ctx.db, GROUP_BY[groupBy], filters, g, split, plan.dim, step === g), { ...params, lo, hiCap, hi });
+        return queryRows(ctx.ch, qoeRollupSeriesSql(ctx.db, GROUP_BY[groupBy], filters, g, split, plan.dim, step === g, extra.sql), {
+          ...extra.params,
+          ...params,
+          lo,
+          hiCap,
+          hi,
+        });
     }
   }
-  return queryRows(ctx.ch, qoeSeriesSql(ctx.db, GROUP_BY[groupBy], filters), params);
+  return queryRows(ctx.ch, qoeSeriesSql(ctx.db, GROUP_BY[groupBy], filters, extra.sql), { ...extra.params, ...params });
 }
 
 /** QoE by view end (Mux reporting): final views bucketed by the time of their end, same metrics. */
@@ -299,11 +308,14 @@ export function qoeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (req, reply) => {
       const { r, step, groupBy, params, filters, filterDims } = seriesQuery(req.query, ctx.now());
-      const points = await qoeSeries(ctx, groupBy, filterDims, filters, params);
+      // The late events of the period ride along on every point (lateEventsSql): one query less.
+      const late = lateEventsSql(ctx, 'qoe');
+      const points = await qoeSeries(ctx, groupBy, filterDims, filters, params, { sql: `, ${late.sql} AS late_events`, params: late.params });
+      const lateN = await takeLateEvents(points, () => lateEvents(ctx, 'qoe', r.from, r.to));
       // Closed when every minute of the range is sealed (minute rollup: closed in event time).
       cacheHeaders(reply, r.toMs <= (await sealedUntil(ctx, 'qoe', 'qoe_60')));
       numeric(points, ['t', 'concurrent_viewers', 'views_started', 'plays', 'views_ended', 'startup_p50_ms', 'startup_p95_ms', 'watch_ms', 'fatal_errors']);
-      return { step, group_by: groupBy, points, late_events: await lateEvents(ctx, 'qoe', r.from, r.to) };
+      return { step, group_by: groupBy, points, late_events: lateN };
     },
   );
 
