@@ -323,7 +323,7 @@ const MEANINGS: Record<string, Meaning> = {
   },
   playback_views_by_creator: {
     by: 'materialized view playback_views_by_creator_mv (every insert into raw_playback); backfilled by 010',
-    text: "Distinct playback views per creator as mergeable uniqExact states ('' = views without a creator, i.e. VOD). Read with uniqExactMerge(views) (GROUP BY creator_id); duplicates and replays never change a count. Feeds safety_creator_score and safety_score_overall without scanning raw_playback.",
+    text: "Distinct playback views per creator as mergeable uniqExact states ('' = views without a creator, i.e. VOD). Read with uniqExactMerge(views) (GROUP BY creator_id); duplicates and replays never change a count. Feeds safety_creator_score without scanning raw_playback (safety_score_overall counts views that started playing since migration 023).",
     columns: { views: 'uniqExact state of view_id' },
   },
   playback_views_by_creator_mv: {
