@@ -228,7 +228,10 @@ const NOTE =
   'country; kpi_business_1h_closed; docs/api.md): the reference column is the same endpoint in the same run with the rollups set aside, and ' +
   '"same answer" compares the two response bodies byte for byte. 021 adds the gifts of closed hours per creator and per creator and sender ' +
   '(creators top), 022 qoe_minute_rollup per single dimension (QoE series without filters: one row per point instead of one per ' +
-  'cdn × device × country).';
+  'cdn × device × country). 023: the overall safety score counts views that started playing (Σ views_started: closed hours from ' +
+  'qoe_series_rollup, the rest from qoe_minute) instead of merging every distinct view id (docs/safety.md). 024: each ' +
+  'qoe_series_rollup row stores its startup p50 / p95, which a series at the rollup step (the 24 h series at 5 min) reads instead ' +
+  'of sorting its samples.';
 
 const pct = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 

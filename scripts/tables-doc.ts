@@ -138,13 +138,16 @@ const MEANINGS: Record<string, Meaning> = {
   },
   qoe_series_rollup: {
     by: "the qoe role's rollup job (sinks/clickhouse/rollups.ts, INSERT … SELECT from qoe_minute_rollup FINAL)",
-    text: 'qoe_minute_rollup per single dimension (migration 022): per `step` (300, 3600 s) and bucket one row per value of cdn, device_category and country and one for all, with the same measures combined (sums, startup samples concatenated and sorted, distinct minutes). The API reads it for closed buckets of QoE series without filters grouped by none or one of these dimensions (docs/api.md).',
+    text: 'qoe_minute_rollup per single dimension (migration 022): per `step` (300, 3600 s) and bucket one row per value of cdn, device_category and country and one for all, with the same measures combined (sums, startup samples concatenated and sorted, distinct minutes), and the startup p50 / p95 of its own samples (migration 024). The API reads it for closed buckets of QoE series without filters grouped by none or one of these dimensions (docs/api.md); the overall safety score sums its hourly views_started (migration 023).',
     columns: {
       step: 'bucket size in seconds',
       dim: "'all', 'cdn', 'device_category' or 'country'",
       bucket: 'bucket start',
       value: "the dimension's value ('all' for dim 'all')",
       minutes: 'distinct minutes with rows (the denominator of mean concurrent viewers)',
+      m_startup_p50_ms:
+        "the catalog's startup_p50_ms over the row's samples (nearest rank; DEFAULT from p_startup_samples): read instead of the samples by a series at the rollup's own step",
+      m_startup_p95_ms: "the catalog's startup_p95_ms over the row's samples, likewise",
       version: 'time of the build; a rebuild of the same bucket replaces it under FINAL',
     },
   },
@@ -231,7 +234,10 @@ const MEANINGS: Record<string, Meaning> = {
     by: 'view over safety_cases FINAL + raw_playback',
     text: 'Safety score 0–100 per creator: 100·exp(−rate/10), rate = severity-weighted confirmed violations (not overturned on appeal) per 1000 live views (views floored at 1000).',
   },
-  safety_score_overall: { by: 'view over safety_cases FINAL + raw_playback', text: 'The safety score over all violations and all views (one row).' },
+  safety_score_overall: {
+    by: 'view over safety_cases FINAL + qoe_series_rollup FINAL + qoe_minute FINAL',
+    text: 'The safety score over all violations and all views that started playing (one row); views = Σ views_started, closed hours from qoe_series_rollup and the minutes after its sealed point from qoe_minute (migration 023, docs/safety.md).',
+  },
   production_issues: {
     by: 'processors/production',
     text: 'One row per Jira issue with its latest state. The replacing version is state_version (updated ms; deletions DELETE_BASE + ms), so the latest update wins even out of order and a deletion wins over any update. Read with FINAL.',
@@ -317,7 +323,7 @@ const MEANINGS: Record<string, Meaning> = {
   },
   playback_views_by_creator: {
     by: 'materialized view playback_views_by_creator_mv (every insert into raw_playback); backfilled by 010',
-    text: "Distinct playback views per creator as mergeable uniqExact states ('' = views without a creator, i.e. VOD). Read with uniqExactMerge(views) (GROUP BY creator_id); duplicates and replays never change a count. Feeds safety_creator_score and safety_score_overall without scanning raw_playback.",
+    text: "Distinct playback views per creator as mergeable uniqExact states ('' = views without a creator, i.e. VOD). Read with uniqExactMerge(views) (GROUP BY creator_id); duplicates and replays never change a count. Feeds safety_creator_score without scanning raw_playback (safety_score_overall counts views that started playing since migration 023).",
     columns: { views: 'uniqExact state of view_id' },
   },
   playback_views_by_creator_mv: {

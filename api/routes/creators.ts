@@ -4,7 +4,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import { sealedSql } from '../../sinks/clickhouse/rollups.js';
 import type { ApiContext } from '../context.js';
-import { LateEvents, lateEvents } from '../late.js';
+import { LateEvents, lateEvents, lateEventsSql, takeLateEvents } from '../late.js';
 import { ErrorBody, PageBody, PageQuery, TimeRangeQuery, decodeCursor, numeric, page, timeRange } from '../params.js';
 
 const TopQuery = Type.Object({ ...TimeRangeQuery, ...PageQuery });
@@ -20,6 +20,7 @@ const GifterRow = Type.Object({ sender_account_id: Type.String(), gift_value_usd
 /** A page of rows with the gifts of the period left out as late (business processor, gifts only). */
 const LatePage = <T extends ReturnType<typeof Type.Object>>(item: T) => Type.Object({ ...PageBody(item).properties, late_events: LateEvents });
 const lateGifts = (ctx: ApiContext, r: { from: string; to: string }) => lateEvents(ctx, 'business', r.from, r.to, undefined, ['gifts']);
+const lateGiftsSql = (ctx: ApiContext) => lateEventsSql(ctx, 'business', undefined, ['gifts']);
 
 /**
  * The range's closed whole hours, read from the gift rollups (migration 021): `lo`, the first whole
@@ -72,17 +73,33 @@ export function creatorRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const offset = decodeCursor(req.query.cursor);
       // The page's creators first (their totals need no per-sender rows), then per-sender sums for
       // those creators only: the per-(creator, sender) aggregation, the largest cost, shrinks to the
-      // page's share of the rows. Same totals, same order (gift_value_usd DESC, creator_id).
-      const rows = await queryRows<Record<string, unknown>>(
+      // page's share of the rows. Same totals, same order (gift_value_usd DESC, creator_id). Two
+      // queries: the page's creators as a constant list (and the closed hours' bounds as
+      // constants) cost less than the page as a subquery of the second, which ClickHouse ran once
+      // per branch of its UNION (10 M-event bench data, ClickHouse alone: 49 ms → 7 + 38 ms). The
+      // late gifts of the range ride along (lateEventsSql).
+      const base = { from: r.from, to: r.to };
+      const [pg] = await queryRows<{ lo_s: number; hi_s: number; ids: string[] }>(
         ctx.ch,
-        `WITH ${closedHours(ctx.db)},
-         page AS (SELECT creator_id FROM (${perCreator(ctx.db)}) ORDER BY v / 1e6 DESC, creator_id LIMIT {limit:UInt32} OFFSET {offset:UInt32})
-       SELECT creator_id, sum(v) / 1e6 AS gift_value_usd, sum(c) AS coins, sum(g) AS gifts, count() AS gifters,
-         if(sum(v) = 0, 0, arraySum(arraySlice(arrayReverseSort(groupArray(v)), 1, toUInt32(ceil(count() * 0.2)))) / sum(v)) AS top20_gifter_share
-       FROM (${perSender(ctx.db, ' AND creator_id IN page')}) GROUP BY creator_id ORDER BY gift_value_usd DESC, creator_id`,
-        { from: r.from, to: r.to, limit: limit + 1, offset },
+        `WITH ${closedHours(ctx.db)}
+       SELECT toUnixTimestamp(lo) AS lo_s, toUnixTimestamp(hi) AS hi_s, groupArray(creator_id) AS ids
+       FROM (SELECT creator_id FROM (${perCreator(ctx.db)}) ORDER BY v / 1e6 DESC, creator_id LIMIT {limit:UInt32} OFFSET {offset:UInt32})`,
+        { ...base, limit: limit + 1, offset },
       );
-      return { ...page(numeric(rows, ['coins', 'gifts', 'gifters']), offset, limit), late_events: await lateGifts(ctx, r) };
+      const late = lateGiftsSql(ctx);
+      const rows = pg!.ids.length
+        ? await queryRows<Record<string, unknown>>(
+            ctx.ch,
+            `WITH toDateTime({lo:UInt32}) AS lo, toDateTime({hi:UInt32}) AS hi
+       SELECT creator_id, sum(v) / 1e6 AS gift_value_usd, sum(c) AS coins, sum(g) AS gifts, count() AS gifters,
+         if(sum(v) = 0, 0, arraySum(arraySlice(arrayReverseSort(groupArray(v)), 1, toUInt32(ceil(count() * 0.2)))) / sum(v)) AS top20_gifter_share,
+         ${late.sql} AS late_events
+       FROM (${perSender(ctx.db, ' AND creator_id IN {ids:Array(String)}')}) GROUP BY creator_id ORDER BY gift_value_usd DESC, creator_id`,
+            { ...late.params, ...base, lo: Number(pg!.lo_s), hi: Number(pg!.hi_s), ids: pg!.ids },
+          )
+        : [];
+      const lateN = await takeLateEvents(rows, () => lateGifts(ctx, r));
+      return { ...page(numeric(rows, ['coins', 'gifts', 'gifters']), offset, limit), late_events: lateN };
     },
   );
 

@@ -40,7 +40,7 @@ export async function liveSnapshot(ctx: ApiContext, minutes: number): Promise<Li
   const fromMs = toMs - minutes * 60_000;
   const p = { from: (fromMs / 1000).toFixed(3), to: (toMs / 1000).toFixed(3), step: 60 };
   const db = ctx.db;
-  const [qoe, payments, gifts, safety, open, bySev, alerts] = await Promise.all([
+  const [qoe, payments, gifts, safety, bySev, alerts] = await Promise.all([
     qoeSeries(ctx, 'none', [], '', p),
     queryRows<Record<string, unknown>>(
       ctx.ch,
@@ -62,10 +62,11 @@ export async function liveSnapshot(ctx: ApiContext, minutes: number): Promise<Li
        FROM ${db}.safety_events_1m FINAL WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64}) GROUP BY t ORDER BY t`,
       p,
     ),
-    queryRows<Record<string, unknown>>(ctx.ch, `SELECT open_issues, open_critical FROM ${db}.production_open_critical`),
-    queryRows<Record<string, unknown>>(
+    // Open and open critical issues in all are the sums over severities (production_open_critical
+    // counts the same current issues): one query less per snapshot.
+    queryRows<{ severity: string; open_issues: string | number; open_critical: string | number }>(
       ctx.ch,
-      `SELECT severity, sum(open_issues) AS open_issues FROM ${db}.production_open_by_severity_show GROUP BY severity ORDER BY open_issues DESC`,
+      `SELECT severity, sum(open_issues) AS open_issues, sum(open_critical) AS open_critical FROM ${db}.production_open_by_severity_show GROUP BY severity ORDER BY open_issues DESC`,
     ),
     ctx.alerts ? ctx.alerts.listAlerts({}).catch(() => null) : Promise.resolve(null),
   ]);
@@ -81,9 +82,12 @@ export async function liveSnapshot(ctx: ApiContext, minutes: number): Promise<Li
     gifts: numeric(gifts, ['t', 'gifts']),
     safety: numeric(safety, ['t', 'reports', 'actions', 'critical_actions']),
     production: {
-      open_issues: Number(open[0]?.open_issues ?? 0),
-      open_critical: Number(open[0]?.open_critical ?? 0),
-      by_severity: numeric(bySev, ['open_issues']),
+      open_issues: bySev.reduce((a, r) => a + Number(r.open_issues), 0),
+      open_critical: bySev.reduce((a, r) => a + Number(r.open_critical), 0),
+      by_severity: numeric(
+        bySev.map(({ severity, open_issues }) => ({ severity, open_issues })),
+        ['open_issues'],
+      ),
     },
     alerts: {
       available: alerts !== null,

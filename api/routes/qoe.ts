@@ -2,11 +2,11 @@
 import type { FastifyInstance } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { P, SOURCES, measureSql, metricSql, type Grain } from '../../contracts/metrics-catalog.js';
-import { QOE_MEASURES, qoeRollupPlan, sealedSql, sealedState } from '../../sinks/clickhouse/rollups.js';
+import { M, QOE_MEASURES, SERIES_STORED_RANKS, qoeRollupPlan, sealedSql, sealedState } from '../../sinks/clickhouse/rollups.js';
 import { queryRows } from '../../sinks/clickhouse/client.js';
 import type { ApiContext } from '../context.js';
 import { cacheHeaders, sealedUntil } from '../http-cache.js';
-import { LateEvents, lateEvents } from '../late.js';
+import { LateEvents, lateEvents, lateEventsSql, takeLateEvents } from '../late.js';
 import { ApiError, ErrorBody, PageBody, PageQuery, TimeRangeQuery, decodeCursor, numeric, page, timeRange } from '../params.js';
 
 const GROUP_BY = { none: "'all'", cdn: 'cdn', device_category: 'device_category', country: 'country', asn: 'toString(asn)', content_id: 'content_id' } as const;
@@ -69,13 +69,13 @@ const metricCols = (grain: Grain) => QOE_METRICS.map((m) => `${metricSql(m, grai
  * group and bucket, so percentiles come from the pooled samples rather than from an average of
  * per-group percentiles. Concurrent viewers: mean per minute in the bucket.
  */
-export function qoeSeriesSql(db: string, groupExpr: string, filters: string): string {
+export function qoeSeriesSql(db: string, groupExpr: string, filters: string, extraCols = ''): string {
   const m = (x: string) => measureSql('minute', x);
   return `
 SELECT toUnixTimestamp(toStartOfInterval(window_start, INTERVAL {step:UInt32} SECOND)) * 1000 AS t, ${groupExpr} AS series,
   ${m('concurrent_viewer_minutes')} / uniqExact(window_start) AS concurrent_viewers, ${m('views_started')} AS views_started, ${m('plays')} AS plays, ${m('views_ended')} AS views_ended,
   ${metricCols('minute')},
-  ${m('watch_ms')} AS watch_ms, ${m('fatal_errors')} AS fatal_errors
+  ${m('watch_ms')} AS watch_ms, ${m('fatal_errors')} AS fatal_errors${extraCols}
 FROM ${SOURCES.minute.from(db, 'window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64})')}
 WHERE 1${filters}
 GROUP BY t, series ORDER BY t, series
@@ -99,6 +99,11 @@ SETTINGS prefer_column_name_to_alias = 1`;
  * the bound is the sealed point read inside the query (a scalar subquery), and the qoe_minute side
  * is planned and run even when the whole range is sealed: 10-25 CPU-ms per call on the 10 M-event
  * bench data for no rows (measured at load 15-20, SELECT 1 costing 2-3).
+ *
+ * `storedRanks` (qoe_series_rollup read at its own step, `{step}` = `rollupStep`): each point of a
+ * sealed bucket is one rollup row, so its startup percentiles are the row's stored ones
+ * (migration 024) and its samples are not read; points of qoe_minute minutes (no rollup row in
+ * their bucket: the ragged ends and the open tail are outside [lo, hi)) sort their samples.
  */
 export function qoeRollupSeriesSql(
   db: string,
@@ -107,11 +112,19 @@ export function qoeRollupSeriesSql(
   rollupStep: number,
   split?: { rollup: boolean; source: boolean },
   dim: string | null = null,
+  storedRanks = false,
+  extraCols = '',
 ): string {
+  const stored = storedRanks && dim !== null;
   const hi = split
     ? 'toDateTime({hi:UInt32})'
     : `greatest(toDateTime({lo:UInt32}), least(toDateTime({hiCap:UInt32}), ${sealedSql(db, 'qoe', dim === null ? `qoe_${rollupStep}` : `qoe_series_${rollupStep}`)}))`;
   const pm = (x: string) => measureSql('minute', x, 'partials');
+  // With stored ranks the rollup rows bring their percentiles and no samples, the source rows their samples and no percentiles.
+  const rollupCols = stored
+    ? [...QOE_MEASURES.map((m) => (m === 'startup_samples' ? `CAST([] AS Array(UInt64)) AS ${P(m)}` : P(m))), ...SERIES_STORED_RANKS.map(M)].join(', ')
+    : QOE_MEASURES.map(P).join(', ');
+  const noRanks = stored ? `, ${SERIES_STORED_RANKS.map((m) => `CAST(NULL AS Nullable(UInt64)) AS ${M(m)}`).join(', ')}` : '';
   const branches: string[] = [];
   if ((split?.rollup ?? true) && dim === null)
     branches.push(`
@@ -121,20 +134,22 @@ export function qoeRollupSeriesSql(
   // One row per bucket and value of the group-by (no filters): qoe_series_rollup (migration 022).
   if ((split?.rollup ?? true) && dim !== null)
     branches.push(`
-  SELECT bucket AS ts, value AS series, minutes, ${QOE_MEASURES.map(P).join(', ')}
+  SELECT bucket AS ts, value AS series, minutes, ${rollupCols}
   FROM ${db}.qoe_series_rollup FINAL
   WHERE step = ${rollupStep} AND dim = '${dim}' AND bucket >= toDateTime({lo:UInt32}) AND bucket < ${hi}`);
   if (split?.source ?? true)
     branches.push(`
-  SELECT window_start AS ts, ${groupExpr} AS series, [window_start] AS minutes, ${QOE_MEASURES.map((m) => `${measureSql('minute', m)} AS ${P(m)}`).join(', ')}
+  SELECT window_start AS ts, ${groupExpr} AS series, [window_start] AS minutes, ${QOE_MEASURES.map((m) => `${measureSql('minute', m)} AS ${P(m)}`).join(', ')}${noRanks}
   FROM ${SOURCES.minute.from(db, `window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64}) AND (window_start < toDateTime({lo:UInt32}) OR window_start >= ${hi})`)}
   WHERE 1${filters}
   GROUP BY ts, series`);
+  const storedRank = new Set<string>(stored ? SERIES_STORED_RANKS : []);
+  const metric = (m: string) => (storedRank.has(m) ? `ifNull(max(${M(m)}), ${metricSql(m, 'minute', 'partials')})` : metricSql(m, 'minute', 'partials'));
   return `
 SELECT toUnixTimestamp(toStartOfInterval(ts, INTERVAL {step:UInt32} SECOND)) * 1000 AS t, series,
   ${pm('concurrent_viewer_minutes')} / uniqExactArray(minutes) AS concurrent_viewers, ${pm('views_started')} AS views_started, ${pm('plays')} AS plays, ${pm('views_ended')} AS views_ended,
-  ${QOE_METRICS.map((m) => `${metricSql(m, 'minute', 'partials')} AS ${m}`).join(',\n  ')},
-  ${pm('watch_ms')} AS watch_ms, ${pm('fatal_errors')} AS fatal_errors
+  ${QOE_METRICS.map((m) => `${metric(m)} AS ${m}`).join(',\n  ')},
+  ${pm('watch_ms')} AS watch_ms, ${pm('fatal_errors')} AS fatal_errors${extraCols}
 FROM (${branches.join('\n  UNION ALL')})
 GROUP BY t, series ORDER BY t, series
 LIMIT 100000
@@ -145,7 +160,8 @@ SETTINGS prefer_column_name_to_alias = 1`;
  * Runs a QoE series (timeseries, the live snapshot) from the rollups where they answer
  * (qoeRollupPlan), else from qoe_minute; `params` has from, to (epoch seconds) and step. The
  * rollup's sealed point is read first (one small query), so the query names constant bounds and
- * reads only the minutes of qoe_minute the rollup does not hold.
+ * reads only the minutes of qoe_minute the rollup does not hold. `extra`: columns added to every
+ * point with their parameters (the route's late events, lateEventsSql).
  */
 export async function qoeSeries(
   ctx: ApiContext,
@@ -153,6 +169,7 @@ export async function qoeSeries(
   filterDims: readonly string[],
   filters: string,
   params: Record<string, unknown>,
+  extra: { sql: string; params: Record<string, unknown> } = { sql: '', params: {} },
 ): Promise<Record<string, unknown>[]> {
   const step = Number(params.step);
   const plan = qoeRollupPlan(step, groupBy, filterDims);
@@ -167,10 +184,16 @@ export async function qoeSeries(
       const hi = Math.max(lo, Math.min(hiCap, sealedS));
       const split = { rollup: hi > lo, source: Number(params.from) < lo || Number(params.to) > hi };
       if (split.rollup || split.source)
-        return queryRows(ctx.ch, qoeRollupSeriesSql(ctx.db, GROUP_BY[groupBy], filters, g, split, plan.dim), { ...params, lo, hiCap, hi });
+        return queryRows(ctx.ch, qoeRollupSeriesSql(ctx.db, GROUP_BY[groupBy], filters, g, split, plan.dim, step === g, extra.sql), {
+          ...extra.params,
+          ...params,
+          lo,
+          hiCap,
+          hi,
+        });
     }
   }
-  return queryRows(ctx.ch, qoeSeriesSql(ctx.db, GROUP_BY[groupBy], filters), params);
+  return queryRows(ctx.ch, qoeSeriesSql(ctx.db, GROUP_BY[groupBy], filters, extra.sql), { ...extra.params, ...params });
 }
 
 /** QoE by view end (Mux reporting): final views bucketed by the time of their end, same metrics. */
@@ -285,11 +308,14 @@ export function qoeRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async (req, reply) => {
       const { r, step, groupBy, params, filters, filterDims } = seriesQuery(req.query, ctx.now());
-      const points = await qoeSeries(ctx, groupBy, filterDims, filters, params);
+      // The late events of the period ride along on every point (lateEventsSql): one query less.
+      const late = lateEventsSql(ctx, 'qoe');
+      const points = await qoeSeries(ctx, groupBy, filterDims, filters, params, { sql: `, ${late.sql} AS late_events`, params: late.params });
+      const lateN = await takeLateEvents(points, () => lateEvents(ctx, 'qoe', r.from, r.to));
       // Closed when every minute of the range is sealed (minute rollup: closed in event time).
       cacheHeaders(reply, r.toMs <= (await sealedUntil(ctx, 'qoe', 'qoe_60')));
       numeric(points, ['t', 'concurrent_viewers', 'views_started', 'plays', 'views_ended', 'startup_p50_ms', 'startup_p95_ms', 'watch_ms', 'fatal_errors']);
-      return { step, group_by: groupBy, points, late_events: await lateEvents(ctx, 'qoe', r.from, r.to) };
+      return { step, group_by: groupBy, points, late_events: lateN };
     },
   );
 

@@ -22,6 +22,13 @@ export const QOE_ROLLUP_STEPS = [3600, 300, 60] as const;
  * bench:api data, bench/RESULTS.md), so it keeps reading qoe_minute_rollup.
  */
 export const QOE_SERIES_STEPS = [3600, 300] as const;
+/**
+ * Nearest-rank metrics stored per qoe_series_rollup row (migration 024, `m_<metric>`): the
+ * catalog's percentile of the row's own startup samples. A series at the rollup's own step reads
+ * them instead of sorting the samples (one row per point); other steps combine the samples.
+ */
+export const SERIES_STORED_RANKS = ['startup_p50_ms', 'startup_p95_ms'] as const;
+export const M = (metric: string) => `m_${metric}`;
 /** Dimensions kept by the QoE rollups; group-bys or filters on others (asn, content_id) read qoe_minute. */
 export const QOE_ROLLUP_DIMS = ['cdn', 'device_category', 'country'] as const;
 export const QOE_MEASURES = Object.keys(SOURCES.minute.measures);
@@ -95,6 +102,7 @@ export async function sealQoe(ch: ClickHouse, closedUntilMs: number, version = D
     const from = sealedNow.get(name) ?? 0;
     const to = sealedNow.get(`qoe_${step}`) ?? 0;
     if (to <= from) continue;
+    // The stored percentiles (m_<metric>, migration 024) are left out: their DEFAULT computes them from the row written.
     const m = (x: string) => (x === 'startup_samples' ? `arraySort(groupArrayArray(${P(x)}))` : `sum(${P(x)})`);
     await command(
       ch,

@@ -476,6 +476,15 @@ describe('endpoints return data', () => {
     expect(s.qoe.length).toBeGreaterThan(60);
     expect(s.payments.length).toBeGreaterThan(0);
     expect(s.alerts.items[0].rule).toBe('qoe_rebuffer');
+    // Open and open critical issues: the sums over severities, the numbers of production_open_critical.
+    const [oc] = await queryRows<{ open_issues: string; open_critical: string }>(
+      ch,
+      `SELECT open_issues, open_critical FROM ${t.config.clickhouse.database}.production_open_critical`,
+    );
+    expect(s.production.open_issues).toBeGreaterThan(0);
+    expect([s.production.open_issues, s.production.open_critical]).toEqual([Number(oc!.open_issues), Number(oc!.open_critical)]);
+    expect(s.production.by_severity.reduce((a: number, r: { open_issues: number }) => a + r.open_issues, 0)).toBe(s.production.open_issues);
+    expect(Object.keys(s.production.by_severity[0])).toEqual(['severity', 'open_issues']);
     const live = await buildApp({ liveIntervalMs: 200, docs: false });
     const url = await live.listen({ port: 0, host: '127.0.0.1' });
     const ctl = new AbortController();

@@ -413,6 +413,30 @@ describe('every catalogued metric gives the same number on every surface', () =>
     if (ap === null) checked.set('median_time_to_appeal_decision_ms@case', 2);
   });
 
+  it('the overall safety score (docs/safety.md, migration 023): API safety summary, the Grafana stat, reference', async () => {
+    // Reference from the definition in words: severity weights of the confirmed violations (not
+    // reversed on appeal) of every case; views = views that started playing, every minute row's
+    // count (the view reads the hours sealed above from qoe_series_rollup, the rest from qoe_minute).
+    const WEIGHT: Record<string, number> = { low: 1, medium: 3, high: 10, critical: 30 };
+    const cases = await queryRows<Record<string, unknown>>(ch, `SELECT severity, violation, appeal_outcome FROM safety_cases FINAL`);
+    const w = cases.filter((c) => Number(c.violation) === 1 && c.appeal_outcome !== 'reversed').reduce((a, c) => a + WEIGHT[String(c.severity)]!, 0);
+    const minutes = await queryRows<{ n: string }>(ch, `SELECT views_started AS n FROM qoe_minute FINAL`);
+    const views = minutes.reduce((a, r) => a + Number(r.n), 0);
+    expect(w).toBeGreaterThan(0);
+    expect(views).toBeGreaterThan(0);
+    const [v] = await queryRows<{ views: string; weighted_violations: string }>(ch, `SELECT views, weighted_violations FROM safety_score_overall`);
+    expect([Number(v!.views), Number(v!.weighted_violations)]).toEqual([views, w]);
+    const reference = 100 * Math.exp(-((1000 * w) / Math.max(views, 1000)) / 10);
+    const fromApi = num((await api(`/v1/safety/summary?from=${iso(P0)}&to=${iso(P1)}`)).safety_score_overall);
+    const fromGrafana = num((await panel('Safety score (overall)', P1))[0]!.safety_score);
+    for (const [what, x] of [
+      ['api', fromApi],
+      ['grafana', fromGrafana],
+    ] as const)
+      expect(Math.abs(x! - reference), `${what} ${x} vs reference ${reference}`).toBeLessThanOrEqual(1e-9 * Math.max(1, reference));
+    console.log(`conformance, overall safety score: W ${w}, views ${views}, score ${reference.toFixed(4)}`);
+  });
+
   it('answers over the period say how many of its events were late and left out (late_events)', async () => {
     const count = async (processor: string, reasons?: string[]) =>
       Number(

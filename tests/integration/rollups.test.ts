@@ -5,10 +5,23 @@
  * with ragged ends, ranges across the sealed point and open buckets — and sealing is idempotent.
  * Source rows include superseded versions (rows rewritten by the processor) that must not count.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { METRIC, P, nearestRankSql } from '../../contracts/metrics-catalog.js';
 import { command, openClickHouse, queryRows, type ClickHouse } from '../../sinks/clickhouse/client.js';
-import { migrate } from '../../sinks/clickhouse/migrate.js';
-import { QOE_ROLLUP_STEPS, QOE_SERIES_STEPS, qoeRollupPlan, qoeRollupStep, sealBusiness, sealQoe, sealedState } from '../../sinks/clickhouse/rollups.js';
+import { MIGRATIONS_DIR, migrate } from '../../sinks/clickhouse/migrate.js';
+import {
+  M,
+  QOE_ROLLUP_STEPS,
+  QOE_SERIES_STEPS,
+  SERIES_STORED_RANKS,
+  qoeRollupPlan,
+  qoeRollupStep,
+  sealBusiness,
+  sealQoe,
+  sealedState,
+} from '../../sinks/clickhouse/rollups.js';
 import { qoeRollupSeriesSql, qoeSeriesSql } from '../../api/routes/qoe.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
 
@@ -143,6 +156,13 @@ describe('QoE rollups', () => {
         const splitD = { rollup: hiD > lo, source: c.from / 1000 < lo || c.to / 1000 > hiD };
         expect(splitD.rollup).toBe(split.rollup);
         expect(await queryRows(ch, qoeRollupSeriesSql(ch.database, groupExpr, '', g!, splitD, plan!.dim), { ...params, lo, hiCap, hi: hiD })).toEqual(want);
+        // At the rollup's own step (as qoeSeries asks): the sealed points' percentiles stored in their rows (migration 024).
+        if (c.step === g) {
+          expect(await queryRows(ch, qoeRollupSeriesSql(ch.database, groupExpr, '', g, splitD, plan!.dim, true), { ...params, lo, hiCap, hi: hiD })).toEqual(
+            want,
+          );
+          expect(await queryRows(ch, qoeRollupSeriesSql(ch.database, groupExpr, '', g, undefined, plan!.dim, true), { ...params, lo, hiCap })).toEqual(want);
+        }
       }
     });
   }
@@ -176,6 +196,60 @@ describe('QoE rollups', () => {
       before,
     );
     expect(await queryRows(ch, series)).toEqual(beforeSeries);
+  });
+
+  it("qoe_series_rollup's stored percentiles are the catalog's nearest rank of the row's samples (migration 024)", async () => {
+    const sql = readFileSync(join(MIGRATIONS_DIR, '024_series_percentiles.sql'), 'utf8');
+    for (const m of SERIES_STORED_RANKS) {
+      const k = METRIC[m]!.kind;
+      expect(k.kind === 'nearest_rank' && k.scale === 1, m).toBe(true);
+      if (k.kind !== 'nearest_rank') continue;
+      const expr = nearestRankSql(P(k.samples), k.q);
+      expect(sql).toContain(`${M(m)} Nullable(UInt64) DEFAULT ${expr}`);
+      const [r] = await queryRows<{ rows: string; bad: string; some: string }>(
+        ch,
+        `SELECT count() AS rows, countIf(NOT (${M(m)} <=> ${expr})) AS bad, countIf(${M(m)} IS NOT NULL) AS some FROM ${ch.database}.qoe_series_rollup FINAL`,
+      );
+      expect(Number(r!.rows)).toBeGreaterThan(0);
+      expect(Number(r!.some)).toBeGreaterThan(0);
+      expect(Number(r!.bad), m).toBe(0);
+    }
+    // Stored with the part (MATERIALIZE ran, and sealQoe's inserts compute the DEFAULT): not computed when read.
+    const [c] = await queryRows<{ n: string }>(
+      ch,
+      `SELECT count() AS n FROM system.parts_columns WHERE database = {db:String} AND table = 'qoe_series_rollup' AND active AND column = {c:String}`,
+      { db: ch.database, c: M(SERIES_STORED_RANKS[0]) },
+    );
+    expect(Number(c!.n)).toBeGreaterThan(0);
+  });
+
+  it("the overall safety score's views: Σ views_started, closed hours from qoe_series_rollup, the rest from qoe_minute (migration 023)", async () => {
+    const db = ch.database;
+    const views = async () => Number((await queryRows<{ v: string }>(ch, `SELECT views AS v FROM ${db}.safety_score_overall`))[0]!.v);
+    const [src] = await queryRows<{ v: string }>(ch, `SELECT sum(views_started) AS v FROM ${db}.qoe_minute FINAL`);
+    const want = Number(src!.v);
+    expect(want).toBeGreaterThan(0);
+    expect((await sealedState(ch, 'qoe')).get('qoe_series_3600')).toBe(T0 + 2 * H);
+    expect(await views()).toBe(want);
+    // The sealed hours come from the rollup: with their minute rows gone the count stands.
+    await command(ch, `CREATE TABLE ${db}.qoe_minute_keep2 AS ${db}.qoe_minute`);
+    await command(ch, `INSERT INTO ${db}.qoe_minute_keep2 SELECT * FROM ${db}.qoe_minute`);
+    await command(ch, `DELETE FROM ${db}.qoe_minute WHERE window_start < toDateTime({s:UInt32})`, { s: (T0 + 2 * H) / 1000 });
+    try {
+      expect(await views()).toBe(want);
+    } finally {
+      await command(ch, `TRUNCATE TABLE ${db}.qoe_minute`);
+      await command(ch, `INSERT INTO ${db}.qoe_minute SELECT * FROM ${db}.qoe_minute_keep2`);
+      await command(ch, `DROP TABLE ${db}.qoe_minute_keep2`);
+    }
+    // Nothing sealed (a replay emptied the rollups): all from qoe_minute, the same count.
+    const marks = await queryRows<Record<string, unknown>>(ch, `SELECT * FROM ${db}.rollup_sealed_qoe`);
+    await command(ch, `TRUNCATE TABLE ${db}.rollup_sealed_qoe`);
+    try {
+      expect(await views()).toBe(want);
+    } finally {
+      await ch.client.insert({ table: `${db}.rollup_sealed_qoe`, values: marks, format: 'JSONEachRow' });
+    }
   });
 
   it('asn and content_id group-bys and filters are not answered from the rollup', () => {
