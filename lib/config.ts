@@ -114,6 +114,8 @@ export const EnvSchema = Type.Object({
   BATCH_MAX_BYTES: Int(16 * 1024 * 1024, 1024),
   BATCH_MAX_MS: Int(1_000, 10),
   CHECKPOINT_INTERVAL_MS: Int(2_000, 10),
+  /** An idle commit cycle serializes checkpoints for about this long at most (RunnerOptions.idleCheckpointBudgetMs). */
+  IDLE_CHECKPOINT_BUDGET_MS: Int(50, 1),
   /** How often the pipeline monitor reads checkpoints and Kafka offsets (lag, stalls); 0: off. */
   PIPELINE_MONITOR_INTERVAL_MS: Int(15_000, 0),
   /** ClickHouse inserts of one commit cycle running at once (one per table). */

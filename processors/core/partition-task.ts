@@ -88,10 +88,12 @@ export class PartitionTask<S> {
   chain = { baseBytes: 0, links: 0, deltaBytes: 0, needsBase: true };
   /**
    * The runner's checkpoint schedule (processors/core/cycle-policy.ts): when this partition's
-   * state was last checkpointed (taken, processing time; at first: when the task was created) and
-   * what that checkpoint cost (serializing, staging, committing; ms).
+   * state was last checkpointed (taken, processing time; at first: when the task was created),
+   * what that checkpoint cost (serializing, staging, committing; ms), the serializing alone
+   * (`freezeMs`: the main thread's pause, what an idle cycle's budget counts) and the idle round
+   * that last took it (`idleRound`, 0: none; cycle-policy.ts, takeIdleCheckpoints).
    */
-  readonly ckpt: { savedAtMs: number; costMs: number };
+  readonly ckpt: { savedAtMs: number; costMs: number; freezeMs: number; idleRound: number };
   /** Records handed to this task in the batch being handled (the runner's metrics, counted once per batch). */
   batchRecords = 0;
 
@@ -104,7 +106,7 @@ export class PartitionTask<S> {
     restored?: RestoredCheckpoint,
     private readonly metrics?: Metrics,
   ) {
-    this.ckpt = { savedAtMs: nowMs, costMs: 0 };
+    this.ckpt = { savedAtMs: nowMs, costMs: 0, freezeMs: 0, idleRound: 0 };
     if (restored) {
       const s = restored.snapshot;
       this.state = processor.deserialize(s.state);

@@ -48,7 +48,7 @@ import { CheckpointStore, CheckpointStoreLostError, type Checkpoint, type StoreE
 import { PartitionTask, type PartitionDelta, type PartitionSnapshot, type RestoredCheckpoint } from './partition-task.js';
 import type { Processor } from './processor.js';
 import { advanceIdle, NO_TIME } from './watermark.js';
-import { checkpointSpacingMs, dueCheckpoints, isCaughtUp } from './cycle-policy.js';
+import { checkpointSpacingMs, dueCheckpoints, idleCycleDue, isCaughtUp, takeIdleCheckpoints } from './cycle-policy.js';
 import { ACK_TTL_MS, ackKey, LIVE_TTL_MS, liveKey, pauseRequests } from './handover.js';
 
 export type { DeadLetter };
@@ -108,6 +108,15 @@ export interface RunnerOptions {
   /** Upper bound of the adaptive spacing of state checkpoints (default 30 s). */
   maxCheckpointIntervalMs?: number;
   /**
+   * An idle cycle (caught up, nothing fetched) checkpoints the partitions with unsaved work, the
+   * oldest first, while serializing them has taken at most about this long (default 50 ms; at
+   * least one partition per cycle, expected costs from each one's last save), and idle cycles run
+   * back to back, one per empty fetch, until every partition unsaved when the round began is
+   * saved (cycle-policy.ts, takeIdleCheckpoints). The main thread then never stops for the whole
+   * state at once when a fetch comes back empty under live traffic.
+   */
+  idleCheckpointBudgetMs?: number;
+  /**
    * Incremental checkpoints (checkpoint-store.ts): a partition's checkpoint is a delta on the last
    * one until its chain has `maxDeltaChain` links (default 64) or its deltas' bytes reach
    * `deltaChainRatio` × the base's (default 1), then a full base again; restoring reads at most
@@ -154,7 +163,9 @@ const restoredOf = (ckpt: Checkpoint | null): RestoredCheckpoint | undefined =>
 interface CycleTrace {
   rows: number;
   caughtUp: boolean;
-  force: boolean;
+  kind: CycleKind;
+  /** Idle cycles: partitions of the round left for the next idle cycle. */
+  left: number;
   /** Processors' onFlush (rows of open windows), then serializing the due checkpoints. */
   flushMs: number;
   freezeMs: number;
@@ -168,6 +179,14 @@ interface CycleTrace {
   /** Rows (and dead letters) written and acknowledged. */
   insertMs?: number;
 }
+
+/**
+ * What a commit cycle checkpoints: `busy` the due partitions, at most its share (dueCheckpoints);
+ * `idle` (caught up, nothing fetched: spare time) the partitions with unsaved work, oldest first,
+ * within RunnerOptions.idleCheckpointBudgetMs; `force` (stop, handover) every partition with
+ * unsaved work, whatever it costs, and the caller waits until the cycle is durable.
+ */
+type CycleKind = 'busy' | 'idle' | 'force';
 
 /**
  * The runner's librdkafka consumer settings beyond group, brokers and client id (also what
@@ -233,6 +252,9 @@ export class ProcessorRunner<S = unknown> {
   private lastCheckpointAt = 0;
   /** When the last commit cycle that checkpointed state (of any processor) was taken. */
   private lastSnapshotAt = 0;
+  /** The current idle round (cycle-policy.ts, takeIdleCheckpoints), and whether its last cycle left partitions of it. */
+  private idleRound = 0;
+  private idleCutShort = false;
   /** The previous cycle's write + checkpoint, still running while the loop consumes on. */
   private inflight: Promise<void> = Promise.resolve();
   private fatal: Error | null = null;
@@ -355,7 +377,7 @@ export class ProcessorRunner<S = unknown> {
     }
     await this.inflight.catch(() => undefined);
     if (!this.fatal)
-      await this.commitCycle(true).catch((err) => this.log.error({ event: 'final_commit_failed', err: (err as Error).message }, 'final commit failed'));
+      await this.commitCycle('force').catch((err) => this.log.error({ event: 'final_commit_failed', err: (err as Error).message }, 'final commit failed'));
     await this.rebalanceChain.catch(() => undefined);
     const c = this.consumer;
     await new Promise<void>((resolve) => c.disconnect(() => resolve()));
@@ -656,11 +678,21 @@ export class ProcessorRunner<S = unknown> {
           this.loopTimes.processMs += performance.now() - tProcess;
           const now = this.clock();
           this.applyIdleRule(now);
-          // Nothing fetched while results are still unsaved (the end of the log was just reached):
-          // spare time, so commit and checkpoint now rather than an interval after the last cycle,
-          // but checkpoint state at most once per interval (a trickle of records means a short
-          // idle spell after each one).
-          const idleUnsaved = msgs.length === 0 && now - this.lastSnapshotAt >= interval && this.hasUnsaved();
+          // Nothing fetched while results are still unsaved (the end of the log was just reached,
+          // or a gap in live traffic): spare time, so commit and checkpoint now rather than an
+          // interval after the last cycle, but start checkpointing state at most once per interval
+          // (a trickle of records means a short idle spell after each one); an idle round its
+          // budget cut short goes on at once (cycle-policy.ts, idleCycleDue).
+          const idleUnsaved =
+            msgs.length === 0 &&
+            idleCycleDue({
+              fetched: msgs.length,
+              unsaved: this.hasUnsaved(),
+              nowMs: now,
+              lastSnapshotMs: this.lastSnapshotAt,
+              intervalMs: interval,
+              cutShort: this.idleCutShort,
+            });
           if (idleUnsaved || now - this.lastCheckpointAt >= interval || this.pendingRows >= maxPending || this.pendingBytes >= maxBytes) {
             // Caught up: what is left in the log is no more than one cycle consumed (or one batch),
             // by the high watermarks librdkafka caches; while they are not known yet, a short
@@ -680,8 +712,9 @@ export class ProcessorRunner<S = unknown> {
             });
             consumed = 0;
             newestRecordMs = 0;
-            // Caught up with nothing fetched: spare time, so the cycle also checkpoints whatever it costs.
-            await this.commitCycle(caughtUp && msgs.length === 0, caughtUp);
+            // Caught up with nothing fetched: spare time, so the cycle checkpoints whatever is
+            // unsaved, a budget's worth per cycle (idle cycles follow one another until done).
+            await this.commitCycle(caughtUp && msgs.length === 0 ? 'idle' : 'busy', caughtUp);
           }
         } catch (err) {
           const e = err as Error & { retriable?: boolean };
@@ -716,7 +749,7 @@ export class ProcessorRunner<S = unknown> {
     const prefix = this.deps.redisPrefix;
     const names = this.processors.map((p) => p.name);
     this.log.info({ event: 'handover_pause', processor: this.name }, 'a rebuild asked to pause: committing, then waiting for the handover');
-    await this.commitCycle(true);
+    await this.commitCycle('force');
     if (this.fatal) return;
     let acked = 0;
     while (this.running) {
@@ -918,14 +951,17 @@ export class ProcessorRunner<S = unknown> {
    * (bounded memory, backpressure). A checkpoint is only saved after the rows it covers are
    * acknowledged; rows written by a cycle whose checkpoint never lands are rewritten identically
    * when a crash makes the work repeat. A cycle that fails after its retries stops the processor
-   * (nothing after its last checkpoint is committed). `force` (on stop, or after an empty fetch):
-   * checkpoint whatever it costs; `caughtUp` (little left in the log, see loop()): write every
+   * (nothing after its last checkpoint is committed). `kind` (CycleKind) says which checkpoints it
+   * takes: `busy` a partition's once its last one is as old as the spacing (by the cost of the
+   * saves), at most the cycle's share of the due partitions (cycle-policy.ts, dueCheckpoints), so
+   * large states are serialized a few partitions per cycle, not all at once; `idle` (after an empty
+   * fetch while caught up) the unsaved partitions of its idle round within the idle budget
+   * (takeIdleCheckpoints); `force` (stop, handover) every unsaved partition, and it returns once
+   * the cycle is durable. `caughtUp` (little left in the log, see loop()), or `force`: write every
    * held-back row of open windows.
-   * A partition's checkpoint is taken once its last one is as old as the spacing (by the cost of
-   * the saves), and a cycle takes at most its share of the due partitions (cycle-policy.ts,
-   * dueCheckpoints): large states are serialized a few partitions per cycle, not all at once.
    */
-  async commitCycle(force = false, caughtUp = force): Promise<void> {
+  async commitCycle(kind: CycleKind, caughtUp = kind === 'force'): Promise<void> {
+    const force = kind === 'force';
     const tCycle = performance.now();
     const runs = this.tasksOf();
     for (const run of runs) {
@@ -950,32 +986,58 @@ export class ProcessorRunner<S = unknown> {
     const ratio = this.opts.deltaChainRatio ?? 1;
     const now = this.clock();
     const spacing = this.checkpointSpacing(runs);
-    for (const p of this.processors) {
-      const list: Snap[] = [];
-      // Partitions with nothing to save are up to date: they take no share of the cycle.
-      const mine: PartitionTask<unknown>[] = [];
-      for (const r of runs) {
-        if (r.processor !== p) continue;
-        if (r.next !== r.frozen || r.time.watermarkMs !== r.frozenWm) mine.push(r);
-        else if (force || now - r.ckpt.savedAtMs >= spacing) r.ckpt.savedAtMs = now;
-      }
-      const slots = mine.map((r) => ({ savedAtMs: r.ckpt.savedAtMs, r }));
-      const chosen = force ? slots : dueCheckpoints(slots, now, spacing, now - this.lastCheckpointAt);
-      for (const { r } of chosen) {
-        const t0 = performance.now();
-        const wm = r.time.watermarkMs;
+    /** Serializes `r`'s checkpoint (its state, or its watermark alone) into this cycle. */
+    const take = (r: PartitionTask<unknown>) => {
+      const t0 = performance.now();
+      const wm = r.time.watermarkMs;
+      const snap: Snap =
         // Compared with the last checkpoint taken (r.frozen), which may still be in flight.
         // A delta on the chain behind the last checkpoint taken, or a full base (PartitionTask.freeze).
-        if (r.next !== r.frozen) list.push({ run: r, topic: r.topic, partition: r.partition, offset: r.next, ...r.freeze(maxLinks, ratio), watermarkMs: wm });
-        // No new record, but the idle rule moved the watermark: record the progress alone.
-        else list.push({ run: r, topic: r.topic, partition: r.partition, offset: r.next, state: null, watermarkMs: wm });
-        r.frozen = r.next;
-        r.frozenWm = wm;
-        // The staging and commit of the save are added to the cost when they are done (durableCycle).
-        r.ckpt.costMs = performance.now() - t0;
-        r.ckpt.savedAtMs = now;
+        r.next !== r.frozen
+          ? { run: r, topic: r.topic, partition: r.partition, offset: r.next, ...r.freeze(maxLinks, ratio), watermarkMs: wm }
+          : // No new record, but the idle rule moved the watermark: record the progress alone.
+            { run: r, topic: r.topic, partition: r.partition, offset: r.next, state: null, watermarkMs: wm };
+      const list = snaps.get(r.processor.name) ?? snaps.set(r.processor.name, []).get(r.processor.name)!;
+      list.push(snap);
+      r.frozen = r.next;
+      r.frozenWm = wm;
+      // The staging and commit of the save are added to the cost when they are done (durableCycle).
+      r.ckpt.freezeMs = performance.now() - t0;
+      r.ckpt.costMs = r.ckpt.freezeMs;
+      r.ckpt.savedAtMs = now;
+    };
+    // Partitions with nothing to save are up to date: they take no share of the cycle.
+    const unsaved: PartitionTask<unknown>[] = [];
+    for (const r of runs) {
+      if (r.next !== r.frozen || r.time.watermarkMs !== r.frozenWm) unsaved.push(r);
+      else if (force || now - r.ckpt.savedAtMs >= spacing) r.ckpt.savedAtMs = now;
+    }
+    let left = 0;
+    if (kind === 'idle') {
+      // A new round unless the last idle cycle's budget cut one short; then it goes on with the
+      // partitions that round has not taken yet.
+      if (!this.idleCutShort) this.idleRound++;
+      const round = this.idleRound;
+      const slots = unsaved.map((r) => ({ savedAtMs: r.ckpt.savedAtMs, freezeMs: r.ckpt.freezeMs, idleRound: r.ckpt.idleRound, r }));
+      const taken = takeIdleCheckpoints(
+        slots,
+        round,
+        this.opts.idleCheckpointBudgetMs ?? 50,
+        () => performance.now(),
+        ({ r }) => {
+          take(r);
+          r.ckpt.idleRound = round;
+        },
+      );
+      left = taken.left.length;
+      this.idleCutShort = left > 0;
+    } else {
+      // Every partition is taken, or the consumer is behind (no spare time): the round ends.
+      if (force || !caughtUp) this.idleCutShort = false;
+      for (const p of this.processors) {
+        const slots = unsaved.filter((r) => r.processor === p).map((r) => ({ savedAtMs: r.ckpt.savedAtMs, r }));
+        for (const { r } of force ? slots : dueCheckpoints(slots, now, spacing, now - this.lastCheckpointAt)) take(r);
       }
-      if (list.length) snaps.set(p.name, list);
     }
     this.lastCheckpointAt = this.clock();
     if (snaps.size > 0) this.lastSnapshotAt = this.lastCheckpointAt;
@@ -986,7 +1048,7 @@ export class ProcessorRunner<S = unknown> {
     const previous = this.inflight;
     // LOG_LEVEL=debug: one `commit_cycle` line per cycle with where its time went (docs/operations.md).
     const trace: CycleTrace | null = this.log.isLevelEnabled('debug')
-      ? { rows: rowCount, caughtUp, force, flushMs, freezeMs: performance.now() - tCycle - flushMs, frozenAt: performance.now(), ...loopTimes }
+      ? { rows: rowCount, caughtUp, kind, left, flushMs, freezeMs: performance.now() - tCycle - flushMs, frozenAt: performance.now(), ...loopTimes }
       : null;
     const cycle = previous.then(() => {
       if (this.fatal) throw new StateError(`commit cycle of ${this.name} not applied: an earlier cycle failed (${this.fatal.message})`, false);
@@ -995,6 +1057,8 @@ export class ProcessorRunner<S = unknown> {
     // A failure stops the processor: its pending work is redone from the last checkpoint.
     this.inflight = cycle.catch((err) => this.fail(err as Error));
     // At most one cycle in flight and one frozen behind it: the loop waits here (backpressure).
+    // An idle cycle is not waited for either: the loop fetches again (records may be there by
+    // now), and the next idle cycle of its round waits for it here.
     await previous;
     if (trace) trace.loopWaitMs = performance.now() - trace.frozenAt;
     if (force) await cycle;
@@ -1036,7 +1100,8 @@ export class ProcessorRunner<S = unknown> {
           process_ms: Math.round(trace.processMs),
           rows: trace.rows,
           caught_up: trace.caughtUp,
-          force: trace.force,
+          kind: trace.kind,
+          left: trace.left,
           flush_ms: Math.round(trace.flushMs),
           freeze_ms: Math.round(trace.freezeMs),
           queued_ms: Math.round(t0 - trace.frozenAt),

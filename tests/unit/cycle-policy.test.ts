@@ -1,6 +1,14 @@
-/** processors/core/cycle-policy.ts: caught-up rule and the spread checkpoint schedule, with a fake clock. */
+/** processors/core/cycle-policy.ts: caught-up rule, the spread checkpoint schedule and the time-sliced idle cycles, with a fake clock. */
 import { describe, expect, it } from 'vitest';
-import { checkpointSpacingMs, dueCheckpoints, isCaughtUp, type CaughtUpInput } from '../../processors/core/cycle-policy.js';
+import {
+  checkpointSpacingMs,
+  dueCheckpoints,
+  idleCycleDue,
+  isCaughtUp,
+  takeIdleCheckpoints,
+  type CaughtUpInput,
+  type IdleCycleInput,
+} from '../../processors/core/cycle-policy.js';
 
 const base: CaughtUpInput = { lag: 0, fetched: 0, batch: 2_000, consumed: 0, newestRecordMs: null, nowMs: 100_000, maxRecordAgeMs: 3_000 };
 
@@ -80,5 +88,104 @@ describe('checkpointSpacingMs', () => {
     expect(checkpointSpacingMs(20, 1_000, 10, 30_000)).toBe(1_000);
     expect(checkpointSpacingMs(900, 1_000, 10, 30_000)).toBe(9_000);
     expect(checkpointSpacingMs(9_000, 1_000, 10, 30_000)).toBe(30_000);
+  });
+});
+
+describe('idleCycleDue', () => {
+  const idle: IdleCycleInput = { fetched: 0, unsaved: true, nowMs: 10_000, lastSnapshotMs: 7_000, intervalMs: 2_000, cutShort: false };
+
+  it('an empty fetch with unsaved work, once the last checkpoint is an interval old', () => {
+    expect(idleCycleDue(idle)).toBe(true);
+    expect(idleCycleDue({ ...idle, lastSnapshotMs: 8_000 })).toBe(true);
+    expect(idleCycleDue({ ...idle, lastSnapshotMs: 8_001 })).toBe(false);
+  });
+
+  it('never after a fetch with records, nor with nothing unsaved', () => {
+    expect(idleCycleDue({ ...idle, fetched: 1 })).toBe(false);
+    expect(idleCycleDue({ ...idle, fetched: 1, cutShort: true })).toBe(false);
+    expect(idleCycleDue({ ...idle, unsaved: false })).toBe(false);
+    expect(idleCycleDue({ ...idle, unsaved: false, cutShort: true })).toBe(false);
+  });
+
+  it('a round its budget cut short goes on at the next empty fetch, however recent the last checkpoint', () => {
+    expect(idleCycleDue({ ...idle, lastSnapshotMs: 9_990, cutShort: true })).toBe(true);
+    expect(idleCycleDue({ ...idle, lastSnapshotMs: 9_990, cutShort: false })).toBe(false);
+  });
+});
+
+describe('takeIdleCheckpoints', () => {
+  /** Partitions whose serialization takes `costs` ms each (the fake clock advances by it in `take`). */
+  const rig = (costs: number[], savedAt: number[] = costs.map((_, i) => i)) => {
+    let now = 0;
+    const parts = costs.map((cost, i) => ({ i, cost, savedAtMs: savedAt[i]!, freezeMs: 0, idleRound: 0 }));
+    const clock = () => now;
+    const take = (p: (typeof parts)[number]) => {
+      now += p.cost;
+      p.freezeMs = p.cost;
+    };
+    return { parts, clock, take, at: () => now };
+  };
+
+  it("oldest checkpoint first, while the measured time plus the next one's last cost fits the budget", () => {
+    const { parts, clock, take } = rig([30, 30, 30, 30], [400, 100, 300, 200]);
+    for (const p of parts) p.freezeMs = p.cost; // costs known from the last saves
+    const r = takeIdleCheckpoints(parts, 1, 100, clock, take);
+    // 100 (30 ms) + 200 (30) + 300 (30) = 90 ms; 400 would make 120 > 100.
+    expect(r.taken.map((p) => p.savedAtMs)).toEqual([100, 200, 300]);
+    expect(r.left.map((p) => p.savedAtMs)).toEqual([400]);
+  });
+
+  it('at least one partition, however large, so every cycle makes progress', () => {
+    const { parts, clock, take, at } = rig([900, 10]);
+    parts[0]!.freezeMs = 900;
+    const r = takeIdleCheckpoints(parts, 1, 50, clock, take);
+    expect(r.taken.map((p) => p.i)).toEqual([0]);
+    expect(r.left.map((p) => p.i)).toEqual([1]);
+    expect(at()).toBe(900);
+  });
+
+  it('costs not known yet (no save so far): taken while time is left, so at most one partition over the budget', () => {
+    const { parts, clock, take, at } = rig([20, 20, 20, 20, 20, 20, 20]);
+    const r = takeIdleCheckpoints(parts, 1, 50, clock, take);
+    // After 3 × 20 = 60 ms > 50 the fourth is not started.
+    expect(r.taken).toHaveLength(3);
+    expect(r.left).toHaveLength(4);
+    expect(at()).toBe(60);
+  });
+
+  it('back-to-back idle cycles go round every partition once, oldest first, each cycle within budget (+ one partition), then the round is complete', () => {
+    // 40 partitions of a large state: 1.5 s of serialization in all, 10-70 ms each.
+    const costs = Array.from({ length: 40 }, (_, i) => 10 + ((i * 37) % 61));
+    const { parts, clock, take } = rig(
+      costs,
+      costs.map((_, i) => 1_000 + ((i * 13) % 40)),
+    );
+    for (const p of parts) p.freezeMs = p.cost;
+    const round = 7;
+    const order: number[] = [];
+    let cycles = 0;
+    let left = parts.length;
+    while (left > 0) {
+      const t0 = clock();
+      const r = takeIdleCheckpoints(parts, round, 100, clock, (p) => {
+        take(p);
+        p.idleRound = round;
+        order.push(p.savedAtMs);
+      });
+      cycles++;
+      expect(r.taken.length).toBeGreaterThanOrEqual(1);
+      // Each cycle's pause stays within the budget (costs known: never over it).
+      expect(clock() - t0).toBeLessThanOrEqual(100);
+      left = r.left.length;
+      expect(cycles).toBeLessThan(100);
+    }
+    expect(order).toHaveLength(40);
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+    expect(cycles).toBeGreaterThanOrEqual(Math.ceil(costs.reduce((a, b) => a + b, 0) / 100));
+    // The round is complete: every partition taken once; under live traffic they have unsaved work
+    // again at once, but the same round takes none of them a second time.
+    expect(takeIdleCheckpoints(parts, round, 100, clock, take)).toEqual({ taken: [], left: [] });
+    // A new round starts over with all of them.
+    expect(takeIdleCheckpoints(parts, round + 1, 10_000, clock, take).taken).toHaveLength(40);
   });
 });
