@@ -128,8 +128,15 @@ export function validateEvent<K extends EventKind>(kind: K, input: unknown, time
  * semantic rules and bounds are the same functions.
  */
 export function acceptsEvent(kind: EventKind, input: unknown, time: TimeOptions = {}): boolean {
-  if (!compiledKind(kind).accepts(input)) return false;
-  const e = input as Record<string, unknown>;
+  return compiledKind(kind).accepts(input) && passesRules(kind, input as Record<string, unknown>, time);
+}
+
+/**
+ * The semantic rules and the time and value bounds of validateEvent, on an event whose fields
+ * already hold values of their schema types (acceptsEvent; the JSON line reader,
+ * contracts/json-line.ts, passes a view of the bytes it read): true when none refuses it.
+ */
+export function passesRules(kind: EventKind, e: Record<string, unknown>, time: TimeOptions = {}): boolean {
   return semanticProblems(kind, e).length === 0 && checkBounds(kind, e, time) === null;
 }
 
