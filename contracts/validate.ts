@@ -63,6 +63,18 @@ function describe(t: avro.Type, v: unknown): string {
   return `expected ${name}, got ${v === undefined ? 'nothing (field is required)' : JSON.stringify(v)}`;
 }
 
+/** Whether `s` is `length` characters A-Z: /^[A-Z]{length}$/ without the regular expression engine. */
+function isUpperCode(s: string, length: number): boolean {
+  if (s.length !== length) return false;
+  for (let i = 0; i < length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x41 || c > 0x5a) return false;
+  }
+  return true;
+}
+
+const CUMULATIVE_FIELDS = ['cum_playing_ms', 'cum_rebuffer_ms', 'cum_rebuffer_count', 'cum_seek_ms', 'cum_bitrate_ms'] as const;
+
 function semanticProblems(kind: EventKind, e: Record<string, unknown>): string[] {
   const p: string[] = [];
   if (typeof e.event_id === 'string' && !isUuid(e.event_id)) p.push('event_id: must be a UUID');
@@ -70,12 +82,11 @@ function semanticProblems(kind: EventKind, e: Record<string, unknown>): string[]
     case 'playback':
       if ((e.seq as number) < 0) p.push('seq: must be >= 0');
       if ((e.playhead_ms as number) < 0) p.push('playhead_ms: must be >= 0');
-      for (const f of ['cum_playing_ms', 'cum_rebuffer_ms', 'cum_rebuffer_count', 'cum_seek_ms', 'cum_bitrate_ms'])
-        if (typeof e[f] === 'number' && e[f] < 0) p.push(`${f}: must be >= 0`);
+      for (const f of CUMULATIVE_FIELDS) if (typeof e[f] === 'number' && e[f] < 0) p.push(`${f}: must be >= 0`);
       if (e.event_type === 'error' && e.error_severity == null) p.push('error_severity: required on error events');
       break;
     case 'payments':
-      if (!/^[A-Z]{3}$/.test(String(e.currency))) p.push('currency: must be an ISO 4217 code such as USD');
+      if (!isUpperCode(String(e.currency), 3)) p.push('currency: must be an ISO 4217 code such as USD');
       if ((e.amount_minor as number) < 0) p.push('amount_minor: must be >= 0 (refunds and chargebacks are positive amounts of their kind)');
       if ((e.og_tier as number) < 0 || (e.og_tier as number) > 5) p.push('og_tier: must be 0..5');
       break;
@@ -91,7 +102,7 @@ function semanticProblems(kind: EventKind, e: Record<string, unknown>): string[]
     default:
       break;
   }
-  if ('country' in e && typeof e.country === 'string' && !/^[A-Z]{2}$/.test(e.country)) p.push('country: must be an ISO 3166-1 alpha-2 code such as NP');
+  if ('country' in e && typeof e.country === 'string' && !isUpperCode(e.country, 2)) p.push('country: must be an ISO 3166-1 alpha-2 code such as NP');
   return p;
 }
 
