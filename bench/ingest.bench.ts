@@ -31,6 +31,7 @@ import { rawStoreProcessor } from '../processors/raw-store/raw-store.processor.j
 import { ingestPlugin } from '../producers/ingest/ingest.plugin.js';
 import { RedisApiKeyStore } from '../api/api-keys.js';
 import { EventProducer } from '../producers/sdk/event-producer.js';
+import type { SimEvent } from '../producers/simulator/generator.js';
 import type { ClientJob, ClientsResult } from './ingest-clients.js';
 import {
   ALL_KINDS,
@@ -108,18 +109,40 @@ async function runClients(url: string, jobsFile: string): Promise<ClientsResult 
   });
 }
 
+const clientKeyNames = () => Array.from({ length: HTTP_CLIENTS }, (_, i) => `bench-key-${i}`);
+
+/**
+ * Generates the events of both phases, writes the HTTP phase's request bodies (2,000 events of
+ * one kind each) to `jobsFile` for the clients, and returns the SDK phase's events. Nothing of
+ * the HTTP events stays in this process: a heap that kept them (and their JSON) through the
+ * gateway's phase made each full collection there mark hundreds of MB that a gateway never holds.
+ */
+function prepareEvents(jobsFile: string): SimEvent[] {
+  const events = generateEvents(N_SDK + N_HTTP, 11);
+  const clientKeys = clientKeyNames();
+  const jobs: ClientJob[] = [];
+  for (const [kind, list] of byKind(events.slice(N_SDK))) {
+    for (let i = 0; i < list.length; i += 2000) {
+      const chunk = list.slice(i, i + 2000);
+      jobs.push({ kind, key: clientKeys[jobs.length % HTTP_CLIENTS]!, body: chunk.map((e) => JSON.stringify(e)).join('\n') });
+    }
+  }
+  writeFileSync(jobsFile, JSON.stringify(jobs));
+  return events.slice(0, N_SDK);
+}
+
 async function main(): Promise<void> {
   const b = await benchEnv('ingest');
   const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
   try {
-    const events = generateEvents(N_SDK + N_HTTP, 11);
-    const sdkEvents = events.slice(0, N_SDK);
-    const httpEvents = events.slice(N_SDK);
+    const jobsFile = join(b.dataDir, 'http-jobs.json');
+    const sdk = { events: prepareEvents(jobsFile) };
 
     collectGarbage(); // the simulator's garbage is no phase's cost
     const sdkCpu0 = process.cpuUsage();
     const sdkThreads0 = threadCpu();
-    const sdkSeconds = await produceAll(b.producer, sdkEvents);
+    const sdkSeconds = await produceAll(b.producer, sdk.events);
+    sdk.events = []; // the HTTP phase's heap holds none of them
     const sdkThreads = threadCpuPerM(sdkThreads0, threadCpu(), N_SDK);
     const sdkCpuPerM = (cpuSecondsSince(sdkCpu0) / N_SDK) * 1e6;
     const sdkRate = N_SDK / sdkSeconds;
@@ -131,7 +154,7 @@ async function main(): Promise<void> {
     const env = b.config.env;
     const keys = new RedisApiKeyStore(b.redis, env.REDIS_PREFIX);
     // One key per client (four apps): the per-key events/s limit stays on at its configured value.
-    const clientKeys = Array.from({ length: HTTP_CLIENTS }, (_, i) => `bench-key-${i}`);
+    const clientKeys = clientKeyNames();
     await keys.seed(clientKeys.map((k) => `${k}:ingest`).join(','));
     // The gateway's producer as bin/pipeline.ts builds it (default linger.ms), connected before the phase.
     const gatewayProducer = HTTP_SHARED_PRODUCER
@@ -161,15 +184,6 @@ async function main(): Promise<void> {
     });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
-    const jobs: ClientJob[] = [];
-    for (const [kind, list] of byKind(httpEvents)) {
-      for (let i = 0; i < list.length; i += 2000) {
-        const chunk = list.slice(i, i + 2000);
-        jobs.push({ kind, key: clientKeys[jobs.length % HTTP_CLIENTS]!, body: chunk.map((e) => JSON.stringify(e)).join('\n') });
-      }
-    }
-    const jobsFile = join(b.dataDir, 'http-jobs.json');
-    writeFileSync(jobsFile, JSON.stringify(jobs));
     collectGarbage();
     const httpThreads0 = threadCpu();
     const http = await runClients(url, jobsFile);

@@ -144,6 +144,14 @@ export function amountBounds(): Array<{ currency: string; minorDigits: number; m
   return FX_RATES.map((r) => ({ currency: r.currency, minorDigits: r.minorDigits, maxAmountMinor: maxAmountMinor(r.currency) }));
 }
 
+/** FIELD_BOUNDS[kind] as a list, made once per kind (every event of every processor reads it). */
+const BOUND_ENTRIES = new Map<EventKind, ReadonlyArray<readonly [string, FieldBound]>>();
+function boundEntries(kind: EventKind): ReadonlyArray<readonly [string, FieldBound]> {
+  let entries = BOUND_ENTRIES.get(kind);
+  if (!entries) BOUND_ENTRIES.set(kind, (entries = Object.entries(FIELD_BOUNDS[kind])));
+  return entries;
+}
+
 function fieldProblem(name: string, v: unknown, b: FieldBound): string | null {
   if (v === null || v === undefined) return null;
   if (typeof v !== 'number' || !Number.isFinite(v)) return `${name}: must be a finite number (got ${JSON.stringify(v)})`;
@@ -159,9 +167,8 @@ function fieldProblem(name: string, v: unknown, b: FieldBound): string | null {
  */
 export function valueProblems(kind: EventKind, e: Record<string, unknown>): string[] {
   const p: string[] = [];
-  const bounds = FIELD_BOUNDS[kind];
-  for (const name in bounds) {
-    const problem = fieldProblem(name, e[name], bounds[name]!);
+  for (const [name, bound] of boundEntries(kind)) {
+    const problem = fieldProblem(name, e[name], bound);
     if (problem) p.push(problem);
   }
   const received = e.received_time;
@@ -191,11 +198,10 @@ export function valueProblems(kind: EventKind, e: Record<string, unknown>): stri
  * bounds of a decoded record, or null when it is within them.
  */
 export function checkBounds(kind: EventKind, e: Record<string, unknown>, opts: TimeOptions = {}): BoundViolation | null {
-  const problems: string[] = [];
   const t = eventTimeProblem(e.event_time as number, opts);
-  if (t) problems.push(t);
-  problems.push(...valueProblems(kind, e));
-  return problems.length ? { errorClass: 'out_of_bounds', reason: problems.join('; ') } : null;
+  const values = valueProblems(kind, e);
+  if (t === null && values.length === 0) return null;
+  return { errorClass: 'out_of_bounds', reason: (t === null ? values : [t, ...values]).join('; ') };
 }
 
 /**

@@ -6,6 +6,8 @@
  */
 import avro from 'avsc';
 import { AvroWriter, compiledKind } from '../contracts/compiled.js';
+import type { TimeOptions } from '../contracts/bounds.js';
+import type { JsonLineReader } from '../contracts/json-line.js';
 import { avroType, schemaText } from '../contracts/schemas.js';
 import { allTopicSpecs, type EventKind, type RejectClass } from '../contracts/topics.js';
 import { HEADER_BYTES, MAGIC_BYTE, decodeWire, encodeWire, readWireHeader } from '../contracts/wire.js';
@@ -107,6 +109,17 @@ export class AvroCodec {
     w.pos = 0;
     compiledKind(kind).write(w, this.schemaId(kind), event, receivedTime);
     return w.buf.subarray(0, w.pos);
+  }
+
+  /**
+   * The JSON line `raw[start, stop)` checked and encoded straight from its bytes by `reader`
+   * (contracts/json-line.ts; its `key` is then the record key), into the scratch of encodeView
+   * (a view the next call overwrites); null when the reader does not take the line.
+   */
+  encodeLine(reader: JsonLineReader, raw: Buffer, start: number, stop: number, time: TimeOptions, receivedTime: number): Buffer | null {
+    const w = this.scratch;
+    w.pos = 0;
+    return reader.encode(raw, start, stop, time, w, this.schemaId(reader.kind), receivedTime) ? w.buf.subarray(0, w.pos) : null;
   }
 
   /** Fetches writer schemas for ids not seen yet (call once per batch before decode). */

@@ -481,15 +481,26 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
   }
 
   /**
-   * One pass over an NDJSON body: each line is parsed, validated, encoded and produced before the
-   * next is read; a line refused before parsing (bounds, not JSON) is dead-lettered as sent.
-   * Answers in line order.
+   * One pass over an NDJSON body: each line is checked, encoded and produced before the next is
+   * read. A line within bounds goes first to the JSON line reader (contracts/json-line.ts:
+   * straight from the bytes, no JSON.parse); a line it does not take is parsed and validated
+   * the generic way, which gives the reason when it is refused. A line refused before parsing
+   * (bounds, not JSON) is dead-lettered as sent. Answers in line order.
    */
   async function ingestNdjson(kind: EventKind, raw: Buffer): Promise<IngestReply> {
     const open = producer.openSend(kind);
-    const lines = new NdjsonCursor(raw, bounds);
+    const lines = new NdjsonCursor(raw, bounds, true);
     try {
       while (lines.next()) {
+        if (lines.ok) {
+          const taken = open.addJson(raw, lines.lineStart, lines.lineStop);
+          if (taken === true) continue;
+          if (taken !== false) {
+            await taken;
+            continue;
+          }
+          lines.parse();
+        }
         const queued = lines.ok ? open.add(lines.event, lines.index) : open.reject(lines.index, lines.rawLine(), lines.errorClass, lines.reason);
         if (queued) await queued;
       }

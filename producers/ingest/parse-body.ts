@@ -92,6 +92,11 @@ export function countNdjsonEntries(raw: Buffer): number {
  * Blank lines are skipped but keep their number. After `next()` returns true: `index` is the
  * 0-based line number, and either `ok` with `event`, or not `ok` with `errorClass` and `reason`
  * (the line broke `bounds` or is not JSON; `rawLine()` gives its bytes for the dead letter).
+ *
+ * With `deferParse`, `next()` stops after the bounds check: `ok` then says the line is within
+ * bounds (its bytes are `raw[lineStart, lineStop)`) and `event` is not set until `parse()`, so a
+ * caller that can take the bytes as they are (the gateway's JSON line reader) parses only the
+ * lines it cannot.
  */
 export class NdjsonCursor {
   index = -1;
@@ -99,9 +104,10 @@ export class NdjsonCursor {
   event: unknown = undefined;
   errorClass: BodyRejectClass = 'invalid_json';
   reason = '';
+  /** The bytes of the current line (without its line end) are raw[lineStart, lineStop). */
+  lineStart = 0;
+  lineStop = 0;
   private start = 0;
-  private lineStart = 0;
-  private lineStop = 0;
   private line = -1;
   /** Position of the next `{` and `[` at or after the last line checked (raw.length: none left); see mayBreakBounds. */
   private nextBrace = -1;
@@ -116,6 +122,7 @@ export class NdjsonCursor {
   constructor(
     private readonly raw: Buffer,
     private readonly bounds?: JsonBounds,
+    private readonly deferParse = false,
   ) {
     this.ascii = isAscii(raw);
   }
@@ -142,18 +149,24 @@ export class NdjsonCursor {
         this.reason = `line ${line} refused before parsing: ${violation.reason}`;
         return true;
       }
-      const text = raw.toString(this.ascii ? 'latin1' : 'utf8', lineStart, stop);
-      try {
-        this.event = JSON.parse(text);
-        this.ok = true;
-      } catch (err) {
-        this.ok = false;
-        this.errorClass = 'invalid_json';
-        this.reason = `line ${line} is not valid JSON: ${syntaxReason(err)}`;
-      }
+      if (this.deferParse) this.ok = true;
+      else this.parse();
       return true;
     }
     return false;
+  }
+
+  /** Parses the current line (which passed the bounds check): `ok` with `event`, or not `ok` with the reason. */
+  parse(): void {
+    const text = this.raw.toString(this.ascii ? 'latin1' : 'utf8', this.lineStart, this.lineStop);
+    try {
+      this.event = JSON.parse(text);
+      this.ok = true;
+    } catch (err) {
+      this.ok = false;
+      this.errorClass = 'invalid_json';
+      this.reason = `line ${this.index} is not valid JSON: ${syntaxReason(err)}`;
+    }
   }
 
   /**

@@ -9,7 +9,9 @@
  */
 import rdkafka from 'node-rdkafka';
 import type { LibrdKafkaError, DeliveryReport, MessageHeader } from 'node-rdkafka';
-import { dlqTopic, DLQ_HEADERS, topicSpec, type DeadLetter, type EventKind, type RejectClass } from '../../contracts/topics.js';
+import type { TimeOptions } from '../../contracts/bounds.js';
+import { dlqTopic, DLQ_HEADERS, topicSpec, type DeadLetter, type EventKind, type RejectClass, type TopicSpec } from '../../contracts/topics.js';
+import { jsonLineReader } from '../../contracts/json-line.js';
 import { acceptsEvent, validateEvent } from '../../contracts/validate.js';
 import type { EventByKind } from '../../contracts/types.generated.js';
 import type { AvroCodec } from '../../lib/avro-codec.js';
@@ -47,6 +49,14 @@ export type { DeadLetter };
 export interface OpenSend {
   /** Validates, encodes and produces one event (a dead letter when invalid), reported at `index`. A promise only when the queue is full. */
   add(input: unknown, index: number): Promise<void> | void;
+  /**
+   * An event given as the bytes of one JSON object, `raw[start, stop)` (an NDJSON line): checked
+   * and encoded straight from the bytes (contracts/json-line.ts) and produced when the line reader
+   * accepts it: true, or a promise when the queue is full. False when it does not (it says no to
+   * anything unusual, valid or not): then the caller parses the line and calls `add` (or `reject`),
+   * which gives the answer and the reason. Nothing is counted or produced for a false.
+   */
+  addJson(raw: Buffer, start: number, stop: number): Promise<void> | boolean;
   /** Dead-letters bytes refused before they became an event (e.g. a line that is not JSON), reported at `index` as `<errorClass>: <reason>`. */
   reject(index: number, value: Buffer, errorClass: string, reason: string): Promise<void> | void;
   /** Nothing more comes: resolves with the answer when Kafka has acknowledged every message; rejects with a KafkaError when one is not. */
@@ -221,10 +231,106 @@ function originalJson(event: unknown): Buffer {
   return Buffer.from(JSON.stringify(event) ?? 'null', 'utf8');
 }
 
+/** What an EventSend needs of its producer. */
+interface SendContext {
+  codec: AvroCodec;
+  metrics?: Metrics;
+  maxFutureSkewMs?: number;
+  produce(topic: string, value: Buffer | null, key: string | null, headers: MessageHeader[] | undefined, batch: DeliveryBatch): Promise<void> | void;
+  prepare(kind: EventKind, input: unknown, receivedTime: number): Prepared;
+}
+
+type Prepared = { ok: true; value: Buffer } | { ok: false; errorClass: RejectClass; reason: string };
+
+/**
+ * One send in progress (EventProducer.openSend). A class, not an object of closures made per
+ * send: the gateway calls `add`/`addJson` once per line, and closures new on every request were
+ * new call targets to V8 each time (its optimized loop was thrown away at every request).
+ */
+class EventSend implements OpenSend {
+  private readonly result: SendResult = { accepted: 0, rejected: 0, errors: [] };
+  private readonly toTopic: DeliveryBatch;
+  private readonly toDlq: DeliveryBatch;
+  private readonly rejectedByClass = new Map<string, number>();
+  private readonly time: TimeOptions;
+  private sealed = false;
+
+  constructor(
+    private readonly ctx: SendContext,
+    private readonly kind: EventKind,
+    private readonly spec: TopicSpec,
+    private readonly receivedTime: number,
+    newBatch: (topic: string) => DeliveryBatch,
+    private readonly dlq: string,
+  ) {
+    this.toTopic = newBatch(spec.topic);
+    this.toDlq = newBatch(dlq);
+    this.time = { referenceMs: receivedTime, maxFutureSkewMs: ctx.maxFutureSkewMs };
+  }
+
+  add(input: unknown, index: number): Promise<void> | void {
+    const { kind, ctx, spec } = this;
+    // The compiled yes (contracts/compiled.ts) and an encode straight from the event; anything
+    // else takes the generic path below, which says why it is refused.
+    const view = acceptsEvent(kind, input, this.time) ? ctx.codec.encodeAccepted(kind, input, this.receivedTime) : null;
+    if (view !== null && view.length <= MAX_MESSAGE_BYTES) {
+      this.result.accepted++;
+      return ctx.produce(spec.topic, view, keyOf(input, spec.keyField), undefined, this.toTopic);
+    }
+    const prepared = ctx.prepare(kind, input, this.receivedTime);
+    if (prepared.ok) {
+      this.result.accepted++;
+      return ctx.produce(spec.topic, prepared.value, keyOf(input, spec.keyField), undefined, this.toTopic);
+    }
+    return this.deadLetter(index, originalJson(input), keyOf(input, spec.keyField), prepared.errorClass, prepared.reason);
+  }
+
+  addJson(raw: Buffer, start: number, stop: number): Promise<void> | boolean {
+    const line = jsonLineReader(this.kind);
+    const view = this.ctx.codec.encodeLine(line, raw, start, stop, this.time, this.receivedTime);
+    if (view === null || view.length > MAX_MESSAGE_BYTES) return false;
+    this.result.accepted++;
+    const queued = this.ctx.produce(this.spec.topic, view, line.key, undefined, this.toTopic);
+    return queued === undefined ? true : queued;
+  }
+
+  reject(index: number, value: Buffer, errorClass: string, reason: string): Promise<void> | void {
+    return this.deadLetter(index, value, null, errorClass, reason);
+  }
+
+  async finish(): Promise<SendResult> {
+    this.abandon();
+    await Promise.all([this.toTopic.done, this.toDlq.done]);
+    for (const [errorClass, count] of this.rejectedByClass) this.ctx.metrics?.deadLetters.inc({ processor: 'ingest', error_class: errorClass }, count);
+    return this.result;
+  }
+
+  abandon(): void {
+    if (this.sealed) return;
+    this.sealed = true;
+    this.toTopic.seal();
+    this.toDlq.seal();
+  }
+
+  private deadLetter(index: number, value: Buffer | null, key: string | null, errorClass: string, reason: string): Promise<void> | void {
+    this.result.rejected++;
+    this.result.errors.push({ index, reason: `${errorClass}: ${reason}` });
+    this.rejectedByClass.set(errorClass, (this.rejectedByClass.get(errorClass) ?? 0) + 1);
+    const dead = boundedDeadLetterValue(value, reason);
+    const headers = deadLetterHeaders(
+      { originalTopic: this.spec.topic, partition: -1, offset: -1, errorClass, message: dead.message, stage: 'ingest', kind: this.kind },
+      this.receivedTime,
+    );
+    return this.ctx.produce(this.dlq, dead.value, key, headers, this.toDlq);
+  }
+}
+
 export class EventProducer {
   private closed = false;
   private readonly dlq: string;
   private readonly now: () => number;
+  /** What every EventSend of this producer uses, built once (so each send's calls go to the same functions). */
+  private readonly sendContext: SendContext;
 
   private constructor(
     private readonly producer: RdProducer,
@@ -233,6 +339,13 @@ export class EventProducer {
   ) {
     this.dlq = dlqTopic(opts.topicPrefix);
     this.now = opts.now ?? Date.now;
+    this.sendContext = {
+      codec: opts.codec,
+      metrics: opts.metrics,
+      maxFutureSkewMs: opts.maxFutureSkewMs,
+      produce: (topic, value, key, headers, batch) => this.produceTracked(topic, null, value, key, headers, batch),
+      prepare: (kind, input, receivedTime) => this.prepare(kind, input, receivedTime),
+    };
   }
 
   /** Since when (ms) librdkafka has reported every broker down; null while a broker is reachable. */
@@ -326,57 +439,8 @@ export class EventProducer {
    */
   openSend(kind: EventKind): OpenSend {
     this.assertOpen();
-    const spec = topicSpec(this.opts.topicPrefix, kind);
     const receivedTime = this.now();
-    const result: SendResult = { accepted: 0, rejected: 0, errors: [] };
-    const toTopic = this.newBatch(spec.topic);
-    const toDlq = this.newBatch(this.dlq);
-    const rejectedByClass = new Map<string, number>();
-    const time = { referenceMs: receivedTime, maxFutureSkewMs: this.opts.maxFutureSkewMs };
-    const { codec } = this.opts;
-    let sealed = false;
-    const seal = () => {
-      if (sealed) return;
-      sealed = true;
-      toTopic.seal();
-      toDlq.seal();
-    };
-    const deadLetter = (index: number, value: Buffer | null, key: string | null, errorClass: string, reason: string): Promise<void> | void => {
-      result.rejected++;
-      result.errors.push({ index, reason: `${errorClass}: ${reason}` });
-      rejectedByClass.set(errorClass, (rejectedByClass.get(errorClass) ?? 0) + 1);
-      const dead = boundedDeadLetterValue(value, reason);
-      const headers = deadLetterHeaders(
-        { originalTopic: spec.topic, partition: -1, offset: -1, errorClass, message: dead.message, stage: 'ingest', kind },
-        receivedTime,
-      );
-      return this.produceTracked(this.dlq, null, dead.value, key, headers, toDlq);
-    };
-    return {
-      add: (input, index) => {
-        // The compiled yes (contracts/compiled.ts) and an encode straight from the event; anything
-        // else takes the generic path below, which says why it is refused.
-        const view = acceptsEvent(kind, input, time) ? codec.encodeAccepted(kind, input, receivedTime) : null;
-        if (view !== null && view.length <= MAX_MESSAGE_BYTES) {
-          result.accepted++;
-          return this.produceTracked(spec.topic, null, view, keyOf(input, spec.keyField), undefined, toTopic);
-        }
-        const prepared = this.prepare(kind, input, receivedTime);
-        if (prepared.ok) {
-          result.accepted++;
-          return this.produceTracked(spec.topic, null, prepared.value, keyOf(input, spec.keyField), undefined, toTopic);
-        }
-        return deadLetter(index, originalJson(input), keyOf(input, spec.keyField), prepared.errorClass, prepared.reason);
-      },
-      reject: (index, value, errorClass, reason) => deadLetter(index, value, null, errorClass, reason),
-      finish: async () => {
-        seal();
-        await Promise.all([toTopic.done, toDlq.done]);
-        for (const [errorClass, count] of rejectedByClass) this.opts.metrics?.deadLetters.inc({ processor: 'ingest', error_class: errorClass }, count);
-        return result;
-      },
-      abandon: seal,
-    };
+    return new EventSend(this.sendContext, kind, topicSpec(this.opts.topicPrefix, kind), receivedTime, this.newBatch, this.dlq);
   }
 
   /** Pre-validated fast path (simulator, bench): encodes and produces, no validation. */
@@ -449,17 +513,17 @@ export class EventProducer {
     if (this.closed) throw new KafkaError('producer is closed', false);
   }
 
-  private newBatch(topic: string): DeliveryBatch {
+  private readonly newBatch = (topic: string): DeliveryBatch => {
     const metrics = this.opts.metrics;
     return new DeliveryBatch(topic, (batch, failed) => {
       if (!metrics) return;
       if (batch.delivered > 0) metrics.producedMessages.inc({ topic }, batch.delivered);
       if (failed > 0) metrics.produceErrors.inc({ topic }, failed);
     });
-  }
+  };
 
   /** Validates, stamps and encodes one event, or says why it is rejected. */
-  private prepare(kind: EventKind, input: unknown, receivedTime: number): { ok: true; value: Buffer } | { ok: false; errorClass: RejectClass; reason: string } {
+  private prepare(kind: EventKind, input: unknown, receivedTime: number): Prepared {
     const checked = validateEvent(kind, input, { referenceMs: receivedTime, maxFutureSkewMs: this.opts.maxFutureSkewMs });
     if (!checked.ok) return checked;
     const event = checked.event as { received_time?: number };

@@ -129,6 +129,19 @@ describe('compiled validation and Avro writer', () => {
     expect(inputs.length - yes).toBeGreaterThan(300);
   });
 
+  it('country and currency codes are refused exactly where the regular expressions they replaced refuse them', () => {
+    const playback = events.find((e) => e.kind === 'playback')!.event;
+    const payment = events.find((e) => e.kind === 'payments')!.event;
+    const codes = ['NP', 'US', 'np', 'Np', 'N', 'NPL', '', 'N1', '@A', 'A[', 'Z', 'ZZ', 'É', 'NP\n', '\nNP', 'USD', 'EUR', 'usd', 'US', 'USDX', 'U$D', 'ÜSD'];
+    for (const code of codes) {
+      const country = validateEvent('playback', { ...playback, country: code }, TIME);
+      expect(country.ok, `country ${JSON.stringify(code)}`).toBe(/^[A-Z]{2}$/.test(code));
+      const currency = validateEvent('payments', { ...payment, currency: code }, TIME);
+      const currencyRefused = !currency.ok && currency.reason.includes('currency: must be an ISO 4217 code');
+      expect(currencyRefused, `currency ${JSON.stringify(code)}`).toBe(!/^[A-Z]{3}$/.test(code));
+    }
+  });
+
   it('writes longs beyond 2^30, negative numbers, doubles, non-ASCII and long strings like avsc', () => {
     const event = {
       ...jiraEvent(),
