@@ -73,6 +73,8 @@ function isUpperCode(s: string, length: number): boolean {
   return true;
 }
 
+const CUMULATIVE_FIELDS = ['cum_playing_ms', 'cum_rebuffer_ms', 'cum_rebuffer_count', 'cum_seek_ms', 'cum_bitrate_ms'] as const;
+
 function semanticProblems(kind: EventKind, e: Record<string, unknown>): string[] {
   const p: string[] = [];
   if (typeof e.event_id === 'string' && !isUuid(e.event_id)) p.push('event_id: must be a UUID');
@@ -80,12 +82,7 @@ function semanticProblems(kind: EventKind, e: Record<string, unknown>): string[]
     case 'playback':
       if ((e.seq as number) < 0) p.push('seq: must be >= 0');
       if ((e.playhead_ms as number) < 0) p.push('playhead_ms: must be >= 0');
-      // Field by field (every playback record passes here; a loop over the names made keyed loads).
-      if (typeof e.cum_playing_ms === 'number' && e.cum_playing_ms < 0) p.push('cum_playing_ms: must be >= 0');
-      if (typeof e.cum_rebuffer_ms === 'number' && e.cum_rebuffer_ms < 0) p.push('cum_rebuffer_ms: must be >= 0');
-      if (typeof e.cum_rebuffer_count === 'number' && e.cum_rebuffer_count < 0) p.push('cum_rebuffer_count: must be >= 0');
-      if (typeof e.cum_seek_ms === 'number' && e.cum_seek_ms < 0) p.push('cum_seek_ms: must be >= 0');
-      if (typeof e.cum_bitrate_ms === 'number' && e.cum_bitrate_ms < 0) p.push('cum_bitrate_ms: must be >= 0');
+      for (const f of CUMULATIVE_FIELDS) if (typeof e[f] === 'number' && e[f] < 0) p.push(`${f}: must be >= 0`);
       if (e.event_type === 'error' && e.error_severity == null) p.push('error_severity: required on error events');
       break;
     case 'payments':

@@ -138,18 +138,13 @@ export interface QoeOptions {
 
 const SEP = '\u001f';
 const CCV_STATES = new Set(['starting', 'playing', 'rebuffering']);
-/**
- * The view counters and the event fields they take the max of: playingMs ← cum_playing_ms,
- * rebufferMs ← cum_rebuffer_ms, rebufferCount ← cum_rebuffer_count, seekMs ← cum_seek_ms,
- * bitrateKbpsMs ← cum_bitrate_ms. Written out field by field below (every event passes there:
- * a loop over name pairs made each access a keyed, megamorphic load).
- */
-
-/** Why adding the counter's delta (x above the view's prev) to the minute's sum would overflow it, or null. */
-function counterOverflow(column: string, x: number | null | undefined, prev: number, sum: number): string | null {
-  if (typeof x !== 'number' || x <= prev) return null;
-  return sumOverflow(column, sum, x - prev);
-}
+const COUNTERS: Array<[keyof ViewCounters, keyof PlaybackEvent]> = [
+  ['playingMs', 'cum_playing_ms'],
+  ['rebufferMs', 'cum_rebuffer_ms'],
+  ['rebufferCount', 'cum_rebuffer_count'],
+  ['seekMs', 'cum_seek_ms'],
+  ['bitrateKbpsMs', 'cum_bitrate_ms'],
+];
 
 /**
  * Why merging `e` would take a counter sum of its minute (qoe_minute) past MAX_WINDOW_SUM, or
@@ -157,14 +152,15 @@ function counterOverflow(column: string, x: number | null | undefined, prev: num
  * before any state changes, so a refused event leaves no trace.
  */
 function minuteOverflow(acc: MinuteAcc | undefined, v: ViewState | undefined, e: PlaybackEvent): string | null {
-  const c = v?.counters;
-  return (
-    counterOverflow('qoe_minute.cum_playing_ms', e.cum_playing_ms, c ? c.playingMs : 0, acc ? acc.playingMs : 0) ??
-    counterOverflow('qoe_minute.cum_rebuffer_ms', e.cum_rebuffer_ms, c ? c.rebufferMs : 0, acc ? acc.rebufferMs : 0) ??
-    counterOverflow('qoe_minute.cum_rebuffer_count', e.cum_rebuffer_count, c ? c.rebufferCount : 0, acc ? acc.rebufferCount : 0) ??
-    counterOverflow('qoe_minute.cum_seek_ms', e.cum_seek_ms, c ? c.seekMs : 0, acc ? acc.seekMs : 0) ??
-    counterOverflow('qoe_minute.cum_bitrate_ms', e.cum_bitrate_ms, c ? c.bitrateKbpsMs : 0, acc ? acc.bitrateKbpsMs : 0)
-  );
+  for (const [k, f] of COUNTERS) {
+    const x = e[f];
+    if (typeof x !== 'number') continue;
+    const prev = v ? v.counters[k] : 0;
+    if (x <= prev) continue;
+    const problem = sumOverflow(`qoe_minute.${f}`, acc ? acc[k] : 0, x - prev);
+    if (problem) return problem;
+  }
+  return null;
 }
 
 const minOf = (a: number | null, b: number): number => (a === null ? b : Math.min(a, b));
@@ -281,31 +277,12 @@ export function mergeEvent(v: ViewState, e: PlaybackEvent): ViewCounters {
       break;
   }
   const delta: ViewCounters = { playingMs: 0, rebufferMs: 0, rebufferCount: 0, seekMs: 0, bitrateKbpsMs: 0 };
-  const c = v.counters;
-  let x = e.cum_playing_ms;
-  if (typeof x === 'number' && x > c.playingMs) {
-    delta.playingMs = x - c.playingMs;
-    c.playingMs = x;
-  }
-  x = e.cum_rebuffer_ms;
-  if (typeof x === 'number' && x > c.rebufferMs) {
-    delta.rebufferMs = x - c.rebufferMs;
-    c.rebufferMs = x;
-  }
-  x = e.cum_rebuffer_count;
-  if (typeof x === 'number' && x > c.rebufferCount) {
-    delta.rebufferCount = x - c.rebufferCount;
-    c.rebufferCount = x;
-  }
-  x = e.cum_seek_ms;
-  if (typeof x === 'number' && x > c.seekMs) {
-    delta.seekMs = x - c.seekMs;
-    c.seekMs = x;
-  }
-  x = e.cum_bitrate_ms;
-  if (typeof x === 'number' && x > c.bitrateKbpsMs) {
-    delta.bitrateKbpsMs = x - c.bitrateKbpsMs;
-    c.bitrateKbpsMs = x;
+  for (const [k, f] of COUNTERS) {
+    const x = e[f];
+    if (typeof x === 'number' && x > v.counters[k]) {
+      delta[k] = x - v.counters[k];
+      v.counters[k] = x;
+    }
   }
   return delta;
 }
