@@ -182,8 +182,13 @@ describe('online rebuild', () => {
     expect(sawShadowGrow || shadowBefore > 0).toBe(true);
     expect(await tableExists('raw_playback__rebuild')).toBe(false);
     expect(await s.redis.exists(`${sc.redisPrefix}rebuild:qoe`, `${sc.redisPrefix}handover:qoe`)).toBe(0);
-    const liveLog = readFileSync(live.logFile, 'utf8');
-    expect(liveLog).toContain('handover_resumed');
+    // The live pipeline sees the handover end on its next poll of Redis (every 200 ms) and then
+    // reloads every partition's state from the checkpoints: it logs handover_resumed a little
+    // after the rebuild's exit (more than a second on a loaded machine), so wait for it.
+    for (const deadline = Date.now() + 60_000; !readFileSync(live.logFile, 'utf8').includes('handover_resumed'); ) {
+      if (Date.now() > deadline) throw new Error(`the live pipeline did not resume: ${readFileSync(live.logFile, 'utf8').slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
 
     // The live pipeline goes on from the rebuild's state; then the whole log is read.
     feeding = false;
