@@ -787,7 +787,9 @@ async function steadyFreshness(
     if ((await feedExit) !== 0) throw new Error('bench/steady-feed.ts failed');
     await probeProducer.close();
     stalls.push(...(fed.stalls ?? []).map((x) => `feed ${x}`));
-    console.log(`${label}: the feed produced ${fed.events} events in ${(totalMs / 1000).toFixed(0)} s (${((fed.events ?? 0) / (totalMs / 1000)).toFixed(0)}/s)`);
+    console.log(
+      `${label}: the feed produced ${fed.events} events in ${(totalMs / 1000).toFixed(0)} s (${((fed.events ?? 0) / (totalMs / 1000)).toFixed(0)}/s)`,
+    );
     const cpu = cpuSince(mark ?? cpuMark([child.proc.pid!]), [child.proc.pid!]);
     const loadEnd = loadavg()[0]!;
     stop = true;
