@@ -23,7 +23,8 @@ import { join } from 'node:path';
 import type { EventKind } from '../contracts/topics.js';
 import { loadConfig } from '../lib/config.js';
 import type { PaymentEvent } from '../contracts/types.generated.js';
-import { TrafficGenerator, type SimEvent } from '../producers/simulator/generator.js';
+import { createMetrics } from '../lib/metrics.js';
+import { EventProducer } from '../producers/sdk/event-producer.js';
 import { REPO_ROOT } from '../stack/kafka.js';
 import { probeMachine, probeText } from './machine-probe.js';
 import { buildStreamsAnchor, runStreamsAnchor, STREAMS_ANCHOR_TITLES, type AnchorResult, type StreamsAnchorMode } from './anchors.js';
@@ -660,9 +661,9 @@ Events/s = all events on the processor's topics (log events: every record of eve
 
 interface FreshnessResult {
   /** Freshness (ms) of the probes sent in the measured span, in send order, with their second since the start of the feed. */
-  measured: Array<{ atS: number; ms: number }>;
+  measured: Array<{ atS: number; ms: number; ackMs: number }>;
   /** The same for the probes sent during the warm-up. */
-  warmup: Array<{ atS: number; ms: number }>;
+  warmup: Array<{ atS: number; ms: number; ackMs: number }>;
   probesSent: number;
   peakRssMb: number;
   /** Load average (1 min) when the feed started and when it stopped. */
@@ -670,6 +671,8 @@ interface FreshnessResult {
   loadEnd: number;
   /** CPU of the pipeline process over the measured span (s, all threads). */
   cpuSeconds: number;
+  /** Probes sent over 250 ms late, and the feed's late or backpressured loops (bench/steady-feed.ts). */
+  stalls: string[];
 }
 
 /**
@@ -685,17 +688,50 @@ async function steadyFreshness(
   opts: { rate: number; seconds: number; warmupS: number; extra?: Record<string, string> },
 ): Promise<FreshnessResult> {
   const child = await startPipeline(b, 'raw-store,business,qoe,safety,production,churn', label, opts.extra ?? {}, childNodeArgs(label));
+  let feed: ChildProcess | undefined;
   try {
     // Wait for the child to own its partitions.
     for (;;) {
       if ((await b.redis.keys(`${b.config.env.REDIS_PREFIX}ckpt:business:*`)).length >= 12) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    const start = Date.now();
-    console.log(`${label}: feed started at ${new Date(start).toISOString()}`);
     const totalMs = (opts.warmupS + opts.seconds) * 1000;
-    const gen = new TrafficGenerator({ seed: 5, startMs: start, ratePerSec: opts.rate });
-    const probes = new Map<string, { eventMs: number; seenMs?: number }>();
+    // The traffic comes from a process of its own (bench/steady-feed.ts: the simulator's world and
+    // garbage, and its collections, stay out of this process, which sends and times the probes).
+    const feeder = spawn(process.execPath, ['--max-semi-space-size=64', '--import', 'tsx', join(REPO_ROOT, 'bench', 'steady-feed.ts')], {
+      cwd: REPO_ROOT,
+      env: { ...b.env, BENCH_FEED_RATE: String(opts.rate), BENCH_FEED_MS: String(totalMs) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    feed = feeder;
+    const feedExit = new Promise<number>((r) => feeder.on('exit', (c) => r(c ?? -1)));
+    const feedMessages: Array<{ type: string; startMs?: number; events?: number; stalls?: string[] }> = [];
+    const feedMessage = (type: string) =>
+      new Promise<(typeof feedMessages)[number]>((resolve, reject) => {
+        const found = feedMessages.find((m) => m.type === type);
+        if (found) return resolve(found);
+        const onMessage = (m: (typeof feedMessages)[number]) => m.type === type && (feeder.off('exit', onExit), resolve(m));
+        const onExit = (c: number) => reject(new Error(`bench/steady-feed.ts exited (${c}) before '${type}'`));
+        feeder.on('message', onMessage);
+        feeder.once('exit', onExit);
+      });
+    feeder.on('message', (m: (typeof feedMessages)[number]) => feedMessages.push(m));
+    // Probes go through a producer of their own, as an SDK client's (default linger.ms 5).
+    const probeProducer = await EventProducer.connect({
+      brokers: b.config.kafkaBrokers,
+      clientId: `bench-probe-${b.id}`,
+      topicPrefix: b.config.topicPrefix,
+      codec: b.codec,
+      logger: b.logger,
+      metrics: createMetrics(),
+    });
+    await new Promise((r) => setTimeout(r, 200)); // the feed's producer connects
+    feeder.send({ type: 'go' });
+    const start = (await feedMessage('started')).startMs!;
+    console.log(`${label}: feed started at ${new Date(start).toISOString()}`);
+    const probes = new Map<string, { eventMs: number; ackedMs?: number; seenMs?: number }>();
+    // Probe sends that were over 250 ms late (this process stalled): second since the feed started: ms late.
+    const stalls: string[] = [];
     let stop = false;
     const poller = (async () => {
       while (!stop || [...probes.values()].some((p) => p.seenMs === undefined)) {
@@ -714,42 +750,46 @@ async function steadyFreshness(
     })();
     const loadStart = loadavg()[0]!;
     let mark: CpuMark | null = null;
-    let i = 0;
-    let lastProbe = 0;
-    while (Date.now() - start < totalMs) {
+    const sends: Promise<void>[] = [];
+    // A probe payment of a unique account every 500 ms, each sent on its own (not behind the feed's batches).
+    for (let i = 0; ; i++) {
+      const due = start + i * 500;
+      if (due - start >= totalMs) break;
+      await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())));
       const now = Date.now();
+      if (now - due > 250) stalls.push(`${((due - start) / 1000).toFixed(1)}s:${now - due}ms`);
       if (mark === null && now - start >= opts.warmupS * 1000) mark = cpuMark([child.proc.pid!]);
-      const batch: SimEvent[] = [];
-      gen.advanceInto(now, batch);
-      const byKind = new Map<EventKind, unknown[]>();
-      for (const e of batch) (byKind.get(e.kind) ?? byKind.set(e.kind, []).get(e.kind)!).push({ ...e.event, received_time: now });
-      if (now - lastProbe >= 500) {
-        lastProbe = now;
-        const id = `probe-${i++}`;
-        probes.set(id, { eventMs: now });
-        const probe: PaymentEvent = {
-          event_id: crypto.randomUUID(),
-          event_time: now,
-          received_time: now,
-          payment_id: `probe-pay-${i}`,
-          account_id: id,
-          kind: 'coin_topup',
-          status: 'succeeded',
-          amount_minor: 100,
-          currency: 'USD',
-          method: 'card',
-          plan: 'basic',
-          og_tier: 0,
-          auto_renew: true,
-          period_end: null,
-          failure_code: null,
-          country: 'NP',
-        };
-        (byKind.get('payments') ?? byKind.set('payments', []).get('payments')!).push(probe);
-      }
-      await Promise.all([...byKind].map(([k, l]) => b.producer.sendValid(k, l as never)));
-      await new Promise((r) => setTimeout(r, 20));
+      const id = `probe-${i}`;
+      const probe: { eventMs: number; ackedMs?: number; seenMs?: number } = { eventMs: now };
+      probes.set(id, probe);
+      const payment: PaymentEvent = {
+        event_id: crypto.randomUUID(),
+        event_time: now,
+        received_time: now,
+        payment_id: `probe-pay-${i}`,
+        account_id: id,
+        kind: 'coin_topup',
+        status: 'succeeded',
+        amount_minor: 100,
+        currency: 'USD',
+        method: 'card',
+        plan: 'basic',
+        og_tier: 0,
+        auto_renew: true,
+        period_end: null,
+        failure_code: null,
+        country: 'NP',
+      };
+      sends.push(probeProducer.sendValid('payments', [payment]).then(() => void (probe.ackedMs = Date.now())));
     }
+    await Promise.all(sends);
+    const fed = await feedMessage('done');
+    if ((await feedExit) !== 0) throw new Error('bench/steady-feed.ts failed');
+    await probeProducer.close();
+    stalls.push(...(fed.stalls ?? []).map((x) => `feed ${x}`));
+    console.log(
+      `${label}: the feed produced ${fed.events} events in ${(totalMs / 1000).toFixed(0)} s (${((fed.events ?? 0) / (totalMs / 1000)).toFixed(0)}/s)`,
+    );
     const cpu = cpuSince(mark ?? cpuMark([child.proc.pid!]), [child.proc.pid!]);
     const loadEnd = loadavg()[0]!;
     stop = true;
@@ -757,7 +797,7 @@ async function steadyFreshness(
     const rssMb = peakRssMb(child.proc.pid!);
     const seen = [...probes.values()]
       .filter((p) => p.seenMs !== undefined)
-      .map((p) => ({ atS: Math.round((p.eventMs - start) / 100) / 10, ms: p.seenMs! - p.eventMs }));
+      .map((p) => ({ atS: Math.round((p.eventMs - start) / 100) / 10, ms: p.seenMs! - p.eventMs, ackMs: (p.ackedMs ?? p.eventMs) - p.eventMs }));
     const warmEnd = opts.warmupS;
     return {
       measured: seen.filter((p) => p.atS >= warmEnd),
@@ -767,8 +807,10 @@ async function steadyFreshness(
       loadStart,
       loadEnd,
       cpuSeconds: cpu.threads.main + cpu.threads.v8 + cpu.threads.other,
+      stalls,
     };
   } finally {
+    if (feed && feed.exitCode === null) feed.kill('SIGTERM');
     await child.stop();
   }
 }
@@ -777,14 +819,15 @@ async function steadyFreshness(
 function freshnessText(r: FreshnessResult, rate: number, seconds: number, warmupS: number): string {
   const ms = r.measured.map((p) => p.ms);
   const q = (x: number) => (ms.length ? fmt(percentile(ms, x)) : '–');
-  const slow = r.measured.filter((p) => p.ms > 2000).map((p) => `${p.atS}s:${fmt(p.ms)}`);
+  const slow = r.measured.filter((p) => p.ms > 2000).map((p) => `${p.atS}s:${fmt(p.ms)}(ack ${fmt(p.ackMs)})`);
   const warm = r.warmup.map((p) => p.ms);
   const warmSlow = r.warmup.filter((p) => p.ms > 2000).map((p) => `${p.atS}s:${fmt(p.ms)}`);
   return (
     `freshness at ${fmt(rate)}/s for ${seconds} s after a ${warmupS} s warm-up: p50 ${q(0.5)} ms, p90 ${q(0.9)} ms, p99 ${q(0.99)} ms, max ${ms.length ? fmt(Math.max(...ms)) : '–'} ms ` +
     `over ${ms.length}/${r.probesSent} probes; warm-up probes p50 ${warm.length ? fmt(percentile(warm, 0.5)) : '–'} ms, max ${warm.length ? fmt(Math.max(...warm)) : '–'} ms (${warm.length}); ` +
     `pipeline CPU ${r.cpuSeconds.toFixed(1)} s over the measured span; load average ${r.loadStart.toFixed(2)} → ${r.loadEnd.toFixed(2)}; peak RSS ${r.peakRssMb.toFixed(0)} MiB; ` +
-    `probes over 2 s (second since the feed started: ms): ${slow.length ? slow.join(' ') : 'none'}; in the warm-up: ${warmSlow.length ? warmSlow.join(' ') : 'none'}`
+    `probes over 2 s (second since the feed started: ms (ms until Kafka acknowledged it)): ${slow.length ? slow.join(' ') : 'none'}; in the warm-up: ${warmSlow.length ? warmSlow.join(' ') : 'none'}; ` +
+    `stalls (probes sent late, second: ms late; feed loops late or waiting for acknowledgements, second: events/ms late/ms waited): ${r.stalls.length ? r.stalls.join(' ') : 'none'}`
   );
 }
 
