@@ -187,7 +187,7 @@ beforeAll(async () => {
   // (bin/pipeline.ts): the API's answers for the checked hour then come from the rollups
   // (qoe_minute_rollup, qoe_series_rollup, kpi_business_1h_closed, the gift rollups), and must
   // still equal every other surface.
-  expect((await sealQoe(ch, P1)).length).toBe(6);
+  expect((await sealQoe(ch, P1)).length).toBe(5);
   expect((await sealBusiness(ch, P1)).length).toBe(2);
   redis = new Redis(t.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 3 });
   await redis.connect();
