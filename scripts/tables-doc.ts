@@ -138,7 +138,7 @@ const MEANINGS: Record<string, Meaning> = {
   },
   qoe_series_rollup: {
     by: "the qoe role's rollup job (sinks/clickhouse/rollups.ts, INSERT … SELECT from qoe_minute_rollup FINAL)",
-    text: 'qoe_minute_rollup per single dimension (migration 022): per `step` (60, 300, 3600 s) and bucket one row per value of cdn, device_category and country and one for all, with the same measures combined (sums, startup samples concatenated and sorted, distinct minutes), and the startup p50 / p95 of its own samples (migration 024). The API reads it for closed buckets of QoE series without filters grouped by none or one of these dimensions (docs/api.md); the overall safety score sums its hourly views_started (migration 023).',
+    text: 'qoe_minute_rollup per single dimension (migration 022): per `step` (300, 3600 s) and bucket one row per value of cdn, device_category and country and one for all, with the same measures combined (sums, startup samples concatenated and sorted, distinct minutes), and the startup p50 / p95 of its own samples (migration 024). The API reads it for closed buckets of QoE series without filters grouped by none or one of these dimensions (docs/api.md); the overall safety score sums its hourly views_started (migration 023).',
     columns: {
       step: 'bucket size in seconds',
       dim: "'all', 'cdn', 'device_category' or 'country'",

@@ -17,14 +17,11 @@ import { command, queryRows, type ClickHouse } from './client.js';
 /** Bucket sizes of qoe_minute_rollup, largest first (the planner takes the largest that divides the step). */
 export const QOE_ROLLUP_STEPS = [3600, 300, 60] as const;
 /**
- * Steps of qoe_series_rollup (migration 022). 60 since migration 024 stored each row's startup
- * percentiles: a 1-minute series without filters (the live snapshot, the last hour by cdn) reads
- * one row per point and value of the group-by, without samples, instead of every cdn × device ×
- * country row of qoe_minute_rollup with theirs. (Before 024 a 1-minute series from it had to pool
- * the samples and was slower than from qoe_minute_rollup, bench/RESULTS.md.) A database sealed
- * before 60 was added seals qoe_series_60 from the beginning of qoe_minute_rollup's 1-minute rows.
+ * Steps of qoe_series_rollup (migration 022). Not 60: a 1-minute series (the live snapshot, the
+ * last hour) answered more slowly from it than from qoe_minute_rollup (same-process A/B on the
+ * bench:api data, bench/RESULTS.md), so it keeps reading qoe_minute_rollup.
  */
-export const QOE_SERIES_STEPS = [3600, 300, 60] as const;
+export const QOE_SERIES_STEPS = [3600, 300] as const;
 /**
  * Nearest-rank metrics stored per qoe_series_rollup row (migration 024, `m_<metric>`): the
  * catalog's percentile of the row's own startup samples. A series at the rollup's own step reads
