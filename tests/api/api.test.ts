@@ -786,7 +786,7 @@ describe('rollups and HTTP caching of closed answers (issue 20)', () => {
     expect(open.headers.etag).toBeUndefined();
     // What the qoe and business roles' rollup job does once the watermark has passed (bin/pipeline.ts).
     const sealed = NOW - 30 * 60_000;
-    expect((await sealQoe(ch, sealed)).length).toBe(6); // qoe_60, _300, _3600 and qoe_series_60, _300, _3600
+    expect((await sealQoe(ch, sealed)).length).toBe(5);
     expect((await sealBusiness(ch, sealed)).map((d) => d.name)).toEqual(['business_1h', 'gifts_1h']);
     const [g] = await queryRows<{ n: string }>(ch, `SELECT count() AS n FROM ${ch.database}.kpi_gifts_sender_1h`);
     expect(Number(g!.n)).toBeGreaterThan(0);
