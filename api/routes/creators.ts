@@ -38,12 +38,16 @@ const minuteRows = (db: string, extra: string) => `${db}.kpi_gifts_1m FINAL
  * hours from kpi_gifts_sender_1h (sorted by creator: a creator filter reads that creator's rows
  * only), the rest from kpi_gifts_1m; integer sums, so the same totals as kpi_gifts_1m alone.
  */
-const perSender = (db: string, extra = '') => `
+const perSender = (db: string, extra = '', minutes = true) => `
   SELECT creator_id, sender_account_id, sum(value_usd_micros) AS v, sum(coins) AS c, sum(gifts) AS g
   FROM (
-    SELECT creator_id, sender_account_id, value_usd_micros, coins, gifts FROM ${db}.kpi_gifts_sender_1h FINAL WHERE hour >= lo AND hour < hi${extra}
+    SELECT creator_id, sender_account_id, value_usd_micros, coins, gifts FROM ${db}.kpi_gifts_sender_1h FINAL WHERE hour >= lo AND hour < hi${extra}${
+      minutes
+        ? `
     UNION ALL
-    SELECT creator_id, sender_account_id, value_usd_micros, coins, gifts FROM ${minuteRows(db, extra)})
+    SELECT creator_id, sender_account_id, value_usd_micros, coins, gifts FROM ${minuteRows(db, extra)}`
+        : ''
+    })
   GROUP BY creator_id, sender_account_id`;
 
 /** Per creator sums over the range: closed hours from kpi_gifts_creator_1h (one row per hour and creator), the rest from kpi_gifts_1m. */
@@ -87,6 +91,10 @@ export function creatorRoutes(app: FastifyInstance, ctx: ApiContext): void {
         { ...base, limit: limit + 1, offset },
       );
       const late = lateGiftsSql(ctx);
+      // The kpi_gifts_1m side only when the range has minutes outside the closed hours [lo, hi)
+      // (ragged ends, open hours): a wholly sealed range (the default last 24 h once its hours
+      // have closed, with whole-hour bounds) plans and runs no FINAL over the minute rows.
+      const minutesLeft = Number(r.from) < Number(pg!.lo_s) || Number(r.to) > Number(pg!.hi_s);
       const rows = pg!.ids.length
         ? await queryRows<Record<string, unknown>>(
             ctx.ch,
@@ -94,7 +102,7 @@ export function creatorRoutes(app: FastifyInstance, ctx: ApiContext): void {
        SELECT creator_id, sum(v) / 1e6 AS gift_value_usd, sum(c) AS coins, sum(g) AS gifts, count() AS gifters,
          if(sum(v) = 0, 0, arraySum(arraySlice(arrayReverseSort(groupArray(v)), 1, toUInt32(ceil(count() * 0.2)))) / sum(v)) AS top20_gifter_share,
          ${late.sql} AS late_events
-       FROM (${perSender(ctx.db, ' AND creator_id IN {ids:Array(String)}')}) GROUP BY creator_id ORDER BY gift_value_usd DESC, creator_id`,
+       FROM (${perSender(ctx.db, ' AND creator_id IN {ids:Array(String)}', minutesLeft)}) GROUP BY creator_id ORDER BY gift_value_usd DESC, creator_id`,
             { ...late.params, ...base, lo: Number(pg!.lo_s), hi: Number(pg!.hi_s), ids: pg!.ids },
           )
         : [];

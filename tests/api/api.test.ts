@@ -774,11 +774,13 @@ describe('rollups and HTTP caching of closed answers (issue 20)', () => {
       // The creators' gift rollups (migration 021): whole closed hours, ragged ends and the open tail.
       `/v1/creators/top?${RANGE}&limit=3`,
       `/v1/creators/top?from=${iso(NOW - 150 * 60_000 + 500)}&to=${iso(NOW - 7 * 60_000)}`,
+      // Whole hours, all sealed below: no kpi_gifts_1m side at all.
+      `/v1/creators/top?from=${iso(NOW - 2 * 3_600_000)}&to=${iso(NOW - 3_600_000)}`,
       '/v1/creators/concentration',
     ];
     const before = await Promise.all(urls.map(async (u) => (await get(u)).json()));
-    for (const b of before.slice(-5, -3)) expect(b.points.length).toBeGreaterThan(0);
-    for (const b of before.slice(-3, -1)) expect(b.items.length).toBeGreaterThan(0);
+    for (const b of before.slice(-6, -4)) expect(b.points.length).toBeGreaterThan(0);
+    for (const b of before.slice(-4, -1)) expect(b.items.length).toBeGreaterThan(0);
     const open = await get(urls[0]!);
     expect(open.headers['cache-control']).toBe('private, no-cache');
     expect(open.headers.etag).toBeUndefined();
