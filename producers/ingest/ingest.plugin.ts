@@ -20,7 +20,7 @@ import { KafkaError, StreamPulseError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Metrics } from '../../lib/metrics.js';
 import type { EventProducer } from '../sdk/event-producer.js';
-import { BodyPool, readBody, type BodyErrors, type BodyStream, type Lease } from './body-pool.js';
+import { BodyPool, readBody, type BodyErrors, type Lease } from './body-pool.js';
 import { keyRefusalMessage, lookupApiKey, presentedApiKey, type ApiKeyStore, type Role, type VerifiedKey } from './api-keys.js';
 import { EventRateLimiter } from './event-rate-limit.js';
 import { countNdjsonEntries, NdjsonCursor, parseJsonBody, type BodyEntry, type BodyFormat, type JsonBounds } from './parse-body.js';
@@ -205,9 +205,9 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
   const leases = new WeakMap<FastifyRequest, Lease>();
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(['application/json', ...NDJSON_CONTENT_TYPES, BEACON_CONTENT_TYPE], (request, payload, done) => {
-    readBody(request.headers['content-length'], payload as unknown as BodyStream, maxBodyBytes, bodies, BODY_ERRORS, (err, body, lease) => {
+    readBody(request.headers['content-length'], payload, maxBodyBytes, bodies, BODY_ERRORS, (err, body, lease) => {
       if (lease) leases.set(request, lease);
-      if (err) done(err as FastifyError, undefined);
+      if (err) done(err, undefined);
       else done(null, body);
     });
   });
@@ -450,7 +450,11 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
       const lease = raw === request.body ? leases.get(request) : undefined;
       lease?.hold();
       const sending = entries !== null ? ingestEntries(kind, entries) : ingestNdjson(kind, raw);
-      if (lease) void sending.then(() => lease.release(), () => lease.release());
+      if (lease)
+        void sending.then(
+          () => lease.release(),
+          () => lease.release(),
+        );
       // Drop the parsed events' reference while the batch is acknowledged: they can be collected young.
       // eslint-disable-next-line no-useless-assignment -- the assignment releases memory, it is not a value read later
       entries = null;
