@@ -10,7 +10,7 @@
  */
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
-import type { FastifyError, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { errorCodes, type FastifyError, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import type {} from '@fastify/swagger'; // route schema fields summary, tags, consumes
 import rateLimit from '@fastify/rate-limit';
 import type { Redis } from 'ioredis';
@@ -20,6 +20,7 @@ import { KafkaError, StreamPulseError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/logger.js';
 import type { Metrics } from '../../lib/metrics.js';
 import type { EventProducer } from '../sdk/event-producer.js';
+import { BodyPool, readBody, type BodyErrors, type Lease } from './body-pool.js';
 import { keyRefusalMessage, lookupApiKey, presentedApiKey, type ApiKeyStore, type Role, type VerifiedKey } from './api-keys.js';
 import { EventRateLimiter } from './event-rate-limit.js';
 import { countNdjsonEntries, NdjsonCursor, parseJsonBody, type BodyEntry, type BodyFormat, type JsonBounds } from './parse-body.js';
@@ -92,6 +93,17 @@ export const CORS_ALLOWED_HEADERS = 'content-type, content-encoding, x-api-key, 
 export const CORS_MAX_AGE_S = 600;
 
 const gunzipAsync = promisify(gunzip);
+
+/** Largest request body whose buffer is reused (producers/ingest/body-pool.ts); larger ones get their own. */
+export const MAX_POOLED_BODY_BYTES = 8 * 1024 * 1024;
+/** Most bytes of free body buffers kept for reuse. */
+export const MAX_POOLED_BYTES = 32 * 1024 * 1024;
+
+/** Fastify's own errors for a body over the limit or not of its content-length (the error handler answers them). */
+const BODY_ERRORS: BodyErrors = {
+  tooLarge: () => new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE(),
+  invalidContentLength: () => new errorCodes.FST_ERR_CTP_INVALID_CONTENT_LENGTH(),
+};
 
 export const IngestParams = Type.Object({
   kind: Type.String({ description: `Event kind: one of ${EVENT_KINDS.join(', ')}`, examples: ['playback'] }),
@@ -185,13 +197,20 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
   const topicOf = (kind: string) => `${producer.topicPrefix}${kind}`;
   const kindOf = (request: FastifyRequest) => String((request.params as { kind?: string } | undefined)?.kind ?? '').slice(0, 100);
 
-  // Keep the raw bytes: NDJSON is split here, and dead letters carry what was sent.
+  // Keep the raw bytes: NDJSON is split here, and dead letters carry what was sent. The bytes are
+  // read into a reused buffer (body-pool.ts: a new 1.2 MB Buffer per request drove V8's
+  // external-memory limit and a full mark about every second), with the limits and errors of
+  // Fastify's buffer parser; the buffer goes back when the answer is sent and no send reads it.
+  const bodies = new BodyPool(Math.min(maxBodyBytes, MAX_POOLED_BODY_BYTES), MAX_POOLED_BYTES);
+  const leases = new WeakMap<FastifyRequest, Lease>();
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(
-    ['application/json', ...NDJSON_CONTENT_TYPES, BEACON_CONTENT_TYPE],
-    { parseAs: 'buffer', bodyLimit: maxBodyBytes },
-    (_request, body, done) => done(null, body),
-  );
+  app.addContentTypeParser(['application/json', ...NDJSON_CONTENT_TYPES, BEACON_CONTENT_TYPE], (request, payload, done) => {
+    readBody(request.headers['content-length'], payload, maxBodyBytes, bodies, BODY_ERRORS, (err, body, lease) => {
+      if (lease) leases.set(request, lease);
+      if (err) done(err, undefined);
+      else done(null, body);
+    });
+  });
 
   // CORS for pages of the configured origins: the headers go on every answer (refusals too, so a
   // page can read a 401 or 429), and the preflight of a fetch with x-api-key or NDJSON is answered
@@ -283,6 +302,8 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
   }
 
   app.addHook('onResponse', async (request, reply) => {
+    leases.get(request)?.release();
+    leases.delete(request);
     metrics?.ingestRequests.inc({ route: INGEST_ROUTE, status: String(reply.statusCode) });
   });
 
@@ -424,7 +445,16 @@ export const ingestPlugin: FastifyPluginAsync<IngestPluginOptions> = async (app,
           );
         }
       }
+      // A send that outlives the answer (503 on the acknowledgement timeout while it waits for room
+      // in librdkafka's queue) still reads the body's lines: it holds the body's buffer until it ends.
+      const lease = raw === request.body ? leases.get(request) : undefined;
+      lease?.hold();
       const sending = entries !== null ? ingestEntries(kind, entries) : ingestNdjson(kind, raw);
+      if (lease)
+        void sending.then(
+          () => lease.release(),
+          () => lease.release(),
+        );
       // Drop the parsed events' reference while the batch is acknowledged: they can be collected young.
       // eslint-disable-next-line no-useless-assignment -- the assignment releases memory, it is not a value read later
       entries = null;
