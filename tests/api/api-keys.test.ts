@@ -19,7 +19,7 @@ import { ingestPlugin } from '../../producers/ingest/ingest.plugin.js';
 import { openClickHouse, type ClickHouse } from '../../sinks/clickhouse/client.js';
 import { ensureRedis, stopRedis } from '../../stack/redis.js';
 import { KafkaRegistryLog } from '../../stack/registry/log.js';
-import { pollUntil } from '../helpers/env.js';
+import { freePort, pollUntil } from '../helpers/env.js';
 import { setUpProducerTestEnv, type ProducerTestEnv } from '../producers/support/stack-env.js';
 import { giftEvent } from '../producers/support/events.js';
 
@@ -271,7 +271,7 @@ describe('keys survive a Redis that lost its contents', () => {
     // A redis-server of this test's own (never the shared one), without persistence: a restart
     // loses everything. The store is one API process's: its own durable key log (a topic of its
     // own, so the other tests' API_KEYS record is untouched) and the default watchdog interval.
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const port = await freePort(); // asked of the OS: a random one could be an outgoing socket's port (one red CI run)
     const opts = { url: `redis://127.0.0.1:${port}`, dataDir: `${env.t.dataDir}/redis-empty`, logger: silentLogger(), persistence: 'none' as const };
     await ensureRedis(opts);
     const own = new Redis(opts.url, { lazyConnect: true, maxRetriesPerRequest: 3 });
@@ -344,7 +344,7 @@ describe('keys survive a Redis that lost its contents', () => {
 
 describe('Redis unreachable: 503 with Retry-After, not 500', () => {
   it('API and ingest answer 503 while their Redis is down, and work again when it is back', async () => {
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const port = await freePort(); // asked of the OS: a random one could be an outgoing socket's port (one red CI run)
     // No persistence: it comes back empty, and the first request restores the key cache.
     const opts = { url: `redis://127.0.0.1:${port}`, dataDir: `${env.t.dataDir}/redis-own`, logger: silentLogger(), persistence: 'none' as const };
     await ensureRedis(opts);

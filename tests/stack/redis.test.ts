@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import { silentLogger } from '../../lib/logger.js';
 import { isAlive } from '../../stack/proc.js';
 import { ensureRedis, pingRedis, stopRedis } from '../../stack/redis.js';
-import { testEnv } from '../helpers/env.js';
+import { freePort, testEnv } from '../helpers/env.js';
 
 const t = testEnv('redis');
 afterAll(() => rmSync(t.dataDir, { recursive: true, force: true }));
@@ -30,7 +30,7 @@ describe('redis stack helper', () => {
 
 describe('redis-server started by the stack', () => {
   it('starts one on a free local port, then stops it and leaves no process', async () => {
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const port = await freePort(); // asked of the OS: a random one could be an outgoing socket's port (one red CI run)
     const opts = { url: `redis://127.0.0.1:${port}`, dataDir: `${t.dataDir}/redis-own`, logger: silentLogger() };
     const h = await ensureRedis(opts);
     expect(h.alreadyRunning).toBe(false);
@@ -43,7 +43,7 @@ describe('redis-server started by the stack', () => {
   });
 
   it('runs with append-only persistence by default: what was written survives a stop and start', async () => {
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const port = await freePort(); // asked of the OS: a random one could be an outgoing socket's port (one red CI run)
     const opts = { url: `redis://127.0.0.1:${port}`, dataDir: `${t.dataDir}/redis-aof`, logger: silentLogger() };
     await ensureRedis(opts);
     const c = new Redis(opts.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
@@ -67,7 +67,7 @@ describe('redis-server started by the stack', () => {
   });
 
   it("persistence: 'none' starts one that forgets everything when it stops", async () => {
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const port = await freePort(); // asked of the OS: a random one could be an outgoing socket's port (one red CI run)
     const opts = { url: `redis://127.0.0.1:${port}`, dataDir: `${t.dataDir}/redis-none`, logger: silentLogger(), persistence: 'none' as const };
     await ensureRedis(opts);
     const c = new Redis(opts.url, { lazyConnect: true, maxRetriesPerRequest: 1 });
