@@ -235,6 +235,7 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
           maxPendingBytes: config.env.BATCH_MAX_BYTES,
           checkpointIntervalMs: Math.min(config.env.BATCH_MAX_MS, config.env.CHECKPOINT_INTERVAL_MS),
           idleCheckpointBudgetMs: config.env.IDLE_CHECKPOINT_BUDGET_MS,
+          caughtUpRecordAgeMs: config.env.CAUGHT_UP_RECORD_AGE_MS,
           idlePartitionMs: config.env.IDLE_PARTITION_MS,
           emitUpdates: config.env.EMIT_WINDOW_UPDATES,
           sinkConcurrency: config.env.SINK_CONCURRENCY,

@@ -114,6 +114,12 @@ export const EnvSchema = Type.Object({
   BATCH_MAX_BYTES: Int(16 * 1024 * 1024, 1024),
   BATCH_MAX_MS: Int(1_000, 10),
   CHECKPOINT_INTERVAL_MS: Int(2_000, 10),
+  /**
+   * A consumer whose newest record reached Kafka at most this long ago counts as caught up and
+   * writes every changed open-window row at every commit cycle (RunnerOptions.caughtUpRecordAgeMs);
+   * 0: by the offsets alone. Further behind, open rows wait for the next minute of watermark time.
+   */
+  CAUGHT_UP_RECORD_AGE_MS: Int(10_000, 0),
   /** An idle commit cycle serializes checkpoints for about this long at most (RunnerOptions.idleCheckpointBudgetMs). */
   IDLE_CHECKPOINT_BUDGET_MS: Int(50, 1),
   /** How often the pipeline monitor reads checkpoints and Kafka offsets (lag, stalls); 0: off. */

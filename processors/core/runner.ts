@@ -102,7 +102,7 @@ export interface RunnerOptions {
   /**
    * Caught up (open-window rows all written at every cycle, never held back): little is left in
    * the log, or the newest record consumed since the last cycle has a Kafka timestamp at most this
-   * old (default 3 s; 0: by the offsets alone). See cycle-policy.ts, isCaughtUp.
+   * old (default 10 s; 0: by the offsets alone). See cycle-policy.ts, isCaughtUp.
    */
   caughtUpRecordAgeMs?: number;
   /** Upper bound of the adaptive spacing of state checkpoints (default 30 s). */
@@ -708,7 +708,7 @@ export class ProcessorRunner<S = unknown> {
               consumed,
               newestRecordMs: newestRecordMs > 0 ? newestRecordMs : null,
               nowMs: now,
-              maxRecordAgeMs: this.opts.caughtUpRecordAgeMs ?? 3_000,
+              maxRecordAgeMs: this.opts.caughtUpRecordAgeMs ?? 10_000,
             });
             consumed = 0;
             newestRecordMs = 0;

@@ -25,6 +25,12 @@ describe('config', () => {
     expect((err as ConfigError).code).toBe('CONFIG_INVALID');
   });
 
+  it('reads CAUGHT_UP_RECORD_AGE_MS (10 s by default, 0 for the offsets alone) and refuses a negative one', () => {
+    expect(loadConfig({}).env.CAUGHT_UP_RECORD_AGE_MS).toBe(10_000);
+    expect(loadConfig({ CAUGHT_UP_RECORD_AGE_MS: '0' }).env.CAUGHT_UP_RECORD_AGE_MS).toBe(0);
+    expect(() => loadConfig({ CAUGHT_UP_RECORD_AGE_MS: '-1' })).toThrow(/CAUGHT_UP_RECORD_AGE_MS/);
+  });
+
   it('rejects unknown roles and a bad Jira field map, naming them', () => {
     expect(() => loadConfig({ ROLES: 'business,nonsense' })).toThrow(/ROLES: unknown role "nonsense"/);
     expect(() => loadConfig({ JIRA_FIELD_MAP: '[1,2]' })).toThrow(/JIRA_FIELD_MAP/);
