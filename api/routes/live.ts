@@ -40,26 +40,26 @@ export async function liveSnapshot(ctx: ApiContext, minutes: number): Promise<Li
   const fromMs = toMs - minutes * 60_000;
   const p = { from: (fromMs / 1000).toFixed(3), to: (toMs / 1000).toFixed(3), step: 60 };
   const db = ctx.db;
-  const [qoe, payments, gifts, safety, bySev, alerts] = await Promise.all([
+  // Payments, gifts and moderation per minute in one query (a UNION ALL tagged by `k`): embedded
+  // ClickHouse runs one query at a time, so three small ones cost three times the fixed cost of
+  // a query (planning, FINAL), about 7 ms each on the 10 M bench data.
+  const range = `window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64})`;
+  const [qoe, perMinute, bySev, alerts] = await Promise.all([
     qoeSeries(ctx, 'none', [], '', p),
-    queryRows<Record<string, unknown>>(
+    queryRows<{ k: string; t: number | string; a: number | string; b: number | string; c: number | string; d: number | string }>(
       ctx.ch,
-      `SELECT toUnixTimestamp(window_start) * 1000 AS t, sum(net_usd_micros) / 1e6 AS revenue_usd, sum(attempts) AS attempts, sum(failed) AS failed,
-         ifNull(${metricSql('payment_failure_pct', 'payment_minute')} / 100, 0) AS failure_rate
-       FROM ${db}.kpi_payments_1m FINAL WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64}) GROUP BY t ORDER BY t SETTINGS prefer_column_name_to_alias = 1`,
-      p,
-    ),
-    queryRows<Record<string, unknown>>(
-      ctx.ch,
-      `SELECT toUnixTimestamp(window_start) * 1000 AS t, sum(value_usd_micros) / 1e6 AS gift_value_usd, sum(gifts) AS gifts
-       FROM ${db}.kpi_gifts_1m FINAL WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64}) GROUP BY t ORDER BY t`,
-      p,
-    ),
-    queryRows<Record<string, unknown>>(
-      ctx.ch,
-      `SELECT toUnixTimestamp(window_start) * 1000 AS t, sumIf(events, event_type = 'report_created') AS reports,
-         sumIf(events, event_type = 'action_taken' AND action_type != 'none') AS actions, sumIf(events, event_type = 'action_taken' AND severity = 'critical') AS critical_actions
-       FROM ${db}.safety_events_1m FINAL WHERE window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64}) GROUP BY t ORDER BY t`,
+      `SELECT * FROM (
+       SELECT 'payments' AS k, toUnixTimestamp(window_start) * 1000 AS t, sum(net_usd_micros) / 1e6 AS a, toFloat64(sum(attempts)) AS b, toFloat64(sum(failed)) AS c,
+         toFloat64(ifNull(${metricSql('payment_failure_pct', 'payment_minute')} / 100, 0)) AS d
+       FROM ${db}.kpi_payments_1m FINAL WHERE ${range} GROUP BY t
+       UNION ALL
+       SELECT 'gifts' AS k, toUnixTimestamp(window_start) * 1000 AS t, sum(value_usd_micros) / 1e6 AS a, toFloat64(sum(gifts)) AS b, 0 AS c, 0 AS d
+       FROM ${db}.kpi_gifts_1m FINAL WHERE ${range} GROUP BY t
+       UNION ALL
+       SELECT 'safety' AS k, toUnixTimestamp(window_start) * 1000 AS t, toFloat64(sumIf(events, event_type = 'report_created')) AS a,
+         toFloat64(sumIf(events, event_type = 'action_taken' AND action_type != 'none')) AS b, toFloat64(sumIf(events, event_type = 'action_taken' AND severity = 'critical')) AS c, 0 AS d
+       FROM ${db}.safety_events_1m FINAL WHERE ${range} GROUP BY t)
+       ORDER BY k, t SETTINGS prefer_column_name_to_alias = 1`,
       p,
     ),
     // Open and open critical issues in all are the sums over severities (production_open_critical
@@ -70,6 +70,10 @@ export async function liveSnapshot(ctx: ApiContext, minutes: number): Promise<Li
     ),
     ctx.alerts ? ctx.alerts.listAlerts({}).catch(() => null) : Promise.resolve(null),
   ]);
+  const of = (k: string) => perMinute.filter((r) => r.k === k);
+  const payments = of('payments').map((r) => ({ t: r.t, revenue_usd: r.a, attempts: r.b, failed: r.c, failure_rate: r.d }));
+  const gifts = of('gifts').map((r) => ({ t: r.t, gift_value_usd: r.a, gifts: r.b }));
+  const safety = of('safety').map((r) => ({ t: r.t, reports: r.a, actions: r.b, critical_actions: r.c }));
   return {
     generated_at: now,
     from: fromMs,

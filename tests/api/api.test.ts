@@ -24,6 +24,7 @@ import type { EventProducer } from '../../producers/sdk/event-producer.js';
 import { scoreChurnDay } from '../../processors/churn/churn-scores.js';
 import { cleanupTestEnv, testEnv } from '../helpers/env.js';
 import { sealBusiness, sealQoe } from '../../sinks/clickhouse/rollups.js';
+import { metricSql } from '../../contracts/metrics-catalog.js';
 import { fillWithSimulatedData, type SimFill } from './support/sim-data.js';
 
 const t = testEnv('api');
@@ -475,6 +476,26 @@ describe('endpoints return data', () => {
     const s = sr.json();
     expect(s.qoe.length).toBeGreaterThan(60);
     expect(s.payments.length).toBeGreaterThan(0);
+    // Payments, gifts and moderation per minute come from one query (a UNION ALL tagged per table):
+    // each series is what its own table gives for the snapshot's range, minute by minute, in order.
+    const db = t.config.clickhouse.database;
+    const range = `window_start >= fromUnixTimestamp64Milli(toInt64(${s.from})) AND window_start < fromUnixTimestamp64Milli(toInt64(${s.to}))`;
+    const direct = async (sql: string) =>
+      (await queryRows<Record<string, string | number>>(ch, sql)).map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number(v)])));
+    expect(s.payments).toEqual(
+      await direct(
+        `SELECT toUnixTimestamp(window_start) * 1000 AS t, sum(net_usd_micros) / 1e6 AS revenue_usd, sum(attempts) AS attempts, sum(failed) AS failed, ifNull(${metricSql('payment_failure_pct', 'payment_minute')} / 100, 0) AS failure_rate FROM ${db}.kpi_payments_1m FINAL WHERE ${range} GROUP BY t ORDER BY t SETTINGS prefer_column_name_to_alias = 1`,
+      ),
+    );
+    const gifts = await direct(
+      `SELECT toUnixTimestamp(window_start) * 1000 AS t, sum(value_usd_micros) / 1e6 AS gift_value_usd, sum(gifts) AS gifts FROM ${db}.kpi_gifts_1m FINAL WHERE ${range} GROUP BY t ORDER BY t`,
+    );
+    const safety = await direct(
+      `SELECT toUnixTimestamp(window_start) * 1000 AS t, sumIf(events, event_type = 'report_created') AS reports, sumIf(events, event_type = 'action_taken' AND action_type != 'none') AS actions, sumIf(events, event_type = 'action_taken' AND severity = 'critical') AS critical_actions FROM ${db}.safety_events_1m FINAL WHERE ${range} GROUP BY t ORDER BY t`,
+    );
+    expect(gifts.length + safety.length).toBeGreaterThan(0);
+    expect(s.gifts).toEqual(gifts);
+    expect(s.safety).toEqual(safety);
     expect(s.alerts.items[0].rule).toBe('qoe_rebuffer');
     // Open and open critical issues: the sums over severities, the numbers of production_open_critical.
     const [oc] = await queryRows<{ open_issues: string; open_critical: string }>(
