@@ -129,7 +129,8 @@ describe('qoe golden', () => {
       d.pipe([r]);
       d.flushLive();
       const rows = d.emitted.get('qoe_views') ?? [];
-      for (const row of rows.slice(seen)) if (row.is_final === 0) (openRows.get(String(row.view_id)) ?? openRows.set(String(row.view_id), []).get(String(row.view_id))!).push(d.nowMs);
+      for (const row of rows.slice(seen))
+        if (row.is_final === 0) (openRows.get(String(row.view_id)) ?? openRows.set(String(row.view_id), []).get(String(row.view_id))!).push(d.nowMs);
       seen = rows.length;
     }
     d.flush();
