@@ -203,6 +203,8 @@ export async function startPipeline(config: Config, logger: Logger, metrics: Met
           graceMs: config.env.WINDOW_GRACE_MS,
           allowedLatenessMs: config.env.ALLOWED_LATENESS_MS,
           lateness: latenessPolicy(config.env),
+          viewRowIntervalMs: config.env.VIEW_ROW_INTERVAL_MS,
+          dayRowIntervalMs: config.env.CHURN_DAY_ROW_INTERVAL_MS,
         }),
       );
     // Fused (default): one runner, one consumer, each record decoded once for every processor.

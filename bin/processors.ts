@@ -18,6 +18,9 @@ export interface ProcessorSettings {
   allowedLatenessMs: number;
   /** Allowed lateness past the grace per kind (late firings); absent: none. */
   lateness?: LatenessPolicy;
+  /** While live, open rows of views (qoe_views) and of account-days (churn_account_daily) at most once per this long; absent: the processors' defaults. */
+  viewRowIntervalMs?: number;
+  dayRowIntervalMs?: number;
 }
 
 /** The allowed lateness per kind from the settings (docs/processing.md, "Late data policy"). */
@@ -31,10 +34,10 @@ export function latenessPolicy(
 export const PROCESSOR_FACTORIES: Partial<Record<ProcessorRole, (s: ProcessorSettings) => Processor<any>>> = {
   'raw-store': () => rawStoreProcessor(),
   business: (s) => businessProcessor({ ch: s.ch, graceMs: s.graceMs, allowedLatenessMs: s.allowedLatenessMs, lateness: s.lateness }),
-  qoe: (s) => qoeProcessor({ graceMs: s.graceMs, allowedLatenessMs: s.allowedLatenessMs }),
+  qoe: (s) => qoeProcessor({ graceMs: s.graceMs, allowedLatenessMs: s.allowedLatenessMs, viewRowIntervalMs: s.viewRowIntervalMs }),
   safety: (s) => safetyProcessor({ graceMs: s.graceMs, allowedLatenessMs: s.allowedLatenessMs, lateness: s.lateness }),
   production: (s) => productionProcessor({ allowedLatenessMs: s.allowedLatenessMs }),
-  churn: (s) => churnProcessor({ graceMs: s.graceMs, allowedLatenessMs: s.allowedLatenessMs }),
+  churn: (s) => churnProcessor({ graceMs: s.graceMs, allowedLatenessMs: s.allowedLatenessMs, dayRowIntervalMs: s.dayRowIntervalMs }),
 };
 
 export function processorFor(role: string, s: ProcessorSettings): Processor<unknown> {

@@ -120,6 +120,13 @@ export const EnvSchema = Type.Object({
    * 0: by the offsets alone. Further behind, open rows wait for the next minute of watermark time.
    */
   CAUGHT_UP_RECORD_AGE_MS: Int(10_000, 0),
+  /**
+   * While a processor is live (caught up), an open view's qoe_views row is written at most once per
+   * this long, and an open account-day's churn_account_daily row at most once per
+   * CHURN_DAY_ROW_INTERVAL_MS (processing time; 0: at every commit cycle). Final rows are never held back.
+   */
+  VIEW_ROW_INTERVAL_MS: Int(30_000, 0),
+  CHURN_DAY_ROW_INTERVAL_MS: Int(60_000, 0),
   /** An idle commit cycle serializes checkpoints for about this long at most (RunnerOptions.idleCheckpointBudgetMs). */
   IDLE_CHECKPOINT_BUDGET_MS: Int(50, 1),
   /** How often the pipeline monitor reads checkpoints and Kafka offsets (lag, stalls); 0: off. */

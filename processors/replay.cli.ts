@@ -47,7 +47,14 @@ async function main(): Promise<void> {
   const redis = new Redis(config.env.REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 3 });
   await redis.connect();
   const codec = await AvroCodec.connect(config.env.SCHEMA_REGISTRY_URL, config.topicPrefix);
-  const settings = { ch, graceMs: config.env.WINDOW_GRACE_MS, allowedLatenessMs: config.env.ALLOWED_LATENESS_MS, lateness: latenessPolicy(config.env) };
+  const settings = {
+    ch,
+    graceMs: config.env.WINDOW_GRACE_MS,
+    allowedLatenessMs: config.env.ALLOWED_LATENESS_MS,
+    lateness: latenessPolicy(config.env),
+    viewRowIntervalMs: config.env.VIEW_ROW_INTERVAL_MS,
+    dayRowIntervalMs: config.env.CHURN_DAY_ROW_INTERVAL_MS,
+  };
   const processors = names.map((n) => processorFor(n, settings));
   const deps = {
     brokers: config.kafkaBrokers,

@@ -74,6 +74,13 @@ export interface ChurnOptions {
   graceMs?: number;
   allowedLatenessMs?: number;
   dedupHorizonMs?: number;
+  /**
+   * While the consumer is live (caught up), an account-day's open row is written at most once per
+   * this long (processing time), its latest change at most about this long plus a commit cycle
+   * after it happened (default 60 s; 0: at every cycle). The rows feed the daily scoring, and an
+   * active account changed its day at every heartbeat. Closed days' rows are never held back.
+   */
+  dayRowIntervalMs?: number;
 }
 
 type ViewTuple = [id: string, account: string, startMs: number, firstFrame: 0 | 1, playing: number, rebuffer: number, failed: 0 | 1, lastMs: number];
@@ -114,6 +121,7 @@ const newAcc = (): DayAcc => ({
 });
 
 export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
+  const dayRowIntervalMs = opts.dayRowIntervalMs ?? 60_000;
   const day = tumbling(DAY_MS, opts.graceMs ?? 3_600_000) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
   const newState = (): ChurnState => ({ days: new WindowStore(day, newAcc), views: new KeyedStore<ViewState>({ forgetAt: (v) => v.lastMs + DAY_MS + 1 }) });
   const row = (ws: number, account: string, a: DayAcc, final: boolean) => ({
@@ -252,7 +260,10 @@ export function churnProcessor(opts: ChurnOptions = {}): Processor<ChurnState> {
       // Forget views idle for a day.
       s.views.advance(wm);
     },
-    onFlush: (s, out, full) => emitAll(s, out, null, full),
+    onFlush: (s, out, full, live) => {
+      if (full && live !== undefined && dayRowIntervalMs > 0) s.days.flushAged(live.nowMs, dayRowIntervalMs, row, (r) => out.emit('churn_account_daily', r));
+      else emitAll(s, out, null, full);
+    },
     // Views as positional tuples (no key names: less than half the bytes).
     serialize: (s) => ({ days: s.days.toJSON(), views: Array.from(s.views.entries(), (e) => viewToTuple(e.key, e.value)) }),
     deserialize(j) {

@@ -138,6 +138,11 @@ export class KeyedStore<V> {
   /** Entries that turned dirty while open / while closed (each listed once per turn). */
   private dirtyOpen: KeyedEntry<V>[] = [];
   private dirtyClosed: KeyedEntry<V>[] = [];
+  /**
+   * Where dirtyOpen stood at each `flushOpenAged` (processing time): the entries listed before
+   * `end` had turned dirty by `atMs`. Ascending in both; emptied whenever dirtyOpen is.
+   */
+  private ageMarks: Array<{ end: number; atMs: number }> = [];
   readonly tombstones = new Map<string, number>();
   private readonly tombstoneQueue = new DeadlineQueue<[string, number]>();
   /** Entries changed since the last checkpoint (each listed once), keys removed, tombstones changed. */
@@ -365,6 +370,7 @@ export class KeyedStore<V> {
 
   /** Update rows of open entries changed since their last row, whatever the policy says. */
   flushOpen(emit?: (e: KeyedEntry<V>, final: boolean) => void): number {
+    this.ageMarks = [];
     if (this.dirtyOpen.length === 0) return 0;
     const list = this.dirtyOpen;
     this.dirtyOpen = [];
@@ -377,6 +383,41 @@ export class KeyedStore<V> {
       if (emit) emit(e, false);
       n++;
     }
+    return n;
+  }
+
+  /**
+   * Update rows of open entries that turned dirty at least `minAgeMs` ago (processing time, as the
+   * calls tell it: `nowMs` of each call marks how far the list of changed entries had grown by
+   * then). An entry is written at most once per `minAgeMs`, and its latest change at most about
+   * `minAgeMs` plus the time between two calls after it happened: a key updated every few seconds
+   * gets one row per `minAgeMs` instead of one per commit cycle, and since entries turn dirty
+   * spread over time, so are their rows (no burst of every open entry at once). The rows held
+   * back stay dirty (their marks are checkpointed; a restored entry counts as changed at the
+   * first call after the restore).
+   */
+  flushOpenAged(nowMs: number, minAgeMs: number, emit?: (e: KeyedEntry<V>, final: boolean) => void): number {
+    const cutoff = nowMs - minAgeMs;
+    let upTo = 0;
+    let k = 0;
+    while (k < this.ageMarks.length && this.ageMarks[k]!.atMs <= cutoff) upTo = this.ageMarks[k++]!.end;
+    let n = 0;
+    if (upTo > 0) {
+      const list = this.dirtyOpen;
+      for (let i = 0; i < upTo; i++) {
+        const e = list[i]!;
+        // Closed since it was listed (it is in the closed list, or written), or no longer the key's.
+        if (!e.dirty || e.closed || !this.live(e)) continue;
+        e.dirty = false;
+        this.changed(e);
+        if (emit) emit(e, false);
+        n++;
+      }
+      this.dirtyOpen = list.slice(upTo);
+      this.ageMarks = this.ageMarks.slice(k).map((m) => ({ end: m.end - upTo, atMs: m.atMs }));
+    }
+    const last = this.ageMarks.at(-1);
+    if (this.dirtyOpen.length > (last?.end ?? 0)) this.ageMarks.push({ end: this.dirtyOpen.length, atMs: nowMs });
     return n;
   }
 
@@ -449,6 +490,7 @@ export class KeyedStore<V> {
     this.deadlines.clear();
     this.forgets.clear();
     this.dirtyOpen = [];
+    this.ageMarks = [];
     this.dirtyClosed = [];
     this.unsaved = [];
     this.removed.clear();

@@ -18,7 +18,7 @@ import {
   type DedupDelta,
   type DedupState,
 } from './dedup.js';
-import type { Emitter, Processor, ProcessContext, RecordRef } from './processor.js';
+import type { Emitter, LiveFlush, Processor, ProcessContext, RecordRef } from './processor.js';
 import { newPartitionTime, observe, type PartitionTime } from './watermark.js';
 
 export type Push = (table: string, row: Record<string, unknown>) => void;
@@ -252,8 +252,8 @@ export class PartitionTask<S> {
   }
 
   /** Emits rows of open windows changed since the last flush (every commit cycle; see Processor.onFlush). */
-  flush(push: Push, full = true): void {
-    this.processor.onFlush(this.state, this.out(push), full);
+  flush(push: Push, full = true, live?: LiveFlush): void {
+    this.processor.onFlush(this.state, this.out(push), full, live);
   }
 
   /** The full state (a new base: the change tracking starts again from here). */

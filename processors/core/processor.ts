@@ -19,6 +19,15 @@ import type { EventKind } from '../../contracts/topics.js';
 import { EmitPolicy, KeyedStore, UPDATE_INTERVAL_MS, type KeyedEntry } from './keyed-store.js';
 import type { WindowSpec } from './windows.js';
 
+/**
+ * A commit cycle of a consumer that has caught up and goes on (not its last before stopping or a
+ * handover, not an idle one): what Processor.onFlush may hold back rows by.
+ */
+export interface LiveFlush {
+  /** The runner's clock (processing time) at the cycle. */
+  nowMs: number;
+}
+
 export interface RecordRef {
   topic: string;
   kind: EventKind;
@@ -80,11 +89,14 @@ export interface Processor<S> {
   /**
    * At every commit cycle, before its rows are written: emit the rows of open windows that
    * changed. `full` is true when the consumer has caught up or is stopping: every pending row must
-   * be written then. Under load (`full` false) a processor may hold back rows it would otherwise
-   * rewrite many times (QoE writes changed open views once per watermark minute); held-back rows
-   * must survive a checkpoint (their dirty marks are part of the state).
+   * be written then, except that a live cycle (`live` given: caught up, not stopping) may hold back
+   * per-entity rows that change every few seconds for at most an interval of its own
+   * (`live.nowMs`, processing time; KeyedStore.flushOpenAged). Under load (`full` false) a
+   * processor may hold back rows it would otherwise rewrite many times (QoE writes changed open
+   * views once per watermark minute); held-back rows must survive a checkpoint (their dirty marks
+   * are part of the state).
    */
-  onFlush(state: S, out: Emitter, full: boolean): void;
+  onFlush(state: S, out: Emitter, full: boolean, live?: LiveFlush): void;
   serialize(state: S): unknown;
   deserialize(json: unknown): S;
   /**
@@ -234,6 +246,26 @@ export class WindowStore<A> {
     let n = 0;
     for (const [ws, w] of this.windows) {
       n += w.flushOpen((e) => {
+        const row = toRow(ws, e.key, e.value, false);
+        if (row) emit(row);
+      });
+    }
+    return n;
+  }
+
+  /**
+   * Update rows of open windows' entries changed at least `minAgeMs` ago (processing time; see
+   * KeyedStore.flushOpenAged): at most one row per entry per `minAgeMs` while the consumer is live.
+   */
+  flushAged(
+    nowMs: number,
+    minAgeMs: number,
+    toRow: (windowStartMs: number, key: string, acc: A, final: boolean) => Record<string, unknown> | null,
+    emit: (row: Record<string, unknown>) => void,
+  ): number {
+    let n = 0;
+    for (const [ws, w] of this.windows) {
+      n += w.flushOpenAged(nowMs, minAgeMs, (e) => {
         const row = toRow(ws, e.key, e.value, false);
         if (row) emit(row);
       });

@@ -964,11 +964,15 @@ export class ProcessorRunner<S = unknown> {
     const force = kind === 'force';
     const tCycle = performance.now();
     const runs = this.tasksOf();
+    // Caught up and going on with records (not stopping, not an idle cycle, i.e. not when the
+    // traffic has stopped): processors may hold per-entity rows back for an interval of their own.
+    const live = kind === 'busy' && caughtUp ? { nowMs: this.clock() } : undefined;
     for (const run of runs) {
       if (this.opts.emitUpdates === false) break;
       const before = this.pendingRows;
-      // Caught up or stopping: every pending row; while behind, processors may hold some back.
-      run.flush(this.pushFn, force || caughtUp);
+      // Caught up or stopping: every pending row (but what a live cycle may hold back); while
+      // behind, processors may hold some back.
+      run.flush(this.pushFn, force || caughtUp, live);
       if (this.pendingRows > before) this.deps.metrics.windowEmissions.inc({ processor: run.processor.name, kind: 'update' }, this.pendingRows - before);
     }
     const flushMs = performance.now() - tCycle;

@@ -123,6 +123,12 @@ export interface QoeState {
   minute: WindowStore<MinuteAcc>;
   /** Watermark of the last finalisation pass (not checkpointed: a restore scans once more). */
   scannedWm?: number;
+  /**
+   * The last commit cycle was a live one (caught up, going on): open views' rows are written by
+   * age (QoeOptions.viewRowIntervalMs), not at the first record of each watermark minute. Not
+   * checkpointed: a restored state starts as behind until its first live cycle.
+   */
+  live?: boolean;
 }
 
 export interface QoeOptions {
@@ -134,6 +140,13 @@ export interface QoeOptions {
   timeoutMs?: number;
   /** How long (event time) a finalised view is kept to absorb corrections. */
   retainMs?: number;
+  /**
+   * While the consumer is live (caught up), an open view's row is written at most once per this
+   * long (processing time), its latest change at most about this long plus a commit cycle after
+   * it happened (default 30 s; 0: at every cycle). Views change at every heartbeat (10 s), so
+   * writing them at every cycle wrote about one row per heartbeat. Final rows are never held back.
+   */
+  viewRowIntervalMs?: number;
 }
 
 const SEP = '\u001f';
@@ -463,6 +476,7 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
   const endGraceMs = opts.endGraceMs ?? 60_000;
   const timeoutMs = opts.timeoutMs ?? VIEW_TIMEOUT_MS;
   const retainMs = opts.retainMs ?? 2 * VIEW_TIMEOUT_MS;
+  const viewRowIntervalMs = opts.viewRowIntervalMs ?? 30_000;
   const minuteSpec = tumbling(MINUTE_MS, graceMs) as Extract<ReturnType<typeof tumbling>, { kind: 'tumbling' }>;
   /**
    * The watermark at which an open view is finalised: view_end + endGraceMs, else last event +
@@ -516,7 +530,8 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
       const wm = ctx.watermarkMs;
       // The first record of a new watermark minute writes the open views changed before it
       // (the emit policy, evaluated at records: the rows depend on the records alone).
-      if (s.views.policy.due(false, wm)) s.views.flushOpen(writeView(ctx));
+      // While live, open views are written by age at the commit cycles instead (onFlush).
+      if (!s.live && s.views.policy.due(false, wm)) s.views.flushOpen(writeView(ctx));
       let entry = s.views.entry(e.view_id);
       let v = entry?.value;
       if (!v && t + timeoutMs <= wm) {
@@ -607,10 +622,15 @@ export function qoeProcessor(opts: QoeOptions = {}): Processor<QoeState> {
       finaliseViews(s, out, wm);
       s.minute.closeUpTo(wm, minuteRow, (row) => out.emit('qoe_minute', row));
     },
-    onFlush(s, out, full) {
+    onFlush(s, out, full, live) {
       // Final rows of views corrected since the last pass; when `full` (caught up, or stopping)
-      // also every changed open view. Under load open views wait for the next watermark minute.
-      if (full) s.views.flush(true, writeView(out));
+      // also every changed open view, but a live cycle writes an open view's row at most once
+      // per viewRowIntervalMs. Under load open views wait for the next watermark minute.
+      s.live = full && live !== undefined && viewRowIntervalMs > 0;
+      if (s.live) {
+        s.views.flushClosed(writeView(out));
+        s.views.flushOpenAged(live!.nowMs, viewRowIntervalMs, writeView(out));
+      } else if (full) s.views.flush(true, writeView(out));
       else s.views.flushClosed(writeView(out));
       s.minute.flushDue(full, minuteRow, (row) => out.emit('qoe_minute', row));
     },

@@ -131,6 +131,34 @@ describe('churn daily facts', () => {
       },
     });
   });
+  it('live cycles (open account-days written by age, at most once per 60 s of processing time) and a last full flush give the same facts', () => {
+    const d = new ProcessorTestDriver(churnProcessor());
+    const open: number[] = [];
+    let seen = 0;
+    for (const r of input) {
+      d.nowMs = r.event.event_time;
+      d.pipe([{ kind: r.kind, partition: 0, event: r.event }]);
+      d.flushLive();
+      const rows = d.emitted.get('churn_account_daily') ?? [];
+      for (const row of rows.slice(seen)) if (row.is_final === 0) open.push(d.nowMs);
+      seen = rows.length;
+      // Every 1 s of processing time after the event a cycle finds nothing new and writes by age.
+      for (let t = 1; t <= 3; t++) d.flushLive(d.nowMs + t * 1_000);
+    }
+    const liveRows = (d.emitted.get('churn_account_daily') ?? []).length;
+    d.flush();
+    expect(facts(d)).toEqual(straight);
+    expect(open.length).toBeGreaterThan(0);
+    // The same account-day is written at most once a minute: fewer rows than a write at every cycle.
+    const every = new ProcessorTestDriver(churnProcessor({ dayRowIntervalMs: 0 }));
+    for (const r of input) {
+      every.nowMs = r.event.event_time;
+      every.pipe([{ kind: r.kind, partition: 0, event: r.event }]);
+      every.flushLive();
+    }
+    expect(liveRows).toBeLessThan((every.emitted.get('churn_account_daily') ?? []).length);
+  });
+
   it.each([
     [1, 4],
     [3, undefined],

@@ -119,6 +119,35 @@ describe('qoe golden', () => {
     }
   });
 
+  it('live cycles (open views written by age, at most once per 30 s of processing time) and a last full flush give the same rows', () => {
+    const d = driver();
+    // Processing time follows event time (a live consumer); a commit cycle after every event.
+    const openRows = new Map<string, number[]>();
+    let seen = 0;
+    for (const r of records(1)) {
+      d.nowMs = r.event.event_time as number;
+      d.pipe([r]);
+      d.flushLive();
+      const rows = d.emitted.get('qoe_views') ?? [];
+      for (const row of rows.slice(seen))
+        if (row.is_final === 0) (openRows.get(String(row.view_id)) ?? openRows.set(String(row.view_id), []).get(String(row.view_id))!).push(d.nowMs);
+      seen = rows.length;
+    }
+    d.flush();
+    check(d);
+    // Some open view rows, none within 30 s of the view's previous one.
+    expect(openRows.size).toBeGreaterThan(0);
+    for (const [id, at] of openRows) for (let i = 1; i < at.length; i++) expect(at[i]! - at[i - 1]!, id).toBeGreaterThanOrEqual(30_000);
+    // Fewer rows than a cycle that writes every changed open view.
+    const every = driver();
+    for (const r of records(1)) {
+      every.nowMs = r.event.event_time as number;
+      every.pipe([r]);
+      every.flush();
+    }
+    expect(d.emitted.get('qoe_views')!.length).toBeLessThan(every.emitted.get('qoe_views')!.length);
+  });
+
   it.each([2, 3])('split across %i partitions gives the same rows', (n) => {
     const d = driver();
     d.pipe(records(n));

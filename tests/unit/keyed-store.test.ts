@@ -95,6 +95,46 @@ describe('KeyedStore', () => {
     expect(rows).toEqual(['a=1', 'a=2', 'a=2']);
   });
 
+  it('live open rows by age: at most one row per entry per interval of processing time, the latest change at most an interval and a call later, spread as the changes were', () => {
+    const s = mk();
+    const { rows, emit } = rowsOf();
+    const a = s.add('a', { last: 0, end: null, n: 1 });
+    // The first call marks where the changed entries stand (a changed by t = 0): nothing is 30 s old yet.
+    expect(s.flushOpenAged(0, 30_000, emit)).toBe(0);
+    s.add('b', { last: 1, end: null, n: 1 });
+    // a changes again and again while its row is pending: still one row.
+    for (let i = 0; i < 5; i++) {
+      a.value.n++;
+      s.touch(a);
+    }
+    expect(s.flushOpenAged(10_000, 30_000, emit)).toBe(0);
+    expect(s.pendingOpen()).toBe(2);
+    // At 30 s what changed by 0 s is written (a, with every change since), b (changed after 0 s, by 10 s) waits.
+    expect(s.flushOpenAged(30_000, 30_000, emit)).toBe(1);
+    expect(rows).toEqual(['a=6']);
+    // a changes again: listed behind b, written once it is an interval old too.
+    a.value.n++;
+    s.touch(a);
+    expect(s.flushOpenAged(35_000, 30_000, emit)).toBe(0);
+    expect(s.flushOpenAged(40_000, 30_000, emit)).toBe(1);
+    expect(rows).toEqual(['a=6', 'b=1']);
+    // A closed entry is not an open row (its final row is flushClosed's); a full flush writes what is left at once.
+    s.advance(150, emit);
+    expect(rows.slice(2)).toEqual(['a=7F', 'b=1F']);
+    expect(s.flushOpenAged(100_000, 30_000, emit)).toBe(0);
+    const c = s.add('c', { last: 200, end: null, n: 1 });
+    expect(s.flushOpenAged(100_001, 30_000, emit)).toBe(0);
+    c.value.n++;
+    s.touch(c);
+    expect(s.flush(true, emit, 200)).toBe(1);
+    // flushOpen forgot the marks: a change after it waits a whole interval from the next call.
+    s.touch(c);
+    expect(s.flushOpenAged(100_002, 30_000, emit)).toBe(0);
+    expect(s.flushOpenAged(130_001, 30_000, emit)).toBe(0);
+    expect(s.flushOpenAged(130_002, 30_000, emit)).toBe(1);
+    expect(rows.slice(4)).toEqual(['c=2', 'c=2']);
+  });
+
   it('a store without closing forgets by its forget deadline (lazily moved later) and keeps tombstones for their time', () => {
     const s = new KeyedStore<V>({
       forgetAt: (v) => v.last + 10,
