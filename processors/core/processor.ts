@@ -20,8 +20,9 @@ import { EmitPolicy, KeyedStore, UPDATE_INTERVAL_MS, type KeyedEntry } from './k
 import type { WindowSpec } from './windows.js';
 
 /**
- * A commit cycle of a consumer that has caught up and goes on (not its last before stopping or a
- * handover, not an idle one): what Processor.onFlush may hold back rows by.
+ * A commit cycle of a consumer that has caught up and goes on: records came since the cycle
+ * before, and it is not the last before stopping or a handover. What Processor.onFlush may hold
+ * back rows by.
  */
 export interface LiveFlush {
   /** The runner's clock (processing time) at the cycle. */

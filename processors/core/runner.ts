@@ -970,7 +970,7 @@ export class ProcessorRunner<S = unknown> {
     // empty now and then (at 10,000 events/s, twice in two minutes), and writing every row held
     // back at such a cycle (120,000 rows, a 0.5 s flush and a 1.7 s insert) delayed every result
     // by seconds. A cycle with no record since the one before writes them.
-    const live = caughtUp && !force && (kind === 'busy' || this.loopTimes.records > 0) ? { nowMs: this.clock() } : undefined;
+    const live = caughtUp && !force && this.loopTimes.records > 0 ? { nowMs: this.clock() } : undefined;
     for (const run of runs) {
       if (this.opts.emitUpdates === false) break;
       const before = this.pendingRows;
