@@ -44,6 +44,10 @@ const KEY = 'bench-viewer-key-0123456789abcdef';
 /** Also measure every endpoint reading the source tables only (rollups set aside), in the same run. */
 const REFERENCE = process.env.BENCH_API_REFERENCE !== '0';
 const FAMILIES = ['qoe', 'business'] as const;
+/** BENCH_API_PROFILE=1: after the timed requests, one more call per endpoint listing its ClickHouse queries and their times. */
+const PROFILE = process.env.BENCH_API_PROFILE === '1';
+/** How much of each query's text the profile prints (BENCH_API_PROFILE_CHARS, default 110). */
+const PROFILE_CHARS = Number(process.env.BENCH_API_PROFILE_CHARS ?? 110);
 
 // One data set per size, so the 10 M and 100 M runs do not regenerate each other's.
 /**
@@ -313,6 +317,36 @@ async function main(): Promise<void> {
     results.push({ e, p50: r.p50, p95: r.p95, max: r.max, bytes: r.body.length });
     bodies.set(e.url, r.body);
     console.log(`${e.url}: p50 ${r.p50.toFixed(1)} ms, p95 ${r.p95.toFixed(1)} ms, max ${r.max.toFixed(1)} ms, ${r.body.length} bytes`);
+  }
+  if (PROFILE) {
+    // Each query's time from the call to its parsed rows (embedded ClickHouse runs one query at a
+    // time, so queries an endpoint sends together queue behind each other: their times overlap).
+    const query = ch.client.query.bind(ch.client);
+    let log: Array<{ sql: string; ms: number }> = [];
+    ch.client.query = async (p: Parameters<typeof query>[0]) => {
+      const s = performance.now();
+      const rs = await query(p);
+      const json = rs.json.bind(rs);
+      return Object.assign(rs, {
+        json: async () => {
+          const rows = await json();
+          log.push({ sql: p.query.replace(/\s+/g, ' ').trim().slice(0, PROFILE_CHARS), ms: performance.now() - s });
+          return rows;
+        },
+      });
+    };
+    for (const e of ENDPOINTS) {
+      for (let i = 0; i < 3; i++) {
+        log = [];
+        const s = performance.now();
+        await app.inject({ method: 'GET', url: e.url, headers: { 'x-api-key': KEY } });
+        const total = performance.now() - s;
+        if (i < 2) continue;
+        console.log(`profile ${e.url}: ${total.toFixed(1)} ms in all`);
+        for (const q of log) console.log(`  ${q.ms.toFixed(1).padStart(6)} ms  ${q.sql}`);
+      }
+    }
+    ch.client.query = query;
   }
   if (REFERENCE) {
     // Same run, same data, the API reading the source tables only: the rollups' sealed marks are

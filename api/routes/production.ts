@@ -68,19 +68,28 @@ export function productionRoutes(app: FastifyInstance, ctx: ApiContext): void {
       },
     },
     async () => {
-      const [open] = await queryRows<Record<string, unknown>>(ctx.ch, `SELECT open_critical, open_issues FROM ${ctx.db}.production_open_critical`);
-      const [mttr] = await queryRows<Record<string, unknown>>(ctx.ch, `SELECT resolved_issues, mean_time_to_resolve_hours FROM ${ctx.db}.production_mttr`);
-      const bySev = await queryRows<Record<string, unknown>>(
+      // One query (embedded ClickHouse runs one at a time, each with a fixed cost of a few ms): the
+      // open issues by severity and the resolved ones' mean time to resolve, tagged by `k`. Open and
+      // open critical issues in all are the sums over severities (production_open_critical counts
+      // the same current issues; the live snapshot sums them the same way).
+      const rows = await queryRows<{ k: string; severity: string; a: number | string; b: number | string | null }>(
         ctx.ch,
-        `SELECT severity, sum(open_issues) AS open_issues, sum(open_critical) AS open_critical FROM ${ctx.db}.production_open_by_severity_show GROUP BY severity ORDER BY open_issues DESC, severity`,
+        `SELECT * FROM (
+         SELECT 'severity' AS k, severity, toFloat64(sum(open_issues)) AS a, toNullable(toFloat64(sum(open_critical))) AS b
+         FROM ${ctx.db}.production_open_by_severity_show GROUP BY severity
+         UNION ALL
+         SELECT 'mttr' AS k, '' AS severity, toFloat64(resolved_issues) AS a, toNullable(toFloat64(mean_time_to_resolve_hours)) AS b FROM ${ctx.db}.production_mttr)
+       ORDER BY k, a DESC, severity`,
       );
-      const h = mttr?.mean_time_to_resolve_hours;
+      const bySev = rows.filter((x) => x.k === 'severity').map((x) => ({ severity: x.severity, open_issues: Number(x.a), open_critical: Number(x.b) }));
+      const mttr = rows.find((x) => x.k === 'mttr');
+      const h = mttr?.b;
       return {
-        open_issues: Number(open?.open_issues ?? 0),
-        open_critical: Number(open?.open_critical ?? 0),
-        resolved_issues: Number(mttr?.resolved_issues ?? 0),
+        open_issues: bySev.reduce((a, x) => a + x.open_issues, 0),
+        open_critical: bySev.reduce((a, x) => a + x.open_critical, 0),
+        resolved_issues: Number(mttr?.a ?? 0),
         mean_time_to_resolve_hours: h === null || h === undefined || Number.isNaN(Number(h)) ? null : Number(h),
-        open_by_severity: numeric(bySev, ['open_issues', 'open_critical']),
+        open_by_severity: bySev,
       };
     },
   );
