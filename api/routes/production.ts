@@ -68,15 +68,17 @@ export function productionRoutes(app: FastifyInstance, ctx: ApiContext): void {
       },
     },
     async () => {
-      // One query (embedded ClickHouse runs one at a time, each with a fixed cost of a few ms): the
-      // open issues by severity and the resolved ones' mean time to resolve, tagged by `k`. Open and
-      // open critical issues in all are the sums over severities (production_open_critical counts
-      // the same current issues; the live snapshot sums them the same way).
+      // One query (embedded ClickHouse runs one at a time, each with a fixed cost of a few ms),
+      // tagged by `k`: the current open issues by severity (production_open_by_severity_show's
+      // counts without its per-show grouping: 8.6 against 4.5 ms on the 10 M bench data) and the
+      // resolved ones' mean time to resolve. Open and open critical issues in all are the sums over
+      // severities (production_open_critical counts the same current issues; the live snapshot
+      // sums them the same way).
       const rows = await queryRows<{ k: string; severity: string; a: number | string; b: number | string | null }>(
         ctx.ch,
         `SELECT * FROM (
-         SELECT 'severity' AS k, severity, toFloat64(sum(open_issues)) AS a, toNullable(toFloat64(sum(open_critical))) AS b
-         FROM ${ctx.db}.production_open_by_severity_show GROUP BY severity
+         SELECT 'severity' AS k, toString(severity) AS severity, toFloat64(count()) AS a, toNullable(toFloat64(countIf(is_critical = 1))) AS b
+         FROM ${ctx.db}.production_issues_current WHERE is_open = 1 GROUP BY severity
          UNION ALL
          SELECT 'mttr' AS k, '' AS severity, toFloat64(resolved_issues) AS a, toNullable(toFloat64(mean_time_to_resolve_hours)) AS b FROM ${ctx.db}.production_mttr)
        ORDER BY k, a DESC, severity`,

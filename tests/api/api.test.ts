@@ -356,6 +356,22 @@ describe('endpoints return data', () => {
         version: 1,
       },
     ]);
+    // The summary (one query) reads the same numbers as the production views Grafana reads.
+    const sum = (await get('/v1/production/summary')).json();
+    const [oc] = await queryRows<{ open_issues: string; open_critical: string }>(ch, `SELECT open_issues, open_critical FROM ${db}.production_open_critical`);
+    const [mttr] = await queryRows<{ resolved_issues: string; h: number }>(
+      ch,
+      `SELECT resolved_issues, mean_time_to_resolve_hours AS h FROM ${db}.production_mttr`,
+    );
+    const bySev = await queryRows<{ severity: string; o: string; c: string }>(
+      ch,
+      `SELECT severity, sum(open_issues) AS o, sum(open_critical) AS c FROM ${db}.production_open_by_severity_show GROUP BY severity ORDER BY o DESC, severity`,
+    );
+    expect([sum.open_issues, sum.open_critical]).toEqual([Number(oc!.open_issues), Number(oc!.open_critical)]);
+    expect(sum.resolved_issues).toBe(Number(mttr!.resolved_issues));
+    expect(sum.resolved_issues).toBeGreaterThan(0);
+    expect(sum.mean_time_to_resolve_hours).toBeCloseTo(mttr!.h, 9);
+    expect(sum.open_by_severity).toEqual(bySev.map((r) => ({ severity: r.severity, open_issues: Number(r.o), open_critical: Number(r.c) })));
     const shows = (await get('/v1/production/shows')).json();
     expect(shows.shows.length).toBeGreaterThan(0);
     // Open and resolved cost and delay per show add up to the totals (issue 18).
