@@ -235,7 +235,8 @@ const NOTE =
   'cdn × device × country). 023: the overall safety score counts views that started playing (Σ views_started: closed hours from ' +
   'qoe_series_rollup, the rest from qoe_minute) instead of merging every distinct view id (docs/safety.md). 024: each ' +
   'qoe_series_rollup row stores its startup p50 / p95, which a series at the rollup step (the 24 h series at 5 min) reads instead ' +
-  'of sorting its samples.';
+  "of sorting its samples. 025: the gift rollups' creator_id as LowCardinality (the creators top page filter). Since 2026-12-08 the " +
+  'business hourly route leaves out the kpi_business_1h view when the range is wholly sealed, and answers travel as JSONCompact (docs/api.md).';
 
 const pct = (sorted: number[], q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 
