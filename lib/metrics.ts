@@ -242,6 +242,13 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       buckets: secondsBuckets,
       registers: [registry],
     }),
+    liveStreams: new Gauge({ name: 'streampulse_live_streams', help: 'Open live dashboard streams (/v1/live/stream).', registers: [registry] }),
+    liveSnapshots: new Counter({
+      name: 'streampulse_live_snapshots_total',
+      help: 'Live snapshots computed for the streams, by result (ok|error): one per period and history length, however many streams show it.',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
   };
 }
 

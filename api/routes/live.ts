@@ -109,8 +109,65 @@ export async function liveSnapshot(ctx: ApiContext, minutes: number): Promise<Li
   };
 }
 
+/**
+ * The streams' snapshots, one per period and history length (`minutes`) however many streams show
+ * it: each open dashboard used to compute its own, so N dashboards cost N snapshots (two ClickHouse
+ * queries each, one at a time in embedded ClickHouse) every period. A feed starts with its first
+ * stream and stops with its last; a stream that joins gets the feed's last message at once when it
+ * is younger than a period, else the feed computes one now (unless one is under way, which it
+ * then gets). Each message is serialized once for all.
+ */
+class LiveFeeds {
+  private readonly feeds = new Map<
+    number,
+    { send: Set<(msg: string) => void>; timer: NodeJS.Timeout; busy: boolean; last: { at: number; msg: string } | null }
+  >();
+
+  constructor(private readonly ctx: ApiContext) {}
+
+  subscribe(minutes: number, send: (msg: string) => void): () => void {
+    let feed = this.feeds.get(minutes);
+    if (!feed) {
+      const f = { send: new Set<(msg: string) => void>(), timer: setInterval(() => void this.push(minutes), this.ctx.liveIntervalMs), busy: false, last: null };
+      this.feeds.set(minutes, (feed = f));
+    }
+    feed.send.add(send);
+    this.ctx.metrics.liveStreams.inc();
+    if (feed.last && Date.now() - feed.last.at < this.ctx.liveIntervalMs) send(feed.last.msg);
+    else void this.push(minutes);
+    return () => {
+      if (!feed.send.delete(send)) return;
+      this.ctx.metrics.liveStreams.dec();
+      if (feed.send.size === 0) {
+        clearInterval(feed.timer);
+        this.feeds.delete(minutes);
+      }
+    };
+  }
+
+  private async push(minutes: number): Promise<void> {
+    const feed = this.feeds.get(minutes);
+    if (!feed || feed.busy) return;
+    feed.busy = true;
+    let msg: string;
+    try {
+      msg = `event: snapshot\ndata: ${JSON.stringify(await liveSnapshot(this.ctx, minutes))}\n\n`;
+      feed.last = { at: Date.now(), msg };
+      this.ctx.metrics.liveSnapshots.inc({ result: 'ok' });
+    } catch (err) {
+      this.ctx.logger.warn({ event: 'live_snapshot_failed', err: (err as Error).message }, 'live snapshot failed');
+      this.ctx.metrics.liveSnapshots.inc({ result: 'error' });
+      msg = `event: error\ndata: ${JSON.stringify({ message: 'snapshot failed' })}\n\n`;
+    } finally {
+      feed.busy = false;
+    }
+    for (const send of [...feed.send]) send(msg);
+  }
+}
+
 export function liveRoutes(app: FastifyInstance, ctx: ApiContext): void {
   const streams = new Set<() => void>();
+  const feeds = new LiveFeeds(ctx);
   // preClose, not onClose: the server waits for open connections before onClose runs, and an
   // open stream (a dashboard tab) never ends by itself, so Ctrl-C of the demo hung until the tab closed.
   app.addHook('preClose', async () => {
@@ -137,7 +194,7 @@ export function liveRoutes(app: FastifyInstance, ctx: ApiContext): void {
       schema: {
         tags: ['live'],
         querystring: LiveQuery,
-        description: `Server-sent events: a "snapshot" event (the /v1/live/snapshot body) every ${ctx.liveIntervalMs} ms.`,
+        description: `Server-sent events: a "snapshot" event (the /v1/live/snapshot body) every ${ctx.liveIntervalMs} ms, computed once per period and \`minutes\` for every open stream.`,
       },
     },
     async (req, reply) => {
@@ -151,32 +208,19 @@ export function liveRoutes(app: FastifyInstance, ctx: ApiContext): void {
         'x-accel-buffering': 'no',
       });
       res.write(`retry: 3000\n\n`);
-      let busy = false;
       let closed = false;
-      const push = async () => {
-        if (busy || closed) return;
-        busy = true;
-        try {
-          const snap = await liveSnapshot(ctx, minutes);
-          if (!closed) res.write(`event: snapshot\ndata: ${JSON.stringify(snap)}\n\n`);
-        } catch (err) {
-          ctx.logger.warn({ event: 'live_snapshot_failed', err: (err as Error).message }, 'live snapshot failed');
-          if (!closed) res.write(`event: error\ndata: ${JSON.stringify({ message: 'snapshot failed' })}\n\n`);
-        } finally {
-          busy = false;
-        }
-      };
-      const timer = setInterval(() => void push(), ctx.liveIntervalMs);
+      const unsubscribe = feeds.subscribe(minutes, (msg) => {
+        if (!closed) res.write(msg);
+      });
       const close = () => {
         if (closed) return;
         closed = true;
-        clearInterval(timer);
+        unsubscribe();
         streams.delete(close);
         res.end();
       };
       streams.add(close);
       req.raw.on('close', close);
-      void push();
     },
   );
 }

@@ -4,7 +4,7 @@
  * roles, bad parameters (the 400 names the parameter), rate limiting (429 + Retry-After) and SQL
  * writes refused at both layers.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { createLogger } from '../../lib/logger.js';
@@ -533,6 +533,37 @@ describe('endpoints return data', () => {
     ctl.abort();
     const first = JSON.parse(text.split('event: snapshot\ndata: ')[1]!.split('\n')[0]!);
     expect(first.qoe.length).toBeGreaterThan(60);
+    await live.close();
+  });
+
+  it('open streams share one snapshot per period (not one each)', async () => {
+    const live = await buildApp({ liveIntervalMs: 150, docs: false });
+    const url = await live.listen({ port: 0, host: '127.0.0.1' });
+    const metric = async (name: string) => {
+      const body = await (await fetch(`${url}/metrics`)).text();
+      return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(body)?.[1] ?? 0);
+    };
+    const open = async () => {
+      const ctl = new AbortController();
+      const res = await fetch(`${url}/v1/live/stream?minutes=90&api_key=${KEYS.viewer}`, { signal: ctl.signal });
+      const reader = res.body!.getReader();
+      const state = { events: 0, text: '' };
+      const next = async () => {
+        while ((state.text.match(/event: snapshot/g) ?? []).length <= state.events) state.text += new TextDecoder().decode((await reader.read()).value);
+        state.events++;
+      };
+      return { ctl, state, next };
+    };
+    const [a, b, c] = [await open(), await open(), await open()];
+    for (let i = 0; i < 5; i++) await Promise.all([a.next(), b.next(), c.next()]);
+    expect(await metric('streampulse_live_streams')).toBe(3);
+    // Every snapshot computed since the first stream opened went to it; three streams computing
+    // their own would have made about three times as many.
+    const computed = await metric('streampulse_live_snapshots_total\\{result="ok"\\}');
+    expect(computed).toBeGreaterThanOrEqual(5);
+    expect(computed).toBeLessThanOrEqual((a.state.text.match(/event: snapshot/g) ?? []).length + 2);
+    for (const s of [a, b, c]) s.ctl.abort();
+    await vi.waitFor(async () => expect(await metric('streampulse_live_streams')).toBe(0));
     await live.close();
   });
 });
