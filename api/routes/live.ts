@@ -9,6 +9,7 @@ import { queryRows } from '../../sinks/clickhouse/client.js';
 import type { AlertExplanation } from '../alerts-service.js';
 import type { ApiContext } from '../context.js';
 import { numeric } from '../params.js';
+import { openBySeveritySql, productionTotals } from './production.js';
 import { qoeSeries } from './qoe.js';
 
 const LiveQuery = Type.Object({
@@ -45,8 +46,7 @@ export async function liveSnapshot(ctx: ApiContext, minutes: number): Promise<Li
   // a query (planning, FINAL), about 7 ms each on the 10 M bench data.
   const range = `window_start >= toDateTime({from:Float64}) AND window_start < toDateTime({to:Float64})`;
   // The open production issues by severity ride along as a fourth branch (`production`, one row
-  // per severity, t = 0): open and open critical issues in all are their sums
-  // (production_open_critical counts the same current issues).
+  // per severity, t = 0; openBySeveritySql, as the production summary reads them).
   const [qoe, perMinute, alerts] = await Promise.all([
     qoeSeries(ctx, 'none', [], '', p),
     queryRows<{ k: string; s: string; t: number | string; a: number | string; b: number | string; c: number | string; d: number | string }>(
@@ -63,8 +63,7 @@ export async function liveSnapshot(ctx: ApiContext, minutes: number): Promise<Li
          toFloat64(sumIf(events, event_type = 'action_taken' AND action_type != 'none')) AS b, toFloat64(sumIf(events, event_type = 'action_taken' AND severity = 'critical')) AS c, 0 AS d
        FROM ${db}.safety_events_1m FINAL WHERE ${range} GROUP BY t
        UNION ALL
-       SELECT 'production' AS k, toString(severity) AS s, 0 AS t, toFloat64(count()) AS a, toFloat64(countIf(is_critical = 1)) AS b, 0 AS c, 0 AS d
-       FROM ${db}.production_issues_current WHERE is_open = 1 GROUP BY severity)
+       SELECT 'production' AS k, severity AS s, 0 AS t, open_issues AS a, open_critical AS b, 0 AS c, 0 AS d FROM (${openBySeveritySql(db)}))
        ORDER BY k, t, a DESC, s SETTINGS prefer_column_name_to_alias = 1`,
       p,
     ),
@@ -87,8 +86,7 @@ export async function liveSnapshot(ctx: ApiContext, minutes: number): Promise<Li
     gifts: numeric(gifts, ['t', 'gifts']),
     safety: numeric(safety, ['t', 'reports', 'actions', 'critical_actions']),
     production: {
-      open_issues: bySev.reduce((a, r) => a + r.open_issues, 0),
-      open_critical: bySev.reduce((a, r) => a + r.open_critical, 0),
+      ...productionTotals(bySev),
       by_severity: bySev.map(({ severity, open_issues }) => ({ severity, open_issues })),
     },
     alerts: {

@@ -56,6 +56,22 @@ const Show = Type.Object({
   playback_failure_pct: Num,
 });
 
+/**
+ * The current open issues by severity (severity, open_issues, open_critical): the counts of
+ * production_open_by_severity_show without its per-show grouping (8.6 against 4.5 ms on the 10 M
+ * bench data). The production summary and the live snapshot read it inside their one query; open
+ * and open critical issues in all are its sums (productionTotals), the numbers of
+ * production_open_critical.
+ */
+export const openBySeveritySql = (db: string) =>
+  `SELECT toString(severity) AS severity, toFloat64(count()) AS open_issues, toFloat64(countIf(is_critical = 1)) AS open_critical
+   FROM ${db}.production_issues_current WHERE is_open = 1 GROUP BY severity`;
+
+/** Open and open critical issues in all, from the rows of openBySeveritySql. */
+export function productionTotals(bySev: ReadonlyArray<{ open_issues: number; open_critical: number }>): { open_issues: number; open_critical: number } {
+  return { open_issues: bySev.reduce((a, r) => a + r.open_issues, 0), open_critical: bySev.reduce((a, r) => a + r.open_critical, 0) };
+}
+
 export function productionRoutes(app: FastifyInstance, ctx: ApiContext): void {
   app.get(
     '/v1/production/summary',
@@ -69,16 +85,11 @@ export function productionRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
     async () => {
       // One query (embedded ClickHouse runs one at a time, each with a fixed cost of a few ms),
-      // tagged by `k`: the current open issues by severity (production_open_by_severity_show's
-      // counts without its per-show grouping: 8.6 against 4.5 ms on the 10 M bench data) and the
-      // resolved ones' mean time to resolve. Open and open critical issues in all are the sums over
-      // severities (production_open_critical counts the same current issues; the live snapshot
-      // sums them the same way).
+      // tagged by `k`: the open issues by severity and the resolved ones' mean time to resolve.
       const rows = await queryRows<{ k: string; severity: string; a: number | string; b: number | string | null }>(
         ctx.ch,
         `SELECT * FROM (
-         SELECT 'severity' AS k, toString(severity) AS severity, toFloat64(count()) AS a, toNullable(toFloat64(countIf(is_critical = 1))) AS b
-         FROM ${ctx.db}.production_issues_current WHERE is_open = 1 GROUP BY severity
+         SELECT 'severity' AS k, severity, open_issues AS a, toNullable(open_critical) AS b FROM (${openBySeveritySql(ctx.db)})
          UNION ALL
          SELECT 'mttr' AS k, '' AS severity, toFloat64(resolved_issues) AS a, toNullable(toFloat64(mean_time_to_resolve_hours)) AS b FROM ${ctx.db}.production_mttr)
        ORDER BY k, a DESC, severity`,
@@ -87,8 +98,7 @@ export function productionRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const mttr = rows.find((x) => x.k === 'mttr');
       const h = mttr?.b;
       return {
-        open_issues: bySev.reduce((a, x) => a + x.open_issues, 0),
-        open_critical: bySev.reduce((a, x) => a + x.open_critical, 0),
+        ...productionTotals(bySev),
         resolved_issues: Number(mttr?.a ?? 0),
         mean_time_to_resolve_hours: h === null || h === undefined || Number.isNaN(Number(h)) ? null : Number(h),
         open_by_severity: bySev,
